@@ -1,0 +1,1 @@
+"""HTTP adapter (FastAPI). Parses, authenticates, calls a service, serialises. No business rules."""

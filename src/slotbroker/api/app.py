@@ -1,0 +1,78 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import slotbroker
+from slotbroker.api import problems
+from slotbroker.api.content import YAML_TYPES, ContentMiddleware
+from slotbroker.api.limits import LimitsMiddleware
+from slotbroker.api.metrics import Metrics, MetricsMiddleware
+from slotbroker.api.routers import catalog, health, network, providers, topology
+from slotbroker.api.routers.deps import Services
+from slotbroker.config import Settings
+from slotbroker.store import migrate
+from slotbroker.store.db import Database
+
+DESCRIPTION = """A time-aware resource broker: inventory, calendar, find-slot, offers and leases.
+
+Every request and response body may be JSON or YAML (`Content-Type` / `Accept`: `application/yaml`).
+Errors are RFC 9457 problem details with a stable `code`."""
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = db or Database(settings.database_url)
+    if settings.migrate_on_start:
+        migrate.upgrade(db.engine)
+    app = FastAPI(title="slotbroker", version=slotbroker.__version__, description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.services = Services.build(db)
+    app.state.metrics = Metrics()
+    problems.install(app)
+    for module in (health, providers, catalog, network, topology):
+        app.include_router(module.router)
+    # Outermost last: metrics see everything, limits refuse before bodies are read.
+    app.add_middleware(ContentMiddleware, max_body=settings.max_body_bytes,
+                       large_paths={"/v1/topology": settings.max_topology_bytes})
+    app.add_middleware(LimitsMiddleware, max_in_flight=settings.max_in_flight, rate_per_s=settings.rate_per_s,
+                       burst=settings.rate_burst)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """The generated document plus what FastAPI cannot know: YAML twins and the problem schemas."""
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schemas["Problem"].pop("$defs", {})
+    schemas.update(defs)
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    for path in doc.get("paths", {}).values():
+        for op in path.values():
+            body = op.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                body["application/yaml"] = body["application/json"]
+            for status, resp in op.get("responses", {}).items():
+                if status == "422" and "application/json" in resp.get("content", {}):
+                    resp["content"] = {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    resp["description"] = "Unprocessable Content"
+                content = resp.get("content", {})
+                for ctype in list(content):
+                    if ctype in ("application/json", problems.PROBLEM_JSON):
+                        content.setdefault("application/yaml", content[ctype])
+    doc["x-yaml-media-types"] = list(YAML_TYPES)
+    return doc

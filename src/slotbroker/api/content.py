@@ -1,0 +1,173 @@
+"""JSON and YAML both ways, and request size limits, as one ASGI middleware.
+
+Routes are written once, for JSON. A YAML request body is parsed here (safely: no arbitrary tags, no
+aliases, so no "billion laughs") and handed on as JSON; a client that prefers YAML in ``Accept`` gets
+the JSON response re-serialised as YAML. Bodies past the size limit are refused with 413 before they
+are parsed, and media types we cannot read get 415, never a confusing validation error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import yaml
+
+from slotbroker.api.problems import PROBLEM_JSON, problem_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPES = ("application/json", PROBLEM_JSON)
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases: a few bytes of anchors can otherwise expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError("while composing", None, "YAML aliases are not accepted", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(f"cannot represent {type(value).__name__} in JSON")
+
+
+def parse_yaml(text: bytes) -> Any:
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - NoAliasLoader is a SafeLoader
+
+
+def dump_yaml(data: Any) -> bytes:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def prefers_yaml(accept: str) -> bool:
+    """True when the Accept header ranks a YAML type above JSON (ties go to JSON)."""
+    best_yaml = best_json = -1.0
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if kind.lower() in YAML_TYPES:
+            best_yaml = max(best_yaml, q)
+        elif kind.lower() in (*JSON_TYPES, "*/*", "application/*"):
+            best_json = max(best_json, q)
+    return best_yaml > 0 and best_yaml > best_json
+
+
+class ContentMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body: int, large_paths: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.large_paths = large_paths or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = self.large_paths.get(scope["path"], self.max_body)
+        path = scope["path"]
+
+        async def reply(status: int, code: str, detail: str, **kw: Any) -> None:
+            await problem_response(status, code, detail, instance=path, **kw)(scope, receive, send)
+
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await reply(400, "bad_request", "Content-Length is not a number")
+                return
+            if int(declared) > limit:
+                await reply(413, "payload_too_large", f"request body over the {limit}-byte limit")
+                return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await reply(413, "payload_too_large", f"request body over the {limit}-byte limit")
+                return
+
+        ctype = media_type(headers.get("content-type"))
+        if body and ctype in YAML_TYPES:
+            try:
+                data = parse_yaml(bytes(body))
+            except yaml.YAMLError as exc:
+                await reply(400, "malformed_body", f"the request body is not valid YAML: {exc}")
+                return
+            body = bytearray(json.dumps(data, default=_json_default).encode())
+            scope = dict(scope)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in
+                                (b"content-type", b"content-length")]
+            scope["headers"] += [(b"content-type", b"application/json"),
+                                 (b"content-length", str(len(body)).encode())]
+        elif body and ctype and ctype not in JSON_TYPES and not ctype.endswith("+json"):
+            await reply(415, "unsupported_media_type",
+                        f"cannot read {ctype}; send application/json or application/yaml")
+            return
+
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        if not prefers_yaml(headers.get("accept", "")):
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, replay, _YamlResponder(send))
+
+
+class _YamlResponder:
+    """Buffers a JSON response and re-sends it as YAML."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.start: Message | None = None
+        self.chunks = bytearray()
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+            return
+        if message["type"] != "http.response.body" or self.start is None:
+            await self.send(message)
+            return
+        self.chunks += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        start, body = self.start, bytes(self.chunks)
+        headers = [(k, v) for k, v in start.get("headers", [])]
+        ctype = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
+        if media_type(ctype) in JSON_TYPES and body:
+            body = dump_yaml(json.loads(body))
+            headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
+            headers += [(b"content-type", b"application/yaml"), (b"content-length", str(len(body)).encode())]
+        await self.send({**start, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,29 @@
+"""Settings, read from ``SLOTBROKER_*`` environment variables (docs/operations.md lists them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from slotbroker.store.db import database_url
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=database_url)
+    max_body_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_BODY_BYTES", 1 << 20))
+    max_topology_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_BYTES", 32 << 20))
+    max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
+    rate_per_s: float = field(default_factory=lambda: _float("SLOTBROKER_RATE_PER_S", 50.0))
+    rate_burst: int = field(default_factory=lambda: _int("SLOTBROKER_RATE_BURST", 200))
+    migrate_on_start: bool = field(
+        default_factory=lambda: os.environ.get("SLOTBROKER_MIGRATE_ON_START", "1") not in ("0", "false")
+    )

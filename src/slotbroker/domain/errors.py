@@ -1,0 +1,79 @@
+"""Errors the domain and services raise, each with a stable snake_case ``code``.
+
+Adapters map them to transport details (HTTP status, exit codes); the domain only says *what* went
+wrong and *which field*, as a JSON pointer, so a client can highlight it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One offending field: ``pointer`` is an RFC 6901 JSON pointer into the request document."""
+
+    pointer: str
+    detail: str
+
+
+def pointer(*parts: str | int) -> str:
+    """Build a JSON pointer from path parts, escaping ``~`` and ``/`` as RFC 6901 says."""
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "".join("/" + p for p in escaped)
+
+
+@dataclass
+class SlotbrokerError(Exception):
+    """Base of every expected failure; anything else reaching an adapter is a bug."""
+
+    detail: str
+    errors: list[FieldError] = field(default_factory=list)
+    code: str = "error"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+
+@dataclass
+class ValidationFailed(SlotbrokerError):
+    code: str = "validation_error"
+
+
+@dataclass
+class NotFound(SlotbrokerError):
+    code: str = "not_found"
+
+
+@dataclass
+class AlreadyExists(SlotbrokerError):
+    code: str = "already_exists"
+
+
+@dataclass
+class ConcurrentUpdate(SlotbrokerError):
+    """A compare-and-swap lost: the caller's generation is stale. Re-read and retry."""
+
+    code: str = "concurrent_update"
+
+
+@dataclass
+class InUse(SlotbrokerError):
+    """The object still carries allocations or dependants and cannot be removed or shrunk."""
+
+    code: str = "in_use"
+
+
+@dataclass
+class CapacityConflict(SlotbrokerError):
+    code: str = "capacity_conflict"
+
+
+@dataclass
+class Forbidden(SlotbrokerError):
+    code: str = "forbidden"
+
+
+@dataclass
+class Unauthorized(SlotbrokerError):
+    code: str = "unauthorized"

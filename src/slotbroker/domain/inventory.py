@@ -1,0 +1,70 @@
+"""Inventory of one resource class on one provider, and the rules an amount must follow.
+
+``capacity = (total - reserved) * allocation_ratio`` (floored), as in OpenStack Placement: ``reserved``
+keeps some for the host itself, ``allocation_ratio`` over-commits shareable classes such as VCPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+MAX_AMOUNT = 2**53  # exact in JSON numbers and in float64 arithmetic
+
+
+class Inventory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total: int = Field(ge=1, le=MAX_AMOUNT, description="Installed amount.")
+    reserved: int = Field(0, ge=0, le=MAX_AMOUNT, description="Kept back, never allocated.")
+    min_unit: int = Field(1, ge=1, le=MAX_AMOUNT, description="Smallest amount one allocation may take.")
+    max_unit: int | None = Field(
+        None, ge=1, le=MAX_AMOUNT, description="Largest amount one allocation may take; default total."
+    )
+    step_size: int = Field(1, ge=1, le=MAX_AMOUNT, description="Allocations are multiples of this.")
+    allocation_ratio: float = Field(1.0, gt=0, le=1000, description="Over-commit factor.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.reserved > self.total:
+            raise ValueError(f"reserved ({self.reserved}) exceeds total ({self.total})")
+        if self.max_unit is None:
+            object.__setattr__(self, "max_unit", self.total)
+        assert self.max_unit is not None
+        if self.min_unit > self.max_unit:
+            raise ValueError(f"min_unit ({self.min_unit}) exceeds max_unit ({self.max_unit})")
+        if self.step_size > self.max_unit:
+            raise ValueError(f"step_size ({self.step_size}) exceeds max_unit ({self.max_unit})")
+        return self
+
+    @property
+    def capacity(self) -> int:
+        return capacity_of(self.total, self.reserved, self.allocation_ratio)
+
+    def amount_problem(self, amount: int) -> str | None:
+        """Why one allocation of ``amount`` breaks this inventory's unit rules, or ``None``."""
+        assert self.max_unit is not None
+        if amount < self.min_unit:
+            return f"amount {amount} is below min_unit {self.min_unit}"
+        if amount > self.max_unit:
+            return f"amount {amount} is above max_unit {self.max_unit}"
+        if amount % self.step_size:
+            return f"amount {amount} is not a multiple of step_size {self.step_size}"
+        return None
+
+
+def capacity_of(total: int, reserved: int, allocation_ratio: float) -> int:
+    # A tiny epsilon keeps 0.1-style ratios from flooring 30.000000000000004 -> 30 but 29.9999 -> 29.
+    return math.floor((total - reserved) * allocation_ratio + 1e-9)
+
+
+def _shorthand(value: Any) -> Any:
+    """``VCPU: 128`` in a document means ``VCPU: {total: 128}``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"total": value}
+    return value
+
+
+InventoryField = Annotated[Inventory, BeforeValidator(_shorthand)]

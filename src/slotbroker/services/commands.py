@@ -1,0 +1,81 @@
+"""Inputs of the inventory use cases, validated by pydantic so every error names its field."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slotbroker.domain.inventory import InventoryField
+from slotbroker.domain.network import FacilityPortSpec, LinkSpec
+from slotbroker.domain.providers import AggregateName, Location, ProviderKind, ProviderName, TraitName
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateProvider(_Strict):
+    name: ProviderName
+    kind: ProviderKind = Field(description="region, site, host or device (links and ports have their own API)")
+    parent_uuid: UUID | None = None
+    uuid: UUID | None = Field(None, description="Optional; generated when absent.")
+    location: Location | None = None
+    traits: list[TraitName] = Field(default_factory=list)
+    aggregates: list[AggregateName] = Field(default_factory=list)
+    inventories: dict[str, InventoryField] = Field(default_factory=dict)
+
+
+class UpdateProvider(_Strict):
+    generation: int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    name: ProviderName | None = None
+    parent_uuid: UUID | None = None
+    location: Location | None = None
+
+
+class SetInventories(_Strict):
+    generation: int = Field(ge=0)
+    inventories: dict[str, InventoryField]
+
+
+class SetInventory(_Strict):
+    generation: int = Field(ge=0)
+    total: int = Field(ge=1, le=2**53)
+    reserved: int = Field(0, ge=0, le=2**53)
+    min_unit: int = Field(1, ge=1, le=2**53)
+    max_unit: int | None = Field(None, ge=1, le=2**53)
+    step_size: int = Field(1, ge=1, le=2**53)
+    allocation_ratio: float = Field(1.0, gt=0, le=1000)
+
+
+class SetNames(_Strict):
+    """Replace a provider's traits or aggregates."""
+
+    generation: int = Field(ge=0)
+    names: list[str] = Field(max_length=1000)
+
+
+class CreateResourceClass(_Strict):
+    name: str = Field(pattern=r"^CUSTOM_[A-Z0-9][A-Z0-9_]{0,247}$", examples=["CUSTOM_SMARTNIC"])
+    description: str = Field("", max_length=1000)
+
+
+class CreateLink(LinkSpec):
+    pass
+
+
+class UpdateLink(_Strict):
+    generation: int = Field(ge=0)
+    bandwidth_gbps: int | None = Field(None, ge=1, le=1_000_000)
+    latency_ms: float | None = Field(None, ge=0, le=100_000)
+
+
+class CreateFacilityPort(FacilityPortSpec):
+    pass
+
+
+class UpdateFacilityPort(_Strict):
+    generation: int = Field(ge=0)
+    device: str | None = Field(None, max_length=200)
+    vlans: str | None = None
+    bandwidth_gbps: int | None = Field(None, ge=1, le=1_000_000)

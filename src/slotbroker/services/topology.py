@@ -1,0 +1,166 @@
+"""Import and export of whole topology documents (docs/topology-format.md).
+
+Import is one transaction: it validates everything first (every problem with its JSON pointer), then
+upserts by name and touches only what differs, so importing an exported document changes nothing — no
+generation moves. With ``prune`` it also deletes tree providers, links and ports the document omits.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from slotbroker.domain.errors import AlreadyExists, FieldError, ValidationFailed
+from slotbroker.domain.inventory import Inventory
+from slotbroker.domain.network import FacilityPortSpec, LinkSpec, facility_port_provider_name
+from slotbroker.domain.providers import TREE_KINDS, Location, ProviderKind
+from slotbroker.domain.resource_classes import ClassKind
+from slotbroker.domain.topology import ProviderNode, Registry, ResourceClassSpec, Topology, validate_topology
+from slotbroker.services import inventory_ops as ops
+from slotbroker.services import views
+from slotbroker.services.network import upsert_link, upsert_port
+from slotbroker.store.db import Database
+from slotbroker.store.models import ProviderRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+
+class TopologyService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def import_(self, doc: Topology, *, prune: bool = False) -> views.ImportReport:
+        with UnitOfWork(self.db) as uow:
+            report = import_into(uow, doc, prune=prune)
+            uow.commit()
+            return report
+
+    def export(self) -> Topology:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            return export_from(uow)
+
+
+def import_into(uow: UnitOfWork, doc: Topology, *, prune: bool = False) -> views.ImportReport:
+    registry = Registry(uow.catalog.custom_class_names(), uow.catalog.custom_trait_names())
+    validate_topology(doc, registry)
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+
+    for rc in doc.resource_classes:
+        existing = uow.catalog.resource_class(rc.name)
+        if existing is None:
+            uow.catalog.add_resource_class(rc.name, ClassKind.CUSTOM.value, rc.description)
+        elif existing.description != rc.description:
+            existing.description = rc.description
+    for trait in doc.traits:
+        if uow.catalog.trait(trait) is None:
+            uow.catalog.add_trait(trait)
+
+    seen: set[str] = set()
+    rows: dict[str, ProviderRow] = {}
+    for node, parent, at in doc.walk():
+        parent_row = rows[parent.name] if parent else None
+        outcome, rows[node.name] = _upsert_provider(uow, node, parent_row, at)
+        counts[outcome] += 1
+        seen.add(node.name)
+    for i, link in enumerate(doc.links):
+        counts[upsert_link(uow, link, f"/links/{i}")] += 1
+        seen.add(link.name)
+    for i, port in enumerate(doc.facility_ports):
+        counts[upsert_port(uow, port, f"/facility_ports/{i}")] += 1
+        seen.add(facility_port_provider_name(port.site, port.name))
+    if prune:
+        counts["deleted"] = _prune(uow, seen)
+    if counts["created"] or counts["updated"] or counts["deleted"]:
+        uow.calendar.bump()
+    uow.session.flush()
+    return views.ImportReport(**counts, calendar_generation=uow.calendar.generation())
+
+
+def _upsert_provider(
+    uow: UnitOfWork, node: ProviderNode, parent: ProviderRow | None, at: str
+) -> tuple[str, ProviderRow]:
+    row = uow.providers.get(str(node.uuid)) if node.uuid else None
+    if row is None:
+        row = uow.providers.get_by_name(node.name)
+    if row is None:
+        row = ops.new_provider(uow, name=node.name, kind=node.kind, parent=parent,
+                               uuid=str(node.uuid) if node.uuid else None, location=node.location, at=at)
+        ops.apply_traits(uow, row, node.traits, f"{at}/traits")
+        ops.apply_aggregates(uow, row, node.aggregates)
+        ops.apply_inventories(uow, row, dict(node.inventories), f"{at}/inventories")
+        return "created", row
+    if row.kind not in {k.value for k in TREE_KINDS}:
+        raise AlreadyExists(f"{node.name!r} names a {row.kind}", [FieldError(f"{at}/name", "taken")])
+    changed = False
+    if row.name != node.name:
+        if uow.providers.get_by_name(node.name) is not None:
+            raise AlreadyExists(f"{node.name!r} is taken", [FieldError(f"{at}/name", "taken")])
+        row.name, changed = node.name, True
+    if row.kind != node.kind.value:
+        if uow.providers.has_children(row.id):
+            raise ValidationFailed("cannot change the kind of a provider with children",
+                                   [FieldError(f"{at}/kind", f"{row.name} is a {row.kind} with children")])
+        row.kind, changed = node.kind.value, True
+    parent_id = parent.id if parent else None
+    if row.parent_id != parent_id:
+        row.parent_id, changed = parent_id, True
+    changed = ops.apply_location(row, node.location) or changed
+    changed = ops.apply_traits(uow, row, node.traits, f"{at}/traits") or changed
+    changed = ops.apply_aggregates(uow, row, node.aggregates) or changed
+    changed = ops.apply_inventories(uow, row, dict(node.inventories), f"{at}/inventories") or changed
+    if changed:
+        uow.providers.bump_generation(row, row.generation)
+        return "updated", row
+    return "unchanged", row
+
+
+def _prune(uow: UnitOfWork, keep: set[str]) -> int:
+    doomed = [r for r in uow.providers.all() if r.name not in keep]
+    # Children first: ports and devices, then hosts, links, sites, regions.
+    order = {"facility_port": 0, "device": 1, "host": 2, "link": 3, "site": 4, "region": 5}
+    for row in sorted(doomed, key=lambda r: order[r.kind]):
+        ops.ensure_deletable(uow, row)
+        uow.providers.delete(row)
+    return len(doomed)
+
+
+def _inventory_out(inv: Inventory) -> Inventory | int:
+    plain = Inventory(total=inv.total)
+    return inv.total if inv == plain else inv
+
+
+def export_from(uow: UnitOfWork) -> Topology:
+    rows = uow.providers.all()
+    by_parent: dict[int | None, list[ProviderRow]] = {}
+    for row in rows:
+        if row.kind in {k.value for k in TREE_KINDS}:
+            by_parent.setdefault(row.parent_id, []).append(row)
+
+    def node(row: ProviderRow) -> ProviderNode:
+        return ProviderNode.model_validate(
+            {
+                "name": row.name,
+                "kind": row.kind,
+                "uuid": UUID(row.uuid),
+                "location": Location(lat=row.lat, lon=row.lon) if row.lat is not None and row.lon is not None
+                else None,
+                "traits": [t.trait for t in row.traits],
+                "aggregates": [a.aggregate for a in row.aggregates],
+                "inventories": {i.resource_class: _inventory_out(ops.inventory_of(i)) for i in row.inventories},
+                "children": [node(c) for c in sorted(by_parent.get(row.id, []), key=lambda r: r.name)],
+            }
+        )
+
+    links = [views.link_view(link) for link in uow.network.links()]
+    ports = [views.port_view(p) for p in uow.network.ports()]
+    return Topology(
+        resource_classes=[ResourceClassSpec(name=r.name, description=r.description)
+                          for r in uow.catalog.resource_classes() if r.kind == ClassKind.CUSTOM.value],
+        traits=sorted(uow.catalog.custom_trait_names()),
+        providers=[node(r) for r in sorted(by_parent.get(None, []), key=lambda r: r.name)],
+        links=[LinkSpec(name=v.name, endpoints=v.endpoints, bandwidth_gbps=v.bandwidth_gbps,
+                        latency_ms=v.latency_ms) for v in links],
+        facility_ports=[FacilityPortSpec(name=p.name, site=p.site, device=p.device, vlans=p.vlans,
+                                         bandwidth_gbps=p.bandwidth_gbps) for p in ports],
+    )
+
+
+__all__ = ["ProviderKind", "TopologyService", "export_from", "import_into"]

@@ -1,0 +1,221 @@
+"""ORM tables. Times of allocations are integer seconds since the Unix epoch (UTC).
+
+Why integers: the calendar engine works on integer seconds, the overlap check in SQL is the same plain
+comparison on SQLite and PostgreSQL, and no time-zone conversion can creep into a capacity check.
+Audit timestamps (``created_at``) are ordinary time-zone-aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ResourceClassRow(Base):
+    __tablename__ = "resource_classes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # standard | device | custom
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class TraitRow(Base):
+    __tablename__ = "traits"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    custom: Mapped[bool] = mapped_column(default=False)
+
+
+class ProviderRow(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    inventories: Mapped[list[InventoryRow]] = relationship(
+        back_populates="provider", cascade="all, delete-orphan", order_by="InventoryRow.resource_class"
+    )
+    traits: Mapped[list[ProviderTraitRow]] = relationship(
+        cascade="all, delete-orphan", order_by="ProviderTraitRow.trait"
+    )
+    aggregates: Mapped[list[ProviderAggregateRow]] = relationship(
+        cascade="all, delete-orphan", order_by="ProviderAggregateRow.aggregate"
+    )
+
+
+class InventoryRow(Base):
+    __tablename__ = "inventories"
+    __table_args__ = (
+        CheckConstraint("total >= 1", name="total_positive"),
+        CheckConstraint("reserved >= 0 AND reserved <= total", name="reserved_in_range"),
+        CheckConstraint("min_unit >= 1 AND min_unit <= max_unit", name="units_ordered"),
+        CheckConstraint("step_size >= 1", name="step_positive"),
+        CheckConstraint("allocation_ratio > 0", name="ratio_positive"),
+    )
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    resource_class: Mapped[str] = mapped_column(
+        ForeignKey("resource_classes.name", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    total: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    min_unit: Mapped[int] = mapped_column(BigInteger, default=1)
+    max_unit: Mapped[int] = mapped_column(BigInteger)
+    step_size: Mapped[int] = mapped_column(BigInteger, default=1)
+    allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+
+    provider: Mapped[ProviderRow] = relationship(back_populates="inventories")
+
+
+class ProviderTraitRow(Base):
+    __tablename__ = "provider_traits"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    trait: Mapped[str] = mapped_column(
+        ForeignKey("traits.name", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+
+
+class ProviderAggregateRow(Base):
+    __tablename__ = "provider_aggregates"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    aggregate: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class LinkRow(Base):
+    """Attributes of a ``link`` provider; its bandwidth is the provider's BANDWIDTH_GBPS inventory."""
+
+    __tablename__ = "links"
+    __table_args__ = (CheckConstraint("site_a_id <> site_b_id", name="distinct_ends"),)
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    site_a_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    site_b_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+    provider: Mapped[ProviderRow] = relationship(foreign_keys=[provider_id])
+    site_a: Mapped[ProviderRow] = relationship(foreign_keys=[site_a_id])
+    site_b: Mapped[ProviderRow] = relationship(foreign_keys=[site_b_id])
+
+
+class FacilityPortRow(Base):
+    """Attributes of a ``facility_port`` provider (VLAN and BANDWIDTH_GBPS are its inventories)."""
+
+    __tablename__ = "facility_ports"
+    __table_args__ = (UniqueConstraint("site_id", "port_name"),)
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    port_name: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str | None] = mapped_column(String(200))
+    vlans: Mapped[str] = mapped_column(Text)
+
+    provider: Mapped[ProviderRow] = relationship(foreign_keys=[provider_id])
+    site: Mapped[ProviderRow] = relationship(foreign_keys=[site_id])
+
+
+class ConsumerRow(Base):
+    """Who owns allocations: an offer's ``hold`` (with an expiry) or a ``lease``."""
+
+    __tablename__ = "consumers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # hold | lease
+    name: Mapped[str] = mapped_column(String(200), default="")
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    start_s: Mapped[int] = mapped_column(BigInteger)
+    end_s: Mapped[int] = mapped_column(BigInteger)
+    expires_s: Mapped[int | None] = mapped_column(BigInteger)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    allocations: Mapped[list[AllocationRow]] = relationship(
+        back_populates="consumer", cascade="all, delete-orphan"
+    )
+
+
+class AllocationRow(Base):
+    """An amount of one class on one provider for the half-open interval [start_s, end_s)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint("amount >= 1", name="amount_positive"),
+        CheckConstraint("end_s > start_s", name="interval_nonempty"),
+        Index("ix_allocations_usage", "provider_id", "resource_class", "start_s", "end_s"),
+        Index("ix_allocations_vlan", "provider_id", "vlan_tag"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("consumers.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    resource_class: Mapped[str] = mapped_column(ForeignKey("resource_classes.name", ondelete="RESTRICT"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    start_s: Mapped[int] = mapped_column(BigInteger)
+    end_s: Mapped[int] = mapped_column(BigInteger)
+    vlan_tag: Mapped[int | None] = mapped_column(Integer)
+
+    consumer: Mapped[ConsumerRow] = relationship(back_populates="allocations")
+
+
+class CalendarStateRow(Base):
+    """One row: the calendar generation, bumped by every committed capacity or allocation change."""
+
+    __tablename__ = "calendar_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,61 @@
+"""Unit of work: one transaction, its repositories, commit or roll back as a whole (Cosmic Python).
+
+Use it as a context manager; leaving without ``commit()`` rolls back, so an exception half-way through
+a use case can never leave a partial write behind.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.orm import Session
+
+from slotbroker.store.db import Database
+from slotbroker.store.repositories import (
+    AllocationRepository,
+    CalendarRepository,
+    CatalogRepository,
+    NetworkRepository,
+    ProviderRepository,
+    TokenRepository,
+)
+
+
+class UnitOfWork:
+    session: Session
+    providers: ProviderRepository
+    catalog: CatalogRepository
+    network: NetworkRepository
+    allocations: AllocationRepository
+    calendar: CalendarRepository
+    tokens: TokenRepository
+
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
+        self.db = db
+        self.readonly = readonly
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.db.session(readonly=self.readonly)
+        self.session.begin()
+        self.providers = ProviderRepository(self.session)
+        self.catalog = CatalogRepository(self.session)
+        self.network = NetworkRepository(self.session)
+        self.allocations = AllocationRepository(self.session)
+        self.calendar = CalendarRepository(self.session)
+        self.tokens = TokenRepository(self.session)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self.session.in_transaction():
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
