@@ -37,10 +37,17 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for module in (health, providers, catalog, network, topology):
         app.include_router(module.router)
     # Outermost last: metrics see everything, limits refuse before bodies are read.
-    app.add_middleware(ContentMiddleware, max_body=settings.max_body_bytes,
-                       large_paths={"/v1/topology": settings.max_topology_bytes})
-    app.add_middleware(LimitsMiddleware, max_in_flight=settings.max_in_flight, rate_per_s=settings.rate_per_s,
-                       burst=settings.rate_burst)
+    app.add_middleware(
+        ContentMiddleware,
+        max_body=settings.max_body_bytes,
+        large_paths={"/v1/topology": settings.max_topology_bytes},
+    )
+    app.add_middleware(
+        LimitsMiddleware,
+        max_in_flight=settings.max_in_flight,
+        rate_per_s=settings.rate_per_s,
+        burst=settings.rate_burst,
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict[str, Any]:
@@ -68,7 +75,9 @@ def _document(app: FastAPI) -> dict[str, Any]:
                 body["application/yaml"] = body["application/json"]
             for status, resp in op.get("responses", {}).items():
                 if status == "422" and "application/json" in resp.get("content", {}):
-                    resp["content"] = {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    resp["content"] = {
+                        problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }
                     resp["description"] = "Unprocessable Content"
                 content = resp.get("content", {})
                 for ctype in list(content):

@@ -32,8 +32,10 @@ class NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError("while composing", None, "YAML aliases are not accepted", event.start_mark)
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError(
+                "while composing", None, "YAML aliases are not accepted", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -44,7 +46,7 @@ def _json_default(value: object) -> str:
 
 
 def parse_yaml(text: bytes) -> Any:
-    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - NoAliasLoader is a SafeLoader
+    return yaml.load(text, Loader=NoAliasLoader)
 
 
 def dump_yaml(data: Any) -> bytes:
@@ -120,13 +122,19 @@ class ContentMiddleware:
                 return
             body = bytearray(json.dumps(data, default=_json_default).encode())
             scope = dict(scope)
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in
-                                (b"content-type", b"content-length")]
-            scope["headers"] += [(b"content-type", b"application/json"),
-                                 (b"content-length", str(len(body)).encode())]
+            scope["headers"] = [
+                (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
+            ]
+            scope["headers"] += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
         elif body and ctype and ctype not in JSON_TYPES and not ctype.endswith("+json"):
-            await reply(415, "unsupported_media_type",
-                        f"cannot read {ctype}; send application/json or application/yaml")
+            await reply(
+                415,
+                "unsupported_media_type",
+                f"cannot read {ctype}; send application/json or application/yaml",
+            )
             return
 
         sent = False

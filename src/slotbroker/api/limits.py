@@ -76,13 +76,18 @@ class LimitsMiddleware:
         key = "t:" + hashlib.sha256(auth).hexdigest()[:32] if auth else f"ip:{client[0]}"
         wait = self.limiter.check(key)
         if wait > 0:
-            response = problem_response(429, "rate_limited", "too many requests for this token; slow down",
-                                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            response = problem_response(
+                429,
+                "rate_limited",
+                "too many requests for this token; slow down",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
             await response(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
-            response = problem_response(503, "overloaded", "too many requests in flight; retry shortly",
-                                        headers={"Retry-After": "1"})
+            response = problem_response(
+                503, "overloaded", "too many requests in flight; retry shortly", headers={"Retry-After": "1"}
+            )
             await response(scope, receive, send)
             return
         self.in_flight += 1

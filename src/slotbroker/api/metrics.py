@@ -15,14 +15,23 @@ from slotbroker.api.content import ASGIApp, Message, Receive, Scope, Send
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("slotbroker_http_requests_total", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("slotbroker_http_request_seconds", "HTTP request latency",
-                                 ["method", "route"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.requests = Counter(
+            "slotbroker_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "slotbroker_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
         self.in_flight = Gauge("slotbroker_http_in_flight", "HTTP requests in flight", registry=self.registry)
-        self.calendar_generation = Gauge("slotbroker_calendar_generation", "Calendar generation last seen",
-                                         registry=self.registry)
+        self.calendar_generation = Gauge(
+            "slotbroker_calendar_generation", "Calendar generation last seen", registry=self.registry
+        )
 
 
 class MetricsMiddleware:

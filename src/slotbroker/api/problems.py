@@ -30,18 +30,43 @@ STATUS: dict[type[e.SlotbrokerError], int] = {
     e.Forbidden: 403,
     e.Unauthorized: 401,
 }
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-          406: "Not Acceptable", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
-          422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error",
-          503: "Service Unavailable"}
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         406: "not_acceptable", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-         422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 class FieldProblem(BaseModel):
-    pointer: str = Field(description="RFC 6901 JSON pointer to the offending field in the request body; "
-                                     "query and path parameters are named '#/query/NAME' and '#/path/NAME'.")
+    pointer: str = Field(
+        description="RFC 6901 JSON pointer to the offending field in the request body; "
+        "query and path parameters are named '#/query/NAME' and '#/path/NAME'."
+    )
     detail: str
 
 
@@ -57,12 +82,26 @@ class Problem(BaseModel):
     errors: list[FieldProblem] = Field(default_factory=list)
 
 
-def problem_response(status: int, code: str, detail: str, *, errors: list[FieldProblem] | None = None,
-                     instance: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = Problem(title=TITLES.get(status, "Error"), status=status, detail=detail, code=code,
-                   instance=instance, errors=errors or [])
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON,
-                        headers=headers)
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[FieldProblem] | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        code=code,
+        instance=instance,
+        errors=errors or [],
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:
@@ -83,8 +122,13 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         msg = str(err.get("msg", "invalid"))
         errs.append(FieldProblem(pointer=_pointer(tuple(err.get("loc", ()))), detail=msg))
     if malformed:
-        return problem_response(400, "malformed_body", "the request body is not valid JSON", errors=errs,
-                                instance=request.url.path)
+        return problem_response(
+            400,
+            "malformed_body",
+            "the request body is not valid JSON",
+            errors=errs,
+            instance=request.url.path,
+        )
     first = errs[0] if errs else None
     detail = f"{first.pointer or 'request'}: {first.detail}" if first else "invalid request"
     return problem_response(422, "validation_error", detail, errors=errs, instance=request.url.path)
@@ -95,7 +139,10 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: e.SlotbrokerError) -> JSONResponse:
         status = STATUS.get(type(exc), 400)
         errs = [FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors]
-        return problem_response(status, exc.code, exc.detail, errors=errs, instance=request.url.path)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem_response(
+            status, exc.code, exc.detail, errors=errs, instance=request.url.path, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,18 +151,25 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = CODES.get(exc.status_code, "error")
-        return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path,
-                                headers=dict(exc.headers or {}))
+        return problem_response(
+            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=dict(exc.headers or {})
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal_error", "internal error; it has been logged",
-                                instance=request.url.path)
+        return problem_response(
+            500, "internal_error", "internal error; it has been logged", instance=request.url.path
+        )
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give."""
-    return {s: {"model": Problem, "description": TITLES.get(s, "Error"),
-                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for s in statuses}
+    return {
+        s: {
+            "model": Problem,
+            "description": TITLES.get(s, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

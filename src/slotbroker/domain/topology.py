@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
-from slotbroker.domain.inventory import InventoryField
+from slotbroker.domain.inventory import Inventory, InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import (
     TREE_KINDS,
@@ -42,6 +42,13 @@ class ProviderNode(BaseModel):
     aggregates: list[AggregateName] = Field(default_factory=list)
     inventories: dict[str, InventoryField] = Field(default_factory=dict)
     children: list[ProviderNode] = Field(default_factory=list)
+
+    @field_serializer("inventories")
+    def _compact(self, inventories: dict[str, Inventory]) -> dict[str, Inventory | int]:
+        """Write ``VCPU: 128`` when only the total differs from the defaults: exports stay readable."""
+        return {
+            rc: inv.total if inv == Inventory(total=inv.total) else inv for rc, inv in inventories.items()
+        }
 
 
 class ResourceClassSpec(BaseModel):
@@ -109,14 +116,22 @@ def topology_problems(doc: Topology, registry: Registry) -> list[FieldError]:
     kinds: dict[str, ProviderKind] = {}
     for node, parent, at in doc.walk():
         if node.kind not in TREE_KINDS:
-            problems.append(FieldError(at + "/kind", f"{node.kind.value} providers are declared under "
-                                       "'links' or 'facility_ports', not in the tree"))
+            problems.append(
+                FieldError(
+                    at + "/kind",
+                    f"{node.kind.value} providers are declared under "
+                    "'links' or 'facility_ports', not in the tree",
+                )
+            )
         why = parent_problem(node.kind, parent.kind if parent else None)
         if why:
             problems.append(FieldError(at + "/kind", why))
         if node.name in names:
-            problems.append(FieldError(at + "/name", f"duplicate provider name {node.name!r} "
-                                       f"(also at {names[node.name]})"))
+            problems.append(
+                FieldError(
+                    at + "/name", f"duplicate provider name {node.name!r} (also at {names[node.name]})"
+                )
+            )
         names[node.name] = at
         kinds[node.name] = node.kind
         for rc in node.inventories:

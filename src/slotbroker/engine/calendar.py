@@ -44,6 +44,10 @@ class CalendarIndex:
         self.port_bw = StepTable.build(len(topo.ports), row[m], al.start[m], al.end[m], al.amount[m])
         m = (kind == PORT) & (al.class_idx == vl)
         self.port_vlans = StepTable.build(len(topo.ports), row[m], al.start[m], al.end[m], al.amount[m])
+        mu = m & (al.vlan == NO_VLAN)
+        self.port_untagged = StepTable.build(
+            len(topo.ports), row[mu], al.start[mu], al.end[mu], al.amount[mu]
+        )
         # concrete tags per port: (start, end, tag) rows; -1 tags only count
         self._tags: list[tuple[I64, I64, I64]] = []
         for p in range(len(topo.ports)):
@@ -72,10 +76,16 @@ class CalendarIndex:
             self.port_bw.add(row, a.start_s, a.end_s, amount)
         elif kind == PORT and a.resource_class == VLAN:
             self.port_vlans.add(row, a.start_s, a.end_s, amount)
-            if a.vlan_tag is not None:
+            if a.vlan_tag is None:
+                self.port_untagged.add(row, a.start_s, a.end_s, amount)
+            else:
                 s, e, t = self._tags[row]
                 if sign > 0:
-                    self._tags[row] = (np.append(s, a.start_s), np.append(e, a.end_s), np.append(t, a.vlan_tag))
+                    self._tags[row] = (
+                        np.append(s, a.start_s),
+                        np.append(e, a.end_s),
+                        np.append(t, a.vlan_tag),
+                    )
                 else:
                     hit = np.nonzero((s == a.start_s) & (e == a.end_s) & (t == a.vlan_tag))[0]
                     if hit.size == 0:
@@ -118,21 +128,8 @@ class CalendarIndex:
         return {int(x) for x in t[(s < end) & (e > start)]}
 
     def untagged_vlans(self, port_row: int, start: int, end: int) -> int:
-        """Peak of VLAN allocations that name no concrete tag: they still use up some tag."""
-        s, e, t = self._tags[port_row]
-        r = np.array([port_row], dtype=np.int64)
-        tagged = self._tag_peak(s, e, start, end)
-        return max(0, int(self.port_vlans.peak(r, start, end)[0]) - tagged)
-
-    @staticmethod
-    def _tag_peak(s: I64, e: I64, start: int, end: int) -> int:
-        m = (s < end) & (e > start)
-        if not m.any():
-            return 0
-        t = np.concatenate([np.maximum(s[m], start), np.minimum(e[m], end)])
-        d = np.concatenate([np.ones(int(m.sum()), np.int64), -np.ones(int(m.sum()), np.int64)])
-        o = np.lexsort((d, t))
-        return int(np.cumsum(d[o]).max())
+        """Peak of VLAN allocations that name no concrete tag: each still uses up some tag."""
+        return int(self.port_untagged.peak(np.array([port_row], dtype=np.int64), start, end)[0])
 
     def tag_blocked_until(self, port_row: int, tag: int, start: int, end: int) -> int | None:
         """Latest end among bookings of ``tag`` overlapping [start, end), or None when it is free."""
@@ -140,6 +137,13 @@ class CalendarIndex:
         m = (t == tag) & (s < end) & (e > start)
         return int(e[m].max()) if m.any() else None
 
-    def host_tables_nbytes(self) -> int:
-        tabs = [*self.host.values(), *self.site.values(), self.link, self.port_bw, self.port_vlans]
+    def nbytes(self) -> int:
+        tabs = [
+            *self.host.values(),
+            *self.site.values(),
+            self.link,
+            self.port_bw,
+            self.port_vlans,
+            self.port_untagged,
+        ]
         return sum(t.nbytes for t in tabs) + sum(a.nbytes + b.nbytes + c.nbytes for a, b, c in self._tags)

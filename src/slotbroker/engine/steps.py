@@ -53,7 +53,7 @@ class StepTable:
         """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
         if end <= start or amount == 0:
             return
-        if not (0 <= start and end < STRIDE and 0 <= row < self.n_rows):
+        if not (start >= 0 and end < STRIDE and 0 <= row < self.n_rows):
             raise ValueError("row or time out of range")
         ks, ls = self._row(row)
         base = row * STRIDE

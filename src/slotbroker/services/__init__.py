@@ -1,1 +1,1 @@
-"""Use cases, each one transaction (a unit of work): inventory, topology, tokens, later booking and planner."""
+"""Use cases, each one transaction (a unit of work): inventory, topology, tokens; later booking, planner."""

@@ -16,8 +16,10 @@ class CatalogService:
 
     def resource_classes(self) -> list[views.ResourceClassView]:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return [views.ResourceClassView(name=r.name, kind=r.kind, description=r.description)
-                    for r in uow.catalog.resource_classes()]
+            return [
+                views.ResourceClassView(name=r.name, kind=r.kind, description=r.description)
+                for r in uow.catalog.resource_classes()
+            ]
 
     def resource_class(self, name: str) -> views.ResourceClassView:
         with UnitOfWork(self.db, readonly=True) as uow:
@@ -51,8 +53,11 @@ class CatalogService:
 
     def traits(self, *, custom_only: bool = False) -> list[views.TraitView]:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return [views.TraitView(name=t.name, custom=t.custom) for t in uow.catalog.traits()
-                    if t.custom or not custom_only]
+            return [
+                views.TraitView(name=t.name, custom=t.custom)
+                for t in uow.catalog.traits()
+                if t.custom or not custom_only
+            ]
 
     def trait(self, name: str) -> views.TraitView:
         with UnitOfWork(self.db, readonly=True) as uow:
@@ -62,10 +67,12 @@ class CatalogService:
             return views.TraitView(name=row.name, custom=row.custom)
 
     def create_trait(self, name: str) -> tuple[views.TraitView, bool]:
-        """Register a custom trait; idempotent like Placement's PUT /traits/{name}. Returns (view, created)."""
+        """Register a custom trait, idempotently as Placement's PUT /traits/{name}; returns (view, created)."""
         if not CUSTOM_TRAIT_RE.match(name):
-            raise ValidationFailed(f"only CUSTOM_* traits can be registered, not {name!r}",
-                                   [FieldError("/name", "must match CUSTOM_[A-Z0-9_]+")])
+            raise ValidationFailed(
+                f"only CUSTOM_* traits can be registered, not {name!r}",
+                [FieldError("/name", "must match CUSTOM_[A-Z0-9_]+")],
+            )
         with UnitOfWork(self.db) as uow:
             if uow.catalog.trait(name) is not None:
                 return views.TraitView(name=name, custom=True), False

@@ -17,7 +17,9 @@ class _Strict(BaseModel):
 
 class CreateProvider(_Strict):
     name: ProviderName
-    kind: ProviderKind = Field(description="region, site, host or device (links and ports have their own API)")
+    kind: ProviderKind = Field(
+        description="region, site, host or device (links and ports have their own API)"
+    )
     parent_uuid: UUID | None = None
     uuid: UUID | None = Field(None, description="Optional; generated when absent.")
     location: Location | None = None

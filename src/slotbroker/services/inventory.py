@@ -7,18 +7,23 @@ generation so cached calendar indexes in every replica notice.
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
-from slotbroker.domain.errors import AlreadyExists, ConcurrentUpdate, FieldError, InUse, NotFound, ValidationFailed
+from slotbroker.domain.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
 from slotbroker.domain.inventory import Inventory
-from slotbroker.domain.network import facility_port_provider_name
-from slotbroker.domain.providers import TREE_KINDS, ProviderKind
-from slotbroker.domain.vlans import VlanSet
+from slotbroker.domain.providers import AGGREGATE_PATTERN, TREE_KINDS, ProviderKind, parent_problem
 from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
 from slotbroker.services import views
 from slotbroker.store.db import Database
-from slotbroker.store.models import FacilityPortRow, LinkRow, ProviderRow
+from slotbroker.store.models import ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 MAX_PAGE = 1000
@@ -72,7 +77,7 @@ class InventoryService:
     ) -> views.ProviderList:
         with UnitOfWork(self.db, readonly=True) as uow:
             parent_id = self._provider(uow, parent_uuid, field="/parent").id if parent_uuid else None
-            rows = uow.providers.list(
+            rows = uow.providers.find(
                 kinds=[k.value for k in (kinds or sorted(TREE_KINDS))],
                 parent_id=parent_id,
                 traits=traits or [],
@@ -84,9 +89,7 @@ class InventoryService:
             more = len(rows) > limit
             rows = rows[:limit]
             parents = uow.providers.by_id([r.parent_id for r in rows if r.parent_id])
-            items = [
-                views.provider_view(r, parents[r.parent_id].uuid if r.parent_id else None) for r in rows
-            ]
+            items = [views.provider_view(r, parents[r.parent_id].uuid if r.parent_id else None) for r in rows]
             return views.ProviderList(items=items, next_cursor=rows[-1].name if more and rows else None)
 
     def get_provider(self, uuid: UUID) -> views.ProviderView:
@@ -129,11 +132,15 @@ class InventoryService:
             changed = False
             if body.name is not None and body.name != row.name:
                 if uow.providers.get_by_name(body.name) is not None:
-                    raise AlreadyExists(f"a provider named {body.name!r} exists", [FieldError("/name", "taken")])
+                    raise AlreadyExists(
+                        f"a provider named {body.name!r} exists", [FieldError("/name", "taken")]
+                    )
                 row.name, changed = body.name, True
             if "parent_uuid" in body.model_fields_set:
-                parent = self._provider(uow, body.parent_uuid, field="/parent_uuid") if body.parent_uuid else None
-                why = ops.parent_problem(ProviderKind(row.kind), ProviderKind(parent.kind) if parent else None)
+                parent = (
+                    self._provider(uow, body.parent_uuid, field="/parent_uuid") if body.parent_uuid else None
+                )
+                why = parent_problem(ProviderKind(row.kind), ProviderKind(parent.kind) if parent else None)
                 if why:
                     raise ValidationFailed(why, [FieldError("/parent_uuid", why)])
                 new_parent_id = parent.id if parent else None
@@ -207,18 +214,18 @@ class InventoryService:
             self._check_generation(row, body.generation)
             if ops.apply_traits(uow, row, body.names, "/names"):
                 self._changed(uow, row, body.generation, capacity=True)
-            result = views.NamesView(provider_uuid=row.uuid, generation=row.generation,
-                                     names=[t.trait for t in row.traits])
+            result = views.NamesView(
+                provider_uuid=row.uuid, generation=row.generation, names=[t.trait for t in row.traits]
+            )
             uow.commit()
             return result
 
     def set_provider_aggregates(self, uuid: UUID, body: cmd.SetNames) -> views.NamesView:
-        from slotbroker.domain.providers import AGGREGATE_PATTERN
-
-        import re
-
-        bad = [FieldError(f"/names/{i}", f"{n!r} is not an aggregate name") for i, n in enumerate(body.names)
-               if not re.match(AGGREGATE_PATTERN, n)]
+        bad = [
+            FieldError(f"/names/{i}", f"{n!r} is not an aggregate name")
+            for i, n in enumerate(body.names)
+            if not re.match(AGGREGATE_PATTERN, n)
+        ]
         if bad:
             raise ValidationFailed("invalid aggregate name", bad)
         with UnitOfWork(self.db) as uow:
@@ -226,19 +233,22 @@ class InventoryService:
             self._check_generation(row, body.generation)
             if ops.apply_aggregates(uow, row, body.names):
                 self._changed(uow, row, body.generation, capacity=True)
-            result = views.NamesView(provider_uuid=row.uuid, generation=row.generation,
-                                     names=[a.aggregate for a in row.aggregates])
+            result = views.NamesView(
+                provider_uuid=row.uuid, generation=row.generation, names=[a.aggregate for a in row.aggregates]
+            )
             uow.commit()
             return result
 
     def provider_traits(self, uuid: UUID) -> views.NamesView:
         with UnitOfWork(self.db, readonly=True) as uow:
             row = self._provider(uow, uuid)
-            return views.NamesView(provider_uuid=row.uuid, generation=row.generation,
-                                   names=[t.trait for t in row.traits])
+            return views.NamesView(
+                provider_uuid=row.uuid, generation=row.generation, names=[t.trait for t in row.traits]
+            )
 
     def provider_aggregates(self, uuid: UUID) -> views.NamesView:
         with UnitOfWork(self.db, readonly=True) as uow:
             row = self._provider(uow, uuid)
-            return views.NamesView(provider_uuid=row.uuid, generation=row.generation,
-                                   names=[a.aggregate for a in row.aggregates])
+            return views.NamesView(
+                provider_uuid=row.uuid, generation=row.generation, names=[a.aggregate for a in row.aggregates]
+            )

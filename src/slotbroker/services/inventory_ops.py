@@ -44,7 +44,9 @@ def check_classes(uow: UnitOfWork, names: list[str], at: str) -> None:
 def check_traits(uow: UnitOfWork, names: list[str], at: str) -> None:
     custom = uow.catalog.custom_trait_names()
     problems = [
-        FieldError(f"{at}/{i}", why) for i, n in enumerate(names) if (why := trait_problem(n, custom)) is not None
+        FieldError(f"{at}/{i}", why)
+        for i, n in enumerate(names)
+        if (why := trait_problem(n, custom)) is not None
     ]
     if problems:
         raise ValidationFailed("unknown or invalid trait", problems)
@@ -100,7 +102,9 @@ def apply_inventories(uow: UnitOfWork, row: ProviderRow, desired: dict[str, Inve
     for name, inv_row in list(current.items()):
         if name not in desired:
             if uow.allocations.peak_usage(row.id, name, t) > 0:
-                problems.append(FieldError(f"{at}/{name}", f"{name} is booked on {row.name}; cannot remove it"))
+                problems.append(
+                    FieldError(f"{at}/{name}", f"{name} is booked on {row.name}; cannot remove it")
+                )
                 continue
             row.inventories.remove(inv_row)
             changed = True

@@ -11,7 +11,14 @@ from uuid import UUID
 
 from sqlalchemy import func, select
 
-from slotbroker.domain.errors import AlreadyExists, ConcurrentUpdate, FieldError, InUse, NotFound, ValidationFailed
+from slotbroker.domain.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    FieldError,
+    InUse,
+    NotFound,
+    ValidationFailed,
+)
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec, facility_port_provider_name
 from slotbroker.domain.providers import ProviderKind
@@ -40,7 +47,9 @@ def upsert_link(uow: UnitOfWork, spec: LinkSpec, at: str = "") -> str:
         raise AlreadyExists(f"{spec.name!r} names a {row.kind}", [FieldError(f"{at}/name", "taken")])
     if row is None:
         row = ops.new_provider(uow, name=spec.name, kind=ProviderKind.LINK, parent=None)
-        uow.network.add(LinkRow(provider_id=row.id, site_a_id=a.id, site_b_id=b.id, latency_ms=spec.latency_ms))
+        uow.network.add(
+            LinkRow(provider_id=row.id, site_a_id=a.id, site_b_id=b.id, latency_ms=spec.latency_ms)
+        )
         ops.apply_inventories(uow, row, {"BANDWIDTH_GBPS": Inventory(total=spec.bandwidth_gbps)}, at)
         return "created"
     link = uow.network.link(row.id)
@@ -48,8 +57,10 @@ def upsert_link(uow: UnitOfWork, spec: LinkSpec, at: str = "") -> str:
     changed = False
     if (link.site_a_id, link.site_b_id) != (a.id, b.id):
         if uow.allocations.in_use(row.id):
-            raise InUse(f"link {spec.name} carries bookings; its endpoints cannot move",
-                        [FieldError(f"{at}/endpoints", "in use")])
+            raise InUse(
+                f"link {spec.name} carries bookings; its endpoints cannot move",
+                [FieldError(f"{at}/endpoints", "in use")],
+            )
         link.site_a_id, link.site_b_id, changed = a.id, b.id, True
     if link.latency_ms != spec.latency_ms:
         link.latency_ms, changed = spec.latency_ms, True
@@ -65,11 +76,17 @@ def upsert_port(uow: UnitOfWork, spec: FacilityPortSpec, at: str = "") -> str:
     vlans = VlanSet.parse(spec.vlans)
     name = facility_port_provider_name(spec.site, spec.name)
     row = uow.providers.get_by_name(name)
-    inventories = {"VLAN": Inventory(total=len(vlans)), "BANDWIDTH_GBPS": Inventory(total=spec.bandwidth_gbps)}
+    inventories = {
+        "VLAN": Inventory(total=len(vlans)),
+        "BANDWIDTH_GBPS": Inventory(total=spec.bandwidth_gbps),
+    }
     if row is None:
         row = ops.new_provider(uow, name=name, kind=ProviderKind.FACILITY_PORT, parent=site)
-        uow.network.add(FacilityPortRow(provider_id=row.id, site_id=site.id, port_name=spec.name,
-                                        device=spec.device, vlans=str(vlans)))
+        uow.network.add(
+            FacilityPortRow(
+                provider_id=row.id, site_id=site.id, port_name=spec.name, device=spec.device, vlans=str(vlans)
+            )
+        )
         ops.apply_inventories(uow, row, inventories, at)
         return "created"
     port = uow.network.port(row.id)
@@ -89,12 +106,16 @@ def upsert_port(uow: UnitOfWork, spec: FacilityPortSpec, at: str = "") -> str:
 def _check_booked_tags(uow: UnitOfWork, row: ProviderRow, vlans: VlanSet, at: str) -> None:
     booked = uow.session.scalars(
         select(func.distinct(AllocationRow.vlan_tag)).where(
-            AllocationRow.provider_id == row.id, AllocationRow.vlan_tag.is_not(None), AllocationRow.end_s > ops.now_s()
+            AllocationRow.provider_id == row.id,
+            AllocationRow.vlan_tag.is_not(None),
+            AllocationRow.end_s > ops.now_s(),
         )
     )
     lost = sorted(t for t in booked if t is not None and t not in vlans)
     if lost:
-        raise InUse(f"VLAN tags {lost[:10]} are booked on {row.name}", [FieldError(at, "would drop booked tags")])
+        raise InUse(
+            f"VLAN tags {lost[:10]} are booked on {row.name}", [FieldError(at, "would drop booked tags")]
+        )
 
 
 class NetworkService:
@@ -112,7 +133,9 @@ class NetworkService:
     @staticmethod
     def _port(uow: UnitOfWork, uuid: UUID) -> FacilityPortRow:
         row = uow.providers.get(str(uuid))
-        port = uow.network.port(row.id) if row is not None and row.kind == ProviderKind.FACILITY_PORT else None
+        port = (
+            uow.network.port(row.id) if row is not None and row.kind == ProviderKind.FACILITY_PORT else None
+        )
         if port is None:
             raise NotFound(f"no facility port {uuid}")
         return port
@@ -145,7 +168,9 @@ class NetworkService:
             spec = LinkSpec(
                 name=current.name,
                 endpoints=current.endpoints,
-                bandwidth_gbps=body.bandwidth_gbps if body.bandwidth_gbps is not None else current.bandwidth_gbps,
+                bandwidth_gbps=body.bandwidth_gbps
+                if body.bandwidth_gbps is not None
+                else current.bandwidth_gbps,
                 latency_ms=body.latency_ms if body.latency_ms is not None else current.latency_ms,
             )
             if upsert_link(uow, spec) != "unchanged":
@@ -175,7 +200,9 @@ class NetworkService:
         with UnitOfWork(self.db) as uow:
             name = facility_port_provider_name(body.site, body.name)
             if uow.providers.get_by_name(name) is not None:
-                raise AlreadyExists(f"port {body.name!r} exists at {body.site}", [FieldError("/name", "taken")])
+                raise AlreadyExists(
+                    f"port {body.name!r} exists at {body.site}", [FieldError("/name", "taken")]
+                )
             upsert_port(uow, body)
             uow.calendar.bump()
             row = uow.providers.get_by_name(name)
@@ -194,7 +221,9 @@ class NetworkService:
                     site=current.site,
                     device=body.device if "device" in body.model_fields_set else current.device,
                     vlans=body.vlans if body.vlans is not None else current.vlans,
-                    bandwidth_gbps=body.bandwidth_gbps if body.bandwidth_gbps is not None else current.bandwidth_gbps,
+                    bandwidth_gbps=body.bandwidth_gbps
+                    if body.bandwidth_gbps is not None
+                    else current.bandwidth_gbps,
                 )
             except ValueError as exc:
                 raise ValidationFailed("invalid VLAN ranges", [FieldError("/vlans", str(exc))]) from exc

@@ -51,8 +51,15 @@ class TokenService:
             raise ValidationFailed("project must be 1-200 characters")
         secret = PREFIX + secrets.token_urlsafe(32)
         with UnitOfWork(self.db) as uow:
-            uow.tokens.add(ApiTokenRow(name=name, token_hash=hash_token(secret), prefix=secret[:10],
-                                       project=project, role=role.value))
+            uow.tokens.add(
+                ApiTokenRow(
+                    name=name,
+                    token_hash=hash_token(secret),
+                    prefix=secret[:10],
+                    project=project,
+                    role=role.value,
+                )
+            )
             uow.commit()
         return secret
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from slotbroker.domain.errors import AlreadyExists, FieldError, ValidationFailed
-from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec, facility_port_provider_name
-from slotbroker.domain.providers import TREE_KINDS, Location, ProviderKind
+from slotbroker.domain.providers import TREE_KINDS, Location
 from slotbroker.domain.resource_classes import ClassKind
 from slotbroker.domain.topology import ProviderNode, Registry, ResourceClassSpec, Topology, validate_topology
 from slotbroker.services import inventory_ops as ops
@@ -81,8 +80,15 @@ def _upsert_provider(
     if row is None:
         row = uow.providers.get_by_name(node.name)
     if row is None:
-        row = ops.new_provider(uow, name=node.name, kind=node.kind, parent=parent,
-                               uuid=str(node.uuid) if node.uuid else None, location=node.location, at=at)
+        row = ops.new_provider(
+            uow,
+            name=node.name,
+            kind=node.kind,
+            parent=parent,
+            uuid=str(node.uuid) if node.uuid else None,
+            location=node.location,
+            at=at,
+        )
         ops.apply_traits(uow, row, node.traits, f"{at}/traits")
         ops.apply_aggregates(uow, row, node.aggregates)
         ops.apply_inventories(uow, row, dict(node.inventories), f"{at}/inventories")
@@ -96,8 +102,10 @@ def _upsert_provider(
         row.name, changed = node.name, True
     if row.kind != node.kind.value:
         if uow.providers.has_children(row.id):
-            raise ValidationFailed("cannot change the kind of a provider with children",
-                                   [FieldError(f"{at}/kind", f"{row.name} is a {row.kind} with children")])
+            raise ValidationFailed(
+                "cannot change the kind of a provider with children",
+                [FieldError(f"{at}/kind", f"{row.name} is a {row.kind} with children")],
+            )
         row.kind, changed = node.kind.value, True
     parent_id = parent.id if parent else None
     if row.parent_id != parent_id:
@@ -122,11 +130,6 @@ def _prune(uow: UnitOfWork, keep: set[str]) -> int:
     return len(doomed)
 
 
-def _inventory_out(inv: Inventory) -> Inventory | int:
-    plain = Inventory(total=inv.total)
-    return inv.total if inv == plain else inv
-
-
 def export_from(uow: UnitOfWork) -> Topology:
     rows = uow.providers.all()
     by_parent: dict[int | None, list[ProviderRow]] = {}
@@ -140,11 +143,12 @@ def export_from(uow: UnitOfWork) -> Topology:
                 "name": row.name,
                 "kind": row.kind,
                 "uuid": UUID(row.uuid),
-                "location": Location(lat=row.lat, lon=row.lon) if row.lat is not None and row.lon is not None
+                "location": Location(lat=row.lat, lon=row.lon)
+                if row.lat is not None and row.lon is not None
                 else None,
                 "traits": [t.trait for t in row.traits],
                 "aggregates": [a.aggregate for a in row.aggregates],
-                "inventories": {i.resource_class: _inventory_out(ops.inventory_of(i)) for i in row.inventories},
+                "inventories": {i.resource_class: ops.inventory_of(i) for i in row.inventories},
                 "children": [node(c) for c in sorted(by_parent.get(row.id, []), key=lambda r: r.name)],
             }
         )
@@ -152,15 +156,23 @@ def export_from(uow: UnitOfWork) -> Topology:
     links = [views.link_view(link) for link in uow.network.links()]
     ports = [views.port_view(p) for p in uow.network.ports()]
     return Topology(
-        resource_classes=[ResourceClassSpec(name=r.name, description=r.description)
-                          for r in uow.catalog.resource_classes() if r.kind == ClassKind.CUSTOM.value],
+        resource_classes=[
+            ResourceClassSpec(name=r.name, description=r.description)
+            for r in uow.catalog.resource_classes()
+            if r.kind == ClassKind.CUSTOM.value
+        ],
         traits=sorted(uow.catalog.custom_trait_names()),
         providers=[node(r) for r in sorted(by_parent.get(None, []), key=lambda r: r.name)],
-        links=[LinkSpec(name=v.name, endpoints=v.endpoints, bandwidth_gbps=v.bandwidth_gbps,
-                        latency_ms=v.latency_ms) for v in links],
-        facility_ports=[FacilityPortSpec(name=p.name, site=p.site, device=p.device, vlans=p.vlans,
-                                         bandwidth_gbps=p.bandwidth_gbps) for p in ports],
+        links=[
+            LinkSpec(
+                name=v.name, endpoints=v.endpoints, bandwidth_gbps=v.bandwidth_gbps, latency_ms=v.latency_ms
+            )
+            for v in links
+        ],
+        facility_ports=[
+            FacilityPortSpec(
+                name=p.name, site=p.site, device=p.device, vlans=p.vlans, bandwidth_gbps=p.bandwidth_gbps
+            )
+            for p in ports
+        ],
     )
-
-
-__all__ = ["ProviderKind", "TopologyService", "export_from", "import_into"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from slotbroker.domain.errors import ConcurrentUpdate
@@ -31,7 +31,7 @@ class ProviderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _query(self):  # type: ignore[no-untyped-def]
+    def _query(self) -> Select[ProviderRow]:
         return select(ProviderRow).options(
             selectinload(ProviderRow.inventories),
             selectinload(ProviderRow.traits),
@@ -50,7 +50,7 @@ class ProviderRepository:
         rows = self.session.scalars(select(ProviderRow).where(ProviderRow.id.in_(set(ids))))
         return {r.id: r for r in rows}
 
-    def list(
+    def find(
         self,
         *,
         kinds: Sequence[str] = (),
@@ -71,12 +71,16 @@ class ProviderRepository:
             q = q.where(ProviderRow.parent_id.is_(None))
         for trait in traits:
             q = q.where(
-                ProviderRow.id.in_(select(ProviderTraitRow.provider_id).where(ProviderTraitRow.trait == trait))
+                ProviderRow.id.in_(
+                    select(ProviderTraitRow.provider_id).where(ProviderTraitRow.trait == trait)
+                )
             )
         if aggregates:  # member of any of them, as Placement's member_of=in:a,b
             q = q.where(
                 ProviderRow.id.in_(
-                    select(ProviderAggregateRow.provider_id).where(ProviderAggregateRow.aggregate.in_(aggregates))
+                    select(ProviderAggregateRow.provider_id).where(
+                        ProviderAggregateRow.aggregate.in_(aggregates)
+                    )
                 )
             )
         if name is not None:
@@ -192,8 +196,10 @@ class NetworkRepository:
         return self.session.get(LinkRow, provider_id)
 
     def links_touching(self, site_id: int) -> int:
-        q = select(func.count()).select_from(LinkRow).where(
-            (LinkRow.site_a_id == site_id) | (LinkRow.site_b_id == site_id)
+        q = (
+            select(func.count())
+            .select_from(LinkRow)
+            .where((LinkRow.site_a_id == site_id) | (LinkRow.site_b_id == site_id))
         )
         return int(self.session.scalar(q) or 0)
 
@@ -249,8 +255,16 @@ class AllocationRepository:
         return int(self.session.scalar(select(func.count()).select_from(AllocationRow)) or 0)
 
     def class_in_use(self, resource_class: str) -> bool:
-        allocs = select(func.count()).select_from(AllocationRow).where(AllocationRow.resource_class == resource_class)
-        invs = select(func.count()).select_from(InventoryRow).where(InventoryRow.resource_class == resource_class)
+        allocs = (
+            select(func.count())
+            .select_from(AllocationRow)
+            .where(AllocationRow.resource_class == resource_class)
+        )
+        invs = (
+            select(func.count())
+            .select_from(InventoryRow)
+            .where(InventoryRow.resource_class == resource_class)
+        )
         return bool(self.session.scalar(allocs)) or bool(self.session.scalar(invs))
 
 
@@ -259,12 +273,16 @@ class CalendarRepository:
         self.session = session
 
     def generation(self) -> int:
-        return int(self.session.scalar(select(CalendarStateRow.generation).where(CalendarStateRow.id == 1)) or 0)
+        return int(
+            self.session.scalar(select(CalendarStateRow.generation).where(CalendarStateRow.id == 1)) or 0
+        )
 
     def bump(self) -> None:
         """Every committed capacity change bumps this, so cached indexes in any replica notice."""
         self.session.execute(
-            update(CalendarStateRow).where(CalendarStateRow.id == 1).values(generation=CalendarStateRow.generation + 1)
+            update(CalendarStateRow)
+            .where(CalendarStateRow.id == 1)
+            .values(generation=CalendarStateRow.generation + 1)
         )
 
 
@@ -280,5 +298,5 @@ class TokenRepository:
         self.session.flush()
         return row
 
-    def list(self) -> list[ApiTokenRow]:
+    def all(self) -> list[ApiTokenRow]:
         return list(self.session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.id)))

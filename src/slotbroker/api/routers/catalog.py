@@ -23,28 +23,40 @@ def list_resource_classes(who: Reader, svc: Svc) -> list[views.ResourceClassView
     return svc.catalog.resource_classes()
 
 
-@router.post("/resource-classes", status_code=201, response_model=views.ResourceClassView,
-             responses=responses(403, 409), tags=["resource classes"], summary="Register a CUSTOM_ class")
+@router.post(
+    "/resource-classes",
+    status_code=201,
+    response_model=views.ResourceClassView,
+    responses=responses(403, 409),
+    tags=["resource classes"],
+    summary="Register a CUSTOM_ class",
+)
 def create_resource_class(body: cmd.CreateResourceClass, who: Admin, svc: Svc) -> views.ResourceClassView:
     return svc.catalog.create_resource_class(body.name, body.description)
 
 
-@router.get("/resource-classes/{name}", response_model=views.ResourceClassView, responses=responses(404),
-            tags=["resource classes"])
+@router.get(
+    "/resource-classes/{name}",
+    response_model=views.ResourceClassView,
+    responses=responses(404),
+    tags=["resource classes"],
+)
 def get_resource_class(name: RcName, who: Reader, svc: Svc) -> views.ResourceClassView:
     return svc.catalog.resource_class(name)
 
 
-@router.delete("/resource-classes/{name}", status_code=204, responses=responses(403, 404, 409),
-               tags=["resource classes"])
+@router.delete(
+    "/resource-classes/{name}", status_code=204, responses=responses(403, 404, 409), tags=["resource classes"]
+)
 def delete_resource_class(name: RcName, who: Admin, svc: Svc) -> Response:
     svc.catalog.delete_resource_class(name)
     return Response(status_code=204)
 
 
 @router.get("/traits", response_model=list[views.TraitView], tags=["traits"])
-def list_traits(who: Reader, svc: Svc,
-                custom: Annotated[bool, Query(description="Only custom traits")] = False) -> list[views.TraitView]:
+def list_traits(
+    who: Reader, svc: Svc, custom: Annotated[bool, Query(description="Only custom traits")] = False
+) -> list[views.TraitView]:
     return svc.catalog.traits(custom_only=custom)
 
 
@@ -53,8 +65,13 @@ def get_trait(name: TraitName, who: Reader, svc: Svc) -> views.TraitView:
     return svc.catalog.trait(name)
 
 
-@router.put("/traits/{name}", response_model=views.TraitView, responses={**responses(403), 201: {
-    "description": "Created", "model": views.TraitView}}, tags=["traits"], summary="Register a CUSTOM_ trait")
+@router.put(
+    "/traits/{name}",
+    response_model=views.TraitView,
+    responses={**responses(403), 201: {"description": "Created", "model": views.TraitView}},
+    tags=["traits"],
+    summary="Register a CUSTOM_ trait",
+)
 def put_trait(name: TraitName, who: Admin, svc: Svc, response: Response) -> views.TraitView:
     view, created = svc.catalog.create_trait(name)
     response.status_code = 201 if created else 200

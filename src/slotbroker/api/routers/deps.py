@@ -25,8 +25,14 @@ class Services:
 
     @classmethod
     def build(cls, db: Database) -> Services:
-        return cls(db=db, inventory=InventoryService(db), catalog=CatalogService(db), network=NetworkService(db),
-                   topology=TopologyService(db), tokens=TokenService(db))
+        return cls(
+            db=db,
+            inventory=InventoryService(db),
+            catalog=CatalogService(db),
+            network=NetworkService(db),
+            topology=TopologyService(db),
+            tokens=TokenService(db),
+        )
 
 
 def services(request: Request) -> Services:

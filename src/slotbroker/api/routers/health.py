@@ -30,24 +30,36 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Ready, responses=responses(503),
-            summary="The database is reachable and migrated to head")
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    responses=responses(503),
+    summary="The database is reachable and migrated to head",
+)
 def readyz(request: Request) -> Response | Ready:
     svc: Services = request.app.state.services
     try:
         with svc.db.engine.connect() as conn:
-            generation = int(conn.execute(text("SELECT generation FROM calendar_state WHERE id = 1")).scalar() or 0)
+            generation = int(
+                conn.execute(text("SELECT generation FROM calendar_state WHERE id = 1")).scalar() or 0
+            )
         current = migrate.current_revision(svc.db.engine)
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         return problem_response(503, "unavailable", f"database unreachable: {type(exc).__name__}")
     if current != migrate.head_revision():
-        return problem_response(503, "unavailable", f"database at migration {current}, head is "
-                                                    f"{migrate.head_revision()}")
-    return Ready(status="ok", database=svc.db.engine.dialect.name, migration=current,
-                 calendar_generation=generation)
+        return problem_response(
+            503, "unavailable", f"database at migration {current}, head is {migrate.head_revision()}"
+        )
+    return Ready(
+        status="ok", database=svc.db.engine.dialect.name, migration=current, calendar_generation=generation
+    )
 
 
-@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -22,7 +22,9 @@ def list_links(who: Reader, svc: Svc) -> list[views.LinkView]:
     return svc.network.links()
 
 
-@router.post("/links", status_code=201, response_model=views.LinkView, responses=responses(403, 409), tags=["links"])
+@router.post(
+    "/links", status_code=201, response_model=views.LinkView, responses=responses(403, 409), tags=["links"]
+)
 def create_link(body: cmd.CreateLink, who: Manager, svc: Svc) -> views.LinkView:
     return svc.network.create_link(body)
 
@@ -32,7 +34,9 @@ def get_link(uuid: UUID, who: Reader, svc: Svc) -> views.LinkView:
     return svc.network.link(uuid)
 
 
-@router.put("/links/{uuid}", response_model=views.LinkView, responses=responses(403, 404, 409), tags=["links"])
+@router.put(
+    "/links/{uuid}", response_model=views.LinkView, responses=responses(403, 404, 409), tags=["links"]
+)
 def update_link(uuid: UUID, body: cmd.UpdateLink, who: Manager, svc: Svc) -> views.LinkView:
     return svc.network.update_link(uuid, body)
 
@@ -48,26 +52,40 @@ def list_ports(who: Reader, svc: Svc) -> list[views.FacilityPortView]:
     return svc.network.ports()
 
 
-@router.post("/facility-ports", status_code=201, response_model=views.FacilityPortView,
-             responses=responses(403, 409), tags=["facility ports"])
+@router.post(
+    "/facility-ports",
+    status_code=201,
+    response_model=views.FacilityPortView,
+    responses=responses(403, 409),
+    tags=["facility ports"],
+)
 def create_port(body: cmd.CreateFacilityPort, who: Manager, svc: Svc) -> views.FacilityPortView:
     return svc.network.create_port(body)
 
 
-@router.get("/facility-ports/{uuid}", response_model=views.FacilityPortView, responses=responses(404),
-            tags=["facility ports"])
+@router.get(
+    "/facility-ports/{uuid}",
+    response_model=views.FacilityPortView,
+    responses=responses(404),
+    tags=["facility ports"],
+)
 def get_port(uuid: UUID, who: Reader, svc: Svc) -> views.FacilityPortView:
     return svc.network.port(uuid)
 
 
-@router.put("/facility-ports/{uuid}", response_model=views.FacilityPortView, responses=responses(403, 404, 409),
-            tags=["facility ports"])
+@router.put(
+    "/facility-ports/{uuid}",
+    response_model=views.FacilityPortView,
+    responses=responses(403, 404, 409),
+    tags=["facility ports"],
+)
 def update_port(uuid: UUID, body: cmd.UpdateFacilityPort, who: Manager, svc: Svc) -> views.FacilityPortView:
     return svc.network.update_port(uuid, body)
 
 
-@router.delete("/facility-ports/{uuid}", status_code=204, responses=responses(403, 404, 409),
-               tags=["facility ports"])
+@router.delete(
+    "/facility-ports/{uuid}", status_code=204, responses=responses(403, 404, 409), tags=["facility ports"]
+)
 def delete_port(uuid: UUID, who: Manager, svc: Svc) -> Response:
     svc.network.delete_port(uuid)
     return Response(status_code=204)

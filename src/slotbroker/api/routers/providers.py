@@ -14,7 +14,9 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.services import commands as cmd
 from slotbroker.services import views
 
-router = APIRouter(prefix="/v1/providers", tags=["providers"], responses=responses(400, 401, 413, 415, 422, 429, 503))
+router = APIRouter(
+    prefix="/v1/providers", tags=["providers"], responses=responses(400, 401, 413, 415, 422, 429, 503)
+)
 Svc = Annotated[Services, Depends(services)]
 RC_PATH = r"^[A-Z][A-Z0-9_]{0,254}$"
 
@@ -23,21 +25,39 @@ RC_PATH = r"^[A-Z][A-Z0-9_]{0,254}$"
 def list_providers(
     who: Reader,
     svc: Svc,
-    kind: Annotated[list[ProviderKind] | None, Query(description="Any of these kinds; default the tree kinds")] = None,
+    kind: Annotated[
+        list[ProviderKind] | None, Query(description="Any of these kinds; default the tree kinds")
+    ] = None,
     parent: Annotated[UUID | None, Query(description="Only children of this provider")] = None,
     trait: Annotated[list[str] | None, Query(description="Has all these traits")] = None,
     member_of: Annotated[list[str] | None, Query(description="Member of any of these aggregates")] = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> views.ProviderList:
-    return svc.inventory.list_providers(kinds=kind, parent_uuid=parent, traits=trait, aggregates=member_of,
-                                        name=name, cursor=cursor, limit=limit)
+    return svc.inventory.list_providers(
+        kinds=kind,
+        parent_uuid=parent,
+        traits=trait,
+        aggregates=member_of,
+        name=name,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
-@router.post("", status_code=201, response_model=views.ProviderView, responses=responses(403, 409),
-             summary="Create a provider")
-def create_provider(body: cmd.CreateProvider, who: Manager, svc: Svc, response: Response) -> views.ProviderView:
+@router.post(
+    "",
+    status_code=201,
+    response_model=views.ProviderView,
+    responses=responses(403, 409),
+    summary="Create a provider",
+)
+def create_provider(
+    body: cmd.CreateProvider, who: Manager, svc: Svc, response: Response
+) -> views.ProviderView:
     view = svc.inventory.create_provider(body)
     response.headers["Location"] = f"/v1/providers/{view.uuid}"
     return view
@@ -48,8 +68,12 @@ def get_provider(uuid: UUID, who: Reader, svc: Svc) -> views.ProviderView:
     return svc.inventory.get_provider(uuid)
 
 
-@router.put("/{uuid}", response_model=views.ProviderView, responses=responses(403, 404, 409),
-            summary="Rename, move or relocate a provider")
+@router.put(
+    "/{uuid}",
+    response_model=views.ProviderView,
+    responses=responses(403, 404, 409),
+    summary="Rename, move or relocate a provider",
+)
 def update_provider(uuid: UUID, body: cmd.UpdateProvider, who: Manager, svc: Svc) -> views.ProviderView:
     return svc.inventory.update_provider(uuid, body)
 
@@ -65,25 +89,43 @@ def get_inventories(uuid: UUID, who: Reader, svc: Svc) -> views.InventoriesView:
     return svc.inventory.get_inventories(uuid)
 
 
-@router.put("/{uuid}/inventories", response_model=views.InventoriesView, responses=responses(403, 404, 409),
-            summary="Replace all inventories (compare-and-swap on generation)")
+@router.put(
+    "/{uuid}/inventories",
+    response_model=views.InventoriesView,
+    responses=responses(403, 404, 409),
+    summary="Replace all inventories (compare-and-swap on generation)",
+)
 def set_inventories(uuid: UUID, body: cmd.SetInventories, who: Manager, svc: Svc) -> views.InventoriesView:
     return svc.inventory.set_inventories(uuid, body)
 
 
-@router.put("/{uuid}/inventories/{resource_class}", response_model=views.InventoriesView,
-            responses=responses(403, 404, 409), summary="Set one inventory")
+@router.put(
+    "/{uuid}/inventories/{resource_class}",
+    response_model=views.InventoriesView,
+    responses=responses(403, 404, 409),
+    summary="Set one inventory",
+)
 def set_inventory(
-    uuid: UUID, resource_class: Annotated[str, Path(pattern=RC_PATH)],
-    body: cmd.SetInventory, who: Manager, svc: Svc,
+    uuid: UUID,
+    resource_class: Annotated[str, Path(pattern=RC_PATH)],
+    body: cmd.SetInventory,
+    who: Manager,
+    svc: Svc,
 ) -> views.InventoriesView:
     return svc.inventory.set_inventory(uuid, resource_class, body)
 
 
-@router.delete("/{uuid}/inventories/{resource_class}", response_model=views.InventoriesView,
-               responses=responses(403, 404, 409), summary="Remove one inventory")
+@router.delete(
+    "/{uuid}/inventories/{resource_class}",
+    response_model=views.InventoriesView,
+    responses=responses(403, 404, 409),
+    summary="Remove one inventory",
+)
 def delete_inventory(
-    uuid: UUID, resource_class: Annotated[str, Path(pattern=RC_PATH)], who: Manager, svc: Svc,
+    uuid: UUID,
+    resource_class: Annotated[str, Path(pattern=RC_PATH)],
+    who: Manager,
+    svc: Svc,
     generation: Annotated[int, Query(ge=0, description="The provider generation you read")],
 ) -> views.InventoriesView:
     return svc.inventory.delete_inventory(uuid, resource_class, generation)
