@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +80,7 @@ class Topology:
             self.adjacency[a].append(Edge(i, b, lk.latency_ms))
             self.adjacency[b].append(Edge(i, a, lk.latency_ms))
         self._latency: dict[int, dict[int, float]] = {}
+        self.static_cache: dict[str, Any] = {}  # stage 1 answers per component signature
 
     def lookup(self, provider_ids: I64) -> tuple[I64, I64]:
         """(kind, row) of each provider id: kind 0 host, 1 link, 2 facility port."""

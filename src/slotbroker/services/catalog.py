@@ -67,7 +67,7 @@ class CatalogService:
             return views.TraitView(name=row.name, custom=row.custom)
 
     def create_trait(self, name: str) -> tuple[views.TraitView, bool]:
-        """Register a custom trait, idempotently as Placement's PUT /traits/{name}; returns (view, created)."""
+        """Register a custom trait (idempotent, as Placement's PUT); returns (view, created)."""
         if not CUSTOM_TRAIT_RE.match(name):
             raise ValidationFailed(
                 f"only CUSTOM_* traits can be registered, not {name!r}",

@@ -1,0 +1,1 @@
+"""Command line (Typer + Rich): operate a slotbroker database and server from a shell."""

@@ -1,0 +1,79 @@
+"""What every command shares: the database option, output as a Rich table or JSON, error exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from slotbroker.domain.errors import SlotbrokerError
+from slotbroker.store.db import Database, database_url
+
+console = Console()
+err_console = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="SLOTBROKER_DATABASE_URL",
+        help="SQLAlchemy URL of the database.",
+        show_default=True,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def default_url() -> str:
+    return database_url()
+
+
+def open_db(url: str, *, migrate_first: bool = True) -> Database:
+    from slotbroker.store import migrate
+
+    db = Database(url)
+    if migrate_first:
+        migrate.upgrade(db.engine)
+    return db
+
+
+@contextmanager
+def failing_nicely() -> Iterator[None]:
+    """Expected errors become a one-line message and exit code 1 (2 for bad input), not a traceback."""
+    try:
+        yield
+    except SlotbrokerError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.detail}")
+        for f in exc.errors[:20]:
+            err_console.print(f"  {f.pointer or '(document)'}: {f.detail}")
+        raise typer.Exit(2 if exc.code == "validation_error" else 1) from None
+    except (ValueError, OSError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+
+
+def emit_json(data: Any) -> None:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list) and data and isinstance(data[0], BaseModel):
+        data = [d.model_dump(mode="json") for d in data]
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*(str(v) if v is not None else "" for v in r))
+    console.print(t)
+
+
+Formatter = Callable[[Any], None]

@@ -1,0 +1,103 @@
+"""``slotbroker topology``: import, export and the real-data importers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db
+from slotbroker.domain.topology import Topology
+from slotbroker.services.topology import TopologyService
+from slotbroker.services.views import ImportReport
+
+app = typer.Typer(help="Import and export whole topologies.", no_args_is_help=True)
+PathArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="File to read.")]
+
+
+def _report(report: ImportReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(
+            f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+            f"deleted {report.deleted}; calendar generation {report.calendar_generation}"
+        )
+
+
+def _import(doc: Topology, url: str, prune: bool, as_json: bool) -> None:
+    with failing_nicely():
+        report = TopologyService(open_db(url)).import_(doc, prune=prune)
+    _report(report, as_json)
+
+
+def _read_text(path: Path) -> str:
+    import gzip
+
+    raw = path.read_bytes()
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
+
+
+@app.command("import")
+def import_(
+    path: PathArg,
+    database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
+    prune: Annotated[bool, typer.Option(help="Delete what the document omits.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import a topology document (YAML or JSON), all or nothing."""
+    with failing_nicely():
+        data = yaml.safe_load(_read_text(path))
+        doc = Topology.model_validate(data)
+    _import(doc, database_url, prune, as_json)
+
+
+@app.command("export")
+def export(
+    database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+) -> None:
+    """Export the whole topology; importing it again changes nothing."""
+    if fmt not in ("yaml", "json"):
+        raise typer.BadParameter("yaml or json", param_hint="--format")
+    with failing_nicely():
+        doc = TopologyService(open_db(database_url)).export()
+    data = doc.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data, indent=2) + "\n" if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("import-alibaba")
+def import_alibaba(
+    path: PathArg, database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db", as_json: JsonFlag = False
+) -> None:
+    """Import the Alibaba GPU cluster node list (openb_node_list_all_node.csv)."""
+    from slotbroker.importers.alibaba import parse_alibaba_nodes
+
+    with failing_nicely():
+        doc = parse_alibaba_nodes(_read_text(path))
+    _import(doc, database_url, False, as_json)
+
+
+@app.command("import-machines")
+def import_machines(
+    path: PathArg,
+    database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
+    region: Annotated[str, typer.Option(help="Name of the region the clusters go under.")] = "swf",
+    as_json: JsonFlag = False,
+) -> None:
+    """Import an SWF `.machines` cluster list (Alea / AleaNG format)."""
+    from slotbroker.importers.swf_machines import parse_swf_machines
+
+    with failing_nicely():
+        doc = parse_swf_machines(_read_text(path), region=region)
+    _import(doc, database_url, False, as_json)

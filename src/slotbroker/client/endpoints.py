@@ -1,0 +1,297 @@
+"""Every endpoint of the slotbroker API, described once as a :class:`Call` builder.
+
+:class:`Endpoints` exposes them as methods; :class:`~slotbroker.client.Client` runs them synchronously
+and :class:`~slotbroker.client.AsyncClient` returns awaitables, with the very same signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from slotbroker.client._spec import (
+    Body,
+    Call,
+    Id,
+    body,
+    endpoint,
+    list_of,
+    model,
+    no_content,
+    path,
+    query,
+    text,
+)
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.domain.topology import Topology
+from slotbroker.services import commands as cmd
+from slotbroker.services import views
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the process is alive."""
+
+    status: str
+
+
+class Ready(BaseModel):
+    """``GET /readyz``: the database is reachable and migrated to head."""
+
+    status: str
+    database: str
+    migration: str | None
+    calendar_generation: int
+
+
+# -- health ----------------------------------------------------------------------------------------------
+def healthz() -> Call[Health]:
+    """Liveness probe."""
+    return Call("GET", "/healthz", model(Health))
+
+
+def readyz() -> Call[Ready]:
+    """Readiness probe: raises UnavailableError at once (never retried) when not ready."""
+    return Call("GET", "/readyz", model(Ready), retry=False)
+
+
+def metrics() -> Call[str]:
+    """Prometheus metrics, as text."""
+    return Call("GET", "/metrics", text)
+
+
+# -- providers -------------------------------------------------------------------------------------------
+def list_providers(
+    *,
+    kind: Sequence[ProviderKind | str] | None = None,
+    parent: Id | None = None,
+    trait: Sequence[str] | None = None,
+    member_of: Sequence[str] | None = None,
+    name: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Call[views.ProviderList]:
+    """One page of providers; pass ``next_cursor`` back as ``cursor`` for the next."""
+    params = query(
+        kind=list(kind) if kind is not None else None,
+        parent=parent,
+        trait=list(trait) if trait is not None else None,
+        member_of=list(member_of) if member_of is not None else None,
+        name=name,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Call("GET", "/v1/providers", model(views.ProviderList), params=params)
+
+
+def get_provider(uuid: Id) -> Call[views.ProviderView]:
+    return Call("GET", path("/v1/providers/{}", uuid), model(views.ProviderView))
+
+
+def create_provider(provider: cmd.CreateProvider | Body) -> Call[views.ProviderView]:
+    return Call("POST", "/v1/providers", model(views.ProviderView), json=body(provider))
+
+
+def update_provider(uuid: Id, change: cmd.UpdateProvider | Body) -> Call[views.ProviderView]:
+    """Rename, move or relocate; ``change.generation`` must be the one you read."""
+    return Call("PUT", path("/v1/providers/{}", uuid), model(views.ProviderView), json=body(change))
+
+
+def delete_provider(uuid: Id) -> Call[None]:
+    return Call("DELETE", path("/v1/providers/{}", uuid), no_content)
+
+
+def get_inventories(uuid: Id) -> Call[views.InventoriesView]:
+    return Call("GET", path("/v1/providers/{}/inventories", uuid), model(views.InventoriesView))
+
+
+def set_inventories(uuid: Id, inventories: cmd.SetInventories | Body) -> Call[views.InventoriesView]:
+    """Replace all inventories (compare-and-swap on generation)."""
+    return Call(
+        "PUT",
+        path("/v1/providers/{}/inventories", uuid),
+        model(views.InventoriesView),
+        json=body(inventories),
+    )
+
+
+def set_inventory(
+    uuid: Id, resource_class: str, inventory: cmd.SetInventory | Body
+) -> Call[views.InventoriesView]:
+    """Set one inventory (compare-and-swap on generation)."""
+    return Call(
+        "PUT",
+        path("/v1/providers/{}/inventories/{}", uuid, resource_class),
+        model(views.InventoriesView),
+        json=body(inventory),
+    )
+
+
+def delete_inventory(uuid: Id, resource_class: str, *, generation: int) -> Call[views.InventoriesView]:
+    """Remove one inventory; ``generation`` is the provider generation you read."""
+    return Call(
+        "DELETE",
+        path("/v1/providers/{}/inventories/{}", uuid, resource_class),
+        model(views.InventoriesView),
+        params=query(generation=generation),
+    )
+
+
+def get_provider_traits(uuid: Id) -> Call[views.NamesView]:
+    return Call("GET", path("/v1/providers/{}/traits", uuid), model(views.NamesView))
+
+
+def set_provider_traits(uuid: Id, names: cmd.SetNames | Body) -> Call[views.NamesView]:
+    return Call("PUT", path("/v1/providers/{}/traits", uuid), model(views.NamesView), json=body(names))
+
+
+def get_provider_aggregates(uuid: Id) -> Call[views.NamesView]:
+    return Call("GET", path("/v1/providers/{}/aggregates", uuid), model(views.NamesView))
+
+
+def set_provider_aggregates(uuid: Id, names: cmd.SetNames | Body) -> Call[views.NamesView]:
+    return Call("PUT", path("/v1/providers/{}/aggregates", uuid), model(views.NamesView), json=body(names))
+
+
+# -- catalog ---------------------------------------------------------------------------------------------
+def list_resource_classes() -> Call[list[views.ResourceClassView]]:
+    return Call("GET", "/v1/resource-classes", list_of(views.ResourceClassView))
+
+
+def get_resource_class(name: str) -> Call[views.ResourceClassView]:
+    return Call("GET", path("/v1/resource-classes/{}", name), model(views.ResourceClassView))
+
+
+def create_resource_class(
+    resource_class: cmd.CreateResourceClass | Body,
+) -> Call[views.ResourceClassView]:
+    """Register a ``CUSTOM_`` resource class (admin)."""
+    return Call("POST", "/v1/resource-classes", model(views.ResourceClassView), json=body(resource_class))
+
+
+def delete_resource_class(name: str) -> Call[None]:
+    return Call("DELETE", path("/v1/resource-classes/{}", name), no_content)
+
+
+def list_traits(*, custom: bool = False) -> Call[list[views.TraitView]]:
+    return Call("GET", "/v1/traits", list_of(views.TraitView), params=query(custom=custom or None))
+
+
+def get_trait(name: str) -> Call[views.TraitView]:
+    return Call("GET", path("/v1/traits/{}", name), model(views.TraitView))
+
+
+def put_trait(name: str) -> Call[views.TraitView]:
+    """Register a ``CUSTOM_`` trait (admin); putting an existing one changes nothing."""
+    return Call("PUT", path("/v1/traits/{}", name), model(views.TraitView))
+
+
+def delete_trait(name: str) -> Call[None]:
+    return Call("DELETE", path("/v1/traits/{}", name), no_content)
+
+
+def list_aggregates() -> Call[list[views.AggregateView]]:
+    return Call("GET", "/v1/aggregates", list_of(views.AggregateView))
+
+
+# -- network ---------------------------------------------------------------------------------------------
+def list_links() -> Call[list[views.LinkView]]:
+    return Call("GET", "/v1/links", list_of(views.LinkView))
+
+
+def get_link(uuid: Id) -> Call[views.LinkView]:
+    return Call("GET", path("/v1/links/{}", uuid), model(views.LinkView))
+
+
+def create_link(link: cmd.CreateLink | Body) -> Call[views.LinkView]:
+    return Call("POST", "/v1/links", model(views.LinkView), json=body(link))
+
+
+def update_link(uuid: Id, change: cmd.UpdateLink | Body) -> Call[views.LinkView]:
+    return Call("PUT", path("/v1/links/{}", uuid), model(views.LinkView), json=body(change))
+
+
+def delete_link(uuid: Id) -> Call[None]:
+    return Call("DELETE", path("/v1/links/{}", uuid), no_content)
+
+
+def list_facility_ports() -> Call[list[views.FacilityPortView]]:
+    return Call("GET", "/v1/facility-ports", list_of(views.FacilityPortView))
+
+
+def get_facility_port(uuid: Id) -> Call[views.FacilityPortView]:
+    return Call("GET", path("/v1/facility-ports/{}", uuid), model(views.FacilityPortView))
+
+
+def create_facility_port(port: cmd.CreateFacilityPort | Body) -> Call[views.FacilityPortView]:
+    return Call("POST", "/v1/facility-ports", model(views.FacilityPortView), json=body(port))
+
+
+def update_facility_port(uuid: Id, change: cmd.UpdateFacilityPort | Body) -> Call[views.FacilityPortView]:
+    return Call("PUT", path("/v1/facility-ports/{}", uuid), model(views.FacilityPortView), json=body(change))
+
+
+def delete_facility_port(uuid: Id) -> Call[None]:
+    return Call("DELETE", path("/v1/facility-ports/{}", uuid), no_content)
+
+
+# -- topology --------------------------------------------------------------------------------------------
+def export_topology() -> Call[Topology]:
+    return Call("GET", "/v1/topology", model(Topology))
+
+
+def import_topology(document: Topology | Body, *, prune: bool = False) -> Call[views.ImportReport]:
+    """Import atomically; ``prune`` also deletes what the document omits."""
+    return Call(
+        "POST",
+        "/v1/topology",
+        model(views.ImportReport),
+        json=body(document),
+        params=query(prune=prune or None),
+    )
+
+
+class Endpoints:
+    """The API's methods, shared by both clients (see :class:`~slotbroker.client._spec.endpoint`)."""
+
+    healthz = endpoint(healthz)
+    readyz = endpoint(readyz)
+    metrics = endpoint(metrics)
+
+    list_providers = endpoint(list_providers)
+    get_provider = endpoint(get_provider)
+    create_provider = endpoint(create_provider)
+    update_provider = endpoint(update_provider)
+    delete_provider = endpoint(delete_provider)
+    get_inventories = endpoint(get_inventories)
+    set_inventories = endpoint(set_inventories)
+    set_inventory = endpoint(set_inventory)
+    delete_inventory = endpoint(delete_inventory)
+    get_provider_traits = endpoint(get_provider_traits)
+    set_provider_traits = endpoint(set_provider_traits)
+    get_provider_aggregates = endpoint(get_provider_aggregates)
+    set_provider_aggregates = endpoint(set_provider_aggregates)
+
+    list_resource_classes = endpoint(list_resource_classes)
+    get_resource_class = endpoint(get_resource_class)
+    create_resource_class = endpoint(create_resource_class)
+    delete_resource_class = endpoint(delete_resource_class)
+    list_traits = endpoint(list_traits)
+    get_trait = endpoint(get_trait)
+    put_trait = endpoint(put_trait)
+    delete_trait = endpoint(delete_trait)
+    list_aggregates = endpoint(list_aggregates)
+
+    list_links = endpoint(list_links)
+    get_link = endpoint(get_link)
+    create_link = endpoint(create_link)
+    update_link = endpoint(update_link)
+    delete_link = endpoint(delete_link)
+    list_facility_ports = endpoint(list_facility_ports)
+    get_facility_port = endpoint(get_facility_port)
+    create_facility_port = endpoint(create_facility_port)
+    update_facility_port = endpoint(update_facility_port)
+    delete_facility_port = endpoint(delete_facility_port)
+
+    export_topology = endpoint(export_topology)
+    import_topology = endpoint(import_topology)

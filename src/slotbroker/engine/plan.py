@@ -1,0 +1,125 @@
+"""A validated ``SlotRequest`` compiled against the topology into plain integers and row numbers.
+
+Everything the search loop touches per candidate start is precomputed here once: demand vectors over
+the request's classes, statically eligible hosts and sites per component, group constraints as index
+sets, port rows. Explanations build *relaxed* plans with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.domain.request import Component, GroupKind, Policy, SlotRequest
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.stages.base import Reason
+from slotbroker.engine.stages.static_filter import static_eligibility
+
+I64 = npt.NDArray[np.int64]
+EXACT_LIMIT = 16  # requests with at most this many instances are packed exactly (backtracking)
+
+
+@dataclass(frozen=True)
+class CompPlan:
+    idx: int
+    name: str
+    count: int
+    demand: I64  # per-instance minimum, one entry per Plan.classes (0 where not needed)
+    elastic: tuple[tuple[str, int, int], ...]  # (class, min, max)
+    hosts: I64  # statically eligible host rows
+    static_rejects: tuple[tuple[Reason, int], ...]  # hosts removed per reason, for explanations
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    idx: int
+    a: int
+    b: int
+    gbps: int
+    max_latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    idx: int
+    row: int  # -1: unknown port
+    site: int
+    comp: int
+    tags: tuple[int, ...] | None  # specific tags, or None for a count
+    count: int
+    gbps: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    classes: tuple[str, ...]
+    comps: tuple[CompPlan, ...]
+    same_site: tuple[frozenset[int], ...]
+    different_sites: tuple[frozenset[int], ...]
+    spread: tuple[frozenset[int], ...]
+    links: tuple[LinkPlan, ...]
+    ports: tuple[PortPlan, ...]
+    policy: Policy
+    range_start: int
+    latest_start: int
+    latest_end: int
+    min_duration: int
+    max_duration: int
+    limit: int
+    alternates: int
+    exact: bool = field(default=True)
+
+    @property
+    def instances(self) -> int:
+        return sum(c.count for c in self.comps)
+
+
+def demand_of(comp: Component, classes: tuple[str, ...]) -> I64:
+    need = comp.minimum()
+    return np.array([need.get(c, 0) for c in classes], dtype=np.int64)
+
+
+def compile_plan(req: SlotRequest, index: CalendarIndex) -> Plan:
+    topo = index.topo
+    classes = tuple(sorted({rc for c in req.components for rc in c.minimum()}))
+    comps = []
+    for i, c in enumerate(req.components):
+        hosts, rejects = static_eligibility(topo, c)
+        elastic = tuple((rc, r.min, r.max) for rc, r in sorted(c.elastic.items()))
+        comps.append(CompPlan(i, c.name, c.count, demand_of(c, classes), elastic, hosts, rejects))
+    pos = {c.name: i for i, c in enumerate(req.components)}
+
+    def groups(kind: GroupKind) -> tuple[frozenset[int], ...]:
+        return tuple(frozenset(pos[n] for n in g.components) for g in req.groups if g.kind == kind)
+
+    links = tuple(
+        LinkPlan(i, pos[lk.a], pos[lk.b], lk.bandwidth_gbps, lk.max_latency_ms) for i, lk in enumerate(req.links)
+    )
+    ports = []
+    for i, p in enumerate(req.facility_ports):
+        row = topo.port_row.get((p.site, p.port), -1)
+        site = topo.site_row.get(p.site, -1)
+        tags = tuple(p.vlans) if p.vlans is not None else None
+        ports.append(PortPlan(i, row, site, pos[p.component], tags, p.tag_count, p.bandwidth_gbps,
+                              f"{p.site}/{p.port}"))
+    return Plan(
+        classes=classes,
+        comps=tuple(comps),
+        same_site=groups(GroupKind.SAME_SITE),
+        different_sites=groups(GroupKind.DIFFERENT_SITES),
+        spread=groups(GroupKind.SPREAD),
+        links=links,
+        ports=tuple(ports),
+        policy=req.policy,
+        range_start=req.range_start_s,
+        latest_start=req.latest_start_s,
+        latest_end=req.latest_end_s,
+        min_duration=req.min_duration_s,
+        max_duration=req.max_duration_s,
+        limit=req.limit,
+        alternates=req.alternates,
+        exact=req.instances <= EXACT_LIMIT,
+    )

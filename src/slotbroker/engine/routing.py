@@ -1,0 +1,57 @@
+"""Paths between sites over the link graph: direct or multi-hop, within a latency bound.
+
+The selector branches over a few candidate paths per demand (lowest latency first), so a demand that
+cannot take its favourite path because an earlier demand of the same request used it can fall back to
+another: exact whenever no more than ``MAX_PATHS`` paths qualify."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slotbroker.engine.topology import Topology
+
+MAX_PATHS = 4
+MAX_HOPS = 6
+MAX_EXPLORED = 64
+
+
+def candidate_paths(
+    topo: Topology,
+    src: int,
+    dst: int,
+    gbps: int,
+    residual: Callable[[int], int],
+    max_latency_ms: float | None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Simple paths (link rows, latency) from ``src`` to ``dst`` with ``residual(link) >= gbps`` on
+    every hop, latency within the bound, best first; at most ``MAX_PATHS``."""
+    if src == dst:
+        return [((), 0.0)]
+    to_dst = topo.site_latency(dst)
+    if src not in to_dst:
+        return []
+    bound = float("inf") if max_latency_ms is None else max_latency_ms
+    found: list[tuple[tuple[int, ...], float]] = []
+    seen = {src}
+    path: list[int] = []
+
+    def dfs(site: int, lat: float) -> None:
+        if len(found) >= MAX_EXPLORED:
+            return
+        for e in sorted(topo.adjacency.get(site, []), key=lambda x: (x.latency_ms, x.link_row)):
+            nl = lat + e.latency_ms
+            rest = to_dst.get(e.to_site)
+            if e.to_site in seen or rest is None or nl + rest > bound + 1e-9 or residual(e.link_row) < gbps:
+                continue
+            path.append(e.link_row)
+            if e.to_site == dst:
+                found.append((tuple(path), nl))
+            elif len(path) < MAX_HOPS:
+                seen.add(e.to_site)
+                dfs(e.to_site, nl)
+                seen.discard(e.to_site)
+            path.pop()
+
+    dfs(src, 0.0)
+    found.sort(key=lambda p: (p[1], len(p[0]), p[0]))
+    return found[:MAX_PATHS]

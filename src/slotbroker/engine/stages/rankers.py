@@ -1,0 +1,82 @@
+"""Stage 5: policy plugins. Each policy orders sites and hosts (the selector tries them in that order)
+and scores a finished window. They read only what the selector hands them.
+
+* ``earliest`` (default) / ``best_fit``: tightest site and host first, keeping big holes for big
+  requests; ``first_fit``: plain name/row order, cheapest; ``spread``: emptiest first;
+  ``latency``: sites closest (by link latency) to the components they link to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.domain.request import Policy
+from slotbroker.engine.plan import Plan
+from slotbroker.engine.topology import Topology
+
+I64 = npt.NDArray[np.int64]
+READS = frozenset({"window.host_free", "host.capacity", "site.latency", "selector.assignment"})
+
+
+def host_order(policy: Policy, free: I64, cap: I64) -> list[int]:
+    """Preference order of local hosts (rows of ``free``), ties by row for determinism."""
+    n = free.shape[0]
+    if policy == Policy.FIRST_FIT or n == 0:
+        return list(range(n))
+    frac = (free / np.maximum(cap, 1)).sum(axis=1) if free.shape[1] else np.zeros(n)
+    key = -frac if policy == Policy.SPREAD else frac
+    return [int(i) for i in np.lexsort((np.arange(n), key))]
+
+
+def site_order(
+    policy: Policy,
+    plan: Plan,
+    topo: Topology,
+    comp: int,
+    sites: list[int],
+    room: dict[int, int],
+    assigned: dict[int, int],
+) -> list[int]:
+    """Preference order of candidate sites for ``comp``; ``room`` is how many instances each site's
+    hosts could take one by one (a tightness measure)."""
+    peers = [g for g in plan.spread if comp in g]
+
+    def crowd(site: int) -> int:
+        return sum(1 for g in peers for o in g if o != comp and assigned.get(o) == site)
+
+    def latency(site: int) -> float:
+        total = 0.0
+        for lk in plan.links:
+            other = lk.b if lk.a == comp else lk.a if lk.b == comp else None
+            if other is not None and other in assigned:
+                total += topo.site_latency(site).get(assigned[other], 1e9)
+        for p in plan.ports:
+            if p.comp == comp and p.site >= 0:
+                total += topo.site_latency(site).get(p.site, 1e9)
+        return total
+
+    def key(site: int) -> tuple[float, ...]:
+        name_rank = float(site)
+        if policy == Policy.FIRST_FIT:
+            return (crowd(site), name_rank)
+        if policy == Policy.SPREAD:
+            return (crowd(site), -room[site], name_rank)
+        if policy == Policy.LATENCY:
+            return (crowd(site), latency(site), room[site], name_rank)
+        return (crowd(site), room[site], name_rank)
+
+    return sorted(sites, key=key)
+
+
+def window_score(policy: Policy, plan: Plan, start: int, utilisation: float, latency_ms: float) -> float:
+    """Higher is better, in [0, 1]. ``utilisation``: mean used fraction of the chosen hosts after
+    placement; ``latency_ms``: total latency of the chosen routes."""
+    if policy == Policy.BEST_FIT:
+        return round(utilisation, 6)
+    if policy == Policy.SPREAD:
+        return round(1.0 - utilisation, 6)
+    if policy == Policy.LATENCY:
+        return round(1.0 / (1.0 + latency_ms), 6)
+    span = max(1, plan.latest_start - plan.range_start)
+    return round(1.0 - (start - plan.range_start) / span, 6)

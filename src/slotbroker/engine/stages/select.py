@@ -1,0 +1,187 @@
+"""Stage 6: the selector. Chooses a site per component, packs instances onto hosts, routes links.
+
+Depth-first over components (fewest candidate sites first), sites in the policy's order. Each step is
+checked as soon as it can be: group constraints, then the joint packing of everything at that site
+(cached per site and component set), then routes for links whose both ends are placed and for
+facility ports, branching over a few candidate paths. A node budget bounds the work; hitting it is
+reported as ``search_budget`` (the start is then treated as not fitting)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.packing import Item, pack
+from slotbroker.engine.plan import Plan
+from slotbroker.engine.routing import candidate_paths
+from slotbroker.engine.stages.base import Reason, Rejection
+from slotbroker.engine.stages.host_fit import host_free, instances_fit
+from slotbroker.engine.stages.rankers import host_order, site_order
+
+I64 = npt.NDArray[np.int64]
+READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
+BUDGET = 20_000
+
+
+@dataclass
+class Choice:
+    sites: dict[int, int]
+    hosts: dict[int, list[int]]  # comp -> host rows, one per instance
+    routes: dict[int, tuple[int, ...]]  # link request idx -> link rows
+    port_routes: dict[int, tuple[int, ...]]  # port request idx -> link rows
+    latency_ms: float = 0.0
+    link_use: dict[int, int] = field(default_factory=dict)
+
+
+class Selector:
+    def __init__(self, index: CalendarIndex, plan: Plan, s: int, e: int, comp_sites: dict[int, I64]) -> None:
+        self.index, self.plan, self.s, self.e = index, plan, s, e
+        topo = self.topo = index.topo
+        rows = np.unique(np.concatenate([c.hosts for c in plan.comps]))
+        self.rows = rows
+        self.free = host_free(index, plan, rows, s, e)
+        self.cap = np.stack([topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows]
+                             for c in plan.classes], axis=1) if plan.classes else self.free
+        self.pos = {int(r): i for i, r in enumerate(rows)}
+        site_of = topo.host_site[rows]
+        # per component: candidate site -> positions (into rows) of its eligible hosts there
+        self.local: dict[int, dict[int, I64]] = {}
+        self.room: dict[int, dict[int, int]] = {}
+        for c in plan.comps:
+            p = np.searchsorted(rows, c.hosts)
+            fit = instances_fit(self.free[p], c)
+            self.local[c.idx], self.room[c.idx] = {}, {}
+            for site in comp_sites[c.idx]:
+                m = site_of[p] == site
+                n = int(fit[m].sum())
+                if n >= c.count:
+                    self.local[c.idx][int(site)] = p[m & (fit > 0)]
+                    self.room[c.idx][int(site)] = n
+        self.link_free: I64 | None = None
+        self.use: dict[int, int] = defaultdict(int)
+        self.sites: dict[int, int] = {}
+        self.routes: dict[int, tuple[int, ...]] = {}
+        self.port_routes: dict[int, tuple[int, ...]] = {}
+        self.packs: dict[tuple[int, frozenset[int]], dict[int, list[int]] | None] = {}
+        self.fails: Counter[tuple[Reason, str | None]] = Counter()
+        self.nodes = 0
+
+    def run(self) -> Choice | Rejection:
+        for c in self.plan.comps:
+            if not self.local[c.idx]:
+                return Rejection(Reason.INSUFFICIENT_CAPACITY, component=c.name,
+                                 resource_class=self._short_class(c.idx), retry_at=None)
+        order = sorted((c.idx for c in self.plan.comps),
+                       key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i))
+        ok = self._assign(order, 0)
+        if ok:
+            hosts: dict[int, list[int]] = {}
+            for site in set(self.sites.values()):
+                at = frozenset(c for c, s in self.sites.items() if s == site)
+                packed = self.packs[(site, at)]
+                assert packed is not None
+                for c, local in packed.items():
+                    hosts[c] = [int(self.rows[i]) for i in local]
+            lat = sum(float(self.topo.links[r].latency_ms) for p in self.routes.values() for r in p)
+            return Choice(dict(self.sites), hosts, dict(self.routes), dict(self.port_routes), lat, dict(self.use))
+        if self.nodes > BUDGET:
+            return Rejection(Reason.SEARCH_BUDGET, retry_at=None)
+        (reason, name), _ = self.fails.most_common(1)[0] if self.fails else ((Reason.GROUP_CONSTRAINT, None), 0)
+        return Rejection(reason, component=name, retry_at=None)
+
+    def _short_class(self, comp: int) -> str | None:
+        c = self.plan.comps[comp]
+        p = np.searchsorted(self.rows, c.hosts)
+        if p.size == 0:
+            return None
+        short = (self.free[p] < c.demand).sum(axis=0)
+        return self.plan.classes[int(np.argmax(short))] if self.plan.classes else None
+
+    def _group_ok(self, c: int, site: int) -> bool:
+        for g in self.plan.same_site:
+            if c in g and any(self.sites.get(o, site) != site for o in g if o != c):
+                return False
+        for g in self.plan.different_sites:
+            if c in g and any(self.sites.get(o) == site for o in g if o != c):
+                return False
+        return True
+
+    def _pack(self, site: int, comps: frozenset[int]) -> dict[int, list[int]] | None:
+        key = (site, comps)
+        if key not in self.packs:
+            local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
+            items = [Item(c, self.plan.comps[c].count, self.plan.comps[c].demand,
+                          np.isin(local, self.local[c][site])) for c in sorted(comps)]
+            order = host_order(self.plan.policy, self.free[local], self.cap[local])
+            got = pack(items, self.free[local], order, self.plan.exact)
+            self.packs[key] = None if got is None else {c: [int(local[i]) for i in v] for c, v in got.items()}
+        return self.packs[key]
+
+    def _assign(self, order: list[int], k: int) -> bool:
+        if k == len(order):
+            return True
+        self.nodes += 1
+        if self.nodes > BUDGET:
+            return False
+        c = order[k]
+        name = self.plan.comps[c].name
+        cands = site_order(self.plan.policy, self.plan, self.topo, c, sorted(self.local[c]), self.room[c], self.sites)
+        for site in cands:
+            if not self._group_ok(c, site):
+                self.fails[(Reason.GROUP_CONSTRAINT, name)] += 1
+                continue
+            self.sites[c] = site
+            if self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
+                self.fails[(Reason.INSUFFICIENT_CAPACITY, name)] += 1
+            elif self._route(order, k, self._tasks(c, site), 0):
+                return True
+            del self.sites[c]
+            if self.nodes > BUDGET:
+                return False
+        return False
+
+    def _tasks(self, c: int, site: int) -> list[tuple[str, int, int, int, int, float | None]]:
+        out: list[tuple[str, int, int, int, int, float | None]] = []
+        for lk in self.plan.links:
+            other = lk.b if lk.a == c else lk.a if lk.b == c else None
+            if other is not None and other in self.sites:
+                out.append(("link", lk.idx, site, self.sites[other], lk.gbps, lk.max_latency_ms))
+        for p in self.plan.ports:
+            if p.comp == c:
+                out.append(("port", p.idx, site, p.site, p.gbps, None))
+        return out
+
+    def _residual(self, link: int) -> int:
+        if self.link_free is None:
+            all_links = np.arange(len(self.topo.links), dtype=np.int64)
+            self.link_free = self.index.link_free(all_links, self.s, self.e)
+        return int(self.link_free[link]) - self.use[link]
+
+    def _route(self, order: list[int], k: int, tasks: list[tuple[str, int, int, int, int, float | None]], j: int) -> bool:
+        if j == len(tasks):
+            return self._assign(order, k + 1)
+        kind, idx, src, dst, gbps, max_lat = tasks[j]
+        paths = candidate_paths(self.topo, src, dst, gbps, self._residual, max_lat)
+        if not paths:
+            why = Reason.NO_ROUTE if self.topo.site_latency(src).get(dst) is None else (
+                Reason.LINK_LATENCY if max_lat is not None and self.topo.site_latency(src)[dst] > max_lat
+                else Reason.LINK_BANDWIDTH)
+            self.fails[(why, self.plan.comps[order[k]].name)] += 1
+        target = self.routes if kind == "link" else self.port_routes
+        for path, _lat in paths:
+            self.nodes += 1
+            for r in path:
+                self.use[r] += gbps
+            target[idx] = path
+            if self._route(order, k, tasks, j + 1):
+                return True
+            del target[idx]
+            for r in path:
+                self.use[r] -= gbps
+            if self.nodes > BUDGET:
+                return False
+        return False

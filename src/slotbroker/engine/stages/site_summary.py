@@ -1,0 +1,53 @@
+"""Stage 3 (tier 1, as Oakestra filters clusters before workers): sites whose *summed* free capacity
+over the window could hold all of a component's instances.
+
+The site row of the calendar holds the sum of its hosts' usage, and peak(sum) <= sum(peaks), so
+``capacity - peak(sum)`` is an upper bound of what the hosts have free: a site this stage drops could
+never have fitted at host level. No false negatives, by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.plan import Plan
+from slotbroker.engine.stages.base import NEVER, Reason, Rejection
+
+I64 = npt.NDArray[np.int64]
+READS = frozenset({"site.usage_sum", "site.capacity"})
+
+
+def candidate_sites(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[dict[int, I64], Rejection | None]:
+    """Per component, the site rows that pass the bound (ascending), or a rejection with a retry
+    time before which no eligible site can pass it."""
+    topo = index.topo
+    all_sites = np.arange(len(topo.sites), dtype=np.int64)
+    bound = np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes]) if plan.classes else None
+    out: dict[int, I64] = {}
+    for comp in plan.comps:
+        sites = np.unique(topo.host_site[comp.hosts])
+        if sites.size == 0:
+            return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name, retry_at=NEVER)
+        need = comp.demand * comp.count
+        assert bound is not None
+        ok = (bound[:, sites] >= need[:, None]).all(axis=0)
+        if ok.any():
+            out[comp.idx] = sites[ok]
+            continue
+        worst = int(np.argmax((bound[:, sites] < need[:, None]).sum(axis=1)))
+        retry = NEVER
+        for site in sites:
+            t = s + 1
+            for ci, cname in enumerate(plan.classes):
+                if need[ci] == 0 or cname not in index.site:
+                    continue
+                cap = int(topo.site_cap[cname][site])
+                got = index.site[cname].earliest_fit(int(site), t, e - s, cap - int(need[ci]), plan.latest_start)
+                t = NEVER if got is None else max(t, got)
+                if t >= retry:
+                    break
+            retry = min(retry, t)
+        return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name,
+                             resource_class=plan.classes[worst], retry_at=retry)
+    return out, None
