@@ -23,7 +23,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 M = TypeVar("M", bound=BaseModel)
 
-Body = BaseModel | Mapping[str, Any]
+Raw = Mapping[str, Any]
+"""A request body as plain JSON data, sent without client-side validation."""
 Id = str | UUID
 
 
@@ -44,7 +45,7 @@ def path(template: str, *parts: Id) -> str:
     return template.format(*(quote(str(p), safe="") for p in parts))
 
 
-def body(value: Body) -> Any:
+def body(value: BaseModel | Raw) -> Any:
     """A request model as JSON (only the fields you set), or a mapping sent as it is."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", exclude_unset=True)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from slotbroker.client._spec import (
-    Body,
     Call,
     Id,
+    Raw,
     body,
     endpoint,
     list_of,
@@ -88,11 +88,11 @@ def get_provider(uuid: Id) -> Call[views.ProviderView]:
     return Call("GET", path("/v1/providers/{}", uuid), model(views.ProviderView))
 
 
-def create_provider(provider: cmd.CreateProvider | Body) -> Call[views.ProviderView]:
+def create_provider(provider: cmd.CreateProvider | Raw) -> Call[views.ProviderView]:
     return Call("POST", "/v1/providers", model(views.ProviderView), json=body(provider))
 
 
-def update_provider(uuid: Id, change: cmd.UpdateProvider | Body) -> Call[views.ProviderView]:
+def update_provider(uuid: Id, change: cmd.UpdateProvider | Raw) -> Call[views.ProviderView]:
     """Rename, move or relocate; ``change.generation`` must be the one you read."""
     return Call("PUT", path("/v1/providers/{}", uuid), model(views.ProviderView), json=body(change))
 
@@ -105,7 +105,7 @@ def get_inventories(uuid: Id) -> Call[views.InventoriesView]:
     return Call("GET", path("/v1/providers/{}/inventories", uuid), model(views.InventoriesView))
 
 
-def set_inventories(uuid: Id, inventories: cmd.SetInventories | Body) -> Call[views.InventoriesView]:
+def set_inventories(uuid: Id, inventories: cmd.SetInventories | Raw) -> Call[views.InventoriesView]:
     """Replace all inventories (compare-and-swap on generation)."""
     return Call(
         "PUT",
@@ -116,7 +116,7 @@ def set_inventories(uuid: Id, inventories: cmd.SetInventories | Body) -> Call[vi
 
 
 def set_inventory(
-    uuid: Id, resource_class: str, inventory: cmd.SetInventory | Body
+    uuid: Id, resource_class: str, inventory: cmd.SetInventory | Raw
 ) -> Call[views.InventoriesView]:
     """Set one inventory (compare-and-swap on generation)."""
     return Call(
@@ -141,7 +141,7 @@ def get_provider_traits(uuid: Id) -> Call[views.NamesView]:
     return Call("GET", path("/v1/providers/{}/traits", uuid), model(views.NamesView))
 
 
-def set_provider_traits(uuid: Id, names: cmd.SetNames | Body) -> Call[views.NamesView]:
+def set_provider_traits(uuid: Id, names: cmd.SetNames | Raw) -> Call[views.NamesView]:
     return Call("PUT", path("/v1/providers/{}/traits", uuid), model(views.NamesView), json=body(names))
 
 
@@ -149,7 +149,7 @@ def get_provider_aggregates(uuid: Id) -> Call[views.NamesView]:
     return Call("GET", path("/v1/providers/{}/aggregates", uuid), model(views.NamesView))
 
 
-def set_provider_aggregates(uuid: Id, names: cmd.SetNames | Body) -> Call[views.NamesView]:
+def set_provider_aggregates(uuid: Id, names: cmd.SetNames | Raw) -> Call[views.NamesView]:
     return Call("PUT", path("/v1/providers/{}/aggregates", uuid), model(views.NamesView), json=body(names))
 
 
@@ -163,7 +163,7 @@ def get_resource_class(name: str) -> Call[views.ResourceClassView]:
 
 
 def create_resource_class(
-    resource_class: cmd.CreateResourceClass | Body,
+    resource_class: cmd.CreateResourceClass | Raw,
 ) -> Call[views.ResourceClassView]:
     """Register a ``CUSTOM_`` resource class (admin)."""
     return Call("POST", "/v1/resource-classes", model(views.ResourceClassView), json=body(resource_class))
@@ -203,11 +203,11 @@ def get_link(uuid: Id) -> Call[views.LinkView]:
     return Call("GET", path("/v1/links/{}", uuid), model(views.LinkView))
 
 
-def create_link(link: cmd.CreateLink | Body) -> Call[views.LinkView]:
+def create_link(link: cmd.CreateLink | Raw) -> Call[views.LinkView]:
     return Call("POST", "/v1/links", model(views.LinkView), json=body(link))
 
 
-def update_link(uuid: Id, change: cmd.UpdateLink | Body) -> Call[views.LinkView]:
+def update_link(uuid: Id, change: cmd.UpdateLink | Raw) -> Call[views.LinkView]:
     return Call("PUT", path("/v1/links/{}", uuid), model(views.LinkView), json=body(change))
 
 
@@ -223,11 +223,11 @@ def get_facility_port(uuid: Id) -> Call[views.FacilityPortView]:
     return Call("GET", path("/v1/facility-ports/{}", uuid), model(views.FacilityPortView))
 
 
-def create_facility_port(port: cmd.CreateFacilityPort | Body) -> Call[views.FacilityPortView]:
+def create_facility_port(port: cmd.CreateFacilityPort | Raw) -> Call[views.FacilityPortView]:
     return Call("POST", "/v1/facility-ports", model(views.FacilityPortView), json=body(port))
 
 
-def update_facility_port(uuid: Id, change: cmd.UpdateFacilityPort | Body) -> Call[views.FacilityPortView]:
+def update_facility_port(uuid: Id, change: cmd.UpdateFacilityPort | Raw) -> Call[views.FacilityPortView]:
     return Call("PUT", path("/v1/facility-ports/{}", uuid), model(views.FacilityPortView), json=body(change))
 
 
@@ -240,7 +240,7 @@ def export_topology() -> Call[Topology]:
     return Call("GET", "/v1/topology", model(Topology))
 
 
-def import_topology(document: Topology | Body, *, prune: bool = False) -> Call[views.ImportReport]:
+def import_topology(document: Topology | Raw, *, prune: bool = False) -> Call[views.ImportReport]:
     """Import atomically; ``prune`` also deletes what the document omits."""
     return Call(
         "POST",

@@ -1,0 +1,105 @@
+"""Why nothing fits: typed blockers, each with the earliest start if that one constraint were relaxed.
+
+Static blockers (no host has the traits, aggregate, class...) are read off stage 1's counts. Otherwise
+each constraint is relaxed in turn - one component's demand for one class, one link, one facility
+port, one group - and the search re-run for a single window; a relaxation that yields a window names a
+blocker. Bounded: at most ``MAX_RELAXATIONS`` re-runs with a smaller candidate budget each.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.plan import Plan
+from slotbroker.engine.results import Blocker, Explanation
+from slotbroker.engine.stages.base import Reason, Rejection
+
+MAX_RELAXATIONS = 24
+RELAXED_CANDIDATES = 2_000
+MAX_LOOKAHEAD_S = 90 * 86400
+
+
+def _first_start(index: CalendarIndex, plan: Plan) -> int | None:
+    from slotbroker.engine.search import search_plan
+
+    wins, _, _ = search_plan(index, replace(plan, limit=1, alternates=0), RELAXED_CANDIDATES)
+    return wins[0].start if wins else None
+
+
+def _static(plan: Plan) -> list[Blocker]:
+    out = []
+    for c in plan.comps:
+        if c.hosts.size == 0:
+            counts = ", ".join(f"{r.value}: {n}" for r, n in c.static_rejects) or "no hosts"
+            top = max(c.static_rejects, key=lambda x: x[1])[0] if c.static_rejects else Reason.NO_INVENTORY
+            out.append(Blocker(top, f"no host can ever hold component {c.name!r} (hosts removed by {counts})",
+                               component=c.name))
+    for p in plan.ports:
+        if p.row < 0:
+            out.append(Blocker(Reason.UNKNOWN_PORT, f"facility port {p.label!r} does not exist", port=p.label))
+    return out
+
+
+def _relaxations(plan: Plan) -> list[tuple[Blocker, Plan]]:
+    out: list[tuple[Blocker, Plan]] = []
+    for c in plan.comps:
+        for ci, cls in enumerate(plan.classes):
+            if c.demand[ci] == 0:
+                continue
+            demand = c.demand.copy()
+            demand[ci] = 0
+            comps = tuple(replace(x, demand=demand) if x.idx == c.idx else x for x in plan.comps)
+            b = Blocker(Reason.INSUFFICIENT_CAPACITY, f"{cls} for component {c.name!r}", component=c.name,
+                        resource_class=cls)
+            out.append((b, replace(plan, comps=comps)))
+    for lk in plan.links:
+        label = f"{plan.comps[lk.a].name}-{plan.comps[lk.b].name}"
+        b = Blocker(Reason.LINK_BANDWIDTH, f"link {label} ({lk.gbps} Gbps)", link=label)
+        out.append((b, replace(plan, links=tuple(x for x in plan.links if x.idx != lk.idx))))
+    for p in plan.ports:
+        b = Blocker(Reason.VLAN_UNAVAILABLE, f"facility port {p.label}", port=p.label,
+                    component=plan.comps[p.comp].name)
+        out.append((b, replace(plan, ports=tuple(x for x in plan.ports if x.idx != p.idx))))
+    for field in ("same_site", "different_sites"):
+        groups: tuple[frozenset[int], ...] = getattr(plan, field)
+        for g in groups:
+            names = ", ".join(sorted(plan.comps[i].name for i in g))
+            b = Blocker(Reason.GROUP_CONSTRAINT, f"{field} over {names}")
+            out.append((b, replace(plan, **{field: tuple(x for x in groups if x is not g)})))
+    return out
+
+
+def explain_failure(index: CalendarIndex, plan: Plan, rejections: list[Rejection]) -> Explanation:
+    blockers = _static(plan)
+    if blockers:
+        return Explanation(tuple(blockers), None)
+    for b, relaxed in _relaxations(plan)[:MAX_RELAXATIONS]:
+        t = _first_start(index, relaxed)
+        if t is not None:
+            blockers.append(replace(b, earliest_if_relaxed=t))
+    if not blockers:
+        for c in plan.comps:
+            alone = replace(plan, comps=(replace(c, idx=0),), links=(), ports=(), same_site=(),
+                            different_sites=(), spread=())
+            if _first_start(index, alone) is None:
+                short = Counter(r.resource_class for r in rejections if r.component == c.name)
+                cls = short.most_common(1)[0][0] if short else None
+                blockers.append(Blocker(Reason.INSUFFICIENT_CAPACITY,
+                                        f"component {c.name!r} does not fit anywhere in the range even alone",
+                                        component=c.name, resource_class=cls))
+    if not blockers and rejections:
+        (reason, comp, cls, link, port), _ = Counter(
+            (r.reason, r.component, r.resource_class, r.link, r.port) for r in rejections).most_common(1)[0]
+        blockers.append(Blocker(reason, "the combination does not fit; no single relaxation helps",
+                                component=comp, resource_class=cls, link=link, port=port))
+    span = min(MAX_LOOKAHEAD_S, max(plan.latest_end - plan.range_start, plan.max_duration))
+    later = replace(plan, latest_start=plan.latest_start + span, latest_end=plan.latest_end + span)
+    after = _first_start(index, later)
+    return Explanation(tuple(blockers), after)
+
+
+__all__ = ["explain_failure", "np"]

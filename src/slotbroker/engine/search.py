@@ -1,0 +1,205 @@
+"""Find windows: try candidate starts in time order, skipping ahead, never stepping on a grid.
+
+The earliest feasible start is always the range start or a time at which some relevant usage *drops*
+(a booking ends): if a start ``w`` is feasible and nothing drops at ``w``, then ``w - 1`` sees no more
+usage at any instant, so it is feasible too. Hence the candidates. When a start fails, the stage that
+rejected it may also give a lower bound (e.g. the site summaries say no site can hold a component
+before ``t``); the next candidate is the first drop at or after that bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.domain.request import Policy, SlotRequest
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.plan import Plan, compile_plan
+from slotbroker.engine.results import LinkRoute, PortAssignment, SearchResult, Window
+from slotbroker.engine.stages.base import NEVER, Rejection
+from slotbroker.engine.stages.host_fit import host_free
+from slotbroker.engine.stages.port_check import check_ports
+from slotbroker.engine.stages.rankers import host_order, window_score
+from slotbroker.engine.stages.select import Choice, Selector
+from slotbroker.engine.stages.site_summary import candidate_sites
+from slotbroker.engine.verify import holds, host_load
+
+I64 = npt.NDArray[np.int64]
+MAX_CANDIDATES = 20_000
+
+
+@dataclass
+class Attempt:
+    choice: Choice
+    tags: dict[int, list[int]]
+
+
+def try_start(index: CalendarIndex, plan: Plan, s: int) -> Attempt | Rejection:
+    """Run the stack for one start: ports, site summaries, then host fit + selection."""
+    e = s + plan.min_duration
+    tags, rej = check_ports(index, plan, s, e)
+    if rej is not None:
+        return rej
+    sites, rej = candidate_sites(index, plan, s, e)
+    if rej is not None:
+        return rej
+    got = Selector(index, plan, s, e, sites).run()
+    return got if isinstance(got, Rejection) else Attempt(got, tags)
+
+
+class Scanner:
+    """Where usage relevant to a plan drops: the candidate start times."""
+
+    def __init__(self, index: CalendarIndex, plan: Plan) -> None:
+        self.index = index
+        rows = np.unique(np.concatenate([c.hosts for c in plan.comps])) if plan.comps else np.zeros(0, np.int64)
+        self.host_rows = rows.astype(np.int64)
+        self.classes = [c for c in plan.classes if c in index.host]
+        self.links = np.arange(len(index.topo.links), dtype=np.int64) if (plan.links or plan.ports) else None
+        self.ports = np.array(sorted({p.row for p in plan.ports if p.row >= 0}), dtype=np.int64)
+
+    def first_drop_at_or_after(self, t: int) -> int | None:
+        got = [self.index.host[c].next_decrease(self.host_rows, t - 1) for c in self.classes]
+        if self.links is not None:
+            got.append(self.index.link.next_decrease(self.links, t - 1))
+        if self.ports.size:
+            got.append(self.index.port_bw.next_decrease(self.ports, t - 1))
+            got.append(self.index.port_vlans.next_decrease(self.ports, t - 1))
+        times = [x for x in got if x is not None]
+        return min(times) if times else None
+
+
+def search_plan(
+    index: CalendarIndex, plan: Plan, max_candidates: int = MAX_CANDIDATES
+) -> tuple[list[Window], int, list[Rejection]]:
+    """Windows (pairwise disjoint, in policy order), candidates tried, and the rejections seen."""
+    windows: list[Window] = []
+    rejections: list[Rejection] = []
+    if any(c.hosts.size == 0 for c in plan.comps):
+        return windows, 0, rejections
+    scan = Scanner(index, plan)
+    t, tried = plan.range_start, 0
+    while t <= plan.latest_start and len(windows) < plan.limit and tried < max_candidates:
+        tried += 1
+        got = try_start(index, plan, t)
+        if isinstance(got, Attempt):
+            w = _window(index, plan, t, got)
+            windows.append(w)
+            t = w.end
+            continue
+        rejections.append(got)
+        bound = max(t + 1, got.retry_at or 0)
+        if bound >= NEVER or bound > plan.latest_start:
+            break
+        nxt = scan.first_drop_at_or_after(bound)
+        if nxt is None:
+            break
+        t = nxt
+    if plan.policy in (Policy.BEST_FIT, Policy.SPREAD, Policy.LATENCY):
+        windows.sort(key=lambda w: (-w.score, w.start))
+    return windows, tried, rejections
+
+
+def _stretch(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> int:
+    """Longest end up to max_duration for which the same choice still holds (binary search)."""
+    lo = s + plan.min_duration
+    hi = min(s + plan.max_duration, plan.latest_end)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if holds(index, plan, a.choice, a.tags, s, mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
+    topo = index.topo
+    e = _stretch(index, plan, s, a) if plan.max_duration > plan.min_duration else s + plan.min_duration
+    ch = a.choice
+    load = host_load(plan, ch)
+    used_rows = np.array(sorted(load), dtype=np.int64)
+    free = host_free(index, plan, used_rows, s, e)
+    residual = {int(r): free[i] - load[int(r)] for i, r in enumerate(used_rows)}
+    caps = {
+        int(r): np.array([int(topo.host_cap.get(c, np.zeros(1, np.int64))[r]) if c in topo.host_cap else 0
+                          for c in plan.classes], dtype=np.int64)
+        for r in used_rows
+    }
+    grants: dict[str, list[dict[str, int]]] = {}
+    for c in plan.comps:
+        if not c.elastic:
+            continue
+        out = []
+        for h in ch.hosts[c.idx]:
+            g: dict[str, int] = {}
+            for rc, lo, hi in c.elastic:
+                ci = plan.classes.index(rc)
+                extra = int(max(0, min(hi - lo, int(residual[h][ci]))))
+                residual[h][ci] -= extra
+                g[rc] = lo + extra
+            out.append(g)
+        grants[c.name] = out
+    util = [float(((caps[r] - residual[r]) / np.maximum(caps[r], 1))[caps[r] > 0].mean())
+            for r in residual if (caps[r] > 0).any()]
+    score = window_score(plan.policy, plan, s, float(np.mean(util)) if util else 0.0, ch.latency_ms)
+    routes = tuple(
+        LinkRoute(plan.comps[lk.a].name, plan.comps[lk.b].name,
+                  tuple(topo.links[r].name for r in ch.routes.get(lk.idx, ())),
+                  sum(topo.links[r].latency_ms for r in ch.routes.get(lk.idx, ())))
+        for lk in plan.links
+    )
+    ports = tuple(
+        PortAssignment(topo.ports[p.row].site, topo.ports[p.row].name, plan.comps[p.comp].name,
+                       tuple(a.tags.get(p.idx, [])), tuple(topo.links[r].name for r in ch.port_routes.get(p.idx, ())))
+        for p in plan.ports
+    )
+    return Window(
+        start=s,
+        end=e,
+        placement={c.name: [topo.hosts[h].name for h in ch.hosts[c.idx]] for c in plan.comps},
+        routes=routes,
+        ports=ports,
+        score=score,
+        alternates=_alternates(index, plan, ch, residual, s, e),
+        grants=grants,
+        sites={c.name: topo.sites[ch.sites[c.idx]].name for c in plan.comps},
+    )
+
+
+def _alternates(index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], s: int, e: int) -> dict[str, list[str]]:
+    """Hosts at the component's chosen site, not used by it, with room for one more instance over
+    the whole window after this placement: a claim can fall back to them if its host is taken."""
+    out: dict[str, list[str]] = {}
+    if plan.alternates == 0:
+        return out
+    topo = index.topo
+    for c in plan.comps:
+        site = ch.sites[c.idx]
+        mine = set(ch.hosts[c.idx])
+        rows = np.array([h for h in c.hosts if topo.host_site[h] == site and int(h) not in mine], dtype=np.int64)
+        if rows.size == 0:
+            out[c.name] = []
+            continue
+        free = host_free(index, plan, rows, s, e)
+        for i, r in enumerate(rows):
+            if int(r) in residual:
+                free[i] = residual[int(r)]
+        ok = (free >= c.demand).all(axis=1)
+        caps = np.stack([topo.host_cap[cl][rows] if cl in topo.host_cap else np.zeros(rows.size, np.int64)
+                         for cl in plan.classes], axis=1)
+        order = host_order(plan.policy, free, caps)
+        out[c.name] = [topo.hosts[int(rows[i])].name for i in order if ok[i]][: plan.alternates]
+    return out
+
+
+def find_slots(index: CalendarIndex, request: SlotRequest, *, explain: bool = True) -> SearchResult:
+    """The engine's entry point: windows for ``request`` against ``index`` (deterministic)."""
+    from slotbroker.engine.explain import explain_failure
+
+    plan = compile_plan(request, index)
+    windows, tried, rejections = search_plan(index, plan)
+    why = explain_failure(index, plan, rejections) if explain and not windows else None
+    return SearchResult(tuple(windows), why, index.generation, tried)

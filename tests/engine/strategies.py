@@ -1,0 +1,98 @@
+"""Hypothesis strategies: small random topologies, bookings and requests on an hourly grid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import strategies as st
+
+from slotbroker.domain.request import SlotRequest, parse_request
+from slotbroker.domain.vlans import VlanSet
+from slotbroker.engine import AllocationSnap, AllocationTable, HostSnap, InventorySnap, LinkSnap, PortSnap, SiteSnap, Snapshot
+
+H = 3600
+T0 = 1_700_000_000 - (1_700_000_000 % H)
+
+
+def iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> Snapshot:
+    n_sites = draw(st.integers(1, 3))
+    sites = tuple(SiteSnap(f"S{i}") for i in range(n_sites))
+    hosts = []
+    for i in range(draw(st.integers(1, 3))):
+        inv = {"VCPU": InventorySnap(draw(st.sampled_from([2, 4, 8])))}
+        if draw(st.booleans()):
+            inv["GPU_A30"] = InventorySnap(draw(st.integers(1, 2)))
+        traits = frozenset(draw(st.sets(st.sampled_from(["NET_P4", "HW_NIC_RDMA"]), max_size=1)))
+        hosts.append(HostSnap(i + 1, f"h{i}", f"S{draw(st.integers(0, n_sites - 1))}", traits=traits, inventories=inv))
+    links = []
+    if n_sites > 1:
+        for j in range(draw(st.integers(0, 3))):
+            a, b = draw(st.sampled_from([(x, y) for x in range(n_sites) for y in range(x + 1, n_sites)]))
+            links.append(LinkSnap(100 + j, f"L{j}", f"S{a}", f"S{b}", draw(st.integers(1, 10)),
+                                  float(draw(st.integers(1, 10)))))
+    ports = []
+    if draw(st.booleans()):
+        ports.append(PortSnap(200, f"S{draw(st.integers(0, n_sites - 1))}", "fp", VlanSet.parse("100-102"), 10))
+    allocs = []
+    for _ in range(draw(st.integers(0, 8))):
+        start = T0 + H * draw(st.integers(0, 20))
+        end = start + H * draw(st.integers(1, 6))
+        kind = draw(st.sampled_from(["host", "host", "host", "link", "port"]))
+        if kind == "host":
+            h = draw(st.sampled_from(hosts))
+            rc = draw(st.sampled_from(sorted(h.inventories)))
+            allocs.append(AllocationSnap(h.id, rc, draw(st.integers(1, h.inventories[rc].capacity)), start, end))
+        elif kind == "link" and links:
+            lk = draw(st.sampled_from(links))
+            allocs.append(AllocationSnap(lk.id, "BANDWIDTH_GBPS", draw(st.integers(1, lk.capacity_gbps)), start, end))
+        elif kind == "port" and ports:
+            if draw(st.booleans()):
+                allocs.append(AllocationSnap(200, "VLAN", 1, start, end, draw(st.integers(100, 102))))
+            else:
+                allocs.append(AllocationSnap(200, "BANDWIDTH_GBPS", draw(st.integers(1, 10)), start, end))
+    return Snapshot(tuple(hosts), sites, tuple(links), tuple(ports), AllocationTable.from_rows(allocs))
+
+
+@st.composite
+def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest:
+    comps: list[dict[str, Any]] = []
+    for i in range(draw(st.integers(1, 2))):
+        res = {"VCPU": draw(st.integers(1, 4))}
+        if draw(st.integers(0, 3)) == 0:
+            res["GPU_A30"] = 1
+        c: dict[str, Any] = {"name": f"c{i}", "count": draw(st.integers(1, 2)), "resources": res}
+        if draw(st.integers(0, 3)) == 0:
+            c["site"] = draw(st.sampled_from(snap.sites)).name
+        if draw(st.integers(0, 4)) == 0:
+            c["required_traits"] = ["NET_P4"]
+        comps.append(c)
+    doc: dict[str, Any] = {"components": comps, "limit": draw(st.integers(1, 3)),
+                           "policy": draw(st.sampled_from(["earliest", "first_fit", "best_fit", "spread", "latency"]))}
+    if len(comps) == 2:
+        g = draw(st.sampled_from([None, "same_site", "different_sites", "spread"]))
+        if g:
+            doc["groups"] = [{"kind": g, "components": ["c0", "c1"]}]
+        if snap.links and draw(st.booleans()):
+            lk: dict[str, Any] = {"a": "c0", "b": "c1", "bandwidth_gbps": draw(st.integers(1, 6))}
+            if draw(st.booleans()):
+                lk["max_latency_ms"] = float(draw(st.integers(1, 12)))
+            doc["links"] = [lk]
+    if snap.ports and draw(st.booleans()):
+        p = snap.ports[0]
+        doc["facility_ports"] = [{"site": p.site, "port": p.name, "component": "c0",
+                                  "vlan_count": draw(st.integers(1, 2)), "bandwidth_gbps": draw(st.integers(0, 4))}]
+    start = T0 + H * draw(st.integers(0, 4))
+    doc["earliest_start"] = iso(start)
+    doc["latest_end"] = iso(start + H * draw(st.integers(6, 30)))
+    if fixed:
+        doc["duration"] = H * draw(st.integers(1, 4))
+    else:
+        doc["min_duration"] = H * draw(st.integers(1, 2))
+        doc["max_duration"] = H * draw(st.integers(2, 5))
+    return parse_request(doc)
