@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.engine import CalendarIndex, Snapshot, find_slots
-from tests.engine._reference import check_window, earliest
-from tests.engine.strategies import H, requests, worlds
+from ._reference import check_window, earliest
+from .strategies import H, requests, worlds
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
