@@ -307,8 +307,17 @@ def test_inventories_with_generation(client: TestClient, admin: H, db: Database)
     assert r.json()["inventories"]["GPU_T4"]["max_unit"] == 2
     problem(client.put(f"{url}/GPU_T4", json={"generation": 1, "total": 3}, headers=admin), 409,
             "concurrent_update", "/generation")
-    problem(client.put(f"{url}/VCPU", json={"generation": 2, "total": 4, "reserved": 5}, headers=admin),
-            422, "validation_error")
+    body = problem(
+        client.put(f"{url}/VCPU", json={"generation": 2, "total": 4, "reserved": 5}, headers=admin),
+        422,
+        "validation_error",
+        "/reserved",
+    )
+    assert body["detail"].endswith("reserved (5) exceeds total (4)")
+    problem(client.put(f"{url}/VCPU", json={"generation": 2, "total": 4, "min_unit": 3, "max_unit": 2},
+                       headers=admin), 422, "validation_error", "/min_unit")
+    problem(client.put(f"{url}/VCPU", json={"generation": 2, "total": -4}, headers=admin), 422,
+            "validation_error", "/total")
     problem(client.put(f"{url}/BOGUS", json={"generation": 2, "total": 4}, headers=admin), 422,
             "validation_error", "/inventories/BOGUS")
 
@@ -371,9 +380,13 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("negative reserved", {"inventories": {"VCPU": {"total": 4, "reserved": -1}}}, 422, "validation_error",
      "/inventories/VCPU/reserved"),
     ("reserved > total", {"inventories": {"VCPU": {"total": 4, "reserved": 5}}}, 422, "validation_error",
-     "/inventories/VCPU"),
+     "/inventories/VCPU/reserved"),
     ("min_unit > max_unit", {"inventories": {"VCPU": {"total": 8, "min_unit": 4, "max_unit": 2}}}, 422,
-     "validation_error", "/inventories/VCPU"),
+     "validation_error", "/inventories/VCPU/min_unit"),
+    ("min_unit > total", {"inventories": {"VCPU": {"total": 2, "min_unit": 4}}}, 422,
+     "validation_error", "/inventories/VCPU/min_unit"),
+    ("step_size > max_unit", {"inventories": {"VCPU": {"total": 8, "step_size": 16}}}, 422,
+     "validation_error", "/inventories/VCPU/step_size"),
     ("zero ratio", {"inventories": {"VCPU": {"total": 8, "allocation_ratio": 0}}}, 422, "validation_error",
      "/inventories/VCPU/allocation_ratio"),
     ("unknown field", {"inventories": {"VCPU": {"total": 8, "totl": 9}}}, 422, "validation_error",

@@ -170,6 +170,10 @@ def test_provider_and_inventory_lifecycle(api: Client) -> None:
     assert host.inventories["VCPU"].capacity == 64
     assert host.inventories["MEMORY_MB"].capacity == 262144 - 4096
 
+    unlocated = api.update_provider(site_uuid, cmd.UpdateProvider(generation=site.generation, location=None))
+    assert unlocated.location is None  # an explicitly set None is sent; unset fields are not
+    assert api.update_provider(site_uuid, {"generation": unlocated.generation}).name == site.name
+
     renamed = api.update_provider(host_uuid, cmd.UpdateProvider(generation=host.generation, name=unique("h")))
     assert renamed.name != host.name
 
@@ -362,10 +366,9 @@ def test_the_real_limiter_is_honoured(tmp_path: Path) -> None:
     admin = token(app, Role.ADMIN)
     sleeps = Sleeps()
     with serve(app) as url, Client(url, admin, retry=RetryPolicy(max_attempts=3), sleep=sleeps) as api:
-        # Spend the burst of one. (A fresh bucket may refuse its very first request with Retry-After: 1,
-        # see the limiter note in docs/client.md; the client retries that transparently.)
-        with Client(url, admin, sleep=lambda _: None) as warm:
-            assert warm.list_links() == []
+        # A fresh token's bucket starts full: its first request passes without any retry.
+        with Client(url, admin, retry=RetryPolicy.none()) as first:
+            assert first.list_links() == []
         with pytest.raises(RateLimitedError) as limited:
             api.create_provider(cmd.CreateProvider(name="never", kind=ProviderKind.SITE))
         # A POST refused by the limiter was certainly not processed, so it is retried.

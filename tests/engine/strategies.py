@@ -21,7 +21,7 @@ def iso(t: int) -> str:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> Snapshot:
-    n_sites = draw(st.integers(1, 3))
+    n_sites = draw(st.sampled_from([1, 2, 2, 3, 3]))
     sites = tuple(SiteSnap(f"S{i}") for i in range(n_sites))
     hosts = []
     for i in range(draw(st.integers(1, 3))):
@@ -32,7 +32,7 @@ def worlds(draw: st.DrawFn) -> Snapshot:
         hosts.append(HostSnap(i + 1, f"h{i}", f"S{draw(st.integers(0, n_sites - 1))}", traits=traits, inventories=inv))
     links = []
     if n_sites > 1:
-        for j in range(draw(st.integers(0, 3))):
+        for j in range(draw(st.integers(1, 3))):
             a, b = draw(st.sampled_from([(x, y) for x in range(n_sites) for y in range(x + 1, n_sites)]))
             links.append(LinkSnap(100 + j, f"L{j}", f"S{a}", f"S{b}", draw(st.integers(1, 10)),
                                   float(draw(st.integers(1, 10)))))
@@ -40,8 +40,8 @@ def worlds(draw: st.DrawFn) -> Snapshot:
     if draw(st.booleans()):
         ports.append(PortSnap(200, f"S{draw(st.integers(0, n_sites - 1))}", "fp", VlanSet.parse("100-102"), 10))
     allocs = []
-    for _ in range(draw(st.integers(0, 8))):
-        start = T0 + H * draw(st.integers(0, 20))
+    for _ in range(draw(st.integers(0, 14))):
+        start = T0 + H * draw(st.integers(0, 8))
         end = start + H * draw(st.integers(1, 6))
         kind = draw(st.sampled_from(["host", "host", "host", "link", "port"]))
         if kind == "host":
@@ -62,7 +62,7 @@ def worlds(draw: st.DrawFn) -> Snapshot:
 @st.composite
 def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest:
     comps: list[dict[str, Any]] = []
-    for i in range(draw(st.integers(1, 2))):
+    for i in range(draw(st.sampled_from([1, 2, 2]))):
         res = {"VCPU": draw(st.integers(1, 4))}
         if draw(st.integers(0, 3)) == 0:
             res["GPU_A30"] = 1
@@ -78,7 +78,7 @@ def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest
         g = draw(st.sampled_from([None, "same_site", "different_sites", "spread"]))
         if g:
             doc["groups"] = [{"kind": g, "components": ["c0", "c1"]}]
-        if snap.links and draw(st.booleans()):
+        if snap.links and draw(st.integers(0, 2)) > 0:
             lk: dict[str, Any] = {"a": "c0", "b": "c1", "bandwidth_gbps": draw(st.integers(1, 6))}
             if draw(st.booleans()):
                 lk["max_latency_ms"] = float(draw(st.integers(1, 12)))
@@ -87,7 +87,7 @@ def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest
         p = snap.ports[0]
         doc["facility_ports"] = [{"site": p.site, "port": p.name, "component": "c0",
                                   "vlan_count": draw(st.integers(1, 2)), "bandwidth_gbps": draw(st.integers(0, 4))}]
-    start = T0 + H * draw(st.integers(0, 4))
+    start = T0 + H * draw(st.integers(0, 2))
     doc["earliest_start"] = iso(start)
     doc["latest_end"] = iso(start + H * draw(st.integers(6, 30)))
     if fixed:

@@ -56,7 +56,7 @@ class RateLimiter:
             if bucket is None:
                 if len(self.buckets) >= self.max_keys:  # bound memory: forget buckets that refilled
                     self.buckets = {k: b for k, b in self.buckets.items() if not b.idle(now)}
-                bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
+                bucket = self.buckets[key] = TokenBucket(self.rate, self.burst, stamp=now)
             return bucket.take(now)
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slotbroker.domain import errors as e
+from slotbroker.domain.inventory import rule_field
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("slotbroker.api")
@@ -120,7 +121,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         if err.get("type") in ("json_invalid", "value_error.jsondecode"):
             malformed = True
         msg = str(err.get("msg", "invalid"))
-        errs.append(FieldProblem(pointer=_pointer(tuple(err.get("loc", ()))), detail=msg))
+        loc = (*err.get("loc", ()), *rule_field(err))
+        errs.append(FieldProblem(pointer=_pointer(loc), detail=msg))
     if malformed:
         return problem_response(
             400,

@@ -7,11 +7,26 @@ keeps some for the host itself, ``allocation_ratio`` over-commits shareable clas
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_AMOUNT = 2**53  # exact in JSON numbers and in float64 arithmetic
+
+
+class InventoryRuleError(ValueError):
+    """A rule across fields is broken; ``field`` names the one to fix (for the error's JSON pointer)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def rule_field(error: Mapping[str, Any]) -> tuple[str, ...]:
+    """The field an ``InventoryRuleError`` inside one pydantic error names, as pointer parts."""
+    cause = (error.get("ctx") or {}).get("error")
+    return (cause.field,) if isinstance(cause, InventoryRuleError) else ()
 
 
 class Inventory(BaseModel):
@@ -29,14 +44,14 @@ class Inventory(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.reserved > self.total:
-            raise ValueError(f"reserved ({self.reserved}) exceeds total ({self.total})")
+            raise InventoryRuleError("reserved", f"reserved ({self.reserved}) exceeds total ({self.total})")
         if self.max_unit is None:
             object.__setattr__(self, "max_unit", self.total)
         assert self.max_unit is not None
         if self.min_unit > self.max_unit:
-            raise ValueError(f"min_unit ({self.min_unit}) exceeds max_unit ({self.max_unit})")
+            raise InventoryRuleError("min_unit", f"min_unit ({self.min_unit}) exceeds max_unit ({self.max_unit})")
         if self.step_size > self.max_unit:
-            raise ValueError(f"step_size ({self.step_size}) exceeds max_unit ({self.max_unit})")
+            raise InventoryRuleError("step_size", f"step_size ({self.step_size}) exceeds max_unit ({self.max_unit})")
         return self
 
     @property

@@ -6,9 +6,7 @@ A facility port is a site's hand-off to an external network, with a VLAN tag ran
 
 from __future__ import annotations
 
-from typing import Self
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slotbroker.domain.providers import ProviderName
 from slotbroker.domain.vlans import VlanSet
@@ -22,11 +20,12 @@ class LinkSpec(BaseModel):
     bandwidth_gbps: int = Field(ge=1, le=1_000_000, description="Capacity in Gbit/s.")
     latency_ms: float = Field(0.0, ge=0, le=100_000, description="One-way latency in milliseconds.")
 
-    @model_validator(mode="after")
-    def _distinct_ends(self) -> Self:
-        if self.endpoints[0] == self.endpoints[1]:
+    @field_validator("endpoints")
+    @classmethod
+    def _distinct_ends(cls, value: tuple[str, str]) -> tuple[str, str]:
+        if value[0] == value[1]:
             raise ValueError("a link must join two different sites")
-        return self
+        return value
 
 
 class FacilityPortSpec(BaseModel):

@@ -19,6 +19,7 @@ I64 = npt.NDArray[np.int64]
 HOST, LINK, PORT = 0, 1, 2
 BANDWIDTH = "BANDWIDTH_GBPS"
 VLAN = "VLAN"
+UNBOUNDED = 2**62
 
 
 class CalendarIndex:
@@ -36,6 +37,11 @@ class CalendarIndex:
                 r, s, e, a = row[m], al.start[m], al.end[m], al.amount[m]
                 self.host[cname] = StepTable.build(n_h, r, s, e, a)
                 self.site[cname] = StepTable.build(n_s, topo.host_site[r], s, e, a)
+        # sites holding an overbooked host: their summed usage is no upper bound, so tier 1 skips them
+        self.unbounded: dict[str, set[int]] = {
+            c: {int(topo.host_site[r]) for r in t.rows_above(topo.host_cap.get(c, np.zeros(n_h, np.int64)))}
+            for c, t in self.host.items()
+        }
         bw = al.classes.index(BANDWIDTH) if BANDWIDTH in al.classes else -1
         vl = al.classes.index(VLAN) if VLAN in al.classes else -1
         m = (kind == LINK) & (al.class_idx == bw)
@@ -67,8 +73,13 @@ class CalendarIndex:
         amount = sign * a.amount
         if kind == HOST:
             n_h, n_s = len(self.topo.hosts), len(self.topo.sites)
-            self.host.setdefault(a.resource_class, StepTable(n_h)).add(row, a.start_s, a.end_s, amount)
+            table = self.host.setdefault(a.resource_class, StepTable(n_h))
+            table.add(row, a.start_s, a.end_s, amount)
             site = int(self.topo.host_site[row])
+            cap = int(self.topo.host_cap.get(a.resource_class, np.zeros(n_h, np.int64))[row])
+            r = np.array([row], dtype=np.int64)
+            if amount > 0 and int(table.peak(r, a.start_s, a.end_s)[0]) > cap:
+                self.unbounded.setdefault(a.resource_class, set()).add(site)
             self.site.setdefault(a.resource_class, StepTable(n_s)).add(site, a.start_s, a.end_s, amount)
         elif kind == LINK and a.resource_class == BANDWIDTH:
             self.link.add(row, a.start_s, a.end_s, amount)
@@ -113,7 +124,11 @@ class CalendarIndex:
             return np.zeros(rows.shape[0], dtype=np.int64)
         table = self.site.get(cls)
         used = table.peak(rows, start, end) if table is not None else 0
-        return np.asarray(cap[rows] - used, dtype=np.int64)
+        free = np.asarray(cap[rows] - used, dtype=np.int64)
+        loose = self.unbounded.get(cls)
+        if loose:
+            free[np.isin(rows, np.array(sorted(loose), dtype=np.int64))] = UNBOUNDED
+        return free
 
     def link_free(self, rows: I64, start: int, end: int) -> I64:
         return np.asarray(self.topo.link_cap[rows] - self.link.peak(rows, start, end), dtype=np.int64)

@@ -35,6 +35,7 @@ def pack(items: list[Item], free: I64, order: list[int], exact: bool, budget: in
 
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host
     preference. Returns comp -> host indices (one per instance) or None."""
+    free = np.maximum(free, 0)  # an overbooked class only matters to items that need it
     total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
     need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
     if (need > total).any():

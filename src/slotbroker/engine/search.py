@@ -187,7 +187,7 @@ def _alternates(index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int
         for i, r in enumerate(rows):
             if int(r) in residual:
                 free[i] = residual[int(r)]
-        ok = (free >= c.demand).all(axis=1)
+        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
         caps = np.stack([topo.host_cap[cl][rows] if cl in topo.host_cap else np.zeros(rows.size, np.int64)
                          for cl in plan.classes], axis=1)
         order = host_order(plan.policy, free, caps)

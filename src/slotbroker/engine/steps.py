@@ -120,6 +120,12 @@ class StepTable:
         out[nz] = np.maximum(out[nz], inner)
         return _i64(out)
 
+    def rows_above(self, cap: I64) -> set[int]:
+        """Rows whose usage ever exceeds ``cap[row]`` (overbooked: capacity shrank under bookings)."""
+        self._flush()
+        rows = self._keys // STRIDE
+        return {int(r) for r in np.unique(rows[self._levels > cap[rows]])}
+
     def level_at(self, rows: I64, t: int) -> I64:
         return self.peak(rows, t, t + 1)
 

@@ -25,7 +25,7 @@ def holds(index: CalendarIndex, plan: Plan, choice: Choice, tags: dict[int, list
     rows = np.array(sorted(load), dtype=np.int64)
     for ci, cname in enumerate(plan.classes):
         need = np.array([load[int(r)][ci] for r in rows], dtype=np.int64)
-        if (index.host_free(cname, rows, s, e) < need).any():
+        if ((index.host_free(cname, rows, s, e) < need) & (need > 0)).any():
             return False
     if choice.link_use:
         lr = np.array(sorted(choice.link_use), dtype=np.int64)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from slotbroker.domain.errors import (
     AlreadyExists,
     ConcurrentUpdate,
     FieldError,
     NotFound,
     ValidationFailed,
+    pointer,
 )
-from slotbroker.domain.inventory import Inventory
+from slotbroker.domain.inventory import Inventory, rule_field
 from slotbroker.domain.providers import AGGREGATE_PATTERN, TREE_KINDS, ProviderKind, parent_problem
 from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
@@ -194,8 +197,9 @@ class InventoryService:
             desired = {i.resource_class: ops.inventory_of(i) for i in row.inventories}
         try:
             desired[resource_class] = Inventory(**body.model_dump(exclude={"generation"}))
-        except ValueError as exc:  # cross-field rules (reserved > total ...)
-            raise ValidationFailed(str(exc), [FieldError("", str(exc))]) from exc
+        except ValidationError as exc:  # cross-field rules (reserved > total ...): name the field
+            errors = [FieldError(pointer(*e["loc"], *rule_field(e)), e["msg"]) for e in exc.errors()]
+            raise ValidationFailed(errors[0].detail, errors) from exc
         return self.set_inventories(uuid, cmd.SetInventories(generation=body.generation, inventories=desired))
 
     def delete_inventory(self, uuid: UUID, resource_class: str, generation: int) -> views.InventoriesView:

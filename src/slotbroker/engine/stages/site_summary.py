@@ -40,7 +40,7 @@ def candidate_sites(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[d
         for site in sites:
             t = s + 1
             for ci, cname in enumerate(plan.classes):
-                if need[ci] == 0 or cname not in index.site:
+                if need[ci] == 0 or cname not in index.site or int(site) in index.unbounded.get(cname, ()):
                     continue
                 cap = int(topo.site_cap[cname][site])
                 got = index.site[cname].earliest_fit(int(site), t, e - s, cap - int(need[ci]), plan.latest_start)

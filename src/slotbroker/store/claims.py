@@ -1,0 +1,388 @@
+"""The SQL of claims: provider locks, the peak-overlap query, VLAN holders, inserts and releases.
+
+Every function runs inside the caller's transaction (a ``Session`` from a ``UnitOfWork``) and speaks
+SQLAlchemy Core against the tables, not ORM objects: a claim is a handful of statements and the ORM's
+per-row bookkeeping would cost more than the database work. The statements are built once, with bind
+parameters (``expanding`` for the IN lists), so SQLAlchemy's compiled cache serves every call.
+
+Usage ("live" allocations) means: rows of consumers that are neither in a freeing status
+(``FREEING_STATUSES``) nor holds whose ``expires_s <= now``. The same SQL runs on SQLite and PostgreSQL;
+``FOR UPDATE`` is rendered only on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already serialises writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
+from slotbroker.domain.inventory import capacity_of
+from slotbroker.store.models import (
+    AllocationRow,
+    ConsumerRow,
+    FacilityPortRow,
+    InventoryRow,
+    ProviderRow,
+)
+
+P = ProviderRow.__table__
+I = InventoryRow.__table__  # noqa: E741 - the inventories table, as in SQL
+A = AllocationRow.__table__
+C = ConsumerRow.__table__
+FP = FacilityPortRow.__table__
+
+Pair = tuple[int, str]  # (provider_id, resource_class)
+
+_FREEING = sorted(str(s) for s in FREEING_STATUSES)
+_RELEASED = sorted(str(s) for s in RELEASE_STATUSES)
+
+
+@dataclass(frozen=True)
+class LockedProvider:
+    id: int
+    uuid: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class InventoryFacts:
+    total: int
+    reserved: int
+    min_unit: int
+    max_unit: int
+    step_size: int
+    allocation_ratio: float
+
+    @property
+    def capacity(self) -> int:
+        return capacity_of(self.total, self.reserved, self.allocation_ratio)
+
+    def amount_problem(self, amount: int) -> str | None:
+        if amount < self.min_unit:
+            return f"amount {amount} is below min_unit {self.min_unit}"
+        if amount > self.max_unit:
+            return f"amount {amount} is above max_unit {self.max_unit}"
+        if amount % self.step_size:
+            return f"amount {amount} is not a multiple of step_size {self.step_size}"
+        return None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Peak live usage of one (provider, class) over the claim's interval, and whether expired holds
+    still have rows there (the claim reaps them so the table itself never shows an overbooking)."""
+
+    peak: int
+    expired_holds: bool
+
+
+def _is_expired_hold(now: Any) -> ColumnElement[bool]:
+    return and_(
+        C.c.kind == ConsumerKind.HOLD.value,
+        C.c.expires_s.is_not(None),
+        C.c.expires_s <= now,
+        C.c.status.not_in(_FREEING),
+    )
+
+
+def _is_live(now: Any) -> ColumnElement[bool]:
+    return and_(
+        C.c.status.not_in(_FREEING),
+        or_(C.c.kind != ConsumerKind.HOLD.value, C.c.expires_s.is_(None), C.c.expires_s > now),
+    )
+
+
+# -- locking -------------------------------------------------------------------------------------------------
+
+# Ordered by id so that two claims touching the same providers lock them in the same order: no deadlock.
+# PostgreSQL's LockRows node sits above the Sort, so rows are locked in exactly this order.
+_LOCK_BY_UUID = (
+    select(P.c.id, P.c.uuid, P.c.name, P.c.kind)
+    .where(P.c.uuid.in_(bindparam("uuids", expanding=True)))
+    .order_by(P.c.id)
+    .with_for_update()
+)
+_LOCK_BY_ID = select(P.c.id).where(P.c.id.in_(bindparam("ids", expanding=True))).order_by(P.c.id).with_for_update()
+
+
+def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, LockedProvider]:
+    """Lock the providers named by ``uuids`` (PostgreSQL: row locks in id order, held to commit).
+
+    Returns the ones that exist, by uuid. Anything read *after* this call sees every claim that held
+    these locks before us (READ COMMITTED takes a fresh snapshot per statement).
+    """
+    if not uuids:
+        return {}
+    rows = session.connection().execute(_LOCK_BY_UUID, {"uuids": sorted(set(uuids))})
+    return {str(r.uuid): LockedProvider(int(r.id), str(r.uuid), str(r.name), str(r.kind)) for r in rows}
+
+
+def lock_provider_ids(session: Session, ids: Collection[int]) -> list[int]:
+    """The same lock by provider id, for other writers (e.g. an inventory shrink) that must serialise
+    with claims before they read usage."""
+    if not ids:
+        return []
+    return [int(i) for i in session.connection().scalars(_LOCK_BY_ID, {"ids": sorted(set(ids))})]
+
+
+# -- inventories -------------------------------------------------------------------------------------------
+
+_INVENTORIES = (
+    select(
+        I.c.provider_id,
+        I.c.resource_class,
+        I.c.total,
+        I.c.reserved,
+        I.c.min_unit,
+        I.c.max_unit,
+        I.c.step_size,
+        I.c.allocation_ratio,
+    )
+    .where(I.c.provider_id.in_(bindparam("ids", expanding=True)))
+)
+_PORT_VLANS = select(FP.c.provider_id, FP.c.vlans).where(FP.c.provider_id.in_(bindparam("ids", expanding=True)))
+
+
+def inventories(session: Session, provider_ids: Collection[int]) -> dict[Pair, InventoryFacts]:
+    rows = session.connection().execute(_INVENTORIES, {"ids": sorted(set(provider_ids))})
+    return {
+        (int(r.provider_id), str(r.resource_class)): InventoryFacts(
+            int(r.total),
+            int(r.reserved),
+            int(r.min_unit),
+            int(r.max_unit),
+            int(r.step_size),
+            float(r.allocation_ratio),
+        )
+        for r in rows
+    }
+
+
+def port_vlans(session: Session, provider_ids: Collection[int]) -> dict[int, str]:
+    """VLAN range text of the facility ports among ``provider_ids``."""
+    if not provider_ids:
+        return {}
+    rows = session.connection().execute(_PORT_VLANS, {"ids": sorted(set(provider_ids))})
+    return {int(r.provider_id): str(r.vlans) for r in rows}
+
+
+# -- peak overlapping usage ---------------------------------------------------------------------------------
+
+
+def _peak_statement() -> Any:
+    """Peak live usage per touched (provider, class) over [:s, :e), in one statement.
+
+    Usage is a step function that only rises at an allocation's start, so its maximum over [s, e) is
+    reached at s or at a start inside (s, e). Each allocation overlapping [s, e) becomes a +amount event
+    at max(start, s) and, if it ends inside, a -amount event at its end; a running SUM over time per
+    (provider, class) gives the usage at each event time. The window's default frame (RANGE ... CURRENT
+    ROW) includes every event at the same time, so ends and starts at one instant net out before the
+    value is read: exactly the half-open semantics. O(n log n) in the overlapping allocations.
+
+    Expired holds and freed consumers contribute 0 but still produce a row, flagged, so the caller knows
+    whether there is anything to reap.
+    """
+    s, e, now = bindparam("s"), bindparam("e"), bindparam("now")
+    live = _is_live(now)
+    ov = (
+        select(
+            A.c.provider_id,
+            A.c.resource_class,
+            case((live, A.c.amount), else_=0).label("amount"),
+            A.c.start_s,
+            A.c.end_s,
+            case((_is_expired_hold(now), 1), else_=0).label("dead"),
+        )
+        .select_from(A.join(C, C.c.id == A.c.consumer_id))
+        .where(
+            tuple_(A.c.provider_id, A.c.resource_class).in_(bindparam("pairs", expanding=True)),
+            A.c.start_s < e,
+            A.c.end_s > s,
+        )
+        .cte("ov")
+    )
+    starts = select(
+        ov.c.provider_id,
+        ov.c.resource_class,
+        case((ov.c.start_s > s, ov.c.start_s), else_=s).label("t"),
+        ov.c.amount.label("d"),
+        ov.c.dead,
+    )
+    ends = select(
+        ov.c.provider_id,
+        ov.c.resource_class,
+        ov.c.end_s.label("t"),
+        (literal(0) - ov.c.amount).label("d"),
+        literal(0).label("dead"),
+    ).where(ov.c.end_s < e, ov.c.amount > 0)
+    ev = union_all(starts, ends).subquery("ev")
+    run = select(
+        ev.c.provider_id,
+        ev.c.resource_class,
+        func.sum(ev.c.d).over(partition_by=(ev.c.provider_id, ev.c.resource_class), order_by=ev.c.t).label("u"),
+        ev.c.dead,
+    ).subquery("run")
+    return select(
+        run.c.provider_id, run.c.resource_class, func.max(run.c.u).label("peak"), func.max(run.c.dead)
+    ).group_by(run.c.provider_id, run.c.resource_class)
+
+
+_PEAK = _peak_statement()
+
+
+def peak_usage(session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int) -> dict[Pair, Usage]:
+    """Peak live usage over [start_s, end_s) of each (provider, class) in ``pairs``; missing: none."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    rows = session.connection().execute(_PEAK, {"pairs": wanted, "s": start_s, "e": end_s, "now": now_s})
+    return {(int(p), str(rc)): Usage(max(int(peak or 0), 0), bool(dead)) for p, rc, peak, dead in rows}
+
+
+# -- VLAN tags ----------------------------------------------------------------------------------------------
+
+_VLAN_HOLDERS = (
+    select(A.c.provider_id, A.c.vlan_tag)
+    .select_from(A.join(C, C.c.id == A.c.consumer_id))
+    .where(
+        tuple_(A.c.provider_id, A.c.vlan_tag).in_(bindparam("tags", expanding=True)),
+        A.c.start_s < bindparam("e"),
+        A.c.end_s > bindparam("s"),
+        _is_live(bindparam("now")),
+    )
+    .distinct()
+)
+
+
+def vlan_holders(
+    session: Session, tags: Iterable[tuple[int, int]], start_s: int, end_s: int, now_s: int
+) -> set[tuple[int, int]]:
+    """Which of the (port provider id, tag) pairs a live allocation holds at some time in [start_s, end_s)."""
+    wanted = sorted(set(tags))
+    if not wanted:
+        return set()
+    rows = session.connection().execute(_VLAN_HOLDERS, {"tags": wanted, "s": start_s, "e": end_s, "now": now_s})
+    return {(int(p), int(t)) for p, t in rows}
+
+
+# -- expired holds ------------------------------------------------------------------------------------------
+
+
+def _expire(session: Session, where: ColumnElement[bool], now_s: int) -> list[int]:
+    """Mark the matching unexpired-looking holds EXPIRED and delete their allocations; their ids.
+
+    The guarded UPDATE is the exactly-once point: a concurrent reaper, release or accept (which must
+    itself be an UPDATE guarded on ``kind = 'hold' AND status = 'HELD' AND expires_s > now``) waits for
+    the consumer row's lock and then finds the guard false.
+    """
+    conn = session.connection()
+    stmt = (
+        update(C)
+        .where(_is_expired_hold(bindparam("now")), where)
+        .values(status=ConsumerStatus.EXPIRED.value, generation=C.c.generation + 1)
+        .returning(C.c.id)
+    )
+    ids = sorted(int(i) for i in conn.scalars(stmt, {"now": now_s}))
+    if ids:
+        conn.execute(delete(A).where(A.c.consumer_id.in_(ids)))
+    return ids
+
+
+def reap_expired_holds(session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int) -> list[int]:
+    """Expire the holds that have allocations on ``pairs`` overlapping [start_s, end_s)."""
+    overlapping = select(A.c.consumer_id).where(
+        tuple_(A.c.provider_id, A.c.resource_class).in_(sorted(set(pairs))),
+        A.c.start_s < end_s,
+        A.c.end_s > start_s,
+    )
+    return _expire(session, C.c.id.in_(overlapping), now_s)
+
+
+def expire_all_holds(session: Session, now_s: int, limit: int = 1000) -> list[int]:
+    """Expire up to ``limit`` holds whose expiry has passed, anywhere (the periodic sweeper's step)."""
+    due = select(C.c.id).where(_is_expired_hold(bindparam("now"))).order_by(C.c.expires_s, C.c.id).limit(limit)
+    return _expire(session, C.c.id.in_(due), now_s)
+
+
+# -- writes -------------------------------------------------------------------------------------------------
+
+_INSERT_CONSUMER = insert(C).returning(C.c.id)
+_INSERT_ALLOCATION = insert(A)
+
+
+def insert_consumer(session: Session, values: dict[str, Any]) -> int:
+    return int(session.connection().scalar_one(_INSERT_CONSUMER, values))  # type: ignore[attr-defined]
+
+
+def insert_allocations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_INSERT_ALLOCATION, list(rows))
+
+
+@dataclass(frozen=True)
+class Released:
+    consumer_id: int | None  # None: no such consumer
+    status: str
+    changed: bool
+    deleted: int = 0
+    ended: int = 0
+
+
+_FIND_CONSUMER = select(C.c.id, C.c.status).where(C.c.uuid == bindparam("uuid"))
+_MARK_RELEASED = (
+    update(C)
+    .where(C.c.uuid == bindparam("uuid"), C.c.status.not_in(_RELEASED))
+    .values(status=bindparam("new_status"), generation=C.c.generation + 1)
+    .returning(C.c.id, C.c.kind)
+)
+_DELETE_ALL = delete(A).where(A.c.consumer_id == bindparam("cid"))
+_DELETE_FUTURE = delete(A).where(A.c.consumer_id == bindparam("cid"), A.c.start_s >= bindparam("now"))
+_CUT_RUNNING = (
+    update(A)
+    .where(A.c.consumer_id == bindparam("cid"), A.c.start_s < bindparam("now"), A.c.end_s > bindparam("now"))
+    .values(end_s=bindparam("now"))
+)
+
+
+def release_consumer(session: Session, uuid: str, status: str, now_s: int) -> Released:
+    """Move the consumer to ``status`` (one of ``RELEASE_STATUSES``) and free its allocations, once.
+
+    A freeing status deletes every allocation of the consumer. ``ENDED`` (a lease stopping, early or on
+    time) deletes what has not started and cuts what is running at ``now``, so the past stays on record
+    and still counts, exactly as the table shows. The guarded UPDATE makes the whole thing happen once:
+    a second (or concurrent) release finds the guard false and changes nothing.
+    """
+    conn = session.connection()
+    row = conn.execute(_MARK_RELEASED, {"uuid": uuid, "new_status": status}).first()
+    if row is None:
+        found = conn.execute(_FIND_CONSUMER, {"uuid": uuid}).first()
+        if found is None:
+            return Released(None, "", changed=False)
+        return Released(int(found.id), str(found.status), changed=False)
+    cid = int(row.id)
+    if status in FREEING_STATUSES:
+        deleted = conn.execute(_DELETE_ALL, {"cid": cid}).rowcount
+        return Released(cid, status, changed=True, deleted=deleted)
+    deleted = conn.execute(_DELETE_FUTURE, {"cid": cid, "now": now_s}).rowcount
+    ended = conn.execute(_CUT_RUNNING, {"cid": cid, "now": now_s}).rowcount
+    return Released(cid, status, changed=True, deleted=deleted, ended=ended)
