@@ -58,10 +58,18 @@ def test_resource_classes(client: TestClient, admin: H, operator: H, user: H) ->
     assert r.status_code == 201, r.text
     assert r.json() == {"name": "CUSTOM_SMARTNIC", "kind": "custom", "description": "BlueField"}
     problem(client.post("/v1/resource-classes", json=body, headers=admin), 409, "already_exists", "/name")
-    problem(client.post("/v1/resource-classes", json={"name": "SMARTNIC"}, headers=admin), 422,
-            "validation_error", "/name")
-    problem(client.post("/v1/resource-classes", json={"name": "CUSTOM_lower"}, headers=admin), 422,
-            "validation_error", "/name")
+    problem(
+        client.post("/v1/resource-classes", json={"name": "SMARTNIC"}, headers=admin),
+        422,
+        "validation_error",
+        "/name",
+    )
+    problem(
+        client.post("/v1/resource-classes", json={"name": "CUSTOM_lower"}, headers=admin),
+        422,
+        "validation_error",
+        "/name",
+    )
     assert client.get("/v1/resource-classes/CUSTOM_SMARTNIC", headers=user).json()["kind"] == "custom"
 
     # device classes need no registration; they are listed after first use
@@ -92,8 +100,11 @@ def test_resource_classes(client: TestClient, admin: H, operator: H, user: H) ->
     problem(client.delete("/v1/resource-classes/CUSTOM_SMARTNIC", headers=operator), 403, "forbidden")
     problem(client.delete("/v1/resource-classes/VCPU", headers=admin), 422, "validation_error")
     problem(client.delete("/v1/resource-classes/CUSTOM_NOPE", headers=admin), 404, "not_found")
-    r = client.delete(f"/v1/providers/{host['uuid']}/inventories/CUSTOM_SMARTNIC", params={"generation": 0},
-                      headers=operator)
+    r = client.delete(
+        f"/v1/providers/{host['uuid']}/inventories/CUSTOM_SMARTNIC",
+        params={"generation": 0},
+        headers=operator,
+    )
     assert r.status_code == 200, r.text
     assert client.delete("/v1/resource-classes/CUSTOM_SMARTNIC", headers=admin).status_code == 204
     problem(client.get("/v1/resource-classes/CUSTOM_SMARTNIC", headers=user), 404, "not_found")
@@ -142,8 +153,9 @@ def test_aggregates(client: TestClient, admin: H, user: H) -> None:
         {"name": "east", "members": 1},
         {"name": "west", "members": 1},
     ]
-    r = client.put(f"/v1/providers/{c['uuid']}/aggregates", json={"generation": 0, "names": ["core"]},
-                   headers=admin)
+    r = client.put(
+        f"/v1/providers/{c['uuid']}/aggregates", json={"generation": 0, "names": ["core"]}, headers=admin
+    )
     assert r.status_code == 200
     assert client.get("/v1/aggregates", headers=user).json() == [
         {"name": "core", "members": 3},
@@ -187,24 +199,47 @@ def test_links_crud(client: TestClient, admin: H, user: H, db: Database, sites: 
 
     before = provider_count(db)
     problem(client.post("/v1/links", json=body, headers=admin), 409, "already_exists", "/name")
-    problem(client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "STAR"]}, headers=admin),
-            422, "validation_error", "/endpoints")
-    problem(client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "us"]}, headers=admin),
-            422, "validation_error", "/endpoints/1")
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "STAR"]}, headers=admin),
+        422,
+        "validation_error",
+        "/endpoints",
+    )
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "us"]}, headers=admin),
+        422,
+        "validation_error",
+        "/endpoints/1",
+    )
     problem(
         client.post("/v1/links", json={**body, "name": "x", "endpoints": ["star-w1", "NEWY"]}, headers=admin),
         422,
         "validation_error",
         "/endpoints/0",
     )
-    problem(client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "MARS"]}, headers=admin),
-            422, "validation_error", "/endpoints/1")
-    problem(client.post("/v1/links", json={**body, "name": "x", "bandwidth_gbps": 0}, headers=admin), 422,
-            "validation_error", "/bandwidth_gbps")
-    problem(client.post("/v1/links", json={**body, "name": "x", "latency_ms": -1}, headers=admin), 422,
-            "validation_error", "/latency_ms")
-    problem(client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR"]}, headers=admin), 422,
-            "validation_error")
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR", "MARS"]}, headers=admin),
+        422,
+        "validation_error",
+        "/endpoints/1",
+    )
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "bandwidth_gbps": 0}, headers=admin),
+        422,
+        "validation_error",
+        "/bandwidth_gbps",
+    )
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "latency_ms": -1}, headers=admin),
+        422,
+        "validation_error",
+        "/latency_ms",
+    )
+    problem(
+        client.post("/v1/links", json={**body, "name": "x", "endpoints": ["STAR"]}, headers=admin),
+        422,
+        "validation_error",
+    )
     assert provider_count(db) == before
 
     url = f"/v1/links/{link['uuid']}"
@@ -213,8 +248,12 @@ def test_links_crud(client: TestClient, admin: H, user: H, db: Database, sites: 
     assert r.json()["bandwidth_gbps"] == 400
     assert r.json()["latency_ms"] == 12.5
     assert r.json()["generation"] == 1
-    problem(client.put(url, json={"generation": 0, "latency_ms": 3}, headers=admin), 409, "concurrent_update",
-            "/generation")
+    problem(
+        client.put(url, json={"generation": 0, "latency_ms": 3}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
     r = client.put(url, json={"generation": 1, "latency_ms": 3}, headers=admin)
     assert r.status_code == 200, r.text
     assert (r.json()["latency_ms"], r.json()["bandwidth_gbps"], r.json()["generation"]) == (3.0, 400, 2)
@@ -240,10 +279,19 @@ def test_link_bandwidth_respects_bookings(client: TestClient, admin: H, db: Data
     with db.session() as s, s.begin():
         pid = s.scalar(select(ProviderRow.id).where(ProviderRow.uuid == link["uuid"]))
         assert pid is not None
-        lease = ConsumerRow(uuid=str(uuid.uuid4()), kind="lease", project="p", status="active",
-                            start_s=now + 60, end_s=now + 600)
-        lease.allocations = [AllocationRow(provider_id=pid, resource_class="BANDWIDTH_GBPS", amount=40,
-                                           start_s=now + 60, end_s=now + 600)]
+        lease = ConsumerRow(
+            uuid=str(uuid.uuid4()),
+            kind="lease",
+            project="p",
+            status="active",
+            start_s=now + 60,
+            end_s=now + 600,
+        )
+        lease.allocations = [
+            AllocationRow(
+                provider_id=pid, resource_class="BANDWIDTH_GBPS", amount=40, start_s=now + 60, end_s=now + 600
+            )
+        ]
         s.add(lease)
     url = f"/v1/links/{link['uuid']}"
     problem(client.put(url, json={"generation": 0, "bandwidth_gbps": 39}, headers=admin), 409, "in_use")
@@ -257,8 +305,13 @@ def test_link_bandwidth_respects_bookings(client: TestClient, admin: H, db: Data
 
 
 def test_facility_ports_crud(client: TestClient, admin: H, user: H, db: Database, sites: Any) -> None:
-    body = {"name": "Cloud-AWS", "site": "STAR", "device": "star-sw1", "vlans": "300-310, 100-200,201",
-            "bandwidth_gbps": 100}
+    body = {
+        "name": "Cloud-AWS",
+        "site": "STAR",
+        "device": "star-sw1",
+        "vlans": "300-310, 100-200,201",
+        "bandwidth_gbps": 100,
+    }
     r = client.post("/v1/facility-ports", json=body, headers=admin)
     assert r.status_code == 201, r.text
     port = r.json()
@@ -274,8 +327,12 @@ def test_facility_ports_crud(client: TestClient, admin: H, user: H, db: Database
     r = client.post("/v1/facility-ports", json={**body, "site": "NEWY"}, headers=admin)
     assert r.status_code == 201, r.text
     problem(client.post("/v1/facility-ports", json=body, headers=admin), 409, "already_exists", "/name")
-    problem(client.post("/v1/facility-ports", json={**body, "name": "x", "site": "star-w1"}, headers=admin),
-            422, "validation_error", "/site")
+    problem(
+        client.post("/v1/facility-ports", json={**body, "name": "x", "site": "star-w1"}, headers=admin),
+        422,
+        "validation_error",
+        "/site",
+    )
 
     url = f"/v1/facility-ports/{port['uuid']}"
     r = client.put(url, json={"generation": 0, "vlans": "100-150"}, headers=admin)
@@ -285,11 +342,19 @@ def test_facility_ports_crud(client: TestClient, admin: H, user: H, db: Database
     r = client.put(url, json={"generation": 1, "bandwidth_gbps": 10, "device": None}, headers=admin)
     assert r.status_code == 200, r.text
     assert (r.json()["bandwidth_gbps"], r.json()["device"], r.json()["generation"]) == (10, None, 2)
-    problem(client.put(url, json={"generation": 1, "vlans": "1-5"}, headers=admin), 409, "concurrent_update",
-            "/generation")
+    problem(
+        client.put(url, json={"generation": 1, "vlans": "1-5"}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
     for bad in ("200-100", "0-5", "abc", "5000", "", "1-2-3", "100,,200"):
-        problem(client.put(url, json={"generation": 2, "vlans": bad}, headers=admin), 422, "validation_error",
-                "/vlans")
+        problem(
+            client.put(url, json={"generation": 2, "vlans": bad}, headers=admin),
+            422,
+            "validation_error",
+            "/vlans",
+        )
     assert client.get(url, headers=user).json()["vlans"] == "100-150"
 
     # VLAN tags and bandwidth in use cannot be taken away
@@ -297,18 +362,39 @@ def test_facility_ports_crud(client: TestClient, admin: H, user: H, db: Database
     with db.session() as s, s.begin():
         pid = s.scalar(select(ProviderRow.id).where(ProviderRow.uuid == port["uuid"]))
         assert pid is not None
-        lease = ConsumerRow(uuid=str(uuid.uuid4()), kind="lease", project="p", status="active",
-                            start_s=now + 60, end_s=now + 600)
+        lease = ConsumerRow(
+            uuid=str(uuid.uuid4()),
+            kind="lease",
+            project="p",
+            status="active",
+            start_s=now + 60,
+            end_s=now + 600,
+        )
         lease.allocations = [
-            AllocationRow(provider_id=pid, resource_class="VLAN", amount=1, start_s=now + 60, end_s=now + 600,
-                          vlan_tag=140),
-            AllocationRow(provider_id=pid, resource_class="VLAN", amount=1, start_s=now + 60, end_s=now + 600,
-                          vlan_tag=141),
-            AllocationRow(provider_id=pid, resource_class="BANDWIDTH_GBPS", amount=5, start_s=now + 60,
-                          end_s=now + 600),
+            AllocationRow(
+                provider_id=pid,
+                resource_class="VLAN",
+                amount=1,
+                start_s=now + 60,
+                end_s=now + 600,
+                vlan_tag=140,
+            ),
+            AllocationRow(
+                provider_id=pid,
+                resource_class="VLAN",
+                amount=1,
+                start_s=now + 60,
+                end_s=now + 600,
+                vlan_tag=141,
+            ),
+            AllocationRow(
+                provider_id=pid, resource_class="BANDWIDTH_GBPS", amount=5, start_s=now + 60, end_s=now + 600
+            ),
         ]
         s.add(lease)
-    problem(client.put(url, json={"generation": 2, "vlans": "100-139"}, headers=admin), 409, "in_use", "/vlans")
+    problem(
+        client.put(url, json={"generation": 2, "vlans": "100-139"}, headers=admin), 409, "in_use", "/vlans"
+    )
     problem(client.put(url, json={"generation": 2, "vlans": "141"}, headers=admin), 409, "in_use", "/vlans")
     problem(client.put(url, json={"generation": 2, "bandwidth_gbps": 4}, headers=admin), 409, "in_use")
     r = client.put(url, json={"generation": 2, "vlans": "140-141"}, headers=admin)

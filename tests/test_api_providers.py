@@ -47,7 +47,12 @@ def tree(client: TestClient, headers: H) -> dict[str, dict[str, Any]]:
         aggregates=["fabric-east"],
     )
     device = create(
-        client, headers, name="newy-w1-gpu0", kind="device", parent_uuid=host["uuid"], inventories={"GPU_A30": 1}
+        client,
+        headers,
+        name="newy-w1-gpu0",
+        kind="device",
+        parent_uuid=host["uuid"],
+        inventories={"GPU_A30": 1},
     )
     return {"region": region, "site": site, "host": host, "device": device}
 
@@ -122,9 +127,7 @@ def test_tree_crud(client: TestClient, admin: H, operator: H, user: H) -> None:
         "/generation",
     )
     problem(
-        client.put(
-            f"/v1/providers/{host['uuid']}", json={"generation": 1, "name": "us-east"}, headers=admin
-        ),
+        client.put(f"/v1/providers/{host['uuid']}", json={"generation": 1, "name": "us-east"}, headers=admin),
         409,
         "already_exists",
         "/name",
@@ -163,8 +166,12 @@ def test_create_with_uuid_and_duplicates(client: TestClient, admin: H) -> None:
     fixed = str(uuid.uuid4())
     region = create(client, admin, name="r1", kind="region", uuid=fixed)
     assert region["uuid"] == fixed
-    problem(client.post("/v1/providers", json={"name": "r1", "kind": "region"}, headers=admin), 409,
-            "already_exists", "/name")
+    problem(
+        client.post("/v1/providers", json={"name": "r1", "kind": "region"}, headers=admin),
+        409,
+        "already_exists",
+        "/name",
+    )
     problem(
         client.post("/v1/providers", json={"name": "r2", "kind": "region", "uuid": fixed}, headers=admin),
         409,
@@ -177,8 +184,12 @@ def test_kind_and_parent_rules(client: TestClient, admin: H, db: Database) -> No
     region = create(client, admin, name="r", kind="region")
     site = create(client, admin, name="s", kind="site")  # a site may be a root
     before = snapshot(db)
-    problem(client.post("/v1/providers", json={"name": "h", "kind": "host"}, headers=admin), 422,
-            "validation_error", "/parent_uuid")
+    problem(
+        client.post("/v1/providers", json={"name": "h", "kind": "host"}, headers=admin),
+        422,
+        "validation_error",
+        "/parent_uuid",
+    )
     problem(
         client.post(
             "/v1/providers", json={"name": "h", "kind": "host", "parent_uuid": region["uuid"]}, headers=admin
@@ -214,8 +225,12 @@ def test_kind_and_parent_rules(client: TestClient, admin: H, db: Database) -> No
             "validation_error",
             "/kind",
         )
-    problem(client.post("/v1/providers", json={"name": "x", "kind": "rack"}, headers=admin), 422,
-            "validation_error", "/kind")
+    problem(
+        client.post("/v1/providers", json={"name": "x", "kind": "rack"}, headers=admin),
+        422,
+        "validation_error",
+        "/kind",
+    )
     assert snapshot(db) == before
 
 
@@ -240,12 +255,23 @@ def test_filters(client: TestClient, admin: H, user: H) -> None:
     assert names(member_of=["fabric-core", "fabric-east"]) == ["STAR", "newy-w1"]
     assert names(name="NEWY") == ["NEWY"]
     assert names(name="nope") == []
-    problem(client.get("/v1/providers", params={"kind": "rack"}, headers=user), 422, "validation_error",
-            "#/query/kind/0")
-    problem(client.get("/v1/providers", params={"limit": 0}, headers=user), 422, "validation_error",
-            "#/query/limit")
-    problem(client.get("/v1/providers", params={"parent": str(uuid.uuid4())}, headers=user), 422,
-            "validation_error")
+    problem(
+        client.get("/v1/providers", params={"kind": "rack"}, headers=user),
+        422,
+        "validation_error",
+        "#/query/kind/0",
+    )
+    problem(
+        client.get("/v1/providers", params={"limit": 0}, headers=user),
+        422,
+        "validation_error",
+        "#/query/limit",
+    )
+    problem(
+        client.get("/v1/providers", params={"parent": str(uuid.uuid4())}, headers=user),
+        422,
+        "validation_error",
+    )
 
 
 def test_cursor_paging_is_stable(client: TestClient, admin: H) -> None:
@@ -305,29 +331,51 @@ def test_inventories_with_generation(client: TestClient, admin: H, db: Database)
     assert r.status_code == 200, r.text
     assert r.json()["generation"] == 2
     assert r.json()["inventories"]["GPU_T4"]["max_unit"] == 2
-    problem(client.put(f"{url}/GPU_T4", json={"generation": 1, "total": 3}, headers=admin), 409,
-            "concurrent_update", "/generation")
-    body = problem(
+    problem(
+        client.put(f"{url}/GPU_T4", json={"generation": 1, "total": 3}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
+    refused = problem(
         client.put(f"{url}/VCPU", json={"generation": 2, "total": 4, "reserved": 5}, headers=admin),
         422,
         "validation_error",
         "/reserved",
     )
-    assert body["detail"].endswith("reserved (5) exceeds total (4)")
-    problem(client.put(f"{url}/VCPU", json={"generation": 2, "total": 4, "min_unit": 3, "max_unit": 2},
-                       headers=admin), 422, "validation_error", "/min_unit")
-    problem(client.put(f"{url}/VCPU", json={"generation": 2, "total": -4}, headers=admin), 422,
-            "validation_error", "/total")
-    problem(client.put(f"{url}/BOGUS", json={"generation": 2, "total": 4}, headers=admin), 422,
-            "validation_error", "/inventories/BOGUS")
+    assert refused["detail"].endswith("reserved (5) exceeds total (4)")
+    problem(
+        client.put(
+            f"{url}/VCPU", json={"generation": 2, "total": 4, "min_unit": 3, "max_unit": 2}, headers=admin
+        ),
+        422,
+        "validation_error",
+        "/min_unit",
+    )
+    problem(
+        client.put(f"{url}/VCPU", json={"generation": 2, "total": -4}, headers=admin),
+        422,
+        "validation_error",
+        "/total",
+    )
+    problem(
+        client.put(f"{url}/BOGUS", json={"generation": 2, "total": 4}, headers=admin),
+        422,
+        "validation_error",
+        "/inventories/BOGUS",
+    )
 
     r = client.delete(f"{url}/DISK_GB", params={"generation": 2}, headers=admin)
     assert r.status_code == 200, r.text
     assert set(r.json()["inventories"]) == {"VCPU", "GPU_T4"}
     assert r.json()["generation"] == 3
     problem(client.delete(f"{url}/DISK_GB", params={"generation": 3}, headers=admin), 404, "not_found")
-    problem(client.delete(f"{url}/VCPU", params={"generation": 2}, headers=admin), 409, "concurrent_update",
-            "/generation")
+    problem(
+        client.delete(f"{url}/VCPU", params={"generation": 2}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
     problem(client.delete(f"{url}/VCPU", headers=admin), 422, "validation_error", "#/query/generation")
     # the device class was registered on first use
     r = client.get("/v1/resource-classes/GPU_T4", headers=admin)
@@ -343,26 +391,47 @@ def test_traits_and_aggregates_with_generation(client: TestClient, admin: H, use
         "generation": 0,
         "names": ["HW_CPU_X86_AVX2"],
     }
-    r = client.put(traits, json={"generation": 0, "names": ["HW_NIC_SRIOV", "COMPUTE_VM", "COMPUTE_VM"]},
-                   headers=admin)
+    r = client.put(
+        traits, json={"generation": 0, "names": ["HW_NIC_SRIOV", "COMPUTE_VM", "COMPUTE_VM"]}, headers=admin
+    )
     assert r.status_code == 200, r.text
     assert r.json()["names"] == ["COMPUTE_VM", "HW_NIC_SRIOV"]
     assert r.json()["generation"] == 1
-    problem(client.put(traits, json={"generation": 0, "names": []}, headers=admin), 409, "concurrent_update",
-            "/generation")
-    problem(client.put(traits, json={"generation": 1, "names": ["COMPUTE_VM", "CUSTOM_NOPE"]}, headers=admin),
-            422, "validation_error", "/names/1")
-    problem(client.put(traits, json={"generation": 1, "names": ["lower"]}, headers=admin), 422,
-            "validation_error", "/names/0")
+    problem(
+        client.put(traits, json={"generation": 0, "names": []}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
+    problem(
+        client.put(traits, json={"generation": 1, "names": ["COMPUTE_VM", "CUSTOM_NOPE"]}, headers=admin),
+        422,
+        "validation_error",
+        "/names/1",
+    )
+    problem(
+        client.put(traits, json={"generation": 1, "names": ["lower"]}, headers=admin),
+        422,
+        "validation_error",
+        "/names/0",
+    )
     assert client.get(traits, headers=user).json()["names"] == ["COMPUTE_VM", "HW_NIC_SRIOV"]
 
     r = client.put(aggs, json={"generation": 1, "names": ["b-agg", "a-agg"]}, headers=admin)
     assert r.status_code == 200, r.text
     assert r.json() == {"provider_uuid": host["uuid"], "generation": 2, "names": ["a-agg", "b-agg"]}
-    problem(client.put(aggs, json={"generation": 1, "names": []}, headers=admin), 409, "concurrent_update",
-            "/generation")
-    problem(client.put(aggs, json={"generation": 2, "names": ["ok", "not ok"]}, headers=admin), 422,
-            "validation_error", "/names/1")
+    problem(
+        client.put(aggs, json={"generation": 1, "names": []}, headers=admin),
+        409,
+        "concurrent_update",
+        "/generation",
+    )
+    problem(
+        client.put(aggs, json={"generation": 2, "names": ["ok", "not ok"]}, headers=admin),
+        422,
+        "validation_error",
+        "/names/1",
+    )
     assert client.get(aggs, headers=user).json()["names"] == ["a-agg", "b-agg"]
     problem(client.put(traits, json={"generation": 2, "names": []}, headers=user), 403, "forbidden")
 
@@ -370,31 +439,91 @@ def test_traits_and_aggregates_with_generation(client: TestClient, admin: H, use
 # -- bad inputs: a 4xx problem naming the field, never a 500, never a partial write ----------------------
 
 BAD_BODIES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
-    ("unknown class", {"inventories": {"VCPU": 4, "FLUX_CAPACITOR": 1}}, 422, "validation_error",
-     "/inventories/FLUX_CAPACITOR"),
+    (
+        "unknown class",
+        {"inventories": {"VCPU": 4, "FLUX_CAPACITOR": 1}},
+        422,
+        "validation_error",
+        "/inventories/FLUX_CAPACITOR",
+    ),
     ("bad class name", {"inventories": {"vcpu": 4}}, 422, "validation_error", "/inventories/vcpu"),
-    ("negative total", {"inventories": {"VCPU": {"total": -4}}}, 422, "validation_error",
-     "/inventories/VCPU/total"),
-    ("zero total shorthand", {"inventories": {"VCPU": 0}}, 422, "validation_error",
-     "/inventories/VCPU/total"),
-    ("negative reserved", {"inventories": {"VCPU": {"total": 4, "reserved": -1}}}, 422, "validation_error",
-     "/inventories/VCPU/reserved"),
-    ("reserved > total", {"inventories": {"VCPU": {"total": 4, "reserved": 5}}}, 422, "validation_error",
-     "/inventories/VCPU/reserved"),
-    ("min_unit > max_unit", {"inventories": {"VCPU": {"total": 8, "min_unit": 4, "max_unit": 2}}}, 422,
-     "validation_error", "/inventories/VCPU/min_unit"),
-    ("min_unit > total", {"inventories": {"VCPU": {"total": 2, "min_unit": 4}}}, 422,
-     "validation_error", "/inventories/VCPU/min_unit"),
-    ("step_size > max_unit", {"inventories": {"VCPU": {"total": 8, "step_size": 16}}}, 422,
-     "validation_error", "/inventories/VCPU/step_size"),
-    ("zero ratio", {"inventories": {"VCPU": {"total": 8, "allocation_ratio": 0}}}, 422, "validation_error",
-     "/inventories/VCPU/allocation_ratio"),
-    ("unknown field", {"inventories": {"VCPU": {"total": 8, "totl": 9}}}, 422, "validation_error",
-     "/inventories/VCPU/totl"),
-    ("unregistered custom class", {"inventories": {"CUSTOM_WIDGET": 1}}, 422, "validation_error",
-     "/inventories/CUSTOM_WIDGET"),
-    ("unregistered custom trait", {"traits": ["COMPUTE_VM", "CUSTOM_SHINY"]}, 422, "validation_error",
-     "/traits/1"),
+    (
+        "negative total",
+        {"inventories": {"VCPU": {"total": -4}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/total",
+    ),
+    (
+        "zero total shorthand",
+        {"inventories": {"VCPU": 0}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/total",
+    ),
+    (
+        "negative reserved",
+        {"inventories": {"VCPU": {"total": 4, "reserved": -1}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/reserved",
+    ),
+    (
+        "reserved > total",
+        {"inventories": {"VCPU": {"total": 4, "reserved": 5}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/reserved",
+    ),
+    (
+        "min_unit > max_unit",
+        {"inventories": {"VCPU": {"total": 8, "min_unit": 4, "max_unit": 2}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/min_unit",
+    ),
+    (
+        "min_unit > total",
+        {"inventories": {"VCPU": {"total": 2, "min_unit": 4}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/min_unit",
+    ),
+    (
+        "step_size > max_unit",
+        {"inventories": {"VCPU": {"total": 8, "step_size": 16}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/step_size",
+    ),
+    (
+        "zero ratio",
+        {"inventories": {"VCPU": {"total": 8, "allocation_ratio": 0}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/allocation_ratio",
+    ),
+    (
+        "unknown field",
+        {"inventories": {"VCPU": {"total": 8, "totl": 9}}},
+        422,
+        "validation_error",
+        "/inventories/VCPU/totl",
+    ),
+    (
+        "unregistered custom class",
+        {"inventories": {"CUSTOM_WIDGET": 1}},
+        422,
+        "validation_error",
+        "/inventories/CUSTOM_WIDGET",
+    ),
+    (
+        "unregistered custom trait",
+        {"traits": ["COMPUTE_VM", "CUSTOM_SHINY"]},
+        422,
+        "validation_error",
+        "/traits/1",
+    ),
     ("bad trait name", {"traits": ["shiny"]}, 422, "validation_error", "/traits/0"),
     ("bad aggregate", {"aggregates": ["has space"]}, 422, "validation_error", "/aggregates/0"),
     ("bad name", {"name": "has space"}, 422, "validation_error", "/name"),
@@ -420,7 +549,9 @@ def test_bad_provider_bodies(
     site = create(client, admin, name="s", kind="site")
     before = snapshot(db)
     body = {"name": "h", "kind": "host", "parent_uuid": site["uuid"], **extra}
-    problem(client.post("/v1/providers", json=body, headers=admin), status, code, *([pointer] if pointer else []))
+    problem(
+        client.post("/v1/providers", json=body, headers=admin), status, code, *([pointer] if pointer else [])
+    )
     assert snapshot(db) == before
     # the same mistakes through PUT .../inventories leave the inventories alone
     if "inventories" in extra:
@@ -461,12 +592,19 @@ def test_bad_requests(client: TestClient, admin: H, user: H, db: Database) -> No
     problem(r, 401, "unauthorized")
     assert r.headers["www-authenticate"] == "Bearer"
     problem(client.get("/v1/providers", headers={"Authorization": "Basic Zm9vOmJhcg=="}), 401, "unauthorized")
-    problem(client.post("/v1/providers", json={"name": "x", "kind": "region"}, headers=user), 403, "forbidden")
+    problem(
+        client.post("/v1/providers", json={"name": "x", "kind": "region"}, headers=user), 403, "forbidden"
+    )
     missing = str(uuid.uuid4())
     for path in ("", "/inventories", "/traits", "/aggregates"):
         problem(client.get(f"/v1/providers/{missing}{path}", headers=user), 404, "not_found")
-    problem(client.put(f"/v1/providers/{missing}/inventories", json={"generation": 0, "inventories": {}},
-                       headers=admin), 404, "not_found")
+    problem(
+        client.put(
+            f"/v1/providers/{missing}/inventories", json={"generation": 0, "inventories": {}}, headers=admin
+        ),
+        404,
+        "not_found",
+    )
     problem(client.delete(f"/v1/providers/{missing}", headers=admin), 404, "not_found")
     problem(client.get("/v1/providers/not-a-uuid", headers=user), 422, "validation_error", "#/path/uuid")
     assert snapshot(db) == before
@@ -510,7 +648,12 @@ def book(db: Database, provider_uuid: str, resource_class: str, *spans: tuple[in
 def test_inventory_changes_respect_bookings(client: TestClient, admin: H, db: Database) -> None:
     site = create(client, admin, name="s", kind="site")
     host = create(
-        client, admin, name="h", kind="host", parent_uuid=site["uuid"], inventories={"VCPU": 64, "DISK_GB": 10}
+        client,
+        admin,
+        name="h",
+        kind="host",
+        parent_uuid=site["uuid"],
+        inventories={"VCPU": 64, "DISK_GB": 10},
     )
     # peak 10 + 6 = 16 in [2h, 3h); 12 alone later; a finished booking of 60 does not count
     book(db, host["uuid"], "VCPU", (10, 3600, 3 * 3600), (6, 2 * 3600, 4 * 3600), (12, 5 * 3600, 6 * 3600))
@@ -518,10 +661,18 @@ def test_inventory_changes_respect_bookings(client: TestClient, admin: H, db: Da
     url = f"/v1/providers/{host['uuid']}/inventories"
 
     before = snapshot(db)
-    problem(client.put(url, json={"generation": 0, "inventories": {"VCPU": 15, "DISK_GB": 10}}, headers=admin),
-            409, "in_use", "/inventories/VCPU")
-    problem(client.put(f"{url}/VCPU", json={"generation": 0, "total": 15}, headers=admin), 409, "in_use",
-            "/inventories/VCPU")
+    problem(
+        client.put(url, json={"generation": 0, "inventories": {"VCPU": 15, "DISK_GB": 10}}, headers=admin),
+        409,
+        "in_use",
+        "/inventories/VCPU",
+    )
+    problem(
+        client.put(f"{url}/VCPU", json={"generation": 0, "total": 15}, headers=admin),
+        409,
+        "in_use",
+        "/inventories/VCPU",
+    )
     # over-commit counts: (20 - 4) * 0.9 = 14.4 -> 14 < 16
     problem(
         client.put(
@@ -533,8 +684,12 @@ def test_inventory_changes_respect_bookings(client: TestClient, admin: H, db: Da
         "in_use",
         "/inventories/VCPU",
     )
-    problem(client.put(url, json={"generation": 0, "inventories": {"DISK_GB": 10}}, headers=admin), 409,
-            "in_use", "/inventories/VCPU")
+    problem(
+        client.put(url, json={"generation": 0, "inventories": {"DISK_GB": 10}}, headers=admin),
+        409,
+        "in_use",
+        "/inventories/VCPU",
+    )
     problem(client.delete(f"{url}/VCPU", params={"generation": 0}, headers=admin), 409, "in_use")
     problem(client.delete(f"/v1/providers/{host['uuid']}", headers=admin), 409, "in_use")
     assert snapshot(db) == before

@@ -16,16 +16,21 @@ Placement = dict[str, list[str]]
 
 def usage(snap: Snapshot, provider: int, cls: str, t: int) -> int:
     return sum(
-        a.amount for a in snap.allocations.rows()
+        a.amount
+        for a in snap.allocations.rows()
         if a.provider_id == provider and a.resource_class == cls and a.start_s <= t < a.end_s
     )
 
 
 def tags_used(snap: Snapshot, port: int, s: int, e: int) -> set[int]:
     return {
-        a.vlan_tag for a in snap.allocations.rows()
-        if a.provider_id == port and a.resource_class == "VLAN" and a.vlan_tag is not None
-        and a.start_s < e and a.end_s > s
+        a.vlan_tag
+        for a in snap.allocations.rows()
+        if a.provider_id == port
+        and a.resource_class == "VLAN"
+        and a.vlan_tag is not None
+        and a.start_s < e
+        and a.end_s > s
     }
 
 
@@ -70,8 +75,15 @@ def simple_paths(snap: Snapshot, a: str, b: str) -> list[tuple[str, ...]]:
     return out
 
 
-def window_ok(snap: Snapshot, req: SlotRequest, s: int, e: int, placement: Placement,
-              routes: list[tuple[str, ...]], port_tags: list[tuple[int, ...]]) -> bool:
+def window_ok(
+    snap: Snapshot,
+    req: SlotRequest,
+    s: int,
+    e: int,
+    placement: Placement,
+    routes: list[tuple[str, ...]],
+    port_tags: list[tuple[int, ...]],
+) -> bool:
     """Everything (hosts, links, ports, VLAN tags) fits at every instant of [s, e)."""
     hosts = {h.name: h for h in snap.hosts}
     links = {lk.name: lk for lk in snap.links}
@@ -86,7 +98,7 @@ def window_ok(snap: Snapshot, req: SlotRequest, s: int, e: int, placement: Place
     for lk, path in zip(req.links, routes[: len(req.links)], strict=True):
         for name in path:
             bw[name] += lk.bandwidth_gbps
-    for p, path in zip(req.facility_ports, routes[len(req.links):], strict=True):
+    for p, path in zip(req.facility_ports, routes[len(req.links) :], strict=True):
         for name in path:
             bw[name] += p.bandwidth_gbps
     pbw: dict[int, int] = defaultdict(int)
@@ -99,8 +111,8 @@ def window_ok(snap: Snapshot, req: SlotRequest, s: int, e: int, placement: Place
             return False
         if p.vlans is not None and sorted(tags) != sorted(p.vlans):
             return False
-    for pid, tags in ptags.items():
-        if len(set(tags)) != len(tags) or set(tags) & tags_used(snap, pid, s, e):
+    for pid, taglist in ptags.items():
+        if len(set(taglist)) != len(taglist) or set(taglist) & tags_used(snap, pid, s, e):
             return False
     for t in instants(snap, s, e):
         for hn, need in load.items():
@@ -157,9 +169,12 @@ def _placements(snap: Snapshot, req: SlotRequest) -> Iterator[Placement]:
     names = [h.name for h in snap.hosts]
     per_comp = []
     for c in req.components:
-        opts = [hs for hs in itertools.product(names, repeat=c.count)
-                if len({next(h.site for h in snap.hosts if h.name == x) for x in hs}) == 1
-                and all(statically_ok(snap, req, c.name, x) for x in hs)]
+        opts = [
+            hs
+            for hs in itertools.product(names, repeat=c.count)
+            if len({next(h.site for h in snap.hosts if h.name == x) for x in hs}) == 1
+            and all(statically_ok(snap, req, c.name, x) for x in hs)
+        ]
         per_comp.append(opts)
     for combo in itertools.product(*per_comp):
         yield {c.name: list(hs) for c, hs in zip(req.components, combo, strict=True)}

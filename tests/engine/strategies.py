@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from slotbroker.domain.request import SlotRequest, parse_request
 from slotbroker.domain.vlans import VlanSet
-from slotbroker.engine import AllocationSnap, AllocationTable, HostSnap, InventorySnap, LinkSnap, PortSnap, SiteSnap, Snapshot
+from slotbroker.engine import (
+    AllocationSnap,
+    AllocationTable,
+    HostSnap,
+    InventorySnap,
+    LinkSnap,
+    PortSnap,
+    SiteSnap,
+    Snapshot,
+)
 
 H = 3600
 T0 = 1_700_000_000 - (1_700_000_000 % H)
@@ -29,16 +38,28 @@ def worlds(draw: st.DrawFn) -> Snapshot:
         if draw(st.booleans()):
             inv["GPU_A30"] = InventorySnap(draw(st.integers(1, 2)))
         traits = frozenset(draw(st.sets(st.sampled_from(["NET_P4", "HW_NIC_RDMA"]), max_size=1)))
-        hosts.append(HostSnap(i + 1, f"h{i}", f"S{draw(st.integers(0, n_sites - 1))}", traits=traits, inventories=inv))
+        hosts.append(
+            HostSnap(i + 1, f"h{i}", f"S{draw(st.integers(0, n_sites - 1))}", traits=traits, inventories=inv)
+        )
     links = []
     if n_sites > 1:
         for j in range(draw(st.integers(1, 3))):
             a, b = draw(st.sampled_from([(x, y) for x in range(n_sites) for y in range(x + 1, n_sites)]))
-            links.append(LinkSnap(100 + j, f"L{j}", f"S{a}", f"S{b}", draw(st.integers(1, 10)),
-                                  float(draw(st.integers(1, 10)))))
+            links.append(
+                LinkSnap(
+                    100 + j,
+                    f"L{j}",
+                    f"S{a}",
+                    f"S{b}",
+                    draw(st.integers(1, 10)),
+                    float(draw(st.integers(1, 10))),
+                )
+            )
     ports = []
     if draw(st.booleans()):
-        ports.append(PortSnap(200, f"S{draw(st.integers(0, n_sites - 1))}", "fp", VlanSet.parse("100-102"), 10))
+        ports.append(
+            PortSnap(200, f"S{draw(st.integers(0, n_sites - 1))}", "fp", VlanSet.parse("100-102"), 10)
+        )
     allocs = []
     for _ in range(draw(st.integers(0, 14))):
         start = T0 + H * draw(st.integers(0, 8))
@@ -47,10 +68,14 @@ def worlds(draw: st.DrawFn) -> Snapshot:
         if kind == "host":
             h = draw(st.sampled_from(hosts))
             rc = draw(st.sampled_from(sorted(h.inventories)))
-            allocs.append(AllocationSnap(h.id, rc, draw(st.integers(1, h.inventories[rc].capacity)), start, end))
+            allocs.append(
+                AllocationSnap(h.id, rc, draw(st.integers(1, h.inventories[rc].capacity)), start, end)
+            )
         elif kind == "link" and links:
             lk = draw(st.sampled_from(links))
-            allocs.append(AllocationSnap(lk.id, "BANDWIDTH_GBPS", draw(st.integers(1, lk.capacity_gbps)), start, end))
+            allocs.append(
+                AllocationSnap(lk.id, "BANDWIDTH_GBPS", draw(st.integers(1, lk.capacity_gbps)), start, end)
+            )
         elif kind == "port" and ports:
             if draw(st.booleans()):
                 allocs.append(AllocationSnap(200, "VLAN", 1, start, end, draw(st.integers(100, 102))))
@@ -72,8 +97,11 @@ def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest
         if draw(st.integers(0, 4)) == 0:
             c["required_traits"] = ["NET_P4"]
         comps.append(c)
-    doc: dict[str, Any] = {"components": comps, "limit": draw(st.integers(1, 3)),
-                           "policy": draw(st.sampled_from(["earliest", "first_fit", "best_fit", "spread", "latency"]))}
+    doc: dict[str, Any] = {
+        "components": comps,
+        "limit": draw(st.integers(1, 3)),
+        "policy": draw(st.sampled_from(["earliest", "first_fit", "best_fit", "spread", "latency"])),
+    }
     if len(comps) == 2:
         g = draw(st.sampled_from([None, "same_site", "different_sites", "spread"]))
         if g:
@@ -83,10 +111,17 @@ def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest
             if draw(st.booleans()):
                 lk["max_latency_ms"] = float(draw(st.integers(1, 12)))
             doc["links"] = [lk]
-    if snap.ports and draw(st.booleans()):
-        p = snap.ports[0]
-        doc["facility_ports"] = [{"site": p.site, "port": p.name, "component": "c0",
-                                  "vlan_count": draw(st.integers(1, 2)), "bandwidth_gbps": draw(st.integers(0, 4))}]
+    if len(snap.ports) > 0 and draw(st.booleans()):
+        port = snap.ports[0]
+        doc["facility_ports"] = [
+            {
+                "site": port.site,
+                "port": port.name,
+                "component": "c0",
+                "vlan_count": draw(st.integers(1, 2)),
+                "bandwidth_gbps": draw(st.integers(0, 4)),
+            }
+        ]
     start = T0 + H * draw(st.integers(0, 2))
     doc["earliest_start"] = iso(start)
     doc["latest_end"] = iso(start + H * draw(st.integers(6, 30)))

@@ -21,8 +21,10 @@ from slotbroker.engine import (
 from slotbroker.engine.steps import StepTable
 
 H = 3600
-HOSTS = (HostSnap(1, "h1", "A", inventories={"VCPU": InventorySnap(8)}),
-         HostSnap(2, "h2", "B", inventories={"VCPU": InventorySnap(8)}))
+HOSTS = (
+    HostSnap(1, "h1", "A", inventories={"VCPU": InventorySnap(8)}),
+    HostSnap(2, "h2", "B", inventories={"VCPU": InventorySnap(8)}),
+)
 SITES = (SiteSnap("A"), SiteSnap("B"))
 LINKS = (LinkSnap(10, "AB", "A", "B", 10, 1.0),)
 
@@ -33,8 +35,13 @@ def snap(allocs: list[AllocationSnap]) -> Snapshot:
 
 allocs_st = st.lists(
     st.builds(
-        lambda p, a, s, d: AllocationSnap(p, "BANDWIDTH_GBPS" if p == 10 else "VCPU", a, s * 60, (s + d) * 60),
-        st.sampled_from([1, 2, 10]), st.integers(1, 4), st.integers(0, 100), st.integers(1, 50),
+        lambda p, a, s, d: AllocationSnap(
+            p, "BANDWIDTH_GBPS" if p == 10 else "VCPU", a, s * 60, (s + d) * 60
+        ),
+        st.sampled_from([1, 2, 10]),
+        st.integers(1, 4),
+        st.integers(0, 100),
+        st.integers(1, 50),
     ),
     max_size=25,
 )
@@ -53,7 +60,9 @@ def probe(index: CalendarIndex) -> list[int]:
 
 @settings(max_examples=60, deadline=None)
 @given(base=allocs_st, extra=allocs_st, data=st.data())
-def test_incremental_equals_rebuild(base: list[AllocationSnap], extra: list[AllocationSnap], data: st.DataObject) -> None:
+def test_incremental_equals_rebuild(
+    base: list[AllocationSnap], extra: list[AllocationSnap], data: st.DataObject
+) -> None:
     index = CalendarIndex(snap(base), generation=1)
     for a in extra:
         index.add(a)
@@ -66,7 +75,9 @@ def test_incremental_equals_rebuild(base: list[AllocationSnap], extra: list[Allo
 
 
 def test_step_table_peak_and_next_decrease() -> None:
-    t = StepTable.build(2, np.array([0, 0, 1]), np.array([10, 20, 5]), np.array([30, 40, 6]), np.array([2, 3, 7]))
+    t = StepTable.build(
+        2, np.array([0, 0, 1]), np.array([10, 20, 5]), np.array([30, 40, 6]), np.array([2, 3, 7])
+    )
     assert t.peak(np.array([0, 1]), 0, 100).tolist() == [5, 7]
     assert t.peak(np.array([0, 0]), np.array([0, 30]), np.array([10, 40])).tolist() == [0, 3]
     assert t.next_decrease(np.array([0]), 10) == 30
@@ -81,13 +92,19 @@ def test_step_table_peak_and_next_decrease() -> None:
 
 def test_view_uses_peak_not_sum() -> None:
     # two 1-core bookings one after the other inside the same hour: peak 1, not 2
-    allocs = [AllocationSnap(1, "VCPU", 1, 0, 1800), AllocationSnap(1, "VCPU", 1, 1800, 3600),
-              AllocationSnap(1, "VCPU", 2, H, H + 60), AllocationSnap(1, "VCPU", 3, H + 30, 2 * H),
-              AllocationSnap(2, "VCPU", 4, 0, H)]
+    allocs = [
+        AllocationSnap(1, "VCPU", 1, 0, 1800),
+        AllocationSnap(1, "VCPU", 1, 1800, 3600),
+        AllocationSnap(1, "VCPU", 2, H, H + 60),
+        AllocationSnap(1, "VCPU", 3, H + 30, 2 * H),
+        AllocationSnap(2, "VCPU", 4, 0, H),
+    ]
     view = calendar_view(CalendarIndex(snap(allocs)), 0, 3 * H, Bucket.HOUR)
     rows = {(r.kind, r.name, r.resource_class): r for r in view.rows}
     h1 = rows[("host", "h1", "VCPU")]
-    assert h1.used == (1, 5, 0) and h1.free == (7, 3, 8) and h1.capacity == 8
+    assert h1.used == (1, 5, 0)
+    assert h1.free == (7, 3, 8)
+    assert h1.capacity == 8
     assert rows[("site", "B", "VCPU")].used == (4, 0, 0)
     assert rows[("link", "AB", "BANDWIDTH_GBPS")].used == (0, 0, 0)
     day = calendar_view(CalendarIndex(snap(allocs)), 0, 3 * H, Bucket.DAY)

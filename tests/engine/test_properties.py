@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.engine import CalendarIndex, Snapshot, find_slots
+
 from ._reference import check_window, earliest
 from .strategies import H, requests, worlds
 
@@ -18,11 +21,12 @@ def test_windows_are_feasible_and_earliest(data: st.DataObject, snap: Snapshot) 
     req = data.draw(requests(snap))
     result = find_slots(CalendarIndex(snap), req, explain=False)
     for w in result.windows:
-        assert req.range_start_s <= w.start and w.end <= req.latest_end_s
+        assert req.range_start_s <= w.start
+        assert w.end <= req.latest_end_s
         assert w.end - w.start == req.min_duration_s
         assert check_window(snap, req, w), w
     spans = sorted((w.start, w.end) for w in result.windows)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
     ref = earliest(snap, req, H)
     first = min((w.start for w in result.windows), default=None)
     assert first == ref

@@ -106,7 +106,9 @@ class ClaimRequest:
             if c.expires_s is None:
                 out.append(FieldError("/consumer/expires_s", "a hold needs an expiry"))
             elif c.expires_s <= now_s:
-                out.append(FieldError("/consumer/expires_s", f"expiry {c.expires_s} is not after now {now_s}"))
+                out.append(
+                    FieldError("/consumer/expires_s", f"expiry {c.expires_s} is not after now {now_s}")
+                )
         elif c.expires_s is not None:
             out.append(FieldError("/consumer/expires_s", "only holds expire"))
         if c.status is not None and c.status in RELEASE_STATUSES:

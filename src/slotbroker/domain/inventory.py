@@ -49,9 +49,13 @@ class Inventory(BaseModel):
             object.__setattr__(self, "max_unit", self.total)
         assert self.max_unit is not None
         if self.min_unit > self.max_unit:
-            raise InventoryRuleError("min_unit", f"min_unit ({self.min_unit}) exceeds max_unit ({self.max_unit})")
+            raise InventoryRuleError(
+                "min_unit", f"min_unit ({self.min_unit}) exceeds max_unit ({self.max_unit})"
+            )
         if self.step_size > self.max_unit:
-            raise InventoryRuleError("step_size", f"step_size ({self.step_size}) exceeds max_unit ({self.max_unit})")
+            raise InventoryRuleError(
+                "step_size", f"step_size ({self.step_size}) exceeds max_unit ({self.max_unit})"
+            )
         return self
 
     @property

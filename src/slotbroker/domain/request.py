@@ -217,7 +217,7 @@ def _seconds(value: Any, field: str) -> Any:
 
 def _instant(text: str, field: str) -> datetime:
     try:
-        dt = isodate.parse_datetime(text)
+        dt: datetime = isodate.parse_datetime(text)
     except (isodate.ISO8601Error, ValueError):
         raise ValueError(f"{field}: {text!r} is not an ISO 8601 date-time") from None
     if dt.tzinfo is None:
@@ -285,7 +285,8 @@ class SlotRequest(_Model):
             raise ValueError("duration: give duration, or both min_duration and max_duration")
         min_d = self.duration if self.duration is not None else self.min_duration
         max_d = self.duration if self.duration is not None else self.max_duration
-        assert min_d is not None and max_d is not None
+        assert min_d is not None
+        assert max_d is not None
         if min_d > max_d:
             raise ValueError("max_duration: must not be below min_duration")
         end = math.floor(self.latest_end.timestamp()) if self.latest_end else None

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotbroker.engine.snapshot import NO_VLAN, AllocationSnap, Snapshot
-from slotbroker.engine.steps import StepTable
+from slotbroker.engine.steps import STRIDE, StepTable
 from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
@@ -76,10 +76,13 @@ class CalendarIndex:
             table = self.host.setdefault(a.resource_class, StepTable(n_h))
             table.add(row, a.start_s, a.end_s, amount)
             site = int(self.topo.host_site[row])
-            cap = int(self.topo.host_cap.get(a.resource_class, np.zeros(n_h, np.int64))[row])
-            r = np.array([row], dtype=np.int64)
-            if amount > 0 and int(table.peak(r, a.start_s, a.end_s)[0]) > cap:
-                self.unbounded.setdefault(a.resource_class, set()).add(site)
+            cap = self.topo.host_cap.get(a.resource_class, np.zeros(n_h, np.int64))
+            peers = self.topo.hosts_of_site[site]
+            flagged = self.unbounded.setdefault(a.resource_class, set())
+            if (table.peak(peers, 0, STRIDE - 1) > cap[peers]).any():
+                flagged.add(site)
+            else:
+                flagged.discard(site)
             self.site.setdefault(a.resource_class, StepTable(n_s)).add(site, a.start_s, a.end_s, amount)
         elif kind == LINK and a.resource_class == BANDWIDTH:
             self.link.add(row, a.start_s, a.end_s, amount)

@@ -36,12 +36,23 @@ def _static(plan: Plan) -> list[Blocker]:
         if c.hosts.size == 0:
             counts = ", ".join(f"{r.value}: {n}" for r, n in c.static_rejects) or "no hosts"
             top = max(c.static_rejects, key=lambda x: x[1])[0] if c.static_rejects else Reason.NO_INVENTORY
-            out.append(Blocker(top, f"no host can ever hold component {c.name!r} (hosts removed by {counts})",
-                               component=c.name))
+            out.append(
+                Blocker(
+                    top,
+                    f"no host can ever hold component {c.name!r} (hosts removed by {counts})",
+                    component=c.name,
+                )
+            )
     for p in plan.ports:
         if p.row < 0:
-            out.append(Blocker(Reason.UNKNOWN_PORT, f"facility port {p.label!r} does not exist", port=p.label))
+            out.append(
+                Blocker(Reason.UNKNOWN_PORT, f"facility port {p.label!r} does not exist", port=p.label)
+            )
     return out
+
+
+def _names(plan: Plan, group: frozenset[int]) -> str:
+    return ", ".join(sorted(plan.comps[i].name for i in group))
 
 
 def _relaxations(plan: Plan) -> list[tuple[Blocker, Plan]]:
@@ -53,23 +64,31 @@ def _relaxations(plan: Plan) -> list[tuple[Blocker, Plan]]:
             demand = c.demand.copy()
             demand[ci] = 0
             comps = tuple(replace(x, demand=demand) if x.idx == c.idx else x for x in plan.comps)
-            b = Blocker(Reason.INSUFFICIENT_CAPACITY, f"{cls} for component {c.name!r}", component=c.name,
-                        resource_class=cls)
+            b = Blocker(
+                Reason.INSUFFICIENT_CAPACITY,
+                f"{cls} for component {c.name!r}",
+                component=c.name,
+                resource_class=cls,
+            )
             out.append((b, replace(plan, comps=comps)))
     for lk in plan.links:
         label = f"{plan.comps[lk.a].name}-{plan.comps[lk.b].name}"
         b = Blocker(Reason.LINK_BANDWIDTH, f"link {label} ({lk.gbps} Gbps)", link=label)
         out.append((b, replace(plan, links=tuple(x for x in plan.links if x.idx != lk.idx))))
     for p in plan.ports:
-        b = Blocker(Reason.VLAN_UNAVAILABLE, f"facility port {p.label}", port=p.label,
-                    component=plan.comps[p.comp].name)
+        b = Blocker(
+            Reason.VLAN_UNAVAILABLE,
+            f"facility port {p.label}",
+            port=p.label,
+            component=plan.comps[p.comp].name,
+        )
         out.append((b, replace(plan, ports=tuple(x for x in plan.ports if x.idx != p.idx))))
-    for field in ("same_site", "different_sites"):
-        groups: tuple[frozenset[int], ...] = getattr(plan, field)
-        for g in groups:
-            names = ", ".join(sorted(plan.comps[i].name for i in g))
-            b = Blocker(Reason.GROUP_CONSTRAINT, f"{field} over {names}")
-            out.append((b, replace(plan, **{field: tuple(x for x in groups if x is not g)})))
+    for g in plan.same_site:
+        b = Blocker(Reason.GROUP_CONSTRAINT, f"same_site over {_names(plan, g)}")
+        out.append((b, replace(plan, same_site=tuple(x for x in plan.same_site if x is not g))))
+    for g in plan.different_sites:
+        b = Blocker(Reason.GROUP_CONSTRAINT, f"different_sites over {_names(plan, g)}")
+        out.append((b, replace(plan, different_sites=tuple(x for x in plan.different_sites if x is not g))))
     return out
 
 
@@ -83,19 +102,40 @@ def explain_failure(index: CalendarIndex, plan: Plan, rejections: list[Rejection
             blockers.append(replace(b, earliest_if_relaxed=t))
     if not blockers:
         for c in plan.comps:
-            alone = replace(plan, comps=(replace(c, idx=0),), links=(), ports=(), same_site=(),
-                            different_sites=(), spread=())
+            alone = replace(
+                plan,
+                comps=(replace(c, idx=0),),
+                links=(),
+                ports=(),
+                same_site=(),
+                different_sites=(),
+                spread=(),
+            )
             if _first_start(index, alone) is None:
                 short = Counter(r.resource_class for r in rejections if r.component == c.name)
                 cls = short.most_common(1)[0][0] if short else None
-                blockers.append(Blocker(Reason.INSUFFICIENT_CAPACITY,
-                                        f"component {c.name!r} does not fit anywhere in the range even alone",
-                                        component=c.name, resource_class=cls))
+                blockers.append(
+                    Blocker(
+                        Reason.INSUFFICIENT_CAPACITY,
+                        f"component {c.name!r} does not fit anywhere in the range even alone",
+                        component=c.name,
+                        resource_class=cls,
+                    )
+                )
     if not blockers and rejections:
         (reason, comp, cls, link, port), _ = Counter(
-            (r.reason, r.component, r.resource_class, r.link, r.port) for r in rejections).most_common(1)[0]
-        blockers.append(Blocker(reason, "the combination does not fit; no single relaxation helps",
-                                component=comp, resource_class=cls, link=link, port=port))
+            (r.reason, r.component, r.resource_class, r.link, r.port) for r in rejections
+        ).most_common(1)[0]
+        blockers.append(
+            Blocker(
+                reason,
+                "the combination does not fit; no single relaxation helps",
+                component=comp,
+                resource_class=cls,
+                link=link,
+                port=port,
+            )
+        )
     span = min(MAX_LOOKAHEAD_S, max(plan.latest_end - plan.range_start, plan.max_duration))
     later = replace(plan, latest_start=plan.latest_start + span, latest_end=plan.latest_end + span)
     after = _first_start(index, later)

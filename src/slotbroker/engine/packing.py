@@ -30,7 +30,9 @@ def _size(it: Item, total: I64) -> float:
     return float((it.demand / scale).max())
 
 
-def pack(items: list[Item], free: I64, order: list[int], exact: bool, budget: int = 20_000) -> dict[int, list[int]] | None:
+def pack(
+    items: list[Item], free: I64, order: list[int], exact: bool, budget: int = 20_000
+) -> dict[int, list[int]] | None:
     """Assign every instance to a local host index so no host's free capacity goes negative.
 
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host

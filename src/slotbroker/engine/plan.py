@@ -96,15 +96,19 @@ def compile_plan(req: SlotRequest, index: CalendarIndex) -> Plan:
         return tuple(frozenset(pos[n] for n in g.components) for g in req.groups if g.kind == kind)
 
     links = tuple(
-        LinkPlan(i, pos[lk.a], pos[lk.b], lk.bandwidth_gbps, lk.max_latency_ms) for i, lk in enumerate(req.links)
+        LinkPlan(i, pos[lk.a], pos[lk.b], lk.bandwidth_gbps, lk.max_latency_ms)
+        for i, lk in enumerate(req.links)
     )
     ports = []
     for i, p in enumerate(req.facility_ports):
         row = topo.port_row.get((p.site, p.port), -1)
         site = topo.site_row.get(p.site, -1)
         tags = tuple(p.vlans) if p.vlans is not None else None
-        ports.append(PortPlan(i, row, site, pos[p.component], tags, p.tag_count, p.bandwidth_gbps,
-                              f"{p.site}/{p.port}"))
+        ports.append(
+            PortPlan(
+                i, row, site, pos[p.component], tags, p.tag_count, p.bandwidth_gbps, f"{p.site}/{p.port}"
+            )
+        )
     return Plan(
         classes=classes,
         comps=tuple(comps),

@@ -2,7 +2,8 @@
 
 The selector branches over a few candidate paths per demand (lowest latency first), so a demand that
 cannot take its favourite path because an earlier demand of the same request used it can fall back to
-another: exact whenever no more than ``MAX_PATHS`` paths qualify."""
+another: exact whenever no more than ``MAX_PATHS`` paths qualify (and the depth-first walk, edges
+cheapest first, stops after ``MAX_EXPLORED`` qualifying paths)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from slotbroker.engine.topology import Topology
 
 MAX_PATHS = 4
 MAX_HOPS = 6
-MAX_EXPLORED = 64
+MAX_EXPLORED = 16
 
 
 def candidate_paths(
@@ -38,7 +39,7 @@ def candidate_paths(
     def dfs(site: int, lat: float) -> None:
         if len(found) >= MAX_EXPLORED:
             return
-        for e in sorted(topo.adjacency.get(site, []), key=lambda x: (x.latency_ms, x.link_row)):
+        for e in topo.adjacency.get(site, []):
             nl = lat + e.latency_ms
             rest = to_dst.get(e.to_site)
             if e.to_site in seen or rest is None or nl + rest > bound + 1e-9 or residual(e.link_row) < gbps:

@@ -34,6 +34,8 @@ MAX_CANDIDATES = 20_000
 class Attempt:
     choice: Choice
     tags: dict[int, list[int]]
+    rows: I64  # host rows the selector looked at (every statically eligible host)
+    free: I64  # their free capacity over [s, s + min_duration), (rows x classes)
 
 
 def try_start(index: CalendarIndex, plan: Plan, s: int) -> Attempt | Rejection:
@@ -45,8 +47,9 @@ def try_start(index: CalendarIndex, plan: Plan, s: int) -> Attempt | Rejection:
     sites, rej = candidate_sites(index, plan, s, e)
     if rej is not None:
         return rej
-    got = Selector(index, plan, s, e, sites).run()
-    return got if isinstance(got, Rejection) else Attempt(got, tags)
+    sel = Selector(index, plan, s, e, sites)
+    got = sel.run()
+    return got if isinstance(got, Rejection) else Attempt(got, tags, sel.rows, sel.free)
 
 
 class Scanner:
@@ -54,7 +57,9 @@ class Scanner:
 
     def __init__(self, index: CalendarIndex, plan: Plan) -> None:
         self.index = index
-        rows = np.unique(np.concatenate([c.hosts for c in plan.comps])) if plan.comps else np.zeros(0, np.int64)
+        rows = (
+            np.unique(np.concatenate([c.hosts for c in plan.comps])) if plan.comps else np.zeros(0, np.int64)
+        )
         self.host_rows = rows.astype(np.int64)
         self.classes = [c for c in plan.classes if c in index.host]
         self.links = np.arange(len(index.topo.links), dtype=np.int64) if (plan.links or plan.ports) else None
@@ -120,13 +125,14 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     e = _stretch(index, plan, s, a) if plan.max_duration > plan.min_duration else s + plan.min_duration
     ch = a.choice
     load = host_load(plan, ch)
-    used_rows = np.array(sorted(load), dtype=np.int64)
-    free = host_free(index, plan, used_rows, s, e)
-    residual = {int(r): free[i] - load[int(r)] for i, r in enumerate(used_rows)}
+    free_all = a.free if e == s + plan.min_duration else host_free(index, plan, a.rows, s, e)
+    pos = {int(r): i for i, r in enumerate(a.rows)}
+    residual = {r: free_all[pos[r]] - need for r, need in load.items()}
     caps = {
-        int(r): np.array([int(topo.host_cap.get(c, np.zeros(1, np.int64))[r]) if c in topo.host_cap else 0
-                          for c in plan.classes], dtype=np.int64)
-        for r in used_rows
+        r: np.array(
+            [int(topo.host_cap[c][r]) if c in topo.host_cap else 0 for c in plan.classes], dtype=np.int64
+        )
+        for r in load
     }
     grants: dict[str, list[dict[str, int]]] = {}
     for c in plan.comps:
@@ -142,18 +148,29 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
                 g[rc] = lo + extra
             out.append(g)
         grants[c.name] = out
-    util = [float(((caps[r] - residual[r]) / np.maximum(caps[r], 1))[caps[r] > 0].mean())
-            for r in residual if (caps[r] > 0).any()]
+    util = [
+        float(((caps[r] - residual[r]) / np.maximum(caps[r], 1))[caps[r] > 0].mean())
+        for r in residual
+        if (caps[r] > 0).any()
+    ]
     score = window_score(plan.policy, plan, s, float(np.mean(util)) if util else 0.0, ch.latency_ms)
     routes = tuple(
-        LinkRoute(plan.comps[lk.a].name, plan.comps[lk.b].name,
-                  tuple(topo.links[r].name for r in ch.routes.get(lk.idx, ())),
-                  sum(topo.links[r].latency_ms for r in ch.routes.get(lk.idx, ())))
+        LinkRoute(
+            plan.comps[lk.a].name,
+            plan.comps[lk.b].name,
+            tuple(topo.links[r].name for r in ch.routes.get(lk.idx, ())),
+            sum(topo.links[r].latency_ms for r in ch.routes.get(lk.idx, ())),
+        )
         for lk in plan.links
     )
     ports = tuple(
-        PortAssignment(topo.ports[p.row].site, topo.ports[p.row].name, plan.comps[p.comp].name,
-                       tuple(a.tags.get(p.idx, [])), tuple(topo.links[r].name for r in ch.port_routes.get(p.idx, ())))
+        PortAssignment(
+            topo.ports[p.row].site,
+            topo.ports[p.row].name,
+            plan.comps[p.comp].name,
+            tuple(a.tags.get(p.idx, [])),
+            tuple(topo.links[r].name for r in ch.port_routes.get(p.idx, ())),
+        )
         for p in plan.ports
     )
     return Window(
@@ -163,13 +180,15 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
         routes=routes,
         ports=ports,
         score=score,
-        alternates=_alternates(index, plan, ch, residual, s, e),
+        alternates=_alternates(index, plan, ch, residual, a.rows, free_all),
         grants=grants,
         sites={c.name: topo.sites[ch.sites[c.idx]].name for c in plan.comps},
     )
 
 
-def _alternates(index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], s: int, e: int) -> dict[str, list[str]]:
+def _alternates(
+    index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], rows: I64, free_all: I64
+) -> dict[str, list[str]]:
     """Hosts at the component's chosen site, not used by it, with room for one more instance over
     the whole window after this placement: a claim can fall back to them if its host is taken."""
     out: dict[str, list[str]] = {}
@@ -177,21 +196,23 @@ def _alternates(index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int
         return out
     topo = index.topo
     for c in plan.comps:
-        site = ch.sites[c.idx]
-        mine = set(ch.hosts[c.idx])
-        rows = np.array([h for h in c.hosts if topo.host_site[h] == site and int(h) not in mine], dtype=np.int64)
-        if rows.size == 0:
-            out[c.name] = []
-            continue
-        free = host_free(index, plan, rows, s, e)
-        for i, r in enumerate(rows):
-            if int(r) in residual:
-                free[i] = residual[int(r)]
+        cand = c.hosts[topo.host_site[c.hosts] == ch.sites[c.idx]]
+        cand = cand[~np.isin(cand, np.array(ch.hosts[c.idx], dtype=np.int64))]
+        p = np.searchsorted(rows, cand)
+        free = free_all[p].copy()
+        for i, r in enumerate(cand.tolist()):
+            if r in residual:
+                free[i] = residual[r]
         ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
-        caps = np.stack([topo.host_cap[cl][rows] if cl in topo.host_cap else np.zeros(rows.size, np.int64)
-                         for cl in plan.classes], axis=1)
+        caps = np.stack(
+            [
+                topo.host_cap[cl][cand] if cl in topo.host_cap else np.zeros(cand.size, np.int64)
+                for cl in plan.classes
+            ],
+            axis=1,
+        )
         order = host_order(plan.policy, free, caps)
-        out[c.name] = [topo.hosts[int(rows[i])].name for i in order if ok[i]][: plan.alternates]
+        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
     return out
 
 

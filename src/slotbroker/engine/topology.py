@@ -79,6 +79,8 @@ class Topology:
             a, b = self.site_row[lk.site_a], self.site_row[lk.site_b]
             self.adjacency[a].append(Edge(i, b, lk.latency_ms))
             self.adjacency[b].append(Edge(i, a, lk.latency_ms))
+        for edges in self.adjacency.values():
+            edges.sort(key=lambda x: (x.latency_ms, x.link_row))
         self._latency: dict[int, dict[int, float]] = {}
         self.static_cache: dict[str, Any] = {}  # stage 1 answers per component signature
 

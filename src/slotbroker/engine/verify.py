@@ -20,7 +20,9 @@ def host_load(plan: Plan, choice: Choice) -> dict[int, np.ndarray]:
     return dict(load)
 
 
-def holds(index: CalendarIndex, plan: Plan, choice: Choice, tags: dict[int, list[int]], s: int, e: int) -> bool:
+def holds(
+    index: CalendarIndex, plan: Plan, choice: Choice, tags: dict[int, list[int]], s: int, e: int
+) -> bool:
     load = host_load(plan, choice)
     rows = np.array(sorted(load), dtype=np.int64)
     for ci, cname in enumerate(plan.classes):

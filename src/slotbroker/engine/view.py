@@ -43,19 +43,32 @@ class CalendarView:
     rows: tuple[ViewRow, ...]
 
 
-def _rows(kind: str, names: list[str], cls: str, cap: I64, table: StepTable | None, edges: I64) -> list[ViewRow]:
+def _rows(
+    kind: str, names: list[str], cls: str, cap: I64, table: StepTable | None, edges: I64
+) -> list[ViewRow]:
     n = len(names)
     idx = np.arange(n, dtype=np.int64)
     used = table.bucket_peaks(idx, edges) if table is not None else np.zeros((n, edges.size - 1), np.int64)
     return [
-        ViewRow(kind, names[i], cls, int(cap[i]), tuple(int(x) for x in used[i]),
-                tuple(int(cap[i] - x) for x in used[i]))
+        ViewRow(
+            kind,
+            names[i],
+            cls,
+            int(cap[i]),
+            tuple(int(x) for x in used[i]),
+            tuple(int(cap[i] - x) for x in used[i]),
+        )
         for i in range(n)
     ]
 
 
-def calendar_view(index: CalendarIndex, start: int, end: int, bucket: Bucket = Bucket.DAY,
-                  kinds: frozenset[str] = frozenset({"host", "site", "link", "facility_port"})) -> CalendarView:
+def calendar_view(
+    index: CalendarIndex,
+    start: int,
+    end: int,
+    bucket: Bucket = Bucket.DAY,
+    kinds: frozenset[str] = frozenset({"host", "site", "link", "facility_port"}),
+) -> CalendarView:
     """Buckets aligned to ``start``; every class with capacity on hosts, plus link bandwidth and port
     bandwidth and VLAN counts."""
     step = BUCKET_S[bucket]
@@ -68,12 +81,27 @@ def calendar_view(index: CalendarIndex, start: int, end: int, bucket: Bucket = B
     for cls in topo.classes:
         if "host" in kinds:
             have = topo.host_cap[cls] > 0
-            sub = [ViewRow(r.kind, r.name, r.resource_class, r.capacity, r.used, r.free)
-                   for r, ok in zip(_rows("host", [h.name for h in topo.hosts], cls, topo.host_cap[cls],
-                                          index.host.get(cls), edges), have, strict=True) if ok]
+            sub = [
+                ViewRow(r.kind, r.name, r.resource_class, r.capacity, r.used, r.free)
+                for r, ok in zip(
+                    _rows(
+                        "host",
+                        [h.name for h in topo.hosts],
+                        cls,
+                        topo.host_cap[cls],
+                        index.host.get(cls),
+                        edges,
+                    ),
+                    have,
+                    strict=True,
+                )
+                if ok
+            ]
             rows += sub
         if "site" in kinds:
-            rows += _rows("site", [s.name for s in topo.sites], cls, topo.site_cap[cls], index.site.get(cls), edges)
+            rows += _rows(
+                "site", [s.name for s in topo.sites], cls, topo.site_cap[cls], index.site.get(cls), edges
+            )
     if "link" in kinds and topo.links:
         rows += _rows("link", [lk.name for lk in topo.links], BANDWIDTH, topo.link_cap, index.link, edges)
     if "facility_port" in kinds and topo.ports:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
     bindparam,
     case,
@@ -25,7 +26,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    not_,
     or_,
     select,
     tuple_,
@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.inventory import capacity_of
@@ -44,11 +45,11 @@ from slotbroker.store.models import (
     ProviderRow,
 )
 
-P = ProviderRow.__table__
-I = InventoryRow.__table__  # noqa: E741 - the inventories table, as in SQL
-A = AllocationRow.__table__
-C = ConsumerRow.__table__
-FP = FacilityPortRow.__table__
+P = cast(Table, ProviderRow.__table__)
+I = cast(Table, InventoryRow.__table__)  # noqa: E741 - the inventories table, as in SQL
+A = cast(Table, AllocationRow.__table__)
+C = cast(Table, ConsumerRow.__table__)
+FP = cast(Table, FacilityPortRow.__table__)
 
 Pair = tuple[int, str]  # (provider_id, resource_class)
 
@@ -122,7 +123,9 @@ _LOCK_BY_UUID = (
     .order_by(P.c.id)
     .with_for_update()
 )
-_LOCK_BY_ID = select(P.c.id).where(P.c.id.in_(bindparam("ids", expanding=True))).order_by(P.c.id).with_for_update()
+_LOCK_BY_ID = (
+    select(P.c.id).where(P.c.id.in_(bindparam("ids", expanding=True))).order_by(P.c.id).with_for_update()
+)
 
 
 def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, LockedProvider]:
@@ -147,20 +150,19 @@ def lock_provider_ids(session: Session, ids: Collection[int]) -> list[int]:
 
 # -- inventories -------------------------------------------------------------------------------------------
 
-_INVENTORIES = (
-    select(
-        I.c.provider_id,
-        I.c.resource_class,
-        I.c.total,
-        I.c.reserved,
-        I.c.min_unit,
-        I.c.max_unit,
-        I.c.step_size,
-        I.c.allocation_ratio,
-    )
-    .where(I.c.provider_id.in_(bindparam("ids", expanding=True)))
+_INVENTORIES = select(
+    I.c.provider_id,
+    I.c.resource_class,
+    I.c.total,
+    I.c.reserved,
+    I.c.min_unit,
+    I.c.max_unit,
+    I.c.step_size,
+    I.c.allocation_ratio,
+).where(I.c.provider_id.in_(bindparam("ids", expanding=True)))
+_PORT_VLANS = select(FP.c.provider_id, FP.c.vlans).where(
+    FP.c.provider_id.in_(bindparam("ids", expanding=True))
 )
-_PORT_VLANS = select(FP.c.provider_id, FP.c.vlans).where(FP.c.provider_id.in_(bindparam("ids", expanding=True)))
 
 
 def inventories(session: Session, provider_ids: Collection[int]) -> dict[Pair, InventoryFacts]:
@@ -202,7 +204,9 @@ def _peak_statement() -> Any:
     Expired holds and freed consumers contribute 0 but still produce a row, flagged, so the caller knows
     whether there is anything to reap.
     """
-    s, e, now = bindparam("s"), bindparam("e"), bindparam("now")
+    s: BindParameter[int] = bindparam("s")
+    e: BindParameter[int] = bindparam("e")
+    now: BindParameter[int] = bindparam("now")
     live = _is_live(now)
     ov = (
         select(
@@ -239,7 +243,9 @@ def _peak_statement() -> Any:
     run = select(
         ev.c.provider_id,
         ev.c.resource_class,
-        func.sum(ev.c.d).over(partition_by=(ev.c.provider_id, ev.c.resource_class), order_by=ev.c.t).label("u"),
+        func.sum(ev.c.d)
+        .over(partition_by=(ev.c.provider_id, ev.c.resource_class), order_by=ev.c.t)
+        .label("u"),
         ev.c.dead,
     ).subquery("run")
     return select(
@@ -250,7 +256,9 @@ def _peak_statement() -> Any:
 _PEAK = _peak_statement()
 
 
-def peak_usage(session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int) -> dict[Pair, Usage]:
+def peak_usage(
+    session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int
+) -> dict[Pair, Usage]:
     """Peak live usage over [start_s, end_s) of each (provider, class) in ``pairs``; missing: none."""
     wanted = sorted(set(pairs))
     if not wanted:
@@ -281,7 +289,9 @@ def vlan_holders(
     wanted = sorted(set(tags))
     if not wanted:
         return set()
-    rows = session.connection().execute(_VLAN_HOLDERS, {"tags": wanted, "s": start_s, "e": end_s, "now": now_s})
+    rows = session.connection().execute(
+        _VLAN_HOLDERS, {"tags": wanted, "s": start_s, "e": end_s, "now": now_s}
+    )
     return {(int(p), int(t)) for p, t in rows}
 
 
@@ -308,7 +318,9 @@ def _expire(session: Session, where: ColumnElement[bool], now_s: int) -> list[in
     return ids
 
 
-def reap_expired_holds(session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int) -> list[int]:
+def reap_expired_holds(
+    session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int
+) -> list[int]:
     """Expire the holds that have allocations on ``pairs`` overlapping [start_s, end_s)."""
     overlapping = select(A.c.consumer_id).where(
         tuple_(A.c.provider_id, A.c.resource_class).in_(sorted(set(pairs))),
@@ -320,7 +332,9 @@ def reap_expired_holds(session: Session, pairs: Iterable[Pair], start_s: int, en
 
 def expire_all_holds(session: Session, now_s: int, limit: int = 1000) -> list[int]:
     """Expire up to ``limit`` holds whose expiry has passed, anywhere (the periodic sweeper's step)."""
-    due = select(C.c.id).where(_is_expired_hold(bindparam("now"))).order_by(C.c.expires_s, C.c.id).limit(limit)
+    due = (
+        select(C.c.id).where(_is_expired_hold(bindparam("now"))).order_by(C.c.expires_s, C.c.id).limit(limit)
+    )
     return _expire(session, C.c.id.in_(due), now_s)
 
 
@@ -331,7 +345,7 @@ _INSERT_ALLOCATION = insert(A)
 
 
 def insert_consumer(session: Session, values: dict[str, Any]) -> int:
-    return int(session.connection().scalar_one(_INSERT_CONSUMER, values))  # type: ignore[attr-defined]
+    return int(session.connection().execute(_INSERT_CONSUMER, values).scalar_one())
 
 
 def insert_allocations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -349,11 +363,19 @@ class Released:
 
 
 _FIND_CONSUMER = select(C.c.id, C.c.status).where(C.c.uuid == bindparam("uuid"))
+# A hold never runs, so there is nothing to "end": a hold released as ENDED is simply RELEASED.
+_NEW_STATUS = case(
+    (
+        and_(C.c.kind == ConsumerKind.HOLD.value, bindparam("new_status") == ConsumerStatus.ENDED.value),
+        ConsumerStatus.RELEASED.value,
+    ),
+    else_=bindparam("new_status"),
+)
 _MARK_RELEASED = (
     update(C)
-    .where(C.c.uuid == bindparam("uuid"), C.c.status.not_in(_RELEASED))
-    .values(status=bindparam("new_status"), generation=C.c.generation + 1)
-    .returning(C.c.id, C.c.kind)
+    .where(C.c.uuid == bindparam("b_uuid"), C.c.status.not_in(_RELEASED))
+    .values(status=_NEW_STATUS, generation=C.c.generation + 1)
+    .returning(C.c.id, C.c.status)
 )
 _DELETE_ALL = delete(A).where(A.c.consumer_id == bindparam("cid"))
 _DELETE_FUTURE = delete(A).where(A.c.consumer_id == bindparam("cid"), A.c.start_s >= bindparam("now"))
@@ -373,13 +395,13 @@ def release_consumer(session: Session, uuid: str, status: str, now_s: int) -> Re
     a second (or concurrent) release finds the guard false and changes nothing.
     """
     conn = session.connection()
-    row = conn.execute(_MARK_RELEASED, {"uuid": uuid, "new_status": status}).first()
+    row = conn.execute(_MARK_RELEASED, {"b_uuid": uuid, "new_status": status}).first()
     if row is None:
         found = conn.execute(_FIND_CONSUMER, {"uuid": uuid}).first()
         if found is None:
             return Released(None, "", changed=False)
         return Released(int(found.id), str(found.status), changed=False)
-    cid = int(row.id)
+    cid, status = int(row.id), str(row.status)
     if status in FREEING_STATUSES:
         deleted = conn.execute(_DELETE_ALL, {"cid": cid}).rowcount
         return Released(cid, status, changed=True, deleted=deleted)

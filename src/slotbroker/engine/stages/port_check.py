@@ -13,7 +13,9 @@ from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 READS = frozenset({"port.bandwidth_calendar", "port.vlan_calendar", "port.vlan_tags"})
 
 
-def check_ports(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[dict[int, list[int]], Rejection | None]:
+def check_ports(
+    index: CalendarIndex, plan: Plan, s: int, e: int
+) -> tuple[dict[int, list[int]], Rejection | None]:
     """VLAN tags per port request, or the first port that blocks with a retry lower bound."""
     tags_out: dict[int, list[int]] = {}
     bw_taken: dict[int, int] = defaultdict(int)
@@ -28,7 +30,9 @@ def check_ports(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[dict[
             if free < p.gbps:
                 cap = int(index.topo.port_cap[p.row])
                 lb = index.port_bw.earliest_fit(p.row, s + 1, d, cap - p.gbps - bw_taken[p.row], latest)
-                return {}, Rejection(Reason.PORT_BANDWIDTH, port=p.label, retry_at=NEVER if lb is None else lb)
+                return {}, Rejection(
+                    Reason.PORT_BANDWIDTH, port=p.label, retry_at=NEVER if lb is None else lb
+                )
             bw_taken[p.row] += p.gbps
         busy = index.tags_in_use(p.row, s, e) | tags_taken[p.row]
         untagged = index.untagged_vlans(p.row, s, e)
@@ -45,7 +49,9 @@ def check_ports(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[dict[
             if len(port.vlans) - len(busy & set(port.vlans)) - untagged < p.count:
                 cap = len(port.vlans) - p.count - len(tags_taken[p.row])
                 lb = index.port_vlans.earliest_fit(p.row, s + 1, d, cap, latest)
-                return {}, Rejection(Reason.VLAN_UNAVAILABLE, port=p.label, retry_at=NEVER if lb is None else lb)
+                return {}, Rejection(
+                    Reason.VLAN_UNAVAILABLE, port=p.label, retry_at=NEVER if lb is None else lb
+                )
             chosen = []
             for t in port.vlans:
                 if t not in busy:

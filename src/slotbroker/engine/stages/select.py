@@ -44,8 +44,14 @@ class Selector:
         rows = np.unique(np.concatenate([c.hosts for c in plan.comps]))
         self.rows = rows
         self.free = host_free(index, plan, rows, s, e)
-        self.cap = np.stack([topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows]
-                             for c in plan.classes], axis=1) if plan.classes else self.free
+        self.cap = (
+            np.stack(
+                [topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows] for c in plan.classes],
+                axis=1,
+            )
+            if plan.classes
+            else self.free
+        )
         self.pos = {int(r): i for i, r in enumerate(rows)}
         site_of = topo.host_site[rows]
         # per component: candidate site -> positions (into rows) of its eligible hosts there
@@ -54,14 +60,21 @@ class Selector:
         for c in plan.comps:
             p = np.searchsorted(rows, c.hosts)
             fit = instances_fit(self.free[p], c)
-            self.local[c.idx], self.room[c.idx] = {}, {}
-            for site in comp_sites[c.idx]:
-                m = site_of[p] == site
-                n = int(fit[m].sum())
-                if n >= c.count:
-                    self.local[c.idx][int(site)] = p[m & (fit > 0)]
-                    self.room[c.idx][int(site)] = n
-        self.link_free: I64 | None = None
+            sites_c = site_of[p]
+            room = np.bincount(sites_c, weights=fit, minlength=len(topo.sites))
+            good = np.zeros(len(topo.sites), dtype=bool)
+            good[comp_sites[c.idx]] = True
+            good &= room >= c.count
+            keep = good[sites_c] & (fit > 0)
+            kp, ks = p[keep], sites_c[keep]
+            order = np.argsort(ks, kind="stable")
+            kp, ks = kp[order], ks[order]
+            bounds = np.searchsorted(ks, np.nonzero(good)[0])
+            ends = np.searchsorted(ks, np.nonzero(good)[0], side="right")
+            sites_ok = [int(x) for x in np.nonzero(good)[0]]
+            self.local[c.idx] = {st: kp[a:b] for st, a, b in zip(sites_ok, bounds, ends, strict=True)}
+            self.room[c.idx] = {st: int(room[st]) for st in sites_ok}
+        self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
         self.sites: dict[int, int] = {}
         self.routes: dict[int, tuple[int, ...]] = {}
@@ -73,10 +86,15 @@ class Selector:
     def run(self) -> Choice | Rejection:
         for c in self.plan.comps:
             if not self.local[c.idx]:
-                return Rejection(Reason.INSUFFICIENT_CAPACITY, component=c.name,
-                                 resource_class=self._short_class(c.idx), retry_at=None)
-        order = sorted((c.idx for c in self.plan.comps),
-                       key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i))
+                return Rejection(
+                    Reason.INSUFFICIENT_CAPACITY,
+                    component=c.name,
+                    resource_class=self._short_class(c.idx),
+                    retry_at=None,
+                )
+        order = sorted(
+            (c.idx for c in self.plan.comps), key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i)
+        )
         ok = self._assign(order, 0)
         if ok:
             hosts: dict[int, list[int]] = {}
@@ -84,13 +102,17 @@ class Selector:
                 at = frozenset(c for c, s in self.sites.items() if s == site)
                 packed = self.packs[(site, at)]
                 assert packed is not None
-                for c, local in packed.items():
-                    hosts[c] = [int(self.rows[i]) for i in local]
+                for ci, local in packed.items():
+                    hosts[ci] = [int(self.rows[i]) for i in local]
             lat = sum(float(self.topo.links[r].latency_ms) for p in self.routes.values() for r in p)
-            return Choice(dict(self.sites), hosts, dict(self.routes), dict(self.port_routes), lat, dict(self.use))
+            return Choice(
+                dict(self.sites), hosts, dict(self.routes), dict(self.port_routes), lat, dict(self.use)
+            )
         if self.nodes > BUDGET:
             return Rejection(Reason.SEARCH_BUDGET, retry_at=None)
-        (reason, name), _ = self.fails.most_common(1)[0] if self.fails else ((Reason.GROUP_CONSTRAINT, None), 0)
+        (reason, name), _ = (
+            self.fails.most_common(1)[0] if self.fails else ((Reason.GROUP_CONSTRAINT, None), 0)
+        )
         return Rejection(reason, component=name, retry_at=None)
 
     def _short_class(self, comp: int) -> str | None:
@@ -114,8 +136,15 @@ class Selector:
         key = (site, comps)
         if key not in self.packs:
             local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
-            items = [Item(c, self.plan.comps[c].count, self.plan.comps[c].demand,
-                          np.isin(local, self.local[c][site])) for c in sorted(comps)]
+            items = [
+                Item(
+                    c,
+                    self.plan.comps[c].count,
+                    self.plan.comps[c].demand,
+                    np.isin(local, self.local[c][site]),
+                )
+                for c in sorted(comps)
+            ]
             order = host_order(self.plan.policy, self.free[local], self.cap[local])
             got = pack(items, self.free[local], order, self.plan.exact)
             self.packs[key] = None if got is None else {c: [int(local[i]) for i in v] for c, v in got.items()}
@@ -129,7 +158,9 @@ class Selector:
             return False
         c = order[k]
         name = self.plan.comps[c].name
-        cands = site_order(self.plan.policy, self.plan, self.topo, c, sorted(self.local[c]), self.room[c], self.sites)
+        cands = site_order(
+            self.plan.policy, self.plan, self.topo, c, sorted(self.local[c]), self.room[c], self.sites
+        )
         for site in cands:
             if not self._group_ok(c, site):
                 self.fails[(Reason.GROUP_CONSTRAINT, name)] += 1
@@ -158,18 +189,26 @@ class Selector:
     def _residual(self, link: int) -> int:
         if self.link_free is None:
             all_links = np.arange(len(self.topo.links), dtype=np.int64)
-            self.link_free = self.index.link_free(all_links, self.s, self.e)
-        return int(self.link_free[link]) - self.use[link]
+            self.link_free = self.index.link_free(all_links, self.s, self.e).tolist()
+        return self.link_free[link] - self.use[link]
 
-    def _route(self, order: list[int], k: int, tasks: list[tuple[str, int, int, int, int, float | None]], j: int) -> bool:
+    def _route(
+        self, order: list[int], k: int, tasks: list[tuple[str, int, int, int, int, float | None]], j: int
+    ) -> bool:
         if j == len(tasks):
             return self._assign(order, k + 1)
         kind, idx, src, dst, gbps, max_lat = tasks[j]
         paths = candidate_paths(self.topo, src, dst, gbps, self._residual, max_lat)
         if not paths:
-            why = Reason.NO_ROUTE if self.topo.site_latency(src).get(dst) is None else (
-                Reason.LINK_LATENCY if max_lat is not None and self.topo.site_latency(src)[dst] > max_lat
-                else Reason.LINK_BANDWIDTH)
+            why = (
+                Reason.NO_ROUTE
+                if self.topo.site_latency(src).get(dst) is None
+                else (
+                    Reason.LINK_LATENCY
+                    if max_lat is not None and self.topo.site_latency(src)[dst] > max_lat
+                    else Reason.LINK_BANDWIDTH
+                )
+            )
             self.fails[(why, self.plan.comps[order[k]].name)] += 1
         target = self.routes if kind == "link" else self.port_routes
         for path, _lat in paths:

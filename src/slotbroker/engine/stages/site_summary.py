@@ -18,12 +18,16 @@ I64 = npt.NDArray[np.int64]
 READS = frozenset({"site.usage_sum", "site.capacity"})
 
 
-def candidate_sites(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[dict[int, I64], Rejection | None]:
+def candidate_sites(
+    index: CalendarIndex, plan: Plan, s: int, e: int
+) -> tuple[dict[int, I64], Rejection | None]:
     """Per component, the site rows that pass the bound (ascending), or a rejection with a retry
     time before which no eligible site can pass it."""
     topo = index.topo
     all_sites = np.arange(len(topo.sites), dtype=np.int64)
-    bound = np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes]) if plan.classes else None
+    bound = (
+        np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes]) if plan.classes else None
+    )
     out: dict[int, I64] = {}
     for comp in plan.comps:
         sites = np.unique(topo.host_site[comp.hosts])
@@ -43,11 +47,17 @@ def candidate_sites(index: CalendarIndex, plan: Plan, s: int, e: int) -> tuple[d
                 if need[ci] == 0 or cname not in index.site or int(site) in index.unbounded.get(cname, ()):
                     continue
                 cap = int(topo.site_cap[cname][site])
-                got = index.site[cname].earliest_fit(int(site), t, e - s, cap - int(need[ci]), plan.latest_start)
+                got = index.site[cname].earliest_fit(
+                    int(site), t, e - s, cap - int(need[ci]), plan.latest_start
+                )
                 t = NEVER if got is None else max(t, got)
                 if t >= retry:
                     break
             retry = min(retry, t)
-        return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name,
-                             resource_class=plan.classes[worst], retry_at=retry)
+        return {}, Rejection(
+            Reason.INSUFFICIENT_CAPACITY,
+            component=comp.name,
+            resource_class=plan.classes[worst],
+            retry_at=retry,
+        )
     return out, None

@@ -55,8 +55,18 @@ def class_reason(topo: Topology, h: HostSnap, c: Component) -> Reason | None:
 
 def static_eligibility(topo: Topology, c: Component) -> tuple[I64, tuple[tuple[Reason, int], ...]]:
     """Eligible host rows for one instance of ``c`` and how many hosts each reason removed."""
-    key = c.model_dump_json(include={"site", "host", "required_traits", "forbidden_traits", "member_of",
-                                     "near", "resources", "elastic"})
+    key = c.model_dump_json(
+        include={
+            "site",
+            "host",
+            "required_traits",
+            "forbidden_traits",
+            "member_of",
+            "near",
+            "resources",
+            "elastic",
+        }
+    )
     cache = topo.static_cache
     if key in cache:
         hit: tuple[I64, tuple[tuple[Reason, int], ...]] = cache[key]

@@ -1,0 +1,349 @@
+"""Claims: turn a ``ClaimRequest`` into a consumer and its allocations, or refuse, in one transaction.
+
+The database transaction is the only authority on capacity (docs/decisions/0005-claims-locking.md):
+
+1. check the request on its own (``ClaimRequest.problems``) -> ``ValidationFailed``;
+2. lock every provider the claim touches (PostgreSQL ``SELECT ... ORDER BY id FOR UPDATE``; SQLite's
+   ``BEGIN IMMEDIATE`` already holds the single writer lock);
+3. read their inventories (after the lock, so no inventory change can slip in between) and check that
+   each class exists on its provider, each amount follows min_unit/max_unit/step_size and each VLAN tag
+   is in the port's range -> ``ValidationFailed``;
+4. peak live usage over the interval of every touched (provider, class), in one SQL statement, plus the
+   new amounts must stay within capacity; no live allocation may hold a claimed VLAN tag at an
+   overlapping time -> ``CapacityConflict`` with one ``FieldError`` per offending item;
+5. reap expired holds in the way (if any), insert the consumer and allocations, bump the calendar
+   generation last and commit.
+
+A deadlock or serialization failure rolls back and retries the whole transaction a bounded number of
+times, then raises ``ConcurrentUpdate``. ``claim_in`` / ``release_in`` run inside a caller's unit of work
+so the offers layer can compose them (accept = lease claim + sibling releases in one transaction).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid as uuidlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from slotbroker.domain.claims import (
+    RELEASE_STATUSES,
+    ClaimRequest,
+    ClaimResult,
+    ConsumerStatus,
+    ReleaseResult,
+)
+from slotbroker.domain.errors import (
+    AlreadyExists,
+    CapacityConflict,
+    ConcurrentUpdate,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
+from slotbroker.domain.vlans import VlanSet
+from slotbroker.store import claims as sql
+from slotbroker.store.db import Database
+from slotbroker.store.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 5
+# SQLSTATEs worth retrying: serialization_failure, deadlock_detected, lock_not_available.
+RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transient concurrency failure: retrying the whole transaction may succeed."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in RETRY_SQLSTATES:
+        return True
+    # SQLite: busy_timeout (30 s) expired or a lock upgrade was refused.
+    text = str(orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+class ClaimService:
+    def __init__(
+        self, db: Database, *, clock: Callable[[], int] = now_s, max_attempts: int = MAX_ATTEMPTS
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    # -- public API ---------------------------------------------------------------------------------------
+    def claim(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
+        """Claim everything in ``request`` in one transaction, or raise and write nothing.
+
+        Raises ``ValidationFailed`` (bad request, unknown provider or class, unit rules, VLAN outside
+        the port's range), ``CapacityConflict`` (does not fit), ``AlreadyExists`` (consumer uuid taken)
+        or ``ConcurrentUpdate`` (still losing to concurrent writers after the retries).
+        """
+        now = self.clock() if now_s is None else now_s
+        problems = request.problems(now)
+        if problems:
+            raise ValidationFailed("invalid claim", problems)
+
+        def attempt(n: int) -> ClaimResult:
+            with UnitOfWork(self.db) as uow:
+                result = self.claim_in(uow, request, now_s=now, attempts=n)
+                uow.commit()
+                return result
+
+        try:
+            return self._retrying(attempt)
+        except IntegrityError as exc:
+            if request.consumer.uuid is not None and "uuid" in str(exc.orig).lower():
+                raise AlreadyExists(
+                    f"consumer {request.consumer.uuid} exists",
+                    [FieldError("/consumer/uuid", "taken")],
+                ) from None
+            raise
+
+    def release(
+        self,
+        consumer_uuid: str,
+        *,
+        status: ConsumerStatus = ConsumerStatus.RELEASED,
+        now_s: int | None = None,
+    ) -> ReleaseResult:
+        """Free the consumer's allocations exactly once and set ``status`` (one of RELEASE_STATUSES).
+
+        RELEASED / REJECTED / CANCELLED / EXPIRED delete every allocation; ENDED (a lease stopping
+        early or on time) deletes what has not started and cuts what is running at ``now``. Calling it
+        again, or after any other release status, changes nothing and says ``already_released``.
+        Raises ``NotFound`` for an unknown consumer.
+        """
+        now = self.clock() if now_s is None else now_s
+
+        def attempt(_: int) -> ReleaseResult:
+            with UnitOfWork(self.db) as uow:
+                result = self.release_in(uow, consumer_uuid, status=status, now_s=now)
+                uow.commit()
+                return result
+
+        return self._retrying(attempt)
+
+    def expire_holds(self, *, now_s: int | None = None, limit: int = 1000) -> int:
+        """Sweeper: mark holds past their expiry EXPIRED and delete their allocations; how many."""
+        now = self.clock() if now_s is None else now_s
+
+        def attempt(_: int) -> int:
+            with UnitOfWork(self.db) as uow:
+                ids = sql.expire_all_holds(uow.session, now, limit)
+                if ids:
+                    uow.calendar.bump()
+                uow.commit()
+                return len(ids)
+
+        return self._retrying(attempt)
+
+    # -- composable steps (inside a caller's unit of work) ----------------------------------------------
+    def claim_in(
+        self, uow: UnitOfWork, request: ClaimRequest, *, now_s: int, attempts: int = 1
+    ) -> ClaimResult:
+        """The claim's statements inside ``uow``; the caller commits. Bumps the calendar generation
+        as its last statement, so call it last in the transaction when you can (the calendar row is
+        every writer's hot row)."""
+        problems = request.problems(now_s)
+        if problems:
+            raise ValidationFailed("invalid claim", problems)
+        session = uow.session
+        spec = request.consumer
+        s, e = spec.start_s, spec.end_s
+
+        locked = sql.lock_providers(session, {it.provider_uuid for it in request.items})
+        errors: list[FieldError] = []
+        for i, it in enumerate(request.items):
+            if it.provider_uuid not in locked:
+                errors.append(FieldError(f"/items/{i}/provider_uuid", f"no provider {it.provider_uuid}"))
+        if errors:
+            raise ValidationFailed("claim names unknown providers", errors)
+
+        ids = [p.id for p in locked.values()]
+        inv = sql.inventories(session, ids)
+        vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
+        vlan_sets = (
+            {pid: VlanSet.parse(text) for pid, text in sql.port_vlans(session, ids).items()}
+            if vlan_items
+            else {}
+        )
+
+        wanted: dict[sql.Pair, int] = defaultdict(int)
+        items_of: dict[sql.Pair, list[int]] = defaultdict(list)
+        for i, it in enumerate(request.items):
+            prov = locked[it.provider_uuid]
+            pair = (prov.id, it.resource_class)
+            facts = inv.get(pair)
+            if facts is None:
+                errors.append(
+                    FieldError(
+                        f"/items/{i}/resource_class",
+                        f"provider {prov.name} has no {it.resource_class} inventory",
+                    )
+                )
+                continue
+            why = facts.amount_problem(it.amount)
+            if why:
+                errors.append(FieldError(f"/items/{i}/amount", f"{prov.name} {it.resource_class}: {why}"))
+            wanted[pair] += it.amount
+            items_of[pair].append(i)
+        for i, it in vlan_items:
+            prov = locked[it.provider_uuid]
+            vlans = vlan_sets.get(prov.id)
+            if vlans is None:
+                errors.append(FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port"))
+            elif it.vlan_tag not in vlans:
+                errors.append(
+                    FieldError(f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}")
+                )
+        if errors:
+            raise ValidationFailed("claim breaks inventory rules", errors)
+
+        usage = sql.peak_usage(session, wanted, s, e, now_s)
+        for pair, amount in sorted(wanted.items()):
+            used = usage.get(pair)
+            peak = used.peak if used else 0
+            capacity = inv[pair].capacity
+            if peak + amount > capacity:
+                prov_name = next(p.name for p in locked.values() if p.id == pair[0])
+                for i in items_of[pair]:
+                    errors.append(
+                        FieldError(
+                            f"/items/{i}",
+                            f"{prov_name} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} requested "
+                            f"exceeds capacity {capacity}",
+                        )
+                    )
+        if vlan_items:
+            held = sql.vlan_holders(
+                session,
+                [
+                    (locked[it.provider_uuid].id, it.vlan_tag)
+                    for _, it in vlan_items
+                    if it.vlan_tag is not None
+                ],
+                s,
+                e,
+                now_s,
+            )
+            for i, it in vlan_items:
+                prov = locked[it.provider_uuid]
+                if (prov.id, it.vlan_tag) in held:
+                    errors.append(
+                        FieldError(
+                            f"/items/{i}/vlan_tag",
+                            f"VLAN {it.vlan_tag} on {prov.name} is taken in [{s}, {e})",
+                        )
+                    )
+        if errors:
+            raise CapacityConflict("claim does not fit", sorted(errors, key=_item_order))
+
+        dead = [pair for pair, u in usage.items() if u.expired_holds]
+        if dead:
+            sql.reap_expired_holds(session, dead, s, e, now_s)
+
+        consumer_uuid = spec.uuid or str(uuidlib.uuid4())
+        status = spec.initial_status.value
+        consumer_id = sql.insert_consumer(
+            session,
+            {
+                "uuid": consumer_uuid,
+                "kind": spec.kind.value,
+                "name": spec.name,
+                "project": spec.project,
+                "status": status,
+                "start_s": s,
+                "end_s": e,
+                "expires_s": spec.expires_s,
+                "generation": 0,
+            },
+        )
+        sql.insert_allocations(
+            session,
+            [
+                {
+                    "consumer_id": consumer_id,
+                    "provider_id": locked[it.provider_uuid].id,
+                    "resource_class": it.resource_class,
+                    "amount": it.amount,
+                    "start_s": s,
+                    "end_s": e,
+                    "vlan_tag": it.vlan_tag,
+                }
+                for it in request.items
+            ],
+        )
+        uow.calendar.bump()
+        return ClaimResult(
+            consumer_uuid=consumer_uuid,
+            consumer_id=consumer_id,
+            kind=spec.kind,
+            status=status,
+            start_s=s,
+            end_s=e,
+            expires_s=spec.expires_s,
+            allocations=len(request.items),
+            attempts=attempts,
+        )
+
+    def release_in(
+        self,
+        uow: UnitOfWork,
+        consumer_uuid: str,
+        *,
+        status: ConsumerStatus = ConsumerStatus.RELEASED,
+        now_s: int,
+    ) -> ReleaseResult:
+        if status not in RELEASE_STATUSES:
+            allowed = ", ".join(sorted(RELEASE_STATUSES))
+            raise ValidationFailed(
+                f"cannot release into {status}", [FieldError("/status", f"one of {allowed}")]
+            )
+        done = sql.release_consumer(uow.session, consumer_uuid, status.value, now_s)
+        if done.consumer_id is None:
+            raise NotFound(f"no consumer {consumer_uuid}")
+        if done.changed:
+            uow.calendar.bump()
+        return ReleaseResult(
+            consumer_uuid=consumer_uuid,
+            status=done.status,
+            already_released=not done.changed,
+            allocations_deleted=done.deleted,
+            allocations_ended=done.ended,
+        )
+
+    # -- retries ----------------------------------------------------------------------------------------
+    def _retrying(self, attempt: Callable[[int], T]) -> T:
+        last: BaseException | None = None
+        for n in range(1, self.max_attempts + 1):
+            try:
+                return attempt(n)
+            except DBAPIError as exc:
+                if not is_retryable(exc):
+                    raise
+                last = exc
+                # Jittered exponential backoff: 2, 4, 8, ... ms (times 0.5-1.5) so losers spread out.
+                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
+        raise ConcurrentUpdate(
+            f"gave up after {self.max_attempts} attempts lost to concurrent writers; retry later"
+        ) from last
+
+
+def _item_order(err: FieldError) -> tuple[int, str]:
+    parts = err.pointer.split("/")
+    index = int(parts[2]) if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() else -1
+    return index, err.pointer
+
+
+__all__ = ["ClaimService", "is_retryable"]
