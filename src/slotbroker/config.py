@@ -24,6 +24,16 @@ class Settings:
     max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
     rate_per_s: float = field(default_factory=lambda: _float("SLOTBROKER_RATE_PER_S", 50.0))
     rate_burst: int = field(default_factory=lambda: _int("SLOTBROKER_RATE_BURST", 200))
+    find_slot_max_range_days: int = field(
+        default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_MAX_RANGE_DAYS", 90)
+    )
+    find_slot_async_cost: float = field(
+        default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_ASYNC_COST", 200.0)
+    )
+    find_slot_cache_ttl_s: float = field(
+        default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_CACHE_TTL_S", 30.0)
+    )
+    find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
     migrate_on_start: bool = field(
         default_factory=lambda: os.environ.get("SLOTBROKER_MIGRATE_ON_START", "1") not in ("0", "false")
     )

@@ -12,9 +12,11 @@ from slotbroker.api import problems
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
-from slotbroker.api.routers import catalog, health, network, providers, topology
+from slotbroker.api.routers import catalog, fabric, find_slot, health, network, providers, topology
 from slotbroker.api.routers.deps import Services
 from slotbroker.config import Settings
+from slotbroker.domain.request import SlotRequest
+from slotbroker.services.find_slot import FindSlotSettings
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
@@ -31,10 +33,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         migrate.upgrade(db.engine)
     app = FastAPI(title="slotbroker", version=slotbroker.__version__, description=DESCRIPTION)
     app.state.settings = settings
-    app.state.services = Services.build(db)
+    app.state.services = Services.build(
+        db,
+        FindSlotSettings(
+            max_range_s=settings.find_slot_max_range_days * 86400,
+            async_cost=settings.find_slot_async_cost,
+            cache_ttl_s=settings.find_slot_cache_ttl_s,
+            job_ttl_s=settings.find_slot_job_ttl_s,
+        ),
+    )
     app.state.metrics = Metrics()
     problems.install(app)
-    for module in (health, providers, catalog, network, topology):
+    for module in (health, providers, catalog, network, topology, find_slot, fabric):
         app.include_router(module.router)
     # Outermost last: metrics see everything, limits refuse before bodies are read.
     app.add_middleware(
@@ -66,6 +76,9 @@ def _document(app: FastAPI) -> dict[str, Any]:
     schemas["Problem"] = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schemas["Problem"].pop("$defs", {})
     schemas.update(defs)
+    for model in (SlotRequest,):  # bodies routes read as raw documents (validated with DB context)
+        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas[model.__name__].pop("$defs", {}))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     for path in doc.get("paths", {}).values():

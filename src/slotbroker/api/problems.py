@@ -19,6 +19,8 @@ from slotbroker.domain import errors as e
 from slotbroker.domain.inventory import rule_field
 
 PROBLEM_JSON = "application/problem+json"
+# Compatibility endpoints whose originals answer 400 (not 422) to invalid input.
+BAD_REQUEST_PREFIXES = ("/calendar",)
 log = logging.getLogger("slotbroker.api")
 
 STATUS: dict[type[e.SlotbrokerError], int] = {
@@ -133,6 +135,8 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         )
     first = errs[0] if errs else None
     detail = f"{first.pointer or 'request'}: {first.detail}" if first else "invalid request"
+    if request.url.path.startswith(BAD_REQUEST_PREFIXES):
+        return problem_response(400, "validation_error", detail, errors=errs, instance=request.url.path)
     return problem_response(422, "validation_error", detail, errors=errs, instance=request.url.path)
 
 
@@ -140,6 +144,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.SlotbrokerError)
     async def _domain(request: Request, exc: e.SlotbrokerError) -> JSONResponse:
         status = STATUS.get(type(exc), 400)
+        if status == 422 and request.url.path.startswith(BAD_REQUEST_PREFIXES):
+            status = 400
         errs = [FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return problem_response(

@@ -135,8 +135,10 @@ class Component(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if not self.resources and not self.elastic:
-            raise ValueError(f"resources: component {self.name!r} asks for no resources")
+        if not self.resources and not self.elastic and self.site is None and self.host is None:
+            # A component with no resources is only meaningful as an endpoint pinned to a site or host
+            # (where a link or facility port attaches); anywhere else it is surely a mistake.
+            raise ValueError(f"resources: component {self.name!r} asks for no resources and is not pinned")
         both = set(self.resources) & set(self.elastic)
         if both:
             raise ValueError(f"elastic: {sorted(both)} also appear in resources; name a class in one only")

@@ -170,22 +170,21 @@ class ClaimService:
         if errors:
             raise ValidationFailed("claim names unknown providers", errors)
 
-        ids = [p.id for p in locked.values()]
-        inv = sql.inventories(session, ids)
+        by_id = {p.id: p for p in locked.values()}
         vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
-        vlan_sets = (
-            {pid: VlanSet.parse(text) for pid, text in sql.port_vlans(session, ids).items()}
-            if vlan_items
-            else {}
-        )
-
         wanted: dict[sql.Pair, int] = defaultdict(int)
         items_of: dict[sql.Pair, list[int]] = defaultdict(list)
         for i, it in enumerate(request.items):
+            pair = (locked[it.provider_uuid].id, it.resource_class)
+            wanted[pair] += it.amount
+            items_of[pair].append(i)
+        # One statement: inventories, port VLAN ranges and peak usage of every touched pair.
+        state = sql.pair_states(session, wanted, s, e, now_s)
+
+        for i, it in enumerate(request.items):
             prov = locked[it.provider_uuid]
-            pair = (prov.id, it.resource_class)
-            facts = inv.get(pair)
-            if facts is None:
+            st = state.get((prov.id, it.resource_class))
+            if st is None:
                 errors.append(
                     FieldError(
                         f"/items/{i}/resource_class",
@@ -193,36 +192,32 @@ class ClaimService:
                     )
                 )
                 continue
-            why = facts.amount_problem(it.amount)
+            why = st.inventory.amount_problem(it.amount)
             if why:
                 errors.append(FieldError(f"/items/{i}/amount", f"{prov.name} {it.resource_class}: {why}"))
-            wanted[pair] += it.amount
-            items_of[pair].append(i)
-        for i, it in vlan_items:
-            prov = locked[it.provider_uuid]
-            vlans = vlan_sets.get(prov.id)
-            if vlans is None:
-                errors.append(FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port"))
-            elif it.vlan_tag not in vlans:
-                errors.append(
-                    FieldError(f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}")
-                )
+            if it.vlan_tag is not None:
+                if st.vlans is None:
+                    errors.append(
+                        FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port")
+                    )
+                elif it.vlan_tag not in (vlans := VlanSet.parse(st.vlans)):
+                    errors.append(
+                        FieldError(
+                            f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}"
+                        )
+                    )
         if errors:
             raise ValidationFailed("claim breaks inventory rules", errors)
 
-        usage = sql.peak_usage(session, wanted, s, e, now_s)
         for pair, amount in sorted(wanted.items()):
-            used = usage.get(pair)
-            peak = used.peak if used else 0
-            capacity = inv[pair].capacity
+            peak, capacity = state[pair].usage.peak, state[pair].inventory.capacity
             if peak + amount > capacity:
-                prov_name = next(p.name for p in locked.values() if p.id == pair[0])
                 for i in items_of[pair]:
                     errors.append(
                         FieldError(
                             f"/items/{i}",
-                            f"{prov_name} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} requested "
-                            f"exceeds capacity {capacity}",
+                            f"{by_id[pair[0]].name} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} "
+                            f"requested exceeds capacity {capacity}",
                         )
                     )
         if vlan_items:
@@ -249,7 +244,7 @@ class ClaimService:
         if errors:
             raise CapacityConflict("claim does not fit", sorted(errors, key=_item_order))
 
-        dead = [pair for pair, u in usage.items() if u.expired_holds]
+        dead = [pair for pair, st in state.items() if st.usage.expired_holds]
         if dead:
             sql.reap_expired_holds(session, dead, s, e, now_s)
 

@@ -51,11 +51,13 @@ def load_bookings(db: Database, bookings: list[Booking], *, now_s: int) -> int:
         ]
         if consumers:
             uow.session.execute(insert(ConsumerRow), consumers)
-        rows = uow.session.execute(select(ConsumerRow.uuid, ConsumerRow.id).where(ConsumerRow.kind == "lease"))
+        rows = uow.session.execute(
+            select(ConsumerRow.uuid, ConsumerRow.id).where(ConsumerRow.kind == "lease")
+        )
         by_uuid = {str(u): int(i) for u, i in rows}
         allocations = [
             {
-                "consumer_id": by_uuid[c["uuid"]],
+                "consumer_id": by_uuid[str(c["uuid"])],
                 "provider_id": ids[a.provider_name],
                 "resource_class": a.resource_class,
                 "amount": a.amount,

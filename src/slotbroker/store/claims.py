@@ -148,46 +148,6 @@ def lock_provider_ids(session: Session, ids: Collection[int]) -> list[int]:
     return [int(i) for i in session.connection().scalars(_LOCK_BY_ID, {"ids": sorted(set(ids))})]
 
 
-# -- inventories -------------------------------------------------------------------------------------------
-
-_INVENTORIES = select(
-    I.c.provider_id,
-    I.c.resource_class,
-    I.c.total,
-    I.c.reserved,
-    I.c.min_unit,
-    I.c.max_unit,
-    I.c.step_size,
-    I.c.allocation_ratio,
-).where(I.c.provider_id.in_(bindparam("ids", expanding=True)))
-_PORT_VLANS = select(FP.c.provider_id, FP.c.vlans).where(
-    FP.c.provider_id.in_(bindparam("ids", expanding=True))
-)
-
-
-def inventories(session: Session, provider_ids: Collection[int]) -> dict[Pair, InventoryFacts]:
-    rows = session.connection().execute(_INVENTORIES, {"ids": sorted(set(provider_ids))})
-    return {
-        (int(r.provider_id), str(r.resource_class)): InventoryFacts(
-            int(r.total),
-            int(r.reserved),
-            int(r.min_unit),
-            int(r.max_unit),
-            int(r.step_size),
-            float(r.allocation_ratio),
-        )
-        for r in rows
-    }
-
-
-def port_vlans(session: Session, provider_ids: Collection[int]) -> dict[int, str]:
-    """VLAN range text of the facility ports among ``provider_ids``."""
-    if not provider_ids:
-        return {}
-    rows = session.connection().execute(_PORT_VLANS, {"ids": sorted(set(provider_ids))})
-    return {int(r.provider_id): str(r.vlans) for r in rows}
-
-
 # -- peak overlapping usage ---------------------------------------------------------------------------------
 
 
@@ -249,7 +209,10 @@ def _peak_statement() -> Any:
         ev.c.dead,
     ).subquery("run")
     return select(
-        run.c.provider_id, run.c.resource_class, func.max(run.c.u).label("peak"), func.max(run.c.dead)
+        run.c.provider_id,
+        run.c.resource_class,
+        func.max(run.c.u).label("peak"),
+        func.max(run.c.dead).label("dead"),
     ).group_by(run.c.provider_id, run.c.resource_class)
 
 
@@ -265,6 +228,74 @@ def peak_usage(
         return {}
     rows = session.connection().execute(_PEAK, {"pairs": wanted, "s": start_s, "e": end_s, "now": now_s})
     return {(int(p), str(rc)): Usage(max(int(peak or 0), 0), bool(dead)) for p, rc, peak, dead in rows}
+
+
+@dataclass(frozen=True)
+class PairState:
+    """What a claim needs to know about one touched (provider, class): its inventory, the port's VLAN
+    ranges (facility ports only), and the peak live usage over the claim's interval."""
+
+    inventory: InventoryFacts
+    vlans: str | None
+    usage: Usage
+
+
+def _pair_state_statement() -> Any:
+    pk = _PEAK.subquery("pk")
+    return (
+        select(
+            I.c.provider_id,
+            I.c.resource_class,
+            I.c.total,
+            I.c.reserved,
+            I.c.min_unit,
+            I.c.max_unit,
+            I.c.step_size,
+            I.c.allocation_ratio,
+            FP.c.vlans,
+            pk.c.peak,
+            pk.c.dead,
+        )
+        .select_from(
+            I.outerjoin(FP, FP.c.provider_id == I.c.provider_id).outerjoin(
+                pk, and_(pk.c.provider_id == I.c.provider_id, pk.c.resource_class == I.c.resource_class)
+            )
+        )
+        .where(tuple_(I.c.provider_id, I.c.resource_class).in_(bindparam("pairs", expanding=True)))
+    )
+
+
+_PAIR_STATE = _pair_state_statement()
+
+
+def pair_states(
+    session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int
+) -> dict[Pair, PairState]:
+    """Inventory, VLAN ranges and peak live usage over [start_s, end_s) of each (provider, class) in
+    ``pairs``, in one round trip. A pair without inventory is missing from the answer.
+
+    Call it after ``lock_providers``: on PostgreSQL the statement's snapshot is then taken after the
+    lock was granted, so it sees every earlier claim's rows and every committed inventory change.
+    """
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    params = {"pairs": wanted, "s": start_s, "e": end_s, "now": now_s}
+    return {
+        (int(r.provider_id), str(r.resource_class)): PairState(
+            InventoryFacts(
+                int(r.total),
+                int(r.reserved),
+                int(r.min_unit),
+                int(r.max_unit),
+                int(r.step_size),
+                float(r.allocation_ratio),
+            ),
+            None if r.vlans is None else str(r.vlans),
+            Usage(max(int(r.peak or 0), 0), bool(r.dead)),
+        )
+        for r in session.connection().execute(_PAIR_STATE, params)
+    }
 
 
 # -- VLAN tags ----------------------------------------------------------------------------------------------
@@ -341,7 +372,9 @@ def expire_all_holds(session: Session, now_s: int, limit: int = 1000) -> list[in
 # -- writes -------------------------------------------------------------------------------------------------
 
 _INSERT_CONSUMER = insert(C).returning(C.c.id)
-_INSERT_ALLOCATION = insert(A)
+# RETURNING makes SQLAlchemy send all rows as one multi-VALUES INSERT ("insertmanyvalues"), one round
+# trip, instead of a driver-level executemany.
+_INSERT_ALLOCATIONS = insert(A).returning(A.c.id)
 
 
 def insert_consumer(session: Session, values: dict[str, Any]) -> int:
@@ -350,7 +383,7 @@ def insert_consumer(session: Session, values: dict[str, Any]) -> int:
 
 def insert_allocations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(_INSERT_ALLOCATION, list(rows))
+        session.connection().execute(_INSERT_ALLOCATIONS, list(rows)).all()
 
 
 @dataclass(frozen=True)

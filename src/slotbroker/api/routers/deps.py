@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.catalog import CatalogService
+from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.tokens import TokenService
@@ -22,9 +24,12 @@ class Services:
     network: NetworkService
     topology: TopologyService
     tokens: TokenService
+    calendar: CalendarCache
+    find_slot: FindSlotService
 
     @classmethod
-    def build(cls, db: Database) -> Services:
+    def build(cls, db: Database, find_slot: FindSlotSettings | None = None) -> Services:
+        calendar = CalendarCache(db)
         return cls(
             db=db,
             inventory=InventoryService(db),
@@ -32,6 +37,8 @@ class Services:
             network=NetworkService(db),
             topology=TopologyService(db),
             tokens=TokenService(db),
+            calendar=calendar,
+            find_slot=FindSlotService(db, calendar, find_slot),
         )
 
 

@@ -1,0 +1,105 @@
+"""/v1/find-slot (with jobs for long queries) and /v1/calendar."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from slotbroker.api.auth import Reader
+from slotbroker.api.problems import responses
+from slotbroker.api.routers.deps import Services, services
+from slotbroker.engine import Bucket
+from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, ts
+
+router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
+Svc = Annotated[Services, Depends(services)]
+SLOT_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SlotRequest"}}},
+    }
+}
+
+
+@router.post(
+    "/find-slot",
+    response_model=FindSlotResult,
+    openapi_extra=SLOT_REQUEST_BODY,
+    responses={
+        202: {"model": FindSlotJob, "description": "Accepted: a long query runs as a job; poll Location"}
+    },
+    summary="Find windows where a multi-component request fits",
+)
+def find_slot(
+    who: Reader,
+    svc: Svc,
+    body: Annotated[dict[str, Any], Body()],
+    prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
+) -> FindSlotResult | JSONResponse:
+    find = svc.find_slot
+    req = find.parse(body)
+    if (prefer and "respond-async" in prefer.lower()) or find.should_defer(req):
+        job = find.submit(body, project=who.project)
+        headers = {"Location": f"/v1/find-slot/jobs/{job.id}", "Retry-After": "1"}
+        return JSONResponse(job.model_dump(mode="json"), status_code=202, headers=headers)
+    return find.find(body)
+
+
+@router.get("/find-slot/jobs/{job_id}", response_model=FindSlotJob, responses=responses(404))
+def find_slot_job(job_id: Annotated[str, Field(max_length=36)], who: Reader, svc: Svc) -> FindSlotJob:
+    return svc.find_slot.job(job_id, project=None if who.role == "admin" else who.project)
+
+
+class CalendarRow(BaseModel):
+    kind: str
+    name: str
+    resource_class: str
+    capacity: int
+    used: list[int] = Field(description="Peak concurrent usage in each bucket.")
+    free: list[int]
+
+
+class CalendarResponse(BaseModel):
+    resolution: Bucket
+    bucket_s: int
+    starts: list[datetime]
+    rows: list[CalendarRow]
+
+
+@router.get(
+    "/calendar",
+    response_model=CalendarResponse,
+    tags=["calendar"],
+    summary="Capacity, peak usage and free per host, site, link and port over time",
+)
+def calendar(
+    who: Reader,
+    svc: Svc,
+    start: Annotated[AwareDatetime, Query(description="ISO 8601 with offset")],
+    end: Annotated[AwareDatetime, Query(description="ISO 8601 with offset")],
+    resolution: Bucket = Bucket.DAY,
+    kind: Annotated[list[str] | None, Query(description="host, site, link, facility_port")] = None,
+    name: Annotated[list[str] | None, Query(description="Only these providers")] = None,
+    resource_class: Annotated[list[str] | None, Query()] = None,
+) -> CalendarResponse:
+    kinds = frozenset(kind or ["host", "site", "link", "facility_port"])
+    view = svc.find_slot.calendar_view(int(start.timestamp()), int(end.timestamp()), resolution, kinds)
+    rows = [
+        CalendarRow(
+            kind=r.kind,
+            name=r.name,
+            resource_class=r.resource_class,
+            capacity=r.capacity,
+            used=list(r.used),
+            free=list(r.free),
+        )
+        for r in view.rows
+        if (not name or r.name in name) and (not resource_class or r.resource_class in resource_class)
+    ]
+    return CalendarResponse(
+        resolution=resolution, bucket_s=view.bucket_s, starts=[ts(s) for s in view.starts], rows=rows
+    )

@@ -1,0 +1,234 @@
+"""Find-slot use case: validate against the inventory, search the cached calendar index, cache answers,
+and run long queries as jobs whose results any replica can report.
+
+Requests are clamped to the present: a window cannot start in the past, and allocations that ended
+before now are not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete
+
+from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
+from slotbroker.domain.network import facility_port_provider_name
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.domain.request import SlotRequest, parse_request
+from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
+from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, result_view
+from slotbroker.store.db import Database
+from slotbroker.store.models import FindSlotJobRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+STALE_JOB_S = 600  # a job still running after this long lost its worker (process restart)
+
+
+@dataclass(frozen=True)
+class FindSlotSettings:
+    max_range_s: int = 90 * 86400
+    async_cost: float = 200.0  # range days x (instances + links + ports) above which the answer is a job
+    cache_ttl_s: float = 30.0
+    cache_size: int = 256
+    job_ttl_s: int = 3600
+    job_workers: int = 2
+
+
+def estimated_cost(req: SlotRequest) -> float:
+    """Roughly proportional to the work of a search: the range in days times the things to place."""
+    days = (req.latest_end_s - req.range_start_s) / 86400
+    return days * (req.instances + len(req.links) + len(req.facility_ports))
+
+
+class FindSlotService:
+    def __init__(self, db: Database, cache: CalendarCache, settings: FindSlotSettings | None = None) -> None:
+        self.db = db
+        self.calendar = cache
+        self.settings = settings or FindSlotSettings()
+        self._answers: OrderedDict[str, tuple[float, int, FindSlotResult]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def parse(self, doc: Any, *, now_s: int | None = None) -> SlotRequest:
+        """Validate ``doc`` fully: shape, classes, traits, and that named sites, hosts and ports exist."""
+        now = int(time.time()) if now_s is None else now_s
+        with UnitOfWork(self.db, readonly=True) as uow:
+            req = parse_request(
+                doc,
+                max_range_s=self.settings.max_range_s,
+                custom_classes=uow.catalog.custom_class_names(),
+                custom_traits=uow.catalog.custom_trait_names(),
+            )
+            problems: list[FieldError] = []
+            for i, comp in enumerate(req.components):
+                if comp.site is not None:
+                    row = uow.providers.get_by_name(comp.site)
+                    if row is None or row.kind != ProviderKind.SITE:
+                        problems.append(FieldError(f"/components/{i}/site", f"unknown site {comp.site!r}"))
+                if comp.host is not None:
+                    row = uow.providers.get_by_name(comp.host)
+                    if row is None or row.kind != ProviderKind.HOST:
+                        problems.append(FieldError(f"/components/{i}/host", f"unknown host {comp.host!r}"))
+            for i, port in enumerate(req.facility_ports):
+                row = uow.providers.get_by_name(facility_port_provider_name(port.site, port.port))
+                if row is None or row.kind != ProviderKind.FACILITY_PORT:
+                    problems.append(
+                        FieldError(
+                            f"/facility_ports/{i}/port",
+                            f"no facility port {port.port!r} at site {port.site!r}",
+                        )
+                    )
+        if problems:
+            raise ValidationFailed(f"the request names {len(problems)} unknown provider(s)", problems)
+        if req.latest_start_s < now:
+            raise ValidationFailed(
+                "the requested range lies in the past",
+                [FieldError("/latest_end", "no start at or after now fits the range")],
+            )
+        return req
+
+    @staticmethod
+    def clamp(doc: dict[str, Any], req: SlotRequest, now_s: int) -> dict[str, Any]:
+        """The same request, starting no earlier than now (rounded up to the minute)."""
+        if req.range_start_s >= now_s:
+            return doc
+        start = datetime.fromtimestamp(-(-now_s // 60) * 60, UTC)
+        out = dict(doc)
+        if out.get("start_within"):
+            _, _, tail = str(out["start_within"]).partition("/")
+            out["start_within"] = f"{start.isoformat()}/{tail}"
+        else:
+            out["earliest_start"] = start.isoformat()
+        return out
+
+    # -- synchronous search --------------------------------------------------------------------------------
+    def find(self, doc: dict[str, Any], *, now_s: int | None = None) -> FindSlotResult:
+        now = int(time.time()) if now_s is None else now_s
+        req = self.parse(doc, now_s=now)
+        clamped = self.clamp(doc, req, now)
+        if clamped is not doc:
+            req = self.parse(clamped, now_s=now)
+        return self._search(req, clamped, now)
+
+    def _search(self, req: SlotRequest, doc: dict[str, Any], now: int) -> FindSlotResult:
+        cached_index = self.calendar.current(now)
+        key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None and hit[1] == cached_index.generation and hit[0] > time.monotonic():
+                self._answers.move_to_end(key)
+                return hit[2].model_copy(update={"cached": True})
+        result = result_view(find_slots(cached_index.index, req), req.range_start_s, req.latest_end_s)
+        with self._lock:
+            self._answers[key] = (
+                time.monotonic() + self.settings.cache_ttl_s,
+                cached_index.generation,
+                result,
+            )
+            while len(self._answers) > self.settings.cache_size:
+                self._answers.popitem(last=False)
+        return result
+
+    def should_defer(self, req: SlotRequest) -> bool:
+        return estimated_cost(req) > self.settings.async_cost
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+    def submit(self, doc: dict[str, Any], *, project: str, now_s: int | None = None) -> FindSlotJob:
+        """Validate now (errors answer at once), then search in the background."""
+        now = int(time.time()) if now_s is None else now_s
+        req = self.parse(doc, now_s=now)
+        doc = self.clamp(doc, req, now)
+        job_id = str(uuid.uuid4())
+        with UnitOfWork(self.db) as uow:
+            uow.session.execute(delete(FindSlotJobRow).where(FindSlotJobRow.expires_s < now))
+            uow.session.add(
+                FindSlotJobRow(
+                    id=job_id,
+                    project=project,
+                    status="pending",
+                    request=json.dumps(doc),
+                    expires_s=now + self.settings.job_ttl_s,
+                )
+            )
+            uow.commit()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.job_workers, thread_name_prefix="find-slot")
+        self._pool.submit(self._run_job, job_id)
+        return self.job(job_id, project=None)
+
+    def _run_job(self, job_id: str) -> None:
+        with UnitOfWork(self.db) as uow:
+            row = uow.session.get(FindSlotJobRow, job_id)
+            if row is None:
+                return
+            row.status = "running"
+            doc = json.loads(row.request)
+            uow.commit()
+        status, result, error = "done", None, None
+        try:
+            now = int(time.time())
+            req = self.parse(doc, now_s=now)
+            result = self._search(req, self.clamp(doc, req, now), now).model_dump_json()
+        except SlotbrokerError as exc:
+            status = "failed"
+            error = json.dumps(
+                {
+                    "code": exc.code,
+                    "detail": exc.detail,
+                    "errors": [{"pointer": f.pointer, "detail": f.detail} for f in exc.errors],
+                }
+            )
+        except Exception as exc:
+            status, error = "failed", json.dumps({"code": "internal_error", "detail": type(exc).__name__})
+        with UnitOfWork(self.db) as uow:
+            row = uow.session.get(FindSlotJobRow, job_id)
+            if row is not None:
+                row.status, row.result, row.error = status, result, error
+                row.finished_at = datetime.now(UTC)
+                uow.commit()
+
+    def job(self, job_id: str, *, project: str | None) -> FindSlotJob:
+        """A job's state; ``project`` None means any project (admins)."""
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.session.get(FindSlotJobRow, job_id)
+            if row is None or (project is not None and row.project != project) or row.expires_s < time.time():
+                raise NotFound(f"no find-slot job {job_id}")
+            status, error = row.status, json.loads(row.error) if row.error else None
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            if (
+                status in ("pending", "running")
+                and (datetime.now(UTC) - created).total_seconds() > STALE_JOB_S
+            ):
+                status, error = "failed", {"code": "worker_lost", "detail": "the process running it stopped"}
+            return FindSlotJob(
+                id=row.id,
+                status=status,
+                created_at=created,
+                finished_at=row.finished_at,
+                result=FindSlotResult.model_validate_json(row.result) if row.result else None,
+                error=error,
+            )
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- calendar view -------------------------------------------------------------------------------------
+    def calendar_view(self, start_s: int, end_s: int, bucket: Bucket, kinds: frozenset[str]) -> CalendarView:
+        if end_s <= start_s:
+            raise ValidationFailed("end must be after start", [FieldError("#/query/end", "not after start")])
+        try:
+            return calendar_view(self.calendar.current().index, start_s, end_s, bucket, kinds)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), [FieldError("#/query/resolution", str(exc))]) from exc

@@ -1,0 +1,131 @@
+"""What find-slot answers: windows with one placement valid for the whole window, or why nothing fits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from slotbroker.engine import Explanation, SearchResult, Window
+
+
+class RouteView(BaseModel):
+    a: str = Field(description="First component.")
+    b: str = Field(description="Second component.")
+    links: list[str] = Field(description="Link names in path order; empty when both share a site.")
+    latency_ms: float
+
+
+class PortView(BaseModel):
+    site: str
+    port: str
+    component: str
+    vlans: list[int] = Field(description="Concrete VLAN tags free for the whole window.")
+    links: list[str]
+
+
+class WindowView(BaseModel):
+    start: datetime
+    end: datetime
+    duration_s: int
+    placement: dict[str, list[str]] = Field(description="Component -> one host per instance.")
+    sites: dict[str, str] = Field(description="Component -> site.")
+    routes: list[RouteView]
+    ports: list[PortView]
+    score: float
+    alternates: dict[str, list[str]] = Field(description="Component -> other hosts that fit this window.")
+    grants: dict[str, list[dict[str, int]]] = Field(description="Elastic amounts granted per instance.")
+
+
+class BlockerView(BaseModel):
+    reason: str
+    detail: str
+    component: str | None = None
+    resource_class: str | None = None
+    link: str | None = None
+    port: str | None = None
+    earliest_if_relaxed: datetime | None = Field(
+        None, description="Earliest start if this alone were relaxed."
+    )
+
+
+class ExplanationView(BaseModel):
+    blockers: list[BlockerView]
+    earliest_after_range: datetime | None = Field(
+        None, description="Earliest start past the requested range."
+    )
+
+
+class FindSlotResult(BaseModel):
+    windows: list[WindowView]
+    explanation: ExplanationView | None = None
+    search_start: datetime
+    search_end: datetime
+    calendar_generation: int
+    candidates_tried: int
+    cached: bool = False
+
+
+class FindSlotJob(BaseModel):
+    id: str
+    status: Literal["pending", "running", "done", "failed"]
+    created_at: datetime
+    finished_at: datetime | None = None
+    result: FindSlotResult | None = None
+    error: dict[str, object] | None = None
+
+
+def ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def window_view(w: Window) -> WindowView:
+    return WindowView(
+        start=ts(w.start),
+        end=ts(w.end),
+        duration_s=w.end - w.start,
+        placement=w.placement,
+        sites=w.sites,
+        routes=[RouteView(a=r.a, b=r.b, links=list(r.links), latency_ms=r.latency_ms) for r in w.routes],
+        ports=[
+            PortView(
+                site=p.site, port=p.port, component=p.component, vlans=list(p.vlans), links=list(p.links)
+            )
+            for p in w.ports
+        ],
+        score=w.score,
+        alternates=w.alternates,
+        grants=w.grants,
+    )
+
+
+def explanation_view(e: Explanation | None) -> ExplanationView | None:
+    if e is None:
+        return None
+    return ExplanationView(
+        blockers=[
+            BlockerView(
+                reason=b.reason.value,
+                detail=b.detail,
+                component=b.component,
+                resource_class=b.resource_class,
+                link=b.link,
+                port=b.port,
+                earliest_if_relaxed=ts(b.earliest_if_relaxed) if b.earliest_if_relaxed is not None else None,
+            )
+            for b in e.blockers
+        ],
+        earliest_after_range=ts(e.earliest_after_range) if e.earliest_after_range is not None else None,
+    )
+
+
+def result_view(result: SearchResult, search_start: int, search_end: int) -> FindSlotResult:
+    return FindSlotResult(
+        windows=[window_view(w) for w in result.windows],
+        explanation=explanation_view(result.explanation),
+        search_start=ts(search_start),
+        search_end=ts(search_end),
+        calendar_generation=result.generation,
+        candidates_tried=result.candidates_tried,
+    )
