@@ -21,7 +21,11 @@ from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
-PG_URL = os.environ.get("SLOTBROKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_BASE_URL = os.environ.get("SLOTBROKER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Each pytest process works in a schema of its own, so two runs at once (or a developer's run beside CI)
+# never wipe each other's tables. Every connection made with PG_URL, in any process, lands in it.
+PG_SCHEMA = f"sb_test_{os.getpid()}"
+PG_URL = f"{PG_BASE_URL}{'&' if '?' in PG_BASE_URL else '?'}options=-csearch_path%3D{PG_SCHEMA}"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 _pg_skipped = 0
@@ -54,11 +58,21 @@ def require_postgres() -> None:
 
 
 def reset_postgres(url: str = PG_URL) -> None:
-    engine = create_engine(url)
+    """Empty this process's schema (``url`` is accepted for callers that pass PG_URL explicitly)."""
+    del url
+    engine = create_engine(PG_BASE_URL)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
     engine.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg_state.get("why", "unchecked") is None:
+        engine = create_engine(PG_BASE_URL)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        engine.dispose()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

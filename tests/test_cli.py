@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from slotbroker.cli.main import app
 from slotbroker.services.tokens import TokenService
+from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -31,8 +32,10 @@ def run(*args: str) -> str:
 
 
 def test_db_upgrade_current_downgrade(url: str) -> None:
-    assert "database at 0001" in run("db", "upgrade", "--database-url", url)
-    assert "current 0001, head 0001" in run("db", "current", "--database-url", url)
+    head = migrate.head_revision()
+    assert f"database at {head}" in run("db", "upgrade", "--database-url", url)
+    assert f"current {head}, head {head}" in run("db", "current", "--database-url", url)
+    assert "database at 0001" in run("db", "downgrade", "0001", "--database-url", url)
     assert "database at None" in run("db", "downgrade", "base", "--database-url", url)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotbroker.engine.snapshot import NO_VLAN, AllocationSnap, Snapshot
-from slotbroker.engine.steps import STRIDE, StepTable
+from slotbroker.engine.steps import StepTable
 from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
@@ -38,9 +38,11 @@ class CalendarIndex:
                 self.host[cname] = StepTable.build(n_h, r, s, e, a)
                 self.site[cname] = StepTable.build(n_s, topo.host_site[r], s, e, a)
         # sites holding an overbooked host: their summed usage is no upper bound, so tier 1 skips them
+        self._over: dict[str, set[int]] = {
+            c: t.rows_above(topo.host_cap.get(c, np.zeros(n_h, np.int64))) for c, t in self.host.items()
+        }
         self.unbounded: dict[str, set[int]] = {
-            c: {int(topo.host_site[r]) for r in t.rows_above(topo.host_cap.get(c, np.zeros(n_h, np.int64)))}
-            for c, t in self.host.items()
+            c: {int(topo.host_site[r]) for r in rows} for c, rows in self._over.items()
         }
         bw = al.classes.index(BANDWIDTH) if BANDWIDTH in al.classes else -1
         vl = al.classes.index(VLAN) if VLAN in al.classes else -1
@@ -54,6 +56,8 @@ class CalendarIndex:
         self.port_untagged = StepTable.build(
             len(topo.ports), row[mu], al.start[mu], al.end[mu], al.amount[mu]
         )
+        for t in (*self.host.values(), *self.site.values(), self.link, self.port_bw):
+            t.grid()  # dense block maxima, built once here rather than on the first query
         # concrete tags per port: (start, end, tag) rows; -1 tags only count
         self._tags: list[tuple[I64, I64, I64]] = []
         for p in range(len(topo.ports)):
@@ -76,10 +80,15 @@ class CalendarIndex:
             table = self.host.setdefault(a.resource_class, StepTable(n_h))
             table.add(row, a.start_s, a.end_s, amount)
             site = int(self.topo.host_site[row])
-            cap = self.topo.host_cap.get(a.resource_class, np.zeros(n_h, np.int64))
-            peers = self.topo.hosts_of_site[site]
+            cap_arr = self.topo.host_cap.get(a.resource_class)
+            cap = int(cap_arr[row]) if cap_arr is not None else 0
+            over = self._over.setdefault(a.resource_class, set())
+            if table.row_max(row) > cap:
+                over.add(row)
+            else:
+                over.discard(row)
             flagged = self.unbounded.setdefault(a.resource_class, set())
-            if (table.peak(peers, 0, STRIDE - 1) > cap[peers]).any():
+            if any(int(self.topo.host_site[r]) == site for r in over):
                 flagged.add(site)
             else:
                 flagged.discard(site)

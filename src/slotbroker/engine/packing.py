@@ -42,6 +42,13 @@ def pack(
     need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
     if (need > total).any():
         return None
+    if len(items) == 1 and items[0].count == 1:  # first host in order that fits (what both paths do)
+        it = items[0]
+        fits = it.eligible & (free >= it.demand).all(axis=1)
+        for h in order:
+            if fits[h]:
+                return {it.comp: [h]}
+        return None
     items = sorted(items, key=lambda it: (-_size(it, total), it.comp))
     if exact:
         return _exact(items, free.copy(), order, budget)

@@ -8,6 +8,7 @@ sets, port rows. Explanations build *relaxed* plans with ``dataclasses.replace``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,10 +72,33 @@ class Plan:
     limit: int
     alternates: int
     exact: bool = field(default=True)
+    # time-free arrays derived once per plan (rows, positions, sites); not copied by ``replace``
+    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def instances(self) -> int:
         return sum(c.count for c in self.comps)
+
+    def rows(self) -> I64:
+        """Every statically eligible host row of any component (sorted, unique)."""
+        got = self.cache.get("rows")
+        if got is None:
+            got = (
+                np.unique(np.concatenate([c.hosts for c in self.comps]))
+                if self.comps
+                else np.zeros(0, np.int64)
+            ).astype(np.int64)
+            self.cache["rows"] = got
+        return got  # type: ignore[no-any-return]
+
+    def positions(self) -> list[I64]:
+        """Per component: positions of its eligible hosts in ``rows()``."""
+        got = self.cache.get("pos")
+        if got is None:
+            rows = self.rows()
+            got = [np.searchsorted(rows, c.hosts) for c in self.comps]
+            self.cache["pos"] = got
+        return got  # type: ignore[no-any-return]
 
 
 def demand_of(comp: Component, classes: tuple[str, ...]) -> I64:

@@ -57,10 +57,7 @@ class Scanner:
 
     def __init__(self, index: CalendarIndex, plan: Plan) -> None:
         self.index = index
-        rows = (
-            np.unique(np.concatenate([c.hosts for c in plan.comps])) if plan.comps else np.zeros(0, np.int64)
-        )
-        self.host_rows = rows.astype(np.int64)
+        self.host_rows = plan.rows()
         self.classes = [c for c in plan.classes if c in index.host]
         self.links = np.arange(len(index.topo.links), dtype=np.int64) if (plan.links or plan.ports) else None
         self.ports = np.array(sorted({p.row for p in plan.ports if p.row >= 0}), dtype=np.int64)
@@ -126,8 +123,8 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     ch = a.choice
     load = host_load(plan, ch)
     free_all = a.free if e == s + plan.min_duration else host_free(index, plan, a.rows, s, e)
-    pos = {int(r): i for i, r in enumerate(a.rows)}
-    residual = {r: free_all[pos[r]] - need for r, need in load.items()}
+    at = np.searchsorted(a.rows, np.array(list(load), dtype=np.int64)).tolist()
+    residual = {r: free_all[i] - need for (r, need), i in zip(load.items(), at, strict=True)}
     caps = {
         r: np.array(
             [int(topo.host_cap[c][r]) if c in topo.host_cap else 0 for c in plan.classes], dtype=np.int64

@@ -3,8 +3,18 @@
 Each provider is a *row*; a row's usage is a step function stored as sorted event times and the level
 from each event until the next (level 0 before the first and after the last). All rows live in two flat
 arrays keyed by ``row * STRIDE + time``, so one ``searchsorted`` answers a question for every row at
-once: that is what makes "peak usage of 1,000 hosts over [s, e)" a handful of numpy calls instead of a
-Python loop. Updates touch one row and are merged into the flat arrays lazily, on the next query.
+once.
+
+Next to the flat arrays a table keeps a dense **block maximum** grid: ``bmax[row, b]`` is the exact peak
+of the row over the block ``[t0 + b * bs, t0 + (b + 1) * bs)`` (``bs`` = one hour unless the span
+needs coarser blocks). A window made of whole blocks is answered for every row by one slice-and-max;
+only windows with partial edge blocks fall back to the flat arrays, and only for the rows whose edge
+blocks could raise the answer.
+
+Updates (``add``) never rewrite the flat arrays: the touched row is kept as a small *delta* (its own
+event arrays, overriding the flat arrays for that row) and its block-maximum row is recomputed at once
+(O(row events + blocks)). Queries merge the deltas in; the deltas are compacted into the flat arrays
+lazily, once more than ``COMPACT_ROWS`` rows are dirty (amortised O(events / COMPACT_ROWS) per update).
 """
 
 from __future__ import annotations
@@ -14,10 +24,42 @@ import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
 STRIDE = 1 << 34  # times must lie in [0, STRIDE): seconds since the epoch up to year 2514
+BLOCK_S = 3600  # block of the dense maximum grid (grows when the span needs more than MAX_BLOCKS)
+MAX_BLOCKS = 2048
+COMPACT_ROWS = 64  # dirty rows merged into the flat arrays once there are more than this
+NONE_T = np.int64(2**62)  # "no time" inside vectorised searches
 
 
 def _i64(x: object) -> I64:
     return np.asarray(x, dtype=np.int64)
+
+
+class _Grid:
+    """Dense per-(row, block) exact peaks; see the module docstring."""
+
+    __slots__ = ("bmax", "bs", "nb", "t0")
+
+    def __init__(self, t0: int, bs: int, nb: int, bmax: I64) -> None:
+        self.t0, self.bs, self.nb, self.bmax = t0, bs, nb, bmax
+
+    def covers(self, lo: int, hi: int) -> bool:
+        return self.t0 <= lo and hi < self.t0 + self.nb * self.bs  # hi: an event time, in a block
+
+
+def _row_blocks(times: I64, levels: I64, t0: int, bs: int, nb: int) -> I64:
+    """Exact peak of one row's step function in each of ``nb`` blocks from ``t0``."""
+    out = np.zeros(nb, dtype=np.int64)
+    if times.shape[0] == 0:
+        return out
+    b = (times - t0) // bs
+    np.maximum.at(out, b, levels)
+    j = np.arange(nb, dtype=np.int64)
+    f = np.searchsorted(b, j, side="left")  # first event in block j (or later)
+    prev = f - 1
+    carry = np.where(prev >= 0, levels[np.maximum(prev, 0)], 0)
+    at_edge = (f < b.shape[0]) & (times[np.minimum(f, b.shape[0] - 1)] == t0 + j * bs)
+    carry[at_edge] = 0  # an event exactly at the block start replaces the carried level
+    return np.maximum(out, carry)
 
 
 class StepTable:
@@ -27,8 +69,10 @@ class StepTable:
         self.n_rows = n_rows
         self._keys: I64 = _i64([]) if keys is None else keys
         self._levels: I64 = _i64([]) if levels is None else levels
-        self._dirty: dict[int, tuple[I64, I64]] = {}
-        self._dec: I64 | None = None
+        self._dirty: dict[int, tuple[I64, I64]] = {}  # row -> (keys, levels), overrides the flat arrays
+        self._dirty_arr: I64 = _i64([])
+        self._dec: I64 | None = None  # decrease keys of the flat arrays (dirty rows masked at query)
+        self._grid: _Grid | None = None
 
     @classmethod
     def build(cls, n_rows: int, rows: I64, start: I64, end: I64, amount: I64) -> StepTable:
@@ -40,10 +84,12 @@ class StepTable:
             raise ValueError("allocation times must lie in [0, 2**34) seconds")
         base = rows * STRIDE
         keys = np.concatenate([base + start, base + end])
+        del base
         deltas = np.concatenate([amount, -amount])
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         levels = np.cumsum(deltas[order])
+        del order, deltas
         last = np.ones(keys.shape[0], dtype=bool)
         last[:-1] = keys[1:] != keys[:-1]
         return cls(n_rows, _i64(keys[last]), _i64(levels[last]))
@@ -66,16 +112,45 @@ class StepTable:
         i0, i1 = np.searchsorted(ks, [base + start, base + end])
         ls = ls.copy()
         ls[i0:i1] += amount
-        self._dirty[row] = (_i64(ks), _i64(ls))
-        self._dec = None
+        # drop events that no longer change the level (keeps rows minimal, like a rebuild)
+        keep = np.ones(ks.shape[0], dtype=bool)
+        keep[1:] = ls[1:] != ls[:-1]
+        if ks.shape[0]:
+            keep[0] = ls[0] != 0
+        ks, ls = _i64(ks[keep]), _i64(ls[keep])
+        self._dirty[row] = (ks, ls)
+        self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
+        self._update_grid(row, start, end)
+        if len(self._dirty) > COMPACT_ROWS:
+            self.compact()
+
+    def _update_grid(self, row: int, start: int, end: int) -> None:
+        g = self._grid
+        if g is None:
+            return
+        if not g.covers(start, end):
+            lo = min(g.t0, start - start % BLOCK_S)
+            hi = max(g.t0 + g.nb * g.bs, end + 1)
+            pre = (g.t0 - lo + g.bs - 1) // g.bs
+            t0 = g.t0 - pre * g.bs
+            nb = -(-(hi - t0) // g.bs)
+            if nb > MAX_BLOCKS:
+                self._grid = None  # rebuilt with coarser blocks on the next query
+                return
+            # outside the old grid every row was at level 0, so padding with zeros is exact
+            g = self._grid = _Grid(t0, g.bs, nb, np.pad(g.bmax, ((0, 0), (pre, nb - g.nb - pre))))
+        ks, ls = self._row(row)
+        g.bmax[row] = _row_blocks(ks - row * STRIDE, ls, g.t0, g.bs, g.nb)
 
     def _row(self, row: int) -> tuple[I64, I64]:
-        if row in self._dirty:
-            return self._dirty[row]
+        hit = self._dirty.get(row)
+        if hit is not None:
+            return hit
         lo, hi = np.searchsorted(self._keys, [row * STRIDE, (row + 1) * STRIDE])
         return self._keys[lo:hi], self._levels[lo:hi]
 
-    def _flush(self) -> None:
+    def compact(self) -> None:
+        """Merge the dirty rows into the flat arrays (O(events))."""
         if not self._dirty:
             return
         keys: list[I64] = []
@@ -91,13 +166,91 @@ class StepTable:
         levels.append(self._levels[pos:])
         self._keys, self._levels = _i64(np.concatenate(keys)), _i64(np.concatenate(levels))
         self._dirty.clear()
+        self._dirty_arr = _i64([])
+        self._dec = None  # the grid stays valid: it already reflects every dirty row
+
+    # -- the dense grid ----------------------------------------------------------------------------
+    def grid(self) -> _Grid:
+        if self._grid is None:
+            self._grid = self._build_grid()
+        return self._grid
+
+    def _build_grid(self) -> _Grid:
+        self.compact()
+        keys, levels = self._keys, self._levels
+        n = self.n_rows
+        if keys.shape[0] == 0:
+            return _Grid(0, BLOCK_S, 1, np.zeros((n, 1), dtype=np.int64))
+        times = keys % STRIDE
+        lo, hi = int(times.min()), int(times.max()) + 1
+        bs = BLOCK_S
+        while -(-(hi - (lo - lo % bs)) // bs) > MAX_BLOCKS:
+            bs *= 2
+        t0 = lo - lo % bs
+        nb = -(-(hi - t0) // bs)
+        rows = keys // STRIDE
+        cell = rows * nb + (times - t0) // bs  # non-decreasing (keys are sorted)
+        flat = np.zeros(n * nb, dtype=np.int64)
+        starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+        flat[cell[starts]] = np.maximum.reduceat(levels, starts)
+        # level carried into each cell from the row's last event before it
+        cells = np.arange(n * nb, dtype=np.int64)
+        f = np.searchsorted(cell, cells, side="left")
+        prev = np.maximum(f - 1, 0)
+        carry = np.where((f > 0) & (rows[prev] == cells // nb), levels[prev], 0)
+        fc = np.minimum(f, cell.shape[0] - 1)
+        block_start = t0 + (cells % nb) * bs
+        at_edge = (f < cell.shape[0]) & (cell[fc] == cells) & (times[fc] == block_start)
+        carry[at_edge] = 0
+        np.maximum(flat, carry, out=flat)
+        return _Grid(t0, bs, nb, flat.reshape(n, nb))
 
     # -- queries ---------------------------------------------------------------------------------
     def peak(self, rows: I64, start: I64 | int, end: I64 | int) -> I64:
         """Peak usage of each row over [start, end) (``end > start``; scalars or one per row)."""
-        self._flush()
-        keys, levels = self._keys, self._levels
         rows = _i64(rows)
+        if rows.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        if isinstance(start, (int, np.integer)) and isinstance(end, (int, np.integer)):
+            return self._peak_window(rows, int(start), int(end))
+        return self._peak_exact(rows, _i64(start), _i64(end))
+
+    def _peak_window(self, rows: I64, s: int, e: int) -> I64:
+        """One window for many rows, from the block grid; exact fallback only where needed."""
+        g = self.grid()
+        bs, t0, nb = g.bs, g.t0, g.nb
+        b0, b1 = (s - t0) // bs, -(-(e - t0) // bs)  # blocks touching [s, e)
+        c0, c1 = max(b0, 0), min(b1, nb)
+        if c0 >= c1:
+            return np.zeros(rows.shape[0], dtype=np.int64)
+        # full blocks inside [s, e); blocks outside the grid are all-zero, so clipping is exact
+        f0 = c0 if (b0 < 0 or s == t0 + b0 * bs) else c0 + 1
+        f1 = c1 if (b1 > nb or e == t0 + b1 * bs) else c1 - 1
+        sub = g.bmax[:, c0:c1][rows]
+        if f0 == c0 and f1 == c1:
+            return _i64(sub.max(axis=1))
+        inner = sub[:, f0 - c0 : f1 - c0].max(axis=1) if f1 > f0 else np.zeros(rows.shape[0], np.int64)
+        ub = sub.max(axis=1)
+        need = np.flatnonzero(ub > inner)
+        if need.size:
+            inner[need] = self._peak_exact(rows[need], _i64(s), _i64(e))
+        return _i64(inner)
+
+    def _peak_exact(self, rows: I64, start: I64, end: I64) -> I64:
+        """Peak from the event arrays (flat arrays, with dirty rows overridden)."""
+        out = self._peak_flat(self._keys, self._levels, rows, start, end)
+        if self._dirty:
+            hit = np.flatnonzero(np.isin(rows, self._dirty_arr))
+            for i in hit.tolist():
+                r = int(rows[i])
+                ks, ls = self._dirty[r]
+                s = start if start.ndim == 0 else start[i : i + 1]
+                e = end if end.ndim == 0 else end[i : i + 1]
+                out[i] = self._peak_flat(ks, ls, rows[i : i + 1], s, e)[0]
+        return out
+
+    @staticmethod
+    def _peak_flat(keys: I64, levels: I64, rows: I64, start: I64, end: I64) -> I64:
         out = np.zeros(rows.shape[0], dtype=np.int64)
         if keys.shape[0] == 0 or rows.shape[0] == 0:
             return out
@@ -122,16 +275,20 @@ class StepTable:
 
     def rows_above(self, cap: I64) -> set[int]:
         """Rows whose usage ever exceeds ``cap[row]`` (overbooked: capacity shrank under bookings)."""
-        self._flush()
+        self.compact()
         rows = self._keys // STRIDE
         return {int(r) for r in np.unique(rows[self._levels > cap[rows]])}
+
+    def row_max(self, row: int) -> int:
+        """Highest level a row ever reaches."""
+        _, ls = self._row(row)
+        return int(ls.max()) if ls.shape[0] else 0
 
     def level_at(self, rows: I64, t: int) -> I64:
         return self.peak(rows, t, t + 1)
 
     def _decreases(self) -> I64:
         """Keys where a row's usage drops: the only times a new start can become feasible."""
-        self._flush()
         if self._dec is None:
             k, lv = self._keys, self._levels
             drop = np.zeros(k.shape[0], dtype=bool)
@@ -143,46 +300,124 @@ class StepTable:
 
     def next_decrease(self, rows: I64, after: int) -> int | None:
         """The earliest time ``> after`` at which any of ``rows`` drops, or ``None``."""
-        dec = self._decreases()
         rows = _i64(rows)
-        if dec.shape[0] == 0 or rows.shape[0] == 0:
+        if rows.shape[0] == 0:
             return None
+        best: int | None = None
+        if self._dirty:
+            mine = np.isin(rows, self._dirty_arr)
+            for r in rows[mine].tolist():
+                ks, ls = self._dirty[r]
+                t = ks - r * STRIDE
+                drops = t[1:][(ls[1:] < ls[:-1]) & (t[1:] > after)]
+                if ks.shape[0] and t[0] > after and ls[0] < 0:
+                    drops = np.concatenate([t[:1], drops])
+                if drops.size and (best is None or int(drops.min()) < best):
+                    best = int(drops.min())
+            rows = rows[~mine]
+        dec = self._decreases()
+        if dec.shape[0] == 0 or rows.shape[0] == 0:
+            return best
         base = rows * STRIDE
         k = np.searchsorted(dec, base + after, side="right")
         kc = np.minimum(k, dec.shape[0] - 1)
         ok = (k < dec.shape[0]) & (dec[kc] < base + STRIDE)
         if not ok.any():
-            return None
-        return int((dec[kc] - base)[ok].min())
+            return best
+        got = int((dec[kc] - base)[ok].min())
+        return got if best is None else min(got, best)
 
     def series(self, row: int) -> tuple[I64, I64]:
         """Event times and levels of one row (copies)."""
-        self._flush()
         ks, ls = self._row(row)
         return _i64(ks - row * STRIDE), ls.copy()
 
     def earliest_fit(self, row: int, start: int, duration: int, threshold: int, latest: int) -> int | None:
-        """Earliest ``t`` in [start, latest] with peak over [t, t + duration) <= threshold, or None.
+        """Earliest ``t`` in [start, latest] with peak over [t, t + duration) <= threshold, or None."""
+        got = self.earliest_fits(
+            np.array([row], dtype=np.int64), np.array([start], np.int64), duration, _i64([threshold]), latest
+        )
+        return None if got[0] >= NONE_T else int(got[0])
 
-        Only ``start`` and the ends of blocked stretches can be the answer, so they are the only
-        candidates tried (vectorised)."""
-        if threshold < 0 or latest < start:
-            return None
-        times, levels = self.series(row)
-        blocked = np.nonzero(levels > threshold)[0]
-        if blocked.size == 0:
-            return start
-        # a level > threshold >= 0 is never the last event (usage returns to 0), so i + 1 exists
-        b0, b1 = times[blocked], times[blocked + 1]
-        cands = np.concatenate([[start], b1[b1 > start]])
-        cands = cands[cands <= latest]
-        if cands.size == 0:
-            return None
-        k = np.searchsorted(b1, cands, side="right")
-        kc = np.minimum(k, b0.shape[0] - 1)
-        ok = (k >= b0.shape[0]) | (b0[kc] >= cands + duration)
-        hits = np.nonzero(ok)[0]
-        return int(cands[hits[0]]) if hits.size else None
+    def earliest_fits(self, rows: I64, start: I64, duration: int, threshold: I64, latest: int) -> I64:
+        """Per row: earliest ``t`` in [start[i], latest] with peak over [t, t + duration) <=
+        threshold[i]; ``NONE_T`` where there is none. Vectorised over the rows' events in range.
+
+        A start can only be the row's ``start`` or the start of a stretch at or below the threshold
+        (right after a blocked stretch); it is the answer when that stretch lasts ``duration``."""
+        rows, start, threshold = _i64(rows), _i64(start), _i64(threshold)
+        out = np.full(rows.shape[0], NONE_T, dtype=np.int64)
+        live = (threshold >= 0) & (start <= latest)
+        if not live.any():
+            return out
+        clean = live.copy()
+        if self._dirty:
+            mine = np.isin(rows, self._dirty_arr) & live
+            clean &= ~mine
+            for i in np.flatnonzero(mine).tolist():
+                ks, ls = self._dirty[int(rows[i])]
+                out[i] = self._fits_flat(
+                    ks, ls, rows[i : i + 1], start[i : i + 1], duration, threshold[i : i + 1], latest
+                )[0]
+        idx = np.flatnonzero(clean)
+        if idx.size:
+            out[idx] = self._fits_flat(
+                self._keys, self._levels, rows[idx], start[idx], duration, threshold[idx], latest
+            )
+        return out
+
+    @staticmethod
+    def _fits_flat(
+        keys: I64, levels: I64, rows: I64, start: I64, duration: int, threshold: I64, latest: int
+    ) -> I64:
+        n = rows.shape[0]
+        if keys.shape[0] == 0:
+            return start.copy()  # always at level 0 (callers pass start <= latest, threshold >= 0)
+        base = rows * STRIDE
+        # events in effect at start .. the first event at or after latest + duration
+        i = np.searchsorted(keys, base + start, side="right") - 1
+        lo = np.maximum(i, 0)
+        lo = np.where((i >= 0) & (keys[lo] >= base), lo, i + 1)  # i + 1: first event of the row
+        hi = np.searchsorted(keys, base + latest + duration, side="left")
+        lens = np.maximum(hi - lo, 0)
+        total = int(lens.sum())
+        # segment list per row: a leading segment [start, first event) then one per event
+        seg_n = lens + 1
+        offs = np.cumsum(seg_n) - seg_n
+        m = int(seg_n.sum())
+        owner = np.repeat(np.arange(n, dtype=np.int64), seg_n)
+        seg_t = np.empty(m, dtype=np.int64)
+        seg_l = np.zeros(m, dtype=np.int64)
+        seg_t[offs] = start
+        ic = np.maximum(i, 0)
+        seg_l[offs] = np.where((i >= 0) & (keys[ic] >= base), levels[ic], 0)
+        if total:
+            ev = np.ones(m, dtype=bool)
+            ev[offs] = False
+            pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+            seg_t[ev] = np.maximum(keys[pos] - np.repeat(base, lens), np.repeat(start, lens))
+            seg_l[ev] = levels[pos]
+        blocked = seg_l > threshold[owner]
+        # a free stretch starts at a free segment whose predecessor (same row) is blocked or absent
+        first = np.zeros(m, dtype=bool)
+        first[offs] = True
+        run_start = ~blocked & (first | np.concatenate([[True], blocked[:-1]]))
+        # the end of the free stretch: the row's next blocked segment (or never)
+        bidx = np.flatnonzero(blocked)
+        k = np.searchsorted(bidx, np.arange(m), side="left")
+        kc = np.minimum(k, max(bidx.shape[0] - 1, 0))
+        nxt_blocked = np.full(m, NONE_T, dtype=np.int64)
+        if bidx.shape[0]:
+            same = (k < bidx.shape[0]) & (owner[bidx[kc]] == owner)
+            nxt_blocked[same] = seg_t[bidx[kc[same]]]
+        ok = run_start & (seg_t <= latest) & (nxt_blocked - seg_t >= duration)
+        out = np.full(n, NONE_T, dtype=np.int64)
+        hits = np.flatnonzero(ok)
+        if hits.size:
+            o = owner[hits]
+            uniq, first_hit = np.unique(o, return_index=True)
+            out[uniq] = seg_t[hits[first_hit]]
+        return out
 
     def bucket_peaks(self, rows: I64, edges: I64) -> npt.NDArray[np.int64]:
         """Peak usage of each row in each bucket [edges[b], edges[b+1]): shape (rows, buckets)."""
@@ -193,10 +428,11 @@ class StepTable:
         r = np.repeat(rows, nb)
         s = np.tile(edges[:-1], rows.shape[0])
         e = np.tile(edges[1:], rows.shape[0])
-        return self.peak(r, s, e).reshape(rows.shape[0], nb)
+        return self._peak_exact(r, s, e).reshape(rows.shape[0], nb)
 
     @property
     def nbytes(self) -> int:
-        self._flush()
         dec = 0 if self._dec is None else self._dec.nbytes
-        return int(self._keys.nbytes + self._levels.nbytes + dec)
+        grid = 0 if self._grid is None else self._grid.bmax.nbytes
+        dirty = sum(a.nbytes + b.nbytes for a, b in self._dirty.values())
+        return int(self._keys.nbytes + self._levels.nbytes + dec + grid + dirty)

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from slotbroker.engine import CalendarIndex
 from slotbroker.services.calendar_snapshot import holding_consumers, load_snapshot
@@ -20,13 +20,30 @@ from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
+GENERATION = text("SELECT generation FROM calendar_state WHERE id = 1")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What find-slot validates names against, read with the index so it needs no query per request."""
+
+    custom_classes: frozenset[str]
+    custom_traits: frozenset[str]
+    sites: frozenset[str]
+    hosts: frozenset[str]
+    ports: frozenset[tuple[str, str]]  # (site, port)
+
 
 @dataclass(frozen=True)
 class CachedIndex:
     index: CalendarIndex
+    catalog: Catalog
     generation: int
     built_at_s: int
     stale_after_s: int | None  # the first hold expiry after the build: usage drops then
+
+    def fresh_at(self, generation: int, now_s: int) -> bool:
+        return self.generation == generation and (self.stale_after_s is None or now_s < self.stale_after_s)
 
 
 class CalendarCache:
@@ -36,40 +53,44 @@ class CalendarCache:
         self._cached: CachedIndex | None = None
         self.rebuilds = 0
 
+    def generation(self) -> int:
+        """The committed calendar generation: one primary-key read, no ORM session."""
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(GENERATION).scalar() or 0)
+
     def current(self, now_s: int | None = None) -> CachedIndex:
         now = int(time.time()) if now_s is None else now_s
-        with UnitOfWork(self.db, readonly=True) as uow:
+        cached = self._cached
+        if cached is not None and cached.fresh_at(self.generation(), now):
+            return cached
+        with self._lock, UnitOfWork(self.db, readonly=True) as uow:  # one rebuild at a time; others reuse it
             generation = uow.calendar.generation()
             cached = self._cached
-            if (
-                cached is not None
-                and cached.generation == generation
-                and (cached.stale_after_s is None or now < cached.stale_after_s)
-            ):
+            if cached is not None and cached.fresh_at(generation, now):
                 return cached
-            with self._lock:  # one rebuild at a time; others wait and reuse it
-                cached = self._cached
-                if (
-                    cached is not None
-                    and cached.generation == generation
-                    and (cached.stale_after_s is None or now < cached.stale_after_s)
-                ):
-                    return cached
-                snapshot = load_snapshot(uow, now_s=now)
-                next_expiry = uow.session.scalar(
-                    select(func.min(ConsumerRow.expires_s)).where(
-                        ConsumerRow.kind == "hold", ConsumerRow.expires_s > now, holding_consumers(now)
-                    )
+            snapshot = load_snapshot(uow, now_s=now)
+            next_expiry = uow.session.scalar(
+                select(func.min(ConsumerRow.expires_s)).where(
+                    ConsumerRow.kind == "hold", ConsumerRow.expires_s > now, holding_consumers(now)
                 )
-                fresh = CachedIndex(
-                    CalendarIndex(snapshot, generation=generation),
-                    generation,
-                    now,
-                    int(next_expiry) if next_expiry is not None else None,
-                )
-                self._cached = fresh
-                self.rebuilds += 1
-                return fresh
+            )
+            catalog = Catalog(
+                custom_classes=uow.catalog.custom_class_names(),
+                custom_traits=uow.catalog.custom_trait_names(),
+                sites=frozenset(site.name for site in snapshot.sites),
+                hosts=frozenset(host.name for host in snapshot.hosts),
+                ports=frozenset((port.site, port.name) for port in snapshot.ports),
+            )
+            fresh = CachedIndex(
+                CalendarIndex(snapshot, generation=generation),
+                catalog,
+                generation,
+                now,
+                int(next_expiry) if next_expiry is not None else None,
+            )
+            self._cached = fresh
+            self.rebuilds += 1
+            return fresh
 
     def invalidate(self) -> None:
         with self._lock:

@@ -36,6 +36,7 @@ class CatalogService:
                 raise AlreadyExists(f"resource class {name} exists", [FieldError("/name", "taken")])
             row = uow.catalog.add_resource_class(name, ClassKind.CUSTOM.value, description)
             view = views.ResourceClassView(name=row.name, kind=row.kind, description=row.description)
+            uow.calendar.bump()  # find-slot validates names against the cached calendar
             uow.commit()
             return view
 
@@ -49,6 +50,7 @@ class CatalogService:
             if uow.allocations.class_in_use(name):
                 raise InUse(f"{name} is used by inventories or allocations")
             uow.catalog.delete_resource_class(row)
+            uow.calendar.bump()  # find-slot validates names against the cached calendar
             uow.commit()
 
     def traits(self, *, custom_only: bool = False) -> list[views.TraitView]:
@@ -77,6 +79,7 @@ class CatalogService:
             if uow.catalog.trait(name) is not None:
                 return views.TraitView(name=name, custom=True), False
             uow.catalog.add_trait(name)
+            uow.calendar.bump()  # find-slot validates names against the cached calendar
             uow.commit()
             return views.TraitView(name=name, custom=True), True
 
@@ -90,6 +93,7 @@ class CatalogService:
             if uow.catalog.trait_in_use(name):
                 raise InUse(f"trait {name} is set on providers")
             uow.catalog.delete_trait(row)
+            uow.calendar.bump()  # find-slot validates names against the cached calendar
             uow.commit()
 
     def aggregates(self) -> list[views.AggregateView]:

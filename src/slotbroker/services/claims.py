@@ -142,7 +142,7 @@ class ClaimService:
             with UnitOfWork(self.db) as uow:
                 ids = sql.expire_all_holds(uow.session, now, limit)
                 if ids:
-                    uow.calendar.bump()
+                    sql.bump_calendar(uow.session)
                 uow.commit()
                 return len(ids)
 
@@ -279,7 +279,7 @@ class ClaimService:
                 for it in request.items
             ],
         )
-        uow.calendar.bump()
+        sql.bump_calendar(uow.session)
         return ClaimResult(
             consumer_uuid=consumer_uuid,
             consumer_id=consumer_id,
@@ -309,7 +309,7 @@ class ClaimService:
         if done.consumer_id is None:
             raise NotFound(f"no consumer {consumer_uuid}")
         if done.changed:
-            uow.calendar.bump()
+            sql.bump_calendar(uow.session)
         return ReleaseResult(
             consumer_uuid=consumer_uuid,
             status=done.status,

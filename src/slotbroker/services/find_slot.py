@@ -21,11 +21,9 @@ from typing import Any
 from sqlalchemy import delete
 
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
-from slotbroker.domain.network import facility_port_provider_name
-from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.request import SlotRequest, parse_request
 from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
-from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.calendar_cache import CachedIndex, CalendarCache, Catalog
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, result_view
 from slotbroker.store.db import Database
 from slotbroker.store.models import FindSlotJobRow
@@ -50,6 +48,14 @@ def estimated_cost(req: SlotRequest) -> float:
     return days * (req.instances + len(req.links) + len(req.facility_ports))
 
 
+def _point_at_field(error: FieldError) -> FieldError:
+    """Request-wide checks report at the document root; point at the field their message names."""
+    name = error.detail.partition(":")[0]
+    if error.pointer == "" and name in SlotRequest.model_fields:
+        return FieldError(f"/{name}", error.detail)
+    return error
+
+
 class FindSlotService:
     def __init__(self, db: Database, cache: CalendarCache, settings: FindSlotSettings | None = None) -> None:
         self.db = db
@@ -61,34 +67,37 @@ class FindSlotService:
 
     # -- validation ----------------------------------------------------------------------------------------
     def parse(self, doc: Any, *, now_s: int | None = None) -> SlotRequest:
-        """Validate ``doc`` fully: shape, classes, traits, and that named sites, hosts and ports exist."""
+        """Validate ``doc`` fully: shape, classes, traits, and that named sites, hosts and ports exist.
+
+        Names are checked against the catalog cached with the calendar index (catalog and topology
+        changes bump the calendar generation), so validation costs no query of its own.
+        """
         now = int(time.time()) if now_s is None else now_s
-        with UnitOfWork(self.db, readonly=True) as uow:
+        return self._parse(doc, self.calendar.current(now).catalog, now)
+
+    def _parse(self, doc: Any, catalog: Catalog, now: int) -> SlotRequest:
+        try:
             req = parse_request(
                 doc,
                 max_range_s=self.settings.max_range_s,
-                custom_classes=uow.catalog.custom_class_names(),
-                custom_traits=uow.catalog.custom_trait_names(),
+                custom_classes=catalog.custom_classes,
+                custom_traits=catalog.custom_traits,
             )
-            problems: list[FieldError] = []
-            for i, comp in enumerate(req.components):
-                if comp.site is not None:
-                    row = uow.providers.get_by_name(comp.site)
-                    if row is None or row.kind != ProviderKind.SITE:
-                        problems.append(FieldError(f"/components/{i}/site", f"unknown site {comp.site!r}"))
-                if comp.host is not None:
-                    row = uow.providers.get_by_name(comp.host)
-                    if row is None or row.kind != ProviderKind.HOST:
-                        problems.append(FieldError(f"/components/{i}/host", f"unknown host {comp.host!r}"))
-            for i, port in enumerate(req.facility_ports):
-                row = uow.providers.get_by_name(facility_port_provider_name(port.site, port.port))
-                if row is None or row.kind != ProviderKind.FACILITY_PORT:
-                    problems.append(
-                        FieldError(
-                            f"/facility_ports/{i}/port",
-                            f"no facility port {port.port!r} at site {port.site!r}",
-                        )
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.detail, [_point_at_field(f) for f in exc.errors]) from None
+        problems: list[FieldError] = []
+        for i, comp in enumerate(req.components):
+            if comp.site is not None and comp.site not in catalog.sites:
+                problems.append(FieldError(f"/components/{i}/site", f"unknown site {comp.site!r}"))
+            if comp.host is not None and comp.host not in catalog.hosts:
+                problems.append(FieldError(f"/components/{i}/host", f"unknown host {comp.host!r}"))
+        for i, port in enumerate(req.facility_ports):
+            if (port.site, port.port) not in catalog.ports:
+                problems.append(
+                    FieldError(
+                        f"/facility_ports/{i}/port", f"no facility port {port.port!r} at site {port.site!r}"
                     )
+                )
         if problems:
             raise ValidationFailed(f"the request names {len(problems)} unknown provider(s)", problems)
         if req.latest_start_s < now:
@@ -115,14 +124,14 @@ class FindSlotService:
     # -- synchronous search --------------------------------------------------------------------------------
     def find(self, doc: dict[str, Any], *, now_s: int | None = None) -> FindSlotResult:
         now = int(time.time()) if now_s is None else now_s
-        req = self.parse(doc, now_s=now)
+        cached_index = self.calendar.current(now)
+        req = self._parse(doc, cached_index.catalog, now)
         clamped = self.clamp(doc, req, now)
         if clamped is not doc:
-            req = self.parse(clamped, now_s=now)
-        return self._search(req, clamped, now)
+            req = self._parse(clamped, cached_index.catalog, now)
+        return self._search(req, clamped, cached_index)
 
-    def _search(self, req: SlotRequest, doc: dict[str, Any], now: int) -> FindSlotResult:
-        cached_index = self.calendar.current(now)
+    def _search(self, req: SlotRequest, doc: dict[str, Any], cached_index: CachedIndex) -> FindSlotResult:
         key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
         with self._lock:
             hit = self._answers.get(key)
@@ -177,9 +186,7 @@ class FindSlotService:
             uow.commit()
         status, result, error = "done", None, None
         try:
-            now = int(time.time())
-            req = self.parse(doc, now_s=now)
-            result = self._search(req, self.clamp(doc, req, now), now).model_dump_json()
+            result = self.find(doc).model_dump_json()
         except SlotbrokerError as exc:
             status = "failed"
             error = json.dumps(

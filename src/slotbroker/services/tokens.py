@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,8 +44,14 @@ def hash_token(secret: str) -> str:
 
 
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    """Tokens; verified principals are remembered for ``cache_s`` seconds, so a busy client costs one
+    lookup per interval instead of one per request (revocation takes effect within that interval)."""
+
+    def __init__(self, db: Database, *, cache_s: float = 10.0) -> None:
         self.db = db
+        self.cache_s = cache_s
+        self._seen: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
 
     def create(self, *, project: str, role: Role, name: str = "") -> str:
         """Create a token and return its secret — the only time it is ever visible."""
@@ -64,8 +72,21 @@ class TokenService:
         return secret
 
     def authenticate(self, secret: str) -> Principal:
+        digest = hash_token(secret)
+        now = time.monotonic()
+        hit = self._seen.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = self._lookup(digest)
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {k: v for k, v in self._seen.items() if v[0] > now}
+            self._seen[digest] = (now + self.cache_s, principal)
+        return principal
+
+    def _lookup(self, digest: str) -> Principal:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.tokens.by_hash(hash_token(secret))
+            row = uow.tokens.by_hash(digest)
             if row is None or row.revoked_at is not None:
                 raise Unauthorized("unknown or revoked token")
             if row.expires_at is not None and row.expires_at.replace(tzinfo=UTC) <= datetime.now(UTC):

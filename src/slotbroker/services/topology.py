@@ -42,15 +42,18 @@ def import_into(uow: UnitOfWork, doc: Topology, *, prune: bool = False) -> views
     validate_topology(doc, registry)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
 
+    catalog_changed = False
     for rc in doc.resource_classes:
         existing = uow.catalog.resource_class(rc.name)
         if existing is None:
             uow.catalog.add_resource_class(rc.name, ClassKind.CUSTOM.value, rc.description)
+            catalog_changed = True
         elif existing.description != rc.description:
             existing.description = rc.description
     for trait in doc.traits:
         if uow.catalog.trait(trait) is None:
             uow.catalog.add_trait(trait)
+            catalog_changed = True
 
     seen: set[str] = set()
     rows: dict[str, ProviderRow] = {}
@@ -67,7 +70,7 @@ def import_into(uow: UnitOfWork, doc: Topology, *, prune: bool = False) -> views
         seen.add(facility_port_provider_name(port.site, port.name))
     if prune:
         counts["deleted"] = _prune(uow, seen)
-    if counts["created"] or counts["updated"] or counts["deleted"]:
+    if catalog_changed or counts["created"] or counts["updated"] or counts["deleted"]:
         uow.calendar.bump()
     uow.session.flush()
     return views.ImportReport(**counts, calendar_generation=uow.calendar.generation())

@@ -39,6 +39,7 @@ from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, Consume
 from slotbroker.domain.inventory import capacity_of
 from slotbroker.store.models import (
     AllocationRow,
+    CalendarStateRow,
     ConsumerRow,
     FacilityPortRow,
     InventoryRow,
@@ -370,6 +371,17 @@ def expire_all_holds(session: Session, now_s: int, limit: int = 1000) -> list[in
 
 
 # -- writes -------------------------------------------------------------------------------------------------
+
+CAL = cast(Table, CalendarStateRow.__table__)
+# The very statement of ``CalendarRepository.bump``, executed on the connection: the ORM's bulk-UPDATE
+# path costs ~0.3 ms of CPU per call, about a tenth of a claim.
+_BUMP_CALENDAR = update(CAL).where(CAL.c.id == 1).values(generation=CAL.c.generation + 1)
+
+
+def bump_calendar(session: Session) -> None:
+    """Bump the calendar generation. Run it last before COMMIT: the row is every writer's hot row."""
+    session.connection().execute(_BUMP_CALENDAR)
+
 
 _INSERT_CONSUMER = insert(C).returning(C.c.id)
 # RETURNING makes SQLAlchemy send all rows as one multi-VALUES INSERT ("insertmanyvalues"), one round

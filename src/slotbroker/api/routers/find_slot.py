@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -39,14 +39,15 @@ def find_slot(
     svc: Svc,
     body: Annotated[dict[str, Any], Body()],
     prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
-) -> FindSlotResult | JSONResponse:
+) -> Response:
     find = svc.find_slot
     req = find.parse(body)
     if (prefer and "respond-async" in prefer.lower()) or find.should_defer(req):
         job = find.submit(body, project=who.project)
         headers = {"Location": f"/v1/find-slot/jobs/{job.id}", "Retry-After": "1"}
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers=headers)
-    return find.find(body)
+    # Serialised once here (pydantic, in Rust) instead of re-validated against the response model.
+    return Response(find.find(body).model_dump_json(), media_type="application/json")
 
 
 @router.get("/find-slot/jobs/{job_id}", response_model=FindSlotJob, responses=responses(404))

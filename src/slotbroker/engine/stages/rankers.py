@@ -41,6 +41,12 @@ def site_order(
     """Preference order of candidate sites for ``comp``; ``room`` is how many instances each site's
     hosts could take one by one (a tightness measure)."""
     peers = [g for g in plan.spread if comp in g]
+    if not peers and policy != Policy.LATENCY:
+        if policy == Policy.FIRST_FIT:
+            return sorted(sites)
+        if policy == Policy.SPREAD:
+            return sorted(sites, key=lambda st: (-room[st], st))
+        return sorted(sites, key=lambda st: (room[st], st))
 
     def crowd(site: int) -> int:
         return sum(1 for g in peers for o in g if o != comp and assigned.get(o) == site)

@@ -16,9 +16,10 @@ import numpy.typing as npt
 
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.packing import Item, pack
-from slotbroker.engine.plan import Plan
+from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
-from slotbroker.engine.stages.base import Reason, Rejection
+from slotbroker.engine.stages.base import NEVER, Reason, Rejection
+from slotbroker.engine.steps import NONE_T
 from slotbroker.engine.stages.host_fit import host_free, instances_fit
 from slotbroker.engine.stages.rankers import host_order, site_order
 
@@ -41,7 +42,7 @@ class Selector:
     def __init__(self, index: CalendarIndex, plan: Plan, s: int, e: int, comp_sites: dict[int, I64]) -> None:
         self.index, self.plan, self.s, self.e = index, plan, s, e
         topo = self.topo = index.topo
-        rows = np.unique(np.concatenate([c.hosts for c in plan.comps]))
+        rows = plan.rows()
         self.rows = rows
         self.free = host_free(index, plan, rows, s, e)
         self.cap = (
@@ -52,13 +53,11 @@ class Selector:
             if plan.classes
             else self.free
         )
-        self.pos = {int(r): i for i, r in enumerate(rows)}
         site_of = topo.host_site[rows]
         # per component: candidate site -> positions (into rows) of its eligible hosts there
         self.local: dict[int, dict[int, I64]] = {}
         self.room: dict[int, dict[int, int]] = {}
-        for c in plan.comps:
-            p = np.searchsorted(rows, c.hosts)
+        for c, p in zip(plan.comps, plan.positions(), strict=True):
             fit = instances_fit(self.free[p], c)
             sites_c = site_of[p]
             room = np.bincount(sites_c, weights=fit, minlength=len(topo.sites))
@@ -84,14 +83,14 @@ class Selector:
         self.nodes = 0
 
     def run(self) -> Choice | Rejection:
-        for c in self.plan.comps:
-            if not self.local[c.idx]:
-                return Rejection(
-                    Reason.INSUFFICIENT_CAPACITY,
-                    component=c.name,
-                    resource_class=self._short_class(c.idx),
-                    retry_at=None,
-                )
+        stuck = [c for c in self.plan.comps if not self.local[c.idx]]
+        if stuck:
+            return Rejection(
+                Reason.INSUFFICIENT_CAPACITY,
+                component=stuck[0].name,
+                resource_class=self._short_class(stuck[0].idx),
+                retry_at=max(host_level_bound(self.index, self.plan, c, self.s) for c in stuck),
+            )
         order = sorted(
             (c.idx for c in self.plan.comps), key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i)
         )
@@ -117,7 +116,7 @@ class Selector:
 
     def _short_class(self, comp: int) -> str | None:
         c = self.plan.comps[comp]
-        p = np.searchsorted(self.rows, c.hosts)
+        p = self.plan.positions()[comp]
         if p.size == 0:
             return None
         short = (self.free[p] < c.demand).sum(axis=0)
@@ -135,16 +134,28 @@ class Selector:
     def _pack(self, site: int, comps: frozenset[int]) -> dict[int, list[int]] | None:
         key = (site, comps)
         if key not in self.packs:
-            local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
-            items = [
-                Item(
-                    c,
-                    self.plan.comps[c].count,
-                    self.plan.comps[c].demand,
-                    np.isin(local, self.local[c][site]),
-                )
-                for c in sorted(comps)
-            ]
+            if len(comps) == 1:
+                (only,) = comps
+                local = self.local[only][site]  # ascending positions
+                items = [
+                    Item(
+                        only,
+                        self.plan.comps[only].count,
+                        self.plan.comps[only].demand,
+                        np.ones(local.shape[0], dtype=bool),
+                    )
+                ]
+            else:
+                local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
+                items = [
+                    Item(
+                        c,
+                        self.plan.comps[c].count,
+                        self.plan.comps[c].demand,
+                        np.isin(local, self.local[c][site]),
+                    )
+                    for c in sorted(comps)
+                ]
             order = host_order(self.plan.policy, self.free[local], self.cap[local])
             got = pack(items, self.free[local], order, self.plan.exact)
             self.packs[key] = None if got is None else {c: [int(local[i]) for i in v] for c, v in got.items()}
@@ -180,7 +191,10 @@ class Selector:
         for lk in self.plan.links:
             other = lk.b if lk.a == c else lk.a if lk.b == c else None
             if other is not None and other in self.sites:
-                out.append(("link", lk.idx, site, self.sites[other], lk.gbps, lk.max_latency_ms))
+                # routes run from a's site to b's site (path order as reported)
+                sa = site if lk.a == c else self.sites[lk.a]
+                sb = site if lk.b == c else self.sites[lk.b]
+                out.append(("link", lk.idx, sa, sb, lk.gbps, lk.max_latency_ms))
         for p in self.plan.ports:
             if p.comp == c:
                 out.append(("port", p.idx, site, p.site, p.gbps, None))
@@ -224,3 +238,56 @@ class Selector:
             if self.nodes > BUDGET:
                 return False
         return False
+
+
+def host_level_bound(index: CalendarIndex, plan: Plan, comp: CompPlan, s: int, rounds: int = 4) -> int:
+    """Host-level skip-ahead: a lower bound on the next start (> ``s``) at which ``comp`` could be
+    placed, or ``NEVER``.
+
+    Per eligible host, ``t_h`` = a lower bound on the earliest start >= s + 1 at which the host holds
+    one instance for the whole (minimum) window: per class the earliest start with peak <=
+    capacity - demand (``StepTable.earliest_fits``, vectorised over hosts), iterated across classes
+    (each pass only raises ``t_h`` to a time no feasible start can precede, so any number of passes
+    is sound). A site can hold the ``count`` instances at ``t`` only if the hosts with ``t_h <= t``
+    could take ``count`` instances between them (each at most ``capacity // demand``), so the answer is
+    the smallest such ``t`` over the sites."""
+    topo = index.topo
+    rows = comp.hosts
+    latest = plan.latest_start
+    if rows.size == 0 or s + 1 > latest:
+        return NEVER
+    t = np.full(rows.shape[0], s + 1, dtype=np.int64)
+    most = np.full(rows.shape[0], comp.count, dtype=np.int64)
+    need = [(ci, cn) for ci, cn in enumerate(plan.classes) if comp.demand[ci] > 0]
+    for ci, cn in need:
+        cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
+        most = np.minimum(most, cap // comp.demand[ci])
+    for _ in range(rounds):
+        before = t.copy()
+        for ci, cn in need:
+            table = index.host.get(cn)
+            if table is None:
+                continue
+            live = t <= latest
+            if not live.any():
+                return NEVER
+            cap = topo.host_cap[cn][rows[live]]
+            got = table.earliest_fits(
+                rows[live], t[live], plan.min_duration, cap - comp.demand[ci], latest
+            )
+            t[live] = np.maximum(t[live], got)
+        if np.array_equal(t, before):
+            break
+    ok = (t <= latest) & (most > 0)
+    if not ok.any():
+        return NEVER
+    t, most, site = t[ok], most[ok], topo.host_site[rows[ok]]
+    order = np.lexsort((t, site))
+    t, most, site = t[order], most[order], site[order]
+    best = int(NONE_T)
+    for grp in np.split(np.arange(t.shape[0]), np.flatnonzero(site[1:] != site[:-1]) + 1):
+        reach = np.cumsum(most[grp])
+        k = int(np.searchsorted(reach, comp.count))  # first prefix holding count instances
+        if k < grp.shape[0]:
+            best = min(best, int(t[grp[k]]))
+    return NEVER if best >= NONE_T else best
