@@ -31,7 +31,7 @@ from slotbroker.engine import (
     Snapshot,
     find_slots,
 )
-from slotbroker.engine.plan import compile_plan
+from slotbroker.engine.plan import Plan, compile_plan
 from slotbroker.engine.search import Attempt, try_start
 
 I64 = npt.NDArray[np.int64]
@@ -209,6 +209,24 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
+        lambda: parse_request(
+            {  # must usually wait: two whole GPU hosts (4 GPUs each) at one site for 12 h
+                "components": [{"name": "train", "count": 2, "resources": {"VCPU": 8, "GPU_A30": 4}}],
+                "earliest_start": iso(start),
+                "latest_end": iso(start + 7 * DAY),
+                "duration": "PT12H",
+                "limit": 1,
+            }
+        ),
+        lambda: parse_request(
+            {  # must often wait: a whole GPU host at one given site for 12 h
+                "components": [{"name": "gpu", "site": "site05", "resources": {"VCPU": 8, "GPU_A30": 4}}],
+                "earliest_start": iso(start),
+                "latest_end": iso(start + 7 * DAY),
+                "duration": "PT12H",
+                "limit": 1,
+            }
+        ),
     ]
     return kinds[i % len(kinds)]()
 
@@ -218,6 +236,8 @@ def mix(start: int, i: int) -> SlotRequest:
 class Hourly:
     used: dict[str, I64]  # class -> (hosts x hours) usage: sum of bookings touching the hour
     link: I64  # links x hours
+    port_bw: I64  # facility ports x hours (bandwidth)
+    port_vlan: I64  # facility ports x hours (VLANs in use)
 
 
 def hourly_usage(snap: Snapshot, index: CalendarIndex, start: int, hours: int, vectorised: bool) -> Hourly:
@@ -230,22 +250,23 @@ def hourly_usage(snap: Snapshot, index: CalendarIndex, start: int, hours: int, v
     m = (al.start < end) & (al.end > start)
     used = {c: np.zeros((len(topo.hosts), hours), np.int64) for c in ("VCPU", "MEMORY_MB", "GPU_A30")}
     link = np.zeros((len(topo.links), hours), np.int64)
+    port_bw = np.zeros((len(topo.ports), hours), np.int64)
+    port_vlan = np.zeros((len(topo.ports), hours), np.int64)
     idx = np.nonzero(m)[0]
     h0 = np.maximum((al.start[idx] - start) // H, 0)
     h1 = np.minimum((al.end[idx] - start + H - 1) // H, hours)
     if vectorised:
-        for ci, cname in enumerate(al.classes):
-            sel = al.class_idx[idx] == ci
-            target = used.get(cname) if cname in used else (link if cname == "BANDWIDTH_GBPS" else None)
-            if target is None:
+        targets = [(c, 0, used[c]) for c in used]
+        targets += [("BANDWIDTH_GBPS", 1, link), ("BANDWIDTH_GBPS", 2, port_bw), ("VLAN", 2, port_vlan)]
+        for cname, want, target in targets:
+            if cname not in al.classes:
                 continue
-            want = 0 if cname in used else 1
-            sel &= kind[idx] == want
+            sel = (al.class_idx[idx] == al.classes.index(cname)) & (kind[idx] == want)
             diff = np.zeros((target.shape[0], hours + 1), np.int64)
             np.add.at(diff, (row[idx][sel], h0[sel]), al.amount[idx][sel])
             np.add.at(diff, (row[idx][sel], h1[sel]), -al.amount[idx][sel])
             target += np.cumsum(diff, axis=1)[:, :hours]
-        return Hourly(used, link)
+        return Hourly(used, link, port_bw, port_vlan)
     names = al.classes
     for j, a, b in zip(idx.tolist(), h0.tolist(), h1.tolist(), strict=True):
         cname = names[al.class_idx[j]]
@@ -254,52 +275,86 @@ def hourly_usage(snap: Snapshot, index: CalendarIndex, start: int, hours: int, v
             arr = used[cname]
         elif kind[j] == 1 and cname == "BANDWIDTH_GBPS":
             arr = link
+        elif kind[j] == 2 and cname == "BANDWIDTH_GBPS":
+            arr = port_bw
+        elif kind[j] == 2 and cname == "VLAN":
+            arr = port_vlan
         else:
             continue
         for hh in range(a, b):
             arr[r, hh] += amt
-    return Hourly(used, link)
+    return Hourly(used, link, port_bw, port_vlan)
 
 
-def baseline_place_hour(index: CalendarIndex, req: SlotRequest, hu: Hourly, hh: int) -> bool:
-    """First-fit for one hour: sites in name order, instances onto the first host with room."""
-    topo = index.topo
+@dataclass
+class BasePlan:
+    """What a reasonable FABRIC-style implementation derives once per request."""
+
+    plan: Plan
+    classes: list[tuple[int, str]]  # (index into plan.classes, class) for host classes
+    by_site: list[list[tuple[int, list[int]]]]  # per component: (site, eligible hosts) in name order
+
+
+def base_plan(index: CalendarIndex, req: SlotRequest) -> BasePlan:
     plan = compile_plan(req, index)
-    cls = [c for c in plan.classes if c in hu.used]
-    free = {c: topo.host_cap[c] - hu.used[c][:, hh] for c in cls}
-    comp_site: dict[int, int] = {}
+    topo = index.topo
+    classes = [(i, c) for i, c in enumerate(plan.classes) if c in ("VCPU", "MEMORY_MB", "GPU_A30")]
+    by_site = []
     for comp in plan.comps:
+        sites: dict[int, list[int]] = {}
+        for h in comp.hosts.tolist():
+            sites.setdefault(int(topo.host_site[h]), []).append(h)
+        by_site.append(sorted(sites.items()))
+    return BasePlan(plan, classes, by_site)
+
+
+def baseline_place_hour(index: CalendarIndex, bp: BasePlan, hu: Hourly, hh: int) -> bool:
+    """First-fit for one hour, on its own: sites in name order, instances onto the first host with
+    room; then links (direct) and facility ports (bandwidth, VLAN count) for that hour."""
+    topo, plan = index.topo, bp.plan
+    taken: dict[tuple[int, str], int] = {}  # (host, class) -> placed this hour
+
+    def room(h: int, ci: int, c: str) -> int:
+        return int(topo.host_cap[c][h] - hu.used[c][h, hh]) - taken.get((h, c), 0)
+
+    comp_site: dict[int, int] = {}
+    for comp, sites in zip(plan.comps, bp.by_site, strict=True):
         placed = False
-        for site in range(len(topo.sites)):
-            hosts = [int(h) for h in comp.hosts if topo.host_site[h] == site]
-            trial = {c: free[c].copy() for c in cls}
-            left = comp.count
+        for site, hosts in sites:
+            if any(comp.idx in g and any(comp_site.get(o, site) != site for o in g) for g in plan.same_site):
+                continue
+            if any(
+                comp.idx in g and any(comp_site.get(o) == site for o in g if o != comp.idx)
+                for g in plan.different_sites
+            ):
+                continue
+            trial: list[int] = []
             for h in hosts:
-                while left and all(trial[c][h] >= comp.demand[plan.classes.index(c)] for c in cls):
-                    for c in cls:
-                        trial[c][h] -= comp.demand[plan.classes.index(c)]
-                    left -= 1
-            ok = left == 0
-            for g in plan.same_site:
-                if comp.idx in g and any(comp_site.get(o, site) != site for o in g):
-                    ok = False
-            for g in plan.different_sites:
-                if comp.idx in g and any(comp_site.get(o) == site for o in g if o != comp.idx):
-                    ok = False
-            if ok:
-                free, comp_site[comp.idx], placed = trial, site, True
+                while len(trial) < comp.count and all(
+                    room(h, ci, c) - trial.count(h) * int(comp.demand[ci]) >= comp.demand[ci]
+                    for ci, c in bp.classes
+                ):
+                    trial.append(h)
+            if len(trial) == comp.count:
+                for h in trial:
+                    for ci, c in bp.classes:
+                        taken[(h, c)] = taken.get((h, c), 0) + int(comp.demand[ci])
+                comp_site[comp.idx], placed = site, True
                 break
         if not placed:
             return False
     for lk in plan.links:
         a, b = comp_site[lk.a], comp_site[lk.b]
-        if a != b:
-            direct = [e for e in topo.adjacency.get(a, []) if e.to_site == b]
-            route = direct or []
-            if not route or not any(
-                topo.link_cap[e.link_row] - hu.link[e.link_row, hh] >= lk.gbps for e in route
-            ):
-                return False
+        if a != b and not any(
+            e.to_site == b and topo.link_cap[e.link_row] - hu.link[e.link_row, hh] >= lk.gbps
+            for e in topo.adjacency.get(a, [])
+        ):
+            return False
+    for p in plan.ports:
+        if p.row < 0 or topo.port_cap[p.row] - hu.port_bw[p.row, hh] < p.gbps:
+            return False
+        if topo.port_tag_count[p.row] - hu.port_vlan[p.row, hh] < p.count:
+            return False
     return True
 
 
@@ -310,10 +365,11 @@ def baseline(
     own (re-checked per start, as FABRIC's _check_window does). Stops after ``want`` passing starts."""
     hours = (req.latest_end_s - req.range_start_s) // H
     hu = hourly_usage(snap, index, req.range_start_s, hours, vectorised)
+    bp = base_plan(index, req)
     dur = -(-req.min_duration_s // H)
     out = []
     for h0 in range(hours - dur + 1):
-        if all(baseline_place_hour(index, req, hu, hh) for hh in range(h0, h0 + dur)):
+        if all(baseline_place_hour(index, bp, hu, hh) for hh in range(h0, h0 + dur)):
             out.append(req.range_start_s + h0 * H)
             if len(out) >= want:
                 break
@@ -340,9 +396,16 @@ def starts(n: int, seed: int) -> list[int]:
     return [T0 + int(x) * H for x in rng.integers(0, 20 * 24, n)]
 
 
-def http_p50_ms() -> float | None:
-    """Hook for the API layer (not the engine's): time POST /find-slot end to end and return p50."""
-    return None
+def http_p50_ms(snap: Snapshot, n: int) -> float:
+    """The headline request end to end over HTTP: the same world in a real database behind uvicorn."""
+    from http_find_slot import measure_http_p50
+
+    docs = []
+    for s in starts(n + 5, 3):  # distinct starts: the answer cache must not hit
+        doc = headline(s).model_dump(mode="json", exclude_defaults=True)
+        doc["earliest_start"], doc["latest_end"] = iso(s), iso(s + 7 * DAY)
+        docs.append(doc)
+    return measure_http_p50(snap, docs, T0)
 
 
 def main() -> None:
@@ -422,7 +485,7 @@ def main() -> None:
         "scale": scale,
         "growth_10k_to_max": round(scale[str(scales[-1])] / scale["10000"], 2),
         "index_rss_mb_1m": index_rss,
-        "http_p50_ms": http_p50_ms(),
+        "http_p50_ms": http_p50_ms(snap, n_req * 2),
         "quick": args.quick,
     }
     print(json.dumps(out))

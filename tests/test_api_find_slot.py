@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -321,7 +321,9 @@ def test_cache_serves_repeats_and_a_new_generation_invalidates(busy: Broker) -> 
     data = busy.doc.model_dump(mode="json", exclude_none=True)
     star = next(s for r in data["providers"] for s in r["children"] if s["name"] == "STAR")
     star["children"].append({"name": "star-w99", "kind": "host", "inventories": {"VCPU": 8}})
-    generation = busy.client.post("/v1/topology", json=data, headers=busy.headers).json()["calendar_generation"]
+    generation = busy.client.post("/v1/topology", json=data, headers=busy.headers).json()[
+        "calendar_generation"
+    ]
     assert generation > first["calendar_generation"]
     third = busy.post(req).json()
     assert third["cached"] is False
@@ -412,7 +414,11 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
         ("negative duration", {"duration": -60}, "/duration"),
         ("zero ISO duration", {"duration": "PT0S"}, "/duration"),
         ("range too long", {"latest_end": b.at(91 * 24 + 1)}, "/latest_end"),
-        ("unknown class", {"components": [{"name": "vm", "resources": {"WIDGETS": 1}}]}, "/components/0/resources"),
+        (
+            "unknown class",
+            {"components": [{"name": "vm", "resources": {"WIDGETS": 1}}]},
+            "/components/0/resources",
+        ),
         (
             "unregistered custom class",
             {"components": [{"name": "vm", "resources": {"CUSTOM_FOO": 1}}]},
@@ -420,7 +426,11 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
         ),
         ("unknown site", {"components": [{**comp, "site": "ATLANTIS"}]}, "/components/0/site"),
         ("a host is no site", {"components": [{**comp, "site": "star-w1"}]}, "/components/0/site"),
-        ("unknown host", {"components": [comp, {**comp, "name": "vm2", "host": "star-w77"}]}, "/components/1/host"),
+        (
+            "unknown host",
+            {"components": [comp, {**comp, "name": "vm2", "host": "star-w77"}]},
+            "/components/1/host",
+        ),
         (
             "unknown facility port",
             {"facility_ports": [{"site": "STAR", "port": "Nope", "component": "vm"}]},
@@ -435,7 +445,11 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
         ("limit 51", {"limit": 51}, "/limit"),
         ("earliest_start not a date", {"earliest_start": "yesterday"}, "/earliest_start"),
         ("duration not ISO 8601", {"duration": "P1X"}, "/duration"),
-        ("range in the past", {"earliest_start": iso(b.now - 3 * DAY), "latest_end": iso(b.now - 2 * DAY)}, "/latest_end"),
+        (
+            "range in the past",
+            {"earliest_start": iso(b.now - 3 * DAY), "latest_end": iso(b.now - 2 * DAY)},
+            "/latest_end",
+        ),
     ]
 
 
@@ -583,7 +597,12 @@ def test_calendar_used_is_the_peak_not_the_sum(empty: Broker) -> None:
     assert body["bucket_s"] == HOUR
     assert [epoch(s) for s in body["starts"]] == [t, t + HOUR]
     [row] = body["rows"]
-    assert (row["kind"], row["name"], row["resource_class"], row["capacity"]) == ("host", "star-w1", "VCPU", 128)
+    assert (row["kind"], row["name"], row["resource_class"], row["capacity"]) == (
+        "host",
+        "star-w1",
+        "VCPU",
+        128,
+    )
     assert row["used"] == [1, 0]
     assert row["free"] == [127, 128]
 

@@ -212,6 +212,25 @@ def test_peak_inside_the_interval_is_found(svc: ClaimService, host: str) -> None
     svc.claim(lease(ClaimItem(host, "VCPU", 4), start=T0 + 6, end=T0 + 25), now_s=NOW)
 
 
+def test_big_claim_many_items(db: Database, svc: ClaimService, site: tuple[str, str]) -> None:
+    """More rows than one INSERT batch, many hosts in one lock statement."""
+    hosts = [
+        make_host(db, site[0], {"VCPU": Inventory(total=1200), "GPU_A30": Inventory(total=2)})
+        for _ in range(5)
+    ]
+    items = [ClaimItem(hosts[0], "VCPU", 1) for _ in range(1200)]
+    items += [ClaimItem(h, "GPU_A30", 2) for h in hosts]
+    result = svc.claim(lease(*items), now_s=NOW)
+    assert result.allocations == 1205
+    errors = conflict(svc, lease(ClaimItem(hosts[4], "GPU_A30", 1), ClaimItem(hosts[0], "VCPU", 1)))
+    assert [e.pointer for e in errors] == ["/items/0", "/items/1"]
+    with UnitOfWork(db, readonly=True) as uow:
+        assert uow.allocations.count() == 1205
+    audit_clean(db)
+    with pytest.raises(ValidationFailed):
+        svc.claim(lease(*[ClaimItem(hosts[0], "VCPU", 1)] * 2001), now_s=NOW)
+
+
 def test_bandwidth_on_a_link(db: Database, svc: ClaimService) -> None:
     _, a = make_site(db)
     _, b = make_site(db)

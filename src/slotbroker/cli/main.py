@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli import admin, topology
+from slotbroker.cli import admin, find_slot, topology
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.providers_app, name="providers")
 app.add_typer(topology.app, name="topology")
+app.command("find-slot")(find_slot.find_slot)
+app.command("calendar")(find_slot.calendar)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]

@@ -38,6 +38,7 @@ class Call(Generic[T]):
     params: Mapping[str, Any] | None = None
     json: Any = None
     retry: bool = True
+    headers: Mapping[str, str] | None = None
 
 
 def path(template: str, *parts: Id) -> str:

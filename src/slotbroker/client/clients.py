@@ -21,9 +21,11 @@ from slotbroker.client.endpoints import Endpoints
 from slotbroker.client.retry import Attempts, RetryPolicy
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services import views
+from slotbroker.services.find_slot_views import FindSlotJob
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
+FINISHED = ("done", "failed")
 USER_AGENT = f"slotbroker-client/{slotbroker.__version__}"
 
 
@@ -39,6 +41,8 @@ class _Config:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
+        if call.headers:
+            headers.update(call.headers)
         request: dict[str, Any] = {
             "method": call.method,
             "url": self.base_url + call.path,
@@ -51,6 +55,18 @@ class _Config:
 
     def _attempts(self, call: Call[Any]) -> Attempts:
         return Attempts(self.retry, call.method, retryable=call.retry)
+
+    @staticmethod
+    def _job_id(job: FindSlotJob | Id) -> Id:
+        return job.id if isinstance(job, FindSlotJob) else job
+
+    @staticmethod
+    def _next_poll(advertised: float | None, interval: float, deadline: float, job_id: Id) -> float:
+        """The wait before the next poll: the server's Retry-After, else ``interval``, within the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"find-slot job {job_id} did not finish in time")
+        return min(advertised if advertised is not None else interval, left)
 
     @staticmethod
     def _page_call(cursor: str | None, page_size: int, filters: dict[str, Any]) -> Call[views.ProviderList]:
@@ -117,6 +133,19 @@ class Client(_Config, SyncRunner, Endpoints):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def wait_find_slot(
+        self, job: FindSlotJob | Id, *, timeout: float = 120.0, interval: float = 0.5
+    ) -> FindSlotJob:
+        """Poll a find-slot job until it is ``done`` or ``failed``, waiting what the server's
+        ``Retry-After`` says (else ``interval``); ``TimeoutError`` after ``timeout`` seconds."""
+        job_id = self._job_id(job)
+        deadline = time.monotonic() + timeout
+        while True:
+            state, advertised = self._run(ep.poll_find_slot_job(job_id))
+            if state.status in FINISHED:
+                return state
+            self._sleep(self._next_poll(advertised, interval, deadline, job_id))
 
     def close(self) -> None:
         if self._owns_http:
@@ -191,6 +220,19 @@ class AsyncClient(_Config, AsyncRunner, Endpoints):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def wait_find_slot(
+        self, job: FindSlotJob | Id, *, timeout: float = 120.0, interval: float = 0.5
+    ) -> FindSlotJob:
+        """Poll a find-slot job until it is ``done`` or ``failed``, waiting what the server's
+        ``Retry-After`` says (else ``interval``); ``TimeoutError`` after ``timeout`` seconds."""
+        job_id = self._job_id(job)
+        deadline = time.monotonic() + timeout
+        while True:
+            state, advertised = await self._run(ep.poll_find_slot_job(job_id))
+            if state.status in FINISHED:
+                return state
+            await self._sleep(self._next_poll(advertised, interval, deadline, job_id))
 
     async def aclose(self) -> None:
         if self._owns_http:

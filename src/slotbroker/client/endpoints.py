@@ -7,9 +7,13 @@ and :class:`~slotbroker.client.AsyncClient` returns awaitables, with the very sa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+import httpx
 from pydantic import BaseModel
 
+from slotbroker.api.routers.fabric import FabricCalendar
+from slotbroker.api.routers.find_slot import CalendarResponse
 from slotbroker.client._spec import (
     Call,
     Id,
@@ -23,10 +27,13 @@ from slotbroker.client._spec import (
     query,
     text,
 )
+from slotbroker.client.retry import parse_retry_after
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.topology import Topology
 from slotbroker.services import commands as cmd
 from slotbroker.services import views
+from slotbroker.services.fabric_compat import FabricFindSlotRequest, FabricFindSlotResponse
+from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
 
 
 class Health(BaseModel):
@@ -251,6 +258,95 @@ def import_topology(document: Topology | Raw, *, prune: bool = False) -> Call[vi
     )
 
 
+# -- find-slot and calendar ------------------------------------------------------------------------------
+Instant = datetime | str
+"""A point in time: an aware ``datetime`` or an ISO 8601 string with an offset."""
+
+
+def _instant(value: Instant) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _result_or_job(response: httpx.Response) -> FindSlotResult | FindSlotJob:
+    if response.status_code == 202:
+        return FindSlotJob.model_validate_json(response.content)
+    return FindSlotResult.model_validate_json(response.content)
+
+
+def find_slot(request: Raw | BaseModel, *, prefer_async: bool = False) -> Call[FindSlotResult | FindSlotJob]:
+    """Windows where ``request`` fits (a ``FindSlotResult``), or a ``FindSlotJob`` to poll when the server
+    runs it in the background (``prefer_async=True``, or an expensive request); see ``wait_find_slot``."""
+    return Call(
+        "POST",
+        "/v1/find-slot",
+        _result_or_job,
+        json=body(request),
+        headers={"Prefer": "respond-async"} if prefer_async else None,
+    )
+
+
+def find_slot_job(job_id: Id) -> Call[FindSlotJob]:
+    """A find-slot job's state (404 for another project's job unless you are an admin)."""
+    return Call("GET", path("/v1/find-slot/jobs/{}", job_id), model(FindSlotJob))
+
+
+def poll_find_slot_job(job_id: Id) -> Call[tuple[FindSlotJob, float | None]]:
+    """``find_slot_job`` plus the server's ``Retry-After`` (seconds), for ``wait_find_slot``."""
+
+    def decode(response: httpx.Response) -> tuple[FindSlotJob, float | None]:
+        job = FindSlotJob.model_validate_json(response.content)
+        return job, parse_retry_after(response.headers.get("Retry-After"))
+
+    return Call("GET", path("/v1/find-slot/jobs/{}", job_id), decode)
+
+
+def calendar(
+    start: Instant,
+    end: Instant,
+    resolution: str = "day",
+    kind: Sequence[str] | None = None,
+    name: Sequence[str] | None = None,
+    resource_class: Sequence[str] | None = None,
+) -> Call[CalendarResponse]:
+    """Capacity, peak usage and free per provider and class in ``hour``/``day``/``week`` buckets."""
+    params = query(
+        start=_instant(start),
+        end=_instant(end),
+        resolution=resolution,
+        kind=list(kind) if kind is not None else None,
+        name=list(name) if name is not None else None,
+        resource_class=list(resource_class) if resource_class is not None else None,
+    )
+    return Call("GET", "/v1/calendar", model(CalendarResponse), params=params)
+
+
+def fabric_find_slot(request: FabricFindSlotRequest | Raw) -> Call[FabricFindSlotResponse]:
+    """FABRIC reports API find-slot (``POST /calendar/find-slot``)."""
+    return Call("POST", "/calendar/find-slot", model(FabricFindSlotResponse), json=body(request))
+
+
+def fabric_calendar(
+    start_time: Instant,
+    end_time: Instant,
+    interval: str = "day",
+    site: Sequence[str] | None = None,
+    host: Sequence[str] | None = None,
+    exclude_site: Sequence[str] | None = None,
+    exclude_host: Sequence[str] | None = None,
+) -> Call[FabricCalendar]:
+    """FABRIC reports API calendar (``GET /calendar``): per interval, sites and hosts with peak usage."""
+    params = query(
+        start_time=_instant(start_time),
+        end_time=_instant(end_time),
+        interval=interval,
+        site=list(site) if site is not None else None,
+        host=list(host) if host is not None else None,
+        exclude_site=list(exclude_site) if exclude_site is not None else None,
+        exclude_host=list(exclude_host) if exclude_host is not None else None,
+    )
+    return Call("GET", "/calendar", model(FabricCalendar), params=params)
+
+
 class Endpoints:
     """The API's methods, shared by both clients (see :class:`~slotbroker.client._spec.endpoint`)."""
 
@@ -295,3 +391,9 @@ class Endpoints:
 
     export_topology = endpoint(export_topology)
     import_topology = endpoint(import_topology)
+
+    find_slot = endpoint(find_slot)
+    find_slot_job = endpoint(find_slot_job)
+    calendar = endpoint(calendar)
+    fabric_find_slot = endpoint(fabric_find_slot)
+    fabric_calendar = endpoint(fabric_calendar)

@@ -17,7 +17,7 @@ from slotbroker.domain.errors import FieldError
 from slotbroker.domain.resource_classes import Standard
 from slotbroker.domain.vlans import VLAN_MAX, VLAN_MIN
 
-MAX_ITEMS = 10_000
+MAX_ITEMS = 2_000  # keeps every statement well inside SQLite's and PostgreSQL's bind limits
 MAX_AMOUNT = 2**53
 
 

@@ -89,7 +89,7 @@ class Plan:
                 else np.zeros(0, np.int64)
             ).astype(np.int64)
             self.cache["rows"] = got
-        return got  # type: ignore[no-any-return]
+        return got
 
     def positions(self) -> list[I64]:
         """Per component: positions of its eligible hosts in ``rows()``."""
@@ -98,7 +98,7 @@ class Plan:
             rows = self.rows()
             got = [np.searchsorted(rows, c.hosts) for c in self.comps]
             self.cache["pos"] = got
-        return got  # type: ignore[no-any-return]
+        return got
 
 
 def demand_of(comp: Component, classes: tuple[str, ...]) -> I64:

@@ -51,8 +51,13 @@ def find_slot(
 
 
 @router.get("/find-slot/jobs/{job_id}", response_model=FindSlotJob, responses=responses(404))
-def find_slot_job(job_id: Annotated[str, Field(max_length=36)], who: Reader, svc: Svc) -> FindSlotJob:
-    return svc.find_slot.job(job_id, project=None if who.role == "admin" else who.project)
+def find_slot_job(
+    job_id: Annotated[str, Field(max_length=36)], who: Reader, svc: Svc, response: Response
+) -> FindSlotJob:
+    job = svc.find_slot.job(job_id, project=None if who.role == "admin" else who.project)
+    if job.status in ("pending", "running"):
+        response.headers["Retry-After"] = "1"  # when to poll again
+    return job
 
 
 class CalendarRow(BaseModel):

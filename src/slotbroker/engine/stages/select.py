@@ -19,9 +19,9 @@ from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
-from slotbroker.engine.steps import NONE_T
 from slotbroker.engine.stages.host_fit import host_free, instances_fit
 from slotbroker.engine.stages.rankers import host_order, site_order
+from slotbroker.engine.steps import NONE_T
 
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
@@ -272,9 +272,7 @@ def host_level_bound(index: CalendarIndex, plan: Plan, comp: CompPlan, s: int, r
             if not live.any():
                 return NEVER
             cap = topo.host_cap[cn][rows[live]]
-            got = table.earliest_fits(
-                rows[live], t[live], plan.min_duration, cap - comp.demand[ci], latest
-            )
+            got = table.earliest_fits(rows[live], t[live], plan.min_duration, cap - comp.demand[ci], latest)
             t[live] = np.maximum(t[live], got)
         if np.array_equal(t, before):
             break
