@@ -148,8 +148,9 @@ def test_bad_requests_raise_validation_errors_with_pointers(api: Client, broker:
     with pytest.raises(ValidationError) as bad:
         api.find_slot(request(broker, limit=51))
     assert "/limit" in bad.value.pointers
+    unknown_site = [{"name": "x", "resources": {"VCPU": 1}, "site": "NOPE"}]
     with pytest.raises(ValidationError) as bad:
-        api.find_slot(request(broker, components=[{"name": "x", "resources": {"VCPU": 1}, "site": "NOPE"}]))
+        api.find_slot(request(broker, components=unknown_site, links=[], facility_ports=[]))
     assert "/components/0/site" in bad.value.pointers
     with pytest.raises(ValidationError) as bad:
         api.calendar(broker.start, broker.start - timedelta(hours=1))

@@ -24,7 +24,7 @@ from slotbroker.domain.inventory import Inventory, rule_field
 from slotbroker.domain.providers import AGGREGATE_PATTERN, TREE_KINDS, ProviderKind, parent_problem
 from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import views
+from slotbroker.services import presenters, views
 from slotbroker.store.db import Database
 from slotbroker.store.models import ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -50,7 +50,7 @@ class InventoryService:
     @staticmethod
     def _view(uow: UnitOfWork, row: ProviderRow) -> views.ProviderView:
         parent = uow.providers.by_id([row.parent_id]).get(row.parent_id) if row.parent_id else None
-        return views.provider_view(row, parent.uuid if parent else None)
+        return presenters.provider_view(row, parent.uuid if parent else None)
 
     @staticmethod
     def _check_generation(row: ProviderRow, seen: int) -> None:
@@ -92,7 +92,9 @@ class InventoryService:
             more = len(rows) > limit
             rows = rows[:limit]
             parents = uow.providers.by_id([r.parent_id for r in rows if r.parent_id])
-            items = [views.provider_view(r, parents[r.parent_id].uuid if r.parent_id else None) for r in rows]
+            items = [
+                presenters.provider_view(r, parents[r.parent_id].uuid if r.parent_id else None) for r in rows
+            ]
             return views.ProviderList(items=items, next_cursor=rows[-1].name if more and rows else None)
 
     def get_provider(self, uuid: UUID) -> views.ProviderView:
@@ -174,7 +176,7 @@ class InventoryService:
             return views.InventoriesView(
                 provider_uuid=row.uuid,
                 generation=row.generation,
-                inventories={i.resource_class: views.inventory_view(i) for i in row.inventories},
+                inventories={i.resource_class: presenters.inventory_view(i) for i in row.inventories},
             )
 
     def set_inventories(self, uuid: UUID, body: cmd.SetInventories) -> views.InventoriesView:
@@ -186,7 +188,7 @@ class InventoryService:
             result = views.InventoriesView(
                 provider_uuid=row.uuid,
                 generation=row.generation,
-                inventories={i.resource_class: views.inventory_view(i) for i in row.inventories},
+                inventories={i.resource_class: presenters.inventory_view(i) for i in row.inventories},
             )
             uow.commit()
             return result

@@ -25,7 +25,7 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.vlans import VlanSet
 from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import views
+from slotbroker.services import presenters, views
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, FacilityPortRow, LinkRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -142,11 +142,11 @@ class NetworkService:
 
     def links(self) -> list[views.LinkView]:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return [views.link_view(link) for link in uow.network.links()]
+            return [presenters.link_view(link) for link in uow.network.links()]
 
     def link(self, uuid: UUID) -> views.LinkView:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return views.link_view(self._link(uow, uuid))
+            return presenters.link_view(self._link(uow, uuid))
 
     def create_link(self, body: cmd.CreateLink) -> views.LinkView:
         with UnitOfWork(self.db) as uow:
@@ -156,14 +156,14 @@ class NetworkService:
             uow.calendar.bump()
             row = uow.providers.get_by_name(body.name)
             assert row is not None
-            view = views.link_view(self._link(uow, UUID(row.uuid)))
+            view = presenters.link_view(self._link(uow, UUID(row.uuid)))
             uow.commit()
             return view
 
     def update_link(self, uuid: UUID, body: cmd.UpdateLink) -> views.LinkView:
         with UnitOfWork(self.db) as uow:
             link = self._link(uow, uuid)
-            current = views.link_view(link)
+            current = presenters.link_view(link)
             _check(current.generation, body.generation)
             spec = LinkSpec(
                 name=current.name,
@@ -176,7 +176,7 @@ class NetworkService:
             if upsert_link(uow, spec) != "unchanged":
                 uow.calendar.bump()
             uow.session.expire_all()
-            view = views.link_view(self._link(uow, uuid))
+            view = presenters.link_view(self._link(uow, uuid))
             uow.commit()
             return view
 
@@ -190,11 +190,11 @@ class NetworkService:
 
     def ports(self) -> list[views.FacilityPortView]:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return [views.port_view(p) for p in uow.network.ports()]
+            return [presenters.port_view(p) for p in uow.network.ports()]
 
     def port(self, uuid: UUID) -> views.FacilityPortView:
         with UnitOfWork(self.db, readonly=True) as uow:
-            return views.port_view(self._port(uow, uuid))
+            return presenters.port_view(self._port(uow, uuid))
 
     def create_port(self, body: cmd.CreateFacilityPort) -> views.FacilityPortView:
         with UnitOfWork(self.db) as uow:
@@ -207,13 +207,13 @@ class NetworkService:
             uow.calendar.bump()
             row = uow.providers.get_by_name(name)
             assert row is not None
-            view = views.port_view(self._port(uow, UUID(row.uuid)))
+            view = presenters.port_view(self._port(uow, UUID(row.uuid)))
             uow.commit()
             return view
 
     def update_port(self, uuid: UUID, body: cmd.UpdateFacilityPort) -> views.FacilityPortView:
         with UnitOfWork(self.db) as uow:
-            current = views.port_view(self._port(uow, uuid))
+            current = presenters.port_view(self._port(uow, uuid))
             _check(current.generation, body.generation)
             try:
                 spec = FacilityPortSpec(
@@ -230,7 +230,7 @@ class NetworkService:
             if upsert_port(uow, spec) != "unchanged":
                 uow.calendar.bump()
             uow.session.expire_all()
-            view = views.port_view(self._port(uow, uuid))
+            view = presenters.port_view(self._port(uow, uuid))
             uow.commit()
             return view
 

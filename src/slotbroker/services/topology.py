@@ -15,7 +15,7 @@ from slotbroker.domain.providers import TREE_KINDS, Location
 from slotbroker.domain.resource_classes import ClassKind
 from slotbroker.domain.topology import ProviderNode, Registry, ResourceClassSpec, Topology, validate_topology
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import views
+from slotbroker.services import presenters, views
 from slotbroker.services.network import upsert_link, upsert_port
 from slotbroker.store.db import Database
 from slotbroker.store.models import ProviderRow
@@ -156,8 +156,8 @@ def export_from(uow: UnitOfWork) -> Topology:
             }
         )
 
-    links = [views.link_view(link) for link in uow.network.links()]
-    ports = [views.port_view(p) for p in uow.network.ports()]
+    links = [presenters.link_view(link) for link in uow.network.links()]
+    ports = [presenters.port_view(p) for p in uow.network.ports()]
     return Topology(
         resource_classes=[
             ResourceClassSpec(name=r.name, description=r.description)
