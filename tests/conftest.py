@@ -41,7 +41,7 @@ def _pg_unavailable() -> str | None:
                 conn.execute(text("SELECT 1"))
             engine.dispose()
             _pg_state["why"] = None
-        except Exception as exc:  # noqa: BLE001 - any failure means unavailable
+        except Exception as exc:
             _pg_state["why"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     return _pg_state["why"]
 

@@ -40,14 +40,18 @@ def test_db_upgrade_current_downgrade(url: str) -> None:
 
 
 def test_token_create_authenticates(url: str) -> None:
-    out = json.loads(run("token", "create", "--project", "p1", "--role", "operator", "--json", "--database-url", url))
+    out = json.loads(
+        run("token", "create", "--project", "p1", "--role", "operator", "--json", "--database-url", url)
+    )
     assert out["token"].startswith("sb_")
     principal = TokenService(Database(url)).authenticate(out["token"])
     assert (principal.project, principal.role.value) == ("p1", "operator")
 
 
 def test_token_create_rejects_unknown_role(url: str) -> None:
-    result = runner.invoke(app, ["token", "create", "--project", "p", "--role", "root", "--database-url", url])
+    result = runner.invoke(
+        app, ["token", "create", "--project", "p", "--role", "root", "--database-url", url]
+    )
     assert result.exit_code == 2
     assert "root" in result.output
 
@@ -59,17 +63,37 @@ def test_topology_import_export_roundtrip(url: str, tmp_path: Path) -> None:
             {
                 "resource_classes": [{"name": "CUSTOM_WIDGET", "description": "widgets"}],
                 "providers": [
-                    {"name": "east", "kind": "region", "children": [
-                        {"name": "S1", "kind": "site", "location": {"lat": 40.0, "lon": -75.0}, "children": [
-                            {"name": "s1-w1", "kind": "host", "traits": ["STORAGE_DISK_NVME"],
-                             "inventories": {"VCPU": 64, "CUSTOM_WIDGET": 2,
-                                             "MEMORY_MB": {"total": 1024, "reserved": 24}}},
-                        ]},
-                        {"name": "S2", "kind": "site"},
-                    ]}
+                    {
+                        "name": "east",
+                        "kind": "region",
+                        "children": [
+                            {
+                                "name": "S1",
+                                "kind": "site",
+                                "location": {"lat": 40.0, "lon": -75.0},
+                                "children": [
+                                    {
+                                        "name": "s1-w1",
+                                        "kind": "host",
+                                        "traits": ["STORAGE_DISK_NVME"],
+                                        "inventories": {
+                                            "VCPU": 64,
+                                            "CUSTOM_WIDGET": 2,
+                                            "MEMORY_MB": {"total": 1024, "reserved": 24},
+                                        },
+                                    },
+                                ],
+                            },
+                            {"name": "S2", "kind": "site"},
+                        ],
+                    }
                 ],
-                "links": [{"name": "S1-S2", "endpoints": ["S1", "S2"], "bandwidth_gbps": 100, "latency_ms": 3}],
-                "facility_ports": [{"name": "P1", "site": "S1", "vlans": "300-350,100-200", "bandwidth_gbps": 10}],
+                "links": [
+                    {"name": "S1-S2", "endpoints": ["S1", "S2"], "bandwidth_gbps": 100, "latency_ms": 3}
+                ],
+                "facility_ports": [
+                    {"name": "P1", "site": "S1", "vlans": "300-350,100-200", "bandwidth_gbps": 10}
+                ],
             }
         )
     )
@@ -89,9 +113,19 @@ def test_topology_import_export_roundtrip(url: str, tmp_path: Path) -> None:
 
 def test_topology_import_reports_pointers_and_writes_nothing(url: str, tmp_path: Path) -> None:
     doc = tmp_path / "bad.yaml"
-    doc.write_text(yaml.safe_dump({"providers": [
-        {"name": "r", "kind": "region", "children": [{"name": "h", "kind": "host", "inventories": {"VCPUS": 1}}]}
-    ]}))
+    doc.write_text(
+        yaml.safe_dump(
+            {
+                "providers": [
+                    {
+                        "name": "r",
+                        "kind": "region",
+                        "children": [{"name": "h", "kind": "host", "inventories": {"VCPUS": 1}}],
+                    }
+                ]
+            }
+        )
+    )
     result = runner.invoke(app, ["topology", "import", str(doc), "--database-url", url])
     assert result.exit_code == 2
     assert "/providers/0/children/0/kind" in result.output
@@ -102,15 +136,34 @@ def test_topology_import_reports_pointers_and_writes_nothing(url: str, tmp_path:
 
 def test_providers_list_table_and_filters(url: str, tmp_path: Path) -> None:
     doc = tmp_path / "t.json"
-    doc.write_text(json.dumps({"providers": [{"name": "S", "kind": "site", "children": [
-        {"name": "gpu1", "kind": "host", "inventories": {"GPU_A30": 2}, "traits": ["HW_GPU_CUDA"]},
-        {"name": "cpu1", "kind": "host", "inventories": {"VCPU": 8}},
-    ]}]}))
+    doc.write_text(
+        json.dumps(
+            {
+                "providers": [
+                    {
+                        "name": "S",
+                        "kind": "site",
+                        "children": [
+                            {
+                                "name": "gpu1",
+                                "kind": "host",
+                                "inventories": {"GPU_A30": 2},
+                                "traits": ["HW_GPU_CUDA"],
+                            },
+                            {"name": "cpu1", "kind": "host", "inventories": {"VCPU": 8}},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     run("topology", "import", str(doc), "--database-url", url)
     table = run("providers", "list", "--kind", "host", "--database-url", url)
-    assert "gpu1" in table and "GPU_A30=2" in table
-    gpus = json.loads(run("providers", "list", "--trait", "HW_GPU_CUDA", "--kind", "host", "--json",
-                          "--database-url", url))
+    assert "gpu1" in table
+    assert "GPU_A30=2" in table
+    gpus = json.loads(
+        run("providers", "list", "--trait", "HW_GPU_CUDA", "--kind", "host", "--json", "--database-url", url)
+    )
     assert [p["name"] for p in gpus] == ["gpu1"]
 
 
@@ -122,8 +175,16 @@ def _trace(name: str) -> Path:
 
 
 def test_import_alibaba_real_file(url: str) -> None:
-    report = json.loads(run("topology", "import-alibaba", str(_trace("alibaba_openb_node_list_all_node.csv")),
-                            "--json", "--database-url", url))
+    report = json.loads(
+        run(
+            "topology",
+            "import-alibaba",
+            str(_trace("alibaba_openb_node_list_all_node.csv")),
+            "--json",
+            "--database-url",
+            url,
+        )
+    )
     assert report["created"] == 1 + 1 + 1523
     with UnitOfWork(Database(url), readonly=True) as uow:
         hosts = uow.providers.find(kinds=["host"])
@@ -131,11 +192,31 @@ def test_import_alibaba_real_file(url: str) -> None:
 
 
 def test_import_machines_real_file(url: str) -> None:
-    report = json.loads(run("topology", "import-machines", str(_trace("aleang_NGI_CZ.swf.machines")),
-                            "--region", "metacentrum", "--json", "--database-url", url))
+    report = json.loads(
+        run(
+            "topology",
+            "import-machines",
+            str(_trace("aleang_NGI_CZ.swf.machines")),
+            "--region",
+            "metacentrum",
+            "--json",
+            "--database-url",
+            url,
+        )
+    )
     assert report["created"] == 1 + 47 + 799
-    again = json.loads(run("topology", "import-machines", str(_trace("aleang_NGI_CZ.swf.machines")),
-                           "--region", "metacentrum", "--json", "--database-url", url))
+    again = json.loads(
+        run(
+            "topology",
+            "import-machines",
+            str(_trace("aleang_NGI_CZ.swf.machines")),
+            "--region",
+            "metacentrum",
+            "--json",
+            "--database-url",
+            url,
+        )
+    )
     assert again["unchanged"] == 1 + 47 + 799
 
 

@@ -15,6 +15,7 @@ from slotbroker.domain.inventory import Inventory, capacity_of
 from slotbroker.domain.providers import Location, ProviderKind, parent_problem
 from slotbroker.domain.resource_classes import ClassKind, device_description, kind_of, naming_problem
 from slotbroker.domain.traits import trait_problem
+from slotbroker.store.claims import lock_provider_ids
 from slotbroker.store.models import InventoryRow, ProviderAggregateRow, ProviderRow, ProviderTraitRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -95,6 +96,9 @@ def apply_inventories(uow: UnitOfWork, row: ProviderRow, desired: dict[str, Inve
     removed only when nothing is booked on it from now on: otherwise bookings would be overbooked.
     """
     check_classes(uow, list(desired), at)
+    # Take the claims' lock on this provider before reading its usage: a claim committing between our
+    # read and our write could otherwise be overbooked by a shrink.
+    lock_provider_ids(uow.session, [row.id])
     current = {i.resource_class: i for i in row.inventories}
     changed = False
     t = now_s()

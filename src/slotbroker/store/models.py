@@ -252,3 +252,79 @@ class FindSlotJobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_s: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AllocationRequestRow(Base):
+    """A find-slot window claimable by id for a short time (the Nova lesson: pass an id, not a blob).
+
+    ``body`` holds the window's items and its alternates, as JSON, exactly as the search produced them.
+    """
+
+    __tablename__ = "allocation_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_s: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class OfferSetRow(Base):
+    """An IVOA-style offer set: the request and its offers; accepting one rejects the others."""
+
+    __tablename__ = "offer_sets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # OPEN | ACCEPTED | REJECTED | EXPIRED | EMPTY
+    request: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_s: Mapped[int] = mapped_column(BigInteger, index=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OfferRow(Base):
+    """One offer; its capacity is held by ``consumer_id`` (a hold that becomes the lease on accept)."""
+
+    __tablename__ = "offers"
+    __table_args__ = (UniqueConstraint("offer_set_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    offer_set_id: Mapped[str] = mapped_column(ForeignKey("offer_sets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # OFFERED | ACCEPTED | REJECTED | EXPIRED
+    consumer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consumers.id", ondelete="SET NULL"), index=True
+    )
+    window: Mapped[str] = mapped_column(Text)  # the window as JSON (start, end, placement, routes, ports)
+    expires_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class LeaseEventRow(Base):
+    """A lease's scheduled events (start, before_end, end). Fired at most once: ``fired_at`` is set in
+    the same transaction as the event's effect, and a unique (consumer, kind) makes duplicates impossible.
+    """
+
+    __tablename__ = "lease_events"
+    __table_args__ = (
+        UniqueConstraint("consumer_id", "kind"),
+        Index("ix_lease_events_due", "fired_at", "due_s"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("consumers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # start | before_end | end
+    due_s: Mapped[int] = mapped_column(BigInteger)
+    fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ProjectQuotaRow(Base):
+    """Per-project limits on one class: concurrent amount and/or resource-hours booked in the future."""
+
+    __tablename__ = "project_quotas"
+
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
+    max_concurrent: Mapped[int | None] = mapped_column(BigInteger)
+    max_resource_hours: Mapped[int | None] = mapped_column(BigInteger)
