@@ -34,6 +34,19 @@ class Settings:
         default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_CACHE_TTL_S", 30.0)
     )
     find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
+    # booking (issue 4)
+    offer_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_OFFER_TTL_S", 300))
+    allocation_request_ttl_s: int = field(
+        default_factory=lambda: _int("SLOTBROKER_ALLOCATION_REQUEST_TTL_S", 600)
+    )
+    max_lease_duration_s: int = field(
+        default_factory=lambda: _int("SLOTBROKER_MAX_LEASE_DURATION_S", 30 * 86400)
+    )
+    extension_window_s: int = field(default_factory=lambda: _int("SLOTBROKER_EXTENSION_WINDOW_S", 2 * 86400))
+    before_end_notice_s: int = field(default_factory=lambda: _int("SLOTBROKER_BEFORE_END_NOTICE_S", 3600))
+    event_loop_interval_s: float = field(
+        default_factory=lambda: _float("SLOTBROKER_EVENT_LOOP_INTERVAL_S", 5.0)
+    )
     migrate_on_start: bool = field(
         default_factory=lambda: os.environ.get("SLOTBROKER_MIGRATE_ON_START", "1") not in ("0", "false")
     )

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.catalog import CatalogService
+from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenService
     calendar: CalendarCache
     find_slot: FindSlotService
+    claims: ClaimService
 
     @classmethod
     def build(cls, db: Database, find_slot: FindSlotSettings | None = None) -> Services:
@@ -39,6 +41,7 @@ class Services:
             tokens=TokenService(db),
             calendar=calendar,
             find_slot=FindSlotService(db, calendar, find_slot),
+            claims=ClaimService(db),
         )
 
 
