@@ -65,13 +65,18 @@ class Inventory(BaseModel):
     def amount_problem(self, amount: int) -> str | None:
         """Why one allocation of ``amount`` breaks this inventory's unit rules, or ``None``."""
         assert self.max_unit is not None
-        if amount < self.min_unit:
-            return f"amount {amount} is below min_unit {self.min_unit}"
-        if amount > self.max_unit:
-            return f"amount {amount} is above max_unit {self.max_unit}"
-        if amount % self.step_size:
-            return f"amount {amount} is not a multiple of step_size {self.step_size}"
-        return None
+        return unit_problem(amount, self.min_unit, self.max_unit, self.step_size)
+
+
+def unit_problem(amount: int, min_unit: int, max_unit: int, step_size: int) -> str | None:
+    """The unit rules one allocation must follow (min, max, multiple of step); ``None`` when it does."""
+    if amount < min_unit:
+        return f"amount {amount} is below min_unit {min_unit}"
+    if amount > max_unit:
+        return f"amount {amount} is above max_unit {max_unit}"
+    if amount % step_size:
+        return f"amount {amount} is not a multiple of step_size {step_size}"
+    return None
 
 
 def capacity_of(total: int, reserved: int, allocation_ratio: float) -> int:

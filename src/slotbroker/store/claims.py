@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
-from slotbroker.domain.inventory import capacity_of
+from slotbroker.domain.inventory import capacity_of, unit_problem
 from slotbroker.store.models import (
     AllocationRow,
     CalendarStateRow,
@@ -123,13 +123,7 @@ class InventoryFacts:
         return capacity_of(self.total, self.reserved, self.allocation_ratio)
 
     def amount_problem(self, amount: int) -> str | None:
-        if amount < self.min_unit:
-            return f"amount {amount} is below min_unit {self.min_unit}"
-        if amount > self.max_unit:
-            return f"amount {amount} is above max_unit {self.max_unit}"
-        if amount % self.step_size:
-            return f"amount {amount} is not a multiple of step_size {self.step_size}"
-        return None
+        return unit_problem(amount, self.min_unit, self.max_unit, self.step_size)
 
 
 @dataclass(frozen=True)
