@@ -16,7 +16,7 @@ from slotbroker.client import AsyncClient, Client, NotFoundError, ValidationErro
 from slotbroker.demo.bookings import synthetic_bookings
 from slotbroker.demo.fabric import fabric_like_topology
 from slotbroker.services.demo_data import load_bookings
-from slotbroker.services.fabric_compat import FabricFindSlotRequest, FabricResource
+from slotbroker.services.fabric_views import FabricFindSlotRequest, FabricResource
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
 from slotbroker.services.tokens import Role
 

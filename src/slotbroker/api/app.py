@@ -12,7 +12,7 @@ from slotbroker.api import problems
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
-from slotbroker.api.routers import catalog, fabric, find_slot, health, network, providers, topology
+from slotbroker.api.routers import catalog, claims, fabric, find_slot, health, network, providers, topology
 from slotbroker.api.routers.deps import Services
 from slotbroker.config import Settings
 from slotbroker.domain.request import SlotRequest
@@ -41,10 +41,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             cache_ttl_s=settings.find_slot_cache_ttl_s,
             job_ttl_s=settings.find_slot_job_ttl_s,
         ),
+        allocation_request_ttl_s=settings.allocation_request_ttl_s,
+        hold_ttl_s=settings.offer_ttl_s,
     )
     app.state.metrics = Metrics()
     problems.install(app)
-    for module in (health, providers, catalog, network, topology, find_slot, fabric):
+    for module in (health, providers, catalog, network, topology, find_slot, fabric, claims):
         app.include_router(module.router)
     # Outermost last: metrics see everything, limits refuse before bodies are read.
     app.add_middleware(

@@ -12,8 +12,6 @@ from datetime import datetime
 import httpx
 from pydantic import BaseModel
 
-from slotbroker.api.routers.fabric import FabricCalendar
-from slotbroker.api.routers.find_slot import CalendarResponse
 from slotbroker.client._spec import (
     Call,
     Id,
@@ -32,23 +30,10 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.topology import Topology
 from slotbroker.services import commands as cmd
 from slotbroker.services import views
-from slotbroker.services.fabric_compat import FabricFindSlotRequest, FabricFindSlotResponse
+from slotbroker.services.calendar_views import CalendarResponse
+from slotbroker.services.fabric_views import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
-
-
-class Health(BaseModel):
-    """``GET /healthz``: the process is alive."""
-
-    status: str
-
-
-class Ready(BaseModel):
-    """``GET /readyz``: the database is reachable and migrated to head."""
-
-    status: str
-    database: str
-    migration: str | None
-    calendar_generation: int
+from slotbroker.services.views import Health, Ready
 
 
 # -- health ----------------------------------------------------------------------------------------------

@@ -83,11 +83,17 @@ class Plan:
         """Every statically eligible host row of any component (sorted, unique)."""
         got = self.cache.get("rows")
         if got is None:
-            got = (
-                np.unique(np.concatenate([c.hosts for c in self.comps]))
-                if self.comps
-                else np.zeros(0, np.int64)
-            ).astype(np.int64)
+            if not self.comps:
+                got = np.zeros(0, np.int64)
+            elif all(c.hosts is self.comps[0].hosts for c in self.comps):
+                got = self.comps[0].hosts  # already sorted and unique (static eligibility)
+            else:
+                hosts = [c.hosts for c in self.comps]
+                size = 1 + max((int(h[-1]) for h in hosts if h.size), default=-1)
+                mask = np.zeros(size, dtype=bool)
+                for h in hosts:
+                    mask[h] = True
+                got = np.flatnonzero(mask).astype(np.int64)
             self.cache["rows"] = got
         return got
 
@@ -96,8 +102,23 @@ class Plan:
         got = self.cache.get("pos")
         if got is None:
             rows = self.rows()
-            got = [np.searchsorted(rows, c.hosts) for c in self.comps]
+            at = np.zeros(int(rows[-1]) + 1 if rows.size else 0, dtype=np.int64)
+            at[rows] = np.arange(rows.shape[0], dtype=np.int64)
+            got = [at[c.hosts] for c in self.comps]
             self.cache["pos"] = got
+        return got
+
+    def eligible(self) -> list[npt.NDArray[np.bool_]]:
+        """Per component: which of ``rows()`` are statically eligible for it (a mask)."""
+        got = self.cache.get("elig")
+        if got is None:
+            n = self.rows().shape[0]
+            got = []
+            for p in self.positions():
+                m = np.zeros(n, dtype=bool)
+                m[p] = True
+                got.append(m)
+            self.cache["elig"] = got
         return got
 
 

@@ -18,11 +18,12 @@ from slotbroker.domain.request import Policy, SlotRequest
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.plan import Plan, compile_plan
 from slotbroker.engine.results import LinkRoute, PortAssignment, SearchResult, Window
-from slotbroker.engine.stages.base import NEVER, Rejection
+from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
 from slotbroker.engine.stages.rankers import host_order, window_score
-from slotbroker.engine.stages.select import Choice, Selector
+from slotbroker.engine.stages.reach import known_next
+from slotbroker.engine.stages.select import Choice, Selector, prepared
 from slotbroker.engine.stages.site_summary import candidate_sites
 from slotbroker.engine.verify import holds, host_load
 
@@ -83,15 +84,26 @@ def search_plan(
         return windows, 0, rejections
     scan = Scanner(index, plan)
     t, tried = plan.range_start, 0
+    short: dict[str | None, str | None] = {}  # component -> class named by its last rejection
     while t <= plan.latest_start and len(windows) < plan.limit and tried < max_candidates:
         tried += 1
-        got = try_start(index, plan, t)
+        skip = known_next(plan, t)
+        if skip is not None:
+            # a component's reach (computed after an earlier rejection) already rules ``t`` out
+            name = plan.comps[skip[1]].name
+            got: Attempt | Rejection = Rejection(
+                Reason.INSUFFICIENT_CAPACITY, component=name, resource_class=short.get(name), retry_at=skip[0]
+            )
+        else:
+            got = try_start(index, plan, t)
         if isinstance(got, Attempt):
             w = _window(index, plan, t, got)
             windows.append(w)
             t = w.end
             continue
         rejections.append(got)
+        if got.component is not None and got.resource_class is not None:
+            short[got.component] = got.resource_class
         bound = max(t + 1, got.retry_at or 0)
         if bound >= NEVER or bound > plan.latest_start:
             break
@@ -192,22 +204,22 @@ def _alternates(
     if plan.alternates == 0:
         return out
     topo = index.topo
-    for c in plan.comps:
-        cand = c.hosts[topo.host_site[c.hosts] == ch.sites[c.idx]]
-        cand = cand[~np.isin(cand, np.array(ch.hosts[c.idx], dtype=np.int64))]
-        p = np.searchsorted(rows, cand)
+    prep = prepared(index, plan)
+    used = np.zeros(rows.shape[0], dtype=bool)
+    for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
+        mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
+        used[:] = False
+        used[mine] = True
+        lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
+        p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
+        p = p[~used[p]]
+        cand = rows[p]
         free = free_all[p].copy()
         for i, r in enumerate(cand.tolist()):
             if r in residual:
                 free[i] = residual[r]
         ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
-        caps = np.stack(
-            [
-                topo.host_cap[cl][cand] if cl in topo.host_cap else np.zeros(cand.size, np.int64)
-                for cl in plan.classes
-            ],
-            axis=1,
-        )
+        caps = prep.cap[p] if plan.classes else free
         order = host_order(plan.policy, free, caps)
         out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
     return out

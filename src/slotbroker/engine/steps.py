@@ -35,7 +35,9 @@ def _i64(x: object) -> I64:
 
 
 class _Grid:
-    """Dense per-(row, block) exact peaks; see the module docstring."""
+    """Dense per-(row, block) exact peaks; see the module docstring. Stored block-major
+    (``bmax[block, row]``): a window's few blocks are then contiguous for every row at once, which
+    keeps a query to a handful of cache lines per block instead of one or two per row."""
 
     __slots__ = ("bmax", "bs", "nb", "t0")
 
@@ -138,9 +140,9 @@ class StepTable:
                 self._grid = None  # rebuilt with coarser blocks on the next query
                 return
             # outside the old grid every row was at level 0, so padding with zeros is exact
-            g = self._grid = _Grid(t0, g.bs, nb, np.pad(g.bmax, ((0, 0), (pre, nb - g.nb - pre))))
+            g = self._grid = _Grid(t0, g.bs, nb, np.pad(g.bmax, ((pre, nb - g.nb - pre), (0, 0))))
         ks, ls = self._row(row)
-        g.bmax[row] = _row_blocks(ks - row * STRIDE, ls, g.t0, g.bs, g.nb)
+        g.bmax[:, row] = _row_blocks(ks - row * STRIDE, ls, g.t0, g.bs, g.nb)
 
     def _row(self, row: int) -> tuple[I64, I64]:
         hit = self._dirty.get(row)
@@ -180,7 +182,7 @@ class StepTable:
         keys, levels = self._keys, self._levels
         n = self.n_rows
         if keys.shape[0] == 0:
-            return _Grid(0, BLOCK_S, 1, np.zeros((n, 1), dtype=np.int64))
+            return _Grid(0, BLOCK_S, 1, np.zeros((1, n), dtype=np.int64))
         times = keys % STRIDE
         lo, hi = int(times.min()), int(times.max()) + 1
         bs = BLOCK_S
@@ -203,7 +205,7 @@ class StepTable:
         at_edge = (f < cell.shape[0]) & (cell[fc] == cells) & (times[fc] == block_start)
         carry[at_edge] = 0
         np.maximum(flat, carry, out=flat)
-        return _Grid(t0, bs, nb, flat.reshape(n, nb))
+        return _Grid(t0, bs, nb, np.ascontiguousarray(flat.reshape(n, nb).T))
 
     # -- queries ---------------------------------------------------------------------------------
     def peak(self, rows: I64, start: I64 | int, end: I64 | int) -> I64:
@@ -226,11 +228,14 @@ class StepTable:
         # full blocks inside [s, e); blocks outside the grid are all-zero, so clipping is exact
         f0 = c0 if (b0 < 0 or s == t0 + b0 * bs) else c0 + 1
         f1 = c1 if (b1 > nb or e == t0 + b1 * bs) else c1 - 1
-        sub = g.bmax[:, c0:c1][rows]
+        sub = g.bmax[c0:c1]
+        n = rows.shape[0]
+        if not (n == self.n_rows and rows[0] == 0 and rows[-1] == n - 1 and (rows[1:] > rows[:-1]).all()):
+            sub = sub[:, rows]  # (the common "every row" query needs no gather)
         if f0 == c0 and f1 == c1:
-            return _i64(sub.max(axis=1))
-        inner = sub[:, f0 - c0 : f1 - c0].max(axis=1) if f1 > f0 else np.zeros(rows.shape[0], np.int64)
-        ub = sub.max(axis=1)
+            return _i64(sub.max(axis=0))
+        inner = sub[f0 - c0 : f1 - c0].max(axis=0) if f1 > f0 else np.zeros(rows.shape[0], np.int64)
+        ub = sub.max(axis=0)
         need = np.flatnonzero(ub > inner)
         if need.size:
             inner[need] = self._peak_exact(rows[need], _i64(s), _i64(e))
@@ -418,6 +423,74 @@ class StepTable:
             uniq, first_hit = np.unique(o, return_index=True)
             out[uniq] = seg_t[hits[first_hit]]
         return out
+
+    def blocked_spans(self, rows: I64, start: int, end: int, threshold: I64) -> tuple[I64, I64, I64]:
+        """Where each row's usage exceeds ``threshold[i]`` inside [start, end): ``(i, a, b)`` arrays,
+        one entry per step of the row above its threshold, clipped to [start, end) (``i`` indexes
+        ``rows``; spans of one row are in time order, adjacent spans are not merged)."""
+        rows, threshold = _i64(rows), _i64(threshold)
+        parts: list[tuple[I64, I64, I64]] = []
+        clean = np.ones(rows.shape[0], dtype=bool)
+        if self._dirty:
+            mine = np.isin(rows, self._dirty_arr)
+            clean &= ~mine
+            for i in np.flatnonzero(mine).tolist():
+                ks, ls = self._dirty[int(rows[i])]
+                o, a, b = self._spans_flat(ks, ls, rows[i : i + 1], start, end, threshold[i : i + 1])
+                parts.append((o + i, a, b))
+        idx = np.flatnonzero(clean)
+        if idx.size:
+            o, a, b = self._spans_flat(self._keys, self._levels, rows[idx], start, end, threshold[idx])
+            parts.append((idx[o], a, b))
+        if not parts:
+            return _i64([]), _i64([]), _i64([])
+        if len(parts) == 1:
+            return parts[0]
+        return (
+            _i64(np.concatenate([p[0] for p in parts])),
+            _i64(np.concatenate([p[1] for p in parts])),
+            _i64(np.concatenate([p[2] for p in parts])),
+        )
+
+    @staticmethod
+    def _spans_flat(
+        keys: I64, levels: I64, rows: I64, start: int, end: int, threshold: I64
+    ) -> tuple[I64, I64, I64]:
+        n = rows.shape[0]
+        if n == 0 or end <= start:
+            return _i64([]), _i64([]), _i64([])
+        if keys.shape[0] == 0:  # level 0 throughout
+            hit = np.flatnonzero(threshold < 0)
+            return _i64(hit), np.full(hit.shape[0], start, np.int64), np.full(hit.shape[0], end, np.int64)
+        base = rows * STRIDE
+        i = np.searchsorted(keys, base + start, side="right") - 1  # event in effect at start
+        j = np.searchsorted(keys, base + end, side="left")  # events before end
+        ic = np.maximum(i, 0)
+        lead = np.where((i >= 0) & (keys[ic] >= base), levels[ic], 0)
+        first = i + 1  # events strictly after start (of this row: keys[i] is the last key <= start)
+        lens = np.maximum(j - first, 0)
+        total = int(lens.sum())
+        if total == 0:
+            hit = np.flatnonzero(lead > threshold)
+            return _i64(hit), np.full(hit.shape[0], start, np.int64), np.full(hit.shape[0], end, np.int64)
+        seg_n = lens + 1
+        offs = np.cumsum(seg_n) - seg_n
+        m = offs[-1] + seg_n[-1]
+        owner = np.repeat(np.arange(n, dtype=np.int64), seg_n)
+        seg_t = np.empty(m, dtype=np.int64)
+        seg_l = np.empty(m, dtype=np.int64)
+        seg_t[offs] = start
+        seg_l[offs] = lead
+        ev = np.ones(m, dtype=bool)
+        ev[offs] = False
+        pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(first, lens)
+        seg_t[ev] = keys[pos] - np.repeat(base, lens)
+        seg_l[ev] = levels[pos]
+        seg_e = np.empty(m, dtype=np.int64)
+        seg_e[:-1] = seg_t[1:]
+        seg_e[offs + seg_n - 1] = end  # the last step of each row runs to the end of the range
+        hit = np.flatnonzero(seg_l > threshold[owner])
+        return owner[hit], seg_t[hit], seg_e[hit]
 
     def bucket_peaks(self, rows: I64, edges: I64) -> npt.NDArray[np.int64]:
         """Peak usage of each row in each bucket [edges[b], edges[b+1]): shape (rows, buckets)."""

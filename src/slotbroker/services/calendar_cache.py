@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
@@ -32,6 +33,7 @@ class Catalog:
     sites: frozenset[str]
     hosts: frozenset[str]
     ports: frozenset[tuple[str, str]]  # (site, port)
+    host_site: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class CalendarCache:
                 sites=frozenset(site.name for site in snapshot.sites),
                 hosts=frozenset(host.name for host in snapshot.hosts),
                 ports=frozenset((port.site, port.name) for port in snapshot.ports),
+                host_site={host.name: host.site for host in snapshot.hosts},
             )
             fresh = CachedIndex(
                 CalendarIndex(snapshot, generation=generation),

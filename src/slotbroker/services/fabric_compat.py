@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from slotbroker.domain.errors import FieldError, ValidationFailed
+from slotbroker.services.fabric_views import FabricFindSlotRequest, FabricFindSlotResponse, FabricWindow
 from slotbroker.services.find_slot_views import FindSlotResult
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -29,65 +28,23 @@ MODEL_ALIASES = {
 }
 
 
-class FabricResource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["compute", "link", "facility_port"]
-    site: str | None = Field(None, max_length=200)
-    cores: int | None = Field(None, ge=0, le=100_000)
-    ram: int | None = Field(None, ge=0, le=1_000_000, description="GB")
-    disk: int | None = Field(None, ge=0, le=10_000_000, description="GB")
-    components: dict[str, int] | None = Field(
-        None, description="Model name -> count, e.g. {'GPU_RTX6000': 1}"
-    )
-    site_a: str | None = Field(None, max_length=200)
-    site_b: str | None = Field(None, max_length=200)
-    bandwidth: int | None = Field(None, ge=0, le=1_000_000, description="Gbps")
-    name: str | None = Field(None, max_length=200)
-    vlans: int | None = Field(None, ge=0, le=4094)
-
-
-class FabricFindSlotRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    start: str = Field(
-        description="ISO 8601 start of the search range", examples=["2026-12-01T00:00:00+00:00"]
-    )
-    end: str = Field(description="ISO 8601 end of the search range", examples=["2026-12-08T00:00:00+00:00"])
-    duration: int = Field(ge=1, le=24 * 90, description="Hours")
-    resources: list[FabricResource] = Field(min_length=1, max_length=64)
-    max_results: int = Field(1, ge=1, le=50)
-
-
-class FabricWindow(BaseModel):
-    start: datetime
-    end: datetime
-    placement: dict[str, list[str]] = Field(description="slotbroker extension: component -> hosts")
-
-
-class FabricFindSlotResponse(BaseModel):
-    windows: list[FabricWindow]
-    total: int
-    search_start: datetime
-    search_end: datetime
-    duration_hours: int
-
-
 def component_class(model: str) -> str:
     norm = re.sub(r"[^A-Z0-9]+", "_", model.upper()).strip("_")
     return MODEL_ALIASES.get(norm, norm)
 
 
-def parse_instant(text: str, field: str) -> datetime:
+def parse_instant(text: str, field: str, *, where: str | None = None) -> datetime:
+    """An ISO 8601 instant with an offset; ``where`` is the pointer to blame (default ``/field``)."""
+    at = where or f"/{field}"
     try:
         value = datetime.fromisoformat(text.replace(" ", "+").replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed(
-            f"{field} is not an ISO 8601 date-time", [FieldError(f"/{field}", f"cannot parse {text!r}")]
+            f"{field} is not an ISO 8601 date-time", [FieldError(at, f"cannot parse {text!r}")]
         ) from None
     if value.tzinfo is None:
         raise ValidationFailed(
-            f"{field} needs a UTC offset", [FieldError(f"/{field}", "add an offset such as +00:00")]
+            f"{field} needs a UTC offset", [FieldError(at, "add an offset such as +00:00")]
         )
     return value
 

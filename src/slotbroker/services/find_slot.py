@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 STALE_JOB_S = 600  # a job still running after this long lost its worker (process restart)
+# Called on each fresh answer (not on cache hits): gives its windows allocation-request ids.
+WindowHook = Callable[[FindSlotResult, SlotRequest, CachedIndex, str], FindSlotResult]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class FindSlotService:
         self._answers: OrderedDict[str, tuple[float, int, FindSlotResult]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self.window_hook: WindowHook | None = None
 
     # -- validation ----------------------------------------------------------------------------------------
     def parse(self, doc: Any, *, now_s: int | None = None) -> SlotRequest:
@@ -122,23 +126,27 @@ class FindSlotService:
         return out
 
     # -- synchronous search --------------------------------------------------------------------------------
-    def find(self, doc: dict[str, Any], *, now_s: int | None = None) -> FindSlotResult:
+    def find(self, doc: dict[str, Any], *, now_s: int | None = None, project: str = "") -> FindSlotResult:
         now = int(time.time()) if now_s is None else now_s
         cached_index = self.calendar.current(now)
         req = self._parse(doc, cached_index.catalog, now)
         clamped = self.clamp(doc, req, now)
         if clamped is not doc:
             req = self._parse(clamped, cached_index.catalog, now)
-        return self._search(req, clamped, cached_index)
+        return self._search(req, clamped, cached_index, project)
 
-    def _search(self, req: SlotRequest, doc: dict[str, Any], cached_index: CachedIndex) -> FindSlotResult:
-        key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    def _search(
+        self, req: SlotRequest, doc: dict[str, Any], cached_index: CachedIndex, project: str = ""
+    ) -> FindSlotResult:
+        key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest() + project
         with self._lock:
             hit = self._answers.get(key)
             if hit is not None and hit[1] == cached_index.generation and hit[0] > time.monotonic():
                 self._answers.move_to_end(key)
                 return hit[2].model_copy(update={"cached": True})
         result = result_view(find_slots(cached_index.index, req), req.range_start_s, req.latest_end_s)
+        if self.window_hook is not None:
+            result = self.window_hook(result, req, cached_index, project)
         with self._lock:
             self._answers[key] = (
                 time.monotonic() + self.settings.cache_ttl_s,
@@ -182,11 +190,11 @@ class FindSlotService:
             if row is None:
                 return
             row.status = "running"
-            doc = json.loads(row.request)
+            doc, project = json.loads(row.request), row.project
             uow.commit()
         status, result, error = "done", None, None
         try:
-            result = self.find(doc).model_dump_json()
+            result = self.find(doc, project=project).model_dump_json()
         except SlotbrokerError as exc:
             status = "failed"
             error = json.dumps(

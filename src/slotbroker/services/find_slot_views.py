@@ -36,6 +36,9 @@ class WindowView(BaseModel):
     score: float
     alternates: dict[str, list[str]] = Field(description="Component -> other hosts that fit this window.")
     grants: dict[str, list[dict[str, int]]] = Field(description="Elastic amounts granted per instance.")
+    allocation_request: str | None = Field(
+        None, description="Id to claim exactly this window (POST /v1/claims), valid for a short time."
+    )
 
 
 class BlockerView(BaseModel):

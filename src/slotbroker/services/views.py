@@ -97,3 +97,18 @@ class ImportReport(BaseModel):
     unchanged: int
     deleted: int
     calendar_generation: int
+
+
+class Health(BaseModel):
+    """``GET /healthz``: the process is alive."""
+
+    status: str
+
+
+class Ready(BaseModel):
+    """``GET /readyz``: the database is reachable and migrated to head."""
+
+    status: str
+    database: str
+    migration: str | None
+    calendar_generation: int

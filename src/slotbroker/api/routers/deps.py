@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
 from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.candidates import CandidateService
 from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
@@ -28,10 +30,26 @@ class Services:
     calendar: CalendarCache
     find_slot: FindSlotService
     claims: ClaimService
+    allocation_requests: AllocationRequestService
+    candidates: CandidateService
 
     @classmethod
-    def build(cls, db: Database, find_slot: FindSlotSettings | None = None) -> Services:
+    def build(
+        cls,
+        db: Database,
+        find_slot: FindSlotSettings | None = None,
+        *,
+        allocation_request_ttl_s: int = 600,
+        hold_ttl_s: int = 300,
+    ) -> Services:
         calendar = CalendarCache(db)
+        claims = ClaimService(db)
+        uuids = ProviderUuids(db)
+        requests = AllocationRequestService(
+            db, claims, uuids, ttl_s=allocation_request_ttl_s, hold_ttl_s=hold_ttl_s
+        )
+        find = FindSlotService(db, calendar, find_slot)
+        find.window_hook = requests.attach
         return cls(
             db=db,
             inventory=InventoryService(db),
@@ -40,8 +58,10 @@ class Services:
             topology=TopologyService(db),
             tokens=TokenService(db),
             calendar=calendar,
-            find_slot=FindSlotService(db, calendar, find_slot),
-            claims=ClaimService(db),
+            find_slot=find,
+            claims=claims,
+            allocation_requests=requests,
+            candidates=CandidateService(calendar, uuids, requests),
         )
 
 

@@ -5,11 +5,9 @@ Validation errors here answer 400, as FABRIC's reports API does, with the same p
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
@@ -17,6 +15,13 @@ from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.engine import Bucket
 from slotbroker.services import fabric_compat as fabric
+from slotbroker.services.fabric_views import (
+    FabricCalendar,
+    FabricFindSlotRequest,
+    FabricFindSlotResponse,
+    FabricInterval,
+    FabricUsage,
+)
 from slotbroker.services.find_slot_views import ts
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -29,36 +34,13 @@ Svc = Annotated[Services, Depends(services)]
 
 @router.post(
     "/find-slot",
-    response_model=fabric.FabricFindSlotResponse,
+    response_model=FabricFindSlotResponse,
     summary="FABRIC reports API find-slot (resources of type compute, link, facility_port)",
 )
-def fabric_find_slot(
-    body: fabric.FabricFindSlotRequest, who: Reader, svc: Svc
-) -> fabric.FabricFindSlotResponse:
+def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> FabricFindSlotResponse:
     with UnitOfWork(svc.db, readonly=True) as uow:
         doc = fabric.to_native(body, uow)
     return fabric.to_fabric(svc.find_slot.find(doc), body.duration)
-
-
-class FabricUsage(BaseModel):
-    name: str
-    capacity: dict[str, int]
-    allocated: dict[str, int]
-    available: dict[str, int]
-
-
-class FabricInterval(BaseModel):
-    start: datetime
-    end: datetime
-    sites: list[FabricUsage]
-    hosts: list[FabricUsage]
-
-
-class FabricCalendar(BaseModel):
-    start_time: datetime
-    end_time: datetime
-    interval: str
-    data: list[FabricInterval]
 
 
 @router.get(
@@ -75,7 +57,10 @@ def fabric_calendar(
     exclude_site: Annotated[list[str] | None, Query()] = None,
     exclude_host: Annotated[list[str] | None, Query()] = None,
 ) -> FabricCalendar:
-    start, end = fabric.parse_instant(start_time, "start_time"), fabric.parse_instant(end_time, "end_time")
+    start, end = (
+        fabric.parse_instant(start_time, "start_time", where="#/query/start_time"),
+        fabric.parse_instant(end_time, "end_time", where="#/query/end_time"),
+    )
     if end <= start:
         raise ValidationFailed(
             "end_time must be after start_time", [FieldError("#/query/end_time", "not after start")]
@@ -87,8 +72,10 @@ def fabric_calendar(
     def keep_site(n: str) -> bool:
         return (not site or n in site) and n not in (exclude_site or [])
 
+    host_site = svc.calendar.current().catalog.host_site
+
     def keep_host(n: str) -> bool:
-        return (not host or n in host) and n not in (exclude_host or [])
+        return keep_site(host_site.get(n, "")) and (not host or n in host) and n not in (exclude_host or [])
 
     data = []
     for b, s in enumerate(view.starts):

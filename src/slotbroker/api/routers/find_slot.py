@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.engine import Bucket
+from slotbroker.services.calendar_views import CalendarResponse, CalendarRow
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, ts
 
 router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
@@ -58,22 +58,6 @@ def find_slot_job(
     if job.status in ("pending", "running"):
         response.headers["Retry-After"] = "1"  # when to poll again
     return job
-
-
-class CalendarRow(BaseModel):
-    kind: str
-    name: str
-    resource_class: str
-    capacity: int
-    used: list[int] = Field(description="Peak concurrent usage in each bucket.")
-    free: list[int]
-
-
-class CalendarResponse(BaseModel):
-    resolution: Bucket
-    bucket_s: int
-    starts: list[datetime]
-    rows: list[CalendarRow]
 
 
 @router.get(

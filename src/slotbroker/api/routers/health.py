@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from slotbroker.api.problems import problem_response, responses
 from slotbroker.api.routers.deps import Services
+from slotbroker.services.views import Health, Ready
 from slotbroker.store import migrate
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    status: str
-
-
-class Ready(BaseModel):
-    status: str
-    database: str
-    migration: str | None
-    calendar_generation: int
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")

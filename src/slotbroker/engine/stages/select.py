@@ -21,7 +21,7 @@ from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free, instances_fit
 from slotbroker.engine.stages.rankers import host_order, site_order
-from slotbroker.engine.steps import NONE_T
+from slotbroker.engine.stages.reach import next_possible
 
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
@@ -45,34 +45,26 @@ class Selector:
         rows = plan.rows()
         self.rows = rows
         self.free = host_free(index, plan, rows, s, e)
-        self.cap = (
-            np.stack(
-                [topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows] for c in plan.classes],
-                axis=1,
-            )
-            if plan.classes
-            else self.free
-        )
-        site_of = topo.host_site[rows]
+        prep = prepared(index, plan)
+        self.cap = prep.cap if plan.classes else self.free
+        n_sites = len(topo.sites)
         # per component: candidate site -> positions (into rows) of its eligible hosts there
         self.local: dict[int, dict[int, I64]] = {}
         self.room: dict[int, dict[int, int]] = {}
-        for c, p in zip(plan.comps, plan.positions(), strict=True):
-            fit = instances_fit(self.free[p], c)
-            sites_c = site_of[p]
-            room = np.bincount(sites_c, weights=fit, minlength=len(topo.sites))
-            good = np.zeros(len(topo.sites), dtype=bool)
+        for c, (ps, ss) in zip(plan.comps, prep.by_site, strict=True):
+            fit = instances_fit(self.free[ps], c)
+            room = np.bincount(ss, weights=fit, minlength=n_sites)
+            good = np.zeros(n_sites, dtype=bool)
             good[comp_sites[c.idx]] = True
             good &= room >= c.count
-            keep = good[sites_c] & (fit > 0)
-            kp, ks = p[keep], sites_c[keep]
-            order = np.argsort(ks, kind="stable")
-            kp, ks = kp[order], ks[order]
-            bounds = np.searchsorted(ks, np.nonzero(good)[0])
-            ends = np.searchsorted(ks, np.nonzero(good)[0], side="right")
-            sites_ok = [int(x) for x in np.nonzero(good)[0]]
-            self.local[c.idx] = {st: kp[a:b] for st, a, b in zip(sites_ok, bounds, ends, strict=True)}
-            self.room[c.idx] = {st: int(room[st]) for st in sites_ok}
+            keep = good[ss] & (fit > 0)
+            kp, ks = ps[keep], ss[keep]  # already in site order
+            sites_ok = np.flatnonzero(good)
+            bounds = np.searchsorted(ks, sites_ok).tolist()
+            ends = np.searchsorted(ks, sites_ok, side="right").tolist()
+            ok_list = sites_ok.tolist()
+            self.local[c.idx] = {st: kp[a:b] for st, a, b in zip(ok_list, bounds, ends, strict=True)}
+            self.room[c.idx] = dict(zip(ok_list, room[sites_ok].astype(np.int64).tolist(), strict=True))
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
         self.sites: dict[int, int] = {}
@@ -147,13 +139,11 @@ class Selector:
                 ]
             else:
                 local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
+                # eligible = statically eligible: a host outside self.local[c][site] but in ``local``
+                # cannot hold an instance of c (no fit), so packing never puts one there either way
+                elig = self.plan.eligible()
                 items = [
-                    Item(
-                        c,
-                        self.plan.comps[c].count,
-                        self.plan.comps[c].demand,
-                        np.isin(local, self.local[c][site]),
-                    )
+                    Item(c, self.plan.comps[c].count, self.plan.comps[c].demand, elig[c][local])
                     for c in sorted(comps)
                 ]
             order = host_order(self.plan.policy, self.free[local], self.cap[local])
@@ -240,52 +230,42 @@ class Selector:
         return False
 
 
-def host_level_bound(index: CalendarIndex, plan: Plan, comp: CompPlan, s: int, rounds: int = 4) -> int:
-    """Host-level skip-ahead: a lower bound on the next start (> ``s``) at which ``comp`` could be
-    placed, or ``NEVER``.
+@dataclass(frozen=True)
+class _Prepared:
+    """Time-free per-plan arrays the selector needs at every start (cached in ``Plan.cache``)."""
 
-    Per eligible host, ``t_h`` = a lower bound on the earliest start >= s + 1 at which the host holds
-    one instance for the whole (minimum) window: per class the earliest start with peak <=
-    capacity - demand (``StepTable.earliest_fits``, vectorised over hosts), iterated across classes
-    (each pass only raises ``t_h`` to a time no feasible start can precede, so any number of passes
-    is sound). A site can hold the ``count`` instances at ``t`` only if the hosts with ``t_h <= t``
-    could take ``count`` instances between them (each at most ``capacity // demand``), so the answer is
-    the smallest such ``t`` over the sites."""
-    topo = index.topo
-    rows = comp.hosts
-    latest = plan.latest_start
-    if rows.size == 0 or s + 1 > latest:
+    cap: I64  # (rows x classes) capacity
+    by_site: list[tuple[I64, I64]]  # per component: its positions sorted by site, and their sites
+
+
+def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
+    got: _Prepared | None = plan.cache.get("select")
+    if got is None:
+        topo = index.topo
+        rows = plan.rows()
+        cap = (
+            np.stack(
+                [topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows] for c in plan.classes],
+                axis=1,
+            )
+            if plan.classes
+            else np.zeros((rows.shape[0], 0), np.int64)
+        )
+        site_of = topo.host_site[rows]
+        by_site = []
+        for p in plan.positions():
+            order = np.argsort(site_of[p], kind="stable")
+            by_site.append((p[order], site_of[p][order]))
+        got = _Prepared(cap, by_site)
+        plan.cache["select"] = got
+    return got
+
+
+def host_level_bound(index: CalendarIndex, plan: Plan, comp: CompPlan, s: int) -> int:
+    """Host-level skip-ahead: a lower bound on the next start (> ``s``) at which ``comp`` could be
+    placed, or ``NEVER``: the first start after ``s`` in the component's reach (``stages.reach``: some
+    site has hosts that each hold an instance for the whole window at that start and could take
+    ``count`` instances between them)."""
+    if comp.hosts.size == 0 or s + 1 > plan.latest_start:
         return NEVER
-    t = np.full(rows.shape[0], s + 1, dtype=np.int64)
-    most = np.full(rows.shape[0], comp.count, dtype=np.int64)
-    need = [(ci, cn) for ci, cn in enumerate(plan.classes) if comp.demand[ci] > 0]
-    for ci, cn in need:
-        cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
-        most = np.minimum(most, cap // comp.demand[ci])
-    for _ in range(rounds):
-        before = t.copy()
-        for ci, cn in need:
-            table = index.host.get(cn)
-            if table is None:
-                continue
-            live = t <= latest
-            if not live.any():
-                return NEVER
-            cap = topo.host_cap[cn][rows[live]]
-            got = table.earliest_fits(rows[live], t[live], plan.min_duration, cap - comp.demand[ci], latest)
-            t[live] = np.maximum(t[live], got)
-        if np.array_equal(t, before):
-            break
-    ok = (t <= latest) & (most > 0)
-    if not ok.any():
-        return NEVER
-    t, most, site = t[ok], most[ok], topo.host_site[rows[ok]]
-    order = np.lexsort((t, site))
-    t, most, site = t[order], most[order], site[order]
-    best = int(NONE_T)
-    for grp in np.split(np.arange(t.shape[0]), np.flatnonzero(site[1:] != site[:-1]) + 1):
-        reach = np.cumsum(most[grp])
-        k = int(np.searchsorted(reach, comp.count))  # first prefix holding count instances
-        if k < grp.shape[0]:
-            best = min(best, int(t[grp[k]]))
-    return NEVER if best >= NONE_T else best
+    return next_possible(index, plan, comp, s + 1)

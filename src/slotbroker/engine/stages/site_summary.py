@@ -29,8 +29,16 @@ def candidate_sites(
         np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes]) if plan.classes else None
     )
     out: dict[int, I64] = {}
+    comp_sites: list[I64] | None = plan.cache.get("comp_sites")
+    if comp_sites is None:  # time-free: each component's eligible sites, once per plan
+        comp_sites = []
+        for comp in plan.comps:
+            mask = np.zeros(len(topo.sites), dtype=bool)
+            mask[topo.host_site[comp.hosts]] = True
+            comp_sites.append(np.flatnonzero(mask).astype(np.int64))
+        plan.cache["comp_sites"] = comp_sites
     for comp in plan.comps:
-        sites = np.unique(topo.host_site[comp.hosts])
+        sites = comp_sites[comp.idx]
         if sites.size == 0:
             return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name, retry_at=NEVER)
         need = comp.demand * comp.count

@@ -1,0 +1,263 @@
+"""/v1/claims (claim an allocation request by id, or explicit items; release) and
+/v1/allocation-candidates (Placement-style, time-bounded, each entry claimable by id)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from slotbroker.api.auth import Reader
+from slotbroker.api.problems import FieldProblem, problem_response, responses
+from slotbroker.api.routers.deps import Services, services
+from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, ConsumerKind
+from slotbroker.domain.errors import NotFound
+from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
+from slotbroker.services.find_slot_views import ts
+from slotbroker.services.tokens import Role
+
+router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))
+Svc = Annotated[Services, Depends(services)]
+
+
+class ConsumerIn(BaseModel):
+    kind: ConsumerKind = ConsumerKind.LEASE
+    name: str = Field("", max_length=200)
+    expires: AwareDatetime | None = Field(None, description="Holds only; default now + the offer TTL.")
+    uuid: str | None = Field(
+        None, max_length=36, description="Explicit-item claims only; an id claim's uuid derives from the id."
+    )
+
+
+class ItemIn(BaseModel):
+    provider_uuid: str = Field(max_length=36)
+    resource_class: str = Field(max_length=255)
+    amount: int = Field(ge=1, le=2**53)
+    vlan_tag: int | None = Field(None, ge=1, le=4094)
+
+
+class ClaimIn(BaseModel):
+    """Either ``allocation_request`` (an id from find-slot or allocation candidates), or ``items`` with
+    ``start`` and ``end``."""
+
+    allocation_request: str | None = Field(None, max_length=36)
+    consumer: ConsumerIn = Field(default_factory=ConsumerIn)
+    items: list[ItemIn] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.allocation_request is None) == (self.items is None):
+            raise ValueError("give allocation_request or items, not both and not neither")
+        if self.items is not None and (self.start is None or self.end is None):
+            raise ValueError("explicit items need start and end")
+        if self.allocation_request is not None and self.consumer.uuid is not None:
+            raise ValueError("an allocation request's consumer uuid derives from its id; omit consumer.uuid")
+        return self
+
+
+class AllocationOut(BaseModel):
+    provider_uuid: str
+    provider_name: str | None = None
+    resource_class: str
+    amount: int
+    vlan_tag: int | None = None
+
+
+class SwapOut(BaseModel):
+    component: str
+    instance: int
+    from_host: str
+    to_host: str
+
+
+class ConsumerOut(BaseModel):
+    uuid: str
+    kind: ConsumerKind
+    status: str
+    project: str
+    start: datetime
+    end: datetime
+    expires: datetime | None = None
+    allocation_request: str | None = None
+    allocations: list[AllocationOut]
+    swaps: list[SwapOut] = Field(default_factory=list, description="Hosts replaced by alternates.")
+    attempts: int
+
+
+def _out(o: ClaimOutcome) -> dict[str, Any]:
+    r = o.result
+    return {
+        "uuid": r.consumer_uuid,
+        "kind": r.kind.value,
+        "status": r.status,
+        "project": o.project,
+        "start": ts(r.start_s).isoformat(),
+        "end": ts(r.end_s).isoformat(),
+        "expires": ts(r.expires_s).isoformat() if r.expires_s is not None else None,
+        "allocation_request": o.allocation_request,
+        "allocations": [
+            {
+                "provider_uuid": it.provider_uuid,
+                "provider_name": it.provider_name or None,
+                "resource_class": it.resource_class,
+                "amount": it.amount,
+                "vlan_tag": it.vlan_tag,
+            }
+            for it in o.items
+        ],
+        "swaps": [
+            {"component": s.component, "instance": s.instance, "from_host": s.from_host, "to_host": s.to_host}
+            for s in o.swaps
+        ],
+        "attempts": r.attempts,
+    }
+
+
+def _problem(request: Request, exc: AllocationRequestError) -> JSONResponse:
+    return problem_response(
+        exc.status,
+        exc.code,
+        exc.detail,
+        errors=[FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors],
+        instance=request.url.path,
+    )
+
+
+@router.post(
+    "/claims",
+    status_code=201,
+    response_model=ConsumerOut,
+    responses=responses(404, 409, 410),
+    summary="Claim an allocation request by id (alternates on conflict) or explicit items",
+)
+def claim(body: ClaimIn, who: Reader, svc: Svc, request: Request) -> Response:
+    ars = svc.allocation_requests
+    c = body.consumer
+    expires = int(c.expires.timestamp()) if c.expires is not None else None
+    try:
+        if body.allocation_request is not None:
+            outcome = ars.claim(
+                body.allocation_request,
+                project=who.project,
+                kind=c.kind,
+                name=c.name,
+                expires_s=expires,
+                visible_to=None if who.role == Role.ADMIN else "",
+            )
+        else:
+            assert body.items is not None
+            assert body.start is not None
+            assert body.end is not None
+            now = int(ars.clock())
+            spec = ars.spec(
+                kind=c.kind,
+                project=who.project,
+                start_s=int(body.start.timestamp()),
+                end_s=int(body.end.timestamp()),
+                now_s=now,
+                name=c.name,
+                expires_s=expires,
+                uuid=c.uuid,
+            )
+            items = tuple(
+                ClaimItem(i.provider_uuid, i.resource_class, i.amount, i.vlan_tag) for i in body.items
+            )
+            outcome = ars.claim_items(ClaimRequest(spec, items), now_s=now)
+    except AllocationRequestError as exc:
+        return _problem(request, exc)
+    uuid = outcome.result.consumer_uuid
+    return Response(
+        json.dumps(_out(outcome)),
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/v1/claims/{uuid}"},
+    )
+
+
+@router.delete(
+    "/claims/{consumer_uuid}",
+    status_code=204,
+    responses=responses(404, 409),
+    summary="Release a claim (idempotent)",
+)
+def release(consumer_uuid: Annotated[str, Path(max_length=36)], who: Reader, svc: Svc) -> Response:
+    project = svc.allocation_requests.consumer_project(consumer_uuid)
+    if project is None or (who.role != Role.ADMIN and project != who.project):
+        raise NotFound(f"no claim {consumer_uuid}")
+    svc.claims.release(consumer_uuid)
+    return Response(status_code=204)
+
+
+class ResourceUse(BaseModel):
+    capacity: int
+    used: int = Field(description="Peak usage over [start, end).")
+
+
+class ProviderSummary(BaseModel):
+    name: str
+    resources: dict[str, ResourceUse]
+    traits: list[str]
+    root_provider_uuid: str
+    parent_provider_uuid: str | None = None
+
+
+class CandidateAllocation(BaseModel):
+    resources: dict[str, int]
+
+
+class AllocationRequestOut(BaseModel):
+    allocations: dict[str, CandidateAllocation]
+    id: str = Field(description="Allocation request id: POST /v1/claims {allocation_request: id}.")
+
+
+class CandidatesOut(BaseModel):
+    allocation_requests: list[AllocationRequestOut]
+    provider_summaries: dict[str, ProviderSummary]
+    start: int
+    end: int
+    calendar_generation: int
+
+
+def _seconds(t: datetime | None) -> int | None:
+    return None if t is None else int(t.timestamp())
+
+
+@router.get(
+    "/allocation-candidates",
+    response_model=CandidatesOut,
+    tags=["allocation-candidates"],
+    summary="Placement-style allocation candidates over [start, end), each claimable by id",
+)
+def allocation_candidates(
+    who: Reader,
+    svc: Svc,
+    resources: Annotated[
+        str | None, Query(max_length=4000, description="Placement syntax: VCPU:8,MEMORY_MB:32768")
+    ] = None,
+    required: Annotated[
+        list[str] | None, Query(description="TRAIT,!FORBIDDEN or in:T1,T2; repeat for AND")
+    ] = None,
+    member_of: Annotated[
+        list[str] | None, Query(description="in:agg1,agg2 (any), !in:agg3; repeat for AND")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    start: Annotated[AwareDatetime | None, Query(description="ISO 8601; default now")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="ISO 8601; default start + 1 h")] = None,
+) -> Response:
+    cands = svc.candidates
+    q = cands.query(
+        resources=resources,
+        required=required,
+        member_of=member_of,
+        limit=limit,
+        start_s=_seconds(start),
+        end_s=_seconds(end),
+    )
+    body = cands.candidates(q, project=who.project)
+    return Response(json.dumps(body), media_type="application/json")

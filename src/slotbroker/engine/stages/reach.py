@@ -1,0 +1,172 @@
+"""Skip-ahead from per-host feasible-start sets: where a component could possibly start.
+
+For one component and each eligible host, ``F_h`` is the set of starts ``t`` at which the host alone
+holds one instance for the whole (minimum) window: the gaps of length >= duration between the times
+the host's usage of *any* needed class is above ``capacity - demand`` (blocked spans from every class,
+merged). A start ``t`` can only be feasible for the request if some site has hosts with ``t`` in
+``F_h`` that could take ``count`` instances between them (each at most ``capacity // demand``); the
+set of such ``t`` is the component's *reach*. It is computed by one sweep over the interval ends per
+site (vectorised), cached per plan and per component, and answers "first possible start at or after
+``t``" with one ``searchsorted``. For whole-host instances of a single component it is exact.
+
+Reaches are computed over a chunk of the range (``[lo, hi]`` starts) and extended, doubling, only when
+a query runs past the chunk, so a request that fits early never pays for the whole range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.plan import CompPlan, Plan
+from slotbroker.engine.stages.base import NEVER
+from slotbroker.engine.steps import StepTable
+
+I64 = npt.NDArray[np.int64]
+MIN_CHUNK_S = 86_400  # first chunk of starts covered: max(MIN_CHUNK_S, CHUNK_DURATIONS x duration)
+CHUNK_DURATIONS = 4
+_SHIFT = np.int64(1 << 36)  # row key stride for per-row running maxima (spans are < 2**36 s long)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Disjoint sorted intervals ``[starts[k], ends[k])`` of possible starts, valid in [lo, hi]."""
+
+    lo: int
+    hi: int
+    starts: I64
+    ends: I64
+
+    def next_in(self, t: int) -> int | None:
+        """The first possible start >= ``t`` inside [lo, hi], or None (none up to ``hi``)."""
+        k = int(np.searchsorted(self.ends, t, side="right"))
+        if k == self.ends.shape[0]:
+            return None
+        x = max(int(self.starts[k]), t)
+        return x if x <= self.hi else None
+
+
+def free_starts(
+    specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
+) -> tuple[I64, I64, I64]:
+    """Per row (``i`` indexes ``rows``), inclusive intervals ``[x, y]`` of starts in [lo, hi] at which
+    every table's row stays at or below its threshold over [t, t + d)."""
+    n = rows.shape[0]
+    os, as_, bs = [], [], []
+    for table, thr in specs:
+        if table is None:
+            continue
+        o, a, b = table.blocked_spans(rows, lo, hi + d, thr)
+        os.append(o)
+        as_.append(a)
+        bs.append(b)
+    o = np.concatenate(os) if os else np.zeros(0, np.int64)
+    a = np.concatenate(as_) if as_ else np.zeros(0, np.int64)
+    b = np.concatenate(bs) if bs else np.zeros(0, np.int64)
+    if o.shape[0] == 0:
+        return np.arange(n, dtype=np.int64), np.full(n, lo, np.int64), np.full(n, hi, np.int64)
+    order = np.lexsort((a, o))
+    o, a, b = o[order], a[order], b[order]
+    # covered-until: running max of span ends within each row (keys ordered by row, then end)
+    cov = np.maximum.accumulate(o * _SHIFT + (b - lo)) - o * _SHIFT + lo
+    first = np.ones(o.shape[0], dtype=bool)
+    first[1:] = o[1:] != o[:-1]
+    prev = np.empty(o.shape[0], dtype=np.int64)
+    prev[0] = lo
+    prev[1:] = cov[:-1]
+    prev[first] = lo
+    last = np.ones(o.shape[0], dtype=bool)
+    last[:-1] = o[1:] != o[:-1]
+    # free stretches [fx, fy): before each span (within its row), after the row's last span, and
+    # the whole range for rows without spans
+    bare = np.ones(n, dtype=bool)
+    bare[o] = False
+    bare_rows = np.flatnonzero(bare)
+    fo = np.concatenate([o, o[last], bare_rows])
+    fx = np.concatenate([prev, cov[last], np.full(bare_rows.shape[0], lo, np.int64)])
+    far = hi + d  # beyond the range: no constraint known, so free
+    fy = np.concatenate([a, np.full(int(last.sum()) + bare_rows.shape[0], far, np.int64)])
+    y = np.minimum(fy - d, hi)
+    ok = fx <= y
+    return fo[ok], fx[ok], y[ok]
+
+
+def coverage(group: I64, weight: I64, need: int, x: I64, y: I64) -> tuple[I64, I64]:
+    """Times at which some group's rows with ``t`` in ``[x, y]`` weigh ``need`` or more in total:
+    disjoint sorted intervals ``[starts, ends)``."""
+    if x.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    t = np.concatenate([x, y + 1])
+    dl = np.concatenate([weight, -weight])
+    g = np.concatenate([group, group])
+    order = np.lexsort((dl > 0, t, g))  # per group in time order, removals before additions
+    t, cs = t[order], np.cumsum(dl[order])  # each group's deltas sum to 0: the sum restarts per group
+    good = np.flatnonzero(cs >= need)  # never a group's last event (its sum is back to 0 < need)
+    gs, ge = t[good], t[good + 1]
+    keep = gs < ge
+    gs, ge = gs[keep], ge[keep]
+    if gs.shape[0] == 0:
+        return gs, ge
+    order = np.argsort(gs, kind="stable")
+    gs, ge = gs[order], np.maximum.accumulate(ge[order])
+    new = np.flatnonzero(gs[1:] > ge[:-1])
+    return gs[np.concatenate([[0], new + 1])], ge[np.concatenate([new, [gs.shape[0] - 1]])]
+
+
+def _build(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> Reach:
+    topo = index.topo
+    rows = comp.hosts
+    most = np.full(rows.shape[0], comp.count, dtype=np.int64)
+    specs: list[tuple[StepTable | None, I64]] = []
+    for ci, cn in enumerate(plan.classes):
+        dem = int(comp.demand[ci])
+        if dem <= 0:
+            continue
+        cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
+        most = np.minimum(most, cap // dem)
+        specs.append((index.host.get(cn), cap - dem))
+    live = most > 0
+    if not live.all():
+        rows, most = rows[live], most[live]
+        specs = [(tb, thr[live]) for tb, thr in specs]
+    if rows.shape[0] == 0:
+        return Reach(lo, hi, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration)
+    starts, ends = coverage(topo.host_site[rows][o], most[o], comp.count, x, y)
+    return Reach(lo, hi, starts, ends)
+
+
+def next_possible(index: CalendarIndex, plan: Plan, comp: CompPlan, t: int) -> int:
+    """The first start >= ``t`` in ``comp``'s reach (``NEVER`` if none up to the latest start). Every
+    start in [t, answer) is infeasible for the request."""
+    latest = plan.latest_start
+    key = f"reach:{comp.idx}"
+    while t <= latest:
+        r: Reach | None = plan.cache.get(key)
+        if r is None or not r.lo <= t <= r.hi:
+            prev = 0 if r is None else r.hi - r.lo + 1
+            span = max(MIN_CHUNK_S, CHUNK_DURATIONS * plan.min_duration, 2 * prev)
+            r = _build(index, plan, comp, t, min(latest, t + span - 1))
+            plan.cache[key] = r
+        got = r.next_in(t)
+        if got is not None:
+            return got
+        t = r.hi + 1
+    return NEVER
+
+
+def known_next(plan: Plan, t: int) -> tuple[int, int] | None:
+    """From the reaches already computed (no new work): the largest first-possible start >= ``t``
+    over the components and that component, or None when every cached reach admits ``t``."""
+    best: tuple[int, int] | None = None
+    for c in plan.comps:
+        r: Reach | None = plan.cache.get(f"reach:{c.idx}")
+        if r is None or not r.lo <= t <= r.hi:
+            continue
+        got = r.next_in(t)
+        nxt = r.hi + 1 if got is None else got
+        if nxt > t and (best is None or nxt > best[0]):
+            best = (nxt, c.idx)
+    return best
