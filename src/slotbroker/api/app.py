@@ -12,11 +12,23 @@ from slotbroker.api import problems
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
-from slotbroker.api.routers import catalog, claims, fabric, find_slot, health, network, providers, topology
+from slotbroker.api.routers import (
+    catalog,
+    claims,
+    fabric,
+    find_slot,
+    health,
+    leases,
+    network,
+    offers,
+    providers,
+    topology,
+)
 from slotbroker.api.routers.deps import Services
 from slotbroker.config import Settings
 from slotbroker.domain.request import SlotRequest
 from slotbroker.services.find_slot import FindSlotSettings
+from slotbroker.services.leases import LeasePolicy
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
@@ -31,7 +43,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     db = db or Database(settings.database_url)
     if settings.migrate_on_start:
         migrate.upgrade(db.engine)
-    app = FastAPI(title="slotbroker", version=slotbroker.__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="slotbroker",
+        version=slotbroker.__version__,
+        description=DESCRIPTION,
+        lifespan=offers.lifespan,  # the offers sweeper (OfferService.expire_due)
+    )
     app.state.settings = settings
     app.state.services = Services.build(
         db,
@@ -43,10 +60,17 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         ),
         allocation_request_ttl_s=settings.allocation_request_ttl_s,
         hold_ttl_s=settings.offer_ttl_s,
+        lease_policy=LeasePolicy(
+            max_duration_s=settings.max_lease_duration_s,
+            extension_window_s=settings.extension_window_s,
+            before_end_notice_s=settings.before_end_notice_s,
+        ),
+        event_loop_interval_s=settings.event_loop_interval_s,
     )
     app.state.metrics = Metrics()
     problems.install(app)
-    for module in (health, providers, catalog, network, topology, find_slot, fabric, claims):
+    leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
+    for module in (health, providers, catalog, network, topology, find_slot, fabric, claims, offers, leases):
         app.include_router(module.router)
     # Outermost last: metrics see everything, limits refuse before bodies are read.
     app.add_middleware(

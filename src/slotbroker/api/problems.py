@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slotbroker.domain import errors as e
 from slotbroker.domain.inventory import rule_field
+from slotbroker.services.offers import OfferConflict
 
 PROBLEM_JSON = "application/problem+json"
 # Compatibility endpoints whose originals answer 400 (not 422) to invalid input.
@@ -32,6 +33,7 @@ STATUS: dict[type[e.SlotbrokerError], int] = {
     e.CapacityConflict: 409,
     e.Forbidden: 403,
     e.Unauthorized: 401,
+    OfferConflict: 409,
 }
 TITLES = {
     400: "Bad Request",

@@ -16,19 +16,20 @@ import numpy.typing as npt
 
 from slotbroker.domain.request import Policy, SlotRequest
 from slotbroker.engine.calendar import CalendarIndex
-from slotbroker.engine.plan import Plan, compile_plan
+from slotbroker.engine.plan import CompPlan, Plan, compile_plan
 from slotbroker.engine.results import LinkRoute, PortAssignment, SearchResult, Window
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
 from slotbroker.engine.stages.rankers import host_order, window_score
-from slotbroker.engine.stages.reach import known_next
+from slotbroker.engine.stages.reach import known_next, next_possible
 from slotbroker.engine.stages.select import Choice, Selector, prepared
 from slotbroker.engine.stages.site_summary import candidate_sites
 from slotbroker.engine.verify import holds, host_load
 
 I64 = npt.NDArray[np.int64]
 MAX_CANDIDATES = 20_000
+FEW_HOSTS = 32  # components with at most this many eligible hosts get their reach up front
 
 
 @dataclass
@@ -84,6 +85,13 @@ def search_plan(
         return windows, 0, rejections
     scan = Scanner(index, plan)
     t, tried = plan.range_start, 0
+    for c in plan.comps:
+        if _likely_waits(index, plan, c):
+            # jump straight to the first start the component's reach admits (usually the answer)
+            bound = next_possible(index, plan, c, t)
+            if bound > t:
+                nxt = scan.first_drop_at_or_after(bound) if bound <= plan.latest_start else None
+                t = plan.latest_start + 1 if nxt is None else nxt
     short: dict[str | None, str | None] = {}  # component -> class named by its last rejection
     while t <= plan.latest_start and len(windows) < plan.limit and tried < max_candidates:
         tried += 1
@@ -114,6 +122,18 @@ def search_plan(
     if plan.policy in (Policy.BEST_FIT, Policy.SPREAD, Policy.LATENCY):
         windows.sort(key=lambda w: (-w.score, w.start))
     return windows, tried, rejections
+
+
+def _likely_waits(index: CalendarIndex, plan: Plan, c: CompPlan) -> bool:
+    """Worth computing the reach before the first start: a component that needs a whole host in
+    some class (any booking of that class blocks it) or has only a few eligible hosts."""
+    if c.hosts.size <= FEW_HOSTS:
+        return True
+    caps = index.topo.host_cap
+    return any(
+        dem > 0 and cn in caps and dem >= int(caps[cn][c.hosts].max())
+        for dem, cn in zip(c.demand.tolist(), plan.classes, strict=True)
+    )
 
 
 def _stretch(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> int:

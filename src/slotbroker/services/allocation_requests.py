@@ -48,6 +48,7 @@ C = cast(Table, ConsumerRow.__table__)
 BANDWIDTH = "BANDWIDTH_GBPS"
 VLAN = "VLAN"
 INSERT_BATCH = 500
+_INSERT = insert(AR)
 PURGE_EVERY_S = 30.0
 # Consumer uuids of id claims: uuid5(namespace, allocation request id) -- one claim per id.
 CLAIM_NAMESPACE = uuidlib.UUID("6f1d3c58-2b7e-4f0a-9d1e-5a4c2b8e7f10")
@@ -285,8 +286,10 @@ class AllocationRequestService:
                 self._next_purge = time.monotonic() + PURGE_EVERY_S
                 # keep rows one TTL past expiry so a late claim still hears "expired", not "unknown"
                 self.purged += conn.execute(delete(AR).where(AR.c.expires_s < now - self.ttl_s)).rowcount
+            # executemany of one cached statement: SQLAlchemy's insertmanyvalues sends one multi-row
+            # INSERT per batch (no per-call compilation of a VALUES list)
             for at in range(0, len(rows), INSERT_BATCH):
-                conn.execute(insert(AR).values(rows[at : at + INSERT_BATCH]))
+                conn.execute(_INSERT, rows[at : at + INSERT_BATCH])
         return ids
 
     # -- lookup -----------------------------------------------------------------------------------------
@@ -374,11 +377,10 @@ class AllocationRequestService:
             try:
                 result = self.claims.claim(request, now_s=now)
             except AlreadyExists:
-                raise AllocationRequestClaimed(
-                    f"allocation request {ar_id} was already claimed by consumer {consumer_uuid}",
-                    [FieldError("/allocation_request", f"claimed by {consumer_uuid}")],
-                ) from None
+                raise _claimed(ar_id, consumer_uuid) from None
             except CapacityConflict as exc:
+                if not swaps and self.consumer_project(consumer_uuid) is not None:
+                    raise _claimed(ar_id, consumer_uuid) from None
                 bad = _conflicting_instances(exc, owner)
                 if bad is None:  # a link or port conflicts: no alternate can help
                     raise _readdress(exc, items) from None
@@ -410,6 +412,13 @@ class AllocationRequestService:
         with self.db.engine.connect() as conn:
             found = conn.execute(select(C.c.project).where(C.c.uuid == consumer_uuid)).scalar()
         return None if found is None else str(found)
+
+
+def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:
+    return AllocationRequestClaimed(
+        f"allocation request {ar_id} was already claimed by consumer {consumer_uuid}",
+        [FieldError("/allocation_request", f"claimed by {consumer_uuid}")],
+    )
 
 
 def _items(body: ARBody, hosts: Sequence[tuple[str, str]]) -> tuple[list[Item], list[int]]:

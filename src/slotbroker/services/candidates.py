@@ -179,7 +179,10 @@ class CandidateService:
         now = int(time.time()) if now_s is None else now_s
         if resources is None:
             raise _bad("resources", "required")
-        custom = self.calendar.current(now).catalog.custom_classes
+        # registered custom classes come from the cached catalog; only asked for when one is named
+        custom = (
+            self.calendar.current(now).catalog.custom_classes if "CUSTOM_" in resources else frozenset[str]()
+        )
         res = parse_resources(resources, custom)
         req_groups, forbidden = parse_required(required or [])
         mem_groups, excluded = parse_member_of(member_of or [])

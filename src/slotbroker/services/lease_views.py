@@ -29,7 +29,7 @@ def instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-# -- commands -------------------------------------------------------------------------------------------------
+# -- commands -----------------------------------------------------------------------------------------------
 
 
 class LeaseItemSpec(_Strict):
@@ -71,7 +71,7 @@ class SetQuota(_Strict):
     )
 
 
-# -- views ----------------------------------------------------------------------------------------------------
+# -- views --------------------------------------------------------------------------------------------------
 
 
 class LeaseItemView(BaseModel):
@@ -132,7 +132,7 @@ class QuotaView(BaseModel):
     max_resource_hours: int | None
 
 
-# -- iCalendar (RFC 5545) -------------------------------------------------------------------------------------
+# -- iCalendar (RFC 5545) -----------------------------------------------------------------------------------
 
 ICAL_STATUS = {"CANCELLED": "CANCELLED", "PENDING": "CONFIRMED", "ACTIVE": "CONFIRMED", "ENDED": "CONFIRMED"}
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound
@@ -38,7 +38,7 @@ class QuotaItem:
     pointer: str
 
 
-def _live(now_s: int) -> object:
+def _live(now_s: int) -> ColumnElement[bool]:
     return and_(
         C.c.status.not_in(_FREEING),
         or_(C.c.kind != ConsumerKind.HOLD.value, C.c.expires_s.is_(None), C.c.expires_s > now_s),

@@ -13,7 +13,11 @@ from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
+from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.leases import LeasePolicy, LeaseService
 from slotbroker.services.network import NetworkService
+from slotbroker.services.offers import OfferService, OfferSettings
+from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store.db import Database
@@ -32,6 +36,10 @@ class Services:
     claims: ClaimService
     allocation_requests: AllocationRequestService
     candidates: CandidateService
+    quotas: QuotaService
+    leases: LeaseService
+    lease_events: LeaseEventLoop
+    offers: OfferService
 
     @classmethod
     def build(
@@ -41,6 +49,8 @@ class Services:
         *,
         allocation_request_ttl_s: int = 600,
         hold_ttl_s: int = 300,
+        lease_policy: LeasePolicy | None = None,
+        event_loop_interval_s: float = 5.0,
     ) -> Services:
         calendar = CalendarCache(db)
         claims = ClaimService(db)
@@ -50,6 +60,8 @@ class Services:
         )
         find = FindSlotService(db, calendar, find_slot)
         find.window_hook = requests.attach
+        quotas = QuotaService(db)
+        lease_hooks = LeaseHooks()
         return cls(
             db=db,
             inventory=InventoryService(db),
@@ -62,6 +74,10 @@ class Services:
             claims=claims,
             allocation_requests=requests,
             candidates=CandidateService(calendar, uuids, requests),
+            quotas=quotas,
+            leases=LeaseService(db, claims, quotas, policy=lease_policy, hooks=lease_hooks),
+            lease_events=LeaseEventLoop(db, claims, lease_hooks, interval_s=event_loop_interval_s),
+            offers=OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s)),
         )
 
 

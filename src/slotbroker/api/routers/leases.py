@@ -1,0 +1,220 @@
+"""/v1/leases (create, list, read, change, cancel, iCalendar feed) and /v1/quotas (admin)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
+from pydantic import AwareDatetime
+
+from slotbroker.api.auth import Admin, Reader
+from slotbroker.api.problems import responses
+from slotbroker.api.routers.deps import Services, services
+from slotbroker.domain.errors import FieldError, Forbidden
+from slotbroker.services.lease_views import (
+    CreateLease,
+    LeaseList,
+    LeaseView,
+    QuotaView,
+    SetQuota,
+    UpdateLease,
+    epoch,
+)
+from slotbroker.services.tokens import Principal, Role
+
+router = APIRouter(tags=["leases"], responses=responses(400, 401, 413, 415, 422, 429, 503))
+Svc = Annotated[Services, Depends(services)]
+RC_PATH = r"^[A-Z][A-Z0-9_]{0,254}$"
+PROJECT_PATH = r"^[^/]{1,200}$"
+ICAL_TYPE = "text/calendar; charset=utf-8"
+
+
+class LeaseStatus(StrEnum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    ENDED = "ENDED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+
+
+def scope(who: Principal) -> str | None:
+    """The project whose leases the caller sees; None: every project (admins)."""
+    return None if who.role == Role.ADMIN else who.project
+
+
+@router.post(
+    "/v1/leases",
+    status_code=201,
+    response_model=LeaseView,
+    responses=responses(403, 409),
+    summary="Create a lease from explicit items",
+)
+def create_lease(body: CreateLease, who: Reader, svc: Svc, response: Response) -> LeaseView:
+    project = body.project or who.project
+    if project != who.project and who.role != Role.ADMIN:
+        raise Forbidden(
+            "only admins create leases for other projects",
+            [FieldError("/project", f"your project is {who.project}")],
+        )
+    view = svc.leases.create(body, project=project)
+    response.headers["Location"] = f"/v1/leases/{view.id}"
+    return view
+
+
+@router.get("/v1/leases", response_model=LeaseList, summary="List leases (keyset paging)")
+def list_leases(
+    who: Reader,
+    svc: Svc,
+    status: Annotated[list[LeaseStatus] | None, Query(description="Any of these statuses")] = None,
+    project: Annotated[
+        str | None, Query(max_length=200, description="Admins: only this project's leases")
+    ] = None,
+    start: Annotated[AwareDatetime | None, Query(description="Only leases ending after this")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="Only leases starting before this")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LeaseList:
+    visible = scope(who)
+    if visible is None:
+        visible = project
+    elif project is not None and project != visible:
+        return LeaseList(items=[], next_cursor=None)
+    return svc.leases.list(
+        project=visible,
+        status=[s.value for s in status] if status else None,
+        start_s=None if start is None else epoch(start),
+        end_s=None if end is None else epoch(end),
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/v1/leases.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {"schema": {"type": "string"}}}}},
+    summary="The caller's leases as an iCalendar (RFC 5545) feed",
+)
+def leases_ical(
+    who: Reader,
+    svc: Svc,
+    status: Annotated[list[LeaseStatus] | None, Query(description="Any of these statuses")] = None,
+) -> Response:
+    body = svc.leases.ical(project=scope(who), status=[s.value for s in status] if status else None)
+    return Response(body.encode(), media_type=ICAL_TYPE)
+
+
+@router.get("/v1/leases/{lease_id}", response_model=LeaseView, responses=responses(404))
+def get_lease(lease_id: UUID, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.get(str(lease_id), project=scope(who))
+
+
+@router.patch(
+    "/v1/leases/{lease_id}",
+    response_model=LeaseView,
+    responses=responses(403, 404, 409),
+    summary="Extend, shorten or move (PENDING) a lease; compare-and-swap on generation",
+)
+def update_lease(lease_id: UUID, body: UpdateLease, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.update(str(lease_id), body, project=scope(who))
+
+
+@router.post(
+    "/v1/leases/{lease_id}/cancel",
+    response_model=LeaseView,
+    responses=responses(404, 409),
+    summary="Cancel a lease: its capacity is released at once (idempotent)",
+)
+def cancel_lease(lease_id: UUID, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.cancel(str(lease_id), project=scope(who))
+
+
+@router.delete(
+    "/v1/leases/{lease_id}",
+    status_code=204,
+    responses=responses(404, 409),
+    summary="Cancel a lease (same as POST .../cancel)",
+)
+def delete_lease(lease_id: UUID, who: Reader, svc: Svc) -> Response:
+    svc.leases.cancel(str(lease_id), project=scope(who))
+    return Response(status_code=204)
+
+
+# -- quotas (admin) ------------------------------------------------------------------------------------------
+
+Project = Annotated[str, Path(pattern=PROJECT_PATH)]
+ResourceClass = Annotated[str, Path(pattern=RC_PATH)]
+
+
+@router.get("/v1/quotas/{project}", response_model=list[QuotaView], responses=responses(403), tags=["quotas"])
+def list_quotas(project: Project, who: Admin, svc: Svc) -> list[QuotaView]:
+    return svc.quotas.list(project)
+
+
+@router.get(
+    "/v1/quotas/{project}/{resource_class}",
+    response_model=QuotaView,
+    responses=responses(403, 404),
+    tags=["quotas"],
+)
+def get_quota(project: Project, resource_class: ResourceClass, who: Admin, svc: Svc) -> QuotaView:
+    return svc.quotas.get(project, resource_class)
+
+
+@router.put(
+    "/v1/quotas/{project}/{resource_class}",
+    response_model=QuotaView,
+    responses=responses(403),
+    tags=["quotas"],
+    summary="Set a project's quota on a class (applies to bookings from now on)",
+)
+def put_quota(
+    project: Project, resource_class: ResourceClass, body: SetQuota, who: Admin, svc: Svc
+) -> QuotaView:
+    return svc.quotas.put(project, resource_class, body)
+
+
+@router.delete(
+    "/v1/quotas/{project}/{resource_class}",
+    status_code=204,
+    responses=responses(403, 404),
+    tags=["quotas"],
+)
+def delete_quota(project: Project, resource_class: ResourceClass, who: Admin, svc: Svc) -> Response:
+    svc.quotas.delete(project, resource_class)
+    return Response(status_code=204)
+
+
+# -- the event loop in the server ----------------------------------------------------------------------------
+
+
+def install_event_loop(app: FastAPI) -> None:
+    """Run the lease event loop while the app is up, around whatever lifespan the app already has.
+
+    ``app.state.periodic`` is the loop's list of periodic jobs: append ``callable(now_s)`` (e.g.
+    ``OfferService.expire_due``) and it is called every tick. ``Settings.event_loop_interval_s <= 0``
+    disables the thread (tests then call ``app.state.services.lease_events.tick(now_s)`` themselves).
+    """
+    loop = app.state.services.lease_events
+    app.state.periodic = loop.periodic
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        interval = float(getattr(app_.state.settings, "event_loop_interval_s", 0.0))
+        if interval > 0:
+            loop.interval_s = interval
+            loop.start()
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            loop.stop()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,656 @@
+"""Leases: a consumer of kind ``lease`` with its allocations, events and policies.
+
+Create (explicit items through ``ClaimService.claim_in``, events scheduled in the same transaction),
+read (project-scoped, keyset paging, iCalendar), update (extend, shorten, move a PENDING lease - all or
+nothing, re-checked against the calendar in one transaction), cancel (idempotent) and mark as ERROR.
+See docs/decisions/0010-leases.md.
+
+Every writer locks the lease's consumer row first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE``), then its event rows, then providers (through ``claim_in``): the same order as the
+event loop, so they cannot deadlock on each other.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import (
+    ClaimItem,
+    ClaimRequest,
+    ConsumerKind,
+    ConsumerSpec,
+    ConsumerStatus,
+)
+from slotbroker.domain.errors import (
+    CapacityConflict,
+    ConcurrentUpdate,
+    FieldError,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
+from slotbroker.services.lease_events import (
+    CANCELLED,
+    ERROR,
+    Hook,
+    LeaseEvent,
+    LeaseHooks,
+    fire_in,
+    record_transition,
+)
+from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
+from slotbroker.services.lease_views import (
+    CreateLease,
+    LeaseEventView,
+    LeaseItemView,
+    LeaseList,
+    LeaseView,
+    NoticeView,
+    TransitionView,
+    UpdateLease,
+    epoch,
+    instant,
+    render_ical,
+)
+from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.store.claims import bump_calendar
+from slotbroker.store.db import Database
+from slotbroker.store.models import (
+    AllocationRow,
+    ConsumerRow,
+    InventoryRow,
+    LeaseEventRow,
+    ProviderRow,
+    ProviderTraitRow,
+)
+from slotbroker.store.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+A = cast(Table, AllocationRow.__table__)
+C = cast(Table, ConsumerRow.__table__)
+E = cast(Table, LeaseEventRow.__table__)
+P = cast(Table, ProviderRow.__table__)
+I = cast(Table, InventoryRow.__table__)  # noqa: E741 - the inventories table, as in SQL
+PT = cast(Table, ProviderTraitRow.__table__)
+
+MAX_SWAPS = 32  # alternate hosts tried when moving a pending lease, in all
+ICAL_LIMIT = 5000
+LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
+TRANSITION_OF = {
+    "start": ConsumerStatus.ACTIVE.value,
+    "end": ConsumerStatus.ENDED.value,
+    CANCELLED: ConsumerStatus.CANCELLED.value,
+    ERROR: ConsumerStatus.ERROR.value,
+}
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """Enforcement knobs; a value <= 0 switches its rule off (quotas live in the database)."""
+
+    max_duration_s: int = 30 * 86400
+    extension_window_s: int = 2 * 86400
+    before_end_notice_s: int = 3600
+
+
+def _invalid_state(detail: str) -> ConcurrentUpdate:
+    return ConcurrentUpdate(detail, code="invalid_state")
+
+
+class LeaseService:
+    """The lease use cases. ``project=None`` means an admin (every project); otherwise only that
+    project's leases exist for the caller (others are ``NotFound``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        claims: ClaimService,
+        quotas: QuotaService,
+        *,
+        policy: LeasePolicy | None = None,
+        hooks: LeaseHooks | None = None,
+        clock: Callable[[], int] = now_s,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.db = db
+        self.claims = claims
+        self.quotas = quotas
+        self.policy = policy or LeasePolicy()
+        self.hooks = hooks or LeaseHooks()
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    def on_event(self, kind: str, callback: Hook) -> None:
+        """Register ``callback(uow, LeaseEvent)`` for ``start``, ``before_end``, ``end``, ``cancelled``
+        or ``error``; it runs inside the transaction that makes the transition."""
+        self.hooks.on_event(kind, callback)
+
+    # -- create ---------------------------------------------------------------------------------------------
+    def create(self, body: CreateLease, *, project: str, now_s: int | None = None) -> LeaseView:
+        """Claim the items for [start, end) as a new lease of ``project`` (PENDING, or ACTIVE when it
+        starts now or earlier - a start in the past is moved to now) with its events, in one transaction.
+
+        Raises ``ValidationFailed``, ``CapacityConflict``, ``Forbidden`` (``lease_too_long``,
+        ``quota_exceeded``) or ``ConcurrentUpdate``."""
+        now = self.clock() if now_s is None else now_s
+        start, end = max(epoch(body.start), now), epoch(body.end)
+        if end <= start:
+            raise ValidationFailed(
+                "the lease must end after it starts (and after now)", [FieldError("/end", "not after start")]
+            )
+        self._check_duration(start, end)
+        items = tuple(
+            ClaimItem(str(it.provider_uuid), it.resource_class, it.amount, it.vlan_tag) for it in body.items
+        )
+        active = start <= now
+        # Born PENDING; a lease that starts now fires its start event in the same transaction, so it
+        # is returned ACTIVE with the transition (and the start hooks) recorded like any other start.
+        spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=body.name)
+        request = ClaimRequest(spec, items)
+        problems = request.problems(now)
+        if problems:
+            raise ValidationFailed("invalid lease", problems)
+
+        def attempt() -> str:
+            with UnitOfWork(self.db) as uow:
+                self.quotas.check_in(uow, project, _quota_items(items), start, end, now)
+                result = self.claims.claim_in(uow, request, now_s=now)
+                schedule_lease_events(uow, result.consumer_id, start, end, self.policy.before_end_notice_s)
+                if active:
+                    self._fire_due_now(uow, result.consumer_id, result.consumer_uuid, project, now)
+                uow.commit()
+                return result.consumer_uuid
+
+        lease_id = self._retrying(attempt)
+        return self.get(lease_id, project=None)
+
+    def _fire_due_now(self, uow: UnitOfWork, consumer_id: int, lease_id: str, project: str, now: int) -> None:
+        """A lease that starts at once: its start event fires in the creating transaction (so its
+        hooks run and the ACTIVE transition is recorded once, at creation)."""
+        row = uow.session.execute(
+            select(E.c.id, E.c.due_s).where(
+                E.c.consumer_id == consumer_id, E.c.kind == "start", E.c.fired_at.is_(None)
+            )
+        ).first()
+        if row is not None:
+            fire_in(
+                uow,
+                self.claims,
+                self.hooks,
+                event_id=int(row.id),
+                consumer_id=consumer_id,
+                lease_id=lease_id,
+                project=project,
+                kind="start",
+                due_s=int(row.due_s),
+                now_s=now,
+            )
+
+    # -- read -----------------------------------------------------------------------------------------------
+    def get(self, lease_id: str, *, project: str | None) -> LeaseView:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = self._find(uow.session, lease_id, project)
+            return _views(uow.session, [row])[0]
+
+    def list(
+        self,
+        *,
+        project: str | None,
+        status: Sequence[str] | None = None,
+        start_s: int | None = None,
+        end_s: int | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> LeaseList:
+        """Leases in creation order, ``limit`` at a time. The cursor is the last id returned (keyset), so
+        pages stay stable while leases are created: new ones appear at the end, none is skipped or
+        repeated. ``start_s`` / ``end_s``: only leases overlapping [start_s, end_s)."""
+        after = 0
+        if cursor:
+            try:
+                after = int(cursor)
+            except ValueError:
+                raise ValidationFailed(
+                    "bad cursor", [FieldError("#/query/cursor", "pass next_cursor as given")]
+                ) from None
+        stmt = select(C).where(C.c.kind == ConsumerKind.LEASE.value, C.c.id > after)
+        if project is not None:
+            stmt = stmt.where(C.c.project == project)
+        if status:
+            stmt = stmt.where(C.c.status.in_(list(status)))
+        if start_s is not None:
+            stmt = stmt.where(C.c.end_s > start_s)
+        if end_s is not None:
+            stmt = stmt.where(C.c.start_s < end_s)
+        stmt = stmt.order_by(C.c.id).limit(limit + 1)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = list(uow.session.execute(stmt).all())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            views = _views(uow.session, rows)
+        return LeaseList(items=views, next_cursor=str(rows[-1].id) if more and rows else None)
+
+    def ical(
+        self, *, project: str | None, status: Sequence[str] | None = None, now_s: int | None = None
+    ) -> str:
+        """The caller's leases as an iCalendar (RFC 5545) feed, newest ``ICAL_LIMIT``."""
+        now = self.clock() if now_s is None else now_s
+        stmt = select(C).where(C.c.kind == ConsumerKind.LEASE.value)
+        if project is not None:
+            stmt = stmt.where(C.c.project == project)
+        if status:
+            stmt = stmt.where(C.c.status.in_(list(status)))
+        stmt = stmt.order_by(C.c.id.desc()).limit(ICAL_LIMIT)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = list(reversed(uow.session.execute(stmt).all()))
+            views = _views(uow.session, rows)
+        name = f"slotbroker leases ({project})" if project else "slotbroker leases"
+        return render_ical(views, now=instant(now), name=name)
+
+    # -- update ---------------------------------------------------------------------------------------------
+    def update(
+        self, lease_id: str, body: UpdateLease, *, project: str | None, now_s: int | None = None
+    ) -> LeaseView:
+        """Extend, shorten or move (PENDING only) a lease, all or nothing (compare-and-swap on
+        ``generation``). Capacity is re-checked in the same transaction: an extension claims only the
+        added time; a move releases the old allocations and claims the new interval (so what the old
+        interval freed is usable), swapping hosts that no longer fit for alternates if allowed.
+
+        Raises ``NotFound``, ``ConcurrentUpdate`` (stale generation, code ``concurrent_update``; lease not
+        PENDING/ACTIVE, code ``invalid_state``), ``ValidationFailed``, ``CapacityConflict`` (including code
+        ``outside_extension_window``), ``Forbidden`` (``lease_too_long``, ``quota_exceeded``)."""
+        now = self.clock() if now_s is None else now_s
+
+        def attempt() -> None:
+            with UnitOfWork(self.db) as uow:
+                self._update_in(uow, lease_id, body, project, now)
+                uow.commit()
+
+        self._retrying(attempt)
+        return self.get(lease_id, project=project)
+
+    def _update_in(
+        self, uow: UnitOfWork, lease_id: str, body: UpdateLease, project: str | None, now: int
+    ) -> None:
+        session = uow.session
+        row = self._find(session, lease_id, project, lock=True)
+        if row.generation != body.generation:
+            raise ConcurrentUpdate(
+                f"lease {lease_id} is at generation {row.generation}, not {body.generation}; re-read it",
+                [FieldError("/generation", f"stale; current {row.generation}")],
+            )
+        if row.status not in LIVE_LEASE:
+            raise _invalid_state(f"lease {lease_id} is {row.status}; only PENDING or ACTIVE leases change")
+        old_start, old_end = int(row.start_s), int(row.end_s)
+        if old_end <= now:
+            raise _invalid_state(f"lease {lease_id} has reached its end; it can no longer change")
+        start = old_start if body.start is None else epoch(body.start)
+        end = old_end if body.end is None else epoch(body.end)
+        pending = row.status == ConsumerStatus.PENDING.value
+        errors: list[FieldError] = []
+        if start != old_start and not pending:
+            errors.append(FieldError("/start", "an ACTIVE lease has started; only its end can change"))
+        elif start != old_start and start < now:
+            errors.append(FieldError("/start", f"cannot move a lease into the past (now {now})"))
+        if end <= max(start, now):
+            errors.append(FieldError("/end", "must be after the start and after now"))
+        if errors:
+            raise ValidationFailed("invalid lease update", errors)
+        if (start, end) == (old_start, old_end):
+            return
+        self._check_duration(start, end)
+        window = self.policy.extension_window_s
+        if start == old_start and end > old_end and window > 0 and now < old_end - window:
+            raise CapacityConflict(
+                f"a lease may be extended only in the last {window} s before its end "
+                f"(from {instant(old_end - window).isoformat()})",
+                [FieldError("/end", "outside the extension window")],
+                code="outside_extension_window",
+            )
+        consumer_id = int(row.id)
+        items = _items_of(session, consumer_id)
+        if pending:
+            # Move (or resize) a lease that has not started: free the old interval, claim the new one.
+            session.execute(delete(A).where(A.c.consumer_id == consumer_id))
+            self.quotas.check_in(uow, row.project, _quota_items(items), start, end, now)
+            self._claim_as(uow, consumer_id, row.project, items, start, end, now, swap=body.allow_host_swap)
+        elif end > old_end:
+            # Extend an ACTIVE lease: claim only the added time, then stretch its rows over it.
+            self.quotas.check_in(uow, row.project, _quota_items(items), old_end, end, now)
+            self._claim_as(uow, consumer_id, row.project, items, old_end, end, now, swap=False, merge=True)
+        else:
+            # Shorten an ACTIVE lease: only frees capacity, always fits.
+            session.execute(
+                update(A).where(A.c.consumer_id == consumer_id, A.c.end_s > end).values(end_s=end)
+            )
+            bump_calendar(session)
+        done = session.execute(
+            update(C)
+            .where(C.c.id == consumer_id, C.c.generation == body.generation)
+            .values(start_s=start, end_s=end, generation=C.c.generation + 1)
+        )
+        if (
+            getattr(done, "rowcount", 1) != 1
+        ):  # pragma: no cover - the row lock (or BEGIN IMMEDIATE) prevents this
+            raise ConcurrentUpdate(f"lease {lease_id} changed concurrently; re-read it")
+        schedule_lease_events(uow, consumer_id, start, end, self.policy.before_end_notice_s)
+
+    def _claim_as(
+        self,
+        uow: UnitOfWork,
+        consumer_id: int,
+        project: str,
+        items: tuple[ClaimItem, ...],
+        start: int,
+        end: int,
+        now: int,
+        *,
+        swap: bool,
+        merge: bool = False,
+    ) -> None:
+        """Claim ``items`` over [start, end) for the existing lease ``consumer_id``: ``claim_in`` under a
+        temporary consumer (all of its checks, locks and inserts), whose rows then move to the lease
+        (``merge``: the lease's rows ending at ``start`` are stretched to ``end`` instead)."""
+        session = uow.session
+        tried: set[str] = {it.provider_uuid for it in items}
+        current = items
+        first: CapacityConflict | None = None
+        for _ in range(MAX_SWAPS + 1):
+            spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=f"lease {consumer_id} update")
+            try:
+                result = self.claims.claim_in(uow, ClaimRequest(spec, current), now_s=now)
+                break
+            except (CapacityConflict, ValidationFailed) as exc:
+                if first is None:
+                    if isinstance(exc, ValidationFailed) or not swap:
+                        raise
+                    first = exc
+                # Swapping: a candidate that breaks unit rules simply does not fit either.
+                swapped = self._swap(session, current, exc, tried)
+                if swapped is None:
+                    raise first from None
+                current = swapped
+        else:
+            assert first is not None
+            raise first
+        temp_id = result.consumer_id
+        if merge:
+            session.execute(
+                update(A).where(A.c.consumer_id == consumer_id, A.c.end_s == start).values(end_s=end)
+            )
+            session.execute(delete(A).where(A.c.consumer_id == temp_id))
+        else:
+            session.execute(update(A).where(A.c.consumer_id == temp_id).values(consumer_id=consumer_id))
+        session.execute(delete(C).where(C.c.id == temp_id))
+
+    def _swap(
+        self,
+        session: Session,
+        items: tuple[ClaimItem, ...],
+        exc: CapacityConflict | ValidationFailed,
+        tried: set[str],
+    ) -> tuple[ClaimItem, ...] | None:
+        """Replace the first host named by ``exc`` with an untried host of the same site, traits and
+        resource classes; None when an offending provider is not a host or no alternate is left."""
+        bad: list[str] = []
+        for err in exc.errors:
+            parts = err.pointer.split("/")
+            if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() and int(parts[2]) < len(items):
+                uuid = items[int(parts[2])].provider_uuid
+                if uuid not in bad:
+                    bad.append(uuid)
+        if not bad:
+            return None
+        host = session.execute(select(P.c.id, P.c.kind, P.c.parent_id).where(P.c.uuid == bad[0])).first()
+        if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
+            return None
+        classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
+        traits_of = _traits_by_provider(session, int(host.parent_id))
+        candidates = session.execute(
+            select(P.c.id, P.c.uuid)
+            .where(P.c.parent_id == host.parent_id, P.c.kind == ProviderKind.HOST.value, P.c.id != host.id)
+            .order_by(P.c.name)
+        ).all()
+        inv = _classes_by_provider(session, [int(c.id) for c in candidates])
+        want_traits = traits_of.get(int(host.id), frozenset())
+        for cand in candidates:
+            uuid = str(cand.uuid)
+            if uuid in tried or traits_of.get(int(cand.id), frozenset()) != want_traits:
+                continue
+            if not classes <= inv.get(int(cand.id), frozenset()):
+                continue
+            tried.add(uuid)
+            return tuple(
+                ClaimItem(uuid, it.resource_class, it.amount, it.vlan_tag)
+                if it.provider_uuid == bad[0]
+                else it
+                for it in items
+            )
+        return None
+
+    # -- cancel / error -------------------------------------------------------------------------------------
+    def cancel(self, lease_id: str, *, project: str | None, now_s: int | None = None) -> LeaseView:
+        """Cancel a PENDING, ACTIVE or ERROR lease: its allocations are released at once (status
+        CANCELLED), its unfired events dropped, ``cancelled`` hooks run. Cancelling a CANCELLED lease
+        changes nothing; an ENDED lease is ``invalid_state`` (409)."""
+        now = self.clock() if now_s is None else now_s
+
+        def attempt() -> None:
+            with UnitOfWork(self.db) as uow:
+                row = self._find(uow.session, lease_id, project, lock=True)
+                if row.status == ConsumerStatus.CANCELLED.value:
+                    return
+                if row.status == ConsumerStatus.ENDED.value:
+                    raise _invalid_state(f"lease {lease_id} has ended; there is nothing to cancel")
+                cancel_lease_events(uow, int(row.id))
+                self.claims.release_in(uow, lease_id, status=ConsumerStatus.CANCELLED, now_s=now)
+                record_transition(uow, self.hooks, int(row.id), lease_id, row.project, CANCELLED, now)
+                uow.commit()
+
+        self._retrying(attempt)
+        return self.get(lease_id, project=project)
+
+    def mark_error(self, lease_id: str, reason: str = "", *, now_s: int | None = None) -> LeaseView:
+        """Put a PENDING or ACTIVE lease into ERROR (for the planner/provisioners). It keeps its capacity
+        until it is cancelled or its end event releases it; ``error`` hooks run."""
+        now = self.clock() if now_s is None else now_s
+
+        def attempt() -> None:
+            with UnitOfWork(self.db) as uow:
+                row = self._find(uow.session, lease_id, None, lock=True)
+                if row.status == ConsumerStatus.ERROR.value:
+                    return
+                if row.status not in LIVE_LEASE:
+                    raise _invalid_state(f"lease {lease_id} is {row.status}")
+                uow.session.execute(
+                    update(C)
+                    .where(C.c.id == row.id)
+                    .values(status=ConsumerStatus.ERROR.value, generation=C.c.generation + 1)
+                )
+                record_transition(uow, self.hooks, int(row.id), lease_id, row.project, ERROR, now)
+                uow.commit()
+
+        self._retrying(attempt)
+        return self.get(lease_id, project=None)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def _check_duration(self, start: int, end: int) -> None:
+        limit = self.policy.max_duration_s
+        if limit > 0 and end - start > limit:
+            raise Forbidden(
+                f"a lease may last at most {limit} s; this one would last {end - start} s",
+                [FieldError("/end", f"more than {limit} s after the start")],
+                code="lease_too_long",
+            )
+
+    @staticmethod
+    def _find(session: Session, lease_id: str, project: str | None, *, lock: bool = False) -> Any:
+        stmt = select(C).where(C.c.uuid == lease_id, C.c.kind == ConsumerKind.LEASE.value)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = session.execute(stmt).first()
+        if row is None or (project is not None and row.project != project):
+            raise NotFound(f"no lease {lease_id}")
+        return row
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        last: BaseException | None = None
+        for n in range(1, self.max_attempts + 1):
+            try:
+                return attempt()
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                last = exc
+                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
+        raise ConcurrentUpdate(
+            f"gave up after {self.max_attempts} attempts lost to concurrent writers; retry later"
+        ) from last
+
+
+# -- module helpers -----------------------------------------------------------------------------------------
+
+
+def _quota_items(items: Sequence[ClaimItem]) -> list[QuotaItem]:
+    return [QuotaItem(it.resource_class, it.amount, f"/items/{i}") for i, it in enumerate(items)]
+
+
+def _items_of(session: Session, consumer_id: int) -> tuple[ClaimItem, ...]:
+    rows = session.execute(
+        select(P.c.uuid, A.c.resource_class, A.c.amount, A.c.vlan_tag)
+        .select_from(A.join(P, P.c.id == A.c.provider_id))
+        .where(A.c.consumer_id == consumer_id)
+        .order_by(A.c.id)
+    ).all()
+    return tuple(
+        ClaimItem(str(u), str(rc), int(a), None if tag is None else int(tag)) for u, rc, a, tag in rows
+    )
+
+
+def _traits_by_provider(session: Session, parent_id: int) -> dict[int, frozenset[str]]:
+    rows = session.execute(
+        select(PT.c.provider_id, PT.c.trait)
+        .select_from(PT.join(P, P.c.id == PT.c.provider_id))
+        .where(P.c.parent_id == parent_id)
+    ).all()
+    out: dict[int, set[str]] = {}
+    for pid, trait in rows:
+        out.setdefault(int(pid), set()).add(str(trait))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _classes_by_provider(session: Session, ids: list[int]) -> dict[int, frozenset[str]]:
+    if not ids:
+        return {}
+    rows = session.execute(select(I.c.provider_id, I.c.resource_class).where(I.c.provider_id.in_(ids))).all()
+    out: dict[int, set[str]] = {}
+    for pid, rc in rows:
+        out.setdefault(int(pid), set()).add(str(rc))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _views(session: Session, rows: Sequence[Any]) -> list[LeaseView]:
+    """Lease views of consumer rows, with their allocations and events (two queries for the page)."""
+    ids = [int(r.id) for r in rows]
+    allocs: dict[int, list[LeaseItemView]] = {i: [] for i in ids}
+    events: dict[int, list[Any]] = {i: [] for i in ids}
+    if ids:
+        for a in session.execute(
+            select(
+                A.c.consumer_id,
+                P.c.uuid,
+                P.c.name,
+                A.c.resource_class,
+                A.c.amount,
+                A.c.vlan_tag,
+                A.c.start_s,
+                A.c.end_s,
+            )
+            .select_from(A.join(P, P.c.id == A.c.provider_id))
+            .where(A.c.consumer_id.in_(ids))
+            .order_by(A.c.id)
+        ):
+            allocs[int(a.consumer_id)].append(
+                LeaseItemView(
+                    provider_uuid=str(a.uuid),
+                    provider_name=str(a.name),
+                    resource_class=str(a.resource_class),
+                    amount=int(a.amount),
+                    vlan_tag=a.vlan_tag,
+                    start=instant(int(a.start_s)),
+                    end=instant(int(a.end_s)),
+                )
+            )
+        for e in session.execute(
+            select(E.c.consumer_id, E.c.kind, E.c.due_s, E.c.fired_at)
+            .where(E.c.consumer_id.in_(ids))
+            .order_by(E.c.due_s, E.c.id)
+        ):
+            events[int(e.consumer_id)].append(e)
+    out: list[LeaseView] = []
+    for r in rows:
+        created = _utc(r.created_at)
+        transitions = [TransitionView(status=ConsumerStatus.PENDING.value, at=created)]
+        notices: list[NoticeView] = []
+        scheduled: list[LeaseEventView] = []
+        fired = sorted(
+            (e for e in events[int(r.id)] if e.fired_at is not None),
+            key=lambda e: (_utc(e.fired_at), e.due_s),
+        )
+        for e in fired:
+            if e.kind in TRANSITION_OF:
+                transitions.append(TransitionView(status=TRANSITION_OF[e.kind], at=_utc(e.fired_at)))
+            elif e.kind == "before_end":
+                notices.append(
+                    NoticeView(
+                        kind="before_end",
+                        at=_utc(e.fired_at),
+                        detail=f"the lease ends at {instant(int(r.end_s)).isoformat()}",
+                    )
+                )
+        for e in events[int(r.id)]:
+            if e.kind in ("start", "before_end", "end"):
+                scheduled.append(
+                    LeaseEventView(
+                        kind=e.kind,
+                        due=instant(int(e.due_s)),
+                        fired_at=None if e.fired_at is None else _utc(e.fired_at),
+                    )
+                )
+        out.append(
+            LeaseView(
+                id=str(r.uuid),
+                name=str(r.name or ""),
+                project=str(r.project),
+                status=str(r.status),
+                start=instant(int(r.start_s)),
+                end=instant(int(r.end_s)),
+                start_s=int(r.start_s),
+                end_s=int(r.end_s),
+                generation=int(r.generation),
+                created_at=created,
+                items=allocs[int(r.id)],
+                events=scheduled,
+                transitions=transitions,
+                notices=notices,
+            )
+        )
+    return out
+
+
+__all__ = ["LeaseEvent", "LeasePolicy", "LeaseService"]

@@ -1,0 +1,885 @@
+"""Offers (IVOA ExecutionBroker style): windows turned into holds that expire; accepting one makes a lease.
+
+``OfferService.create`` searches the request once per strategy (earliest, largest, longest, best_fit),
+takes the strategies' windows in turn and holds each with ``ClaimService.claim_in`` (a hold consumer with
+``expires_s``) in the same transaction that records the offer. The claim is the authority: a window
+whose claim conflicts (another offer of this set, another set, a racing replica) first tries the
+window's alternate hosts, then the strategy searches again against the refreshed calendar (which now
+counts every open hold) and so is pushed past capacity already on offer.
+
+Every offer-set transition locks the offer-set row first (``SELECT ... FOR UPDATE``; SQLite's
+``BEGIN IMMEDIATE`` serialises writers anyway), then offers, then consumers, so accept, reject and
+expiry of one set are serialised and cannot deadlock with each other. The hold -> lease step of an accept
+is a guarded UPDATE (``kind = 'hold' AND status = 'HELD' AND expires_s > now``), so it cannot race the
+claims' hold reaper either: exactly one of them changes the consumer. See docs/decisions/0009-offers.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid as uuidlib
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, case, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import (
+    ClaimItem,
+    ClaimRequest,
+    ConsumerKind,
+    ConsumerSpec,
+    ConsumerStatus,
+)
+from slotbroker.domain.errors import (
+    CapacityConflict,
+    ConcurrentUpdate,
+    FieldError,
+    NotFound,
+    SlotbrokerError,
+    ValidationFailed,
+)
+from slotbroker.domain.request import SlotRequest
+from slotbroker.services.claims import ClaimService, is_retryable
+from slotbroker.services.find_slot import FindSlotService
+from slotbroker.services.find_slot_views import (
+    ExplanationView,
+    FindSlotResult,
+    PortView,
+    RouteView,
+    WindowView,
+)
+from slotbroker.services.lease_schedule import schedule_lease_events
+from slotbroker.services.offer_views import (
+    AcceptedLease,
+    OfferSetRequest,
+    OfferSetStatus,
+    OfferSetView,
+    OfferState,
+    OfferView,
+    Strategy,
+)
+from slotbroker.store import claims as claim_sql
+from slotbroker.store.db import Database
+from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+log = logging.getLogger("slotbroker.offers")
+
+O = cast(Table, OfferRow.__table__)  # noqa: E741 - the offers table, as in SQL
+S = cast(Table, OfferSetRow.__table__)
+C = cast(Table, ConsumerRow.__table__)
+
+OFFER_EXPIRED = "offer_expired"
+OFFER_NOT_OPEN = "offer_not_open"
+BANDWIDTH = "BANDWIDTH_GBPS"
+VLAN = "VLAN"
+MAX_ATTEMPTS = 5
+MAX_RESEARCHES = 3  # fresh searches per strategy and offer set after claims conflicted
+SWEEP_LIMIT = 500
+
+
+@dataclass
+class OfferConflict(SlotbrokerError):
+    """The offer cannot be accepted (or rejected): ``offer_expired`` or ``offer_not_open`` (HTTP 409)."""
+
+    code: str = OFFER_NOT_OPEN
+
+
+@dataclass(frozen=True)
+class OfferSettings:
+    ttl_s: int = 300  # how long an offer holds its capacity (Settings.offer_ttl_s)
+    before_end_notice_s: int = 3600  # the accepted lease's before_end event (Settings.before_end_notice_s)
+    max_attempts: int = MAX_ATTEMPTS
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+def ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# -- plans: a window as concrete claim items ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Which instance an item belongs to (None for link and port items): alternates swap hosts by it."""
+
+    component: str
+    instance: int
+
+
+@dataclass
+class Plan:
+    """One window of one strategy, as the concrete items a hold claims."""
+
+    strategy: Strategy
+    window: WindowView
+    request: SlotRequest
+    placement: dict[str, list[str]]
+    resources: dict[str, list[dict[str, int]]]
+    items: list[ClaimItem] = field(default_factory=list)
+    owners: list[Owner | None] = field(default_factory=list)
+    swapped: set[tuple[str, int]] = field(default_factory=set)  # instances moved to an alternate
+
+    @property
+    def start_s(self) -> int:
+        return int(self.window.start.timestamp())
+
+    @property
+    def end_s(self) -> int:
+        return int(self.window.end.timestamp())
+
+    def key(self) -> tuple[Any, ...]:
+        """Two plans with equal keys would hold exactly the same thing: offer only one of them."""
+        return (
+            self.start_s,
+            self.end_s,
+            tuple(sorted((i.provider_uuid, i.resource_class, i.amount, i.vlan_tag or 0) for i in self.items)),
+        )
+
+    def document(self) -> dict[str, Any]:
+        w = self.window
+        return {
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "placement": self.placement,
+            "sites": w.sites,
+            "resources": self.resources,
+            "routes": [r.model_dump() for r in w.routes],
+            "ports": [p.model_dump() for p in w.ports],
+            "score": w.score,
+        }
+
+
+class Names:
+    """Provider names (hosts, links) and facility ports (site, port) -> provider uuids, looked up lazily."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.providers: dict[str, str] = {}
+        self.ports: dict[tuple[str, str], str] = {}
+
+    def load(self, names: Iterable[str], ports: Iterable[tuple[str, str]]) -> None:
+        want = sorted(set(names) - set(self.providers))
+        want_ports = sorted(set(ports) - set(self.ports))
+        if not want and not want_ports:
+            return
+        with UnitOfWork(self.db, readonly=True) as uow:
+            s = uow.session
+            if want:
+                rows = s.execute(select(ProviderRow.name, ProviderRow.uuid).where(ProviderRow.name.in_(want)))
+                self.providers.update({str(n): str(u) for n, u in rows})
+            if want_ports:
+                site = ProviderRow.__table__.alias("site")
+                port = ProviderRow.__table__.alias("port")
+                fp = cast(Table, FacilityPortRow.__table__)
+                port_rows = s.execute(
+                    select(site.c.name, fp.c.port_name, port.c.uuid)
+                    .select_from(
+                        fp.join(site, site.c.id == fp.c.site_id).join(port, port.c.id == fp.c.provider_id)
+                    )
+                    .where(site.c.name.in_(sorted({p[0] for p in want_ports})))
+                )
+                self.ports.update({(str(a), str(b)): str(u) for a, b, u in port_rows})
+
+    def provider(self, name: str) -> str:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise ValidationFailed(f"provider {name!r} vanished", [FieldError("/request", name)]) from None
+
+    def port(self, site: str, port: str) -> str:
+        try:
+            return self.ports[(site, port)]
+        except KeyError:
+            raise ValidationFailed(
+                f"facility port {site}/{port} vanished", [FieldError("/request", port)]
+            ) from None
+
+
+def build_items(plan: Plan, names: Names) -> None:
+    """Fill ``plan.items`` (and owners, resources): per instance its host's amounts (elastic grants when
+    given), link bandwidth on every link of each route, and per facility port its VLAN tags (class VLAN,
+    amount 1, with the tag), its bandwidth and that bandwidth on every link of the port's route."""
+    req, w = plan.request, plan.window
+    names.load(
+        [h for hosts in plan.placement.values() for h in hosts]
+        + [lk for r in w.routes for lk in r.links]
+        + [lk for p in w.ports for lk in p.links],
+        [(p.site, p.port) for p in w.ports],
+    )
+    items: list[ClaimItem] = []
+    owners: list[Owner | None] = []
+    resources: dict[str, list[dict[str, int]]] = {}
+    for comp in req.components:
+        grants = w.grants.get(comp.name, [])
+        per: list[dict[str, int]] = []
+        for k, host in enumerate(plan.placement.get(comp.name, [])):
+            amounts = dict(comp.minimum())
+            if k < len(grants) and (comp.name, k) not in plan.swapped:
+                amounts.update(grants[k])
+            per.append(amounts)
+            for rc, amount in sorted(amounts.items()):
+                items.append(ClaimItem(names.provider(host), rc, amount))
+                owners.append(Owner(comp.name, k))
+        resources[comp.name] = per
+    for lk, route in zip(req.links, w.routes, strict=False):
+        for link in route.links:
+            items.append(ClaimItem(names.provider(link), BANDWIDTH, lk.bandwidth_gbps))
+            owners.append(None)
+    for pr, pv in zip(req.facility_ports, w.ports, strict=False):
+        port = names.port(pv.site, pv.port)
+        for tag in pv.vlans:
+            items.append(ClaimItem(port, VLAN, 1, tag))
+            owners.append(None)
+        if pr.bandwidth_gbps:
+            items.append(ClaimItem(port, BANDWIDTH, pr.bandwidth_gbps))
+            owners.append(None)
+            for link in pv.links:
+                items.append(ClaimItem(names.provider(link), BANDWIDTH, pr.bandwidth_gbps))
+                owners.append(None)
+    plan.items, plan.owners, plan.resources = items, owners, resources
+
+
+def swap_to_alternate(plan: Plan, errors: Sequence[FieldError], tried: set[str]) -> bool:
+    """Move one instance on a conflicting host to an untried alternate of its component; False if none."""
+    for err in errors:
+        parts = err.pointer.split("/")
+        if len(parts) < 3 or parts[1] != "items" or not parts[2].isdigit():
+            continue
+        index = int(parts[2])
+        owner = plan.owners[index] if index < len(plan.owners) else None
+        if owner is None:
+            continue  # a link or a port: another host at the same site does not help
+        hosts = plan.placement[owner.component]
+        for alt in plan.window.alternates.get(owner.component, []):
+            if alt in tried or alt in hosts:
+                continue
+            tried.add(alt)
+            plan.placement = {**plan.placement, owner.component: list(hosts)}
+            plan.placement[owner.component][owner.instance] = alt
+            plan.swapped.add((owner.component, owner.instance))
+            return True
+    return False
+
+
+# -- strategies --------------------------------------------------------------------------------------------
+
+
+def elastic_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The request with every fixed amount made elastic from the amount to twice it."""
+    comps = []
+    for comp in doc.get("components", []):
+        resources = dict(comp.get("resources") or {})
+        if not resources:
+            comps.append(comp)
+            continue
+        elastic = dict(comp.get("elastic") or {})
+        for rc, amount in resources.items():
+            elastic[rc] = {"min": amount, "max": 2 * amount}
+        comps.append({**comp, "resources": {}, "elastic": elastic})
+    return {**doc, "components": comps}
+
+
+def fixed_longest_document(doc: dict[str, Any], req: SlotRequest) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k not in ("min_duration", "max_duration", "duration")}
+    out["duration"] = req.max_duration_s
+    return out
+
+
+def grant_size(plan: Plan) -> float:
+    """How much more than the minimum a plan's elastic grants give (sum of granted / min)."""
+    total = 0.0
+    for comp in plan.request.components:
+        for granted in plan.window.grants.get(comp.name, []):
+            total += sum(
+                amount / comp.elastic[rc].min for rc, amount in granted.items() if rc in comp.elastic
+            )
+    return total
+
+
+def set_status(states: Sequence[str]) -> OfferSetStatus:
+    if not states:
+        return OfferSetStatus.EMPTY
+    if OfferState.ACCEPTED in states:
+        return OfferSetStatus.ACCEPTED
+    if OfferState.OFFERED in states:
+        return OfferSetStatus.OPEN
+    if all(s == OfferState.EXPIRED for s in states):
+        return OfferSetStatus.EXPIRED
+    return OfferSetStatus.REJECTED
+
+
+# -- the service -------------------------------------------------------------------------------------------
+
+
+class OfferService:
+    def __init__(
+        self,
+        db: Database,
+        claims: ClaimService,
+        find_slot: FindSlotService,
+        settings: OfferSettings | None = None,
+        *,
+        clock: Callable[[], int] = now_s,
+    ) -> None:
+        self.db = db
+        self.claims = claims
+        self.find_slot = find_slot
+        self.settings = settings or OfferSettings()
+        self.clock = clock
+
+    # -- create -----------------------------------------------------------------------------------------
+    def create(self, body: OfferSetRequest, *, project: str, now_s: int | None = None) -> OfferSetView:
+        """Search, hold up to ``max_offers`` offers (each its own transaction) and record the set.
+
+        Raises ``ValidationFailed`` (pointers under ``/request``) when the find-slot request is invalid.
+        A set where nothing fits is ``EMPTY`` and carries the search's explanation.
+        """
+        now = self.clock() if now_s is None else now_s
+        try:
+            req = self.find_slot.parse(body.request, now_s=now)
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                exc.detail, [FieldError(f"/request{f.pointer}", f.detail) for f in exc.errors]
+            ) from None
+        doc = self.find_slot.clamp(body.request, req, now)
+        strategies = list(dict.fromkeys(body.strategies))
+        expires = now + self.settings.ttl_s
+        set_id = str(uuidlib.uuid4())
+        with UnitOfWork(self.db) as uow:
+            uow.session.add(
+                OfferSetRow(
+                    id=set_id,
+                    project=project,
+                    status=OfferSetStatus.OPEN.value,
+                    request=json.dumps(
+                        {"request": doc, "strategies": strategies, "max_offers": body.max_offers}
+                    ),
+                    expires_s=expires,
+                )
+            )
+            uow.commit()
+
+        maker = _OfferMaker(self, set_id, project, doc, req, body.max_offers, expires, now)
+        made = maker.run(strategies)
+        with UnitOfWork(self.db) as uow:
+            self._lock_sets(uow.session, [set_id])
+            stored = json.loads(uow.session.scalar(select(S.c.request).where(S.c.id == set_id)) or "{}")
+            if maker.explanation is not None and not made:
+                stored["explanation"] = maker.explanation.model_dump(mode="json")
+            self._refresh_sets(uow.session, [set_id], request=json.dumps(stored))
+            uow.commit()
+        return self.offer_set(set_id, project=None, now_s=now)
+
+    def hold(self, plan: Plan, *, set_id: str, position: int, project: str, expires_s: int, now: int) -> str:
+        """Claim ``plan`` as a hold and record it as offer ``position`` in one transaction; its id.
+
+        Raises ``CapacityConflict`` or ``ValidationFailed`` from the claim (nothing is written then)."""
+        offer_id = str(uuidlib.uuid4())
+        spec = ConsumerSpec(
+            kind=ConsumerKind.HOLD,
+            project=project,
+            start_s=plan.start_s,
+            end_s=plan.end_s,
+            expires_s=expires_s,
+            name=f"offer {offer_id}",
+        )
+        request = ClaimRequest(spec, tuple(plan.items))
+
+        def attempt(n: int) -> str:
+            with UnitOfWork(self.db) as uow:
+                got = self.claims.claim_in(uow, request, now_s=now, attempts=n)
+                uow.session.execute(
+                    O.insert().values(
+                        id=offer_id,
+                        offer_set_id=set_id,
+                        position=position,
+                        strategy=plan.strategy.value,
+                        state=OfferState.OFFERED.value,
+                        consumer_id=got.consumer_id,
+                        window=json.dumps(plan.document()),
+                        expires_s=expires_s,
+                    )
+                )
+                uow.commit()
+                return offer_id
+
+        return self._retrying(attempt)
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def offer_set(self, set_id: str, *, project: str | None, now_s: int | None = None) -> OfferSetView:
+        """The set and its offers (``project`` None: any project). Expires what is past due first."""
+        now = self.clock() if now_s is None else now_s
+        self._expire_if_due(set_id, now)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.session.execute(select(S).where(S.c.id == set_id)).first()
+            if row is None or (project is not None and row.project != project):
+                raise NotFound(f"no offer set {set_id}")
+            offers = self._offer_rows(uow.session, set_id)
+            stored = json.loads(row.request or "{}")
+            why = stored.get("explanation")
+            return OfferSetView(
+                id=row.id,
+                status=OfferSetStatus(row.status),
+                project=row.project,
+                created=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
+                expires=ts(row.expires_s),
+                strategies=[Strategy(s) for s in stored.get("strategies", [])],
+                offers=[_offer_view(o) for o in offers],
+                explanation=ExplanationView.model_validate(why) if why else None,
+                href=f"/v1/offer-sets/{row.id}",
+            )
+
+    def offer(self, offer_id: str, *, project: str | None, now_s: int | None = None) -> OfferView:
+        now = self.clock() if now_s is None else now_s
+        set_id = self._set_of(offer_id, project)
+        self._expire_if_due(set_id, now)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = [o for o in self._offer_rows(uow.session, set_id) if o.id == offer_id]
+            if not rows:
+                raise NotFound(f"no offer {offer_id}")
+            return _offer_view(rows[0])
+
+    # -- accept / reject --------------------------------------------------------------------------------
+    def accept(self, offer_id: str, *, project: str | None, now_s: int | None = None) -> AcceptedLease:
+        """Turn the offer's hold into a lease, reject its siblings and schedule the lease's events, in one
+        transaction. Raises ``OfferConflict`` (``offer_expired`` / ``offer_not_open``) or ``NotFound``."""
+        now = self.clock() if now_s is None else now_s
+        set_id = self._set_of(offer_id, project)
+
+        def attempt(_: int) -> AcceptedLease | OfferConflict:
+            with UnitOfWork(self.db) as uow:
+                s = uow.session
+                self._lock_sets(s, [set_id])
+                self._expire_in(uow, now, [set_id])
+                offer = s.execute(select(O).where(O.c.id == offer_id)).one()
+                if offer.state != OfferState.OFFERED:
+                    uow.commit()  # keep any expiry just recorded, though the accept is refused
+                    return _not_open(offer_id, offer.state)
+                lease = s.execute(
+                    update(C)
+                    .where(
+                        C.c.id == offer.consumer_id,
+                        C.c.kind == ConsumerKind.HOLD.value,
+                        C.c.status == ConsumerStatus.HELD.value,
+                        C.c.expires_s > now,
+                    )
+                    .values(
+                        kind=ConsumerKind.LEASE.value,
+                        status=case(
+                            (C.c.start_s <= now, ConsumerStatus.ACTIVE.value),
+                            else_=ConsumerStatus.PENDING.value,
+                        ),
+                        expires_s=None,
+                        generation=C.c.generation + 1,
+                    )
+                    .returning(C.c.id, C.c.uuid, C.c.status, C.c.start_s, C.c.end_s, C.c.project)
+                ).first()
+                if lease is None:  # the hold expired or was released under us (the reaper won)
+                    self._expire_in(uow, now, [set_id])
+                    uow.commit()
+                    return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
+                s.execute(update(O).where(O.c.id == offer_id).values(state=OfferState.ACCEPTED.value))
+                siblings = s.execute(
+                    update(O)
+                    .where(
+                        O.c.offer_set_id == set_id, O.c.id != offer_id, O.c.state == OfferState.OFFERED.value
+                    )
+                    .values(state=OfferState.REJECTED.value)
+                    .returning(O.c.consumer_id)
+                ).all()
+                freed = self._release(
+                    uow,
+                    [int(r.consumer_id) for r in siblings if r.consumer_id is not None],
+                    ConsumerStatus.REJECTED,
+                    now,
+                )
+                self._refresh_sets(s, [set_id])
+                schedule_lease_events(
+                    uow,
+                    int(lease.id),
+                    int(lease.start_s),
+                    int(lease.end_s),
+                    self.settings.before_end_notice_s,
+                )
+                if not freed:
+                    claim_sql.bump_calendar(s)
+                uow.commit()
+                window = json.loads(offer.window)
+                return AcceptedLease(
+                    uuid=lease.uuid,
+                    status=lease.status,
+                    project=lease.project,
+                    start=ts(int(lease.start_s)),
+                    end=ts(int(lease.end_s)),
+                    duration_s=int(lease.end_s) - int(lease.start_s),
+                    placement=window["placement"],
+                    sites=window["sites"],
+                    resources=window["resources"],
+                    routes=[RouteView.model_validate(r) for r in window["routes"]],
+                    ports=[PortView.model_validate(p) for p in window["ports"]],
+                    offer_id=offer_id,
+                    offer_set_id=set_id,
+                )
+
+        got = self._retrying(attempt)
+        if isinstance(got, OfferConflict):
+            raise got
+        return got
+
+    def reject(self, offer_id: str, *, project: str | None, now_s: int | None = None) -> OfferView:
+        """Release the offer's hold at once. Idempotent: a rejected or expired offer is returned as it is;
+        an accepted one is ``offer_not_open`` (cancel the lease instead)."""
+        now = self.clock() if now_s is None else now_s
+        set_id = self._set_of(offer_id, project)
+
+        def attempt(_: int) -> OfferConflict | None:
+            with UnitOfWork(self.db) as uow:
+                s = uow.session
+                self._lock_sets(s, [set_id])
+                self._expire_in(uow, now, [set_id])
+                got = s.execute(
+                    update(O)
+                    .where(O.c.id == offer_id, O.c.state == OfferState.OFFERED.value)
+                    .values(state=OfferState.REJECTED.value)
+                    .returning(O.c.consumer_id, O.c.state)
+                ).first()
+                if got is None:
+                    state = s.scalar(select(O.c.state).where(O.c.id == offer_id))
+                    if state == OfferState.ACCEPTED:
+                        return _not_open(offer_id, state)
+                elif got.consumer_id is not None:
+                    self._release(uow, [int(got.consumer_id)], ConsumerStatus.REJECTED, now)
+                self._refresh_sets(s, [set_id])
+                uow.commit()
+                return None
+
+        refused = self._retrying(attempt)
+        if refused is not None:
+            raise refused
+        return self.offer(offer_id, project=project, now_s=now)
+
+    # -- expiry -----------------------------------------------------------------------------------------
+    def expire_due(self, now_s: int | None = None, *, limit: int = SWEEP_LIMIT) -> int:
+        """Sweeper: mark offers past their expiry (or whose hold is gone) EXPIRED, release their holds
+        exactly once and update their sets; how many offers expired."""
+        now = self.clock() if now_s is None else now_s
+        with UnitOfWork(self.db, readonly=True) as uow:
+            sets = sorted({str(r.offer_set_id) for r in self._due(uow.session, now, limit=limit)})
+        if not sets:
+            return 0
+
+        def attempt(_: int) -> int:
+            with UnitOfWork(self.db) as uow:
+                self._lock_sets(uow.session, sets)
+                n = self._expire_in(uow, now, sets)
+                uow.commit()
+                return n
+
+        return self._retrying(attempt)
+
+    def _expire_if_due(self, set_id: str, now: int) -> None:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            if not self._due(uow.session, now, set_ids=[set_id]):
+                return
+
+        def attempt(_: int) -> None:
+            with UnitOfWork(self.db) as uow:
+                self._lock_sets(uow.session, [set_id])
+                self._expire_in(uow, now, [set_id])
+                uow.commit()
+
+        self._retrying(attempt)
+
+    def _due(
+        self, s: Session, now: int, *, set_ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[Any]:
+        q = (
+            select(O.c.id, O.c.offer_set_id, O.c.consumer_id)
+            .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
+            .where(
+                O.c.state == OfferState.OFFERED.value,
+                or_(
+                    O.c.expires_s <= now,
+                    O.c.consumer_id.is_(None),
+                    C.c.status != ConsumerStatus.HELD.value,
+                ),
+            )
+            .order_by(O.c.offer_set_id, O.c.position)
+        )
+        if set_ids is not None:
+            q = q.where(O.c.offer_set_id.in_(list(set_ids)))
+        if limit is not None:
+            q = q.limit(limit)
+        return list(s.execute(q).all())
+
+    def _expire_in(self, uow: UnitOfWork, now: int, set_ids: Sequence[str]) -> int:
+        """Inside a transaction that holds the sets' locks: expire their due offers, release the holds."""
+        s = uow.session
+        due = self._due(s, now, set_ids=set_ids)
+        if not due:
+            return 0
+        hold_gone = select(C.c.id).where(C.c.status != ConsumerStatus.HELD.value)
+        done = s.execute(
+            update(O)
+            .where(
+                O.c.id.in_([str(r.id) for r in due]),
+                O.c.state == OfferState.OFFERED.value,
+                or_(O.c.expires_s <= now, O.c.consumer_id.is_(None), O.c.consumer_id.in_(hold_gone)),
+            )
+            .values(state=OfferState.EXPIRED.value)
+            .returning(O.c.id, O.c.consumer_id, O.c.offer_set_id)
+        ).all()
+        self._release(
+            uow, [int(r.consumer_id) for r in done if r.consumer_id is not None], ConsumerStatus.EXPIRED, now
+        )
+        self._refresh_sets(s, sorted({str(r.offer_set_id) for r in done}))
+        return len(done)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _release(self, uow: UnitOfWork, consumer_ids: list[int], status: ConsumerStatus, now: int) -> int:
+        """Release the consumers (id order), each exactly once; how many this call changed."""
+        if not consumer_ids:
+            return 0
+        rows = uow.session.execute(
+            select(C.c.id, C.c.uuid).where(C.c.id.in_(sorted(consumer_ids))).order_by(C.c.id)
+        ).all()
+        changed = 0
+        for _, consumer_uuid in rows:
+            got = self.claims.release_in(uow, str(consumer_uuid), status=status, now_s=now)
+            changed += not got.already_released
+        return changed
+
+    @staticmethod
+    def _lock_sets(s: Session, set_ids: Sequence[str]) -> None:
+        """Serialise every transition of these sets (PostgreSQL row locks in id order)."""
+        s.execute(select(S.c.id).where(S.c.id.in_(sorted(set(set_ids)))).order_by(S.c.id).with_for_update())
+
+    @staticmethod
+    def _refresh_sets(s: Session, set_ids: Sequence[str], *, request: str | None = None) -> None:
+        for sid in set_ids:
+            states = [str(x) for x in s.scalars(select(O.c.state).where(O.c.offer_set_id == sid))]
+            values: dict[str, Any] = {"status": set_status(states).value, "generation": S.c.generation + 1}
+            if request is not None:
+                values["request"] = request
+            s.execute(update(S).where(S.c.id == sid).values(**values))
+
+    def _set_of(self, offer_id: str, project: str | None) -> str:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.session.execute(
+                select(O.c.offer_set_id, S.c.project)
+                .select_from(O.join(S, S.c.id == O.c.offer_set_id))
+                .where(O.c.id == offer_id)
+            ).first()
+        if row is None or (project is not None and row.project != project):
+            raise NotFound(f"no offer {offer_id}")
+        return str(row.offer_set_id)
+
+    @staticmethod
+    def _offer_rows(s: Session, set_id: str) -> list[Any]:
+        return list(
+            s.execute(
+                select(O, C.c.uuid.label("consumer_uuid"), C.c.kind.label("consumer_kind"))
+                .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
+                .where(O.c.offer_set_id == set_id)
+                .order_by(O.c.position)
+            ).all()
+        )
+
+    def _retrying(self, attempt: Callable[[int], T]) -> T:
+        last: BaseException | None = None
+        for n in range(1, self.settings.max_attempts + 1):
+            try:
+                return attempt(n)
+            except DBAPIError as exc:
+                if not is_retryable(exc):
+                    raise
+                last = exc
+                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
+        raise ConcurrentUpdate(
+            f"gave up after {self.settings.max_attempts} attempts lost to concurrent writers; retry later"
+        ) from last
+
+
+def _not_open(offer_id: str, state: str) -> OfferConflict:
+    if state == OfferState.EXPIRED:
+        return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
+    return OfferConflict(f"offer {offer_id} is {state}, not OFFERED", code=OFFER_NOT_OPEN)
+
+
+def _offer_view(row: Any) -> OfferView:
+    w = json.loads(row.window)
+    start, end = int(w["start_s"]), int(w["end_s"])
+    accepted = row.state == OfferState.ACCEPTED and row.consumer_kind == ConsumerKind.LEASE
+    return OfferView(
+        id=row.id,
+        offer_set_id=row.offer_set_id,
+        position=row.position,
+        strategy=Strategy(row.strategy),
+        state=OfferState(row.state),
+        expires=ts(int(row.expires_s)),
+        start=ts(start),
+        end=ts(end),
+        duration_s=end - start,
+        placement=w["placement"],
+        sites=w["sites"],
+        resources=w["resources"],
+        routes=[RouteView.model_validate(r) for r in w["routes"]],
+        ports=[PortView.model_validate(p) for p in w["ports"]],
+        score=float(w["score"]),
+        lease=row.consumer_uuid if accepted else None,
+        href=f"/v1/offers/{row.id}",
+    )
+
+
+# -- making offers -----------------------------------------------------------------------------------------
+
+
+class _OfferMaker:
+    """Takes the strategies in turn, one offer each, until ``max_offers`` are held or none has more."""
+
+    def __init__(
+        self,
+        svc: OfferService,
+        set_id: str,
+        project: str,
+        doc: dict[str, Any],
+        req: SlotRequest,
+        max_offers: int,
+        expires: int,
+        now: int,
+    ) -> None:
+        self.svc = svc
+        self.set_id = set_id
+        self.project = project
+        self.doc = doc
+        self.req = req
+        self.max_offers = max_offers
+        self.expires = expires
+        self.now = now
+        self.names = Names(svc.db)
+        self.queues: dict[Strategy, deque[Plan]] = {}
+        self.researches: dict[Strategy, int] = {}
+        self.seen: set[tuple[Any, ...]] = set()
+        self.made: list[str] = []
+        self.explanation: ExplanationView | None = None
+
+    def run(self, strategies: list[Strategy]) -> list[str]:
+        for strategy in strategies:
+            self.queues[strategy] = deque(self.search(strategy))
+            self.researches[strategy] = 0
+        active = list(strategies)
+        while active and len(self.made) < self.max_offers:
+            for strategy in list(active):
+                if len(self.made) >= self.max_offers:
+                    break
+                if not self.next_offer(strategy):
+                    active.remove(strategy)
+        return self.made
+
+    def next_offer(self, strategy: Strategy) -> bool:
+        queue = self.queues[strategy]
+        while True:
+            if not queue:
+                return False
+            plan = queue.popleft()
+            try:
+                build_items(plan, self.names)
+            except ValidationFailed:
+                continue
+            if plan.key() in self.seen:
+                continue
+            self.seen.add(plan.key())
+            if self.try_hold(plan):
+                return True
+            # The calendar this strategy searched is stale (an offer of this set, another set, or a
+            # racing replica took the capacity): search again, now counting every open hold.
+            if self.researches[strategy] < MAX_RESEARCHES:
+                self.researches[strategy] += 1
+                queue.clear()
+                queue.extend(self.search(strategy))
+
+    def try_hold(self, plan: Plan) -> bool:
+        tried: set[str] = set()
+        while True:
+            try:
+                offer_id = self.svc.hold(
+                    plan,
+                    set_id=self.set_id,
+                    position=len(self.made),
+                    project=self.project,
+                    expires_s=self.expires,
+                    now=self.now,
+                )
+            except CapacityConflict as exc:
+                if not swap_to_alternate(plan, exc.errors, tried):
+                    return False
+                try:
+                    build_items(plan, self.names)
+                except ValidationFailed:
+                    return False
+                if plan.key() in self.seen:
+                    return False
+                self.seen.add(plan.key())
+                continue
+            except ValidationFailed as exc:  # e.g. an elastic grant off a unit rule: not offerable
+                log.info("offer set %s: window not offerable: %s", self.set_id, exc.detail)
+                return False
+            self.made.append(offer_id)
+            return True
+
+    # -- searches per strategy ----------------------------------------------------------------------------
+    def search(self, strategy: Strategy) -> list[Plan]:
+        limit = {"limit": min(50, max(self.max_offers, 1))}
+        if strategy == Strategy.EARLIEST:
+            return self._plans(strategy, {**self.doc, **limit, "policy": "earliest"})
+        if strategy == Strategy.BEST_FIT:
+            return self._plans(strategy, {**self.doc, **limit, "policy": "best_fit"})
+        if strategy == Strategy.LARGEST:
+            grown = self._plans(strategy, {**elastic_document(self.doc), **limit})
+            return sorted(grown, key=lambda p: (-grant_size(p), p.start_s))
+        # longest: windows of the maximum duration first, then the others, longest first
+        plans: list[Plan] = []
+        if self.req.min_duration_s < self.req.max_duration_s:
+            plans = self._plans(strategy, {**fixed_longest_document(self.doc, self.req), **limit})
+        stretched = self._plans(strategy, {**self.doc, **limit})
+        return plans + sorted(stretched, key=lambda p: (-(p.end_s - p.start_s), p.start_s))
+
+    def _plans(self, strategy: Strategy, doc: dict[str, Any]) -> list[Plan]:
+        find = self.svc.find_slot
+        try:
+            req = find.parse(doc, now_s=self.now)
+            result: FindSlotResult = find.find(doc, now_s=self.now)
+        except ValidationFailed as exc:
+            log.info("offer set %s: %s request not searchable: %s", self.set_id, strategy, exc.detail)
+            return []
+        if self.explanation is None and result.explanation is not None:
+            self.explanation = result.explanation
+        return [
+            Plan(strategy, w, req, {c: list(h) for c, h in w.placement.items()}, {}) for w in result.windows
+        ]
+
+
+__all__ = [
+    "OFFER_EXPIRED",
+    "OFFER_NOT_OPEN",
+    "OfferConflict",
+    "OfferService",
+    "OfferSettings",
+    "build_items",
+    "elastic_document",
+    "set_status",
+]
