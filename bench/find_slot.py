@@ -424,16 +424,23 @@ def main() -> None:
         find_slots(index, headline(s), explain=False)  # warm
         ms, _ = timed(ours, index, headline(s))
         t_head.append(ms)
-    ours_ms, base_ms, base_vec_ms = [], [], []
+    ours_ms, base_ms, base_vec_ms, interleaved_ms = [], [], [], []
     agree = unsound = found = 0
-    for i, s in enumerate(starts(n_req, 2)):
-        req = mix(s, i)
+    reqs = [mix(s, i) for i, s in enumerate(starts(n_req, 2))]
+    # Each method runs over the same requests in a pass of its own, each request timed once: running
+    # ours right after a 200 ms baseline call would time our ~1 ms search with caches the baseline just
+    # evicted. The interleaved figure is reported too (speedup_interleaved), for transparency.
+    results = []
+    for req in reqs:
         ms, res = timed(ours, index, req)
         ours_ms.append(ms)
+        results.append(res)
+    for req, res in zip(reqs, results, strict=True):
         bms, bstarts = timed(baseline, index, snap, req, False)
         base_ms.append(bms)
         vms, _ = timed(baseline, index, snap, req, True)
         base_vec_ms.append(vms)
+        interleaved_ms.append(timed(ours, index, req)[0])
         bstarts = baseline(index, snap, req, True, 24)  # untimed: later baseline windows, for `agree`
         mine = res.windows[0].start if res.windows else None
         found += mine is not None
@@ -479,6 +486,7 @@ def main() -> None:
         "baseline_precomputed_p50_ms": round(statistics.median(base_vec_ms), 1),
         "speedup": round(sum(base_ms) / sum(ours_ms), 1),
         "speedup_vs_precomputed_baseline": round(sum(base_vec_ms) / sum(ours_ms), 1),
+        "speedup_interleaved": round(sum(base_ms) / sum(interleaved_ms), 1),
         "found": round(found / n_req, 3),
         "agree": round(agree / n_req, 3),
         "baseline_unsound": round(unsound / n_req, 3),

@@ -193,7 +193,13 @@ def start_placement(venv: Path, workers: int, tmp: Path) -> tuple[subprocess.Pop
     )
     env = {**os.environ, "OS_PLACEMENT_CONFIG_DIR": str(conf_dir)}
     subprocess.run(
-        [str(venv / "bin" / "placement-manage"), "db", "sync"],
+        [
+            str(venv / "bin" / "placement-manage"),
+            "--config-file",
+            str(conf_dir / "placement.conf"),
+            "db",
+            "sync",
+        ],
         env=env,
         check=True,
         timeout=300,
@@ -483,7 +489,7 @@ def main() -> None:
     ap.add_argument("--claims", type=int, default=400)
     ap.add_argument("--concurrent-claims", type=int, default=1600)
     ap.add_argument("--candidate-samples", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--placement-venv", default="/tmp/placement-venv")
     ap.add_argument("--skip-placement", action="store_true")
     ap.add_argument("--deadline", type=float, default=1500.0, help="stop everything after this many seconds")

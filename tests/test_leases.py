@@ -58,7 +58,7 @@ def make_host(db: Database, site: str, vcpu: int = 8, traits: tuple[str, ...] = 
     body = cmd.CreateProvider(
         name=f"lhost{next(_names)}",
         kind=ProviderKind.HOST,
-        parent_uuid=site,  # type: ignore[arg-type]  # pydantic parses the str
+        parent_uuid=site,  # pydantic parses the str
         traits=list(traits),
         inventories={"VCPU": Inventory(total=vcpu), "MEMORY_MB": Inventory(total=1024)},
     )
@@ -99,7 +99,7 @@ class World:
             name=f"lease{next(_names)}",
             start=at(start),
             end=at(end),
-            items=[LeaseItemSpec(provider_uuid=host or self.host, resource_class="VCPU", amount=vcpu)],  # type: ignore[arg-type]
+            items=[LeaseItemSpec(provider_uuid=host or self.host, resource_class="VCPU", amount=vcpu)],
         )
         return self.leases.create(body, project=project)
 
