@@ -358,7 +358,7 @@ def test_the_sweeper_expires_due_offers_exactly_once(bed: Bed) -> None:
         hold = bed.consumer(o["id"])
         assert hold.status == "EXPIRED"
         assert bed.allocations(hold.id) == []
-    with pytest.raises(OfferConflict) as refused:  # accepting at the expiry instant
+    with pytest.raises(OfferConflict) as refused:  # even by a clock before the expiry: already EXPIRED
         bed.offers.accept(body["offers"][0]["id"], project=None, now_s=later - 1)
     assert refused.value.code == "offer_expired"
     assert bed.get_set(body["id"])["status"] == "EXPIRED"
