@@ -255,6 +255,7 @@ def placement_claim(c: Http, rp: str, retries: int = 10) -> tuple[int, int]:
         "project_id": "bench",
         "user_id": "bench",
         "consumer_generation": None,
+        "consumer_type": "INSTANCE",  # required from microversion 1.38
     }
     for _ in range(retries):
         try:

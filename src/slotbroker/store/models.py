@@ -328,3 +328,77 @@ class ProjectQuotaRow(Base):
     resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
     max_concurrent: Mapped[int | None] = mapped_column(BigInteger)
     max_resource_hours: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    """A job run inside a lease by a provisioner (docs/planner.md). Times are integer milliseconds since
+    the Unix epoch (steps are scheduled below a second). The ``step`` column *is* the work queue: a state
+    change and the enqueue of the next step are one UPDATE, so they commit together or not at all.
+
+    ``claimed_by``/``claimed_until_ms`` lease a step to one worker; a crashed worker's claim runs out and
+    the step is picked up again (every provisioner call is idempotent by the job id). ``version`` is bumped
+    by every write so a worker whose claim was taken over cannot commit a stale result.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_due", "step", "due_ms"),
+        Index("ix_jobs_provisioner_state", "provisioner", "state"),
+        Index("ix_jobs_finished", "finished_ms"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    lease_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    provisioner: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    workload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    step: Mapped[str | None] = mapped_column(String(16))
+    due_ms: Mapped[int] = mapped_column(BigInteger)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until_ms: Mapped[int | None] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    expire_requested: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    provision_id: Mapped[str | None] = mapped_column(String(200))
+    provision_started_ms: Mapped[int | None] = mapped_column(BigInteger)
+    released_attempt: Mapped[int] = mapped_column(Integer, default=0)
+    releases: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str | None] = mapped_column(String(200))
+    run_stopped: Mapped[bool] = mapped_column(default=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobTransitionRow(Base):
+    """One state change of a job, recorded once (a job enters each state at most once)."""
+
+    __tablename__ = "job_transitions"
+    __table_args__ = (UniqueConstraint("job_seq", "to_state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_seq: Mapped[int] = mapped_column(ForeignKey("jobs.seq", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobLogRow(Base):
+    """A line of a job's log: the planner's own notes (``planner``) and the run's output (``run``)."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_seq: Mapped[int] = mapped_column(ForeignKey("jobs.seq", ondelete="CASCADE"), index=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    stream: Mapped[str] = mapped_column(String(16))
+    line: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,183 @@
+"""The provisioner interface and its registry (entry-point group ``slotbroker.provisioners``).
+
+A provisioner turns a lease's allocation into something that can run work (a process slot, a pod, a VM,
+a Slurm allocation) and runs a workload on it. The planner calls it from its steps and never holds a
+database transaction open across a call. Rules every implementation follows (docs/planner.md):
+
+* ``provision(allocation, key)`` is idempotent by ``key``: called again with the same key (a worker
+  crashed before it could record the answer) it returns the same provision id and creates nothing new.
+  The key is ``<job id>#<attempt>``: the job id, plus the attempt number for retries.
+* ``submit(workload, provision, key)`` is idempotent by ``key`` (the job id) in the same way.
+* ``release(provision_id)`` and ``cancel(run_id)`` are idempotent: a second call is a no-op.
+* ``status`` / ``run_status`` of an id the provisioner does not know answer ``UNKNOWN`` (used by
+  restart reconciliation), they do not raise.
+* A call that raises means "nothing was created" for ``provision``/``submit``; transient trouble that
+  may have created something should be retried inside the call (with the same key) or reported as
+  ``PENDING`` and sorted out by ``status``.
+
+Third parties register a factory ``(ProvisionerContext) -> Provisioner`` under the entry-point group::
+
+    [project.entry-points."slotbroker.provisioners"]
+    kubernetes = "my_package.k8s:make_provisioner"
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import Any
+
+from slotbroker.domain.jobs import Workload
+
+GROUP = "slotbroker.provisioners"
+
+
+@dataclass(frozen=True)
+class AllocationItem:
+    provider: str  # the provider's name
+    resource_class: str
+    amount: int
+    vlan_tag: int | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What a provisioner may use: one lease's allocation (or one of its alternates)."""
+
+    lease_id: str
+    project: str
+    start_s: int
+    end_s: int
+    items: tuple[AllocationItem, ...]
+    label: str = "primary"  # "primary" or the alternate's name, for logs
+
+
+@dataclass(frozen=True)
+class Provision:
+    """A provision the planner hands back to ``submit``."""
+
+    provision_id: str
+    allocation: Allocation
+
+
+class ProvisionPhase(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    RELEASED = "released"
+    UNKNOWN = "unknown"
+
+
+class RunPhase(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+
+RUN_DONE = frozenset({RunPhase.SUCCEEDED, RunPhase.FAILED, RunPhase.CANCELED})
+
+
+@dataclass(frozen=True)
+class ProvisionStatus:
+    phase: ProvisionPhase
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """``logs``: the (bounded) output captured so far, whole lines, oldest first (the tail if cut)."""
+
+    phase: RunPhase
+    exit_code: int | None = None
+    logs: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class ProvisionerError(Exception):
+    """A provisioner call failed (nothing was created by it)."""
+
+
+class Provisioner(abc.ABC):
+    """The interface; see the module docstring for the rules."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    async def provision(self, allocation: Allocation, key: str) -> str: ...
+
+    @abc.abstractmethod
+    async def status(self, provision_id: str) -> ProvisionStatus: ...
+
+    @abc.abstractmethod
+    async def release(self, provision_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def submit(self, workload: Workload, provision: Provision, key: str) -> str: ...
+
+    @abc.abstractmethod
+    async def run_status(self, run_id: str) -> RunStatus: ...
+
+    @abc.abstractmethod
+    async def cancel(self, run_id: str) -> None: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Free what the provisioner holds in this process (on pool shutdown)."""
+
+
+@dataclass(frozen=True)
+class ProvisionerContext:
+    """What a factory gets: the planner's bounds on captured output and free-form options."""
+
+    max_log_lines: int = 1000
+    max_log_line_bytes: int = 4096
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+Factory = Callable[[ProvisionerContext], Provisioner]
+
+
+def available() -> dict[str, Factory]:
+    """Every registered provisioner factory by name (installed packages' entry points)."""
+    found: dict[str, Factory] = {}
+    for ep in entry_points(group=GROUP):
+        found[ep.name] = ep.load()
+    return found
+
+
+def load(name: str, context: ProvisionerContext | None = None) -> Provisioner:
+    for ep in entry_points(group=GROUP, name=name):
+        factory: Factory = ep.load()
+        return factory(context or ProvisionerContext())
+    raise LookupError(f"no provisioner {name!r} registered in entry-point group {GROUP!r}")
+
+
+def load_all(names: list[str] | None = None, context: ProvisionerContext | None = None) -> dict[str, Provisioner]:
+    factories = available()
+    chosen = names if names is not None else sorted(factories)
+    return {name: factories[name](context or ProvisionerContext()) for name in chosen}
+
+
+__all__ = [
+    "GROUP",
+    "RUN_DONE",
+    "Allocation",
+    "AllocationItem",
+    "Factory",
+    "Provision",
+    "ProvisionPhase",
+    "ProvisionStatus",
+    "Provisioner",
+    "ProvisionerContext",
+    "ProvisionerError",
+    "RunPhase",
+    "RunStatus",
+    "available",
+    "load",
+    "load_all",
+]

@@ -1,0 +1,122 @@
+"""Planner settings: one object with documented defaults, overridable from ``SLOTBROKER_PLANNER_*``.
+
+No timeout here is universal. A provisioner's readiness time is a property of that provisioner (a local
+process is ready at once, a Kubernetes pod in seconds to minutes, a bare-metal node in tens of minutes),
+so it is configured per provisioner (``ProvisionerPolicy``), measured and tuned by the operator;
+``DEFAULT_POLICY`` is only what applies to a provisioner nobody configured. docs/planner.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Provisioning attempts in all (the first included) and the back-off between them."""
+
+    max_attempts: int = 3
+    backoff_s: float = 1.0
+    backoff_factor: float = 2.0
+    max_backoff_s: float = 60.0
+
+    def delay_s(self, failed_attempt: int) -> float:
+        """Wait after attempt ``failed_attempt`` (1-based) failed."""
+        return float(min(self.max_backoff_s, self.backoff_s * self.backoff_factor ** (failed_attempt - 1)))
+
+
+@dataclass(frozen=True)
+class ProvisionerPolicy:
+    """How the planner treats one provisioner.
+
+    readiness_timeout_s: a provision not ready this long after it was requested is a failed attempt
+        (released, then retried per ``retry``). Set it from measurements of that provisioner.
+    poll_interval_s: how often ``status`` / ``run_status`` are asked while waiting.
+    call_timeout_s: the longest a single provisioner call may take before it counts as failed.
+    max_active: jobs of this provisioner holding a provision at once (pending jobs beyond it wait while
+        jobs of other provisioners go ahead: no head-of-line blocking). None = no limit.
+    """
+
+    readiness_timeout_s: float = 600.0
+    poll_interval_s: float = 2.0
+    call_timeout_s: float = 120.0
+    max_active: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProvisionerPolicy:
+        retry = RetryPolicy(**data.get("retry", {}))
+        rest = {k: v for k, v in data.items() if k != "retry"}
+        return cls(retry=retry, **rest)
+
+
+DEFAULT_POLICY = ProvisionerPolicy()
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_policies() -> dict[str, ProvisionerPolicy]:
+    raw = os.environ.get("SLOTBROKER_PLANNER_PROVISIONERS", "")
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    return {name: ProvisionerPolicy.from_dict(spec) for name, spec in data.items()}
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """workers: steps run at once by the embedded pool (each is a coroutine, not a thread).
+    claim_ttl_s: how long a worker's claim on a step lasts without a heartbeat; a crashed worker's steps
+        are picked up again after it (the heartbeat renews claims every ``claim_ttl_s / 3``).
+    idle_poll_s: how long an idle pool sleeps before it looks for due steps again (it is also woken
+        directly by create/cancel in the same process).
+    claim_batch: steps claimed per claiming transaction at most.
+    retention_s: terminal jobs (with their transitions and logs) are kept this long, then purged.
+    purge_interval_s: how often the pool purges.
+    max_log_lines / max_log_line_bytes: bounds on a job's captured output (the tail is kept).
+    queue_policy: ``fifo``, ``priority`` or ``fair`` (fair share by project).
+    provisioners: a ``ProvisionerPolicy`` per provisioner name; ``default_policy`` for the others.
+    """
+
+    workers: int = field(default_factory=lambda: _env_int("SLOTBROKER_PLANNER_WORKERS", 16))
+    claim_ttl_s: float = field(default_factory=lambda: _env_float("SLOTBROKER_PLANNER_CLAIM_TTL_S", 60.0))
+    idle_poll_s: float = field(default_factory=lambda: _env_float("SLOTBROKER_PLANNER_IDLE_POLL_S", 1.0))
+    claim_batch: int = field(default_factory=lambda: _env_int("SLOTBROKER_PLANNER_CLAIM_BATCH", 32))
+    retention_s: float = field(
+        default_factory=lambda: _env_float("SLOTBROKER_PLANNER_RETENTION_S", 7 * 86400.0)
+    )
+    purge_interval_s: float = field(
+        default_factory=lambda: _env_float("SLOTBROKER_PLANNER_PURGE_INTERVAL_S", 300.0)
+    )
+    max_log_lines: int = field(default_factory=lambda: _env_int("SLOTBROKER_PLANNER_MAX_LOG_LINES", 1000))
+    max_log_line_bytes: int = field(
+        default_factory=lambda: _env_int("SLOTBROKER_PLANNER_MAX_LOG_LINE_BYTES", 4096)
+    )
+    queue_policy: str = field(default_factory=lambda: os.environ.get("SLOTBROKER_PLANNER_QUEUE", "fifo"))
+    provisioners: dict[str, ProvisionerPolicy] = field(default_factory=_env_policies)
+    default_policy: ProvisionerPolicy = DEFAULT_POLICY
+
+    def policy(self, provisioner: str) -> ProvisionerPolicy:
+        return self.provisioners.get(provisioner, self.default_policy)
+
+    def with_policy(self, provisioner: str, **changes: Any) -> PlannerSettings:
+        """A copy with ``provisioner``'s policy changed (tests, benchmarks)."""
+        known = {f.name for f in fields(ProvisionerPolicy)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown policy fields {sorted(unknown)}")
+        policies = dict(self.provisioners)
+        policies[provisioner] = replace(self.policy(provisioner), **changes)
+        return replace(self, provisioners=policies)
+
+
+__all__ = ["DEFAULT_POLICY", "PlannerSettings", "ProvisionerPolicy", "RetryPolicy"]
