@@ -67,7 +67,7 @@ def build_world(app: FastAPI, client: TestClient, admin: dict[str, str]) -> Worl
             cmd.CreateProvider(
                 name=name,
                 kind=ProviderKind.HOST,
-                parent_uuid=site.uuid,  # type: ignore[arg-type]
+                parent_uuid=site.uuid,  # type: ignore[arg-type,unused-ignore]
                 inventories={"VCPU": Inventory(total=8), "MEMORY_MB": Inventory(total=16384)},
             )
         )

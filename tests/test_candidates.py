@@ -49,7 +49,7 @@ class World:
                 cmd.CreateProvider(
                     name=f"s{seed}h{i}",
                     kind=ProviderKind.HOST,
-                    parent_uuid=site.uuid,  # type: ignore[arg-type]
+                    parent_uuid=site.uuid,  # type: ignore[arg-type,unused-ignore]
                     inventories=invs,
                     traits=traits,
                     aggregates=aggs,
@@ -77,9 +77,10 @@ class World:
             headers=self.headers,
         )
         assert r.status_code in (201, 409, 422), r.text  # 422: above max_unit
-        if r.status_code == 201:
+        ok = bool(r.status_code == 201)
+        if ok:
             self.bookings.append((host, rc, amount, start, end))
-        return r.status_code == 201
+        return ok
 
     def random_bookings(self, n: int) -> None:
         hosts = list(self.hosts)

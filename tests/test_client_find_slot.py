@@ -111,7 +111,9 @@ def test_prefer_async_then_wait(broker: Broker) -> None:
         assert done.status == "done"
         assert done.result is not None
         assert isinstance(sync, FindSlotResult)
-        assert done.result.windows == sync.windows
+        # Same placements; each search mints its own allocation-request ids.
+        unid = [w.model_copy(update={"allocation_request": None}) for w in sync.windows]
+        assert [w.model_copy(update={"allocation_request": None}) for w in done.result.windows] == unid
         assert all(w == 1.0 for w in sleeps.waits)  # the server's Retry-After
         assert api.find_slot_job(job.id) == done
         assert api.wait_find_slot(job.id) == done  # by id, already finished: no wait
@@ -217,7 +219,8 @@ async def test_async_client_find_slot_flow(broker: Broker) -> None:
         done = await api.wait_find_slot(job, timeout=30)
         assert done.status == "done"
         assert done.result is not None
-        assert done.result.windows == result.windows
+        unid = [w.model_copy(update={"allocation_request": None}) for w in result.windows]
+        assert [w.model_copy(update={"allocation_request": None}) for w in done.result.windows] == unid
         assert (await api.find_slot_job(job.id)).status == "done"
         cal = await api.calendar(broker.start, broker.start + timedelta(days=1), kind=["site"], name=["STAR"])
         assert {r.name for r in cal.rows} == {"STAR"}

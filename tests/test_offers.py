@@ -166,7 +166,13 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         url = f"sqlite:///{tmp_path_factory.mktemp('offers')}/slotbroker.db"
     db = Database(url)
     migrate.upgrade(db.engine)
-    settings = Settings(database_url=db.url, migrate_on_start=False, rate_per_s=10_000, rate_burst=10_000)
+    settings = Settings(
+        database_url=db.url,
+        migrate_on_start=False,
+        rate_per_s=10_000,
+        rate_burst=10_000,
+        event_loop_interval_s=0,  # background loops off: the tests drive expiry themselves
+    )
     app = create_app(settings, db=db)
     with TestClient(app) as client:
         yield Bed(app, client, _token(db, Role.ADMIN, "demo"), _token(db, Role.USER, "science"))
@@ -314,7 +320,12 @@ def test_accept_makes_a_lease_rejects_the_siblings_and_frees_their_capacity(bed:
 def test_an_expired_offer_cannot_be_accepted(bed: Bed) -> None:
     """A second app on the same database, with Settings(offer_ttl_s=1): offers expire in a second."""
     settings = Settings(
-        database_url=bed.db.url, migrate_on_start=False, rate_per_s=10_000, rate_burst=10_000, offer_ttl_s=1
+        database_url=bed.db.url,
+        migrate_on_start=False,
+        rate_per_s=10_000,
+        rate_burst=10_000,
+        offer_ttl_s=1,
+        event_loop_interval_s=0,
     )
     quick = Bed.__new__(Bed)
     quick.__dict__.update(bed.__dict__)
@@ -362,6 +373,15 @@ def test_the_sweeper_expires_due_offers_exactly_once(bed: Bed) -> None:
         bed.offers.accept(body["offers"][0]["id"], project=None, now_s=later - 1)
     assert refused.value.code == "offer_expired"
     assert bed.get_set(body["id"])["status"] == "EXPIRED"
+
+
+def test_the_lease_event_loop_runs_the_offer_sweeper_each_tick(bed: Bed) -> None:
+    assert bed.offers.expire_due in bed.app.state.periodic
+    body = bed.post_set(bed.tight(), strategies=["earliest"], max_offers=1)
+    bed.app.state.services.lease_events.tick(epoch(body["expires"]))
+    hold = bed.consumer(body["offers"][0]["id"])
+    assert hold.status == "EXPIRED"
+    assert bed.allocations(hold.id) == []
 
 
 def test_a_hold_reaped_by_the_claims_sweeper_expires_its_offer(bed: Bed) -> None:
@@ -517,3 +537,18 @@ def test_bad_input_is_a_problem_naming_the_field(bed: Bed) -> None:
         assert any(e["pointer"] == pointer for e in problem["errors"]), (pointer, problem)
     with UnitOfWork(bed.db, readonly=True) as uow:
         assert uow.session.scalar(select(func.count()).select_from(ConsumerRow)) == consumers
+
+
+def test_holds_count_against_the_project_quota(bed: Bed) -> None:
+    _, rc, count = bed.gpu_host()
+    r = bed.client.put(f"/v1/quotas/science/{rc}", json={"max_concurrent": count - 1}, headers=bed.admin)
+    assert r.status_code in (200, 201), r.text
+    try:
+        r = bed.client.post(
+            "/v1/offer-sets", json={"request": bed.tight(), "strategies": ["earliest"]}, headers=bed.user
+        )
+        assert r.status_code == 403, r.text
+        assert r.json()["code"] == "quota_exceeded"
+        assert bed.first_window_start(bed.tight()) == bed.t0  # nothing held
+    finally:
+        assert bed.client.delete(f"/v1/quotas/science/{rc}", headers=bed.admin).status_code in (200, 204)

@@ -68,8 +68,8 @@ class Reason(StrEnum):
     CANCEL = "cancel"
     EXPIRE = "expire"
     RETRY = "retry"  # a provisioning attempt failed: release it, then try again
-    FAIL = "fail"
-    DONE = "done"  # the run finished (succeeded or failed by its exit code)
+    FAIL = "fail"  # a final failure (run failed, attempts exhausted): release, then failed
+    SUCCEED = "succeed"  # the run succeeded: release, then succeeded
 
 
 @dataclass(frozen=True)

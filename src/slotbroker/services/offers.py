@@ -42,6 +42,7 @@ from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
     FieldError,
+    Forbidden,
     NotFound,
     SlotbrokerError,
     ValidationFailed,
@@ -66,6 +67,7 @@ from slotbroker.services.offer_views import (
     OfferView,
     Strategy,
 )
+from slotbroker.services.quotas import QuotaItem, QuotaService
 from slotbroker.store import claims as claim_sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
@@ -333,12 +335,14 @@ class OfferService:
         find_slot: FindSlotService,
         settings: OfferSettings | None = None,
         *,
+        quotas: QuotaService | None = None,
         clock: Callable[[], int] = now_s,
     ) -> None:
         self.db = db
         self.claims = claims
         self.find_slot = find_slot
         self.settings = settings or OfferSettings()
+        self.quotas = quotas
         self.clock = clock
 
     # -- create -----------------------------------------------------------------------------------------
@@ -375,6 +379,11 @@ class OfferService:
 
         maker = _OfferMaker(self, set_id, project, doc, req, body.max_offers, expires, now)
         made = maker.run(strategies)
+        if not made and maker.refused is not None:  # nothing fits the project's quota: say so
+            with UnitOfWork(self.db) as uow:
+                uow.session.execute(S.delete().where(S.c.id == set_id))
+                uow.commit()
+            raise maker.refused
         with UnitOfWork(self.db) as uow:
             self._lock_sets(uow.session, [set_id])
             stored = json.loads(uow.session.scalar(select(S.c.request).where(S.c.id == set_id)) or "{}")
@@ -387,7 +396,8 @@ class OfferService:
     def hold(self, plan: Plan, *, set_id: str, position: int, project: str, expires_s: int, now: int) -> str:
         """Claim ``plan`` as a hold and record it as offer ``position`` in one transaction; its id.
 
-        Raises ``CapacityConflict`` or ``ValidationFailed`` from the claim (nothing is written then)."""
+        Raises ``CapacityConflict`` or ``ValidationFailed`` from the claim, or ``Forbidden``
+        (``quota_exceeded``: holds count against the project's quotas); nothing is written then."""
         offer_id = str(uuidlib.uuid4())
         spec = ConsumerSpec(
             kind=ConsumerKind.HOLD,
@@ -401,6 +411,12 @@ class OfferService:
 
         def attempt(n: int) -> str:
             with UnitOfWork(self.db) as uow:
+                if self.quotas is not None:
+                    quota_items = [
+                        QuotaItem(it.resource_class, it.amount, f"/items/{i}")
+                        for i, it in enumerate(plan.items)
+                    ]
+                    self.quotas.check_in(uow, project, quota_items, plan.start_s, plan.end_s, now)
                 got = self.claims.claim_in(uow, request, now_s=now, attempts=n)
                 uow.session.execute(
                     O.insert().values(
@@ -776,6 +792,7 @@ class _OfferMaker:
         self.seen: set[tuple[Any, ...]] = set()
         self.made: list[str] = []
         self.explanation: ExplanationView | None = None
+        self.refused: Forbidden | None = None  # the first quota refusal, reported if nothing was offered
 
     def run(self, strategies: list[Strategy]) -> list[str]:
         for strategy in strategies:
@@ -835,6 +852,9 @@ class _OfferMaker:
                     return False
                 self.seen.add(plan.key())
                 continue
+            except Forbidden as exc:  # quota_exceeded: a smaller or later window may still pass
+                self.refused = self.refused or exc
+                return False
             except ValidationFailed as exc:  # e.g. an elastic grant off a unit rule: not offerable
                 log.info("offer set %s: window not offerable: %s", self.set_id, exc.detail)
                 return False

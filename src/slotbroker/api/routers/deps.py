@@ -77,7 +77,7 @@ class Services:
             quotas=quotas,
             leases=LeaseService(db, claims, quotas, policy=lease_policy, hooks=lease_hooks),
             lease_events=LeaseEventLoop(db, claims, lease_hooks, interval_s=event_loop_interval_s),
-            offers=OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s)),
+            offers=OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s), quotas=quotas),
         )
 
 

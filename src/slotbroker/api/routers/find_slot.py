@@ -47,7 +47,7 @@ def find_slot(
         headers = {"Location": f"/v1/find-slot/jobs/{job.id}", "Retry-After": "1"}
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers=headers)
     # Serialised once here (pydantic, in Rust) instead of re-validated against the response model.
-    return Response(find.find(body).model_dump_json(), media_type="application/json")
+    return Response(find.find(body, project=who.project).model_dump_json(), media_type="application/json")
 
 
 @router.get("/find-slot/jobs/{job_id}", response_model=FindSlotJob, responses=responses(404))

@@ -1,15 +1,16 @@
 """/v1/offer-sets and /v1/offers: offers that hold capacity until they expire; accept one to get a lease.
 
-Also the offers sweeper: ``lifespan`` runs ``OfferService.expire_due`` every
-``Settings.event_loop_interval_s`` seconds in a background thread while the app is up (reads expire
-what is due on their own, so the sweeper only makes capacity free sooner for everyone else).
+Also the offers sweeper: ``lifespan`` registers ``OfferService.expire_due`` with the lease event loop's
+periodic jobs (or, without that loop, runs it in a small thread of its own) every
+``Settings.event_loop_interval_s`` seconds. Reads expire what is due on their own, so the sweeper only
+makes capacity free sooner for everyone else.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -91,16 +92,26 @@ def sweep_forever(offers: OfferService, interval_s: float, stop: threading.Event
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the offers sweeper while the app is up (disabled when the interval is 0)."""
-    interval = float(getattr(app.state.settings, "event_loop_interval_s", 0.0))
+    """Sweep expired offers while the app is up.
+
+    When the lease event loop is installed (``app.state.periodic``, see ``leases.install_event_loop``)
+    the sweep joins its periodic jobs and runs on every tick, in its thread; otherwise a small thread of
+    its own calls ``expire_due`` every ``Settings.event_loop_interval_s`` seconds (0 disables both).
+    """
+    svc: Services = app.state.services
+    periodic: list[Callable[[int], object]] | None = getattr(app.state, "periodic", None)
     stop = threading.Event()
     thread: threading.Thread | None = None
-    if interval > 0:
-        svc: Services = app.state.services
-        thread = threading.Thread(
-            target=sweep_forever, args=(svc.offers, interval, stop), name="offer-sweeper", daemon=True
-        )
-        thread.start()
+    if periodic is not None:
+        if svc.offers.expire_due not in periodic:
+            periodic.append(svc.offers.expire_due)
+    else:
+        interval = float(getattr(app.state.settings, "event_loop_interval_s", 0.0))
+        if interval > 0:
+            thread = threading.Thread(
+                target=sweep_forever, args=(svc.offers, interval, stop), name="offer-sweeper", daemon=True
+            )
+            thread.start()
     try:
         yield
     finally:

@@ -157,7 +157,9 @@ def load(name: str, context: ProvisionerContext | None = None) -> Provisioner:
     raise LookupError(f"no provisioner {name!r} registered in entry-point group {GROUP!r}")
 
 
-def load_all(names: list[str] | None = None, context: ProvisionerContext | None = None) -> dict[str, Provisioner]:
+def load_all(
+    names: list[str] | None = None, context: ProvisionerContext | None = None
+) -> dict[str, Provisioner]:
     factories = available()
     chosen = names if names is not None else sorted(factories)
     return {name: factories[name](context or ProvisionerContext()) for name in chosen}

@@ -21,9 +21,9 @@ from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     Provision,
+    Provisioner,
     ProvisionerContext,
     ProvisionerError,
-    Provisioner,
     ProvisionPhase,
     ProvisionStatus,
     RunPhase,
@@ -36,7 +36,7 @@ class _LocalRun:
     process: asyncio.subprocess.Process
     provision_id: str
     tail: deque[str]
-    reader: asyncio.Task[None]
+    reader: asyncio.Task[None] | None = None
     canceled: bool = False
     dropped: int = 0
 
@@ -90,7 +90,7 @@ class LocalProvisioner(Provisioner):
         except OSError as exc:
             raise ProvisionerError(f"cannot start {argv[0]!r}: {exc}") from exc
         tail: deque[str] = deque(maxlen=self.max_log_lines)
-        run = _LocalRun(process, provision.provision_id, tail, asyncio.create_task(asyncio.sleep(0)))
+        run = _LocalRun(process, provision.provision_id, tail)
         run.reader = asyncio.create_task(self._read(run))
         self._runs[key] = run
         return key
@@ -119,7 +119,8 @@ class LocalProvisioner(Provisioner):
         code = run.process.returncode
         if code is None:
             return RunStatus(RunPhase.RUNNING)
-        await run.reader  # the pipe is drained once the process has exited and closed it
+        if run.reader is not None:
+            await run.reader  # the pipe is drained once the process has exited and closed it
         if run.canceled:
             return RunStatus(RunPhase.CANCELED, code, self._logs(run))
         phase = RunPhase.SUCCEEDED if code == 0 else RunPhase.FAILED
@@ -141,8 +142,9 @@ class LocalProvisioner(Provisioner):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(run.process.pid, 9)
                 await run.process.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(run.reader, self.grace_s)
+        if run.reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run.reader, self.grace_s)
 
     async def close(self) -> None:
         for run in list(self._runs.values()):

@@ -8,7 +8,8 @@ makes a provision fail (its status turns ``failed``), ``hang_rate`` makes it sta
 
 Gates pause a call at a chosen point until the test opens them: ``gate("provision")`` then
 ``await g.entered.wait()`` ... ``g.open()``. Points: ``provision``, ``submit``, ``release``, ``cancel``
-(inside the call, before its effect) and ``run`` (a run submitted while the gate is installed stays
+(inside the call, before its effect), ``provision:after`` and ``submit:after`` (after the effect, before
+the call returns: a crash there leaves a provision / run the planner has not recorded) and ``run`` (a run submitted while the gate is installed stays
 ``running`` until it is opened).
 
 Counters for assertions: ``calls`` per method, ``releases`` per provision id (every call), ``created``
@@ -30,9 +31,9 @@ from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     Provision,
+    Provisioner,
     ProvisionerContext,
     ProvisionerError,
-    Provisioner,
     ProvisionPhase,
     ProvisionStatus,
     RunPhase,
@@ -132,6 +133,14 @@ class SimulatedProvisioner(Provisioner):
         """Provisions released more than once (must stay 0)."""
         return sum(1 for n in self.releases.values() if n > 1)
 
+    def key_of(self, provision_id: str) -> str:
+        return self._provisions[provision_id].key
+
+    def forget(self, provision_id: str) -> None:
+        """Lose a provision (as a provisioner restart would)."""
+        p = self._provisions.pop(provision_id)
+        self._by_key.pop(p.key, None)
+
     def unreleased(self) -> list[str]:
         return [pid for pid, p in self._provisions.items() if not p.released]
 
@@ -143,6 +152,11 @@ class SimulatedProvisioner(Provisioner):
         if self.config.flaky_rate and self.rng.random() < self.config.flaky_rate:
             raise ProvisionerError(f"simulated flaky {method}")
         gate = self.gates.get(method)
+        if gate is not None:
+            await gate.pass_through()
+
+    async def _after(self, method: str) -> None:
+        gate = self.gates.get(f"{method}:after")
         if gate is not None:
             await gate.pass_through()
 
@@ -166,6 +180,7 @@ class SimulatedProvisioner(Provisioner):
         self._provisions[pid] = _Provision(key, allocation, time.monotonic(), self._decide(allocation, key))
         self._by_key[key] = pid
         self.events.append(("provision", pid))
+        await self._after("provision")
         return pid
 
     async def status(self, provision_id: str) -> ProvisionStatus:
@@ -198,6 +213,7 @@ class SimulatedProvisioner(Provisioner):
         self._runs[rid] = _Run(key, provision.provision_id, time.monotonic(), self.gates.get("run"))
         self._runs_by_key[key] = rid
         self.events.append(("submit", rid))
+        await self._after("submit")
         return rid
 
     async def run_status(self, run_id: str) -> RunStatus:

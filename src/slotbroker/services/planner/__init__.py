@@ -1,0 +1,31 @@
+"""The planner: jobs run inside leases by provisioners (docs/planner.md, docs/decisions/0012-planner.md).
+
+Public API for the HTTP / CLI / procrastinate layers:
+
+* ``Planner(db, settings=..., provisioners=...)``: ``create``, ``get``, ``list``, ``cancel``, ``logs``,
+  ``purge``, ``register(lease_hooks)``, ``on_lease_event``, ``on_before_end``, ``pool``, ``run_job``.
+* ``WorkerPool``: the embedded asyncio pool (``await pool.run()`` / ``pool.start()``; ``await pool.stop()``).
+* ``steps.run_claimed`` / ``steps.commit``: the step handlers any worker (procrastinate) can call.
+"""
+
+from __future__ import annotations
+
+from slotbroker.domain.jobs import JobSpec, JobState, Workload
+from slotbroker.services.planner.service import JobPage, JobView, LogLine, Planner, Transition
+from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.worker import WorkerPool
+
+__all__ = [
+    "JobPage",
+    "JobSpec",
+    "JobState",
+    "JobView",
+    "LogLine",
+    "Planner",
+    "PlannerSettings",
+    "ProvisionerPolicy",
+    "RetryPolicy",
+    "Transition",
+    "WorkerPool",
+    "Workload",
+]

@@ -1,0 +1,394 @@
+"""The planner's use cases: create, get, list, cancel, logs, purge, and the lease-event hooks.
+
+Everything a job is lives in the database (``jobs``, ``job_transitions``, ``job_logs``); this object
+holds configuration only (and weak wake-up hints for in-process worker pools), so any number of API
+replicas can serve these calls while any number of workers run the steps.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+import uuid as uuidlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from slotbroker.domain.claims import ConsumerKind
+from slotbroker.domain.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
+from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
+from slotbroker.services.planner.settings import PlannerSettings
+from slotbroker.services.planner.steps import LIVE_LEASE, AlternatesSource, StepContext, wall_ms
+from slotbroker.store import jobs as sql
+from slotbroker.store.db import Database
+from slotbroker.store.models import ConsumerRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from slotbroker.services.lease_events import LeaseEvent
+    from slotbroker.services.planner.worker import WorkerPool
+
+log = logging.getLogger("slotbroker.planner")
+
+MAX_PAGE = 500
+LEASE_ENDINGS = ("end", "cancelled", "error")
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: str | None
+    to_state: str
+    at: datetime
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    name: str
+    project: str
+    lease_id: str
+    provisioner: str
+    priority: int
+    state: str
+    workload: Workload
+    attempt: int
+    provision_id: str | None
+    run_id: str | None
+    exit_code: int | None
+    error: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    transitions: tuple[Transition, ...] = ()
+
+    @classmethod
+    def of(
+        cls, job: sql.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()
+    ) -> JobView:
+        return cls(
+            id=job.id,
+            name=job.name,
+            project=job.project,
+            lease_id=job.lease_uuid,
+            provisioner=job.provisioner,
+            priority=job.priority,
+            state=job.state,
+            workload=Workload.from_json(job.workload),
+            attempt=job.attempt,
+            provision_id=job.provision_id,
+            run_id=job.run_id,
+            exit_code=job.exit_code,
+            error=job.error,
+            cancel_requested=job.cancel_requested,
+            created_at=_dt(job.created_ms) or datetime.now(UTC),
+            updated_at=_dt(job.updated_ms) or datetime.now(UTC),
+            finished_at=_dt(job.finished_ms),
+            transitions=tuple(
+                Transition(f, t, _dt(at) or datetime.now(UTC), d) for f, t, at, d in transitions
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: tuple[JobView, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    id: int
+    at: datetime
+    stream: str
+    line: str
+
+
+BeforeEndCallback = Callable[[str, list[str], int], object]
+"""Called with (lease id, ids of its live jobs, lease end in seconds) when a lease's before_end fires."""
+
+
+class Planner:
+    """The planner service. ``provisioners`` defaults to every installed entry point."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        settings: PlannerSettings | None = None,
+        provisioners: Mapping[str, Provisioner] | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
+        alternates: AlternatesSource | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings or PlannerSettings()
+        if provisioners is None:
+            context = ProvisionerContext(self.settings.max_log_lines, self.settings.max_log_line_bytes)
+            provisioners = load_all(None, context)
+        self.provisioners = dict(provisioners)
+        self.clock_ms = clock_ms
+        self.alternates = alternates
+        self._before_end: list[BeforeEndCallback] = []
+        self._pools: list[WorkerPool] = []
+        self._lock = threading.Lock()
+
+    # -- wiring ------------------------------------------------------------------------------------------
+    def step_context(self, worker: str) -> StepContext:
+        return StepContext(self.db, self.provisioners, self.settings, worker, self.clock_ms, self.alternates)
+
+    def pool(
+        self, *, workers: int | None = None, worker_id: str | None = None, exclusive: bool = False
+    ) -> WorkerPool:
+        """An embedded worker pool on this planner (start it with ``await pool.run()``)."""
+        from slotbroker.services.planner.worker import WorkerPool
+
+        return WorkerPool(self, workers=workers, worker_id=worker_id, exclusive=exclusive)
+
+    def attach(self, pool: WorkerPool) -> None:
+        with self._lock:
+            self._pools.append(pool)
+
+    def detach(self, pool: WorkerPool) -> None:
+        with self._lock:
+            if pool in self._pools:
+                self._pools.remove(pool)
+
+    def _wake(self) -> None:
+        with self._lock:
+            pools = list(self._pools)
+        for pool in pools:
+            pool.notify()
+
+    def register(self, hooks: Any) -> None:
+        """Subscribe to lease events (``LeaseEventLoop``, ``LeaseHooks`` or ``LeaseService``: anything
+        with ``on_event(kind, callback)``); the callbacks run inside the lease event's transaction."""
+        for kind in ("start", "before_end", *LEASE_ENDINGS):
+            hooks.on_event(kind, self._hook)
+
+    def on_before_end(self, callback: BeforeEndCallback) -> None:
+        self._before_end.append(callback)
+
+    # -- use cases -----------------------------------------------------------------------------------------
+    def create(self, spec: JobSpec, *, project: str | None = None) -> JobView:
+        """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
+        id with a different spec is ``already_exists``)."""
+        if spec.provisioner not in self.provisioners:
+            known = ", ".join(sorted(self.provisioners)) or "none"
+            raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
+        job_id = spec.job_id or str(uuidlib.uuid4())
+        if not job_id or len(job_id) > 64:
+            raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
+        workload = spec.workload.to_json()
+        now = self.clock_ms()
+        with UnitOfWork(self.db) as uow:
+            s = uow.session
+            existing = sql.get_job(s, job_id)
+            if existing is None:
+                lease = s.execute(
+                    select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
+                        ConsumerRow.uuid == spec.lease_id, ConsumerRow.kind == ConsumerKind.LEASE.value
+                    )
+                ).first()
+                if lease is None or (project is not None and lease.project != project):
+                    raise NotFound(f"no lease {spec.lease_id}")
+                if lease.status not in LIVE_LEASE:
+                    raise ValidationFailed(
+                        f"lease {spec.lease_id} is {lease.status}",
+                        [FieldError("/lease_id", "a pending or active lease")],
+                    )
+                values = {
+                    "id": job_id,
+                    "name": spec.name,
+                    "project": str(lease.project),
+                    "lease_uuid": spec.lease_id,
+                    "provisioner": spec.provisioner,
+                    "priority": spec.priority,
+                    "workload": workload,
+                    "state": JobState.PENDING.value,
+                    "step": Step.PROVISION.value,
+                    "due_ms": max(now, int(lease.start_s) * 1000),
+                    "version": 0,
+                    "cancel_requested": False,
+                    "expire_requested": False,
+                    "attempt": 1,
+                    "released_attempt": 0,
+                    "releases": 0,
+                    "run_stopped": False,
+                    "created_ms": now,
+                    "updated_ms": now,
+                }
+                try:
+                    seq = sql.insert_job(s, values)
+                except IntegrityError:
+                    seq = None
+                if seq is not None:
+                    sql.add_transition(s, seq, None, JobState.PENDING.value, now)
+                    uow.commit()
+                    self._wake()
+                    return self.get(job_id)
+            uow.rollback()
+        job = self._find(job_id, project)
+        same = (
+            job.lease_id == spec.lease_id
+            and job.provisioner == spec.provisioner
+            and job.workload.to_json() == workload
+        )
+        if not same:
+            raise AlreadyExists(f"job {job_id} exists with a different spec", [FieldError("/id", "in use")])
+        return job
+
+    def _find(self, job_id: str, project: str | None) -> JobView:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = sql.get_job(uow.session, job_id)
+            if job is None or (project is not None and job.project != project):
+                raise NotFound(f"no job {job_id}")
+            return JobView.of(job, sql.transitions(uow.session, job.seq))
+
+    def get(self, job_id: str, *, project: str | None = None) -> JobView:
+        return self._find(job_id, project)
+
+    def list(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        states: Sequence[str] | None = None,
+        project: str | None = None,
+        lease_id: str | None = None,
+    ) -> JobPage:
+        """Newest first; ``cursor`` is the ``next_cursor`` of the previous page (keyset: stable while
+        jobs are added)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationFailed("invalid limit", [FieldError("/limit", f"1 to {MAX_PAGE}")])
+        valid = {s.value for s in JobState}
+        bad = [s for s in states or () if s not in valid]
+        if bad:
+            raise ValidationFailed(
+                "invalid state", [FieldError("/state", f"one of {', '.join(sorted(valid))}")]
+            )
+        after = sql.decode_cursor(cursor) if cursor else None
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = sql.list_jobs(
+                uow.session, limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = sql.encode_cursor(rows[-1].seq) if more and rows else None
+        return JobPage(tuple(JobView.of(r) for r in rows), nxt)
+
+    def cancel(self, job_id: str, *, project: str | None = None) -> JobView:
+        """Cancel a job. Pending and untouched: canceled at once. Otherwise the cancel flag is set and
+        the worker tears the job down at its next step boundary (cancel the run, release, canceled)."""
+        now = self.clock_ms()
+        with UnitOfWork(self.db) as uow:
+            s = uow.session
+            job = sql.get_job(s, job_id, lock=True)
+            if job is None or (project is not None and job.project != project):
+                raise NotFound(f"no job {job_id}")
+            if not job.terminal and not job.cancel_requested:
+                self._request_stop(s, job, Reason.CANCEL, now, "canceled by request")
+                uow.commit()
+        self._wake()
+        return self.get(job_id)
+
+    def _request_stop(self, s: Any, job: sql.JobSnapshot, reason: Reason, now: int, why: str) -> None:
+        untouched = (
+            job.state == JobState.PENDING.value
+            and job.provision_id is None
+            and (job.claimed_until_ms is None or job.claimed_until_ms < now)
+        )
+        flag = "cancel_requested" if reason is Reason.CANCEL else "expire_requested"
+        if untouched:
+            final = JobState.CANCELED if reason is Reason.CANCEL else JobState.EXPIRED
+            sql.write_job(
+                s,
+                job,
+                {
+                    flag: True,
+                    "reason": reason.value,
+                    "state": final.value,
+                    "step": None,
+                    "claimed_by": None,
+                    "claimed_until_ms": None,
+                    "finished_ms": now,
+                    "updated_ms": now,
+                },
+            )
+            sql.add_transition(s, job.seq, job.state, final.value, now, why)
+        else:
+            s.execute(
+                update(sql.J)
+                .where(sql.J.c.seq == job.seq)
+                .values({flag: True, "due_ms": min(job.due_ms, now), "updated_ms": now})
+            )
+        sql.add_logs(s, job.seq, now, "planner", [why])
+
+    def logs(
+        self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
+    ) -> builtins.list[LogLine]:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = sql.get_job(uow.session, job_id)
+            if job is None or (project is not None and job.project != project):
+                raise NotFound(f"no job {job_id}")
+            rows = sql.logs(uow.session, job.seq, after_id=after, limit=limit)
+        return [LogLine(i, _dt(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
+
+    def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
+        """Delete terminal jobs older than the retention TTL, with their transitions and logs."""
+        now = self.clock_ms() if now_ms is None else now_ms
+        before = now - int(self.settings.retention_s * 1000)
+        total = 0
+        while True:
+            with UnitOfWork(self.db) as uow:
+                n = sql.purge_terminal(uow.session, before, batch)
+                uow.commit()
+            total += n
+            if n < batch:
+                return total
+
+    # -- lease events ------------------------------------------------------------------------------------
+    def _hook(self, uow: UnitOfWork, event: LeaseEvent) -> None:
+        self.on_lease_event(uow, event.kind, event.lease_id, event.due_s)
+
+    def on_lease_event(self, uow: UnitOfWork, kind: str, lease_id: str, due_s: int) -> None:
+        """Apply a lease event to the lease's jobs, inside the caller's transaction:
+        ``start`` makes its waiting jobs due now; ``before_end`` logs a notice on each live job and calls
+        the ``on_before_end`` callbacks; ``end`` / ``cancelled`` / ``error`` expire the jobs (untouched
+        pending jobs at once; others are torn down by a worker: cancel run, release, expired)."""
+        now = self.clock_ms()
+        s = uow.session
+        jobs = sql.live_jobs_of_lease(s, lease_id)
+        if not jobs:
+            return
+        if kind == "start":
+            s.execute(
+                update(sql.J)
+                .where(sql.J.c.lease_uuid == lease_id, sql.J.c.step.is_not(None), sql.J.c.due_ms > now)
+                .values(due_ms=now)
+            )
+        elif kind == "before_end":
+            ends = datetime.fromtimestamp(due_s, UTC).isoformat()
+            for job in jobs:
+                sql.add_logs(s, job.seq, now, "planner", [f"lease {lease_id} before_end notice ({ends})"])
+            for callback in self._before_end:
+                callback(lease_id, [j.id for j in jobs], due_s)
+        elif kind in LEASE_ENDINGS:
+            for job in jobs:
+                if not job.expire_requested and not job.cancel_requested:
+                    self._request_stop(s, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
+        uow.session.flush()
+        self._wake()
+
+
+__all__ = ["BeforeEndCallback", "JobPage", "JobView", "LogLine", "Planner", "Transition"]

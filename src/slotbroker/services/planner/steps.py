@@ -1,0 +1,455 @@
+"""The step handlers: one function runs a claimed job's current step and commits what it decided.
+
+Each step is: (claimed by a worker) -> provisioner call(s), outside any transaction -> one commit
+transaction that locks the job, checks the claim is still ours, checks the cancel / expire flags *in that
+same transaction*, and writes the state change together with the next step (the job row is the queue).
+The handlers are plain coroutines over a ``StepContext``: the embedded pool (``worker.py``) calls them,
+and a procrastinate task can call ``run_claimed`` / ``Planner.run_job`` the same way.
+
+Rules kept here:
+* the job id is the idempotency key of every provisioner call (``<job id>#<attempt>`` for ``provision``,
+  the job id for ``submit``), so re-running a step after a crash creates nothing twice;
+* a release is decided in a commit (step ``release``) and done once: the release step calls
+  ``release`` only if ``released_attempt < attempt`` and records ``released_attempt = attempt`` in its
+  commit, which only the claim holder can make;
+* after a cancel or expiry is requested no forward transition happens: whatever the step found (a
+  provision id, a run id) is recorded, then the job is torn down (cancel run -> release -> final state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.jobs import JobState, Reason, Step, Workload
+from slotbroker.services.planner.provisioners.base import (
+    RUN_DONE,
+    Allocation,
+    AllocationItem,
+    Provision,
+    Provisioner,
+    ProvisionPhase,
+    RunPhase,
+    RunStatus,
+)
+from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
+from slotbroker.store import jobs as sql
+from slotbroker.store.db import Database
+from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+log = logging.getLogger("slotbroker.planner")
+
+T = TypeVar("T")
+KEEP = "__keep__"
+LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
+OUTCOME = {
+    Reason.CANCEL.value: JobState.CANCELED,
+    Reason.EXPIRE.value: JobState.EXPIRED,
+    Reason.FAIL.value: JobState.FAILED,
+    Reason.SUCCEED.value: JobState.SUCCEEDED,
+}
+
+AlternatesSource = Callable[[Session, Allocation], Sequence[Allocation]]
+"""Alternates of a lease's allocation (tried in order when provisioning on the primary fails)."""
+
+
+class DbRunner(Protocol):
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def in_thread(fn: Callable[[], T], /) -> T:
+    return await asyncio.to_thread(fn)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class StepContext:
+    db: Database
+    provisioners: Mapping[str, Provisioner]
+    settings: PlannerSettings
+    worker: str
+    clock_ms: Callable[[], int] = wall_ms
+    alternates: AlternatesSource | None = None
+    run_db: DbRunner = in_thread
+    chain: bool = True  # keep the claim and go on when the next step is due at once
+
+
+@dataclass
+class Change:
+    """What a step decided; ``commit`` applies it (after the cancel / expire check)."""
+
+    step: Step
+    values: dict[str, Any] = field(default_factory=dict)
+    delay_s: float = 0.0
+    enter: tuple[JobState, ...] = ()
+    reason: str | None = KEEP
+    logs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def key_of(job: sql.JobSnapshot) -> str:
+    return f"{job.id}#{job.attempt}"
+
+
+def teardown_step(job: sql.JobSnapshot) -> Step:
+    if job.run_id and not job.run_stopped:
+        return Step.CANCEL_RUN
+    if job.provision_id and job.released_attempt < job.attempt:
+        return Step.RELEASE
+    return Step.FINISH
+
+
+# -- the lease's allocation ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidates:
+    lease_status: str | None
+    allocations: tuple[Allocation, ...]
+
+    def pick(self, attempt: int) -> Allocation | None:
+        if not self.allocations:
+            return None
+        if len(self.allocations) == 1:
+            return self.allocations[0]
+        return self.allocations[attempt - 1] if attempt <= len(self.allocations) else None
+
+
+def load_candidates(session: Session, lease_uuid: str, alternates: AlternatesSource | None) -> Candidates:
+    lease = session.execute(
+        select(
+            ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
+        ).where(ConsumerRow.uuid == lease_uuid, ConsumerRow.kind == ConsumerKind.LEASE.value)
+    ).first()
+    if lease is None:
+        return Candidates(None, ())
+    rows = session.execute(
+        select(ProviderRow.name, AllocationRow.resource_class, AllocationRow.amount, AllocationRow.vlan_tag)
+        .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
+        .where(AllocationRow.consumer_id == lease.id)
+        .order_by(AllocationRow.id)
+    ).all()
+    items = tuple(AllocationItem(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows)
+    primary = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
+    more = tuple(alternates(session, primary)) if alternates is not None else ()
+    return Candidates(str(lease.status), (primary, *more))
+
+
+async def _candidates(ctx: StepContext, job: sql.JobSnapshot) -> Candidates:
+    def read() -> Candidates:
+        with UnitOfWork(ctx.db, readonly=True) as uow:
+            return load_candidates(uow.session, job.lease_uuid, ctx.alternates)
+
+    return await ctx.run_db(read)
+
+
+# -- handlers ----------------------------------------------------------------------------------------------
+async def _call(policy: ProvisionerPolicy, coro: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.wait_for(coro, policy.call_timeout_s)
+
+
+def _failed_attempt(
+    ctx: StepContext, job: sql.JobSnapshot, candidates: int, error: str, provision_id: str | None
+) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    retry = job.attempt < policy.retry.max_attempts and (candidates <= 1 or job.attempt < candidates)
+    values: dict[str, Any] = {"error": error}
+    if provision_id:
+        values["provision_id"] = provision_id
+    then = f"retrying in {policy.retry.delay_s(job.attempt):g} s" if retry else "giving up"
+    note = [("planner", f"attempt {job.attempt} failed: {error}; {then}")]
+    if provision_id:  # release it first; the release step goes on to the retry or the failure
+        return Change(
+            Step.RELEASE, values, reason=Reason.RETRY.value if retry else Reason.FAIL.value, logs=note
+        )
+    if retry:
+        values["attempt"] = job.attempt + 1
+        return Change(
+            Step.PROVISION, values, delay_s=policy.retry.delay_s(job.attempt), reason=None, logs=note
+        )
+    return Change(Step.FINISH, values, reason=Reason.FAIL.value, logs=note)
+
+
+def _expire(job: sql.JobSnapshot, why: str) -> Change:
+    values = {"expire_requested": True, "error": why}
+    return Change(teardown_step(job), values, reason=Reason.EXPIRE.value, logs=[("planner", why)])
+
+
+def _run_finished(
+    ctx: StepContext, job: sql.JobSnapshot, rs: RunStatus, enter: tuple[JobState, ...]
+) -> Change:
+    logs = [("run", _cut(ctx, line)) for line in rs.logs[-ctx.settings.max_log_lines :]]
+    values: dict[str, Any] = {"run_stopped": True, "exit_code": rs.exit_code}
+    if rs.phase is RunPhase.SUCCEEDED:
+        reason = Reason.SUCCEED.value
+    else:
+        reason = Reason.FAIL.value
+        values["error"] = (
+            f"exit code {rs.exit_code}"
+            if rs.phase is RunPhase.FAILED
+            else f"run {rs.phase.value} {rs.detail}"
+        ).strip()
+    nxt = Step.RELEASE if job.provision_id and job.released_attempt < job.attempt else Step.FINISH
+    return Change(nxt, values, enter=enter, reason=reason, logs=logs)
+
+
+def _cut(ctx: StepContext, line: str) -> str:
+    limit = ctx.settings.max_log_line_bytes
+    raw = line.encode("utf-8", "replace")
+    return line if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
+
+
+async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    cands = await _candidates(ctx, job)
+    if cands.lease_status not in LIVE_LEASE:
+        return _expire(job, f"lease {job.lease_uuid} is {cands.lease_status or 'gone'}")
+    allocation = cands.pick(job.attempt)
+    if allocation is None:
+        return _failed_attempt(ctx, job, len(cands.allocations), "no allocation left to try", None)
+    try:
+        pid = await _call(policy, prov.provision(allocation, key_of(job)))
+    except Exception as exc:
+        return _failed_attempt(ctx, job, len(cands.allocations), f"provision: {exc!r}", None)
+    note = ("planner", f"attempt {job.attempt}: provision {pid} on {allocation.label} allocation")
+    try:
+        st = await _call(policy, prov.status(pid))
+    except Exception:
+        st = None
+    if st is not None and st.phase is ProvisionPhase.READY:
+        return Change(Step.SUBMIT, {"provision_id": pid}, logs=[note])
+    if st is None or st.phase is ProvisionPhase.PENDING:
+        return Change(
+            Step.AWAIT_PROVISION, {"provision_id": pid}, delay_s=policy.poll_interval_s, logs=[note]
+        )
+    return _failed_attempt(ctx, job, len(cands.allocations), f"provision {st.phase.value} {st.detail}", pid)
+
+
+async def _await_provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    pid = job.provision_id or ""
+    try:
+        st = await _call(policy, prov.status(pid))
+        phase, detail = st.phase, st.detail
+    except Exception as exc:
+        phase, detail = ProvisionPhase.PENDING, repr(exc)
+    if phase is ProvisionPhase.READY:
+        return Change(Step.SUBMIT)
+    if phase is ProvisionPhase.PENDING:
+        waited_ms = ctx.clock_ms() - (job.provision_started_ms or job.updated_ms)
+        if waited_ms <= policy.readiness_timeout_s * 1000:
+            return Change(Step.AWAIT_PROVISION, delay_s=policy.poll_interval_s)
+        error = f"provision {pid} not ready after {policy.readiness_timeout_s:g} s (readiness timeout)"
+    else:
+        error = f"provision {pid} {phase.value} {detail}".strip()
+    cands = await _candidates(ctx, job)
+    return _failed_attempt(ctx, job, len(cands.allocations), error, pid)
+
+
+async def _submit(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    cands = await _candidates(ctx, job)
+    if cands.lease_status not in LIVE_LEASE:
+        return _expire(job, f"lease {job.lease_uuid} is {cands.lease_status or 'gone'}")
+    allocation = cands.pick(job.attempt) or cands.allocations[0]
+    provision = Provision(job.provision_id or "", allocation)
+    try:
+        run_id = await _call(policy, prov.submit(Workload.from_json(job.workload), provision, job.id))
+    except Exception as exc:
+        return _failed_attempt(ctx, job, len(cands.allocations), f"submit: {exc!r}", job.provision_id)
+    try:
+        rs = await _call(policy, prov.run_status(run_id))
+    except Exception:
+        rs = RunStatus(RunPhase.QUEUED)
+    values = {"run_id": run_id}
+    if rs.phase in RUN_DONE:
+        change = _run_finished(ctx, job, rs, (JobState.SUBMITTED,))
+        change.values.update(values)
+        return change
+    enter = (JobState.SUBMITTED, JobState.RUNNING) if rs.phase is RunPhase.RUNNING else (JobState.SUBMITTED,)
+    return Change(Step.AWAIT_RUN, values, delay_s=policy.poll_interval_s, enter=enter)
+
+
+async def _await_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    try:
+        rs = await _call(policy, prov.run_status(job.run_id or ""))
+    except Exception:
+        return Change(Step.AWAIT_RUN, delay_s=policy.poll_interval_s)
+    if rs.phase in RUN_DONE:
+        return _run_finished(ctx, job, rs, ())
+    if rs.phase is RunPhase.UNKNOWN:
+        lost = RunStatus(RunPhase.UNKNOWN, None, (), "lost: the provisioner does not know it")
+        return _run_finished(ctx, job, lost, ())
+    enter = (JobState.RUNNING,) if rs.phase is RunPhase.RUNNING and job.state == JobState.SUBMITTED else ()
+    return Change(Step.AWAIT_RUN, delay_s=policy.poll_interval_s, enter=enter)
+
+
+async def _cancel_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    try:
+        await _call(policy, prov.cancel(job.run_id or ""))
+    except Exception as exc:
+        msg = f"cancel of run {job.run_id} failed: {exc!r}; retrying"
+        return Change(Step.CANCEL_RUN, delay_s=policy.poll_interval_s, logs=[("planner", msg)])
+    logs: list[tuple[str, str]] = [("planner", f"run {job.run_id} canceled")]
+    try:
+        rs = await _call(policy, prov.run_status(job.run_id or ""))
+        logs += [("run", _cut(ctx, line)) for line in rs.logs[-ctx.settings.max_log_lines :]]
+    except Exception:
+        pass
+    nxt = Step.RELEASE if job.provision_id and job.released_attempt < job.attempt else Step.FINISH
+    return Change(nxt, {"run_stopped": True}, logs=logs)
+
+
+async def _release(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    policy = ctx.settings.policy(job.provisioner)
+    values: dict[str, Any] = {}
+    logs: list[tuple[str, str]] = []
+    if job.provision_id and job.released_attempt < job.attempt:
+        try:
+            await _call(policy, prov.release(job.provision_id))
+        except Exception as exc:
+            msg = f"release of {job.provision_id} failed: {exc!r}; retrying"
+            return Change(Step.RELEASE, delay_s=policy.poll_interval_s, logs=[("planner", msg)])
+        values = {"released_attempt": job.attempt, "releases": job.releases + 1}
+        logs.append(("planner", f"provision {job.provision_id} released"))
+    if job.reason == Reason.RETRY.value:
+        values.update(attempt=job.attempt + 1, provision_id=None, run_id=None, run_stopped=False)
+        delay = policy.retry.delay_s(job.attempt)
+        return Change(Step.PROVISION, values, delay_s=delay, reason=None, logs=logs)
+    return Change(Step.FINISH, values, logs=logs)
+
+
+async def _finish(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+    return Change(Step.FINISH)
+
+
+Handler = Callable[[StepContext, Provisioner, sql.JobSnapshot], Awaitable[Change]]
+HANDLERS: dict[str, Handler] = {
+    Step.PROVISION.value: _provision,
+    Step.AWAIT_PROVISION.value: _await_provision,
+    Step.SUBMIT.value: _submit,
+    Step.AWAIT_RUN.value: _await_run,
+    Step.CANCEL_RUN.value: _cancel_run,
+    Step.RELEASE.value: _release,
+    Step.FINISH.value: _finish,
+}
+
+
+async def decide(ctx: StepContext, job: sql.JobSnapshot) -> Change:
+    """What the claimed job's current step does (the provisioner calls happen here)."""
+    if job.reason in (None, Reason.RETRY.value) and (job.cancel_requested or job.expire_requested):
+        return Change(teardown_step(job))  # the commit turns this into the teardown
+    prov = ctx.provisioners.get(job.provisioner)
+    if prov is None:
+        error = f"no provisioner {job.provisioner!r} in this worker"
+        return Change(
+            teardown_step(job), {"error": error}, reason=Reason.FAIL.value, logs=[("planner", error)]
+        )
+    return await HANDLERS[job.step or Step.FINISH.value](ctx, prov, job)
+
+
+async def run_claimed(ctx: StepContext, job: sql.JobSnapshot) -> sql.JobSnapshot | None:
+    """Run one claimed step and commit it. Returns the job if the worker still holds it and its next
+    step is due now (the caller may go on with it), else None."""
+    change = await decide(ctx, job)
+    return await ctx.run_db(lambda: commit(ctx, job, change))
+
+
+def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSnapshot | None:
+    """The step boundary: one transaction that re-reads the job under lock, checks the claim, checks the
+    cancel / expire flags, and writes the state change with the next step."""
+    now = ctx.clock_ms()
+    with UnitOfWork(ctx.db) as uow:
+        s = uow.session
+        fresh = sql.lock_for_commit(s, job.seq, job.version, ctx.worker)
+        if fresh is None:
+            log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
+            return None
+        values = dict(change.values)
+        reason = fresh.reason if change.reason == KEEP else change.reason
+        step, delay, enter, logs = change.step, change.delay_s, change.enter, list(change.logs)
+        if (fresh.cancel_requested or fresh.expire_requested) and reason in (None, Reason.RETRY.value):
+            reason = Reason.CANCEL.value if fresh.cancel_requested else Reason.EXPIRE.value
+            values.pop("attempt", None)  # no new attempt once the job is being torn down
+            merged = sql.replace(fresh, values)
+            step, delay, enter = teardown_step(merged), 0.0, ()
+            logs.append(
+                ("planner", f"{'cancel' if reason == Reason.CANCEL.value else 'lease end'}: tearing down")
+            )
+        state = fresh.state
+        for nxt in enter:
+            sql.add_transition(s, fresh.seq, state, nxt.value, now)
+            state = nxt.value
+        keep = False
+        if step is Step.FINISH:
+            final = OUTCOME[reason or Reason.FAIL.value].value
+            sql.add_transition(s, fresh.seq, state, final, now, values.get("error") or fresh.error or "")
+            values.update(state=final, step=None, finished_ms=now, claimed_by=None, claimed_until_ms=None)
+        else:
+            keep = ctx.chain and delay <= 0
+            values.update(
+                state=state,
+                step=step.value,
+                due_ms=now + int(delay * 1000),
+                claimed_by=ctx.worker if keep else None,
+                claimed_until_ms=now + int(ctx.settings.claim_ttl_s * 1000) if keep else None,
+            )
+        values.update(reason=reason, updated_ms=now)
+        new = sql.write_job(s, fresh, values)
+        for stream in ("planner", "run"):
+            sql.add_logs(s, fresh.seq, now, stream, (line for st, line in logs if st == stream))
+        uow.commit()
+    return new if keep else None
+
+
+def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
+    """Give a step back after an unexpected error (it runs again after ``delay_s``)."""
+    now = ctx.clock_ms()
+    with UnitOfWork(ctx.db) as uow:
+        fresh = sql.lock_for_commit(uow.session, job.seq, job.version, ctx.worker)
+        if fresh is None:
+            return False
+        sql.write_job(
+            uow.session,
+            fresh,
+            {
+                "claimed_by": None,
+                "claimed_until_ms": None,
+                "due_ms": now + int(delay_s * 1000),
+                "updated_ms": now,
+            },
+        )
+        uow.commit()
+    return True
+
+
+__all__ = [
+    "HANDLERS",
+    "KEEP",
+    "OUTCOME",
+    "AlternatesSource",
+    "Candidates",
+    "Change",
+    "DbRunner",
+    "StepContext",
+    "commit",
+    "decide",
+    "in_thread",
+    "key_of",
+    "load_candidates",
+    "run_claimed",
+    "teardown_step",
+    "unclaim",
+    "wall_ms",
+]

@@ -1,0 +1,402 @@
+"""SQL for planner jobs: insert once by id, claim due steps, commit a step, keyset listing, purge.
+
+Claiming is the only contended write. PostgreSQL: the candidate rows are locked with
+``FOR UPDATE SKIP LOCKED`` so any number of workers (embedded pools, procrastinate workers, replicas)
+claim disjoint steps without waiting on each other. SQLite: the write transaction starts with
+``BEGIN IMMEDIATE`` (``store.db``), which makes the claimer the only writer; the re-check of the claim
+predicate in the UPDATE does the rest. A claim is a lease on the step (``claimed_until_ms``), renewed by
+the worker's heartbeat; ``version`` is the claim token a commit must present.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Select, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.errors import FieldError, ValidationFailed
+from slotbroker.domain.jobs import TERMINAL, JobState, Step
+from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
+
+J = cast(Table, JobRow.__table__)
+T = cast(Table, JobTransitionRow.__table__)
+L = cast(Table, JobLogRow.__table__)
+
+ACTIVE_STATES = (JobState.PROVISIONING.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
+TERMINAL_STATES = tuple(s.value for s in TERMINAL)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job row as read (immutable; commits go through ``commit_step``)."""
+
+    seq: int
+    id: str
+    name: str
+    project: str
+    lease_uuid: str
+    provisioner: str
+    priority: int
+    workload: str
+    state: str
+    step: str | None
+    due_ms: int
+    claimed_by: str | None
+    claimed_until_ms: int | None
+    version: int
+    cancel_requested: bool
+    expire_requested: bool
+    reason: str | None
+    attempt: int
+    provision_id: str | None
+    provision_started_ms: int | None
+    released_attempt: int
+    releases: int
+    run_id: str | None
+    run_stopped: bool
+    exit_code: int | None
+    error: str | None
+    created_ms: int
+    updated_ms: int
+    finished_ms: int | None
+
+    @classmethod
+    def of(cls, row: Any) -> JobSnapshot:
+        m = row._mapping
+        return cls(**{f.name: m[f.name] for f in fields(cls)})
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _write(session: Session, stmt: Any) -> CursorResult[Any]:
+    """Run an UPDATE / DELETE on the session's connection (its result has a ``rowcount``)."""
+    return session.connection().execute(stmt)
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_job(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a job unless one with the same id exists (then None: the id is the idempotency key)."""
+    stmt = _insert(session)(J).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    result = session.execute(stmt.returning(J.c.seq))
+    seq = result.scalar_one_or_none()
+    return None if seq is None else int(seq)
+
+
+def get_job(session: Session, job_id: str, *, lock: bool = False) -> JobSnapshot | None:
+    stmt = select(J).where(J.c.id == job_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return None if row is None else JobSnapshot.of(row)
+
+
+def get_by_seq(session: Session, seq: int, *, lock: bool = False) -> JobSnapshot | None:
+    stmt = select(J).where(J.c.seq == seq)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return None if row is None else JobSnapshot.of(row)
+
+
+def add_transition(
+    session: Session, seq: int, from_state: str | None, to_state: str, at_ms: int, detail: str = ""
+) -> None:
+    """Record entering ``to_state`` (once: a second record of the same state is ignored)."""
+    stmt = (
+        _insert(session)(T)
+        .values(job_seq=seq, from_state=from_state, to_state=to_state, at_ms=at_ms, detail=detail)
+        .on_conflict_do_nothing(index_elements=["job_seq", "to_state"])
+    )
+    session.execute(stmt)
+
+
+def add_logs(session: Session, seq: int, at_ms: int, stream: str, lines: Iterable[str]) -> None:
+    rows = [{"job_seq": seq, "at_ms": at_ms, "stream": stream, "line": line} for line in lines]
+    if rows:
+        session.execute(insert(L), rows)
+
+
+def claimable(now_ms: int) -> Any:
+    return and_(
+        J.c.step.is_not(None),
+        J.c.due_ms <= now_ms,
+        or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms),
+    )
+
+
+def active_by_provisioner(session: Session, now_ms: int) -> dict[str, int]:
+    """Jobs holding (or about to hold) a provision, per provisioner."""
+    busy = or_(
+        J.c.state.in_(ACTIVE_STATES),
+        and_(J.c.state == JobState.PENDING.value, J.c.claimed_until_ms >= now_ms),
+    )
+    rows = session.execute(
+        select(J.c.provisioner, func.count()).where(J.c.step.is_not(None), busy).group_by(J.c.provisioner)
+    ).all()
+    return {str(p): int(n) for p, n in rows}
+
+
+def claim_due(
+    session: Session,
+    *,
+    ranked: Select[int],
+    now_ms: int,
+    worker: str,
+    until_ms: int,
+    limit: int,
+    max_active: dict[str, int],
+) -> list[JobSnapshot]:
+    """Claim up to ``limit`` due steps in the order ``ranked`` gives (a ``SELECT seq`` of claimable jobs,
+    already ordered and limited by the queue policy). A pending job whose provisioner is at its
+    ``max_active`` is skipped (the jobs behind it, of other provisioners, go ahead). The claim moves a
+    pending job to ``provisioning`` (recorded) unless a cancel or expiry is already requested.
+    """
+    order = [int(row[0]) for row in session.execute(ranked).all()]
+    if not order:
+        return []
+    lock = select(J).where(J.c.seq.in_(order), claimable(now_ms))
+    if is_postgres(session):
+        lock = lock.with_for_update(skip_locked=True)
+    rows = {int(r.seq): JobSnapshot.of(r) for r in session.execute(lock)}
+    room: dict[str, int] = {}
+    if max_active:
+        active = active_by_provisioner(session, now_ms)
+        room = {p: cap - active.get(p, 0) for p, cap in max_active.items()}
+    chosen: list[JobSnapshot] = []
+    for seq in order:
+        job = rows.get(seq)
+        if job is None:
+            continue
+        if job.state == JobState.PENDING.value and job.provisioner in room:
+            if room[job.provisioner] <= 0:
+                continue
+            room[job.provisioner] -= 1
+        chosen.append(job)
+        if len(chosen) >= limit:
+            break
+    out: list[JobSnapshot] = []
+    for job in chosen:
+        values: dict[str, Any] = {
+            "claimed_by": worker,
+            "claimed_until_ms": until_ms,
+            "version": job.version + 1,
+            "updated_ms": now_ms,
+        }
+        starting = job.step == Step.PROVISION.value and not job.cancel_requested and not job.expire_requested
+        if starting:
+            values["provision_started_ms"] = now_ms
+            if job.state == JobState.PENDING.value:
+                values["state"] = JobState.PROVISIONING.value
+                add_transition(session, job.seq, job.state, JobState.PROVISIONING.value, now_ms)
+        done = _write(
+            session, update(J).where(J.c.seq == job.seq, J.c.version == job.version).values(**values)
+        )
+        if done.rowcount == 1:
+            out.append(replace(job, values))
+    return out
+
+
+def replace(job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
+    data = {f.name: getattr(job, f.name) for f in fields(JobSnapshot)}
+    data.update({k: v for k, v in values.items() if k in data})
+    return JobSnapshot(**data)
+
+
+def lock_for_commit(session: Session, seq: int, version: int, worker: str) -> JobSnapshot | None:
+    """The job, locked, if ``worker`` still holds the claim ``version``; else None (the claim was lost)."""
+    job = get_by_seq(session, seq, lock=True)
+    if job is None or job.version != version or job.claimed_by != worker:
+        return None
+    return job
+
+
+def write_job(session: Session, job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
+    """Apply ``values`` to a locked job and bump its version; returns the new snapshot."""
+    values = {**values, "version": job.version + 1}
+    session.execute(update(J).where(J.c.seq == job.seq).values(**values))
+    return replace(job, values)
+
+
+def renew_claims(session: Session, worker: str, until_ms: int) -> int:
+    """Heartbeat: extend every claim ``worker`` holds."""
+    result = _write(
+        session,
+        update(J).where(J.c.claimed_by == worker, J.c.step.is_not(None)).values(claimed_until_ms=until_ms),
+    )
+    return int(result.rowcount)
+
+
+def release_claims(session: Session, worker: str) -> int:
+    """Give back every claim ``worker`` holds (a clean shutdown: others may take the steps at once)."""
+    result = _write(
+        session,
+        update(J)
+        .where(J.c.claimed_by == worker)
+        .values(claimed_by=None, claimed_until_ms=None, version=J.c.version + 1),
+    )
+    return int(result.rowcount)
+
+
+# -- listing ------------------------------------------------------------------------------------------------
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"j{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("j"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("invalid cursor", [FieldError("/cursor", "not a cursor we issued")]) from exc
+
+
+def list_jobs(
+    session: Session,
+    *,
+    limit: int,
+    after: int | None = None,
+    states: Sequence[str] | None = None,
+    project: str | None = None,
+    lease_uuid: str | None = None,
+) -> list[JobSnapshot]:
+    """Newest first, keyset on ``seq``: a page never repeats or skips a job when others are added."""
+    stmt = select(J).order_by(J.c.seq.desc()).limit(limit)
+    if after is not None:
+        stmt = stmt.where(J.c.seq < after)
+    if states:
+        stmt = stmt.where(J.c.state.in_(list(states)))
+    if project is not None:
+        stmt = stmt.where(J.c.project == project)
+    if lease_uuid is not None:
+        stmt = stmt.where(J.c.lease_uuid == lease_uuid)
+    return [JobSnapshot.of(r) for r in session.execute(stmt)]
+
+
+def transitions(session: Session, seq: int) -> list[tuple[str | None, str, int, str]]:
+    rows = session.execute(
+        select(T.c.from_state, T.c.to_state, T.c.at_ms, T.c.detail).where(T.c.job_seq == seq).order_by(T.c.id)
+    ).all()
+    return [(r.from_state, str(r.to_state), int(r.at_ms), str(r.detail)) for r in rows]
+
+
+def logs(
+    session: Session, seq: int, *, after_id: int = 0, limit: int = 1000
+) -> list[tuple[int, int, str, str]]:
+    rows = session.execute(
+        select(L.c.id, L.c.at_ms, L.c.stream, L.c.line)
+        .where(L.c.job_seq == seq, L.c.id > after_id)
+        .order_by(L.c.id)
+        .limit(limit)
+    ).all()
+    return [(int(r.id), int(r.at_ms), str(r.stream), str(r.line)) for r in rows]
+
+
+def live_jobs_of_lease(session: Session, lease_uuid: str) -> list[JobSnapshot]:
+    stmt = select(J).where(J.c.lease_uuid == lease_uuid, J.c.step.is_not(None)).order_by(J.c.seq)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return [JobSnapshot.of(r) for r in session.execute(stmt)]
+
+
+def purge_terminal(session: Session, before_ms: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` terminal jobs finished before ``before_ms``, with their transitions and logs."""
+    seqs = [
+        int(s)
+        for s in session.execute(
+            select(J.c.seq)
+            .where(J.c.step.is_(None), J.c.finished_ms < before_ms, J.c.state.in_(TERMINAL_STATES))
+            .order_by(J.c.finished_ms)
+            .limit(limit)
+        ).scalars()
+    ]
+    if not seqs:
+        return 0
+    session.execute(delete(L).where(L.c.job_seq.in_(seqs)))
+    session.execute(delete(T).where(T.c.job_seq.in_(seqs)))
+    return int(_write(session, delete(J).where(J.c.seq.in_(seqs))).rowcount)
+
+
+__all__ = [
+    "ACTIVE_STATES",
+    "TERMINAL_STATES",
+    "JobSnapshot",
+    "active_by_provisioner",
+    "add_logs",
+    "add_transition",
+    "claim_due",
+    "claim_unattended",
+    "claimable",
+    "decode_cursor",
+    "encode_cursor",
+    "get_by_seq",
+    "get_job",
+    "insert_job",
+    "list_jobs",
+    "live_jobs_of_lease",
+    "lock_for_commit",
+    "logs",
+    "next_due_ms",
+    "purge_terminal",
+    "release_claims",
+    "renew_claims",
+    "replace",
+    "transitions",
+    "write_job",
+]
+
+
+def claim_unattended(
+    session: Session,
+    *,
+    now_ms: int,
+    worker: str,
+    until_ms: int,
+    limit: int,
+    takeover: bool,
+    after_seq: int = 0,
+) -> list[JobSnapshot]:
+    """Claim jobs under way (provisioning, submitted, running) that no live worker holds - every one of
+    them with ``takeover`` (the only worker on this database, just restarted) - for reconciliation."""
+    stmt = (
+        select(J)
+        .where(J.c.step.is_not(None), J.c.state.in_(ACTIVE_STATES), J.c.seq > after_seq)
+        .order_by(J.c.seq)
+        .limit(limit)
+    )
+    if not takeover:
+        stmt = stmt.where(or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms))
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    out: list[JobSnapshot] = []
+    for row in session.execute(stmt):
+        job = JobSnapshot.of(row)
+        values = {"claimed_by": worker, "claimed_until_ms": until_ms, "version": job.version + 1}
+        session.execute(update(J).where(J.c.seq == job.seq).values(**values))
+        out.append(replace(job, values))
+    return out
+
+
+def next_due_ms(session: Session) -> int | None:
+    """When the earliest unclaimed step becomes due (an idle pool sleeps until then)."""
+    value = session.execute(
+        select(func.min(J.c.due_ms)).where(J.c.step.is_not(None), J.c.claimed_by.is_(None))
+    ).scalar()
+    return None if value is None else int(value)

@@ -1,0 +1,140 @@
+"""Planner test helpers: leases made directly in the tables, fast settings, an asyncio runner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from slotbroker.domain.jobs import JobSpec, Workload
+from slotbroker.services.planner.provisioners.base import Provisioner
+from slotbroker.services.planner.service import JobView, Planner
+from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.steps import AlternatesSource
+from slotbroker.store.db import Database
+from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, ProviderRow, ResourceClassRow
+from slotbroker.store.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+NOW_S = int(time.time())
+
+
+def make_lease(
+    db: Database,
+    *,
+    project: str = "alpha",
+    status: str = "ACTIVE",
+    start_s: int | None = None,
+    end_s: int | None = None,
+    events: Iterable[tuple[str, int]] = (),
+) -> str:
+    """A lease with one allocation (2 VCPU on a host), written straight into the tables."""
+    lease_id = str(uuid.uuid4())
+    start = NOW_S - 60 if start_s is None else start_s
+    end = NOW_S + 3600 if end_s is None else end_s
+    with UnitOfWork(db) as uow:
+        s = uow.session
+        if s.get(ResourceClassRow, "VCPU") is None:
+            s.add(ResourceClassRow(name="VCPU", kind="standard", description=""))
+        host = s.execute(select(ProviderRow).where(ProviderRow.name == "host-1")).scalar_one_or_none()
+        if host is None:
+            host = ProviderRow(uuid=str(uuid.uuid4()), name="host-1", kind="host")
+            s.add(host)
+            s.flush()
+        lease = ConsumerRow(
+            uuid=lease_id, kind="lease", name="", project=project, status=status, start_s=start, end_s=end
+        )
+        s.add(lease)
+        s.flush()
+        s.add(
+            AllocationRow(
+                consumer_id=lease.id,
+                provider_id=host.id,
+                resource_class="VCPU",
+                amount=2,
+                start_s=start,
+                end_s=end,
+            )
+        )
+        for kind, due in events:
+            s.add(LeaseEventRow(consumer_id=lease.id, kind=kind, due_s=due))
+        uow.commit()
+    return lease_id
+
+
+def fast_settings(
+    *,
+    workers: int = 8,
+    queue_policy: str = "fifo",
+    claim_ttl_s: float = 5.0,
+    readiness_timeout_s: float = 5.0,
+    max_attempts: int = 3,
+    policies: dict[str, ProvisionerPolicy] | None = None,
+) -> PlannerSettings:
+    default = ProvisionerPolicy(
+        readiness_timeout_s=readiness_timeout_s,
+        poll_interval_s=0.01,
+        call_timeout_s=10.0,
+        retry=RetryPolicy(max_attempts=max_attempts, backoff_s=0.01, backoff_factor=1.0),
+    )
+    return PlannerSettings(
+        workers=workers,
+        claim_ttl_s=claim_ttl_s,
+        idle_poll_s=0.02,
+        claim_batch=16,
+        retention_s=3600.0,
+        purge_interval_s=3600.0,
+        max_log_lines=50,
+        max_log_line_bytes=200,
+        queue_policy=queue_policy,
+        provisioners=policies or {},
+        default_policy=default,
+    )
+
+
+def make_planner(
+    db: Database,
+    provisioners: dict[str, Provisioner],
+    settings: PlannerSettings | None = None,
+    alternates: AlternatesSource | None = None,
+) -> Planner:
+    return Planner(db, settings=settings or fast_settings(), provisioners=provisioners, alternates=alternates)
+
+
+def spec(lease_id: str, provisioner: str = "simulated", job_id: str | None = None, **kw: Any) -> JobSpec:
+    workload = kw.pop("workload", Workload(command=("true",)))
+    return JobSpec(lease_id=lease_id, provisioner=provisioner, workload=workload, job_id=job_id, **kw)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeout: float = 10.0) -> JobView:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await asyncio.to_thread(planner.get, job_id)
+        if job.state in states:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} is {job.state}, wanted {states}")
+        await asyncio.sleep(0.01)
+
+
+def states_of(job: JobView) -> list[str]:
+    return [t.to_state for t in job.transitions]
