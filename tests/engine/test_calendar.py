@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slotbroker.domain.request import parse_request
 from slotbroker.engine import (
     AllocationSnap,
     AllocationTable,
@@ -14,9 +16,11 @@ from slotbroker.engine import (
     HostSnap,
     InventorySnap,
     LinkSnap,
+    Reason,
     SiteSnap,
     Snapshot,
     calendar_view,
+    find_slots,
 )
 from slotbroker.engine.steps import StepTable
 
@@ -110,3 +114,34 @@ def test_view_uses_peak_not_sum() -> None:
     day = calendar_view(CalendarIndex(snap(allocs)), 0, 3 * H, Bucket.DAY)
     assert {(r.kind, r.name): r.used for r in day.rows}[("host", "h1")] == (5,)
     assert view.starts == (0, H, 2 * H)
+
+
+@pytest.mark.parametrize(
+    ("resources", "reason", "blocking"),
+    [
+        ({"GPU_A30": 7, "VCPU": 1}, Reason.NO_INVENTORY, "GPU_A30"),  # no host has 7: the GPU class blocks
+        ({"VCPU": 9}, Reason.UNIT_RULE, "VCPU"),  # over every host's capacity
+        ({"FPGA_U280": 1}, Reason.NO_INVENTORY, "FPGA_U280"),  # nobody has one
+    ],
+)
+def test_a_request_no_host_can_ever_hold_names_the_class(
+    resources: dict[str, int], reason: Reason, blocking: str
+) -> None:
+    hosts = (
+        HostSnap(1, "h1", "S", inventories={"VCPU": InventorySnap(8), "GPU_A30": InventorySnap(2)}),
+        HostSnap(2, "h2", "S", inventories={"VCPU": InventorySnap(8)}),
+    )
+    index = CalendarIndex(Snapshot(hosts, (SiteSnap("S"),)))
+    request = parse_request(
+        {
+            "components": [{"name": "c", "resources": resources}],
+            "earliest_start": "2030-01-01T00:00:00Z",
+            "latest_end": "2030-01-02T00:00:00Z",
+            "duration": 3600,
+        }
+    )
+    result = find_slots(index, request)
+    assert result.windows == ()
+    assert result.explanation is not None
+    (blocker,) = result.explanation.blockers
+    assert (blocker.reason, blocker.component, blocker.resource_class) == (reason, "c", blocking)

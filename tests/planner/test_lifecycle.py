@@ -194,7 +194,9 @@ def _one_alternate(session: Session, primary: Allocation) -> Sequence[Allocation
 
 
 def test_provision_failure_moves_to_an_alternate(db: Database) -> None:
-    sim = SimulatedProvisioner(SimulatedConfig(outcome=lambda a, k: "fail" if a.label == "primary" else "ready"))
+    sim = SimulatedProvisioner(
+        SimulatedConfig(outcome=lambda a, k: "fail" if a.label == "primary" else "ready")
+    )
     planner = make_planner(db, {"simulated": sim}, fast_settings(max_attempts=3), alternates=_one_alternate)
     job = planner.create(spec(make_lease(db)))
 

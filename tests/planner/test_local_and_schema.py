@@ -64,21 +64,12 @@ def test_entry_points_register_the_builtin_provisioners() -> None:
 
 
 def test_models_match_migrations(db: Database) -> None:
+    """Alembic autogenerate finds no difference between the job models and migration 0004."""
+
+    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+        return type_ != "table" or name in JOB_TABLES
+
     with db.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-
-    def table_of(diff: object) -> str:
-        item = diff[0] if isinstance(diff, list) else diff
-        for part in item[1:] if isinstance(item, tuple) else ():
-            name = getattr(part, "name", None)
-            table = getattr(part, "table", None)
-            if table is not None:
-                return str(table.name)
-            if isinstance(part, str) and part in JOB_TABLES:
-                return part
-            if name in JOB_TABLES:
-                return str(name)
-        return ""
-
-    assert [d for d in diffs if table_of(d) in JOB_TABLES] == []
-    assert diffs == [], diffs
+        context = MigrationContext.configure(conn, opts={"include_name": include_name, "compare_type": True})
+        diffs = compare_metadata(context, Base.metadata)
+    assert diffs == []

@@ -119,7 +119,9 @@ def test_keyset_listing_is_stable_while_jobs_are_added(db: Database) -> None:
     assert [j.id for j in planner.list(states=["canceled"]).items] == ["j-01"]
     alpha = planner.list(project="alpha", limit=100).items
     assert {j.project for j in alpha} == {"alpha"} and len(alpha) == 12 + extra
-    assert {j.id for j in planner.list(lease_id=b, limit=100).items} == {f"j-{i:02d}" for i in range(0, 25, 2)}
+    assert {j.id for j in planner.list(lease_id=b, limit=100).items} == {
+        f"j-{i:02d}" for i in range(0, 25, 2)
+    }
     with pytest.raises(ValidationFailed):
         planner.list(cursor="garbage!")
     with pytest.raises(ValidationFailed):
@@ -144,7 +146,9 @@ def test_retention_purges_terminal_jobs_with_their_logs(db: Database) -> None:
         assert s.scalar(select(func.count()).select_from(JobRow)) == 1
         live_seq = s.scalar(select(JobRow.seq))
         assert s.scalar(select(func.count()).select_from(JobLogRow).where(JobLogRow.job_seq != live_seq)) == 0
-        others = select(func.count()).select_from(JobTransitionRow).where(JobTransitionRow.job_seq != live_seq)
+        others = (
+            select(func.count()).select_from(JobTransitionRow).where(JobTransitionRow.job_seq != live_seq)
+        )
         assert s.scalar(others) == 0
 
 
@@ -164,4 +168,7 @@ def test_pool_stop_gives_back_claims(db: Database) -> None:
 
     run(scenario())
     with UnitOfWork(db, readonly=True) as uow:
-        assert uow.session.scalar(select(func.count()).select_from(JobRow).where(JobRow.claimed_by.is_not(None))) == 0
+        assert (
+            uow.session.scalar(select(func.count()).select_from(JobRow).where(JobRow.claimed_by.is_not(None)))
+            == 0
+        )

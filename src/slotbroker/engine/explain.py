@@ -30,17 +30,44 @@ def _first_start(index: CalendarIndex, plan: Plan) -> int | None:
     return wins[0].start if wins else None
 
 
-def _static(plan: Plan) -> list[Blocker]:
+def _blocking_class(index: CalendarIndex, plan: Plan, comp: int) -> str | None:
+    """The class of ``comp`` that the most hosts can never hold one instance of (no inventory, or the
+    amount breaks its unit rules or exceeds its capacity): what to name when nothing could ever fit."""
+    c = plan.comps[comp]
+    worst: tuple[int, str] | None = None
+    for ci, cls in enumerate(plan.classes):
+        amount = int(c.demand[ci])
+        if amount <= 0:
+            continue
+        refusing = 0
+        for h in index.topo.hosts:
+            inv = h.inventories.get(cls)
+            if inv is None or inv.capacity <= 0 or not inv.admits(amount):
+                refusing += 1
+        if worst is None or refusing > worst[0]:
+            worst = (refusing, cls)
+    return worst[1] if worst is not None and worst[0] > 0 else None
+
+
+def _static(index: CalendarIndex, plan: Plan) -> list[Blocker]:
     out = []
     for c in plan.comps:
         if c.hosts.size == 0:
             counts = ", ".join(f"{r.value}: {n}" for r, n in c.static_rejects) or "no hosts"
             top = max(c.static_rejects, key=lambda x: x[1])[0] if c.static_rejects else Reason.NO_INVENTORY
+            cls = (
+                _blocking_class(index, plan, c.idx)
+                if top in (Reason.NO_INVENTORY, Reason.UNIT_RULE)
+                else None
+            )
             out.append(
                 Blocker(
                     top,
-                    f"no host can ever hold component {c.name!r} (hosts removed by {counts})",
+                    f"no host can ever hold component {c.name!r}"
+                    + (f": {cls} is missing or too small everywhere" if cls else "")
+                    + f" (hosts removed by {counts})",
                     component=c.name,
+                    resource_class=cls,
                 )
             )
     for p in plan.ports:
@@ -93,7 +120,7 @@ def _relaxations(plan: Plan) -> list[tuple[Blocker, Plan]]:
 
 
 def explain_failure(index: CalendarIndex, plan: Plan, rejections: list[Rejection]) -> Explanation:
-    blockers = _static(plan)
+    blockers = _static(index, plan)
     if blockers:
         return Explanation(tuple(blockers), None)
     for b, relaxed in _relaxations(plan)[:MAX_RELAXATIONS]:

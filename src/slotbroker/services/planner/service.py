@@ -193,51 +193,67 @@ class Planner:
         now = self.clock_ms()
         with UnitOfWork(self.db) as uow:
             s = uow.session
-            existing = sql.get_job(s, job_id)
-            if existing is None:
-                lease = s.execute(
-                    select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
-                        ConsumerRow.uuid == spec.lease_id, ConsumerRow.kind == ConsumerKind.LEASE.value
-                    )
-                ).first()
-                if lease is None or (project is not None and lease.project != project):
-                    raise NotFound(f"no lease {spec.lease_id}")
-                if lease.status not in LIVE_LEASE:
-                    raise ValidationFailed(
-                        f"lease {spec.lease_id} is {lease.status}",
-                        [FieldError("/lease_id", "a pending or active lease")],
-                    )
-                values = {
-                    "id": job_id,
-                    "name": spec.name,
-                    "project": str(lease.project),
-                    "lease_uuid": spec.lease_id,
-                    "provisioner": spec.provisioner,
-                    "priority": spec.priority,
-                    "workload": workload,
-                    "state": JobState.PENDING.value,
-                    "step": Step.PROVISION.value,
-                    "due_ms": max(now, int(lease.start_s) * 1000),
-                    "version": 0,
-                    "cancel_requested": False,
-                    "expire_requested": False,
-                    "attempt": 1,
-                    "released_attempt": 0,
-                    "releases": 0,
-                    "run_stopped": False,
-                    "created_ms": now,
-                    "updated_ms": now,
-                }
-                try:
-                    seq = sql.insert_job(s, values)
-                except IntegrityError:
-                    seq = None
-                if seq is not None:
-                    sql.add_transition(s, seq, None, JobState.PENDING.value, now)
-                    uow.commit()
-                    self._wake()
-                    return self.get(job_id)
-            uow.rollback()
+            lease = s.execute(
+                select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
+                    ConsumerRow.uuid == spec.lease_id, ConsumerRow.kind == ConsumerKind.LEASE.value
+                )
+            ).first()
+            usable = lease is not None and lease.status in LIVE_LEASE
+            if not usable and sql.get_job(s, job_id) is not None:
+                return self._same(job_id, project, spec, workload)  # a replay after the lease ended
+            if lease is None or (project is not None and lease.project != project):
+                raise NotFound(f"no lease {spec.lease_id}")
+            if lease.status not in LIVE_LEASE:
+                raise ValidationFailed(
+                    f"lease {spec.lease_id} is {lease.status}",
+                    [FieldError("/lease_id", "a pending or active lease")],
+                )
+            values: dict[str, Any] = {
+                "id": job_id,
+                "name": spec.name,
+                "project": str(lease.project),
+                "lease_uuid": spec.lease_id,
+                "provisioner": spec.provisioner,
+                "priority": spec.priority,
+                "workload": workload,
+                "state": JobState.PENDING.value,
+                "step": Step.PROVISION.value,
+                "due_ms": max(now, int(lease.start_s) * 1000),
+                "version": 0,
+                "cancel_requested": False,
+                "expire_requested": False,
+                "attempt": 1,
+                "released_attempt": 0,
+                "releases": 0,
+                "run_stopped": False,
+                "created_ms": now,
+                "updated_ms": now,
+            }
+            try:
+                seq = sql.insert_job(s, values)
+            except IntegrityError:  # a concurrent insert of the same id (SQLite reports it this way)
+                seq = None
+            if seq is not None:
+                sql.add_transition(s, seq, None, JobState.PENDING.value, now)
+                uow.commit()
+                self._wake()
+                new = sql.JobSnapshot(
+                    seq=seq,
+                    claimed_by=None,
+                    claimed_until_ms=None,
+                    reason=None,
+                    provision_id=None,
+                    provision_started_ms=None,
+                    run_id=None,
+                    exit_code=None,
+                    error=None,
+                    finished_ms=None,
+                    **values,
+                )
+                return JobView.of(new, [(None, JobState.PENDING.value, now, "")])
+        return self._same(job_id, project, spec, workload)
+
+    def _same(self, job_id: str, project: str | None, spec: JobSpec, workload: str) -> JobView:
         job = self._find(job_id, project)
         same = (
             job.lease_id == spec.lease_id
