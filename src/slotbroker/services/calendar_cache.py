@@ -21,7 +21,7 @@ from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
-GENERATION = text("SELECT generation FROM calendar_state WHERE id = 1")
+GENERATION = text("SELECT COALESCE(SUM(generation), 0) FROM calendar_state")
 
 
 @dataclass(frozen=True)

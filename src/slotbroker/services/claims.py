@@ -279,7 +279,7 @@ class ClaimService:
                 for it in request.items
             ],
         )
-        sql.bump_calendar(uow.session)
+        sql.bump_calendar(uow.session, min(by_id))
         return ClaimResult(
             consumer_uuid=consumer_uuid,
             consumer_id=consumer_id,
@@ -309,7 +309,7 @@ class ClaimService:
         if done.consumer_id is None:
             raise NotFound(f"no consumer {consumer_uuid}")
         if done.changed:
-            sql.bump_calendar(uow.session)
+            sql.bump_calendar(uow.session, done.consumer_id)
         return ReleaseResult(
             consumer_uuid=consumer_uuid,
             status=done.status,

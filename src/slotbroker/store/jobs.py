@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobState, Step
+from slotbroker.store.db import READONLY, Database
 from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
 
 J = cast(Table, JobRow.__table__)
@@ -77,59 +79,71 @@ class JobSnapshot:
         return self.state in TERMINAL_STATES
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
-def _write(session: Session, stmt: Any) -> CursorResult[Any]:
-    """Run an UPDATE / DELETE on the session's connection (its result has a ``rowcount``)."""
-    return session.connection().execute(stmt)
+@contextmanager
+def transaction(db: Database, *, readonly: bool = False) -> Iterator[Connection]:
+    """One Core transaction (no ORM session: the planner's hot path); commits if the block succeeds.
+    Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (``store.db``)."""
+    with db.engine.connect() as conn:
+        if readonly:
+            conn.execution_options(**{READONLY: True})
+        with conn.begin():
+            yield conn
 
 
-def is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _write(conn: Connection, stmt: Any) -> CursorResult[Any]:
+    """Run an UPDATE / DELETE (its result has a ``rowcount``)."""
+    return conn.execute(stmt)
 
 
-def insert_job(session: Session, values: dict[str, Any]) -> int | None:
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def insert_job(conn: Connection, values: dict[str, Any]) -> int | None:
     """Insert a job unless one with the same id exists (then None: the id is the idempotency key)."""
-    stmt = _insert(session)(J).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    result = session.execute(stmt.returning(J.c.seq))
+    stmt = _insert(conn)(J).values(**values).on_conflict_do_nothing(index_elements=["id"])
+    result = conn.execute(stmt.returning(J.c.seq))
     seq = result.scalar_one_or_none()
     return None if seq is None else int(seq)
 
 
-def get_job(session: Session, job_id: str, *, lock: bool = False) -> JobSnapshot | None:
+def get_job(conn: Connection, job_id: str, *, lock: bool = False) -> JobSnapshot | None:
     stmt = select(J).where(J.c.id == job_id)
     if lock:
         stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
+    row = conn.execute(stmt).first()
     return None if row is None else JobSnapshot.of(row)
 
 
-def get_by_seq(session: Session, seq: int, *, lock: bool = False) -> JobSnapshot | None:
+def get_by_seq(conn: Connection, seq: int, *, lock: bool = False) -> JobSnapshot | None:
     stmt = select(J).where(J.c.seq == seq)
     if lock:
         stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
+    row = conn.execute(stmt).first()
     return None if row is None else JobSnapshot.of(row)
 
 
 def add_transition(
-    session: Session, seq: int, from_state: str | None, to_state: str, at_ms: int, detail: str = ""
+    conn: Connection, seq: int, from_state: str | None, to_state: str, at_ms: int, detail: str = ""
 ) -> None:
     """Record entering ``to_state`` (once: a second record of the same state is ignored)."""
     stmt = (
-        _insert(session)(T)
+        _insert(conn)(T)
         .values(job_seq=seq, from_state=from_state, to_state=to_state, at_ms=at_ms, detail=detail)
         .on_conflict_do_nothing(index_elements=["job_seq", "to_state"])
     )
-    session.execute(stmt)
+    conn.execute(stmt)
 
 
-def add_logs(session: Session, seq: int, at_ms: int, stream: str, lines: Iterable[str]) -> None:
-    rows = [{"job_seq": seq, "at_ms": at_ms, "stream": stream, "line": line} for line in lines]
+def add_logs(conn: Connection, seq: int, at_ms: int, lines: Iterable[tuple[str, str]]) -> None:
+    """Append (stream, line) pairs to a job's log, in one statement."""
+    rows = [{"job_seq": seq, "at_ms": at_ms, "stream": stream, "line": line} for stream, line in lines]
     if rows:
-        session.execute(insert(L), rows)
+        conn.execute(insert(L), rows)
 
 
 def claimable(now_ms: int) -> Any:
@@ -140,20 +154,20 @@ def claimable(now_ms: int) -> Any:
     )
 
 
-def active_by_provisioner(session: Session, now_ms: int) -> dict[str, int]:
+def active_by_provisioner(conn: Connection, now_ms: int) -> dict[str, int]:
     """Jobs holding (or about to hold) a provision, per provisioner."""
     busy = or_(
         J.c.state.in_(ACTIVE_STATES),
         and_(J.c.state == JobState.PENDING.value, J.c.claimed_until_ms >= now_ms),
     )
-    rows = session.execute(
+    rows = conn.execute(
         select(J.c.provisioner, func.count()).where(J.c.step.is_not(None), busy).group_by(J.c.provisioner)
     ).all()
     return {str(p): int(n) for p, n in rows}
 
 
 def claim_due(
-    session: Session,
+    conn: Connection,
     *,
     ranked: Select[int],
     now_ms: int,
@@ -167,16 +181,16 @@ def claim_due(
     ``max_active`` is skipped (the jobs behind it, of other provisioners, go ahead). The claim moves a
     pending job to ``provisioning`` (recorded) unless a cancel or expiry is already requested.
     """
-    order = [int(row[0]) for row in session.execute(ranked).all()]
+    order = [int(row[0]) for row in conn.execute(ranked).all()]
     if not order:
         return []
     lock = select(J).where(J.c.seq.in_(order), claimable(now_ms))
-    if is_postgres(session):
+    if is_postgres(conn):
         lock = lock.with_for_update(skip_locked=True)
-    rows = {int(r.seq): JobSnapshot.of(r) for r in session.execute(lock)}
+    rows = {int(r.seq): JobSnapshot.of(r) for r in conn.execute(lock)}
     room: dict[str, int] = {}
     if max_active:
-        active = active_by_provisioner(session, now_ms)
+        active = active_by_provisioner(conn, now_ms)
         room = {p: cap - active.get(p, 0) for p, cap in max_active.items()}
     chosen: list[JobSnapshot] = []
     for seq in order:
@@ -203,10 +217,8 @@ def claim_due(
             values["provision_started_ms"] = now_ms
             if job.state == JobState.PENDING.value:
                 values["state"] = JobState.PROVISIONING.value
-                add_transition(session, job.seq, job.state, JobState.PROVISIONING.value, now_ms)
-        done = _write(
-            session, update(J).where(J.c.seq == job.seq, J.c.version == job.version).values(**values)
-        )
+                add_transition(conn, job.seq, job.state, JobState.PROVISIONING.value, now_ms)
+        done = _write(conn, update(J).where(J.c.seq == job.seq, J.c.version == job.version).values(**values))
         if done.rowcount == 1:
             out.append(replace(job, values))
     return out
@@ -218,34 +230,34 @@ def replace(job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
     return JobSnapshot(**data)
 
 
-def lock_for_commit(session: Session, seq: int, version: int, worker: str) -> JobSnapshot | None:
+def lock_for_commit(conn: Connection, seq: int, version: int, worker: str) -> JobSnapshot | None:
     """The job, locked, if ``worker`` still holds the claim ``version``; else None (the claim was lost)."""
-    job = get_by_seq(session, seq, lock=True)
+    job = get_by_seq(conn, seq, lock=True)
     if job is None or job.version != version or job.claimed_by != worker:
         return None
     return job
 
 
-def write_job(session: Session, job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
+def write_job(conn: Connection, job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
     """Apply ``values`` to a locked job and bump its version; returns the new snapshot."""
     values = {**values, "version": job.version + 1}
-    session.execute(update(J).where(J.c.seq == job.seq).values(**values))
+    conn.execute(update(J).where(J.c.seq == job.seq).values(**values))
     return replace(job, values)
 
 
-def renew_claims(session: Session, worker: str, until_ms: int) -> int:
+def renew_claims(conn: Connection, worker: str, until_ms: int) -> int:
     """Heartbeat: extend every claim ``worker`` holds."""
     result = _write(
-        session,
+        conn,
         update(J).where(J.c.claimed_by == worker, J.c.step.is_not(None)).values(claimed_until_ms=until_ms),
     )
     return int(result.rowcount)
 
 
-def release_claims(session: Session, worker: str) -> int:
+def release_claims(conn: Connection, worker: str) -> int:
     """Give back every claim ``worker`` holds (a clean shutdown: others may take the steps at once)."""
     result = _write(
-        session,
+        conn,
         update(J)
         .where(J.c.claimed_by == worker)
         .values(claimed_by=None, claimed_until_ms=None, version=J.c.version + 1),
@@ -269,7 +281,7 @@ def decode_cursor(cursor: str) -> int:
 
 
 def list_jobs(
-    session: Session,
+    conn: Connection,
     *,
     limit: int,
     after: int | None = None,
@@ -287,20 +299,20 @@ def list_jobs(
         stmt = stmt.where(J.c.project == project)
     if lease_uuid is not None:
         stmt = stmt.where(J.c.lease_uuid == lease_uuid)
-    return [JobSnapshot.of(r) for r in session.execute(stmt)]
+    return [JobSnapshot.of(r) for r in conn.execute(stmt)]
 
 
-def transitions(session: Session, seq: int) -> list[tuple[str | None, str, int, str]]:
-    rows = session.execute(
+def transitions(conn: Connection, seq: int) -> list[tuple[str | None, str, int, str]]:
+    rows = conn.execute(
         select(T.c.from_state, T.c.to_state, T.c.at_ms, T.c.detail).where(T.c.job_seq == seq).order_by(T.c.id)
     ).all()
     return [(r.from_state, str(r.to_state), int(r.at_ms), str(r.detail)) for r in rows]
 
 
 def logs(
-    session: Session, seq: int, *, after_id: int = 0, limit: int = 1000
+    conn: Connection, seq: int, *, after_id: int = 0, limit: int = 1000
 ) -> list[tuple[int, int, str, str]]:
-    rows = session.execute(
+    rows = conn.execute(
         select(L.c.id, L.c.at_ms, L.c.stream, L.c.line)
         .where(L.c.job_seq == seq, L.c.id > after_id)
         .order_by(L.c.id)
@@ -309,18 +321,18 @@ def logs(
     return [(int(r.id), int(r.at_ms), str(r.stream), str(r.line)) for r in rows]
 
 
-def live_jobs_of_lease(session: Session, lease_uuid: str) -> list[JobSnapshot]:
+def live_jobs_of_lease(conn: Connection, lease_uuid: str) -> list[JobSnapshot]:
     stmt = select(J).where(J.c.lease_uuid == lease_uuid, J.c.step.is_not(None)).order_by(J.c.seq)
-    if is_postgres(session):
+    if is_postgres(conn):
         stmt = stmt.with_for_update()
-    return [JobSnapshot.of(r) for r in session.execute(stmt)]
+    return [JobSnapshot.of(r) for r in conn.execute(stmt)]
 
 
-def purge_terminal(session: Session, before_ms: int, limit: int = 1000) -> int:
+def purge_terminal(conn: Connection, before_ms: int, limit: int = 1000) -> int:
     """Delete up to ``limit`` terminal jobs finished before ``before_ms``, with their transitions and logs."""
     seqs = [
         int(s)
-        for s in session.execute(
+        for s in conn.execute(
             select(J.c.seq)
             .where(J.c.step.is_(None), J.c.finished_ms < before_ms, J.c.state.in_(TERMINAL_STATES))
             .order_by(J.c.finished_ms)
@@ -329,9 +341,9 @@ def purge_terminal(session: Session, before_ms: int, limit: int = 1000) -> int:
     ]
     if not seqs:
         return 0
-    session.execute(delete(L).where(L.c.job_seq.in_(seqs)))
-    session.execute(delete(T).where(T.c.job_seq.in_(seqs)))
-    return int(_write(session, delete(J).where(J.c.seq.in_(seqs))).rowcount)
+    conn.execute(delete(L).where(L.c.job_seq.in_(seqs)))
+    conn.execute(delete(T).where(T.c.job_seq.in_(seqs)))
+    return int(_write(conn, delete(J).where(J.c.seq.in_(seqs))).rowcount)
 
 
 __all__ = [
@@ -358,13 +370,14 @@ __all__ = [
     "release_claims",
     "renew_claims",
     "replace",
+    "transaction",
     "transitions",
     "write_job",
 ]
 
 
 def claim_unattended(
-    session: Session,
+    conn: Connection,
     *,
     now_ms: int,
     worker: str,
@@ -383,20 +396,20 @@ def claim_unattended(
     )
     if not takeover:
         stmt = stmt.where(or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms))
-    if is_postgres(session):
+    if is_postgres(conn):
         stmt = stmt.with_for_update(skip_locked=True)
     out: list[JobSnapshot] = []
-    for row in session.execute(stmt):
+    for row in conn.execute(stmt):
         job = JobSnapshot.of(row)
         values = {"claimed_by": worker, "claimed_until_ms": until_ms, "version": job.version + 1}
-        session.execute(update(J).where(J.c.seq == job.seq).values(**values))
+        conn.execute(update(J).where(J.c.seq == job.seq).values(**values))
         out.append(replace(job, values))
     return out
 
 
-def next_due_ms(session: Session) -> int | None:
+def next_due_ms(conn: Connection) -> int | None:
     """When the earliest unclaimed step becomes due (an idle pool sleeps until then)."""
-    value = session.execute(
+    value = conn.execute(
         select(func.min(J.c.due_ms)).where(J.c.step.is_not(None), J.c.claimed_by.is_(None))
     ).scalar()
     return None if value is None else int(value)

@@ -215,8 +215,21 @@ class AllocationRow(Base):
     consumer: Mapped[ConsumerRow] = relationship(back_populates="allocations")
 
 
+CALENDAR_SHARDS = 16
+
+
+def calendar_shard(key: int) -> int:
+    """The ``calendar_state`` row (1..CALENDAR_SHARDS) a writer with ``key`` bumps."""
+    return key % CALENDAR_SHARDS + 1
+
+
 class CalendarStateRow(Base):
-    """One row: the calendar generation, bumped by every committed capacity or allocation change."""
+    """The calendar generation, kept in CALENDAR_SHARDS rows whose SUM is the generation.
+
+    Every committed capacity or allocation change bumps one row in its own transaction, so the sum moves
+    exactly when such a change commits. One row would be correct too, but its lock would be held through
+    every claim's commit and queue all claims behind each other; writers on different providers now bump
+    different rows."""
 
     __tablename__ = "calendar_state"
 

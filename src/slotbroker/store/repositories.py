@@ -26,6 +26,7 @@ from slotbroker.store.models import (
     ProviderTraitRow,
     ResourceClassRow,
     TraitRow,
+    calendar_shard,
 )
 
 
@@ -351,15 +352,14 @@ class CalendarRepository:
         self.session = session
 
     def generation(self) -> int:
-        return int(
-            self.session.scalar(select(CalendarStateRow.generation).where(CalendarStateRow.id == 1)) or 0
-        )
+        """The calendar generation: the sum of its shards (see ``CalendarStateRow``)."""
+        return int(self.session.scalar(select(func.coalesce(func.sum(CalendarStateRow.generation), 0))) or 0)
 
-    def bump(self) -> None:
+    def bump(self, shard_key: int = 0) -> None:
         """Every committed capacity change bumps this, so cached indexes in any replica notice."""
         self.session.execute(
             update(CalendarStateRow)
-            .where(CalendarStateRow.id == 1)
+            .where(CalendarStateRow.id == calendar_shard(shard_key))
             .values(generation=CalendarStateRow.generation + 1)
         )
 

@@ -30,7 +30,7 @@ def readyz(request: Request) -> Response | Ready:
     try:
         with svc.db.engine.connect() as conn:
             generation = int(
-                conn.execute(text("SELECT generation FROM calendar_state WHERE id = 1")).scalar() or 0
+                conn.execute(text("SELECT COALESCE(SUM(generation), 0) FROM calendar_state")).scalar() or 0
             )
         current = migrate.current_revision(svc.db.engine)
     except Exception as exc:
