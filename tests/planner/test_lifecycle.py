@@ -11,8 +11,19 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from planner_helpers import (
+    NOW_S,
+    fast_settings,
+    make_lease,
+    make_planner,
+    run,
+    spec,
+    states_of,
+    wait_state,
+    wait_until,
+)
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from slotbroker.domain.errors import AlreadyExists
 from slotbroker.domain.jobs import Workload
@@ -23,16 +34,6 @@ from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, 
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow, JobTransitionRow
 from slotbroker.store.unit_of_work import UnitOfWork
-from ._helpers import (
-    NOW_S,
-    fast_settings,
-    make_lease,
-    make_planner,
-    run,
-    spec,
-    states_of,
-    wait_state,
-)
 
 
 def released_once(sim: SimulatedProvisioner) -> None:
@@ -61,7 +62,8 @@ def test_happy_path_records_each_transition_once(db: Database) -> None:
         assert [ln.line for ln in planner.logs(job.id) if ln.stream == "run"] == ["simulated run"]
 
     run(scenario())
-    assert sim.created == 1 and sim.runs == 1
+    assert sim.created == 1
+    assert sim.runs == 1
     released_once(sim)
 
 
@@ -166,7 +168,8 @@ def test_provision_timeout_is_a_failed_attempt_released_once(db: Database) -> No
         assert "readiness timeout" in (done.error or "")
 
     run(scenario())
-    assert sim.created == 2 and sim.calls["submit"] == 0
+    assert sim.created == 2
+    assert sim.calls["submit"] == 0
     released_once(sim)
 
 
@@ -189,7 +192,7 @@ def test_provision_failure_without_alternates_retries_same_allocation(db: Databa
     released_once(sim)
 
 
-def _one_alternate(session: Session, primary: Allocation) -> Sequence[Allocation]:
+def _one_alternate(conn: Connection, primary: Allocation) -> Sequence[Allocation]:
     return [Allocation(primary.lease_id, primary.project, primary.start_s, primary.end_s, (), label="alt-1")]
 
 
@@ -253,7 +256,8 @@ def test_worker_crash_between_steps_resumes_without_loss_or_duplication(db: Data
 
     run(scenario())
     assert sim.calls["submit"] == 2  # called again after the crash ...
-    assert sim.runs == 1 and sim.created == 1  # ... but idempotent by the job id: nothing twice
+    assert sim.runs == 1
+    assert sim.created == 1  # ... but idempotent by the job id: nothing twice
     released_once(sim)
     with UnitOfWork(db, readonly=True) as uow:
         n = uow.session.scalar(select(func.count()).select_from(JobTransitionRow))
@@ -321,7 +325,8 @@ def test_duplicate_enqueue_of_the_same_job_id_makes_one_job(db: Database) -> Non
         t.start()
     for t in threads:
         t.join()
-    assert not errors and results == ["same-id"] * 8
+    assert not errors
+    assert results == ["same-id"] * 8
     assert len(planner.list().items) == 1
     with pytest.raises(AlreadyExists):
         planner.create(spec(lease, job_id="same-id", workload=Workload(command=("false",))))
@@ -344,8 +349,7 @@ def test_restart_reconciliation(db: Database) -> None:
         task = first.start()
         await wait_state(planner, running.id, ["running"])
         planner.create(spec(lease, job_id="waiting"))
-        await wait_state(planner, "waiting", ["provisioning"])
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: planner.get("waiting").provision_id is not None, what="provision recorded")
         inside = sim.gate("provision")
         planner.create(spec(lease, job_id="inside"))
         await asyncio.wait_for(inside.entered.wait(), 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from planner_helpers import fast_settings, make_lease, make_planner, run, spec, wait_state
 from sqlalchemy import func, select
 
 from slotbroker.domain.errors import ValidationFailed
@@ -13,8 +14,6 @@ from slotbroker.services.planner.settings import ProvisionerPolicy, RetryPolicy
 from slotbroker.store.db import Database
 from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
 from slotbroker.store.unit_of_work import UnitOfWork
-
-from ._helpers import fast_settings, make_lease, make_planner, run, spec, wait_state
 
 
 def _start_order(sim: SimulatedProvisioner) -> list[str]:
@@ -96,7 +95,8 @@ def test_no_head_of_line_blocking_behind_a_saturated_provisioner(db: Database) -
         await pool.stop()
 
     run(scenario())
-    assert scarce.double_released() == 0 and scarce.unreleased() == []
+    assert scarce.double_released() == 0
+    assert scarce.unreleased() == []
 
 
 def test_keyset_listing_is_stable_while_jobs_are_added(db: Database) -> None:
@@ -118,7 +118,8 @@ def test_keyset_listing_is_stable_while_jobs_are_added(db: Database) -> None:
     planner.cancel("j-01")
     assert [j.id for j in planner.list(states=["canceled"]).items] == ["j-01"]
     alpha = planner.list(project="alpha", limit=100).items
-    assert {j.project for j in alpha} == {"alpha"} and len(alpha) == 12 + extra
+    assert {j.project for j in alpha} == {"alpha"}
+    assert len(alpha) == 12 + extra
     assert {j.id for j in planner.list(lease_id=b, limit=100).items} == {
         f"j-{i:02d}" for i in range(0, 25, 2)
     }

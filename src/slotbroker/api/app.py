@@ -18,6 +18,7 @@ from slotbroker.api.routers import (
     fabric,
     find_slot,
     health,
+    ivoa,
     leases,
     network,
     offers,
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
     for module in (health, providers, catalog, network, topology, find_slot, fabric, claims, offers, leases):
         app.include_router(module.router)
+    app.include_router(ivoa.router)  # IVOA ExecutionBroker (/ivoa), docs/ivoa.md
     # Outermost last: metrics see everything, limits refuse before bodies are read.
     app.add_middleware(
         ContentMiddleware,

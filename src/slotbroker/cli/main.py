@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli import admin, find_slot, topology
+from slotbroker.cli import admin, booking, find_slot, topology
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 
 app = typer.Typer(
@@ -21,6 +21,12 @@ app.add_typer(admin.providers_app, name="providers")
 app.add_typer(topology.app, name="topology")
 app.command("find-slot")(find_slot.find_slot)
 app.command("calendar")(find_slot.calendar)
+app.command("offer")(booking.offer)
+app.command("accept")(booking.accept)
+app.command("reject")(booking.reject)
+app.command("leases")(booking.leases)
+app.command("extend")(booking.extend)
+app.command("cancel")(booking.cancel)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]

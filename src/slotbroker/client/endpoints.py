@@ -6,16 +6,20 @@ and :class:`~slotbroker.client.AsyncClient` returns awaitables, with the very sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from slotbroker.client._spec import (
+    AsyncRunner,
     Call,
     Id,
     Raw,
+    SyncRunner,
     body,
     endpoint,
     list_of,
@@ -33,7 +37,20 @@ from slotbroker.services import views
 from slotbroker.services.calendar_views import CalendarResponse
 from slotbroker.services.fabric_views import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
+from slotbroker.services.lease_views import (
+    CreateLease,
+    LeaseItemSpec,
+    LeaseList,
+    LeaseView,
+    QuotaView,
+    SetQuota,
+    UpdateLease,
+)
+from slotbroker.services.offer_views import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
 from slotbroker.services.views import Health, Ready
+
+P = ParamSpec("P")
+Item = TypeVar("Item")
 
 
 # -- health ----------------------------------------------------------------------------------------------
@@ -332,6 +349,329 @@ def fabric_calendar(
     return Call("GET", "/calendar", model(FabricCalendar), params=params)
 
 
+# -- offers ----------------------------------------------------------------------------------------------
+def create_offer_set(request: OfferSetRequest | Raw) -> Call[OfferSetView]:
+    """Ask for offers: up to ``max_offers`` windows, each holding its capacity until it expires.
+
+    A set where nothing fits is ``EMPTY`` (with the search's ``explanation``), not an error; a project over
+    its quota raises :class:`QuotaExceededError`."""
+    return Call("POST", "/v1/offer-sets", model(OfferSetView), json=body(request))
+
+
+def get_offer_set(set_id: Id) -> Call[OfferSetView]:
+    return Call("GET", path("/v1/offer-sets/{}", set_id), model(OfferSetView))
+
+
+def get_offer(offer_id: Id) -> Call[OfferView]:
+    return Call("GET", path("/v1/offers/{}", offer_id), model(OfferView))
+
+
+def accept_offer(offer_id: Id) -> Call[AcceptedLease]:
+    """Turn the offer's hold into a lease (the set's other offers are rejected).
+
+    Raises :class:`OfferExpiredError` or :class:`OfferNotOpenError` (both ``ConflictError``)."""
+    return Call("POST", path("/v1/offers/{}/accept", offer_id), model(AcceptedLease))
+
+
+def reject_offer(offer_id: Id) -> Call[OfferView]:
+    """Reject an offer and free its capacity now (idempotent)."""
+    return Call("POST", path("/v1/offers/{}/reject", offer_id), model(OfferView))
+
+
+# -- leases and quotas -----------------------------------------------------------------------------------
+def create_lease(lease: CreateLease | Raw) -> Call[LeaseView]:
+    """Claim explicit items for [start, end) as a lease (``project``: admins only)."""
+    return Call("POST", "/v1/leases", model(LeaseView), json=body(lease))
+
+
+def list_leases(
+    *,
+    status: Sequence[str] | None = None,
+    project: str | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Call[LeaseList]:
+    """One page of leases in creation order (keyset); pass ``next_cursor`` back as ``cursor``.
+
+    ``start``/``end``: only leases overlapping that interval; ``project``: admins only."""
+    params = query(
+        status=list(status) if status is not None else None,
+        project=project,
+        start=_instant(start) if start is not None else None,
+        end=_instant(end) if end is not None else None,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Call("GET", "/v1/leases", model(LeaseList), params=params)
+
+
+def get_lease(lease_id: Id) -> Call[LeaseView]:
+    return Call("GET", path("/v1/leases/{}", lease_id), model(LeaseView))
+
+
+def update_lease(lease_id: Id, change: UpdateLease | Raw) -> Call[LeaseView]:
+    """Extend, shorten or (PENDING) move a lease; ``change.generation`` must be the one you read.
+
+    Raises :class:`ConcurrentUpdateError` (stale generation), :class:`InvalidStateError`,
+    :class:`OutsideExtensionWindowError`, :class:`CapacityConflictError`, :class:`LeaseTooLongError` or
+    :class:`QuotaExceededError`."""
+    return Call("PATCH", path("/v1/leases/{}", lease_id), model(LeaseView), json=body(change))
+
+
+def cancel_lease(lease_id: Id) -> Call[LeaseView]:
+    """Cancel a lease, releasing its capacity at once (idempotent); the cancelled lease."""
+    return Call("POST", path("/v1/leases/{}/cancel", lease_id), model(LeaseView))
+
+
+def delete_lease(lease_id: Id) -> Call[None]:
+    """Cancel a lease (``DELETE``; same as :func:`cancel_lease` without the answer)."""
+    return Call("DELETE", path("/v1/leases/{}", lease_id), no_content)
+
+
+def leases_ics(*, status: Sequence[str] | None = None) -> Call[str]:
+    """The caller's leases as an iCalendar (RFC 5545) feed, as text."""
+    params = query(status=list(status) if status is not None else None)
+    return Call("GET", "/v1/leases.ics", text, params=params, headers={"Accept": "text/calendar"})
+
+
+def list_quotas(project: str) -> Call[list[QuotaView]]:
+    """A project's quotas (admin)."""
+    return Call("GET", path("/v1/quotas/{}", project), list_of(QuotaView))
+
+
+def get_quota(project: str, resource_class: str) -> Call[QuotaView]:
+    """One quota (admin); ``NotFoundError`` when the project has none on that class."""
+    return Call("GET", path("/v1/quotas/{}/{}", project, resource_class), model(QuotaView))
+
+
+def put_quota(project: str, resource_class: str, quota: SetQuota | Raw) -> Call[QuotaView]:
+    """Set a project's quota on a class (admin); it applies to bookings from now on."""
+    return Call("PUT", path("/v1/quotas/{}/{}", project, resource_class), model(QuotaView), json=body(quota))
+
+
+def delete_quota(project: str, resource_class: str) -> Call[None]:
+    return Call("DELETE", path("/v1/quotas/{}/{}", project, resource_class), no_content)
+
+
+# -- claims and allocation candidates ------------------------------------------------------------------
+class ClaimedAllocation(BaseModel):
+    provider_uuid: str
+    provider_name: str | None = None
+    resource_class: str
+    amount: int
+    vlan_tag: int | None = None
+
+
+class HostSwap(BaseModel):
+    component: str
+    instance: int
+    from_host: str
+    to_host: str
+
+
+class ClaimView(BaseModel):
+    """``POST /v1/claims``: the consumer a claim made (a lease or a hold) and its allocations."""
+
+    uuid: str
+    kind: str = Field(description="lease or hold")
+    status: str
+    project: str
+    start: datetime
+    end: datetime
+    expires: datetime | None = None
+    allocation_request: str | None = None
+    allocations: list[ClaimedAllocation]
+    swaps: list[HostSwap] = Field(default_factory=list, description="Hosts replaced by alternates.")
+    attempts: int
+
+
+class ResourceUse(BaseModel):
+    capacity: int
+    used: int = Field(description="Peak usage over [start, end).")
+
+
+class ProviderSummary(BaseModel):
+    name: str
+    resources: dict[str, ResourceUse]
+    traits: list[str]
+    root_provider_uuid: str
+    parent_provider_uuid: str | None = None
+
+
+class CandidateAllocation(BaseModel):
+    resources: dict[str, int]
+
+
+class CandidateRequest(BaseModel):
+    allocations: dict[str, CandidateAllocation]
+    id: str = Field(description="Claim it with claim(allocation_request=id).")
+
+
+class Candidates(BaseModel):
+    """``GET /v1/allocation-candidates``, Placement's shape plus a claimable ``id`` per request."""
+
+    allocation_requests: list[CandidateRequest]
+    provider_summaries: dict[str, ProviderSummary]
+    start: int
+    end: int
+    calendar_generation: int
+
+
+def claim(
+    allocation_request: Id | None = None,
+    *,
+    items: Sequence[LeaseItemSpec | Raw] | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    expires: Instant | None = None,
+    uuid: Id | None = None,
+) -> Call[ClaimView]:
+    """Claim an allocation request by id (from find-slot or :func:`allocation_candidates`; alternates are
+    tried on conflict), or explicit ``items`` over [``start``, ``end``).
+
+    ``kind`` is ``lease`` (default) or ``hold`` (``expires``: default now + the offer TTL); ``uuid`` names
+    the consumer of an explicit claim. Raises :class:`CapacityConflictError`,
+    :class:`AllocationRequestExpiredError`, :class:`AllocationRequestClaimedError` ..."""
+    consumer = {
+        k: v
+        for k, v in {
+            "kind": kind,
+            "name": name,
+            "expires": _instant(expires) if expires is not None else None,
+            "uuid": str(uuid) if uuid is not None else None,
+        }.items()
+        if v is not None
+    }
+    doc: dict[str, Any] = {"consumer": consumer}
+    if allocation_request is not None:
+        doc["allocation_request"] = str(allocation_request)
+    if items is not None:
+        doc["items"] = [body(it) for it in items]
+    if start is not None:
+        doc["start"] = _instant(start)
+    if end is not None:
+        doc["end"] = _instant(end)
+    return Call("POST", "/v1/claims", model(ClaimView), json=doc)
+
+
+def release_claim(consumer_uuid: Id) -> Call[None]:
+    """Release a claim (idempotent)."""
+    return Call("DELETE", path("/v1/claims/{}", consumer_uuid), no_content)
+
+
+def allocation_candidates(
+    *,
+    resources: str | dict[str, int] | None = None,
+    required: Sequence[str] | None = None,
+    member_of: Sequence[str] | None = None,
+    limit: int | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
+) -> Call[Candidates]:
+    """Placement-style candidates over [start, end) (default the next hour), each claimable by id.
+
+    ``resources``: ``"VCPU:8,MEMORY_MB:32768"`` or ``{"VCPU": 8, ...}``; ``required``: ``"TRAIT,!OTHER"``
+    or ``"in:A,B"`` per entry (entries AND); ``member_of``: ``"in:agg1,agg2"`` / ``"!in:agg3"``."""
+    if isinstance(resources, dict):
+        resources = ",".join(f"{rc}:{amount}" for rc, amount in resources.items())
+    params = query(
+        resources=resources,
+        required=list(required) if required is not None else None,
+        member_of=list(member_of) if member_of is not None else None,
+        limit=limit,
+        start=_instant(start) if start is not None else None,
+        end=_instant(end) if end is not None else None,
+    )
+    return Call("GET", "/v1/allocation-candidates", model(Candidates), params=params)
+
+
+# -- paged listings: iterate every item, following next_cursor ---------------------------------------------
+@dataclass(frozen=True)
+class Pages(Generic[Item]):
+    """A listing read page after page: ``page(cursor)`` is one page's call, decoded to (items, next)."""
+
+    page: Callable[[str | None], Call[tuple[list[Item], str | None]]]
+
+
+def iter_leases(
+    *,
+    status: Sequence[str] | None = None,
+    project: str | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
+    page_size: int = 100,
+) -> Pages[LeaseView]:
+    """Every matching lease (see :func:`list_leases`), ``page_size`` per request."""
+
+    def page(cursor: str | None) -> Call[tuple[list[LeaseView], str | None]]:
+        call = list_leases(
+            status=status, project=project, start=start, end=end, cursor=cursor, limit=page_size
+        )
+
+        def decode(response: httpx.Response) -> tuple[list[LeaseView], str | None]:
+            got = call.decode(response)
+            return got.items, got.next_cursor
+
+        return Call(call.method, call.path, decode, params=call.params)
+
+    return Pages(page)
+
+
+class paged(Generic[P, Item]):  # noqa: N801 - used like endpoint
+    """A client method made from a :class:`Pages` builder: an iterator on the sync client, an async
+    iterator on the async one, each following ``next_cursor`` until the last page."""
+
+    def __init__(self, build: Callable[P, Pages[Item]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        self.__name__ = build.__name__
+
+    @overload
+    def __get__(self, obj: SyncRunner, owner: type[Any] | None = None) -> Callable[P, Iterator[Item]]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncRunner, owner: type[Any] | None = None
+    ) -> Callable[P, AsyncIterator[Item]]: ...
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> paged[P, Item]: ...
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        build = self.build
+        run: Callable[[Call[tuple[list[Item], str | None]]], Any] = obj._run  # type: ignore[attr-defined]
+
+        if isinstance(obj, AsyncRunner):
+
+            async def aiterate(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Item]:
+                pages = build(*args, **kwargs)
+                cursor: str | None = None
+                while True:
+                    items, cursor = await run(pages.page(cursor))
+                    for item in items:
+                        yield item
+                    if cursor is None:
+                        return
+
+            aiterate.__doc__ = build.__doc__
+            return aiterate
+
+        def iterate(*args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
+            pages = build(*args, **kwargs)
+            cursor: str | None = None
+            while True:
+                items, cursor = run(pages.page(cursor))
+                yield from items
+                if cursor is None:
+                    return
+
+        iterate.__doc__ = build.__doc__
+        return iterate
+
+
 class Endpoints:
     """The API's methods, shared by both clients (see :class:`~slotbroker.client._spec.endpoint`)."""
 
@@ -382,3 +722,26 @@ class Endpoints:
     calendar = endpoint(calendar)
     fabric_find_slot = endpoint(fabric_find_slot)
     fabric_calendar = endpoint(fabric_calendar)
+
+    create_offer_set = endpoint(create_offer_set)
+    get_offer_set = endpoint(get_offer_set)
+    get_offer = endpoint(get_offer)
+    accept_offer = endpoint(accept_offer)
+    reject_offer = endpoint(reject_offer)
+
+    create_lease = endpoint(create_lease)
+    list_leases = endpoint(list_leases)
+    iter_leases = paged(iter_leases)
+    get_lease = endpoint(get_lease)
+    update_lease = endpoint(update_lease)
+    cancel_lease = endpoint(cancel_lease)
+    delete_lease = endpoint(delete_lease)
+    leases_ics = endpoint(leases_ics)
+    list_quotas = endpoint(list_quotas)
+    get_quota = endpoint(get_quota)
+    put_quota = endpoint(put_quota)
+    delete_quota = endpoint(delete_quota)
+
+    claim = endpoint(claim)
+    release_claim = endpoint(release_claim)
+    allocation_candidates = endpoint(allocation_candidates)

@@ -88,6 +88,50 @@ class CapacityConflictError(ConflictError):
     """409 ``capacity_conflict``: the change would leave allocations without capacity."""
 
 
+class InvalidStateError(ConflictError):
+    """409 ``invalid_state``: the lease is not PENDING or ACTIVE any more (ended, cancelled ...)."""
+
+
+class OutsideExtensionWindowError(ConflictError):
+    """409 ``outside_extension_window``: a lease may be extended only shortly before its end."""
+
+
+class OfferConflictError(ConflictError):
+    """409: the offer cannot be accepted or rejected any more."""
+
+
+class OfferExpiredError(OfferConflictError):
+    """409 ``offer_expired``: the offer's hold expired; its capacity may be gone. Ask for new offers."""
+
+
+class OfferNotOpenError(OfferConflictError):
+    """409 ``offer_not_open``: the offer was already accepted or rejected (or a sibling was accepted)."""
+
+
+class AllocationRequestClaimedError(ConflictError):
+    """409 ``allocation_request_claimed``: that allocation request id was claimed already."""
+
+
+class QuotaExceededError(PermissionDeniedError):
+    """403 ``quota_exceeded``: the booking would take the project over one of its quotas."""
+
+
+class LeaseTooLongError(PermissionDeniedError):
+    """403 ``lease_too_long``: the lease would last longer than the server allows."""
+
+
+class AllocationRequestNotFoundError(NotFoundError):
+    """404 ``allocation_request_not_found``: no such allocation request id (or not yours)."""
+
+
+class GoneError(SlotbrokerAPIError):
+    """410: the thing existed but is gone for good."""
+
+
+class AllocationRequestExpiredError(GoneError):
+    """410 ``allocation_request_expired``: search again (find-slot or allocation candidates)."""
+
+
 class RateLimitedError(SlotbrokerAPIError):
     """429: too many requests for this token; ``retry_after`` says how long to wait."""
 
@@ -102,6 +146,15 @@ BY_CODE: dict[str, type[SlotbrokerAPIError]] = {
     "concurrent_update": ConcurrentUpdateError,
     "capacity_conflict": CapacityConflictError,
     "rate_limited": RateLimitedError,
+    "invalid_state": InvalidStateError,
+    "outside_extension_window": OutsideExtensionWindowError,
+    "offer_expired": OfferExpiredError,
+    "offer_not_open": OfferNotOpenError,
+    "allocation_request_claimed": AllocationRequestClaimedError,
+    "quota_exceeded": QuotaExceededError,
+    "lease_too_long": LeaseTooLongError,
+    "allocation_request_not_found": AllocationRequestNotFoundError,
+    "allocation_request_expired": AllocationRequestExpiredError,
 }
 BY_STATUS: dict[int, type[SlotbrokerAPIError]] = {
     400: ValidationError,
@@ -109,6 +162,7 @@ BY_STATUS: dict[int, type[SlotbrokerAPIError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    410: GoneError,
     422: ValidationError,
     429: RateLimitedError,
     503: UnavailableError,

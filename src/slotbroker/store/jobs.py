@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -131,12 +131,18 @@ def add_transition(
     conn: Connection, seq: int, from_state: str | None, to_state: str, at_ms: int, detail: str = ""
 ) -> None:
     """Record entering ``to_state`` (once: a second record of the same state is ignored)."""
-    stmt = (
-        _insert(conn)(T)
-        .values(job_seq=seq, from_state=from_state, to_state=to_state, at_ms=at_ms, detail=detail)
-        .on_conflict_do_nothing(index_elements=["job_seq", "to_state"])
+    add_transitions(conn, [(seq, from_state, to_state, at_ms, detail)])
+
+
+def add_transitions(conn: Connection, rows: Sequence[tuple[int, str | None, str, int, str]]) -> None:
+    """Record several transitions (job seq, from, to, at_ms, detail) in one statement, each at most once."""
+    if not rows:
+        return
+    stmt = _insert(conn)(T).on_conflict_do_nothing(index_elements=["job_seq", "to_state"])
+    conn.execute(
+        stmt,
+        [{"job_seq": q, "from_state": f, "to_state": t, "at_ms": at, "detail": d} for q, f, t, at, d in rows],
     )
-    conn.execute(stmt)
 
 
 def add_logs(conn: Connection, seq: int, at_ms: int, lines: Iterable[tuple[str, str]]) -> None:
@@ -204,23 +210,43 @@ def claim_due(
         chosen.append(job)
         if len(chosen) >= limit:
             break
+    if not chosen:
+        return []
+    # One UPDATE for the batch: the rows are locked (PostgreSQL) or we are the only writer (SQLite).
+    starting = [
+        j
+        for j in chosen
+        if j.step == Step.PROVISION.value and not j.cancel_requested and not j.expire_requested
+    ]
+    entering = [j for j in starting if j.state == JobState.PENDING.value]
+    values: dict[str, Any] = {
+        "claimed_by": worker,
+        "claimed_until_ms": until_ms,
+        "version": J.c.version + 1,
+        "updated_ms": now_ms,
+    }
+    if starting:
+        ids = [j.seq for j in starting]
+        values["provision_started_ms"] = case((J.c.seq.in_(ids), now_ms), else_=J.c.provision_started_ms)
+    if entering:
+        ids = [j.seq for j in entering]
+        values["state"] = case((J.c.seq.in_(ids), JobState.PROVISIONING.value), else_=J.c.state)
+        add_transitions(conn, [(j.seq, j.state, JobState.PROVISIONING.value, now_ms, "") for j in entering])
+    conn.execute(update(J).where(J.c.seq.in_([j.seq for j in chosen])).values(**values))
+    started = {j.seq for j in starting}
     out: list[JobSnapshot] = []
     for job in chosen:
-        values: dict[str, Any] = {
+        changed: dict[str, Any] = {
             "claimed_by": worker,
             "claimed_until_ms": until_ms,
             "version": job.version + 1,
             "updated_ms": now_ms,
         }
-        starting = job.step == Step.PROVISION.value and not job.cancel_requested and not job.expire_requested
-        if starting:
-            values["provision_started_ms"] = now_ms
+        if job.seq in started:
+            changed["provision_started_ms"] = now_ms
             if job.state == JobState.PENDING.value:
-                values["state"] = JobState.PROVISIONING.value
-                add_transition(conn, job.seq, job.state, JobState.PROVISIONING.value, now_ms)
-        done = _write(conn, update(J).where(J.c.seq == job.seq, J.c.version == job.version).values(**values))
-        if done.rowcount == 1:
-            out.append(replace(job, values))
+                changed["state"] = JobState.PROVISIONING.value
+        out.append(replace(job, changed))
     return out
 
 
@@ -236,6 +262,27 @@ def lock_for_commit(conn: Connection, seq: int, version: int, worker: str) -> Jo
     if job is None or job.version != version or job.claimed_by != worker:
         return None
     return job
+
+
+def write_claimed(
+    conn: Connection, job: JobSnapshot, worker: str, values: dict[str, Any]
+) -> JobSnapshot | None:
+    """Apply ``values`` if ``worker`` still holds claim ``job.version`` and no cancel or expiry has been
+    requested - checked by the UPDATE itself, atomically. None if not (the caller takes the slow path)."""
+    values = {**values, "version": job.version + 1}
+    done = _write(
+        conn,
+        update(J)
+        .where(
+            J.c.seq == job.seq,
+            J.c.version == job.version,
+            J.c.claimed_by == worker,
+            J.c.cancel_requested.is_(False),
+            J.c.expire_requested.is_(False),
+        )
+        .values(**values),
+    )
+    return replace(job, values) if done.rowcount == 1 else None
 
 
 def write_job(conn: Connection, job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
@@ -353,6 +400,7 @@ __all__ = [
     "active_by_provisioner",
     "add_logs",
     "add_transition",
+    "add_transitions",
     "claim_due",
     "claim_unattended",
     "claimable",
@@ -372,6 +420,7 @@ __all__ = [
     "replace",
     "transaction",
     "transitions",
+    "write_claimed",
     "write_job",
 ]
 
@@ -396,8 +445,8 @@ def claim_unattended(
     )
     if not takeover:
         stmt = stmt.where(or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms))
-    if is_postgres(conn):
-        stmt = stmt.with_for_update(skip_locked=True)
+    if is_postgres(conn):  # taking over: wait for a dying worker's last transaction instead of skipping
+        stmt = stmt.with_for_update(skip_locked=not takeover)
     out: list[JobSnapshot] = []
     for row in conn.execute(stmt):
         job = JobSnapshot.of(row)

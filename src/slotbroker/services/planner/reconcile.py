@@ -35,7 +35,6 @@ from slotbroker.services.planner.steps import (
     commit,
 )
 from slotbroker.store import jobs as sql
-from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -90,9 +89,9 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
 
         def claim(after: int = after) -> list[sql.JobSnapshot]:
             now = ctx.clock_ms()
-            with UnitOfWork(ctx.db) as uow:
-                got = sql.claim_unattended(
-                    uow.session,
+            with sql.transaction(ctx.db) as conn:
+                return sql.claim_unattended(
+                    conn,
                     now_ms=now,
                     worker=ctx.worker,
                     until_ms=now + int(ctx.settings.claim_ttl_s * 1000),
@@ -100,8 +99,6 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
                     takeover=takeover,
                     after_seq=after,
                 )
-                uow.commit()
-            return got
 
         jobs = await ctx.run_db(claim)
         if not jobs:

@@ -191,8 +191,8 @@ class Planner:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
         workload = spec.workload.to_json()
         now = self.clock_ms()
-        with UnitOfWork(self.db) as uow:
-            s = uow.session
+        created: JobView | None = None
+        with sql.transaction(self.db) as s:
             lease = s.execute(
                 select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
                     ConsumerRow.uuid == spec.lease_id, ConsumerRow.kind == ConsumerKind.LEASE.value
@@ -235,8 +235,6 @@ class Planner:
                 seq = None
             if seq is not None:
                 sql.add_transition(s, seq, None, JobState.PENDING.value, now)
-                uow.commit()
-                self._wake()
                 new = sql.JobSnapshot(
                     seq=seq,
                     claimed_by=None,
@@ -250,7 +248,10 @@ class Planner:
                     finished_ms=None,
                     **values,
                 )
-                return JobView.of(new, [(None, JobState.PENDING.value, now, "")])
+                created = JobView.of(new, [(None, JobState.PENDING.value, now, "")])
+        if created is not None:
+            self._wake()  # after the commit, so a woken worker sees the job
+            return created
         return self._same(job_id, project, spec, workload)
 
     def _same(self, job_id: str, project: str | None, spec: JobSpec, workload: str) -> JobView:
@@ -265,11 +266,11 @@ class Planner:
         return job
 
     def _find(self, job_id: str, project: str | None) -> JobView:
-        with UnitOfWork(self.db, readonly=True) as uow:
-            job = sql.get_job(uow.session, job_id)
+        with sql.transaction(self.db, readonly=True) as conn:
+            job = sql.get_job(conn, job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            return JobView.of(job, sql.transitions(uow.session, job.seq))
+            return JobView.of(job, sql.transitions(conn, job.seq))
 
     def get(self, job_id: str, *, project: str | None = None) -> JobView:
         return self._find(job_id, project)
@@ -294,9 +295,9 @@ class Planner:
                 "invalid state", [FieldError("/state", f"one of {', '.join(sorted(valid))}")]
             )
         after = sql.decode_cursor(cursor) if cursor else None
-        with UnitOfWork(self.db, readonly=True) as uow:
+        with sql.transaction(self.db, readonly=True) as conn:
             rows = sql.list_jobs(
-                uow.session, limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
+                conn, limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
             )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -307,14 +308,13 @@ class Planner:
         """Cancel a job. Pending and untouched: canceled at once. Otherwise the cancel flag is set and
         the worker tears the job down at its next step boundary (cancel the run, release, canceled)."""
         now = self.clock_ms()
-        with UnitOfWork(self.db) as uow:
-            s = uow.session
+        with sql.transaction(self.db) as conn:
+            s = conn
             job = sql.get_job(s, job_id, lock=True)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
             if not job.terminal and not job.cancel_requested:
                 self._request_stop(s, job, Reason.CANCEL, now, "canceled by request")
-                uow.commit()
         self._wake()
         return self.get(job_id)
 
@@ -348,16 +348,16 @@ class Planner:
                 .where(sql.J.c.seq == job.seq)
                 .values({flag: True, "due_ms": min(job.due_ms, now), "updated_ms": now})
             )
-        sql.add_logs(s, job.seq, now, "planner", [why])
+        sql.add_logs(s, job.seq, now, [("planner", why)])
 
     def logs(
         self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
     ) -> builtins.list[LogLine]:
-        with UnitOfWork(self.db, readonly=True) as uow:
-            job = sql.get_job(uow.session, job_id)
+        with sql.transaction(self.db, readonly=True) as conn:
+            job = sql.get_job(conn, job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            rows = sql.logs(uow.session, job.seq, after_id=after, limit=limit)
+            rows = sql.logs(conn, job.seq, after_id=after, limit=limit)
         return [LogLine(i, _dt(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
 
     def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
@@ -366,15 +366,14 @@ class Planner:
         before = now - int(self.settings.retention_s * 1000)
         total = 0
         while True:
-            with UnitOfWork(self.db) as uow:
-                n = sql.purge_terminal(uow.session, before, batch)
-                uow.commit()
+            with sql.transaction(self.db) as conn:
+                n = sql.purge_terminal(conn, before, batch)
             total += n
             if n < batch:
                 return total
 
     # -- lease events ------------------------------------------------------------------------------------
-    def _hook(self, uow: UnitOfWork, event: LeaseEvent) -> None:
+    def _hook(self, uow: UnitOfWork, event: LeaseEvent) -> None:  # LeaseHooks' Hook signature
         self.on_lease_event(uow, event.kind, event.lease_id, event.due_s)
 
     def on_lease_event(self, uow: UnitOfWork, kind: str, lease_id: str, due_s: int) -> None:
@@ -383,7 +382,7 @@ class Planner:
         the ``on_before_end`` callbacks; ``end`` / ``cancelled`` / ``error`` expire the jobs (untouched
         pending jobs at once; others are torn down by a worker: cancel run, release, expired)."""
         now = self.clock_ms()
-        s = uow.session
+        s = uow.session.connection()
         jobs = sql.live_jobs_of_lease(s, lease_id)
         if not jobs:
             return
@@ -396,14 +395,13 @@ class Planner:
         elif kind == "before_end":
             ends = datetime.fromtimestamp(due_s, UTC).isoformat()
             for job in jobs:
-                sql.add_logs(s, job.seq, now, "planner", [f"lease {lease_id} before_end notice ({ends})"])
+                sql.add_logs(s, job.seq, now, [("planner", f"lease {lease_id} before_end notice ({ends})")])
             for callback in self._before_end:
                 callback(lease_id, [j.id for j in jobs], due_s)
         elif kind in LEASE_ENDINGS:
             for job in jobs:
                 if not job.expire_requested and not job.cancel_requested:
                     self._request_stop(s, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
-        uow.session.flush()
         self._wake()
 
 

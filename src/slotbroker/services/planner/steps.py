@@ -19,6 +19,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
 from slotbroker.domain.jobs import JobState, Reason, Step, Workload
@@ -44,7 +45,6 @@ from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPol
 from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
-from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -58,7 +58,7 @@ OUTCOME = {
     Reason.SUCCEED.value: JobState.SUCCEEDED,
 }
 
-AlternatesSource = Callable[[Session, Allocation], Sequence[Allocation]]
+AlternatesSource = Callable[[Connection, Allocation], Sequence[Allocation]]
 """Alternates of a lease's allocation (tried in order when provisioning on the primary fails)."""
 
 
@@ -124,15 +124,15 @@ class Candidates:
         return self.allocations[attempt - 1] if attempt <= len(self.allocations) else None
 
 
-def load_candidates(session: Session, lease_uuid: str, alternates: AlternatesSource | None) -> Candidates:
-    lease = session.execute(
+def load_candidates(conn: Connection, lease_uuid: str, alternates: AlternatesSource | None) -> Candidates:
+    lease = conn.execute(
         select(
             ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
         ).where(ConsumerRow.uuid == lease_uuid, ConsumerRow.kind == ConsumerKind.LEASE.value)
     ).first()
     if lease is None:
         return Candidates(None, ())
-    rows = session.execute(
+    rows = conn.execute(
         select(ProviderRow.name, AllocationRow.resource_class, AllocationRow.amount, AllocationRow.vlan_tag)
         .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
         .where(AllocationRow.consumer_id == lease.id)
@@ -140,16 +140,35 @@ def load_candidates(session: Session, lease_uuid: str, alternates: AlternatesSou
     ).all()
     items = tuple(AllocationItem(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows)
     primary = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
-    more = tuple(alternates(session, primary)) if alternates is not None else ()
+    more = tuple(alternates(conn, primary)) if alternates is not None else ()
     return Candidates(str(lease.status), (primary, *more))
 
 
 async def _candidates(ctx: StepContext, job: sql.JobSnapshot) -> Candidates:
-    def read() -> Candidates:
-        with UnitOfWork(ctx.db, readonly=True) as uow:
-            return load_candidates(uow.session, job.lease_uuid, ctx.alternates)
+    memo = _memo.get()
+    if memo is not None and job.lease_uuid in memo:
+        return memo[job.lease_uuid]
 
-    return await ctx.run_db(read)
+    def read() -> Candidates:
+        with sql.transaction(ctx.db, readonly=True) as conn:
+            return load_candidates(conn, job.lease_uuid, ctx.alternates)
+
+    found = await ctx.run_db(read)
+    if memo is not None:
+        memo.clear()  # one lease at a time: bounded
+        memo[job.lease_uuid] = found
+    return found
+
+
+_memo: contextvars.ContextVar[dict[str, Candidates] | None] = contextvars.ContextVar(
+    "planner_memo", default=None
+)
+
+
+def remember_allocations() -> None:
+    """Within the calling task, reuse the lease's allocation read by one step in the steps chained after
+    it (the worker's task runs one job's chained steps, milliseconds apart)."""
+    _memo.set({})
 
 
 # -- handlers ----------------------------------------------------------------------------------------------
@@ -220,17 +239,17 @@ async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) 
         pid = await _call(policy, prov.provision(allocation, key_of(job)))
     except Exception as exc:
         return _failed_attempt(ctx, job, len(cands.allocations), f"provision: {exc!r}", None)
-    note = ("planner", f"attempt {job.attempt}: provision {pid} on {allocation.label} allocation")
+    notable = job.attempt > 1 or allocation.label != "primary"  # routine first attempts go unlogged
+    line = f"attempt {job.attempt}: provision {pid} on {allocation.label} allocation"
+    note = [("planner", line)] if notable else []
     try:
         st = await _call(policy, prov.status(pid))
     except Exception:
         st = None
     if st is not None and st.phase is ProvisionPhase.READY:
-        return Change(Step.SUBMIT, {"provision_id": pid}, logs=[note])
+        return Change(Step.SUBMIT, {"provision_id": pid}, logs=note)
     if st is None or st.phase is ProvisionPhase.PENDING:
-        return Change(
-            Step.AWAIT_PROVISION, {"provision_id": pid}, delay_s=policy.poll_interval_s, logs=[note]
-        )
+        return Change(Step.AWAIT_PROVISION, {"provision_id": pid}, delay_s=policy.poll_interval_s, logs=note)
     return _failed_attempt(ctx, job, len(cands.allocations), f"provision {st.phase.value} {st.detail}", pid)
 
 
@@ -322,7 +341,8 @@ async def _release(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) ->
             msg = f"release of {job.provision_id} failed: {exc!r}; retrying"
             return Change(Step.RELEASE, delay_s=policy.poll_interval_s, logs=[("planner", msg)])
         values = {"released_attempt": job.attempt, "releases": job.releases + 1}
-        logs.append(("planner", f"provision {job.provision_id} released"))
+        if job.reason != Reason.SUCCEED.value:  # the usual release after a success goes unlogged
+            logs.append(("planner", f"provision {job.provision_id} released"))
     if job.reason == Reason.RETRY.value:
         values.update(attempt=job.attempt + 1, provision_id=None, run_id=None, run_stopped=False)
         delay = policy.retry.delay_s(job.attempt)
@@ -367,61 +387,83 @@ async def run_claimed(ctx: StepContext, job: sql.JobSnapshot) -> sql.JobSnapshot
 
 
 def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSnapshot | None:
-    """The step boundary: one transaction that re-reads the job under lock, checks the claim, checks the
-    cancel / expire flags, and writes the state change with the next step."""
+    """The step boundary: one transaction that checks the claim is still ours, checks the cancel / expire
+    flags, and writes the state change with the next step.
+
+    Fast path: one guarded UPDATE (``claim is ours AND no cancel AND no expiry``) planned from the
+    claimed snapshot - nobody else writes a claimed job except to raise those flags. If it matches no row,
+    the slow path locks the row, re-reads it and plans again (a raised flag turns into the teardown).
+    """
     now = ctx.clock_ms()
-    with UnitOfWork(ctx.db) as uow:
-        s = uow.session
-        fresh = sql.lock_for_commit(s, job.seq, job.version, ctx.worker)
-        if fresh is None:
-            log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
-            return None
-        values = dict(change.values)
-        reason = fresh.reason if change.reason == KEEP else change.reason
-        step, delay, enter, logs = change.step, change.delay_s, change.enter, list(change.logs)
-        if (fresh.cancel_requested or fresh.expire_requested) and reason in (None, Reason.RETRY.value):
-            reason = Reason.CANCEL.value if fresh.cancel_requested else Reason.EXPIRE.value
-            values.pop("attempt", None)  # no new attempt once the job is being torn down
-            merged = sql.replace(fresh, values)
-            step, delay, enter = teardown_step(merged), 0.0, ()
-            logs.append(
-                ("planner", f"{'cancel' if reason == Reason.CANCEL.value else 'lease end'}: tearing down")
-            )
-        state = fresh.state
-        for nxt in enter:
-            sql.add_transition(s, fresh.seq, state, nxt.value, now)
-            state = nxt.value
-        keep = False
-        if step is Step.FINISH:
-            final = OUTCOME[reason or Reason.FAIL.value].value
-            sql.add_transition(s, fresh.seq, state, final, now, values.get("error") or fresh.error or "")
-            values.update(state=final, step=None, finished_ms=now, claimed_by=None, claimed_until_ms=None)
-        else:
-            keep = ctx.chain and delay <= 0
-            values.update(
-                state=state,
-                step=step.value,
-                due_ms=now + int(delay * 1000),
-                claimed_by=ctx.worker if keep else None,
-                claimed_until_ms=now + int(ctx.settings.claim_ttl_s * 1000) if keep else None,
-            )
-        values.update(reason=reason, updated_ms=now)
-        new = sql.write_job(s, fresh, values)
-        for stream in ("planner", "run"):
-            sql.add_logs(s, fresh.seq, now, stream, (line for st, line in logs if st == stream))
-        uow.commit()
-    return new if keep else None
+    with sql.transaction(ctx.db) as conn:
+        new: sql.JobSnapshot | None = None
+        if not (job.cancel_requested or job.expire_requested):
+            plan = _plan(ctx, job, change, now)
+            new = sql.write_claimed(conn, job, ctx.worker, plan.values)
+        if new is None:
+            fresh = sql.lock_for_commit(conn, job.seq, job.version, ctx.worker)
+            if fresh is None:
+                log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
+                return None
+            plan = _plan(ctx, fresh, change, now)
+            new = sql.write_job(conn, fresh, plan.values)
+        sql.add_transitions(conn, plan.transitions)
+        sql.add_logs(conn, job.seq, now, plan.logs)
+    return new if plan.keep else None
+
+
+@dataclass
+class _Plan:
+    values: dict[str, Any]
+    transitions: list[tuple[int, str | None, str, int, str]]
+    logs: list[tuple[str, str]]
+    keep: bool
+
+
+def _plan(ctx: StepContext, fresh: sql.JobSnapshot, change: Change, now: int) -> _Plan:
+    """The row values, transitions and log lines ``change`` makes of ``fresh`` (a raised cancel / expire
+    flag overrides a forward step with the teardown)."""
+    values = dict(change.values)
+    reason = fresh.reason if change.reason == KEEP else change.reason
+    step, delay, enter, logs = change.step, change.delay_s, change.enter, list(change.logs)
+    if (fresh.cancel_requested or fresh.expire_requested) and reason in (None, Reason.RETRY.value):
+        reason = Reason.CANCEL.value if fresh.cancel_requested else Reason.EXPIRE.value
+        values.pop("attempt", None)  # no new attempt once the job is being torn down
+        step, delay, enter = teardown_step(sql.replace(fresh, values)), 0.0, ()
+        what = "cancel" if reason == Reason.CANCEL.value else "lease end"
+        logs.append(("planner", f"{what}: tearing down"))
+    transitions: list[tuple[int, str | None, str, int, str]] = []
+    state = fresh.state
+    for nxt in enter:
+        transitions.append((fresh.seq, state, nxt.value, now, ""))
+        state = nxt.value
+    keep = False
+    if step is Step.FINISH:
+        final = OUTCOME[reason or Reason.FAIL.value].value
+        transitions.append((fresh.seq, state, final, now, values.get("error") or fresh.error or ""))
+        values.update(state=final, step=None, finished_ms=now, claimed_by=None, claimed_until_ms=None)
+    else:
+        keep = ctx.chain and delay <= 0
+        values.update(
+            state=state,
+            step=step.value,
+            due_ms=now + int(delay * 1000),
+            claimed_by=ctx.worker if keep else None,
+            claimed_until_ms=now + int(ctx.settings.claim_ttl_s * 1000) if keep else None,
+        )
+    values.update(reason=reason, updated_ms=now)
+    return _Plan(values, transitions, logs, keep)
 
 
 def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
     """Give a step back after an unexpected error (it runs again after ``delay_s``)."""
     now = ctx.clock_ms()
-    with UnitOfWork(ctx.db) as uow:
-        fresh = sql.lock_for_commit(uow.session, job.seq, job.version, ctx.worker)
+    with sql.transaction(ctx.db) as conn:
+        fresh = sql.lock_for_commit(conn, job.seq, job.version, ctx.worker)
         if fresh is None:
             return False
         sql.write_job(
-            uow.session,
+            conn,
             fresh,
             {
                 "claimed_by": None,
@@ -430,7 +472,6 @@ def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
                 "updated_ms": now,
             },
         )
-        uow.commit()
     return True
 
 
@@ -448,6 +489,7 @@ __all__ = [
     "in_thread",
     "key_of",
     "load_candidates",
+    "remember_allocations",
     "run_claimed",
     "teardown_step",
     "unclaim",

@@ -29,7 +29,6 @@ from slotbroker.services.planner import steps
 from slotbroker.services.planner.queues import LOOKAHEAD, QueuePolicy, make_policy
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
 from slotbroker.store import jobs as sql
-from slotbroker.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from slotbroker.services.planner.service import Planner
@@ -142,12 +141,11 @@ class WorkerPool:
             task.cancel()
         if self._main is not None:
             self._main.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _release_claims(self) -> int:
-        with UnitOfWork(self.planner.db) as uow:
-            n = sql.release_claims(uow.session, self.worker_id)
-            uow.commit()
-        return n
+        with sql.transaction(self.planner.db) as conn:
+            return sql.release_claims(conn, self.worker_id)
 
     # -- the loops ----------------------------------------------------------------------------------------
     async def _dispatch(self) -> None:
@@ -191,9 +189,9 @@ class WorkerPool:
 
     def _claim(self, limit: int) -> list[sql.JobSnapshot]:
         now = self.planner.clock_ms()
-        with UnitOfWork(self.planner.db) as uow:
-            jobs = sql.claim_due(
-                uow.session,
+        with sql.transaction(self.planner.db) as conn:
+            return sql.claim_due(
+                conn,
                 ranked=self.policy.ranked(now, limit * LOOKAHEAD),
                 now_ms=now,
                 worker=self.worker_id,
@@ -201,14 +199,13 @@ class WorkerPool:
                 limit=limit,
                 max_active=self.max_limits,
             )
-            uow.commit()
-        return jobs
 
     def _next_due(self) -> int | None:
-        with UnitOfWork(self.planner.db, readonly=True) as uow:
-            return sql.next_due_ms(uow.session)
+        with sql.transaction(self.planner.db, readonly=True) as conn:
+            return sql.next_due_ms(conn)
 
     async def _execute(self, job: sql.JobSnapshot) -> None:
+        steps.remember_allocations()  # task-local: the chained steps of this job reuse its lease's read
         current: sql.JobSnapshot | None = job
         while current is not None and not self._stopping:
             try:
@@ -234,10 +231,8 @@ class WorkerPool:
 
         def renew() -> int:
             now = self.planner.clock_ms()
-            with UnitOfWork(self.planner.db) as uow:
-                n = sql.renew_claims(uow.session, self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
-                uow.commit()
-            return n
+            with sql.transaction(self.planner.db) as conn:
+                return sql.renew_claims(conn, self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
 
         while not self._stopping:
             await asyncio.sleep(interval)

@@ -9,8 +9,8 @@ makes a provision fail (its status turns ``failed``), ``hang_rate`` makes it sta
 Gates pause a call at a chosen point until the test opens them: ``gate("provision")`` then
 ``await g.entered.wait()`` ... ``g.open()``. Points: ``provision``, ``submit``, ``release``, ``cancel``
 (inside the call, before its effect), ``provision:after`` and ``submit:after`` (after the effect, before
-the call returns: a crash there leaves a provision / run the planner has not recorded) and ``run`` (a run submitted while the gate is installed stays
-``running`` until it is opened).
+the call returns: a crash there leaves a provision / run the planner has not recorded) and ``run`` (a
+run submitted while the gate is installed stays ``running`` until it is opened).
 
 Counters for assertions: ``calls`` per method, ``releases`` per provision id (every call), ``created``
 provisions and ``runs`` (effective, i.e. after idempotency), ``events`` in order. It keeps every record

@@ -132,7 +132,7 @@ async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeo
         if job.state in states:
             return job
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} is {job.state}, wanted {states}")
+            raise AssertionError(f"job {job_id} is {job.state}, wanted {states}: {job}")
         await asyncio.sleep(0.01)
 
 

@@ -1,0 +1,176 @@
+"""``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``extend`` and ``cancel`` on a SQLite file
+loaded by ``slotbroker demo --load-only --days 3``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from slotbroker.cli.main import app
+
+runner = CliRunner()
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('cli-booking')}/demo.db"
+    result = runner.invoke(app, ["demo", "--load-only", "--days", "3", "--database-url", db_url])
+    assert result.exit_code == 0, result.output
+    return db_url
+
+
+def invoke(url: str, *args: str) -> Any:
+    return runner.invoke(app, [*args, "--database-url", url], catch_exceptions=False)
+
+
+def ok_json(url: str, *args: str) -> Any:
+    result = invoke(url, *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+@pytest.fixture
+def request_file(tmp_path: Path) -> Path:
+    """One GPU for 4 hours within the next day (starting on a whole hour in the future)."""
+    now = int(time.time())
+    start = now - now % HOUR + 2 * HOUR
+    doc = {
+        "components": [{"name": "gpu", "resources": {"VCPU": 8, "MEMORY_MB": 32768, "GPU_A30": 1}}],
+        "earliest_start": iso(start),
+        "latest_end": iso(start + 24 * HOUR),
+        "duration": "PT4H",
+    }
+    path = tmp_path / "req.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_offer_accept_list_extend_cancel(url: str, request_file: Path) -> None:
+    table = invoke(url, "offer", "--file", str(request_file), "--max-offers", "2", "--project", "team-a")
+    assert table.exit_code == 0, table.output
+    assert "offer set" in table.output
+    assert "(OPEN, project team-a)" in table.output
+
+    view = ok_json(
+        url, "offer", "--file", str(request_file), "-s", "earliest", "--max-offers", "1", "-p", "team-a"
+    )
+    assert view["project"] == "team-a"
+    assert view["status"] == "OPEN"
+    assert [o["strategy"] for o in view["offers"]] == ["earliest"]
+    offer = view["offers"][0]
+
+    accepted = invoke(url, "accept", offer["id"])
+    assert accepted.exit_code == 0, accepted.output
+    assert "accepted" in accepted.output
+    assert "PENDING" in accepted.output
+
+    again = invoke(url, "accept", offer["id"])
+    assert again.exit_code == 1
+    assert "offer_not_open" in again.output
+
+    leases = ok_json(url, "leases", "--project", "team-a")
+    assert [x["project"] for x in leases] == ["team-a"]
+    lease = leases[0]
+    assert lease["status"] == "PENDING"
+    assert (lease["start"], lease["end"]) == (offer["start"], offer["end"])
+    assert lease["id"] in invoke(url, "leases", "--project", "team-a", "--status", "pending").output
+    everyone = ok_json(url, "leases", "--limit", "10000")  # no --project: every project
+    assert lease["id"] in [x["id"] for x in everyone]
+    assert len({x["project"] for x in everyone}) > 1
+    assert ok_json(url, "leases", "--project", "nobody") == []
+
+    extended = ok_json(url, "extend", lease["id"], "--by", "PT2H")
+    old_end = datetime.fromisoformat(lease["end"])
+    assert datetime.fromisoformat(extended["end"]) == old_end + timedelta(hours=2)
+    assert extended["generation"] > lease["generation"]
+    new_end = (old_end + timedelta(hours=1)).isoformat()
+    shortened = invoke(url, "extend", lease["id"], "--end", new_end)
+    assert shortened.exit_code == 0, shortened.output
+    assert "->" in shortened.output
+
+    cancelled = ok_json(url, "cancel", lease["id"])
+    assert cancelled["status"] == "CANCELLED"
+    assert invoke(url, "cancel", lease["id"]).exit_code == 0  # idempotent
+    listed = ok_json(url, "leases", "--project", "team-a", "--status", "CANCELLED")
+    assert lease["id"] in [x["id"] for x in listed]
+
+    late = invoke(url, "extend", lease["id"], "--by", "PT1H")
+    assert late.exit_code == 1
+    assert "invalid_state" in late.output
+
+
+def test_reject_frees_the_offer(url: str, request_file: Path) -> None:
+    view = ok_json(url, "offer", "--file", str(request_file), "--max-offers", "2")
+    assert view["project"] == "cli"  # the default project
+    first = view["offers"][0]["id"]
+    rejected = invoke(url, "reject", first)
+    assert rejected.exit_code == 0, rejected.output
+    assert "REJECTED" in rejected.output
+    assert ok_json(url, "reject", first)["state"] == "REJECTED"  # idempotent
+    refused = invoke(url, "accept", first)
+    assert refused.exit_code == 1
+    assert "offer_not_open" in refused.output
+    # another project cannot see this offer at all
+    hidden = invoke(url, "accept", view["offers"][1]["id"], "--project", "someone-else")
+    assert hidden.exit_code == 1
+    assert "not_found" in hidden.output
+
+
+def test_errors_exit_non_zero_with_the_code(url: str, request_file: Path) -> None:
+    missing = invoke(url, "accept", "no-such-offer")
+    assert missing.exit_code == 1
+    assert "not_found" in missing.output
+
+    gone = invoke(url, "cancel", "00000000-0000-0000-0000-000000000000")
+    assert gone.exit_code == 1
+    assert "not_found" in gone.output
+
+    both = invoke(url, "extend", "00000000-0000-0000-0000-000000000000", "--by", "PT1H", "--end", "x")
+    assert both.exit_code == 1  # the lease is looked up first
+    assert "not_found" in both.output
+
+    bad_status = invoke(url, "leases", "--status", "SLEEPING")
+    assert bad_status.exit_code == 2
+    assert "validation_error" in bad_status.output
+
+    bad_request = invoke(url, "offer", "--file", str(request_file), "--duration", "PT0S")
+    assert bad_request.exit_code == 2
+    assert "validation_error" in bad_request.output
+
+    view = ok_json(url, "offer", "--file", str(request_file), "--strategy", "earliest")
+    accepted = ok_json(url, "accept", view["offers"][0]["id"])
+    for args in (["--by", "P1M"], ["--end", "tomorrow"], ["--end", "2030-01-01T00:00:00"], []):
+        result = invoke(url, "extend", accepted["uuid"], *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "validation_error" in result.output
+    too_long = invoke(url, "extend", accepted["uuid"], "--by", "P60D")
+    assert too_long.exit_code == 1
+    assert "lease_too_long" in too_long.output or "outside_extension_window" in too_long.output
+    assert invoke(url, "cancel", accepted["uuid"]).exit_code == 0
+
+
+def test_nothing_fits_exits_one(url: str, tmp_path: Path) -> None:
+    now = int(time.time())
+    doc = {
+        "components": [{"name": "huge", "resources": {"GPU_A30": 999}}],
+        "earliest_start": iso(now + HOUR),
+        "latest_end": iso(now + 5 * HOUR),
+        "duration": "PT1H",
+    }
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc))
+    result = invoke(url, "offer", "--file", str(path))
+    assert result.exit_code in (1, 2), result.output
+    assert "nothing fits" in result.output or "error" in result.output
