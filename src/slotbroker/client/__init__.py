@@ -9,16 +9,6 @@ See docs/client.md for errors and retry semantics.
 """
 
 from slotbroker.client.clients import AsyncClient, Client
-from slotbroker.client.endpoints import (
-    CandidateAllocation,
-    CandidateRequest,
-    Candidates,
-    ClaimedAllocation,
-    ClaimView,
-    HostSwap,
-    ProviderSummary,
-    ResourceUse,
-)
 from slotbroker.client.errors import (
     AllocationRequestClaimedError,
     AllocationRequestExpiredError,
@@ -44,6 +34,16 @@ from slotbroker.client.errors import (
     ValidationError,
 )
 from slotbroker.client.retry import RetryPolicy, parse_retry_after
+from slotbroker.services.claim_views import (
+    CandidateAllocation,
+    CandidateRequest,
+    Candidates,
+    ClaimedAllocation,
+    ClaimView,
+    HostSwap,
+    ProviderSummary,
+    ResourceUse,
+)
 from slotbroker.services.lease_views import (
     CreateLease,
     LeaseItemSpec,

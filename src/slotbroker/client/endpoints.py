@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from slotbroker.client._spec import (
     AsyncRunner,
@@ -35,6 +35,7 @@ from slotbroker.domain.topology import Topology
 from slotbroker.services import commands as cmd
 from slotbroker.services import views
 from slotbroker.services.calendar_views import CalendarResponse
+from slotbroker.services.claim_views import Candidates, ClaimView
 from slotbroker.services.fabric_views import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
 from slotbroker.services.lease_views import (
@@ -456,67 +457,6 @@ def delete_quota(project: str, resource_class: str) -> Call[None]:
 
 
 # -- claims and allocation candidates ------------------------------------------------------------------
-class ClaimedAllocation(BaseModel):
-    provider_uuid: str
-    provider_name: str | None = None
-    resource_class: str
-    amount: int
-    vlan_tag: int | None = None
-
-
-class HostSwap(BaseModel):
-    component: str
-    instance: int
-    from_host: str
-    to_host: str
-
-
-class ClaimView(BaseModel):
-    """``POST /v1/claims``: the consumer a claim made (a lease or a hold) and its allocations."""
-
-    uuid: str
-    kind: str = Field(description="lease or hold")
-    status: str
-    project: str
-    start: datetime
-    end: datetime
-    expires: datetime | None = None
-    allocation_request: str | None = None
-    allocations: list[ClaimedAllocation]
-    swaps: list[HostSwap] = Field(default_factory=list, description="Hosts replaced by alternates.")
-    attempts: int
-
-
-class ResourceUse(BaseModel):
-    capacity: int
-    used: int = Field(description="Peak usage over [start, end).")
-
-
-class ProviderSummary(BaseModel):
-    name: str
-    resources: dict[str, ResourceUse]
-    traits: list[str]
-    root_provider_uuid: str
-    parent_provider_uuid: str | None = None
-
-
-class CandidateAllocation(BaseModel):
-    resources: dict[str, int]
-
-
-class CandidateRequest(BaseModel):
-    allocations: dict[str, CandidateAllocation]
-    id: str = Field(description="Claim it with claim(allocation_request=id).")
-
-
-class Candidates(BaseModel):
-    """``GET /v1/allocation-candidates``, Placement's shape plus a claimable ``id`` per request."""
-
-    allocation_requests: list[CandidateRequest]
-    provider_summaries: dict[str, ProviderSummary]
-    start: int
-    end: int
-    calendar_generation: int
 
 
 def claim(

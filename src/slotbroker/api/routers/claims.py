@@ -17,6 +17,10 @@ from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, ConsumerKind
 from slotbroker.domain.errors import NotFound
 from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
+from slotbroker.services.claim_views import (
+    Candidates,
+    ClaimView,
+)
 from slotbroker.services.find_slot_views import ts
 from slotbroker.services.tokens import Role
 
@@ -61,35 +65,6 @@ class ClaimIn(BaseModel):
         return self
 
 
-class AllocationOut(BaseModel):
-    provider_uuid: str
-    provider_name: str | None = None
-    resource_class: str
-    amount: int
-    vlan_tag: int | None = None
-
-
-class SwapOut(BaseModel):
-    component: str
-    instance: int
-    from_host: str
-    to_host: str
-
-
-class ConsumerOut(BaseModel):
-    uuid: str
-    kind: ConsumerKind
-    status: str
-    project: str
-    start: datetime
-    end: datetime
-    expires: datetime | None = None
-    allocation_request: str | None = None
-    allocations: list[AllocationOut]
-    swaps: list[SwapOut] = Field(default_factory=list, description="Hosts replaced by alternates.")
-    attempts: int
-
-
 def _out(o: ClaimOutcome) -> dict[str, Any]:
     r = o.result
     return {
@@ -132,7 +107,7 @@ def _problem(request: Request, exc: AllocationRequestError) -> JSONResponse:
 @router.post(
     "/claims",
     status_code=201,
-    response_model=ConsumerOut,
+    response_model=ClaimView,
     responses=responses(404, 409, 410),
     summary="Claim an allocation request by id (alternates on conflict) or explicit items",
 )
@@ -194,43 +169,13 @@ def release(consumer_uuid: Annotated[str, Path(max_length=36)], who: Reader, svc
     return Response(status_code=204)
 
 
-class ResourceUse(BaseModel):
-    capacity: int
-    used: int = Field(description="Peak usage over [start, end).")
-
-
-class ProviderSummary(BaseModel):
-    name: str
-    resources: dict[str, ResourceUse]
-    traits: list[str]
-    root_provider_uuid: str
-    parent_provider_uuid: str | None = None
-
-
-class CandidateAllocation(BaseModel):
-    resources: dict[str, int]
-
-
-class AllocationRequestOut(BaseModel):
-    allocations: dict[str, CandidateAllocation]
-    id: str = Field(description="Allocation request id: POST /v1/claims {allocation_request: id}.")
-
-
-class CandidatesOut(BaseModel):
-    allocation_requests: list[AllocationRequestOut]
-    provider_summaries: dict[str, ProviderSummary]
-    start: int
-    end: int
-    calendar_generation: int
-
-
 def _seconds(t: datetime | None) -> int | None:
     return None if t is None else int(t.timestamp())
 
 
 @router.get(
     "/allocation-candidates",
-    response_model=CandidatesOut,
+    response_model=Candidates,
     tags=["allocation-candidates"],
     summary="Placement-style allocation candidates over [start, end), each claimable by id",
 )
