@@ -35,7 +35,7 @@ def create(client: TestClient, headers: H, **body: Any) -> dict[str, Any]:
 
 def calendar_generation(db: Database) -> int:
     with db.session(readonly=True) as s:
-        return int(s.scalar(select(CalendarStateRow.generation)) or 0)
+        return int(s.scalar(select(func.sum(CalendarStateRow.generation))) or 0)
 
 
 def provider_count(db: Database) -> int:

@@ -84,7 +84,7 @@ def snapshot(db: Database) -> tuple[int, ...]:
                 TraitRow,
             )
         )
-        generation = int(s.scalar(select(CalendarStateRow.generation)) or 0)
+        generation = int(s.scalar(select(func.sum(CalendarStateRow.generation))) or 0)
         gens = tuple(s.scalars(select(ProviderRow.generation).order_by(ProviderRow.id)))
     return (*counts, generation, *gens)
 

@@ -43,7 +43,7 @@ def state(db: Database) -> dict[str, Any]:
             "inventories": s.scalar(select(func.count()).select_from(InventoryRow)),
             "classes": s.scalar(select(func.count()).select_from(ResourceClassRow)),
             "traits": s.scalar(select(func.count()).select_from(TraitRow)),
-            "calendar": s.scalar(select(CalendarStateRow.generation)),
+            "calendar": s.scalar(select(func.sum(CalendarStateRow.generation))),
         }
 
 

@@ -24,8 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import isodate
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Table, insert, select
 
 from slotbroker.domain.errors import (
     FieldError,
@@ -44,6 +43,7 @@ from slotbroker.services.offer_views import (
 )
 from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
 from slotbroker.store.db import Database
+from slotbroker.store.models import IvoaOfferSetRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 # -- kinds ----------------------------------------------------------------------------------------------
@@ -632,7 +632,7 @@ def _schedule(r: _Reader, value: Any) -> tuple[int, int, int]:
     else:
         try:
             duration = _parse_duration(duration_value)
-        except (isodate.ISO8601Error, ValueError) as exc:
+        except (isodate.ISO8601Error, ValueError, OverflowError) as exc:
             r.fail("/schedule/requested/duration", f"{duration_value!r} is not an ISO 8601 duration ({exc})")
         else:
             if duration <= 0:
@@ -685,22 +685,7 @@ def read_update(doc: Any) -> str:
 
 # -- storage of the request documents -------------------------------------------------------------------
 
-METADATA = MetaData()
-IVOA_SETS = Table(
-    "ivoa_offer_sets",
-    METADATA,
-    Column("offer_set_id", String(36), primary_key=True),
-    Column("project", String(200), nullable=False),
-    Column("created_s", Integer, nullable=False),
-    Column("document", Text, nullable=False),
-)
-
-
-def ensure_table(db: Database) -> None:
-    try:
-        METADATA.create_all(db.engine, checkfirst=True)
-    except DBAPIError:  # another process created it between the check and the create
-        METADATA.create_all(db.engine, checkfirst=True)
+IVOA_SETS = cast(Table, IvoaOfferSetRow.__table__)
 
 
 # -- the service ----------------------------------------------------------------------------------------
@@ -721,7 +706,6 @@ class IvoaService:
         self.db = db
         self.offers = offers
         self.leases = leases
-        ensure_table(db)
 
     @property
     def clock(self) -> Callable[[], int]:

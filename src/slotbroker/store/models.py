@@ -415,3 +415,15 @@ class JobLogRow(Base):
     at_ms: Mapped[int] = mapped_column(BigInteger)
     stream: Mapped[str] = mapped_column(String(16))
     line: Mapped[str] = mapped_column(Text)
+
+
+class IvoaOfferSetRow(Base):
+    """What an IVOA client sent with an offer set (names, executable, storage, data, volumes), echoed in
+    every session: the offer set itself lives in ``offer_sets``."""
+
+    __tablename__ = "ivoa_offer_sets"
+
+    offer_set_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))
+    created_s: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)

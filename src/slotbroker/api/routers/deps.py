@@ -13,6 +13,7 @@ from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
+from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.leases import LeasePolicy, LeaseService
 from slotbroker.services.network import NetworkService
@@ -40,6 +41,7 @@ class Services:
     leases: LeaseService
     lease_events: LeaseEventLoop
     offers: OfferService
+    ivoa: IvoaService
 
     @classmethod
     def build(
@@ -62,6 +64,8 @@ class Services:
         find.window_hook = requests.attach
         quotas = QuotaService(db)
         lease_hooks = LeaseHooks()
+        leases = LeaseService(db, claims, quotas, policy=lease_policy, hooks=lease_hooks)
+        offers = OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s), quotas=quotas)
         return cls(
             db=db,
             inventory=InventoryService(db),
@@ -75,9 +79,10 @@ class Services:
             allocation_requests=requests,
             candidates=CandidateService(calendar, uuids, requests),
             quotas=quotas,
-            leases=LeaseService(db, claims, quotas, policy=lease_policy, hooks=lease_hooks),
+            leases=leases,
             lease_events=LeaseEventLoop(db, claims, lease_hooks, interval_s=event_loop_interval_s),
-            offers=OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s), quotas=quotas),
+            offers=offers,
+            ivoa=IvoaService(db, offers, leases),
         )
 
 

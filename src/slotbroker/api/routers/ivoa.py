@@ -24,7 +24,7 @@ from slotbroker.api.content import JSON_TYPES, YAML_TYPES, dump_yaml, media_type
 from slotbroker.api.problems import PROBLEM_JSON, TITLES, FieldProblem, Problem, responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, NotFound
-from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, IvoaService, message
+from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
 from slotbroker.services.tokens import Principal, Role
 
 PREFIX = "/ivoa"
@@ -123,15 +123,6 @@ def _project(who: Principal) -> str | None:
     return None if who.role == Role.ADMIN else who.project
 
 
-def _service(request: Request, svc: Services) -> IvoaService:
-    """One IvoaService per app, made on first use (it is not part of the shared service container)."""
-    got: IvoaService | None = getattr(request.app.state, "ivoa", None)
-    if got is None or got.offers is not svc.offers:
-        got = IvoaService(svc.db, svc.offers, svc.leases)
-        request.app.state.ivoa = got
-    return got
-
-
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
@@ -218,7 +209,7 @@ def _refused(request: Request, exc: IvoaRefused) -> JSONResponse:
 
 async def _create(request: Request, who: Principal, svc: Services) -> Response:
     doc = await _body(request)
-    ivoa = _service(request, svc)
+    ivoa = svc.ivoa
     out = await run_in_threadpool(lambda: ivoa.request(doc, project=who.project, base_url=_base(request)))
     headers = {"Location": out["meta"]["url"]} if "url" in out["meta"] else None
     return render(request, out, headers=headers)
@@ -254,7 +245,7 @@ async def post_offerset(request: Request, who: Reader, svc: Svc) -> Response:
 )
 async def get_offerset(uuid: str, request: Request, who: Reader, svc: Svc) -> Response:
     _check_uuid(uuid, "offer set")
-    ivoa = _service(request, svc)
+    ivoa = svc.ivoa
     out = await run_in_threadpool(
         lambda: ivoa.offer_set(uuid, project=_project(who), base_url=_base(request))
     )
@@ -269,7 +260,7 @@ async def get_offerset(uuid: str, request: Request, who: Reader, svc: Svc) -> Re
 )
 async def get_session(uuid: str, request: Request, who: Reader, svc: Svc) -> Response:
     _check_uuid(uuid, "session")
-    ivoa = _service(request, svc)
+    ivoa = svc.ivoa
     out = await run_in_threadpool(lambda: ivoa.session(uuid, project=_project(who), base_url=_base(request)))
     return render(request, out)
 
@@ -287,7 +278,7 @@ async def get_session(uuid: str, request: Request, who: Reader, svc: Svc) -> Res
 async def post_session(uuid: str, request: Request, who: Reader, svc: Svc) -> Response:
     _check_uuid(uuid, "session")
     doc = await _body(request)
-    ivoa = _service(request, svc)
+    ivoa = svc.ivoa
     try:
         out = await run_in_threadpool(
             lambda: ivoa.update(uuid, doc, project=_project(who), base_url=_base(request))
