@@ -9,7 +9,8 @@ from planner_helpers import fast_settings, make_lease, make_planner, run, spec, 
 from sqlalchemy import func, select
 
 from slotbroker.domain.errors import ValidationFailed
-from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
+from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import ProvisionerPolicy, RetryPolicy
 from slotbroker.store.db import Database
 from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
@@ -173,3 +174,59 @@ def test_pool_stop_gives_back_claims(db: Database) -> None:
             uow.session.scalar(select(func.count()).select_from(JobRow).where(JobRow.claimed_by.is_not(None)))
             == 0
         )
+
+
+def test_external_queue_seam_enqueues_in_the_same_transaction(db: Database) -> None:
+    """What the procrastinate layer will do: ``on_enqueue`` runs inside the transaction that gives a job
+    its next step (it would defer a task there); each task calls ``run_job``."""
+    sim = SimulatedProvisioner(SimulatedConfig(ready_after_s=0.05))  # a poll: one step not chained
+    queue: list[tuple[str, str | None]] = []
+    planner = Planner(
+        db,
+        settings=fast_settings(),
+        provisioners={"simulated": sim},
+        on_enqueue=lambda conn, job: queue.append((job.id, job.step)),
+    )
+    job = planner.create(spec(make_lease(db), job_id="ext-1"))
+    assert queue == [("ext-1", "provision")]
+
+    async def worker() -> None:
+        ran = 0
+        while planner.get(job.id).state != "succeeded":
+            if queue:
+                job_id, _ = queue.pop(0)
+                while not await planner.run_job(job_id, worker="external-1"):
+                    await asyncio.sleep(0.01)  # not due yet (a poll interval): the task retries later
+                ran += 1
+            else:
+                await asyncio.sleep(0.01)
+        assert ran >= 2
+
+    run(worker())
+    assert run(planner.run_job(job.id, worker="external-1")) is False  # finished: nothing to do
+    assert sim.double_released() == 0
+    assert sim.unreleased() == []
+
+
+def test_a_worker_leaves_jobs_of_provisioners_it_does_not_have(db: Database) -> None:
+    sim, other = SimulatedProvisioner(), SimulatedProvisioner()
+    api = make_planner(db, {"simulated": sim, "other": other})
+    lease = make_lease(db)
+    job = api.create(spec(lease, provisioner="other", job_id="needs-other"))
+    mine = api.create(spec(lease, job_id="needs-simulated"))
+    partial = make_planner(db, {"simulated": sim})  # a worker without the "other" plugin
+
+    async def scenario() -> None:
+        pool = partial.pool()
+        pool.start()
+        await wait_state(partial, mine.id, ["succeeded"])
+        await asyncio.sleep(0.1)
+        await pool.stop()
+        assert api.get(job.id).state == "pending"
+        full = api.pool()
+        full.start()
+        await wait_state(api, job.id, ["succeeded"])
+        await full.stop()
+
+    run(scenario())
+    assert other.created == 1

@@ -17,7 +17,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -103,11 +116,15 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+_JOB_INSERT = {
+    "postgresql": pg_insert(J).on_conflict_do_nothing(index_elements=["id"]).returning(J.c.seq),
+    "sqlite": sqlite_insert(J).on_conflict_do_nothing(index_elements=["id"]).returning(J.c.seq),
+}
+
+
 def insert_job(conn: Connection, values: dict[str, Any]) -> int | None:
     """Insert a job unless one with the same id exists (then None: the id is the idempotency key)."""
-    stmt = _insert(conn)(J).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    result = conn.execute(stmt.returning(J.c.seq))
-    seq = result.scalar_one_or_none()
+    seq = conn.execute(_JOB_INSERT[conn.dialect.name], values).scalar_one_or_none()
     return None if seq is None else int(seq)
 
 
@@ -134,13 +151,19 @@ def add_transition(
     add_transitions(conn, [(seq, from_state, to_state, at_ms, detail)])
 
 
+_T_INSERT = {
+    "postgresql": pg_insert(T).on_conflict_do_nothing(index_elements=["job_seq", "to_state"]),
+    "sqlite": sqlite_insert(T).on_conflict_do_nothing(index_elements=["job_seq", "to_state"]),
+}
+_L_INSERT = insert(L)
+
+
 def add_transitions(conn: Connection, rows: Sequence[tuple[int, str | None, str, int, str]]) -> None:
     """Record several transitions (job seq, from, to, at_ms, detail) in one statement, each at most once."""
     if not rows:
         return
-    stmt = _insert(conn)(T).on_conflict_do_nothing(index_elements=["job_seq", "to_state"])
     conn.execute(
-        stmt,
+        _T_INSERT[conn.dialect.name],
         [{"job_seq": q, "from_state": f, "to_state": t, "at_ms": at, "detail": d} for q, f, t, at, d in rows],
     )
 
@@ -149,15 +172,18 @@ def add_logs(conn: Connection, seq: int, at_ms: int, lines: Iterable[tuple[str, 
     """Append (stream, line) pairs to a job's log, in one statement."""
     rows = [{"job_seq": seq, "at_ms": at_ms, "stream": stream, "line": line} for stream, line in lines]
     if rows:
-        conn.execute(insert(L), rows)
+        conn.execute(_L_INSERT, rows)
 
 
-def claimable(now_ms: int) -> Any:
-    return and_(
+def claimable(now_ms: int, provisioners: Sequence[str] | None = None) -> Any:
+    """Due, unclaimed (or claim run out) steps - of ``provisioners`` only, if given: a worker never
+    takes a job whose provisioner it does not have (a fleet may run plugins on some workers only)."""
+    cond = and_(
         J.c.step.is_not(None),
         J.c.due_ms <= now_ms,
         or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms),
     )
+    return cond if provisioners is None else and_(cond, J.c.provisioner.in_(list(provisioners)))
 
 
 def active_by_provisioner(conn: Connection, now_ms: int) -> dict[str, int]:
@@ -264,25 +290,55 @@ def lock_for_commit(conn: Connection, seq: int, version: int, worker: str) -> Jo
     return job
 
 
+# Columns a step may change (``cancel_requested`` and ``provision_started_ms`` are not among them).
+STEP_COLUMNS = (
+    "state",
+    "step",
+    "due_ms",
+    "claimed_by",
+    "claimed_until_ms",
+    "version",
+    "reason",
+    "attempt",
+    "provision_id",
+    "released_attempt",
+    "releases",
+    "run_id",
+    "run_stopped",
+    "exit_code",
+    "error",
+    "expire_requested",
+    "updated_ms",
+    "finished_ms",
+)
+# Built once: the hot path's UPDATE, always the same shape (all step columns, from the new snapshot).
+_WRITE_CLAIMED = (
+    update(J)
+    .where(
+        J.c.seq == bindparam("b_seq"),
+        J.c.version == bindparam("b_version"),
+        J.c.claimed_by == bindparam("b_worker"),
+        J.c.cancel_requested.is_(False),
+        J.c.expire_requested.is_(False),
+    )
+    .values({name: bindparam(name) for name in STEP_COLUMNS})
+)
+
+
 def write_claimed(
     conn: Connection, job: JobSnapshot, worker: str, values: dict[str, Any]
 ) -> JobSnapshot | None:
     """Apply ``values`` if ``worker`` still holds claim ``job.version`` and no cancel or expiry has been
     requested - checked by the UPDATE itself, atomically. None if not (the caller takes the slow path)."""
-    values = {**values, "version": job.version + 1}
-    done = _write(
-        conn,
-        update(J)
-        .where(
-            J.c.seq == job.seq,
-            J.c.version == job.version,
-            J.c.claimed_by == worker,
-            J.c.cancel_requested.is_(False),
-            J.c.expire_requested.is_(False),
-        )
-        .values(**values),
-    )
-    return replace(job, values) if done.rowcount == 1 else None
+    new = replace(job, {**values, "version": job.version + 1})
+    params = {name: getattr(new, name) for name in STEP_COLUMNS}
+    params.update(b_seq=job.seq, b_version=job.version, b_worker=worker)
+    done = _write_params(conn, _WRITE_CLAIMED, params)
+    return new if done.rowcount == 1 else None
+
+
+def _write_params(conn: Connection, stmt: Any, params: dict[str, Any]) -> CursorResult[Any]:
+    return conn.execute(stmt, params)
 
 
 def write_job(conn: Connection, job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
@@ -395,6 +451,7 @@ def purge_terminal(conn: Connection, before_ms: int, limit: int = 1000) -> int:
 
 __all__ = [
     "ACTIVE_STATES",
+    "STEP_COLUMNS",
     "TERMINAL_STATES",
     "JobSnapshot",
     "active_by_provisioner",
@@ -434,6 +491,7 @@ def claim_unattended(
     limit: int,
     takeover: bool,
     after_seq: int = 0,
+    provisioners: Sequence[str] | None = None,
 ) -> list[JobSnapshot]:
     """Claim jobs under way (provisioning, submitted, running) that no live worker holds - every one of
     them with ``takeover`` (the only worker on this database, just restarted) - for reconciliation."""
@@ -445,6 +503,8 @@ def claim_unattended(
     )
     if not takeover:
         stmt = stmt.where(or_(J.c.claimed_until_ms.is_(None), J.c.claimed_until_ms < now_ms))
+    if provisioners is not None:
+        stmt = stmt.where(J.c.provisioner.in_(list(provisioners)))
     if is_postgres(conn):  # taking over: wait for a dying worker's last transaction instead of skipping
         stmt = stmt.with_for_update(skip_locked=not takeover)
     out: list[JobSnapshot] = []

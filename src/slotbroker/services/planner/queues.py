@@ -19,6 +19,7 @@ The policy ranks ``lookahead`` times the claim size so skipped jobs leave enough
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import Select, and_, case, func, select
@@ -34,25 +35,27 @@ _STARTING = case((J.c.state == JobState.PENDING.value, 1), else_=0)
 class QueuePolicy(Protocol):
     name: str
 
-    def ranked(self, now_ms: int, limit: int) -> Select[int]:
-        """``SELECT seq`` of claimable jobs, best first, at most ``limit``."""
+    def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
+        """``SELECT seq`` of claimable jobs (of ``provisioners``, if given), best first, at most ``limit``."""
         ...
 
 
 class Fifo:
     name = "fifo"
 
-    def ranked(self, now_ms: int, limit: int) -> Select[int]:
-        return select(J.c.seq).where(claimable(now_ms)).order_by(_STARTING, J.c.seq).limit(limit)
+    def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
+        return (
+            select(J.c.seq).where(claimable(now_ms, provisioners)).order_by(_STARTING, J.c.seq).limit(limit)
+        )
 
 
 class Priority:
     name = "priority"
 
-    def ranked(self, now_ms: int, limit: int) -> Select[int]:
+    def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
         return (
             select(J.c.seq)
-            .where(claimable(now_ms))
+            .where(claimable(now_ms, provisioners))
             .order_by(_STARTING, J.c.priority.desc(), J.c.seq)
             .limit(limit)
         )
@@ -61,7 +64,7 @@ class Priority:
 class FairShare:
     name = "fair"
 
-    def ranked(self, now_ms: int, limit: int) -> Select[int]:
+    def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
         active = case((and_(J.c.step.is_not(None), J.c.state.in_(ACTIVE_STATES)), 1), else_=0)
         usage = (
             select(
@@ -81,7 +84,7 @@ class FairShare:
                 func.coalesce(usage.c.last_start, 0).label("last_start"),
             )
             .select_from(J.outerjoin(usage, usage.c.project == J.c.project))
-            .where(claimable(now_ms))
+            .where(claimable(now_ms, provisioners))
             .subquery("candidates")
         )
         return (

@@ -98,6 +98,7 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
                     limit=batch,
                     takeover=takeover,
                     after_seq=after,
+                    provisioners=sorted(ctx.provisioners),
                 )
 
         jobs = await ctx.run_db(claim)

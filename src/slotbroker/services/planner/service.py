@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from slotbroker.domain.claims import ConsumerKind
@@ -24,7 +24,14 @@ from slotbroker.domain.errors import AlreadyExists, FieldError, NotFound, Valida
 from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
 from slotbroker.services.planner.settings import PlannerSettings
-from slotbroker.services.planner.steps import LIVE_LEASE, AlternatesSource, StepContext, wall_ms
+from slotbroker.services.planner.steps import (
+    LIVE_LEASE,
+    AlternatesSource,
+    EnqueueHook,
+    StepContext,
+    run_claimed,
+    wall_ms,
+)
 from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
+_LEASE = select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
+    ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value
+)
 LEASE_ENDINGS = ("end", "cancelled", "error")
 
 
@@ -130,6 +140,7 @@ class Planner:
         provisioners: Mapping[str, Provisioner] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         alternates: AlternatesSource | None = None,
+        on_enqueue: EnqueueHook | None = None,
     ) -> None:
         self.db = db
         self.settings = settings or PlannerSettings()
@@ -139,13 +150,53 @@ class Planner:
         self.provisioners = dict(provisioners)
         self.clock_ms = clock_ms
         self.alternates = alternates
+        self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
         self._pools: list[WorkerPool] = []
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------------
     def step_context(self, worker: str) -> StepContext:
-        return StepContext(self.db, self.provisioners, self.settings, worker, self.clock_ms, self.alternates)
+        return StepContext(
+            self.db,
+            self.provisioners,
+            self.settings,
+            worker,
+            self.clock_ms,
+            self.alternates,
+            on_enqueue=self.on_enqueue,
+        )
+
+    async def run_job(self, job_id: str, *, worker: str) -> bool:
+        """Claim job ``job_id`` if its step is due and unclaimed, and run it (and the steps chained after
+        it). The entry point for an external queue's task (procrastinate: one task per (job, step), the
+        task body is ``await planner.run_job(job_id, worker=...)``). False if there was nothing to do
+        (not due, claimed by someone else, or finished): the task just ends."""
+        ctx = self.step_context(worker)
+        now = self.clock_ms()
+
+        def claim() -> list[sql.JobSnapshot]:
+            with sql.transaction(self.db) as conn:
+                ranked = select(sql.J.c.seq).where(
+                    sql.J.c.id == job_id, sql.claimable(now, sorted(self.provisioners))
+                )
+                return sql.claim_due(
+                    conn,
+                    ranked=ranked,
+                    now_ms=now,
+                    worker=worker,
+                    until_ms=now + int(self.settings.claim_ttl_s * 1000),
+                    limit=1,
+                    max_active={},
+                )
+
+        jobs = await ctx.run_db(claim)
+        if not jobs:
+            return False
+        current: sql.JobSnapshot | None = jobs[0]
+        while current is not None:
+            current = await run_claimed(ctx, current)
+        return True
 
     def pool(
         self, *, workers: int | None = None, worker_id: str | None = None, exclusive: bool = False
@@ -193,11 +244,7 @@ class Planner:
         now = self.clock_ms()
         created: JobView | None = None
         with sql.transaction(self.db) as s:
-            lease = s.execute(
-                select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
-                    ConsumerRow.uuid == spec.lease_id, ConsumerRow.kind == ConsumerKind.LEASE.value
-                )
-            ).first()
+            lease = s.execute(_LEASE, {"lease_uuid": spec.lease_id}).first()
             usable = lease is not None and lease.status in LIVE_LEASE
             if not usable and sql.get_job(s, job_id) is not None:
                 return self._same(job_id, project, spec, workload)  # a replay after the lease ended
@@ -248,6 +295,8 @@ class Planner:
                     finished_ms=None,
                     **values,
                 )
+                if self.on_enqueue is not None:
+                    self.on_enqueue(s, new)
                 created = JobView.of(new, [(None, JobState.PENDING.value, now, "")])
         if created is not None:
             self._wake()  # after the commit, so a woken worker sees the job
@@ -348,6 +397,8 @@ class Planner:
                 .where(sql.J.c.seq == job.seq)
                 .values({flag: True, "due_ms": min(job.due_ms, now), "updated_ms": now})
             )
+            if self.on_enqueue is not None:
+                self.on_enqueue(s, sql.replace(job, {flag: True, "due_ms": min(job.due_ms, now)}))
         sql.add_logs(s, job.seq, now, [("planner", why)])
 
     def logs(

@@ -80,6 +80,8 @@ class PlannerSettings:
     idle_poll_s: how long an idle pool sleeps before it looks for due steps again (it is also woken
         directly by create/cancel in the same process).
     claim_batch: steps claimed per claiming transaction at most.
+    wake_delay_s: after a wake-up (a job created or cancelled in this process) the dispatcher waits this
+        long before claiming, so jobs created together are claimed in one transaction.
     retention_s: terminal jobs (with their transitions and logs) are kept this long, then purged.
     purge_interval_s: how often the pool purges.
     max_log_lines / max_log_line_bytes: bounds on a job's captured output (the tail is kept).
@@ -91,6 +93,7 @@ class PlannerSettings:
     claim_ttl_s: float = field(default_factory=lambda: _env_float("SLOTBROKER_PLANNER_CLAIM_TTL_S", 60.0))
     idle_poll_s: float = field(default_factory=lambda: _env_float("SLOTBROKER_PLANNER_IDLE_POLL_S", 1.0))
     claim_batch: int = field(default_factory=lambda: _env_int("SLOTBROKER_PLANNER_CLAIM_BATCH", 32))
+    wake_delay_s: float = field(default_factory=lambda: _env_float("SLOTBROKER_PLANNER_WAKE_DELAY_S", 0.005))
     retention_s: float = field(
         default_factory=lambda: _env_float("SLOTBROKER_PLANNER_RETENTION_S", 7 * 86400.0)
     )

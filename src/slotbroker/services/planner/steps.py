@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
@@ -84,6 +84,14 @@ class StepContext:
     alternates: AlternatesSource | None = None
     run_db: DbRunner = in_thread
     chain: bool = True  # keep the claim and go on when the next step is due at once
+    on_enqueue: EnqueueHook | None = None
+
+
+EnqueueHook = Callable[[Connection, sql.JobSnapshot], None]
+"""Called inside the transaction that gives a job its next step (create, each step commit, cancel, lease
+events), with the job as written: an external queue (procrastinate) defers its task here, in the same
+transaction, so the state change and the enqueue commit together or not at all. Not called for steps
+the committing worker keeps and runs at once (``chain``)."""
 
 
 @dataclass
@@ -124,20 +132,22 @@ class Candidates:
         return self.allocations[attempt - 1] if attempt <= len(self.allocations) else None
 
 
+_LEASE = select(
+    ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
+).where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
+_ITEMS = (
+    select(ProviderRow.name, AllocationRow.resource_class, AllocationRow.amount, AllocationRow.vlan_tag)
+    .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
+    .where(AllocationRow.consumer_id == bindparam("consumer_id"))
+    .order_by(AllocationRow.id)
+)
+
+
 def load_candidates(conn: Connection, lease_uuid: str, alternates: AlternatesSource | None) -> Candidates:
-    lease = conn.execute(
-        select(
-            ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
-        ).where(ConsumerRow.uuid == lease_uuid, ConsumerRow.kind == ConsumerKind.LEASE.value)
-    ).first()
+    lease = conn.execute(_LEASE, {"lease_uuid": lease_uuid}).first()
     if lease is None:
         return Candidates(None, ())
-    rows = conn.execute(
-        select(ProviderRow.name, AllocationRow.resource_class, AllocationRow.amount, AllocationRow.vlan_tag)
-        .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
-        .where(AllocationRow.consumer_id == lease.id)
-        .order_by(AllocationRow.id)
-    ).all()
+    rows = conn.execute(_ITEMS, {"consumer_id": lease.id}).all()
     items = tuple(AllocationItem(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows)
     primary = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
     more = tuple(alternates(conn, primary)) if alternates is not None else ()
@@ -165,10 +175,13 @@ _memo: contextvars.ContextVar[dict[str, Candidates] | None] = contextvars.Contex
 )
 
 
-def remember_allocations() -> None:
-    """Within the calling task, reuse the lease's allocation read by one step in the steps chained after
-    it (the worker's task runs one job's chained steps, milliseconds apart)."""
-    _memo.set({})
+def remember_allocations(found: Candidates | None = None, lease_uuid: str = "") -> None:
+    """Within the calling task, reuse a lease's allocation (read with the claim, or by a step) in the
+    steps chained after it: the worker's task runs one job's chained steps, milliseconds apart."""
+    _memo.set({lease_uuid: found} if found is not None else {})
+
+
+NEEDS_ALLOCATION = frozenset({Step.PROVISION.value, Step.SUBMIT.value})
 
 
 # -- handlers ----------------------------------------------------------------------------------------------
@@ -409,6 +422,8 @@ def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSna
             new = sql.write_job(conn, fresh, plan.values)
         sql.add_transitions(conn, plan.transitions)
         sql.add_logs(conn, job.seq, now, plan.logs)
+        if ctx.on_enqueue is not None and new.step is not None and not plan.keep:
+            ctx.on_enqueue(conn, new)
     return new if plan.keep else None
 
 
@@ -478,11 +493,13 @@ def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
 __all__ = [
     "HANDLERS",
     "KEEP",
+    "NEEDS_ALLOCATION",
     "OUTCOME",
     "AlternatesSource",
     "Candidates",
     "Change",
     "DbRunner",
+    "EnqueueHook",
     "StepContext",
     "commit",
     "decide",

@@ -63,7 +63,9 @@ class WorkerPool:
             planner.clock_ms,
             planner.alternates,
             self._run_db,
+            on_enqueue=planner.on_enqueue,
         )
+        self._names = sorted(planner.provisioners)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,60 +154,63 @@ class WorkerPool:
         assert self._wake is not None
         while not self._stopping:
             free = self.workers - len(self._running)
-            claimed = 0
+            due: int | None = None
             if free > 0:
                 want = min(free, self.settings.claim_batch)
                 try:
-                    jobs = await self._run_db(functools.partial(self._claim, want))
+                    jobs, found, due = await self._run_db(functools.partial(self._claim, want))
                 except Exception:
                     self.errors += 1
                     log.exception("claiming steps failed")
-                    jobs = []
+                    jobs, found = [], {}
                 for job in jobs:
-                    task = asyncio.create_task(self._execute(job))
+                    task = asyncio.create_task(self._execute(job, found))
                     self._running[job.id] = task
                     task.add_done_callback(functools.partial(self._done, job.id))
-                claimed = len(jobs)
-                if claimed == want:
+                if len(jobs) == want:
                     continue
             self._wake.clear()
             if self._stopping:
                 return
             wait = self.settings.idle_poll_s
-            if free > claimed:
-                try:
-                    due = await self._run_db(self._next_due)
-                except Exception:
-                    due = None
-                if due is not None:
-                    wait = max(0.0, min(wait, (due - self.planner.clock_ms()) / 1000))
+            if due is not None:
+                wait = max(0.0, min(wait, (due - self.planner.clock_ms()) / 1000))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+            if self.settings.wake_delay_s > 0:  # let jobs created together be claimed together
+                await asyncio.sleep(self.settings.wake_delay_s)
 
     def _done(self, job_id: str, _task: object = None) -> None:
         self._running.pop(job_id, None)
         if self._wake is not None:
             self._wake.set()
 
-    def _claim(self, limit: int) -> list[sql.JobSnapshot]:
+    def _claim(self, limit: int) -> tuple[list[sql.JobSnapshot], dict[str, steps.Candidates], int | None]:
+        """One transaction: claim up to ``limit`` steps, read the allocations of the leases the claimed
+        steps need, and (if fewer than ``limit`` were due) when the next step becomes due."""
         now = self.planner.clock_ms()
         with sql.transaction(self.planner.db) as conn:
-            return sql.claim_due(
+            jobs = sql.claim_due(
                 conn,
-                ranked=self.policy.ranked(now, limit * LOOKAHEAD),
+                ranked=self.policy.ranked(now, limit * LOOKAHEAD, self._names),
                 now_ms=now,
                 worker=self.worker_id,
                 until_ms=now + int(self.settings.claim_ttl_s * 1000),
                 limit=limit,
                 max_active=self.max_limits,
             )
+            need = {j.lease_uuid for j in jobs if j.step in steps.NEEDS_ALLOCATION}
+            found = {lease: steps.load_candidates(conn, lease, self.planner.alternates) for lease in need}
+            due = sql.next_due_ms(conn) if len(jobs) < limit else None
+        return jobs, found, due
 
     def _next_due(self) -> int | None:
         with sql.transaction(self.planner.db, readonly=True) as conn:
             return sql.next_due_ms(conn)
 
-    async def _execute(self, job: sql.JobSnapshot) -> None:
-        steps.remember_allocations()  # task-local: the chained steps of this job reuse its lease's read
+    async def _execute(self, job: sql.JobSnapshot, found: dict[str, steps.Candidates]) -> None:
+        # task-local: this job's steps reuse its lease's allocation read with the claim
+        steps.remember_allocations(found.get(job.lease_uuid), job.lease_uuid)
         current: sql.JobSnapshot | None = job
         while current is not None and not self._stopping:
             try:
