@@ -417,6 +417,9 @@ def test_update_errors(broker: Broker) -> None:
         ({"kind": "uri:enum-value-update", "path": "cores", "value": "ACCEPTED"}, "/path"),
         ({"kind": "uri:enum-value-update", "path": "phase", "value": "RUNNING"}, "/value"),
         ({"kind": "uri:string-value-update", "path": "phase", "value": "ACCEPTED"}, "/kind"),
+        # values of the wrong JSON type are 400s too (schemathesis once turned a list kind into a 500)
+        ({"kind": ["uri:enum-value-update"], "path": "phase", "value": "ACCEPTED"}, "/kind"),
+        ({"kind": "uri:enum-value-update", "path": "phase", "value": {"phase": "ACCEPTED"}}, "/value"),
     ]
     for body, pointer in cases:
         r = broker.client.post(f"/ivoa/sessions/{uuid}", json=body, headers=broker.user)

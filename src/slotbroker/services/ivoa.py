@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -418,16 +418,16 @@ def read_request(doc: Any, now_s: int) -> Translated:
     data_names, storage_names = _names(echo_data), _names(echo_storage)
     for i, st in enumerate(echo_storage):
         for j, ref in enumerate(st.get("data", [])):
-            if ref not in data_names:
+            if not _member(ref, data_names):
                 r.fail(f"/storage/{i}/data/{j}", f"names no data resource: {ref!r}")
     for i, d in enumerate(echo_data):
         ref = d.get("storage")
-        if ref is not None and ref not in storage_names:
+        if ref is not None and not _member(ref, storage_names):
             r.fail(f"/data/{i}/storage", f"names no storage resource: {ref!r}")
     for i, v in enumerate(echo_volumes):
         refs = v.get("resources", []) + ([v["resource"]] if "resource" in v else [])
         for ref in refs:
-            if ref not in data_names and ref not in storage_names:
+            if not _member(ref, data_names) and not _member(ref, storage_names):
                 r.fail(f"/volumes/{i}", f"mounts {ref!r}, which names no data or storage resource")
     if echo_data:
         echo["data"] = echo_data
@@ -595,7 +595,7 @@ def _memory(r: _Reader, obj: dict[str, Any] | None) -> tuple[int, int | None] | 
         return DEFAULT_MEMORY_GIB * 1024, None
     r.fields(obj, MEMORY_FIELDS, "/compute/memory")
     units = obj.get("units", "GiB")
-    if units not in UNITS_MIB:
+    if not _member(units, UNITS_MIB):
         r.fail("/compute/memory/units", f"unknown units {units!r}; one of {', '.join(UNITS_MIB)}")
         return None
     plain = {k: v for k, v in obj.items() if k != "units"}
@@ -661,6 +661,12 @@ def _schedule(r: _Reader, value: Any) -> tuple[int, int, int]:
     return start, latest, duration
 
 
+def _member(value: Any, names: Collection[str]) -> bool:
+    """``value in names`` for a value from a client's document: anything but a string is simply not a
+    member (a list or object would make ``in`` on a set or dict raise TypeError, i.e. a 500)."""
+    return isinstance(value, str) and value in names
+
+
 # -- updates --------------------------------------------------------------------------------------------
 
 
@@ -672,11 +678,12 @@ def read_update(doc: Any) -> str:
         raise IvoaInvalid("the body must be an update object", r.errors)
     r.fields(body, UPDATE_FIELDS | {"units", "delta"}, "")
     kind, path, value = body.get("kind"), body.get("path"), body.get("value")
-    if kind not in UPDATE_KINDS:
+    # Membership tests only on strings: a list or object here must be a 400, not a TypeError.
+    if not isinstance(kind, str) or kind not in UPDATE_KINDS:
         r.fail("/kind", f"unsupported update kind {kind!r}; send uri:enum-value-update")
     if path != "phase":
         r.fail("/path", f"only the session's phase can be updated, not {path!r}")
-    if value not in UPDATE_VALUES:
+    if not isinstance(value, str) or value not in UPDATE_VALUES:
         r.fail("/value", f"a phase update is one of {', '.join(UPDATE_VALUES)}, not {value!r}")
     if r.errors:
         raise IvoaInvalid(r.errors[0].detail, r.errors)
