@@ -102,7 +102,11 @@ def db(database_url: str) -> Iterator[Database]:
 def app(db: Database) -> FastAPI:
     # The lease event loop stays off here (interval 0): tests that need it drive `tick()` themselves.
     settings = Settings(
-        database_url=db.url, migrate_on_start=False, rate_per_s=10_000, rate_burst=10_000, event_loop_interval_s=0
+        database_url=db.url,
+        migrate_on_start=False,
+        rate_per_s=10_000,
+        rate_burst=10_000,
+        event_loop_interval_s=0,
     )
     return create_app(settings, db=db)
 
