@@ -26,6 +26,7 @@ from slotbroker.domain.topology import Topology
 from slotbroker.services import fabric_compat
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.demo_data import load_bookings
+from slotbroker.services.fabric_views import FabricFindSlotRequest
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -530,7 +531,7 @@ def test_fabric_find_slot_translates_and_answers(busy: Broker) -> None:
     assert epoch(body["search_start"]) == epoch(req["start"])
     assert epoch(body["search_end"]) == epoch(req["end"])
     with UnitOfWork(busy.app.state.services.db, readonly=True) as uow:
-        native = fabric_compat.to_native(fabric_compat.FabricFindSlotRequest.model_validate(req), uow)
+        native = fabric_compat.to_native(FabricFindSlotRequest.model_validate(req), uow)
     vm = native["components"][0]
     assert vm["resources"] == {"VCPU": 8, "MEMORY_MB": 32 * 1024, "DISK_GB": 100, "NIC_CONNECTX6": 1}
     anchor = native["components"][1]
