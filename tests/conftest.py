@@ -100,13 +100,15 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def app(db: Database) -> FastAPI:
-    # The lease event loop stays off here (interval 0): tests that need it drive `tick()` themselves.
+    # The lease event loop and the planner's pool stay off here: tests that need them drive `tick()` or
+    # build their own app with planner_workers set.
     settings = Settings(
         database_url=db.url,
         migrate_on_start=False,
         rate_per_s=10_000,
         rate_burst=10_000,
         event_loop_interval_s=0,
+        planner_workers=0,
     )
     return create_app(settings, db=db)
 

@@ -12,6 +12,11 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _opt_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -47,6 +52,9 @@ class Settings:
     event_loop_interval_s: float = field(
         default_factory=lambda: _float("SLOTBROKER_EVENT_LOOP_INTERVAL_S", 5.0)
     )
+    # planner (issue 5): steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
+    # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
+    planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
     migrate_on_start: bool = field(
         default_factory=lambda: os.environ.get("SLOTBROKER_MIGRATE_ON_START", "1") not in ("0", "false")
     )

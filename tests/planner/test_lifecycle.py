@@ -11,7 +11,10 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from planner_helpers import (
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from planner_support import (
     NOW_S,
     fast_settings,
     make_lease,
@@ -22,9 +25,6 @@ from planner_helpers import (
     wait_state,
     wait_until,
 )
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
 from slotbroker.domain.errors import AlreadyExists
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.claims import ClaimService

@@ -7,8 +7,8 @@ import time
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from planner_helpers import make_lease, make_planner, run, spec, wait_state
 
+from planner_support import make_lease, make_planner, run, spec, wait_state
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import load
 from slotbroker.services.planner.provisioners.local import LocalProvisioner

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from planner_helpers import fast_settings, make_lease, make_planner, run, spec, wait_state
 from sqlalchemy import func, select
 
+from planner_support import fast_settings, make_lease, make_planner, run, spec, wait_state
 from slotbroker.domain.errors import ValidationFailed
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.service import Planner

@@ -19,6 +19,7 @@ from slotbroker.api.routers import (
     find_slot,
     health,
     ivoa,
+    jobs,
     leases,
     network,
     offers,
@@ -30,6 +31,7 @@ from slotbroker.config import Settings
 from slotbroker.domain.request import SlotRequest
 from slotbroker.services.find_slot import FindSlotSettings
 from slotbroker.services.leases import LeasePolicy
+from slotbroker.services.planner import Planner
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
@@ -39,7 +41,9 @@ Every request and response body may be JSON or YAML (`Content-Type` / `Accept`: 
 Errors are RFC 9457 problem details with a stable `code`."""
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, planner: Planner | None = None
+) -> FastAPI:
     settings = settings or Settings()
     db = db or Database(settings.database_url)
     if settings.migrate_on_start:
@@ -67,11 +71,25 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             before_end_notice_s=settings.before_end_notice_s,
         ),
         event_loop_interval_s=settings.event_loop_interval_s,
+        planner=planner or jobs.default_planner(db),
     )
     app.state.metrics = Metrics()
     problems.install(app)
     leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
-    for module in (health, providers, catalog, network, topology, find_slot, fabric, claims, offers, leases):
+    jobs.install_worker_pool(app)  # the planner's embedded pool (planner_workers=0: off)
+    for module in (
+        health,
+        providers,
+        catalog,
+        network,
+        topology,
+        find_slot,
+        fabric,
+        claims,
+        offers,
+        leases,
+        jobs,
+    ):
         app.include_router(module.router)
     app.include_router(ivoa.router)  # IVOA ExecutionBroker (/ivoa), docs/ivoa.md
     # Outermost last: metrics see everything, limits refuse before bodies are read.

@@ -9,6 +9,7 @@ See docs/client.md for errors and retry semantics.
 """
 
 from slotbroker.client.clients import AsyncClient, Client
+from slotbroker.client.endpoints import SseEvent
 from slotbroker.client.errors import (
     AllocationRequestClaimedError,
     AllocationRequestExpiredError,
@@ -43,6 +44,15 @@ from slotbroker.services.claim_views import (
     HostSwap,
     ProviderSummary,
     ResourceUse,
+)
+from slotbroker.services.job_views import (
+    CreateJob,
+    JobEvent,
+    JobList,
+    JobLogs,
+    JobOut,
+    LogLineOut,
+    WorkloadBody,
 )
 from slotbroker.services.lease_views import (
     CreateLease,
@@ -80,16 +90,22 @@ __all__ = [
     "Client",
     "ConcurrentUpdateError",
     "ConflictError",
+    "CreateJob",
     "CreateLease",
     "FieldProblem",
     "GoneError",
     "Health",
     "HostSwap",
     "InvalidStateError",
+    "JobEvent",
+    "JobList",
+    "JobLogs",
+    "JobOut",
     "LeaseItemSpec",
     "LeaseList",
     "LeaseTooLongError",
     "LeaseView",
+    "LogLineOut",
     "NotFoundError",
     "OfferConflictError",
     "OfferExpiredError",
@@ -110,9 +126,11 @@ __all__ = [
     "RetryPolicy",
     "SetQuota",
     "SlotbrokerAPIError",
+    "SseEvent",
     "Strategy",
     "UnavailableError",
     "UpdateLease",
     "ValidationError",
+    "WorkloadBody",
     "parse_retry_after",
 ]

@@ -18,6 +18,7 @@ from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.leases import LeasePolicy, LeaseService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.offers import OfferService, OfferSettings
+from slotbroker.services.planner import Planner
 from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
@@ -42,6 +43,7 @@ class Services:
     lease_events: LeaseEventLoop
     offers: OfferService
     ivoa: IvoaService
+    planner: Planner  # jobs (docs/planner.md); its worker pool runs in the app's lifespan
 
     @classmethod
     def build(
@@ -53,6 +55,7 @@ class Services:
         hold_ttl_s: int = 300,
         lease_policy: LeasePolicy | None = None,
         event_loop_interval_s: float = 5.0,
+        planner: Planner | None = None,
     ) -> Services:
         calendar = CalendarCache(db)
         claims = ClaimService(db)
@@ -66,6 +69,8 @@ class Services:
         lease_hooks = LeaseHooks()
         leases = LeaseService(db, claims, quotas, policy=lease_policy, hooks=lease_hooks)
         offers = OfferService(db, claims, find, OfferSettings(ttl_s=hold_ttl_s), quotas=quotas)
+        planner = planner or Planner(db)
+        planner.register(lease_hooks)  # lease start / before_end / end reach the lease's jobs
         return cls(
             db=db,
             inventory=InventoryService(db),
@@ -83,6 +88,7 @@ class Services:
             lease_events=LeaseEventLoop(db, claims, lease_hooks, interval_s=event_loop_interval_s),
             offers=offers,
             ivoa=IvoaService(db, offers, leases),
+            planner=planner,
         )
 
 

@@ -1,0 +1,329 @@
+"""/v1/jobs: run work inside a lease with a provisioner (the planner, docs/planner.md).
+
+Create (in a lease, or "as soon as possible": find a slot, hold offers, accept the first that still
+holds, create the job in the new lease), list (keyset), read, cancel, logs, and the job's state changes
+as server-sent events. A caller sees its project's jobs only (404 for the others); admins see all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from slotbroker.api.auth import Reader
+from slotbroker.api.problems import responses
+from slotbroker.api.routers.deps import Services, services
+from slotbroker.config import Settings
+from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
+from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
+from slotbroker.services.job_views import (
+    CreateJob,
+    JobEvent,
+    JobList,
+    JobLogs,
+    JobOut,
+    LogLineOut,
+    WorkloadBody,
+)
+from slotbroker.services.offer_views import OfferSetRequest, OfferSetStatus
+from slotbroker.services.offers import OfferConflict
+from slotbroker.services.planner import JobView, Planner
+from slotbroker.services.tokens import Principal, Role
+from slotbroker.store.db import Database
+
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=responses(400, 401, 413, 415, 422, 429, 503))
+Svc = Annotated[Services, Depends(services)]
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+EVENT_STREAM = "text/event-stream"
+log = logging.getLogger("slotbroker.planner")
+POLL_S = 0.25  # how often the event stream reads the job's transitions
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
+TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
+
+
+# -- wire models ---------------------------------------------------------------------------------------------
+def scope(who: Principal) -> str | None:
+    """The project whose jobs the caller sees; None: every project (admins)."""
+    return None if who.role == Role.ADMIN else who.project
+
+
+def planner_of(svc: Services) -> Planner:
+    planner: Planner | None = getattr(svc, "planner", None)
+    if planner is None:  # pragma: no cover - the app always builds one
+        raise NotFound("the planner is not enabled on this server")
+    return planner
+
+
+# -- routes --------------------------------------------------------------------------------------------------
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    responses=responses(404, 409),
+    summary="Create a job in a lease, or as soon as possible (offers -> accept -> job)",
+)
+def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> JobOut:
+    planner = planner_of(svc)
+    project = scope(who)
+    if body.provisioner not in planner.provisioners:
+        known = ", ".join(sorted(planner.provisioners)) or "none"
+        raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
+    workload = body.workload.domain()
+    if body.lease_id is not None:
+        lease_id = str(body.lease_id)
+    else:
+        assert body.offer_set is not None
+        existing = _existing(planner, body.id, project)
+        if existing is not None:  # an idempotent replay: no new offers
+            response.headers["Location"] = f"/v1/jobs/{existing.id}"
+            return JobOut.of(existing)
+        lease_id = _lease_as_soon_as_possible(svc, body.offer_set, who.project)
+    spec = JobSpec(
+        lease_id=lease_id,
+        provisioner=body.provisioner,
+        workload=workload,
+        priority=body.priority,
+        job_id=body.id,
+        name=body.name,
+    )
+    try:
+        job = planner.create(spec, project=project)
+    except Exception:
+        if body.offer_set is not None:  # do not keep a lease made for a job that was refused
+            svc.leases.cancel(lease_id, project=None)
+        raise
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobOut.of(job)
+
+
+def _existing(planner: Planner, job_id: str | None, project: str | None) -> JobView | None:
+    if job_id is None:
+        return None
+    try:
+        return planner.get(job_id, project=project)
+    except NotFound:
+        return None
+
+
+def _lease_as_soon_as_possible(svc: Services, request: OfferSetRequest, project: str) -> str:
+    """Make offers and accept the first that still holds; the new lease's id."""
+    offers = svc.offers.create(request, project=project)
+    if offers.status == OfferSetStatus.EMPTY or not offers.offers:
+        raise CapacityConflict(
+            "nothing fits the request", [FieldError("/offer_set/request", "no window with capacity")]
+        )
+    last: OfferConflict | None = None
+    for offer in sorted(offers.offers, key=lambda o: o.position):
+        try:
+            return svc.offers.accept(offer.id, project=project).uuid
+        except OfferConflict as exc:  # expired or taken meanwhile: the next one
+            last = exc
+    assert last is not None
+    raise last
+
+
+@router.get("/jobs", response_model=JobList, summary="List jobs, newest first (keyset paging)")
+def list_jobs(
+    who: Reader,
+    svc: Svc,
+    state: Annotated[list[JobState] | None, Query(description="Any of these states")] = None,
+    project: Annotated[str | None, Query(max_length=200, description="Admins: only this project")] = None,
+    lease: Annotated[UUID | None, Query(description="Only jobs of this lease")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobList:
+    visible = scope(who)
+    if visible is None:
+        visible = project
+    elif project is not None and project != visible:
+        return JobList(items=[], next_cursor=None)
+    page = planner_of(svc).list(
+        limit=limit,
+        cursor=cursor,
+        states=[s.value for s in state] if state else None,
+        project=visible,
+        lease_id=None if lease is None else str(lease),
+    )
+    return JobList(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404))
+def get_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
+    return JobOut.of(planner_of(svc).get(job_id, project=scope(who)))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses=responses(404),
+    summary="Cancel a job (idempotent): pending at once, otherwise torn down at its next step boundary",
+)
+def cancel_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
+    return JobOut.of(planner_of(svc).cancel(job_id, project=scope(who)))
+
+
+@router.get("/jobs/{job_id}/logs", response_model=JobLogs, responses=responses(404))
+def job_logs(
+    job_id: JobId,
+    who: Reader,
+    svc: Svc,
+    after: Annotated[int, Query(ge=0, description="Only lines after this id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> JobLogs:
+    lines = planner_of(svc).logs(job_id, project=scope(who), after=after, limit=limit)
+    nxt = lines[-1].id if len(lines) == limit else None
+    return JobLogs(items=[LogLineOut.of(x) for x in lines], next_after=nxt)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **responses(404),
+        200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}, "description": "SSE stream"},
+    },
+    summary="The job's state changes as server-sent events, until it is terminal (or timeout)",
+)
+def job_events(
+    job_id: JobId,
+    who: Reader,
+    svc: Svc,
+    timeout: Annotated[float, Query(gt=0, le=3600, description="End the stream after this many s")] = 300,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    planner = planner_of(svc)
+    project = scope(who)
+    first = planner.get(job_id, project=project)  # 404 before the stream starts
+    start = 0
+    if last_event_id is not None and last_event_id.isdigit():
+        start = int(last_event_id) + 1
+    return StreamingResponse(
+        _events(planner, first, project, start, timeout),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: str, data: str, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+
+
+async def _events(
+    planner: Planner, job: JobView, project: str | None, start: int, timeout: float
+) -> AsyncIterator[bytes]:
+    """Stream transitions ``start``.. as they are recorded (polling the job every ``POLL_S``); end with
+    ``event: end`` once the job is terminal, or ``event: timeout`` after ``timeout`` seconds."""
+    sent = start
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    yield b"retry: 1000\n\n"
+    while True:
+        for index in range(sent, len(job.transitions)):
+            t = job.transitions[index]
+            data = JobEvent(
+                job_id=job.id,
+                index=index,
+                from_state=t.from_state,
+                to_state=t.to_state,
+                at=t.at,
+                detail=t.detail,
+            )
+            yield _sse("state", data.model_dump_json(), index)
+            quiet_since = time.monotonic()
+        sent = max(sent, len(job.transitions))
+        if job.state in TERMINAL_STATES:
+            yield _sse("end", json.dumps({"job_id": job.id, "state": job.state}))
+            return
+        if time.monotonic() >= deadline:
+            yield _sse("timeout", json.dumps({"job_id": job.id, "state": job.state}))
+            return
+        await asyncio.sleep(POLL_S)
+        if time.monotonic() - quiet_since >= KEEPALIVE_S:
+            yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        try:
+            job = await asyncio.to_thread(planner.get, job.id, project=project)
+        except NotFound:  # purged meanwhile
+            yield _sse("end", json.dumps({"job_id": job.id, "state": "gone"}))
+            return
+
+
+# -- the embedded worker pool in the server ------------------------------------------------------------------
+
+
+def planner_workers(settings: Settings, planner: Planner) -> int:
+    """Steps the server's embedded pool runs at once: ``Settings.planner_workers``, or the planner's
+    default when unset. 0 disables the pool (tests; or a fleet where only ``slotbroker worker``
+    processes run jobs)."""
+    value = settings.planner_workers
+    return int(planner.settings.workers if value is None else value)
+
+
+def default_planner(db: Database) -> Planner | None:
+    """The server's planner when the app is not given one: with ``SLOTBROKER_PLANNER_PROCRASTINATE=1``
+    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``
+    processes; otherwise None (``Services.build`` makes a plain one)."""
+    if os.environ.get("SLOTBROKER_PLANNER_PROCRASTINATE", "").lower() not in ("1", "true", "yes"):
+        return None
+    from slotbroker.services.planner_distributed import distributed_planner
+
+    return distributed_planner(db)[0]
+
+
+def _log_pool_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the planner's embedded pool ended: %r (jobs wait for another worker)", task.exception())
+
+
+def install_worker_pool(app: FastAPI) -> None:
+    """Run the planner's embedded worker pool while the app is up (around the existing lifespan);
+    ``await pool.stop()`` at shutdown finishes running steps and gives the claims back."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        planner: Planner = app_.state.services.planner
+        workers = planner_workers(app_.state.settings, planner)
+        pool = planner.pool(workers=workers) if workers > 0 else None
+        app_.state.planner_pool = pool
+        if pool is not None:
+            pool.start().add_done_callback(_log_pool_end)
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            if pool is not None:
+                try:
+                    await pool.stop()
+                except Exception:  # the pool already died (e.g. it started before the migration)
+                    log.exception("planner pool stopped with an error")
+            app_.state.planner_pool = None
+
+    app.router.lifespan_context = lifespan
+
+
+__all__ = [
+    "CreateJob",
+    "JobEvent",
+    "JobList",
+    "JobLogs",
+    "JobOut",
+    "LogLineOut",
+    "WorkloadBody",
+    "install_worker_pool",
+    "planner_workers",
+    "router",
+]

@@ -1,0 +1,140 @@
+"""Wire models of the jobs API (plain pydantic, shared by the server, the CLI and the Python client)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from slotbroker.domain.jobs import JobState, Workload
+from slotbroker.services.offer_views import OfferSetRequest
+
+if TYPE_CHECKING:
+    from slotbroker.services.planner import JobView, LogLine
+
+
+class WorkloadBody(BaseModel):
+    """What to run: ``local`` runs ``command + args`` with ``env``; other provisioners read ``extra``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list, max_length=256)
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list, max_length=1024)
+    env: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def domain(self) -> Workload:
+        return Workload(tuple(self.command), tuple(self.args), dict(self.env), dict(self.extra))
+
+
+class CreateJob(BaseModel):
+    """``POST /v1/jobs``: exactly one of ``lease_id`` (run in that lease) or ``offer_set`` (as soon as
+    possible: a find-slot request whose first acceptable offer becomes the job's lease)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        None, min_length=1, max_length=64, description="Idempotency key: the same id again is the same job."
+    )
+    name: str = Field("", max_length=200)
+    lease_id: UUID | None = None
+    offer_set: OfferSetRequest | None = Field(
+        None, description="As soon as possible: offers are made and the first that holds is accepted."
+    )
+    provisioner: str = Field(min_length=1, max_length=100)
+    workload: WorkloadBody = Field(default_factory=WorkloadBody)
+    priority: int = Field(0, ge=-1000, le=1000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CreateJob:
+        if (self.lease_id is None) == (self.offer_set is None):
+            raise ValueError("give exactly one of lease_id and offer_set")
+        return self
+
+
+class TransitionOut(BaseModel):
+    from_state: str | None
+    to_state: str
+    at: datetime
+    detail: str
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    project: str
+    lease_id: str
+    provisioner: str
+    priority: int
+    state: JobState
+    workload: WorkloadBody
+    attempt: int
+    provision_id: str | None
+    run_id: str | None
+    exit_code: int | None
+    error: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    transitions: list[TransitionOut] = Field(default_factory=list)
+    href: str
+
+    @classmethod
+    def of(cls, job: JobView) -> JobOut:
+        w = job.workload
+        return cls(
+            id=job.id,
+            name=job.name,
+            project=job.project,
+            lease_id=job.lease_id,
+            provisioner=job.provisioner,
+            priority=job.priority,
+            state=JobState(job.state),
+            workload=WorkloadBody(command=list(w.command), args=list(w.args), env=w.env, extra=w.extra),
+            attempt=job.attempt,
+            provision_id=job.provision_id,
+            run_id=job.run_id,
+            exit_code=job.exit_code,
+            error=job.error,
+            cancel_requested=job.cancel_requested,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            finished_at=job.finished_at,
+            transitions=[TransitionOut(**vars(t)) for t in job.transitions],
+            href=f"/v1/jobs/{job.id}",
+        )
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="Pass back as cursor for the next (older) page.")
+
+
+class LogLineOut(BaseModel):
+    id: int
+    at: datetime
+    stream: str
+    line: str
+
+    @classmethod
+    def of(cls, line: LogLine) -> LogLineOut:
+        return cls(id=line.id, at=line.at, stream=line.stream, line=line.line)
+
+
+class JobLogs(BaseModel):
+    items: list[LogLineOut]
+    next_after: int | None = Field(description="Pass back as after for the next lines; null: no more now.")
+
+
+class JobEvent(BaseModel):
+    """One server-sent event's data: the job entered ``to_state`` (``event: state``)."""
+
+    job_id: str
+    index: int = Field(description="Position in the job's transitions (the SSE id).")
+    from_state: str | None
+    to_state: str
+    at: datetime
+    detail: str
