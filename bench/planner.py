@@ -4,7 +4,13 @@
 
 Prints ONE JSON object. ``python bench/planner.py [--jobs N] [--workers W] [--skip-postgres]``.
 ``lost`` counts jobs that did not reach a final state (or vanished); ``double_released`` counts
-provisions released more than once; both must be 0. The procrastinate scale-out (2 workers) comes next.
+provisions released more than once; both must be 0 (counted over every mode).
+
+``jobs_per_s_2_workers``: the procrastinate scale-out on PostgreSQL: two ``slotbroker worker
+--procrastinate`` PROCESSES (loopback, a schema of their own, stopped with SIGTERM at the end, killed if
+they hang) run the jobs this process creates (each create defers a procrastinate task in its
+transaction). Their simulated provisioners live in the worker processes, so releases are counted from
+the job rows (``releases`` against ``attempt``) and from duplicated state changes.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
@@ -149,6 +159,148 @@ def on_sqlite(jobs: int, workers: int) -> dict[str, Any]:
             db.dispose()
 
 
+def outcome(db: Database, jobs: int) -> dict[str, Any]:
+    """Final states, lost jobs and over-released provisions, read from the job rows."""
+    with UnitOfWork(db, readonly=True) as uow:
+        s = uow.session
+        by_state = dict(s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
+        total = int(s.scalar(select(func.count()).select_from(JobRow)) or 0)
+        over_released = int(
+            s.scalar(select(func.count()).select_from(JobRow).where(JobRow.releases > JobRow.attempt)) or 0
+        )
+        unreleased = int(
+            s.scalar(select(func.count()).select_from(JobRow).where(JobRow.releases < JobRow.attempt)) or 0
+        )
+    finished = sum(
+        int(n) for st, n in by_state.items() if st in ("succeeded", "failed", "canceled", "expired")
+    )
+    return {
+        "states": {str(k): int(v) for k, v in by_state.items()},
+        "lost": (jobs - total) + (total - finished),
+        "double_released": over_released,
+        "unreleased_provisions": unreleased,
+    }
+
+
+def start_worker(url: str, concurrency: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``slotbroker worker --procrastinate`` in a process of its own (the same venv), on ``url``."""
+    env = {
+        **os.environ,
+        "SLOTBROKER_DATABASE_URL": url,
+        "SLOTBROKER_PLANNER_CLAIM_TTL_S": "10",
+        "SLOTBROKER_PLANNER_PROVISIONERS": json.dumps(
+            {
+                "simulated": {
+                    "readiness_timeout_s": 60.0,
+                    "poll_interval_s": 0.01,
+                    "retry": {"backoff_s": 0.01},
+                }
+            }
+        ),
+    }
+    exe = Path(sys.executable).parent / "slotbroker"
+    cmd = [str(exe), "worker", "--procrastinate", "--no-apply-schema", "--workers", str(concurrency)]
+    with log_path.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    codes: list[int | None] = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=20))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(p.wait(timeout=5))
+    return codes
+
+
+def push_two_workers(db: Database, url: str, jobs: int, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """N jobs created here (4 threads), run by two procrastinate worker processes."""
+    from slotbroker.services.planner_distributed import Distributed, distributed_planner
+
+    Distributed(db.url).apply_schema()
+    planner, dist = distributed_planner(
+        db, settings=settings(concurrency), provisioners={"simulated": SimulatedProvisioner()}
+    )
+    leases = [make_lease(db, f"project-{i}") for i in range(4)]
+    logs = [tmp / f"worker-{i}.log" for i in range(2)]
+    procs = [start_worker(url, concurrency, logs[i]) for i in range(2)]
+    try:
+        # both workers up (they print their id once their database is open) before the clock starts
+        deadline = time.monotonic() + 60
+        while not all("planner worker" in lp.read_text(errors="replace") for lp in logs):
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "a worker did not start: " + " | ".join(lp.read_text()[-500:] for lp in logs)
+                )
+            time.sleep(0.05)
+        time.sleep(1.0)  # reconcile + procrastinate's LISTEN
+        t0 = time.perf_counter()
+
+        def create_some(part: int) -> None:
+            for i in range(part, jobs, CREATORS):
+                planner.create(
+                    JobSpec(leases[i % 4], "simulated", Workload(command=("true",)), job_id=f"bench-{i}")
+                )
+
+        with ThreadPoolExecutor(CREATORS) as ex:
+            list(ex.map(create_some, range(CREATORS)))
+        created = time.perf_counter() - t0
+
+        def unfinished() -> int:
+            with UnitOfWork(db, readonly=True) as uow:
+                return int(
+                    uow.session.scalar(
+                        select(func.count()).select_from(JobRow).where(JobRow.step.is_not(None))
+                    )
+                    or 0
+                )
+
+        deadline = time.monotonic() + max(60.0, jobs / 20)
+        while unfinished() and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                break  # a worker died: what is left is counted as lost
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+    finally:
+        exit_codes = stop_workers(procs)
+    return {
+        "jobs": jobs,
+        "worker_processes": 2,
+        "concurrency_per_worker": concurrency,
+        "seconds": round(elapsed, 3),
+        "create_seconds": round(created, 3),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        **outcome(db, jobs),
+        "deferred": dist.deferred,
+        "worker_exit_codes": exit_codes,
+    }
+
+
+def on_postgres_two_workers(jobs: int, concurrency: int) -> dict[str, Any]:
+    schema = f"bench_planner_pc_{os.getpid()}"
+    admin = create_engine(PG_BASE)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_BASE else "?"
+    url = f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"  # every connection, in every process
+    db = Database(url)
+    try:
+        migrate.upgrade(db.engine)
+        with tempfile.TemporaryDirectory() as tmp:
+            return push_two_workers(db, url, jobs, concurrency, Path(tmp))
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
 def on_postgres(jobs: int, workers: int) -> dict[str, Any]:
     schema = f"bench_planner_{os.getpid()}"
     admin = create_engine(PG_BASE)
@@ -172,6 +324,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--pc-concurrency", type=int, default=16, help="procrastinate concurrency of each worker process"
+    )
     args = parser.parse_args()
     runs: dict[str, dict[str, Any]] = {"sqlite": on_sqlite(args.jobs, args.workers)}
     if not args.skip_postgres:
@@ -179,7 +334,12 @@ def main() -> None:
             runs["postgres"] = on_postgres(args.jobs, args.workers)
         except Exception as exc:  # no PostgreSQL here: say so instead of failing the SQLite numbers
             runs["postgres"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
-    rates = [r["jobs_per_s"] for r in runs.values() if "jobs_per_s" in r]
+        try:
+            runs["postgres_2_workers"] = on_postgres_two_workers(args.jobs, args.pc_concurrency)
+        except Exception as exc:
+            runs["postgres_2_workers"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    embedded = {k: r for k, r in runs.items() if k in ("sqlite", "postgres")}
+    rates = [r["jobs_per_s"] for r in embedded.values() if "jobs_per_s" in r]
     out = {
         "benchmark": "planner",
         "jobs": args.jobs,
@@ -190,8 +350,8 @@ def main() -> None:
         "jobs_per_s_embedded_postgres": runs.get("postgres", {}).get("jobs_per_s"),
         "lost": sum(int(r.get("lost", 0)) for r in runs.values()),
         "double_released": sum(int(r.get("double_released", 0)) for r in runs.values()),
-        "jobs_per_s_2_workers": None,
-        "note": "jobs_per_s_2_workers: the procrastinate scale-out comes next (issue 5, part 2)",
+        "jobs_per_s_2_workers": runs.get("postgres_2_workers", {}).get("jobs_per_s"),
+        "concurrency_per_worker": args.pc_concurrency,
         "runs": runs,
     }
     print(json.dumps(out, indent=2, sort_keys=False))

@@ -64,12 +64,75 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic bookings.")] = 7,
     load_only: Annotated[bool, typer.Option(help="Load the demo data and exit without serving.")] = False,
 ) -> None:
-    """Load the FABRIC-like demo testbed and a few weeks of bookings, then serve it."""
+    """Load the FABRIC-like demo testbed and a few weeks of bookings, submit a few jobs for the local
+    provisioner in a one-hour lease on a demo host, then serve it (the server's worker pool runs them)."""
+    import os
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
     from slotbroker.demo.bookings import synthetic_bookings
     from slotbroker.demo.fabric import fabric_like_topology
+    from slotbroker.domain.errors import CapacityConflict, Forbidden, NotFound
     from slotbroker.services import demo_data
+    from slotbroker.services.claims import ClaimService
+    from slotbroker.services.lease_views import CreateLease, LeaseItemSpec
+    from slotbroker.services.leases import LeaseService
+    from slotbroker.services.planner import JobSpec, Planner, Workload
+    from slotbroker.services.quotas import QuotaService
     from slotbroker.services.tokens import Role, TokenService
     from slotbroker.services.topology import TopologyService
+    from slotbroker.store.db import Database
+    from slotbroker.store.models import ProviderRow
+    from slotbroker.store.unit_of_work import UnitOfWork
+
+    demo_jobs = (  # (id, name, command): run by the local provisioner on this machine
+        ("demo-hello", "hello", ("sh", "-c", "echo hello from slotbroker; sleep 2")),
+        ("demo-uname", "uname", ("uname", "-a")),
+        ("demo-exit-3", "fails", ("sh", "-c", "echo about to fail; exit 3")),
+    )
+
+    def submit_demo_jobs(db: Database, now: int) -> tuple[str | None, list[str]]:
+        """A one-hour lease (1 VCPU) on the first demo host with room, and the demo jobs in it; nothing
+        new when the demo jobs exist already (``demo`` may run again on the same database)."""
+        planner = Planner(db)
+        try:
+            planner.get(demo_jobs[0][0])
+            return None, []
+        except NotFound:
+            pass
+        leases = LeaseService(db, ClaimService(db), QuotaService(db))
+        with UnitOfWork(db, readonly=True) as uow:
+            hosts = uow.session.execute(
+                select(ProviderRow.uuid, ProviderRow.name)
+                .where(ProviderRow.kind == "host")
+                .order_by(ProviderRow.name)
+                .limit(50)
+            ).all()
+        lease_id: str | None = None
+        for host_uuid, _name in hosts:
+            try:
+                lease = leases.create(
+                    CreateLease(
+                        name="demo jobs",
+                        start=datetime.fromtimestamp(now, UTC),
+                        end=datetime.fromtimestamp(now + 3600, UTC),
+                        items=[LeaseItemSpec(provider_uuid=host_uuid, resource_class="VCPU", amount=1)],
+                    ),
+                    project="demo",
+                    now_s=now,
+                )
+            except (CapacityConflict, Forbidden, NotFound):
+                continue  # booked out (or no VCPU there): the next host
+            lease_id = lease.id
+            break
+        if lease_id is None:
+            raise CapacityConflict("no demo host has a free VCPU for the next hour", [])
+        ids = []
+        for job_id, name, argv in demo_jobs:
+            workload = Workload(command=argv[:1], args=argv[1:])
+            ids.append(planner.create(JobSpec(lease_id, "local", workload, job_id=job_id, name=name)).id)
+        return lease_id, ids
 
     with failing_nicely():
         db = open_db(database_url)
@@ -83,6 +146,7 @@ def demo(
         else:
             loaded = 0
         token = TokenService(db).create(project="demo", role=Role.ADMIN, name="demo admin")
+        job_lease, job_ids = submit_demo_jobs(db, now)
     console.print(
         f"[bold]slotbroker demo[/bold]: {report.created} providers created, {report.unchanged} kept; "
         f"{loaded} leases loaded (database {database_url})"
@@ -92,8 +156,19 @@ def demo(
     console.print(
         f"  try:         curl -H 'Authorization: Bearer {token}' http://{host}:{port}/v1/providers?kind=site"
     )
+    if job_ids:
+        console.print(f"  jobs:        {', '.join(job_ids)} (local provisioner, lease {job_lease})")
+    else:
+        console.print(f"  jobs:        the demo jobs exist already ({', '.join(j[0] for j in demo_jobs)})")
+    console.print(
+        f"  watch them:  curl -H 'Authorization: Bearer {token}' http://{host}:{port}/v1/jobs"
+        f"  |  slotbroker jobs list --database-url {database_url}"
+    )
     if load_only:
+        console.print("  (--load-only: a server or `slotbroker worker` runs the jobs)")
         return
+    if os.environ.get("SLOTBROKER_PLANNER_WORKERS") == "0":  # the server's pool must run the demo jobs
+        del os.environ["SLOTBROKER_PLANNER_WORKERS"]
     serve(host=host, port=port, database_url=database_url, workers=1)
 
 
