@@ -57,9 +57,10 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def prefers_yaml(accept: str) -> bool:
-    """True when the Accept header ranks a YAML type above JSON (ties go to JSON)."""
-    best_yaml = best_json = -1.0
+def accept_ranks(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header, lower-cased, each with its quality (default 1; a broken
+    q counts as 0)."""
+    out = []
     for part in accept.split(","):
         kind, *params = (p.strip() for p in part.split(";"))
         q = 1.0
@@ -69,9 +70,17 @@ def prefers_yaml(accept: str) -> bool:
                     q = float(param[2:])
                 except ValueError:
                     q = 0.0
-        if kind.lower() in YAML_TYPES:
+        out.append((kind.lower(), q))
+    return out
+
+
+def prefers_yaml(accept: str) -> bool:
+    """True when the Accept header ranks a YAML type above JSON (ties go to JSON)."""
+    best_yaml = best_json = -1.0
+    for kind, q in accept_ranks(accept):
+        if kind in YAML_TYPES:
             best_yaml = max(best_yaml, q)
-        elif kind.lower() in (*JSON_TYPES, "*/*", "application/*"):
+        elif kind in (*JSON_TYPES, "*/*", "application/*"):
             best_json = max(best_json, q)
     return best_yaml > 0 and best_yaml > best_json
 

@@ -320,19 +320,7 @@ class ClaimService:
 
     # -- retries ----------------------------------------------------------------------------------------
     def _retrying(self, attempt: Callable[[int], T]) -> T:
-        last: BaseException | None = None
-        for n in range(1, self.max_attempts + 1):
-            try:
-                return attempt(n)
-            except DBAPIError as exc:
-                if not is_retryable(exc):
-                    raise
-                last = exc
-                # Jittered exponential backoff: 2, 4, 8, ... ms (times 0.5-1.5) so losers spread out.
-                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-        raise ConcurrentUpdate(
-            f"gave up after {self.max_attempts} attempts lost to concurrent writers; retry later"
-        ) from last
+        return retrying(attempt, self.max_attempts)
 
 
 def _item_order(err: FieldError) -> tuple[int, str]:
@@ -342,3 +330,22 @@ def _item_order(err: FieldError) -> tuple[int, str]:
 
 
 __all__ = ["ClaimService", "is_retryable"]
+
+
+def retrying(attempt: Callable[[int], T], max_attempts: int) -> T:
+    """Run ``attempt(n)`` (one whole transaction) until it commits, retrying serialisation failures,
+    deadlocks and lock timeouts up to ``max_attempts`` times, then answer ``ConcurrentUpdate``.
+    Capacity conflicts are never retried: they are answers, not accidents."""
+    last: BaseException | None = None
+    for n in range(1, max_attempts + 1):
+        try:
+            return attempt(n)
+        except DBAPIError as exc:
+            if not is_retryable(exc):
+                raise
+            last = exc
+            # Jittered exponential backoff: 2, 4, 8, ... ms (times 0.5-1.5) so losers spread out.
+            time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
+    raise ConcurrentUpdate(
+        f"gave up after {max_attempts} attempts lost to concurrent writers; retry later"
+    ) from last

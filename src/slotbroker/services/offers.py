@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import uuid as uuidlib
 from collections import deque
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, case, or_, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import (
@@ -40,7 +38,6 @@ from slotbroker.domain.claims import (
 )
 from slotbroker.domain.errors import (
     CapacityConflict,
-    ConcurrentUpdate,
     FieldError,
     Forbidden,
     NotFound,
@@ -48,7 +45,7 @@ from slotbroker.domain.errors import (
     ValidationFailed,
 )
 from slotbroker.domain.request import SlotRequest
-from slotbroker.services.claims import ClaimService, is_retryable
+from slotbroker.services.claims import ClaimService, retrying
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.find_slot_views import (
     ExplanationView,
@@ -716,18 +713,7 @@ class OfferService:
         )
 
     def _retrying(self, attempt: Callable[[int], T]) -> T:
-        last: BaseException | None = None
-        for n in range(1, self.settings.max_attempts + 1):
-            try:
-                return attempt(n)
-            except DBAPIError as exc:
-                if not is_retryable(exc):
-                    raise
-                last = exc
-                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-        raise ConcurrentUpdate(
-            f"gave up after {self.settings.max_attempts} attempts lost to concurrent writers; retry later"
-        ) from last
+        return retrying(attempt, self.settings.max_attempts)
 
 
 def _not_open(offer_id: str, state: str) -> OfferConflict:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from slotbroker.api.auth import Reader
-from slotbroker.api.content import JSON_TYPES, YAML_TYPES, dump_yaml, media_type, parse_yaml
+from slotbroker.api.content import JSON_TYPES, YAML_TYPES, accept_ranks, dump_yaml, media_type, parse_yaml
 from slotbroker.api.problems import PROBLEM_JSON, TITLES, FieldProblem, Problem, responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, NotFound
@@ -133,16 +133,7 @@ def wants_json(accept: str) -> bool:
     No ``Accept``, ``*/*``, a YAML type or anything else gets YAML (the ExecutionBroker clients' default).
     """
     best_json = best_other = -1.0
-    for part in accept.split(","):
-        kind, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        kind = kind.lower()
+    for kind, q in accept_ranks(accept):
         if kind in JSON_TYPES or kind.endswith("+json"):
             best_json = max(best_json, q)
         elif kind in YAML_TYPES or kind in ("*/*", "application/*"):
