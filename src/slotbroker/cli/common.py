@@ -16,7 +16,8 @@ from rich.table import Table
 from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.store.db import Database, database_url
 
-console = Console()
+# soft_wrap: long lines (tokens, curl commands) stay whole, so they can be copied from the terminal
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 DatabaseUrl = Annotated[
