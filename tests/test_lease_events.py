@@ -20,7 +20,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -203,8 +202,6 @@ def test_two_loops_never_fire_an_event_twice(db: Database) -> None:
 
 
 def test_server_runs_the_loop_and_periodic_jobs(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("one backend is enough for the wiring")
     settings = Settings(
         database_url=db.url,
         migrate_on_start=False,
