@@ -77,6 +77,7 @@ def create_app(
     problems.install(app)
     leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
     jobs.install_worker_pool(app)  # the planner's embedded pool (planner_workers=0: off)
+    find_slot.install_job_shutdown(app)  # find-slot job threads stop with the app
     for module in (
         health,
         providers,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
 
@@ -93,3 +95,19 @@ def calendar(
     return CalendarResponse(
         resolution=resolution, bucket_s=view.bucket_s, starts=[ts(s) for s in view.starts], rows=rows
     )
+
+
+def install_job_shutdown(app: FastAPI) -> None:
+    """Stop the find-slot job threads when the app stops (around whatever lifespan it already has):
+    unfinished jobs stay in the database and are reported ``worker_lost`` later, never left hanging."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            app_.state.services.find_slot.shutdown()
+
+    app.router.lifespan_context = lifespan
