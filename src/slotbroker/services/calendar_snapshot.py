@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 
+from slotbroker.domain.claims import FREEING_STATUSES
 from slotbroker.domain.inventory import capacity_of
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.vlans import VlanSet
@@ -37,14 +38,12 @@ from slotbroker.store.models import (
 )
 from slotbroker.store.unit_of_work import UnitOfWork
 
-# Consumers in these states hold nothing any more (their rows may be kept for history).
-RELEASED_STATES = ("RELEASED", "EXPIRED", "REJECTED", "CANCELLED", "ERROR")
 
-
-def holding_consumers(now_s: int):  # type: ignore[no-untyped-def]
-    """SQL condition: consumers whose allocations still count as usage at ``now_s``."""
+def holding_consumers(now_s: int) -> ColumnElement[bool]:
+    """SQL condition: consumers whose allocations still count as usage at ``now_s`` — the same rule
+    the claims apply (``FREEING_STATUSES``), so find-slot never offers what a claim would refuse."""
     return and_(
-        not_(ConsumerRow.status.in_(RELEASED_STATES)),
+        not_(ConsumerRow.status.in_(sorted(FREEING_STATUSES))),
         or_(ConsumerRow.kind != "hold", ConsumerRow.expires_s.is_(None), ConsumerRow.expires_s > now_s),
     )
 
