@@ -121,6 +121,8 @@ def measure_http_p50(
                 "uvicorn",
                 "slotbroker.api.app:create_app",
                 "--factory",
+                "--http",
+                "slotbroker.api.server:H11",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -407,6 +407,8 @@ def bench_slotbroker(
             "-m",
             "uvicorn",
             "--factory",
+            "--http",
+            "slotbroker.api.server:H11",
             "slotbroker.api.app:create_app",
             "--host",
             "127.0.0.1",

@@ -79,6 +79,8 @@ def start_server() -> Server:
         "uvicorn",
         "slotbroker.api.app:create_app",
         "--factory",
+        "--http",
+        "slotbroker.api.server:H11",
         "--host",
         "127.0.0.1",
         "--port",

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slotbroker.domain import errors as e
@@ -171,6 +172,20 @@ def install(app: FastAPI) -> None:
         return problem_response(
             500, "internal_error", "internal error; it has been logged", instance=request.url.path
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # the connection died (database restart, network): retryable
+            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+            return problem_response(
+                503,
+                "database_unavailable",
+                "the database connection was lost (a write in flight may or may not have committed); "
+                "retry shortly",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
+        return await _bug(request, exc)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -46,10 +46,18 @@ def serve(
 
     import uvicorn
 
+    from slotbroker.api.server import PROTOCOL
+
     os.environ["SLOTBROKER_DATABASE_URL"] = database_url
     open_db(database_url)
     uvicorn.run(
-        "slotbroker.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "slotbroker.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        http=PROTOCOL,  # TCP_NODELAY on every connection, in multi-worker mode too (api/server.py)
     )
 
 

@@ -250,7 +250,7 @@ class ClaimService:
 
         consumer_uuid = spec.uuid or str(uuidlib.uuid4())
         status = spec.initial_status.value
-        consumer_id = sql.insert_consumer(
+        consumer_id = sql.write_claim(
             session,
             {
                 "uuid": consumer_uuid,
@@ -263,23 +263,12 @@ class ClaimService:
                 "expires_s": spec.expires_s,
                 "generation": 0,
             },
-        )
-        sql.insert_allocations(
-            session,
             [
-                {
-                    "consumer_id": consumer_id,
-                    "provider_id": locked[it.provider_uuid].id,
-                    "resource_class": it.resource_class,
-                    "amount": it.amount,
-                    "start_s": s,
-                    "end_s": e,
-                    "vlan_tag": it.vlan_tag,
-                }
+                (locked[it.provider_uuid].id, it.resource_class, it.amount, it.vlan_tag)
                 for it in request.items
             ],
+            min(by_id),
         )
-        sql.bump_calendar(uow.session, min(by_id))
         return ClaimResult(
             consumer_uuid=consumer_uuid,
             consumer_id=consumer_id,

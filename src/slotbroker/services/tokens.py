@@ -71,6 +71,12 @@ class TokenService:
             uow.commit()
         return secret
 
+    def cached(self, secret: str) -> Principal | None:
+        """The principal of ``secret`` if it was verified less than ``cache_s`` ago; no I/O, so an
+        async caller can try it on the event loop and go to a thread only on a miss."""
+        hit = self._seen.get(hash_token(secret))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def authenticate(self, secret: str) -> Principal:
         digest = hash_token(secret)
         now = time.monotonic()

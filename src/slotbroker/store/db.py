@@ -10,12 +10,14 @@ recipe), which serialises writers at the start of the transaction; read-only uni
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///./var/slotbroker.db"
@@ -51,8 +53,39 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, IDLE_PING_S)
+    return engine
+
+
+IDLE_PING_S = 5.0
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection on checkout only if it sat idle for ``idle_s`` or more.
+
+    ``pool_pre_ping`` pings on *every* checkout: a round trip per transaction, about a tenth of a claim.
+    A connection used moments ago is almost surely alive; one idle for a while may have been cut (a
+    database restart, a proxy's idle timeout), so that one is pinged, and a dead one is replaced before
+    anyone uses it (raising ``DisconnectionError`` makes the pool retry with a fresh connection). A
+    connection that dies while busy fails its transaction; the API answers 503 with Retry-After and the
+    pool replaces the connection (SQLAlchemy invalidates it on a disconnect error).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -92,6 +92,7 @@ class Services:
         )
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    """Async so that FastAPI calls it on the event loop (a sync dependency costs a thread-pool hop)."""
     svc: Services = request.app.state.services
     return svc
