@@ -1,4 +1,5 @@
-"""Planner test helpers: leases made directly in the tables, fast settings, an asyncio runner."""
+"""Planner test helpers: leases made directly in the tables or booked on a site's hosts, fast settings, an
+asyncio runner, and the checks every test makes (each provision released once, nothing overbooked)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
+from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.jobs import JobSpec, Workload
-from slotbroker.services.planner.provisioners.base import Provisioner
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.services import commands as cmd
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.inventory import InventoryService
+from slotbroker.services.lease_rehost import Rehost
+from slotbroker.services.planner.provisioners.base import Allocation, Provisioner
+from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
 from slotbroker.services.planner.service import JobView, Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
-from slotbroker.services.planner.steps import AlternatesSource
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, ProviderRow, ResourceClassRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -73,13 +81,16 @@ def fast_settings(
     claim_ttl_s: float = 5.0,
     readiness_timeout_s: float = 5.0,
     max_attempts: int = 3,
+    alternates: bool = True,
     policies: dict[str, ProvisionerPolicy] | None = None,
 ) -> PlannerSettings:
     default = ProvisionerPolicy(
         readiness_timeout_s=readiness_timeout_s,
         poll_interval_s=0.01,
         call_timeout_s=10.0,
-        retry=RetryPolicy(max_attempts=max_attempts, backoff_s=0.01, backoff_factor=1.0),
+        retry=RetryPolicy(
+            max_attempts=max_attempts, backoff_s=0.01, backoff_factor=1.0, alternates=alternates
+        ),
     )
     return PlannerSettings(
         workers=workers,
@@ -100,9 +111,9 @@ def make_planner(
     db: Database,
     provisioners: dict[str, Provisioner],
     settings: PlannerSettings | None = None,
-    alternates: AlternatesSource | None = None,
+    rehost: Rehost | None = None,
 ) -> Planner:
-    return Planner(db, settings=settings or fast_settings(), provisioners=provisioners, alternates=alternates)
+    return Planner(db, settings=settings or fast_settings(), provisioners=provisioners, rehost=rehost)
 
 
 def spec(lease_id: str, provisioner: str = "simulated", job_id: str | None = None, **kw: Any) -> JobSpec:
@@ -138,3 +149,75 @@ async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeo
 
 def states_of(job: JobView) -> list[str]:
     return [t.to_state for t in job.transitions]
+
+
+# -- leases on a site's hosts (booked through ClaimService, as real leases are) ----------------------------
+def make_site(
+    db: Database, hosts: Sequence[str] = ("host-a", "host-b", "host-c"), vcpu: int = 4, name: str = "site-1"
+) -> dict[str, str]:
+    """A site ``name`` with ``hosts`` (same traits, ``vcpu`` VCPU each); host name -> uuid."""
+    inventory = InventoryService(db)
+    site = inventory.create_provider(cmd.CreateProvider(name=name, kind=ProviderKind.SITE))
+    out: dict[str, str] = {}
+    for name in hosts:
+        body = cmd.CreateProvider(
+            name=name,
+            kind=ProviderKind.HOST,
+            parent_uuid=site.uuid,  # pydantic parses the str
+            inventories={"VCPU": Inventory(total=vcpu)},
+        )
+        out[name] = str(inventory.create_provider(body).uuid)
+    return out
+
+
+def book(
+    db: Database,
+    hosts: Sequence[str],
+    *,
+    vcpu: int = 2,
+    status: ConsumerStatus = ConsumerStatus.ACTIVE,
+    start_s: int | None = None,
+    end_s: int | None = None,
+    project: str = "alpha",
+    extra: Sequence[ClaimItem] = (),
+) -> str:
+    """A lease of ``vcpu`` VCPU on each host (uuids), and the ``extra`` items, claimed like any lease."""
+    start = NOW_S - 60 if start_s is None else start_s
+    end = NOW_S + 3600 if end_s is None else end_s
+    spec_ = ConsumerSpec(ConsumerKind.LEASE, project, start, end, status=status)
+    items = (*(ClaimItem(h, "VCPU", vcpu) for h in hosts), *extra)
+    return ClaimService(db).claim(ClaimRequest(spec_, items), now_s=NOW_S).consumer_uuid
+
+
+def lease_rows(db: Database, lease_id: str) -> list[tuple[str, int, int, int]]:
+    """(host name, amount, start_s, end_s) of the lease's allocations, in row order."""
+    with UnitOfWork(db, readonly=True) as uow:
+        rows = uow.session.execute(
+            select(ProviderRow.name, AllocationRow.amount, AllocationRow.start_s, AllocationRow.end_s)
+            .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
+            .join(ConsumerRow, ConsumerRow.id == AllocationRow.consumer_id)
+            .where(ConsumerRow.uuid == lease_id)
+            .order_by(AllocationRow.id)
+        ).all()
+    return [(str(n), int(a), int(s), int(e)) for n, a, s, e in rows]
+
+
+def hosts_of(allocation: Allocation) -> tuple[str, ...]:
+    return tuple(it.provider for it in allocation.items)
+
+
+def released_once(sim: SimulatedProvisioner) -> None:
+    assert sim.double_released() == 0, sim.releases
+    assert sim.unreleased() == [], "a provision was never released"
+    assert all(n == 1 for n in sim.releases.values()), sim.releases
+
+
+def audit_clean(db: Database) -> None:
+    """Nothing overbooked anywhere, ever (the claims' own audit)."""
+    with UnitOfWork(db, readonly=True) as uow:
+        assert uow.allocations.overbooked() == []
+
+
+def calendar_generation(db: Database) -> int:
+    with UnitOfWork(db, readonly=True) as uow:
+        return uow.calendar.generation()

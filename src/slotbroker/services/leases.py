@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
@@ -319,7 +319,7 @@ class LeaseService:
                 code="outside_extension_window",
             )
         consumer_id = int(row.id)
-        items = _items_of(session, consumer_id)
+        items = _items_of(session, consumer_id, old_end)
         if pending:
             # Move (or resize) a lease that has not started: free the old interval, claim the new one.
             session.execute(delete(A).where(A.c.consumer_id == consumer_id))
@@ -403,36 +403,14 @@ class LeaseService:
     ) -> tuple[ClaimItem, ...] | None:
         """Replace the first host named by ``exc`` with an untried host of the same site, traits and
         resource classes; None when an offending provider is not a host or no alternate is left."""
-        bad: list[str] = []
-        for err in exc.errors:
-            parts = err.pointer.split("/")
-            if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() and int(parts[2]) < len(items):
-                uuid = items[int(parts[2])].provider_uuid
-                if uuid not in bad:
-                    bad.append(uuid)
+        bad = offending_providers(items, exc)
         if not bad:
             return None
-        host = session.execute(select(P.c.id, P.c.kind, P.c.parent_id).where(P.c.uuid == bad[0])).first()
-        if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
-            return None
         classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
-        traits_of = _traits_by_provider(session, int(host.parent_id))
-        candidates = session.execute(
-            select(P.c.id, P.c.uuid)
-            .where(P.c.parent_id == host.parent_id, P.c.kind == ProviderKind.HOST.value, P.c.id != host.id)
-            .order_by(P.c.name)
-        ).all()
-        inv = _classes_by_provider(session, [int(c.id) for c in candidates])
-        want_traits = traits_of.get(int(host.id), frozenset())
-        for cand in candidates:
-            uuid = str(cand.uuid)
-            if uuid in tried or traits_of.get(int(cand.id), frozenset()) != want_traits:
-                continue
-            if not classes <= inv.get(int(cand.id), frozenset()):
-                continue
-            tried.add(uuid)
+        for alt in alternate_hosts(session, bad[0], classes, tried):
+            tried.add(alt.uuid)
             return tuple(
-                ClaimItem(uuid, it.resource_class, it.amount, it.vlan_tag)
+                ClaimItem(alt.uuid, it.resource_class, it.amount, it.vlan_tag)
                 if it.provider_uuid == bad[0]
                 else it
                 for it in items
@@ -526,16 +504,65 @@ def _quota_items(items: Sequence[ClaimItem]) -> list[QuotaItem]:
     return [QuotaItem(it.resource_class, it.amount, f"/items/{i}") for i, it in enumerate(items)]
 
 
-def _items_of(session: Session, consumer_id: int) -> tuple[ClaimItem, ...]:
+def _items_of(session: Session, consumer_id: int, lease_end: int) -> tuple[ClaimItem, ...]:
+    """What the lease holds now: its rows that run to the lease's end. A lease the planner moved to
+    another host while ACTIVE keeps its old host's past rows (cut at the move), which are history, not
+    something to extend or move (services/lease_rehost.py)."""
     rows = session.execute(
         select(P.c.uuid, A.c.resource_class, A.c.amount, A.c.vlan_tag)
         .select_from(A.join(P, P.c.id == A.c.provider_id))
-        .where(A.c.consumer_id == consumer_id)
+        .where(A.c.consumer_id == consumer_id, A.c.end_s == lease_end)
         .order_by(A.c.id)
     ).all()
     return tuple(
         ClaimItem(str(u), str(rc), int(a), None if tag is None else int(tag)) for u, rc, a, tag in rows
     )
+
+
+def offending_providers(items: Sequence[ClaimItem], exc: CapacityConflict | ValidationFailed) -> list[str]:
+    """The providers (uuids, first named first) of the items a claim's errors point at (``/items/3...``)."""
+    bad: list[str] = []
+    for err in exc.errors:
+        parts = err.pointer.split("/")
+        if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() and int(parts[2]) < len(items):
+            uuid = items[int(parts[2])].provider_uuid
+            if uuid not in bad:
+                bad.append(uuid)
+    return bad
+
+
+class HostRef(NamedTuple):
+    uuid: str
+    name: str
+
+
+def alternate_hosts(
+    session: Session, host_uuid: str, classes: Collection[str], exclude: Collection[str]
+) -> list[HostRef]:
+    """Hosts that can stand in for ``host_uuid``: of the same site (parent), with exactly its traits and
+    an inventory of every class in ``classes``, not in ``exclude`` (uuids), by name. Empty when
+    ``host_uuid`` is not a host of a site. Only the shape is checked here; whether a candidate has room
+    is for ``ClaimService.claim_in`` to prove, under its locks (lease moves and planner retries both
+    claim the candidate they pick and take the next one on a conflict)."""
+    host = session.execute(select(P.c.id, P.c.kind, P.c.parent_id).where(P.c.uuid == host_uuid)).first()
+    if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
+        return []
+    traits_of = _traits_by_provider(session, int(host.parent_id))
+    candidates = session.execute(
+        select(P.c.id, P.c.uuid, P.c.name)
+        .where(P.c.parent_id == host.parent_id, P.c.kind == ProviderKind.HOST.value, P.c.id != host.id)
+        .order_by(P.c.name)
+    ).all()
+    inv = _classes_by_provider(session, [int(c.id) for c in candidates])
+    want_traits = traits_of.get(int(host.id), frozenset())
+    wanted = set(classes)
+    return [
+        HostRef(str(c.uuid), str(c.name))
+        for c in candidates
+        if str(c.uuid) not in exclude
+        and traits_of.get(int(c.id), frozenset()) == want_traits
+        and wanted <= inv.get(int(c.id), frozenset())
+    ]
 
 
 def _traits_by_provider(session: Session, parent_id: int) -> dict[int, frozenset[str]]:
@@ -653,4 +680,11 @@ def _views(session: Session, rows: Sequence[Any]) -> list[LeaseView]:
     return out
 
 
-__all__ = ["LeaseEvent", "LeasePolicy", "LeaseService"]
+__all__ = [
+    "HostRef",
+    "LeaseEvent",
+    "LeasePolicy",
+    "LeaseService",
+    "alternate_hosts",
+    "offending_providers",
+]

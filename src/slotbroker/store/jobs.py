@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -35,12 +36,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobState, Step
 from slotbroker.store.db import READONLY, Database
-from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
+from slotbroker.store.models import ConsumerRow, JobLogRow, JobRow, JobTransitionRow
 
 J = cast(Table, JobRow.__table__)
+C = cast(Table, ConsumerRow.__table__)
 T = cast(Table, JobTransitionRow.__table__)
 L = cast(Table, JobLogRow.__table__)
 
@@ -81,6 +84,7 @@ class JobSnapshot:
     created_ms: int
     updated_ms: int
     finished_ms: int | None
+    tried_hosts: str | None  # JSON list of host uuids (``hosts_of`` / ``hosts_json``)
 
     @classmethod
     def of(cls, row: Any) -> JobSnapshot:
@@ -90,6 +94,15 @@ class JobSnapshot:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+def hosts_of(job: JobSnapshot) -> frozenset[str]:
+    """The hosts (uuids) the job's failed attempts ran on."""
+    return frozenset(json.loads(job.tried_hosts)) if job.tried_hosts else frozenset()
+
+
+def hosts_json(hosts: Iterable[str]) -> str:
+    return json.dumps(sorted(set(hosts)))
 
 
 def _insert(conn: Connection) -> Any:
@@ -282,6 +295,41 @@ def replace(job: JobSnapshot, values: dict[str, Any]) -> JobSnapshot:
     return JobSnapshot(**data)
 
 
+_LOCK_LEASE = (
+    select(C.c.id)
+    .where(C.c.uuid == bindparam("lease_uuid"), C.c.kind == ConsumerKind.LEASE.value)
+    .with_for_update()
+)
+
+
+def lock_lease(conn: Connection, lease_uuid: str) -> None:
+    """Lock a lease's consumer row (PostgreSQL; on SQLite ``BEGIN IMMEDIATE`` already excludes every
+    other writer). A commit that may move its lease takes this lock *before* the job row: the lease's
+    writers (update, cancel, the event loop, whose hooks then lock the lease's jobs) all lock the lease
+    first, so they and the commit queue on that one row instead of waiting on each other in a cycle."""
+    conn.execute(_LOCK_LEASE, {"lease_uuid": lease_uuid}).first()
+
+
+def others_under_way(conn: Connection, lease_uuid: str, seq: int, now_ms: int) -> list[str]:
+    """Ids of the lease's other jobs that use its allocation now: claimed by a worker (which may be
+    calling ``provision`` with what it read) or holding a provision not yet released. The rows are locked
+    (PostgreSQL), so a claim being made right now is waited for and seen, and a job claimed after this
+    transaction reads the allocation it leaves behind."""
+    stmt = (
+        select(J.c.id, J.c.claimed_until_ms, J.c.provision_id, J.c.released_attempt, J.c.attempt)
+        .where(J.c.lease_uuid == lease_uuid, J.c.seq != seq, J.c.step.is_not(None))
+        .order_by(J.c.seq)
+    )
+    if is_postgres(conn):
+        stmt = stmt.with_for_update()
+    return [
+        str(r.id)
+        for r in conn.execute(stmt)
+        if (r.claimed_until_ms is not None and r.claimed_until_ms >= now_ms)
+        or (r.provision_id is not None and r.released_attempt < r.attempt)
+    ]
+
+
 def lock_for_commit(conn: Connection, seq: int, version: int, worker: str) -> JobSnapshot | None:
     """The job, locked, if ``worker`` still holds the claim ``version``; else None (the claim was lost)."""
     job = get_by_seq(conn, seq, lock=True)
@@ -310,6 +358,7 @@ STEP_COLUMNS = (
     "expire_requested",
     "updated_ms",
     "finished_ms",
+    "tried_hosts",
 )
 # Built once: the hot path's UPDATE, always the same shape (all step columns, from the new snapshot).
 _WRITE_CLAIMED = (
@@ -465,12 +514,16 @@ __all__ = [
     "encode_cursor",
     "get_by_seq",
     "get_job",
+    "hosts_json",
+    "hosts_of",
     "insert_job",
     "list_jobs",
     "live_jobs_of_lease",
     "lock_for_commit",
+    "lock_lease",
     "logs",
     "next_due_ms",
+    "others_under_way",
     "purge_terminal",
     "release_claims",
     "renew_claims",

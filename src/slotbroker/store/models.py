@@ -389,6 +389,9 @@ class JobRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # JSON list of the uuids of the hosts failed attempts ran on: a retry moves the lease off them and
+    # never back (NULL: none yet).
+    tried_hosts: Mapped[str | None] = mapped_column(Text)
 
 
 class JobTransitionRow(Base):

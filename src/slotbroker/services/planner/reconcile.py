@@ -29,7 +29,6 @@ from slotbroker.services.planner.provisioners.base import RUN_DONE, ProvisionPha
 from slotbroker.services.planner.steps import (
     Change,
     StepContext,
-    _candidates,
     _failed_attempt,
     _run_finished,
     commit,
@@ -73,9 +72,8 @@ async def inspect(ctx: StepContext, job: sql.JobSnapshot, report: ReconcileRepor
             report.continued += 1
             return Change(Step.AWAIT_PROVISION, logs=[note])
         report.failed_attempts += 1
-        cands = await _candidates(ctx, job)
         error = f"provision {job.provision_id} {st.phase.value} after restart"
-        return _failed_attempt(ctx, job, len(cands.allocations), error, job.provision_id)
+        return _failed_attempt(ctx, job, error, job.provision_id)
     report.continued += 1
     return Change(Step.PROVISION, logs=[note])
 

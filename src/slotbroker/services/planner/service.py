@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
 from slotbroker.services.planner.settings import PlannerSettings
 from slotbroker.services.planner.steps import (
     LIVE_LEASE,
-    AlternatesSource,
     EnqueueHook,
     StepContext,
     run_claimed,
@@ -44,8 +45,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
-_LEASE = select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s).where(
-    ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value
+# FOR SHARE (PostgreSQL): a job is created either before a retry of a sibling moves the lease (which
+# then sees it) or after (it reads the moved allocation), never in between (``steps._move``).
+_LEASE = (
+    select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s)
+    .where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
+    .with_for_update(read=True)
 )
 LEASE_ENDINGS = ("end", "cancelled", "error")
 
@@ -130,7 +135,10 @@ BeforeEndCallback = Callable[[str, list[str], int], object]
 
 
 class Planner:
-    """The planner service. ``provisioners`` defaults to every installed entry point."""
+    """The planner service. ``provisioners`` defaults to every installed entry point. ``rehost`` moves a
+    lease off the hosts a failed attempt used when its retry commits (default: ``LeaseRehoster``, booking
+    alternates through ``ClaimService``; ``retry.alternates = False`` in a provisioner's policy turns
+    moving off for that provisioner)."""
 
     def __init__(
         self,
@@ -139,7 +147,7 @@ class Planner:
         settings: PlannerSettings | None = None,
         provisioners: Mapping[str, Provisioner] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
-        alternates: AlternatesSource | None = None,
+        rehost: Rehost | None = None,
         on_enqueue: EnqueueHook | None = None,
     ) -> None:
         self.db = db
@@ -149,7 +157,7 @@ class Planner:
             provisioners = load_all(None, context)
         self.provisioners = dict(provisioners)
         self.clock_ms = clock_ms
-        self.alternates = alternates
+        self.rehost: Rehost = rehost if rehost is not None else LeaseRehoster(ClaimService(db))
         self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
         self._pools: list[WorkerPool] = []
@@ -163,7 +171,7 @@ class Planner:
             self.settings,
             worker,
             self.clock_ms,
-            self.alternates,
+            self.rehost,
             on_enqueue=self.on_enqueue,
         )
 
@@ -293,6 +301,7 @@ class Planner:
                     exit_code=None,
                     error=None,
                     finished_ms=None,
+                    tried_hosts=None,
                     **values,
                 )
                 if self.on_enqueue is not None:

@@ -16,12 +16,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Provisioning attempts in all (the first included) and the back-off between them."""
+    """Provisioning attempts in all (the first included) and the back-off between them.
+
+    alternates: a retry first moves the lease off the hosts the failed attempt used, onto untried hosts
+        of the same site with room (in the transaction that commits the retry); when none has room the
+        job fails. False: retries stay on the same allocation (for provisioners whose failures are not
+        the host's fault, or sites where moving a lease is not wanted).
+    """
 
     max_attempts: int = 3
     backoff_s: float = 1.0
     backoff_factor: float = 2.0
     max_backoff_s: float = 60.0
+    alternates: bool = True
 
     def delay_s(self, failed_attempt: int) -> float:
         """Wait after attempt ``failed_attempt`` (1-based) failed."""

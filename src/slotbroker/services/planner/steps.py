@@ -13,28 +13,36 @@ Rules kept here:
   ``release`` only if ``released_attempt < attempt`` and records ``released_attempt = attempt`` in its
   commit, which only the claim holder can make;
 * after a cancel or expiry is requested no forward transition happens: whatever the step found (a
-  provision id, a run id) is recorded, then the job is torn down (cancel run -> release -> final state).
+  provision id, a run id) is recorded, then the job is torn down (cancel run -> release -> final state);
+* a retry after a failed attempt moves the lease off the hosts it failed on (``StepContext.rehost``) in
+  the commit that writes the retry, so each attempt provisions capacity the lease holds (docs/planner.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import ConsumerStatus
+from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.jobs import JobState, Reason, Step, Workload
+from slotbroker.services.claims import MAX_ATTEMPTS, retrying
+from slotbroker.services.lease_rehost import Rehost
+from slotbroker.services.planner.allocations import (
+    LeaseAllocation,
+    forget_allocations,
+    keep_allocation,
+    load_lease,
+    remembered,
+)
 from slotbroker.services.planner.provisioners.base import (
     RUN_DONE,
-    Allocation,
-    AllocationItem,
     Provision,
     Provisioner,
     ProvisionPhase,
@@ -44,7 +52,6 @@ from slotbroker.services.planner.provisioners.base import (
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
 from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -57,9 +64,6 @@ OUTCOME = {
     Reason.FAIL.value: JobState.FAILED,
     Reason.SUCCEED.value: JobState.SUCCEEDED,
 }
-
-AlternatesSource = Callable[[Connection, Allocation], Sequence[Allocation]]
-"""Alternates of a lease's allocation (tried in order when provisioning on the primary fails)."""
 
 
 class DbRunner(Protocol):
@@ -81,7 +85,7 @@ class StepContext:
     settings: PlannerSettings
     worker: str
     clock_ms: Callable[[], int] = wall_ms
-    alternates: AlternatesSource | None = None
+    rehost: Rehost | None = None  # moves the lease off failed hosts when a retry commits (None: never)
     run_db: DbRunner = in_thread
     chain: bool = True  # keep the claim and go on when the next step is due at once
     on_enqueue: EnqueueHook | None = None
@@ -119,66 +123,18 @@ def teardown_step(job: sql.JobSnapshot) -> Step:
 
 
 # -- the lease's allocation ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Candidates:
-    lease_status: str | None
-    allocations: tuple[Allocation, ...]
+async def _lease(ctx: StepContext, job: sql.JobSnapshot) -> LeaseAllocation:
+    found = remembered(job.lease_uuid)
+    if found is not None:
+        return found
 
-    def pick(self, attempt: int) -> Allocation | None:
-        if not self.allocations:
-            return None
-        if len(self.allocations) == 1:
-            return self.allocations[0]
-        return self.allocations[attempt - 1] if attempt <= len(self.allocations) else None
-
-
-_LEASE = select(
-    ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
-).where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
-_ITEMS = (
-    select(ProviderRow.name, AllocationRow.resource_class, AllocationRow.amount, AllocationRow.vlan_tag)
-    .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
-    .where(AllocationRow.consumer_id == bindparam("consumer_id"))
-    .order_by(AllocationRow.id)
-)
-
-
-def load_candidates(conn: Connection, lease_uuid: str, alternates: AlternatesSource | None) -> Candidates:
-    lease = conn.execute(_LEASE, {"lease_uuid": lease_uuid}).first()
-    if lease is None:
-        return Candidates(None, ())
-    rows = conn.execute(_ITEMS, {"consumer_id": lease.id}).all()
-    items = tuple(AllocationItem(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows)
-    primary = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
-    more = tuple(alternates(conn, primary)) if alternates is not None else ()
-    return Candidates(str(lease.status), (primary, *more))
-
-
-async def _candidates(ctx: StepContext, job: sql.JobSnapshot) -> Candidates:
-    memo = _memo.get()
-    if memo is not None and job.lease_uuid in memo:
-        return memo[job.lease_uuid]
-
-    def read() -> Candidates:
+    def read() -> LeaseAllocation:
         with sql.transaction(ctx.db, readonly=True) as conn:
-            return load_candidates(conn, job.lease_uuid, ctx.alternates)
+            return load_lease(conn, job.lease_uuid, ctx.clock_ms() // 1000)
 
     found = await ctx.run_db(read)
-    if memo is not None:
-        memo.clear()  # one lease at a time: bounded
-        memo[job.lease_uuid] = found
+    keep_allocation(job.lease_uuid, found)
     return found
-
-
-_memo: contextvars.ContextVar[dict[str, Candidates] | None] = contextvars.ContextVar(
-    "planner_memo", default=None
-)
-
-
-def remember_allocations(found: Candidates | None = None, lease_uuid: str = "") -> None:
-    """Within the calling task, reuse a lease's allocation (read with the claim, or by a step) in the
-    steps chained after it: the worker's task runs one job's chained steps, milliseconds apart."""
-    _memo.set({lease_uuid: found} if found is not None else {})
 
 
 NEEDS_ALLOCATION = frozenset({Step.PROVISION.value, Step.SUBMIT.value})
@@ -189,11 +145,9 @@ async def _call(policy: ProvisionerPolicy, coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.wait_for(coro, policy.call_timeout_s)
 
 
-def _failed_attempt(
-    ctx: StepContext, job: sql.JobSnapshot, candidates: int, error: str, provision_id: str | None
-) -> Change:
+def _failed_attempt(ctx: StepContext, job: sql.JobSnapshot, error: str, provision_id: str | None) -> Change:
     policy = ctx.settings.policy(job.provisioner)
-    retry = job.attempt < policy.retry.max_attempts and (candidates <= 1 or job.attempt < candidates)
+    retry = job.attempt < policy.retry.max_attempts
     values: dict[str, Any] = {"error": error}
     if provision_id:
         values["provision_id"] = provision_id
@@ -242,16 +196,14 @@ def _cut(ctx: StepContext, line: str) -> str:
 
 async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
-    cands = await _candidates(ctx, job)
-    if cands.lease_status not in LIVE_LEASE:
-        return _expire(job, f"lease {job.lease_uuid} is {cands.lease_status or 'gone'}")
-    allocation = cands.pick(job.attempt)
-    if allocation is None:
-        return _failed_attempt(ctx, job, len(cands.allocations), "no allocation left to try", None)
+    found = await _lease(ctx, job)
+    allocation = found.for_job(job)
+    if found.lease_status not in LIVE_LEASE or allocation is None:
+        return _expire(job, f"lease {job.lease_uuid} is {found.lease_status or 'gone'}")
     try:
         pid = await _call(policy, prov.provision(allocation, key_of(job)))
     except Exception as exc:
-        return _failed_attempt(ctx, job, len(cands.allocations), f"provision: {exc!r}", None)
+        return _failed_attempt(ctx, job, f"provision: {exc!r}", None)
     notable = job.attempt > 1 or allocation.label != "primary"  # routine first attempts go unlogged
     line = f"attempt {job.attempt}: provision {pid} on {allocation.label} allocation"
     note = [("planner", line)] if notable else []
@@ -263,7 +215,7 @@ async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) 
         return Change(Step.SUBMIT, {"provision_id": pid}, logs=note)
     if st is None or st.phase is ProvisionPhase.PENDING:
         return Change(Step.AWAIT_PROVISION, {"provision_id": pid}, delay_s=policy.poll_interval_s, logs=note)
-    return _failed_attempt(ctx, job, len(cands.allocations), f"provision {st.phase.value} {st.detail}", pid)
+    return _failed_attempt(ctx, job, f"provision {st.phase.value} {st.detail}", pid)
 
 
 async def _await_provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
@@ -283,21 +235,20 @@ async def _await_provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnap
         error = f"provision {pid} not ready after {policy.readiness_timeout_s:g} s (readiness timeout)"
     else:
         error = f"provision {pid} {phase.value} {detail}".strip()
-    cands = await _candidates(ctx, job)
-    return _failed_attempt(ctx, job, len(cands.allocations), error, pid)
+    return _failed_attempt(ctx, job, error, pid)
 
 
 async def _submit(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
-    cands = await _candidates(ctx, job)
-    if cands.lease_status not in LIVE_LEASE:
-        return _expire(job, f"lease {job.lease_uuid} is {cands.lease_status or 'gone'}")
-    allocation = cands.pick(job.attempt) or cands.allocations[0]
+    found = await _lease(ctx, job)
+    allocation = found.for_job(job)
+    if found.lease_status not in LIVE_LEASE or allocation is None:
+        return _expire(job, f"lease {job.lease_uuid} is {found.lease_status or 'gone'}")
     provision = Provision(job.provision_id or "", allocation)
     try:
         run_id = await _call(policy, prov.submit(Workload.from_json(job.workload), provision, job.id))
     except Exception as exc:
-        return _failed_attempt(ctx, job, len(cands.allocations), f"submit: {exc!r}", job.provision_id)
+        return _failed_attempt(ctx, job, f"submit: {exc!r}", job.provision_id)
     try:
         rs = await _call(policy, prov.run_status(run_id))
     except Exception:
@@ -396,7 +347,10 @@ async def run_claimed(ctx: StepContext, job: sql.JobSnapshot) -> sql.JobSnapshot
     """Run one claimed step and commit it. Returns the job if the worker still holds it and its next
     step is due now (the caller may go on with it), else None."""
     change = await decide(ctx, job)
-    return await ctx.run_db(lambda: commit(ctx, job, change))
+    new = await ctx.run_db(lambda: commit(ctx, job, change))
+    if new is not None and new.attempt != job.attempt:
+        forget_allocations()  # the retry may have moved the lease: the next attempt reads it again
+    return new
 
 
 def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSnapshot | None:
@@ -406,11 +360,30 @@ def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSna
     Fast path: one guarded UPDATE (``claim is ours AND no cancel AND no expiry``) planned from the
     claimed snapshot - nobody else writes a claimed job except to raise those flags. If it matches no row,
     the slow path locks the row, re-reads it and plans again (a raised flag turns into the teardown).
+
+    A retry that moves the lease (``_moving``) locks the lease, then the job, and moves the lease in the
+    same transaction (no alternate with room: the job fails instead). Lock waits there can end in a
+    deadlock or serialization failure, so that transaction is retried whole; if it keeps losing, the
+    retry is parked (``_parked``) rather than dropped, and no release is ever repeated.
     """
+    if not _moving(ctx, job, change):
+        return _commit(ctx, job, change, moving=False)
+    try:
+        return retrying(lambda _n: _commit(ctx, job, change, moving=True), MAX_ATTEMPTS)
+    except ConcurrentUpdate:
+        log.warning("job %s: moving lease %s keeps losing to concurrent writers", job.id, job.lease_uuid)
+        return _commit(ctx, job, _parked(ctx, job, change), moving=False)
+
+
+def _commit(
+    ctx: StepContext, job: sql.JobSnapshot, change: Change, *, moving: bool
+) -> sql.JobSnapshot | None:
     now = ctx.clock_ms()
     with sql.transaction(ctx.db) as conn:
         new: sql.JobSnapshot | None = None
-        if not (job.cancel_requested or job.expire_requested):
+        if moving:
+            sql.lock_lease(conn, job.lease_uuid)  # before the job row: the lease writers' order
+        elif not (job.cancel_requested or job.expire_requested):
             plan = _plan(ctx, job, change, now)
             new = sql.write_claimed(conn, job, ctx.worker, plan.values)
         if new is None:
@@ -419,12 +392,63 @@ def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSna
                 log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
                 return None
             plan = _plan(ctx, fresh, change, now)
+            if moving and "attempt" in plan.values:  # still a retry (no cancel / expiry came first)
+                plan = _move(ctx, conn, fresh, change, plan, now)
             new = sql.write_job(conn, fresh, plan.values)
         sql.add_transitions(conn, plan.transitions)
         sql.add_logs(conn, job.seq, now, plan.logs)
         if ctx.on_enqueue is not None and new.step is not None and not plan.keep:
             ctx.on_enqueue(conn, new)
     return new if plan.keep else None
+
+
+# What only a retry writes (a retry turned into a failure, or parked, leaves these alone).
+_RETRY_ONLY = ("attempt", "provision_id", "run_id", "run_stopped")
+
+
+def _moving(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> bool:
+    """Does committing ``change`` move the lease? Only a retry does, and only if the provisioner's
+    ``retry.alternates`` allows it (else it retries on the same allocation)."""
+    alternates = ctx.settings.policy(job.provisioner).retry.alternates
+    return ctx.rehost is not None and alternates and "attempt" in change.values
+
+
+def _move(
+    ctx: StepContext, conn: Connection, fresh: sql.JobSnapshot, change: Change, plan: _Plan, now: int
+) -> _Plan:
+    """Move the lease off the hosts this attempt used (and never back onto those of earlier attempts),
+    then let the retry go ahead; if some host has no alternate with room the retry becomes a failure.
+    A lease that other jobs use right now is not moved (their work runs on its hosts): the retry stays."""
+    assert ctx.rehost is not None
+    busy = sql.others_under_way(conn, fresh.lease_uuid, fresh.seq, now)
+    if busy:  # moving would pull the capacity from under them: retry in place
+        plan.logs.append(("planner", f"lease in use by job {', '.join(busy)}: retrying on the same hosts"))
+        return plan
+    tried = sql.hosts_of(fresh)
+    moved = ctx.rehost(conn, fresh.lease_uuid, tried, now // 1000)
+    if moved is None:
+        error = f"{change.values.get('error') or fresh.error}; no alternate host had capacity"
+        values = {k: v for k, v in change.values.items() if k not in _RETRY_ONLY}
+        values["error"] = error
+        line = f"no alternate host had capacity for lease {fresh.lease_uuid}; giving up"
+        failed = Change(Step.FINISH, values, reason=Reason.FAIL.value, logs=[*change.logs, ("planner", line)])
+        return _plan(ctx, fresh, failed, now)
+    if moved.moves:
+        plan.values["tried_hosts"] = sql.hosts_json(tried | moved.left)
+        plan.logs.append(("planner", f"lease {fresh.lease_uuid} moved: {moved.describe()}"))
+    else:
+        plan.logs.append(("planner", f"lease not moved ({moved.reason}): retrying on the same hosts"))
+    return plan
+
+
+def _parked(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> Change:
+    """A retry whose move could not be committed waits at ``release`` (reason ``retry``) with what it
+    released recorded: the release step has nothing left to release and plans the retry - and the
+    move - again after ``poll_interval_s``."""
+    values = {k: v for k, v in change.values.items() if k not in _RETRY_ONLY}
+    line = ("planner", "moving the lease lost to concurrent writers; the retry waits")
+    delay = ctx.settings.policy(job.provisioner).poll_interval_s
+    return Change(Step.RELEASE, values, delay_s=delay, reason=Reason.RETRY.value, logs=[*change.logs, line])
 
 
 @dataclass
@@ -495,8 +519,6 @@ __all__ = [
     "KEEP",
     "NEEDS_ALLOCATION",
     "OUTCOME",
-    "AlternatesSource",
-    "Candidates",
     "Change",
     "DbRunner",
     "EnqueueHook",
@@ -505,8 +527,6 @@ __all__ = [
     "decide",
     "in_thread",
     "key_of",
-    "load_candidates",
-    "remember_allocations",
     "run_claimed",
     "teardown_step",
     "unclaim",

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from slotbroker.services.planner import steps
+from slotbroker.services.planner.allocations import LeaseAllocation, load_lease, remember_allocations
 from slotbroker.services.planner.queues import LOOKAHEAD, QueuePolicy, make_policy
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
 from slotbroker.store import jobs as sql
@@ -61,7 +62,7 @@ class WorkerPool:
             self.settings,
             self.worker_id,
             planner.clock_ms,
-            planner.alternates,
+            planner.rehost,
             self._run_db,
             on_enqueue=planner.on_enqueue,
         )
@@ -185,7 +186,7 @@ class WorkerPool:
         if self._wake is not None:
             self._wake.set()
 
-    def _claim(self, limit: int) -> tuple[list[sql.JobSnapshot], dict[str, steps.Candidates], int | None]:
+    def _claim(self, limit: int) -> tuple[list[sql.JobSnapshot], dict[str, LeaseAllocation], int | None]:
         """One transaction: claim up to ``limit`` steps, read the allocations of the leases the claimed
         steps need, and (if fewer than ``limit`` were due) when the next step becomes due."""
         now = self.planner.clock_ms()
@@ -200,7 +201,7 @@ class WorkerPool:
                 max_active=self.max_limits,
             )
             need = {j.lease_uuid for j in jobs if j.step in steps.NEEDS_ALLOCATION}
-            found = {lease: steps.load_candidates(conn, lease, self.planner.alternates) for lease in need}
+            found = {lease: load_lease(conn, lease, now // 1000) for lease in need}
             due = sql.next_due_ms(conn) if len(jobs) < limit else None
         return jobs, found, due
 
@@ -208,9 +209,9 @@ class WorkerPool:
         with sql.transaction(self.planner.db, readonly=True) as conn:
             return sql.next_due_ms(conn)
 
-    async def _execute(self, job: sql.JobSnapshot, found: dict[str, steps.Candidates]) -> None:
+    async def _execute(self, job: sql.JobSnapshot, found: dict[str, LeaseAllocation]) -> None:
         # task-local: this job's steps reuse its lease's allocation read with the claim
-        steps.remember_allocations(found.get(job.lease_uuid), job.lease_uuid)
+        remember_allocations(found.get(job.lease_uuid), job.lease_uuid)
         current: sql.JobSnapshot | None = job
         while current is not None and not self._stopping:
             try:

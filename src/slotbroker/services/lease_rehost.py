@@ -1,0 +1,235 @@
+"""Move a lease's host capacity off hosts that failed it, onto alternates of the same site.
+
+Why: when provisioning on a lease's host fails, the planner retries elsewhere - but work may only run on
+capacity the lease owns, so "elsewhere" must first be *booked*. ``LeaseRehoster`` does that inside the
+caller's transaction (the planner's commit of the retry), so the job's next attempt and the lease's
+allocation change together or not at all: no attempt runs on a host the lease does not hold, and no
+lease is moved for a retry that never got committed.
+
+What a move is (``LeaseRehoster.rehost_in``):
+
+1. lock the lease's consumer row (the order every lease writer follows: lease, then providers, then the
+   calendar); only a PENDING or ACTIVE lease moves;
+2. the lease's host rows that have not ended at ``now``; links and facility-port items stay as they are
+   (a lease holding a *device* of one of its hosts is not moved: the device cannot follow its host);
+3. for each of its hosts, the alternates: same site, same traits, same resource classes
+   (``leases.alternate_hosts``, the query lease moves use too), neither in ``avoid`` (hosts that failed
+   before) nor already used by the lease, in name order;
+4. ``ClaimService.claim_in`` claims the replacement items over [max(lease start, now), lease end) under a
+   temporary consumer: its provider locks and capacity checks prove, in this transaction, that nothing is
+   overbooked (and it bumps the calendar). A candidate that does not fit is replaced by the next one;
+   the claimed rows then move to the lease, as ``LeaseService._claim_as`` does;
+5. the old host rows: of a PENDING lease they are deleted (nothing of it has happened, even when its start
+   event is late); of an ACTIVE one what has not started is deleted and what is running is cut at
+   ``now`` (the past stays on record and keeps counting, as when a lease ends early);
+6. the lease's ``generation`` is bumped: a client holding the old view must re-read it.
+
+It all runs in a SAVEPOINT: when some host has no alternate with room, it is rolled back - nothing is
+written - and the answer is None. Quotas are not re-checked: the lease keeps the same amounts over the
+same times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
+from slotbroker.domain.errors import CapacityConflict, ValidationFailed
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.leases import MAX_SWAPS, HostRef, alternate_hosts, offending_providers
+from slotbroker.store.db import Database
+from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
+from slotbroker.store.repositories import (
+    AllocationRepository,
+    CalendarRepository,
+    CatalogRepository,
+    NetworkRepository,
+    ProviderRepository,
+    TokenRepository,
+)
+from slotbroker.store.unit_of_work import UnitOfWork
+
+A = cast(Table, AllocationRow.__table__)
+C = cast(Table, ConsumerRow.__table__)
+P = cast(Table, ProviderRow.__table__)
+
+LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
+
+
+@dataclass(frozen=True)
+class Rehosted:
+    """What a rehost did: ``moves`` pairs each host the lease left with the host that replaced it.
+    Empty: nothing was moved, and ``reason`` says why (the lease holds no host now, is not PENDING /
+    ACTIVE, or holds devices of its hosts) - the caller retries where the lease is."""
+
+    moves: tuple[tuple[HostRef, HostRef], ...] = ()
+    reason: str = ""
+
+    @property
+    def left(self) -> frozenset[str]:
+        """The uuids of the hosts the lease moved off."""
+        return frozenset(old.uuid for old, _ in self.moves)
+
+    def describe(self) -> str:
+        return ", ".join(f"{old.name} -> {new.name}" for old, new in self.moves)
+
+
+Rehost = Callable[[Connection, str, frozenset[str], int], Rehosted | None]
+"""``(connection, lease uuid, hosts to avoid, now_s) -> Rehosted | None``, run inside the caller's open
+transaction on ``connection``; None means some host had no alternate with capacity and nothing was
+written. ``LeaseRehoster`` is the real one; tests may pass their own to the planner."""
+
+
+class SavepointUnitOfWork(UnitOfWork):
+    """A unit of work nested in a caller's open transaction, as a SAVEPOINT on its connection.
+
+    ``commit()`` releases the savepoint and leaving without it rolls back to it; either way the caller's
+    transaction goes on and commits (or not) everything at once. This lets ``ClaimService.claim_in``
+    (which wants a unit of work) run inside the planner's Core transaction: a second transaction would
+    commit on its own, and could wait on row locks its own caller holds."""
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        super().__init__(db)
+        self.conn = conn
+
+    def __enter__(self) -> SavepointUnitOfWork:
+        self.session = Session(
+            bind=self.conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        self.session.begin()
+        self.providers = ProviderRepository(self.session)
+        self.catalog = CatalogRepository(self.session)
+        self.network = NetworkRepository(self.session)
+        self.allocations = AllocationRepository(self.session)
+        self.calendar = CalendarRepository(self.session)
+        self.tokens = TokenRepository(self.session)
+        return self
+
+
+_LEASE = select(C.c.id, C.c.project, C.c.status, C.c.start_s, C.c.end_s).where(
+    C.c.kind == ConsumerKind.LEASE.value
+)
+_ROWS = (
+    select(A.c.id, A.c.resource_class, A.c.amount, A.c.vlan_tag, P.c.id.label("pid"), P.c.uuid, P.c.name)
+    .add_columns(P.c.kind, P.c.parent_id)
+    .select_from(A.join(P, P.c.id == A.c.provider_id))
+    .order_by(A.c.id)
+)
+
+
+class LeaseRehoster:
+    """Moves a lease off the hosts its job failed on (see the module docstring). Callable as a planner
+    ``Rehost`` hook: ``rehoster(conn, lease_uuid, avoid, now_s)``."""
+
+    def __init__(self, claims: ClaimService, *, max_swaps: int = MAX_SWAPS) -> None:
+        self.claims = claims
+        self.max_swaps = max_swaps
+
+    def __call__(
+        self, conn: Connection, lease_uuid: str, avoid: frozenset[str], now_s: int
+    ) -> Rehosted | None:
+        with SavepointUnitOfWork(self.claims.db, conn) as uow:
+            moved = self.rehost_in(uow, lease_uuid, avoid, now_s)
+            if moved is not None:
+                uow.commit()
+            return moved
+
+    def rehost_in(
+        self, uow: UnitOfWork, lease_uuid: str, avoid: frozenset[str], now_s: int
+    ) -> Rehosted | None:
+        """The move inside ``uow``; the caller commits. None (after writing nothing but failed claim
+        attempts, which write nothing) when some host has no alternate with capacity."""
+        session = uow.session
+        lease = session.execute(_LEASE.where(C.c.uuid == lease_uuid).with_for_update()).first()
+        if lease is None or lease.status not in LIVE_LEASE:
+            return Rehosted(reason=f"the lease is {'gone' if lease is None else lease.status}")
+        rows = session.execute(_ROWS.where(A.c.consumer_id == lease.id, A.c.end_s > now_s)).all()
+        host_rows = [r for r in rows if r.kind == ProviderKind.HOST.value]
+        if not host_rows:
+            return Rehosted(reason="the lease holds no host now")
+        host_ids = {int(r.pid) for r in host_rows}
+        devices = sorted(
+            {str(r.name) for r in rows if r.parent_id is not None and int(r.parent_id) in host_ids}
+        )
+        if devices:
+            return Rehosted(reason=f"devices of its hosts ({', '.join(devices)}) cannot move with them")
+        start, end = max(int(lease.start_s), now_s), int(lease.end_s)
+        if end <= start:
+            return None  # nothing left of the lease to move into
+        hosts: dict[str, HostRef] = {}
+        classes: dict[str, set[str]] = {}
+        for r in host_rows:
+            hosts.setdefault(str(r.uuid), HostRef(str(r.uuid), str(r.name)))
+            classes.setdefault(str(r.uuid), set()).add(str(r.resource_class))
+        exclude = set(avoid) | {str(r.uuid) for r in rows}
+        queues = {h: alternate_hosts(session, h, classes[h], exclude) for h in hosts}
+        spec = ConsumerSpec(
+            ConsumerKind.LEASE, str(lease.project), start, end, name=f"lease {lease.id} rehost"
+        )
+        claimed = self._claim(uow, spec, host_rows, queues, now_s)
+        if claimed is None:
+            return None
+        temp_id, chosen = claimed
+        lease_id = int(lease.id)
+        session.execute(update(A).where(A.c.consumer_id == temp_id).values(consumer_id=lease_id))
+        session.execute(delete(C).where(C.c.id == temp_id))
+        old = [int(r.id) for r in host_rows]
+        if lease.status == ConsumerStatus.PENDING.value:  # nothing of it has happened (even if late)
+            session.execute(delete(A).where(A.c.id.in_(old)))
+        else:
+            session.execute(delete(A).where(A.c.id.in_(old), A.c.start_s >= now_s))
+            session.execute(update(A).where(A.c.id.in_(old), A.c.start_s < now_s).values(end_s=now_s))
+        session.execute(update(C).where(C.c.id == lease_id).values(generation=C.c.generation + 1))
+        return Rehosted(tuple((hosts[h], chosen[h]) for h in hosts))
+
+    def _claim(
+        self,
+        uow: UnitOfWork,
+        spec: ConsumerSpec,
+        host_rows: Sequence[Any],
+        queues: dict[str, list[HostRef]],
+        now_s: int,
+    ) -> tuple[int, dict[str, HostRef]] | None:
+        """Claim each old host's items on one alternate of its own (distinct hosts: a lease that held
+        two hosts still holds two); on a conflict the offending candidates give way to their next ones.
+        Returns the temporary consumer's id and the choice, or None."""
+        chosen: dict[str, HostRef] = {}
+        used: set[str] = set()
+
+        def advance(host: str) -> bool:
+            queue = queues[host]
+            while queue:
+                alt = queue.pop(0)
+                if alt.uuid not in used:
+                    used.add(alt.uuid)
+                    chosen[host] = alt
+                    return True
+            return False
+
+        if not all(advance(h) for h in queues):
+            return None
+        for _ in range(self.max_swaps + 1):
+            items = tuple(
+                ClaimItem(chosen[str(r.uuid)].uuid, str(r.resource_class), int(r.amount), r.vlan_tag)
+                for r in host_rows
+            )
+            try:
+                result = self.claims.claim_in(uow, ClaimRequest(spec, items), now_s=now_s)
+            except (CapacityConflict, ValidationFailed) as exc:
+                bad = set(offending_providers(items, exc))
+                stuck = [h for h, alt in chosen.items() if alt.uuid in bad]
+                if not stuck or not all(advance(h) for h in stuck):
+                    return None
+                continue
+            return result.consumer_id, chosen
+        return None
+
+
+__all__ = ["LeaseRehoster", "Rehost", "Rehosted", "SavepointUnitOfWork"]
