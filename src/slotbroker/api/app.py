@@ -78,21 +78,10 @@ def create_app(
     leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
     jobs.install_worker_pool(app)  # the planner's embedded pool (planner_workers=0: off)
     find_slot.install_job_shutdown(app)  # find-slot job threads stop with the app
-    for module in (
-        health,
-        providers,
-        catalog,
-        network,
-        topology,
-        find_slot,
-        fabric,
-        claims,
-        offers,
-        leases,
-        jobs,
-    ):
-        app.include_router(module.router)
-    app.include_router(ivoa.router)  # IVOA ExecutionBroker (/ivoa), docs/ivoa.md
+    # Routing order = match order: FastAPI tries routes one by one (twice per request since 0.16x), so the
+    # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).
+    for router in ROUTING_ORDER:
+        app.include_router(router)
     # Outermost last: metrics see everything, limits refuse before bodies are read.
     app.add_middleware(
         ContentMiddleware,
@@ -116,9 +105,54 @@ def create_app(
     return app
 
 
+# The document's order: the inventory first, then search, booking, jobs and the compatible APIs.
+DOC_ORDER = tuple(
+    m.router
+    for m in (
+        health,
+        providers,
+        catalog,
+        network,
+        topology,
+        find_slot,
+        fabric,
+        claims,
+        offers,
+        leases,
+        jobs,
+        ivoa,
+    )
+)
+# Measured on /v1/claims: route matching was about a fifth of the request's CPU with it last.
+ROUTING_ORDER = tuple(
+    m.router
+    for m in (
+        claims,
+        offers,
+        leases,
+        find_slot,
+        jobs,
+        ivoa,
+        fabric,
+        providers,
+        catalog,
+        network,
+        topology,
+        health,
+    )
+)
+assert sorted(map(id, DOC_ORDER)) == sorted(map(id, ROUTING_ORDER))
+
+
+def _doc_rank(route: Any) -> int:
+    router = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps included routers whole
+    return next((i for i, r in enumerate(DOC_ORDER) if r is router), -1)
+
+
 def _document(app: FastAPI) -> dict[str, Any]:
     """The generated document plus what FastAPI cannot know: YAML twins and the problem schemas."""
-    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    routes = sorted(app.routes, key=_doc_rank)  # stable: FastAPI's own routes (docs) keep their place
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=routes)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schemas["Problem"].pop("$defs", {})
