@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 import slotbroker.store.db as dbmod
 from conftest import PG_BASE_URL, PG_URL, require_postgres, reset_postgres
@@ -105,3 +106,37 @@ def test_a_connection_lost_in_use_answers_503_then_recovers(pg: Database) -> Non
         again = client.get("/v1/providers", headers=headers)
         assert again.status_code == 200
         assert _backend_pid(pg) != pid
+
+
+def test_raw_statements_fail_the_sqlalchemy_way(database_url: str) -> None:
+    """``store.claims.run_raw`` (the claims' hot statements) raises SQLAlchemy's DBAPIError subclasses,
+    on both backends, so retries and the API's problem mapping see what they expect."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    from slotbroker.store.claims import run_raw
+
+    db = Database(database_url)
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE raw_probe (id INTEGER PRIMARY KEY)")
+            assert run_raw(conn, "INSERT INTO raw_probe (id) VALUES (1)", ()) == []
+            assert run_raw(conn, "SELECT id FROM raw_probe", ()) == [(1,)]
+        with db.engine.begin() as conn, pytest.raises(IntegrityError):
+            run_raw(conn, "INSERT INTO raw_probe (id) VALUES (1)", ())
+        with db.engine.begin() as conn, pytest.raises((ProgrammingError, OperationalError)):
+            run_raw(conn, "SELECT no_such_column FROM raw_probe", ())
+    finally:
+        db.dispose()
+
+
+def test_a_raw_statement_on_a_lost_connection_invalidates_it(pg: Database) -> None:
+    from slotbroker.store.claims import run_raw
+
+    with pg.engine.connect() as conn:
+        pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        _terminate(pid)
+        with pytest.raises(DBAPIError) as caught:
+            run_raw(conn, "SELECT 1", ())
+        assert caught.value.connection_invalidated
+        assert conn.invalidated
+    assert _backend_pid(pg) != pid  # the pool hands out a fresh connection
