@@ -37,23 +37,13 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import CapacityConflict, ValidationFailed
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.leases import MAX_SWAPS, HostRef, alternate_hosts, offending_providers
-from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
-from slotbroker.store.repositories import (
-    AllocationRepository,
-    CalendarRepository,
-    CatalogRepository,
-    NetworkRepository,
-    ProviderRepository,
-    TokenRepository,
-)
 from slotbroker.store.unit_of_work import UnitOfWork
 
 A = cast(Table, AllocationRow.__table__)
@@ -87,32 +77,6 @@ transaction on ``connection``; None means some host had no alternate with capaci
 written. ``LeaseRehoster`` is the real one; tests may pass their own to the planner."""
 
 
-class SavepointUnitOfWork(UnitOfWork):
-    """A unit of work nested in a caller's open transaction, as a SAVEPOINT on its connection.
-
-    ``commit()`` releases the savepoint and leaving without it rolls back to it; either way the caller's
-    transaction goes on and commits (or not) everything at once. This lets ``ClaimService.claim_in``
-    (which wants a unit of work) run inside the planner's Core transaction: a second transaction would
-    commit on its own, and could wait on row locks its own caller holds."""
-
-    def __init__(self, db: Database, conn: Connection) -> None:
-        super().__init__(db)
-        self.conn = conn
-
-    def __enter__(self) -> SavepointUnitOfWork:
-        self.session = Session(
-            bind=self.conn, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        self.session.begin()
-        self.providers = ProviderRepository(self.session)
-        self.catalog = CatalogRepository(self.session)
-        self.network = NetworkRepository(self.session)
-        self.allocations = AllocationRepository(self.session)
-        self.calendar = CalendarRepository(self.session)
-        self.tokens = TokenRepository(self.session)
-        return self
-
-
 _LEASE = select(C.c.id, C.c.project, C.c.status, C.c.start_s, C.c.end_s).where(
     C.c.kind == ConsumerKind.LEASE.value
 )
@@ -135,7 +99,7 @@ class LeaseRehoster:
     def __call__(
         self, conn: Connection, lease_uuid: str, avoid: frozenset[str], now_s: int
     ) -> Rehosted | None:
-        with SavepointUnitOfWork(self.claims.db, conn) as uow:
+        with UnitOfWork(self.claims.db, connection=conn) as uow:  # a SAVEPOINT in conn's transaction
             moved = self.rehost_in(uow, lease_uuid, avoid, now_s)
             if moved is not None:
                 uow.commit()
@@ -232,4 +196,4 @@ class LeaseRehoster:
         return None
 
 
-__all__ = ["LeaseRehoster", "Rehost", "Rehosted", "SavepointUnitOfWork"]
+__all__ = ["LeaseRehoster", "Rehost", "Rehosted"]

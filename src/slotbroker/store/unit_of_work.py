@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.store.db import Database
@@ -30,12 +31,21 @@ class UnitOfWork:
     calendar: CalendarRepository
     tokens: TokenRepository
 
-    def __init__(self, db: Database, *, readonly: bool = False) -> None:
+    def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
+        """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
+        releases it, leaving without rolls back to it, and the caller's transaction goes on (the
+        planner moves a lease inside the commit of a job's retry this way)."""
         self.db = db
         self.readonly = readonly
+        self.connection = connection
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.db.session(readonly=self.readonly)
+        if self.connection is None:
+            self.session = self.db.session(readonly=self.readonly)
+        else:
+            self.session = Session(
+                bind=self.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
         self.session.begin()
         self.providers = ProviderRepository(self.session)
         self.catalog = CatalogRepository(self.session)
