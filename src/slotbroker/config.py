@@ -27,6 +27,7 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_BODY_BYTES", 1 << 20))
     max_topology_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_BYTES", 32 << 20))
     max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
+    max_streams: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_STREAMS", 256))
     rate_per_s: float = field(default_factory=lambda: _float("SLOTBROKER_RATE_PER_S", 50.0))
     rate_burst: int = field(default_factory=lambda: _int("SLOTBROKER_RATE_BURST", 200))
     find_slot_max_range_days: int = field(

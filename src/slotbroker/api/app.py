@@ -91,6 +91,7 @@ def create_app(
     app.add_middleware(
         LimitsMiddleware,
         max_in_flight=settings.max_in_flight,
+        max_streams=settings.max_streams,
         rate_per_s=settings.rate_per_s,
         burst=settings.rate_burst,
     )

@@ -3,6 +3,10 @@
 A burst of automated clients (the FABRIC roadmap's worry) then slows itself down on ``Retry-After``
 instead of queueing the whole service to death. Limits are per process: with N replicas the fleet
 admits N times as much, which is what a load balancer in front expects.
+
+Event streams (``GET .../events``, server-sent events that stay open for minutes) have a bound of their
+own: counted with ordinary requests, a few dozen watchers would hold every in-flight slot and turn all
+other requests away with 503s.
 """
 
 from __future__ import annotations
@@ -60,11 +64,20 @@ class RateLimiter:
             return bucket.take(now)
 
 
+def is_stream(scope: Scope) -> bool:
+    """A long-lived event stream (the only ones: ``GET /v1/jobs/{id}/events``)."""
+    return scope.get("method") == "GET" and str(scope["path"]).endswith("/events")
+
+
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, *, max_in_flight: int, rate_per_s: float, burst: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_in_flight: int, rate_per_s: float, burst: int, max_streams: int = 256
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.max_streams = max_streams
+        self.streams = 0
         self.limiter = RateLimiter(rate_per_s, burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +97,9 @@ class LimitsMiddleware:
             )
             await response(scope, receive, send)
             return
+        if is_stream(scope):
+            await self._stream(scope, receive, send)
+            return
         if self.in_flight >= self.max_in_flight:
             response = problem_response(
                 503, "overloaded", "too many requests in flight; retry shortly", headers={"Retry-After": "1"}
@@ -95,3 +111,19 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.streams >= self.max_streams:
+            response = problem_response(
+                503,
+                "overloaded",
+                f"too many open event streams ({self.max_streams}); poll the job or retry shortly",
+                headers={"Retry-After": "5"},
+            )
+            await response(scope, receive, send)
+            return
+        self.streams += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.streams -= 1
