@@ -7,7 +7,9 @@ window, which plus what the window places must stay within the topology's capaci
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.demo_data import load_bookings
 from slotbroker.services.fabric_views import FabricFindSlotRequest
 from slotbroker.services.find_slot import FindSlotService
+from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 HOUR = 3600
@@ -712,3 +715,58 @@ def _stop_job_workers(app: FastAPI) -> Iterator[None]:
     pool = app.state.services.find_slot._pool
     if pool is not None:
         pool.shutdown(wait=True)
+
+
+def _orphan(busy: Broker, doc: dict[str, Any], *, runs: int) -> str:
+    """A job row as a process that died mid-search leaves it: running, its runner's claim run out."""
+    job_id = str(uuid.uuid4())
+    now = int(time.time())
+    with UnitOfWork(busy.app.state.services.db) as uow:
+        uow.session.add(
+            FindSlotJobRow(
+                id=job_id,
+                project="demo",
+                status="running",
+                request=json.dumps(doc),
+                expires_s=now + 3600,
+                runner_until_s=now - 1,
+                runs=runs,
+            )
+        )
+        uow.commit()
+    return job_id
+
+
+def test_a_job_whose_process_died_is_run_again_by_a_reader(busy: Broker) -> None:
+    req = multi_site_request(busy)
+    sync = busy.post(req).json()
+    job_id = _orphan(busy, req, runs=1)
+
+    done = poll(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)  # this replica takes it over
+
+    assert done["status"] == "done", done
+    assert placements(done["result"]) == placements(sync)
+
+
+def test_a_job_that_lost_its_process_too_often_is_reported_worker_lost(busy: Broker) -> None:
+    job_id = _orphan(busy, multi_site_request(busy), runs=2)  # MAX_RUNS: it may be what kills them
+
+    r = busy.client.get(f"/v1/find-slot/jobs/{job_id}", headers=busy.headers)
+
+    assert r.status_code == 200
+    assert r.json()["status"] == "failed"
+    assert r.json()["error"]["code"] == "worker_lost"
+
+
+def test_of_two_replicas_reading_an_orphaned_job_one_takes_it_over(busy: Broker) -> None:
+    job_id = _orphan(busy, multi_site_request(busy), runs=1)
+    here = busy.app.state.services.find_slot
+    there = FindSlotService(here.db, here.calendar, here.settings)  # another replica's service
+    now = int(time.time())
+
+    taken = [here._take_over(job_id, now), there._take_over(job_id, now)]
+
+    assert sorted(taken) == [False, True]
+    assert poll(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)["status"] == "done"
+    here.shutdown()
+    there.shutdown()

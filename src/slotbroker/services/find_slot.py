@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_, update
 
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
 from slotbroker.domain.request import SlotRequest, parse_request
@@ -30,7 +31,10 @@ from slotbroker.store.db import Database
 from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
-STALE_JOB_S = 600  # a job still running after this long lost its worker (process restart)
+log = logging.getLogger("slotbroker.find_slot")
+
+RUNNER_TTL_S = 120  # a runner's claim on a job: past it (its process died), a reader takes the job over
+MAX_RUNS = 2  # runs of one job in all; then it is reported failed (worker_lost): it may be what kills them
 # Called on each fresh answer (not on cache hits): gives its windows allocation-request ids.
 WindowHook = Callable[[FindSlotResult, SlotRequest, CachedIndex, str], FindSlotResult]
 
@@ -176,20 +180,49 @@ class FindSlotService:
                     status="pending",
                     request=json.dumps(doc),
                     expires_s=now + self.settings.job_ttl_s,
+                    runner_until_s=now + RUNNER_TTL_S,
+                    runs=1,
                 )
             )
             uow.commit()
+        self._start(job_id)
+        return self.job(job_id, project=None)
+
+    def _start(self, job_id: str) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.job_workers, thread_name_prefix="find-slot")
         self._pool.submit(self._run_job, job_id)
-        return self.job(job_id, project=None)
+
+    def _take_over(self, job_id: str, now: int) -> bool:
+        """Claim a job whose runner's claim ran out (its process died), if runs are left: one guarded
+        UPDATE, so of several replicas reading it at once exactly one wins and runs it."""
+        with UnitOfWork(self.db) as uow:
+            job = FindSlotJobRow
+            done = uow.session.execute(
+                update(job)
+                .where(
+                    job.id == job_id,
+                    job.status.in_(("pending", "running")),
+                    or_(job.runner_until_s.is_(None), job.runner_until_s < now),
+                    job.runs < MAX_RUNS,
+                )
+                .values(status="pending", runner_until_s=now + RUNNER_TTL_S, runs=job.runs + 1)
+                .execution_options(synchronize_session=False)
+            )
+            uow.commit()
+        taken = getattr(done, "rowcount", 0) == 1
+        if taken:
+            log.warning("find-slot job %s: its runner stopped; running it again here", job_id)
+            self._start(job_id)
+        return taken
 
     def _run_job(self, job_id: str) -> None:
         with UnitOfWork(self.db) as uow:
             row = uow.session.get(FindSlotJobRow, job_id)
-            if row is None:
+            if row is None or row.status not in ("pending", "running"):
                 return
             row.status = "running"
+            row.runner_until_s = int(time.time()) + RUNNER_TTL_S
             doc, project = json.loads(row.request), row.project
             uow.commit()
         status, result, error = "done", None, None
@@ -213,27 +246,35 @@ class FindSlotService:
                 row.finished_at = datetime.now(UTC)
                 uow.commit()
 
-    def job(self, job_id: str, *, project: str | None) -> FindSlotJob:
-        """A job's state; ``project`` None means any project (admins)."""
+    def job(self, job_id: str, *, project: str | None, now_s: int | None = None) -> FindSlotJob:
+        """A job's state; ``project`` None means any project (admins). A job whose runner stopped (its
+        process died and its claim ran out) is taken over and run again here, up to ``MAX_RUNS`` runs in
+        all; after that it is reported failed with code ``worker_lost``."""
+        now = int(time.time()) if now_s is None else now_s
+        row = self._read_job(job_id, project, now)
+        if _orphaned(row, now) and self._take_over(job_id, now):
+            row = self._read_job(job_id, project, now)
+        status, error = row.status, json.loads(row.error) if row.error else None
+        if _orphaned(row, now) and row.runs >= MAX_RUNS:
+            status = "failed"
+            error = {"code": "worker_lost", "detail": f"its process stopped {row.runs} times; not run again"}
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        return FindSlotJob(
+            id=row.id,
+            status=status,
+            created_at=created,
+            finished_at=row.finished_at,
+            result=FindSlotResult.model_validate_json(row.result) if row.result else None,
+            error=error,
+        )
+
+    def _read_job(self, job_id: str, project: str | None, now: int) -> FindSlotJobRow:
         with UnitOfWork(self.db, readonly=True) as uow:
             row = uow.session.get(FindSlotJobRow, job_id)
-            if row is None or (project is not None and row.project != project) or row.expires_s < time.time():
+            if row is None or (project is not None and row.project != project) or row.expires_s < now:
                 raise NotFound(f"no find-slot job {job_id}")
-            status, error = row.status, json.loads(row.error) if row.error else None
-            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-            if (
-                status in ("pending", "running")
-                and (datetime.now(UTC) - created).total_seconds() > STALE_JOB_S
-            ):
-                status, error = "failed", {"code": "worker_lost", "detail": "the process running it stopped"}
-            return FindSlotJob(
-                id=row.id,
-                status=status,
-                created_at=created,
-                finished_at=row.finished_at,
-                result=FindSlotResult.model_validate_json(row.result) if row.result else None,
-                error=error,
-            )
+            uow.session.expunge(row)  # a loaded, detached copy: leaving the unit of work expires nothing
+            return row
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -247,3 +288,8 @@ class FindSlotService:
             return calendar_view(self.calendar.current().index, start_s, end_s, bucket, kinds)
         except ValueError as exc:
             raise ValidationFailed(str(exc), [FieldError("#/query/resolution", str(exc))]) from exc
+
+
+def _orphaned(row: FindSlotJobRow, now: int) -> bool:
+    """Unfinished, and its runner's claim ran out: the process running it is gone."""
+    return row.status in ("pending", "running") and (row.runner_until_s or 0) < now

@@ -252,7 +252,12 @@ class ApiTokenRow(Base):
 
 
 class FindSlotJobRow(Base):
-    """A long find-slot query answered asynchronously; any replica can report it (results live here)."""
+    """A long find-slot query answered asynchronously; any replica can report it (results live here).
+
+    ``runner_until_s`` is the running process's claim on the job: past it (the process died), a replica
+    that reads the job takes it over and runs it again, at most ``MAX_RUNS`` times in all (a query that
+    kills its process must not kill every replica in turn); ``runs`` counts them.
+    """
 
     __tablename__ = "find_slot_jobs"
 
@@ -265,6 +270,8 @@ class FindSlotJobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_s: Mapped[int] = mapped_column(BigInteger, index=True)
+    runner_until_s: Mapped[int | None] = mapped_column(BigInteger)
+    runs: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class AllocationRequestRow(Base):
