@@ -104,6 +104,7 @@ def test_failure_on_a_host_moves_the_lease_to_an_alternate(db: Database) -> None
     assert NOW_S <= new[2] <= int(time.time())
     assert any("moved: host-a -> host-b" in line for line in logs)
     assert any("on alternate: host-b allocation" in line for line in logs)
+    assert planner.get(job.id).tried_hosts == (hosts["host-a"],)  # what GET /v1/jobs/{id} shows
     assert {sim.key_of(p) for p in sim.releases} == {f"{job.id}#1", f"{job.id}#2"}
     released_once(sim)
     audit_clean(db)

@@ -80,6 +80,11 @@ class JobOut(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     transitions: list[TransitionOut] = Field(default_factory=list)
+    tried_hosts: list[str] = Field(
+        default_factory=list,
+        description="Provider uuids of hosts a failed provisioning attempt ran on; retries moved the "
+        "lease off them (docs/planner.md).",
+    )
     href: str
 
     @classmethod
@@ -104,6 +109,7 @@ class JobOut(BaseModel):
             updated_at=job.updated_at,
             finished_at=job.finished_at,
             transitions=[TransitionOut(**vars(t)) for t in job.transitions],
+            tried_hosts=list(job.tried_hosts),
             href=f"/v1/jobs/{job.id}",
         )
 

@@ -87,6 +87,7 @@ class JobView:
     updated_at: datetime
     finished_at: datetime | None
     transitions: tuple[Transition, ...] = ()
+    tried_hosts: tuple[str, ...] = ()  # uuids of the hosts failed attempts ran on (the lease moved off)
 
     @classmethod
     def of(
@@ -113,6 +114,7 @@ class JobView:
             transitions=tuple(
                 Transition(f, t, _dt(at) or datetime.now(UTC), d) for f, t, at, d in transitions
             ),
+            tried_hosts=tuple(sorted(sql.hosts_of(job))),
         )
 
 
