@@ -107,6 +107,27 @@ def test_a_connection_lost_in_use_answers_503_then_recovers(pg: Database) -> Non
         assert again.status_code == 200
         assert _backend_pid(pg) != pid
 
+        # The claim's statements run on the DBAPI cursor (store.claims.run_raw): same answer, nothing
+        # written, and the next claim goes through on a fresh connection.
+        def create(body: dict[str, object]) -> str:
+            made = client.post("/v1/providers", json=body, headers=headers)
+            assert made.status_code == 201, made.text
+            return str(made.json()["uuid"])
+
+        site = create({"name": "s1", "kind": "site"})
+        host = create({"name": "h1", "kind": "host", "parent_uuid": site, "inventories": {"VCPU": 4}})
+        claim = {
+            "items": [{"provider_uuid": host, "resource_class": "VCPU", "amount": 4}],
+            "start": "2030-01-01T00:00:00Z",
+            "end": "2030-01-01T01:00:00Z",
+        }
+        _terminate(_backend_pid(pg))
+        lost_claim = client.post("/v1/claims", json=claim, headers=headers)
+        assert lost_claim.status_code == 503, lost_claim.text
+        assert lost_claim.json()["code"] == "database_unavailable"
+        assert client.post("/v1/claims", json=claim, headers=headers).status_code == 201
+        assert client.post("/v1/claims", json=claim, headers=headers).status_code == 409  # it is full
+
 
 def test_raw_statements_fail_the_sqlalchemy_way(database_url: str) -> None:
     """``store.claims.run_raw`` (the claims' hot statements) raises SQLAlchemy's DBAPIError subclasses,
