@@ -221,7 +221,8 @@ def test_readyz_unavailable_before_migration(tmp_path: Path) -> None:
 
 
 def test_rate_limit(db: Database) -> None:
-    app = make_app(db, rate_per_s=1, rate_burst=2)
+    # A token comes back every 100 s: the test's own pace (slow CI machines included) cannot refill it.
+    app = make_app(db, rate_per_s=0.01, rate_burst=2)
     a, b = token(db), token(db, Role.USER)
     with TestClient(app) as c:
         assert c.get("/v1/providers", headers=a).status_code == 200

@@ -131,7 +131,9 @@ def test_as_soon_as_possible_makes_a_lease_and_runs_the_job(env: Env, client: Te
     assert status in ("ACTIVE", "PENDING")  # the earliest offer starts now, or at the next boundary
     if status == "PENDING":  # its start event runs the job: fire it with a clock at the start
         start = int(datetime.fromisoformat(lease.json()["start"].replace("Z", "+00:00")).timestamp())
-        assert client.get("/v1/jobs/asap-1", headers=env.alpha).json()["state"] == "pending"
+        state = client.get("/v1/jobs/asap-1", headers=env.alpha).json()["state"]
+        # The job waits for its lease: still pending, unless the start has come meanwhile (slow machine).
+        assert state == "pending" or time.time() >= start, state
         assert env.app.state.services.lease_events.tick(start) >= 1
     done = wait_terminal(client, env, "asap-1")
     assert done["state"] == "succeeded"
