@@ -95,10 +95,9 @@ class _Precompiled:
     DBAPI cursor (``run_raw``): no per-call SQLAlchemy compilation, cache-key walk, expanding-IN rendering
     or result metadata (about 0.1 ms of CPU per statement, a few per claim). For int and str parameters
     only (no bind processors run). Lists are given as n numbered bind parameters built by ``build(n)``;
-    every bind parameter gets a placeholder value so that the literal ones can be compiled in.
+    every bind parameter gets a placeholder value so that the literal ones can be compiled in. The cache
+    holds one entry per (dialect, n); n is at most ``MAX_ITEMS`` (a claim's items), so it stays small.
     """
-
-    MAX_CACHED_N = 64
 
     def __init__(self, build: Callable[[int], Any]) -> None:
         self.build = build
