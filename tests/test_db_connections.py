@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 import slotbroker.store.db as dbmod
@@ -27,8 +27,8 @@ from slotbroker.store.db import Database
 pytestmark = pytest.mark.postgres
 
 
-def _backend_pid(db: Database) -> int:
-    with db.engine.connect() as conn:
+def _backend_pid(db: Database, engine: Engine | None = None) -> int:
+    with (engine or db.engine).connect() as conn:
         return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
 
@@ -107,7 +107,7 @@ def test_a_connection_lost_in_use_answers_503_then_recovers(pg: Database) -> Non
         assert again.status_code == 200
         assert _backend_pid(pg) != pid
 
-        # The claim's statements run on the DBAPI cursor (store.claims.run_raw): same answer, nothing
+        # Claims run on a pool of their own (store/pg_claims.py, libpq strings): same answer, nothing
         # written, and the next claim goes through on a fresh connection.
         def create(body: dict[str, object]) -> str:
             made = client.post("/v1/providers", json=body, headers=headers)
@@ -121,7 +121,7 @@ def test_a_connection_lost_in_use_answers_503_then_recovers(pg: Database) -> Non
             "start": "2030-01-01T00:00:00Z",
             "end": "2030-01-01T01:00:00Z",
         }
-        _terminate(_backend_pid(pg))
+        _terminate(_backend_pid(pg, pg.claims_engine))
         lost_claim = client.post("/v1/claims", json=claim, headers=headers)
         assert lost_claim.status_code == 503, lost_claim.text
         assert lost_claim.json()["code"] == "database_unavailable"

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from slotbroker.api.server import H11, PROTOCOL
+from slotbroker.api.server import H11, LOOP, PROTOCOL, HttpTools
 
 
 async def _app(scope: object, receive: object, send: object) -> None:  # never called: no request is sent
     raise AssertionError("no request expected")
 
 
-async def _accepted_nodelay(protocol_class: type[H11Protocol]) -> int:
+async def _accepted_nodelay(protocol_class: type[H11Protocol] | type[HttpToolsProtocol]) -> int:
     """Accept one TCP connection on a protocol-0 listening socket (as uvicorn's ``--workers`` binds it),
     served by ``protocol_class``; the TCP_NODELAY value of the accepted socket."""
     config = uvicorn.Config(_app, log_level="warning")
@@ -51,12 +53,17 @@ async def _accepted_nodelay(protocol_class: type[H11Protocol]) -> int:
         await server.wait_closed()
 
 
-def test_slotbroker_protocol_sets_tcp_nodelay_where_the_stock_one_does_not() -> None:
-    stock = asyncio.run(_accepted_nodelay(H11Protocol))  # 0 with uvicorn 0.54 / CPython 3.11
-    ours = asyncio.run(_accepted_nodelay(H11))
+@pytest.mark.parametrize(("stock_class", "ours_class"), [(H11Protocol, H11), (HttpToolsProtocol, HttpTools)])
+def test_slotbroker_protocol_sets_tcp_nodelay_where_the_stock_one_does_not(
+    stock_class: type[H11Protocol] | type[HttpToolsProtocol], ours_class: type[H11] | type[HttpTools]
+) -> None:
+    stock = asyncio.run(_accepted_nodelay(stock_class))  # 0 with uvicorn 0.54 / CPython 3.11
+    ours = asyncio.run(_accepted_nodelay(ours_class))
     assert ours != 0, f"TCP_NODELAY not set (uvicorn's own protocol: {stock})"
 
 
-def test_protocol_import_string_names_the_class() -> None:
+def test_serve_runs_the_c_parser_and_uvloop_here() -> None:
+    """httptools and uvloop are dependencies, so ``slotbroker serve`` picks them on this platform."""
     module, _, name = PROTOCOL.partition(":")
-    assert __import__(module, fromlist=[name]).__dict__[name] is H11
+    assert __import__(module, fromlist=[name]).__dict__[name] is HttpTools
+    assert LOOP == "uvloop"

@@ -21,6 +21,11 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=database_url)
@@ -28,6 +33,8 @@ class Settings:
     max_topology_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_BYTES", 32 << 20))
     max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
     max_streams: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_STREAMS", 256))
+    claim_fast_path: bool = field(default_factory=lambda: _bool("SLOTBROKER_CLAIM_FAST_PATH", True))
+    pg_prepared_claims: bool = field(default_factory=lambda: _bool("SLOTBROKER_PG_PREPARED_CLAIMS", True))
     rate_per_s: float = field(default_factory=lambda: _float("SLOTBROKER_RATE_PER_S", 50.0))
     rate_burst: int = field(default_factory=lambda: _int("SLOTBROKER_RATE_BURST", 200))
     find_slot_max_range_days: int = field(
@@ -56,6 +63,4 @@ class Settings:
     # planner (issue 5): steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
     # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
     planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
-    migrate_on_start: bool = field(
-        default_factory=lambda: os.environ.get("SLOTBROKER_MIGRATE_ON_START", "1") not in ("0", "false")
-    )
+    migrate_on_start: bool = field(default_factory=lambda: _bool("SLOTBROKER_MIGRATE_ON_START", True))

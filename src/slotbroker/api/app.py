@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 import slotbroker
 from slotbroker.api import problems
+from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
@@ -72,6 +73,7 @@ def create_app(
         ),
         event_loop_interval_s=settings.event_loop_interval_s,
         planner=planner or jobs.default_planner(db),
+        prepared_claims=settings.pg_prepared_claims,
     )
     app.state.metrics = Metrics()
     problems.install(app)
@@ -82,7 +84,10 @@ def create_app(
     # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).
     for router in ROUTING_ORDER:
         app.include_router(router)
-    # Outermost last: metrics see everything, limits refuse before bodies are read.
+    # Outermost last: metrics see everything, limits refuse before bodies are read; the claim fast path
+    # is innermost, so body limits, YAML, limits and metrics apply to it as to every route.
+    if settings.claim_fast_path:
+        app.add_middleware(ClaimFastPath)
     app.add_middleware(
         ContentMiddleware,
         max_body=settings.max_body_bytes,

@@ -85,6 +85,20 @@ def prefers_yaml(accept: str) -> bool:
     return best_yaml > 0 and best_yaml > best_json
 
 
+def replayed(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands on ``body`` (already read) as one message, then defers to ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class ContentMiddleware:
     def __init__(self, app: ASGIApp, *, max_body: int, large_paths: dict[str, int] | None = None) -> None:
         self.app = app
@@ -146,15 +160,7 @@ class ContentMiddleware:
             )
             return
 
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
+        replay = replayed(bytes(body), receive)
         if not prefers_yaml(headers.get("accept", "")):
             await self.app(scope, replay, send)
             return

@@ -143,17 +143,40 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     return problem_response(422, "validation_error", detail, errors=errs, instance=request.url.path)
 
 
+def domain_problem(exc: e.SlotbrokerError, path: str) -> JSONResponse:
+    status = STATUS.get(type(exc), 400)
+    if status == 422 and path.startswith(BAD_REQUEST_PREFIXES):
+        status = 400
+    errs = [FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors]
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem_response(status, exc.code, exc.detail, errors=errs, instance=path, headers=headers)
+
+
+def bug_problem(exc: Exception, method: str, path: str) -> JSONResponse:
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(500, "internal_error", "internal error; it has been logged", instance=path)
+
+
+def database_problem(exc: DBAPIError, method: str, path: str) -> JSONResponse:
+    if exc.connection_invalidated:  # the connection died (database restart, network): retryable
+        log.warning("database connection lost on %s %s: %s", method, path, exc.orig)
+        return problem_response(
+            503,
+            "database_unavailable",
+            "the database connection was lost (a write in flight may or may not have committed); "
+            "retry shortly",
+            instance=path,
+            headers={"Retry-After": "1"},
+        )
+    return bug_problem(exc, method, path)
+
+
 def install(app: FastAPI) -> None:
+    """The handlers FastAPI runs; ``api/claim_fast_path.py`` calls the same functions."""
+
     @app.exception_handler(e.SlotbrokerError)
     async def _domain(request: Request, exc: e.SlotbrokerError) -> JSONResponse:
-        status = STATUS.get(type(exc), 400)
-        if status == 422 and request.url.path.startswith(BAD_REQUEST_PREFIXES):
-            status = 400
-        errs = [FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors]
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem_response(
-            status, exc.code, exc.detail, errors=errs, instance=request.url.path, headers=headers
-        )
+        return domain_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -168,24 +191,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500, "internal_error", "internal error; it has been logged", instance=request.url.path
-        )
+        return bug_problem(exc, request.method, request.url.path)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:  # the connection died (database restart, network): retryable
-            log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
-            return problem_response(
-                503,
-                "database_unavailable",
-                "the database connection was lost (a write in flight may or may not have committed); "
-                "retry shortly",
-                instance=request.url.path,
-                headers={"Retry-After": "1"},
-            )
-        return await _bug(request, exc)
+        return database_problem(exc, request.method, request.url.path)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

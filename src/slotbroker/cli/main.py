@@ -46,7 +46,7 @@ def serve(
 
     import uvicorn
 
-    from slotbroker.api.server import PROTOCOL
+    from slotbroker.api.server import LOOP, PROTOCOL
 
     os.environ["SLOTBROKER_DATABASE_URL"] = database_url
     open_db(database_url)
@@ -58,6 +58,7 @@ def serve(
         workers=workers,
         log_level="info",
         http=PROTOCOL,  # TCP_NODELAY on every connection, in multi-worker mode too (api/server.py)
+        loop=LOOP,
     )
 
 

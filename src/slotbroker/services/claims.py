@@ -26,7 +26,7 @@ import time
 import uuid as uuidlib
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -47,6 +47,7 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.vlans import VlanSet
 from slotbroker.store import claims as sql
+from slotbroker.store import pg_claims
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -75,11 +76,23 @@ def now_s() -> int:
 
 class ClaimService:
     def __init__(
-        self, db: Database, *, clock: Callable[[], int] = now_s, max_attempts: int = MAX_ATTEMPTS
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], int] = now_s,
+        max_attempts: int = MAX_ATTEMPTS,
+        round_trips: bool = True,
     ) -> None:
+        """``round_trips``: on PostgreSQL, claim in two round trips (``store/pg_claims.py``); off, or on
+        SQLite, every claim takes the general path (``claim_in``)."""
         self.db = db
         self.clock = clock
         self.max_attempts = max_attempts
+        self._pg = (
+            pg_claims.Statements(db.engine.dialect)
+            if round_trips and db.engine.dialect.name == "postgresql"
+            else None
+        )
 
     # -- public API ---------------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
@@ -94,7 +107,18 @@ class ClaimService:
         if problems:
             raise ValidationFailed("invalid claim", problems)
 
+        fast = self._pg is not None and all(it.vlan_tag is None for it in request.items)
+
         def attempt(n: int) -> ClaimResult:
+            if fast:
+                for _ in range(2):  # a second go prepares the statements afresh
+                    try:
+                        done = self._claim_pg(request, now, n)
+                    except pg_claims.StalePrepared:
+                        continue
+                    if done is not None:
+                        return done
+                    break
             with UnitOfWork(self.db) as uow:
                 result = self.claim_in(uow, request, now_s=now, attempts=n)
                 uow.commit()
@@ -161,65 +185,11 @@ class ClaimService:
         session = uow.session
         spec = request.consumer
         s, e = spec.start_s, spec.end_s
-
         locked = sql.lock_providers(session, {it.provider_uuid for it in request.items})
-        errors: list[FieldError] = []
-        for i, it in enumerate(request.items):
-            if it.provider_uuid not in locked:
-                errors.append(FieldError(f"/items/{i}/provider_uuid", f"no provider {it.provider_uuid}"))
-        if errors:
-            raise ValidationFailed("claim names unknown providers", errors)
-
-        by_id = {p.id: p for p in locked.values()}
-        vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
-        wanted: dict[sql.Pair, int] = defaultdict(int)
-        items_of: dict[sql.Pair, list[int]] = defaultdict(list)
-        for i, it in enumerate(request.items):
-            pair = (locked[it.provider_uuid].id, it.resource_class)
-            wanted[pair] += it.amount
-            items_of[pair].append(i)
-        # One statement: inventories, port VLAN ranges and peak usage of every touched pair.
+        wanted = _wanted(request, locked)
         state = sql.pair_states(session, wanted, s, e, now_s)
-
-        for i, it in enumerate(request.items):
-            prov = locked[it.provider_uuid]
-            st = state.get((prov.id, it.resource_class))
-            if st is None:
-                errors.append(
-                    FieldError(
-                        f"/items/{i}/resource_class",
-                        f"provider {prov.name} has no {it.resource_class} inventory",
-                    )
-                )
-                continue
-            why = st.inventory.amount_problem(it.amount)
-            if why:
-                errors.append(FieldError(f"/items/{i}/amount", f"{prov.name} {it.resource_class}: {why}"))
-            if it.vlan_tag is not None:
-                if st.vlans is None:
-                    errors.append(
-                        FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port")
-                    )
-                elif it.vlan_tag not in (vlans := VlanSet.parse(st.vlans)):
-                    errors.append(
-                        FieldError(
-                            f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}"
-                        )
-                    )
-        if errors:
-            raise ValidationFailed("claim breaks inventory rules", errors)
-
-        for pair, amount in sorted(wanted.items()):
-            peak, capacity = state[pair].usage.peak, state[pair].inventory.capacity
-            if peak + amount > capacity:
-                for i in items_of[pair]:
-                    errors.append(
-                        FieldError(
-                            f"/items/{i}",
-                            f"{by_id[pair[0]].name} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} "
-                            f"requested exceeds capacity {capacity}",
-                        )
-                    )
+        errors = _capacity_errors(request, locked, state, wanted)
+        vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
         if vlan_items:
             held = sql.vlan_holders(
                 session,
@@ -247,39 +217,34 @@ class ClaimService:
         dead = [pair for pair, st in state.items() if st.usage.expired_holds]
         if dead:
             sql.reap_expired_holds(session, dead, s, e, now_s)
+        values, rows = _writes(request, locked)
+        consumer_id = sql.write_claim(session, values, rows, min(p.id for p in locked.values()))
+        return _result(request, values, consumer_id, attempts)
 
-        consumer_uuid = spec.uuid or str(uuidlib.uuid4())
-        status = spec.initial_status.value
-        consumer_id = sql.write_claim(
-            session,
-            {
-                "uuid": consumer_uuid,
-                "kind": spec.kind.value,
-                "name": spec.name,
-                "project": spec.project,
-                "status": status,
-                "start_s": s,
-                "end_s": e,
-                "expires_s": spec.expires_s,
-                "generation": 0,
-            },
-            [
-                (locked[it.provider_uuid].id, it.resource_class, it.amount, it.vlan_tag)
-                for it in request.items
-            ],
-            min(by_id),
-        )
-        return ClaimResult(
-            consumer_uuid=consumer_uuid,
-            consumer_id=consumer_id,
-            kind=spec.kind,
-            status=status,
-            start_s=s,
-            end_s=e,
-            expires_s=spec.expires_s,
-            allocations=len(request.items),
-            attempts=attempts,
-        )
+    def _claim_pg(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
+        """``claim_in`` plus COMMIT in two round trips (``store/pg_claims.py``): the same checks on the
+        same rows, read under the same locks. None when the general path must do it: expired holds to
+        reap first (rare; the general path reaps them in its transaction)."""
+        spec = request.consumer
+        s, e = spec.start_s, spec.end_s
+        assert self._pg is not None
+        session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
+        try:
+            uuids = sorted({it.provider_uuid for it in request.items})
+            pairs = sorted({(it.provider_uuid, it.resource_class) for it in request.items})
+            locked, state = session.begin_read(uuids, pairs, s, e, now_s, len(request.items))
+            wanted = _wanted(request, locked)
+            errors = _capacity_errors(request, locked, state, wanted)
+            if errors:
+                raise CapacityConflict("claim does not fit", sorted(errors, key=_item_order))
+            if any(st.usage.expired_holds for st in state.values()):
+                return None
+            values, rows = _writes(request, locked)
+            shard = min(p.id for p in locked.values())
+            consumer_id = session.write_commit(sql.write_params(values, rows, shard), len(rows))
+            return _result(request, values, consumer_id, attempts)
+        finally:
+            session.finish()
 
     def release_in(
         self,
@@ -310,6 +275,108 @@ class ClaimService:
     # -- retries ----------------------------------------------------------------------------------------
     def _retrying(self, attempt: Callable[[int], T]) -> T:
         return retrying(attempt, self.max_attempts)
+
+
+def _wanted(request: ClaimRequest, locked: dict[str, sql.LockedProvider]) -> dict[sql.Pair, int]:
+    """The amount asked of each (provider id, class); ``ValidationFailed`` for providers that do not
+    exist (``locked`` holds the ones that do)."""
+    errors = [
+        FieldError(f"/items/{i}/provider_uuid", f"no provider {it.provider_uuid}")
+        for i, it in enumerate(request.items)
+        if it.provider_uuid not in locked
+    ]
+    if errors:
+        raise ValidationFailed("claim names unknown providers", errors)
+    wanted: dict[sql.Pair, int] = defaultdict(int)
+    for it in request.items:
+        wanted[(locked[it.provider_uuid].id, it.resource_class)] += it.amount
+    return wanted
+
+
+def _capacity_errors(
+    request: ClaimRequest,
+    locked: dict[str, sql.LockedProvider],
+    state: dict[sql.Pair, sql.PairState],
+    wanted: dict[sql.Pair, int],
+) -> list[FieldError]:
+    """Check the items against what the locked rows say: ``ValidationFailed`` for inventory rules
+    (class missing on the provider, min/max unit and step, VLAN tag outside the port's ranges); the
+    errors of (provider, class) pairs whose peak usage plus the request exceeds capacity."""
+    s, e = request.consumer.start_s, request.consumer.end_s
+    errors: list[FieldError] = []
+    items_of: dict[sql.Pair, list[int]] = defaultdict(list)
+    for i, it in enumerate(request.items):
+        prov = locked[it.provider_uuid]
+        items_of[(prov.id, it.resource_class)].append(i)
+        st = state.get((prov.id, it.resource_class))
+        if st is None:
+            errors.append(
+                FieldError(
+                    f"/items/{i}/resource_class",
+                    f"provider {prov.name} has no {it.resource_class} inventory",
+                )
+            )
+            continue
+        why = st.inventory.amount_problem(it.amount)
+        if why:
+            errors.append(FieldError(f"/items/{i}/amount", f"{prov.name} {it.resource_class}: {why}"))
+        if it.vlan_tag is not None:
+            if st.vlans is None:
+                errors.append(FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port"))
+            elif it.vlan_tag not in (vlans := VlanSet.parse(st.vlans)):
+                errors.append(
+                    FieldError(f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}")
+                )
+    if errors:
+        raise ValidationFailed("claim breaks inventory rules", errors)
+    names = {p.id: p.name for p in locked.values()}
+    for pair, amount in sorted(wanted.items()):
+        peak, capacity = state[pair].usage.peak, state[pair].inventory.capacity
+        if peak + amount > capacity:
+            for i in items_of[pair]:
+                errors.append(
+                    FieldError(
+                        f"/items/{i}",
+                        f"{names[pair[0]]} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} "
+                        f"requested exceeds capacity {capacity}",
+                    )
+                )
+    return errors
+
+
+def _writes(
+    request: ClaimRequest, locked: dict[str, sql.LockedProvider]
+) -> tuple[dict[str, Any], list[tuple[int, str, int, int | None]]]:
+    """The consumer row's values and the allocation rows (provider id, class, amount, VLAN tag)."""
+    spec = request.consumer
+    values = {
+        "uuid": spec.uuid or str(uuidlib.uuid4()),
+        "kind": spec.kind.value,
+        "name": spec.name,
+        "project": spec.project,
+        "status": spec.initial_status.value,
+        "start_s": spec.start_s,
+        "end_s": spec.end_s,
+        "expires_s": spec.expires_s,
+        "generation": 0,
+    }
+    rows = [(locked[it.provider_uuid].id, it.resource_class, it.amount, it.vlan_tag) for it in request.items]
+    return values, rows
+
+
+def _result(request: ClaimRequest, values: dict[str, Any], consumer_id: int, attempts: int) -> ClaimResult:
+    spec = request.consumer
+    return ClaimResult(
+        consumer_uuid=values["uuid"],
+        consumer_id=consumer_id,
+        kind=spec.kind,
+        status=values["status"],
+        start_s=spec.start_s,
+        end_s=spec.end_s,
+        expires_s=spec.expires_s,
+        allocations=len(request.items),
+        attempts=attempts,
+    )
 
 
 def _item_order(err: FieldError) -> tuple[int, str]:

@@ -177,16 +177,20 @@ def _is_live(now: Any) -> ColumnElement[bool]:
 
 # -- locking -------------------------------------------------------------------------------------------------
 
+
 # Ordered by id so that two claims touching the same providers lock them in the same order: no deadlock.
 # PostgreSQL's LockRows node sits above the Sort, so rows are locked in exactly this order.
-_LOCK_BY_UUID = _Precompiled(
-    lambda n: (
+def lock_statement(n: int) -> Any:
+    """Lock n providers by uuid (:u0 ...), in id order; their id, uuid, name and kind."""
+    return (
         select(P.c.id, P.c.uuid, P.c.name, P.c.kind)
         .where(or_(*(P.c.uuid == _str(f"u{i}") for i in range(n))))
         .order_by(P.c.id)
         .with_for_update()
     )
-)
+
+
+_LOCK_BY_UUID = _Precompiled(lock_statement)
 _LOCK_BY_ID = (
     select(P.c.id).where(P.c.id.in_(bindparam("ids", expanding=True))).order_by(P.c.id).with_for_update()
 )
@@ -204,6 +208,11 @@ def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, Locked
     rows = _LOCK_BY_UUID.execute(
         session.connection(), len(wanted), {f"u{i}": u for i, u in enumerate(wanted)}
     )
+    return locked_of(rows)
+
+
+def locked_of(rows: Iterable[Sequence[Any]]) -> dict[str, LockedProvider]:
+    """``lock_statement``'s rows, by uuid."""
     return {str(u): LockedProvider(int(i), str(u), str(name), str(kind)) for i, u, name, kind in rows}
 
 
@@ -218,9 +227,17 @@ def lock_provider_ids(session: Session, ids: Collection[int]) -> list[int]:
 # -- peak overlapping usage ---------------------------------------------------------------------------------
 
 
-def _pairs_match(provider_id: Any, resource_class: Any, n: int) -> ColumnElement[bool]:
-    """(provider_id, resource_class) is one of the n pairs :p0/:c0 ... (portable: no row-value IN)."""
-    return or_(*(and_(provider_id == _int(f"p{i}"), resource_class == _str(f"c{i}")) for i in range(n)))
+def _pairs_match(provider_id: Any, resource_class: Any, n: int, by_uuid: bool = False) -> ColumnElement[bool]:
+    """(provider_id, resource_class) is one of the n pairs :p0/:c0 ... (portable: no row-value IN).
+    ``by_uuid``: :p0 ... are provider uuids, looked up in the statement (when the ids are not known yet:
+    the PostgreSQL claim sends this read in the same round trip as the lock, ``store/pg_claims.py``)."""
+
+    def provider(i: int) -> Any:
+        if by_uuid:
+            return select(P.c.id).where(P.c.uuid == _str(f"p{i}")).scalar_subquery()
+        return _int(f"p{i}")
+
+    return or_(*(and_(provider_id == provider(i), resource_class == _str(f"c{i}")) for i in range(n)))
 
 
 def _pair_params(pairs: Sequence[Pair]) -> dict[str, Any]:
@@ -230,7 +247,7 @@ def _pair_params(pairs: Sequence[Pair]) -> dict[str, Any]:
     return out
 
 
-def _peak_statement(n: int) -> Any:
+def _peak_statement(n: int, by_uuid: bool = False) -> Any:
     """Peak live usage per touched (provider, class) over [:s, :e), in one statement.
 
     Usage is a step function that only rises at an allocation's start, so its maximum over [s, e) is
@@ -256,7 +273,7 @@ def _peak_statement(n: int) -> Any:
         )
         .select_from(A.join(C, C.c.id == A.c.consumer_id))
         .where(
-            _pairs_match(A.c.provider_id, A.c.resource_class, n),
+            _pairs_match(A.c.provider_id, A.c.resource_class, n, by_uuid),
             A.c.start_s < e,
             A.c.end_s > s,
         )
@@ -318,8 +335,9 @@ class PairState:
     usage: Usage
 
 
-def _pair_state_statement(n: int) -> Any:
-    pk = _peak_statement(n).subquery("pk")
+def pair_state_statement(n: int, by_uuid: bool = False) -> Any:
+    """The statement of ``pair_states`` for n pairs (by provider id, or by uuid: see ``_pairs_match``)."""
+    pk = _peak_statement(n, by_uuid).subquery("pk")
     return (
         select(
             I.c.provider_id,
@@ -339,11 +357,11 @@ def _pair_state_statement(n: int) -> Any:
                 pk, and_(pk.c.provider_id == I.c.provider_id, pk.c.resource_class == I.c.resource_class)
             )
         )
-        .where(_pairs_match(I.c.provider_id, I.c.resource_class, n))
+        .where(_pairs_match(I.c.provider_id, I.c.resource_class, n, by_uuid))
     )
 
 
-_PAIR_STATE = _Precompiled(_pair_state_statement)
+_PAIR_STATE = _Precompiled(pair_state_statement)
 
 
 def pair_states(
@@ -359,7 +377,11 @@ def pair_states(
     if not wanted:
         return {}
     params = {**_pair_params(wanted), "s": start_s, "e": end_s, "now": now_s}
-    rows = _PAIR_STATE.execute(session.connection(), len(wanted), params)
+    return states_of(_PAIR_STATE.execute(session.connection(), len(wanted), params))
+
+
+def states_of(rows: Iterable[Sequence[Any]]) -> dict[Pair, PairState]:
+    """``pair_state_statement``'s rows, by (provider id, class)."""
     return {
         (int(pid), str(rc)): PairState(
             InventoryFacts(int(total), int(res), int(lo), int(hi), int(step), float(ratio)),
@@ -493,7 +515,7 @@ def insert_allocations(session: Session, rows: Sequence[dict[str, Any]]) -> None
             _INSERT_ALLOCATIONS.execute(conn, len(batch), params)
 
 
-def _pg_write_claim(n: int) -> str:
+def pg_write_claim_sql(n: int) -> str:
     """One PostgreSQL statement that inserts the consumer, its n allocation rows and bumps a calendar
     shard: data-modifying CTEs, so a claim's writes cost one round trip instead of three. Every
     parameter is cast, so a NULL (no VLAN tag, no expiry) has a type whatever row it is in."""
@@ -526,7 +548,7 @@ def write_claim(
 ) -> int:
     """Insert the consumer (``insert_consumer``'s values), one allocation per item (provider id, class,
     amount, VLAN tag) over the consumer's [start_s, end_s), and bump the calendar shard of
-    ``shard_key``; the new consumer's id. PostgreSQL: one statement (``_pg_write_claim``); SQLite (no
+    ``shard_key``; the new consumer's id. PostgreSQL: one statement (``pg_write_claim_sql``); SQLite (no
     data-modifying CTEs, and no network round trips to save): the three statements. Run it last."""
     conn = session.connection()
     if conn.dialect.name != "postgresql" or not items or len(items) > INSERT_BATCH:
@@ -550,7 +572,15 @@ def write_claim(
         bump_calendar(session, shard_key)
         return cid
     n = len(items)
-    sql = _PG_WRITE_CLAIM.get(n) or _PG_WRITE_CLAIM.setdefault(n, _pg_write_claim(n))  # n <= MAX_ITEMS
+    sql = _PG_WRITE_CLAIM.get(n) or _PG_WRITE_CLAIM.setdefault(n, pg_write_claim_sql(n))  # n <= MAX_ITEMS
+    ((consumer_id,),) = run_raw(conn, sql, write_params(consumer, items, shard_key))
+    return int(consumer_id)
+
+
+def write_params(
+    consumer: dict[str, Any], items: Sequence[tuple[int, str, int, int | None]], shard_key: int
+) -> dict[str, Any]:
+    """The parameters of ``pg_write_claim_sql(len(items))``."""
     params: dict[str, Any] = {
         "uuid": consumer["uuid"],
         "kind": consumer["kind"],
@@ -565,8 +595,7 @@ def write_claim(
     }
     for i, (p, rc, a, v) in enumerate(items):
         params[f"p{i}"], params[f"rc{i}"], params[f"a{i}"], params[f"vlan{i}"] = p, rc, a, v
-    ((consumer_id,),) = run_raw(conn, sql, params)
-    return int(consumer_id)
+    return params
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _make_sqlite_transactional(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", _env_int("SLOTBROKER_DB_POOL_SIZE", 20))
+    kwargs.setdefault("max_overflow", _env_int("SLOTBROKER_DB_MAX_OVERFLOW", 10))
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, IDLE_PING_S)
@@ -60,6 +61,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 IDLE_PING_S = 5.0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:
@@ -124,8 +130,22 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @cached_property
+    def claims_engine(self) -> Engine:
+        """PostgreSQL: a pool of its own for the two-round-trip claims (``store/pg_claims.py``).
+
+        Why apart: those claims keep server-side prepared statements on their connections, and the
+        driver deallocates every prepared statement of a connection whenever it rolls a transaction
+        back, which the general pool does all the time (every read-only unit of work ends so). Here
+        only ``pg_claims`` runs, and it hands connections back idle, so theirs stay prepared. Sized
+        by ``SLOTBROKER_CLAIM_POOL_SIZE`` (default 16, and as many again in bursts)."""
+        size = _env_int("SLOTBROKER_CLAIM_POOL_SIZE", 16)
+        return make_engine(self.url, pool_size=size, max_overflow=size)
+
     def session(self, *, readonly: bool = False) -> Session:
         return (self._read if readonly else self._write)()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if "claims_engine" in self.__dict__:
+            self.claims_engine.dispose()

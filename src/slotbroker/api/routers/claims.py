@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -22,7 +22,7 @@ from slotbroker.services.claim_views import (
     ClaimView,
 )
 from slotbroker.services.find_slot_views import ts
-from slotbroker.services.tokens import Role
+from slotbroker.services.tokens import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -94,14 +94,17 @@ def _out(o: ClaimOutcome) -> dict[str, Any]:
     }
 
 
-def _problem(request: Request, exc: AllocationRequestError) -> JSONResponse:
+def _problem(exc: AllocationRequestError) -> JSONResponse:
     return problem_response(
         exc.status,
         exc.code,
         exc.detail,
         errors=[FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors],
-        instance=request.url.path,
+        instance=CLAIMS_PATH,
     )
+
+
+CLAIMS_PATH = "/v1/claims"
 
 
 @router.post(
@@ -111,7 +114,13 @@ def _problem(request: Request, exc: AllocationRequestError) -> JSONResponse:
     responses=responses(404, 409, 410),
     summary="Claim an allocation request by id (alternates on conflict) or explicit items",
 )
-def claim(body: ClaimIn, who: Reader, svc: Svc, request: Request) -> Response:
+def claim(body: ClaimIn, who: Reader, svc: Svc) -> Response:
+    return claim_response(body, who, svc)
+
+
+def claim_response(body: ClaimIn, who: Principal, svc: Services) -> Response:
+    """The claim itself, shared by the route above and ``api/claim_fast_path.py`` (which answers the
+    well-formed requests without the framework's per-request work): one definition of what a claim does."""
     ars = svc.allocation_requests
     c = body.consumer
     expires = int(c.expires.timestamp()) if c.expires is not None else None
@@ -145,13 +154,13 @@ def claim(body: ClaimIn, who: Reader, svc: Svc, request: Request) -> Response:
             )
             outcome = ars.claim_items(ClaimRequest(spec, items), now_s=now)
     except AllocationRequestError as exc:
-        return _problem(request, exc)
+        return _problem(exc)
     uuid = outcome.result.consumer_uuid
     return Response(
         json.dumps(_out(outcome)),
         status_code=201,
         media_type="application/json",
-        headers={"Location": f"/v1/claims/{uuid}"},
+        headers={"Location": f"{CLAIMS_PATH}/{uuid}"},
     )
 
 

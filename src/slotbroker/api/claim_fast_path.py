@@ -1,0 +1,103 @@
+"""``POST /v1/claims`` without the framework's per-request work, for the requests that need none of it.
+
+Why: a claim is the API's hottest write, and measured per claim FastAPI's machinery (route matching,
+exception and exit-stack middlewares, dependency solving, the request object) cost about as much CPU as
+the claim's own Python. This ASGI middleware answers a claim that is well-formed and authenticated by a
+cached token directly: JSON body -> ``ClaimIn`` -> ``claim_response`` (the very function the route
+calls) in the thread pool -> the route's response. Everything else is handed to FastAPI unchanged, with
+the body replayed: a missing or uncached token, a body that does not validate, another media type. So
+the route stays the one definition of the endpoint (OpenAPI, validation and auth problems), and the
+fast path can only ever answer what the route would have answered (tests/test_claim_fast_path.py
+checks both against each other on generated bodies).
+
+It sits inside the content, limits and metrics middlewares (body limits, YAML both ways, in-flight and
+rate limits, request metrics all still apply) and maps errors with the same functions as the exception
+handlers (``api/problems.py``). ``SLOTBROKER_CLAIM_FAST_PATH=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from slotbroker.api.content import ASGIApp, Receive, Scope, Send, media_type, replayed
+from slotbroker.api.problems import bug_problem, database_problem, domain_problem
+from slotbroker.api.routers import claims
+from slotbroker.domain.errors import SlotbrokerError
+
+PATH = claims.CLAIMS_PATH
+# What metrics label the request with (``scope["route"].path``), as if the router had matched it.
+ROUTE = next(
+    r
+    for r in claims.router.routes
+    if getattr(r, "path", None) == PATH and "POST" in getattr(r, "methods", ())
+)
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The credentials of the first Authorization header when its scheme is Bearer, as FastAPI reads it."""
+    for key, value in scope["headers"]:
+        if key.lower() == b"authorization":
+            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+            return credentials if scheme.lower() == "bearer" and credentials else None
+    return None
+
+
+def content_type(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key.lower() == b"content-type":
+            return media_type(value.decode("latin-1"))
+    return ""
+
+
+class ClaimFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or content_type(scope) != "application/json"
+        ):
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope)
+        services = scope["app"].state.services
+        who = services.tokens.cached(token) if token else None
+        if who is None:  # no token, or not verified yet: the route authenticates (and fills the cache)
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        try:
+            request = claims.ClaimIn.model_validate(json.loads(body))
+        except (ValueError, ValidationError):  # the route answers with its validation problem
+            await self.app(scope, replayed(bytes(body), receive), send)
+            return
+        scope["route"] = ROUTE
+        response: Response
+        try:
+            response = await run_in_threadpool(claims.claim_response, request, who, services)
+        except SlotbrokerError as exc:
+            response = domain_problem(exc, PATH)
+        except DBAPIError as exc:
+            response = database_problem(exc, "POST", PATH)
+        except Exception as exc:  # answered as the route's handler would: a logged 500
+            response = bug_problem(exc, "POST", PATH)
+        await response(scope, receive, send)
+
+
+__all__ = ["ClaimFastPath", "bearer_token"]
