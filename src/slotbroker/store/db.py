@@ -138,9 +138,9 @@ class Database:
         driver deallocates every prepared statement of a connection whenever it rolls a transaction
         back, which the general pool does all the time (every read-only unit of work ends so). Here
         only ``pg_claims`` runs, and it hands connections back idle, so theirs stay prepared. Sized
-        by ``SLOTBROKER_CLAIM_POOL_SIZE`` (default 16, and as many again in bursts)."""
+        by ``SLOTBROKER_CLAIM_POOL_SIZE`` (default 16, and half as many again in bursts)."""
         size = _env_int("SLOTBROKER_CLAIM_POOL_SIZE", 16)
-        return make_engine(self.url, pool_size=size, max_overflow=size)
+        return make_engine(self.url, pool_size=size, max_overflow=size // 2)
 
     def session(self, *, readonly: bool = False) -> Session:
         return (self._read if readonly else self._write)()

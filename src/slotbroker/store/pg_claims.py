@@ -53,7 +53,19 @@ class Statement:
     name: str
     prepare: str
     params: tuple[str, ...]
-    defaults: dict[str, Any]
+    fixed: dict[str, str]  # the literals of the compiled-in values (statuses, kinds), rendered once
+
+
+def _constant(value: Any) -> str:
+    """A compiled-in value as a literal: our own constants (ints, None, plain names), never input."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(int(value))
+    text = str(value)
+    if "\\" in text or not text.isprintable():
+        raise ValueError(f"not a plain constant: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _statement(name: str, text: str, defaults: dict[str, Any]) -> Statement:
@@ -65,7 +77,8 @@ def _statement(name: str, text: str, defaults: dict[str, Any]) -> Statement:
         return f"${order.index(m.group(1)) + 1}"
 
     body = _PARAM.sub(number, text).replace("%%", "%")
-    return Statement(name, f"PREPARE {name} AS {body}", tuple(order), defaults)
+    fixed = {k: _constant(v) for k, v in defaults.items()}
+    return Statement(name, f"PREPARE {name} AS {body}", tuple(order), fixed)
 
 
 class Statements:
@@ -165,21 +178,25 @@ class Session:
         return self.conn.info.transaction_status == pq.TransactionStatus.IDLE
 
     def _literal(self, value: Any) -> str:
+        """A value of the request as a literal: libpq escapes every string (it knows the connection's
+        encoding and ``standard_conforming_strings``)."""
+        kind = type(value)
+        if kind is int:
+            return str(value)
         if value is None:
             return "NULL"
-        if isinstance(value, bool):
+        if kind is bool:
             return "TRUE" if value else "FALSE"
         if isinstance(value, int):
-            return str(value)
-        return self._quoted(value if isinstance(value, str) else str(value))  # timestamps: ISO 8601
-
-    def _quoted(self, text: str) -> str:
+            return str(int(value))
+        text = value if isinstance(value, str) else str(value)  # timestamps: ISO 8601
         quoted: bytes = self.escaping.escape_literal(text.encode())
         return quoted.decode()
 
     def _execute(self, st: Statement, args: dict[str, Any]) -> str:
-        values = {**st.defaults, **args}
-        return f"EXECUTE {st.name}({', '.join(self._literal(values[p]) for p in st.params)})"
+        literal, fixed = self._literal, st.fixed
+        rendered = [literal(args[p]) if p in args else fixed[p] for p in st.params]
+        return f"EXECUTE {st.name}({', '.join(rendered)})"
 
     def _run(self, used: Sequence[Statement], parts: list[str]) -> list[list[Any]]:
         """Send ``parts`` as one string (preceded by the PREPAREs this connection lacks); the rows of
