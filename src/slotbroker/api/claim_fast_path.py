@@ -11,8 +11,9 @@ fast path can only ever answer what the route would have answered (tests/test_cl
 checks both against each other on generated bodies).
 
 It sits inside the content, limits and metrics middlewares (body limits, YAML both ways, in-flight and
-rate limits, request metrics all still apply) and maps errors with the same functions as the exception
-handlers (``api/problems.py``). ``SLOTBROKER_CLAIM_FAST_PATH=0`` turns it off.
+rate limits, request metrics all still apply) and maps domain errors and lost connections with the
+same functions as the exception handlers (``api/problems.py``); anything unexpected propagates to the
+server's error middleware, exactly as from the route. ``SLOTBROKER_CLAIM_FAST_PATH=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from slotbroker.api.content import ASGIApp, Receive, Scope, Send, media_type, replayed
-from slotbroker.api.problems import bug_problem, database_problem, domain_problem
+from slotbroker.api.problems import database_problem, domain_problem
 from slotbroker.api.routers import claims
 from slotbroker.domain.errors import SlotbrokerError
 
@@ -84,7 +85,8 @@ class ClaimFastPath:
                 break
         try:
             request = claims.ClaimIn.model_validate(json.loads(body))
-        except (ValueError, ValidationError):  # the route answers with its validation problem
+        # the route answers with its own problem (RecursionError: JSON nested past the parser's depth)
+        except (ValueError, ValidationError, RecursionError):
             await self.app(scope, replayed(bytes(body), receive), send)
             return
         scope["route"] = ROUTE
@@ -94,9 +96,9 @@ class ClaimFastPath:
         except SlotbrokerError as exc:
             response = domain_problem(exc, PATH)
         except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise  # a bug: the server's error middleware answers (and logs) it, as for the route
             response = database_problem(exc, "POST", PATH)
-        except Exception as exc:  # answered as the route's handler would: a logged 500
-            response = bug_problem(exc, "POST", PATH)
         await response(scope, receive, send)
 
 
