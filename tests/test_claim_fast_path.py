@@ -15,7 +15,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +26,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from starlette.concurrency import run_in_threadpool
 
-import slotbroker.api.claim_fast_path as fast_path
 from slotbroker.api.app import create_app
 from slotbroker.api.claim_fast_path import ClaimFastPath
+from slotbroker.api.routers import claims as claims_router
 from slotbroker.config import Settings
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store.db import Database
@@ -126,15 +125,16 @@ def pair(db: Database) -> Iterator[Pair]:
 
 @pytest.fixture
 def fast_hits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of what the fast path ran in the thread pool: it is the only caller of this module name (the
-    route runs in FastAPI's own), so an empty list means the route answered."""
+    """One entry per claim the fast path answered: it is the only caller of ``claim_response_async``
+    (the route calls ``claim_response``), so an empty list means the route answered."""
     hits: list[str] = []
+    real = claims_router.claim_response_async
 
-    async def counting(func: Callable[..., Any], *args: Any) -> Any:
-        hits.append(func.__name__)
-        return await run_in_threadpool(func, *args)
+    async def counting(*args: Any) -> Any:
+        hits.append("claim_response")
+        return await real(*args)
 
-    monkeypatch.setattr(fast_path, "run_in_threadpool", counting)
+    monkeypatch.setattr(claims_router, "claim_response_async", counting)
     return hits
 
 
@@ -335,7 +335,7 @@ def test_switched_off_the_middleware_is_absent_and_claims_still_work(
 def test_a_domain_error_maps_like_the_route_handler(pair: Pair, fast_hits: list[str]) -> None:
     raw = claim("no-such-provider")
     fast, route = send(pair.fast, pair.headers, raw), send(pair.route, pair.headers, raw)
-    assert fast_hits == ["claim_response"]  # raised in the thread pool, mapped by the middleware
+    assert fast_hits == ["claim_response"]  # raised inside the fast path, mapped by the middleware
     assert fast == route
     assert fast.status == 422
     assert fast.content_type == "application/problem+json"
@@ -350,8 +350,12 @@ def test_an_unexpected_error_answers_like_the_route(pair: Pair, fast_hits: list[
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
+    async def broken_async(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
     for app in (pair.fast_app, pair.route_app):
         app.state.services.allocation_requests.claim_items = broken
+        app.state.services.allocation_requests.claim_items_async = broken_async
     raw = claim(pair.host)
     fast = send(pair.fast, pair.headers, raw, accept=accept)
     route = send(pair.route, pair.headers, raw, accept=accept)

@@ -12,6 +12,7 @@ concurrency proofs (exactly K of N racing claims win, the SQL audit stays clean)
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 
@@ -127,7 +128,7 @@ def test_two_round_trips_answer_what_the_general_path_answers(
     ]
     fast = ClaimService(pg)
     assert fast._pg is not None
-    for kind, items, offset, duration, later in script:
+    for step, (kind, items, offset, duration, later) in enumerate(script):
         request = _request(
             kind,
             [ClaimItem(hosts[h], rc, amount) for (h, rc), amount in items],
@@ -137,7 +138,11 @@ def test_two_round_trips_answer_what_the_general_path_answers(
         now = NOW + later
         expected = _general(pg, request, now)
         event(expected[0])
-        assert _answer(lambda r=request, n=now: fast.claim(r, now_s=n)) == expected, request
+        if step % 2:  # the event-loop driver (the API's fast path) on every other claim
+            got = _answer(lambda r=request, n=now: asyncio.run(fast.claim_async(r, now_s=n)))
+        else:
+            got = _answer(lambda r=request, n=now: fast.claim(r, now_s=n))
+        assert got == expected, request
     with UnitOfWork(pg, readonly=True) as uow:
         assert uow.allocations.overbooked() == []
 
@@ -260,3 +265,29 @@ def test_vlan_claims_take_the_general_path(pg: Database, monkeypatch: pytest.Mon
     )
     assert tagged[0] == "ValidationFailed"  # a host is not a facility port
     assert calls == [1]
+
+
+def test_claims_racing_on_one_event_loop_take_exactly_the_capacity(pg: Database) -> None:
+    """The event-loop driver under concurrency: 40 claims of 1 on a host with 7 free, all at once on
+    one loop (more than the loop's 16 pool slots): exactly 7 win, the rest are capacity conflicts."""
+    site = _site(pg)
+    host = _host(pg, site, {"VCPU": Inventory(total=7)})
+    svc = ClaimService(pg)
+
+    async def race() -> list[tuple[str, object]]:
+        async def one(i: int) -> tuple[str, object]:
+            request = _request(ConsumerKind.LEASE, [ClaimItem(host, "VCPU", 1)], T0 + i % 3, T0 + 50)
+            try:
+                await svc.claim_async(request, now_s=NOW)
+            except SlotbrokerError as exc:
+                return type(exc).__name__, exc.code
+            return "ok", None
+
+        return await asyncio.gather(*(one(i) for i in range(40)))
+
+    answers = asyncio.run(race())
+    assert sorted(a for a, _ in answers).count("ok") == 7
+    assert {a for a in answers if a[0] != "ok"} == {("CapacityConflict", "capacity_conflict")}
+    with UnitOfWork(pg, readonly=True) as uow:
+        assert uow.allocations.overbooked() == []
+        assert uow.allocations.count() == 7

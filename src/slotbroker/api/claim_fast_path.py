@@ -3,8 +3,9 @@
 Why: a claim is the API's hottest write, and measured per claim FastAPI's machinery (route matching,
 exception and exit-stack middlewares, dependency solving, the request object) cost about as much CPU as
 the claim's own Python. This ASGI middleware answers a claim that is well-formed and authenticated by a
-cached token directly: JSON body -> ``ClaimIn`` -> ``claim_response`` (the very function the route
-calls) in the thread pool -> the route's response. Everything else is handed to FastAPI unchanged, with
+cached token directly: JSON body -> ``ClaimIn`` -> ``claim_response_async`` (the route's own
+``claim_response``, with an explicit claim run on the event loop by ``ClaimService.claim_async``) -> the
+route's response. Everything else is handed to FastAPI unchanged, with
 the body replayed: a missing or uncached token, a body that does not validate, another media type. So
 the route stays the one definition of the endpoint (OpenAPI, validation and auth problems), and the
 fast path can only ever answer what the route would have answered (tests/test_claim_fast_path.py
@@ -23,7 +24,6 @@ import json
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from slotbroker.api.content import ASGIApp, Receive, Scope, Send, media_type, replayed
@@ -92,7 +92,7 @@ class ClaimFastPath:
         scope["route"] = ROUTE
         response: Response
         try:
-            response = await run_in_threadpool(claims.claim_response, request, who, services)
+            response = await claims.claim_response_async(request, who, services)
         except SlotbrokerError as exc:
             response = domain_problem(exc, PATH)
         except DBAPIError as exc:

@@ -402,11 +402,12 @@ class AllocationRequestService:
     def claim_items(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimOutcome:
         """An explicit claim: exactly ``request``'s items, no alternates."""
         now = int(self.clock()) if now_s is None else now_s
-        result = self.claims.claim(request, now_s=now)
-        items = tuple(
-            Item(i.provider_uuid, "", i.resource_class, i.amount, i.vlan_tag) for i in request.items
-        )
-        return ClaimOutcome(result, request.consumer.project, items)
+        return _explicit(request, self.claims.claim(request, now_s=now))
+
+    async def claim_items_async(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimOutcome:
+        """``claim_items`` for callers on an event loop (``ClaimService.claim_async``)."""
+        now = int(self.clock()) if now_s is None else now_s
+        return _explicit(request, await self.claims.claim_async(request, now_s=now))
 
     def consumer_project(self, consumer_uuid: str) -> str | None:
         with self.db.engine.connect() as conn:
@@ -480,3 +481,8 @@ __all__ = [
     "ProviderUuids",
     "Swap",
 ]
+
+
+def _explicit(request: ClaimRequest, result: ClaimResult) -> ClaimOutcome:
+    items = tuple(Item(i.provider_uuid, "", i.resource_class, i.amount, i.vlan_tag) for i in request.items)
+    return ClaimOutcome(result, request.consumer.project, items)

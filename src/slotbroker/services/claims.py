@@ -21,12 +21,12 @@ so the offers layer can compose them (accept = lease claim + sibling releases in
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-import uuid as uuidlib
-from collections import defaultdict
+import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -45,7 +45,7 @@ from slotbroker.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from slotbroker.domain.vlans import VlanSet
+from slotbroker.services import claim_checks as checks
 from slotbroker.store import claims as sql
 from slotbroker.store import pg_claims
 from slotbroker.store.db import Database
@@ -82,6 +82,7 @@ class ClaimService:
         clock: Callable[[], int] = now_s,
         max_attempts: int = MAX_ATTEMPTS,
         round_trips: bool = True,
+        pool_slots: int = 16,
     ) -> None:
         """``round_trips``: on PostgreSQL, claim in two round trips (``store/pg_claims.py``); off, or on
         SQLite, every claim takes the general path (``claim_in``)."""
@@ -92,6 +93,12 @@ class ClaimService:
             pg_claims.Statements(db.engine.dialect)
             if round_trips and db.engine.dialect.name == "postgresql"
             else None
+        )
+        # claim_async's bound, per event loop: below what the claims pool holds, so checking a
+        # connection out never makes the loop wait
+        self.pool_slots = pool_slots
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
         )
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -107,7 +114,7 @@ class ClaimService:
         if problems:
             raise ValidationFailed("invalid claim", problems)
 
-        fast = self._pg is not None and all(it.vlan_tag is None for it in request.items)
+        fast = self._fast_for(request)
 
         def attempt(n: int) -> ClaimResult:
             if fast:
@@ -127,12 +134,7 @@ class ClaimService:
         try:
             return self._retrying(attempt)
         except IntegrityError as exc:
-            if request.consumer.uuid is not None and "uuid" in str(exc.orig).lower():
-                raise AlreadyExists(
-                    f"consumer {request.consumer.uuid} exists",
-                    [FieldError("/consumer/uuid", "taken")],
-                ) from None
-            raise
+            raise _taken(request, exc) from None
 
     def release(
         self,
@@ -186,9 +188,9 @@ class ClaimService:
         spec = request.consumer
         s, e = spec.start_s, spec.end_s
         locked = sql.lock_providers(session, {it.provider_uuid for it in request.items})
-        wanted = _wanted(request, locked)
+        wanted = checks.wanted_of(request, locked)
         state = sql.pair_states(session, wanted, s, e, now_s)
-        errors = _capacity_errors(request, locked, state, wanted)
+        errors = checks.capacity_errors(request, locked, state, wanted)
         vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
         if vlan_items:
             held = sql.vlan_holders(
@@ -212,39 +214,106 @@ class ClaimService:
                         )
                     )
         if errors:
-            raise CapacityConflict("claim does not fit", sorted(errors, key=_item_order))
+            raise CapacityConflict("claim does not fit", sorted(errors, key=checks.item_order))
 
         dead = [pair for pair, st in state.items() if st.usage.expired_holds]
         if dead:
             sql.reap_expired_holds(session, dead, s, e, now_s)
-        values, rows = _writes(request, locked)
+        values, rows = checks.writes(request, locked)
         consumer_id = sql.write_claim(session, values, rows, min(p.id for p in locked.values()))
-        return _result(request, values, consumer_id, attempts)
+        return checks.result(request, values, consumer_id, attempts)
 
     def _claim_pg(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
         """``claim_in`` plus COMMIT in two round trips (``store/pg_claims.py``): the same checks on the
         same rows, read under the same locks. None when the general path must do it: expired holds to
         reap first (rare; the general path reaps them in its transaction)."""
-        spec = request.consumer
-        s, e = spec.start_s, spec.end_s
         assert self._pg is not None
+        spec = request.consumer
         session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
         try:
-            uuids = sorted({it.provider_uuid for it in request.items})
-            pairs = sorted({(it.provider_uuid, it.resource_class) for it in request.items})
-            locked, state = session.begin_read(uuids, pairs, s, e, now_s, len(request.items))
-            wanted = _wanted(request, locked)
-            errors = _capacity_errors(request, locked, state, wanted)
-            if errors:
-                raise CapacityConflict("claim does not fit", sorted(errors, key=_item_order))
-            if any(st.usage.expired_holds for st in state.values()):
+            uuids, pairs = _keys(request)
+            locked, state = session.begin_read(
+                uuids, pairs, spec.start_s, spec.end_s, now_s, len(request.items)
+            )
+            plan = checks.plan_write(request, locked, state)
+            if plan is None:
                 return None
-            values, rows = _writes(request, locked)
-            shard = min(p.id for p in locked.values())
+            values, rows, shard = plan
             consumer_id = session.write_commit(sql.write_params(values, rows, shard), len(rows))
-            return _result(request, values, consumer_id, attempts)
+            return checks.result(request, values, consumer_id, attempts)
         finally:
             session.finish()
+
+    async def _claim_pg_async(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
+        """``_claim_pg`` on the event loop: the same steps, waiting on the socket instead of a thread."""
+        assert self._pg is not None
+        spec = request.consumer
+        session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
+        try:
+            uuids, pairs = _keys(request)
+            locked, state = await session.begin_read_async(
+                uuids, pairs, spec.start_s, spec.end_s, now_s, len(request.items)
+            )
+            plan = checks.plan_write(request, locked, state)
+            if plan is None:
+                return None
+            values, rows, shard = plan
+            params = sql.write_params(values, rows, shard)
+            consumer_id = await session.write_commit_async(params, len(rows))
+            return checks.result(request, values, consumer_id, attempts)
+        finally:
+            await session.finish_async()
+
+    async def claim_async(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
+        """``claim`` for callers on an event loop (the API's claim fast path). On PostgreSQL, without
+        VLAN tags, the claim runs on the loop itself (no worker thread), at most ``pool_slots`` at once
+        so that the claims pool never makes the loop wait; anything else runs ``claim`` in a thread."""
+        now = self.clock() if now_s is None else now_s
+        if not self._fast_for(request):
+            return await asyncio.to_thread(self.claim, request, now_s=now)
+        problems = request.problems(now)
+        if problems:
+            raise ValidationFailed("invalid claim", problems)
+        last: BaseException | None = None
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop) or self._slots.setdefault(loop, asyncio.Semaphore(self.pool_slots))
+        async with slots:
+            for n in range(1, self.max_attempts + 1):
+                try:
+                    for _ in range(2):  # a second go prepares the statements afresh
+                        try:
+                            done = await self._claim_pg_async(request, now, n)
+                        except pg_claims.StalePrepared:
+                            continue
+                        if done is not None:
+                            return done
+                        break
+                    break  # the general path has to do it
+                except IntegrityError as exc:
+                    raise _taken(request, exc) from None
+                except DBAPIError as exc:
+                    if not is_retryable(exc):
+                        raise
+                    last = exc
+                    await asyncio.sleep(backoff_s(n))
+            else:
+                raise ConcurrentUpdate(_GAVE_UP.format(self.max_attempts)) from last
+        return await asyncio.to_thread(self._claim_general, request, now)
+
+    def _fast_for(self, request: ClaimRequest) -> bool:
+        return self._pg is not None and all(it.vlan_tag is None for it in request.items)
+
+    def _claim_general(self, request: ClaimRequest, now: int) -> ClaimResult:
+        def attempt(n: int) -> ClaimResult:
+            with UnitOfWork(self.db) as uow:
+                result = self.claim_in(uow, request, now_s=now, attempts=n)
+                uow.commit()
+                return result
+
+        try:
+            return self._retrying(attempt)
+        except IntegrityError as exc:
+            raise _taken(request, exc) from None
 
     def release_in(
         self,
@@ -277,115 +346,31 @@ class ClaimService:
         return retrying(attempt, self.max_attempts)
 
 
-def _wanted(request: ClaimRequest, locked: dict[str, sql.LockedProvider]) -> dict[sql.Pair, int]:
-    """The amount asked of each (provider id, class); ``ValidationFailed`` for providers that do not
-    exist (``locked`` holds the ones that do)."""
-    errors = [
-        FieldError(f"/items/{i}/provider_uuid", f"no provider {it.provider_uuid}")
-        for i, it in enumerate(request.items)
-        if it.provider_uuid not in locked
-    ]
-    if errors:
-        raise ValidationFailed("claim names unknown providers", errors)
-    wanted: dict[sql.Pair, int] = defaultdict(int)
-    for it in request.items:
-        wanted[(locked[it.provider_uuid].id, it.resource_class)] += it.amount
-    return wanted
-
-
-def _capacity_errors(
-    request: ClaimRequest,
-    locked: dict[str, sql.LockedProvider],
-    state: dict[sql.Pair, sql.PairState],
-    wanted: dict[sql.Pair, int],
-) -> list[FieldError]:
-    """Check the items against what the locked rows say: ``ValidationFailed`` for inventory rules
-    (class missing on the provider, min/max unit and step, VLAN tag outside the port's ranges); the
-    errors of (provider, class) pairs whose peak usage plus the request exceeds capacity."""
-    s, e = request.consumer.start_s, request.consumer.end_s
-    errors: list[FieldError] = []
-    items_of: dict[sql.Pair, list[int]] = defaultdict(list)
-    for i, it in enumerate(request.items):
-        prov = locked[it.provider_uuid]
-        items_of[(prov.id, it.resource_class)].append(i)
-        st = state.get((prov.id, it.resource_class))
-        if st is None:
-            errors.append(
-                FieldError(
-                    f"/items/{i}/resource_class",
-                    f"provider {prov.name} has no {it.resource_class} inventory",
-                )
-            )
-            continue
-        why = st.inventory.amount_problem(it.amount)
-        if why:
-            errors.append(FieldError(f"/items/{i}/amount", f"{prov.name} {it.resource_class}: {why}"))
-        if it.vlan_tag is not None:
-            if st.vlans is None:
-                errors.append(FieldError(f"/items/{i}/provider_uuid", f"{prov.name} is not a facility port"))
-            elif it.vlan_tag not in (vlans := VlanSet.parse(st.vlans)):
-                errors.append(
-                    FieldError(f"/items/{i}/vlan_tag", f"VLAN {it.vlan_tag} is not in {prov.name}'s {vlans}")
-                )
-    if errors:
-        raise ValidationFailed("claim breaks inventory rules", errors)
-    names = {p.id: p.name for p in locked.values()}
-    for pair, amount in sorted(wanted.items()):
-        peak, capacity = state[pair].usage.peak, state[pair].inventory.capacity
-        if peak + amount > capacity:
-            for i in items_of[pair]:
-                errors.append(
-                    FieldError(
-                        f"/items/{i}",
-                        f"{names[pair[0]]} {pair[1]}: peak usage {peak} in [{s}, {e}) + {amount} "
-                        f"requested exceeds capacity {capacity}",
-                    )
-                )
-    return errors
-
-
-def _writes(
-    request: ClaimRequest, locked: dict[str, sql.LockedProvider]
-) -> tuple[dict[str, Any], list[tuple[int, str, int, int | None]]]:
-    """The consumer row's values and the allocation rows (provider id, class, amount, VLAN tag)."""
-    spec = request.consumer
-    values = {
-        "uuid": spec.uuid or str(uuidlib.uuid4()),
-        "kind": spec.kind.value,
-        "name": spec.name,
-        "project": spec.project,
-        "status": spec.initial_status.value,
-        "start_s": spec.start_s,
-        "end_s": spec.end_s,
-        "expires_s": spec.expires_s,
-        "generation": 0,
-    }
-    rows = [(locked[it.provider_uuid].id, it.resource_class, it.amount, it.vlan_tag) for it in request.items]
-    return values, rows
-
-
-def _result(request: ClaimRequest, values: dict[str, Any], consumer_id: int, attempts: int) -> ClaimResult:
-    spec = request.consumer
-    return ClaimResult(
-        consumer_uuid=values["uuid"],
-        consumer_id=consumer_id,
-        kind=spec.kind,
-        status=values["status"],
-        start_s=spec.start_s,
-        end_s=spec.end_s,
-        expires_s=spec.expires_s,
-        allocations=len(request.items),
-        attempts=attempts,
-    )
-
-
-def _item_order(err: FieldError) -> tuple[int, str]:
-    parts = err.pointer.split("/")
-    index = int(parts[2]) if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() else -1
-    return index, err.pointer
-
-
 __all__ = ["ClaimService", "is_retryable"]
+
+
+def _keys(request: ClaimRequest) -> tuple[list[str], list[tuple[str, str]]]:
+    """The providers to lock and the (provider, class) pairs to read, in a stable order."""
+    uuids = sorted({it.provider_uuid for it in request.items})
+    return uuids, sorted({(it.provider_uuid, it.resource_class) for it in request.items})
+
+
+def _taken(request: ClaimRequest, exc: IntegrityError) -> Exception:
+    """A unique violation on the consumer's uuid is the caller's ``AlreadyExists``; others stay."""
+    if request.consumer.uuid is not None and "uuid" in str(exc.orig).lower():
+        return AlreadyExists(
+            f"consumer {request.consumer.uuid} exists", [FieldError("/consumer/uuid", "taken")]
+        )
+    return exc
+
+
+def backoff_s(n: int) -> float:
+    """Jittered exponential backoff after the n-th lost attempt: 2, 4, 8, ... ms (times 0.5-1.5), so
+    losers spread out."""
+    return float(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
+
+
+_GAVE_UP = "gave up after {} attempts lost to concurrent writers; retry later"
 
 
 def retrying(attempt: Callable[[int], T], max_attempts: int) -> T:
@@ -400,8 +385,5 @@ def retrying(attempt: Callable[[int], T], max_attempts: int) -> T:
             if not is_retryable(exc):
                 raise
             last = exc
-            # Jittered exponential backoff: 2, 4, 8, ... ms (times 0.5-1.5) so losers spread out.
-            time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-    raise ConcurrentUpdate(
-        f"gave up after {max_attempts} attempts lost to concurrent writers; retry later"
-    ) from last
+            time.sleep(backoff_s(n))
+    raise ConcurrentUpdate(_GAVE_UP.format(max_attempts)) from last

@@ -381,12 +381,12 @@ def pair_states(
 
 
 def states_of(rows: Iterable[Sequence[Any]]) -> dict[Pair, PairState]:
-    """``pair_state_statement``'s rows, by (provider id, class)."""
+    """``pair_state_statement``'s rows, by (provider id, class); typed by the driver or as text."""
     return {
         (int(pid), str(rc)): PairState(
             InventoryFacts(int(total), int(res), int(lo), int(hi), int(step), float(ratio)),
             None if vlans is None else str(vlans),
-            Usage(max(int(peak or 0), 0), bool(dead)),
+            Usage(max(int(peak or 0), 0), bool(int(dead or 0))),
         )
         for pid, rc, total, res, lo, hi, step, ratio, vlans, peak, dead in rows
     }

@@ -29,8 +29,10 @@ connection goes back to the pool.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Sequence
+import select
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +112,19 @@ class Statements:
         return found
 
 
+Rows = list[tuple[str | None, ...]]
+Step = Generator[int, None, Any]  # yields the socket to wait on until readable; returns the answer
+
+
 class Session:
     """One claim's use of one pooled connection (``begin_read`` then ``write_commit``, or neither, then
-    always ``finish``)."""
+    always ``finish``; each also as ``..._async``).
+
+    The steps are written once, as generators that talk to libpq and yield its socket whenever they
+    must wait for the server; ``_sync`` waits with ``select`` (a worker thread), ``_async`` with the
+    event loop's reader (the claim runs on the loop, no thread hop). Rows come back as text, as
+    PostgreSQL sends them; ``sql.locked_of`` and ``sql.states_of`` convert them.
+    """
 
     def __init__(self, raw: PoolProxiedConnection, statements: Statements) -> None:
         self.raw = raw
@@ -120,55 +132,125 @@ class Session:
         conn = raw.dbapi_connection
         assert isinstance(conn, psycopg.Connection)
         self.conn: psycopg.Connection[Any] = conn
+        self.pgconn: pq.abc.PGconn = conn.pgconn
         self.escaping: pq.abc.Escaping = pq.Escaping(conn.pgconn)
         self.prepared: set[str] = raw.info.setdefault(PREPARED_KEY, set())
         if not self._idle():
-            conn.pgconn.exec_(b"ROLLBACK")
+            self.pgconn.exec_(b"ROLLBACK")
         conn.autocommit = True
 
     # -- the two round trips --------------------------------------------------------------------------
     def begin_read(
-        self,
-        uuids: Sequence[str],
-        pairs: Sequence[tuple[str, str]],
-        start_s: int,
-        end_s: int,
-        now_s: int,
-        n_items: int,
+        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
     ) -> tuple[dict[str, sql.LockedProvider], dict[sql.Pair, sql.PairState]]:
         """BEGIN, lock the providers named by ``uuids`` (id order) and read the state of each
-        (provider uuid, class) in ``pairs``: ``sql.lock_providers`` and ``sql.pair_states`` at once.
-        ``n_items``: how many allocation rows the write will have."""
+        (provider uuid, class) in ``pairs`` over [s, e): ``sql.lock_providers`` and ``sql.pair_states``
+        at once. ``n_items``: how many allocation rows the write will have."""
+        return _sync(self._read(uuids, pairs, s, e, now, n_items))  # type: ignore[no-any-return]
+
+    async def begin_read_async(
+        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
+    ) -> tuple[dict[str, sql.LockedProvider], dict[sql.Pair, sql.PairState]]:
+        return await _async(self._read(uuids, pairs, s, e, now, n_items))  # type: ignore[no-any-return]
+
+    def write_commit(self, params: dict[str, Any], n: int) -> int:
+        """Write the claim (``sql.write_claim``'s statement and parameters) and COMMIT; the consumer id."""
+        return int(_sync(self._write(params, n)))
+
+    async def write_commit_async(self, params: dict[str, Any], n: int) -> int:
+        return int(await _async(self._write(params, n)))
+
+    def finish(self) -> None:
+        """Roll back whatever is open, leave autocommit mode and give the connection back."""
+        self._finish(lambda: _sync(self._exchange("ROLLBACK")))
+
+    async def finish_async(self) -> None:
+        rolled_back = None
+        if not self.conn.closed and self._in_transaction():
+            try:
+                await _async(self._exchange("ROLLBACK"))
+            except psycopg.Error as exc:
+                rolled_back = exc
+        self._finish(lambda: None, rolled_back)
+
+    # -- the steps ------------------------------------------------------------------------------------
+    def _read(
+        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
+    ) -> Step:
         lock, state = self.statements.lock(len(uuids)), self.statements.state(len(pairs))
         write = self.statements.write(n_items)  # prepared now if need be, so the write is one round trip
         lock_args = {f"u{i}": u for i, u in enumerate(uuids)}
-        state_args: dict[str, Any] = {"s": start_s, "e": end_s, "now": now_s}
+        state_args: dict[str, Any] = {"s": s, "e": e, "now": now}
         for i, (u, rc) in enumerate(pairs):
             state_args[f"p{i}"], state_args[f"c{i}"] = u, rc
-        locked_rows, state_rows = self._run(
+        locked_rows, state_rows = yield from self._run(
             [lock, state, write],
             ["BEGIN", self._execute(lock, lock_args), self._execute(state, state_args)],
         )
         return sql.locked_of(locked_rows), sql.states_of(state_rows)
 
-    def write_commit(self, params: dict[str, Any], n: int) -> int:
-        """Write the claim (``sql.write_claim``'s statement and parameters) and COMMIT; the consumer id."""
+    def _write(self, params: dict[str, Any], n: int) -> Step:
         write = self.statements.write(n)
-        ((rows), *_) = self._run([write], [self._execute(write, params), "COMMIT"])
+        (rows,) = yield from self._run([write], [self._execute(write, params), "COMMIT"])
         ((consumer_id,),) = rows
-        return int(consumer_id)
+        return consumer_id
 
-    def finish(self) -> None:
-        """Roll back whatever is open, leave autocommit mode and give the connection back."""
+    def _run(self, used: Sequence[Statement], parts: list[str]) -> Step:
+        """Send ``parts`` as one string (after the PREPAREs this connection lacks); the rows of each
+        statement that returned rows, in order. Errors are raised as SQLAlchemy ``DBAPIError``s, a lost
+        connection invalidated first, as ``sql.run_raw`` does."""
+        text = "; ".join(parts)
         try:
+            if any(st.name not in self.prepared for st in used):  # once per statement and connection
+                (names,) = yield from self._exchange("SELECT name FROM pg_prepared_statements")
+                self.prepared.clear()
+                self.prepared.update(str(name) for (name,) in names)
+                missing = [st for st in used if st.name not in self.prepared]
+                if missing:
+                    yield from self._exchange("; ".join(st.prepare for st in missing))
+                    self.prepared.update(st.name for st in missing)
+            return (yield from self._exchange(text))
+        except psycopg.errors.InvalidSqlStatementName as exc:
+            self.prepared.clear()
+            raise StalePrepared(str(exc)) from exc
+        except psycopg.Error as exc:
+            raise wrap(self.statements.dialect, self.raw, exc, text) from exc
+
+    def _exchange(self, text: str) -> Step:
+        """One simple-protocol query: the rows of each result that has rows; the first error raised
+        after every result has been read (libpq must be drained before the next query)."""
+        pgconn = self.pgconn
+        pgconn.send_query(text.encode())
+        out: list[Rows] = []
+        error: psycopg.Error | None = None
+        while True:
+            while pgconn.is_busy():
+                yield pgconn.socket
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                break
+            if result.status == pq.ExecStatus.TUPLES_OK:
+                out.append(_rows(result))
+            elif result.status == pq.ExecStatus.FATAL_ERROR and error is None:
+                error = _error(result)
+        if error is not None:
+            raise error
+        return out
+
+    def _finish(self, rollback: Callable[[], Any], failed: psycopg.Error | None = None) -> None:
+        try:
+            if failed is not None:
+                raise failed
             if not self.conn.closed:
-                if not self._idle():
-                    # libpq's own call: the driver's rollback() would deallocate the prepared statements
-                    self.conn.pgconn.exec_(b"ROLLBACK")
+                if self.conn.info.transaction_status == pq.TransactionStatus.ACTIVE:
+                    raise psycopg.OperationalError("a query was abandoned mid-flight")
+                if self._in_transaction():
+                    rollback()  # libpq's own call: the driver's rollback() would drop the statements
                     if not self._idle():
                         raise psycopg.OperationalError("ROLLBACK did not end the transaction")
                 self.conn.autocommit = False
-        except psycopg.Error as exc:  # the connection is broken: the pool must not hand it out again
+        except (psycopg.Error, DBAPIError) as exc:  # a broken connection never goes back to the pool
             self.raw.invalidate(exc)
         finally:
             self.raw.close()
@@ -176,6 +258,10 @@ class Session:
     # -- helpers --------------------------------------------------------------------------------------
     def _idle(self) -> bool:
         return self.conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+    def _in_transaction(self) -> bool:
+        status = self.conn.info.transaction_status
+        return status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
     def _literal(self, value: Any) -> str:
         """A value of the request as a literal: libpq escapes every string (it knows the connection's
@@ -198,36 +284,57 @@ class Session:
         rendered = [literal(args[p]) if p in args else fixed[p] for p in st.params]
         return f"EXECUTE {st.name}({', '.join(rendered)})"
 
-    def _run(self, used: Sequence[Statement], parts: list[str]) -> list[list[Any]]:
-        """Send ``parts`` as one string (preceded by the PREPAREs this connection lacks); the rows of
-        each statement that returned rows, in order. Errors are raised as SQLAlchemy ``DBAPIError``s,
-        a lost connection invalidated first, as ``sql.run_raw`` does."""
-        text = "; ".join(parts)
-        cursor = self.conn.cursor()
-        try:
-            if any(st.name not in self.prepared for st in used):  # once per statement and connection
-                cursor.execute("SELECT name FROM pg_prepared_statements", prepare=False)
-                self.prepared.clear()
-                self.prepared.update(str(name) for (name,) in cursor.fetchall())
-                missing = [st for st in used if st.name not in self.prepared]
-                if missing:
-                    cursor.execute("; ".join(st.prepare for st in missing), prepare=False)
-                    self.prepared.update(st.name for st in missing)
-            cursor.execute(text, prepare=False)
-            out: list[list[Any]] = []
-            while True:
-                result = cursor.pgresult
-                if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
-                    out.append(list(cursor.fetchall()))
-                if not cursor.nextset():
-                    return out
-        except psycopg.errors.InvalidSqlStatementName as exc:
-            self.prepared.clear()
-            raise StalePrepared(str(exc)) from exc
-        except psycopg.Error as exc:
-            raise wrap(self.statements.dialect, self.raw, exc, text) from exc
-        finally:
-            cursor.close()
+
+def _rows(result: pq.abc.PGresult) -> Rows:
+    get = result.get_value
+    return [
+        tuple(None if (v := get(i, j)) is None else bytes(v).decode() for j in range(result.nfields))
+        for i in range(result.ntuples)
+    ]
+
+
+def _error(result: pq.abc.PGresult) -> psycopg.Error:
+    """The driver's exception class for the result's SQLSTATE (retries branch on it)."""
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    message = bytes(result.error_message or b"").decode(errors="replace").strip()
+    try:
+        cls = psycopg.errors.lookup(bytes(state).decode()) if state else psycopg.DatabaseError
+    except KeyError:
+        cls = psycopg.DatabaseError
+    return cls(message)
+
+
+def _sync(step: Step) -> Any:
+    """Run ``step`` in this thread, waiting in ``select`` (which lets other threads run)."""
+    try:
+        fd = next(step)
+        while True:
+            select.select([fd], [], [])
+            fd = step.send(None)
+    except StopIteration as done:
+        return done.value
+
+
+async def _async(step: Step) -> Any:
+    """Run ``step`` on the running event loop, waiting on the socket with the loop's reader."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = next(step)
+        while True:
+            ready = loop.create_future()
+
+            def wake(ready: asyncio.Future[None] = ready) -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            loop.add_reader(fd, wake)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            fd = step.send(None)
+    except StopIteration as done:
+        return done.value
 
 
 class StalePrepared(Exception):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -122,39 +123,64 @@ def claim_response(body: ClaimIn, who: Principal, svc: Services) -> Response:
     """The claim itself, shared by the route above and ``api/claim_fast_path.py`` (which answers the
     well-formed requests without the framework's per-request work): one definition of what a claim does."""
     ars = svc.allocation_requests
-    c = body.consumer
-    expires = int(c.expires.timestamp()) if c.expires is not None else None
     try:
         if body.allocation_request is not None:
+            c = body.consumer
             outcome = ars.claim(
                 body.allocation_request,
                 project=who.project,
                 kind=c.kind,
                 name=c.name,
-                expires_s=expires,
+                expires_s=_expires(c),
                 visible_to=None if who.role == Role.ADMIN else "",
             )
         else:
-            assert body.items is not None
-            assert body.start is not None
-            assert body.end is not None
-            now = int(ars.clock())
-            spec = ars.spec(
-                kind=c.kind,
-                project=who.project,
-                start_s=int(body.start.timestamp()),
-                end_s=int(body.end.timestamp()),
-                now_s=now,
-                name=c.name,
-                expires_s=expires,
-                uuid=c.uuid,
-            )
-            items = tuple(
-                ClaimItem(i.provider_uuid, i.resource_class, i.amount, i.vlan_tag) for i in body.items
-            )
-            outcome = ars.claim_items(ClaimRequest(spec, items), now_s=now)
+            request, now = _explicit(body, who, svc)
+            outcome = ars.claim_items(request, now_s=now)
     except AllocationRequestError as exc:
         return _problem(exc)
+    return _created(outcome)
+
+
+async def claim_response_async(body: ClaimIn, who: Principal, svc: Services) -> Response:
+    """``claim_response`` for the fast path: an explicit claim runs on the event loop
+    (``ClaimService.claim_async``); a claim by allocation request id runs ``claim_response`` in a thread."""
+    if body.allocation_request is not None:
+        return await run_in_threadpool(claim_response, body, who, svc)
+    request, now = _explicit(body, who, svc)
+    try:
+        outcome = await svc.allocation_requests.claim_items_async(request, now_s=now)
+    except AllocationRequestError as exc:
+        return _problem(exc)
+    return _created(outcome)
+
+
+def _expires(c: ConsumerIn) -> int | None:
+    return int(c.expires.timestamp()) if c.expires is not None else None
+
+
+def _explicit(body: ClaimIn, who: Principal, svc: Services) -> tuple[ClaimRequest, int]:
+    ars = svc.allocation_requests
+    assert body.items is not None
+    assert body.start is not None
+    assert body.end is not None
+    now = int(ars.clock())
+    c = body.consumer
+    spec = ars.spec(
+        kind=c.kind,
+        project=who.project,
+        start_s=int(body.start.timestamp()),
+        end_s=int(body.end.timestamp()),
+        now_s=now,
+        name=c.name,
+        expires_s=_expires(c),
+        uuid=c.uuid,
+    )
+    items = tuple(ClaimItem(i.provider_uuid, i.resource_class, i.amount, i.vlan_tag) for i in body.items)
+    return ClaimRequest(spec, items), now
+
+
+def _created(outcome: ClaimOutcome) -> Response:
     uuid = outcome.result.consumer_uuid
     return Response(
         json.dumps(_out(outcome)),
