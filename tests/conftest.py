@@ -99,6 +99,18 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
+def pg() -> Iterator[Database]:
+    """A migrated PostgreSQL database in this process's schema, for PostgreSQL-only tests (modules with
+    more to set up define their own ``pg``)."""
+    require_postgres()
+    reset_postgres()
+    db = Database(PG_URL)
+    migrate.upgrade(db.engine)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
 def app(db: Database) -> FastAPI:
     # The lease event loop and the planner's pool stay off here: tests that need them drive `tick()` or
     # build their own app with planner_workers set.

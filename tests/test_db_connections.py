@@ -8,7 +8,6 @@ and Retry-After, and the next request gets a fresh connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -21,7 +20,6 @@ from conftest import PG_BASE_URL, PG_URL, require_postgres, reset_postgres
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
 from slotbroker.services.tokens import Role, TokenService
-from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
 pytestmark = pytest.mark.postgres
@@ -44,14 +42,9 @@ def _terminate(pid: int) -> None:
 
 
 @pytest.fixture
-def pg() -> Iterator[Database]:
-    require_postgres()
-    reset_postgres()
-    db = Database(PG_URL)
-    migrate.upgrade(db.engine)
-    db.engine.dispose()  # start with an empty pool: the tests reason about exactly one connection
-    yield db
-    db.dispose()
+def pg(pg: Database) -> Database:
+    pg.engine.dispose()  # start with an empty pool: the tests reason about exactly one connection
+    return pg
 
 
 def test_a_connection_idle_past_the_threshold_is_pinged_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -22,7 +21,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import PG_URL, require_postgres, reset_postgres
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.domain.inventory import Inventory
@@ -30,7 +28,7 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
-from slotbroker.store import migrate, pg_claims
+from slotbroker.store import pg_claims
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -38,16 +36,6 @@ from slotbroker.store.unit_of_work import UnitOfWork
 T0 = 1_900_000_000
 NOW = T0 - 1000
 _names = itertools.count()
-
-
-@pytest.fixture
-def pg() -> Iterator[Database]:
-    require_postgres()
-    reset_postgres()
-    db = Database(PG_URL)
-    migrate.upgrade(db.engine)
-    yield db
-    db.dispose()
 
 
 def _host(db: Database, site: str, inventories: dict[str, Inventory]) -> str:

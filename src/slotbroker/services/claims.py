@@ -126,10 +126,7 @@ class ClaimService:
                     if done is not None:
                         return done
                     break
-            with UnitOfWork(self.db) as uow:
-                result = self.claim_in(uow, request, now_s=now, attempts=n)
-                uow.commit()
-                return result
+            return self._claim_once(request, now, n)
 
         try:
             return self._retrying(attempt)
@@ -304,16 +301,17 @@ class ClaimService:
         return self._pg is not None and all(it.vlan_tag is None for it in request.items)
 
     def _claim_general(self, request: ClaimRequest, now: int) -> ClaimResult:
-        def attempt(n: int) -> ClaimResult:
-            with UnitOfWork(self.db) as uow:
-                result = self.claim_in(uow, request, now_s=now, attempts=n)
-                uow.commit()
-                return result
-
         try:
-            return self._retrying(attempt)
+            return self._retrying(lambda n: self._claim_once(request, now, n))
         except IntegrityError as exc:
             raise _taken(request, exc) from None
+
+    def _claim_once(self, request: ClaimRequest, now: int, attempts: int) -> ClaimResult:
+        """One attempt of the general path: ``claim_in`` in a unit of work of its own, committed."""
+        with UnitOfWork(self.db) as uow:
+            result = self.claim_in(uow, request, now_s=now, attempts=attempts)
+            uow.commit()
+            return result
 
     def release_in(
         self,
