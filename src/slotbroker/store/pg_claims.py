@@ -7,7 +7,12 @@ query protocol runs several statements sent as one string, in order, each with i
 COMMITTED), and a ``BEGIN`` inside the string keeps the transaction open after it. So the read still
 runs *after* the lock is granted and sees every claim committed before it, exactly as when it is sent
 on its own (docs/decisions/0005-claims-locking.md), and the checks between the two round trips are the
-same Python as the general path's (``services/claims.py``).
+same Python as the general path's (``services/claim_checks.py``).
+
+The steps speak to libpq through psycopg's public ``pq`` layer (no cursor: its per-result machinery
+was a tenth of a claim's CPU), written once as generators that yield the socket whenever they must
+wait; ``ClaimService.claim`` drives them from a worker thread (``poll``), ``ClaimService.claim_async``
+from the event loop (the loop's reader), so an API claim needs no thread at all.
 
 The simple protocol takes no bind parameters, and planning the read costs more than running it (about
 0.5 ms against 0.2 ms), so each statement is a server-side prepared statement and the strings only say
@@ -121,7 +126,7 @@ class Session:
     always ``finish``; each also as ``..._async``).
 
     The steps are written once, as generators that talk to libpq and yield its socket whenever they
-    must wait for the server; ``_sync`` waits with ``select`` (a worker thread), ``_async`` with the
+    must wait for the server; ``_sync`` waits with ``poll`` (a worker thread), ``_async`` with the
     event loop's reader (the claim runs on the loop, no thread hop). Rows come back as text, as
     PostgreSQL sends them; ``sql.locked_of`` and ``sql.states_of`` convert them.
     """
@@ -304,12 +309,23 @@ def _error(result: pq.abc.PGresult) -> psycopg.Error:
     return cls(message)
 
 
+def _wait_readable(fd: int) -> None:
+    """Block this thread (not the others: the GIL is released) until ``fd`` is readable. ``poll``, not
+    ``select``: a busy server's sockets can be numbered past select's limit of 1024."""
+    if hasattr(select, "poll"):
+        waiter = select.poll()
+        waiter.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        waiter.poll()
+    else:  # Windows
+        select.select([fd], [], [])
+
+
 def _sync(step: Step) -> Any:
-    """Run ``step`` in this thread, waiting in ``select`` (which lets other threads run)."""
+    """Run ``step`` in this thread, waiting on the socket between its steps."""
     try:
         fd = next(step)
         while True:
-            select.select([fd], [], [])
+            _wait_readable(fd)
             fd = step.send(None)
     except StopIteration as done:
         return done.value
