@@ -82,10 +82,11 @@ class ClaimService:
         clock: Callable[[], int] = now_s,
         max_attempts: int = MAX_ATTEMPTS,
         round_trips: bool = True,
-        pool_slots: int = 16,
+        pool_slots: int | None = None,
     ) -> None:
         """``round_trips``: on PostgreSQL, claim in two round trips (``store/pg_claims.py``); off, or on
-        SQLite, every claim takes the general path (``claim_in``)."""
+        SQLite, every claim takes the general path (``claim_in``). ``pool_slots``: how many claims
+        ``claim_async`` runs at once per event loop (default: what the claims pool keeps)."""
         self.db = db
         self.clock = clock
         self.max_attempts = max_attempts
@@ -96,7 +97,7 @@ class ClaimService:
         )
         # claim_async's bound, per event loop: below what the claims pool holds, so checking a
         # connection out never makes the loop wait
-        self.pool_slots = pool_slots
+        self.pool_slots = pool_slots or db.claim_pool_size
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )

@@ -139,8 +139,13 @@ class Database:
         back, which the general pool does all the time (every read-only unit of work ends so). Here
         only ``pg_claims`` runs, and it hands connections back idle, so theirs stay prepared. Sized
         by ``SLOTBROKER_CLAIM_POOL_SIZE`` (default 16, and half as many again in bursts)."""
-        size = _env_int("SLOTBROKER_CLAIM_POOL_SIZE", 16)
+        size = self.claim_pool_size
         return make_engine(self.url, pool_size=size, max_overflow=size // 2)
+
+    @property
+    def claim_pool_size(self) -> int:
+        """The connections ``claims_engine`` keeps (``SLOTBROKER_CLAIM_POOL_SIZE``, default 16)."""
+        return max(1, _env_int("SLOTBROKER_CLAIM_POOL_SIZE", 16))
 
     def session(self, *, readonly: bool = False) -> Session:
         return (self._read if readonly else self._write)()
