@@ -70,7 +70,7 @@ def planner_of(svc: Services) -> Planner:
     "/jobs",
     status_code=201,
     response_model=JobOut,
-    responses=responses(404, 409),
+    responses=responses(403, 404, 409),
     summary="Create a job in a lease, or as soon as possible (offers -> accept -> job)",
 )
 def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> JobOut:
