@@ -302,3 +302,13 @@ def test_demo_enables_local_and_says_so(tmp_path: Path, no_uvicorn: list[dict[st
     assert "local" in no_uvicorn[0]["SLOTBROKER_PROVISIONERS"].split(",")
     assert _served_provisioners(url) >= {"simulated", "local"}
     assert "local provisioner is ON" in r.output
+
+
+def test_serve_refuses_a_provisioner_that_is_not_installed(
+    tmp_path: Path, no_uvicorn: list[dict[str, str]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/serve.db"
+    r = CliRunner().invoke(cli, ["serve", "--database-url", url, "--provisioners", "simulated,kubernetes"])
+    assert r.exit_code == 2, r.output
+    assert "kubernetes" in r.output
+    assert no_uvicorn == []

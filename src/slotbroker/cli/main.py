@@ -50,7 +50,8 @@ def enable_provisioners(names: str | None) -> tuple[str, ...]:
     from slotbroker.services.planner.settings import enabled_from_env, parse_names, roles_from_env
 
     enabled = parse_names(names) if names is not None else enabled_from_env()
-    missing = [n for n in enabled if n not in installed()]
+    known = installed()
+    missing = [n for n in enabled if n not in known]
     if missing or not enabled:
         raise ValueError(f"provisioners not installed: {', '.join(missing) or '(none given)'}")
     os.environ["SLOTBROKER_PROVISIONERS"] = ",".join(enabled)  # uvicorn's worker processes read it
