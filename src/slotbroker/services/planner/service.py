@@ -139,10 +139,10 @@ BeforeEndCallback = Callable[[str, list[str], int], object]
 
 class Planner:
     """The planner service. ``provisioners`` defaults to the entry points named in ``settings.enabled``
-    (an installed one that is not named is never loaded). ``rehost`` moves a
-    lease off the hosts a failed attempt used when its retry commits (default: ``LeaseRehoster``, booking
-    alternates through ``ClaimService``; ``retry.alternates = False`` in a provisioner's policy turns
-    moving off for that provisioner)."""
+    (an installed one that is not named is never loaded). ``rehost`` moves a lease off the hosts a failed
+    attempt used when its retry commits (default: ``LeaseRehoster``, booking alternates through
+    ``ClaimService``; ``retry.alternates = False`` in a provisioner's policy turns moving off for that
+    provisioner)."""
 
     def __init__(
         self,
