@@ -3,6 +3,7 @@ a planner pool (the served app's, here one started by the test) runs them to the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,7 +27,7 @@ def test_demo_submits_local_jobs_that_a_pool_runs(tmp_path: Path) -> None:
     assert "/v1/jobs" in first.output
 
     db = Database(url)
-    planner = Planner(db, settings=fast_settings(workers=4))
+    planner = Planner(db, settings=replace(fast_settings(workers=4), enabled=("local",)))  # as demo serves
     jobs = {job_id: planner.get(job_id) for job_id in DEMO_JOBS}
     assert {j.state for j in jobs.values()} == {"pending"}
     assert {j.provisioner for j in jobs.values()} == {"local"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from slotbroker.services.planner.settings import enabled_from_env, local_run_as_from_env, roles_from_env
+from slotbroker.services.tokens import Role
 from slotbroker.store.db import database_url
 
 
@@ -63,4 +65,8 @@ class Settings:
     # planner (issue 5): steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
     # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
     planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
+    # provisioners: only these load, whatever is installed; `local` runs commands on this host
+    provisioners: tuple[str, ...] = field(default_factory=enabled_from_env)  # SLOTBROKER_PROVISIONERS
+    provisioner_roles: dict[str, Role] = field(default_factory=roles_from_env)  # ..._PROVISIONER_ROLES
+    local_run_as: str | None = field(default_factory=local_run_as_from_env)  # SLOTBROKER_LOCAL_RUN_AS
     migrate_on_start: bool = field(default_factory=lambda: _bool("SLOTBROKER_MIGRATE_ON_START", True))

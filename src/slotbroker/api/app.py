@@ -72,7 +72,7 @@ def create_app(
             before_end_notice_s=settings.before_end_notice_s,
         ),
         event_loop_interval_s=settings.event_loop_interval_s,
-        planner=planner or jobs.default_planner(db),
+        planner=planner or jobs.default_planner(db, settings),
         prepared_claims=settings.pg_prepared_claims,
     )
     app.state.metrics = Metrics()

@@ -32,6 +32,36 @@ app.command("worker")(jobs.worker)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
+Provisioners = Annotated[
+    str | None,
+    typer.Option(
+        help="Provisioners to enable, comma-separated (default: SLOTBROKER_PROVISIONERS, else simulated). "
+        "`local` runs commands on this host: see docs/operations.md, Security."
+    ),
+]
+
+
+def enable_provisioners(names: str | None) -> tuple[str, ...]:
+    """Make ``names`` (None: the configured ones) what every server process loads, after checking they
+    are installed and the role settings parse; print them, and what ``local`` means when it is on."""
+    import os
+
+    from slotbroker.services.planner.provisioners.base import installed
+    from slotbroker.services.planner.settings import enabled_from_env, parse_names, roles_from_env
+
+    enabled = parse_names(names) if names is not None else enabled_from_env()
+    known = installed()
+    missing = [n for n in enabled if n not in known]
+    if missing or not enabled:
+        raise ValueError(f"provisioners not installed: {', '.join(missing) or '(none given)'}")
+    os.environ["SLOTBROKER_PROVISIONERS"] = ",".join(enabled)  # uvicorn's worker processes read it
+    roles = roles_from_env()
+    console.print(f"provisioners: {', '.join(enabled)}")
+    if "local" in enabled:
+        who = os.environ.get("SLOTBROKER_LOCAL_RUN_AS") or "this server's user"
+        role = roles.get("local", "operator")
+        console.print(f"  local runs commands on this host as {who}, for tokens of role {role} or higher")
+    return enabled
 
 
 @app.command()
@@ -40,6 +70,7 @@ def serve(
     port: Port = 8000,
     database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    provisioners: Provisioners = None,
 ) -> None:
     """Run the API server (migrating the database first)."""
     import os
@@ -48,6 +79,8 @@ def serve(
 
     from slotbroker.api.server import LOOP, PROTOCOL
 
+    with failing_nicely():
+        enable_provisioners(provisioners)
     os.environ["SLOTBROKER_DATABASE_URL"] = database_url
     open_db(database_url)
     uvicorn.run(
@@ -74,8 +107,10 @@ def demo(
     load_only: Annotated[bool, typer.Option(help="Load the demo data and exit without serving.")] = False,
 ) -> None:
     """Load the FABRIC-like demo testbed and a few weeks of bookings, submit a few jobs for the local
-    provisioner in a one-hour lease on a demo host, then serve it (the server's worker pool runs them)."""
+    provisioner in a one-hour lease on a demo host, then serve it (the server's worker pool runs them).
+    The demo turns the local provisioner on, which `serve` leaves off: it runs commands on this host."""
     import os
+    from dataclasses import replace
     from datetime import UTC, datetime
 
     from sqlalchemy import select
@@ -87,7 +122,8 @@ def demo(
     from slotbroker.services.claims import ClaimService
     from slotbroker.services.lease_views import CreateLease, LeaseItemSpec
     from slotbroker.services.leases import LeaseService
-    from slotbroker.services.planner import JobSpec, Planner, Workload
+    from slotbroker.services.planner import JobSpec, Planner, PlannerSettings, Workload
+    from slotbroker.services.planner.settings import enabled_from_env
     from slotbroker.services.quotas import QuotaService
     from slotbroker.services.tokens import Role, TokenService
     from slotbroker.services.topology import TopologyService
@@ -100,11 +136,12 @@ def demo(
         ("demo-uname", "uname", ("uname", "-a")),
         ("demo-exit-3", "fails", ("sh", "-c", "echo about to fail; exit 3")),
     )
+    enabled = tuple(dict.fromkeys((*enabled_from_env(), "local")))
 
     def submit_demo_jobs(db: Database, now: int) -> tuple[str | None, list[str]]:
         """A one-hour lease (1 VCPU) on the first demo host with room, and the demo jobs in it; nothing
         new when the demo jobs exist already (``demo`` may run again on the same database)."""
-        planner = Planner(db)
+        planner = Planner(db, settings=replace(PlannerSettings(), enabled=enabled))
         try:
             planner.get(demo_jobs[0][0])
             return None, []
@@ -174,11 +211,18 @@ def demo(
         f"  |  slotbroker jobs list --database-url {database_url}"
     )
     if load_only:
-        console.print("  (--load-only: a server or `slotbroker worker` runs the jobs)")
+        console.print(
+            "  (--load-only: a server or `slotbroker worker` with SLOTBROKER_PROVISIONERS naming local "
+            "runs the jobs)"
+        )
         return
     if os.environ.get("SLOTBROKER_PLANNER_WORKERS") == "0":  # the server's pool must run the demo jobs
         del os.environ["SLOTBROKER_PLANNER_WORKERS"]
-    serve(host=host, port=port, database_url=database_url, workers=1)
+    console.print(
+        "[bold]the local provisioner is ON[/bold] for this demo: its jobs run as commands on this host "
+        "(`slotbroker serve` leaves it off unless SLOTBROKER_PROVISIONERS names it)"
+    )
+    serve(host=host, port=port, database_url=database_url, workers=1, provisioners=",".join(enabled))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,7 +25,7 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.config import Settings
-from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
+from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
 from slotbroker.services.job_views import (
     CreateJob,
@@ -37,7 +38,7 @@ from slotbroker.services.job_views import (
 )
 from slotbroker.services.offer_views import OfferSetRequest, OfferSetStatus
 from slotbroker.services.offers import OfferConflict
-from slotbroker.services.planner import JobView, Planner
+from slotbroker.services.planner import JobView, Planner, PlannerSettings
 from slotbroker.services.tokens import Principal, Role
 from slotbroker.store.db import Database
 
@@ -69,15 +70,13 @@ def planner_of(svc: Services) -> Planner:
     "/jobs",
     status_code=201,
     response_model=JobOut,
-    responses=responses(404, 409),
+    responses=responses(403, 404, 409),
     summary="Create a job in a lease, or as soon as possible (offers -> accept -> job)",
 )
 def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> JobOut:
     planner = planner_of(svc)
     project = scope(who)
-    if body.provisioner not in planner.provisioners:
-        known = ", ".join(sorted(planner.provisioners)) or "none"
-        raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
+    planner.admit(body.provisioner, who.role)  # before offers, a lease or a job are written
     workload = body.workload.domain()
     if body.lease_id is not None:
         lease_id = str(body.lease_id)
@@ -97,7 +96,7 @@ def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> Jo
         name=body.name,
     )
     try:
-        job = planner.create(spec, project=project)
+        job = planner.create(spec, project=project, role=who.role)
     except Exception:
         if body.offer_set is not None:  # do not keep a lease made for a job that was refused
             svc.leases.cancel(lease_id, project=None)
@@ -272,15 +271,26 @@ def planner_workers(settings: Settings, planner: Planner) -> int:
     return int(planner.settings.workers if value is None else value)
 
 
-def default_planner(db: Database) -> Planner | None:
-    """The server's planner when the app is not given one: with ``SLOTBROKER_PLANNER_PROCRASTINATE=1``
-    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``
-    processes; otherwise None (``Services.build`` makes a plain one)."""
+def planner_settings(settings: Settings) -> PlannerSettings:
+    """The planner's settings, with the server's choice of provisioners (``Settings.provisioners``...)."""
+    return replace(
+        PlannerSettings(),
+        enabled=settings.provisioners,
+        roles=dict(settings.provisioner_roles),
+        local_run_as=settings.local_run_as,
+    )
+
+
+def default_planner(db: Database, settings: Settings | None = None) -> Planner:
+    """The server's planner when the app is not given one, with the provisioners ``settings`` enable.
+    With ``SLOTBROKER_PLANNER_PROCRASTINATE=1`` (PostgreSQL) its enqueues defer procrastinate tasks for
+    ``slotbroker worker --procrastinate`` processes."""
+    configured = planner_settings(settings or Settings(database_url=db.url))
     if os.environ.get("SLOTBROKER_PLANNER_PROCRASTINATE", "").lower() not in ("1", "true", "yes"):
-        return None
+        return Planner(db, settings=configured)
     from slotbroker.services.planner_distributed import distributed_planner
 
-    return distributed_planner(db)[0]
+    return distributed_planner(db, settings=configured)[0]
 
 
 def _log_pool_end(task: asyncio.Task[None]) -> None:

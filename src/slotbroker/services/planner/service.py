@@ -20,12 +20,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from slotbroker.domain.claims import ConsumerKind
-from slotbroker.domain.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
+from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
-from slotbroker.services.planner.settings import PlannerSettings
+from slotbroker.services.planner.settings import PlannerSettings, role_allows
 from slotbroker.services.planner.steps import (
     LIVE_LEASE,
     EnqueueHook,
@@ -33,6 +33,7 @@ from slotbroker.services.planner.steps import (
     run_claimed,
     wall_ms,
 )
+from slotbroker.services.tokens import Role
 from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
@@ -137,10 +138,11 @@ BeforeEndCallback = Callable[[str, list[str], int], object]
 
 
 class Planner:
-    """The planner service. ``provisioners`` defaults to every installed entry point. ``rehost`` moves a
-    lease off the hosts a failed attempt used when its retry commits (default: ``LeaseRehoster``, booking
-    alternates through ``ClaimService``; ``retry.alternates = False`` in a provisioner's policy turns
-    moving off for that provisioner)."""
+    """The planner service. ``provisioners`` defaults to the entry points named in ``settings.enabled``
+    (an installed one that is not named is never loaded). ``rehost`` moves a lease off the hosts a failed
+    attempt used when its retry commits (default: ``LeaseRehoster``, booking alternates through
+    ``ClaimService``; ``retry.alternates = False`` in a provisioner's policy turns moving off for that
+    provisioner)."""
 
     def __init__(
         self,
@@ -155,8 +157,12 @@ class Planner:
         self.db = db
         self.settings = settings or PlannerSettings()
         if provisioners is None:
-            context = ProvisionerContext(self.settings.max_log_lines, self.settings.max_log_line_bytes)
-            provisioners = load_all(None, context)
+            context = ProvisionerContext(
+                self.settings.max_log_lines,
+                self.settings.max_log_line_bytes,
+                run_as=self.settings.local_run_as,
+            )
+            provisioners = load_all(self.settings.enabled, context)
         self.provisioners = dict(provisioners)
         self.clock_ms = clock_ms
         self.rehost: Rehost = rehost if rehost is not None else LeaseRehoster(ClaimService(db))
@@ -241,12 +247,30 @@ class Planner:
         self._before_end.append(callback)
 
     # -- use cases -----------------------------------------------------------------------------------------
-    def create(self, spec: JobSpec, *, project: str | None = None) -> JobView:
-        """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
-        id with a different spec is ``already_exists``)."""
-        if spec.provisioner not in self.provisioners:
+    def required_role(self, provisioner: str) -> Role:
+        """The lowest role that may use ``provisioner``: the operator's setting, else its own."""
+        configured = self.settings.roles.get(provisioner)
+        return configured if configured is not None else self.provisioners[provisioner].min_role
+
+    def admit(self, provisioner: str, role: Role | None = None) -> None:
+        """Refuse a provisioner that is not enabled here (``validation_error``) or, given the caller's
+        ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. It writes
+        nothing, so an adapter calls it before any other work done for the job (offers, a lease).
+        ``role`` None: a caller that acts on the database directly (the CLI), trusted as such."""
+        if provisioner not in self.provisioners:
             known = ", ".join(sorted(self.provisioners)) or "none"
             raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
+        needed = self.required_role(provisioner)
+        if role is not None and not role_allows(role, needed):
+            raise Forbidden(
+                f"the {provisioner} provisioner needs the {needed.value} role",
+                [FieldError("/provisioner", f"needs a token of role {needed.value} or higher")],
+            )
+
+    def create(self, spec: JobSpec, *, project: str | None = None, role: Role | None = None) -> JobView:
+        """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
+        id with a different spec is ``already_exists``). ``role``: the caller's, checked by ``admit``."""
+        self.admit(spec.provisioner, role)
         job_id = spec.job_id or str(uuidlib.uuid4())
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])

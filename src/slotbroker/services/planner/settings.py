@@ -4,6 +4,9 @@ No timeout here is universal. A provisioner's readiness time is a property of th
 process is ready at once, a Kubernetes pod in seconds to minutes, a bare-metal node in tens of minutes),
 so it is configured per provisioner (``ProvisionerPolicy``), measured and tuned by the operator;
 ``DEFAULT_POLICY`` is only what applies to a provisioner nobody configured. docs/planner.md lists them.
+
+Which provisioners exist here at all is configuration too (``SLOTBROKER_PROVISIONERS``): an installed
+plugin may run code on the broker's host, so being installed must not be enough to be offered to users.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from slotbroker.services.tokens import Role
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,51 @@ def _env_policies() -> dict[str, ProvisionerPolicy]:
     return {name: ProvisionerPolicy.from_dict(spec) for name, spec in data.items()}
 
 
+DEFAULT_ENABLED = ("simulated",)  # the only built-in provisioner that runs nothing on the host
+ROLE_ORDER = (Role.USER, Role.OPERATOR, Role.ADMIN)  # lowest first
+ROLES_VAR = "SLOTBROKER_PROVISIONER_ROLES"
+
+
+def role_allows(role: Role, needed: Role) -> bool:
+    """Whether ``role`` is ``needed`` or above it."""
+    return ROLE_ORDER.index(role) >= ROLE_ORDER.index(needed)
+
+
+def parse_names(raw: str) -> tuple[str, ...]:
+    """``"simulated, local"`` -> ``("simulated", "local")`` (blanks and repeats dropped, order kept)."""
+    return tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+
+
+def parse_roles(raw: str) -> dict[str, Role]:
+    """``"local=admin,simulated=user"`` -> the lowest role allowed per provisioner. Anything else is a
+    ``ValueError`` at start: a typo here must not silently leave a provisioner open."""
+    roles: dict[str, Role] = {}
+    for pair in raw.split(","):
+        if not pair.strip():
+            continue
+        name, sep, role = (part.strip() for part in pair.partition("="))
+        if not sep or not name or role not in {r.value for r in Role} or name in roles:
+            raise ValueError(f"{ROLES_VAR}: {pair.strip()!r} is not NAME=admin|operator|user (once per NAME)")
+        roles[name] = Role(role)
+    return roles
+
+
+def format_roles(roles: dict[str, Role]) -> str:
+    return ",".join(f"{name}={role.value}" for name, role in roles.items())
+
+
+def enabled_from_env() -> tuple[str, ...]:
+    return parse_names(os.environ.get("SLOTBROKER_PROVISIONERS", "")) or DEFAULT_ENABLED
+
+
+def roles_from_env() -> dict[str, Role]:
+    return parse_roles(os.environ.get(ROLES_VAR, ""))
+
+
+def local_run_as_from_env() -> str | None:
+    return os.environ.get("SLOTBROKER_LOCAL_RUN_AS", "").strip() or None
+
+
 @dataclass(frozen=True)
 class PlannerSettings:
     """workers: steps run at once by the embedded pool (each is a coroutine, not a thread).
@@ -94,6 +144,10 @@ class PlannerSettings:
     max_log_lines / max_log_line_bytes: bounds on a job's captured output (the tail is kept).
     queue_policy: ``fifo``, ``priority`` or ``fair`` (fair share by project).
     provisioners: a ``ProvisionerPolicy`` per provisioner name; ``default_policy`` for the others.
+    enabled: the provisioners loaded when none are passed in (entry-point names); nothing else is.
+    roles: the lowest token role allowed to use a provisioner, where it differs from what the provisioner
+        declares (``Provisioner.min_role``).
+    local_run_as: the account ``local`` runs commands as (the server must run as root); None: its own.
     """
 
     workers: int = field(default_factory=lambda: _env_int("SLOTBROKER_PLANNER_WORKERS", 16))
@@ -114,6 +168,9 @@ class PlannerSettings:
     queue_policy: str = field(default_factory=lambda: os.environ.get("SLOTBROKER_PLANNER_QUEUE", "fifo"))
     provisioners: dict[str, ProvisionerPolicy] = field(default_factory=_env_policies)
     default_policy: ProvisionerPolicy = DEFAULT_POLICY
+    enabled: tuple[str, ...] = field(default_factory=enabled_from_env)
+    roles: dict[str, Role] = field(default_factory=roles_from_env)
+    local_run_as: str | None = field(default_factory=local_run_as_from_env)
 
     def policy(self, provisioner: str) -> ProvisionerPolicy:
         return self.provisioners.get(provisioner, self.default_policy)
@@ -129,4 +186,17 @@ class PlannerSettings:
         return replace(self, provisioners=policies)
 
 
-__all__ = ["DEFAULT_POLICY", "PlannerSettings", "ProvisionerPolicy", "RetryPolicy"]
+__all__ = [
+    "DEFAULT_ENABLED",
+    "DEFAULT_POLICY",
+    "PlannerSettings",
+    "ProvisionerPolicy",
+    "RetryPolicy",
+    "enabled_from_env",
+    "format_roles",
+    "local_run_as_from_env",
+    "parse_names",
+    "parse_roles",
+    "role_allows",
+    "roles_from_env",
+]

@@ -19,18 +19,23 @@ Third parties register a factory ``(ProvisionerContext) -> Provisioner`` under t
 
     [project.entry-points."slotbroker.provisioners"]
     kubernetes = "my_package.k8s:make_provisioner"
+
+Being installed does not enable a provisioner: the planner loads only the names the operator lists
+(``SLOTBROKER_PROVISIONERS``). Each declares ``min_role``, the lowest token role that may use it; one
+that does not say is treated as able to run code on someone's machines (``operator``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ClassVar
 
 from slotbroker.domain.jobs import Workload
+from slotbroker.services.tokens import Role
 
 GROUP = "slotbroker.provisioners"
 
@@ -107,6 +112,7 @@ class Provisioner(abc.ABC):
     """The interface; see the module docstring for the rules."""
 
     name: str = "?"
+    min_role: ClassVar[Role] = Role.OPERATOR
 
     @abc.abstractmethod
     async def provision(self, allocation: Allocation, key: str) -> str: ...
@@ -132,37 +138,39 @@ class Provisioner(abc.ABC):
 
 @dataclass(frozen=True)
 class ProvisionerContext:
-    """What a factory gets: the planner's bounds on captured output and free-form options."""
+    """What a factory gets: the planner's bounds on captured output, the account a provisioner that
+    starts processes on this host runs them as (None: the server's own), and free-form options."""
 
     max_log_lines: int = 1000
     max_log_line_bytes: int = 4096
     options: Mapping[str, Any] = field(default_factory=dict)
+    run_as: str | None = None
 
 
 Factory = Callable[[ProvisionerContext], Provisioner]
 
 
-def available() -> dict[str, Factory]:
-    """Every registered provisioner factory by name (installed packages' entry points)."""
-    found: dict[str, Factory] = {}
-    for ep in entry_points(group=GROUP):
-        found[ep.name] = ep.load()
-    return found
+def installed() -> list[str]:
+    """The names registered in the entry-point group (nothing is imported: see ``load_all``)."""
+    return sorted(ep.name for ep in entry_points(group=GROUP))
 
 
 def load(name: str, context: ProvisionerContext | None = None) -> Provisioner:
-    for ep in entry_points(group=GROUP, name=name):
-        factory: Factory = ep.load()
-        return factory(context or ProvisionerContext())
-    raise LookupError(f"no provisioner {name!r} registered in entry-point group {GROUP!r}")
+    return load_all([name], context)[name]
 
 
-def load_all(
-    names: list[str] | None = None, context: ProvisionerContext | None = None
-) -> dict[str, Provisioner]:
-    factories = available()
-    chosen = names if names is not None else sorted(factories)
-    return {name: factories[name](context or ProvisionerContext()) for name in chosen}
+def load_all(names: Sequence[str], context: ProvisionerContext | None = None) -> dict[str, Provisioner]:
+    """The named provisioners (and only those); a name nobody installed is a ``LookupError``."""
+    found = {ep.name: ep for ep in entry_points(group=GROUP) if ep.name in names}
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = ", ".join(installed()) or "none"
+        raise LookupError(f"provisioner(s) {', '.join(missing)} not installed (installed: {known})")
+    loaded: dict[str, Provisioner] = {}
+    for name in names:
+        factory: Factory = found[name].load()
+        loaded[name] = factory(context or ProvisionerContext())
+    return loaded
 
 
 __all__ = [
@@ -179,7 +187,7 @@ __all__ = [
     "ProvisionerError",
     "RunPhase",
     "RunStatus",
-    "available",
+    "installed",
     "load",
     "load_all",
 ]

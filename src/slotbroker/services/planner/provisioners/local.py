@@ -1,12 +1,21 @@
 """The ``local`` provisioner: runs a workload's command as a subprocess on this machine.
 
+It hands whoever may use it a shell on the broker's host, so it needs the ``operator`` role by default
+and is off unless the operator enables it (docs/operations.md, "Security"). What the process gets is
+therefore decided here, not inherited: its environment is an allow-list (``PATH`` and ``LANG`` of this
+process, ``HOME`` = its scratch directory, the workload's ``env``, then ``SLOTBROKER_JOB_ID`` and
+``SLOTBROKER_LEASE_ID``), never this process's environment, which holds the database URL and its
+password. It runs in a fresh scratch directory (mode 0700, under the temp dir, removed with the
+provision) and, with ``run_as``, as that unprivileged account with no supplementary groups (the server
+must then run as root; a wrong account is refused when the provisioner is made, not on the first job).
+
 A provision is a bookkeeping slot (nothing to set up locally), ready at once. ``submit`` starts
-``command + args`` (no shell; use ``["sh", "-c", "..."]`` for one) with the workload's ``env`` over this
-process's environment plus ``SLOTBROKER_JOB_ID`` and ``SLOTBROKER_LEASE_ID``; stdout and stderr are read
-into a bounded tail (``max_log_lines`` lines of at most ``max_log_line_bytes`` bytes each). Exit code 0 is
+``command + args`` (no shell; use ``["sh", "-c", "..."]`` for one); stdout and stderr are read into a
+bounded tail (``max_log_lines`` lines of at most ``max_log_line_bytes`` bytes each). Exit code 0 is
 ``succeeded``, anything else ``failed``. ``cancel`` sends SIGTERM, then SIGKILL after ``grace_s``.
-``release`` stops what still runs on the provision and forgets it, so memory stays bounded by the jobs
-that are running. Runs do not survive a restart of this process: reconciliation finds them ``unknown``.
+``release`` stops what still runs on the provision, removes its scratch directory and forgets it, so
+memory stays bounded by the jobs that are running. Runs do not survive a restart of this process:
+reconciliation finds them ``unknown`` (and their scratch directories stay behind, ``slotbroker-job-*``).
 """
 
 from __future__ import annotations
@@ -14,8 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
+import shutil
+import tempfile
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import (
@@ -29,6 +42,31 @@ from slotbroker.services.planner.provisioners.base import (
     RunPhase,
     RunStatus,
 )
+from slotbroker.services.tokens import Role
+
+SCRATCH_PREFIX = "slotbroker-job-"
+INHERITED = ("PATH", "LANG")  # the only names taken from this process's environment
+
+
+@dataclass(frozen=True)
+class _Account:
+    uid: int
+    gid: int
+
+
+def _lookup_account(name: str) -> _Account:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"SLOTBROKER_LOCAL_RUN_AS: no user {name!r} on this host") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise ValueError(f"SLOTBROKER_LOCAL_RUN_AS={name}: running as another user needs root")
+    return _Account(entry.pw_uid, entry.pw_gid)
+
+
+async def _remove(scratch: str) -> None:
+    """Off the event loop: a job may leave a large tree behind (symlinks in it are not followed)."""
+    await asyncio.to_thread(shutil.rmtree, scratch, True)
 
 
 @dataclass
@@ -36,6 +74,7 @@ class _LocalRun:
     process: asyncio.subprocess.Process
     provision_id: str
     tail: deque[str]
+    scratch: str
     reader: asyncio.Task[None] | None = None
     canceled: bool = False
     dropped: int = 0
@@ -46,9 +85,15 @@ class LocalProvisioner(Provisioner):
     max_log_lines: int = 1000
     max_log_line_bytes: int = 4096
     grace_s: float = 5.0
+    run_as: str | None = None
     name: str = "local"
+    min_role: ClassVar[Role] = Role.OPERATOR
     _provisions: dict[str, str] = field(default_factory=dict)  # key -> provision id
     _runs: dict[str, _LocalRun] = field(default_factory=dict)  # run id (the key) -> run
+    _account: _Account | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._account = _lookup_account(self.run_as) if self.run_as else None
 
     async def provision(self, allocation: Allocation, key: str) -> str:
         pid = f"local:{key}"
@@ -64,6 +109,7 @@ class LocalProvisioner(Provisioner):
         for run_id, run in list(self._runs.items()):
             if run.provision_id == provision_id:
                 await self._stop(run)
+                await _remove(run.scratch)
                 del self._runs[run_id]
         for key, pid in list(self._provisions.items()):
             if pid == provision_id:
@@ -75,25 +121,41 @@ class LocalProvisioner(Provisioner):
         argv = workload.argv
         if not argv:
             raise ProvisionerError("the local provisioner needs workload.command")
-        env = {**os.environ, **workload.env}
-        env["SLOTBROKER_JOB_ID"] = key
-        env["SLOTBROKER_LEASE_ID"] = provision.allocation.lease_id
+        scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)
+        account = self._account
         try:
+            if account is not None:
+                os.chown(scratch, account.uid, account.gid)
             process = await asyncio.create_subprocess_exec(
                 *argv,
-                env=env,
+                env=self._environment(workload, provision, key, scratch),
+                cwd=scratch,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                user=None if account is None else account.uid,
+                group=None if account is None else account.gid,
+                extra_groups=None if account is None else [],
             )
         except OSError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
             raise ProvisionerError(f"cannot start {argv[0]!r}: {exc}") from exc
         tail: deque[str] = deque(maxlen=self.max_log_lines)
-        run = _LocalRun(process, provision.provision_id, tail)
+        run = _LocalRun(process, provision.provision_id, tail, scratch)
         run.reader = asyncio.create_task(self._read(run))
         self._runs[key] = run
         return key
+
+    @staticmethod
+    def _environment(workload: Workload, provision: Provision, key: str, scratch: str) -> dict[str, str]:
+        env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+        env.setdefault("PATH", os.defpath)
+        env["HOME"] = scratch
+        env.update(workload.env)
+        env["SLOTBROKER_JOB_ID"] = key
+        env["SLOTBROKER_LEASE_ID"] = provision.allocation.lease_id
+        return env
 
     async def _read(self, run: _LocalRun) -> None:
         stream = run.process.stdout
@@ -149,13 +211,14 @@ class LocalProvisioner(Provisioner):
     async def close(self) -> None:
         for run in list(self._runs.values()):
             await self._stop(run)
+            await _remove(run.scratch)
         self._runs.clear()
         self._provisions.clear()
 
 
 def make_provisioner(context: ProvisionerContext) -> LocalProvisioner:
     grace = float(context.options.get("grace_s", 5.0))
-    return LocalProvisioner(context.max_log_lines, context.max_log_line_bytes, grace)
+    return LocalProvisioner(context.max_log_lines, context.max_log_line_bytes, grace, context.run_as)
 
 
 __all__ = ["LocalProvisioner", "make_provisioner"]

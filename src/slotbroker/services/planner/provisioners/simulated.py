@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import (
@@ -39,6 +40,7 @@ from slotbroker.services.planner.provisioners.base import (
     RunPhase,
     RunStatus,
 )
+from slotbroker.services.tokens import Role
 
 Outcome = Callable[[Allocation, str], str]
 
@@ -96,6 +98,7 @@ class _Run:
 class SimulatedProvisioner(Provisioner):
     config: SimulatedConfig = field(default_factory=SimulatedConfig)
     name: str = "simulated"
+    min_role: ClassVar[Role] = Role.USER  # it runs nothing anywhere
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)
