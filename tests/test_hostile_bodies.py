@@ -35,7 +35,11 @@ JSON = {"Content-Type": "application/json"}
 YAML = {"Content-Type": "application/yaml"}
 TOPOLOGY: dict[str, Any] = {
     "providers": [
-        {"name": "S1", "kind": "site", "children": [{"name": "h1", "kind": "host", "inventories": {"VCPU": 8}}]}
+        {
+            "name": "S1",
+            "kind": "site",
+            "children": [{"name": "h1", "kind": "host", "inventories": {"VCPU": 8}}],
+        }
     ]
 }
 
@@ -113,7 +117,9 @@ def test_unstorable_text_in_a_body_is_a_422_that_writes_nothing(
         ("/v1/providers/a%00b/traits", "#/path/uuid"),
     ],
 )
-def test_nul_in_the_query_or_path_is_a_422_naming_it(client: TestClient, admin: H, url: str, where: str) -> None:
+def test_nul_in_the_query_or_path_is_a_422_naming_it(
+    client: TestClient, admin: H, url: str, where: str
+) -> None:
     r = client.get(url, headers=admin)
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "validation_error"
@@ -144,7 +150,9 @@ def _reference(value: Any, at: tuple[str | int, ...] = ()) -> list[str]:
     return []
 
 
-TEXT = st.text(alphabet=st.sampled_from(["a", "/", "~", "\x00", "\ud800", "\udc00", "é", "\\", '"']), max_size=4)
+TEXT = st.text(
+    alphabet=st.sampled_from(["a", "/", "~", "\x00", "\ud800", "\udc00", "é", "\\", '"']), max_size=4
+)
 DOCS = st.recursive(
     st.none() | st.integers() | TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from starlette.concurrency import run_in_threadpool
 
-from slotbroker.api.problems import PROBLEM_JSON, FieldProblem, TOO_DEEP, invalid_status, problem_response
+from slotbroker.api.problems import PROBLEM_JSON, TOO_DEEP, FieldProblem, invalid_status, problem_response
 from slotbroker.api.text_guard import body_problems, path_problems, query_problems
 
 Scope = MutableMapping[str, Any]

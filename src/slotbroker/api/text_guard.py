@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,7 +32,7 @@ DETAIL = "text may not contain U+0000 or unpaired surrogates (U+D800-U+DFFF)"
 KEY_DETAIL = "keys may not contain U+0000 or unpaired surrogates (U+D800-U+DFFF)"
 
 
-def path_problems(scope: dict[str, Any]) -> list[FieldProblem]:
+def path_problems(scope: MutableMapping[str, Any]) -> list[FieldProblem]:
     """NUL in the (percent-decoded) path: named ``#/path/NAME`` after the route that would take it."""
     if "\x00" not in scope["path"]:
         return []

@@ -61,7 +61,9 @@ def check_size(raw: Any, cap: int) -> None:
     if providers > cap:
         problems.append(FieldError("/providers", f"more than {cap} providers, children included"))
     if problems:
-        raise ValidationFailed("the topology document is too large", sorted(problems, key=lambda p: p.pointer))
+        raise ValidationFailed(
+            "the topology document is too large", sorted(problems, key=lambda p: p.pointer)
+        )
 
 
 def import_into(uow: UnitOfWork, doc: Topology, *, prune: bool = False) -> views.ImportReport:
