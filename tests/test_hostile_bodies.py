@@ -170,14 +170,16 @@ def test_body_problems_names_every_unstorable_string_and_only_those(doc: Any) ->
 
 # -- item 7: bodies nested past the parsers -----------------------------------------------------------------
 
-DEEP_YAML = b"a: " + b"[" * 5000 + b"]" * 5000
-DEEP_JSON = b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
-
+@pytest.mark.parametrize("depth", [5000, 40_000])  # the larger is parsed in a worker thread
 @pytest.mark.parametrize("path", ["/v1/providers", "/v1/topology", "/v1/claims"])
-def test_deep_yaml_and_deep_json_get_the_same_400(client: TestClient, admin: H, path: str) -> None:
+def test_deep_yaml_and_deep_json_get_the_same_400(
+    client: TestClient, admin: H, path: str, depth: int
+) -> None:
+    deep_yaml = b"a: " + b"[" * depth + b"]" * depth
+    deep_json = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
     answers = []
-    for body, ctype in ((DEEP_YAML, YAML), (DEEP_JSON, JSON)):
+    for body, ctype in ((deep_yaml, YAML), (deep_json, JSON)):
         r = client.post(path, content=body, headers={**admin, **ctype})
         assert r.status_code == 400, r.text
         answers.append(r.json())
