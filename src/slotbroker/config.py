@@ -33,6 +33,8 @@ class Settings:
     database_url: str = field(default_factory=database_url)
     max_body_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_BODY_BYTES", 1 << 20))
     max_topology_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_BYTES", 32 << 20))
+    # entries of any one list or map in a topology document, and providers in its whole tree (422 beyond)
+    max_topology_items: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_ITEMS", 100_000))
     max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
     max_streams: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_STREAMS", 256))
     claim_fast_path: bool = field(default_factory=lambda: _bool("SLOTBROKER_CLAIM_FAST_PATH", True))

@@ -30,6 +30,7 @@ from slotbroker.api.routers import (
 from slotbroker.api.routers.deps import Services
 from slotbroker.config import Settings
 from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.topology import Topology
 from slotbroker.services.find_slot import FindSlotSettings
 from slotbroker.services.leases import LeasePolicy
 from slotbroker.services.planner import Planner
@@ -166,6 +167,11 @@ def _document(app: FastAPI) -> dict[str, Any]:
     for model in (SlotRequest,):  # bodies routes read as raw documents (validated with DB context)
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schemas[model.__name__].pop("$defs", {}))
+    # read raw and validated off the event loop (routers/topology.py): input-mode schemas, named as FastAPI
+    # names them when a model's input and output differ
+    schema = Topology.model_json_schema(ref_template="#/components/schemas/{model}-Input")
+    for name, sub in {**schema.pop("$defs", {}), "Topology": schema}.items():
+        schemas.setdefault(f"{name}-Input", sub)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     for path in doc.get("paths", {}).values():

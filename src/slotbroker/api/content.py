@@ -3,7 +3,10 @@
 Routes are written once, for JSON. A YAML request body is parsed here (safely: no arbitrary tags, no
 aliases, so no "billion laughs") and handed on as JSON; a client that prefers YAML in ``Accept`` gets
 the JSON response re-serialised as YAML. Bodies past the size limit are refused with 413 before they
-are parsed, and media types we cannot read get 415, never a confusing validation error.
+are parsed, and media types we cannot read get 415, never a confusing validation error. Text the
+stores cannot keep (``api/text_guard.py``) is refused with 422 here too, before any route runs, so no
+route writes half a use case first. Large bodies are parsed in a worker thread: the event loop keeps
+answering other requests (health checks among them) meanwhile.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import yaml
+from starlette.concurrency import run_in_threadpool
 
-from slotbroker.api.problems import PROBLEM_JSON, problem_response
+from slotbroker.api.problems import PROBLEM_JSON, TOO_DEEP, FieldProblem, invalid_status, problem_response
+from slotbroker.api.text_guard import body_problems, path_problems, query_problems
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,6 +30,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", PROBLEM_JSON)
+THREAD_ABOVE = 1 << 16  # bodies past this many bytes are parsed off the event loop
 
 
 class NoAliasLoader(yaml.SafeLoader):
@@ -47,6 +53,15 @@ def _json_default(value: object) -> str:
 
 def parse_yaml(text: bytes) -> Any:
     return yaml.load(text, Loader=NoAliasLoader)
+
+
+def yaml_to_json(text: bytes) -> bytes:
+    return json.dumps(parse_yaml(text), default=_json_default).encode()
+
+
+async def off_loop(size: int, fn: Callable[[bytes], Any], body: bytes) -> Any:
+    """``fn(body)``, in a worker thread when the body is large enough to hold the event loop up."""
+    return await run_in_threadpool(fn, body) if size > THREAD_ABOVE else fn(body)
 
 
 def dump_yaml(data: Any) -> bytes:
@@ -116,6 +131,14 @@ class ContentMiddleware:
         async def reply(status: int, code: str, detail: str, **kw: Any) -> None:
             await problem_response(status, code, detail, instance=path, **kw)(scope, receive, send)
 
+        async def refuse(bad: list[FieldProblem]) -> None:
+            detail = f"{bad[0].pointer or 'request'}: {bad[0].detail}"
+            await reply(invalid_status(path), "validation_error", detail, errors=bad)
+
+        bad = path_problems(scope) + query_problems(scope.get("query_string", b""))
+        if bad:
+            await refuse(bad)
+            return
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -139,11 +162,16 @@ class ContentMiddleware:
         ctype = media_type(headers.get("content-type"))
         if body and ctype in YAML_TYPES:
             try:
-                data = parse_yaml(bytes(body))
+                body = bytearray(await off_loop(len(body), yaml_to_json, bytes(body)))
             except yaml.YAMLError as exc:
                 await reply(400, "malformed_body", f"the request body is not valid YAML: {exc}")
                 return
-            body = bytearray(json.dumps(data, default=_json_default).encode())
+            except RecursionError:  # the same answer as JSON this deep (problems.py)
+                await reply(400, "malformed_body", TOO_DEEP)
+                return
+            except (TypeError, ValueError) as exc:  # !!binary, !!set, a date as a key ...
+                await reply(400, "malformed_body", f"the YAML body has no JSON equivalent: {exc}")
+                return
             scope = dict(scope)
             scope["headers"] = [
                 (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
@@ -158,6 +186,10 @@ class ContentMiddleware:
                 "unsupported_media_type",
                 f"cannot read {ctype}; send application/json or application/yaml",
             )
+            return
+        bad = await off_loop(len(body), body_problems, bytes(body)) if body else []
+        if bad:
+            await refuse(bad)
             return
 
         replay = replayed(bytes(body), receive)

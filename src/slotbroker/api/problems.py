@@ -7,6 +7,7 @@ forms highlight each ``errors[].pointer``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 
 from slotbroker.domain import errors as e
 from slotbroker.domain.inventory import rule_field
@@ -23,6 +25,10 @@ from slotbroker.services.offers import OfferConflict
 PROBLEM_JSON = "application/problem+json"
 # Compatibility endpoints whose originals answer 400 (not 422) to invalid input.
 BAD_REQUEST_PREFIXES = ("/calendar",)
+# The answer to a body nested past what the parsers recurse into, JSON and YAML alike.
+TOO_DEEP = "the request body is nested too deeply"
+# A body of a million wrong items would otherwise cost a million entries (and seconds on the event loop).
+MAX_ERRORS = 100
 log = logging.getLogger("slotbroker.api")
 
 STATUS: dict[type[e.SlotbrokerError], int] = {
@@ -119,10 +125,16 @@ def _pointer(loc: tuple[Any, ...]) -> str:
     return f"#/{where}/" + "/".join(str(p) for p in rest)
 
 
+def invalid_status(path: str) -> int:
+    """The status of invalid input: 422, or 400 on the compatibility endpoints that answer so."""
+    return 400 if path.startswith(BAD_REQUEST_PREFIXES) else 422
+
+
 def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errs = []
     malformed = False
-    for err in exc.errors():
+    found = exc.errors()
+    for err in found[:MAX_ERRORS]:
         if err.get("type") in ("json_invalid", "value_error.jsondecode"):
             malformed = True
         msg = str(err.get("msg", "invalid"))
@@ -138,9 +150,10 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         )
     first = errs[0] if errs else None
     detail = f"{first.pointer or 'request'}: {first.detail}" if first else "invalid request"
-    if request.url.path.startswith(BAD_REQUEST_PREFIXES):
-        return problem_response(400, "validation_error", detail, errors=errs, instance=request.url.path)
-    return problem_response(422, "validation_error", detail, errors=errs, instance=request.url.path)
+    if len(found) > MAX_ERRORS:
+        detail += f" ({len(found)} problems; the first {MAX_ERRORS} are listed)"
+    status = invalid_status(request.url.path)
+    return problem_response(status, "validation_error", detail, errors=errs, instance=request.url.path)
 
 
 def domain_problem(exc: e.SlotbrokerError, path: str) -> JSONResponse:
@@ -184,10 +197,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path, headers = request.url.path, dict(exc.headers or {})
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON parse
+            return problem_response(400, "malformed_body", TOO_DEEP, instance=path)
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         code = CODES.get(exc.status_code, "error")
-        return problem_response(
-            exc.status_code, code, str(exc.detail), instance=request.url.path, headers=dict(exc.headers or {})
-        )
+        return problem_response(exc.status_code, code, str(exc.detail), instance=path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
@@ -196,6 +212,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         return database_problem(exc, request.method, request.url.path)
+
+
+def flat_routes(routes: Iterable[BaseRoute]) -> Iterator[Route]:
+    """The path routes of an app, with included routers (which FastAPI keeps whole) opened up."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from flat_routes(inner.routes)
+        elif isinstance(route, Route):
+            yield route
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path: FastAPI registers one route per method, so the
+    405 Starlette raises names only the first route's."""
+    methods: set[str] = set()
+    for route in flat_routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -7,9 +7,10 @@ generation moves. With ``prune`` it also deletes tree providers, links and ports
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from slotbroker.domain.errors import AlreadyExists, FieldError, ValidationFailed
+from slotbroker.domain.errors import AlreadyExists, FieldError, ValidationFailed, pointer
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec, facility_port_provider_name
 from slotbroker.domain.providers import TREE_KINDS, Location
 from slotbroker.domain.resource_classes import ClassKind
@@ -35,6 +36,34 @@ class TopologyService:
     def export(self) -> Topology:
         with UnitOfWork(self.db, readonly=True) as uow:
             return export_from(uow)
+
+
+def check_size(raw: Any, cap: int) -> None:
+    """Refuse a document (parsed JSON, not yet validated) with a list or map of more than ``cap``
+    entries, or more than ``cap`` providers in its tree: validating and importing it would hold a worker
+    for minutes, and reporting a problem for each of a million bad entries costs as much again."""
+    problems: list[FieldError] = []
+    providers = 0
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), raw)]
+    while stack:
+        at, value = stack.pop()
+        if not isinstance(value, list | dict):
+            continue
+        if len(value) > cap:
+            problems.append(FieldError(pointer(*at), f"more than {cap} entries"))
+            continue
+        if isinstance(value, list):
+            if at == ("providers",) or at[-1:] == ("children",):
+                providers += len(value)
+            stack.extend(((*at, i), v) for i, v in enumerate(value))
+        else:
+            stack.extend(((*at, k), v) for k, v in value.items())
+    if providers > cap:
+        problems.append(FieldError("/providers", f"more than {cap} providers, children included"))
+    if problems:
+        raise ValidationFailed(
+            "the topology document is too large", sorted(problems, key=lambda p: p.pointer)
+        )
 
 
 def import_into(uow: UnitOfWork, doc: Topology, *, prune: bool = False) -> views.ImportReport:
