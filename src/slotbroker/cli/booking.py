@@ -68,7 +68,6 @@ class Booking:
 def booking(url: str) -> Iterator[Booking]:
     settings = Settings(database_url=url)
     db = open_db(url)
-    claims = ClaimService(db)
     quotas = QuotaService(db)
     find = FindSlotService(
         db,
@@ -83,6 +82,7 @@ def booking(url: str) -> Iterator[Booking]:
         extension_window_s=settings.extension_window_s,
         before_end_notice_s=settings.before_end_notice_s,
     )
+    claims = ClaimService(db, policy=policy)
     offers = OfferService(
         db,
         claims,
