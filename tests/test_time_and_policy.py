@@ -290,3 +290,45 @@ def test_a_find_slot_request_is_accepted_only_when_its_range_ends_in_bounds(end:
         assert end > TIME_MAX_S
     else:
         assert end <= TIME_MAX_S
+
+
+# -- IVOA --------------------------------------------------------------------------------------------------------
+
+
+def ivoa(client: TestClient, user: dict[str, str], start: str, duration: str) -> Any:
+    from tests.test_ivoa import COMPUTE_KIND, NOTEBOOK
+
+    body = {
+        "executable": NOTEBOOK,
+        "compute": {"kind": COMPUTE_KIND, "cores": {"min": 1, "max": 1}, "memory": {"min": 1, "max": 1}},
+        "schedule": {"requested": {"start": start, "duration": duration}},
+    }
+    return client.post("/ivoa/requests", json=body, headers={**user, "Accept": "application/json"})
+
+
+def test_ivoa_refuses_a_start_outside_the_supported_times(
+    client: TestClient, user: dict[str, str], db: Database
+) -> None:
+    make_host(db)
+    before = rows(db)
+    for start in ("2600-01-01T00:00:00Z/PT1H", "2499-12-31T23:00:00Z/P3D"):
+        r = ivoa(client, user, start, "PT1H")
+        assert r.status_code == 400, r.text
+        assert [e["pointer"] for e in r.json()["errors"]] == ["/schedule/requested/start"]
+    assert rows(db) == before
+
+
+def test_offers_and_ivoa_refuse_a_duration_the_policy_forbids(
+    client: TestClient, user: dict[str, str], db: Database
+) -> None:
+    make_host(db)
+    s = soon()
+    before = rows(db)
+    request = {**find_slot_body(s), "latest_end": iso(s + 60 * DAY), "duration": "P45D"}
+    r = client.post("/v1/offer-sets", json={"request": request}, headers=user)
+    assert (r.status_code, r.json()["code"]) == (403, "lease_too_long"), r.text
+    assert pointers(r) == ["/request/duration"]
+    r = ivoa(client, user, iso(s) + "/PT1H", "P45D")  # IVOA says no in its own terms: result NO
+    assert (r.status_code, r.json()["result"], r.json()["offers"]) == (200, "NO", []), r.text
+    assert any("at most 2592000 s" in m["message"] for m in r.json()["messages"])
+    assert rows(db) == before
