@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
+from slotbroker.domain.errors import Forbidden, ValidationFailed
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.limits import TIME_MAX_S, TIME_MIN_S, BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.request import parse_request
-from slotbroker.domain.errors import Forbidden, ValidationFailed
 from slotbroker.services import commands as cmd
 from slotbroker.services.inventory import InventoryService
 from slotbroker.store.db import Database
@@ -165,7 +165,11 @@ def test_leases_refuse_times_outside_the_range_on_create_and_update(
 
 
 def test_find_slot_refuses_a_range_past_the_supported_times(client: TestClient, user: dict[str, str]) -> None:
-    late = {**find_slot_body(0), "earliest_start": "2499-12-31T12:00:00Z", "latest_end": "2600-01-01T00:00:00Z"}
+    late = {
+        **find_slot_body(0),
+        "earliest_start": "2499-12-31T12:00:00Z",
+        "latest_end": "2600-01-01T00:00:00Z",
+    }
     r = client.post("/v1/find-slot", json=late, headers=user)
     assert r.status_code == 422, r.text
     overflow = {
@@ -177,7 +181,7 @@ def test_find_slot_refuses_a_range_past_the_supported_times(client: TestClient, 
     assert r.status_code == 422, r.text
 
 
-# -- item 5: one policy, whichever path books ------------------------------------------------------------------
+# -- item 5: one policy, whichever path books ----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -269,7 +273,7 @@ def test_the_claim_service_applies_the_policy_to_every_caller(db: Database) -> N
     assert rows(db) == (0, 0)
 
 
-# -- the range itself --------------------------------------------------------------------------------------------
+# -- the range itself ----------------------------------------------------------------------------------------
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -292,11 +296,11 @@ def test_a_find_slot_request_is_accepted_only_when_its_range_ends_in_bounds(end:
         assert end <= TIME_MAX_S
 
 
-# -- IVOA --------------------------------------------------------------------------------------------------------
+# -- IVOA ----------------------------------------------------------------------------------------------------
 
 
 def ivoa(client: TestClient, user: dict[str, str], start: str, duration: str) -> Any:
-    from tests.test_ivoa import COMPUTE_KIND, NOTEBOOK
+    from test_ivoa import COMPUTE_KIND, NOTEBOOK
 
     body = {
         "executable": NOTEBOOK,
