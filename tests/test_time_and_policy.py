@@ -236,6 +236,24 @@ def test_claims_and_leases_refuse_the_same_too_long_booking(
     assert ok.status_code == 201, ok.text
 
 
+def test_a_claim_by_allocation_request_follows_the_same_policy(
+    strict: tuple[TestClient, FastAPI], db: Database
+) -> None:
+    client, app = strict
+    headers = token(app)
+    make_host(db)
+    s = soon()
+    search = {**find_slot_body(s), "latest_end": iso(s + 5 * DAY), "duration": "P2D"}
+    found = client.post("/v1/find-slot", json=search, headers=headers)
+    assert found.status_code == 200, found.text
+    ar = found.json()["windows"][0]["allocation_request"]
+    before = rows(db)
+    r = client.post("/v1/claims", json={"allocation_request": ar}, headers=headers)
+    assert (r.status_code, r.json()["code"]) == (403, "lease_too_long"), r.text
+    assert pointers(r) == ["/allocation_request"]
+    assert rows(db) == before
+
+
 def test_a_hold_may_not_keep_capacity_past_the_hold_limit(
     client: TestClient, user: dict[str, str], db: Database
 ) -> None:
@@ -336,3 +354,13 @@ def test_offers_and_ivoa_refuse_a_duration_the_policy_forbids(
     assert (r.status_code, r.json()["result"], r.json()["offers"]) == (200, "NO", []), r.text
     assert any("at most 2592000 s" in m["message"] for m in r.json()["messages"])
     assert rows(db) == before
+
+
+def test_allocation_candidates_refuse_times_outside_the_range(
+    client: TestClient, user: dict[str, str], db: Database
+) -> None:
+    make_host(db)
+    for name, value in (("start", "2600-01-01T00:00:00Z"), ("end", "2600-01-01T00:00:00Z")):
+        r = client.get(f"/v1/allocation-candidates?resources=VCPU:1&{name}={value}", headers=user)
+        assert r.status_code == 422, r.text
+        assert pointers(r) == [f"#/query/{name}"]

@@ -80,6 +80,7 @@ def booking(url: str) -> Iterator[Booking]:
     policy = LeasePolicy(
         max_duration_s=settings.max_lease_duration_s,
         extension_window_s=settings.extension_window_s,
+        max_hold_s=settings.max_hold_s,
         before_end_notice_s=settings.before_end_notice_s,
     )
     claims = ClaimService(db, policy=policy)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import FieldProblem, problem_response, responses
@@ -262,8 +262,14 @@ def allocation_candidates(
         list[str] | None, Query(description="in:agg1,agg2 (any), !in:agg3; repeat for AND")
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-    start: Annotated[AwareDatetime | None, Query(description="ISO 8601; default now")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="ISO 8601; default start + 1 h")] = None,
+    start: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601; default now"), AfterValidator(check_instant)
+    ] = None,
+    end: Annotated[
+        AwareDatetime | None,
+        Query(description="ISO 8601; default start + 1 h"),
+        AfterValidator(check_instant),
+    ] = None,
 ) -> Response:
     cands = svc.candidates
     q = cands.query(
