@@ -172,6 +172,7 @@ def test_find_slot_refuses_a_range_past_the_supported_times(client: TestClient, 
     }
     r = client.post("/v1/find-slot", json=late, headers=user)
     assert r.status_code == 422, r.text
+    assert pointers(r) == ["/latest_end"]
     overflow = {
         "components": [{"name": "vm", "resources": {"VCPU": 1}}],
         "start_within": "9999-12-31T00:00:00Z/P3D",
@@ -179,6 +180,7 @@ def test_find_slot_refuses_a_range_past_the_supported_times(client: TestClient, 
     }
     r = client.post("/v1/find-slot", json=overflow, headers=user)
     assert r.status_code == 422, r.text
+    assert pointers(r) == ["/start_within"]
 
 
 # -- item 5: one policy, whichever path books ----------------------------------------------------------------
