@@ -60,6 +60,7 @@ class Settings:
         default_factory=lambda: _int("SLOTBROKER_MAX_LEASE_DURATION_S", 30 * 86400)
     )
     extension_window_s: int = field(default_factory=lambda: _int("SLOTBROKER_EXTENSION_WINDOW_S", 2 * 86400))
+    max_hold_s: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_HOLD_S", 86400))
     before_end_notice_s: int = field(default_factory=lambda: _int("SLOTBROKER_BEFORE_END_NOTICE_S", 3600))
     event_loop_interval_s: float = field(
         default_factory=lambda: _float("SLOTBROKER_EVENT_LOOP_INTERVAL_S", 5.0)

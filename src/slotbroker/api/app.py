@@ -70,6 +70,7 @@ def create_app(
         lease_policy=LeasePolicy(
             max_duration_s=settings.max_lease_duration_s,
             extension_window_s=settings.extension_window_s,
+            max_hold_s=settings.max_hold_s,
             before_end_notice_s=settings.before_end_notice_s,
         ),
         event_loop_interval_s=settings.event_loop_interval_s,

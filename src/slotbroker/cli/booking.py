@@ -68,7 +68,6 @@ class Booking:
 def booking(url: str) -> Iterator[Booking]:
     settings = Settings(database_url=url)
     db = open_db(url)
-    claims = ClaimService(db)
     quotas = QuotaService(db)
     find = FindSlotService(
         db,
@@ -81,8 +80,10 @@ def booking(url: str) -> Iterator[Booking]:
     policy = LeasePolicy(
         max_duration_s=settings.max_lease_duration_s,
         extension_window_s=settings.extension_window_s,
+        max_hold_s=settings.max_hold_s,
         before_end_notice_s=settings.before_end_notice_s,
     )
+    claims = ClaimService(db, policy=policy)
     offers = OfferService(
         db,
         claims,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from slotbroker.domain.errors import FieldError
+from slotbroker.domain.limits import in_range, time_problems
 from slotbroker.domain.resource_classes import Standard
 from slotbroker.domain.vlans import VLAN_MAX, VLAN_MIN
 
@@ -98,6 +99,13 @@ class ClaimRequest:
         """Everything wrong with the request on its own (no inventory needed); empty when fine."""
         out: list[FieldError] = []
         c = self.consumer
+        if not (in_range(c.start_s) and in_range(c.end_s) and (c.expires_s is None or in_range(c.expires_s))):
+            # the rules below compare times; outside the supported range they mean nothing
+            return time_problems(
+                ("/consumer/start_s", c.start_s),
+                ("/consumer/end_s", c.end_s),
+                ("/consumer/expires_s", c.expires_s),
+            )
         if c.end_s <= c.start_s:
             out.append(FieldError("/consumer/end_s", f"end {c.end_s} is not after start {c.start_s}"))
         elif c.end_s <= now_s:

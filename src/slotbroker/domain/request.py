@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
+from slotbroker.domain.limits import TIME_MAX, TIME_MAX_S, TIME_MIN_S
 from slotbroker.domain.providers import AggregateName, ProviderName, TraitName
 from slotbroker.domain.resource_classes import CUSTOM_RE, naming_problem
 from slotbroker.domain.traits import trait_problem
@@ -233,12 +234,15 @@ def parse_interval(text: str, field: str = "start_within") -> tuple[int, int]:
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"{field}: {text!r} is not an ISO 8601 interval such as 2025-01-01T00:00Z/PT48H")
     a, b = parts
-    if a.startswith("P"):
-        end = _instant(b, field)
-        start = end - timedelta(seconds=_seconds(a, field))
-    else:
-        start = _instant(a, field)
-        end = start + timedelta(seconds=_seconds(b, field)) if b.startswith("P") else _instant(b, field)
+    try:
+        if a.startswith("P"):
+            end = _instant(b, field)
+            start = end - timedelta(seconds=_seconds(a, field))
+        else:
+            start = _instant(a, field)
+            end = start + timedelta(seconds=_seconds(b, field)) if b.startswith("P") else _instant(b, field)
+    except OverflowError:
+        raise ValueError(f"{field}: {text!r} reaches past the supported times") from None
     return math.ceil(start.timestamp()), math.floor(end.timestamp())
 
 
@@ -306,8 +310,10 @@ class SlotRequest(_Model):
             latest_start = end - min_d
         else:
             raise ValueError("earliest_start: give earliest_start and latest_end, or start_within")
-        if start < 0:
+        if start < TIME_MIN_S:
             raise ValueError("earliest_start: must not be before 1970")
+        if end > TIME_MAX_S:
+            raise ValueError(f"latest_end: must not be after {TIME_MAX.isoformat()}")
         if end <= start:
             raise ValueError("latest_end: must be after the earliest start")
         if min_d > end - start:

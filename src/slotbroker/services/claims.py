@@ -2,7 +2,8 @@
 
 The database transaction is the only authority on capacity (docs/decisions/0005-claims-locking.md):
 
-1. check the request on its own (``ClaimRequest.problems``) -> ``ValidationFailed``;
+1. check the request on its own (``ClaimRequest.problems``: times in the supported range, and so on)
+   -> ``ValidationFailed``, then the booking policy (``domain/limits.py``) -> ``Forbidden``;
 2. lock every provider the claim touches (PostgreSQL ``SELECT ... ORDER BY id FOR UPDATE``; SQLite's
    ``BEGIN IMMEDIATE`` already holds the single writer lock);
 3. read their inventories (after the lock, so no inventory change can slip in between) and check that
@@ -45,6 +46,7 @@ from slotbroker.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services import claim_checks as checks
 from slotbroker.store import claims as sql
 from slotbroker.store import pg_claims
@@ -83,12 +85,14 @@ class ClaimService:
         max_attempts: int = MAX_ATTEMPTS,
         round_trips: bool = True,
         pool_slots: int | None = None,
+        policy: BookingPolicy | None = None,
     ) -> None:
         """``round_trips``: on PostgreSQL, claim in two round trips (``store/pg_claims.py``); off, or on
         SQLite, every claim takes the general path (``claim_in``). ``pool_slots``: how many claims
         ``claim_async`` runs at once per event loop (default: what the claims pool keeps)."""
         self.db = db
         self.clock = clock
+        self.policy = policy or BookingPolicy()
         self.max_attempts = max_attempts
         self._pg = (
             pg_claims.Statements(db.engine.dialect)
@@ -103,6 +107,15 @@ class ClaimService:
         )
 
     # -- public API ---------------------------------------------------------------------------------------
+    def check(self, request: ClaimRequest, now_s: int) -> None:
+        """What every claim passes before any database is asked, on every path: the request on its own
+        (``ValidationFailed``), then the booking policy (``Forbidden``)."""
+        problems = request.problems(now_s)
+        if problems:
+            raise ValidationFailed("invalid claim", problems)
+        c = request.consumer
+        self.policy.check(c.start_s, c.end_s, now_s, expires_s=c.expires_s)
+
     def claim(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
         """Claim everything in ``request`` in one transaction, or raise and write nothing.
 
@@ -111,9 +124,7 @@ class ClaimService:
         or ``ConcurrentUpdate`` (still losing to concurrent writers after the retries).
         """
         now = self.clock() if now_s is None else now_s
-        problems = request.problems(now)
-        if problems:
-            raise ValidationFailed("invalid claim", problems)
+        self.check(request, now)
 
         fast = self._fast_for(request)
 
@@ -179,9 +190,7 @@ class ClaimService:
         """The claim's statements inside ``uow``; the caller commits. Bumps the calendar generation
         as its last statement, so call it last in the transaction when you can (the calendar row is
         every writer's hot row)."""
-        problems = request.problems(now_s)
-        if problems:
-            raise ValidationFailed("invalid claim", problems)
+        self.check(request, now_s)
         session = uow.session
         spec = request.consumer
         s, e = spec.start_s, spec.end_s
@@ -269,9 +278,7 @@ class ClaimService:
         now = self.clock() if now_s is None else now_s
         if not self._fast_for(request):
             return await asyncio.to_thread(self.claim, request, now_s=now)
-        problems = request.problems(now)
-        if problems:
-            raise ValidationFailed("invalid claim", problems)
+        self.check(request, now)
         last: BaseException | None = None
         loop = asyncio.get_running_loop()
         slots = self._slots.get(loop) or self._slots.setdefault(loop, asyncio.Semaphore(self.pool_slots))

@@ -33,6 +33,7 @@ from slotbroker.domain.errors import (
     SlotbrokerError,
     ValidationFailed,
 )
+from slotbroker.domain.limits import time_problems
 from slotbroker.services.leases import LeaseService
 from slotbroker.services.offer_views import (
     OfferSetRequest,
@@ -653,7 +654,10 @@ def _schedule(r: _Reader, value: Any) -> tuple[int, int, int]:
             )
             start, latest = r.now, r.now
         else:
-            if latest < start:
+            if out_of_range := time_problems(("/schedule/requested/start", start), ("", latest)):
+                r.fail("/schedule/requested/start", f"{start_text!r}: {out_of_range[0].detail}")
+                start, latest = r.now, r.now
+            elif latest < start:
                 r.refusals.append(f"schedule.requested.start: {start_text} ends before it starts")
                 latest = start
             elif latest < r.now:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -33,10 +32,10 @@ from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
     FieldError,
-    Forbidden,
     NotFound,
     ValidationFailed,
 )
+from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
 from slotbroker.services.lease_events import (
@@ -95,13 +94,7 @@ TRANSITION_OF = {
 }
 
 
-@dataclass(frozen=True)
-class LeasePolicy:
-    """Enforcement knobs; a value <= 0 switches its rule off (quotas live in the database)."""
-
-    max_duration_s: int = 30 * 86400
-    extension_window_s: int = 2 * 86400
-    before_end_notice_s: int = 3600
+LeasePolicy = BookingPolicy  # the one booking policy (domain/limits.py), under the name callers know
 
 
 def _invalid_state(detail: str) -> ConcurrentUpdate:
@@ -126,7 +119,7 @@ class LeaseService:
         self.db = db
         self.claims = claims
         self.quotas = quotas
-        self.policy = policy or LeasePolicy()
+        self.policy = policy or claims.policy
         self.hooks = hooks or LeaseHooks()
         self.clock = clock
         self.max_attempts = max_attempts
@@ -145,6 +138,7 @@ class LeaseService:
         ``quota_exceeded``) or ``ConcurrentUpdate``."""
         now = self.clock() if now_s is None else now_s
         start, end = max(epoch(body.start), now), epoch(body.end)
+        _check_times(("/start", start), ("/end", end))
         if end <= start:
             raise ValidationFailed(
                 "the lease must end after it starts (and after now)", [FieldError("/end", "not after start")]
@@ -297,6 +291,7 @@ class LeaseService:
             raise _invalid_state(f"lease {lease_id} has reached its end; it can no longer change")
         start = old_start if body.start is None else epoch(body.start)
         end = old_end if body.end is None else epoch(body.end)
+        _check_times(("/start", start), ("/end", end))
         pending = row.status == ConsumerStatus.PENDING.value
         errors: list[FieldError] = []
         if start != old_start and not pending:
@@ -464,13 +459,7 @@ class LeaseService:
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _check_duration(self, start: int, end: int) -> None:
-        limit = self.policy.max_duration_s
-        if limit > 0 and end - start > limit:
-            raise Forbidden(
-                f"a lease may last at most {limit} s; this one would last {end - start} s",
-                [FieldError("/end", f"more than {limit} s after the start")],
-                code="lease_too_long",
-            )
+        self.policy.check(start, end, start, end_at="/end")
 
     @staticmethod
     def _find(session: Session, lease_id: str, project: str | None, *, lock: bool = False) -> Any:
@@ -498,6 +487,12 @@ class LeaseService:
 
 
 # -- module helpers -----------------------------------------------------------------------------------------
+
+
+def _check_times(*times: tuple[str, int]) -> None:
+    errors = time_problems(*times)
+    if errors:
+        raise ValidationFailed("times outside the supported range", errors)
 
 
 def _quota_items(items: Sequence[ClaimItem]) -> list[QuotaItem]:

@@ -346,7 +346,8 @@ class OfferService:
     def create(self, body: OfferSetRequest, *, project: str, now_s: int | None = None) -> OfferSetView:
         """Search, hold up to ``max_offers`` offers (each its own transaction) and record the set.
 
-        Raises ``ValidationFailed`` (pointers under ``/request``) when the find-slot request is invalid.
+        Raises ``ValidationFailed`` (pointers under ``/request``) when the find-slot request is invalid,
+        ``Forbidden`` (``lease_too_long``) when even its shortest window breaks the booking policy.
         A set where nothing fits is ``EMPTY`` and carries the search's explanation.
         """
         now = self.clock() if now_s is None else now_s
@@ -356,6 +357,10 @@ class OfferService:
             raise ValidationFailed(
                 exc.detail, [FieldError(f"/request{f.pointer}", f.detail) for f in exc.errors]
             ) from None
+        # the booking policy up front: a search whose every window is too long to hold offers nothing
+        fixed = req.min_duration_s == req.max_duration_s
+        at = "/request/duration" if fixed else "/request/min_duration"
+        self.claims.policy.check(now, now + req.min_duration_s, now, end_at=at)
         doc = self.find_slot.clamp(body.request, req, now)
         strategies = list(dict.fromkeys(body.strategies))
         expires = now + self.settings.ttl_s

@@ -10,13 +10,14 @@ from typing import Annotated, Any, Self
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import FieldProblem, problem_response, responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, ConsumerKind
-from slotbroker.domain.errors import NotFound
+from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
+from slotbroker.domain.limits import check_instant
 from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
 from slotbroker.services.claim_views import (
     Candidates,
@@ -37,6 +38,8 @@ class ConsumerIn(BaseModel):
         None, max_length=36, description="Explicit-item claims only; an id claim's uuid derives from the id."
     )
 
+    _expires_in_range = field_validator("expires")(check_instant)
+
 
 class ItemIn(BaseModel):
     provider_uuid: str = Field(max_length=36)
@@ -54,6 +57,8 @@ class ClaimIn(BaseModel):
     items: list[ItemIn] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
+
+    _in_range = field_validator("start", "end")(check_instant)
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:
@@ -122,6 +127,14 @@ def claim(body: ClaimIn, who: Reader, svc: Svc) -> Response:
 def claim_response(body: ClaimIn, who: Principal, svc: Services) -> Response:
     """The claim itself, shared by the route above and ``api/claim_fast_path.py`` (which answers the
     well-formed requests without the framework's per-request work): one definition of what a claim does."""
+    try:
+        return _claim_response(body, who, svc)
+    except SlotbrokerError as exc:
+        _readdress(exc, body)
+        raise
+
+
+def _claim_response(body: ClaimIn, who: Principal, svc: Services) -> Response:
     ars = svc.allocation_requests
     try:
         if body.allocation_request is not None:
@@ -152,7 +165,29 @@ async def claim_response_async(body: ClaimIn, who: Principal, svc: Services) -> 
         outcome = await svc.allocation_requests.claim_items_async(request, now_s=now)
     except AllocationRequestError as exc:
         return _problem(exc)
+    except SlotbrokerError as exc:
+        _readdress(exc, body)
+        raise
     return _created(outcome)
+
+
+def _readdress(exc: SlotbrokerError, body: ClaimIn) -> None:
+    """Turn the claim's pointers in ``exc`` (``/consumer/end_s``) into the body's fields (``/end``):
+    the domain names the consumer it was given, the client should see what it sent."""
+    where = _BY_ID if body.allocation_request is not None else _EXPLICIT
+    exc.errors = [FieldError(where.get(e.pointer, e.pointer), e.detail) for e in exc.errors]
+
+
+_EXPLICIT = {
+    "/consumer/start_s": "/start",
+    "/consumer/end_s": "/end",
+    "/consumer/expires_s": "/consumer/expires",
+}
+_BY_ID = {
+    "/consumer/start_s": "/allocation_request",
+    "/consumer/end_s": "/allocation_request",
+    "/consumer/expires_s": "/consumer/expires",
+}
 
 
 def _expires(c: ConsumerIn) -> int | None:
@@ -227,8 +262,14 @@ def allocation_candidates(
         list[str] | None, Query(description="in:agg1,agg2 (any), !in:agg3; repeat for AND")
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-    start: Annotated[AwareDatetime | None, Query(description="ISO 8601; default now")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="ISO 8601; default start + 1 h")] = None,
+    start: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601; default now"), AfterValidator(check_instant)
+    ] = None,
+    end: Annotated[
+        AwareDatetime | None,
+        Query(description="ISO 8601; default start + 1 h"),
+        AfterValidator(check_instant),
+    ] = None,
 ) -> Response:
     cands = svc.candidates
     q = cands.query(

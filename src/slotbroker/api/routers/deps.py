@@ -59,7 +59,7 @@ class Services:
         prepared_claims: bool = True,
     ) -> Services:
         calendar = CalendarCache(db)
-        claims = ClaimService(db, round_trips=prepared_claims)
+        claims = ClaimService(db, round_trips=prepared_claims, policy=lease_policy)
         uuids = ProviderUuids(db)
         requests = AllocationRequestService(
             db, claims, uuids, ttl_s=allocation_request_ttl_s, hold_ttl_s=hold_ttl_s
