@@ -1,0 +1,18 @@
+"""Repositories: the only place that knows how rows are queried; services reach them through the
+unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggregate."""
+
+from slotbroker.store.repositories.calendar import CalendarRepository
+from slotbroker.store.repositories.catalog import CatalogRepository
+from slotbroker.store.repositories.network import NetworkRepository
+from slotbroker.store.repositories.providers import ProviderRepository
+from slotbroker.store.repositories.tokens import TokenRepository
+from slotbroker.store.repositories.usage import AllocationRepository
+
+__all__ = [
+    "AllocationRepository",
+    "CalendarRepository",
+    "CatalogRepository",
+    "NetworkRepository",
+    "ProviderRepository",
+    "TokenRepository",
+]

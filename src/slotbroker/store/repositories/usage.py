@@ -1,0 +1,140 @@
+"""Allocations as usage: peaks, counts and the overbooking audits."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.inventory import capacity_of
+from slotbroker.store.models import (
+    AllocationRow,
+    ConsumerRow,
+    InventoryRow,
+)
+
+
+class AllocationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def in_use(self, provider_id: int, resource_class: str | None = None) -> bool:
+        q = select(func.count()).select_from(AllocationRow).where(AllocationRow.provider_id == provider_id)
+        if resource_class is not None:
+            q = q.where(AllocationRow.resource_class == resource_class)
+        return bool(self.session.scalar(q))
+
+    def peak_usage(self, provider_id: int, resource_class: str, since_s: int) -> int:
+        """Peak concurrent usage of one (provider, class) from ``since_s`` on.
+
+        A step function's peak on [since, inf) is reached at ``max(start, since)`` of some allocation, so
+        it is enough to sum, at each such point, the amounts of the allocations covering it.
+        """
+        a = AllocationRow.__table__.alias("a")
+        b = AllocationRow.__table__.alias("b")
+        point = case((a.c.start_s > since_s, a.c.start_s), else_=since_s)
+        covering = (
+            (b.c.provider_id == a.c.provider_id)
+            & (b.c.resource_class == a.c.resource_class)
+            & (b.c.start_s <= point)
+            & (b.c.end_s > point)
+        )
+        per_point = (
+            select(func.sum(b.c.amount).label("usage"))
+            .select_from(a.join(b, covering))
+            .where(a.c.provider_id == provider_id, a.c.resource_class == resource_class, a.c.end_s > since_s)
+            .group_by(a.c.id)
+            .subquery()
+        )
+        return int(self.session.scalar(select(func.coalesce(func.max(per_point.c.usage), 0))) or 0)
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(AllocationRow)) or 0)
+
+    def overbooked(self) -> list[tuple[int, str, int, int]]:
+        """Audit: every (provider, class) whose peak concurrent usage exceeds its capacity, ever.
+
+        Returns (provider_id, class, peak, capacity) rows; an empty list is the invariant. Peaks are
+        evaluated at allocation starts, where a step function's maximum is always reached.
+        """
+        a = AllocationRow.__table__.alias("a")
+        b = AllocationRow.__table__.alias("b")
+        covering = (
+            (b.c.provider_id == a.c.provider_id)
+            & (b.c.resource_class == a.c.resource_class)
+            & (b.c.start_s <= a.c.start_s)
+            & (b.c.end_s > a.c.start_s)
+        )
+        per_start = (
+            select(a.c.provider_id, a.c.resource_class, func.sum(b.c.amount).label("usage"))
+            .select_from(a.join(b, covering))
+            .group_by(a.c.id, a.c.provider_id, a.c.resource_class)
+            .subquery()
+        )
+        peaks = (
+            select(
+                per_start.c.provider_id, per_start.c.resource_class, func.max(per_start.c.usage).label("peak")
+            )
+            .group_by(per_start.c.provider_id, per_start.c.resource_class)
+            .subquery()
+        )
+        inv = InventoryRow.__table__
+        rows = self.session.execute(
+            select(
+                peaks.c.provider_id,
+                peaks.c.resource_class,
+                peaks.c.peak,
+                inv.c.total,
+                inv.c.reserved,
+                inv.c.allocation_ratio,
+            ).select_from(
+                peaks.outerjoin(
+                    inv,
+                    (inv.c.provider_id == peaks.c.provider_id)
+                    & (inv.c.resource_class == peaks.c.resource_class),
+                )
+            )
+        )
+        out = []
+        for provider_id, rc, peak, total, reserved, ratio in rows:
+            cap = 0 if total is None else capacity_of(int(total), int(reserved), float(ratio))
+            if int(peak) > cap:
+                out.append((int(provider_id), str(rc), int(peak), cap))
+        return out
+
+    def vlan_clashes(self) -> list[tuple[int, int]]:
+        """Audit: (provider_id, tag) pairs where one VLAN tag is held twice at overlapping times."""
+        a = AllocationRow.__table__.alias("a")
+        b = AllocationRow.__table__.alias("b")
+        q = (
+            select(a.c.provider_id, a.c.vlan_tag)
+            .select_from(
+                a.join(
+                    b,
+                    (a.c.provider_id == b.c.provider_id)
+                    & (a.c.vlan_tag == b.c.vlan_tag)
+                    & (a.c.id < b.c.id)
+                    & (a.c.start_s < b.c.end_s)
+                    & (b.c.start_s < a.c.end_s),
+                )
+            )
+            .where(a.c.vlan_tag.is_not(None))
+            .distinct()
+        )
+        return [(int(p), int(t)) for p, t in self.session.execute(q)]
+
+    def lease_count(self) -> int:
+        q = select(func.count()).select_from(ConsumerRow).where(ConsumerRow.kind == "lease")
+        return int(self.session.scalar(q) or 0)
+
+    def class_in_use(self, resource_class: str) -> bool:
+        allocs = (
+            select(func.count())
+            .select_from(AllocationRow)
+            .where(AllocationRow.resource_class == resource_class)
+        )
+        invs = (
+            select(func.count())
+            .select_from(InventoryRow)
+            .where(InventoryRow.resource_class == resource_class)
+        )
+        return bool(self.session.scalar(allocs)) or bool(self.session.scalar(invs))
