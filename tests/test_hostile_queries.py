@@ -44,7 +44,9 @@ TOPOLOGY = {
     ]
 }
 IVOA_NOTEBOOK = "https://www.purl.org/ivoa.net/EB/schema/v1.0/types/executable/jupyter-notebook-1.0"
-IVOA_COMPUTE = "https://www.purl.org/ivoa.net/Calycopis-openapi/schema/v1.0/kinds/compute/simple-compute-resource.yaml"
+IVOA_COMPUTE = (
+    "https://www.purl.org/ivoa.net/Calycopis-openapi/schema/v1.0/kinds/compute/simple-compute-resource.yaml"
+)
 
 
 def iso(seconds: int) -> str:
@@ -114,14 +116,21 @@ def own_everything(w: World) -> dict[str, str]:
     ids["offer"] = offers["offers"][0]["id"]
     ids["lease"] = lease["uuid"]
     ids["job"] = "job-" + uuid.uuid4().hex[:12]
-    body = {"id": ids["job"], "lease_id": ids["lease"], "provisioner": "simulated", "workload": {"command": ["true"]}}
+    body = {
+        "id": ids["job"],
+        "lease_id": ids["lease"],
+        "provisioner": "simulated",
+        "workload": {"command": ["true"]},
+    }
     _ok(c.post("/v1/jobs", json=body, headers=a), 201)
     ivoa = {
         "executable": {"kind": IVOA_NOTEBOOK, "location": "https://example.org/n.ipynb"},
         "compute": {"kind": IVOA_COMPUTE, "cores": {"min": 1, "max": 1}, "memory": {"min": 1, "max": 1}},
         "schedule": {"requested": {"start": f"{iso(w.t0)}/PT0S", "duration": "PT1H"}},
     }
-    r = c.post("/ivoa/requests", content=yaml.safe_dump(ivoa), headers={**a, "Content-Type": "application/yaml"})
+    r = c.post(
+        "/ivoa/requests", content=yaml.safe_dump(ivoa), headers={**a, "Content-Type": "application/yaml"}
+    )
     doc = yaml.safe_load(_ok(r))
     ids["ivoa_offerset"] = doc["meta"]["uuid"]
     ids["ivoa_session"] = doc["offers"][0]["meta"]["uuid"]
@@ -148,7 +157,12 @@ PROBES: list[tuple[str, str, str, Any]] = [
     ("lease", "POST", "/v1/leases/{id}/cancel", None),
     ("lease", "DELETE", "/v1/leases/{id}", None),
     ("lease", "DELETE", "/v1/claims/{id}", None),
-    ("lease", "POST", "/v1/jobs", {"lease_id": "{id}", "provisioner": "simulated", "workload": {"command": ["x"]}}),
+    (
+        "lease",
+        "POST",
+        "/v1/jobs",
+        {"lease_id": "{id}", "provisioner": "simulated", "workload": {"command": ["x"]}},
+    ),
     ("offer_set", "GET", "/v1/offer-sets/{id}", None),
     ("offer", "GET", "/v1/offers/{id}", None),
     ("offer", "POST", "/v1/offers/{id}/accept", None),
@@ -157,7 +171,12 @@ PROBES: list[tuple[str, str, str, Any]] = [
     ("allocation_request", "POST", "/v1/claims", {"allocation_request": "{id}"}),
     ("ivoa_offerset", "GET", "/ivoa/offersets/{id}", None),
     ("ivoa_session", "GET", "/ivoa/sessions/{id}", None),
-    ("ivoa_session", "POST", "/ivoa/sessions/{id}", {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"}),
+    (
+        "ivoa_session",
+        "POST",
+        "/ivoa/sessions/{id}",
+        {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"},
+    ),
 ]
 
 
@@ -186,7 +205,6 @@ def test_another_projects_ids_read_exactly_like_unused_ones(world: World) -> Non
     assert _ok(world.client.get(f"/v1/offers/{ids['offer']}", headers=world.alpha))["state"] == "OFFERED"
 
 
-
 def test_a_job_id_taken_by_another_project_reads_like_one_taken_by_your_own(world: World) -> None:
     """Job ids are chosen by clients and unique across projects, so a taken id cannot create a job; the
     refusal must not say whose it is (it used to answer 404 "no job <id>": the id exists elsewhere)."""
@@ -196,10 +214,179 @@ def test_a_job_id_taken_by_another_project_reads_like_one_taken_by_your_own(worl
     beta_lease = _ok(c.post(f"/v1/offers/{offers['offers'][0]['id']}/accept", headers=world.beta))["uuid"]
 
     def create(headers: dict[str, str], lease: str) -> tuple[int, str]:
-        body = {"id": ids["job"], "lease_id": lease, "provisioner": "simulated", "workload": {"command": ["x"]}}
+        body = {
+            "id": ids["job"],
+            "lease_id": lease,
+            "provisioner": "simulated",
+            "workload": {"command": ["x"]},
+        }
         r = c.post("/v1/jobs", json=body, headers=headers)
         return r.status_code, r.text.replace(lease, "<lease>")
 
     assert create(world.beta, beta_lease) == create(world.alpha, ids["lease"])
     assert create(world.beta, beta_lease)[0] == 409
     assert c.get(f"/v1/jobs/{ids['job']}", headers=world.alpha).json()["project"] == "alpha"
+
+
+def problem(r: Any, status: int, pointer: str) -> dict[str, Any]:
+    """Assert ``r`` is a problem with this status naming ``pointer``; its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body: dict[str, Any] = r.json()
+    assert pointer in {e["pointer"] for e in body["errors"]}, body
+    return body
+
+
+# -- unknown query parameters --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "status", "name", "hint"),
+    [
+        ("/v1/providers?site=MICH", 422, "site", None),
+        ("/v1/providers?knd=host", 422, "knd", "did you mean `kind`?"),
+        ("/v1/jobs?stat=running", 422, "stat", "did you mean `state`?"),
+        ("/v1/leases?limit=5&curser=x", 422, "curser", "did you mean `cursor`?"),
+        ("/v1/leases/00000000-0000-4000-8000-000000000000?verbose=1", 422, "verbose", None),
+        ("/ivoa/offersets/00000000-0000-4000-8000-000000000000?format=json", 422, "format", None),
+        (
+            "/calendar?start_time=2030-01-01T00:00:00Z&end_time=2030-01-02T00:00:00Z&sites=X",
+            400,
+            "sites",
+            "`site`",
+        ),
+        ("/healthz?verbose=1", 422, "verbose", "takes none"),
+    ],
+)
+def test_an_unknown_query_parameter_is_refused_naming_it(
+    world: World, url: str, status: int, name: str, hint: str | None
+) -> None:
+    body = problem(world.client.get(url, headers=world.alpha), status, f"#/query/{name}")
+    assert body["code"] == "validation_error"
+    if hint is not None:
+        assert hint in body["detail"], body
+
+
+def test_declared_query_parameters_still_parse_from_strings(world: World) -> None:
+    hosts = _ok(world.client.get("/v1/providers?kind=host&limit=5", headers=world.alpha))["items"]
+    assert [h["name"] for h in hosts] == ["hq-h1"]
+    assert _ok(world.client.get("/v1/jobs?limit=3&state=running", headers=world.alpha))["items"] == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True))
+def test_any_undeclared_parameter_on_the_provider_list_is_refused(world: World, name: str) -> None:
+    declared = {"kind", "parent", "trait", "member_of", "name", "cursor", "limit"}
+    r = world.client.get("/v1/providers", params={name: "x"}, headers=world.alpha)
+    if name in declared:
+        assert f"#/query/{name}" not in r.text
+    else:
+        problem(r, 422, f"#/query/{name}")
+
+
+# -- unknown resource classes --------------------------------------------------------------------------------
+def test_a_mistyped_class_is_refused_with_the_closest_name(world: World) -> None:
+    c, a = world.client, world.alpha
+    req = world.request()
+    req["components"][0]["resources"]["GPU_A3O"] = 1
+    for url, body, where in (
+        ("/v1/find-slot", req, ""),
+        ("/v1/offer-sets", {"request": req}, "/request"),
+        (
+            "/v1/jobs",
+            {"offer_set": {"request": req}, "provisioner": "simulated", "workload": {"command": ["x"]}},
+            "/offer_set/request",
+        ),
+    ):
+        got = problem(c.post(url, json=body, headers=a), 422, f"{where}/components/0/resources/GPU_A3O")
+        assert "did you mean GPU_A30?" in got["detail"], (url, got)
+    elastic = world.request()
+    elastic["components"][0]["elastic"] = {"MEMORY_GB": {"min": 1, "max": 2}}
+    got = problem(c.post("/v1/find-slot", json=elastic, headers=a), 422, "/components/0/elastic/MEMORY_GB")
+    assert "did you mean MEMORY_MB?" in got["detail"], got
+    got = problem(
+        c.get("/v1/allocation-candidates?resources=VCPU:1,GPU_A3O:1", headers=a), 422, "#/query/resources"
+    )
+    assert "did you mean GPU_A30?" in got["detail"]
+    # nothing was written on the way to the refusal
+    assert _ok(c.get("/v1/leases", headers=a))["items"] == []
+
+
+def test_stocked_standard_and_registered_classes_are_known(world: World) -> None:
+    c = world.client
+    _ok(c.post("/v1/resource-classes", json={"name": "CUSTOM_FLUX"}, headers=world.admin), 201)
+    req = world.request()
+    req["components"][0]["resources"].update({"GPU_A30": 1, "DISK_GB": 1})
+    assert _ok(c.post("/v1/find-slot", json=req, headers=world.alpha))["windows"] == []  # no disk stocked
+    req["components"][0]["resources"] = {"GPU_A30": 1, "CUSTOM_FLUX": 1}
+    assert _ok(c.post("/v1/find-slot", json=req, headers=world.alpha))["windows"] == []  # none stocked
+    req["components"][0]["resources"] = {"GPU_A30": 2, "VCPU": 4}
+    assert _ok(c.post("/v1/find-slot", json=req, headers=world.alpha))["windows"]
+    assert _ok(c.get("/v1/allocation-candidates?resources=GPU_A30:1", headers=world.alpha))[
+        "allocation_requests"
+    ]
+
+
+# -- booleans are not numbers --------------------------------------------------------------------------------
+def test_a_boolean_quota_is_refused_and_nothing_is_stored(world: World) -> None:
+    c, admin = world.client, world.admin
+    for value in (False, True, "5", 5.5):
+        r = c.put("/v1/quotas/alpha/VCPU", json={"max_concurrent": value}, headers=admin)
+        problem(r, 422, "/max_concurrent")
+    assert c.get("/v1/quotas/alpha/VCPU", headers=admin).status_code == 404
+    assert (
+        _ok(c.put("/v1/quotas/alpha/VCPU", json={"max_concurrent": 0}, headers=admin))["max_concurrent"] == 0
+    )
+
+
+def test_booleans_are_refused_wherever_a_body_carries_a_number(world: World) -> None:
+    c, a, admin = world.client, world.alpha, world.admin
+    host = _ok(c.get("/v1/providers?name=hq-h1", headers=admin))["items"][0]["uuid"]
+    req = world.request()
+    cases: list[tuple[str, str, dict[str, str], Any, str]] = [
+        ("POST", "/v1/find-slot", a, {**req, "limit": True}, "/limit"),
+        (
+            "POST",
+            "/v1/find-slot",
+            a,
+            {**req, "components": [{"name": "c", "count": True, "resources": {"VCPU": 1}}]},
+            "/components/0/count",
+        ),
+        (
+            "POST",
+            "/v1/find-slot",
+            a,
+            {**req, "components": [{"name": "c", "resources": {"VCPU": True}}]},
+            "/components/0/resources/VCPU",
+        ),
+        ("POST", "/v1/offer-sets", a, {"request": req, "max_offers": True}, "/max_offers"),
+        (
+            "POST",
+            "/v1/claims",
+            a,
+            {
+                "items": [{"provider_uuid": host, "resource_class": "VCPU", "amount": True}],
+                "start": iso(world.t0),
+                "end": iso(world.t0 + HOUR),
+            },
+            "/items/0/amount",
+        ),
+        (
+            "PUT",
+            f"/v1/providers/{host}/inventories/DISK_GB",
+            admin,
+            {"generation": 1, "total": True},
+            "/total",
+        ),
+        (
+            "POST",
+            "/v1/providers",
+            admin,
+            {"name": "hq-b", "kind": "site", "location": {"lat": True, "lon": 0}},
+            "/location/lat",
+        ),
+    ]
+    for method, url, headers, body, pointer in cases:
+        problem(c.request(method, url, json=body, headers=headers), 422, pointer)
+    assert (
+        _ok(c.get(f"/v1/providers/{host}/inventories", headers=admin))["inventories"].get("DISK_GB") is None
+    )
+    assert _ok(c.get("/v1/leases", headers=a))["items"] == []
