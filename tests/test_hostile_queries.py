@@ -265,6 +265,16 @@ def test_an_unknown_query_parameter_is_refused_naming_it(
         assert hint in body["detail"], body
 
 
+def test_the_claim_fast_path_refuses_query_parameters_too(world: World) -> None:
+    c, a = world.client, world.alpha
+    host = _ok(c.get("/v1/providers?name=hq-h1", headers=a))["items"][0]["uuid"]  # the token is cached now
+    item = {"provider_uuid": host, "resource_class": "VCPU", "amount": 1}
+    body = {"items": [item], "start": iso(world.t0), "end": iso(world.t0 + HOUR)}
+    problem(c.post("/v1/claims?dry_run=1", json=body, headers=a), 422, "#/query/dry_run")
+    assert _ok(c.get("/v1/leases", headers=a))["items"] == []  # and nothing was claimed
+    _ok(c.post("/v1/claims", json=body, headers=a), 201)
+
+
 def test_declared_query_parameters_still_parse_from_strings(world: World) -> None:
     hosts = _ok(world.client.get("/v1/providers?kind=host&limit=5", headers=world.alpha))["items"]
     assert [h["name"] for h in hosts] == ["hq-h1"]
