@@ -246,7 +246,7 @@ def problem(r: Any, status: int, pointer: str) -> dict[str, Any]:
         ("/v1/jobs?stat=running", 422, "stat", "did you mean `state`?"),
         ("/v1/leases?limit=5&curser=x", 422, "curser", "did you mean `cursor`?"),
         ("/v1/leases/00000000-0000-4000-8000-000000000000?verbose=1", 422, "verbose", None),
-        ("/ivoa/offersets/00000000-0000-4000-8000-000000000000?format=json", 422, "format", None),
+        ("/ivoa/offersets/00000000-0000-4000-8000-000000000000?format=json", 400, "format", None),
         (
             "/calendar?start_time=2030-01-01T00:00:00Z&end_time=2030-01-02T00:00:00Z&sites=X",
             400,

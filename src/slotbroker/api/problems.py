@@ -21,8 +21,8 @@ from slotbroker.domain.inventory import rule_field
 from slotbroker.services.offers import OfferConflict
 
 PROBLEM_JSON = "application/problem+json"
-# Compatibility endpoints whose originals answer 400 (not 422) to invalid input.
-BAD_REQUEST_PREFIXES = ("/calendar",)
+# Compatibility endpoints whose originals answer 400 (not 422) to invalid input (FABRIC, IVOA Calycopis).
+BAD_REQUEST_PREFIXES = ("/calendar", "/ivoa")
 log = logging.getLogger("slotbroker.api")
 
 STATUS: dict[type[e.SlotbrokerError], int] = {
