@@ -14,12 +14,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
-_declared: dict[int, frozenset[str]] = {}  # id(route) -> query names, computed once per route
+CACHE = "_slotbroker_query_names"  # kept on the route itself: computed once, gone with its app
 
 
 def declared_query(route: Any) -> frozenset[str]:
     """The query parameter names ``route`` (and its dependencies) declare, by alias."""
-    names = _declared.get(id(route))
+    if route is None:
+        return frozenset()
+    names: frozenset[str] | None = getattr(route, CACHE, None)
     if names is None:
         found: set[str] = set()
         todo = [getattr(route, "dependant", None)]
@@ -28,7 +30,8 @@ def declared_query(route: Any) -> frozenset[str]:
             if dependant is not None:
                 found.update(getattr(p, "validation_alias", None) or p.alias for p in dependant.query_params)
                 todo.extend(dependant.dependencies)
-        names = _declared[id(route)] = frozenset(found)
+        names = frozenset(found)
+        setattr(route, CACHE, names)
     return names
 
 
