@@ -312,6 +312,16 @@ def test_a_mistyped_class_is_refused_with_the_closest_name(world: World) -> None
     elastic["components"][0]["elastic"] = {"MEMORY_GB": {"min": 1, "max": 2}}
     got = problem(c.post("/v1/find-slot", json=elastic, headers=a), 422, "/components/0/elastic/MEMORY_GB")
     assert "did you mean MEMORY_MB?" in got["detail"], got
+    fabric = {
+        "start": iso(world.t0),
+        "end": iso(world.t0 + 24 * HOUR),
+        "duration": 1,
+        "resources": [{"type": "compute", "cores": 2, "components": {"GPU_A3O": 1}}],
+    }
+    got = problem(
+        c.post("/calendar/find-slot", json=fabric, headers=a), 400, "/resources/0/components/GPU_A3O"
+    )
+    assert "did you mean GPU_A30?" in got["detail"], got
     got = problem(
         c.get("/v1/allocation-candidates?resources=VCPU:1,GPU_A3O:1", headers=a), 422, "#/query/resources"
     )
