@@ -426,12 +426,12 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
         (
             "unknown class",
             {"components": [{"name": "vm", "resources": {"WIDGETS": 1}}]},
-            "/components/0/resources",
+            "/components/0/resources/WIDGETS",
         ),
         (
             "unregistered custom class",
             {"components": [{"name": "vm", "resources": {"CUSTOM_FOO": 1}}]},
-            "/components/0/resources",
+            "/components/0/resources/CUSTOM_FOO",
         ),
         ("unknown site", {"components": [{**comp, "site": "ATLANTIS"}]}, "/components/0/site"),
         ("a host is no site", {"components": [{**comp, "site": "star-w1"}]}, "/components/0/site"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import slotbroker
@@ -13,6 +13,7 @@ from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
+from slotbroker.api.query_check import reject_unknown_query
 from slotbroker.api.routers import (
     catalog,
     claims,
@@ -55,6 +56,7 @@ def create_app(
         version=slotbroker.__version__,
         description=DESCRIPTION,
         lifespan=offers.lifespan,  # the offers sweeper (OfferService.expire_due)
+        dependencies=[Depends(reject_unknown_query)],  # every route: an unknown query parameter is a 422
     )
     app.state.settings = settings
     app.state.services = Services.build(

@@ -66,6 +66,7 @@ class ClaimFastPath:
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or content_type(scope) != "application/json"
+            or scope.get("query_string")  # the router refuses query parameters (api/query_check.py)
         ):
             await self.app(scope, receive, send)
             return

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from slotbroker.domain.strict import Int, Number
+
 MAX_AMOUNT = 2**53  # exact in JSON numbers and in float64 arithmetic
 
 
@@ -32,14 +34,14 @@ def rule_field(error: Mapping[str, Any]) -> tuple[str, ...]:
 class Inventory(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    total: int = Field(ge=1, le=MAX_AMOUNT, description="Installed amount.")
-    reserved: int = Field(0, ge=0, le=MAX_AMOUNT, description="Kept back, never allocated.")
-    min_unit: int = Field(1, ge=1, le=MAX_AMOUNT, description="Smallest amount one allocation may take.")
-    max_unit: int | None = Field(
+    total: Int = Field(ge=1, le=MAX_AMOUNT, description="Installed amount.")
+    reserved: Int = Field(0, ge=0, le=MAX_AMOUNT, description="Kept back, never allocated.")
+    min_unit: Int = Field(1, ge=1, le=MAX_AMOUNT, description="Smallest amount one allocation may take.")
+    max_unit: Int | None = Field(
         None, ge=1, le=MAX_AMOUNT, description="Largest amount one allocation may take; default total."
     )
-    step_size: int = Field(1, ge=1, le=MAX_AMOUNT, description="Allocations are multiples of this.")
-    allocation_ratio: float = Field(1.0, gt=0, le=1000, description="Over-commit factor.")
+    step_size: Int = Field(1, ge=1, le=MAX_AMOUNT, description="Allocations are multiples of this.")
+    allocation_ratio: Number = Field(1.0, gt=0, le=1000, description="Over-commit factor.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slotbroker.domain.providers import ProviderName
+from slotbroker.domain.strict import Int, Number
 from slotbroker.domain.vlans import VlanSet
 
 
@@ -17,8 +18,8 @@ class LinkSpec(BaseModel):
 
     name: ProviderName
     endpoints: tuple[ProviderName, ProviderName] = Field(description="The two sites the link joins.")
-    bandwidth_gbps: int = Field(ge=1, le=1_000_000, description="Capacity in Gbit/s.")
-    latency_ms: float = Field(0.0, ge=0, le=100_000, description="One-way latency in milliseconds.")
+    bandwidth_gbps: Int = Field(ge=1, le=1_000_000, description="Capacity in Gbit/s.")
+    latency_ms: Number = Field(0.0, ge=0, le=100_000, description="One-way latency in milliseconds.")
 
     @field_validator("endpoints")
     @classmethod
@@ -35,7 +36,7 @@ class FacilityPortSpec(BaseModel):
     site: ProviderName = Field(description="Name of the site the port belongs to.")
     device: str | None = Field(None, max_length=200, description="Switch or device name.")
     vlans: str = Field(description="VLAN tag ranges, e.g. '100-200,300-350'.", examples=["100-200,300-350"])
-    bandwidth_gbps: int = Field(ge=1, le=1_000_000, description="Capacity in Gbit/s.")
+    bandwidth_gbps: Int = Field(ge=1, le=1_000_000, description="Capacity in Gbit/s.")
 
     @field_validator("vlans")
     @classmethod

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from slotbroker.domain.strict import Number
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}$"
 AGGREGATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 NAME_RE = re.compile(NAME_PATTERN)
@@ -58,5 +60,5 @@ def parent_problem(kind: ProviderKind, parent_kind: ProviderKind | None) -> str 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lat: float = Field(ge=-90, le=90, description="Latitude in degrees.")
-    lon: float = Field(ge=-180, le=180, description="Longitude in degrees.")
+    lat: Number = Field(ge=-90, le=90, description="Latitude in degrees.")
+    lon: Number = Field(ge=-180, le=180, description="Longitude in degrees.")

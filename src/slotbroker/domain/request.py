@@ -30,7 +30,8 @@ from pydantic import (
 from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
 from slotbroker.domain.limits import TIME_MAX, TIME_MAX_S, TIME_MIN_S
 from slotbroker.domain.providers import AggregateName, ProviderName, TraitName
-from slotbroker.domain.resource_classes import CUSTOM_RE, naming_problem
+from slotbroker.domain.resource_classes import CUSTOM_RE, naming_problem, unknown_problem
+from slotbroker.domain.strict import Int, Number
 from slotbroker.domain.traits import trait_problem
 from slotbroker.domain.vlans import VLAN_MAX, VLAN_MIN
 
@@ -60,8 +61,8 @@ class _Model(BaseModel):
 class ElasticRange(_Model):
     """Take at least ``min`` and, where the chosen host has room for the whole window, up to ``max``."""
 
-    min: int = Field(ge=1, le=2**53)
-    max: int = Field(ge=1, le=2**53)
+    min: Int = Field(ge=1, le=2**53)
+    max: Int = Field(ge=1, le=2**53)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -71,12 +72,14 @@ class ElasticRange(_Model):
 
 
 class Near(_Model):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    radius_km: float = Field(gt=0, le=20040)
+    lat: Number = Field(ge=-90, le=90)
+    lon: Number = Field(ge=-180, le=180)
+    radius_km: Number = Field(gt=0, le=20040)
 
 
 def _class_problem(name: str, info: ValidationInfo) -> str | None:
+    if "known_classes" in (info.context or {}):
+        return None  # checked after validation, each pointing at its key (``unknown_classes``)
     why = naming_problem(name)
     custom = (info.context or {}).get("custom_classes")
     if why is None and custom is not None and CUSTOM_RE.match(name) and name not in custom:
@@ -91,8 +94,8 @@ class Component(_Model):
     relate components to each other."""
 
     name: ComponentName
-    count: int = Field(1, ge=1, le=MAX_INSTANCES)
-    resources: dict[str, int] = Field(default_factory=dict, description="Per-instance amounts.")
+    count: Int = Field(1, ge=1, le=MAX_INSTANCES)
+    resources: dict[str, Int] = Field(default_factory=dict, description="Per-instance amounts.")
     elastic: dict[str, ElasticRange] = Field(default_factory=dict)
     required_traits: list[TraitName] = Field(default_factory=list)
     forbidden_traits: list[TraitName] = Field(default_factory=list)
@@ -161,8 +164,8 @@ class Group(_Model):
 class LinkRequest(_Model):
     a: ComponentName
     b: ComponentName
-    bandwidth_gbps: int = Field(ge=1, le=1_000_000)
-    max_latency_ms: float | None = Field(None, gt=0, le=100_000)
+    bandwidth_gbps: Int = Field(ge=1, le=1_000_000)
+    max_latency_ms: Number | None = Field(None, gt=0, le=100_000)
 
     @model_validator(mode="after")
     def _two_ends(self) -> Self:
@@ -175,9 +178,9 @@ class PortRequest(_Model):
     site: ProviderName
     port: ProviderName
     component: ComponentName
-    vlan_count: int | None = Field(None, ge=1, le=VLAN_MAX)
-    vlans: list[int] | None = Field(None, min_length=1, max_length=VLAN_MAX)
-    bandwidth_gbps: int = Field(0, ge=0, le=1_000_000)
+    vlan_count: Int | None = Field(None, ge=1, le=VLAN_MAX)
+    vlans: list[Int] | None = Field(None, min_length=1, max_length=VLAN_MAX)
+    bandwidth_gbps: Int = Field(0, ge=0, le=1_000_000)
 
     @field_validator("vlans")
     @classmethod
@@ -259,9 +262,9 @@ class SlotRequest(_Model):
     duration: int | None = Field(None, description="Fixed duration: ISO 8601 (PT4H) or seconds.")
     min_duration: int | None = None
     max_duration: int | None = None
-    limit: int = Field(5, ge=1, le=50, description="How many windows to return.")
+    limit: Int = Field(5, ge=1, le=50, description="How many windows to return.")
     policy: Policy = Policy.EARLIEST
-    alternates: int = Field(3, ge=0, le=20, description="Alternate hosts per component and window.")
+    alternates: Int = Field(3, ge=0, le=20, description="Alternate hosts per component and window.")
 
     _range_start: int = PrivateAttr(0)
     _latest_start: int = PrivateAttr(0)
@@ -380,15 +383,21 @@ def parse_request(
     max_range_s: int = DEFAULT_MAX_RANGE_S,
     custom_classes: frozenset[str] | None = None,
     custom_traits: frozenset[str] | None = None,
+    known_classes: frozenset[str] | None = None,
 ) -> SlotRequest:
-    """Validate a request document; raise ``ValidationFailed`` listing each field with its pointer."""
+    """Validate a request document; raise ``ValidationFailed`` listing each field with its pointer.
+
+    ``known_classes`` (the classes some inventory has, and registered custom ones): any other
+    non-standard class is refused rather than answered with "nothing fits"."""
     ctx: dict[str, Any] = {"max_range_s": max_range_s}
     if custom_classes is not None:
         ctx["custom_classes"] = custom_classes
     if custom_traits is not None:
         ctx["custom_traits"] = custom_traits
+    if known_classes is not None:
+        ctx["known_classes"] = known_classes
     try:
-        return SlotRequest.model_validate(data, context=ctx)
+        req = SlotRequest.model_validate(data, context=ctx)
     except ValidationError as exc:
         errors = []
         for e in exc.errors():
@@ -398,3 +407,21 @@ def parse_request(
                 msg = f"{'.'.join(str(p) for p in loc)}: {msg}"
             errors.append(FieldError(pointer(*loc), msg))
         raise ValidationFailed(f"the request has {len(errors)} problem(s)", errors) from None
+    if known_classes is not None:
+        unknown = unknown_classes(req, known_classes)
+        if unknown:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise ValidationFailed(f"{unknown[0].detail}{more}", unknown)
+    return req
+
+
+def unknown_classes(req: SlotRequest, known: frozenset[str]) -> list[FieldError]:
+    """Each class a component names that neither is standard nor in ``known``, pointing at its key."""
+    errors = []
+    for i, comp in enumerate(req.components):
+        for where, names in (("resources", comp.resources), ("elastic", comp.elastic)):
+            for rc in names:
+                why = unknown_problem(rc, known)
+                if why:
+                    errors.append(FieldError(pointer("components", i, where, rc), why))
+    return errors

@@ -11,7 +11,9 @@ Naming rule (docs/topology-format.md):
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Collection
 from enum import StrEnum
 
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
@@ -63,6 +65,19 @@ def naming_problem(name: str) -> str | None:
         f"unknown resource class {name!r}: use a standard class ({', '.join(STANDARD_DESCRIPTIONS)}), "
         "a device class GPU_<MODEL>, FPGA_<MODEL> or NIC_<MODEL>, or a registered CUSTOM_<NAME>"
     )
+
+
+def unknown_problem(name: str, known: Collection[str]) -> str | None:
+    """Why a request may not name ``name`` when only ``known`` (besides the standard classes) exist.
+
+    A well-formed but unstocked device class such as ``GPU_A3O`` is almost always a typo; answering
+    "nothing fits" would hide it, so it is refused with the closest existing name as a hint.
+    """
+    if name in STANDARD_DESCRIPTIONS or name in known:
+        return None
+    close = difflib.get_close_matches(name, sorted({*STANDARD_DESCRIPTIONS, *known}), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown resource class {name!r}: no inventory has it{hint}"
 
 
 def device_description(name: str) -> str:

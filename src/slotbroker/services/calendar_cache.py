@@ -29,6 +29,7 @@ class Catalog:
     """What find-slot validates names against, read with the index so it needs no query per request."""
 
     custom_classes: frozenset[str]
+    stocked_classes: frozenset[str]  # classes some host has an inventory of
     custom_traits: frozenset[str]
     sites: frozenset[str]
     hosts: frozenset[str]
@@ -78,6 +79,7 @@ class CalendarCache:
             )
             catalog = Catalog(
                 custom_classes=uow.catalog.custom_class_names(),
+                stocked_classes=frozenset(rc for host in snapshot.hosts for rc in host.inventories),
                 custom_traits=uow.catalog.custom_trait_names(),
                 sites=frozenset(site.name for site in snapshot.sites),
                 hosts=frozenset(host.name for host in snapshot.hosts),

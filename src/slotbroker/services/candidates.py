@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.domain.resource_classes import kind_of
+from slotbroker.domain.resource_classes import Standard, naming_problem, unknown_problem
 from slotbroker.engine.topology import Topology
 from slotbroker.services.allocation_requests import AllocationRequestService, ARBody, Instance, ProviderUuids
 from slotbroker.services.calendar_cache import CalendarCache
@@ -53,8 +53,9 @@ def _bad(param: str, detail: str) -> ValidationFailed:
     return ValidationFailed(f"{param}: {detail}", [FieldError(f"#/query/{param}", detail)])
 
 
-def parse_resources(text: str, custom: frozenset[str] = frozenset()) -> dict[str, int]:
-    """Placement's ``resources=VCPU:8,MEMORY_MB:32768`` (each class once, amounts >= 1)."""
+def parse_resources(text: str, known: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Placement's ``resources=VCPU:8,MEMORY_MB:32768`` (each class once, amounts >= 1); a class that is
+    neither standard nor in ``known`` (stocked or registered) is refused, with the closest as a hint."""
     out: dict[str, int] = {}
     if not text.strip():
         raise _bad("resources", "give at least one CLASS:AMOUNT")
@@ -62,8 +63,9 @@ def parse_resources(text: str, custom: frozenset[str] = frozenset()) -> dict[str
         rc, sep, amount = part.strip().partition(":")
         if not sep or not NAME.match(rc) or not amount.strip().isdigit():
             raise _bad("resources", f"{part.strip()!r} is not CLASS:AMOUNT (e.g. VCPU:8)")
-        if kind_of(rc) is None or (rc.startswith("CUSTOM_") and rc not in custom):
-            raise _bad("resources", f"unknown resource class {rc!r}")
+        why = naming_problem(rc) or unknown_problem(rc, known)
+        if why:
+            raise _bad("resources", why)
         if rc in out:
             raise _bad("resources", f"{rc} is given twice")
         n = int(amount)
@@ -179,11 +181,14 @@ class CandidateService:
         now = int(time.time()) if now_s is None else now_s
         if resources is None:
             raise _bad("resources", "required")
-        # registered custom classes come from the cached catalog; only asked for when one is named
-        custom = (
-            self.calendar.current(now).catalog.custom_classes if "CUSTOM_" in resources else frozenset[str]()
-        )
-        res = parse_resources(resources, custom)
+        # stocked and registered classes come from the cached catalog; only asked for when a class
+        # beyond the standard ones is named
+        names = {part.partition(":")[0].strip() for part in resources.split(",")}
+        known = frozenset[str]()
+        if names - set(Standard):
+            catalog = self.calendar.current(now).catalog
+            known = catalog.custom_classes | catalog.stocked_classes
+        res = parse_resources(resources, known)
         req_groups, forbidden = parse_required(required or [])
         mem_groups, excluded = parse_member_of(member_of or [])
         if limit is not None and limit < 1:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from slotbroker.domain.inventory import InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import AggregateName, Location, ProviderKind, ProviderName, TraitName
+from slotbroker.domain.strict import Int, Number
 
 
 class _Strict(BaseModel):
@@ -29,31 +30,31 @@ class CreateProvider(_Strict):
 
 
 class UpdateProvider(_Strict):
-    generation: int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
     name: ProviderName | None = None
     parent_uuid: UUID | None = None
     location: Location | None = None
 
 
 class SetInventories(_Strict):
-    generation: int = Field(ge=0)
+    generation: Int = Field(ge=0)
     inventories: dict[str, InventoryField]
 
 
 class SetInventory(_Strict):
-    generation: int = Field(ge=0)
-    total: int = Field(ge=1, le=2**53)
-    reserved: int = Field(0, ge=0, le=2**53)
-    min_unit: int = Field(1, ge=1, le=2**53)
-    max_unit: int | None = Field(None, ge=1, le=2**53)
-    step_size: int = Field(1, ge=1, le=2**53)
-    allocation_ratio: float = Field(1.0, gt=0, le=1000)
+    generation: Int = Field(ge=0)
+    total: Int = Field(ge=1, le=2**53)
+    reserved: Int = Field(0, ge=0, le=2**53)
+    min_unit: Int = Field(1, ge=1, le=2**53)
+    max_unit: Int | None = Field(None, ge=1, le=2**53)
+    step_size: Int = Field(1, ge=1, le=2**53)
+    allocation_ratio: Number = Field(1.0, gt=0, le=1000)
 
 
 class SetNames(_Strict):
     """Replace a provider's traits or aggregates."""
 
-    generation: int = Field(ge=0)
+    generation: Int = Field(ge=0)
     names: list[str] = Field(max_length=1000)
 
 
@@ -67,9 +68,9 @@ class CreateLink(LinkSpec):
 
 
 class UpdateLink(_Strict):
-    generation: int = Field(ge=0)
-    bandwidth_gbps: int | None = Field(None, ge=1, le=1_000_000)
-    latency_ms: float | None = Field(None, ge=0, le=100_000)
+    generation: Int = Field(ge=0)
+    bandwidth_gbps: Int | None = Field(None, ge=1, le=1_000_000)
+    latency_ms: Number | None = Field(None, ge=0, le=100_000)
 
 
 class CreateFacilityPort(FacilityPortSpec):
@@ -77,7 +78,7 @@ class CreateFacilityPort(FacilityPortSpec):
 
 
 class UpdateFacilityPort(_Strict):
-    generation: int = Field(ge=0)
+    generation: Int = Field(ge=0)
     device: str | None = Field(None, max_length=200)
     vlans: str | None = None
-    bandwidth_gbps: int | None = Field(None, ge=1, le=1_000_000)
+    bandwidth_gbps: Int | None = Field(None, ge=1, le=1_000_000)

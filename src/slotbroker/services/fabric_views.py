@@ -7,23 +7,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slotbroker.domain.strict import Int
+
 
 class FabricResource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["compute", "link", "facility_port"]
     site: str | None = Field(None, max_length=200)
-    cores: int | None = Field(None, ge=0, le=100_000)
-    ram: int | None = Field(None, ge=0, le=1_000_000, description="GB")
-    disk: int | None = Field(None, ge=0, le=10_000_000, description="GB")
-    components: dict[str, int] | None = Field(
+    cores: Int | None = Field(None, ge=0, le=100_000)
+    ram: Int | None = Field(None, ge=0, le=1_000_000, description="GB")
+    disk: Int | None = Field(None, ge=0, le=10_000_000, description="GB")
+    components: dict[str, Int] | None = Field(
         None, description="Model name -> count, e.g. {'GPU_RTX6000': 1}"
     )
     site_a: str | None = Field(None, max_length=200)
     site_b: str | None = Field(None, max_length=200)
-    bandwidth: int | None = Field(None, ge=0, le=1_000_000, description="Gbps")
+    bandwidth: Int | None = Field(None, ge=0, le=1_000_000, description="Gbps")
     name: str | None = Field(None, max_length=200)
-    vlans: int | None = Field(None, ge=0, le=4094)
+    vlans: Int | None = Field(None, ge=0, le=4094)
 
 
 class FabricFindSlotRequest(BaseModel):
@@ -33,9 +35,9 @@ class FabricFindSlotRequest(BaseModel):
         description="ISO 8601 start of the search range", examples=["2026-12-01T00:00:00+00:00"]
     )
     end: str = Field(description="ISO 8601 end of the search range", examples=["2026-12-08T00:00:00+00:00"])
-    duration: int = Field(ge=1, le=24 * 90, description="Hours")
+    duration: Int = Field(ge=1, le=24 * 90, description="Hours")
     resources: list[FabricResource] = Field(min_length=1, max_length=64)
-    max_results: int = Field(1, ge=1, le=50)
+    max_results: Int = Field(1, ge=1, le=50)
 
 
 class FabricWindow(BaseModel):

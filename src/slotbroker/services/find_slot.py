@@ -90,6 +90,7 @@ class FindSlotService:
                 max_range_s=self.settings.max_range_s,
                 custom_classes=catalog.custom_classes,
                 custom_traits=catalog.custom_traits,
+                known_classes=catalog.custom_classes | catalog.stocked_classes,
             )
         except ValidationFailed as exc:
             raise ValidationFailed(exc.detail, [_point_at_field(f) for f in exc.errors]) from None

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slotbroker.domain.jobs import JobState, Workload
+from slotbroker.domain.strict import Int
 from slotbroker.services.offer_views import OfferSetRequest
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class CreateJob(BaseModel):
     )
     provisioner: str = Field(min_length=1, max_length=100)
     workload: WorkloadBody = Field(default_factory=WorkloadBody)
-    priority: int = Field(0, ge=-1000, le=1000)
+    priority: Int = Field(0, ge=-1000, le=1000)
 
     @model_validator(mode="after")
     def _one_target(self) -> CreateJob:

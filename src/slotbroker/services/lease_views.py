@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from slotbroker.domain.claims import MAX_ITEMS
+from slotbroker.domain.strict import Int
 
 
 class _Strict(BaseModel):
@@ -35,8 +36,8 @@ def instant(seconds: int) -> datetime:
 class LeaseItemSpec(_Strict):
     provider_uuid: UUID
     resource_class: str = Field(min_length=1, max_length=255, examples=["VCPU"])
-    amount: int = Field(ge=1, le=2**53)
-    vlan_tag: int | None = Field(None, ge=1, le=4094, description="VLAN items only (class VLAN, amount 1).")
+    amount: Int = Field(ge=1, le=2**53)
+    vlan_tag: Int | None = Field(None, ge=1, le=4094, description="VLAN items only (class VLAN, amount 1).")
 
 
 class CreateLease(_Strict):
@@ -52,7 +53,7 @@ class CreateLease(_Strict):
 class UpdateLease(_Strict):
     """Extend, shorten or (while PENDING) move a lease. All or nothing."""
 
-    generation: int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
     start: AwareDatetime | None = Field(None, description="PENDING leases only (a move).")
     end: AwareDatetime | None = None
     allow_host_swap: bool = Field(
@@ -63,10 +64,10 @@ class UpdateLease(_Strict):
 
 
 class SetQuota(_Strict):
-    max_concurrent: int | None = Field(
+    max_concurrent: Int | None = Field(
         None, ge=0, le=2**53, description="Most of the class the project may hold at any one time."
     )
-    max_resource_hours: int | None = Field(
+    max_resource_hours: Int | None = Field(
         None, ge=0, le=2**53, description="Most amount x hours the project may have booked from now on."
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slotbroker.domain.strict import Int
 from slotbroker.services.find_slot_views import ExplanationView, PortView, RouteView
 
 
@@ -56,7 +57,7 @@ class OfferSetRequest(BaseModel):
         max_length=8,
         description="Strategies taken in turn, one offer each, until max_offers offers are made.",
     )
-    max_offers: int = Field(4, ge=1, le=10)
+    max_offers: Int = Field(4, ge=1, le=10)
 
 
 class OfferView(BaseModel):

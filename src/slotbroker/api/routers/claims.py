@@ -18,6 +18,7 @@ from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, ConsumerKind
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant
+from slotbroker.domain.strict import Int
 from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
 from slotbroker.services.claim_views import (
     Candidates,
@@ -44,8 +45,8 @@ class ConsumerIn(BaseModel):
 class ItemIn(BaseModel):
     provider_uuid: str = Field(max_length=36)
     resource_class: str = Field(max_length=255)
-    amount: int = Field(ge=1, le=2**53)
-    vlan_tag: int | None = Field(None, ge=1, le=4094)
+    amount: Int = Field(ge=1, le=2**53)
+    vlan_tag: Int | None = Field(None, ge=1, le=4094)
 
 
 class ClaimIn(BaseModel):

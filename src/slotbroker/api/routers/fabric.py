@@ -5,7 +5,7 @@ Validation errors here answer 400, as FABRIC's reports API does, with the same p
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -40,7 +40,27 @@ Svc = Annotated[Services, Depends(services)]
 def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> FabricFindSlotResponse:
     with UnitOfWork(svc.db, readonly=True) as uow:
         doc = fabric.to_native(body, uow)
-    return fabric.to_fabric(svc.find_slot.find(doc), body.duration)
+    try:
+        found = svc.find_slot.find(doc)
+    except ValidationFailed as exc:  # point into the FABRIC body, not the native document made from it
+        raise ValidationFailed(
+            exc.detail, [_fabric_pointer(f, body, doc) for f in exc.errors], exc.code
+        ) from None
+    return fabric.to_fabric(found, body.duration)
+
+
+def _fabric_pointer(error: FieldError, body: FabricFindSlotRequest, doc: dict[str, Any]) -> FieldError:
+    """``/components/K/resources/CLASS`` of the native document -> ``/resources/I/components/MODEL``."""
+    parts = error.pointer.split("/")
+    if len(parts) != 5 or parts[1] != "components" or parts[3] != "resources" or not parts[2].isdigit():
+        return error
+    name = str(doc["components"][int(parts[2])]["name"])  # vm<I+1> for the I-th FABRIC resource
+    index = int(name[2:]) - 1 if name.startswith("vm") and name[2:].isdigit() else -1
+    models = (body.resources[index].components or {}) if 0 <= index < len(body.resources) else {}
+    for model in models:
+        if fabric.component_class(model) == parts[4]:
+            return FieldError(f"/resources/{index}/components/{model}", error.detail)
+    return error
 
 
 @router.get(

@@ -25,7 +25,7 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.config import Settings
-from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound
+from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
 from slotbroker.services.job_views import (
     CreateJob,
@@ -116,7 +116,11 @@ def _existing(planner: Planner, job_id: str | None, project: str | None) -> JobV
 
 def _lease_as_soon_as_possible(svc: Services, request: OfferSetRequest, project: str) -> str:
     """Make offers and accept the first that still holds; the new lease's id."""
-    offers = svc.offers.create(request, project=project)
+    try:
+        offers = svc.offers.create(request, project=project)
+    except ValidationFailed as exc:  # its pointers are into the offer set, which the body nests
+        moved = [FieldError(f"/offer_set{f.pointer}", f.detail) for f in exc.errors]
+        raise ValidationFailed(exc.detail, moved, exc.code) from None
     if offers.status == OfferSetStatus.EMPTY or not offers.offers:
         raise CapacityConflict(
             "nothing fits the request", [FieldError("/offer_set/request", "no window with capacity")]

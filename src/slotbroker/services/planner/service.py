@@ -339,9 +339,10 @@ class Planner:
         return self._same(job_id, project, spec, workload)
 
     def _same(self, job_id: str, project: str | None, spec: JobSpec, workload: str) -> JobView:
-        job = self._find(job_id, project)
+        job = self._find(job_id, None)  # a taken id reads the same whichever project holds it
         same = (
-            job.lease_id == spec.lease_id
+            (project is None or job.project == project)
+            and job.lease_id == spec.lease_id
             and job.provisioner == spec.provisioner
             and job.workload.to_json() == workload
         )
