@@ -113,7 +113,11 @@ def _own_one_of_each(srv: Server, app: FastAPI) -> None:
         srv.ids["lease"] = lease.json()["id"]
         job = c.post(
             "/v1/jobs",
-            json={"lease_id": srv.ids["lease"], "provisioner": "simulated", "workload": {"command": ["true"]}},
+            json={
+                "lease_id": srv.ids["lease"],
+                "provisioner": "simulated",
+                "workload": {"command": ["true"]},
+            },
             headers=alpha,
         )
         assert job.status_code == 201, job.text
@@ -205,134 +209,571 @@ class Hostile:
     headers: dict[str, str] | None = None
 
 
+LEASES, CLAIMS = "/v1/leases", "/v1/claims"
+
+
 def _cases() -> list[Hostile]:
     cases: list[Hostile] = []
     add = cases.append
-    L, C = "/v1/leases", "/v1/claims"
     # 1. a user may not pick the local provisioner
-    add(Hostile("job-local-provisioner", "POST", "/v1/jobs", 403, "forbidden", "/provisioner",
-                body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "local",
-                                "workload": {"command": ["id"]}}))
+    add(
+        Hostile(
+            "job-local-provisioner",
+            "POST",
+            "/v1/jobs",
+            403,
+            "forbidden",
+            "/provisioner",
+            body=lambda s: {
+                "lease_id": s.ids["lease"],
+                "provisioner": "local",
+                "workload": {"command": ["id"]},
+            },
+        )
+    )
     # 3. times past any calendar
-    add(Hostile("claim-end-2600", "POST", C, 422, "validation_error", "/end",
-                body=lambda s: _claim(s) | {"end": "2600-01-01T00:00:00Z"}))
-    add(Hostile("claim-start-year-1", "POST", C, 422, "validation_error", "/start",
-                body=lambda s: _claim(s) | {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"}))
+    add(
+        Hostile(
+            "claim-end-2600",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/end",
+            body=lambda s: _claim(s) | {"end": "2600-01-01T00:00:00Z"},
+        )
+    )
+    add(
+        Hostile(
+            "claim-start-year-1",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/start",
+            body=lambda s: _claim(s) | {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"},
+        )
+    )
     # 4. an offset that overflows the year
-    add(Hostile("claim-start-9999-offset", "POST", C, 422, "validation_error", "/start",
-                body=lambda s: _claim(s) | {"start": "9999-12-31T23:00:00-23:59"}))
+    add(
+        Hostile(
+            "claim-start-9999-offset",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/start",
+            body=lambda s: _claim(s) | {"start": "9999-12-31T23:00:00-23:59"},
+        )
+    )
     # 5. too long, expiring never
-    add(Hostile("claim-13-months", "POST", C, 403, "lease_too_long",
-                body=lambda s: _claim(s) | {"end": _at(40 + 24 * 396)}))
-    add(Hostile("hold-expires-9999", "POST", C, ANY_4XX, None, "/consumer/expires",
-                body=lambda s: _claim(s) | {"consumer": {"kind": "hold", "expires": "9999-01-01T00:00:00Z"}}))
-    add(Hostile("lease-13-months", "POST", L, 403, "lease_too_long",
-                body=lambda s: _lease(s) | {"end": _at(24 + 24 * 396)}))
-    add(Hostile("lease-end-2600", "POST", L, ANY_4XX, None, "/end",
-                body=lambda s: _lease(s) | {"end": "2600-01-01T00:00:00Z"}))
-    add(Hostile("lease-start-offset-overflow", "POST", L, 422, "validation_error", "/start",
-                body=lambda s: _lease(s) | {"start": "9999-12-31T23:00:00-23:59"}))
-    add(Hostile("lease-patch-end-9999", "PATCH", "/v1/leases/{lease}", ANY_4XX, None, "/end",
-                body={"generation": 0, "end": "9999-12-31T23:59:59Z"}))
-    add(Hostile("allocation-candidates-end-9999", "GET", "/v1/allocation-candidates", 422, "validation_error",
-                "#/query/end", params={"resources": "VCPU:1", "start": "2026-01-01T00:00:00Z",
-                                       "end": "9999-12-31T23:59:59+00:00"}))
-    add(Hostile("offer-set-window-year-9999", "POST", "/v1/offer-sets", ANY_4XX, None,
-                "/request/latest_end",
-                body={"request": _find_slot(latest_end="9999-12-31T23:59:59Z", duration="P3000Y")}))
-    add(Hostile("ivoa-schedule-year-9999", "POST", "/ivoa/offersets", ANY_4XX,
-                body=_ivoa(schedule={"requested": {"start": ["9999-12-31T23:00:00-23:59/PT1H"]}})))
-    add(Hostile("fabric-end-9999", "POST", "/calendar/find-slot", ANY_4XX, None, "/end",
-                body=lambda s: _fabric(s) | {"end": "9999-12-31T23:59:59-23:59"}))
+    add(
+        Hostile(
+            "claim-13-months",
+            "POST",
+            CLAIMS,
+            403,
+            "lease_too_long",
+            body=lambda s: _claim(s) | {"end": _at(40 + 24 * 396)},
+        )
+    )
+    add(
+        Hostile(
+            "hold-expires-9999",
+            "POST",
+            CLAIMS,
+            ANY_4XX,
+            None,
+            "/consumer/expires",
+            body=lambda s: _claim(s) | {"consumer": {"kind": "hold", "expires": "9999-01-01T00:00:00Z"}},
+        )
+    )
+    add(
+        Hostile(
+            "lease-13-months",
+            "POST",
+            LEASES,
+            403,
+            "lease_too_long",
+            body=lambda s: _lease(s) | {"end": _at(24 + 24 * 396)},
+        )
+    )
+    add(
+        Hostile(
+            "lease-end-2600",
+            "POST",
+            LEASES,
+            ANY_4XX,
+            None,
+            "/end",
+            body=lambda s: _lease(s) | {"end": "2600-01-01T00:00:00Z"},
+        )
+    )
+    add(
+        Hostile(
+            "lease-start-offset-overflow",
+            "POST",
+            LEASES,
+            422,
+            "validation_error",
+            "/start",
+            body=lambda s: _lease(s) | {"start": "9999-12-31T23:00:00-23:59"},
+        )
+    )
+    add(
+        Hostile(
+            "lease-patch-end-9999",
+            "PATCH",
+            "/v1/leases/{lease}",
+            ANY_4XX,
+            None,
+            "/end",
+            body={"generation": 0, "end": "9999-12-31T23:59:59Z"},
+        )
+    )
+    add(
+        Hostile(
+            "allocation-candidates-end-9999",
+            "GET",
+            "/v1/allocation-candidates",
+            422,
+            "validation_error",
+            "#/query/end",
+            params={
+                "resources": "VCPU:1",
+                "start": "2026-01-01T00:00:00Z",
+                "end": "9999-12-31T23:59:59+00:00",
+            },
+        )
+    )
+    add(
+        Hostile(
+            "offer-set-window-year-9999",
+            "POST",
+            "/v1/offer-sets",
+            ANY_4XX,
+            None,
+            "/request/latest_end",
+            body={"request": _find_slot(latest_end="9999-12-31T23:59:59Z", duration="P3000Y")},
+        )
+    )
+    add(
+        Hostile(
+            "ivoa-schedule-year-9999",
+            "POST",
+            "/ivoa/offersets",
+            ANY_4XX,
+            body=_ivoa(schedule={"requested": {"start": ["9999-12-31T23:00:00-23:59/PT1H"]}}),
+        )
+    )
+    add(
+        Hostile(
+            "fabric-end-9999",
+            "POST",
+            "/calendar/find-slot",
+            ANY_4XX,
+            None,
+            "/end",
+            body=lambda s: _fabric(s) | {"end": "9999-12-31T23:59:59-23:59"},
+        )
+    )
     # 6. NUL bytes
-    add(Hostile("lease-name-nul", "POST", L, 422, "validation_error", "/name",
-                body=lambda s: _lease(s, name="a\u0000b")))
-    add(Hostile("job-name-nul", "POST", "/v1/jobs", 422, "validation_error", "/name",
-                body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "name": "a\u0000b"}))
-    add(Hostile("claim-consumer-name-nul", "POST", C, 422, "validation_error", "/consumer/name",
-                body=lambda s: _claim(s) | {"consumer": {"name": "a\u0000b"}}))
-    add(Hostile("providers-cursor-nul", "GET", "/v1/providers", 422, "validation_error", "#/query/cursor",
-                params={"cursor": "\u0000x"}))
-    add(Hostile("providers-name-nul", "GET", "/v1/providers", 422, "validation_error", "#/query/name",
-                params={"name": "a\u0000b"}))
-    add(Hostile("leases-cursor-nul", "GET", L, 422, "validation_error", "#/query/cursor",
-                params={"cursor": "\u0000x"}))
-    add(Hostile("jobs-cursor-nul", "GET", "/v1/jobs", 422, "validation_error", "#/query/cursor",
-                params={"cursor": "\u0000x"}))
+    add(
+        Hostile(
+            "lease-name-nul",
+            "POST",
+            LEASES,
+            422,
+            "validation_error",
+            "/name",
+            body=lambda s: _lease(s, name="a\u0000b"),
+        )
+    )
+    add(
+        Hostile(
+            "job-name-nul",
+            "POST",
+            "/v1/jobs",
+            422,
+            "validation_error",
+            "/name",
+            body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "name": "a\u0000b"},
+        )
+    )
+    add(
+        Hostile(
+            "claim-consumer-name-nul",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/consumer/name",
+            body=lambda s: _claim(s) | {"consumer": {"name": "a\u0000b"}},
+        )
+    )
+    add(
+        Hostile(
+            "providers-cursor-nul",
+            "GET",
+            "/v1/providers",
+            422,
+            "validation_error",
+            "#/query/cursor",
+            params={"cursor": "\u0000x"},
+        )
+    )
+    add(
+        Hostile(
+            "providers-name-nul",
+            "GET",
+            "/v1/providers",
+            422,
+            "validation_error",
+            "#/query/name",
+            params={"name": "a\u0000b"},
+        )
+    )
+    add(
+        Hostile(
+            "leases-cursor-nul",
+            "GET",
+            LEASES,
+            422,
+            "validation_error",
+            "#/query/cursor",
+            params={"cursor": "\u0000x"},
+        )
+    )
+    add(
+        Hostile(
+            "jobs-cursor-nul",
+            "GET",
+            "/v1/jobs",
+            422,
+            "validation_error",
+            "#/query/cursor",
+            params={"cursor": "\u0000x"},
+        )
+    )
     add(Hostile("provider-path-nul", "GET", "/v1/providers/a%00b", ANY_4XX))
     add(Hostile("trait-put-path-nul", "PUT", "/v1/traits/CUSTOM_A%00B", ANY_4XX, who="admin"))
-    add(Hostile("resource-class-nul", "POST", "/v1/resource-classes", 422, "validation_error", "/name",
-                who="admin", body={"name": "CUSTOM_A\u0000B"}))
-    add(Hostile("yaml-key-nul", "POST", L, 422, "validation_error",
-                body=lambda s: ("name: ok\n\"na\\0me\": x\nstart: " + _at(24) + "\n").encode(),
-                headers={"Content-Type": "application/yaml"}))
+    add(
+        Hostile(
+            "resource-class-nul",
+            "POST",
+            "/v1/resource-classes",
+            422,
+            "validation_error",
+            "/name",
+            who="admin",
+            body={"name": "CUSTOM_A\u0000B"},
+        )
+    )
+    add(
+        Hostile(
+            "yaml-key-nul",
+            "POST",
+            LEASES,
+            422,
+            "validation_error",
+            body=lambda s: ('name: ok\n"na\\0me": x\nstart: ' + _at(24) + "\n").encode(),
+            headers={"Content-Type": "application/yaml"},
+        )
+    )
     # 7. deep documents, JSON and YAML alike
-    add(Hostile("deep-json-lease", "POST", L, 400, body=_deep_json(5000),
-                headers={"Content-Type": "application/json"}))
-    add(Hostile("deep-yaml-lease", "POST", L, 400, body=b"a: " + b"[" * 5000 + b"]" * 5000,
-                headers={"Content-Type": "application/yaml"}))
-    for path, who in (("/v1/claims", "alpha"), ("/v1/jobs", "alpha"), ("/v1/offer-sets", "alpha"),
-                      ("/v1/find-slot", "alpha"), ("/ivoa/offersets", "alpha"), ("/ivoa/requests", "alpha"),
-                      ("/calendar/find-slot", "alpha"), ("/v1/topology", "admin"), ("/v1/providers", "admin"),
-                      ("/v1/links", "admin"), ("/v1/facility-ports", "admin"),
-                      ("/v1/resource-classes", "admin")):
-        add(Hostile(f"deep-json{path.replace('/', '-')}", "POST", path, 400, who=who, body=_deep_json(5000),
-                    headers={"Content-Type": "application/json"}))
+    add(
+        Hostile(
+            "deep-json-lease",
+            "POST",
+            LEASES,
+            400,
+            body=_deep_json(5000),
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    add(
+        Hostile(
+            "deep-yaml-lease",
+            "POST",
+            LEASES,
+            400,
+            body=b"a: " + b"[" * 5000 + b"]" * 5000,
+            headers={"Content-Type": "application/yaml"},
+        )
+    )
+    for path, who in (
+        ("/v1/claims", "alpha"),
+        ("/v1/jobs", "alpha"),
+        ("/v1/offer-sets", "alpha"),
+        ("/v1/find-slot", "alpha"),
+        ("/ivoa/offersets", "alpha"),
+        ("/ivoa/requests", "alpha"),
+        ("/calendar/find-slot", "alpha"),
+        ("/v1/topology", "admin"),
+        ("/v1/providers", "admin"),
+        ("/v1/links", "admin"),
+        ("/v1/facility-ports", "admin"),
+        ("/v1/resource-classes", "admin"),
+    ):
+        add(
+            Hostile(
+                f"deep-json{path.replace('/', '-')}",
+                "POST",
+                path,
+                400,
+                who=who,
+                body=_deep_json(5000),
+                headers={"Content-Type": "application/json"},
+            )
+        )
     # bytes that are not what they claim
-    add(Hostile("non-utf8-json", "POST", L, 400, body=b'{"name": "\xff\xfe"}',
-                headers={"Content-Type": "application/json"}))
-    add(Hostile("non-utf8-yaml", "POST", L, 400, body=b"name: \xff\xfe\n",
-                headers={"Content-Type": "application/yaml"}))
-    add(Hostile("wrong-content-type", "POST", L, 415, body=b"name=ok",
-                headers={"Content-Type": "application/x-www-form-urlencoded"}))
-    add(Hostile("truncated-json", "POST", C, 400, body=b'{"items": [', headers={"Content-Type": "application/json"}))
-    add(Hostile("oversized-name", "POST", L, 422, "validation_error", "/name",
-                body=lambda s: _lease(s, name="x" * 100_000)))
-    add(Hostile("body-over-limit", "POST", C, 413, body=b" " * (2 << 20),
-                headers={"Content-Type": "application/json"}))
+    add(
+        Hostile(
+            "non-utf8-json",
+            "POST",
+            LEASES,
+            400,
+            body=b'{"name": "\xff\xfe"}',
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    add(
+        Hostile(
+            "non-utf8-yaml",
+            "POST",
+            LEASES,
+            400,
+            body=b"name: \xff\xfe\n",
+            headers={"Content-Type": "application/yaml"},
+        )
+    )
+    add(
+        Hostile(
+            "wrong-content-type",
+            "POST",
+            LEASES,
+            415,
+            body=b"name=ok",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    )
+    add(
+        Hostile(
+            "truncated-json",
+            "POST",
+            CLAIMS,
+            400,
+            body=b'{"items": [',
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    add(
+        Hostile(
+            "oversized-name",
+            "POST",
+            LEASES,
+            422,
+            "validation_error",
+            "/name",
+            body=lambda s: _lease(s, name="x" * 100_000),
+        )
+    )
+    add(
+        Hostile(
+            "body-over-limit",
+            "POST",
+            CLAIMS,
+            413,
+            body=b" " * (2 << 20),
+            headers={"Content-Type": "application/json"},
+        )
+    )
     # 9. a component with no resources, pinned to a site
-    add(Hostile("find-slot-empty-resources", "POST", "/v1/find-slot", ANY_4XX, None, "/components/0/resources",
-                body=lambda s: _find_slot(components=[{"name": "vm", "resources": {},
-                                                        "constraints": {"site": s.ids["site"]}}])))
+    add(
+        Hostile(
+            "find-slot-empty-resources",
+            "POST",
+            "/v1/find-slot",
+            ANY_4XX,
+            None,
+            "/components/0/resources",
+            body=lambda s: _find_slot(
+                components=[{"name": "vm", "resources": {}, "constraints": {"site": s.ids["site"]}}]
+            ),
+        )
+    )
     # 10. unknown parameters, mistyped names, wrong JSON types
-    add(Hostile("unknown-query-param", "GET", "/v1/providers", 422, "validation_error", "#/query/site",
-                params={"site": "MICH"}))
-    add(Hostile("unknown-query-param-leases", "GET", L, 422, "validation_error", "#/query/sort",
-                params={"sort": "name"}))
-    add(Hostile("mistyped-class", "POST", L, 422, "validation_error", "/items/0/resource_class",
-                body=lambda s: _lease(s) | {"items": [{"provider_uuid": s.ids["host"],
-                                                       "resource_class": "GPU_A3O", "amount": 1}]}))
-    add(Hostile("quota-bool-for-int", "PUT", "/v1/quotas/alpha/VCPU", 422, "validation_error",
-                "/max_concurrent", who="admin", body={"max_concurrent": False}))
-    add(Hostile("quota-float-for-int", "PUT", "/v1/quotas/alpha/VCPU", 422, "validation_error",
-                "/max_concurrent", who="admin", body={"max_concurrent": 1.5}))
-    add(Hostile("claim-amount-bool", "POST", C, 422, "validation_error", "/items/0/amount",
-                body=lambda s: _claim(s) | {"items": [{"provider_uuid": s.ids["host"],
-                                                       "resource_class": "VCPU", "amount": True}]}))
-    add(Hostile("claim-amount-negative", "POST", C, 422, "validation_error", "/items/0/amount",
-                body=lambda s: _claim(s) | {"items": [{"provider_uuid": s.ids["host"],
-                                                       "resource_class": "VCPU", "amount": -1}]}))
-    add(Hostile("claim-amount-huge", "POST", C, 422, "validation_error", "/items/0/amount",
-                body=lambda s: _claim(s) | {"items": [{"provider_uuid": s.ids["host"],
-                                                       "resource_class": "VCPU", "amount": 10**30}]}))
-    add(Hostile("offer-set-max-offers-huge", "POST", "/v1/offer-sets", 422, "validation_error", "/max_offers",
-                body={"request": _find_slot(), "max_offers": 10**9}))
-    add(Hostile("find-slot-count-huge", "POST", "/v1/find-slot", ANY_4XX, None, "/components/0/count",
-                body=_find_slot(components=[{"name": "vm", "count": 10**12, "resources": {"VCPU": 1}}])))
-    add(Hostile("providers-limit-negative", "GET", "/v1/providers", 422, "validation_error", "#/query/limit",
-                params={"limit": "-1"}))
-    add(Hostile("job-priority-float", "POST", "/v1/jobs", 422, "validation_error", "/priority",
-                body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "priority": 1.5}))
+    add(
+        Hostile(
+            "unknown-query-param",
+            "GET",
+            "/v1/providers",
+            422,
+            "validation_error",
+            "#/query/site",
+            params={"site": "MICH"},
+        )
+    )
+    add(
+        Hostile(
+            "unknown-query-param-leases",
+            "GET",
+            LEASES,
+            422,
+            "validation_error",
+            "#/query/sort",
+            params={"sort": "name"},
+        )
+    )
+    add(
+        Hostile(
+            "mistyped-class",
+            "POST",
+            LEASES,
+            422,
+            "validation_error",
+            "/items/0/resource_class",
+            body=lambda s: (
+                _lease(s)
+                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "GPU_A3O", "amount": 1}]}
+            ),
+        )
+    )
+    add(
+        Hostile(
+            "quota-bool-for-int",
+            "PUT",
+            "/v1/quotas/alpha/VCPU",
+            422,
+            "validation_error",
+            "/max_concurrent",
+            who="admin",
+            body={"max_concurrent": False},
+        )
+    )
+    add(
+        Hostile(
+            "quota-float-for-int",
+            "PUT",
+            "/v1/quotas/alpha/VCPU",
+            422,
+            "validation_error",
+            "/max_concurrent",
+            who="admin",
+            body={"max_concurrent": 1.5},
+        )
+    )
+    add(
+        Hostile(
+            "claim-amount-bool",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/items/0/amount",
+            body=lambda s: (
+                _claim(s)
+                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": True}]}
+            ),
+        )
+    )
+    add(
+        Hostile(
+            "claim-amount-negative",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/items/0/amount",
+            body=lambda s: (
+                _claim(s)
+                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": -1}]}
+            ),
+        )
+    )
+    add(
+        Hostile(
+            "claim-amount-huge",
+            "POST",
+            CLAIMS,
+            422,
+            "validation_error",
+            "/items/0/amount",
+            body=lambda s: (
+                _claim(s)
+                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": 10**30}]}
+            ),
+        )
+    )
+    add(
+        Hostile(
+            "offer-set-max-offers-huge",
+            "POST",
+            "/v1/offer-sets",
+            422,
+            "validation_error",
+            "/max_offers",
+            body={"request": _find_slot(), "max_offers": 10**9},
+        )
+    )
+    add(
+        Hostile(
+            "find-slot-count-huge",
+            "POST",
+            "/v1/find-slot",
+            ANY_4XX,
+            None,
+            "/components/0/count",
+            body=_find_slot(components=[{"name": "vm", "count": 10**12, "resources": {"VCPU": 1}}]),
+        )
+    )
+    add(
+        Hostile(
+            "providers-limit-negative",
+            "GET",
+            "/v1/providers",
+            422,
+            "validation_error",
+            "#/query/limit",
+            params={"limit": "-1"},
+        )
+    )
+    add(
+        Hostile(
+            "job-priority-float",
+            "POST",
+            "/v1/jobs",
+            422,
+            "validation_error",
+            "/priority",
+            body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "priority": 1.5},
+        )
+    )
     # too low a role
     add(Hostile("user-imports-topology", "POST", "/v1/topology", 403, "forbidden", body={"providers": []}))
-    add(Hostile("user-creates-provider", "POST", "/v1/providers", 403, "forbidden",
-                body={"name": "mine", "kind": "host"}))
-    add(Hostile("user-sets-quota", "PUT", "/v1/quotas/alpha/VCPU", 403, "forbidden", body={"max_concurrent": 9}))
+    add(
+        Hostile(
+            "user-creates-provider",
+            "POST",
+            "/v1/providers",
+            403,
+            "forbidden",
+            body={"name": "mine", "kind": "host"},
+        )
+    )
+    add(
+        Hostile(
+            "user-sets-quota", "PUT", "/v1/quotas/alpha/VCPU", 403, "forbidden", body={"max_concurrent": 9}
+        )
+    )
     add(Hostile("user-deletes-trait", "DELETE", "/v1/traits/HW_CPU_X86_AVX2", 403, "forbidden"))
-    add(Hostile("operator-deletes-resource-class", "DELETE", "/v1/resource-classes/VCPU", ANY_4XX,
-                who="operator"))
-    add(Hostile("no-token", "POST", L, 401, "unauthorized", who="nobody", body=lambda s: _lease(s)))
-    add(Hostile("bad-token", "POST", L, 401, "unauthorized", who="forged", body=lambda s: _lease(s)))
+    add(
+        Hostile(
+            "operator-deletes-resource-class", "DELETE", "/v1/resource-classes/VCPU", ANY_4XX, who="operator"
+        )
+    )
+    add(Hostile("no-token", "POST", LEASES, 401, "unauthorized", who="nobody", body=lambda s: _lease(s)))
+    add(Hostile("bad-token", "POST", LEASES, 401, "unauthorized", who="forged", body=lambda s: _lease(s)))
     # 11. a wrong method
     add(Hostile("wrong-method", "PUT", "/v1/leases/{lease}", 405, "method_not_allowed", body={}))
     return cases
@@ -403,7 +844,11 @@ FOREIGN = [
     ("GET", "/v1/find-slot/jobs/{find_slot_job}", None),
     ("GET", "/ivoa/offersets/{ivoa_offerset}", None),
     ("GET", "/ivoa/sessions/{ivoa_session}", None),
-    ("POST", "/ivoa/sessions/{ivoa_session}", {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"}),
+    (
+        "POST",
+        "/ivoa/sessions/{ivoa_session}",
+        {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"},
+    ),
 ]
 
 
@@ -418,8 +863,9 @@ def test_another_projects_id_reads_like_an_unused_one(
     answers = []
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for the_id in (theirs, unused):
-            r = c.request(method, path.format(**{**server.ids, name: the_id}), json=body,
-                          headers=server.tokens["beta"])
+            r = c.request(
+                method, path.format(**{**server.ids, name: the_id}), json=body, headers=server.tokens["beta"]
+            )
             assert r.status_code == 404, f"{the_id}: {r.status_code} {r.text}"
             answers.append(r.text.replace(the_id, "<id>"))
     assert answers[0] == answers[1]
@@ -436,8 +882,11 @@ def test_huge_topology_is_refused_while_healthz_answers(server: Server) -> None:
 
     def post() -> None:
         with httpx.Client(base_url=server.url, timeout=120) as c:
-            result["r"] = c.post("/v1/topology", content=body,
-                                 headers={**server.tokens["admin"], "Content-Type": "application/json"})
+            result["r"] = c.post(
+                "/v1/topology",
+                content=body,
+                headers={**server.tokens["admin"], "Content-Type": "application/json"},
+            )
 
     thread = threading.Thread(target=post)
     thread.start()
@@ -459,7 +908,24 @@ def test_the_table_covers_every_kind(tmp_path: Path) -> None:
     """The table keeps one case of each kind the issue names, so trimming it cannot go unnoticed."""
     del tmp_path
     ids = " ".join(c.id for c in CASES)
-    for kind in ("nul", "deep-json", "deep-yaml", "9999", "2600", "13-months", "bool", "float", "negative",
-                 "huge", "non-utf8", "content-type", "unknown-query", "mistyped", "user-", "operator-", "token"):
+    for kind in (
+        "nul",
+        "deep-json",
+        "deep-yaml",
+        "9999",
+        "2600",
+        "13-months",
+        "bool",
+        "float",
+        "negative",
+        "huge",
+        "non-utf8",
+        "content-type",
+        "unknown-query",
+        "mistyped",
+        "user-",
+        "operator-",
+        "token",
+    ):
         assert kind in ids, kind
     assert len({c.id for c in CASES}) == len(CASES)
