@@ -54,9 +54,7 @@ _QUOTA = "/v1/quotas/{project}/{resource_class}"
 _QUOTA_PARAMS = {"project": "$response.body#/project", "resource_class": "$response.body#/resource_class"}
 
 
-def _each(
-    targets: tuple[Operation, ...], params: dict[str, str]
-) -> list[tuple[Operation, dict[str, str]]]:
+def _each(targets: tuple[Operation, ...], params: dict[str, str]) -> list[tuple[Operation, dict[str, str]]]:
     return [(target, params) for target in targets]
 
 
