@@ -184,10 +184,6 @@ def _fabric(srv: Server, **more: Any) -> dict[str, Any]:
     }
 
 
-def _deep_json(depth: int) -> bytes:
-    return b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
-
-
 # -- the table -----------------------------------------------------------------------------------------
 
 ANY_4XX = 0  # expected status: any 4xx
@@ -209,574 +205,144 @@ class Hostile:
     headers: dict[str, str] | None = None
 
 
-LEASES, CLAIMS = "/v1/leases", "/v1/claims"
+LEASES, CLAIMS, JOBS, PROVIDERS = "/v1/leases", "/v1/claims", "/v1/jobs", "/v1/providers"
+JSON, YAML = {"Content-Type": "application/json"}, {"Content-Type": "application/yaml"}
+BAD, INVALID = "malformed_body", "validation_error"
+DEEP_JSON = b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+DEEP_YAML = b"a: " + b"[" * 5000 + b"]" * 5000
+DEEP_BODIES = (
+    (CLAIMS, "alpha"),
+    (JOBS, "alpha"),
+    ("/v1/offer-sets", "alpha"),
+    ("/v1/find-slot", "alpha"),
+    ("/ivoa/offersets", "alpha"),
+    ("/ivoa/requests", "alpha"),
+    ("/calendar/find-slot", "alpha"),
+    ("/v1/topology", "admin"),
+    ("/v1/providers", "admin"),
+    ("/v1/links", "admin"),
+    ("/v1/facility-ports", "admin"),
+    ("/v1/resource-classes", "admin"),
+)
 
 
+def _item(srv: Server, **changes: Any) -> list[dict[str, Any]]:
+    return [{"provider_uuid": srv.ids["host"], "resource_class": "VCPU", "amount": 1, **changes}]
+
+
+def _job(srv: Server, **more: Any) -> dict[str, Any]:
+    return {"lease_id": srv.ids["lease"], "provisioner": "simulated", **more}
+
+
+# Each line spoils one thing of a valid request; the table reads best unwrapped.
+# fmt: off
 def _cases() -> list[Hostile]:
-    cases: list[Hostile] = []
-    add = cases.append
-    # 1. a user may not pick the local provisioner
-    add(
-        Hostile(
-            "job-local-provisioner",
-            "POST",
-            "/v1/jobs",
-            403,
-            "forbidden",
-            "/provisioner",
-            body=lambda s: {
-                "lease_id": s.ids["lease"],
-                "provisioner": "local",
-                "workload": {"command": ["id"]},
-            },
-        )
-    )
-    # 3. times past any calendar
-    add(
-        Hostile(
-            "claim-end-2600",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/end",
-            body=lambda s: _claim(s) | {"end": "2600-01-01T00:00:00Z"},
-        )
-    )
-    add(
-        Hostile(
-            "claim-start-year-1",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/start",
-            body=lambda s: _claim(s) | {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"},
-        )
-    )
-    # 4. an offset that overflows the year
-    add(
-        Hostile(
-            "claim-start-9999-offset",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/start",
-            body=lambda s: _claim(s) | {"start": "9999-12-31T23:00:00-23:59"},
-        )
-    )
-    # 5. too long, expiring never
-    add(
-        Hostile(
-            "claim-13-months",
-            "POST",
-            CLAIMS,
-            403,
-            "lease_too_long",
-            body=lambda s: _claim(s) | {"end": _at(40 + 24 * 396)},
-        )
-    )
-    add(
-        Hostile(
-            "hold-expires-9999",
-            "POST",
-            CLAIMS,
-            ANY_4XX,
-            None,
-            "/consumer/expires",
-            body=lambda s: _claim(s) | {"consumer": {"kind": "hold", "expires": "9999-01-01T00:00:00Z"}},
-        )
-    )
-    add(
-        Hostile(
-            "lease-13-months",
-            "POST",
-            LEASES,
-            403,
-            "lease_too_long",
-            body=lambda s: _lease(s) | {"end": _at(24 + 24 * 396)},
-        )
-    )
-    add(
-        Hostile(
-            "lease-end-2600",
-            "POST",
-            LEASES,
-            ANY_4XX,
-            None,
-            "/end",
-            body=lambda s: _lease(s) | {"end": "2600-01-01T00:00:00Z"},
-        )
-    )
-    add(
-        Hostile(
-            "lease-start-offset-overflow",
-            "POST",
-            LEASES,
-            422,
-            "validation_error",
-            "/start",
-            body=lambda s: _lease(s) | {"start": "9999-12-31T23:00:00-23:59"},
-        )
-    )
-    add(
-        Hostile(
-            "lease-patch-end-9999",
-            "PATCH",
-            "/v1/leases/{lease}",
-            ANY_4XX,
-            None,
-            "/end",
-            body={"generation": 0, "end": "9999-12-31T23:59:59Z"},
-        )
-    )
-    add(
-        Hostile(
-            "allocation-candidates-end-9999",
-            "GET",
-            "/v1/allocation-candidates",
-            422,
-            "validation_error",
-            "#/query/end",
-            params={
-                "resources": "VCPU:1",
-                "start": "2026-01-01T00:00:00Z",
-                "end": "9999-12-31T23:59:59+00:00",
-            },
-        )
-    )
-    add(
-        Hostile(
-            "offer-set-window-year-9999",
-            "POST",
-            "/v1/offer-sets",
-            ANY_4XX,
-            None,
-            "/request/latest_end",
-            body={"request": _find_slot(latest_end="9999-12-31T23:59:59Z", duration="P3000Y")},
-        )
-    )
-    add(
-        Hostile(
-            "ivoa-schedule-year-9999",
-            "POST",
-            "/ivoa/offersets",
-            ANY_4XX,
-            body=_ivoa(schedule={"requested": {"start": ["9999-12-31T23:00:00-23:59/PT1H"]}}),
-        )
-    )
-    add(
-        Hostile(
-            "fabric-end-9999",
-            "POST",
-            "/calendar/find-slot",
-            ANY_4XX,
-            None,
-            "/end",
-            body=lambda s: _fabric(s) | {"end": "9999-12-31T23:59:59-23:59"},
-        )
-    )
-    # 6. NUL bytes
-    add(
-        Hostile(
-            "lease-name-nul",
-            "POST",
-            LEASES,
-            422,
-            "validation_error",
-            "/name",
-            body=lambda s: _lease(s, name="a\u0000b"),
-        )
-    )
-    add(
-        Hostile(
-            "job-name-nul",
-            "POST",
-            "/v1/jobs",
-            422,
-            "validation_error",
-            "/name",
-            body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "name": "a\u0000b"},
-        )
-    )
-    add(
-        Hostile(
-            "claim-consumer-name-nul",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/consumer/name",
-            body=lambda s: _claim(s) | {"consumer": {"name": "a\u0000b"}},
-        )
-    )
-    add(
-        Hostile(
-            "providers-cursor-nul",
-            "GET",
-            "/v1/providers",
-            422,
-            "validation_error",
-            "#/query/cursor",
-            params={"cursor": "\u0000x"},
-        )
-    )
-    add(
-        Hostile(
-            "providers-name-nul",
-            "GET",
-            "/v1/providers",
-            422,
-            "validation_error",
-            "#/query/name",
-            params={"name": "a\u0000b"},
-        )
-    )
-    add(
-        Hostile(
-            "leases-cursor-nul",
-            "GET",
-            LEASES,
-            422,
-            "validation_error",
-            "#/query/cursor",
-            params={"cursor": "\u0000x"},
-        )
-    )
-    add(
-        Hostile(
-            "jobs-cursor-nul",
-            "GET",
-            "/v1/jobs",
-            422,
-            "validation_error",
-            "#/query/cursor",
-            params={"cursor": "\u0000x"},
-        )
-    )
-    add(Hostile("provider-path-nul", "GET", "/v1/providers/a%00b", ANY_4XX))
-    add(Hostile("trait-put-path-nul", "PUT", "/v1/traits/CUSTOM_A%00B", ANY_4XX, who="admin"))
-    add(
-        Hostile(
-            "resource-class-nul",
-            "POST",
-            "/v1/resource-classes",
-            422,
-            "validation_error",
-            "/name",
-            who="admin",
-            body={"name": "CUSTOM_A\u0000B"},
-        )
-    )
-    add(
-        Hostile(
-            "yaml-key-nul",
-            "POST",
-            LEASES,
-            422,
-            "validation_error",
-            body=lambda s: ('name: ok\n"na\\0me": x\nstart: ' + _at(24) + "\n").encode(),
-            headers={"Content-Type": "application/yaml"},
-        )
-    )
-    # 7. deep documents, JSON and YAML alike
-    add(
-        Hostile(
-            "deep-json-lease",
-            "POST",
-            LEASES,
-            400,
-            body=_deep_json(5000),
-            headers={"Content-Type": "application/json"},
-        )
-    )
-    add(
-        Hostile(
-            "deep-yaml-lease",
-            "POST",
-            LEASES,
-            400,
-            body=b"a: " + b"[" * 5000 + b"]" * 5000,
-            headers={"Content-Type": "application/yaml"},
-        )
-    )
-    for path, who in (
-        ("/v1/claims", "alpha"),
-        ("/v1/jobs", "alpha"),
-        ("/v1/offer-sets", "alpha"),
-        ("/v1/find-slot", "alpha"),
-        ("/ivoa/offersets", "alpha"),
-        ("/ivoa/requests", "alpha"),
-        ("/calendar/find-slot", "alpha"),
-        ("/v1/topology", "admin"),
-        ("/v1/providers", "admin"),
-        ("/v1/links", "admin"),
-        ("/v1/facility-ports", "admin"),
-        ("/v1/resource-classes", "admin"),
-    ):
-        add(
-            Hostile(
-                f"deep-json{path.replace('/', '-')}",
-                "POST",
-                path,
-                400,
-                who=who,
-                body=_deep_json(5000),
-                headers={"Content-Type": "application/json"},
-            )
-        )
-    # bytes that are not what they claim
-    add(
-        Hostile(
-            "non-utf8-json",
-            "POST",
-            LEASES,
-            400,
-            body=b'{"name": "\xff\xfe"}',
-            headers={"Content-Type": "application/json"},
-        )
-    )
-    add(
-        Hostile(
-            "non-utf8-yaml",
-            "POST",
-            LEASES,
-            400,
-            body=b"name: \xff\xfe\n",
-            headers={"Content-Type": "application/yaml"},
-        )
-    )
-    add(
-        Hostile(
-            "wrong-content-type",
-            "POST",
-            LEASES,
-            415,
-            body=b"name=ok",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-    )
-    add(
-        Hostile(
-            "truncated-json",
-            "POST",
-            CLAIMS,
-            400,
-            body=b'{"items": [',
-            headers={"Content-Type": "application/json"},
-        )
-    )
-    add(
-        Hostile(
-            "oversized-name",
-            "POST",
-            LEASES,
-            422,
-            "validation_error",
-            "/name",
-            body=lambda s: _lease(s, name="x" * 100_000),
-        )
-    )
-    add(
-        Hostile(
-            "body-over-limit",
-            "POST",
-            CLAIMS,
-            413,
-            body=b" " * (2 << 20),
-            headers={"Content-Type": "application/json"},
-        )
-    )
-    # 9. a component with no resources, pinned to a site
-    add(
-        Hostile(
-            "find-slot-empty-resources",
-            "POST",
-            "/v1/find-slot",
-            ANY_4XX,
-            None,
-            "/components/0/resources",
-            body=lambda s: _find_slot(
-                components=[{"name": "vm", "resources": {}, "constraints": {"site": s.ids["site"]}}]
-            ),
-        )
-    )
-    # 10. unknown parameters, mistyped names, wrong JSON types
-    add(
-        Hostile(
-            "unknown-query-param",
-            "GET",
-            "/v1/providers",
-            422,
-            "validation_error",
-            "#/query/site",
-            params={"site": "MICH"},
-        )
-    )
-    add(
-        Hostile(
-            "unknown-query-param-leases",
-            "GET",
-            LEASES,
-            422,
-            "validation_error",
-            "#/query/sort",
-            params={"sort": "name"},
-        )
-    )
-    add(
-        Hostile(
-            "mistyped-class",
-            "POST",
-            LEASES,
-            422,
-            "validation_error",
-            "/items/0/resource_class",
-            body=lambda s: (
-                _lease(s)
-                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "GPU_A3O", "amount": 1}]}
-            ),
-        )
-    )
-    add(
-        Hostile(
-            "quota-bool-for-int",
-            "PUT",
-            "/v1/quotas/alpha/VCPU",
-            422,
-            "validation_error",
-            "/max_concurrent",
-            who="admin",
-            body={"max_concurrent": False},
-        )
-    )
-    add(
-        Hostile(
-            "quota-float-for-int",
-            "PUT",
-            "/v1/quotas/alpha/VCPU",
-            422,
-            "validation_error",
-            "/max_concurrent",
-            who="admin",
-            body={"max_concurrent": 1.5},
-        )
-    )
-    add(
-        Hostile(
-            "claim-amount-bool",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/items/0/amount",
-            body=lambda s: (
-                _claim(s)
-                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": True}]}
-            ),
-        )
-    )
-    add(
-        Hostile(
-            "claim-amount-negative",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/items/0/amount",
-            body=lambda s: (
-                _claim(s)
-                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": -1}]}
-            ),
-        )
-    )
-    add(
-        Hostile(
-            "claim-amount-huge",
-            "POST",
-            CLAIMS,
-            422,
-            "validation_error",
-            "/items/0/amount",
-            body=lambda s: (
-                _claim(s)
-                | {"items": [{"provider_uuid": s.ids["host"], "resource_class": "VCPU", "amount": 10**30}]}
-            ),
-        )
-    )
-    add(
-        Hostile(
-            "offer-set-max-offers-huge",
-            "POST",
-            "/v1/offer-sets",
-            422,
-            "validation_error",
-            "/max_offers",
-            body={"request": _find_slot(), "max_offers": 10**9},
-        )
-    )
-    add(
-        Hostile(
-            "find-slot-count-huge",
-            "POST",
-            "/v1/find-slot",
-            ANY_4XX,
-            None,
-            "/components/0/count",
-            body=_find_slot(components=[{"name": "vm", "count": 10**12, "resources": {"VCPU": 1}}]),
-        )
-    )
-    add(
-        Hostile(
-            "providers-limit-negative",
-            "GET",
-            "/v1/providers",
-            422,
-            "validation_error",
-            "#/query/limit",
-            params={"limit": "-1"},
-        )
-    )
-    add(
-        Hostile(
-            "job-priority-float",
-            "POST",
-            "/v1/jobs",
-            422,
-            "validation_error",
-            "/priority",
-            body=lambda s: {"lease_id": s.ids["lease"], "provisioner": "simulated", "priority": 1.5},
-        )
-    )
-    # too low a role
-    add(Hostile("user-imports-topology", "POST", "/v1/topology", 403, "forbidden", body={"providers": []}))
-    add(
-        Hostile(
-            "user-creates-provider",
-            "POST",
-            "/v1/providers",
-            403,
-            "forbidden",
-            body={"name": "mine", "kind": "host"},
-        )
-    )
-    add(
-        Hostile(
-            "user-sets-quota", "PUT", "/v1/quotas/alpha/VCPU", 403, "forbidden", body={"max_concurrent": 9}
-        )
-    )
-    add(Hostile("user-deletes-trait", "DELETE", "/v1/traits/HW_CPU_X86_AVX2", 403, "forbidden"))
-    add(
-        Hostile(
-            "operator-deletes-resource-class", "DELETE", "/v1/resource-classes/VCPU", ANY_4XX, who="operator"
-        )
-    )
-    add(Hostile("no-token", "POST", LEASES, 401, "unauthorized", who="nobody", body=lambda s: _lease(s)))
-    add(Hostile("bad-token", "POST", LEASES, 401, "unauthorized", who="forged", body=lambda s: _lease(s)))
-    # 11. a wrong method
-    add(Hostile("wrong-method", "PUT", "/v1/leases/{lease}", 405, "method_not_allowed", body={}))
-    return cases
+    h = Hostile
+    return [
+        # 1. a user may not pick the local provisioner
+        h("job-local-provisioner", "POST", JOBS, 403, "forbidden", "/provisioner",
+          body=lambda s: _job(s, provisioner="local", workload={"command": ["id"]})),
+        # 3. times past any calendar; 4. an offset that overflows the year
+        h("claim-end-2600", "POST", CLAIMS, 422, INVALID, "/end",
+          body=lambda s: _claim(s) | {"end": "2600-01-01T00:00:00Z"}),
+        h("claim-start-year-1", "POST", CLAIMS, 422, INVALID, "/start",
+          body=lambda s: _claim(s) | {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"}),
+        h("claim-start-9999-offset", "POST", CLAIMS, 422, INVALID, "/start",
+          body=lambda s: _claim(s) | {"start": "9999-12-31T23:00:00-23:59"}),
+        h("lease-end-2600", "POST", LEASES, ANY_4XX, None, "/end",
+          body=lambda s: _lease(s) | {"end": "2600-01-01T00:00:00Z"}),
+        h("lease-start-9999-offset", "POST", LEASES, 422, INVALID, "/start",
+          body=lambda s: _lease(s) | {"start": "9999-12-31T23:00:00-23:59"}),
+        h("lease-patch-end-9999", "PATCH", "/v1/leases/{lease}", ANY_4XX, None, "/end",
+          body={"generation": 0, "end": "9999-12-31T23:59:59Z"}),
+        h("allocation-candidates-end-9999", "GET", "/v1/allocation-candidates", 422, INVALID, "#/query/end",
+          params={"resources": "VCPU:1", "start": _at(1), "end": "9999-12-31T23:59:59+00:00"}),
+        h("calendar-end-9999", "GET", "/v1/calendar", ANY_4XX, None, "#/query/end",
+          params={"start": _at(1), "end": "9999-12-31T23:59:59-23:59"}),
+        h("offer-set-window-9999", "POST", "/v1/offer-sets", ANY_4XX, None, "/request/latest_end",
+          body={"request": _find_slot(latest_end="9999-12-31T23:59:59Z", duration="P3000Y")}),
+        h("find-slot-window-9999", "POST", "/v1/find-slot", ANY_4XX, None, "/latest_end",
+          body=_find_slot(latest_end="9999-12-31T23:59:59-23:59")),
+        h("ivoa-schedule-9999", "POST", "/ivoa/offersets", ANY_4XX,
+          body=_ivoa(schedule={"requested": {"start": ["9999-12-31T23:00:00-23:59/PT1H"]}})),
+        h("fabric-end-9999", "POST", "/calendar/find-slot", ANY_4XX, None, "/end",
+          body=lambda s: _fabric(s) | {"end": "9999-12-31T23:59:59-23:59"}),
+        # 5. too long, or expiring never
+        h("claim-13-months", "POST", CLAIMS, 403, "lease_too_long",
+          body=lambda s: _claim(s) | {"end": _at(40 + 24 * 396)}),
+        h("lease-13-months", "POST", LEASES, 403, "lease_too_long",
+          body=lambda s: _lease(s) | {"end": _at(24 + 24 * 396)}),
+        h("hold-expires-9999", "POST", CLAIMS, ANY_4XX, None, "/consumer/expires",
+          body=lambda s: _claim(s) | {"consumer": {"kind": "hold", "expires": "9999-01-01T00:00:00Z"}}),
+        # 6. NUL bytes in bodies, queries, paths and YAML keys
+        h("lease-name-nul", "POST", LEASES, 422, INVALID, "/name", body=lambda s: _lease(s, name="a\0b")),
+        h("job-name-nul", "POST", JOBS, 422, INVALID, "/name", body=lambda s: _job(s, name="a\0b")),
+        h("claim-consumer-name-nul", "POST", CLAIMS, 422, INVALID, "/consumer/name",
+          body=lambda s: _claim(s) | {"consumer": {"name": "a\0b"}}),
+        h("resource-class-nul", "POST", "/v1/resource-classes", 422, INVALID, "/name", who="admin",
+          body={"name": "CUSTOM_A\0B"}),
+        h("providers-cursor-nul", "GET", PROVIDERS, 422, INVALID, "#/query/cursor", params={"cursor": "\0x"}),
+        h("providers-name-nul", "GET", PROVIDERS, 422, INVALID, "#/query/name", params={"name": "a\0b"}),
+        h("leases-cursor-nul", "GET", LEASES, 422, INVALID, "#/query/cursor", params={"cursor": "\0x"}),
+        h("jobs-cursor-nul", "GET", JOBS, 422, INVALID, "#/query/cursor", params={"cursor": "\0x"}),
+        h("provider-path-nul", "GET", "/v1/providers/a%00b", ANY_4XX),
+        h("lease-path-nul", "DELETE", "/v1/leases/a%00b", ANY_4XX),
+        h("trait-path-nul", "PUT", "/v1/traits/CUSTOM_A%00B", ANY_4XX, who="admin"),
+        h("yaml-key-nul", "POST", LEASES, 422, INVALID, headers=YAML,
+          body=lambda s: f'name: ok\n"na\\0me": x\nstart: "{_at(24)}"\n'.encode()),
+        # 7. deep documents, JSON and YAML alike
+        h("deep-json-lease", "POST", LEASES, 400, body=DEEP_JSON, headers=JSON),
+        h("deep-yaml-lease", "POST", LEASES, 400, body=DEEP_YAML, headers=YAML),
+        *(h(f"deep-json{p.replace('/', '-')}", "POST", p, 400, who=who, body=DEEP_JSON, headers=JSON)
+          for p, who in DEEP_BODIES),
+        # bytes that are not what they claim, or too many of them
+        h("non-utf8-json", "POST", LEASES, 400, body=b'{"name": "\xff\xfe"}', headers=JSON),
+        h("non-utf8-yaml", "POST", LEASES, 400, BAD, body=b"name: \xff\xfe\n", headers=YAML),
+        h("truncated-json", "POST", CLAIMS, 400, BAD, body=b'{"items": [', headers=JSON),
+        h("wrong-content-type", "POST", LEASES, 415, "unsupported_media_type", body=b"name=ok",
+          headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        h("oversized-name", "POST", LEASES, 422, INVALID, "/name", body=lambda s: _lease(s, name="x" * 9**6)),
+        h("body-over-limit", "POST", CLAIMS, 413, "payload_too_large", body=b" " * (2 << 20), headers=JSON),
+        # 9. a component with no resources, pinned to a site
+        h("find-slot-empty-resources", "POST", "/v1/find-slot", ANY_4XX, None, "/components/0/resources",
+          body=lambda s: _find_slot(components=[
+              {"name": "vm", "resources": {}, "constraints": {"site": s.ids["site"]}}])),
+        # 10. unknown parameters, mistyped names, wrong JSON types, counts out of range
+        h("unknown-query-param", "GET", PROVIDERS, 422, INVALID, "#/query/site", params={"site": "MICH"}),
+        h("unknown-query-param-leases", "GET", LEASES, 422, INVALID, "#/query/sort", params={"sort": "name"}),
+        h("mistyped-class", "POST", LEASES, 422, INVALID, "/items/0/resource_class",
+          body=lambda s: _lease(s, items=_item(s, resource_class="GPU_A3O"))),
+        h("quota-bool-for-int", "PUT", "/v1/quotas/alpha/VCPU", 422, INVALID, "/max_concurrent", who="admin",
+          body={"max_concurrent": False}),
+        h("quota-float-for-int", "PUT", "/v1/quotas/alpha/VCPU", 422, INVALID, "/max_concurrent", who="admin",
+          body={"max_concurrent": 1.5}),
+        h("claim-amount-bool", "POST", CLAIMS, 422, INVALID, "/items/0/amount",
+          body=lambda s: _claim(s, items=_item(s, amount=True))),
+        h("lease-amount-float", "POST", LEASES, 422, INVALID, "/items/0/amount",
+          body=lambda s: _lease(s, items=_item(s, amount=1.5))),
+        h("claim-amount-negative", "POST", CLAIMS, 422, INVALID, "/items/0/amount",
+          body=lambda s: _claim(s, items=_item(s, amount=-1))),
+        h("claim-amount-huge", "POST", CLAIMS, 422, INVALID, "/items/0/amount",
+          body=lambda s: _claim(s, items=_item(s, amount=10**30))),
+        h("offer-set-max-offers-huge", "POST", "/v1/offer-sets", 422, INVALID, "/max_offers",
+          body={"request": _find_slot(), "max_offers": 10**9}),
+        h("find-slot-count-huge", "POST", "/v1/find-slot", ANY_4XX, None, "/components/0/count",
+          body=_find_slot(components=[{"name": "vm", "count": 10**12, "resources": {"VCPU": 1}}])),
+        h("limit-negative", "GET", PROVIDERS, 422, INVALID, "#/query/limit", params={"limit": "-9"}),
+        h("job-priority-float", "POST", JOBS, 422, INVALID, "/priority", body=lambda s: _job(s, priority=.5)),
+        # too low a role, or none
+        h("user-imports-topology", "POST", "/v1/topology", 403, "forbidden", body={"providers": []}),
+        h("user-creates-provider", "POST", PROVIDERS, 403, "forbidden", body={"name": "m", "kind": "host"}),
+        h("user-sets-quota", "PUT", "/v1/quotas/alpha/VCPU", 403, "forbidden", body={"max_concurrent": 9}),
+        h("user-deletes-trait", "DELETE", "/v1/traits/HW_CPU_X86_AVX2", 403, "forbidden"),
+        h("operator-deletes-resource-class", "DELETE", "/v1/resource-classes/VCPU", 403, "forbidden",
+          who="operator"),
+        h("no-token", "POST", LEASES, 401, "unauthorized", who="nobody", body=lambda s: _lease(s)),
+        h("forged-token", "POST", LEASES, 401, "unauthorized", who="forged", body=lambda s: _lease(s)),
+        # 11. a wrong method names every allowed one
+        h("wrong-method", "PUT", "/v1/leases/{lease}", 405, "method_not_allowed", body={}),
+    ]
+# fmt: on
 
 
 CASES = _cases()
@@ -824,6 +390,14 @@ def test_hostile_request_is_refused_cleanly(server: Server, case: Hostile) -> No
         allowed = {m.strip() for m in r.headers.get("allow", "").split(",")}
         assert {"GET", "PATCH", "DELETE"} <= allowed, r.headers
     assert server.snapshot() == before, f"{case.id} wrote behind a {r.status_code}: {problem}"
+
+
+def test_deep_yaml_is_refused_like_deep_json(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=60, headers=server.tokens["alpha"]) as c:
+        as_json = c.post(LEASES, content=DEEP_JSON, headers=JSON)
+        as_yaml = c.post(LEASES, content=DEEP_YAML, headers=YAML)
+    assert as_json.status_code == 400, as_json.text
+    assert (as_yaml.status_code, as_yaml.json()["code"]) == (400, as_json.json()["code"]), as_yaml.text
 
 
 # -- 2. another project's ids read exactly like unused ids ---------------------------------------------
