@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from conftest import PG_URL, require_postgres, reset_postgres
@@ -398,6 +400,27 @@ def test_deep_yaml_is_refused_like_deep_json(server: Server) -> None:
         as_yaml = c.post(LEASES, content=DEEP_YAML, headers=YAML)
     assert as_json.status_code == 400, as_json.text
     assert (as_yaml.status_code, as_yaml.json()["code"]) == (400, as_json.json()["code"]), as_yaml.text
+
+
+QUERY_TEXT = [(PROVIDERS, "name"), (PROVIDERS, "cursor"), (LEASES, "cursor"), (JOBS, "cursor")]
+
+
+@pytest.mark.parametrize(("path", "param"), QUERY_TEXT, ids=[f"{p}?{q}" for p, q in QUERY_TEXT])
+def test_any_text_in_a_query_is_answered_or_refused_by_name(server: Server, path: str, param: str) -> None:
+    """Whatever text a query parameter carries (control characters, surrogates' neighbours, NUL), the
+    answer is a 200 or a 422 naming that parameter, never a 5xx."""
+    client = httpx.Client(base_url=server.url, timeout=30, headers=server.tokens["alpha"])
+
+    @given(text=st.text(max_size=30))
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def check(text: str) -> None:
+        r = client.get(path, params={param: text})
+        assert r.status_code in (200, 422), f"{text!r}: {r.status_code} {r.text[:300]}"
+        if r.status_code == 422:
+            assert f"#/query/{param}" in [e["pointer"] for e in r.json()["errors"]], r.text
+
+    with client:
+        check()
 
 
 # -- 2. another project's ids read exactly like unused ids ---------------------------------------------
