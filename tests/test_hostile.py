@@ -487,17 +487,15 @@ def test_huge_topology_is_refused_while_healthz_answers(server: Server) -> None:
 
     thread = threading.Thread(target=post)
     thread.start()
-    slowest = 0.0
-    with httpx.Client(base_url=server.url, timeout=10) as c:
-        while thread.is_alive():
-            t0 = time.monotonic()
-            assert c.get("/healthz").status_code == 200
-            slowest = max(slowest, time.monotonic() - t0)
-            time.sleep(0.05)
-    thread.join()
+    try:
+        with httpx.Client(base_url=server.url, timeout=2) as c:  # a stalled server raises ReadTimeout
+            while thread.is_alive():
+                assert c.get("/healthz").status_code == 200
+                time.sleep(0.05)
+    finally:
+        thread.join()
     r = result["r"]
     assert 400 <= r.status_code < 500, f"{r.status_code} {r.text[:300]}"
-    assert slowest < 2.0, f"/healthz took {slowest:.1f} s while the topology was parsed"
     assert server.snapshot() == before
 
 
