@@ -82,10 +82,11 @@ def test_every_link_names_a_field_of_its_response(tmp_path: Path) -> None:
                         o for p in doc["paths"].values() for o in p.values() if o.get("operationId") == name
                     )
                     declared = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
-                    params = link["parameters"]
-                    if not params or not set(params) <= declared:  # the rest are generated
+                    params = link.get("parameters", {})
+                    body = link.get("requestBody", {})
+                    if not (params or body) or not set(params) <= declared:  # the rest are generated
                         broken.append(f"{method} {path} {status} -> {name}: sets {set(params)} of {declared}")
-                    for expression in params.values():
+                    for expression in [*params.values(), *body.values()]:
                         checked += 1
                         pointer = expression.removeprefix("$response.body#")
                         if not _has_pointer(doc, schema, pointer):

@@ -110,12 +110,35 @@ def _table() -> dict[tuple[str, str, str], list[tuple[Operation, dict[str, str]]
     }
 
 
+# Allocation requests have no path of their own: their ids are claimed in a body.
+_BODY_LINKS: dict[tuple[str, str, str], tuple[Operation, dict[str, str]]] = {
+    ("post", "/v1/find-slot", "200"): (
+        ("post", "/v1/claims"),
+        {"allocation_request": "$response.body#/windows/0/allocation_request"},
+    ),
+    ("get", "/v1/allocation-candidates", "200"): (
+        ("post", "/v1/claims"),
+        {"allocation_request": "$response.body#/allocation_requests/0/id"},
+    ),
+}
+
+
 def add_links(doc: dict[str, Any]) -> None:
-    """Add the links of ``_table`` to the responses of ``doc`` (an OpenAPI document, edited in place)."""
+    """Add the links of ``_table`` and ``_BODY_LINKS`` to the responses of ``doc`` (edited in place)."""
     paths = doc["paths"]
+
+    def links_of(method: str, path: str, status: str) -> dict[str, Any]:
+        links: dict[str, Any] = paths[path][method]["responses"][status].setdefault("links", {})
+        return links
+
     for (method, path, status), targets in _table().items():
-        response = paths[path][method]["responses"][status]
-        links = response.setdefault("links", {})
+        links = links_of(method, path, status)
         for (t_method, t_path), parameters in targets:
             operation_id = paths[t_path][t_method]["operationId"]
             links[operation_id] = {"operationId": operation_id, "parameters": dict(parameters)}
+    for (method, path, status), ((t_method, t_path), body) in _BODY_LINKS.items():
+        operation_id = paths[t_path][t_method]["operationId"]
+        links_of(method, path, status)[operation_id] = {
+            "operationId": operation_id,
+            "requestBody": dict(body),
+        }
