@@ -120,6 +120,9 @@ def _own_one_of_each(srv: Server) -> None:
         claim = c.post("/v1/claims", json=_claim(srv, hours=30), headers=alpha)
         assert claim.status_code == 201, claim.text
         srv.ids["claim"] = claim.json()["uuid"]
+        windows = c.post("/v1/find-slot", json=_find_slot(), headers=alpha)
+        assert windows.status_code == 200, windows.text
+        srv.ids["allocation_request"] = windows.json()["windows"][0]["allocation_request"]
         found = c.post("/v1/find-slot", json=_find_slot(), headers={**alpha, "Prefer": "respond-async"})
         assert found.status_code == 202, found.text
         srv.ids["find_slot_job"] = found.json()["id"]
@@ -416,44 +419,49 @@ def test_any_text_in_a_query_is_answered_or_refused_by_name(server: Server, path
 
 # -- 2. another project's ids read exactly like unused ids ---------------------------------------------
 
-FOREIGN = [
-    ("GET", "/v1/leases/{lease}", None),
-    ("PATCH", "/v1/leases/{lease}", {"generation": 0, "end": _at(26)}),
-    ("DELETE", "/v1/leases/{lease}", None),
-    ("POST", "/v1/leases/{lease}/cancel", None),
-    ("GET", "/v1/jobs/{job}", None),
-    ("POST", "/v1/jobs/{job}/cancel", None),
-    ("GET", "/v1/jobs/{job}/logs", None),
-    ("GET", "/v1/offer-sets/{offer_set}", None),
-    ("GET", "/v1/offers/{offer}", None),
-    ("POST", "/v1/offers/{offer}/accept", None),
-    ("POST", "/v1/offers/{offer}/reject", None),
-    ("DELETE", "/v1/claims/{claim}", None),
-    ("GET", "/v1/find-slot/jobs/{find_slot_job}", None),
-    ("GET", "/ivoa/offersets/{ivoa_offerset}", None),
-    ("GET", "/ivoa/sessions/{ivoa_session}", None),
+# (method, path, which of alpha's ids, body); "<id>" in a body stands for the id too.
+FOREIGN: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/leases/<id>", "lease", None),
+    ("PATCH", "/v1/leases/<id>", "lease", {"generation": 0, "end": _at(26)}),
+    ("DELETE", "/v1/leases/<id>", "lease", None),
+    ("POST", "/v1/leases/<id>/cancel", "lease", None),
+    ("GET", "/v1/jobs/<id>", "job", None),
+    ("POST", "/v1/jobs/<id>/cancel", "job", None),
+    ("GET", "/v1/jobs/<id>/logs", "job", None),
+    ("GET", "/v1/jobs/<id>/events?timeout=0.1", "job", None),
+    ("POST", JOBS, "lease", {"lease_id": "<id>", "provisioner": "simulated"}),
+    ("GET", "/v1/offer-sets/<id>", "offer_set", None),
+    ("GET", "/v1/offers/<id>", "offer", None),
+    ("POST", "/v1/offers/<id>/accept", "offer", None),
+    ("POST", "/v1/offers/<id>/reject", "offer", None),
+    ("DELETE", "/v1/claims/<id>", "claim", None),
+    ("POST", CLAIMS, "allocation_request", {"allocation_request": "<id>"}),
+    ("GET", "/v1/find-slot/jobs/<id>", "find_slot_job", None),
+    ("GET", "/ivoa/offersets/<id>", "ivoa_offerset", None),
+    ("GET", "/ivoa/sessions/<id>", "ivoa_session", None),
     (
         "POST",
-        "/ivoa/sessions/{ivoa_session}",
+        "/ivoa/sessions/<id>",
+        "ivoa_session",
         {"kind": "uri:enum-value-update", "path": "phase", "value": "ACCEPTED"},
     ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), FOREIGN, ids=[f"{m} {p}" for m, p, _ in FOREIGN])
+@pytest.mark.parametrize(
+    ("method", "path", "name", "body"), FOREIGN, ids=[f"{m} {p} {n}" for m, p, n, _ in FOREIGN]
+)
 def test_another_projects_id_reads_like_an_unused_one(
-    server: Server, method: str, path: str, body: dict[str, Any] | None
+    server: Server, method: str, path: str, name: str, body: dict[str, Any] | None
 ) -> None:
-    name = path.split("{")[1].split("}")[0]
     theirs = server.ids[name]
     unused = str(uuid.uuid4()) if "-" in theirs else theirs[:-4] + "zzzz"
     before = server.snapshot()
     answers = []
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.tokens["beta"]) as c:
         for the_id in (theirs, unused):
-            r = c.request(
-                method, path.format(**{**server.ids, name: the_id}), json=body, headers=server.tokens["beta"]
-            )
+            sent = None if body is None else json.loads(json.dumps(body).replace("<id>", the_id))
+            r = c.request(method, path.replace("<id>", the_id), json=sent)
             assert r.status_code == 404, f"{the_id}: {r.status_code} {r.text}"
             answers.append(r.text.replace(the_id, "<id>"))
     assert answers[0] == answers[1]
