@@ -362,19 +362,24 @@ def _request(srv: Server, case: Hostile) -> httpx.Response:
         return c.request(case.method, path, **kwargs)
 
 
+def _expect(ok: bool, message: str) -> None:
+    # pytrace=False: a short report, and no source parsing of a traceback through a failing server.
+    if not ok:
+        pytest.fail(message, pytrace=False)
+
+
 def _assert_refused(r: httpx.Response, case: Hostile) -> dict[str, Any]:
-    assert r.status_code < 500, f"{case.id}: {r.status_code} {r.text[:500]}"
+    said = f"{case.id}: {r.status_code} {r.text[:500]}"
+    _expect(r.status_code < 500, said)
     if case.status == ANY_4XX:
-        assert 400 <= r.status_code < 500, f"{case.id}: {r.status_code} {r.text[:500]}"
+        _expect(400 <= r.status_code < 500, said)
     else:
-        assert r.status_code == case.status, f"{case.id}: {r.status_code} {r.text[:500]}"
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+        _expect(r.status_code == case.status, said)
+    _expect(r.headers["content-type"].startswith("application/problem+json"), said)
     problem: dict[str, Any] = r.json()
-    if case.code is not None:
-        assert problem["code"] == case.code, problem
-    if case.pointer is not None:
-        pointers = [e["pointer"] for e in problem.get("errors", [])]
-        assert case.pointer in pointers, f"{case.id}: {pointers} ({problem})"
+    _expect(case.code is None or problem["code"] == case.code, f"code {problem['code']!r}: {said}")
+    pointers = [e["pointer"] for e in problem.get("errors", [])]
+    _expect(case.pointer is None or case.pointer in pointers, f"no {case.pointer} in {pointers}: {said}")
     return problem
 
 
@@ -477,7 +482,7 @@ def test_huge_topology_is_refused_while_healthz_answers(server: Server) -> None:
     result: dict[str, httpx.Response] = {}
 
     def post() -> None:
-        with httpx.Client(base_url=server.url, timeout=120) as c:
+        with httpx.Client(base_url=server.url, timeout=20) as c:  # a refusal takes far less
             result["r"] = c.post(
                 "/v1/topology",
                 content=body,
@@ -493,7 +498,8 @@ def test_huge_topology_is_refused_while_healthz_answers(server: Server) -> None:
                 time.sleep(0.05)
     finally:
         thread.join()
-    r = result["r"]
+    r = result.get("r")
+    assert r is not None, "no answer to the topology within 20 s"
     assert 400 <= r.status_code < 500, f"{r.status_code} {r.text[:300]}"
     assert server.snapshot() == before
 
