@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import slotbroker
-from slotbroker.api import problems
+from slotbroker.api import openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
@@ -193,4 +193,5 @@ def _document(app: FastAPI) -> dict[str, Any]:
                     if ctype in ("application/json", problems.PROBLEM_JSON):
                         content.setdefault("application/yaml", content[ctype])
     doc["x-yaml-media-types"] = list(YAML_TYPES)
+    openapi_links.add_links(doc)  # create responses -> the operations that take their ids
     return doc
