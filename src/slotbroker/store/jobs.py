@@ -429,7 +429,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(raw)
         return int(raw[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("invalid cursor", [FieldError("/cursor", "not a cursor we issued")]) from exc
+        raise ValidationFailed(
+            "invalid cursor", [FieldError("#/query/cursor", "not a cursor we issued")]
+        ) from exc
 
 
 def list_jobs(

@@ -49,8 +49,14 @@ def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> Fabr
     return fabric.to_fabric(found, body.duration)
 
 
+_TIME_FIELDS = {"/earliest_start": "/start", "/latest_end": "/end"}
+
+
 def _fabric_pointer(error: FieldError, body: FabricFindSlotRequest, doc: dict[str, Any]) -> FieldError:
-    """``/components/K/resources/CLASS`` of the native document -> ``/resources/I/components/MODEL``."""
+    """``/components/K/resources/CLASS`` of the native document -> ``/resources/I/components/MODEL``;
+    the native time fields -> FABRIC's ``/start`` and ``/end``."""
+    if error.pointer in _TIME_FIELDS:
+        return FieldError(_TIME_FIELDS[error.pointer], error.detail)
     parts = error.pointer.split("/")
     if len(parts) != 5 or parts[1] != "components" or parts[3] != "resources" or not parts[2].isdigit():
         return error

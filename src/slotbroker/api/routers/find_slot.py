@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
+from slotbroker.domain.limits import check_instant
 from slotbroker.engine import Bucket
 from slotbroker.services.calendar_views import CalendarResponse, CalendarRow
 from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, ts
@@ -71,8 +72,8 @@ def find_slot_job(
 def calendar(
     who: Reader,
     svc: Svc,
-    start: Annotated[AwareDatetime, Query(description="ISO 8601 with offset")],
-    end: Annotated[AwareDatetime, Query(description="ISO 8601 with offset")],
+    start: Annotated[AwareDatetime, Query(description="ISO 8601 with offset"), AfterValidator(check_instant)],
+    end: Annotated[AwareDatetime, Query(description="ISO 8601 with offset"), AfterValidator(check_instant)],
     resolution: Bucket = Bucket.DAY,
     kind: Annotated[list[str] | None, Query(description="host, site, link, facility_port")] = None,
     name: Annotated[list[str] | None, Query(description="Only these providers")] = None,

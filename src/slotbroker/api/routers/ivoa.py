@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.content import JSON_TYPES, YAML_TYPES, accept_ranks, dump_yaml, media_type, parse_yaml
-from slotbroker.api.problems import PROBLEM_JSON, TITLES, FieldProblem, Problem, responses
+from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem, Problem, responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, NotFound
 from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
@@ -157,6 +157,8 @@ async def _body(request: Request) -> Any:
     declared = media_type(request.headers.get("content-type"))
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise IvoaInvalid(TOO_DEEP, [FieldError("", "body: nested too deeply")], "malformed_body") from None
     except ValueError:
         if declared in JSON_TYPES or declared.endswith("+json"):
             raise IvoaInvalid(
