@@ -27,7 +27,7 @@ class Item:
 
 def _size(it: Item, total: I64) -> float:
     scale = np.maximum(total, 1)
-    return float((it.demand / scale).max())
+    return float((it.demand / scale).max(initial=0.0))  # 0 for an item that needs nothing
 
 
 def pack(

@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
-STRIDE = 1 << 34  # times must lie in [0, STRIDE): seconds since the epoch up to year 2514
+STRIDE = 1 << 38  # row key stride: times lie in [0, STRIDE), i.e. up to year 10680 (past any datetime)
+HORIZON = STRIDE - 1  # latest time the tables hold; bookings are clipped to [0, HORIZON]
 BLOCK_S = 3600  # block of the dense maximum grid (grows when the span needs more than MAX_BLOCKS)
 MAX_BLOCKS = 2048
 COMPACT_ROWS = 64  # dirty rows merged into the flat arrays once there are more than this
@@ -32,6 +33,13 @@ NONE_T = np.int64(2**62)  # "no time" inside vectorised searches
 
 def _i64(x: object) -> I64:
     return np.asarray(x, dtype=np.int64)
+
+
+def clip_times(start: I64, end: I64) -> tuple[I64, I64]:
+    """Bookings clipped to [0, HORIZON]. The store may hold rows from before the epoch or past any
+    request (an end in year 2600 or 9999); no request can ask about times outside the clip (requests
+    start at or after the epoch and end before year 10000), so the clip never changes an answer."""
+    return np.clip(start, 0, HORIZON), np.clip(end, 0, HORIZON)
 
 
 class _Grid:
@@ -80,10 +88,9 @@ class StepTable:
     def build(cls, n_rows: int, rows: I64, start: I64, end: I64, amount: I64) -> StepTable:
         """Build every row at once: sort all +amount/-amount events by (row, time) and take a prefix
         sum. Each row's events sum to zero, so the global prefix sum restarts at 0 on every row."""
+        start, end = clip_times(start, end)
         keep = end > start
         rows, start, end, amount = rows[keep], start[keep], end[keep], amount[keep]
-        if rows.size and (start.min() < 0 or end.max() >= STRIDE):
-            raise ValueError("allocation times must lie in [0, 2**34) seconds")
         base = rows * STRIDE
         keys = np.concatenate([base + start, base + end])
         del base
@@ -99,10 +106,11 @@ class StepTable:
     # -- updates ---------------------------------------------------------------------------------
     def add(self, row: int, start: int, end: int, amount: int) -> None:
         """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
+        start, end = max(0, min(start, HORIZON)), max(0, min(end, HORIZON))
         if end <= start or amount == 0:
             return
-        if not (start >= 0 and end < STRIDE and 0 <= row < self.n_rows):
-            raise ValueError("row or time out of range")
+        if not 0 <= row < self.n_rows:
+            raise ValueError("row out of range")
         ks, ls = self._row(row)
         base = row * STRIDE
         for t in (start, end):
