@@ -101,7 +101,7 @@ def test_bookings_from_year_1_to_2600_or_9999_hold_the_host_as_far_as_asked() ->
         comp = [{"name": "a", "resources": {"VCPU": 1}}]
         assert {w.placement["a"][0] for w in find_slots(index, request(components=comp)).windows} == {"h1"}
         pinned = [{"name": "a", "resources": {"VCPU": 1}, "site": "S0"}]
-        if end < EPOCH_END:  # free right after the booking ends, even past year 2514
+        if end < EPOCH_END:  # free right after the booking ends, even past the old 2**34 s limit
             res = find_slots(index, request(end - 3 * H, components=pinned))
             assert res.windows[0].start == end
         else:  # held to the end of time
