@@ -211,7 +211,7 @@ def wild_documents(draw: st.DrawFn, snap: Snapshot) -> dict[str, Any]:
             if draw(st.booleans()):
                 lk["max_latency_ms"] = float(draw(st.sampled_from([0.5, 5, 100_000])))
             doc["links"] = [lk]
-    if snap.ports and draw(st.booleans()):
+    if len(snap.ports) > 0 and draw(st.booleans()):
         port = snap.ports[0]
         fp: dict[str, Any] = {
             "site": port.site,
