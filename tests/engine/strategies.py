@@ -150,7 +150,10 @@ def wild_worlds(draw: st.DrawFn) -> Snapshot:
     if draw(st.booleans()):
         hosts.append(HostSnap(50, "bare", sites[0].name))  # no inventory at all
     if draw(st.booleans()):
-        hosts.append(HostSnap(51, "big", sites[-1].name, inventories={"VCPU": InventorySnap(HUGE)}))
+        cap = draw(st.sampled_from([HUGE - 1, HUGE, 2**62]))
+        for i in range(draw(st.integers(1, 3))):
+            inv = {"VCPU": InventorySnap(cap)}
+            hosts.append(HostSnap(51 + i, f"big{i}", sites[-1].name, inventories=inv))
     allocs = list(base.allocations.rows())
     for _ in range(draw(st.integers(0, 3))):
         h = draw(st.sampled_from(base.hosts))

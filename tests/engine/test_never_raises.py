@@ -163,3 +163,15 @@ def test_valid_requests_never_make_the_engine_raise(data: st.DataObject, snap: S
         event("compared with the reference")
         first = min((w.start for w in result.windows), default=None)
         assert first == earliest(snap, req, H)
+
+
+def test_huge_capacities_sum_exactly_at_a_site() -> None:
+    """Site bounds add host capacities as integers: in floats 3 x (2**53 - 1) rounds down by one and
+    the site summary hid a fit; a sum past int64 saturates instead of wrapping negative."""
+    for cap, amount, want in ((2**53 - 1, 2**53 - 1, ["h1", "h2", "h3"]), (2**62, 2**53, ["h1"] * 3)):
+        hosts = tuple(HostSnap(i, f"h{i}", "S", inventories={"VCPU": InventorySnap(cap)}) for i in (1, 2, 3))
+        index = CalendarIndex(Snapshot(hosts, (SiteSnap("S"),)))
+        comp = {"name": "a", "count": 3, "resources": {"VCPU": amount}}
+        res = find_slots(index, request(components=[comp]))
+        assert len(res.windows) == 5
+        assert sorted(res.windows[0].placement["a"]) == want
