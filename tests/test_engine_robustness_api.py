@@ -133,3 +133,27 @@ def test_fabric_find_slot_with_only_links_or_ports_answers(
     got = r.json()
     assert got["total"] == 1
     assert got["windows"][0]["placement"] == {}  # only anchors were placed, and they are not shown
+
+
+def test_requests_at_the_end_of_time_answer_without_naming_year_10000(
+    db: Database, client: TestClient, user: dict[str, str], testbed: dict[str, str]
+) -> None:
+    """Answers never name an instant past 9999-12-31T23:59:59Z (no datetime can): windows, relaxed
+    starts and the look-ahead after the range stop there."""
+    store_lease_row(db, "a1", 8, int(time.time()) - HOUR, YEAR_9999_END + 86400)  # frees a1 in year 10000
+    held = [{"name": "vm", "host": "a1", "resources": {"VCPU": 1}}]
+    body = {
+        "earliest_start": "9999-12-01T00:00:00Z",
+        "latest_end": "9999-12-31T00:00:00Z",
+        "duration": "PT1H",
+    }
+    r = client.post("/v1/find-slot", json={**body, "components": held}, headers=user)
+    assert r.status_code == 200, r.text
+    assert r.json()["windows"] == []
+    free = [{"name": "vm", "host": "a2", "resources": {"VCPU": 1}}]
+    late = {"start_within": "9999-12-31T18:00:00Z/9999-12-31T21:00:00Z", "duration": "PT2H", "limit": 5}
+    r = client.post("/v1/find-slot", json={**late, "components": free}, headers=user)
+    assert r.status_code == 200, r.text
+    ends = [w["end"] for w in r.json()["windows"]]
+    assert ends
+    assert all(e.startswith("9999-12-31T") for e in ends)

@@ -156,8 +156,10 @@ def test_valid_requests_never_make_the_engine_raise(data: st.DataObject, snap: S
     for w in result.windows:
         assert req.range_start_s <= w.start <= req.latest_start_s
         assert req.min_duration_s <= w.end - w.start <= req.max_duration_s
-        assert w.end <= req.latest_end_s
+        assert w.end <= min(req.latest_end_s, EPOCH_END)
         assert check_window(snap, req, w), w
+    if result.explanation is not None and result.explanation.earliest_after_range is not None:
+        assert result.explanation.earliest_after_range <= EPOCH_END
     event(f"windows: {min(len(result.windows), 1)}")
     if _reference_can_answer(snap, req):
         event("compared with the reference")
@@ -175,3 +177,19 @@ def test_huge_capacities_sum_exactly_at_a_site() -> None:
         res = find_slots(index, request(components=[comp]))
         assert len(res.windows) == 5
         assert sorted(res.windows[0].placement["a"]) == want
+
+
+def test_no_answer_names_a_time_past_year_9999() -> None:
+    """A range may run past 9999-12-31T23:59:59Z (start_within plus a duration); windows and the
+    look-ahead after the range stop there, since no datetime can name a later instant."""
+    free = [{"name": "a", "resources": {"VCPU": 1}}]
+    req = parse_request({"components": free, "start_within": "9999-12-31T20:00:00Z/PT3H", "duration": 7200})
+    assert req.latest_end_s > EPOCH_END
+    windows = find_slots(CalendarIndex(two_sites()), req).windows
+    # 20:00-22:00 only: a window from 22:00 would end in year 10000
+    assert [w.end for w in windows] == [EPOCH_END + 1 - 2 * H]
+    held = [AllocationSnap(i, "VCPU", 4, T0, EPOCH_END) for i in (1, 2)]
+    res = find_slots(CalendarIndex(two_sites(held)), req)
+    assert res.windows == ()
+    assert res.explanation is not None
+    assert res.explanation.earliest_after_range is None
