@@ -160,7 +160,11 @@ def test_host_level_skip_never_skips_a_feasible_start(data: st.DataObject, snap:
 FAR_T = [0, 3600, T0 - 400 * 86400, T0 + 400 * 86400, 253_402_300_799, 2**38 - 1]
 spans = st.tuples(
     st.integers(0, N_ROWS - 1),
-    st.one_of(st.integers(0, 40).map(lambda q: T0 + q * 900), st.sampled_from(FAR_T)),
+    st.one_of(
+        st.integers(0, 40).map(lambda q: T0 + q * 900),
+        st.sampled_from(FAR_T),
+        st.sampled_from([T0 - 2 * 86400, T0 + 30 * 86400]),  # just outside a grid: it is padded
+    ),
     st.one_of(st.integers(1, 16).map(lambda q: q * 900), st.sampled_from([1, 86400, 2**37])),
     st.integers(1, 5),
 )
@@ -169,6 +173,11 @@ spans = st.tuples(
 @settings(max_examples=200, deadline=None)
 @example(  # a booking from the epoch to year 6325 on row 0: its level is carried into the grid
     items=[(0, 0, 2**37, 1), (1, T0, 3600, 1), (1, T0 + 7200, 3600, 2)], later=[], qs=[(T0, 1), (0, 900)]
+)
+@example(  # row 0 held since the epoch is outside the grid; padding the grid back must keep it held
+    items=[(0, 0, T0 + 3600, 1), (1, T0, 3600, 1), (1, T0 + 7200, 3600, 1)],
+    later=[(1, T0 - 2 * 86400, 3600, 1)],
+    qs=[(T0 - 86400, 900)],
 )
 @given(
     items=st.lists(spans, max_size=14),

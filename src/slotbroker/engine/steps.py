@@ -68,10 +68,9 @@ def _row_blocks(times: I64, levels: I64, t0: int, bs: int, nb: int) -> I64:
     i0, i1 = np.searchsorted(times, [t0, t0 + nb * bs], side="left")
     lead = int(levels[i0 - 1]) if i0 > 0 else 0
     times, levels = times[i0:i1], levels[i0:i1]
-    out = np.full(nb, lead, dtype=np.int64)
     if times.shape[0] == 0:
-        return out
-    out[:] = 0
+        return np.full(nb, lead, dtype=np.int64)
+    out = np.zeros(nb, dtype=np.int64)
     b = (times - t0) // bs
     np.maximum.at(out, b, levels)
     j = np.arange(nb, dtype=np.int64)
@@ -180,12 +179,14 @@ class StepTable:
                 # the row now has events outside the grid: it takes the exact path beyond it
                 if not np.isin(row, g.outside):
                     g.outside = _i64(np.union1d(g.outside, [row]))
-            elif g.outside.size:
-                self._grid = None  # rows were non-zero outside the old grid: rebuilt on the next query
-                return
             else:
-                # outside the old grid every row was at level 0, so padding with zeros is exact
-                g = self._grid = _Grid(t0, g.bs, nb, np.pad(g.bmax, ((pre, nb - g.nb - pre), (0, 0))))
+                # outside the old grid only the ``outside`` rows could be non-zero: pad with zeros and
+                # recompute those rows
+                bmax = np.pad(g.bmax, ((pre, nb - g.nb - pre), (0, 0)))
+                g = self._grid = _Grid(t0, g.bs, nb, bmax, g.outside)
+                for r in g.outside.tolist():
+                    ks, ls = self._row(r)
+                    g.bmax[:, r] = _row_blocks(ks - r * STRIDE, ls, g.t0, g.bs, g.nb)
         ks, ls = self._row(row)
         g.bmax[:, row] = _row_blocks(ks - row * STRIDE, ls, g.t0, g.bs, g.nb)
 
@@ -245,7 +246,7 @@ class StepTable:
             keep = carried | ~(before | after)
             times = np.where(carried, t0, times)[keep]
             rows, levels = rows[keep], levels[keep]
-            if keys.shape[0] == 0:
+            if times.shape[0] == 0:
                 return _Grid(t0, bs, nb, np.zeros((nb, n), dtype=np.int64), outside)
         cell = rows * nb + (times - t0) // bs  # non-decreasing (keys are sorted)
         flat = np.zeros(n * nb, dtype=np.int64)
