@@ -4,7 +4,7 @@ host-level skip-ahead never skips a feasible start."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.engine import CalendarIndex, Snapshot
@@ -154,3 +154,60 @@ def test_host_level_skip_never_skips_a_feasible_start(data: st.DataObject, snap:
             assert not feasible_at(snap, req, t, t + req.min_duration_s), (comp.name, t, bound)
             assert not isinstance(try_start(index, plan, t), Attempt)
             t += H
+
+
+# far from the bulk of the bookings; queries start before the last (nothing asks past the horizon)
+FAR_T = [0, 3600, T0 - 400 * 86400, T0 + 400 * 86400, 253_402_300_799, 2**38 - 1]
+spans = st.tuples(
+    st.integers(0, N_ROWS - 1),
+    st.one_of(
+        st.integers(0, 40).map(lambda q: T0 + q * 900),
+        st.sampled_from(FAR_T),
+        st.sampled_from([T0 - 2 * 86400, T0 + 30 * 86400]),  # just outside a grid: it is padded
+    ),
+    st.one_of(st.integers(1, 16).map(lambda q: q * 900), st.sampled_from([1, 86400, 2**37])),
+    st.integers(1, 5),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@example(  # a booking from the epoch to year 6325 on row 0: its level is carried into the grid
+    items=[(0, 0, 2**37, 1), (1, T0, 3600, 1), (1, T0 + 7200, 3600, 2)], later=[], qs=[(T0, 1), (0, 900)]
+)
+@example(  # row 0 held since the epoch is outside the grid; padding the grid back must keep it held
+    items=[(0, 0, T0 + 3600, 1), (1, T0, 3600, 1), (1, T0 + 7200, 3600, 1)],
+    later=[(1, T0 - 2 * 86400, 3600, 1)],
+    qs=[(T0 - 86400, 900)],
+)
+@given(
+    items=st.lists(spans, max_size=14),
+    later=st.lists(spans, max_size=4),
+    qs=st.lists(
+        st.tuples(st.sampled_from([*FAR_T[:-1], T0, T0 + 450, T0 + 36000]), st.sampled_from([1, 900, 10**6])),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_grid_is_exact_when_a_few_bookings_lie_far_away(
+    items: list[tuple[int, int, int, int]],
+    later: list[tuple[int, int, int, int]],
+    qs: list[tuple[int, int]],
+) -> None:
+    """Far bookings are left outside the grid (so it keeps fine blocks for the rest); the rows that
+    have them answer exactly beyond it, also after updates that land outside it."""
+
+    def brute(its: list[tuple[int, int, int, int]], row: int, s: int, e: int) -> int:
+        pts = {s} | {x for r, a, d, _ in its if r == row for x in (a, a + d) if s < x < e}
+        return max(sum(amt for r, a, d, amt in its if r == row and a <= t < a + d) for t in pts)
+
+    items = [(r, a, min(d, 2**38 - 1 - a), amt) for r, a, d, amt in items if a + 1 < 2**38 - 1]
+    later = [(r, a, min(d, 2**38 - 1 - a), amt) for r, a, d, amt in later if a + 1 < 2**38 - 1]
+    arr = np.array(items, dtype=np.int64).reshape(-1, 4)
+    table = StepTable.build(N_ROWS, arr[:, 0], arr[:, 1], arr[:, 1] + arr[:, 2], arr[:, 3])
+    table.grid()
+    for r, a, d, amt in later:
+        table.add(r, a, a + d, amt)
+    rows = np.arange(N_ROWS, dtype=np.int64)
+    for s, d in qs:
+        want = [brute(items + later, r, s, s + d) for r in range(N_ROWS)]
+        assert table.peak(rows, s, s + d).tolist() == want, (s, d)

@@ -19,7 +19,7 @@ I64 = npt.NDArray[np.int64]
 HOST, LINK, PORT = 0, 1, 2
 BANDWIDTH = "BANDWIDTH_GBPS"
 VLAN = "VLAN"
-UNBOUNDED = 2**62
+UNBOUNDED = int(np.iinfo(np.int64).max)  # a site bound that any need passes
 
 
 class CalendarIndex:

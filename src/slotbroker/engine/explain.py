@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from slotbroker.engine.calendar import CalendarIndex
-from slotbroker.engine.plan import Plan
+from slotbroker.engine.plan import LAST_INSTANT, Plan
 from slotbroker.engine.results import Blocker, Explanation
 from slotbroker.engine.stages.base import Reason, Rejection
 
@@ -164,7 +164,11 @@ def explain_failure(index: CalendarIndex, plan: Plan, rejections: list[Rejection
             )
         )
     span = min(MAX_LOOKAHEAD_S, max(plan.latest_end - plan.range_start, plan.max_duration))
-    later = replace(plan, latest_start=plan.latest_start + span, latest_end=plan.latest_end + span)
+    later = replace(
+        plan,
+        latest_start=min(plan.latest_start + span, LAST_INSTANT - plan.min_duration),
+        latest_end=min(plan.latest_end + span, LAST_INSTANT),
+    )
     after = _first_start(index, later)
     return Explanation(tuple(blockers), after)
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
 BoolArr = npt.NDArray[np.bool_]
+INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Item:
 
 def _size(it: Item, total: I64) -> float:
     scale = np.maximum(total, 1)
-    return float((it.demand / scale).max())
+    return float((it.demand / scale).max(initial=0.0))  # 0 for an item that needs nothing
 
 
 def pack(
@@ -38,6 +39,8 @@ def pack(
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host
     preference. Returns comp -> host indices (one per instance) or None."""
     free = np.maximum(free, 0)  # an overbooked class only matters to items that need it
+    if free.shape[0] > 1:  # sums over hosts below cannot wrap; no item needs that much of one host
+        free = np.minimum(free, INT64_MAX // free.shape[0])
     total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
     need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
     if (need > total).any():

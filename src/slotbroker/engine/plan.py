@@ -20,6 +20,7 @@ from slotbroker.engine.stages.static_filter import static_eligibility
 
 I64 = npt.NDArray[np.int64]
 EXACT_LIMIT = 16  # requests with at most this many instances are packed exactly (backtracking)
+LAST_INSTANT = 253_402_300_799  # 9999-12-31T23:59:59Z: no answer names a later time (no datetime can)
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,8 @@ def compile_plan(req: SlotRequest, index: CalendarIndex) -> Plan:
         ports=tuple(ports),
         policy=req.policy,
         range_start=req.range_start_s,
-        latest_start=req.latest_start_s,
-        latest_end=req.latest_end_s,
+        latest_start=min(req.latest_start_s, LAST_INSTANT - req.min_duration_s),
+        latest_end=min(req.latest_end_s, LAST_INSTANT),
         min_duration=req.min_duration_s,
         max_duration=req.max_duration_s,
         limit=req.limit,

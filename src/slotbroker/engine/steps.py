@@ -23,9 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
-STRIDE = 1 << 34  # times must lie in [0, STRIDE): seconds since the epoch up to year 2514
+STRIDE = 1 << 38  # row key stride: times lie in [0, STRIDE), i.e. up to year 10680 (past any datetime)
+HORIZON = STRIDE - 1  # latest time the tables hold; bookings are clipped to [0, HORIZON]
 BLOCK_S = 3600  # block of the dense maximum grid (grows when the span needs more than MAX_BLOCKS)
 MAX_BLOCKS = 2048
+TRIM = 0.005  # share of event times at each end the grid may leave outside (see ``_extent``)
 COMPACT_ROWS = 64  # dirty rows merged into the flat arrays once there are more than this
 NONE_T = np.int64(2**62)  # "no time" inside vectorised searches
 
@@ -34,34 +36,71 @@ def _i64(x: object) -> I64:
     return np.asarray(x, dtype=np.int64)
 
 
+def clip_times(start: I64, end: I64) -> tuple[I64, I64]:
+    """Bookings clipped to [0, HORIZON]. The store may hold rows from before the epoch or past any
+    request (an end in year 2600 or 9999); no request can ask about times outside the clip (requests
+    start at or after the epoch and end before year 10000), so the clip never changes an answer."""
+    return np.clip(start, 0, HORIZON), np.clip(end, 0, HORIZON)
+
+
 class _Grid:
     """Dense per-(row, block) exact peaks; see the module docstring. Stored block-major
     (``bmax[block, row]``): a window's few blocks are then contiguous for every row at once, which
-    keeps a query to a handful of cache lines per block instead of one or two per row."""
+    keeps a query to a handful of cache lines per block instead of one or two per row.
 
-    __slots__ = ("bmax", "bs", "nb", "t0")
+    ``outside`` lists the rows with events outside the grid (a booking decades away would otherwise
+    coarsen the blocks of every row): only those rows can be non-zero beyond the grid, so only they
+    take the exact path for a window that leaves it."""
 
-    def __init__(self, t0: int, bs: int, nb: int, bmax: I64) -> None:
+    __slots__ = ("bmax", "bs", "nb", "outside", "t0")
+
+    def __init__(self, t0: int, bs: int, nb: int, bmax: I64, outside: I64 | None = None) -> None:
         self.t0, self.bs, self.nb, self.bmax = t0, bs, nb, bmax
+        self.outside: I64 = _i64([]) if outside is None else outside
 
     def covers(self, lo: int, hi: int) -> bool:
         return self.t0 <= lo and hi < self.t0 + self.nb * self.bs  # hi: an event time, in a block
 
 
 def _row_blocks(times: I64, levels: I64, t0: int, bs: int, nb: int) -> I64:
-    """Exact peak of one row's step function in each of ``nb`` blocks from ``t0``."""
-    out = np.zeros(nb, dtype=np.int64)
+    """Exact peak of one row's step function in each of ``nb`` blocks from ``t0`` (events outside
+    the blocks may exist: the last one before ``t0`` sets the level carried in)."""
+    i0, i1 = np.searchsorted(times, [t0, t0 + nb * bs], side="left")
+    lead = int(levels[i0 - 1]) if i0 > 0 else 0
+    times, levels = times[i0:i1], levels[i0:i1]
     if times.shape[0] == 0:
-        return out
+        return np.full(nb, lead, dtype=np.int64)
+    out = np.zeros(nb, dtype=np.int64)
     b = (times - t0) // bs
     np.maximum.at(out, b, levels)
     j = np.arange(nb, dtype=np.int64)
     f = np.searchsorted(b, j, side="left")  # first event in block j (or later)
     prev = f - 1
-    carry = np.where(prev >= 0, levels[np.maximum(prev, 0)], 0)
+    carry = np.where(prev >= 0, levels[np.maximum(prev, 0)], lead)
     at_edge = (f < b.shape[0]) & (times[np.minimum(f, b.shape[0] - 1)] == t0 + j * bs)
     carry[at_edge] = 0  # an event exactly at the block start replaces the carried level
     return np.maximum(out, carry)
+
+
+def _extent(times: I64) -> tuple[int, int, int]:
+    """The grid's ``(t0, bs, nb)``: every event time at ``BLOCK_S`` (doubled until at most
+    ``MAX_BLOCKS`` blocks) unless a few outlying events (``TRIM`` of them at each end) would force
+    coarser blocks than the rest needs; those are then left outside the grid."""
+
+    def fit(lo: int, hi: int) -> tuple[int, int, int]:
+        bs = BLOCK_S
+        while -(-(hi - (lo - lo % bs)) // bs) > MAX_BLOCKS:
+            bs *= 2
+        t0 = lo - lo % bs
+        return t0, bs, -(-(hi - t0) // bs)
+
+    full = fit(int(times.min()), int(times.max()) + 1)
+    k = max(1, int(times.shape[0] * TRIM))
+    if full[1] == BLOCK_S or times.shape[0] <= 2 * k:
+        return full
+    part = np.partition(times, (k, times.shape[0] - 1 - k))
+    core = fit(int(part[k]), int(part[times.shape[0] - 1 - k]) + 1)
+    return full if full[1] <= 2 * core[1] else core
 
 
 class StepTable:
@@ -80,10 +119,9 @@ class StepTable:
     def build(cls, n_rows: int, rows: I64, start: I64, end: I64, amount: I64) -> StepTable:
         """Build every row at once: sort all +amount/-amount events by (row, time) and take a prefix
         sum. Each row's events sum to zero, so the global prefix sum restarts at 0 on every row."""
+        start, end = clip_times(start, end)
         keep = end > start
         rows, start, end, amount = rows[keep], start[keep], end[keep], amount[keep]
-        if rows.size and (start.min() < 0 or end.max() >= STRIDE):
-            raise ValueError("allocation times must lie in [0, 2**34) seconds")
         base = rows * STRIDE
         keys = np.concatenate([base + start, base + end])
         del base
@@ -99,10 +137,11 @@ class StepTable:
     # -- updates ---------------------------------------------------------------------------------
     def add(self, row: int, start: int, end: int, amount: int) -> None:
         """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
+        start, end = max(0, min(start, HORIZON)), max(0, min(end, HORIZON))
         if end <= start or amount == 0:
             return
-        if not (start >= 0 and end < STRIDE and 0 <= row < self.n_rows):
-            raise ValueError("row or time out of range")
+        if not 0 <= row < self.n_rows:
+            raise ValueError("row out of range")
         ks, ls = self._row(row)
         base = row * STRIDE
         for t in (start, end):
@@ -137,10 +176,17 @@ class StepTable:
             t0 = g.t0 - pre * g.bs
             nb = -(-(hi - t0) // g.bs)
             if nb > MAX_BLOCKS:
-                self._grid = None  # rebuilt with coarser blocks on the next query
-                return
-            # outside the old grid every row was at level 0, so padding with zeros is exact
-            g = self._grid = _Grid(t0, g.bs, nb, np.pad(g.bmax, ((pre, nb - g.nb - pre), (0, 0))))
+                # the row now has events outside the grid: it takes the exact path beyond it
+                if not np.isin(row, g.outside):
+                    g.outside = _i64(np.union1d(g.outside, [row]))
+            else:
+                # outside the old grid only the ``outside`` rows could be non-zero: pad with zeros and
+                # recompute those rows
+                bmax = np.pad(g.bmax, ((pre, nb - g.nb - pre), (0, 0)))
+                g = self._grid = _Grid(t0, g.bs, nb, bmax, g.outside)
+                for r in g.outside.tolist():
+                    ks, ls = self._row(r)
+                    g.bmax[:, r] = _row_blocks(ks - r * STRIDE, ls, g.t0, g.bs, g.nb)
         ks, ls = self._row(row)
         g.bmax[:, row] = _row_blocks(ks - row * STRIDE, ls, g.t0, g.bs, g.nb)
 
@@ -184,13 +230,24 @@ class StepTable:
         if keys.shape[0] == 0:
             return _Grid(0, BLOCK_S, 1, np.zeros((1, n), dtype=np.int64))
         times = keys % STRIDE
-        lo, hi = int(times.min()), int(times.max()) + 1
-        bs = BLOCK_S
-        while -(-(hi - (lo - lo % bs)) // bs) > MAX_BLOCKS:
-            bs *= 2
-        t0 = lo - lo % bs
-        nb = -(-(hi - t0) // bs)
+        t0, bs, nb = _extent(times)
         rows = keys // STRIDE
+        before, after = times < t0, times >= t0 + nb * bs
+        outside = _i64([])
+        if before.any() or after.any():
+            outside = _i64(np.unique(rows[before | after]))
+            # per row, the last event before the grid becomes an event at t0 (the level carried in),
+            # unless the row has an event at t0 itself; events after the grid do not matter to it
+            nxt = np.ones(keys.shape[0], dtype=bool)
+            nxt[:-1] = ~before[1:] | (rows[1:] != rows[:-1])
+            at_t0 = np.zeros(keys.shape[0], dtype=bool)
+            at_t0[:-1] = (rows[1:] == rows[:-1]) & (times[1:] == t0)
+            carried = before & nxt & ~at_t0
+            keep = carried | ~(before | after)
+            times = np.where(carried, t0, times)[keep]
+            rows, levels = rows[keep], levels[keep]
+            if times.shape[0] == 0:
+                return _Grid(t0, bs, nb, np.zeros((nb, n), dtype=np.int64), outside)
         cell = rows * nb + (times - t0) // bs  # non-decreasing (keys are sorted)
         flat = np.zeros(n * nb, dtype=np.int64)
         starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
@@ -205,7 +262,7 @@ class StepTable:
         at_edge = (f < cell.shape[0]) & (cell[fc] == cells) & (times[fc] == block_start)
         carry[at_edge] = 0
         np.maximum(flat, carry, out=flat)
-        return _Grid(t0, bs, nb, np.ascontiguousarray(flat.reshape(n, nb).T))
+        return _Grid(t0, bs, nb, np.ascontiguousarray(flat.reshape(n, nb).T), outside)
 
     # -- queries ---------------------------------------------------------------------------------
     def peak(self, rows: I64, start: I64 | int, end: I64 | int) -> I64:
@@ -223,8 +280,14 @@ class StepTable:
         bs, t0, nb = g.bs, g.t0, g.nb
         b0, b1 = (s - t0) // bs, -(-(e - t0) // bs)  # blocks touching [s, e)
         c0, c1 = max(b0, 0), min(b1, nb)
+        # rows with events outside the grid are exact there (the others are 0 outside it)
+        leaves = g.outside.size > 0 and (b0 < 0 or b1 > nb)
         if c0 >= c1:
-            return np.zeros(rows.shape[0], dtype=np.int64)
+            out = np.zeros(rows.shape[0], dtype=np.int64)
+            if leaves:
+                far = np.flatnonzero(np.isin(rows, g.outside))
+                out[far] = self._peak_exact(rows[far], _i64(s), _i64(e))
+            return out
         # full blocks inside [s, e); blocks outside the grid are all-zero, so clipping is exact
         f0 = c0 if (b0 < 0 or s == t0 + b0 * bs) else c0 + 1
         f1 = c1 if (b1 > nb or e == t0 + b1 * bs) else c1 - 1
@@ -232,11 +295,13 @@ class StepTable:
         n = rows.shape[0]
         if not (n == self.n_rows and rows[0] == 0 and rows[-1] == n - 1 and (rows[1:] > rows[:-1]).all()):
             sub = sub[:, rows]  # (the common "every row" query needs no gather)
-        if f0 == c0 and f1 == c1:
+        if f0 == c0 and f1 == c1 and not leaves:
             return _i64(sub.max(axis=0))
         inner = sub[f0 - c0 : f1 - c0].max(axis=0) if f1 > f0 else np.zeros(rows.shape[0], np.int64)
         ub = sub.max(axis=0)
-        need = np.flatnonzero(ub > inner)
+        need = (
+            np.flatnonzero((ub > inner) | np.isin(rows, g.outside)) if leaves else np.flatnonzero(ub > inner)
+        )
         if need.size:
             inner[need] = self._peak_exact(rows[need], _i64(s), _i64(e))
         return _i64(inner)

@@ -25,6 +25,18 @@ class Edge:
     latency_ms: float
 
 
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _site_sums(host_site: I64, cap: I64, n_sites: int) -> I64:
+    """Per site, the sum of its hosts' capacities: exact integers (float sums round capacities near
+    2**53 and could hide a fit), saturating at the int64 maximum instead of wrapping negative."""
+    sums = [0] * n_sites
+    for site, c in zip(host_site.tolist(), cap.tolist(), strict=True):
+        sums[site] += c
+    return np.array([min(x, INT64_MAX) for x in sums], dtype=np.int64)
+
+
 class Topology:
     """Hosts, sites, links and ports by row number, capacities as arrays, and node classes."""
 
@@ -49,9 +61,7 @@ class Topology:
         for c in classes:
             cap = np.array([h.inventories[c].capacity if c in h.inventories else 0 for h in snap.hosts])
             self.host_cap[c] = cap.astype(np.int64)
-            self.site_cap[c] = np.bincount(self.host_site, weights=cap, minlength=len(snap.sites)).astype(
-                np.int64
-            )
+            self.site_cap[c] = _site_sums(self.host_site, cap, len(snap.sites))
         self.link_cap = np.array([lk.capacity_gbps for lk in snap.links], dtype=np.int64)
         self.port_cap = np.array([p.capacity_gbps for p in snap.ports], dtype=np.int64)
         self.port_tag_count = np.array([len(p.vlans) for p in snap.ports], dtype=np.int64)

@@ -26,6 +26,7 @@ from slotbroker.engine.stages.reach import next_possible
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
 BUDGET = 20_000
+ROOM_CAP = 2**32  # instances a host is counted for in a site's room: far more than any request places
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Selector:
         self.room: dict[int, dict[int, int]] = {}
         for c, (ps, ss) in zip(plan.comps, prep.by_site, strict=True):
             fit = instances_fit(self.free[ps], c)
-            room = np.bincount(ss, weights=fit, minlength=n_sites)
+            # fit is capped so the float sum stays exact (a huge host's room is capacity // demand)
+            room = np.bincount(ss, weights=np.minimum(fit, ROOM_CAP), minlength=n_sites)
             good = np.zeros(n_sites, dtype=bool)
             good[comp_sites[c.idx]] = True
             good &= room >= c.count

@@ -25,8 +25,12 @@ def candidate_sites(
     time before which no eligible site can pass it."""
     topo = index.topo
     all_sites = np.arange(len(topo.sites), dtype=np.int64)
+    # (classes x sites); with no classes (components that only anchor a link or port) it has no rows
+    # and every site passes, since nothing is needed
     bound = (
-        np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes]) if plan.classes else None
+        np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes])
+        if plan.classes
+        else np.zeros((0, len(topo.sites)), dtype=np.int64)
     )
     out: dict[int, I64] = {}
     comp_sites: list[I64] | None = plan.cache.get("comp_sites")
@@ -42,7 +46,6 @@ def candidate_sites(
         if sites.size == 0:
             return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name, retry_at=NEVER)
         need = comp.demand * comp.count
-        assert bound is not None
         ok = (bound[:, sites] >= need[:, None]).all(axis=0)
         if ok.any():
             out[comp.idx] = sites[ok]
