@@ -313,10 +313,15 @@ class SlotRequest(_Model):
             latest_start = end - min_d
         else:
             raise ValueError("earliest_start: give earliest_start and latest_end, or start_within")
+        # blame the field the client sent: start_within implies an end when latest_end is absent
+        begin_field = "earliest_start" if self.start_within is None else "start_within"
         if start < TIME_MIN_S:
-            raise ValueError("earliest_start: must not be before 1970")
+            raise ValueError(f"{begin_field}: must not be before 1970")
         if end > TIME_MAX_S:
-            raise ValueError(f"latest_end: must not be after {TIME_MAX.isoformat()}")
+            late_end = self.latest_end is not None and self.latest_end.timestamp() > TIME_MAX_S
+            raise ValueError(
+                f"{'latest_end' if late_end else begin_field}: must not be after {TIME_MAX.isoformat()}"
+            )
         if end <= start:
             raise ValueError("latest_end: must be after the earliest start")
         if min_d > end - start:
