@@ -256,7 +256,7 @@ def test_the_default_cap_admits_the_largest_legitimate_bodies() -> None:
     SlotRequest.model_validate({**find_slot, "facility_ports": ports})
     for doc in (claim, {**find_slot, "facility_ports": ports}):
         body = json.dumps(doc, separators=(",", ":")).encode()
-        assert len(body) > 2 * CAP  # so it is counted, not waved through by its size
+        assert values(doc) < CAP
         assert body_problems(body, CAP) == []
 
 
@@ -297,9 +297,11 @@ def test_crowded_names_the_smallest_lists_past_the_cap(doc: Any, cap: int) -> No
 @settings(max_examples=400, deadline=None)
 @given(DOCS, st.integers(min_value=0, max_value=12))
 def test_a_body_too_short_to_pass_the_cap_is_not_parsed(doc: Any, cap: int) -> None:
-    # the size threshold that spares small bodies any work is sound: n bytes hold at most n / 2 values
+    # the bounds that spare small bodies any work are sound: n bytes hold at most n / 2 values, and
+    # no more than commas and opening brackets
     body = json.dumps(doc, separators=(",", ":")).encode()
     assert 2 * values(doc) <= len(body)
+    assert values(doc) <= body.count(b",") + body.count(b"[") + body.count(b"{")
     assert [p.pointer for p in body_problems(body, cap)] == sorted(reference(doc, cap))
 
 
@@ -310,8 +312,12 @@ def test_small_bodies_are_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     small = b'{"items": [1, 2, 3]}'
     monkeypatch.setattr("slotbroker.api.text_guard.json.loads", no)
     assert body_problems(small + b" " * (2 * CAP - len(small)), CAP) == []
+    assert body_problems(small + b" " * (LIMIT - len(small)), CAP) == []  # long, but few values
+    at_cap = b"[" + b",".join([b"1"] * CAP) + b"]"
+    assert len(at_cap) > 2 * CAP
+    assert body_problems(at_cap, CAP) == []
     with pytest.raises(AssertionError, match="parsed"):
-        body_problems(small + b" " * (2 * CAP - len(small) + 1), CAP)
+        body_problems(b"[" + b",".join([b"1"] * (CAP + 1)) + b"]", CAP)
 
 
 def test_a_problem_lists_at_most_max_errors_crowded_lists(db: Database) -> None:

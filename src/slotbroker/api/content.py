@@ -71,7 +71,7 @@ def yaml_to_json(text: bytes) -> bytes:
 
 async def checked(body: bytes, max_items: int | None) -> list[FieldProblem]:
     """``body_problems``, in a worker thread when it parses a body large enough to hold the loop up."""
-    if len(body) > THREAD_ABOVE or counted(len(body), max_items):
+    if len(body) > THREAD_ABOVE or counted(body, max_items):
         return await run_in_threadpool(body_problems, body, max_items)
     return body_problems(body, max_items)
 

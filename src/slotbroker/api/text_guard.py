@@ -13,9 +13,10 @@ each wrong one) stays a small fraction of a second, whatever the body's bytes. T
 exempt: their route reads them in a worker thread with caps of its own.
 
 The checks are cheap on the requests that matter: the body is only parsed when its bytes hold an escape
-that can decode to such a character or are long enough to hold more values than the cap (``n`` bytes of
-JSON hold at most ``n / 2``: each value takes a byte and a comma or bracket before it), the query only
-when it holds ``%00``. The content middleware runs the parse in a worker thread.
+that can decode to such a character or could hold more values than the cap (``n`` bytes of JSON hold at
+most ``n / 2``: each value takes a byte and a comma or bracket before it; and at most as many as its
+commas and opening brackets), the query only when it holds ``%00``. The content middleware runs the
+parse in a worker thread.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # characters are invalid JSON, raw surrogates invalid UTF-8).
 BODY_HINT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 DETAIL = "text may not contain U+0000 or unpaired surrogates (U+D800-U+DFFF)"
-NESTED = {list, dict}  # what json.loads builds containers as
 KEY_DETAIL = "keys may not contain U+0000 or unpaired surrogates (U+D800-U+DFFF)"
+NESTED = {list, dict}  # what json.loads builds containers as
 
 
 def path_problems(scope: MutableMapping[str, Any]) -> list[FieldProblem]:
@@ -67,9 +68,13 @@ def query_problems(query_string: bytes) -> list[FieldProblem]:
     return out
 
 
-def counted(size: int, max_items: int | None) -> bool:
-    """Whether a body of ``size`` bytes could hold more than ``max_items`` values (None: no cap)."""
-    return max_items is not None and size > 2 * max_items
+def counted(body: bytes, max_items: int | None) -> bool:
+    """Whether ``body`` could hold more than ``max_items`` values (None: no cap), judged by its bytes:
+    each value but the first of a list or map follows a comma, so there are at most as many as commas
+    and opening brackets (and those inside strings only raise the bound)."""
+    if max_items is None or len(body) <= 2 * max_items:
+        return False
+    return body.count(b",") + body.count(b"[") + body.count(b"{") > max_items
 
 
 def body_problems(body: bytes, max_items: int | None = None) -> list[FieldProblem]:
@@ -77,7 +82,7 @@ def body_problems(body: bytes, max_items: int | None = None) -> list[FieldProble
 
     A body that is not JSON gives none: the route's own parser answers for it.
     """
-    count = counted(len(body), max_items)
+    count = counted(body, max_items)
     hint = BODY_HINT.search(body) is not None
     if not count and not hint:
         return []
