@@ -32,6 +32,9 @@ def _bool(name: str, default: bool) -> bool:
 class Settings:
     database_url: str = field(default_factory=database_url)
     max_body_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_BODY_BYTES", 1 << 20))
+    # values (list entries and map members, at any depth) in a request body but a topology document (422
+    # beyond): the largest legitimate, a claim of 2000 items, holds about 10000
+    max_body_items: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_BODY_ITEMS", 20_000))
     max_topology_bytes: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_BYTES", 32 << 20))
     # entries of any one list or map in a topology document, and providers in its whole tree (422 beyond)
     max_topology_items: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_TOPOLOGY_ITEMS", 100_000))

@@ -95,6 +95,7 @@ def create_app(
     app.add_middleware(
         ContentMiddleware,
         max_body=settings.max_body_bytes,
+        max_items=settings.max_body_items,
         large_paths={"/v1/topology": settings.max_topology_bytes},
     )
     app.add_middleware(

@@ -5,8 +5,11 @@ aliases, so no "billion laughs") and handed on as JSON; a client that prefers YA
 the JSON response re-serialised as YAML. Bodies past the size limit are refused with 413 before they
 are parsed, and media types we cannot read get 415, never a confusing validation error. Text the
 stores cannot keep (``api/text_guard.py``) is refused with 422 here too, before any route runs, so no
-route writes half a use case first. Large bodies are parsed in a worker thread: the event loop keeps
-answering other requests (health checks among them) meanwhile.
+route writes half a use case first. So is a body holding more than ``max_items`` values (every route but
+those in ``large_paths``, which check their own): each value costs the route microseconds of parsing and
+validation on the event loop, so the cap is what keeps that work short. YAML, which the pure-Python
+parser reads slowly, and JSON long enough to need counting are parsed in a worker thread: the event loop
+keeps answering other requests (health checks among them) meanwhile.
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ from typing import Any
 import yaml
 from starlette.concurrency import run_in_threadpool
 
-from slotbroker.api.problems import PROBLEM_JSON, TOO_DEEP, FieldProblem, invalid_status, problem_response
-from slotbroker.api.text_guard import body_problems, path_problems, query_problems
+from slotbroker.api.problems import (
+    MAX_ERRORS,
+    PROBLEM_JSON,
+    TOO_DEEP,
+    FieldProblem,
+    invalid_status,
+    problem_response,
+)
+from slotbroker.api.text_guard import body_problems, counted, path_problems, query_problems
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,7 +40,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json", PROBLEM_JSON)
-THREAD_ABOVE = 1 << 16  # bodies past this many bytes are parsed off the event loop
+THREAD_ABOVE = 1 << 16  # JSON bodies past this many bytes are parsed off the event loop
 
 
 class NoAliasLoader(yaml.SafeLoader):
@@ -59,9 +69,11 @@ def yaml_to_json(text: bytes) -> bytes:
     return json.dumps(parse_yaml(text), default=_json_default).encode()
 
 
-async def off_loop(size: int, fn: Callable[[bytes], Any], body: bytes) -> Any:
-    """``fn(body)``, in a worker thread when the body is large enough to hold the event loop up."""
-    return await run_in_threadpool(fn, body) if size > THREAD_ABOVE else fn(body)
+async def checked(body: bytes, max_items: int | None) -> list[FieldProblem]:
+    """``body_problems``, in a worker thread when it parses a body large enough to hold the loop up."""
+    if len(body) > THREAD_ABOVE or counted(body, max_items):
+        return await run_in_threadpool(body_problems, body, max_items)
+    return body_problems(body, max_items)
 
 
 def dump_yaml(data: Any) -> bytes:
@@ -115,9 +127,17 @@ def replayed(body: bytes, receive: Receive) -> Receive:
 
 
 class ContentMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body: int, large_paths: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        max_items: int | None = None,
+        large_paths: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_items = max_items
         self.large_paths = large_paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,6 +146,7 @@ class ContentMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit = self.large_paths.get(scope["path"], self.max_body)
+        max_items = None if scope["path"] in self.large_paths else self.max_items
         path = scope["path"]
 
         async def reply(status: int, code: str, detail: str, **kw: Any) -> None:
@@ -133,7 +154,9 @@ class ContentMiddleware:
 
         async def refuse(bad: list[FieldProblem]) -> None:
             detail = f"{bad[0].pointer or 'request'}: {bad[0].detail}"
-            await reply(invalid_status(path), "validation_error", detail, errors=bad)
+            if len(bad) > MAX_ERRORS:
+                detail += f" ({len(bad)} problems; the first {MAX_ERRORS} are listed)"
+            await reply(invalid_status(path), "validation_error", detail, errors=bad[:MAX_ERRORS])
 
         bad = path_problems(scope) + query_problems(scope.get("query_string", b""))
         if bad:
@@ -162,7 +185,7 @@ class ContentMiddleware:
         ctype = media_type(headers.get("content-type"))
         if body and ctype in YAML_TYPES:
             try:
-                body = bytearray(await off_loop(len(body), yaml_to_json, bytes(body)))
+                body = bytearray(await run_in_threadpool(yaml_to_json, bytes(body)))
             except yaml.YAMLError as exc:
                 await reply(400, "malformed_body", f"the request body is not valid YAML: {exc}")
                 return
@@ -187,7 +210,7 @@ class ContentMiddleware:
                 f"cannot read {ctype}; send application/json or application/yaml",
             )
             return
-        bad = await off_loop(len(body), body_problems, bytes(body)) if body else []
+        bad = await checked(bytes(body), max_items) if body else []
         if bad:
             await refuse(bad)
             return
