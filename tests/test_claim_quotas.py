@@ -10,8 +10,8 @@ never pass a limit together that only some of them fit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,12 +105,13 @@ def _consumers(db: Database, project: str = PROJECT) -> tuple[int, int]:
     """How many consumers and allocation rows ``project`` has."""
     with UnitOfWork(db, readonly=True) as uow:
         s = uow.session
-        consumers = s.scalar(select(func.count()).select_from(ConsumerRow).where(ConsumerRow.project == project))
+        mine = ConsumerRow.project == project
+        consumers = s.scalar(select(func.count()).select_from(ConsumerRow).where(mine))
         allocations = s.scalar(
             select(func.count())
             .select_from(AllocationRow)
             .join(ConsumerRow, ConsumerRow.id == AllocationRow.consumer_id)
-            .where(ConsumerRow.project == project)
+            .where(mine)
         )
     return int(consumers or 0), int(allocations or 0)
 
@@ -191,8 +192,8 @@ def bare(db: Database) -> Iterator[Bare]:
         yield Bare(db, str(r.json()["uuid"]), QuotaService(db))
 
 
-def _request(host: str, amount: int, project: str = PROJECT) -> ClaimRequest:
-    spec = ConsumerSpec(ConsumerKind.LEASE, project, START_S, END_S)
+def _request(host: str, amount: int, project: str = PROJECT, hour: int = 0) -> ClaimRequest:
+    spec = ConsumerSpec(ConsumerKind.LEASE, project, START_S + 3600 * hour, END_S + 3600 * hour)
     return ClaimRequest(spec, (ClaimItem(host, "VCPU", amount),))
 
 
@@ -212,29 +213,35 @@ def test_service_claims_check_the_quota_on_every_path(bare: Bare, round_trips: b
     assert _consumers(bare.db) == (2, 2)
 
 
+_HOURS = itertools.count(1)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(amounts=st.lists(st.integers(1, 6), min_size=1, max_size=6), limit=st.integers(1, 12))
-def test_a_claim_passes_exactly_when_the_total_fits_the_quota(bare: Bare, amounts: list[int], limit: int) -> None:
+def test_a_claim_passes_exactly_when_the_total_fits(bare: Bare, amounts: list[int], limit: int) -> None:
     """Property: claims one after another succeed exactly while the running total stays within it."""
-    project = f"p{time.monotonic_ns()}"  # a fresh project per example: the database is shared
+    # a fresh project and hour per example: the database (and the host's capacity) is shared
+    hour = next(_HOURS)
+    project = f"p{hour}"
     bare.quotas.put(project, "VCPU", SetQuota(max_concurrent=limit, max_resource_hours=None))
     claims = ClaimService(bare.db)
-    held = passed = 0
+    held, expected, got = 0, [], []
     for amount in amounts:
         fits = held + amount <= limit
+        held += amount if fits else 0
+        expected.append("ok" if fits else "quota_exceeded")
         try:
-            claims.claim(_request(bare.host, amount, project=project))
+            claims.claim(_request(bare.host, amount, project=project, hour=hour))
+            got.append("ok")
         except Forbidden as exc:
-            assert not fits and exc.code == "quota_exceeded"
-        else:
-            assert fits
-            held += amount
-            passed += 1
+            got.append(exc.code)
+    assert got == expected
+    passed = expected.count("ok")
     assert _consumers(bare.db, project) == (passed, passed)  # nothing written for the refused
 
 
 # -- concurrency -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n, k", [(12, 5)])
+@pytest.mark.parametrize(("n", "k"), [(12, 5)])
 def test_concurrent_claims_never_pass_a_quota_together(bare: Bare, n: int, k: int) -> None:
     """N threads each claim 1 VCPU under a quota of K (capacity for all of them): exactly K succeed."""
     bare.quotas.put(PROJECT, "VCPU", SetQuota(max_concurrent=k, max_resource_hours=None))
@@ -274,5 +281,32 @@ def test_concurrent_async_claims_never_pass_a_quota_together(bare: Bare) -> None
 
     outcomes = asyncio.run(all_of_them())
     refused = [o for o in outcomes if isinstance(o, Forbidden)]
-    assert len(refused) == 6 and all(o.code == "quota_exceeded" for o in refused)
+    assert len(refused) == 6
+    assert {o.code for o in refused} == {"quota_exceeded"}
+    assert _consumers(bare.db) == (4, 4)
+
+
+def test_only_quota_claims_leave_the_two_round_trip_path(bare: Bare, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a project without quota rows for the claimed classes stays on the fast path; one
+    with them takes the general path (which locks and checks them)."""
+    if bare.db.engine.dialect.name != "postgresql":
+        pytest.skip("the two-round-trip path is PostgreSQL's")
+    general: list[str] = []
+    real = ClaimService._claim_once
+
+    def counting(self: ClaimService, request: ClaimRequest, now: int, attempts: int) -> Any:
+        general.append(request.consumer.project)
+        return real(self, request, now, attempts)
+
+    monkeypatch.setattr(ClaimService, "_claim_once", counting)
+    bare.quotas.put(PROJECT, "MEMORY_MB", SetQuota(max_concurrent=1, max_resource_hours=None))
+    bare.quotas.put("other", "VCPU", SetQuota(max_concurrent=1, max_resource_hours=None))
+    claims = ClaimService(bare.db)
+    claims.claim(_request(bare.host, 2))  # a quota on another class only
+    asyncio.run(claims.claim_async(_request(bare.host, 2)))
+    assert general == []
+    bare.quotas.put(PROJECT, "VCPU", SetQuota(max_concurrent=10, max_resource_hours=None))
+    claims.claim(_request(bare.host, 2))
+    asyncio.run(claims.claim_async(_request(bare.host, 2)))
+    assert general == [PROJECT, PROJECT]
     assert _consumers(bare.db) == (4, 4)
