@@ -15,6 +15,10 @@ The database transaction is the only authority on capacity (docs/decisions/0005-
 5. reap expired holds in the way (if any), insert the consumer and allocations, bump the calendar
    generation last and commit.
 
+``claim`` also checks the project's quotas in that transaction (``QuotaService.check_in``, which locks
+the quota rows, before step 2: the order leases and offers use); ``claim_in``'s callers check them
+themselves, some over a different interval (a lease extension counts only the added time).
+
 A deadlock or serialization failure rolls back and retries the whole transaction a bounded number of
 times, then raises ``ConcurrentUpdate``. ``claim_in`` / ``release_in`` run inside a caller's unit of work
 so the offers layer can compose them (accept = lease claim + sibling releases in one transaction).

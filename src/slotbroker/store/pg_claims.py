@@ -9,6 +9,11 @@ runs *after* the lock is granted and sees every claim committed before it, exact
 on its own (docs/decisions/0005-claims-locking.md), and the checks between the two round trips are the
 same Python as the general path's (``services/claim_checks.py``).
 
+The first string also asks whether the claim's project has a quota on any claimed class (one indexed
+read of ``project_quotas``, no lock). If it does, the claim rolls back and the caller takes the general
+path, which locks those quota rows before checking them, so concurrent claims of one project cannot
+both pass a limit; projects without quotas never pay more than that read.
+
 The steps speak to libpq through psycopg's public ``pq`` layer (no cursor: its per-result machinery
 was a tenth of a claim's CPU), written once as generators that yield the socket whenever they must
 wait; ``ClaimService.claim`` drives them from a worker thread (``poll``), ``ClaimService.claim_async``
