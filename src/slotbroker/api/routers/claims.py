@@ -178,8 +178,7 @@ def _readdress(exc: SlotbrokerError, body: ClaimIn) -> None:
         exc.errors = [FieldError(_EXPLICIT.get(e.pointer, e.pointer), e.detail) for e in exc.errors]
         return
     # an id claim's body has no items: what the id's items break (a quota) is the id's
-    errors = [FieldError(_by_id(e.pointer), e.detail) for e in exc.errors]
-    exc.errors = [e for i, e in enumerate(errors) if e not in errors[:i]]
+    exc.errors = list(dict.fromkeys(FieldError(_by_id(e.pointer), e.detail) for e in exc.errors))
 
 
 def _by_id(pointer: str) -> str:
