@@ -15,6 +15,10 @@ The database transaction is the only authority on capacity (docs/decisions/0005-
 5. reap expired holds in the way (if any), insert the consumer and allocations, bump the calendar
    generation last and commit.
 
+``claim`` also checks the project's quotas in that transaction (``QuotaService.check_in``, which locks
+the quota rows, before step 2: the order leases and offers use); ``claim_in``'s callers check them
+themselves, some over a different interval (a lease extension counts only the added time).
+
 A deadlock or serialization failure rolls back and retries the whole transaction a bounded number of
 times, then raises ``ConcurrentUpdate``. ``claim_in`` / ``release_in`` run inside a caller's unit of work
 so the offers layer can compose them (accept = lease claim + sibling releases in one transaction).
@@ -48,6 +52,7 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services import claim_checks as checks
+from slotbroker.services.quotas import QuotaItem, QuotaService
 from slotbroker.store import claims as sql
 from slotbroker.store import pg_claims
 from slotbroker.store.db import Database
@@ -93,6 +98,7 @@ class ClaimService:
         self.db = db
         self.clock = clock
         self.policy = policy or BookingPolicy()
+        self.quotas = QuotaService(db)
         self.max_attempts = max_attempts
         self._pg = (
             pg_claims.Statements(db.engine.dialect)
@@ -120,8 +126,10 @@ class ClaimService:
         """Claim everything in ``request`` in one transaction, or raise and write nothing.
 
         Raises ``ValidationFailed`` (bad request, unknown provider or class, unit rules, VLAN outside
-        the port's range), ``CapacityConflict`` (does not fit), ``AlreadyExists`` (consumer uuid taken)
-        or ``ConcurrentUpdate`` (still losing to concurrent writers after the retries).
+        the port's range), ``Forbidden`` (booking policy; ``quota_exceeded``: the project's quotas,
+        checked in the same transaction), ``CapacityConflict`` (does not fit), ``AlreadyExists``
+        (consumer uuid taken) or ``ConcurrentUpdate`` (still losing to concurrent writers after the
+        retries).
         """
         now = self.clock() if now_s is None else now_s
         self.check(request, now)
@@ -232,17 +240,16 @@ class ClaimService:
 
     def _claim_pg(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
         """``claim_in`` plus COMMIT in two round trips (``store/pg_claims.py``): the same checks on the
-        same rows, read under the same locks. None when the general path must do it: expired holds to
-        reap first (rare; the general path reaps them in its transaction)."""
+        same rows, read under the same locks. None when the general path must do it: the project has a
+        quota on a claimed class (the general path locks the quota rows and checks them), or expired
+        holds to reap first (rare; the general path reaps them in its transaction)."""
         assert self._pg is not None
-        spec = request.consumer
         session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
         try:
-            uuids, pairs = _keys(request)
-            locked, state = session.begin_read(
-                uuids, pairs, spec.start_s, spec.end_s, now_s, len(request.items)
-            )
-            plan = checks.plan_write(request, locked, state)
+            found = session.begin_read(_read(request, now_s))
+            if found.quota:
+                return None
+            plan = checks.plan_write(request, found.locked, found.state)
             if plan is None:
                 return None
             values, rows, shard = plan
@@ -254,14 +261,12 @@ class ClaimService:
     async def _claim_pg_async(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
         """``_claim_pg`` on the event loop: the same steps, waiting on the socket instead of a thread."""
         assert self._pg is not None
-        spec = request.consumer
         session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
         try:
-            uuids, pairs = _keys(request)
-            locked, state = await session.begin_read_async(
-                uuids, pairs, spec.start_s, spec.end_s, now_s, len(request.items)
-            )
-            plan = checks.plan_write(request, locked, state)
+            found = await session.begin_read_async(_read(request, now_s))
+            if found.quota:
+                return None
+            plan = checks.plan_write(request, found.locked, found.state)
             if plan is None:
                 return None
             values, rows, shard = plan
@@ -315,8 +320,11 @@ class ClaimService:
             raise _taken(request, exc) from None
 
     def _claim_once(self, request: ClaimRequest, now: int, attempts: int) -> ClaimResult:
-        """One attempt of the general path: ``claim_in`` in a unit of work of its own, committed."""
+        """One attempt of the general path: the project's quotas (their rows locked first, as leases
+        and offers lock them), then ``claim_in``, in a unit of work of its own, committed."""
         with UnitOfWork(self.db) as uow:
+            c = request.consumer
+            self.quotas.check_in(uow, c.project, quota_items(request), c.start_s, c.end_s, now)
             result = self.claim_in(uow, request, now_s=now, attempts=attempts)
             uow.commit()
             return result
@@ -355,10 +363,24 @@ class ClaimService:
 __all__ = ["ClaimService", "is_retryable"]
 
 
-def _keys(request: ClaimRequest) -> tuple[list[str], list[tuple[str, str]]]:
-    """The providers to lock and the (provider, class) pairs to read, in a stable order."""
-    uuids = sorted({it.provider_uuid for it in request.items})
-    return uuids, sorted({(it.provider_uuid, it.resource_class) for it in request.items})
+def _read(request: ClaimRequest, now_s: int) -> pg_claims.Read:
+    """The first round trip's reads, keys in a stable order (so statements and locks repeat)."""
+    c, items = request.consumer, request.items
+    return pg_claims.Read(
+        uuids=sorted({it.provider_uuid for it in items}),
+        pairs=sorted({(it.provider_uuid, it.resource_class) for it in items}),
+        start_s=c.start_s,
+        end_s=c.end_s,
+        now_s=now_s,
+        n_items=len(items),
+        project=c.project,
+        classes=sorted({it.resource_class for it in items}),
+    )
+
+
+def quota_items(request: ClaimRequest) -> list[QuotaItem]:
+    """The request's items as the quota sees them, each named by its pointer in the request."""
+    return [QuotaItem(it.resource_class, it.amount, f"/items/{i}") for i, it in enumerate(request.items)]
 
 
 def _taken(request: ClaimRequest, exc: IntegrityError) -> Exception:

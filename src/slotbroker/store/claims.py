@@ -47,6 +47,7 @@ from slotbroker.store.models import (
     ConsumerRow,
     FacilityPortRow,
     InventoryRow,
+    ProjectQuotaRow,
     ProviderRow,
     calendar_shard,
     utcnow,
@@ -57,6 +58,7 @@ I = cast(Table, InventoryRow.__table__)  # noqa: E741 - the inventories table, a
 A = cast(Table, AllocationRow.__table__)
 C = cast(Table, ConsumerRow.__table__)
 FP = cast(Table, FacilityPortRow.__table__)
+Q = cast(Table, ProjectQuotaRow.__table__)
 
 Pair = tuple[int, str]  # (provider_id, resource_class)
 
@@ -191,6 +193,19 @@ def lock_statement(n: int) -> Any:
 
 
 _LOCK_BY_UUID = _Precompiled(lock_statement)
+
+
+def quota_probe_statement(n: int) -> Any:
+    """Whether project :project has a quota on any of n classes (:q0 ...): at most one row. The claim's
+    fast path asks this in its first round trip and leaves quota'd claims to the general path, which
+    locks the quota rows (``QuotaService.check_in``)."""
+    return (
+        select(Q.c.resource_class)
+        .where(Q.c.project == _str("project"), or_(*(Q.c.resource_class == _str(f"q{i}") for i in range(n))))
+        .limit(1)
+    )
+
+
 _LOCK_BY_ID = (
     select(P.c.id).where(P.c.id.in_(bindparam("ids", expanding=True))).order_by(P.c.id).with_for_update()
 )

@@ -9,6 +9,11 @@ runs *after* the lock is granted and sees every claim committed before it, exact
 on its own (docs/decisions/0005-claims-locking.md), and the checks between the two round trips are the
 same Python as the general path's (``services/claim_checks.py``).
 
+The first string also asks whether the claim's project has a quota on any claimed class (one indexed
+read of ``project_quotas``, no lock). If it does, the claim rolls back and the caller takes the general
+path, which locks those quota rows before checking them, so concurrent claims of one project cannot
+both pass a limit; projects without quotas never pay more than that read.
+
 The steps speak to libpq through psycopg's public ``pq`` layer (no cursor: its per-result machinery
 was a tenth of a claim's CPU), written once as generators that yield the socket whenever they must
 wait; ``ClaimService.claim`` drives them from a worker thread (``poll``), ``ClaimService.claim_async``
@@ -109,12 +114,38 @@ class Statements:
     def state(self, n: int) -> Statement:
         return self._compiled("state", n, lambda k: sql.pair_state_statement(k, by_uuid=True))
 
+    def quota(self, n: int) -> Statement:
+        return self._compiled("quota", n, sql.quota_probe_statement)
+
     def write(self, n: int) -> Statement:
         key = ("write", n)
         found = self.cache.get(key)
         if found is None:  # n <= MAX_ITEMS, so the cache stays small
             found = self.cache[key] = _statement(f"sb_write_{n}", sql.pg_write_claim_sql(n), {})
         return found
+
+
+@dataclass(frozen=True)
+class Read:
+    """What a claim's first round trip reads: the providers to lock (``uuids``), the (provider uuid,
+    class) ``pairs`` to read over [start_s, end_s), and whether ``project`` has a quota on any of
+    ``classes``; ``n_items``: how many allocation rows the write will have."""
+
+    uuids: Sequence[str]
+    pairs: Sequence[tuple[str, str]]
+    start_s: int
+    end_s: int
+    now_s: int
+    n_items: int
+    project: str
+    classes: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Found:
+    locked: dict[str, sql.LockedProvider]
+    state: dict[sql.Pair, sql.PairState]
+    quota: bool  # the project has a quota on one of the classes: the general path must check it
 
 
 Rows = list[tuple[str | None, ...]]
@@ -145,18 +176,14 @@ class Session:
         conn.autocommit = True
 
     # -- the two round trips --------------------------------------------------------------------------
-    def begin_read(
-        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
-    ) -> tuple[dict[str, sql.LockedProvider], dict[sql.Pair, sql.PairState]]:
-        """BEGIN, lock the providers named by ``uuids`` (id order) and read the state of each
-        (provider uuid, class) in ``pairs`` over [s, e): ``sql.lock_providers`` and ``sql.pair_states``
-        at once. ``n_items``: how many allocation rows the write will have."""
-        return _sync(self._read(uuids, pairs, s, e, now, n_items))  # type: ignore[no-any-return]
+    def begin_read(self, read: Read) -> Found:
+        """BEGIN, lock the providers named by ``read.uuids`` (id order), read the state of each
+        (provider uuid, class) in ``read.pairs`` over [s, e) and whether the project has a quota on
+        any of ``read.classes``: ``sql.lock_providers``, ``sql.pair_states`` and the quota probe at once."""
+        return _sync(self._read(read))  # type: ignore[no-any-return]
 
-    async def begin_read_async(
-        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
-    ) -> tuple[dict[str, sql.LockedProvider], dict[sql.Pair, sql.PairState]]:
-        return await _async(self._read(uuids, pairs, s, e, now, n_items))  # type: ignore[no-any-return]
+    async def begin_read_async(self, read: Read) -> Found:
+        return await _async(self._read(read))  # type: ignore[no-any-return]
 
     def write_commit(self, params: dict[str, Any], n: int) -> int:
         """Write the claim (``sql.write_claim``'s statement and parameters) and COMMIT; the consumer id."""
@@ -179,20 +206,26 @@ class Session:
         self._finish(lambda: None, rolled_back)
 
     # -- the steps ------------------------------------------------------------------------------------
-    def _read(
-        self, uuids: Sequence[str], pairs: Sequence[tuple[str, str]], s: int, e: int, now: int, n_items: int
-    ) -> Step:
-        lock, state = self.statements.lock(len(uuids)), self.statements.state(len(pairs))
-        write = self.statements.write(n_items)  # prepared now if need be, so the write is one round trip
-        lock_args = {f"u{i}": u for i, u in enumerate(uuids)}
-        state_args: dict[str, Any] = {"s": s, "e": e, "now": now}
-        for i, (u, rc) in enumerate(pairs):
+    def _read(self, read: Read) -> Step:
+        st = self.statements
+        lock, state, quota = st.lock(len(read.uuids)), st.state(len(read.pairs)), st.quota(len(read.classes))
+        write = st.write(read.n_items)  # prepared now if need be, so the write is one round trip
+        lock_args = {f"u{i}": u for i, u in enumerate(read.uuids)}
+        state_args: dict[str, Any] = {"s": read.start_s, "e": read.end_s, "now": read.now_s}
+        for i, (u, rc) in enumerate(read.pairs):
             state_args[f"p{i}"], state_args[f"c{i}"] = u, rc
-        locked_rows, state_rows = yield from self._run(
-            [lock, state, write],
-            ["BEGIN", self._execute(lock, lock_args), self._execute(state, state_args)],
+        quota_args: dict[str, Any] = {"project": read.project}
+        quota_args.update((f"q{i}", rc) for i, rc in enumerate(read.classes))
+        locked_rows, state_rows, quota_rows = yield from self._run(
+            [lock, state, quota, write],
+            [
+                "BEGIN",
+                self._execute(lock, lock_args),
+                self._execute(state, state_args),
+                self._execute(quota, quota_args),
+            ],
         )
-        return sql.locked_of(locked_rows), sql.states_of(state_rows)
+        return Found(sql.locked_of(locked_rows), sql.states_of(state_rows), bool(quota_rows))
 
     def _write(self, params: dict[str, Any], n: int) -> Step:
         write = self.statements.write(n)

@@ -175,8 +175,15 @@ async def claim_response_async(body: ClaimIn, who: Principal, svc: Services) -> 
 def _readdress(exc: SlotbrokerError, body: ClaimIn) -> None:
     """Turn the claim's pointers in ``exc`` (``/consumer/end_s``) into the body's fields (``/end``):
     the domain names the consumer it was given, the client should see what it sent."""
-    where = _BY_ID if body.allocation_request is not None else _EXPLICIT
-    exc.errors = [FieldError(where.get(e.pointer, e.pointer), e.detail) for e in exc.errors]
+    if body.allocation_request is None:
+        exc.errors = [FieldError(_EXPLICIT.get(e.pointer, e.pointer), e.detail) for e in exc.errors]
+        return
+    # an id claim's body has no items: what the id's items break (a quota) is the id's
+    exc.errors = list(dict.fromkeys(FieldError(_by_id(e.pointer), e.detail) for e in exc.errors))
+
+
+def _by_id(pointer: str) -> str:
+    return "/allocation_request" if pointer.startswith("/items/") else _BY_ID.get(pointer, pointer)
 
 
 _EXPLICIT = {
