@@ -311,6 +311,8 @@ def _cases() -> list[Hostile]:
           body={"max_concurrent": False}),
         h("quota-float-for-int", "PUT", "/v1/quotas/alpha/VCPU", 422, INVALID, "/max_concurrent", who="admin",
           body={"max_concurrent": 1.5}),
+        h("quota-not-a-class", "PUT", "/v1/quotas/alpha/YO", 422, INVALID, "#/path/resource_class", who="admin",
+          body={"max_concurrent": 1}),
         h("claim-amount-bool", "POST", CLAIMS, 422, INVALID, "/items/0/amount",
           body=lambda s: _claim(s, items=_item(s, amount=True))),
         h("lease-amount-float", "POST", LEASES, 422, INVALID, "/items/0/amount",

@@ -14,7 +14,8 @@ from pydantic import AwareDatetime
 from slotbroker.api.auth import Admin, Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
-from slotbroker.domain.errors import FieldError, Forbidden
+from slotbroker.domain.errors import FieldError, Forbidden, ValidationFailed
+from slotbroker.domain.resource_classes import naming_problem
 from slotbroker.services.lease_views import (
     CreateLease,
     LeaseList,
@@ -177,6 +178,10 @@ def get_quota(project: Project, resource_class: ResourceClass, who: Admin, svc: 
 def put_quota(
     project: Project, resource_class: ResourceClass, body: SetQuota, who: Admin, svc: Svc
 ) -> QuotaView:
+    # a quota may precede the inventory it limits (a GPU model on order), but not name a non-class
+    problem = naming_problem(resource_class)
+    if problem is not None:
+        raise ValidationFailed(problem, [FieldError("#/path/resource_class", problem)])
     return svc.quotas.put(project, resource_class, body)
 
 
