@@ -1,15 +1,20 @@
-"""Read models the use cases return; the API serialises them as they are (JSON or YAML).
+"""The inventory's wire models: providers, inventories, traits, aggregates, resource classes, links and
+facility ports, as commands the API reads and views it returns (JSON or YAML).
 
-Plain pydantic with no store imports, so the Python client can share them without SQLAlchemy;
-``services/presenters.py`` builds them from rows."""
+Commands are validated here so every error names its field; ``services/presenters.py`` builds the views
+from rows."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slotbroker.domain.providers import Location, ProviderKind
+from slotbroker.domain.inventory import InventoryField
+from slotbroker.domain.network import FacilityPortSpec, LinkSpec
+from slotbroker.domain.providers import AggregateName, Location, ProviderKind, ProviderName, TraitName
+from slotbroker.domain.strict import Int, Number
 
 
 class InventoryView(BaseModel):
@@ -99,16 +104,76 @@ class ImportReport(BaseModel):
     calendar_generation: int
 
 
-class Health(BaseModel):
-    """``GET /healthz``: the process is alive."""
-
-    status: str
+# -- commands -----------------------------------------------------------------------------------------------
 
 
-class Ready(BaseModel):
-    """``GET /readyz``: the database is reachable and migrated to head."""
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    status: str
-    database: str
-    migration: str | None
-    calendar_generation: int
+
+class CreateProvider(_Strict):
+    name: ProviderName
+    kind: ProviderKind = Field(
+        description="region, site, host or device (links and ports have their own API)"
+    )
+    parent_uuid: UUID | None = None
+    uuid: UUID | None = Field(None, description="Optional; generated when absent.")
+    location: Location | None = None
+    traits: list[TraitName] = Field(default_factory=list)
+    aggregates: list[AggregateName] = Field(default_factory=list)
+    inventories: dict[str, InventoryField] = Field(default_factory=dict)
+
+
+class UpdateProvider(_Strict):
+    generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    name: ProviderName | None = None
+    parent_uuid: UUID | None = None
+    location: Location | None = None
+
+
+class SetInventories(_Strict):
+    generation: Int = Field(ge=0)
+    inventories: dict[str, InventoryField]
+
+
+class SetInventory(_Strict):
+    generation: Int = Field(ge=0)
+    total: Int = Field(ge=1, le=2**53)
+    reserved: Int = Field(0, ge=0, le=2**53)
+    min_unit: Int = Field(1, ge=1, le=2**53)
+    max_unit: Int | None = Field(None, ge=1, le=2**53)
+    step_size: Int = Field(1, ge=1, le=2**53)
+    allocation_ratio: Number = Field(1.0, gt=0, le=1000)
+
+
+class SetNames(_Strict):
+    """Replace a provider's traits or aggregates."""
+
+    generation: Int = Field(ge=0)
+    names: list[str] = Field(max_length=1000)
+
+
+class CreateResourceClass(_Strict):
+    name: str = Field(pattern=r"^CUSTOM_[A-Z0-9][A-Z0-9_]{0,247}$", examples=["CUSTOM_SMARTNIC"])
+    description: str = Field("", max_length=1000)
+
+
+class CreateLink(LinkSpec):
+    pass
+
+
+class UpdateLink(_Strict):
+    generation: Int = Field(ge=0)
+    bandwidth_gbps: Int | None = Field(None, ge=1, le=1_000_000)
+    latency_ms: Number | None = Field(None, ge=0, le=100_000)
+
+
+class CreateFacilityPort(FacilityPortSpec):
+    pass
+
+
+class UpdateFacilityPort(_Strict):
+    generation: Int = Field(ge=0)
+    device: str | None = Field(None, max_length=200)
+    vlans: str | None = None
+    bandwidth_gbps: Int | None = Field(None, ge=1, le=1_000_000)

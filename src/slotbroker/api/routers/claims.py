@@ -19,13 +19,13 @@ from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, Consume
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.strict import Int
+from slotbroker.domain.time import to_datetime
 from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
-from slotbroker.services.claim_views import (
+from slotbroker.services.tokens import Principal, Role
+from slotbroker.wire.claims import (
     Candidates,
     ClaimView,
 )
-from slotbroker.services.find_slot_views import ts
-from slotbroker.services.tokens import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -79,9 +79,9 @@ def _out(o: ClaimOutcome) -> dict[str, Any]:
         "kind": r.kind.value,
         "status": r.status,
         "project": o.project,
-        "start": ts(r.start_s).isoformat(),
-        "end": ts(r.end_s).isoformat(),
-        "expires": ts(r.expires_s).isoformat() if r.expires_s is not None else None,
+        "start": to_datetime(r.start_s).isoformat(),
+        "end": to_datetime(r.end_s).isoformat(),
+        "expires": to_datetime(r.expires_s).isoformat() if r.expires_s is not None else None,
         "allocation_request": o.allocation_request,
         "allocations": [
             {
