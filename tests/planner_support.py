@@ -15,17 +15,18 @@ from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, Cons
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.lease_rehost import Rehost
 from slotbroker.services.planner.provisioners.base import Allocation, Provisioner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
-from slotbroker.services.planner.service import JobView, Planner
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, ProviderRow, ResourceClassRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire.jobs import JobOut
 
 T = TypeVar("T")
 NOW_S = int(time.time())
@@ -136,7 +137,7 @@ async def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str
         await asyncio.sleep(0.01)
 
 
-async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeout: float = 10.0) -> JobView:
+async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeout: float = 10.0) -> JobOut:
     deadline = time.monotonic() + timeout
     while True:
         job = await asyncio.to_thread(planner.get, job_id)
@@ -147,7 +148,7 @@ async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeo
         await asyncio.sleep(0.01)
 
 
-def states_of(job: JobView) -> list[str]:
+def states_of(job: JobOut) -> list[str]:
     return [t.to_state for t in job.transitions]
 
 

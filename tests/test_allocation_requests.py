@@ -19,12 +19,12 @@ from sqlalchemy import select, update
 
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRequestRow, AllocationRow, ConsumerRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
 
 HOUR = 3600
 _names = itertools.count()

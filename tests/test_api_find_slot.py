@@ -28,10 +28,10 @@ from slotbroker.domain.topology import Topology
 from slotbroker.services import fabric_compat
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.demo_data import load_bookings
-from slotbroker.services.fabric_views import FabricFindSlotRequest
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.fabric import FabricFindSlotRequest
 
 HOUR = 3600
 DAY = 86_400

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.candidates import parse_member_of, parse_required, parse_resources
 from slotbroker.services.inventory import InventoryService
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
 
 HOUR = 3600
 TRAITS = ["HW_CPU_X86_AVX2", "STORAGE_DISK_SSD", "HW_GPU_CUDA"]

@@ -30,12 +30,12 @@ from slotbroker.config import Settings
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import Forbidden
 from slotbroker.services.claims import ClaimService
-from slotbroker.services.lease_views import SetQuota
 from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.leases import SetQuota
 
 H = dict[str, str]
 PROJECT = "science"

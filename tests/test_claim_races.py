@@ -26,13 +26,13 @@ from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, Cons
 from slotbroker.domain.errors import CapacityConflict, ConcurrentUpdate
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
 
 T0 = 1_900_000_000
 NOW = T0 - 1000

@@ -32,7 +32,6 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
@@ -40,6 +39,7 @@ from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
 
 T0 = 1_900_000_000  # claims happen around here; "now" is a little before unless a test moves it
 NOW = T0 - 1000

@@ -33,8 +33,8 @@ from slotbroker.client import (
 )
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import Location, ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.tokens import Role
+from slotbroker.wire import providers as cmd
 
 # -- a real server (tests/live_server.py) ---------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from slotbroker.client import AsyncClient, Client, NotFoundError, ValidationErro
 from slotbroker.demo.bookings import synthetic_bookings
 from slotbroker.demo.fabric import fabric_like_topology
 from slotbroker.services.demo_data import load_bookings
-from slotbroker.services.fabric_views import FabricFindSlotRequest, FabricResource
-from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
 from slotbroker.services.tokens import Role
+from slotbroker.wire.fabric import FabricFindSlotRequest, FabricResource
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
 HOUR = 3600
 

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.network import NetworkService
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
 
 HOUR = 3600
 YEAR_1 = -62_135_596_800

@@ -25,8 +25,8 @@ from slotbroker.services.ivoa import (
     read_request,
     session_phase,
 )
-from slotbroker.services.offer_views import OfferState
 from slotbroker.services.tokens import Role
+from slotbroker.wire.offers import OfferState
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ivoa-examples"
 HOUR = 3600

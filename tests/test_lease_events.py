@@ -27,16 +27,16 @@ from slotbroker.api.app import create_app
 from slotbroker.config import Settings
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.lease_events import LeaseEvent, LeaseEventLoop, LeaseHooks
-from slotbroker.services.lease_views import CreateLease, LeaseItemSpec
 from slotbroker.services.leases import LeasePolicy, LeaseService
 from slotbroker.services.quotas import QuotaService
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow, LeaseEventRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire.leases import CreateLease, LeaseItemSpec
 
 T0 = 1_900_000_000
 NOW = T0 - 1000

@@ -28,17 +28,18 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import ClaimService
+from slotbroker.services.ical import fold
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.lease_events import LeaseEvent, LeaseEventLoop, LeaseHooks
-from slotbroker.services.lease_views import CreateLease, LeaseItemSpec, LeaseView, SetQuota, UpdateLease, fold
 from slotbroker.services.leases import LeasePolicy, LeaseService
 from slotbroker.services.quotas import QuotaService, peak
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, LeaseEventRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire.leases import CreateLease, LeaseItemSpec, LeaseView, SetQuota, UpdateLease
 
 T0 = 1_900_000_000
 NOW = T0 - 1000

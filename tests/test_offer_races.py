@@ -29,17 +29,17 @@ from conftest import PG_URL, require_postgres, reset_postgres
 from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.inventory import InventoryService
-from slotbroker.services.offer_views import OfferSetRequest, OfferSetView
 from slotbroker.services.offers import OfferConflict, OfferService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, OfferRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire.offers import OfferSetRequest, OfferSetView
 
 HOUR = 3600
 DAY = 24 * HOUR

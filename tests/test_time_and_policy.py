@@ -22,10 +22,10 @@ from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.limits import TIME_MAX_S, TIME_MIN_S, BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.request import parse_request
-from slotbroker.services import commands as cmd
 from slotbroker.services.inventory import InventoryService
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow
+from slotbroker.wire import providers as cmd
 
 _names = itertools.count()
 DAY = 86400

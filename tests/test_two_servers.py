@@ -29,11 +29,11 @@ import pytest
 from conftest import PG_URL, require_postgres, reset_postgres
 from live_server import free_port
 from slotbroker.client import CapacityConflictError, Client, LeaseItemSpec, RetryPolicy
-from slotbroker.services.find_slot_views import FindSlotResult
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.find_slot import FindSlotResult
 
 pytestmark = pytest.mark.postgres
 

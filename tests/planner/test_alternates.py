@@ -35,11 +35,9 @@ from planner_support import (
 from slotbroker.domain.claims import ClaimItem, ConsumerStatus
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
 from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.lease_rehost import LeaseRehoster, Rehosted
-from slotbroker.services.lease_views import UpdateLease
 from slotbroker.services.leases import LeaseService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.planner.provisioners.base import Allocation, ProvisionerError
@@ -50,6 +48,8 @@ from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire.leases import UpdateLease
 
 Tried = list[tuple[str, tuple[str, ...]]]
 
@@ -104,7 +104,7 @@ def test_failure_on_a_host_moves_the_lease_to_an_alternate(db: Database) -> None
     assert NOW_S <= new[2] <= int(time.time())
     assert any("moved: host-a -> host-b" in line for line in logs)
     assert any("on alternate: host-b allocation" in line for line in logs)
-    assert planner.get(job.id).tried_hosts == (hosts["host-a"],)  # what GET /v1/jobs/{id} shows
+    assert planner.get(job.id).tried_hosts == [hosts["host-a"]]  # what GET /v1/jobs/{id} shows
     assert {sim.key_of(p) for p in sim.releases} == {f"{job.id}#1", f"{job.id}#2"}
     released_once(sim)
     audit_clean(db)

@@ -34,9 +34,11 @@ from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
-from slotbroker.services.lease_views import LeaseView, UpdateLease
 from slotbroker.services.leases import LeasePolicy, LeaseService
-from slotbroker.services.offer_views import (
+from slotbroker.services.offers import OfferService, OfferSettings
+from slotbroker.services.quotas import QuotaService
+from slotbroker.wire.leases import LeaseView, UpdateLease
+from slotbroker.wire.offers import (
     ALL_STRATEGIES,
     AcceptedLease,
     OfferSetRequest,
@@ -44,8 +46,6 @@ from slotbroker.services.offer_views import (
     OfferView,
     Strategy,
 )
-from slotbroker.services.offers import OfferService, OfferSettings
-from slotbroker.services.quotas import QuotaService
 
 LEASE_STATUSES = ("PENDING", "ACTIVE", "ENDED", "CANCELLED", "ERROR")
 

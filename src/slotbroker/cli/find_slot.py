@@ -23,10 +23,11 @@ from slotbroker.cli.common import (
     open_db,
 )
 from slotbroker.domain.errors import FieldError, ValidationFailed
+from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.find_slot import FindSlotService
-from slotbroker.services.find_slot_views import FindSlotResult, ts
+from slotbroker.wire.find_slot import FindSlotResult
 
 DEFAULT_URL = "sqlite:///./var/slotbroker.db"
 DEFAULT_RANGE = timedelta(days=7)
@@ -235,7 +236,7 @@ def calendar(
             {
                 "resolution": resolution.value,
                 "bucket_s": view.bucket_s,
-                "starts": [ts(s).isoformat() for s in view.starts],
+                "starts": [to_datetime(s).isoformat() for s in view.starts],
                 "rows": [
                     {
                         "kind": r.kind,
@@ -253,7 +254,7 @@ def calendar(
     from rich.table import Table
 
     t = Table(title=f"calendar by {resolution.value}: used / capacity (peak per bucket)")
-    for column in ("kind", "name", "class", *(_when(ts(s)) for s in view.starts)):
+    for column in ("kind", "name", "class", *(_when(to_datetime(s)) for s in view.starts)):
         t.add_column(column)
     for r in rows:
         t.add_row(r.kind, r.name, r.resource_class, *(f"{u}/{r.capacity}" for u in r.used))

@@ -22,7 +22,8 @@ from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, fai
 from slotbroker.cli.find_slot import DEFAULT_URL
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState, Workload
-from slotbroker.services.planner import JobView, Planner
+from slotbroker.services.planner import Planner
+from slotbroker.wire.jobs import JobOut
 
 app = typer.Typer(help="Jobs run inside leases by provisioners (the planner).", no_args_is_help=True)
 STATES = tuple(s.value for s in JobState)
@@ -38,13 +39,11 @@ def _planner(database_url: str) -> Planner:
     return Planner(open_db(database_url))
 
 
-def _as_json(job: JobView) -> dict[str, object]:
-    from slotbroker.services.job_views import JobOut
-
-    return JobOut.of(job).model_dump(mode="json")
+def _as_json(job: JobOut) -> dict[str, object]:
+    return job.model_dump(mode="json")
 
 
-def _print_jobs(title: str, jobs: list[JobView]) -> None:
+def _print_jobs(title: str, jobs: list[JobOut]) -> None:
     rows = [
         (j.id, j.name, j.project, j.lease_id, j.provisioner, j.state, j.attempt, j.created_at.isoformat())
         for j in jobs
@@ -52,10 +51,10 @@ def _print_jobs(title: str, jobs: list[JobView]) -> None:
     table(title, ["id", "name", "project", "lease", "provisioner", "state", "attempt", "created"], rows)
 
 
-def _print_job(job: JobView) -> None:
+def _print_job(job: JobOut) -> None:
     console.print(f"[bold]{job.id}[/bold] {job.name}  state [bold]{job.state}[/bold]")
     console.print(f"  project {job.project}  lease {job.lease_id}  provisioner {job.provisioner}")
-    console.print(f"  command {' '.join(job.workload.argv) or '-'}")
+    console.print(f"  command {' '.join(job.workload.domain().argv) or '-'}")
     if job.provision_id or job.run_id:
         console.print(
             f"  provision {job.provision_id or '-'}  run {job.run_id or '-'}  attempt {job.attempt}"
@@ -130,7 +129,7 @@ def list_(
     """List jobs, newest first."""
     with failing_nicely():
         planner = _planner(database_url)
-        found: list[JobView] = []
+        found: list[JobOut] = []
         cursor: str | None = None
         while len(found) < limit:
             page = planner.list(

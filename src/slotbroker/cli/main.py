@@ -120,7 +120,6 @@ def demo(
     from slotbroker.domain.errors import CapacityConflict, Forbidden, NotFound
     from slotbroker.services import demo_data
     from slotbroker.services.claims import ClaimService
-    from slotbroker.services.lease_views import CreateLease, LeaseItemSpec
     from slotbroker.services.leases import LeaseService
     from slotbroker.services.planner import JobSpec, Planner, PlannerSettings, Workload
     from slotbroker.services.planner.settings import enabled_from_env
@@ -130,6 +129,7 @@ def demo(
     from slotbroker.store.db import Database
     from slotbroker.store.models import ProviderRow
     from slotbroker.store.unit_of_work import UnitOfWork
+    from slotbroker.wire.leases import CreateLease, LeaseItemSpec
 
     demo_jobs = (  # (id, name, command): run by the local provisioner on this machine
         ("demo-hello", "hello", ("sh", "-c", "echo hello from slotbroker; sleep 2")),

@@ -35,7 +35,7 @@ from slotbroker.client.errors import (
     ValidationError,
 )
 from slotbroker.client.retry import RetryPolicy, parse_retry_after
-from slotbroker.services.claim_views import (
+from slotbroker.wire.claims import (
     CandidateAllocation,
     CandidateRequest,
     Candidates,
@@ -45,7 +45,8 @@ from slotbroker.services.claim_views import (
     ProviderSummary,
     ResourceUse,
 )
-from slotbroker.services.job_views import (
+from slotbroker.wire.health import Health, Ready
+from slotbroker.wire.jobs import (
     CreateJob,
     JobEvent,
     JobList,
@@ -54,7 +55,7 @@ from slotbroker.services.job_views import (
     LogLineOut,
     WorkloadBody,
 )
-from slotbroker.services.lease_views import (
+from slotbroker.wire.leases import (
     CreateLease,
     LeaseItemSpec,
     LeaseList,
@@ -63,7 +64,7 @@ from slotbroker.services.lease_views import (
     SetQuota,
     UpdateLease,
 )
-from slotbroker.services.offer_views import (
+from slotbroker.wire.offers import (
     AcceptedLease,
     OfferSetRequest,
     OfferSetStatus,
@@ -72,7 +73,6 @@ from slotbroker.services.offer_views import (
     OfferView,
     Strategy,
 )
-from slotbroker.services.views import Health, Ready
 
 __all__ = [
     "AcceptedLease",

@@ -20,8 +20,8 @@ from slotbroker.client._spec import AsyncRunner, Call, Id, SyncRunner, finish
 from slotbroker.client.endpoints import Endpoints
 from slotbroker.client.retry import Attempts, RetryPolicy
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import views
-from slotbroker.services.find_slot_views import FindSlotJob
+from slotbroker.wire import providers as views
+from slotbroker.wire.find_slot import FindSlotJob
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0

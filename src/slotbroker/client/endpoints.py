@@ -34,14 +34,15 @@ from slotbroker.client._spec import (
 from slotbroker.client.retry import parse_retry_after
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.topology import Topology
-from slotbroker.services import commands as cmd
-from slotbroker.services import views
-from slotbroker.services.calendar_views import CalendarResponse
-from slotbroker.services.claim_views import Candidates, ClaimView
-from slotbroker.services.fabric_views import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
-from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult
-from slotbroker.services.job_views import CreateJob, JobEvent, JobList, JobLogs, JobOut
-from slotbroker.services.lease_views import (
+from slotbroker.wire import providers as cmd
+from slotbroker.wire import providers as views
+from slotbroker.wire.calendar import CalendarResponse
+from slotbroker.wire.claims import Candidates, ClaimView
+from slotbroker.wire.fabric import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
+from slotbroker.wire.health import Health, Ready
+from slotbroker.wire.jobs import CreateJob, JobEvent, JobList, JobLogs, JobOut
+from slotbroker.wire.leases import (
     CreateLease,
     LeaseItemSpec,
     LeaseList,
@@ -50,8 +51,7 @@ from slotbroker.services.lease_views import (
     SetQuota,
     UpdateLease,
 )
-from slotbroker.services.offer_views import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
-from slotbroker.services.views import Health, Ready
+from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
 
 P = ParamSpec("P")
 Item = TypeVar("Item")

@@ -11,6 +11,7 @@ Public API (what services call)::
 The engine never touches the database and is deterministic for a given index and request.
 """
 
+from slotbroker.domain.time import Bucket
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.plan import EXACT_LIMIT
 from slotbroker.engine.results import Blocker, Explanation, LinkRoute, PortAssignment, SearchResult, Window
@@ -26,7 +27,7 @@ from slotbroker.engine.snapshot import (
     Snapshot,
 )
 from slotbroker.engine.stages.base import Reason
-from slotbroker.engine.view import Bucket, CalendarView, ViewRow, calendar_view
+from slotbroker.engine.view import CalendarView, ViewRow, calendar_view
 
 __all__ = [
     "EXACT_LIMIT",

@@ -5,24 +5,17 @@ touch it): two 1-core bookings one after the other in the same hour use 1 core, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
+from slotbroker.domain.time import BUCKET_S, Bucket
 from slotbroker.engine.calendar import BANDWIDTH, VLAN, CalendarIndex
 from slotbroker.engine.steps import StepTable
 
 I64 = npt.NDArray[np.int64]
 
 
-class Bucket(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-
-
-BUCKET_S = {Bucket.HOUR: 3600, Bucket.DAY: 86400, Bucket.WEEK: 7 * 86400}
 MAX_BUCKETS = 10_000
 
 

@@ -38,9 +38,9 @@ from slotbroker.domain.request import SlotRequest
 from slotbroker.engine.topology import Topology
 from slotbroker.services.calendar_cache import CachedIndex
 from slotbroker.services.claims import ClaimService
-from slotbroker.services.find_slot_views import FindSlotResult
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRequestRow, ConsumerRow, ProviderRow
+from slotbroker.wire.find_slot import FindSlotResult
 
 AR = cast(Table, AllocationRequestRow.__table__)
 P = cast(Table, ProviderRow.__table__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from slotbroker.domain.errors import AlreadyExists, FieldError, InUse, NotFound, ValidationFailed
 from slotbroker.domain.resource_classes import ClassKind, device_description, kind_of, naming_problem
 from slotbroker.domain.traits import CUSTOM_TRAIT_RE
-from slotbroker.services import views
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as views
 
 
 class CatalogService:

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.services.fabric_views import FabricFindSlotRequest, FabricFindSlotResponse, FabricWindow
-from slotbroker.services.find_slot_views import FindSlotResult
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.fabric import FabricFindSlotRequest, FabricFindSlotResponse, FabricWindow
+from slotbroker.wire.find_slot import FindSlotResult
 
 ANCHOR = "anchor-"  # components standing for "this site" where only a link or port attaches
 MODEL_ALIASES = {

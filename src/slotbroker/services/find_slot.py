@@ -26,10 +26,11 @@ from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, Vali
 from slotbroker.domain.request import SlotRequest, parse_request
 from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
 from slotbroker.services.calendar_cache import CachedIndex, CalendarCache, Catalog
-from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, result_view
+from slotbroker.services.find_slot_present import result_view
 from slotbroker.store.db import Database
 from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
 log = logging.getLogger("slotbroker.find_slot")
 

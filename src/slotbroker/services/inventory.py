@@ -22,12 +22,13 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.inventory import Inventory, rule_field
 from slotbroker.domain.providers import AGGREGATE_PATTERN, TREE_KINDS, ProviderKind, parent_problem
-from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import presenters, views
+from slotbroker.services import presenters
 from slotbroker.store.db import Database
 from slotbroker.store.models import ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire import providers as views
 
 MAX_PAGE = 1000
 

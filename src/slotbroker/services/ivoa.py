@@ -35,17 +35,17 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.limits import time_problems
 from slotbroker.services.leases import LeaseService
-from slotbroker.services.offer_views import (
+from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
+from slotbroker.store.db import Database
+from slotbroker.store.models import IvoaOfferSetRow
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.offers import (
     OfferSetRequest,
     OfferSetStatus,
     OfferSetView,
     OfferState,
     OfferView,
 )
-from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
-from slotbroker.store.db import Database
-from slotbroker.store.models import IvoaOfferSetRow
-from slotbroker.store.unit_of_work import UnitOfWork
 
 # -- kinds ----------------------------------------------------------------------------------------------
 

@@ -37,7 +37,10 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
+from slotbroker.domain.time import to_datetime as instant
+from slotbroker.domain.time import to_epoch as epoch
 from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
+from slotbroker.services.ical import render_ical
 from slotbroker.services.lease_events import (
     CANCELLED,
     ERROR,
@@ -48,19 +51,6 @@ from slotbroker.services.lease_events import (
     record_transition,
 )
 from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
-from slotbroker.services.lease_views import (
-    CreateLease,
-    LeaseEventView,
-    LeaseItemView,
-    LeaseList,
-    LeaseView,
-    NoticeView,
-    TransitionView,
-    UpdateLease,
-    epoch,
-    instant,
-    render_ical,
-)
 from slotbroker.services.quotas import QuotaItem, QuotaService
 from slotbroker.store.claims import bump_calendar
 from slotbroker.store.db import Database
@@ -73,6 +63,16 @@ from slotbroker.store.models import (
     ProviderTraitRow,
 )
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.leases import (
+    CreateLease,
+    LeaseEventView,
+    LeaseItemView,
+    LeaseList,
+    LeaseView,
+    NoticeView,
+    TransitionView,
+    UpdateLease,
+)
 
 T = TypeVar("T")
 

@@ -23,12 +23,13 @@ from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec, facility_port_provider_name
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.vlans import VlanSet
-from slotbroker.services import commands as cmd
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import presenters, views
+from slotbroker.services import presenters
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, FacilityPortRow, LinkRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as cmd
+from slotbroker.wire import providers as views
 
 
 def _site(uow: UnitOfWork, name: str, at: str) -> ProviderRow:

@@ -47,15 +47,20 @@ from slotbroker.domain.errors import (
 from slotbroker.domain.request import SlotRequest
 from slotbroker.services.claims import ClaimService, retrying
 from slotbroker.services.find_slot import FindSlotService
-from slotbroker.services.find_slot_views import (
+from slotbroker.services.lease_schedule import schedule_lease_events
+from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.store import claims as claim_sql
+from slotbroker.store.db import Database
+from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.find_slot import (
     ExplanationView,
     FindSlotResult,
     PortView,
     RouteView,
     WindowView,
 )
-from slotbroker.services.lease_schedule import schedule_lease_events
-from slotbroker.services.offer_views import (
+from slotbroker.wire.offers import (
     AcceptedLease,
     OfferSetRequest,
     OfferSetStatus,
@@ -64,11 +69,6 @@ from slotbroker.services.offer_views import (
     OfferView,
     Strategy,
 )
-from slotbroker.services.quotas import QuotaItem, QuotaService
-from slotbroker.store import claims as claim_sql
-from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
-from slotbroker.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger("slotbroker.offers")

@@ -1,11 +1,11 @@
-"""Build the read models of ``services/views.py`` from store rows (kept apart so views stay plain)."""
+"""Build the inventory views of ``wire/providers.py`` from store rows (the wire never sees the store)."""
 
 from __future__ import annotations
 
 from slotbroker.domain.inventory import capacity_of
 from slotbroker.domain.providers import Location, ProviderKind
-from slotbroker.services.views import FacilityPortView, InventoryView, LinkView, ProviderView
 from slotbroker.store.models import FacilityPortRow, InventoryRow, LinkRow, ProviderRow
+from slotbroker.wire.providers import FacilityPortView, InventoryView, LinkView, ProviderView
 
 
 def inventory_view(row: InventoryRow) -> InventoryView:

@@ -18,10 +18,10 @@ from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, sele
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound
-from slotbroker.services.lease_views import QuotaView, SetQuota
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, ProjectQuotaRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.leases import QuotaView, SetQuota
 
 A = cast(Table, AllocationRow.__table__)
 C = cast(Table, ConsumerRow.__table__)

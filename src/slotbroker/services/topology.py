@@ -16,11 +16,12 @@ from slotbroker.domain.providers import TREE_KINDS, Location
 from slotbroker.domain.resource_classes import ClassKind
 from slotbroker.domain.topology import ProviderNode, Registry, ResourceClassSpec, Topology, validate_topology
 from slotbroker.services import inventory_ops as ops
-from slotbroker.services import presenters, views
+from slotbroker.services import presenters
 from slotbroker.services.network import upsert_link, upsert_port
 from slotbroker.store.db import Database
 from slotbroker.store.models import ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire import providers as views
 
 
 class TopologyService:

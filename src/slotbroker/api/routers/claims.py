@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,13 +19,10 @@ from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, Consume
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.strict import Int
+from slotbroker.domain.time import to_datetime
 from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
-from slotbroker.services.claim_views import (
-    Candidates,
-    ClaimView,
-)
-from slotbroker.services.find_slot_views import ts
 from slotbroker.services.tokens import Principal, Role
+from slotbroker.wire.claims import Candidates, ClaimedAllocation, ClaimView, HostSwap
 
 router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -72,33 +69,33 @@ class ClaimIn(BaseModel):
         return self
 
 
-def _out(o: ClaimOutcome) -> dict[str, Any]:
+def _view(o: ClaimOutcome) -> ClaimView:
     r = o.result
-    return {
-        "uuid": r.consumer_uuid,
-        "kind": r.kind.value,
-        "status": r.status,
-        "project": o.project,
-        "start": ts(r.start_s).isoformat(),
-        "end": ts(r.end_s).isoformat(),
-        "expires": ts(r.expires_s).isoformat() if r.expires_s is not None else None,
-        "allocation_request": o.allocation_request,
-        "allocations": [
-            {
-                "provider_uuid": it.provider_uuid,
-                "provider_name": it.provider_name or None,
-                "resource_class": it.resource_class,
-                "amount": it.amount,
-                "vlan_tag": it.vlan_tag,
-            }
+    return ClaimView(
+        uuid=r.consumer_uuid,
+        kind=r.kind,
+        status=r.status,
+        project=o.project,
+        start=to_datetime(r.start_s),
+        end=to_datetime(r.end_s),
+        expires=None if r.expires_s is None else to_datetime(r.expires_s),
+        allocation_request=o.allocation_request,
+        allocations=[
+            ClaimedAllocation(
+                provider_uuid=it.provider_uuid,
+                provider_name=it.provider_name or None,
+                resource_class=it.resource_class,
+                amount=it.amount,
+                vlan_tag=it.vlan_tag,
+            )
             for it in o.items
         ],
-        "swaps": [
-            {"component": s.component, "instance": s.instance, "from_host": s.from_host, "to_host": s.to_host}
+        swaps=[
+            HostSwap(component=s.component, instance=s.instance, from_host=s.from_host, to_host=s.to_host)
             for s in o.swaps
         ],
-        "attempts": r.attempts,
-    }
+        attempts=r.attempts,
+    )
 
 
 def _problem(exc: AllocationRequestError) -> JSONResponse:
@@ -226,7 +223,7 @@ def _explicit(body: ClaimIn, who: Principal, svc: Services) -> tuple[ClaimReques
 def _created(outcome: ClaimOutcome) -> Response:
     uuid = outcome.result.consumer_uuid
     return Response(
-        json.dumps(_out(outcome)),
+        _view(outcome).model_dump_json(),
         status_code=201,
         media_type="application/json",
         headers={"Location": f"{CLAIMS_PATH}/{uuid}"},

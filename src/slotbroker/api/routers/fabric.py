@@ -13,17 +13,17 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, ValidationFailed
+from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
 from slotbroker.services import fabric_compat as fabric
-from slotbroker.services.fabric_views import (
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.fabric import (
     FabricCalendar,
     FabricFindSlotRequest,
     FabricFindSlotResponse,
     FabricInterval,
     FabricUsage,
 )
-from slotbroker.services.find_slot_views import ts
-from slotbroker.store.unit_of_work import UnitOfWork
 
 PREFIX = "/calendar"
 router = APIRouter(
@@ -119,8 +119,8 @@ def fabric_calendar(
             u.available[row.resource_class] = row.free[b]
         data.append(
             FabricInterval(
-                start=ts(s),
-                end=ts(s + view.bucket_s),
+                start=to_datetime(s),
+                end=to_datetime(s + view.bucket_s),
                 sites=list(groups["site"].values()),
                 hosts=list(groups["host"].values()),
             )

@@ -14,9 +14,10 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.limits import check_instant
+from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
-from slotbroker.services.calendar_views import CalendarResponse, CalendarRow
-from slotbroker.services.find_slot_views import FindSlotJob, FindSlotResult, ts
+from slotbroker.wire.calendar import CalendarResponse, CalendarRow
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
 router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -94,7 +95,7 @@ def calendar(
         if (not name or r.name in name) and (not resource_class or r.resource_class in resource_class)
     ]
     return CalendarResponse(
-        resolution=resolution, bucket_s=view.bucket_s, starts=[ts(s) for s in view.starts], rows=rows
+        resolution=resolution, bucket_s=view.bucket_s, starts=[to_datetime(s) for s in view.starts], rows=rows
     )
 
 

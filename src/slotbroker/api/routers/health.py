@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from slotbroker.api.problems import problem_response, responses
 from slotbroker.api.routers.deps import Services
-from slotbroker.services.views import Health, Ready
 from slotbroker.store import migrate
+from slotbroker.wire.health import Health, Ready
 
 router = APIRouter(tags=["health"])
 

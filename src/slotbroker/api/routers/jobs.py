@@ -27,7 +27,11 @@ from slotbroker.api.routers.deps import Services, services
 from slotbroker.config import Settings
 from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
-from slotbroker.services.job_views import (
+from slotbroker.services.offers import OfferConflict
+from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.tokens import Principal, Role
+from slotbroker.store.db import Database
+from slotbroker.wire.jobs import (
     CreateJob,
     JobEvent,
     JobList,
@@ -36,11 +40,7 @@ from slotbroker.services.job_views import (
     LogLineOut,
     WorkloadBody,
 )
-from slotbroker.services.offer_views import OfferSetRequest, OfferSetStatus
-from slotbroker.services.offers import OfferConflict
-from slotbroker.services.planner import JobView, Planner, PlannerSettings
-from slotbroker.services.tokens import Principal, Role
-from slotbroker.store.db import Database
+from slotbroker.wire.offers import OfferSetRequest, OfferSetStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -85,7 +85,7 @@ def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> Jo
         existing = _existing(planner, body.id, project)
         if existing is not None:  # an idempotent replay: no new offers
             response.headers["Location"] = f"/v1/jobs/{existing.id}"
-            return JobOut.of(existing)
+            return existing
         lease_id = _lease_as_soon_as_possible(svc, body.offer_set, who.project)
     spec = JobSpec(
         lease_id=lease_id,
@@ -102,10 +102,10 @@ def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> Jo
             svc.leases.cancel(lease_id, project=None)
         raise
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return JobOut.of(job)
+    return job
 
 
-def _existing(planner: Planner, job_id: str | None, project: str | None) -> JobView | None:
+def _existing(planner: Planner, job_id: str | None, project: str | None) -> JobOut | None:
     if job_id is None:
         return None
     try:
@@ -152,19 +152,18 @@ def list_jobs(
         visible = project
     elif project is not None and project != visible:
         return JobList(items=[], next_cursor=None)
-    page = planner_of(svc).list(
+    return planner_of(svc).list(
         limit=limit,
         cursor=cursor,
         states=[s.value for s in state] if state else None,
         project=visible,
         lease_id=None if lease is None else str(lease),
     )
-    return JobList(items=[JobOut.of(j) for j in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
-    return JobOut.of(planner_of(svc).get(job_id, project=scope(who)))
+    return planner_of(svc).get(job_id, project=scope(who))
 
 
 @router.post(
@@ -174,7 +173,7 @@ def get_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
     summary="Cancel a job (idempotent): pending at once, otherwise torn down at its next step boundary",
 )
 def cancel_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
-    return JobOut.of(planner_of(svc).cancel(job_id, project=scope(who)))
+    return planner_of(svc).cancel(job_id, project=scope(who))
 
 
 @router.get("/jobs/{job_id}/logs", response_model=JobLogs, responses=responses(404))
@@ -187,7 +186,7 @@ def job_logs(
 ) -> JobLogs:
     lines = planner_of(svc).logs(job_id, project=scope(who), after=after, limit=limit)
     nxt = lines[-1].id if len(lines) == limit else None
-    return JobLogs(items=[LogLineOut.of(x) for x in lines], next_after=nxt)
+    return JobLogs(items=lines, next_after=nxt)
 
 
 @router.get(
@@ -225,7 +224,7 @@ def _sse(event: str, data: str, event_id: int | None = None) -> bytes:
 
 
 async def _events(
-    planner: Planner, job: JobView, project: str | None, start: int, timeout: float
+    planner: Planner, job: JobOut, project: str | None, start: int, timeout: float
 ) -> AsyncIterator[bytes]:
     """Stream transitions ``start``.. as they are recorded (polling the job every ``POLL_S``); end with
     ``event: end`` once the job is terminal, or ``event: timeout`` after ``timeout`` seconds."""

@@ -16,16 +16,16 @@ from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.errors import FieldError, Forbidden, ValidationFailed
 from slotbroker.domain.resource_classes import naming_problem
-from slotbroker.services.lease_views import (
+from slotbroker.domain.time import to_epoch
+from slotbroker.services.tokens import Principal, Role
+from slotbroker.wire.leases import (
     CreateLease,
     LeaseList,
     LeaseView,
     QuotaView,
     SetQuota,
     UpdateLease,
-    epoch,
 )
-from slotbroker.services.tokens import Principal, Role
 
 router = APIRouter(tags=["leases"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
@@ -89,8 +89,8 @@ def list_leases(
     return svc.leases.list(
         project=visible,
         status=[s.value for s in status] if status else None,
-        start_s=None if start is None else epoch(start),
-        end_s=None if end is None else epoch(end),
+        start_s=None if start is None else to_epoch(start),
+        end_s=None if end is None else to_epoch(end),
         cursor=cursor,
         limit=limit,
     )

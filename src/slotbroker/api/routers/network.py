@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Response
 from slotbroker.api.auth import Manager, Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
-from slotbroker.services import commands as cmd
-from slotbroker.services import views
+from slotbroker.wire import providers as cmd
+from slotbroker.wire import providers as views
 
 router = APIRouter(prefix="/v1", responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]

@@ -20,9 +20,9 @@ from pydantic import Field
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
-from slotbroker.services.offer_views import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
 from slotbroker.services.offers import OfferService
 from slotbroker.services.tokens import Principal, Role
+from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]

@@ -11,8 +11,8 @@ from slotbroker.api.auth import Manager, Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services import commands as cmd
-from slotbroker.services import views
+from slotbroker.wire import providers as cmd
+from slotbroker.wire import providers as views
 
 router = APIRouter(
     prefix="/v1/providers", tags=["providers"], responses=responses(400, 401, 413, 415, 422, 429, 503)

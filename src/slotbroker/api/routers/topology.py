@@ -20,8 +20,8 @@ from slotbroker.api.auth import Manager, Reader
 from slotbroker.api.problems import TOO_DEEP, responses
 from slotbroker.api.routers.deps import Services, services
 from slotbroker.domain.topology import Topology
-from slotbroker.services import views
 from slotbroker.services.topology import check_size
+from slotbroker.wire import providers as views
 
 router = APIRouter(
     prefix="/v1/topology", tags=["topology"], responses=responses(400, 401, 413, 415, 422, 429, 503)

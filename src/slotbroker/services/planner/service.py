@@ -12,7 +12,6 @@ import logging
 import threading
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.jobs import JobList, JobOut, LogLineOut, TransitionOut, WorkloadBody
 
 if TYPE_CHECKING:
     from slotbroker.services.lease_events import LeaseEvent
@@ -60,77 +60,34 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@dataclass(frozen=True)
-class Transition:
-    from_state: str | None
-    to_state: str
-    at: datetime
-    detail: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    id: str
-    name: str
-    project: str
-    lease_id: str
-    provisioner: str
-    priority: int
-    state: str
-    workload: Workload
-    attempt: int
-    provision_id: str | None
-    run_id: str | None
-    exit_code: int | None
-    error: str | None
-    cancel_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    transitions: tuple[Transition, ...] = ()
-    tried_hosts: tuple[str, ...] = ()  # uuids of the hosts failed attempts ran on (the lease moved off)
-
-    @classmethod
-    def of(
-        cls, job: sql.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()
-    ) -> JobView:
-        return cls(
-            id=job.id,
-            name=job.name,
-            project=job.project,
-            lease_id=job.lease_uuid,
-            provisioner=job.provisioner,
-            priority=job.priority,
-            state=job.state,
-            workload=Workload.from_json(job.workload),
-            attempt=job.attempt,
-            provision_id=job.provision_id,
-            run_id=job.run_id,
-            exit_code=job.exit_code,
-            error=job.error,
-            cancel_requested=job.cancel_requested,
-            created_at=_dt(job.created_ms) or datetime.now(UTC),
-            updated_at=_dt(job.updated_ms) or datetime.now(UTC),
-            finished_at=_dt(job.finished_ms),
-            transitions=tuple(
-                Transition(f, t, _dt(at) or datetime.now(UTC), d) for f, t, at, d in transitions
-            ),
-            tried_hosts=tuple(sorted(sql.hosts_of(job))),
-        )
-
-
-@dataclass(frozen=True)
-class JobPage:
-    items: tuple[JobView, ...]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class LogLine:
-    id: int
-    at: datetime
-    stream: str
-    line: str
+def job_out(job: sql.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()) -> JobOut:
+    """A stored job (and its transitions, oldest first) as the one shape every adapter shows."""
+    w = Workload.from_json(job.workload)
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        project=job.project,
+        lease_id=job.lease_uuid,
+        provisioner=job.provisioner,
+        priority=job.priority,
+        state=JobState(job.state),
+        workload=WorkloadBody(command=list(w.command), args=list(w.args), env=w.env, extra=w.extra),
+        attempt=job.attempt,
+        provision_id=job.provision_id,
+        run_id=job.run_id,
+        exit_code=job.exit_code,
+        error=job.error,
+        cancel_requested=job.cancel_requested,
+        created_at=_dt(job.created_ms) or datetime.now(UTC),
+        updated_at=_dt(job.updated_ms) or datetime.now(UTC),
+        finished_at=_dt(job.finished_ms),
+        transitions=[
+            TransitionOut(from_state=f, to_state=t, at=_dt(at) or datetime.now(UTC), detail=d)
+            for f, t, at, d in transitions
+        ],
+        tried_hosts=sorted(sql.hosts_of(job)),
+        href=f"/v1/jobs/{job.id}",
+    )
 
 
 BeforeEndCallback = Callable[[str, list[str], int], object]
@@ -267,7 +224,7 @@ class Planner:
                 [FieldError("/provisioner", f"needs a token of role {needed.value} or higher")],
             )
 
-    def create(self, spec: JobSpec, *, project: str | None = None, role: Role | None = None) -> JobView:
+    def create(self, spec: JobSpec, *, project: str | None = None, role: Role | None = None) -> JobOut:
         """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
         id with a different spec is ``already_exists``). ``role``: the caller's, checked by ``admit``."""
         self.admit(spec.provisioner, role)
@@ -276,7 +233,7 @@ class Planner:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
         workload = spec.workload.to_json()
         now = self.clock_ms()
-        created: JobView | None = None
+        created: JobOut | None = None
         with sql.transaction(self.db) as s:
             lease = s.execute(_LEASE, {"lease_uuid": spec.lease_id}).first()
             usable = lease is not None and lease.status in LIVE_LEASE
@@ -332,32 +289,32 @@ class Planner:
                 )
                 if self.on_enqueue is not None:
                     self.on_enqueue(s, new)
-                created = JobView.of(new, [(None, JobState.PENDING.value, now, "")])
+                created = job_out(new, [(None, JobState.PENDING.value, now, "")])
         if created is not None:
             self._wake()  # after the commit, so a woken worker sees the job
             return created
         return self._same(job_id, project, spec, workload)
 
-    def _same(self, job_id: str, project: str | None, spec: JobSpec, workload: str) -> JobView:
+    def _same(self, job_id: str, project: str | None, spec: JobSpec, workload: str) -> JobOut:
         job = self._find(job_id, None)  # a taken id reads the same whichever project holds it
         same = (
             (project is None or job.project == project)
             and job.lease_id == spec.lease_id
             and job.provisioner == spec.provisioner
-            and job.workload.to_json() == workload
+            and job.workload.domain().to_json() == workload
         )
         if not same:
             raise AlreadyExists(f"job {job_id} exists with a different spec", [FieldError("/id", "in use")])
         return job
 
-    def _find(self, job_id: str, project: str | None) -> JobView:
+    def _find(self, job_id: str, project: str | None) -> JobOut:
         with sql.transaction(self.db, readonly=True) as conn:
             job = sql.get_job(conn, job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            return JobView.of(job, sql.transitions(conn, job.seq))
+            return job_out(job, sql.transitions(conn, job.seq))
 
-    def get(self, job_id: str, *, project: str | None = None) -> JobView:
+    def get(self, job_id: str, *, project: str | None = None) -> JobOut:
         return self._find(job_id, project)
 
     def list(
@@ -368,7 +325,7 @@ class Planner:
         states: Sequence[str] | None = None,
         project: str | None = None,
         lease_id: str | None = None,
-    ) -> JobPage:
+    ) -> JobList:
         """Newest first; ``cursor`` is the ``next_cursor`` of the previous page (keyset: stable while
         jobs are added)."""
         if not 1 <= limit <= MAX_PAGE:
@@ -387,9 +344,9 @@ class Planner:
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = sql.encode_cursor(rows[-1].seq) if more and rows else None
-        return JobPage(tuple(JobView.of(r) for r in rows), nxt)
+        return JobList(items=[job_out(r) for r in rows], next_cursor=nxt)
 
-    def cancel(self, job_id: str, *, project: str | None = None) -> JobView:
+    def cancel(self, job_id: str, *, project: str | None = None) -> JobOut:
         """Cancel a job. Pending and untouched: canceled at once. Otherwise the cancel flag is set and
         the worker tears the job down at its next step boundary (cancel the run, release, canceled)."""
         now = self.clock_ms()
@@ -439,13 +396,16 @@ class Planner:
 
     def logs(
         self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
-    ) -> builtins.list[LogLine]:
+    ) -> builtins.list[LogLineOut]:
         with sql.transaction(self.db, readonly=True) as conn:
             job = sql.get_job(conn, job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
             rows = sql.logs(conn, job.seq, after_id=after, limit=limit)
-        return [LogLine(i, _dt(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
+        return [
+            LogLineOut(id=i, at=_dt(at) or datetime.now(UTC), stream=st, line=line)
+            for i, at, st, line in rows
+        ]
 
     def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
         """Delete terminal jobs older than the retention TTL, with their transitions and logs."""
@@ -492,4 +452,4 @@ class Planner:
         self._wake()
 
 
-__all__ = ["BeforeEndCallback", "JobPage", "JobView", "LogLine", "Planner", "Transition"]
+__all__ = ["BeforeEndCallback", "Planner", "job_out"]

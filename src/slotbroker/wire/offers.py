@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from slotbroker.domain.strict import Int
-from slotbroker.services.find_slot_views import ExplanationView, PortView, RouteView
+from slotbroker.wire.find_slot import ExplanationView, PortView, RouteView
 
 
 class Strategy(StrEnum):

@@ -1,4 +1,4 @@
-"""The calendar view's wire models (plain pydantic, shared by the server and the Python client)."""
+"""The calendar view's wire models: capacity, used and free per row in hour, day or week buckets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from slotbroker.engine.view import Bucket
+from slotbroker.domain.time import Bucket
 
 
 class CalendarRow(BaseModel):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-from slotbroker.engine import Explanation, SearchResult, Window
 
 
 class RouteView(BaseModel):
@@ -77,58 +75,3 @@ class FindSlotJob(BaseModel):
     finished_at: datetime | None = None
     result: FindSlotResult | None = None
     error: dict[str, object] | None = None
-
-
-def ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def window_view(w: Window) -> WindowView:
-    return WindowView(
-        start=ts(w.start),
-        end=ts(w.end),
-        duration_s=w.end - w.start,
-        placement=w.placement,
-        sites=w.sites,
-        routes=[RouteView(a=r.a, b=r.b, links=list(r.links), latency_ms=r.latency_ms) for r in w.routes],
-        ports=[
-            PortView(
-                site=p.site, port=p.port, component=p.component, vlans=list(p.vlans), links=list(p.links)
-            )
-            for p in w.ports
-        ],
-        score=w.score,
-        alternates=w.alternates,
-        grants=w.grants,
-    )
-
-
-def explanation_view(e: Explanation | None) -> ExplanationView | None:
-    if e is None:
-        return None
-    return ExplanationView(
-        blockers=[
-            BlockerView(
-                reason=b.reason.value,
-                detail=b.detail,
-                component=b.component,
-                resource_class=b.resource_class,
-                link=b.link,
-                port=b.port,
-                earliest_if_relaxed=ts(b.earliest_if_relaxed) if b.earliest_if_relaxed is not None else None,
-            )
-            for b in e.blockers
-        ],
-        earliest_after_range=ts(e.earliest_after_range) if e.earliest_after_range is not None else None,
-    )
-
-
-def result_view(result: SearchResult, search_start: int, search_end: int) -> FindSlotResult:
-    return FindSlotResult(
-        windows=[window_view(w) for w in result.windows],
-        explanation=explanation_view(result.explanation),
-        search_start=ts(search_start),
-        search_end=ts(search_end),
-        calendar_generation=result.generation,
-        candidates_tried=result.candidates_tried,
-    )

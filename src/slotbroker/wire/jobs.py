@@ -1,19 +1,19 @@
-"""Wire models of the jobs API (plain pydantic, shared by the server, the CLI and the Python client)."""
+"""Wire models of the jobs API: what ``POST /v1/jobs`` reads and the one shape of a job everyone returns.
+
+The planner answers in these models (``services/planner/service.py: job_out`` maps a stored job once),
+so the server, the CLI and the Python client show a job alike."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slotbroker.domain.jobs import JobState, Workload
 from slotbroker.domain.strict import Int
-from slotbroker.services.offer_views import OfferSetRequest
-
-if TYPE_CHECKING:
-    from slotbroker.services.planner import JobView, LogLine
+from slotbroker.wire.offers import OfferSetRequest
 
 
 class WorkloadBody(BaseModel):
@@ -88,32 +88,6 @@ class JobOut(BaseModel):
     )
     href: str
 
-    @classmethod
-    def of(cls, job: JobView) -> JobOut:
-        w = job.workload
-        return cls(
-            id=job.id,
-            name=job.name,
-            project=job.project,
-            lease_id=job.lease_id,
-            provisioner=job.provisioner,
-            priority=job.priority,
-            state=JobState(job.state),
-            workload=WorkloadBody(command=list(w.command), args=list(w.args), env=w.env, extra=w.extra),
-            attempt=job.attempt,
-            provision_id=job.provision_id,
-            run_id=job.run_id,
-            exit_code=job.exit_code,
-            error=job.error,
-            cancel_requested=job.cancel_requested,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-            transitions=[TransitionOut(**vars(t)) for t in job.transitions],
-            tried_hosts=list(job.tried_hosts),
-            href=f"/v1/jobs/{job.id}",
-        )
-
 
 class JobList(BaseModel):
     items: list[JobOut]
@@ -125,10 +99,6 @@ class LogLineOut(BaseModel):
     at: datetime
     stream: str
     line: str
-
-    @classmethod
-    def of(cls, line: LogLine) -> LogLineOut:
-        return cls(id=line.id, at=line.at, stream=line.stream, line=line.line)
 
 
 class JobLogs(BaseModel):
