@@ -299,9 +299,6 @@ def _cases() -> list[Hostile]:
         h("oversized-name", "POST", LEASES, 422, INVALID, "/name", body=lambda s: _lease(s, name="x" * 9**6)),
         h("body-over-limit", "POST", CLAIMS, 413, "payload_too_large", body=b" " * (2 << 20), headers=JSON),
         # 9. a component with no resources, pinned to a site
-        h("find-slot-empty-resources", "POST", "/v1/find-slot", ANY_4XX, None, "/components/0/resources",
-          body=lambda s: _find_slot(components=[
-              {"name": "vm", "resources": {}, "constraints": {"site": s.ids["site"]}}])),
         # 10. unknown parameters, mistyped names, wrong JSON types, counts out of range
         h("unknown-query-param", "GET", PROVIDERS, 422, INVALID, "#/query/site", params={"site": "MICH"}),
         h("unknown-query-param-leases", "GET", LEASES, 422, INVALID, "#/query/sort", params={"sort": "name"}),
@@ -394,6 +391,16 @@ def test_hostile_request_is_refused_cleanly(server: Server, case: Hostile) -> No
     if case.allow:
         assert set(case.allow) <= {m.strip() for m in r.headers.get("allow", "").split(",")}, r.headers
     assert server.snapshot() == before, f"{case.id} wrote behind a {r.status_code}: {problem}"
+
+
+def test_an_empty_component_pinned_to_a_site_is_answered(server: Server) -> None:
+    """Item 9: a component that needs nothing, pinned to a site, once crashed the engine (500); it takes a
+    host there and no capacity (docs/engine.md)."""
+    body = _find_slot(components=[{"name": "vm", "resources": {}, "site": server.ids["site"]}])
+    with httpx.Client(base_url=server.url, timeout=60, headers=server.tokens["alpha"]) as c:
+        r = c.post("/v1/find-slot", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["windows"], r.text
 
 
 def test_deep_yaml_is_refused_like_deep_json(server: Server) -> None:
