@@ -28,25 +28,24 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, delete, insert, select
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ClaimResult, ConsumerKind, ConsumerSpec
-from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError
+from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError, item_index
 from slotbroker.domain.request import SlotRequest
 from slotbroker.engine.topology import Topology
 from slotbroker.services.calendar_cache import CachedIndex
 from slotbroker.services.claims import ClaimService
-from slotbroker.services.find_slot_views import FindSlotResult
+from slotbroker.services.find_slot_views import FindSlotResult, WindowView
+from slotbroker.services.window_items import WindowItem, grant_of, instance_amounts, shared_items
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRequestRow, ConsumerRow, ProviderRow
 
 AR = cast(Table, AllocationRequestRow.__table__)
 P = cast(Table, ProviderRow.__table__)
 C = cast(Table, ConsumerRow.__table__)
-BANDWIDTH = "BANDWIDTH_GBPS"
-VLAN = "VLAN"
 INSERT_BATCH = 500
 _INSERT = insert(AR)
 PURGE_EVERY_S = 30.0
@@ -85,7 +84,13 @@ class Instance:
     index: int
     host_uuid: str
     host_name: str
-    resources: dict[str, int]
+    resources: dict[str, int]  # on the window's host: elastic classes at the granted amount
+    minimum: dict[str, int] = field(default_factory=dict)  # on an alternate; empty: ``resources``
+
+    def amounts(self, host_uuid: str) -> dict[str, int]:
+        """What the instance claims on ``host_uuid``: ``window_items`` says why an alternate gets the
+        minimum."""
+        return self.resources if host_uuid == self.host_uuid or not self.minimum else self.minimum
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ class ARBody:
                 "end_s": self.end_s,
                 "generation": self.generation,
                 "instances": [
-                    [i.component, i.index, i.host_uuid, i.host_name, i.resources] for i in self.instances
+                    [i.component, i.index, i.host_uuid, i.host_name, i.resources, i.minimum]
+                    for i in self.instances
                 ],
                 "items": [
                     [it.provider_uuid, it.provider_name, it.resource_class, it.amount, it.vlan_tag]
@@ -132,7 +138,10 @@ class ARBody:
             start_s=int(d["start_s"]),
             end_s=int(d["end_s"]),
             generation=int(d.get("generation", 0)),
-            instances=tuple(Instance(c, int(i), u, n, dict(r)) for c, i, u, n, r in d["instances"]),
+            instances=tuple(
+                Instance(c, int(i), u, n, dict(r), dict(m[0]) if m else {})
+                for c, i, u, n, r, *m in d["instances"]
+            ),
             items=tuple(Item(u, n, rc, int(a), t) for u, n, rc, a, t in d["items"]),
             alternates={c: [(str(u), str(n)) for u, n in hs] for c, hs in d["alternates"].items()},
         )
@@ -210,8 +219,8 @@ class AllocationRequestService:
         ]
         return result.model_copy(update={"windows": windows})
 
-    def window_body(self, topo: Topology, req: SlotRequest, w: Any, generation: int) -> ARBody:
-        """The concrete items of one find-slot window (``WindowView``)."""
+    def window_body(self, topo: Topology, req: SlotRequest, w: WindowView, generation: int) -> ARBody:
+        """The concrete items of one find-slot window (``window_items``), names resolved to uuids."""
         hosts, links, ports = topo.hosts, topo.links, topo.ports
         ids: set[int] = set()
         for names in (*w.placement.values(), *w.alternates.values()):
@@ -226,31 +235,20 @@ class AllocationRequestService:
         def host_uuid(name: str) -> str:
             return uuid_of[hosts[topo.host_row[name]].id]
 
+        def provider_uuid(it: WindowItem) -> str:
+            if it.port is not None:
+                return uuid_of[ports[topo.port_row[it.port]].id]
+            return uuid_of[links[topo.link_row[it.provider]].id]
+
         instances: list[Instance] = []
         for comp in req.components:
-            grants = w.grants.get(comp.name, [])
             for i, host in enumerate(w.placement.get(comp.name, [])):
-                amounts = {**comp.resources, **(grants[i] if i < len(grants) else {})}
-                for rc, rng in comp.elastic.items():
-                    amounts.setdefault(rc, rng.min)
-                instances.append(Instance(comp.name, i, host_uuid(host), host, amounts))
-        items: list[Item] = []
-        for link_req, route in zip(req.links, w.routes, strict=True):
-            for name in route.links:
-                items.append(
-                    Item(uuid_of[links[topo.link_row[name]].id], name, BANDWIDTH, link_req.bandwidth_gbps)
-                )
-        for port_req, pv in zip(req.facility_ports, w.ports, strict=True):
-            port = ports[topo.port_row[(pv.site, pv.port)]]
-            pu = uuid_of[port.id]
-            label = f"{pv.site}/{pv.port}"
-            items.extend(Item(pu, label, VLAN, 1, int(tag)) for tag in pv.vlans)
-            if port_req.bandwidth_gbps:
-                items.append(Item(pu, label, BANDWIDTH, port_req.bandwidth_gbps))
-                for name in pv.links:
-                    items.append(
-                        Item(uuid_of[links[topo.link_row[name]].id], name, BANDWIDTH, port_req.bandwidth_gbps)
-                    )
+                amounts = instance_amounts(comp, grant_of(w, comp.name, i))
+                instances.append(Instance(comp.name, i, host_uuid(host), host, amounts, comp.minimum()))
+        items = [
+            Item(provider_uuid(it), it.provider, it.resource_class, it.amount, it.vlan_tag)
+            for it in shared_items(req, w)
+        ]
         alternates = {c: [(host_uuid(h), h) for h in hs] for c, hs in w.alternates.items() if hs}
         return ARBody(
             start_s=int(w.start.timestamp()),
@@ -428,7 +426,7 @@ def _items(body: ARBody, hosts: Sequence[tuple[str, str]]) -> tuple[list[Item], 
     items: list[Item] = []
     owner: list[int] = []
     for i, (inst, (hu, hn)) in enumerate(zip(body.instances, hosts, strict=True)):
-        for rc, amount in sorted(inst.resources.items()):
+        for rc, amount in sorted(inst.amounts(hu).items()):
             items.append(Item(hu, hn, rc, int(amount)))
             owner.append(i)
     items.extend(body.items)
@@ -436,18 +434,11 @@ def _items(body: ARBody, hosts: Sequence[tuple[str, str]]) -> tuple[list[Item], 
     return items, owner
 
 
-def _item_index(pointer: str) -> int | None:
-    parts = pointer.split("/")
-    if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit():
-        return int(parts[2])
-    return None
-
-
 def _conflicting_instances(exc: CapacityConflict, owner: Sequence[int]) -> list[int] | None:
     """Instances whose host items conflict (in order), or None when a shared item conflicts too."""
     out: list[int] = []
     for err in exc.errors:
-        k = _item_index(err.pointer)
+        k = item_index(err.pointer)
         if k is None or k >= len(owner) or owner[k] < 0:
             return None
         if owner[k] not in out:
@@ -459,7 +450,7 @@ def _readdress(exc: CapacityConflict, items: Sequence[Item]) -> CapacityConflict
     """Point an id claim's conflicts at what the client can see: the provider and class."""
     errors = []
     for err in exc.errors:
-        k = _item_index(err.pointer)
+        k = item_index(err.pointer)
         where = "/allocation_request"
         if k is not None and k < len(items):
             it = items[k]

@@ -34,6 +34,7 @@ from slotbroker.domain.errors import (
     FieldError,
     NotFound,
     ValidationFailed,
+    item_index,
 )
 from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
@@ -518,9 +519,9 @@ def offending_providers(items: Sequence[ClaimItem], exc: CapacityConflict | Vali
     """The providers (uuids, first named first) of the items a claim's errors point at (``/items/3...``)."""
     bad: list[str] = []
     for err in exc.errors:
-        parts = err.pointer.split("/")
-        if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() and int(parts[2]) < len(items):
-            uuid = items[int(parts[2])].provider_uuid
+        k = item_index(err.pointer)
+        if k is not None and k < len(items):
+            uuid = items[k].provider_uuid
             if uuid not in bad:
                 bad.append(uuid)
     return bad

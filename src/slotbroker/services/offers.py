@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, case, or_, select, update
@@ -43,8 +42,10 @@ from slotbroker.domain.errors import (
     NotFound,
     SlotbrokerError,
     ValidationFailed,
+    item_index,
 )
 from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.time import now_s, to_datetime
 from slotbroker.services.claims import ClaimService, retrying
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.find_slot_views import (
@@ -65,6 +66,7 @@ from slotbroker.services.offer_views import (
     Strategy,
 )
 from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.services.window_items import Owner, grant_of, instance_amounts, window_items
 from slotbroker.store import claims as claim_sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
@@ -79,8 +81,6 @@ C = cast(Table, ConsumerRow.__table__)
 
 OFFER_EXPIRED = "offer_expired"
 OFFER_NOT_OPEN = "offer_not_open"
-BANDWIDTH = "BANDWIDTH_GBPS"
-VLAN = "VLAN"
 MAX_ATTEMPTS = 5
 MAX_RESEARCHES = 3  # fresh searches per strategy and offer set after claims conflicted
 SWEEP_LIMIT = 500
@@ -100,23 +100,7 @@ class OfferSettings:
     max_attempts: int = MAX_ATTEMPTS
 
 
-def now_s() -> int:
-    return int(time.time())
-
-
-def ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 # -- plans: a window as concrete claim items ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Which instance an item belongs to (None for link and port items): alternates swap hosts by it."""
-
-    component: str
-    instance: int
 
 
 @dataclass
@@ -209,9 +193,8 @@ class Names:
 
 
 def build_items(plan: Plan, names: Names) -> None:
-    """Fill ``plan.items`` (and owners, resources): per instance its host's amounts (elastic grants when
-    given), link bandwidth on every link of each route, and per facility port its VLAN tags (class VLAN,
-    amount 1, with the tag), its bandwidth and that bandwidth on every link of the port's route."""
+    """Fill ``plan.items`` (and owners, resources) from the window (``window_items``), host and port
+    names resolved to provider uuids."""
     req, w = plan.request, plan.window
     names.load(
         [h for hosts in plan.placement.values() for h in hosts]
@@ -221,45 +204,25 @@ def build_items(plan: Plan, names: Names) -> None:
     )
     items: list[ClaimItem] = []
     owners: list[Owner | None] = []
-    resources: dict[str, list[dict[str, int]]] = {}
-    for comp in req.components:
-        grants = w.grants.get(comp.name, [])
-        per: list[dict[str, int]] = []
-        for k, host in enumerate(plan.placement.get(comp.name, [])):
-            amounts = dict(comp.minimum())
-            if k < len(grants) and (comp.name, k) not in plan.swapped:
-                amounts.update(grants[k])
-            per.append(amounts)
-            for rc, amount in sorted(amounts.items()):
-                items.append(ClaimItem(names.provider(host), rc, amount))
-                owners.append(Owner(comp.name, k))
-        resources[comp.name] = per
-    for lk, route in zip(req.links, w.routes, strict=False):
-        for link in route.links:
-            items.append(ClaimItem(names.provider(link), BANDWIDTH, lk.bandwidth_gbps))
-            owners.append(None)
-    for pr, pv in zip(req.facility_ports, w.ports, strict=False):
-        port = names.port(pv.site, pv.port)
-        for tag in pv.vlans:
-            items.append(ClaimItem(port, VLAN, 1, tag))
-            owners.append(None)
-        if pr.bandwidth_gbps:
-            items.append(ClaimItem(port, BANDWIDTH, pr.bandwidth_gbps))
-            owners.append(None)
-            for link in pv.links:
-                items.append(ClaimItem(names.provider(link), BANDWIDTH, pr.bandwidth_gbps))
-                owners.append(None)
+    for it in window_items(req, w, plan.placement, plan.swapped):
+        uuid = names.provider(it.provider) if it.port is None else names.port(*it.port)
+        items.append(ClaimItem(uuid, it.resource_class, it.amount, it.vlan_tag))
+        owners.append(it.owner)
+    resources = {
+        comp.name: [
+            instance_amounts(comp, None if (comp.name, k) in plan.swapped else grant_of(w, comp.name, k))
+            for k in range(len(plan.placement.get(comp.name, [])))
+        ]
+        for comp in req.components
+    }
     plan.items, plan.owners, plan.resources = items, owners, resources
 
 
 def swap_to_alternate(plan: Plan, errors: Sequence[FieldError], tried: set[str]) -> bool:
     """Move one instance on a conflicting host to an untried alternate of its component; False if none."""
     for err in errors:
-        parts = err.pointer.split("/")
-        if len(parts) < 3 or parts[1] != "items" or not parts[2].isdigit():
-            continue
-        index = int(parts[2])
-        owner = plan.owners[index] if index < len(plan.owners) else None
+        index = item_index(err.pointer)
+        owner = plan.owners[index] if index is not None and index < len(plan.owners) else None
         if owner is None:
             continue  # a link or a port: another host at the same site does not help
         hosts = plan.placement[owner.component]
@@ -454,7 +417,7 @@ class OfferService:
                 status=OfferSetStatus(row.status),
                 project=row.project,
                 created=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
-                expires=ts(row.expires_s),
+                expires=to_datetime(row.expires_s),
                 strategies=[Strategy(s) for s in stored.get("strategies", [])],
                 offers=[_offer_view(o) for o in offers],
                 explanation=ExplanationView.model_validate(why) if why else None,
@@ -541,8 +504,8 @@ class OfferService:
                     uuid=lease.uuid,
                     status=lease.status,
                     project=lease.project,
-                    start=ts(int(lease.start_s)),
-                    end=ts(int(lease.end_s)),
+                    start=to_datetime(int(lease.start_s)),
+                    end=to_datetime(int(lease.end_s)),
                     duration_s=int(lease.end_s) - int(lease.start_s),
                     placement=window["placement"],
                     sites=window["sites"],
@@ -737,9 +700,9 @@ def _offer_view(row: Any) -> OfferView:
         position=row.position,
         strategy=Strategy(row.strategy),
         state=OfferState(row.state),
-        expires=ts(int(row.expires_s)),
-        start=ts(start),
-        end=ts(end),
+        expires=to_datetime(int(row.expires_s)),
+        start=to_datetime(start),
+        end=to_datetime(end),
         duration_s=end - start,
         placement=w["placement"],
         sites=w["sites"],
