@@ -18,6 +18,7 @@ from slotbroker.store.repositories import (
     CatalogRepository,
     NetworkRepository,
     ProviderRepository,
+    QuotaRepository,
     TokenRepository,
 )
 
@@ -30,6 +31,7 @@ class UnitOfWork:
     allocations: AllocationRepository
     calendar: CalendarRepository
     tokens: TokenRepository
+    quotas: QuotaRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -53,6 +55,7 @@ class UnitOfWork:
         self.allocations = AllocationRepository(self.session)
         self.calendar = CalendarRepository(self.session)
         self.tokens = TokenRepository(self.session)
+        self.quotas = QuotaRepository(self.session)
         return self
 
     def __exit__(

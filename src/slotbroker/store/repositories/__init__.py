@@ -5,6 +5,7 @@ from slotbroker.store.repositories.calendar import CalendarRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.providers import ProviderRepository
+from slotbroker.store.repositories.quotas import QuotaRepository
 from slotbroker.store.repositories.tokens import TokenRepository
 from slotbroker.store.repositories.usage import AllocationRepository
 
@@ -14,5 +15,6 @@ __all__ = [
     "CatalogRepository",
     "NetworkRepository",
     "ProviderRepository",
+    "QuotaRepository",
     "TokenRepository",
 ]
