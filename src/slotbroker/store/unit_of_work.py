@@ -16,6 +16,7 @@ from slotbroker.store.repositories import (
     AllocationRepository,
     CalendarRepository,
     CatalogRepository,
+    LeaseRepository,
     NetworkRepository,
     ProviderRepository,
     QuotaRepository,
@@ -32,6 +33,7 @@ class UnitOfWork:
     calendar: CalendarRepository
     tokens: TokenRepository
     quotas: QuotaRepository
+    leases: LeaseRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -56,6 +58,7 @@ class UnitOfWork:
         self.calendar = CalendarRepository(self.session)
         self.tokens = TokenRepository(self.session)
         self.quotas = QuotaRepository(self.session)
+        self.leases = LeaseRepository(self.session)
         return self
 
     def __exit__(

@@ -3,6 +3,7 @@ unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggreg
 
 from slotbroker.store.repositories.calendar import CalendarRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
+from slotbroker.store.repositories.leases import LeaseRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.providers import ProviderRepository
 from slotbroker.store.repositories.quotas import QuotaRepository
@@ -13,6 +14,7 @@ __all__ = [
     "AllocationRepository",
     "CalendarRepository",
     "CatalogRepository",
+    "LeaseRepository",
     "NetworkRepository",
     "ProviderRepository",
     "QuotaRepository",
