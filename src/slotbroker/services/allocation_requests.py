@@ -28,9 +28,6 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
-
-from sqlalchemy import Table, delete, insert, select
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ClaimResult, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError, item_index
@@ -41,13 +38,8 @@ from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot_views import FindSlotResult, WindowView
 from slotbroker.services.window_items import WindowItem, grant_of, instance_amounts, shared_items
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRequestRow, ConsumerRow, ProviderRow
+from slotbroker.store.unit_of_work import UnitOfWork
 
-AR = cast(Table, AllocationRequestRow.__table__)
-P = cast(Table, ProviderRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
-INSERT_BATCH = 500
-_INSERT = insert(AR)
 PURGE_EVERY_S = 30.0
 # Consumer uuids of id claims: uuid5(namespace, allocation request id) -- one claim per id.
 CLAIM_NAMESPACE = uuidlib.UUID("6f1d3c58-2b7e-4f0a-9d1e-5a4c2b8e7f10")
@@ -176,8 +168,8 @@ class ProviderUuids:
         wanted = list(ids)
         known = self._by_id
         if any(i not in known for i in wanted):
-            with self._lock, self.db.engine.connect() as conn:
-                fresh = {int(i): str(u) for i, u in conn.execute(select(P.c.id, P.c.uuid))}
+            with self._lock, UnitOfWork(self.db, readonly=True) as uow:
+                fresh = uow.allocation_requests.provider_uuids()
             self._by_id = known = fresh
         return {i: known[i] for i in wanted if i in known}
 
@@ -277,27 +269,22 @@ class AllocationRequestService:
             {"id": i, "project": project, "body": b.to_json(), "expires_s": expires}
             for i, b in zip(ids, bodies, strict=True)
         ]
-        with self.db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        with UnitOfWork(self.db) as uow:
+            uow.allocation_requests.commit_without_flush()
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + PURGE_EVERY_S
                 # keep rows one TTL past expiry so a late claim still hears "expired", not "unknown"
-                self.purged += conn.execute(delete(AR).where(AR.c.expires_s < now - self.ttl_s)).rowcount
-            # executemany of one cached statement: SQLAlchemy's insertmanyvalues sends one multi-row
-            # INSERT per batch (no per-call compilation of a VALUES list)
-            for at in range(0, len(rows), INSERT_BATCH):
-                conn.execute(_INSERT, rows[at : at + INSERT_BATCH])
+                self.purged += uow.allocation_requests.purge_expired_before(now - self.ttl_s)
+            uow.allocation_requests.add(rows)
+            uow.commit()
         return ids
 
     # -- lookup -----------------------------------------------------------------------------------------
     def load(self, ar_id: str, *, project: str | None, now_s: int | None = None) -> ARBody:
         """The body of ``ar_id``; ``project`` None means any (admins)."""
         now = int(self.clock()) if now_s is None else now_s
-        with self.db.engine.connect() as conn:
-            row = conn.execute(
-                select(AR.c.project, AR.c.body, AR.c.expires_s).where(AR.c.id == ar_id)
-            ).first()
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.allocation_requests.get(ar_id)
         if row is None or (project is not None and row.project not in ("", project)):
             raise AllocationRequestNotFound(
                 f"no allocation request {ar_id}", [FieldError("/allocation_request", "unknown id")]
@@ -408,9 +395,8 @@ class AllocationRequestService:
         return _explicit(request, await self.claims.claim_async(request, now_s=now))
 
     def consumer_project(self, consumer_uuid: str) -> str | None:
-        with self.db.engine.connect() as conn:
-            found = conn.execute(select(C.c.project).where(C.c.uuid == consumer_uuid)).scalar()
-        return None if found is None else str(found)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            return uow.allocation_requests.consumer_project(consumer_uuid)
 
 
 def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:

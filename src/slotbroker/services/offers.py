@@ -23,10 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, TypeVar, cast
-
-from sqlalchemy import Table, case, or_, select, update
-from sqlalchemy.orm import Session
+from typing import Any, TypeVar
 
 from slotbroker.domain.claims import (
     ClaimItem,
@@ -67,17 +64,11 @@ from slotbroker.services.offer_views import (
 )
 from slotbroker.services.quotas import QuotaItem, QuotaService
 from slotbroker.services.window_items import Owner, grant_of, instance_amounts, window_items
-from slotbroker.store import claims as claim_sql
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger("slotbroker.offers")
-
-O = cast(Table, OfferRow.__table__)  # noqa: E741 - the offers table, as in SQL
-S = cast(Table, OfferSetRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
 
 OFFER_EXPIRED = "offer_expired"
 OFFER_NOT_OPEN = "offer_not_open"
@@ -160,22 +151,10 @@ class Names:
         if not want and not want_ports:
             return
         with UnitOfWork(self.db, readonly=True) as uow:
-            s = uow.session
             if want:
-                rows = s.execute(select(ProviderRow.name, ProviderRow.uuid).where(ProviderRow.name.in_(want)))
-                self.providers.update({str(n): str(u) for n, u in rows})
+                self.providers.update(uow.offers.provider_uuids(want))
             if want_ports:
-                site = ProviderRow.__table__.alias("site")
-                port = ProviderRow.__table__.alias("port")
-                fp = cast(Table, FacilityPortRow.__table__)
-                port_rows = s.execute(
-                    select(site.c.name, fp.c.port_name, port.c.uuid)
-                    .select_from(
-                        fp.join(site, site.c.id == fp.c.site_id).join(port, port.c.id == fp.c.provider_id)
-                    )
-                    .where(site.c.name.in_(sorted({p[0] for p in want_ports})))
-                )
-                self.ports.update({(str(a), str(b)): str(u) for a, b, u in port_rows})
+                self.ports.update(uow.offers.port_uuids({p[0] for p in want_ports}))
 
     def provider(self, name: str) -> str:
         try:
@@ -329,16 +308,12 @@ class OfferService:
         expires = now + self.settings.ttl_s
         set_id = str(uuidlib.uuid4())
         with UnitOfWork(self.db) as uow:
-            uow.session.add(
-                OfferSetRow(
-                    id=set_id,
-                    project=project,
-                    status=OfferSetStatus.OPEN.value,
-                    request=json.dumps(
-                        {"request": doc, "strategies": strategies, "max_offers": body.max_offers}
-                    ),
-                    expires_s=expires,
-                )
+            uow.offers.add_set(
+                set_id,
+                project,
+                OfferSetStatus.OPEN.value,
+                json.dumps({"request": doc, "strategies": strategies, "max_offers": body.max_offers}),
+                expires,
             )
             uow.commit()
 
@@ -346,15 +321,15 @@ class OfferService:
         made = maker.run(strategies)
         if not made and maker.refused is not None:  # nothing fits the project's quota: say so
             with UnitOfWork(self.db) as uow:
-                uow.session.execute(S.delete().where(S.c.id == set_id))
+                uow.offers.drop_set(set_id)
                 uow.commit()
             raise maker.refused
         with UnitOfWork(self.db) as uow:
-            self._lock_sets(uow.session, [set_id])
-            stored = json.loads(uow.session.scalar(select(S.c.request).where(S.c.id == set_id)) or "{}")
+            uow.offers.lock_sets([set_id])
+            stored = json.loads(uow.offers.set_request(set_id) or "{}")
             if maker.explanation is not None and not made:
                 stored["explanation"] = maker.explanation.model_dump(mode="json")
-            self._refresh_sets(uow.session, [set_id], request=json.dumps(stored))
+            _refresh_sets(uow, [set_id], request=json.dumps(stored))
             uow.commit()
         return self.offer_set(set_id, project=None, now_s=now)
 
@@ -383,17 +358,15 @@ class OfferService:
                     ]
                     self.quotas.check_in(uow, project, quota_items, plan.start_s, plan.end_s, now)
                 got = self.claims.claim_in(uow, request, now_s=now, attempts=n)
-                uow.session.execute(
-                    O.insert().values(
-                        id=offer_id,
-                        offer_set_id=set_id,
-                        position=position,
-                        strategy=plan.strategy.value,
-                        state=OfferState.OFFERED.value,
-                        consumer_id=got.consumer_id,
-                        window=json.dumps(plan.document()),
-                        expires_s=expires_s,
-                    )
+                uow.offers.add_offer(
+                    id=offer_id,
+                    offer_set_id=set_id,
+                    position=position,
+                    strategy=plan.strategy.value,
+                    state=OfferState.OFFERED.value,
+                    consumer_id=got.consumer_id,
+                    window=json.dumps(plan.document()),
+                    expires_s=expires_s,
                 )
                 uow.commit()
                 return offer_id
@@ -406,10 +379,10 @@ class OfferService:
         now = self.clock() if now_s is None else now_s
         self._expire_if_due(set_id, now)
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.execute(select(S).where(S.c.id == set_id)).first()
+            row = uow.offers.get_set(set_id)
             if row is None or (project is not None and row.project != project):
                 raise NotFound(f"no offer set {set_id}")
-            offers = self._offer_rows(uow.session, set_id)
+            offers = uow.offers.offers_in(set_id)
             stored = json.loads(row.request or "{}")
             why = stored.get("explanation")
             return OfferSetView(
@@ -429,7 +402,7 @@ class OfferService:
         set_id = self._set_of(offer_id, project)
         self._expire_if_due(set_id, now)
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = [o for o in self._offer_rows(uow.session, set_id) if o.id == offer_id]
+            rows = [o for o in uow.offers.offers_in(set_id) if o.id == offer_id]
             if not rows:
                 raise NotFound(f"no offer {offer_id}")
             return _offer_view(rows[0])
@@ -443,52 +416,20 @@ class OfferService:
 
         def attempt(_: int) -> AcceptedLease | OfferConflict:
             with UnitOfWork(self.db) as uow:
-                s = uow.session
-                self._lock_sets(s, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
-                offer = s.execute(select(O).where(O.c.id == offer_id)).one()
+                offer = uow.offers.get_offer(offer_id)
                 if offer.state != OfferState.OFFERED:
                     uow.commit()  # keep any expiry just recorded, though the accept is refused
                     return _not_open(offer_id, offer.state)
-                lease = s.execute(
-                    update(C)
-                    .where(
-                        C.c.id == offer.consumer_id,
-                        C.c.kind == ConsumerKind.HOLD.value,
-                        C.c.status == ConsumerStatus.HELD.value,
-                        C.c.expires_s > now,
-                    )
-                    .values(
-                        kind=ConsumerKind.LEASE.value,
-                        status=case(
-                            (C.c.start_s <= now, ConsumerStatus.ACTIVE.value),
-                            else_=ConsumerStatus.PENDING.value,
-                        ),
-                        expires_s=None,
-                        generation=C.c.generation + 1,
-                    )
-                    .returning(C.c.id, C.c.uuid, C.c.status, C.c.start_s, C.c.end_s, C.c.project)
-                ).first()
+                lease = uow.offers.hold_to_lease(offer.consumer_id, now)
                 if lease is None:  # the hold expired or was released under us (the reaper won)
                     self._expire_in(uow, now, [set_id])
                     uow.commit()
                     return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
-                s.execute(update(O).where(O.c.id == offer_id).values(state=OfferState.ACCEPTED.value))
-                siblings = s.execute(
-                    update(O)
-                    .where(
-                        O.c.offer_set_id == set_id, O.c.id != offer_id, O.c.state == OfferState.OFFERED.value
-                    )
-                    .values(state=OfferState.REJECTED.value)
-                    .returning(O.c.consumer_id)
-                ).all()
-                freed = self._release(
-                    uow,
-                    [int(r.consumer_id) for r in siblings if r.consumer_id is not None],
-                    ConsumerStatus.REJECTED,
-                    now,
-                )
-                self._refresh_sets(s, [set_id])
+                siblings = uow.offers.accept(offer_id, set_id)
+                freed = self._release(uow, siblings, ConsumerStatus.REJECTED, now)
+                _refresh_sets(uow, [set_id])
                 schedule_lease_events(
                     uow,
                     int(lease.id),
@@ -497,7 +438,7 @@ class OfferService:
                     self.settings.before_end_notice_s,
                 )
                 if not freed:
-                    claim_sql.bump_calendar(s)
+                    uow.calendar.bump()
                 uow.commit()
                 window = json.loads(offer.window)
                 return AcceptedLease(
@@ -529,22 +470,16 @@ class OfferService:
 
         def attempt(_: int) -> OfferConflict | None:
             with UnitOfWork(self.db) as uow:
-                s = uow.session
-                self._lock_sets(s, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
-                got = s.execute(
-                    update(O)
-                    .where(O.c.id == offer_id, O.c.state == OfferState.OFFERED.value)
-                    .values(state=OfferState.REJECTED.value)
-                    .returning(O.c.consumer_id, O.c.state)
-                ).first()
+                got = uow.offers.reject(offer_id)
                 if got is None:
-                    state = s.scalar(select(O.c.state).where(O.c.id == offer_id))
+                    state = uow.offers.offer_state(offer_id)
                     if state == OfferState.ACCEPTED:
                         return _not_open(offer_id, state)
                 elif got.consumer_id is not None:
                     self._release(uow, [int(got.consumer_id)], ConsumerStatus.REJECTED, now)
-                self._refresh_sets(s, [set_id])
+                _refresh_sets(uow, [set_id])
                 uow.commit()
                 return None
 
@@ -559,13 +494,13 @@ class OfferService:
         exactly once and update their sets; how many offers expired."""
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
-            sets = sorted({str(r.offer_set_id) for r in self._due(uow.session, now, limit=limit)})
+            sets = sorted({str(r.offer_set_id) for r in uow.offers.due(now, limit=limit)})
         if not sets:
             return 0
 
         def attempt(_: int) -> int:
             with UnitOfWork(self.db) as uow:
-                self._lock_sets(uow.session, sets)
+                uow.offers.lock_sets(sets)
                 n = self._expire_in(uow, now, sets)
                 uow.commit()
                 return n
@@ -574,60 +509,27 @@ class OfferService:
 
     def _expire_if_due(self, set_id: str, now: int) -> None:
         with UnitOfWork(self.db, readonly=True) as uow:
-            if not self._due(uow.session, now, set_ids=[set_id]):
+            if not uow.offers.due(now, set_ids=[set_id]):
                 return
 
         def attempt(_: int) -> None:
             with UnitOfWork(self.db) as uow:
-                self._lock_sets(uow.session, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
                 uow.commit()
 
         self._retrying(attempt)
 
-    def _due(
-        self, s: Session, now: int, *, set_ids: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[Any]:
-        q = (
-            select(O.c.id, O.c.offer_set_id, O.c.consumer_id)
-            .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
-            .where(
-                O.c.state == OfferState.OFFERED.value,
-                or_(
-                    O.c.expires_s <= now,
-                    O.c.consumer_id.is_(None),
-                    C.c.status != ConsumerStatus.HELD.value,
-                ),
-            )
-            .order_by(O.c.offer_set_id, O.c.position)
-        )
-        if set_ids is not None:
-            q = q.where(O.c.offer_set_id.in_(list(set_ids)))
-        if limit is not None:
-            q = q.limit(limit)
-        return list(s.execute(q).all())
-
     def _expire_in(self, uow: UnitOfWork, now: int, set_ids: Sequence[str]) -> int:
         """Inside a transaction that holds the sets' locks: expire their due offers, release the holds."""
-        s = uow.session
-        due = self._due(s, now, set_ids=set_ids)
+        due = uow.offers.due(now, set_ids=set_ids)
         if not due:
             return 0
-        hold_gone = select(C.c.id).where(C.c.status != ConsumerStatus.HELD.value)
-        done = s.execute(
-            update(O)
-            .where(
-                O.c.id.in_([str(r.id) for r in due]),
-                O.c.state == OfferState.OFFERED.value,
-                or_(O.c.expires_s <= now, O.c.consumer_id.is_(None), O.c.consumer_id.in_(hold_gone)),
-            )
-            .values(state=OfferState.EXPIRED.value)
-            .returning(O.c.id, O.c.consumer_id, O.c.offer_set_id)
-        ).all()
+        done = uow.offers.expire([str(r.id) for r in due], now)
         self._release(
             uow, [int(r.consumer_id) for r in done if r.consumer_id is not None], ConsumerStatus.EXPIRED, now
         )
-        self._refresh_sets(s, sorted({str(r.offer_set_id) for r in done}))
+        _refresh_sets(uow, sorted({str(r.offer_set_id) for r in done}))
         return len(done)
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -635,53 +537,27 @@ class OfferService:
         """Release the consumers (id order), each exactly once; how many this call changed."""
         if not consumer_ids:
             return 0
-        rows = uow.session.execute(
-            select(C.c.id, C.c.uuid).where(C.c.id.in_(sorted(consumer_ids))).order_by(C.c.id)
-        ).all()
         changed = 0
-        for _, consumer_uuid in rows:
-            got = self.claims.release_in(uow, str(consumer_uuid), status=status, now_s=now)
+        for consumer_uuid in uow.offers.consumer_uuids(consumer_ids):
+            got = self.claims.release_in(uow, consumer_uuid, status=status, now_s=now)
             changed += not got.already_released
         return changed
 
-    @staticmethod
-    def _lock_sets(s: Session, set_ids: Sequence[str]) -> None:
-        """Serialise every transition of these sets (PostgreSQL row locks in id order)."""
-        s.execute(select(S.c.id).where(S.c.id.in_(sorted(set(set_ids)))).order_by(S.c.id).with_for_update())
-
-    @staticmethod
-    def _refresh_sets(s: Session, set_ids: Sequence[str], *, request: str | None = None) -> None:
-        for sid in set_ids:
-            states = [str(x) for x in s.scalars(select(O.c.state).where(O.c.offer_set_id == sid))]
-            values: dict[str, Any] = {"status": set_status(states).value, "generation": S.c.generation + 1}
-            if request is not None:
-                values["request"] = request
-            s.execute(update(S).where(S.c.id == sid).values(**values))
-
     def _set_of(self, offer_id: str, project: str | None) -> str:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.execute(
-                select(O.c.offer_set_id, S.c.project)
-                .select_from(O.join(S, S.c.id == O.c.offer_set_id))
-                .where(O.c.id == offer_id)
-            ).first()
+            row = uow.offers.set_of(offer_id)
         if row is None or (project is not None and row.project != project):
             raise NotFound(f"no offer {offer_id}")
         return str(row.offer_set_id)
 
-    @staticmethod
-    def _offer_rows(s: Session, set_id: str) -> list[Any]:
-        return list(
-            s.execute(
-                select(O, C.c.uuid.label("consumer_uuid"), C.c.kind.label("consumer_kind"))
-                .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
-                .where(O.c.offer_set_id == set_id)
-                .order_by(O.c.position)
-            ).all()
-        )
-
     def _retrying(self, attempt: Callable[[int], T]) -> T:
         return retrying(attempt, self.settings.max_attempts)
+
+
+def _refresh_sets(uow: UnitOfWork, set_ids: Sequence[str], *, request: str | None = None) -> None:
+    """Each set's status from its offers' states (``set_status``), next generation."""
+    for sid in set_ids:
+        uow.offers.mark_set(sid, set_status(uow.offers.states_in(sid)).value, request=request)
 
 
 def _not_open(offer_id: str, state: str) -> OfferConflict:

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import (
     AllocationRepository,
+    AllocationRequestRepository,
     CalendarRepository,
     CatalogRepository,
     LeaseRepository,
     NetworkRepository,
+    OfferRepository,
     ProviderRepository,
     QuotaRepository,
     TokenRepository,
@@ -34,6 +36,8 @@ class UnitOfWork:
     tokens: TokenRepository
     quotas: QuotaRepository
     leases: LeaseRepository
+    offers: OfferRepository
+    allocation_requests: AllocationRequestRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -59,6 +63,8 @@ class UnitOfWork:
         self.tokens = TokenRepository(self.session)
         self.quotas = QuotaRepository(self.session)
         self.leases = LeaseRepository(self.session)
+        self.offers = OfferRepository(self.session)
+        self.allocation_requests = AllocationRequestRepository(self.session)
         return self
 
     def __exit__(
