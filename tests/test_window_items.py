@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from slotbroker.domain.errors import FieldError
 from slotbroker.services.find_slot_views import WindowView
+from slotbroker.services.offer_search import Names, Plan, build_items, swap_to_alternate
 from slotbroker.services.offer_views import Strategy
-from slotbroker.services.offers import Names, Plan, build_items, swap_to_alternate
 from test_allocation_requests import World, build_world, claim, find, iso
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from slotbroker.domain.claims import (
@@ -44,15 +43,12 @@ from slotbroker.services.lease_events import (
     fire_in,
     record_transition,
 )
+from slotbroker.services.lease_presenters import lease_views
 from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
 from slotbroker.services.lease_views import (
     CreateLease,
-    LeaseEventView,
-    LeaseItemView,
     LeaseList,
     LeaseView,
-    NoticeView,
-    TransitionView,
     UpdateLease,
     epoch,
     instant,
@@ -67,12 +63,6 @@ T = TypeVar("T")
 MAX_SWAPS = 32  # alternate hosts tried when moving a pending lease, in all
 ICAL_LIMIT = 5000
 LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
-TRANSITION_OF = {
-    "start": ConsumerStatus.ACTIVE.value,
-    "end": ConsumerStatus.ENDED.value,
-    CANCELLED: ConsumerStatus.CANCELLED.value,
-    ERROR: ConsumerStatus.ERROR.value,
-}
 
 
 LeasePolicy = BookingPolicy  # the one booking policy (domain/limits.py), under the name callers know
@@ -172,7 +162,7 @@ class LeaseService:
     def get(self, lease_id: str, *, project: str | None) -> LeaseView:
         with UnitOfWork(self.db, readonly=True) as uow:
             row = self._find(uow, lease_id, project)
-            return _views(uow, [row])[0]
+            return lease_views(uow, [row])[0]
 
     def list(
         self,
@@ -201,7 +191,7 @@ class LeaseService:
             )
             more = len(rows) > limit
             rows = rows[:limit]
-            views = _views(uow, rows)
+            views = lease_views(uow, rows)
         return LeaseList(items=views, next_cursor=str(rows[-1].id) if more and rows else None)
 
     def ical(
@@ -211,7 +201,7 @@ class LeaseService:
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
             rows = uow.leases.newest(project=project, status=status, limit=ICAL_LIMIT)
-            views = _views(uow, rows)
+            views = lease_views(uow, rows)
         name = f"slotbroker leases ({project})" if project else "slotbroker leases"
         return render_ical(views, now=instant(now), name=name)
 
@@ -437,81 +427,6 @@ def _items_of(uow: UnitOfWork, consumer_id: int, lease_end: int) -> tuple[ClaimI
     another host while ACTIVE keeps its old host's past rows (cut at the move), which are history, not
     something to extend or move (services/lease_rehost.py)."""
     return tuple(ClaimItem(*row) for row in uow.leases.items_to(consumer_id, lease_end))
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _views(uow: UnitOfWork, rows: Sequence[Any]) -> list[LeaseView]:
-    """Lease views of consumer rows, with their allocations and events (two queries for the page)."""
-    ids = [int(r.id) for r in rows]
-    allocs: dict[int, list[LeaseItemView]] = {i: [] for i in ids}
-    events: dict[int, list[Any]] = {i: [] for i in ids}
-    if ids:
-        for a in uow.leases.allocations_of(ids):
-            allocs[int(a.consumer_id)].append(
-                LeaseItemView(
-                    provider_uuid=str(a.uuid),
-                    provider_name=str(a.name),
-                    resource_class=str(a.resource_class),
-                    amount=int(a.amount),
-                    vlan_tag=a.vlan_tag,
-                    start=instant(int(a.start_s)),
-                    end=instant(int(a.end_s)),
-                )
-            )
-        for e in uow.leases.events_of(ids):
-            events[int(e.consumer_id)].append(e)
-    out: list[LeaseView] = []
-    for r in rows:
-        created = _utc(r.created_at)
-        transitions = [TransitionView(status=ConsumerStatus.PENDING.value, at=created)]
-        notices: list[NoticeView] = []
-        scheduled: list[LeaseEventView] = []
-        fired = sorted(
-            (e for e in events[int(r.id)] if e.fired_at is not None),
-            key=lambda e: (_utc(e.fired_at), e.due_s),
-        )
-        for e in fired:
-            if e.kind in TRANSITION_OF:
-                transitions.append(TransitionView(status=TRANSITION_OF[e.kind], at=_utc(e.fired_at)))
-            elif e.kind == "before_end":
-                notices.append(
-                    NoticeView(
-                        kind="before_end",
-                        at=_utc(e.fired_at),
-                        detail=f"the lease ends at {instant(int(r.end_s)).isoformat()}",
-                    )
-                )
-        for e in events[int(r.id)]:
-            if e.kind in ("start", "before_end", "end"):
-                scheduled.append(
-                    LeaseEventView(
-                        kind=e.kind,
-                        due=instant(int(e.due_s)),
-                        fired_at=None if e.fired_at is None else _utc(e.fired_at),
-                    )
-                )
-        out.append(
-            LeaseView(
-                id=str(r.uuid),
-                name=str(r.name or ""),
-                project=str(r.project),
-                status=str(r.status),
-                start=instant(int(r.start_s)),
-                end=instant(int(r.end_s)),
-                start_s=int(r.start_s),
-                end_s=int(r.end_s),
-                generation=int(r.generation),
-                created_at=created,
-                items=allocs[int(r.id)],
-                events=scheduled,
-                transitions=transitions,
-                notices=notices,
-            )
-        )
-    return out
 
 
 __all__ = [
