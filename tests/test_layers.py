@@ -19,7 +19,6 @@ PENDING = {
     "claims.py",
     "demo_data.py",
     "find_slot.py",
-    "ivoa.py",
     "network.py",
     "planner/allocations.py",
     "planner/queues.py",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
 from slotbroker.store.models import OfferSetRow
-from slotbroker.store.tables import consumers, facility_ports, offer_sets, offers, providers
+from slotbroker.store.tables import consumers, facility_ports, ivoa_offer_sets, offer_sets, offers, providers
 
 OFFERED = "OFFERED"  # the stored values of services.offer_views.OfferState
 ACCEPTED = "ACCEPTED"
@@ -59,6 +59,20 @@ class OfferRepository:
         if request is not None:
             values["request"] = request
         self.session.execute(update(offer_sets).where(offer_sets.c.id == set_id).values(**values))
+
+    def add_ivoa_echo(self, set_id: str, project: str, created_s: int, document: str) -> None:
+        """What an IVOA client sent with the set (``ivoa_offer_sets``), echoed in every session."""
+        self.session.execute(
+            ivoa_offer_sets.insert().values(
+                offer_set_id=set_id, project=project, created_s=created_s, document=document
+            )
+        )
+
+    def ivoa_echo(self, set_id: str) -> Any:
+        """(offer_set_id, project, created_s, document) of the set's IVOA echo, or None."""
+        return self.session.execute(
+            select(ivoa_offer_sets).where(ivoa_offer_sets.c.offer_set_id == set_id)
+        ).first()
 
     # -- offers -------------------------------------------------------------------------------------------
     def add_offer(self, **values: Any) -> None:
