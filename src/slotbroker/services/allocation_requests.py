@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ClaimResult, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError, item_index
 from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.time import to_epoch
 from slotbroker.engine.topology import Topology
 from slotbroker.services.calendar_cache import CachedIndex
 from slotbroker.services.claims import ClaimService
@@ -243,8 +244,8 @@ class AllocationRequestService:
         ]
         alternates = {c: [(host_uuid(h), h) for h in hs] for c, hs in w.alternates.items() if hs}
         return ARBody(
-            start_s=int(w.start.timestamp()),
-            end_s=int(w.end.timestamp()),
+            start_s=to_epoch(w.start),
+            end_s=to_epoch(w.end),
             instances=tuple(instances),
             items=tuple(items),
             alternates=alternates,

@@ -32,8 +32,9 @@ from slotbroker.domain.errors import (
     ValidationFailed,
 )
 from slotbroker.domain.limits import BookingPolicy, time_problems
+from slotbroker.domain.time import now_s
 from slotbroker.services.alternates import claim_for_lease, offending_providers, swap_host
-from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
+from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable
 from slotbroker.services.lease_events import (
     CANCELLED,
     ERROR,

@@ -15,6 +15,7 @@ from typing import Any
 from slotbroker.domain.claims import ClaimItem
 from slotbroker.domain.errors import CapacityConflict, FieldError, Forbidden, ValidationFailed, item_index
 from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.time import to_epoch
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.find_slot_views import ExplanationView, FindSlotResult, WindowView
 from slotbroker.services.offer_views import Strategy
@@ -49,11 +50,11 @@ class Plan:
 
     @property
     def start_s(self) -> int:
-        return int(self.window.start.timestamp())
+        return to_epoch(self.window.start)
 
     @property
     def end_s(self) -> int:
-        return int(self.window.end.timestamp())
+        return to_epoch(self.window.end)
 
     def key(self) -> tuple[Any, ...]:
         """Two plans with equal keys would hold exactly the same thing: offer only one of them."""
