@@ -23,6 +23,14 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + p for p in escaped)
 
 
+def item_index(pointer: str) -> int | None:
+    """The item a claim error points at: ``N`` of ``/items/N/...``; None for any other pointer."""
+    parts = pointer.split("/")
+    if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
 @dataclass
 class SlotbrokerError(Exception):
     """Base of every expected failure; anything else reaching an adapter is a bug."""

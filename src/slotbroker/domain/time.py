@@ -17,8 +17,9 @@ def to_datetime(seconds: int) -> datetime:
 
 
 def to_epoch(value: datetime) -> int:
-    """Whole seconds since the epoch (floored) of an aware datetime."""
-    return int(value.timestamp() // 1)
+    """Whole seconds since the epoch (floored) of a datetime; a naive one is read as UTC."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return int(aware.timestamp() // 1)
 
 
 def now_s() -> int:

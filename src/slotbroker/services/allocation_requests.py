@@ -28,27 +28,19 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from sqlalchemy import Table, delete, insert, select
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ClaimResult, ConsumerKind, ConsumerSpec
-from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError
+from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, SlotbrokerError, item_index
 from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.time import to_epoch
 from slotbroker.engine.topology import Topology
 from slotbroker.services.calendar_cache import CachedIndex
 from slotbroker.services.claims import ClaimService
+from slotbroker.services.window_items import WindowItem, grant_of, instance_amounts, shared_items
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRequestRow, ConsumerRow, ProviderRow
-from slotbroker.wire.find_slot import FindSlotResult
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.find_slot import FindSlotResult, WindowView
 
-AR = cast(Table, AllocationRequestRow.__table__)
-P = cast(Table, ProviderRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
-BANDWIDTH = "BANDWIDTH_GBPS"
-VLAN = "VLAN"
-INSERT_BATCH = 500
-_INSERT = insert(AR)
 PURGE_EVERY_S = 30.0
 # Consumer uuids of id claims: uuid5(namespace, allocation request id) -- one claim per id.
 CLAIM_NAMESPACE = uuidlib.UUID("6f1d3c58-2b7e-4f0a-9d1e-5a4c2b8e7f10")
@@ -85,7 +77,13 @@ class Instance:
     index: int
     host_uuid: str
     host_name: str
-    resources: dict[str, int]
+    resources: dict[str, int]  # on the window's host: elastic classes at the granted amount
+    minimum: dict[str, int] = field(default_factory=dict)  # on an alternate; empty: ``resources``
+
+    def amounts(self, host_uuid: str) -> dict[str, int]:
+        """What the instance claims on ``host_uuid``: ``window_items`` says why an alternate gets the
+        minimum."""
+        return self.resources if host_uuid == self.host_uuid or not self.minimum else self.minimum
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,8 @@ class ARBody:
                 "end_s": self.end_s,
                 "generation": self.generation,
                 "instances": [
-                    [i.component, i.index, i.host_uuid, i.host_name, i.resources] for i in self.instances
+                    [i.component, i.index, i.host_uuid, i.host_name, i.resources, i.minimum]
+                    for i in self.instances
                 ],
                 "items": [
                     [it.provider_uuid, it.provider_name, it.resource_class, it.amount, it.vlan_tag]
@@ -132,7 +131,10 @@ class ARBody:
             start_s=int(d["start_s"]),
             end_s=int(d["end_s"]),
             generation=int(d.get("generation", 0)),
-            instances=tuple(Instance(c, int(i), u, n, dict(r)) for c, i, u, n, r in d["instances"]),
+            instances=tuple(
+                Instance(c, int(i), u, n, dict(r), dict(m[0]) if m else {})
+                for c, i, u, n, r, *m in d["instances"]
+            ),
             items=tuple(Item(u, n, rc, int(a), t) for u, n, rc, a, t in d["items"]),
             alternates={c: [(str(u), str(n)) for u, n in hs] for c, hs in d["alternates"].items()},
         )
@@ -167,8 +169,8 @@ class ProviderUuids:
         wanted = list(ids)
         known = self._by_id
         if any(i not in known for i in wanted):
-            with self._lock, self.db.engine.connect() as conn:
-                fresh = {int(i): str(u) for i, u in conn.execute(select(P.c.id, P.c.uuid))}
+            with self._lock, UnitOfWork(self.db, readonly=True) as uow:
+                fresh = uow.allocation_requests.provider_uuids()
             self._by_id = known = fresh
         return {i: known[i] for i in wanted if i in known}
 
@@ -210,8 +212,8 @@ class AllocationRequestService:
         ]
         return result.model_copy(update={"windows": windows})
 
-    def window_body(self, topo: Topology, req: SlotRequest, w: Any, generation: int) -> ARBody:
-        """The concrete items of one find-slot window (``WindowView``)."""
+    def window_body(self, topo: Topology, req: SlotRequest, w: WindowView, generation: int) -> ARBody:
+        """The concrete items of one find-slot window (``window_items``), names resolved to uuids."""
         hosts, links, ports = topo.hosts, topo.links, topo.ports
         ids: set[int] = set()
         for names in (*w.placement.values(), *w.alternates.values()):
@@ -226,35 +228,24 @@ class AllocationRequestService:
         def host_uuid(name: str) -> str:
             return uuid_of[hosts[topo.host_row[name]].id]
 
+        def provider_uuid(it: WindowItem) -> str:
+            if it.port is not None:
+                return uuid_of[ports[topo.port_row[it.port]].id]
+            return uuid_of[links[topo.link_row[it.provider]].id]
+
         instances: list[Instance] = []
         for comp in req.components:
-            grants = w.grants.get(comp.name, [])
             for i, host in enumerate(w.placement.get(comp.name, [])):
-                amounts = {**comp.resources, **(grants[i] if i < len(grants) else {})}
-                for rc, rng in comp.elastic.items():
-                    amounts.setdefault(rc, rng.min)
-                instances.append(Instance(comp.name, i, host_uuid(host), host, amounts))
-        items: list[Item] = []
-        for link_req, route in zip(req.links, w.routes, strict=True):
-            for name in route.links:
-                items.append(
-                    Item(uuid_of[links[topo.link_row[name]].id], name, BANDWIDTH, link_req.bandwidth_gbps)
-                )
-        for port_req, pv in zip(req.facility_ports, w.ports, strict=True):
-            port = ports[topo.port_row[(pv.site, pv.port)]]
-            pu = uuid_of[port.id]
-            label = f"{pv.site}/{pv.port}"
-            items.extend(Item(pu, label, VLAN, 1, int(tag)) for tag in pv.vlans)
-            if port_req.bandwidth_gbps:
-                items.append(Item(pu, label, BANDWIDTH, port_req.bandwidth_gbps))
-                for name in pv.links:
-                    items.append(
-                        Item(uuid_of[links[topo.link_row[name]].id], name, BANDWIDTH, port_req.bandwidth_gbps)
-                    )
+                amounts = instance_amounts(comp, grant_of(w, comp.name, i))
+                instances.append(Instance(comp.name, i, host_uuid(host), host, amounts, comp.minimum()))
+        items = [
+            Item(provider_uuid(it), it.provider, it.resource_class, it.amount, it.vlan_tag)
+            for it in shared_items(req, w)
+        ]
         alternates = {c: [(host_uuid(h), h) for h in hs] for c, hs in w.alternates.items() if hs}
         return ARBody(
-            start_s=int(w.start.timestamp()),
-            end_s=int(w.end.timestamp()),
+            start_s=to_epoch(w.start),
+            end_s=to_epoch(w.end),
             instances=tuple(instances),
             items=tuple(items),
             alternates=alternates,
@@ -279,27 +270,22 @@ class AllocationRequestService:
             {"id": i, "project": project, "body": b.to_json(), "expires_s": expires}
             for i, b in zip(ids, bodies, strict=True)
         ]
-        with self.db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        with UnitOfWork(self.db) as uow:
+            uow.allocation_requests.commit_without_flush()
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + PURGE_EVERY_S
                 # keep rows one TTL past expiry so a late claim still hears "expired", not "unknown"
-                self.purged += conn.execute(delete(AR).where(AR.c.expires_s < now - self.ttl_s)).rowcount
-            # executemany of one cached statement: SQLAlchemy's insertmanyvalues sends one multi-row
-            # INSERT per batch (no per-call compilation of a VALUES list)
-            for at in range(0, len(rows), INSERT_BATCH):
-                conn.execute(_INSERT, rows[at : at + INSERT_BATCH])
+                self.purged += uow.allocation_requests.purge_expired_before(now - self.ttl_s)
+            uow.allocation_requests.add(rows)
+            uow.commit()
         return ids
 
     # -- lookup -----------------------------------------------------------------------------------------
     def load(self, ar_id: str, *, project: str | None, now_s: int | None = None) -> ARBody:
         """The body of ``ar_id``; ``project`` None means any (admins)."""
         now = int(self.clock()) if now_s is None else now_s
-        with self.db.engine.connect() as conn:
-            row = conn.execute(
-                select(AR.c.project, AR.c.body, AR.c.expires_s).where(AR.c.id == ar_id)
-            ).first()
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.allocation_requests.get(ar_id)
         if row is None or (project is not None and row.project not in ("", project)):
             raise AllocationRequestNotFound(
                 f"no allocation request {ar_id}", [FieldError("/allocation_request", "unknown id")]
@@ -410,9 +396,8 @@ class AllocationRequestService:
         return _explicit(request, await self.claims.claim_async(request, now_s=now))
 
     def consumer_project(self, consumer_uuid: str) -> str | None:
-        with self.db.engine.connect() as conn:
-            found = conn.execute(select(C.c.project).where(C.c.uuid == consumer_uuid)).scalar()
-        return None if found is None else str(found)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            return uow.allocation_requests.consumer_project(consumer_uuid)
 
 
 def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:
@@ -428,7 +413,7 @@ def _items(body: ARBody, hosts: Sequence[tuple[str, str]]) -> tuple[list[Item], 
     items: list[Item] = []
     owner: list[int] = []
     for i, (inst, (hu, hn)) in enumerate(zip(body.instances, hosts, strict=True)):
-        for rc, amount in sorted(inst.resources.items()):
+        for rc, amount in sorted(inst.amounts(hu).items()):
             items.append(Item(hu, hn, rc, int(amount)))
             owner.append(i)
     items.extend(body.items)
@@ -436,18 +421,11 @@ def _items(body: ARBody, hosts: Sequence[tuple[str, str]]) -> tuple[list[Item], 
     return items, owner
 
 
-def _item_index(pointer: str) -> int | None:
-    parts = pointer.split("/")
-    if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit():
-        return int(parts[2])
-    return None
-
-
 def _conflicting_instances(exc: CapacityConflict, owner: Sequence[int]) -> list[int] | None:
     """Instances whose host items conflict (in order), or None when a shared item conflicts too."""
     out: list[int] = []
     for err in exc.errors:
-        k = _item_index(err.pointer)
+        k = item_index(err.pointer)
         if k is None or k >= len(owner) or owner[k] < 0:
             return None
         if owner[k] not in out:
@@ -459,7 +437,7 @@ def _readdress(exc: CapacityConflict, items: Sequence[Item]) -> CapacityConflict
     """Point an id claim's conflicts at what the client can see: the provider and class."""
     errors = []
     for err in exc.errors:
-        k = _item_index(err.pointer)
+        k = item_index(err.pointer)
         where = "/allocation_request"
         if k is not None and k < len(items):
             it = items[k]

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from slotbroker.domain.claims import ClaimRequest, ClaimResult
-from slotbroker.domain.errors import CapacityConflict, FieldError, ValidationFailed
+from slotbroker.domain.errors import CapacityConflict, FieldError, ValidationFailed, item_index
 from slotbroker.domain.vlans import VlanSet
 from slotbroker.store import claims as sql
 
@@ -121,9 +121,8 @@ def result(request: ClaimRequest, values: dict[str, Any], consumer_id: int, atte
 
 
 def item_order(err: FieldError) -> tuple[int, str]:
-    parts = err.pointer.split("/")
-    index = int(parts[2]) if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() else -1
-    return index, err.pointer
+    index = item_index(err.pointer)
+    return -1 if index is None else index, err.pointer
 
 
 def plan_write(

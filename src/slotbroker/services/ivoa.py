@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import isodate
-from sqlalchemy import Table, insert, select
 
 from slotbroker.domain.errors import (
     FieldError,
@@ -37,7 +36,6 @@ from slotbroker.domain.limits import time_problems
 from slotbroker.services.leases import LeaseService
 from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
 from slotbroker.store.db import Database
-from slotbroker.store.models import IvoaOfferSetRow
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.offers import (
     OfferSetRequest,
@@ -696,8 +694,6 @@ def read_update(doc: Any) -> str:
 
 # -- storage of the request documents -------------------------------------------------------------------
 
-IVOA_SETS = cast(Table, IvoaOfferSetRow.__table__)
-
 
 # -- the service ----------------------------------------------------------------------------------------
 
@@ -745,14 +741,7 @@ class IvoaService:
             notes.append(message("ERROR", _nothing_fits(view), now))
         stored = Stored(now, tr.echo, notes)
         with UnitOfWork(self.db) as uow:
-            uow.session.execute(
-                insert(IVOA_SETS).values(
-                    offer_set_id=view.id,
-                    project=project,
-                    created_s=now,
-                    document=json.dumps({"echo": tr.echo, "messages": notes}),
-                )
-            )
+            uow.offers.add_ivoa_echo(view.id, project, now, json.dumps({"echo": tr.echo, "messages": notes}))
             uow.commit()
         return self._offer_set(view, stored, base_url)
 
@@ -869,7 +858,7 @@ class IvoaService:
     # -- helpers --------------------------------------------------------------------------------------------
     def _stored(self, set_id: str, project: str | None, *, what: str | None = None) -> Stored:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.execute(select(IVOA_SETS).where(IVOA_SETS.c.offer_set_id == set_id)).first()
+            row = uow.offers.ivoa_echo(set_id)
         if row is None or (project is not None and row.project != project):
             raise NotFound(what or f"no offer set {set_id}")
         doc = json.loads(row.document)

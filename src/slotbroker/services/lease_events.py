@@ -28,28 +28,19 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import cast
 
-from sqlalchemy import Table, case, select, update
-
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import ConsumerStatus
+from slotbroker.domain.time import to_datetime
 from slotbroker.services.claims import ClaimService, is_retryable
 from slotbroker.services.lease_schedule import KINDS
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow, LeaseEventRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.leases")
 
-C = cast(Table, ConsumerRow.__table__)
-E = cast(Table, LeaseEventRow.__table__)
-
 CANCELLED = "cancelled"  # transition records (already-fired rows), never picked by the loop
 ERROR = "error"
 HOOK_KINDS = (*KINDS, CANCELLED, ERROR)
-RANK = {kind: i for i, kind in enumerate(KINDS)}
-_RANK = case(*((E.c.kind == k, r) for k, r in RANK.items()), else_=len(RANK))
 
 
 @dataclass(frozen=True)
@@ -83,17 +74,12 @@ class LeaseHooks:
             callback(uow, event)
 
 
-def stamp(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
 def record_transition(
     uow: UnitOfWork, hooks: LeaseHooks, consumer_id: int, lease_id: str, project: str, kind: str, now_s: int
 ) -> None:
     """Record a transition that is not a scheduled event (``cancelled``, ``error``) as a fired row and run
     its hooks, in the caller's transaction."""
-    uow.session.add(LeaseEventRow(consumer_id=consumer_id, kind=kind, due_s=now_s, fired_at=stamp(now_s)))
-    uow.session.flush()
+    uow.leases.add_event(consumer_id, kind, now_s, fired_at=to_datetime(now_s))
     hooks.run(uow, LeaseEvent(lease_id, consumer_id, project, kind, now_s, now_s))
 
 
@@ -112,18 +98,10 @@ def fire_in(
 ) -> bool:
     """Fire one event inside ``uow``: its effect, ``fired_at`` (guarded: only if not fired yet) and its
     hooks. False if it had already fired (nothing done). The caller holds the consumer row's lock."""
-    conn = uow.session.connection()
-    marked = conn.execute(
-        update(E).where(E.c.id == event_id, E.c.fired_at.is_(None)).values(fired_at=stamp(now_s))
-    )
-    if marked.rowcount != 1:
+    if not uow.leases.mark_fired(event_id, to_datetime(now_s)):
         return False
     if kind == "start":
-        conn.execute(
-            update(C)
-            .where(C.c.id == consumer_id, C.c.status == ConsumerStatus.PENDING.value)
-            .values(status=ConsumerStatus.ACTIVE.value, generation=C.c.generation + 1)
-        )
+        uow.leases.set_status(consumer_id, ConsumerStatus.ACTIVE, only_from=ConsumerStatus.PENDING)
     elif kind == "end":
         claims.release_in(uow, lease_id, status=ConsumerStatus.ENDED, now_s=now_s)
     elif kind == "before_end":
@@ -203,55 +181,31 @@ class LeaseEventLoop:
         """Consumers with unfired due events, earliest first (a read without locks; the firing
         transaction re-checks under the consumer's lock)."""
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = uow.session.execute(
-                select(E.c.consumer_id, E.c.due_s)
-                .where(E.c.fired_at.is_(None), E.c.due_s <= now_s, E.c.kind.in_(KINDS))
-                .order_by(E.c.due_s, _RANK, E.c.id)
-                .limit(self.batch)
-            ).all()
-        seen: dict[int, None] = {}
-        for consumer_id, _ in rows:
-            seen.setdefault(int(consumer_id), None)
-        return list(seen)
+            return uow.leases.events_due(now_s, KINDS, self.batch)
 
     def _fire_lease(self, consumer_id: int, now_s: int) -> int:
         """One transaction: lock the lease (skip it if someone else holds it), re-read its due events,
         fire them in order, commit."""
         with UnitOfWork(self.db) as uow:
-            session = uow.session
-            lease = session.execute(
-                select(C.c.id, C.c.uuid, C.c.project)
-                .where(C.c.id == consumer_id, C.c.kind == ConsumerKind.LEASE.value)
-                .with_for_update(skip_locked=True)
-            ).first()
+            lease = uow.leases.lock_to_fire(consumer_id)
             if lease is None:
                 return 0  # locked by another replica or writer (or gone): its turn, or next tick
-            events = session.execute(
-                select(E.c.id, E.c.kind, E.c.due_s)
-                .where(
-                    E.c.consumer_id == consumer_id,
-                    E.c.fired_at.is_(None),
-                    E.c.due_s <= now_s,
-                    E.c.kind.in_(KINDS),
-                )
-                .order_by(E.c.due_s, _RANK, E.c.id)
-                .with_for_update()
-            ).all()
+            events = uow.leases.lock_due_events(consumer_id, now_s, KINDS)
             fired: list[str] = []
             for event_id, kind, due in events:
                 if fire_in(
                     uow,
                     self.claims,
                     self.hooks,
-                    event_id=int(event_id),
+                    event_id=event_id,
                     consumer_id=consumer_id,
                     lease_id=str(lease.uuid),
                     project=str(lease.project),
-                    kind=str(kind),
-                    due_s=int(due),
+                    kind=kind,
+                    due_s=due,
                     now_s=now_s,
                 ):
-                    fired.append(str(kind))
+                    fired.append(kind)
             uow.commit()
         self.fired.update(fired)
         return len(fired)

@@ -13,12 +13,12 @@ What a move is (``LeaseRehoster.rehost_in``):
 2. the lease's host rows that have not ended at ``now``; links and facility-port items stay as they are
    (a lease holding a *device* of one of its hosts is not moved: the device cannot follow its host);
 3. for each of its hosts, the alternates: same site, same traits, same resource classes
-   (``leases.alternate_hosts``, the query lease moves use too), neither in ``avoid`` (hosts that failed
+   (``uow.leases.alternate_hosts``, the query lease moves use too), neither in ``avoid`` (hosts that failed
    before) nor already used by the lease, in name order;
 4. ``ClaimService.claim_in`` claims the replacement items over [max(lease start, now), lease end) under a
    temporary consumer: its provider locks and capacity checks prove, in this transaction, that nothing is
    overbooked (and it bumps the calendar). A candidate that does not fit is replaced by the next one;
-   the claimed rows then move to the lease, as ``LeaseService._claim_as`` does;
+   the claimed rows then move to the lease (``alternates.claim_for_lease``, as lease moves do);
 5. the old host rows: of a PENDING lease they are deleted (nothing of it has happened, even when its start
    event is late); of an ACTIVE one what has not started is deleted and what is running is cut at
    ``now`` (the past stays on record and keeps counting, as when a lease ends early);
@@ -33,22 +33,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.engine import Connection
-
-from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
+from slotbroker.domain.claims import ClaimItem, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import CapacityConflict, ValidationFailed
 from slotbroker.domain.providers import ProviderKind
+from slotbroker.services.alternates import claim_for_lease, offending_providers
 from slotbroker.services.claims import ClaimService
-from slotbroker.services.leases import MAX_SWAPS, HostRef, alternate_hosts, offending_providers
-from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
+from slotbroker.services.leases import MAX_SWAPS
+from slotbroker.store.repositories.leases import HostRef
 from slotbroker.store.unit_of_work import UnitOfWork
 
-A = cast(Table, AllocationRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
-P = cast(Table, ProviderRow.__table__)
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
 
@@ -71,21 +68,10 @@ class Rehosted:
         return ", ".join(f"{old.name} -> {new.name}" for old, new in self.moves)
 
 
-Rehost = Callable[[Connection, str, frozenset[str], int], Rehosted | None]
+Rehost = Callable[["Connection", str, frozenset[str], int], Rehosted | None]
 """``(connection, lease uuid, hosts to avoid, now_s) -> Rehosted | None``, run inside the caller's open
 transaction on ``connection``; None means some host had no alternate with capacity and nothing was
 written. ``LeaseRehoster`` is the real one; tests may pass their own to the planner."""
-
-
-_LEASE = select(C.c.id, C.c.project, C.c.status, C.c.start_s, C.c.end_s).where(
-    C.c.kind == ConsumerKind.LEASE.value
-)
-_ROWS = (
-    select(A.c.id, A.c.resource_class, A.c.amount, A.c.vlan_tag, P.c.id.label("pid"), P.c.uuid, P.c.name)
-    .add_columns(P.c.kind, P.c.parent_id)
-    .select_from(A.join(P, P.c.id == A.c.provider_id))
-    .order_by(A.c.id)
-)
 
 
 class LeaseRehoster:
@@ -110,11 +96,10 @@ class LeaseRehoster:
     ) -> Rehosted | None:
         """The move inside ``uow``; the caller commits. None (after writing nothing but failed claim
         attempts, which write nothing) when some host has no alternate with capacity."""
-        session = uow.session
-        lease = session.execute(_LEASE.where(C.c.uuid == lease_uuid).with_for_update()).first()
+        lease = uow.leases.find(lease_uuid, lock=True)
         if lease is None or lease.status not in LIVE_LEASE:
             return Rehosted(reason=f"the lease is {'gone' if lease is None else lease.status}")
-        rows = session.execute(_ROWS.where(A.c.consumer_id == lease.id, A.c.end_s > now_s)).all()
+        rows = uow.leases.rows_from(int(lease.id), now_s)
         host_rows = [r for r in rows if r.kind == ProviderKind.HOST.value]
         if not host_rows:
             return Rehosted(reason="the lease holds no host now")
@@ -133,37 +118,34 @@ class LeaseRehoster:
             hosts.setdefault(str(r.uuid), HostRef(str(r.uuid), str(r.name)))
             classes.setdefault(str(r.uuid), set()).add(str(r.resource_class))
         exclude = set(avoid) | {str(r.uuid) for r in rows}
-        queues = {h: alternate_hosts(session, h, classes[h], exclude) for h in hosts}
+        queues = {h: uow.leases.alternate_hosts(h, classes[h], exclude) for h in hosts}
         spec = ConsumerSpec(
             ConsumerKind.LEASE, str(lease.project), start, end, name=f"lease {lease.id} rehost"
         )
-        claimed = self._claim(uow, spec, host_rows, queues, now_s)
-        if claimed is None:
-            return None
-        temp_id, chosen = claimed
         lease_id = int(lease.id)
-        session.execute(update(A).where(A.c.consumer_id == temp_id).values(consumer_id=lease_id))
-        session.execute(delete(C).where(C.c.id == temp_id))
+        chosen = self._claim(uow, lease_id, spec, host_rows, queues, now_s)
+        if chosen is None:
+            return None
         old = [int(r.id) for r in host_rows]
         if lease.status == ConsumerStatus.PENDING.value:  # nothing of it has happened (even if late)
-            session.execute(delete(A).where(A.c.id.in_(old)))
+            uow.leases.drop_rows(old)
         else:
-            session.execute(delete(A).where(A.c.id.in_(old), A.c.start_s >= now_s))
-            session.execute(update(A).where(A.c.id.in_(old), A.c.start_s < now_s).values(end_s=now_s))
-        session.execute(update(C).where(C.c.id == lease_id).values(generation=C.c.generation + 1))
+            uow.leases.end_rows_at(old, now_s)
+        uow.leases.bump_generation(lease_id)
         return Rehosted(tuple((hosts[h], chosen[h]) for h in hosts))
 
     def _claim(
         self,
         uow: UnitOfWork,
+        lease_id: int,
         spec: ConsumerSpec,
         host_rows: Sequence[Any],
         queues: dict[str, list[HostRef]],
         now_s: int,
-    ) -> tuple[int, dict[str, HostRef]] | None:
+    ) -> dict[str, HostRef] | None:
         """Claim each old host's items on one alternate of its own (distinct hosts: a lease that held
-        two hosts still holds two); on a conflict the offending candidates give way to their next ones.
-        Returns the temporary consumer's id and the choice, or None."""
+        two hosts still holds two) for the lease (``claim_for_lease``); on a conflict the offending
+        candidates give way to their next ones. Returns the choice, or None."""
         chosen: dict[str, HostRef] = {}
         used: set[str] = set()
 
@@ -185,14 +167,14 @@ class LeaseRehoster:
                 for r in host_rows
             )
             try:
-                result = self.claims.claim_in(uow, ClaimRequest(spec, items), now_s=now_s)
+                claim_for_lease(self.claims, uow, lease_id, spec, items, now_s)
             except (CapacityConflict, ValidationFailed) as exc:
                 bad = set(offending_providers(items, exc))
                 stuck = [h for h, alt in chosen.items() if alt.uuid in bad]
                 if not stuck or not all(advance(h) for h in stuck):
                     return None
                 continue
-            return result.consumer_id, chosen
+            return chosen
         return None
 
 

@@ -6,9 +6,6 @@ duplicated; the lease service's scheduler loop fires due events exactly once (``
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-
-from slotbroker.store.models import LeaseEventRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 KINDS = ("start", "before_end", "end")
@@ -22,14 +19,11 @@ def event_times(start_s: int, end_s: int, notice_s: int) -> dict[str, int]:
 def schedule_lease_events(uow: UnitOfWork, consumer_id: int, start_s: int, end_s: int, notice_s: int) -> None:
     """(Re)schedule a lease's events; events already fired stay as they are."""
     due = event_times(start_s, end_s, notice_s)
-    existing = {
-        row.kind: row
-        for row in uow.session.scalars(select(LeaseEventRow).where(LeaseEventRow.consumer_id == consumer_id))
-    }
+    existing = {row.kind: row for row in uow.leases.event_rows(consumer_id)}
     for kind in KINDS:
         row = existing.get(kind)
         if row is None:
-            uow.session.add(LeaseEventRow(consumer_id=consumer_id, kind=kind, due_s=due[kind]))
+            uow.leases.add_event(consumer_id, kind, due[kind])
         elif row.fired_at is None:
             row.due_s = due[kind]
     uow.session.flush()
@@ -37,8 +31,4 @@ def schedule_lease_events(uow: UnitOfWork, consumer_id: int, start_s: int, end_s
 
 def cancel_lease_events(uow: UnitOfWork, consumer_id: int) -> None:
     """Drop the events not yet fired (a cancelled lease fires nothing more)."""
-    uow.session.execute(
-        delete(LeaseEventRow).where(
-            LeaseEventRow.consumer_id == consumer_id, LeaseEventRow.fired_at.is_(None)
-        )
-    )
+    uow.leases.drop_unfired_events(consumer_id)

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar, cast
-
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.orm import Session
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from slotbroker.domain.claims import (
     ClaimItem,
@@ -36,10 +32,11 @@ from slotbroker.domain.errors import (
     ValidationFailed,
 )
 from slotbroker.domain.limits import BookingPolicy, time_problems
-from slotbroker.domain.providers import ProviderKind
+from slotbroker.domain.time import now_s
 from slotbroker.domain.time import to_datetime as instant
 from slotbroker.domain.time import to_epoch as epoch
-from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
+from slotbroker.services.alternates import claim_for_lease, offending_providers, swap_host
+from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable
 from slotbroker.services.ical import render_ical
 from slotbroker.services.lease_events import (
     CANCELLED,
@@ -50,48 +47,23 @@ from slotbroker.services.lease_events import (
     fire_in,
     record_transition,
 )
+from slotbroker.services.lease_presenters import lease_views
 from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
 from slotbroker.services.quotas import QuotaItem, QuotaService
-from slotbroker.store.claims import bump_calendar
 from slotbroker.store.db import Database
-from slotbroker.store.models import (
-    AllocationRow,
-    ConsumerRow,
-    InventoryRow,
-    LeaseEventRow,
-    ProviderRow,
-    ProviderTraitRow,
-)
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
     CreateLease,
-    LeaseEventView,
-    LeaseItemView,
     LeaseList,
     LeaseView,
-    NoticeView,
-    TransitionView,
     UpdateLease,
 )
 
 T = TypeVar("T")
 
-A = cast(Table, AllocationRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
-E = cast(Table, LeaseEventRow.__table__)
-P = cast(Table, ProviderRow.__table__)
-I = cast(Table, InventoryRow.__table__)  # noqa: E741 - the inventories table, as in SQL
-PT = cast(Table, ProviderTraitRow.__table__)
-
 MAX_SWAPS = 32  # alternate hosts tried when moving a pending lease, in all
 ICAL_LIMIT = 5000
 LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
-TRANSITION_OF = {
-    "start": ConsumerStatus.ACTIVE.value,
-    "end": ConsumerStatus.ENDED.value,
-    CANCELLED: ConsumerStatus.CANCELLED.value,
-    ERROR: ConsumerStatus.ERROR.value,
-}
 
 
 LeasePolicy = BookingPolicy  # the one booking policy (domain/limits.py), under the name callers know
@@ -172,11 +144,7 @@ class LeaseService:
     def _fire_due_now(self, uow: UnitOfWork, consumer_id: int, lease_id: str, project: str, now: int) -> None:
         """A lease that starts at once: its start event fires in the creating transaction (so its
         hooks run and the ACTIVE transition is recorded once, at creation)."""
-        row = uow.session.execute(
-            select(E.c.id, E.c.due_s).where(
-                E.c.consumer_id == consumer_id, E.c.kind == "start", E.c.fired_at.is_(None)
-            )
-        ).first()
+        row = uow.leases.unfired_event(consumer_id, "start")
         if row is not None:
             fire_in(
                 uow,
@@ -194,8 +162,8 @@ class LeaseService:
     # -- read -----------------------------------------------------------------------------------------------
     def get(self, lease_id: str, *, project: str | None) -> LeaseView:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = self._find(uow.session, lease_id, project)
-            return _views(uow.session, [row])[0]
+            row = self._find(uow, lease_id, project)
+            return lease_views(uow, [row])[0]
 
     def list(
         self,
@@ -218,21 +186,13 @@ class LeaseService:
                 raise ValidationFailed(
                     "bad cursor", [FieldError("#/query/cursor", "pass next_cursor as given")]
                 ) from None
-        stmt = select(C).where(C.c.kind == ConsumerKind.LEASE.value, C.c.id > after)
-        if project is not None:
-            stmt = stmt.where(C.c.project == project)
-        if status:
-            stmt = stmt.where(C.c.status.in_(list(status)))
-        if start_s is not None:
-            stmt = stmt.where(C.c.end_s > start_s)
-        if end_s is not None:
-            stmt = stmt.where(C.c.start_s < end_s)
-        stmt = stmt.order_by(C.c.id).limit(limit + 1)
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = list(uow.session.execute(stmt).all())
+            rows = uow.leases.page(
+                project=project, status=status, start_s=start_s, end_s=end_s, after=after, limit=limit + 1
+            )
             more = len(rows) > limit
             rows = rows[:limit]
-            views = _views(uow.session, rows)
+            views = lease_views(uow, rows)
         return LeaseList(items=views, next_cursor=str(rows[-1].id) if more and rows else None)
 
     def ical(
@@ -240,15 +200,9 @@ class LeaseService:
     ) -> str:
         """The caller's leases as an iCalendar (RFC 5545) feed, newest ``ICAL_LIMIT``."""
         now = self.clock() if now_s is None else now_s
-        stmt = select(C).where(C.c.kind == ConsumerKind.LEASE.value)
-        if project is not None:
-            stmt = stmt.where(C.c.project == project)
-        if status:
-            stmt = stmt.where(C.c.status.in_(list(status)))
-        stmt = stmt.order_by(C.c.id.desc()).limit(ICAL_LIMIT)
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = list(reversed(uow.session.execute(stmt).all()))
-            views = _views(uow.session, rows)
+            rows = uow.leases.newest(project=project, status=status, limit=ICAL_LIMIT)
+            views = lease_views(uow, rows)
         name = f"slotbroker leases ({project})" if project else "slotbroker leases"
         return render_ical(views, now=instant(now), name=name)
 
@@ -277,8 +231,7 @@ class LeaseService:
     def _update_in(
         self, uow: UnitOfWork, lease_id: str, body: UpdateLease, project: str | None, now: int
     ) -> None:
-        session = uow.session
-        row = self._find(session, lease_id, project, lock=True)
+        row = self._find(uow, lease_id, project, lock=True)
         if row.generation != body.generation:
             raise ConcurrentUpdate(
                 f"lease {lease_id} is at generation {row.generation}, not {body.generation}; re-read it",
@@ -314,10 +267,10 @@ class LeaseService:
                 code="outside_extension_window",
             )
         consumer_id = int(row.id)
-        items = _items_of(session, consumer_id, old_end)
+        items = _items_of(uow, consumer_id, old_end)
         if pending:
             # Move (or resize) a lease that has not started: free the old interval, claim the new one.
-            session.execute(delete(A).where(A.c.consumer_id == consumer_id))
+            uow.leases.free_rows(consumer_id)
             self.quotas.check_in(uow, row.project, _quota_items(items), start, end, now)
             self._claim_as(uow, consumer_id, row.project, items, start, end, now, swap=body.allow_host_swap)
         elif end > old_end:
@@ -326,17 +279,10 @@ class LeaseService:
             self._claim_as(uow, consumer_id, row.project, items, old_end, end, now, swap=False, merge=True)
         else:
             # Shorten an ACTIVE lease: only frees capacity, always fits.
-            session.execute(
-                update(A).where(A.c.consumer_id == consumer_id, A.c.end_s > end).values(end_s=end)
-            )
-            bump_calendar(session)
-        done = session.execute(
-            update(C)
-            .where(C.c.id == consumer_id, C.c.generation == body.generation)
-            .values(start_s=start, end_s=end, generation=C.c.generation + 1)
-        )
-        if (
-            getattr(done, "rowcount", 1) != 1
+            uow.leases.shorten_rows(consumer_id, end)
+            uow.calendar.bump()
+        if not uow.leases.set_times(
+            consumer_id, body.generation, start, end
         ):  # pragma: no cover - the row lock (or BEGIN IMMEDIATE) prevents this
             raise ConcurrentUpdate(f"lease {lease_id} changed concurrently; re-read it")
         schedule_lease_events(uow, consumer_id, start, end, self.policy.before_end_notice_s)
@@ -357,41 +303,31 @@ class LeaseService:
         """Claim ``items`` over [start, end) for the existing lease ``consumer_id``: ``claim_in`` under a
         temporary consumer (all of its checks, locks and inserts), whose rows then move to the lease
         (``merge``: the lease's rows ending at ``start`` are stretched to ``end`` instead)."""
-        session = uow.session
         tried: set[str] = {it.provider_uuid for it in items}
         current = items
         first: CapacityConflict | None = None
+        stretch = (start, end) if merge else None
         for _ in range(MAX_SWAPS + 1):
             spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=f"lease {consumer_id} update")
             try:
-                result = self.claims.claim_in(uow, ClaimRequest(spec, current), now_s=now)
-                break
+                claim_for_lease(self.claims, uow, consumer_id, spec, current, now, stretch=stretch)
+                return
             except (CapacityConflict, ValidationFailed) as exc:
                 if first is None:
                     if isinstance(exc, ValidationFailed) or not swap:
                         raise
                     first = exc
                 # Swapping: a candidate that breaks unit rules simply does not fit either.
-                swapped = self._swap(session, current, exc, tried)
+                swapped = self._swap(uow, current, exc, tried)
                 if swapped is None:
                     raise first from None
                 current = swapped
-        else:
-            assert first is not None
-            raise first
-        temp_id = result.consumer_id
-        if merge:
-            session.execute(
-                update(A).where(A.c.consumer_id == consumer_id, A.c.end_s == start).values(end_s=end)
-            )
-            session.execute(delete(A).where(A.c.consumer_id == temp_id))
-        else:
-            session.execute(update(A).where(A.c.consumer_id == temp_id).values(consumer_id=consumer_id))
-        session.execute(delete(C).where(C.c.id == temp_id))
+        assert first is not None
+        raise first
 
     def _swap(
         self,
-        session: Session,
+        uow: UnitOfWork,
         items: tuple[ClaimItem, ...],
         exc: CapacityConflict | ValidationFailed,
         tried: set[str],
@@ -402,14 +338,9 @@ class LeaseService:
         if not bad:
             return None
         classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
-        for alt in alternate_hosts(session, bad[0], classes, tried):
+        for alt in uow.leases.alternate_hosts(bad[0], classes, tried):
             tried.add(alt.uuid)
-            return tuple(
-                ClaimItem(alt.uuid, it.resource_class, it.amount, it.vlan_tag)
-                if it.provider_uuid == bad[0]
-                else it
-                for it in items
-            )
+            return swap_host(items, bad[0], alt.uuid)
         return None
 
     # -- cancel / error -------------------------------------------------------------------------------------
@@ -421,7 +352,7 @@ class LeaseService:
 
         def attempt() -> None:
             with UnitOfWork(self.db) as uow:
-                row = self._find(uow.session, lease_id, project, lock=True)
+                row = self._find(uow, lease_id, project, lock=True)
                 if row.status == ConsumerStatus.CANCELLED.value:
                     return
                 if row.status == ConsumerStatus.ENDED.value:
@@ -441,16 +372,12 @@ class LeaseService:
 
         def attempt() -> None:
             with UnitOfWork(self.db) as uow:
-                row = self._find(uow.session, lease_id, None, lock=True)
+                row = self._find(uow, lease_id, None, lock=True)
                 if row.status == ConsumerStatus.ERROR.value:
                     return
                 if row.status not in LIVE_LEASE:
                     raise _invalid_state(f"lease {lease_id} is {row.status}")
-                uow.session.execute(
-                    update(C)
-                    .where(C.c.id == row.id)
-                    .values(status=ConsumerStatus.ERROR.value, generation=C.c.generation + 1)
-                )
+                uow.leases.set_status(int(row.id), ConsumerStatus.ERROR)
                 record_transition(uow, self.hooks, int(row.id), lease_id, row.project, ERROR, now)
                 uow.commit()
 
@@ -462,11 +389,8 @@ class LeaseService:
         self.policy.check(start, end, start, end_at="/end")
 
     @staticmethod
-    def _find(session: Session, lease_id: str, project: str | None, *, lock: bool = False) -> Any:
-        stmt = select(C).where(C.c.uuid == lease_id, C.c.kind == ConsumerKind.LEASE.value)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = session.execute(stmt).first()
+    def _find(uow: UnitOfWork, lease_id: str, project: str | None, *, lock: bool = False) -> Any:
+        row = uow.leases.find(lease_id, lock=lock)
         if row is None or (project is not None and row.project != project):
             raise NotFound(f"no lease {lease_id}")
         return row
@@ -499,187 +423,15 @@ def _quota_items(items: Sequence[ClaimItem]) -> list[QuotaItem]:
     return [QuotaItem(it.resource_class, it.amount, f"/items/{i}") for i, it in enumerate(items)]
 
 
-def _items_of(session: Session, consumer_id: int, lease_end: int) -> tuple[ClaimItem, ...]:
+def _items_of(uow: UnitOfWork, consumer_id: int, lease_end: int) -> tuple[ClaimItem, ...]:
     """What the lease holds now: its rows that run to the lease's end. A lease the planner moved to
     another host while ACTIVE keeps its old host's past rows (cut at the move), which are history, not
     something to extend or move (services/lease_rehost.py)."""
-    rows = session.execute(
-        select(P.c.uuid, A.c.resource_class, A.c.amount, A.c.vlan_tag)
-        .select_from(A.join(P, P.c.id == A.c.provider_id))
-        .where(A.c.consumer_id == consumer_id, A.c.end_s == lease_end)
-        .order_by(A.c.id)
-    ).all()
-    return tuple(
-        ClaimItem(str(u), str(rc), int(a), None if tag is None else int(tag)) for u, rc, a, tag in rows
-    )
-
-
-def offending_providers(items: Sequence[ClaimItem], exc: CapacityConflict | ValidationFailed) -> list[str]:
-    """The providers (uuids, first named first) of the items a claim's errors point at (``/items/3...``)."""
-    bad: list[str] = []
-    for err in exc.errors:
-        parts = err.pointer.split("/")
-        if len(parts) > 2 and parts[1] == "items" and parts[2].isdigit() and int(parts[2]) < len(items):
-            uuid = items[int(parts[2])].provider_uuid
-            if uuid not in bad:
-                bad.append(uuid)
-    return bad
-
-
-class HostRef(NamedTuple):
-    uuid: str
-    name: str
-
-
-def alternate_hosts(
-    session: Session, host_uuid: str, classes: Collection[str], exclude: Collection[str]
-) -> list[HostRef]:
-    """Hosts that can stand in for ``host_uuid``: of the same site (parent), with exactly its traits and
-    an inventory of every class in ``classes``, not in ``exclude`` (uuids), by name. Empty when
-    ``host_uuid`` is not a host of a site. Only the shape is checked here; whether a candidate has room
-    is for ``ClaimService.claim_in`` to prove, under its locks (lease moves and planner retries both
-    claim the candidate they pick and take the next one on a conflict)."""
-    host = session.execute(select(P.c.id, P.c.kind, P.c.parent_id).where(P.c.uuid == host_uuid)).first()
-    if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
-        return []
-    traits_of = _traits_by_provider(session, int(host.parent_id))
-    candidates = session.execute(
-        select(P.c.id, P.c.uuid, P.c.name)
-        .where(P.c.parent_id == host.parent_id, P.c.kind == ProviderKind.HOST.value, P.c.id != host.id)
-        .order_by(P.c.name)
-    ).all()
-    inv = _classes_by_provider(session, [int(c.id) for c in candidates])
-    want_traits = traits_of.get(int(host.id), frozenset())
-    wanted = set(classes)
-    return [
-        HostRef(str(c.uuid), str(c.name))
-        for c in candidates
-        if str(c.uuid) not in exclude
-        and traits_of.get(int(c.id), frozenset()) == want_traits
-        and wanted <= inv.get(int(c.id), frozenset())
-    ]
-
-
-def _traits_by_provider(session: Session, parent_id: int) -> dict[int, frozenset[str]]:
-    rows = session.execute(
-        select(PT.c.provider_id, PT.c.trait)
-        .select_from(PT.join(P, P.c.id == PT.c.provider_id))
-        .where(P.c.parent_id == parent_id)
-    ).all()
-    out: dict[int, set[str]] = {}
-    for pid, trait in rows:
-        out.setdefault(int(pid), set()).add(str(trait))
-    return {k: frozenset(v) for k, v in out.items()}
-
-
-def _classes_by_provider(session: Session, ids: list[int]) -> dict[int, frozenset[str]]:
-    if not ids:
-        return {}
-    rows = session.execute(select(I.c.provider_id, I.c.resource_class).where(I.c.provider_id.in_(ids))).all()
-    out: dict[int, set[str]] = {}
-    for pid, rc in rows:
-        out.setdefault(int(pid), set()).add(str(rc))
-    return {k: frozenset(v) for k, v in out.items()}
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _views(session: Session, rows: Sequence[Any]) -> list[LeaseView]:
-    """Lease views of consumer rows, with their allocations and events (two queries for the page)."""
-    ids = [int(r.id) for r in rows]
-    allocs: dict[int, list[LeaseItemView]] = {i: [] for i in ids}
-    events: dict[int, list[Any]] = {i: [] for i in ids}
-    if ids:
-        for a in session.execute(
-            select(
-                A.c.consumer_id,
-                P.c.uuid,
-                P.c.name,
-                A.c.resource_class,
-                A.c.amount,
-                A.c.vlan_tag,
-                A.c.start_s,
-                A.c.end_s,
-            )
-            .select_from(A.join(P, P.c.id == A.c.provider_id))
-            .where(A.c.consumer_id.in_(ids))
-            .order_by(A.c.id)
-        ):
-            allocs[int(a.consumer_id)].append(
-                LeaseItemView(
-                    provider_uuid=str(a.uuid),
-                    provider_name=str(a.name),
-                    resource_class=str(a.resource_class),
-                    amount=int(a.amount),
-                    vlan_tag=a.vlan_tag,
-                    start=instant(int(a.start_s)),
-                    end=instant(int(a.end_s)),
-                )
-            )
-        for e in session.execute(
-            select(E.c.consumer_id, E.c.kind, E.c.due_s, E.c.fired_at)
-            .where(E.c.consumer_id.in_(ids))
-            .order_by(E.c.due_s, E.c.id)
-        ):
-            events[int(e.consumer_id)].append(e)
-    out: list[LeaseView] = []
-    for r in rows:
-        created = _utc(r.created_at)
-        transitions = [TransitionView(status=ConsumerStatus.PENDING.value, at=created)]
-        notices: list[NoticeView] = []
-        scheduled: list[LeaseEventView] = []
-        fired = sorted(
-            (e for e in events[int(r.id)] if e.fired_at is not None),
-            key=lambda e: (_utc(e.fired_at), e.due_s),
-        )
-        for e in fired:
-            if e.kind in TRANSITION_OF:
-                transitions.append(TransitionView(status=TRANSITION_OF[e.kind], at=_utc(e.fired_at)))
-            elif e.kind == "before_end":
-                notices.append(
-                    NoticeView(
-                        kind="before_end",
-                        at=_utc(e.fired_at),
-                        detail=f"the lease ends at {instant(int(r.end_s)).isoformat()}",
-                    )
-                )
-        for e in events[int(r.id)]:
-            if e.kind in ("start", "before_end", "end"):
-                scheduled.append(
-                    LeaseEventView(
-                        kind=e.kind,
-                        due=instant(int(e.due_s)),
-                        fired_at=None if e.fired_at is None else _utc(e.fired_at),
-                    )
-                )
-        out.append(
-            LeaseView(
-                id=str(r.uuid),
-                name=str(r.name or ""),
-                project=str(r.project),
-                status=str(r.status),
-                start=instant(int(r.start_s)),
-                end=instant(int(r.end_s)),
-                start_s=int(r.start_s),
-                end_s=int(r.end_s),
-                generation=int(r.generation),
-                created_at=created,
-                items=allocs[int(r.id)],
-                events=scheduled,
-                transitions=transitions,
-                notices=notices,
-            )
-        )
-    return out
+    return tuple(ClaimItem(*row) for row in uow.leases.items_to(consumer_id, lease_end))
 
 
 __all__ = [
-    "HostRef",
     "LeaseEvent",
     "LeasePolicy",
     "LeaseService",
-    "alternate_hosts",
-    "offending_providers",
 ]

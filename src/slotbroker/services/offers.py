@@ -5,7 +5,7 @@ takes the strategies' windows in turn and holds each with ``ClaimService.claim_i
 ``expires_s``) in the same transaction that records the offer. The claim is the authority: a window
 whose claim conflicts (another offer of this set, another set, a racing replica) first tries the
 window's alternate hosts, then the strategy searches again against the refreshed calendar (which now
-counts every open hold) and so is pushed past capacity already on offer.
+counts every open hold) and so is pushed past capacity already on offer (``offer_search.OfferMaker``).
 
 Every offer-set transition locks the offer-set row first (``SELECT ... FOR UPDATE``; SQLite's
 ``BEGIN IMMEDIATE`` serialises writers anyway), then offers, then consumers, so accept, reject and
@@ -17,48 +17,36 @@ claims' hold reaper either: exactly one of them changes the consumer. See docs/d
 from __future__ import annotations
 
 import json
-import logging
-import time
 import uuid as uuidlib
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
-
-from sqlalchemy import Table, case, or_, select, update
-from sqlalchemy.orm import Session
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any, TypeVar
 
 from slotbroker.domain.claims import (
-    ClaimItem,
     ClaimRequest,
     ConsumerKind,
     ConsumerSpec,
     ConsumerStatus,
 )
 from slotbroker.domain.errors import (
-    CapacityConflict,
     FieldError,
-    Forbidden,
     NotFound,
     SlotbrokerError,
     ValidationFailed,
 )
-from slotbroker.domain.request import SlotRequest
+from slotbroker.domain.time import now_s, to_datetime
 from slotbroker.services.claims import ClaimService, retrying
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.lease_schedule import schedule_lease_events
+from slotbroker.services.offer_search import OfferMaker, Plan
 from slotbroker.services.quotas import QuotaItem, QuotaService
-from slotbroker.store import claims as claim_sql
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow, FacilityPortRow, OfferRow, OfferSetRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.find_slot import (
     ExplanationView,
-    FindSlotResult,
     PortView,
     RouteView,
-    WindowView,
 )
 from slotbroker.wire.offers import (
     AcceptedLease,
@@ -71,18 +59,10 @@ from slotbroker.wire.offers import (
 )
 
 T = TypeVar("T")
-log = logging.getLogger("slotbroker.offers")
-
-O = cast(Table, OfferRow.__table__)  # noqa: E741 - the offers table, as in SQL
-S = cast(Table, OfferSetRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
 
 OFFER_EXPIRED = "offer_expired"
 OFFER_NOT_OPEN = "offer_not_open"
-BANDWIDTH = "BANDWIDTH_GBPS"
-VLAN = "VLAN"
 MAX_ATTEMPTS = 5
-MAX_RESEARCHES = 3  # fresh searches per strategy and offer set after claims conflicted
 SWEEP_LIMIT = 500
 
 
@@ -98,215 +78,6 @@ class OfferSettings:
     ttl_s: int = 300  # how long an offer holds its capacity (Settings.offer_ttl_s)
     before_end_notice_s: int = 3600  # the accepted lease's before_end event (Settings.before_end_notice_s)
     max_attempts: int = MAX_ATTEMPTS
-
-
-def now_s() -> int:
-    return int(time.time())
-
-
-def ts(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-# -- plans: a window as concrete claim items ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Which instance an item belongs to (None for link and port items): alternates swap hosts by it."""
-
-    component: str
-    instance: int
-
-
-@dataclass
-class Plan:
-    """One window of one strategy, as the concrete items a hold claims."""
-
-    strategy: Strategy
-    window: WindowView
-    request: SlotRequest
-    placement: dict[str, list[str]]
-    resources: dict[str, list[dict[str, int]]]
-    items: list[ClaimItem] = field(default_factory=list)
-    owners: list[Owner | None] = field(default_factory=list)
-    swapped: set[tuple[str, int]] = field(default_factory=set)  # instances moved to an alternate
-
-    @property
-    def start_s(self) -> int:
-        return int(self.window.start.timestamp())
-
-    @property
-    def end_s(self) -> int:
-        return int(self.window.end.timestamp())
-
-    def key(self) -> tuple[Any, ...]:
-        """Two plans with equal keys would hold exactly the same thing: offer only one of them."""
-        return (
-            self.start_s,
-            self.end_s,
-            tuple(sorted((i.provider_uuid, i.resource_class, i.amount, i.vlan_tag or 0) for i in self.items)),
-        )
-
-    def document(self) -> dict[str, Any]:
-        w = self.window
-        return {
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "placement": self.placement,
-            "sites": w.sites,
-            "resources": self.resources,
-            "routes": [r.model_dump() for r in w.routes],
-            "ports": [p.model_dump() for p in w.ports],
-            "score": w.score,
-        }
-
-
-class Names:
-    """Provider names (hosts, links) and facility ports (site, port) -> provider uuids, looked up lazily."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.providers: dict[str, str] = {}
-        self.ports: dict[tuple[str, str], str] = {}
-
-    def load(self, names: Iterable[str], ports: Iterable[tuple[str, str]]) -> None:
-        want = sorted(set(names) - set(self.providers))
-        want_ports = sorted(set(ports) - set(self.ports))
-        if not want and not want_ports:
-            return
-        with UnitOfWork(self.db, readonly=True) as uow:
-            s = uow.session
-            if want:
-                rows = s.execute(select(ProviderRow.name, ProviderRow.uuid).where(ProviderRow.name.in_(want)))
-                self.providers.update({str(n): str(u) for n, u in rows})
-            if want_ports:
-                site = ProviderRow.__table__.alias("site")
-                port = ProviderRow.__table__.alias("port")
-                fp = cast(Table, FacilityPortRow.__table__)
-                port_rows = s.execute(
-                    select(site.c.name, fp.c.port_name, port.c.uuid)
-                    .select_from(
-                        fp.join(site, site.c.id == fp.c.site_id).join(port, port.c.id == fp.c.provider_id)
-                    )
-                    .where(site.c.name.in_(sorted({p[0] for p in want_ports})))
-                )
-                self.ports.update({(str(a), str(b)): str(u) for a, b, u in port_rows})
-
-    def provider(self, name: str) -> str:
-        try:
-            return self.providers[name]
-        except KeyError:
-            raise ValidationFailed(f"provider {name!r} vanished", [FieldError("/request", name)]) from None
-
-    def port(self, site: str, port: str) -> str:
-        try:
-            return self.ports[(site, port)]
-        except KeyError:
-            raise ValidationFailed(
-                f"facility port {site}/{port} vanished", [FieldError("/request", port)]
-            ) from None
-
-
-def build_items(plan: Plan, names: Names) -> None:
-    """Fill ``plan.items`` (and owners, resources): per instance its host's amounts (elastic grants when
-    given), link bandwidth on every link of each route, and per facility port its VLAN tags (class VLAN,
-    amount 1, with the tag), its bandwidth and that bandwidth on every link of the port's route."""
-    req, w = plan.request, plan.window
-    names.load(
-        [h for hosts in plan.placement.values() for h in hosts]
-        + [lk for r in w.routes for lk in r.links]
-        + [lk for p in w.ports for lk in p.links],
-        [(p.site, p.port) for p in w.ports],
-    )
-    items: list[ClaimItem] = []
-    owners: list[Owner | None] = []
-    resources: dict[str, list[dict[str, int]]] = {}
-    for comp in req.components:
-        grants = w.grants.get(comp.name, [])
-        per: list[dict[str, int]] = []
-        for k, host in enumerate(plan.placement.get(comp.name, [])):
-            amounts = dict(comp.minimum())
-            if k < len(grants) and (comp.name, k) not in plan.swapped:
-                amounts.update(grants[k])
-            per.append(amounts)
-            for rc, amount in sorted(amounts.items()):
-                items.append(ClaimItem(names.provider(host), rc, amount))
-                owners.append(Owner(comp.name, k))
-        resources[comp.name] = per
-    for lk, route in zip(req.links, w.routes, strict=False):
-        for link in route.links:
-            items.append(ClaimItem(names.provider(link), BANDWIDTH, lk.bandwidth_gbps))
-            owners.append(None)
-    for pr, pv in zip(req.facility_ports, w.ports, strict=False):
-        port = names.port(pv.site, pv.port)
-        for tag in pv.vlans:
-            items.append(ClaimItem(port, VLAN, 1, tag))
-            owners.append(None)
-        if pr.bandwidth_gbps:
-            items.append(ClaimItem(port, BANDWIDTH, pr.bandwidth_gbps))
-            owners.append(None)
-            for link in pv.links:
-                items.append(ClaimItem(names.provider(link), BANDWIDTH, pr.bandwidth_gbps))
-                owners.append(None)
-    plan.items, plan.owners, plan.resources = items, owners, resources
-
-
-def swap_to_alternate(plan: Plan, errors: Sequence[FieldError], tried: set[str]) -> bool:
-    """Move one instance on a conflicting host to an untried alternate of its component; False if none."""
-    for err in errors:
-        parts = err.pointer.split("/")
-        if len(parts) < 3 or parts[1] != "items" or not parts[2].isdigit():
-            continue
-        index = int(parts[2])
-        owner = plan.owners[index] if index < len(plan.owners) else None
-        if owner is None:
-            continue  # a link or a port: another host at the same site does not help
-        hosts = plan.placement[owner.component]
-        for alt in plan.window.alternates.get(owner.component, []):
-            if alt in tried or alt in hosts:
-                continue
-            tried.add(alt)
-            plan.placement = {**plan.placement, owner.component: list(hosts)}
-            plan.placement[owner.component][owner.instance] = alt
-            plan.swapped.add((owner.component, owner.instance))
-            return True
-    return False
-
-
-# -- strategies --------------------------------------------------------------------------------------------
-
-
-def elastic_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """The request with every fixed amount made elastic from the amount to twice it."""
-    comps = []
-    for comp in doc.get("components", []):
-        resources = dict(comp.get("resources") or {})
-        if not resources:
-            comps.append(comp)
-            continue
-        elastic = dict(comp.get("elastic") or {})
-        for rc, amount in resources.items():
-            elastic[rc] = {"min": amount, "max": 2 * amount}
-        comps.append({**comp, "resources": {}, "elastic": elastic})
-    return {**doc, "components": comps}
-
-
-def fixed_longest_document(doc: dict[str, Any], req: SlotRequest) -> dict[str, Any]:
-    out = {k: v for k, v in doc.items() if k not in ("min_duration", "max_duration", "duration")}
-    out["duration"] = req.max_duration_s
-    return out
-
-
-def grant_size(plan: Plan) -> float:
-    """How much more than the minimum a plan's elastic grants give (sum of granted / min)."""
-    total = 0.0
-    for comp in plan.request.components:
-        for granted in plan.window.grants.get(comp.name, []):
-            total += sum(
-                amount / comp.elastic[rc].min for rc, amount in granted.items() if rc in comp.elastic
-            )
-    return total
 
 
 def set_status(states: Sequence[str]) -> OfferSetStatus:
@@ -366,32 +137,33 @@ class OfferService:
         expires = now + self.settings.ttl_s
         set_id = str(uuidlib.uuid4())
         with UnitOfWork(self.db) as uow:
-            uow.session.add(
-                OfferSetRow(
-                    id=set_id,
-                    project=project,
-                    status=OfferSetStatus.OPEN.value,
-                    request=json.dumps(
-                        {"request": doc, "strategies": strategies, "max_offers": body.max_offers}
-                    ),
-                    expires_s=expires,
-                )
+            uow.offers.add_set(
+                set_id,
+                project,
+                OfferSetStatus.OPEN.value,
+                json.dumps({"request": doc, "strategies": strategies, "max_offers": body.max_offers}),
+                expires,
             )
             uow.commit()
 
-        maker = _OfferMaker(self, set_id, project, doc, req, body.max_offers, expires, now)
+        def hold(plan: Plan, position: int) -> str:
+            return self.hold(
+                plan, set_id=set_id, position=position, project=project, expires_s=expires, now=now
+            )
+
+        maker = OfferMaker(self.db, self.find_slot, hold, set_id, doc, req, body.max_offers, now)
         made = maker.run(strategies)
         if not made and maker.refused is not None:  # nothing fits the project's quota: say so
             with UnitOfWork(self.db) as uow:
-                uow.session.execute(S.delete().where(S.c.id == set_id))
+                uow.offers.drop_set(set_id)
                 uow.commit()
             raise maker.refused
         with UnitOfWork(self.db) as uow:
-            self._lock_sets(uow.session, [set_id])
-            stored = json.loads(uow.session.scalar(select(S.c.request).where(S.c.id == set_id)) or "{}")
+            uow.offers.lock_sets([set_id])
+            stored = json.loads(uow.offers.set_request(set_id) or "{}")
             if maker.explanation is not None and not made:
                 stored["explanation"] = maker.explanation.model_dump(mode="json")
-            self._refresh_sets(uow.session, [set_id], request=json.dumps(stored))
+            _refresh_sets(uow, [set_id], request=json.dumps(stored))
             uow.commit()
         return self.offer_set(set_id, project=None, now_s=now)
 
@@ -420,17 +192,15 @@ class OfferService:
                     ]
                     self.quotas.check_in(uow, project, quota_items, plan.start_s, plan.end_s, now)
                 got = self.claims.claim_in(uow, request, now_s=now, attempts=n)
-                uow.session.execute(
-                    O.insert().values(
-                        id=offer_id,
-                        offer_set_id=set_id,
-                        position=position,
-                        strategy=plan.strategy.value,
-                        state=OfferState.OFFERED.value,
-                        consumer_id=got.consumer_id,
-                        window=json.dumps(plan.document()),
-                        expires_s=expires_s,
-                    )
+                uow.offers.add_offer(
+                    id=offer_id,
+                    offer_set_id=set_id,
+                    position=position,
+                    strategy=plan.strategy.value,
+                    state=OfferState.OFFERED.value,
+                    consumer_id=got.consumer_id,
+                    window=json.dumps(plan.document()),
+                    expires_s=expires_s,
                 )
                 uow.commit()
                 return offer_id
@@ -443,10 +213,10 @@ class OfferService:
         now = self.clock() if now_s is None else now_s
         self._expire_if_due(set_id, now)
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.execute(select(S).where(S.c.id == set_id)).first()
+            row = uow.offers.get_set(set_id)
             if row is None or (project is not None and row.project != project):
                 raise NotFound(f"no offer set {set_id}")
-            offers = self._offer_rows(uow.session, set_id)
+            offers = uow.offers.offers_in(set_id)
             stored = json.loads(row.request or "{}")
             why = stored.get("explanation")
             return OfferSetView(
@@ -454,7 +224,7 @@ class OfferService:
                 status=OfferSetStatus(row.status),
                 project=row.project,
                 created=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
-                expires=ts(row.expires_s),
+                expires=to_datetime(row.expires_s),
                 strategies=[Strategy(s) for s in stored.get("strategies", [])],
                 offers=[_offer_view(o) for o in offers],
                 explanation=ExplanationView.model_validate(why) if why else None,
@@ -466,7 +236,7 @@ class OfferService:
         set_id = self._set_of(offer_id, project)
         self._expire_if_due(set_id, now)
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = [o for o in self._offer_rows(uow.session, set_id) if o.id == offer_id]
+            rows = [o for o in uow.offers.offers_in(set_id) if o.id == offer_id]
             if not rows:
                 raise NotFound(f"no offer {offer_id}")
             return _offer_view(rows[0])
@@ -480,52 +250,20 @@ class OfferService:
 
         def attempt(_: int) -> AcceptedLease | OfferConflict:
             with UnitOfWork(self.db) as uow:
-                s = uow.session
-                self._lock_sets(s, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
-                offer = s.execute(select(O).where(O.c.id == offer_id)).one()
+                offer = uow.offers.get_offer(offer_id)
                 if offer.state != OfferState.OFFERED:
                     uow.commit()  # keep any expiry just recorded, though the accept is refused
                     return _not_open(offer_id, offer.state)
-                lease = s.execute(
-                    update(C)
-                    .where(
-                        C.c.id == offer.consumer_id,
-                        C.c.kind == ConsumerKind.HOLD.value,
-                        C.c.status == ConsumerStatus.HELD.value,
-                        C.c.expires_s > now,
-                    )
-                    .values(
-                        kind=ConsumerKind.LEASE.value,
-                        status=case(
-                            (C.c.start_s <= now, ConsumerStatus.ACTIVE.value),
-                            else_=ConsumerStatus.PENDING.value,
-                        ),
-                        expires_s=None,
-                        generation=C.c.generation + 1,
-                    )
-                    .returning(C.c.id, C.c.uuid, C.c.status, C.c.start_s, C.c.end_s, C.c.project)
-                ).first()
+                lease = uow.offers.hold_to_lease(offer.consumer_id, now)
                 if lease is None:  # the hold expired or was released under us (the reaper won)
                     self._expire_in(uow, now, [set_id])
                     uow.commit()
                     return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
-                s.execute(update(O).where(O.c.id == offer_id).values(state=OfferState.ACCEPTED.value))
-                siblings = s.execute(
-                    update(O)
-                    .where(
-                        O.c.offer_set_id == set_id, O.c.id != offer_id, O.c.state == OfferState.OFFERED.value
-                    )
-                    .values(state=OfferState.REJECTED.value)
-                    .returning(O.c.consumer_id)
-                ).all()
-                freed = self._release(
-                    uow,
-                    [int(r.consumer_id) for r in siblings if r.consumer_id is not None],
-                    ConsumerStatus.REJECTED,
-                    now,
-                )
-                self._refresh_sets(s, [set_id])
+                siblings = uow.offers.accept(offer_id, set_id)
+                freed = self._release(uow, siblings, ConsumerStatus.REJECTED, now)
+                _refresh_sets(uow, [set_id])
                 schedule_lease_events(
                     uow,
                     int(lease.id),
@@ -534,15 +272,15 @@ class OfferService:
                     self.settings.before_end_notice_s,
                 )
                 if not freed:
-                    claim_sql.bump_calendar(s)
+                    uow.calendar.bump()
                 uow.commit()
                 window = json.loads(offer.window)
                 return AcceptedLease(
                     uuid=lease.uuid,
                     status=lease.status,
                     project=lease.project,
-                    start=ts(int(lease.start_s)),
-                    end=ts(int(lease.end_s)),
+                    start=to_datetime(int(lease.start_s)),
+                    end=to_datetime(int(lease.end_s)),
                     duration_s=int(lease.end_s) - int(lease.start_s),
                     placement=window["placement"],
                     sites=window["sites"],
@@ -566,22 +304,16 @@ class OfferService:
 
         def attempt(_: int) -> OfferConflict | None:
             with UnitOfWork(self.db) as uow:
-                s = uow.session
-                self._lock_sets(s, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
-                got = s.execute(
-                    update(O)
-                    .where(O.c.id == offer_id, O.c.state == OfferState.OFFERED.value)
-                    .values(state=OfferState.REJECTED.value)
-                    .returning(O.c.consumer_id, O.c.state)
-                ).first()
+                got = uow.offers.reject(offer_id)
                 if got is None:
-                    state = s.scalar(select(O.c.state).where(O.c.id == offer_id))
+                    state = uow.offers.offer_state(offer_id)
                     if state == OfferState.ACCEPTED:
                         return _not_open(offer_id, state)
                 elif got.consumer_id is not None:
                     self._release(uow, [int(got.consumer_id)], ConsumerStatus.REJECTED, now)
-                self._refresh_sets(s, [set_id])
+                _refresh_sets(uow, [set_id])
                 uow.commit()
                 return None
 
@@ -596,13 +328,13 @@ class OfferService:
         exactly once and update their sets; how many offers expired."""
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
-            sets = sorted({str(r.offer_set_id) for r in self._due(uow.session, now, limit=limit)})
+            sets = sorted({str(r.offer_set_id) for r in uow.offers.due(now, limit=limit)})
         if not sets:
             return 0
 
         def attempt(_: int) -> int:
             with UnitOfWork(self.db) as uow:
-                self._lock_sets(uow.session, sets)
+                uow.offers.lock_sets(sets)
                 n = self._expire_in(uow, now, sets)
                 uow.commit()
                 return n
@@ -611,60 +343,27 @@ class OfferService:
 
     def _expire_if_due(self, set_id: str, now: int) -> None:
         with UnitOfWork(self.db, readonly=True) as uow:
-            if not self._due(uow.session, now, set_ids=[set_id]):
+            if not uow.offers.due(now, set_ids=[set_id]):
                 return
 
         def attempt(_: int) -> None:
             with UnitOfWork(self.db) as uow:
-                self._lock_sets(uow.session, [set_id])
+                uow.offers.lock_sets([set_id])
                 self._expire_in(uow, now, [set_id])
                 uow.commit()
 
         self._retrying(attempt)
 
-    def _due(
-        self, s: Session, now: int, *, set_ids: Sequence[str] | None = None, limit: int | None = None
-    ) -> list[Any]:
-        q = (
-            select(O.c.id, O.c.offer_set_id, O.c.consumer_id)
-            .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
-            .where(
-                O.c.state == OfferState.OFFERED.value,
-                or_(
-                    O.c.expires_s <= now,
-                    O.c.consumer_id.is_(None),
-                    C.c.status != ConsumerStatus.HELD.value,
-                ),
-            )
-            .order_by(O.c.offer_set_id, O.c.position)
-        )
-        if set_ids is not None:
-            q = q.where(O.c.offer_set_id.in_(list(set_ids)))
-        if limit is not None:
-            q = q.limit(limit)
-        return list(s.execute(q).all())
-
     def _expire_in(self, uow: UnitOfWork, now: int, set_ids: Sequence[str]) -> int:
         """Inside a transaction that holds the sets' locks: expire their due offers, release the holds."""
-        s = uow.session
-        due = self._due(s, now, set_ids=set_ids)
+        due = uow.offers.due(now, set_ids=set_ids)
         if not due:
             return 0
-        hold_gone = select(C.c.id).where(C.c.status != ConsumerStatus.HELD.value)
-        done = s.execute(
-            update(O)
-            .where(
-                O.c.id.in_([str(r.id) for r in due]),
-                O.c.state == OfferState.OFFERED.value,
-                or_(O.c.expires_s <= now, O.c.consumer_id.is_(None), O.c.consumer_id.in_(hold_gone)),
-            )
-            .values(state=OfferState.EXPIRED.value)
-            .returning(O.c.id, O.c.consumer_id, O.c.offer_set_id)
-        ).all()
+        done = uow.offers.expire([str(r.id) for r in due], now)
         self._release(
             uow, [int(r.consumer_id) for r in done if r.consumer_id is not None], ConsumerStatus.EXPIRED, now
         )
-        self._refresh_sets(s, sorted({str(r.offer_set_id) for r in done}))
+        _refresh_sets(uow, sorted({str(r.offer_set_id) for r in done}))
         return len(done)
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -672,53 +371,27 @@ class OfferService:
         """Release the consumers (id order), each exactly once; how many this call changed."""
         if not consumer_ids:
             return 0
-        rows = uow.session.execute(
-            select(C.c.id, C.c.uuid).where(C.c.id.in_(sorted(consumer_ids))).order_by(C.c.id)
-        ).all()
         changed = 0
-        for _, consumer_uuid in rows:
-            got = self.claims.release_in(uow, str(consumer_uuid), status=status, now_s=now)
+        for consumer_uuid in uow.offers.consumer_uuids(consumer_ids):
+            got = self.claims.release_in(uow, consumer_uuid, status=status, now_s=now)
             changed += not got.already_released
         return changed
 
-    @staticmethod
-    def _lock_sets(s: Session, set_ids: Sequence[str]) -> None:
-        """Serialise every transition of these sets (PostgreSQL row locks in id order)."""
-        s.execute(select(S.c.id).where(S.c.id.in_(sorted(set(set_ids)))).order_by(S.c.id).with_for_update())
-
-    @staticmethod
-    def _refresh_sets(s: Session, set_ids: Sequence[str], *, request: str | None = None) -> None:
-        for sid in set_ids:
-            states = [str(x) for x in s.scalars(select(O.c.state).where(O.c.offer_set_id == sid))]
-            values: dict[str, Any] = {"status": set_status(states).value, "generation": S.c.generation + 1}
-            if request is not None:
-                values["request"] = request
-            s.execute(update(S).where(S.c.id == sid).values(**values))
-
     def _set_of(self, offer_id: str, project: str | None) -> str:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.execute(
-                select(O.c.offer_set_id, S.c.project)
-                .select_from(O.join(S, S.c.id == O.c.offer_set_id))
-                .where(O.c.id == offer_id)
-            ).first()
+            row = uow.offers.set_of(offer_id)
         if row is None or (project is not None and row.project != project):
             raise NotFound(f"no offer {offer_id}")
         return str(row.offer_set_id)
 
-    @staticmethod
-    def _offer_rows(s: Session, set_id: str) -> list[Any]:
-        return list(
-            s.execute(
-                select(O, C.c.uuid.label("consumer_uuid"), C.c.kind.label("consumer_kind"))
-                .select_from(O.outerjoin(C, C.c.id == O.c.consumer_id))
-                .where(O.c.offer_set_id == set_id)
-                .order_by(O.c.position)
-            ).all()
-        )
-
     def _retrying(self, attempt: Callable[[int], T]) -> T:
         return retrying(attempt, self.settings.max_attempts)
+
+
+def _refresh_sets(uow: UnitOfWork, set_ids: Sequence[str], *, request: str | None = None) -> None:
+    """Each set's status from its offers' states (``set_status``), next generation."""
+    for sid in set_ids:
+        uow.offers.mark_set(sid, set_status(uow.offers.states_in(sid)).value, request=request)
 
 
 def _not_open(offer_id: str, state: str) -> OfferConflict:
@@ -737,9 +410,9 @@ def _offer_view(row: Any) -> OfferView:
         position=row.position,
         strategy=Strategy(row.strategy),
         state=OfferState(row.state),
-        expires=ts(int(row.expires_s)),
-        start=ts(start),
-        end=ts(end),
+        expires=to_datetime(int(row.expires_s)),
+        start=to_datetime(start),
+        end=to_datetime(end),
         duration_s=end - start,
         placement=w["placement"],
         sites=w["sites"],
@@ -752,145 +425,11 @@ def _offer_view(row: Any) -> OfferView:
     )
 
 
-# -- making offers -----------------------------------------------------------------------------------------
-
-
-class _OfferMaker:
-    """Takes the strategies in turn, one offer each, until ``max_offers`` are held or none has more."""
-
-    def __init__(
-        self,
-        svc: OfferService,
-        set_id: str,
-        project: str,
-        doc: dict[str, Any],
-        req: SlotRequest,
-        max_offers: int,
-        expires: int,
-        now: int,
-    ) -> None:
-        self.svc = svc
-        self.set_id = set_id
-        self.project = project
-        self.doc = doc
-        self.req = req
-        self.max_offers = max_offers
-        self.expires = expires
-        self.now = now
-        self.names = Names(svc.db)
-        self.queues: dict[Strategy, deque[Plan]] = {}
-        self.researches: dict[Strategy, int] = {}
-        self.seen: set[tuple[Any, ...]] = set()
-        self.made: list[str] = []
-        self.explanation: ExplanationView | None = None
-        self.refused: Forbidden | None = None  # the first quota refusal, reported if nothing was offered
-
-    def run(self, strategies: list[Strategy]) -> list[str]:
-        for strategy in strategies:
-            self.queues[strategy] = deque(self.search(strategy))
-            self.researches[strategy] = 0
-        active = list(strategies)
-        while active and len(self.made) < self.max_offers:
-            for strategy in list(active):
-                if len(self.made) >= self.max_offers:
-                    break
-                if not self.next_offer(strategy):
-                    active.remove(strategy)
-        return self.made
-
-    def next_offer(self, strategy: Strategy) -> bool:
-        queue = self.queues[strategy]
-        while True:
-            if not queue:
-                return False
-            plan = queue.popleft()
-            try:
-                build_items(plan, self.names)
-            except ValidationFailed:
-                continue
-            if plan.key() in self.seen:
-                continue
-            self.seen.add(plan.key())
-            if self.try_hold(plan):
-                return True
-            # The calendar this strategy searched is stale (an offer of this set, another set, or a
-            # racing replica took the capacity): search again, now counting every open hold.
-            if self.researches[strategy] < MAX_RESEARCHES:
-                self.researches[strategy] += 1
-                queue.clear()
-                queue.extend(self.search(strategy))
-
-    def try_hold(self, plan: Plan) -> bool:
-        tried: set[str] = set()
-        while True:
-            try:
-                offer_id = self.svc.hold(
-                    plan,
-                    set_id=self.set_id,
-                    position=len(self.made),
-                    project=self.project,
-                    expires_s=self.expires,
-                    now=self.now,
-                )
-            except CapacityConflict as exc:
-                if not swap_to_alternate(plan, exc.errors, tried):
-                    return False
-                try:
-                    build_items(plan, self.names)
-                except ValidationFailed:
-                    return False
-                if plan.key() in self.seen:
-                    return False
-                self.seen.add(plan.key())
-                continue
-            except Forbidden as exc:  # quota_exceeded: a smaller or later window may still pass
-                self.refused = self.refused or exc
-                return False
-            except ValidationFailed as exc:  # e.g. an elastic grant off a unit rule: not offerable
-                log.info("offer set %s: window not offerable: %s", self.set_id, exc.detail)
-                return False
-            self.made.append(offer_id)
-            return True
-
-    # -- searches per strategy ----------------------------------------------------------------------------
-    def search(self, strategy: Strategy) -> list[Plan]:
-        limit = {"limit": min(50, max(self.max_offers, 1))}
-        if strategy == Strategy.EARLIEST:
-            return self._plans(strategy, {**self.doc, **limit, "policy": "earliest"})
-        if strategy == Strategy.BEST_FIT:
-            return self._plans(strategy, {**self.doc, **limit, "policy": "best_fit"})
-        if strategy == Strategy.LARGEST:
-            grown = self._plans(strategy, {**elastic_document(self.doc), **limit})
-            return sorted(grown, key=lambda p: (-grant_size(p), p.start_s))
-        # longest: windows of the maximum duration first, then the others, longest first
-        plans: list[Plan] = []
-        if self.req.min_duration_s < self.req.max_duration_s:
-            plans = self._plans(strategy, {**fixed_longest_document(self.doc, self.req), **limit})
-        stretched = self._plans(strategy, {**self.doc, **limit})
-        return plans + sorted(stretched, key=lambda p: (-(p.end_s - p.start_s), p.start_s))
-
-    def _plans(self, strategy: Strategy, doc: dict[str, Any]) -> list[Plan]:
-        find = self.svc.find_slot
-        try:
-            req = find.parse(doc, now_s=self.now)
-            result: FindSlotResult = find.find(doc, now_s=self.now)
-        except ValidationFailed as exc:
-            log.info("offer set %s: %s request not searchable: %s", self.set_id, strategy, exc.detail)
-            return []
-        if self.explanation is None and result.explanation is not None:
-            self.explanation = result.explanation
-        return [
-            Plan(strategy, w, req, {c: list(h) for c, h in w.placement.items()}, {}) for w in result.windows
-        ]
-
-
 __all__ = [
     "OFFER_EXPIRED",
     "OFFER_NOT_OPEN",
     "OfferConflict",
     "OfferService",
     "OfferSettings",
-    "build_items",
-    "elastic_document",
     "set_status",
 ]

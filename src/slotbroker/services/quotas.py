@@ -12,21 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select
-
-from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRow, ConsumerRow, ProjectQuotaRow
+from slotbroker.store.models import ProjectQuotaRow
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import QuotaView, SetQuota
-
-A = cast(Table, AllocationRow.__table__)
-C = cast(Table, ConsumerRow.__table__)
-Q = cast(Table, ProjectQuotaRow.__table__)
-_FREEING = sorted(str(s) for s in FREEING_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -36,13 +27,6 @@ class QuotaItem:
     resource_class: str
     amount: int
     pointer: str
-
-
-def _live(now_s: int) -> ColumnElement[bool]:
-    return and_(
-        C.c.status.not_in(_FREEING),
-        or_(C.c.kind != ConsumerKind.HOLD.value, C.c.expires_s.is_(None), C.c.expires_s > now_s),
-    )
 
 
 def peak(intervals: Iterable[tuple[int, int, int]], start_s: int, end_s: int) -> int:
@@ -68,40 +52,25 @@ class QuotaService:
     # -- admin ----------------------------------------------------------------------------------------
     def get(self, project: str, resource_class: str) -> QuotaView:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.get(ProjectQuotaRow, (project, resource_class))
+            row = uow.quotas.get(project, resource_class)
             if row is None:
                 raise NotFound(f"no quota for {resource_class} in project {project}")
             return _view(row)
 
     def list(self, project: str) -> list[QuotaView]:
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = uow.session.scalars(
-                select(ProjectQuotaRow)
-                .where(ProjectQuotaRow.project == project)
-                .order_by(ProjectQuotaRow.resource_class)
-            )
-            return [_view(r) for r in rows]
+            return [_view(r) for r in uow.quotas.of_project(project)]
 
     def put(self, project: str, resource_class: str, body: SetQuota) -> QuotaView:
         """Set (create or replace) a quota. It applies to bookings from now on, not to existing ones."""
         with UnitOfWork(self.db) as uow:
-            row = uow.session.get(ProjectQuotaRow, (project, resource_class))
-            if row is None:
-                row = ProjectQuotaRow(project=project, resource_class=resource_class)
-                uow.session.add(row)
-            row.max_concurrent = body.max_concurrent
-            row.max_resource_hours = body.max_resource_hours
+            row = uow.quotas.put(project, resource_class, body.max_concurrent, body.max_resource_hours)
             uow.commit()
             return _view(row)
 
     def delete(self, project: str, resource_class: str) -> None:
         with UnitOfWork(self.db) as uow:
-            done = uow.session.execute(
-                delete(ProjectQuotaRow).where(
-                    ProjectQuotaRow.project == project, ProjectQuotaRow.resource_class == resource_class
-                )
-            )
-            if not getattr(done, "rowcount", 0):
+            if not uow.quotas.delete(project, resource_class):
                 raise NotFound(f"no quota for {resource_class} in project {project}")
             uow.commit()
 
@@ -125,39 +94,21 @@ class QuotaService:
             pointers[it.resource_class].append(it.pointer)
         if not wanted:
             return
-        session = uow.session
-        quotas = session.execute(
-            select(Q.c.resource_class, Q.c.max_concurrent, Q.c.max_resource_hours)
-            .where(Q.c.project == project, Q.c.resource_class.in_(sorted(wanted)))
-            .order_by(Q.c.resource_class)
-            .with_for_update()
-        ).all()
+        quotas = uow.quotas.lock_limits(project, sorted(wanted))
         errors: list[FieldError] = []
         details: list[str] = []
         for rc, max_concurrent, max_hours in quotas:
             broken: list[str] = []
             amount = wanted[rc]
-            mine = and_(C.c.project == project, A.c.resource_class == rc, _live(now_s))
-            joined = A.join(C, C.c.id == A.c.consumer_id)
             if max_concurrent is not None:
-                rows = session.execute(
-                    select(A.c.start_s, A.c.end_s, A.c.amount)
-                    .select_from(joined)
-                    .where(mine, A.c.start_s < end_s, A.c.end_s > start_s)
-                ).all()
-                used = peak(((int(s), int(e), int(a)) for s, e, a in rows), start_s, end_s)
+                used = peak(uow.quotas.live_spans(project, rc, start_s, end_s, now_s), start_s, end_s)
                 if used + amount > max_concurrent:
                     broken.append(
                         f"{rc}: project {project} holds up to {used} in the interval; {amount} more exceeds "
                         f"its quota of {max_concurrent} at any one time"
                     )
             if max_hours is not None:
-                from_s = case((A.c.start_s > now_s, A.c.start_s), else_=now_s)
-                booked = session.execute(
-                    select(func.coalesce(func.sum(A.c.amount * (A.c.end_s - from_s)), 0))
-                    .select_from(joined)
-                    .where(mine, A.c.end_s > now_s)
-                ).scalar_one()
+                booked = uow.quotas.booked_seconds(project, rc, now_s)
                 extra = amount * max(0, end_s - max(start_s, now_s))
                 if int(booked) + extra > int(max_hours) * 3600:
                     broken.append(

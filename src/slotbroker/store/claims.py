@@ -52,6 +52,7 @@ from slotbroker.store.models import (
     calendar_shard,
     utcnow,
 )
+from slotbroker.store.repositories.usage import live_consumer
 
 P = cast(Table, ProviderRow.__table__)
 I = cast(Table, InventoryRow.__table__)  # noqa: E741 - the inventories table, as in SQL
@@ -170,11 +171,7 @@ def _is_expired_hold(now: Any) -> ColumnElement[bool]:
     )
 
 
-def _is_live(now: Any) -> ColumnElement[bool]:
-    return and_(
-        C.c.status.not_in(_FREEING),
-        or_(C.c.kind != ConsumerKind.HOLD.value, C.c.expires_s.is_(None), C.c.expires_s > now),
-    )
+_is_live = live_consumer
 
 
 # -- locking -------------------------------------------------------------------------------------------------

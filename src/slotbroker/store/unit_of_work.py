@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import (
     AllocationRepository,
+    AllocationRequestRepository,
     CalendarRepository,
     CatalogRepository,
+    LeaseRepository,
     NetworkRepository,
+    OfferRepository,
     ProviderRepository,
+    QuotaRepository,
     TokenRepository,
 )
 
@@ -30,6 +34,10 @@ class UnitOfWork:
     allocations: AllocationRepository
     calendar: CalendarRepository
     tokens: TokenRepository
+    quotas: QuotaRepository
+    leases: LeaseRepository
+    offers: OfferRepository
+    allocation_requests: AllocationRequestRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -53,6 +61,10 @@ class UnitOfWork:
         self.allocations = AllocationRepository(self.session)
         self.calendar = CalendarRepository(self.session)
         self.tokens = TokenRepository(self.session)
+        self.quotas = QuotaRepository(self.session)
+        self.leases = LeaseRepository(self.session)
+        self.offers = OfferRepository(self.session)
+        self.allocation_requests = AllocationRequestRepository(self.session)
         return self
 
     def __exit__(

@@ -1,18 +1,26 @@
 """Repositories: the only place that knows how rows are queried; services reach them through the
 unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggregate."""
 
+from slotbroker.store.repositories.allocation_requests import AllocationRequestRepository
 from slotbroker.store.repositories.calendar import CalendarRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
+from slotbroker.store.repositories.leases import LeaseRepository
 from slotbroker.store.repositories.network import NetworkRepository
+from slotbroker.store.repositories.offers import OfferRepository
 from slotbroker.store.repositories.providers import ProviderRepository
+from slotbroker.store.repositories.quotas import QuotaRepository
 from slotbroker.store.repositories.tokens import TokenRepository
 from slotbroker.store.repositories.usage import AllocationRepository
 
 __all__ = [
     "AllocationRepository",
+    "AllocationRequestRepository",
     "CalendarRepository",
     "CatalogRepository",
+    "LeaseRepository",
     "NetworkRepository",
+    "OfferRepository",
     "ProviderRepository",
+    "QuotaRepository",
     "TokenRepository",
 ]

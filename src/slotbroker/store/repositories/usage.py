@@ -1,16 +1,37 @@
-"""Allocations as usage: peaks, counts and the overbooking audits."""
+"""Allocations as usage: what counts as live, peaks, counts and the overbooking audits."""
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
 from slotbroker.domain.inventory import capacity_of
+from slotbroker.store import tables
 from slotbroker.store.models import (
     AllocationRow,
     ConsumerRow,
     InventoryRow,
 )
+
+_FREEING = sorted(str(s) for s in FREEING_STATUSES)
+
+
+def live_consumer(now: Any) -> ColumnElement[bool]:
+    """The one definition of live usage: a consumer's rows count at ``now`` (an int or a bound
+    parameter) unless it is being freed or is a hold past its expiry (the reaper may not have run yet,
+    and an expired hold must not refuse anyone)."""
+    consumers = tables.consumers
+    return and_(
+        consumers.c.status.not_in(_FREEING),
+        or_(
+            consumers.c.kind != ConsumerKind.HOLD.value,
+            consumers.c.expires_s.is_(None),
+            consumers.c.expires_s > now,
+        ),
+    )
 
 
 class AllocationRepository:
@@ -24,13 +45,15 @@ class AllocationRepository:
         return bool(self.session.scalar(q))
 
     def peak_usage(self, provider_id: int, resource_class: str, since_s: int) -> int:
-        """Peak concurrent usage of one (provider, class) from ``since_s`` on.
+        """Peak concurrent live usage (``live_consumer`` at ``since_s``) of one (provider, class) from
+        ``since_s`` on.
 
         A step function's peak on [since, inf) is reached at ``max(start, since)`` of some allocation, so
-        it is enough to sum, at each such point, the amounts of the allocations covering it.
+        it is enough to sum, at each such point, the amounts of the live allocations covering it.
         """
-        a = AllocationRow.__table__.alias("a")
-        b = AllocationRow.__table__.alias("b")
+        a = tables.allocations.alias("a")
+        b = tables.allocations.alias("b")
+        consumers = tables.consumers
         point = case((a.c.start_s > since_s, a.c.start_s), else_=since_s)
         covering = (
             (b.c.provider_id == a.c.provider_id)
@@ -40,8 +63,13 @@ class AllocationRepository:
         )
         per_point = (
             select(func.sum(b.c.amount).label("usage"))
-            .select_from(a.join(b, covering))
-            .where(a.c.provider_id == provider_id, a.c.resource_class == resource_class, a.c.end_s > since_s)
+            .select_from(a.join(b, covering).join(consumers, consumers.c.id == b.c.consumer_id))
+            .where(
+                a.c.provider_id == provider_id,
+                a.c.resource_class == resource_class,
+                a.c.end_s > since_s,
+                live_consumer(since_s),
+            )
             .group_by(a.c.id)
             .subquery()
         )

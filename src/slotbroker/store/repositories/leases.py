@@ -1,0 +1,363 @@
+"""Leases (consumers of kind ``lease``), their allocation rows and their scheduled events, and the
+hosts that may stand in for a lease's host."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.orm import Session
+
+from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.providers import ProviderKind
+from slotbroker.store.models import LeaseEventRow
+from slotbroker.store.tables import (
+    allocations,
+    consumers,
+    inventories,
+    lease_events,
+    provider_traits,
+    providers,
+)
+
+
+class HostRef(NamedTuple):
+    uuid: str
+    name: str
+
+
+class LeaseRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- the lease row -----------------------------------------------------------------------------------
+    def find(self, lease_id: str, *, lock: bool = False) -> Any:
+        """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
+        stmt = select(consumers).where(
+            consumers.c.uuid == lease_id, consumers.c.kind == ConsumerKind.LEASE.value
+        )
+        if lock:
+            stmt = stmt.with_for_update()
+        return self.session.execute(stmt).first()
+
+    def lock_to_fire(self, consumer_id: int) -> Any:
+        """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
+        (``SKIP LOCKED``) or it is gone."""
+        return self.session.execute(
+            select(consumers.c.id, consumers.c.uuid, consumers.c.project)
+            .where(consumers.c.id == consumer_id, consumers.c.kind == ConsumerKind.LEASE.value)
+            .with_for_update(skip_locked=True)
+        ).first()
+
+    def page(
+        self,
+        *,
+        project: str | None,
+        status: Sequence[str] | None,
+        start_s: int | None,
+        end_s: int | None,
+        after: int,
+        limit: int,
+    ) -> list[Any]:
+        """Leases with id > ``after`` in id order (at most ``limit``), overlapping [start_s, end_s)."""
+        stmt = select(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value, consumers.c.id > after)
+        stmt = _filtered(stmt, project, status)
+        if start_s is not None:
+            stmt = stmt.where(consumers.c.end_s > start_s)
+        if end_s is not None:
+            stmt = stmt.where(consumers.c.start_s < end_s)
+        return list(self.session.execute(stmt.order_by(consumers.c.id).limit(limit)).all())
+
+    def newest(self, *, project: str | None, status: Sequence[str] | None, limit: int) -> list[Any]:
+        """The newest ``limit`` leases, oldest first."""
+        stmt = _filtered(
+            select(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value), project, status
+        )
+        rows = self.session.execute(stmt.order_by(consumers.c.id.desc()).limit(limit)).all()
+        return list(reversed(rows))
+
+    def set_times(self, consumer_id: int, generation: int, start_s: int, end_s: int) -> bool:
+        """Compare-and-swap on ``generation``: the new interval, the next generation."""
+        done = self.session.execute(
+            update(consumers)
+            .where(consumers.c.id == consumer_id, consumers.c.generation == generation)
+            .values(start_s=start_s, end_s=end_s, generation=consumers.c.generation + 1)
+        )
+        return getattr(done, "rowcount", 1) == 1
+
+    def set_status(
+        self, consumer_id: int, status: ConsumerStatus, *, only_from: ConsumerStatus | None = None
+    ) -> None:
+        """Move to ``status`` (next generation); ``only_from``: only when the lease is in that status."""
+        stmt = update(consumers).where(consumers.c.id == consumer_id)
+        if only_from is not None:
+            stmt = stmt.where(consumers.c.status == only_from.value)
+        self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
+
+    def bump_generation(self, consumer_id: int) -> None:
+        self.session.execute(
+            update(consumers)
+            .where(consumers.c.id == consumer_id)
+            .values(generation=consumers.c.generation + 1)
+        )
+
+    # -- its allocation rows ------------------------------------------------------------------------------
+    def items_to(self, consumer_id: int, end_s: int) -> list[tuple[str, str, int, int | None]]:
+        """(provider uuid, class, amount, vlan tag) of the lease's rows that run to ``end_s``."""
+        rows = self.session.execute(
+            select(
+                providers.c.uuid, allocations.c.resource_class, allocations.c.amount, allocations.c.vlan_tag
+            )
+            .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+            .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s == end_s)
+            .order_by(allocations.c.id)
+        ).all()
+        return [(str(u), str(rc), int(a), None if tag is None else int(tag)) for u, rc, a, tag in rows]
+
+    def rows_from(self, consumer_id: int, now_s: int) -> list[Any]:
+        """The lease's rows not over at ``now_s``, with their provider: (id, resource_class, amount,
+        vlan_tag, pid, uuid, name, kind, parent_id)."""
+        return list(
+            self.session.execute(
+                select(
+                    allocations.c.id,
+                    allocations.c.resource_class,
+                    allocations.c.amount,
+                    allocations.c.vlan_tag,
+                    providers.c.id.label("pid"),
+                    providers.c.uuid,
+                    providers.c.name,
+                    providers.c.kind,
+                    providers.c.parent_id,
+                )
+                .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > now_s)
+                .order_by(allocations.c.id)
+            ).all()
+        )
+
+    def free_rows(self, consumer_id: int) -> None:
+        """Delete every row of the lease (a move frees the old interval before claiming the new)."""
+        self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
+
+    def shorten_rows(self, consumer_id: int, end_s: int) -> None:
+        self.session.execute(
+            update(allocations)
+            .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > end_s)
+            .values(end_s=end_s)
+        )
+
+    def adopt(self, consumer_id: int, temp_id: int, *, stretch: tuple[int, int] | None = None) -> None:
+        """Give the rows a temporary consumer claimed to the lease, and drop the temporary consumer.
+        ``stretch`` (start, end): the claim extended the lease, so its rows ending at ``start`` are
+        stretched to ``end`` and the temporary rows dropped instead."""
+        if stretch is not None:
+            start, end = stretch
+            self.session.execute(
+                update(allocations)
+                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s == start)
+                .values(end_s=end)
+            )
+            self.session.execute(delete(allocations).where(allocations.c.consumer_id == temp_id))
+        else:
+            self.session.execute(
+                update(allocations)
+                .where(allocations.c.consumer_id == temp_id)
+                .values(consumer_id=consumer_id)
+            )
+        self.session.execute(delete(consumers).where(consumers.c.id == temp_id))
+
+    def drop_rows(self, row_ids: Collection[int]) -> None:
+        self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
+
+    def end_rows_at(self, row_ids: Collection[int], now_s: int) -> None:
+        """Stop rows at ``now_s``: the ones not yet started are deleted, the running ones end at ``now_s``,
+        so the past stays on record (as a release to ``ENDED`` does)."""
+        ids = list(row_ids)
+        self.session.execute(
+            delete(allocations).where(allocations.c.id.in_(ids), allocations.c.start_s >= now_s)
+        )
+        self.session.execute(
+            update(allocations)
+            .where(allocations.c.id.in_(ids), allocations.c.start_s < now_s)
+            .values(end_s=now_s)
+        )
+
+    def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
+        """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
+        return list(
+            self.session.execute(
+                select(
+                    allocations.c.consumer_id,
+                    providers.c.uuid,
+                    providers.c.name,
+                    allocations.c.resource_class,
+                    allocations.c.amount,
+                    allocations.c.vlan_tag,
+                    allocations.c.start_s,
+                    allocations.c.end_s,
+                )
+                .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+                .where(allocations.c.consumer_id.in_(list(consumer_ids)))
+                .order_by(allocations.c.id)
+            )
+        )
+
+    # -- its events ---------------------------------------------------------------------------------------
+    def events_of(self, consumer_ids: Collection[int]) -> list[Any]:
+        """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
+        return list(
+            self.session.execute(
+                select(
+                    lease_events.c.consumer_id,
+                    lease_events.c.kind,
+                    lease_events.c.due_s,
+                    lease_events.c.fired_at,
+                )
+                .where(lease_events.c.consumer_id.in_(list(consumer_ids)))
+                .order_by(lease_events.c.due_s, lease_events.c.id)
+            )
+        )
+
+    def event_rows(self, consumer_id: int) -> list[LeaseEventRow]:
+        """The lease's event rows as ORM objects (rescheduling changes ``due_s`` in place)."""
+        return list(
+            self.session.scalars(select(LeaseEventRow).where(LeaseEventRow.consumer_id == consumer_id))
+        )
+
+    def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
+        self.session.add(LeaseEventRow(consumer_id=consumer_id, kind=kind, due_s=due_s, fired_at=fired_at))
+        self.session.flush()
+
+    def drop_unfired_events(self, consumer_id: int) -> None:
+        self.session.execute(
+            delete(lease_events).where(
+                lease_events.c.consumer_id == consumer_id, lease_events.c.fired_at.is_(None)
+            )
+        )
+
+    def unfired_event(self, consumer_id: int, kind: str) -> Any:
+        """(id, due_s) of the lease's unfired ``kind`` event, or None."""
+        return self.session.execute(
+            select(lease_events.c.id, lease_events.c.due_s).where(
+                lease_events.c.consumer_id == consumer_id,
+                lease_events.c.kind == kind,
+                lease_events.c.fired_at.is_(None),
+            )
+        ).first()
+
+    def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
+        """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
+        rows = self.session.execute(
+            select(lease_events.c.consumer_id)
+            .where(
+                lease_events.c.fired_at.is_(None),
+                lease_events.c.due_s <= now_s,
+                lease_events.c.kind.in_(kinds),
+            )
+            .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
+            .limit(limit)
+        ).all()
+        return list(dict.fromkeys(int(r.consumer_id) for r in rows))
+
+    def lock_due_events(
+        self, consumer_id: int, now_s: int, kinds: Sequence[str]
+    ) -> list[tuple[int, str, int]]:
+        """(id, kind, due_s) of the lease's unfired events due at ``now_s``, in firing order, locked."""
+        rows = self.session.execute(
+            select(lease_events.c.id, lease_events.c.kind, lease_events.c.due_s)
+            .where(
+                lease_events.c.consumer_id == consumer_id,
+                lease_events.c.fired_at.is_(None),
+                lease_events.c.due_s <= now_s,
+                lease_events.c.kind.in_(kinds),
+            )
+            .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
+            .with_for_update()
+        ).all()
+        return [(int(i), str(k), int(d)) for i, k, d in rows]
+
+    def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
+        """Guarded: False when the event had fired already."""
+        marked = self.session.connection().execute(
+            update(lease_events)
+            .where(lease_events.c.id == event_id, lease_events.c.fired_at.is_(None))
+            .values(fired_at=fired_at)
+        )
+        return marked.rowcount == 1
+
+    # -- stand-in hosts -----------------------------------------------------------------------------------
+    def alternate_hosts(
+        self, host_uuid: str, classes: Collection[str], exclude: Collection[str]
+    ) -> list[HostRef]:
+        """Hosts that can stand in for ``host_uuid``: of the same site (parent), with exactly its traits
+        and an inventory of every class in ``classes``, not in ``exclude`` (uuids), by name. Empty when
+        ``host_uuid`` is not a host of a site. Only the shape is checked here; whether a candidate has
+        room is for the claim to prove, under its locks."""
+        session = self.session
+        host = session.execute(
+            select(providers.c.id, providers.c.kind, providers.c.parent_id).where(
+                providers.c.uuid == host_uuid
+            )
+        ).first()
+        if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
+            return []
+        traits_of = self._traits_by_provider(int(host.parent_id))
+        candidates = session.execute(
+            select(providers.c.id, providers.c.uuid, providers.c.name)
+            .where(
+                providers.c.parent_id == host.parent_id,
+                providers.c.kind == ProviderKind.HOST.value,
+                providers.c.id != host.id,
+            )
+            .order_by(providers.c.name)
+        ).all()
+        inv = self._classes_by_provider([int(c.id) for c in candidates])
+        want_traits = traits_of.get(int(host.id), frozenset())
+        wanted = set(classes)
+        return [
+            HostRef(str(c.uuid), str(c.name))
+            for c in candidates
+            if str(c.uuid) not in exclude
+            and traits_of.get(int(c.id), frozenset()) == want_traits
+            and wanted <= inv.get(int(c.id), frozenset())
+        ]
+
+    def _traits_by_provider(self, parent_id: int) -> dict[int, frozenset[str]]:
+        rows = self.session.execute(
+            select(provider_traits.c.provider_id, provider_traits.c.trait)
+            .select_from(provider_traits.join(providers, providers.c.id == provider_traits.c.provider_id))
+            .where(providers.c.parent_id == parent_id)
+        ).all()
+        out: dict[int, set[str]] = {}
+        for pid, trait in rows:
+            out.setdefault(int(pid), set()).add(str(trait))
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def _classes_by_provider(self, ids: list[int]) -> dict[int, frozenset[str]]:
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(inventories.c.provider_id, inventories.c.resource_class).where(
+                inventories.c.provider_id.in_(ids)
+            )
+        ).all()
+        out: dict[int, set[str]] = {}
+        for pid, rc in rows:
+            out.setdefault(int(pid), set()).add(str(rc))
+        return {k: frozenset(v) for k, v in out.items()}
+
+
+def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> Any:
+    if project is not None:
+        stmt = stmt.where(consumers.c.project == project)
+    if status:
+        stmt = stmt.where(consumers.c.status.in_(list(status)))
+    return stmt
+
+
+def _rank(kinds: Sequence[str]) -> Any:
+    """Events due at the same second fire in the order of ``kinds`` (start before end)."""
+    return case(*((lease_events.c.kind == k, r) for r, k in enumerate(kinds)), else_=len(kinds))
