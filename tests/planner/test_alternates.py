@@ -45,6 +45,7 @@ from slotbroker.services.network import NetworkService
 from slotbroker.services.planner.provisioners.base import Allocation, ProvisionerError
 from slotbroker.services.planner.provisioners.simulated import Outcome, SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.service import Planner
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.services.quotas import QuotaService
 from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
@@ -74,7 +75,7 @@ def finish(planner: Planner, job_id: str, states: list[str]) -> tuple[str, int, 
     """Run the pool until the job reaches one of ``states``: (state, attempt, error, log lines)."""
 
     async def scenario() -> tuple[str, int, str, list[str]]:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job_id, states)
         await pool.stop()
@@ -253,7 +254,7 @@ def test_a_lease_other_jobs_use_is_not_moved(db: Database) -> None:
     before = lease_rows(db, lease)
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         planner.create(spec(lease, job_id="busy"))
         await wait_state(planner, "busy", ["running"])

@@ -22,7 +22,7 @@ from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, fai
 from slotbroker.cli.find_slot import DEFAULT_URL
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState, Workload
-from slotbroker.services.planner import JobView, Planner
+from slotbroker.services.planner import JobView, Planner, WorkerPool
 
 app = typer.Typer(help="Jobs run inside leases by provisioners (the planner).", no_args_is_help=True)
 STATES = tuple(s.value for s in JobState)
@@ -238,7 +238,7 @@ def worker(
             asyncio.run(_until_signal(lambda stop: dist.run_worker(concurrency=workers or 16, stop=stop)))
             return
         planner = Planner(db)
-        pool = planner.pool(workers=workers, exclusive=exclusive)
+        pool = WorkerPool(planner, workers=workers, exclusive=exclusive)
         console.print(f"planner worker {pool.worker_id} ({pool.workers} at once) on {db.engine.url}")
 
         async def run_pool(stop: asyncio.Event) -> None:

@@ -38,7 +38,7 @@ from slotbroker.services.job_views import (
 )
 from slotbroker.services.offer_views import OfferSetRequest, OfferSetStatus
 from slotbroker.services.offers import OfferConflict
-from slotbroker.services.planner import JobView, Planner, PlannerSettings
+from slotbroker.services.planner import JobView, Planner, PlannerSettings, WorkerPool
 from slotbroker.services.tokens import Principal, Role
 from slotbroker.store.db import Database
 
@@ -311,7 +311,7 @@ def install_worker_pool(app: FastAPI) -> None:
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         planner: Planner = app_.state.services.planner
         workers = planner_workers(app_.state.settings, planner)
-        pool = planner.pool(workers=workers) if workers > 0 else None
+        pool = WorkerPool(planner, workers=workers) if workers > 0 else None
         app_.state.planner_pool = pool
         if pool is not None:
             pool.start().add_done_callback(_log_pool_end)

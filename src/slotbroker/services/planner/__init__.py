@@ -3,8 +3,9 @@
 Public API for the HTTP / CLI / procrastinate layers:
 
 * ``Planner(db, settings=..., provisioners=...)``: ``create``, ``get``, ``list``, ``cancel``, ``logs``,
-  ``purge``, ``register(lease_hooks)``, ``on_lease_event``, ``on_before_end``, ``pool``, ``run_job``.
-* ``WorkerPool``: the embedded asyncio pool (``await pool.run()`` / ``pool.start()``; ``await pool.stop()``).
+  ``purge``, ``register(lease_hooks)``, ``on_lease_event``, ``on_before_end``, ``run_job``.
+* ``WorkerPool(planner, workers=...)``: the embedded asyncio pool (``await pool.run()`` /
+  ``pool.start()``; ``await pool.stop()``).
 * ``steps.run_claimed`` / ``steps.commit``: the step handlers any worker (procrastinate) can call.
 """
 

@@ -14,7 +14,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +41,6 @@ from slotbroker.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from slotbroker.services.lease_events import LeaseEvent
-    from slotbroker.services.planner.worker import WorkerPool
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -137,6 +136,12 @@ BeforeEndCallback = Callable[[str, list[str], int], object]
 """Called with (lease id, ids of its live jobs, lease end in seconds) when a lease's before_end fires."""
 
 
+class Notifiable(Protocol):
+    """A worker pool as the planner sees it: told when a step became due (``WorkerPool`` is one)."""
+
+    def notify(self) -> None: ...
+
+
 class Planner:
     """The planner service. ``provisioners`` defaults to the entry points named in ``settings.enabled``
     (an installed one that is not named is never loaded). ``rehost`` moves a lease off the hosts a failed
@@ -168,7 +173,7 @@ class Planner:
         self.rehost: Rehost = rehost if rehost is not None else LeaseRehoster(ClaimService(db))
         self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
-        self._pools: list[WorkerPool] = []
+        self._pools: list[Notifiable] = []
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -214,19 +219,11 @@ class Planner:
             current = await run_claimed(ctx, current)
         return True
 
-    def pool(
-        self, *, workers: int | None = None, worker_id: str | None = None, exclusive: bool = False
-    ) -> WorkerPool:
-        """An embedded worker pool on this planner (start it with ``await pool.run()``)."""
-        from slotbroker.services.planner.worker import WorkerPool
-
-        return WorkerPool(self, workers=workers, worker_id=worker_id, exclusive=exclusive)
-
-    def attach(self, pool: WorkerPool) -> None:
+    def attach(self, pool: Notifiable) -> None:
         with self._lock:
             self._pools.append(pool)
 
-    def detach(self, pool: WorkerPool) -> None:
+    def detach(self, pool: Notifiable) -> None:
         with self._lock:
             if pool in self._pools:
                 self._pools.remove(pool)

@@ -23,16 +23,14 @@ import socket
 import uuid as uuidlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from slotbroker.services.planner import steps
 from slotbroker.services.planner.allocations import LeaseAllocation, load_lease, remember_allocations
 from slotbroker.services.planner.queues import LOOKAHEAD, QueuePolicy, make_policy
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
+from slotbroker.services.planner.service import Planner
 from slotbroker.store import jobs as sql
-
-if TYPE_CHECKING:
-    from slotbroker.services.planner.service import Planner
 
 log = logging.getLogger("slotbroker.planner")
 T = TypeVar("T")
