@@ -16,8 +16,10 @@ from slotbroker.store.repositories import (
     AllocationRepository,
     CalendarRepository,
     CatalogRepository,
+    FindSlotJobRepository,
     NetworkRepository,
     ProviderRepository,
+    SnapshotRepository,
     TokenRepository,
 )
 
@@ -30,6 +32,8 @@ class UnitOfWork:
     allocations: AllocationRepository
     calendar: CalendarRepository
     tokens: TokenRepository
+    find_slot_jobs: FindSlotJobRepository
+    snapshot: SnapshotRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -53,6 +57,8 @@ class UnitOfWork:
         self.allocations = AllocationRepository(self.session)
         self.calendar = CalendarRepository(self.session)
         self.tokens = TokenRepository(self.session)
+        self.find_slot_jobs = FindSlotJobRepository(self.session)
+        self.snapshot = SnapshotRepository(self.session)
         return self
 
     def __exit__(

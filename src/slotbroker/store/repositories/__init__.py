@@ -3,8 +3,10 @@ unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggreg
 
 from slotbroker.store.repositories.calendar import CalendarRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
+from slotbroker.store.repositories.find_slot_jobs import FindSlotJobRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.providers import ProviderRepository
+from slotbroker.store.repositories.snapshot import SnapshotRepository
 from slotbroker.store.repositories.tokens import TokenRepository
 from slotbroker.store.repositories.usage import AllocationRepository
 
@@ -12,7 +14,9 @@ __all__ = [
     "AllocationRepository",
     "CalendarRepository",
     "CatalogRepository",
+    "FindSlotJobRepository",
     "NetworkRepository",
     "ProviderRepository",
+    "SnapshotRepository",
     "TokenRepository",
 ]
