@@ -47,7 +47,6 @@ from slotbroker.services.planner.provisioners.simulated import Outcome, Simulate
 from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.services.quotas import QuotaService
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -315,8 +314,10 @@ def test_a_move_that_keeps_deadlocking_is_parked_not_lost_or_released_twice(db: 
 def rehost(
     db: Database, lease: str, avoid: frozenset[str] = frozenset(), now_s: int = NOW_S
 ) -> Rehosted | None:
-    with sql.transaction(db) as conn:
-        return LeaseRehoster(ClaimService(db))(conn, lease, avoid, now_s)
+    with UnitOfWork(db) as uow:
+        moved = LeaseRehoster(ClaimService(db))(uow.jobs.connection, lease, avoid, now_s)
+        uow.commit()
+    return moved
 
 
 def consumers(db: Database) -> int:

@@ -17,6 +17,7 @@ from slotbroker.store.repositories import (
     CalendarRepository,
     CatalogRepository,
     FindSlotJobRepository,
+    JobRepository,
     NetworkRepository,
     ProviderRepository,
     SnapshotRepository,
@@ -34,6 +35,7 @@ class UnitOfWork:
     tokens: TokenRepository
     find_slot_jobs: FindSlotJobRepository
     snapshot: SnapshotRepository
+    jobs: JobRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -59,6 +61,7 @@ class UnitOfWork:
         self.tokens = TokenRepository(self.session)
         self.find_slot_jobs = FindSlotJobRepository(self.session)
         self.snapshot = SnapshotRepository(self.session)
+        self.jobs = JobRepository(self.session)
         return self
 
     def __exit__(

@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
-
-from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
 from slotbroker.services.claims import ClaimService
@@ -34,9 +30,9 @@ from slotbroker.services.planner.steps import (
     wall_ms,
 )
 from slotbroker.services.tokens import Role
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow
+from slotbroker.store.repositories import jobs as job_rows
+from slotbroker.store.repositories.job_queues import one_job
 from slotbroker.store.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -45,13 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
-# FOR SHARE (PostgreSQL): a job is created either before a retry of a sibling moves the lease (which
-# then sees it) or after (it reads the moved allocation), never in between (``steps._move``).
-_LEASE = (
-    select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s)
-    .where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
-    .with_for_update(read=True)
-)
 LEASE_ENDINGS = ("end", "cancelled", "error")
 
 
@@ -91,7 +80,7 @@ class JobView:
 
     @classmethod
     def of(
-        cls, job: sql.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()
+        cls, job: job_rows.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()
     ) -> JobView:
         return cls(
             id=job.id,
@@ -114,7 +103,7 @@ class JobView:
             transitions=tuple(
                 Transition(f, t, _dt(at) or datetime.now(UTC), d) for f, t, at, d in transitions
             ),
-            tried_hosts=tuple(sorted(sql.hosts_of(job))),
+            tried_hosts=tuple(sorted(job_rows.hosts_of(job))),
         )
 
 
@@ -196,25 +185,23 @@ class Planner:
         ctx = self.step_context(worker)
         now = self.clock_ms()
 
-        def claim() -> list[sql.JobSnapshot]:
-            with sql.transaction(self.db) as conn:
-                ranked = select(sql.J.c.seq).where(
-                    sql.J.c.id == job_id, sql.claimable(now, sorted(self.provisioners))
-                )
-                return sql.claim_due(
-                    conn,
-                    ranked=ranked,
+        def claim() -> list[job_rows.JobSnapshot]:
+            with UnitOfWork(self.db) as uow:
+                claimed = uow.jobs.claim_due(
+                    ranked=one_job(job_id, now, sorted(self.provisioners)),
                     now_ms=now,
                     worker=worker,
                     until_ms=now + int(self.settings.claim_ttl_s * 1000),
                     limit=1,
                     max_active={},
                 )
+                uow.commit()
+            return claimed
 
         jobs = await ctx.run_db(claim)
         if not jobs:
             return False
-        current: sql.JobSnapshot | None = jobs[0]
+        current: job_rows.JobSnapshot | None = jobs[0]
         while current is not None:
             current = await run_claimed(ctx, current)
         return True
@@ -274,10 +261,10 @@ class Planner:
         workload = spec.workload.to_json()
         now = self.clock_ms()
         created: JobView | None = None
-        with sql.transaction(self.db) as s:
-            lease = s.execute(_LEASE, {"lease_uuid": spec.lease_id}).first()
+        with UnitOfWork(self.db) as uow:
+            lease = uow.jobs.lease_for_new_job(spec.lease_id)
             usable = lease is not None and lease.status in LIVE_LEASE
-            if not usable and sql.get_job(s, job_id) is not None:
+            if not usable and uow.jobs.get(job_id) is not None:
                 return self._same(job_id, project, spec, workload)  # a replay after the lease ended
             if lease is None or (project is not None and lease.project != project):
                 raise NotFound(f"no lease {spec.lease_id}")
@@ -307,13 +294,10 @@ class Planner:
                 "created_ms": now,
                 "updated_ms": now,
             }
-            try:
-                seq = sql.insert_job(s, values)
-            except IntegrityError:  # a concurrent insert of the same id (SQLite reports it this way)
-                seq = None
+            seq = uow.jobs.insert(values)  # None: the id is taken (a replay, or a concurrent insert)
             if seq is not None:
-                sql.add_transition(s, seq, None, JobState.PENDING.value, now)
-                new = sql.JobSnapshot(
+                uow.jobs.logs.add_transition(seq, None, JobState.PENDING.value, now)
+                new = job_rows.JobSnapshot(
                     seq=seq,
                     claimed_by=None,
                     claimed_until_ms=None,
@@ -328,8 +312,9 @@ class Planner:
                     **values,
                 )
                 if self.on_enqueue is not None:
-                    self.on_enqueue(s, new)
+                    self.on_enqueue(uow, new)
                 created = JobView.of(new, [(None, JobState.PENDING.value, now, "")])
+            uow.commit()
         if created is not None:
             self._wake()  # after the commit, so a woken worker sees the job
             return created
@@ -348,11 +333,11 @@ class Planner:
         return job
 
     def _find(self, job_id: str, project: str | None) -> JobView:
-        with sql.transaction(self.db, readonly=True) as conn:
-            job = sql.get_job(conn, job_id)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = uow.jobs.get(job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            return JobView.of(job, sql.transitions(conn, job.seq))
+            return JobView.of(job, uow.jobs.logs.transitions(job.seq))
 
     def get(self, job_id: str, *, project: str | None = None) -> JobView:
         return self._find(job_id, project)
@@ -376,31 +361,33 @@ class Planner:
             raise ValidationFailed(
                 "invalid state", [FieldError("/state", f"one of {', '.join(sorted(valid))}")]
             )
-        after = sql.decode_cursor(cursor) if cursor else None
-        with sql.transaction(self.db, readonly=True) as conn:
-            rows = sql.list_jobs(
-                conn, limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
+        after = job_rows.decode_cursor(cursor) if cursor else None
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = uow.jobs.list(
+                limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = sql.encode_cursor(rows[-1].seq) if more and rows else None
+        nxt = job_rows.encode_cursor(rows[-1].seq) if more and rows else None
         return JobPage(tuple(JobView.of(r) for r in rows), nxt)
 
     def cancel(self, job_id: str, *, project: str | None = None) -> JobView:
         """Cancel a job. Pending and untouched: canceled at once. Otherwise the cancel flag is set and
         the worker tears the job down at its next step boundary (cancel the run, release, canceled)."""
         now = self.clock_ms()
-        with sql.transaction(self.db) as conn:
-            s = conn
-            job = sql.get_job(s, job_id, lock=True)
+        with UnitOfWork(self.db) as uow:
+            job = uow.jobs.get(job_id, lock=True)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
             if not job.terminal and not job.cancel_requested:
-                self._request_stop(s, job, Reason.CANCEL, now, "canceled by request")
+                self._request_stop(uow, job, Reason.CANCEL, now, "canceled by request")
+            uow.commit()
         self._wake()
         return self.get(job_id)
 
-    def _request_stop(self, s: Any, job: sql.JobSnapshot, reason: Reason, now: int, why: str) -> None:
+    def _request_stop(
+        self, uow: UnitOfWork, job: job_rows.JobSnapshot, reason: Reason, now: int, why: str
+    ) -> None:
         untouched = (
             job.state == JobState.PENDING.value
             and job.provision_id is None
@@ -409,8 +396,7 @@ class Planner:
         flag = "cancel_requested" if reason is Reason.CANCEL else "expire_requested"
         if untouched:
             final = JobState.CANCELED if reason is Reason.CANCEL else JobState.EXPIRED
-            sql.write_job(
-                s,
+            uow.jobs.write(
                 job,
                 {
                     flag: True,
@@ -423,25 +409,21 @@ class Planner:
                     "updated_ms": now,
                 },
             )
-            sql.add_transition(s, job.seq, job.state, final.value, now, why)
+            uow.jobs.logs.add_transition(job.seq, job.state, final.value, now, why)
         else:
-            s.execute(
-                update(sql.J)
-                .where(sql.J.c.seq == job.seq)
-                .values({flag: True, "due_ms": min(job.due_ms, now), "updated_ms": now})
-            )
+            uow.jobs.request_stop(job.seq, flag, min(job.due_ms, now), now)
             if self.on_enqueue is not None:
-                self.on_enqueue(s, sql.replace(job, {flag: True, "due_ms": min(job.due_ms, now)}))
-        sql.add_logs(s, job.seq, now, [("planner", why)])
+                self.on_enqueue(uow, job_rows.replace(job, {flag: True, "due_ms": min(job.due_ms, now)}))
+        uow.jobs.logs.add_lines(job.seq, now, [("planner", why)])
 
     def logs(
         self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
     ) -> builtins.list[LogLine]:
-        with sql.transaction(self.db, readonly=True) as conn:
-            job = sql.get_job(conn, job_id)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = uow.jobs.get(job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            rows = sql.logs(conn, job.seq, after_id=after, limit=limit)
+            rows = uow.jobs.logs.lines(job.seq, after_id=after, limit=limit)
         return [LogLine(i, _dt(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
 
     def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
@@ -450,8 +432,9 @@ class Planner:
         before = now - int(self.settings.retention_s * 1000)
         total = 0
         while True:
-            with sql.transaction(self.db) as conn:
-                n = sql.purge_terminal(conn, before, batch)
+            with UnitOfWork(self.db) as uow:
+                n = uow.jobs.purge_terminal(before, batch)
+                uow.commit()
             total += n
             if n < batch:
                 return total
@@ -466,26 +449,23 @@ class Planner:
         the ``on_before_end`` callbacks; ``end`` / ``cancelled`` / ``error`` expire the jobs (untouched
         pending jobs at once; others are torn down by a worker: cancel run, release, expired)."""
         now = self.clock_ms()
-        s = uow.session.connection()
-        jobs = sql.live_jobs_of_lease(s, lease_id)
+        jobs = uow.jobs.live_of_lease(lease_id)
         if not jobs:
             return
         if kind == "start":
-            s.execute(
-                update(sql.J)
-                .where(sql.J.c.lease_uuid == lease_id, sql.J.c.step.is_not(None), sql.J.c.due_ms > now)
-                .values(due_ms=now)
-            )
+            uow.jobs.make_due(lease_id, now)
         elif kind == "before_end":
             ends = datetime.fromtimestamp(due_s, UTC).isoformat()
             for job in jobs:
-                sql.add_logs(s, job.seq, now, [("planner", f"lease {lease_id} before_end notice ({ends})")])
+                uow.jobs.logs.add_lines(
+                    job.seq, now, [("planner", f"lease {lease_id} before_end notice ({ends})")]
+                )
             for callback in self._before_end:
                 callback(lease_id, [j.id for j in jobs], due_s)
         elif kind in LEASE_ENDINGS:
             for job in jobs:
                 if not job.expire_requested and not job.cancel_requested:
-                    self._request_stop(s, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
+                    self._request_stop(uow, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
         self._wake()
 
 

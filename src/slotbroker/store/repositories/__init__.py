@@ -4,6 +4,7 @@ unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggreg
 from slotbroker.store.repositories.calendar import CalendarRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
 from slotbroker.store.repositories.find_slot_jobs import FindSlotJobRepository
+from slotbroker.store.repositories.jobs import JobRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.providers import ProviderRepository
 from slotbroker.store.repositories.snapshot import SnapshotRepository
@@ -15,6 +16,7 @@ __all__ = [
     "CalendarRepository",
     "CatalogRepository",
     "FindSlotJobRepository",
+    "JobRepository",
     "NetworkRepository",
     "ProviderRepository",
     "SnapshotRepository",

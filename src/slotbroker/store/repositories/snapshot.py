@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, not_, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -40,22 +40,22 @@ class SnapshotRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def providers(self) -> Sequence[Row[Any]]:
+    def providers(self) -> Sequence[Any]:
         """(id, name, kind, parent_id, lat, lon) of every provider."""
         p = tables.providers.c
         return self.session.execute(select(p.id, p.name, p.kind, p.parent_id, p.lat, p.lon)).all()
 
-    def traits(self) -> Sequence[Row[Any]]:
+    def traits(self) -> Sequence[Any]:
         """(provider_id, trait) pairs."""
         t = tables.provider_traits.c
         return self.session.execute(select(t.provider_id, t.trait)).all()
 
-    def aggregates(self) -> Sequence[Row[Any]]:
+    def aggregates(self) -> Sequence[Any]:
         """(provider_id, aggregate) pairs."""
         a = tables.provider_aggregates.c
         return self.session.execute(select(a.provider_id, a.aggregate)).all()
 
-    def inventories(self) -> Sequence[Row[Any]]:
+    def inventories(self) -> Sequence[Any]:
         i = tables.inventories.c
         return self.session.execute(
             select(
@@ -64,17 +64,17 @@ class SnapshotRepository:
             )
         ).all()  # fmt: skip
 
-    def links(self) -> Sequence[Row[Any]]:
+    def links(self) -> Sequence[Any]:
         link = tables.links.c
         return self.session.execute(
             select(link.provider_id, link.site_a_id, link.site_b_id, link.latency_ms)
         ).all()
 
-    def ports(self) -> Sequence[Row[Any]]:
+    def ports(self) -> Sequence[Any]:
         port = tables.facility_ports.c
         return self.session.execute(select(port.provider_id, port.site_id, port.port_name, port.vlans)).all()
 
-    def live_allocations(self, *, now_s: int, since_s: int) -> Sequence[Row[Any]]:
+    def live_allocations(self, *, now_s: int, since_s: int) -> Sequence[Any]:
         """(provider_id, resource_class, amount, start_s, end_s, vlan_tag) of the allocations ending after
         ``since_s`` whose consumer still holds capacity at ``now_s``."""
         a = tables.allocations.c
