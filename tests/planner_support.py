@@ -21,8 +21,9 @@ from slotbroker.services.inventory import InventoryService
 from slotbroker.services.lease_rehost import Rehost
 from slotbroker.services.planner.provisioners.base import Allocation, Provisioner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
-from slotbroker.services.planner.service import JobView, Planner
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.views import JobView
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, ProviderRow, ResourceClassRow
 from slotbroker.store.unit_of_work import UnitOfWork

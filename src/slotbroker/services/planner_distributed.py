@@ -39,7 +39,7 @@ from slotbroker.services.planner import Planner
 from slotbroker.services.planner.reconcile import reconcile
 from slotbroker.services.planner.steps import EnqueueHook
 from slotbroker.store.db import Database
-from slotbroker.store.repositories.jobs import JobSnapshot
+from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner.procrastinate")
@@ -174,7 +174,7 @@ class Distributed:
         now = self.planner.clock_ms()
         before = now - int(grace_s * 1000)
         with UnitOfWork(self.planner.db) as uow:
-            rows = uow.jobs.overdue(before, limit)
+            rows = uow.jobs.claims.overdue(before, limit)
             for job_id, due in rows:
                 self.defer(uow, job_id, due)
             uow.commit()
@@ -203,14 +203,14 @@ class Distributed:
     def _renew(self, ttl: float) -> int:
         assert self.planner is not None
         with UnitOfWork(self.planner.db) as uow:
-            renewed = uow.jobs.renew_claims(self.worker_id, self.planner.clock_ms() + int(ttl * 1000))
+            renewed = uow.jobs.claims.renew(self.worker_id, self.planner.clock_ms() + int(ttl * 1000))
             uow.commit()
         return renewed
 
     def _release_claims(self) -> int:
         assert self.planner is not None
         with UnitOfWork(self.planner.db) as uow:
-            released = uow.jobs.release_claims(self.worker_id)
+            released = uow.jobs.claims.release(self.worker_id)
             uow.commit()
         return released
 

@@ -12,8 +12,9 @@ Public API for the HTTP / CLI / procrastinate layers:
 from __future__ import annotations
 
 from slotbroker.domain.jobs import JobSpec, JobState, Workload
-from slotbroker.services.planner.service import JobPage, JobView, LogLine, Planner, Transition
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.views import JobPage, JobView, LogLine, Transition
 from slotbroker.services.planner.worker import WorkerPool
 
 __all__ = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.planner.provisioners.base import Allocation, AllocationItem
-from slotbroker.store.repositories.jobs import JobSnapshot
+from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
 

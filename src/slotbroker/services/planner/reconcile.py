@@ -33,7 +33,7 @@ from slotbroker.services.planner.steps import (
     _run_finished,
     commit,
 )
-from slotbroker.store.repositories.jobs import JobSnapshot
+from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
@@ -89,7 +89,7 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
         def claim(after: int = after) -> list[JobSnapshot]:
             now = ctx.clock_ms()
             with UnitOfWork(ctx.db) as uow:
-                claimed = uow.jobs.claim_unattended(
+                claimed = uow.jobs.claims.unattended(
                     now_ms=now,
                     worker=ctx.worker,
                     until_ms=now + int(ctx.settings.claim_ttl_s * 1000),

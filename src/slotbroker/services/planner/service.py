@@ -12,12 +12,11 @@ import logging
 import threading
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
-from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
+from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
@@ -29,9 +28,10 @@ from slotbroker.services.planner.steps import (
     run_claimed,
     wall_ms,
 )
+from slotbroker.services.planner.views import JobPage, JobView, LogLine, Transition, at_ms
 from slotbroker.services.tokens import Role
 from slotbroker.store.db import Database
-from slotbroker.store.repositories import jobs as job_rows
+from slotbroker.store.repositories import job_rows
 from slotbroker.store.repositories.job_queues import one_job
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -42,83 +42,6 @@ log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
 LEASE_ENDINGS = ("end", "cancelled", "error")
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
-@dataclass(frozen=True)
-class Transition:
-    from_state: str | None
-    to_state: str
-    at: datetime
-    detail: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    id: str
-    name: str
-    project: str
-    lease_id: str
-    provisioner: str
-    priority: int
-    state: str
-    workload: Workload
-    attempt: int
-    provision_id: str | None
-    run_id: str | None
-    exit_code: int | None
-    error: str | None
-    cancel_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    transitions: tuple[Transition, ...] = ()
-    tried_hosts: tuple[str, ...] = ()  # uuids of the hosts failed attempts ran on (the lease moved off)
-
-    @classmethod
-    def of(
-        cls, job: job_rows.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()
-    ) -> JobView:
-        return cls(
-            id=job.id,
-            name=job.name,
-            project=job.project,
-            lease_id=job.lease_uuid,
-            provisioner=job.provisioner,
-            priority=job.priority,
-            state=job.state,
-            workload=Workload.from_json(job.workload),
-            attempt=job.attempt,
-            provision_id=job.provision_id,
-            run_id=job.run_id,
-            exit_code=job.exit_code,
-            error=job.error,
-            cancel_requested=job.cancel_requested,
-            created_at=_dt(job.created_ms) or datetime.now(UTC),
-            updated_at=_dt(job.updated_ms) or datetime.now(UTC),
-            finished_at=_dt(job.finished_ms),
-            transitions=tuple(
-                Transition(f, t, _dt(at) or datetime.now(UTC), d) for f, t, at, d in transitions
-            ),
-            tried_hosts=tuple(sorted(job_rows.hosts_of(job))),
-        )
-
-
-@dataclass(frozen=True)
-class JobPage:
-    items: tuple[JobView, ...]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class LogLine:
-    id: int
-    at: datetime
-    stream: str
-    line: str
 
 
 BeforeEndCallback = Callable[[str, list[str], int], object]
@@ -187,7 +110,7 @@ class Planner:
 
         def claim() -> list[job_rows.JobSnapshot]:
             with UnitOfWork(self.db) as uow:
-                claimed = uow.jobs.claim_due(
+                claimed = uow.jobs.claims.due(
                     ranked=one_job(job_id, now, sorted(self.provisioners)),
                     now_ms=now,
                     worker=worker,
@@ -424,7 +347,7 @@ class Planner:
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
             rows = uow.jobs.logs.lines(job.seq, after_id=after, limit=limit)
-        return [LogLine(i, _dt(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
+        return [LogLine(i, at_ms(at) or datetime.now(UTC), st, line) for i, at, st, line in rows]
 
     def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
         """Delete terminal jobs older than the retention TTL, with their transitions and logs."""

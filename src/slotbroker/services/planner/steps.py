@@ -49,7 +49,7 @@ from slotbroker.services.planner.provisioners.base import (
 )
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
 from slotbroker.store.db import Database
-from slotbroker.store.repositories import jobs as job_rows
+from slotbroker.store.repositories import job_rows
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")

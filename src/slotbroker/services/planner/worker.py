@@ -1,6 +1,6 @@
 """The embedded worker pool: N asyncio workers in this process pulling steps from the database queue.
 
-One dispatcher claims due steps in batches (``uow.jobs.claim_due`` in the order of the queue policy)
+One dispatcher claims due steps in batches (``uow.jobs.claims.due`` in the order of the queue policy)
 while fewer than ``workers`` steps run, and starts one task per claimed job; a task runs the job's step
 and, while the next step is due at once and the claim is still held, the steps after it. The pool holds
 only the tasks it is running now (at most ``workers``); everything else is in the database. A heartbeat
@@ -30,7 +30,7 @@ from slotbroker.services.planner.allocations import LeaseAllocation, load_lease,
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
 from slotbroker.services.planner.service import Planner
 from slotbroker.store.repositories.job_queues import LOOKAHEAD, QueuePolicy, make_policy
-from slotbroker.store.repositories.jobs import JobSnapshot
+from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
@@ -147,7 +147,7 @@ class WorkerPool:
 
     def _release_claims(self) -> int:
         with UnitOfWork(self.planner.db) as uow:
-            released = uow.jobs.release_claims(self.worker_id)
+            released = uow.jobs.claims.release(self.worker_id)
             uow.commit()
         return released
 
@@ -192,7 +192,7 @@ class WorkerPool:
         steps need, and (if fewer than ``limit`` were due) when the next step becomes due."""
         now = self.planner.clock_ms()
         with UnitOfWork(self.planner.db) as uow:
-            jobs = uow.jobs.claim_due(
+            jobs = uow.jobs.claims.due(
                 ranked=self.policy.ranked(now, limit * LOOKAHEAD, self._names),
                 now_ms=now,
                 worker=self.worker_id,
@@ -202,13 +202,13 @@ class WorkerPool:
             )
             need = {j.lease_uuid for j in jobs if j.step in steps.NEEDS_ALLOCATION}
             found = {lease: load_lease(uow, lease, now // 1000) for lease in need}
-            due = uow.jobs.next_due_ms() if len(jobs) < limit else None
+            due = uow.jobs.claims.next_due_ms() if len(jobs) < limit else None
             uow.commit()
         return jobs, found, due
 
     def _next_due(self) -> int | None:
         with UnitOfWork(self.planner.db, readonly=True) as uow:
-            return uow.jobs.next_due_ms()
+            return uow.jobs.claims.next_due_ms()
 
     async def _execute(self, job: JobSnapshot, found: dict[str, LeaseAllocation]) -> None:
         # task-local: this job's steps reuse its lease's allocation read with the claim
@@ -239,7 +239,7 @@ class WorkerPool:
         def renew() -> int:
             now = self.planner.clock_ms()
             with UnitOfWork(self.planner.db) as uow:
-                renewed = uow.jobs.renew_claims(self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
+                renewed = uow.jobs.claims.renew(self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
                 uow.commit()
             return renewed
 

@@ -1,5 +1,5 @@
 """Queue policies: which due steps a worker claims first, as the ``SELECT seq`` that
-``JobRepository.claim_due`` runs. One interface, three policies.
+``JobClaimRepository.due`` runs. One interface, three policies.
 
 Every policy puts steps of jobs already under way (provisioning, submitted, running, tearing down) before
 pending jobs that would start: finishing work frees resources sooner and never waits behind new work.
@@ -14,7 +14,7 @@ Among pending jobs:
 
 Head-of-line blocking is avoided by construction: only *due* steps are candidates (a job waiting for its
 lease's start or for a poll interval is not), and a pending job whose provisioner is at its
-``max_active`` limit is skipped at claim time (``JobRepository.claim_due``) while the jobs behind it go on.
+``max_active`` limit is skipped at claim time (``JobClaimRepository.due``) while the jobs behind it go on.
 The policy ranks ``lookahead`` times the claim size so skipped jobs leave enough candidates behind them.
 """
 
@@ -26,7 +26,7 @@ from typing import Protocol
 from sqlalchemy import Select, and_, case, func, select
 
 from slotbroker.domain.jobs import JobState
-from slotbroker.store.repositories.jobs import ACTIVE_STATES, claimable, jobs
+from slotbroker.store.repositories.job_rows import ACTIVE_STATES, claimable, jobs
 
 LOOKAHEAD = 4  # candidates ranked per claimed step: room for skips behind saturated provisioners
 
