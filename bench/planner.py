@@ -221,7 +221,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
 
 def push_two_workers(db: Database, url: str, jobs: int, concurrency: int, tmp: Path) -> dict[str, Any]:
     """N jobs created here (4 threads), run by two procrastinate worker processes."""
-    from slotbroker.services.planner_distributed import Distributed, distributed_planner
+    from slotbroker.services.planner.distributed import Distributed, distributed_planner
 
     Distributed(db.url).apply_schema()
     planner, dist = distributed_planner(

@@ -1,4 +1,4 @@
-"""Planner scale-out with procrastinate on PostgreSQL (services/planner_distributed.py)."""
+"""Planner scale-out with procrastinate on PostgreSQL (services/planner/distributed.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from sqlalchemy import func, select, text
 
 from conftest import PG_URL, require_postgres, reset_postgres
 from planner_support import fast_settings, make_lease, spec
+from slotbroker.services.planner.distributed import Distributed, conninfo, distributed_planner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
-from slotbroker.services.planner_distributed import Distributed, conninfo, distributed_planner
 from slotbroker.store import migrate, tables
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork

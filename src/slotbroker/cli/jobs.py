@@ -227,7 +227,7 @@ def worker(
     with failing_nicely():
         db = open_db(database_url)
         if use_procrastinate:
-            from slotbroker.services.planner_distributed import distributed_planner
+            from slotbroker.services.planner.distributed import distributed_planner
 
             planner, dist = distributed_planner(db)
             if apply_schema and not dist.schema_applied(db):

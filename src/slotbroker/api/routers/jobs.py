@@ -292,7 +292,7 @@ def default_planner(db: Database, settings: Settings | None = None) -> Planner:
     configured = planner_settings(settings or Settings(database_url=db.url))
     if os.environ.get("SLOTBROKER_PLANNER_PROCRASTINATE", "").lower() not in ("1", "true", "yes"):
         return Planner(db, settings=configured)
-    from slotbroker.services.planner_distributed import distributed_planner
+    from slotbroker.services.planner.distributed import distributed_planner
 
     return distributed_planner(db, settings=configured)[0]
 

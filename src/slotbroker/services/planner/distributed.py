@@ -35,8 +35,8 @@ from typing import Any
 
 import procrastinate
 
-from slotbroker.services.planner import Planner
 from slotbroker.services.planner.reconcile import reconcile
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.steps import EnqueueHook
 from slotbroker.store.db import Database
 from slotbroker.store.repositories.job_rows import JobSnapshot
