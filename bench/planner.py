@@ -35,6 +35,7 @@ from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
 from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, JobRow, ProviderRow, ResourceClassRow
@@ -95,7 +96,7 @@ async def push(db: Database, jobs: int, workers: int) -> dict[str, Any]:
     sim = SimulatedProvisioner()
     planner = Planner(db, settings=settings(workers), provisioners={"simulated": sim})
     leases = [make_lease(db, f"project-{i}") for i in range(4)]
-    pool = planner.pool()
+    pool = WorkerPool(planner)
     task = pool.start()
     t0 = time.perf_counter()
 
@@ -220,7 +221,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
 
 def push_two_workers(db: Database, url: str, jobs: int, concurrency: int, tmp: Path) -> dict[str, Any]:
     """N jobs created here (4 threads), run by two procrastinate worker processes."""
-    from slotbroker.services.planner_distributed import Distributed, distributed_planner
+    from slotbroker.services.planner.distributed import Distributed, distributed_planner
 
     Distributed(db.url).apply_schema()
     planner, dist = distributed_planner(

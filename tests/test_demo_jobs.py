@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from planner_support import fast_settings, run, wait_state
 from slotbroker.cli.main import app
-from slotbroker.services.planner import Planner
+from slotbroker.services.planner import Planner, WorkerPool
 from slotbroker.store.db import Database
 
 DEMO_JOBS = ("demo-hello", "demo-uname", "demo-exit-3")
@@ -41,7 +41,7 @@ def test_demo_submits_local_jobs_that_a_pool_runs(tmp_path: Path) -> None:
     assert len(planner.list(limit=50).items) == 3
 
     async def drive() -> dict[str, str]:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         try:
             done = [await wait_state(planner, job_id, TERMINAL, timeout=30) for job_id in DEMO_JOBS]

@@ -19,6 +19,7 @@ from slotbroker.api.app import create_app
 from slotbroker.config import Settings
 from slotbroker.services.planner import Planner
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
@@ -183,7 +184,7 @@ async def test_async_client_job_methods(tmp_path: Any) -> None:
     migrate.upgrade(db.engine)
     env = build(db)
     lease = make_lease(db, project="alpha")
-    pool = env.planner.pool(workers=4)  # ASGITransport runs no lifespan: the pool runs in this loop
+    pool = WorkerPool(env.planner, workers=4)  # ASGITransport runs no lifespan: the pool runs in this loop
     pool.start()
     transport = httpx.ASGITransport(app=env.app)
     try:

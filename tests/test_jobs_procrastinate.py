@@ -1,4 +1,4 @@
-"""Planner scale-out with procrastinate on PostgreSQL (services/planner_distributed.py)."""
+"""Planner scale-out with procrastinate on PostgreSQL (services/planner/distributed.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from sqlalchemy import func, select, text
 
 from conftest import PG_URL, require_postgres, reset_postgres
 from planner_support import fast_settings, make_lease, spec
+from slotbroker.services.planner.distributed import Distributed, conninfo, distributed_planner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
-from slotbroker.services.planner_distributed import Distributed, conninfo, distributed_planner
-from slotbroker.store import jobs as sql
-from slotbroker.store import migrate
+from slotbroker.store import migrate, tables
 from slotbroker.store.db import Database
+from slotbroker.store.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.postgres
 
@@ -61,10 +61,10 @@ def test_defer_commits_with_the_state_change(pg: Database) -> None:
     hook = planner.on_enqueue
 
     def defer_then_fail() -> None:
-        with sql.transaction(pg) as conn:
-            snap = sql.get_job(conn, job.id, lock=True)
+        with UnitOfWork(pg) as uow:
+            snap = uow.jobs.get(job.id, lock=True)
             assert snap is not None
-            hook(conn, snap)
+            hook(uow, snap)
             raise RuntimeError("rolled back")
 
     with pytest.raises(RuntimeError):
@@ -91,8 +91,10 @@ def test_two_worker_processes_finish_every_job_once(pg: Database, tmp_path: Path
         ids = [planner.create(spec(lease, job_id=f"j{i}")).id for i in range(n)]
         deadline = time.monotonic() + 60
         while True:
-            with sql.transaction(pg, readonly=True) as conn:
-                left = conn.execute(select(func.count()).where(sql.J.c.step.is_not(None))).scalar_one()
+            with UnitOfWork(pg, readonly=True) as uow:
+                left = uow.session.execute(
+                    select(func.count()).where(tables.jobs.c.step.is_not(None))
+                ).scalar_one()
             if left == 0:
                 break
             for p in procs:
@@ -107,11 +109,14 @@ def test_two_worker_processes_finish_every_job_once(pg: Database, tmp_path: Path
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-    with sql.transaction(pg, readonly=True) as conn:
-        rows = conn.execute(select(sql.J.c.id, sql.J.c.state, sql.J.c.releases)).all()
-        twice = conn.execute(
-            select(sql.T.c.job_seq, sql.T.c.to_state)
-            .group_by(sql.T.c.job_seq, sql.T.c.to_state)
+    transitions = tables.job_transitions
+    with UnitOfWork(pg, readonly=True) as uow:
+        rows = uow.session.execute(
+            select(tables.jobs.c.id, tables.jobs.c.state, tables.jobs.c.releases)
+        ).all()
+        twice = uow.session.execute(
+            select(transitions.c.job_seq, transitions.c.to_state)
+            .group_by(transitions.c.job_seq, transitions.c.to_state)
             .having(func.count() > 1)
         ).all()
     assert sorted(r.id for r in rows) == sorted(ids)  # none lost

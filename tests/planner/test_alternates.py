@@ -43,8 +43,8 @@ from slotbroker.services.network import NetworkService
 from slotbroker.services.planner.provisioners.base import Allocation, ProvisionerError
 from slotbroker.services.planner.provisioners.simulated import Outcome, SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.service import Planner
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.services.quotas import QuotaService
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -74,7 +74,7 @@ def finish(planner: Planner, job_id: str, states: list[str]) -> tuple[str, int, 
     """Run the pool until the job reaches one of ``states``: (state, attempt, error, log lines)."""
 
     async def scenario() -> tuple[str, int, str, list[str]]:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job_id, states)
         await pool.stop()
@@ -253,7 +253,7 @@ def test_a_lease_other_jobs_use_is_not_moved(db: Database) -> None:
     before = lease_rows(db, lease)
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         planner.create(spec(lease, job_id="busy"))
         await wait_state(planner, "busy", ["running"])
@@ -314,8 +314,10 @@ def test_a_move_that_keeps_deadlocking_is_parked_not_lost_or_released_twice(db: 
 def rehost(
     db: Database, lease: str, avoid: frozenset[str] = frozenset(), now_s: int = NOW_S
 ) -> Rehosted | None:
-    with sql.transaction(db) as conn:
-        return LeaseRehoster(ClaimService(db))(conn, lease, avoid, now_s)
+    with UnitOfWork(db) as uow:
+        moved = LeaseRehoster(ClaimService(db))(uow.jobs.connection, lease, avoid, now_s)
+        uow.commit()
+    return moved
 
 
 def consumers(db: Database) -> int:

@@ -33,6 +33,7 @@ from slotbroker.services.claims import ClaimService
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.planner.provisioners.base import Allocation
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow, JobTransitionRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -46,7 +47,7 @@ def test_happy_path_records_each_transition_once(db: Database) -> None:
     async def scenario() -> None:
         job = planner.create(spec(lease, job_id="job-1"))
         assert job.state == "pending"
-        pool = planner.pool(workers=2)
+        pool = WorkerPool(planner, workers=2)
         pool.start()
         done = await wait_state(planner, job.id, ["succeeded"])
         await pool.stop()
@@ -73,7 +74,7 @@ def test_cancel_while_pending(db: Database) -> None:
     assert planner.cancel(job.id).state == "canceled"  # idempotent
 
     async def scenario() -> None:  # a pool started afterwards finds nothing to do
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await asyncio.sleep(0.1)
         await pool.stop()
@@ -89,7 +90,7 @@ def test_cancel_during_provisioning_releases_once_and_submits_nothing(db: Databa
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await asyncio.wait_for(gate.entered.wait(), 10)
         assert (await asyncio.to_thread(planner.cancel, job.id)).state == "provisioning"
@@ -112,7 +113,7 @@ def test_cancel_during_submit_cancels_the_run_then_releases(db: Database) -> Non
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await asyncio.wait_for(gate.entered.wait(), 10)
         await asyncio.to_thread(planner.cancel, job.id)
@@ -136,7 +137,7 @@ def test_cancel_after_submit_cancels_run_then_releases(db: Database) -> None:
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await wait_state(planner, job.id, ["running"])
         await asyncio.to_thread(planner.cancel, job.id)
@@ -164,7 +165,7 @@ def test_provision_timeout_is_a_failed_attempt_released_once(db: Database) -> No
     job = planner.create(spec(book(db, [hosts["host-a"]])))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job.id, ["failed"])
         await pool.stop()
@@ -184,7 +185,7 @@ def test_provision_failure_with_moving_off_retries_same_allocation(db: Database)
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job.id, ["failed"])
         await pool.stop()
@@ -204,7 +205,7 @@ def test_worker_crash_between_steps_resumes_without_loss_or_duplication(db: Data
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        first = planner.pool(worker_id="worker-a")
+        first = WorkerPool(planner, worker_id="worker-a")
         task = first.start()
         await asyncio.wait_for(gate.entered.wait(), 10)
         first.kill()  # like SIGKILL: no commit, claim left behind
@@ -212,7 +213,7 @@ def test_worker_crash_between_steps_resumes_without_loss_or_duplication(db: Data
             await task
         assert planner.get(job.id).state == "provisioning"
         sim.ungate("submit:after")
-        second = planner.pool(worker_id="worker-b")
+        second = WorkerPool(planner, worker_id="worker-b")
         second.start()
         done = await wait_state(planner, job.id, ["succeeded"])
         await second.stop()
@@ -242,7 +243,7 @@ def test_lease_end_while_running_expires_and_releases_once(db: Database) -> None
     job = planner.create(spec(lease))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await wait_state(planner, job.id, ["running"])
         assert await asyncio.to_thread(loop.tick, end - 600) == 1
@@ -309,7 +310,7 @@ def test_restart_reconciliation(db: Database) -> None:
     running = planner.create(spec(lease, job_id="running"))
 
     async def scenario() -> None:
-        first = planner.pool(worker_id="before")
+        first = WorkerPool(planner, worker_id="before")
         task = first.start()
         await wait_state(planner, running.id, ["running"])
         planner.create(spec(lease, job_id="waiting"))
@@ -323,7 +324,7 @@ def test_restart_reconciliation(db: Database) -> None:
         sim.ungate("provision")
         run_gate.open()  # the run finished while we were down
         sim.forget(sim._by_key["waiting#1"])  # the provisioner lost this one
-        second = planner.pool(worker_id="after", exclusive=True)
+        second = WorkerPool(planner, worker_id="after", exclusive=True)
         second.start()
         for job_id in ("running", "waiting", "inside"):
             await wait_state(planner, job_id, ["succeeded"], timeout=10)

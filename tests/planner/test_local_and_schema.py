@@ -13,6 +13,7 @@ from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import load
 from slotbroker.services.planner.provisioners.local import LocalProvisioner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.store.db import Database
 from slotbroker.store.models import Base
 
@@ -26,7 +27,7 @@ def test_local_run_exit_code_and_logs(db: Database) -> None:
     job = planner.create(spec(make_lease(db), provisioner="local", workload=workload))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job.id, ["failed", "succeeded"])
         await pool.stop()
@@ -47,7 +48,7 @@ def test_local_cancel_stops_the_process(db: Database) -> None:
     job = planner.create(spec(make_lease(db), provisioner="local", workload=workload))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await wait_state(planner, job.id, ["running"])
         t0 = time.monotonic()

@@ -25,7 +25,7 @@ from slotbroker.api.app import create_app
 from slotbroker.cli.main import app as cli
 from slotbroker.config import Settings
 from slotbroker.domain.jobs import Workload
-from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.planner import Planner, PlannerSettings, WorkerPool
 from slotbroker.services.planner.provisioners.base import Allocation, Provision
 from slotbroker.services.planner.provisioners.local import LocalProvisioner
 from slotbroker.services.planner.settings import format_roles, parse_roles
@@ -195,7 +195,7 @@ def test_a_local_run_sees_only_its_allow_listed_environment(
     job = planner.create(spec(lease, provisioner="local", workload=workload))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         done = await wait_state(planner, job.id, ["failed", "succeeded"])
         await pool.stop()

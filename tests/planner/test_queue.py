@@ -12,6 +12,7 @@ from slotbroker.domain.errors import ValidationFailed
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import ProvisionerPolicy, RetryPolicy
+from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.store.db import Database
 from slotbroker.store.models import JobLogRow, JobRow, JobTransitionRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -33,7 +34,7 @@ def test_fair_share_does_not_starve_a_small_project(db: Database, policy: str) -
         planner.create(spec(small, job_id=f"small-{i}"))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         for i in range(3):
             await wait_state(planner, f"small-{i}", ["succeeded"])
@@ -58,7 +59,7 @@ def test_priority_policy_runs_urgent_first(db: Database) -> None:
     planner.create(spec(lease, job_id="urgent", priority=10))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await wait_state(planner, "low-3", ["succeeded"])
         await pool.stop()
@@ -83,7 +84,7 @@ def test_no_head_of_line_blocking_behind_a_saturated_provisioner(db: Database) -
         planner.create(spec(lease, provisioner="plenty", job_id=f"plenty-{i}"))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await wait_state(planner, "scarce-0", ["running"])
         for i in range(3):  # the jobs queued behind the scarce ones are not blocked by them
@@ -161,7 +162,7 @@ def test_pool_stop_gives_back_claims(db: Database) -> None:
     job = planner.create(spec(make_lease(db)))
 
     async def scenario() -> None:
-        pool = planner.pool()
+        pool = WorkerPool(planner)
         pool.start()
         await asyncio.wait_for(gate.entered.wait(), 10)
         gate.open()
@@ -217,13 +218,13 @@ def test_a_worker_leaves_jobs_of_provisioners_it_does_not_have(db: Database) -> 
     partial = make_planner(db, {"simulated": sim})  # a worker without the "other" plugin
 
     async def scenario() -> None:
-        pool = partial.pool()
+        pool = WorkerPool(partial)
         pool.start()
         await wait_state(partial, mine.id, ["succeeded"])
         await asyncio.sleep(0.1)
         await pool.stop()
         assert api.get(job.id).state == "pending"
-        full = api.pool()
+        full = WorkerPool(api)
         full.start()
         await wait_state(api, job.id, ["succeeded"])
         await full.stop()

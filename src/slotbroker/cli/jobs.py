@@ -22,7 +22,7 @@ from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, fai
 from slotbroker.cli.find_slot import DEFAULT_URL
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState, Workload
-from slotbroker.services.planner import Planner
+from slotbroker.services.planner import Planner, WorkerPool
 from slotbroker.wire.jobs import JobOut
 
 app = typer.Typer(help="Jobs run inside leases by provisioners (the planner).", no_args_is_help=True)
@@ -226,7 +226,7 @@ def worker(
     with failing_nicely():
         db = open_db(database_url)
         if use_procrastinate:
-            from slotbroker.services.planner_distributed import distributed_planner
+            from slotbroker.services.planner.distributed import distributed_planner
 
             planner, dist = distributed_planner(db)
             if apply_schema and not dist.schema_applied(db):
@@ -237,7 +237,7 @@ def worker(
             asyncio.run(_until_signal(lambda stop: dist.run_worker(concurrency=workers or 16, stop=stop)))
             return
         planner = Planner(db)
-        pool = planner.pool(workers=workers, exclusive=exclusive)
+        pool = WorkerPool(planner, workers=workers, exclusive=exclusive)
         console.print(f"planner worker {pool.worker_id} ({pool.workers} at once) on {db.engine.url}")
 
         async def run_pool(stop: asyncio.Event) -> None:

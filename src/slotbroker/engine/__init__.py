@@ -13,9 +13,9 @@ The engine never touches the database and is deterministic for a given index and
 
 from slotbroker.domain.time import Bucket
 from slotbroker.engine.calendar import CalendarIndex
+from slotbroker.engine.find_slots import find_slots
 from slotbroker.engine.plan import EXACT_LIMIT
 from slotbroker.engine.results import Blocker, Explanation, LinkRoute, PortAssignment, SearchResult, Window
-from slotbroker.engine.search import find_slots
 from slotbroker.engine.snapshot import (
     AllocationSnap,
     AllocationTable,

@@ -16,6 +16,7 @@ import numpy as np
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.plan import LAST_INSTANT, Plan
 from slotbroker.engine.results import Blocker, Explanation
+from slotbroker.engine.search import search_plan
 from slotbroker.engine.stages.base import Reason, Rejection
 
 MAX_RELAXATIONS = 24
@@ -24,8 +25,6 @@ MAX_LOOKAHEAD_S = 90 * 86400
 
 
 def _first_start(index: CalendarIndex, plan: Plan) -> int | None:
-    from slotbroker.engine.search import search_plan
-
     wins, _, _ = search_plan(index, replace(plan, limit=1, alternates=0), RELAXED_CANDIDATES)
     return wins[0].start if wins else None
 

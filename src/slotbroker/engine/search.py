@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from slotbroker.domain.request import Policy, SlotRequest
+from slotbroker.domain.request import Policy
 from slotbroker.engine.calendar import CalendarIndex
-from slotbroker.engine.plan import CompPlan, Plan, compile_plan
-from slotbroker.engine.results import LinkRoute, PortAssignment, SearchResult, Window
+from slotbroker.engine.plan import CompPlan, Plan
+from slotbroker.engine.results import LinkRoute, PortAssignment, Window
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
@@ -243,13 +243,3 @@ def _alternates(
         order = host_order(plan.policy, free, caps)
         out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
     return out
-
-
-def find_slots(index: CalendarIndex, request: SlotRequest, *, explain: bool = True) -> SearchResult:
-    """The engine's entry point: windows for ``request`` against ``index`` (deterministic)."""
-    from slotbroker.engine.explain import explain_failure
-
-    plan = compile_plan(request, index)
-    windows, tried, rejections = search_plan(index, plan)
-    why = explain_failure(index, plan, rejections) if explain and not windows else None
-    return SearchResult(tuple(windows), why, index.generation, tried)

@@ -13,15 +13,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
-
 from slotbroker.engine import CalendarIndex
-from slotbroker.services.calendar_snapshot import holding_consumers, load_snapshot
+from slotbroker.services.calendar_snapshot import load_snapshot
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow
+from slotbroker.store.repositories.snapshot import committed_generation
 from slotbroker.store.unit_of_work import UnitOfWork
-
-GENERATION = text("SELECT COALESCE(SUM(generation), 0) FROM calendar_state")
 
 
 @dataclass(frozen=True)
@@ -58,8 +54,7 @@ class CalendarCache:
 
     def generation(self) -> int:
         """The committed calendar generation: one primary-key read, no ORM session."""
-        with self.db.engine.connect() as conn:
-            return int(conn.execute(GENERATION).scalar() or 0)
+        return committed_generation(self.db.engine)
 
     def current(self, now_s: int | None = None) -> CachedIndex:
         now = int(time.time()) if now_s is None else now_s
@@ -72,11 +67,7 @@ class CalendarCache:
             if cached is not None and cached.fresh_at(generation, now):
                 return cached
             snapshot = load_snapshot(uow, now_s=now)
-            next_expiry = uow.session.scalar(
-                select(func.min(ConsumerRow.expires_s)).where(
-                    ConsumerRow.kind == "hold", ConsumerRow.expires_s > now, holding_consumers(now)
-                )
-            )
+            next_expiry = uow.snapshot.next_hold_expiry(now)
             catalog = Catalog(
                 custom_classes=uow.catalog.custom_class_names(),
                 stocked_classes=frozenset(rc for host in snapshot.hosts for rc in host.inventories),
@@ -91,7 +82,7 @@ class CalendarCache:
                 catalog,
                 generation,
                 now,
-                int(next_expiry) if next_expiry is not None else None,
+                next_expiry,
             )
             self._cached = fresh
             self.rebuilds += 1

@@ -1,8 +1,7 @@
-"""Build the engine's ``Snapshot`` from the database in a handful of bulk queries.
+"""Build the engine's ``Snapshot`` from the rows ``uow.snapshot`` reads in a handful of bulk queries.
 
-Only allocations that can still matter are loaded: those ending after ``since_s`` whose consumer still
-holds capacity (not released, and not a hold that has already expired). Rows are read with Core
-selects straight into numpy columns; a hundred thousand allocations load in well under a second.
+Only allocations that can still matter are loaded (see ``store.repositories.snapshot``); they go
+straight into numpy columns rather than through one object per row.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, not_, or_, select
 
-from slotbroker.domain.claims import FREEING_STATUSES
 from slotbroker.domain.inventory import capacity_of
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.vlans import VlanSet
@@ -26,52 +23,20 @@ from slotbroker.engine.snapshot import (
     SiteSnap,
     Snapshot,
 )
-from slotbroker.store.models import (
-    AllocationRow,
-    ConsumerRow,
-    FacilityPortRow,
-    InventoryRow,
-    LinkRow,
-    ProviderAggregateRow,
-    ProviderRow,
-    ProviderTraitRow,
-)
 from slotbroker.store.unit_of_work import UnitOfWork
 
 
-def holding_consumers(now_s: int) -> ColumnElement[bool]:
-    """SQL condition: consumers whose allocations still count as usage at ``now_s`` — the same rule
-    the claims apply (``FREEING_STATUSES``), so find-slot never offers what a claim would refuse."""
-    return and_(
-        not_(ConsumerRow.status.in_(sorted(FREEING_STATUSES))),
-        or_(ConsumerRow.kind != "hold", ConsumerRow.expires_s.is_(None), ConsumerRow.expires_s > now_s),
-    )
-
-
 def load_snapshot(uow: UnitOfWork, *, now_s: int, since_s: int | None = None) -> Snapshot:
-    s = uow.session
     since = now_s if since_s is None else since_s
-    providers = {
-        r.id: r
-        for r in s.execute(
-            select(
-                ProviderRow.id,
-                ProviderRow.name,
-                ProviderRow.kind,
-                ProviderRow.parent_id,
-                ProviderRow.lat,
-                ProviderRow.lon,
-            )
-        )
-    }
+    providers = {r.id: r for r in uow.snapshot.providers()}
     traits: dict[int, set[str]] = defaultdict(set)
-    for pid, trait in s.execute(select(ProviderTraitRow.provider_id, ProviderTraitRow.trait)):
+    for pid, trait in uow.snapshot.traits():
         traits[pid].add(trait)
     aggregates: dict[int, set[str]] = defaultdict(set)
-    for pid, agg in s.execute(select(ProviderAggregateRow.provider_id, ProviderAggregateRow.aggregate)):
+    for pid, agg in uow.snapshot.aggregates():
         aggregates[pid].add(agg)
     inventories: dict[int, dict[str, InventorySnap]] = defaultdict(dict)
-    for row in s.execute(select(InventoryRow)).scalars():
+    for row in uow.snapshot.inventories():
         inventories[row.provider_id][row.resource_class] = InventorySnap(
             capacity=capacity_of(row.total, row.reserved, row.allocation_ratio),
             min_unit=row.min_unit,
@@ -118,7 +83,7 @@ def load_snapshot(uow: UnitOfWork, *, now_s: int, since_s: int | None = None) ->
             capacity_gbps=_cap(inventories, link.provider_id, "BANDWIDTH_GBPS"),
             latency_ms=link.latency_ms,
         )
-        for link in s.execute(select(LinkRow)).scalars()
+        for link in uow.snapshot.links()
     )
     ports = tuple(
         PortSnap(
@@ -128,7 +93,7 @@ def load_snapshot(uow: UnitOfWork, *, now_s: int, since_s: int | None = None) ->
             vlans=VlanSet.parse(port.vlans),
             capacity_gbps=_cap(inventories, port.provider_id, "BANDWIDTH_GBPS"),
         )
-        for port in s.execute(select(FacilityPortRow)).scalars()
+        for port in uow.snapshot.ports()
     )
     return Snapshot(
         hosts=tuple(hosts),
@@ -145,19 +110,7 @@ def _cap(inventories: dict[int, dict[str, InventorySnap]], pid: int, rc: str) ->
 
 
 def load_allocations(uow: UnitOfWork, *, now_s: int, since_s: int) -> AllocationTable:
-    q = (
-        select(
-            AllocationRow.provider_id,
-            AllocationRow.resource_class,
-            AllocationRow.amount,
-            AllocationRow.start_s,
-            AllocationRow.end_s,
-            AllocationRow.vlan_tag,
-        )
-        .join(ConsumerRow, ConsumerRow.id == AllocationRow.consumer_id)
-        .where(AllocationRow.end_s > since_s, holding_consumers(now_s))
-    )
-    rows = uow.session.execute(q).all()
+    rows = uow.snapshot.live_allocations(now_s=now_s, since_s=since_s)
     names: dict[str, int] = {}
     n = len(rows)
     cols = np.empty((6, n), dtype=np.int64)

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import insert, select
-
 from slotbroker.demo.bookings import Booking
 from slotbroker.domain.errors import CapacityConflict, NotFound
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRow, ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
 
 
@@ -34,8 +31,7 @@ def load_bookings(db: Database, bookings: list[Booking], *, now_s: int) -> int:
             if row is None:
                 raise NotFound(f"booking names unknown provider {name}")
             ids[name] = row.id
-        # Bulk inserts (not one ORM object per row): tens of thousands of rows load in about a second.
-        consumers = [
+        leases = [
             {
                 "uuid": str(uuid.uuid4()),
                 "kind": "lease",
@@ -49,27 +45,21 @@ def load_bookings(db: Database, bookings: list[Booking], *, now_s: int) -> int:
             }
             for b in bookings
         ]
-        if consumers:
-            uow.session.execute(insert(ConsumerRow), consumers)
-        rows = uow.session.execute(
-            select(ConsumerRow.uuid, ConsumerRow.id).where(ConsumerRow.kind == "lease")
-        )
-        by_uuid = {str(u): int(i) for u, i in rows}
         allocations = [
-            {
-                "consumer_id": by_uuid[str(c["uuid"])],
-                "provider_id": ids[a.provider_name],
-                "resource_class": a.resource_class,
-                "amount": a.amount,
-                "start_s": b.start_s,
-                "end_s": b.end_s,
-                "vlan_tag": a.vlan_tag,
-            }
-            for b, c in zip(bookings, consumers, strict=True)
-            for a in b.allocations
+            [
+                {
+                    "provider_id": ids[a.provider_name],
+                    "resource_class": a.resource_class,
+                    "amount": a.amount,
+                    "start_s": b.start_s,
+                    "end_s": b.end_s,
+                    "vlan_tag": a.vlan_tag,
+                }
+                for a in b.allocations
+            ]
+            for b in bookings
         ]
-        if allocations:
-            uow.session.execute(insert(AllocationRow), allocations)
+        uow.allocations.insert_leases(leases, allocations)
         over = uow.allocations.overbooked()
         clashes = uow.allocations.vlan_clashes()
         if over or clashes:

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, update
-
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
 from slotbroker.domain.request import SlotRequest, parse_request
 from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
@@ -174,8 +172,8 @@ class FindSlotService:
         doc = self.clamp(doc, req, now)
         job_id = str(uuid.uuid4())
         with UnitOfWork(self.db) as uow:
-            uow.session.execute(delete(FindSlotJobRow).where(FindSlotJobRow.expires_s < now))
-            uow.session.add(
+            uow.find_slot_jobs.purge_expired(now)
+            uow.find_slot_jobs.add(
                 FindSlotJobRow(
                     id=job_id,
                     project=project,
@@ -199,20 +197,10 @@ class FindSlotService:
         """Claim a job whose runner's claim ran out (its process died), if runs are left: one guarded
         UPDATE, so of several replicas reading it at once exactly one wins and runs it."""
         with UnitOfWork(self.db) as uow:
-            job = FindSlotJobRow
-            done = uow.session.execute(
-                update(job)
-                .where(
-                    job.id == job_id,
-                    job.status.in_(("pending", "running")),
-                    or_(job.runner_until_s.is_(None), job.runner_until_s < now),
-                    job.runs < MAX_RUNS,
-                )
-                .values(status="pending", runner_until_s=now + RUNNER_TTL_S, runs=job.runs + 1)
-                .execution_options(synchronize_session=False)
+            taken = uow.find_slot_jobs.take_over(
+                job_id, now_s=now, runner_until_s=now + RUNNER_TTL_S, max_runs=MAX_RUNS
             )
             uow.commit()
-        taken = getattr(done, "rowcount", 0) == 1
         if taken:
             log.warning("find-slot job %s: its runner stopped; running it again here", job_id)
             self._start(job_id)
@@ -220,7 +208,7 @@ class FindSlotService:
 
     def _run_job(self, job_id: str) -> None:
         with UnitOfWork(self.db) as uow:
-            row = uow.session.get(FindSlotJobRow, job_id)
+            row = uow.find_slot_jobs.get(job_id)
             if row is None or row.status not in ("pending", "running"):
                 return
             row.status = "running"
@@ -242,7 +230,7 @@ class FindSlotService:
         except Exception as exc:
             status, error = "failed", json.dumps({"code": "internal_error", "detail": type(exc).__name__})
         with UnitOfWork(self.db) as uow:
-            row = uow.session.get(FindSlotJobRow, job_id)
+            row = uow.find_slot_jobs.get(job_id)
             if row is not None:
                 row.status, row.result, row.error = status, result, error
                 row.finished_at = datetime.now(UTC)
@@ -272,11 +260,10 @@ class FindSlotService:
 
     def _read_job(self, job_id: str, project: str | None, now: int) -> FindSlotJobRow:
         with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.session.get(FindSlotJobRow, job_id)
-            if row is None or (project is not None and row.project != project) or row.expires_s < now:
-                raise NotFound(f"no find-slot job {job_id}")
-            uow.session.expunge(row)  # a loaded, detached copy: leaving the unit of work expires nothing
-            return row
+            row = uow.find_slot_jobs.detached(job_id)
+        if row is None or (project is not None and row.project != project) or row.expires_s < now:
+            raise NotFound(f"no find-slot job {job_id}")
+        return row
 
     def shutdown(self) -> None:
         if self._pool is not None:

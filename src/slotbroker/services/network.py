@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, select
-
 from slotbroker.domain.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -26,7 +24,7 @@ from slotbroker.domain.vlans import VlanSet
 from slotbroker.services import inventory_ops as ops
 from slotbroker.services import presenters
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRow, FacilityPortRow, LinkRow, ProviderRow
+from slotbroker.store.models import FacilityPortRow, LinkRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
@@ -105,14 +103,8 @@ def upsert_port(uow: UnitOfWork, spec: FacilityPortSpec, at: str = "") -> str:
 
 
 def _check_booked_tags(uow: UnitOfWork, row: ProviderRow, vlans: VlanSet, at: str) -> None:
-    booked = uow.session.scalars(
-        select(func.distinct(AllocationRow.vlan_tag)).where(
-            AllocationRow.provider_id == row.id,
-            AllocationRow.vlan_tag.is_not(None),
-            AllocationRow.end_s > ops.now_s(),
-        )
-    )
-    lost = sorted(t for t in booked if t is not None and t not in vlans)
+    booked = uow.allocations.booked_vlan_tags(row.id, after_s=ops.now_s())
+    lost = sorted(t for t in booked if t not in vlans)
     if lost:
         raise InUse(
             f"VLAN tags {lost[:10]} are booked on {row.name}", [FieldError(at, "would drop booked tags")]

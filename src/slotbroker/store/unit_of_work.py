@@ -17,11 +17,14 @@ from slotbroker.store.repositories import (
     AllocationRequestRepository,
     CalendarRepository,
     CatalogRepository,
+    FindSlotJobRepository,
+    JobRepository,
     LeaseRepository,
     NetworkRepository,
     OfferRepository,
     ProviderRepository,
     QuotaRepository,
+    SnapshotRepository,
     TokenRepository,
 )
 
@@ -38,6 +41,9 @@ class UnitOfWork:
     leases: LeaseRepository
     offers: OfferRepository
     allocation_requests: AllocationRequestRepository
+    find_slot_jobs: FindSlotJobRepository
+    snapshot: SnapshotRepository
+    jobs: JobRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -65,6 +71,9 @@ class UnitOfWork:
         self.leases = LeaseRepository(self.session)
         self.offers = OfferRepository(self.session)
         self.allocation_requests = AllocationRequestRepository(self.session)
+        self.find_slot_jobs = FindSlotJobRepository(self.session)
+        self.snapshot = SnapshotRepository(self.session)
+        self.jobs = JobRepository(self.session)
         return self
 
     def __exit__(

@@ -28,7 +28,7 @@ from slotbroker.config import Settings
 from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
 from slotbroker.services.offers import OfferConflict
-from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.planner import Planner, PlannerSettings, WorkerPool
 from slotbroker.services.tokens import Principal, Role
 from slotbroker.store.db import Database
 from slotbroker.wire.jobs import (
@@ -291,7 +291,7 @@ def default_planner(db: Database, settings: Settings | None = None) -> Planner:
     configured = planner_settings(settings or Settings(database_url=db.url))
     if os.environ.get("SLOTBROKER_PLANNER_PROCRASTINATE", "").lower() not in ("1", "true", "yes"):
         return Planner(db, settings=configured)
-    from slotbroker.services.planner_distributed import distributed_planner
+    from slotbroker.services.planner.distributed import distributed_planner
 
     return distributed_planner(db, settings=configured)[0]
 
@@ -310,7 +310,7 @@ def install_worker_pool(app: FastAPI) -> None:
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         planner: Planner = app_.state.services.planner
         workers = planner_workers(app_.state.settings, planner)
-        pool = planner.pool(workers=workers) if workers > 0 else None
+        pool = WorkerPool(planner, workers=workers) if workers > 0 else None
         app_.state.planner_pool = pool
         if pool is not None:
             pool.start().add_done_callback(_log_pool_end)

@@ -12,14 +12,10 @@ import contextvars
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Connection
-
-from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.planner.provisioners.base import Allocation, AllocationItem
-from slotbroker.store import jobs as sql
-from slotbroker.store.models import AllocationRow, ConsumerRow, ProviderRow
+from slotbroker.store.repositories.job_rows import JobSnapshot
+from slotbroker.store.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -30,38 +26,21 @@ class LeaseAllocation:
     allocation: Allocation | None
     hosts: tuple[str, ...] = ()
 
-    def for_job(self, job: sql.JobSnapshot) -> Allocation | None:
+    def for_job(self, job: JobSnapshot) -> Allocation | None:
         """The allocation, labelled as an alternate once the job has moved the lease (for its log)."""
         if self.allocation is None or not job.tried_hosts:
             return self.allocation
         return dataclasses.replace(self.allocation, label=f"alternate: {', '.join(self.hosts)}")
 
 
-_LEASE = select(
-    ConsumerRow.id, ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s, ConsumerRow.end_s
-).where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
-_ITEMS = (
-    select(
-        ProviderRow.name,
-        AllocationRow.resource_class,
-        AllocationRow.amount,
-        AllocationRow.vlan_tag,
-        ProviderRow.kind,
-    )
-    .join(ProviderRow, ProviderRow.id == AllocationRow.provider_id)
-    .where(AllocationRow.consumer_id == bindparam("consumer_id"), AllocationRow.end_s > bindparam("now_s"))
-    .order_by(AllocationRow.id)
-)
-
-
-def load_lease(conn: Connection, lease_uuid: str, now_s: int) -> LeaseAllocation:
+def load_lease(uow: UnitOfWork, lease_uuid: str, now_s: int) -> LeaseAllocation:
     """The lease and the rows it holds that have not ended at ``now_s``."""
-    lease = conn.execute(_LEASE, {"lease_uuid": lease_uuid}).first()
+    lease = uow.jobs.lease(lease_uuid)
     if lease is None:
         return LeaseAllocation(None, None)
-    rows = conn.execute(_ITEMS, {"consumer_id": lease.id, "now_s": now_s}).all()
-    items = tuple(AllocationItem(str(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows)
-    hosts = tuple(dict.fromkeys(str(r[0]) for r in rows if r[4] == ProviderKind.HOST.value))
+    rows = uow.jobs.lease_items(lease.id, now_s)
+    items = tuple(AllocationItem(name, rc, amount, tag) for name, rc, amount, tag, _kind in rows)
+    hosts = tuple(dict.fromkeys(name for name, _rc, _a, _t, kind in rows if kind == ProviderKind.HOST.value))
     allocation = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
     return LeaseAllocation(str(lease.status), allocation, hosts)
 

@@ -33,7 +33,8 @@ from slotbroker.services.planner.steps import (
     _run_finished,
     commit,
 )
-from slotbroker.store import jobs as sql
+from slotbroker.store.repositories.job_rows import JobSnapshot
+from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -48,7 +49,7 @@ class ReconcileReport:
     lost_runs: int = 0
 
 
-async def inspect(ctx: StepContext, job: sql.JobSnapshot, report: ReconcileReport) -> Change:
+async def inspect(ctx: StepContext, job: JobSnapshot, report: ReconcileReport) -> Change:
     note = ("planner", "reconciled after restart")
     prov = ctx.provisioners.get(job.provisioner)
     if prov is None or job.step in TEARDOWN or job.reason not in (None, Reason.RETRY.value):
@@ -85,11 +86,10 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
     after = 0
     while True:
 
-        def claim(after: int = after) -> list[sql.JobSnapshot]:
+        def claim(after: int = after) -> list[JobSnapshot]:
             now = ctx.clock_ms()
-            with sql.transaction(ctx.db) as conn:
-                return sql.claim_unattended(
-                    conn,
+            with UnitOfWork(ctx.db) as uow:
+                claimed = uow.jobs.claims.unattended(
                     now_ms=now,
                     worker=ctx.worker,
                     until_ms=now + int(ctx.settings.claim_ttl_s * 1000),
@@ -98,6 +98,8 @@ async def reconcile(ctx: StepContext, *, takeover: bool = False, batch: int = 20
                     after_seq=after,
                     provisioners=sorted(ctx.provisioners),
                 )
+                uow.commit()
+            return claimed
 
         jobs = await ctx.run_db(claim)
         if not jobs:

@@ -13,14 +13,10 @@ import threading
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import IntegrityError
-
-from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
-from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
+from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
@@ -32,66 +28,31 @@ from slotbroker.services.planner.steps import (
     run_claimed,
     wall_ms,
 )
+from slotbroker.services.planner.views import job_out, log_line_out
 from slotbroker.services.tokens import Role
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
-from slotbroker.store.models import ConsumerRow
+from slotbroker.store.repositories import job_rows
+from slotbroker.store.repositories.job_queues import one_job
 from slotbroker.store.unit_of_work import UnitOfWork
-from slotbroker.wire.jobs import JobList, JobOut, LogLineOut, TransitionOut, WorkloadBody
+from slotbroker.wire.jobs import JobList, JobOut, LogLineOut
 
 if TYPE_CHECKING:
     from slotbroker.services.lease_events import LeaseEvent
-    from slotbroker.services.planner.worker import WorkerPool
 
 log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
-# FOR SHARE (PostgreSQL): a job is created either before a retry of a sibling moves the lease (which
-# then sees it) or after (it reads the moved allocation), never in between (``steps._move``).
-_LEASE = (
-    select(ConsumerRow.project, ConsumerRow.status, ConsumerRow.start_s)
-    .where(ConsumerRow.uuid == bindparam("lease_uuid"), ConsumerRow.kind == ConsumerKind.LEASE.value)
-    .with_for_update(read=True)
-)
 LEASE_ENDINGS = ("end", "cancelled", "error")
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def job_out(job: sql.JobSnapshot, transitions: Sequence[tuple[str | None, str, int, str]] = ()) -> JobOut:
-    """A stored job (and its transitions, oldest first) as the one shape every adapter shows."""
-    w = Workload.from_json(job.workload)
-    return JobOut(
-        id=job.id,
-        name=job.name,
-        project=job.project,
-        lease_id=job.lease_uuid,
-        provisioner=job.provisioner,
-        priority=job.priority,
-        state=JobState(job.state),
-        workload=WorkloadBody(command=list(w.command), args=list(w.args), env=w.env, extra=w.extra),
-        attempt=job.attempt,
-        provision_id=job.provision_id,
-        run_id=job.run_id,
-        exit_code=job.exit_code,
-        error=job.error,
-        cancel_requested=job.cancel_requested,
-        created_at=_dt(job.created_ms) or datetime.now(UTC),
-        updated_at=_dt(job.updated_ms) or datetime.now(UTC),
-        finished_at=_dt(job.finished_ms),
-        transitions=[
-            TransitionOut(from_state=f, to_state=t, at=_dt(at) or datetime.now(UTC), detail=d)
-            for f, t, at, d in transitions
-        ],
-        tried_hosts=sorted(sql.hosts_of(job)),
-        href=f"/v1/jobs/{job.id}",
-    )
 
 
 BeforeEndCallback = Callable[[str, list[str], int], object]
 """Called with (lease id, ids of its live jobs, lease end in seconds) when a lease's before_end fires."""
+
+
+class Notifiable(Protocol):
+    """A worker pool as the planner sees it: told when a step became due (``WorkerPool`` is one)."""
+
+    def notify(self) -> None: ...
 
 
 class Planner:
@@ -125,7 +86,7 @@ class Planner:
         self.rehost: Rehost = rehost if rehost is not None else LeaseRehoster(ClaimService(db))
         self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
-        self._pools: list[WorkerPool] = []
+        self._pools: list[Notifiable] = []
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -148,42 +109,32 @@ class Planner:
         ctx = self.step_context(worker)
         now = self.clock_ms()
 
-        def claim() -> list[sql.JobSnapshot]:
-            with sql.transaction(self.db) as conn:
-                ranked = select(sql.J.c.seq).where(
-                    sql.J.c.id == job_id, sql.claimable(now, sorted(self.provisioners))
-                )
-                return sql.claim_due(
-                    conn,
-                    ranked=ranked,
+        def claim() -> list[job_rows.JobSnapshot]:
+            with UnitOfWork(self.db) as uow:
+                claimed = uow.jobs.claims.due(
+                    ranked=one_job(job_id, now, sorted(self.provisioners)),
                     now_ms=now,
                     worker=worker,
                     until_ms=now + int(self.settings.claim_ttl_s * 1000),
                     limit=1,
                     max_active={},
                 )
+                uow.commit()
+            return claimed
 
         jobs = await ctx.run_db(claim)
         if not jobs:
             return False
-        current: sql.JobSnapshot | None = jobs[0]
+        current: job_rows.JobSnapshot | None = jobs[0]
         while current is not None:
             current = await run_claimed(ctx, current)
         return True
 
-    def pool(
-        self, *, workers: int | None = None, worker_id: str | None = None, exclusive: bool = False
-    ) -> WorkerPool:
-        """An embedded worker pool on this planner (start it with ``await pool.run()``)."""
-        from slotbroker.services.planner.worker import WorkerPool
-
-        return WorkerPool(self, workers=workers, worker_id=worker_id, exclusive=exclusive)
-
-    def attach(self, pool: WorkerPool) -> None:
+    def attach(self, pool: Notifiable) -> None:
         with self._lock:
             self._pools.append(pool)
 
-    def detach(self, pool: WorkerPool) -> None:
+    def detach(self, pool: Notifiable) -> None:
         with self._lock:
             if pool in self._pools:
                 self._pools.remove(pool)
@@ -234,10 +185,10 @@ class Planner:
         workload = spec.workload.to_json()
         now = self.clock_ms()
         created: JobOut | None = None
-        with sql.transaction(self.db) as s:
-            lease = s.execute(_LEASE, {"lease_uuid": spec.lease_id}).first()
+        with UnitOfWork(self.db) as uow:
+            lease = uow.jobs.lease_for_new_job(spec.lease_id)
             usable = lease is not None and lease.status in LIVE_LEASE
-            if not usable and sql.get_job(s, job_id) is not None:
+            if not usable and uow.jobs.get(job_id) is not None:
                 return self._same(job_id, project, spec, workload)  # a replay after the lease ended
             if lease is None or (project is not None and lease.project != project):
                 raise NotFound(f"no lease {spec.lease_id}")
@@ -267,13 +218,10 @@ class Planner:
                 "created_ms": now,
                 "updated_ms": now,
             }
-            try:
-                seq = sql.insert_job(s, values)
-            except IntegrityError:  # a concurrent insert of the same id (SQLite reports it this way)
-                seq = None
+            seq = uow.jobs.insert(values)  # None: the id is taken (a replay, or a concurrent insert)
             if seq is not None:
-                sql.add_transition(s, seq, None, JobState.PENDING.value, now)
-                new = sql.JobSnapshot(
+                uow.jobs.logs.add_transition(seq, None, JobState.PENDING.value, now)
+                new = job_rows.JobSnapshot(
                     seq=seq,
                     claimed_by=None,
                     claimed_until_ms=None,
@@ -288,8 +236,9 @@ class Planner:
                     **values,
                 )
                 if self.on_enqueue is not None:
-                    self.on_enqueue(s, new)
+                    self.on_enqueue(uow, new)
                 created = job_out(new, [(None, JobState.PENDING.value, now, "")])
+            uow.commit()
         if created is not None:
             self._wake()  # after the commit, so a woken worker sees the job
             return created
@@ -308,11 +257,11 @@ class Planner:
         return job
 
     def _find(self, job_id: str, project: str | None) -> JobOut:
-        with sql.transaction(self.db, readonly=True) as conn:
-            job = sql.get_job(conn, job_id)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = uow.jobs.get(job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            return job_out(job, sql.transitions(conn, job.seq))
+            return job_out(job, uow.jobs.logs.transitions(job.seq))
 
     def get(self, job_id: str, *, project: str | None = None) -> JobOut:
         return self._find(job_id, project)
@@ -336,31 +285,33 @@ class Planner:
             raise ValidationFailed(
                 "invalid state", [FieldError("/state", f"one of {', '.join(sorted(valid))}")]
             )
-        after = sql.decode_cursor(cursor) if cursor else None
-        with sql.transaction(self.db, readonly=True) as conn:
-            rows = sql.list_jobs(
-                conn, limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
+        after = job_rows.decode_cursor(cursor) if cursor else None
+        with UnitOfWork(self.db, readonly=True) as uow:
+            rows = uow.jobs.list(
+                limit=limit + 1, after=after, states=states, project=project, lease_uuid=lease_id
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        nxt = sql.encode_cursor(rows[-1].seq) if more and rows else None
+        nxt = job_rows.encode_cursor(rows[-1].seq) if more and rows else None
         return JobList(items=[job_out(r) for r in rows], next_cursor=nxt)
 
     def cancel(self, job_id: str, *, project: str | None = None) -> JobOut:
         """Cancel a job. Pending and untouched: canceled at once. Otherwise the cancel flag is set and
         the worker tears the job down at its next step boundary (cancel the run, release, canceled)."""
         now = self.clock_ms()
-        with sql.transaction(self.db) as conn:
-            s = conn
-            job = sql.get_job(s, job_id, lock=True)
+        with UnitOfWork(self.db) as uow:
+            job = uow.jobs.get(job_id, lock=True)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
             if not job.terminal and not job.cancel_requested:
-                self._request_stop(s, job, Reason.CANCEL, now, "canceled by request")
+                self._request_stop(uow, job, Reason.CANCEL, now, "canceled by request")
+            uow.commit()
         self._wake()
         return self.get(job_id)
 
-    def _request_stop(self, s: Any, job: sql.JobSnapshot, reason: Reason, now: int, why: str) -> None:
+    def _request_stop(
+        self, uow: UnitOfWork, job: job_rows.JobSnapshot, reason: Reason, now: int, why: str
+    ) -> None:
         untouched = (
             job.state == JobState.PENDING.value
             and job.provision_id is None
@@ -369,8 +320,7 @@ class Planner:
         flag = "cancel_requested" if reason is Reason.CANCEL else "expire_requested"
         if untouched:
             final = JobState.CANCELED if reason is Reason.CANCEL else JobState.EXPIRED
-            sql.write_job(
-                s,
+            uow.jobs.write(
                 job,
                 {
                     flag: True,
@@ -383,29 +333,22 @@ class Planner:
                     "updated_ms": now,
                 },
             )
-            sql.add_transition(s, job.seq, job.state, final.value, now, why)
+            uow.jobs.logs.add_transition(job.seq, job.state, final.value, now, why)
         else:
-            s.execute(
-                update(sql.J)
-                .where(sql.J.c.seq == job.seq)
-                .values({flag: True, "due_ms": min(job.due_ms, now), "updated_ms": now})
-            )
+            uow.jobs.request_stop(job.seq, flag, min(job.due_ms, now), now)
             if self.on_enqueue is not None:
-                self.on_enqueue(s, sql.replace(job, {flag: True, "due_ms": min(job.due_ms, now)}))
-        sql.add_logs(s, job.seq, now, [("planner", why)])
+                self.on_enqueue(uow, job_rows.replace(job, {flag: True, "due_ms": min(job.due_ms, now)}))
+        uow.jobs.logs.add_lines(job.seq, now, [("planner", why)])
 
     def logs(
         self, job_id: str, *, project: str | None = None, after: int = 0, limit: int = 1000
     ) -> builtins.list[LogLineOut]:
-        with sql.transaction(self.db, readonly=True) as conn:
-            job = sql.get_job(conn, job_id)
+        with UnitOfWork(self.db, readonly=True) as uow:
+            job = uow.jobs.get(job_id)
             if job is None or (project is not None and job.project != project):
                 raise NotFound(f"no job {job_id}")
-            rows = sql.logs(conn, job.seq, after_id=after, limit=limit)
-        return [
-            LogLineOut(id=i, at=_dt(at) or datetime.now(UTC), stream=st, line=line)
-            for i, at, st, line in rows
-        ]
+            rows = uow.jobs.logs.lines(job.seq, after_id=after, limit=limit)
+        return [log_line_out(row) for row in rows]
 
     def purge(self, *, now_ms: int | None = None, batch: int = 1000) -> int:
         """Delete terminal jobs older than the retention TTL, with their transitions and logs."""
@@ -413,8 +356,9 @@ class Planner:
         before = now - int(self.settings.retention_s * 1000)
         total = 0
         while True:
-            with sql.transaction(self.db) as conn:
-                n = sql.purge_terminal(conn, before, batch)
+            with UnitOfWork(self.db) as uow:
+                n = uow.jobs.purge_terminal(before, batch)
+                uow.commit()
             total += n
             if n < batch:
                 return total
@@ -429,26 +373,23 @@ class Planner:
         the ``on_before_end`` callbacks; ``end`` / ``cancelled`` / ``error`` expire the jobs (untouched
         pending jobs at once; others are torn down by a worker: cancel run, release, expired)."""
         now = self.clock_ms()
-        s = uow.session.connection()
-        jobs = sql.live_jobs_of_lease(s, lease_id)
+        jobs = uow.jobs.live_of_lease(lease_id)
         if not jobs:
             return
         if kind == "start":
-            s.execute(
-                update(sql.J)
-                .where(sql.J.c.lease_uuid == lease_id, sql.J.c.step.is_not(None), sql.J.c.due_ms > now)
-                .values(due_ms=now)
-            )
+            uow.jobs.make_due(lease_id, now)
         elif kind == "before_end":
             ends = datetime.fromtimestamp(due_s, UTC).isoformat()
             for job in jobs:
-                sql.add_logs(s, job.seq, now, [("planner", f"lease {lease_id} before_end notice ({ends})")])
+                uow.jobs.logs.add_lines(
+                    job.seq, now, [("planner", f"lease {lease_id} before_end notice ({ends})")]
+                )
             for callback in self._before_end:
                 callback(lease_id, [j.id for j in jobs], due_s)
         elif kind in LEASE_ENDINGS:
             for job in jobs:
                 if not job.expire_requested and not job.cancel_requested:
-                    self._request_stop(s, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
+                    self._request_stop(uow, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
         self._wake()
 
 

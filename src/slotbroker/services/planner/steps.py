@@ -27,8 +27,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.engine import Connection
-
 from slotbroker.domain.claims import ConsumerStatus
 from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.jobs import JobState, Reason, Step, Workload
@@ -50,8 +48,9 @@ from slotbroker.services.planner.provisioners.base import (
     RunStatus,
 )
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
+from slotbroker.store.repositories import job_rows
+from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 
@@ -91,7 +90,7 @@ class StepContext:
     on_enqueue: EnqueueHook | None = None
 
 
-EnqueueHook = Callable[[Connection, sql.JobSnapshot], None]
+EnqueueHook = Callable[[UnitOfWork, job_rows.JobSnapshot], None]
 """Called inside the transaction that gives a job its next step (create, each step commit, cancel, lease
 events), with the job as written: an external queue (procrastinate) defers its task here, in the same
 transaction, so the state change and the enqueue commit together or not at all. Not called for steps
@@ -110,11 +109,11 @@ class Change:
     logs: list[tuple[str, str]] = field(default_factory=list)
 
 
-def key_of(job: sql.JobSnapshot) -> str:
+def key_of(job: job_rows.JobSnapshot) -> str:
     return f"{job.id}#{job.attempt}"
 
 
-def teardown_step(job: sql.JobSnapshot) -> Step:
+def teardown_step(job: job_rows.JobSnapshot) -> Step:
     if job.run_id and not job.run_stopped:
         return Step.CANCEL_RUN
     if job.provision_id and job.released_attempt < job.attempt:
@@ -123,14 +122,14 @@ def teardown_step(job: sql.JobSnapshot) -> Step:
 
 
 # -- the lease's allocation ---------------------------------------------------------------------------------
-async def _lease(ctx: StepContext, job: sql.JobSnapshot) -> LeaseAllocation:
+async def _lease(ctx: StepContext, job: job_rows.JobSnapshot) -> LeaseAllocation:
     found = remembered(job.lease_uuid)
     if found is not None:
         return found
 
     def read() -> LeaseAllocation:
-        with sql.transaction(ctx.db, readonly=True) as conn:
-            return load_lease(conn, job.lease_uuid, ctx.clock_ms() // 1000)
+        with UnitOfWork(ctx.db, readonly=True) as uow:
+            return load_lease(uow, job.lease_uuid, ctx.clock_ms() // 1000)
 
     found = await ctx.run_db(read)
     keep_allocation(job.lease_uuid, found)
@@ -145,7 +144,9 @@ async def _call(policy: ProvisionerPolicy, coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.wait_for(coro, policy.call_timeout_s)
 
 
-def _failed_attempt(ctx: StepContext, job: sql.JobSnapshot, error: str, provision_id: str | None) -> Change:
+def _failed_attempt(
+    ctx: StepContext, job: job_rows.JobSnapshot, error: str, provision_id: str | None
+) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     retry = job.attempt < policy.retry.max_attempts
     values: dict[str, Any] = {"error": error}
@@ -165,13 +166,13 @@ def _failed_attempt(ctx: StepContext, job: sql.JobSnapshot, error: str, provisio
     return Change(Step.FINISH, values, reason=Reason.FAIL.value, logs=note)
 
 
-def _expire(job: sql.JobSnapshot, why: str) -> Change:
+def _expire(job: job_rows.JobSnapshot, why: str) -> Change:
     values = {"expire_requested": True, "error": why}
     return Change(teardown_step(job), values, reason=Reason.EXPIRE.value, logs=[("planner", why)])
 
 
 def _run_finished(
-    ctx: StepContext, job: sql.JobSnapshot, rs: RunStatus, enter: tuple[JobState, ...]
+    ctx: StepContext, job: job_rows.JobSnapshot, rs: RunStatus, enter: tuple[JobState, ...]
 ) -> Change:
     logs = [("run", _cut(ctx, line)) for line in rs.logs[-ctx.settings.max_log_lines :]]
     values: dict[str, Any] = {"run_stopped": True, "exit_code": rs.exit_code}
@@ -194,7 +195,7 @@ def _cut(ctx: StepContext, line: str) -> str:
     return line if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
-async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _provision(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     found = await _lease(ctx, job)
     allocation = found.for_job(job)
@@ -218,7 +219,7 @@ async def _provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) 
     return _failed_attempt(ctx, job, f"provision {st.phase.value} {st.detail}", pid)
 
 
-async def _await_provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _await_provision(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     pid = job.provision_id or ""
     try:
@@ -238,7 +239,7 @@ async def _await_provision(ctx: StepContext, prov: Provisioner, job: sql.JobSnap
     return _failed_attempt(ctx, job, error, pid)
 
 
-async def _submit(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _submit(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     found = await _lease(ctx, job)
     allocation = found.for_job(job)
@@ -262,7 +263,7 @@ async def _submit(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> 
     return Change(Step.AWAIT_RUN, values, delay_s=policy.poll_interval_s, enter=enter)
 
 
-async def _await_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _await_run(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     try:
         rs = await _call(policy, prov.run_status(job.run_id or ""))
@@ -277,7 +278,7 @@ async def _await_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) 
     return Change(Step.AWAIT_RUN, delay_s=policy.poll_interval_s, enter=enter)
 
 
-async def _cancel_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _cancel_run(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     try:
         await _call(policy, prov.cancel(job.run_id or ""))
@@ -294,7 +295,7 @@ async def _cancel_run(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot)
     return Change(nxt, {"run_stopped": True}, logs=logs)
 
 
-async def _release(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _release(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     values: dict[str, Any] = {}
     logs: list[tuple[str, str]] = []
@@ -314,11 +315,11 @@ async def _release(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) ->
     return Change(Step.FINISH, values, logs=logs)
 
 
-async def _finish(ctx: StepContext, prov: Provisioner, job: sql.JobSnapshot) -> Change:
+async def _finish(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     return Change(Step.FINISH)
 
 
-Handler = Callable[[StepContext, Provisioner, sql.JobSnapshot], Awaitable[Change]]
+Handler = Callable[[StepContext, Provisioner, job_rows.JobSnapshot], Awaitable[Change]]
 HANDLERS: dict[str, Handler] = {
     Step.PROVISION.value: _provision,
     Step.AWAIT_PROVISION.value: _await_provision,
@@ -330,7 +331,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def decide(ctx: StepContext, job: sql.JobSnapshot) -> Change:
+async def decide(ctx: StepContext, job: job_rows.JobSnapshot) -> Change:
     """What the claimed job's current step does (the provisioner calls happen here)."""
     if job.reason in (None, Reason.RETRY.value) and (job.cancel_requested or job.expire_requested):
         return Change(teardown_step(job))  # the commit turns this into the teardown
@@ -343,7 +344,7 @@ async def decide(ctx: StepContext, job: sql.JobSnapshot) -> Change:
     return await HANDLERS[job.step or Step.FINISH.value](ctx, prov, job)
 
 
-async def run_claimed(ctx: StepContext, job: sql.JobSnapshot) -> sql.JobSnapshot | None:
+async def run_claimed(ctx: StepContext, job: job_rows.JobSnapshot) -> job_rows.JobSnapshot | None:
     """Run one claimed step and commit it. Returns the job if the worker still holds it and its next
     step is due now (the caller may go on with it), else None."""
     change = await decide(ctx, job)
@@ -353,7 +354,7 @@ async def run_claimed(ctx: StepContext, job: sql.JobSnapshot) -> sql.JobSnapshot
     return new
 
 
-def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSnapshot | None:
+def commit(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> job_rows.JobSnapshot | None:
     """The step boundary: one transaction that checks the claim is still ours, checks the cancel / expire
     flags, and writes the state change with the next step.
 
@@ -376,29 +377,30 @@ def commit(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> sql.JobSna
 
 
 def _commit(
-    ctx: StepContext, job: sql.JobSnapshot, change: Change, *, moving: bool
-) -> sql.JobSnapshot | None:
+    ctx: StepContext, job: job_rows.JobSnapshot, change: Change, *, moving: bool
+) -> job_rows.JobSnapshot | None:
     now = ctx.clock_ms()
-    with sql.transaction(ctx.db) as conn:
-        new: sql.JobSnapshot | None = None
+    with UnitOfWork(ctx.db) as uow:
+        new: job_rows.JobSnapshot | None = None
         if moving:
-            sql.lock_lease(conn, job.lease_uuid)  # before the job row: the lease writers' order
+            uow.jobs.lock_lease(job.lease_uuid)  # before the job row: the lease writers' order
         elif not (job.cancel_requested or job.expire_requested):
             plan = _plan(ctx, job, change, now)
-            new = sql.write_claimed(conn, job, ctx.worker, plan.values)
+            new = uow.jobs.write_claimed(job, ctx.worker, plan.values)
         if new is None:
-            fresh = sql.lock_for_commit(conn, job.seq, job.version, ctx.worker)
+            fresh = uow.jobs.lock_for_commit(job.seq, job.version, ctx.worker)
             if fresh is None:
                 log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
                 return None
             plan = _plan(ctx, fresh, change, now)
             if moving and "attempt" in plan.values:  # still a retry (no cancel / expiry came first)
-                plan = _move(ctx, conn, fresh, change, plan, now)
-            new = sql.write_job(conn, fresh, plan.values)
-        sql.add_transitions(conn, plan.transitions)
-        sql.add_logs(conn, job.seq, now, plan.logs)
+                plan = _move(ctx, uow, fresh, change, plan, now)
+            new = uow.jobs.write(fresh, plan.values)
+        uow.jobs.logs.add_transitions(plan.transitions)
+        uow.jobs.logs.add_lines(job.seq, now, plan.logs)
         if ctx.on_enqueue is not None and new.step is not None and not plan.keep:
-            ctx.on_enqueue(conn, new)
+            ctx.on_enqueue(uow, new)
+        uow.commit()
     return new if plan.keep else None
 
 
@@ -406,7 +408,7 @@ def _commit(
 _RETRY_ONLY = ("attempt", "provision_id", "run_id", "run_stopped")
 
 
-def _moving(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> bool:
+def _moving(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> bool:
     """Does committing ``change`` move the lease? Only a retry does, and only if the provisioner's
     ``retry.alternates`` allows it (else it retries on the same allocation)."""
     alternates = ctx.settings.policy(job.provisioner).retry.alternates
@@ -414,18 +416,18 @@ def _moving(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> bool:
 
 
 def _move(
-    ctx: StepContext, conn: Connection, fresh: sql.JobSnapshot, change: Change, plan: _Plan, now: int
+    ctx: StepContext, uow: UnitOfWork, fresh: job_rows.JobSnapshot, change: Change, plan: _Plan, now: int
 ) -> _Plan:
     """Move the lease off the hosts this attempt used (and never back onto those of earlier attempts),
     then let the retry go ahead; if some host has no alternate with room the retry becomes a failure.
     A lease that other jobs use right now is not moved (their work runs on its hosts): the retry stays."""
     assert ctx.rehost is not None
-    busy = sql.others_under_way(conn, fresh.lease_uuid, fresh.seq, now)
+    busy = uow.jobs.others_under_way(fresh.lease_uuid, fresh.seq, now)
     if busy:  # moving would pull the capacity from under them: retry in place
         plan.logs.append(("planner", f"lease in use by job {', '.join(busy)}: retrying on the same hosts"))
         return plan
-    tried = sql.hosts_of(fresh)
-    moved = ctx.rehost(conn, fresh.lease_uuid, tried, now // 1000)
+    tried = job_rows.hosts_of(fresh)
+    moved = ctx.rehost(uow.jobs.connection, fresh.lease_uuid, tried, now // 1000)
     if moved is None:
         error = f"{change.values.get('error') or fresh.error}; no alternate host had capacity"
         values = {k: v for k, v in change.values.items() if k not in _RETRY_ONLY}
@@ -434,14 +436,14 @@ def _move(
         failed = Change(Step.FINISH, values, reason=Reason.FAIL.value, logs=[*change.logs, ("planner", line)])
         return _plan(ctx, fresh, failed, now)
     if moved.moves:
-        plan.values["tried_hosts"] = sql.hosts_json(tried | moved.left)
+        plan.values["tried_hosts"] = job_rows.hosts_json(tried | moved.left)
         plan.logs.append(("planner", f"lease {fresh.lease_uuid} moved: {moved.describe()}"))
     else:
         plan.logs.append(("planner", f"lease not moved ({moved.reason}): retrying on the same hosts"))
     return plan
 
 
-def _parked(ctx: StepContext, job: sql.JobSnapshot, change: Change) -> Change:
+def _parked(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> Change:
     """A retry whose move could not be committed waits at ``release`` (reason ``retry``) with what it
     released recorded: the release step has nothing left to release and plans the retry - and the
     move - again after ``poll_interval_s``."""
@@ -459,7 +461,7 @@ class _Plan:
     keep: bool
 
 
-def _plan(ctx: StepContext, fresh: sql.JobSnapshot, change: Change, now: int) -> _Plan:
+def _plan(ctx: StepContext, fresh: job_rows.JobSnapshot, change: Change, now: int) -> _Plan:
     """The row values, transitions and log lines ``change`` makes of ``fresh`` (a raised cancel / expire
     flag overrides a forward step with the teardown)."""
     values = dict(change.values)
@@ -468,7 +470,7 @@ def _plan(ctx: StepContext, fresh: sql.JobSnapshot, change: Change, now: int) ->
     if (fresh.cancel_requested or fresh.expire_requested) and reason in (None, Reason.RETRY.value):
         reason = Reason.CANCEL.value if fresh.cancel_requested else Reason.EXPIRE.value
         values.pop("attempt", None)  # no new attempt once the job is being torn down
-        step, delay, enter = teardown_step(sql.replace(fresh, values)), 0.0, ()
+        step, delay, enter = teardown_step(job_rows.replace(fresh, values)), 0.0, ()
         what = "cancel" if reason == Reason.CANCEL.value else "lease end"
         logs.append(("planner", f"{what}: tearing down"))
     transitions: list[tuple[int, str | None, str, int, str]] = []
@@ -494,15 +496,14 @@ def _plan(ctx: StepContext, fresh: sql.JobSnapshot, change: Change, now: int) ->
     return _Plan(values, transitions, logs, keep)
 
 
-def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
+def unclaim(ctx: StepContext, job: job_rows.JobSnapshot, delay_s: float) -> bool:
     """Give a step back after an unexpected error (it runs again after ``delay_s``)."""
     now = ctx.clock_ms()
-    with sql.transaction(ctx.db) as conn:
-        fresh = sql.lock_for_commit(conn, job.seq, job.version, ctx.worker)
+    with UnitOfWork(ctx.db) as uow:
+        fresh = uow.jobs.lock_for_commit(job.seq, job.version, ctx.worker)
         if fresh is None:
             return False
-        sql.write_job(
-            conn,
+        uow.jobs.write(
             fresh,
             {
                 "claimed_by": None,
@@ -511,6 +512,7 @@ def unclaim(ctx: StepContext, job: sql.JobSnapshot, delay_s: float) -> bool:
                 "updated_ms": now,
             },
         )
+        uow.commit()
     return True
 
 

@@ -1,6 +1,6 @@
 """The embedded worker pool: N asyncio workers in this process pulling steps from the database queue.
 
-One dispatcher claims due steps in batches (``store.jobs.claim_due`` in the order of the queue policy)
+One dispatcher claims due steps in batches (``uow.jobs.claims.due`` in the order of the queue policy)
 while fewer than ``workers`` steps run, and starts one task per claimed job; a task runs the job's step
 and, while the next step is due at once and the claim is still held, the steps after it. The pool holds
 only the tasks it is running now (at most ``workers``); everything else is in the database. A heartbeat
@@ -23,16 +23,15 @@ import socket
 import uuid as uuidlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from slotbroker.services.planner import steps
 from slotbroker.services.planner.allocations import LeaseAllocation, load_lease, remember_allocations
-from slotbroker.services.planner.queues import LOOKAHEAD, QueuePolicy, make_policy
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
-from slotbroker.store import jobs as sql
-
-if TYPE_CHECKING:
-    from slotbroker.services.planner.service import Planner
+from slotbroker.services.planner.service import Planner
+from slotbroker.store.repositories.job_queues import LOOKAHEAD, QueuePolicy, make_policy
+from slotbroker.store.repositories.job_rows import JobSnapshot
+from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 T = TypeVar("T")
@@ -147,8 +146,10 @@ class WorkerPool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _release_claims(self) -> int:
-        with sql.transaction(self.planner.db) as conn:
-            return sql.release_claims(conn, self.worker_id)
+        with UnitOfWork(self.planner.db) as uow:
+            released = uow.jobs.claims.release(self.worker_id)
+            uow.commit()
+        return released
 
     # -- the loops ----------------------------------------------------------------------------------------
     async def _dispatch(self) -> None:
@@ -186,13 +187,12 @@ class WorkerPool:
         if self._wake is not None:
             self._wake.set()
 
-    def _claim(self, limit: int) -> tuple[list[sql.JobSnapshot], dict[str, LeaseAllocation], int | None]:
+    def _claim(self, limit: int) -> tuple[list[JobSnapshot], dict[str, LeaseAllocation], int | None]:
         """One transaction: claim up to ``limit`` steps, read the allocations of the leases the claimed
         steps need, and (if fewer than ``limit`` were due) when the next step becomes due."""
         now = self.planner.clock_ms()
-        with sql.transaction(self.planner.db) as conn:
-            jobs = sql.claim_due(
-                conn,
+        with UnitOfWork(self.planner.db) as uow:
+            jobs = uow.jobs.claims.due(
                 ranked=self.policy.ranked(now, limit * LOOKAHEAD, self._names),
                 now_ms=now,
                 worker=self.worker_id,
@@ -201,18 +201,19 @@ class WorkerPool:
                 max_active=self.max_limits,
             )
             need = {j.lease_uuid for j in jobs if j.step in steps.NEEDS_ALLOCATION}
-            found = {lease: load_lease(conn, lease, now // 1000) for lease in need}
-            due = sql.next_due_ms(conn) if len(jobs) < limit else None
+            found = {lease: load_lease(uow, lease, now // 1000) for lease in need}
+            due = uow.jobs.claims.next_due_ms() if len(jobs) < limit else None
+            uow.commit()
         return jobs, found, due
 
     def _next_due(self) -> int | None:
-        with sql.transaction(self.planner.db, readonly=True) as conn:
-            return sql.next_due_ms(conn)
+        with UnitOfWork(self.planner.db, readonly=True) as uow:
+            return uow.jobs.claims.next_due_ms()
 
-    async def _execute(self, job: sql.JobSnapshot, found: dict[str, LeaseAllocation]) -> None:
+    async def _execute(self, job: JobSnapshot, found: dict[str, LeaseAllocation]) -> None:
         # task-local: this job's steps reuse its lease's allocation read with the claim
         remember_allocations(found.get(job.lease_uuid), job.lease_uuid)
-        current: sql.JobSnapshot | None = job
+        current: JobSnapshot | None = job
         while current is not None and not self._stopping:
             try:
                 nxt = await steps.run_claimed(self.ctx, current)
@@ -228,7 +229,7 @@ class WorkerPool:
         if current is not None:  # stopping: give the claimed next step back
             await self._unclaim(current, 0.0)
 
-    async def _unclaim(self, job: sql.JobSnapshot, delay_s: float) -> None:
+    async def _unclaim(self, job: JobSnapshot, delay_s: float) -> None:
         with contextlib.suppress(Exception):
             await self._run_db(lambda: steps.unclaim(self.ctx, job, delay_s))
 
@@ -237,8 +238,10 @@ class WorkerPool:
 
         def renew() -> int:
             now = self.planner.clock_ms()
-            with sql.transaction(self.planner.db) as conn:
-                return sql.renew_claims(conn, self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
+            with UnitOfWork(self.planner.db) as uow:
+                renewed = uow.jobs.claims.renew(self.worker_id, now + int(self.settings.claim_ttl_s * 1000))
+                uow.commit()
+            return renewed
 
         while not self._stopping:
             await asyncio.sleep(interval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
@@ -166,3 +166,31 @@ class AllocationRepository:
             .where(InventoryRow.resource_class == resource_class)
         )
         return bool(self.session.scalar(allocs)) or bool(self.session.scalar(invs))
+
+    def booked_vlan_tags(self, provider_id: int, *, after_s: int) -> set[int]:
+        """The VLAN tags of ``provider_id`` held by allocations ending after ``after_s``."""
+        q = select(func.distinct(AllocationRow.vlan_tag)).where(
+            AllocationRow.provider_id == provider_id,
+            AllocationRow.vlan_tag.is_not(None),
+            AllocationRow.end_s > after_s,
+        )
+        return {int(tag) for tag in self.session.scalars(q) if tag is not None}
+
+    def insert_leases(self, leases: list[dict[str, Any]], allocations: list[list[dict[str, Any]]]) -> None:
+        """Bulk-insert consumer rows (``leases``, each with a fresh ``uuid``) and, for each, its allocation
+        rows (``allocations[i]`` without ``consumer_id``): two multi-row inserts rather than one ORM object
+        per row, so tens of thousands of bookings load quickly. Checks nothing: audit before committing."""
+        if not leases:
+            return
+        self.session.execute(insert(ConsumerRow), leases)
+        rows = self.session.execute(
+            select(ConsumerRow.uuid, ConsumerRow.id).where(ConsumerRow.kind == "lease")
+        )
+        by_uuid = {str(u): int(i) for u, i in rows}
+        filled = [
+            {**alloc, "consumer_id": by_uuid[str(lease["uuid"])]}
+            for lease, allocs in zip(leases, allocations, strict=True)
+            for alloc in allocs
+        ]
+        if filled:
+            self.session.execute(insert(AllocationRow), filled)

@@ -34,14 +34,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import procrastinate
-from sqlalchemy import and_, or_, select
-from sqlalchemy.engine import Connection, make_url
 
-from slotbroker.services.planner import Planner
 from slotbroker.services.planner.reconcile import reconcile
+from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.steps import EnqueueHook
-from slotbroker.store import jobs as sql
 from slotbroker.store.db import Database
+from slotbroker.store.repositories.job_rows import JobSnapshot
+from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner.procrastinate")
 
@@ -51,15 +50,10 @@ QUEUE = "slotbroker-planner"
 
 def conninfo(database_url: str) -> str:
     """A libpq URI for a SQLAlchemy PostgreSQL URL (``postgresql+psycopg://`` -> ``postgresql://``)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme.split("+", 1)[0] != "postgresql":
         raise ValueError("procrastinate needs PostgreSQL (SLOTBROKER_DATABASE_URL is not postgresql://...)")
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _raw(conn: Connection) -> Any:
-    """The psycopg connection under a SQLAlchemy connection (same session, same transaction)."""
-    return conn.connection.driver_connection
+    return f"postgresql://{rest}"
 
 
 @dataclass
@@ -89,15 +83,17 @@ class Distributed:
     def enqueue_hook(self) -> EnqueueHook:
         """The ``Planner(on_enqueue=...)`` callback: defer ``run_job`` on the transaction's connection."""
 
-        def hook(conn: Connection, job: sql.JobSnapshot) -> None:
-            self.defer(conn, job.id, job.due_ms)
+        def hook(uow: UnitOfWork, job: JobSnapshot) -> None:
+            self.defer(uow, job.id, job.due_ms)
 
         return hook
 
-    def defer(self, conn: Connection, job_id: str, due_ms: int) -> None:
+    def defer(self, uow: UnitOfWork, job_id: str, due_ms: int) -> None:
+        """Defer ``run_job`` on the unit of work's own psycopg connection: it commits with the state
+        change, or not at all."""
         at = datetime.fromtimestamp(due_ms / 1000, UTC)
         task = self.defer_app.tasks[TASK_NAME]
-        options: dict[str, Any] = {"connection": _raw(conn)}
+        options: dict[str, Any] = {"connection": uow.jobs.driver_connection()}
         if at > datetime.now(UTC):
             options["schedule_at"] = at
         task.configure(**options).defer(job_id=job_id)
@@ -111,9 +107,8 @@ class Distributed:
             app.schema_manager.apply_schema()
 
     def schema_applied(self, db: Database) -> bool:
-        with db.engine.connect() as conn:
-            found = conn.exec_driver_sql("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").scalar()
-        return bool(found)
+        with UnitOfWork(db, readonly=True) as uow:
+            return uow.jobs.table_exists("procrastinate_jobs")
 
     # -- the task ----------------------------------------------------------------------------------------
     async def _run_job(self, job_id: str) -> None:
@@ -178,22 +173,11 @@ class Distributed:
         assert self.planner is not None
         now = self.planner.clock_ms()
         before = now - int(grace_s * 1000)
-        j = sql.J
-        with sql.transaction(self.planner.db) as conn:
-            rows = conn.execute(
-                select(j.c.id, j.c.due_ms)
-                .where(
-                    and_(
-                        j.c.step.is_not(None),
-                        j.c.due_ms <= before,
-                        or_(j.c.claimed_until_ms.is_(None), j.c.claimed_until_ms < before),
-                    )
-                )
-                .order_by(j.c.due_ms)
-                .limit(limit)
-            ).all()
+        with UnitOfWork(self.planner.db) as uow:
+            rows = uow.jobs.claims.overdue(before, limit)
             for job_id, due in rows:
-                self.defer(conn, str(job_id), int(due))
+                self.defer(uow, job_id, due)
+            uow.commit()
         return len(rows)
 
     async def _sweeper(self, interval_s: float, grace_s: float) -> None:
@@ -218,13 +202,17 @@ class Distributed:
 
     def _renew(self, ttl: float) -> int:
         assert self.planner is not None
-        with sql.transaction(self.planner.db) as conn:
-            return sql.renew_claims(conn, self.worker_id, self.planner.clock_ms() + int(ttl * 1000))
+        with UnitOfWork(self.planner.db) as uow:
+            renewed = uow.jobs.claims.renew(self.worker_id, self.planner.clock_ms() + int(ttl * 1000))
+            uow.commit()
+        return renewed
 
     def _release_claims(self) -> int:
         assert self.planner is not None
-        with sql.transaction(self.planner.db) as conn:
-            return sql.release_claims(conn, self.worker_id)
+        with UnitOfWork(self.planner.db) as uow:
+            released = uow.jobs.claims.release(self.worker_id)
+            uow.commit()
+        return released
 
 
 def distributed_planner(db: Database, **planner_kwargs: Any) -> tuple[Planner, Distributed]:

@@ -1,4 +1,5 @@
-"""Queue policies: which due steps a worker claims first. One interface, three policies.
+"""Queue policies: which due steps a worker claims first, as the ``SELECT seq`` that
+``JobClaimRepository.due`` runs. One interface, three policies.
 
 Every policy puts steps of jobs already under way (provisioning, submitted, running, tearing down) before
 pending jobs that would start: finishing work frees resources sooner and never waits behind new work.
@@ -13,7 +14,7 @@ Among pending jobs:
 
 Head-of-line blocking is avoided by construction: only *due* steps are candidates (a job waiting for its
 lease's start or for a poll interval is not), and a pending job whose provisioner is at its
-``max_active`` limit is skipped at claim time (``store.jobs.claim_due``) while the jobs behind it go on.
+``max_active`` limit is skipped at claim time (``JobClaimRepository.due``) while the jobs behind it go on.
 The policy ranks ``lookahead`` times the claim size so skipped jobs leave enough candidates behind them.
 """
 
@@ -25,11 +26,11 @@ from typing import Protocol
 from sqlalchemy import Select, and_, case, func, select
 
 from slotbroker.domain.jobs import JobState
-from slotbroker.store.jobs import ACTIVE_STATES, J, claimable
+from slotbroker.store.repositories.job_rows import ACTIVE_STATES, claimable, jobs
 
 LOOKAHEAD = 4  # candidates ranked per claimed step: room for skips behind saturated provisioners
 
-_STARTING = case((J.c.state == JobState.PENDING.value, 1), else_=0)
+_STARTING = case((jobs.c.state == JobState.PENDING.value, 1), else_=0)
 
 
 class QueuePolicy(Protocol):
@@ -45,7 +46,10 @@ class Fifo:
 
     def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
         return (
-            select(J.c.seq).where(claimable(now_ms, provisioners)).order_by(_STARTING, J.c.seq).limit(limit)
+            select(jobs.c.seq)
+            .where(claimable(now_ms, provisioners))
+            .order_by(_STARTING, jobs.c.seq)
+            .limit(limit)
         )
 
 
@@ -54,9 +58,9 @@ class Priority:
 
     def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
         return (
-            select(J.c.seq)
+            select(jobs.c.seq)
             .where(claimable(now_ms, provisioners))
-            .order_by(_STARTING, J.c.priority.desc(), J.c.seq)
+            .order_by(_STARTING, jobs.c.priority.desc(), jobs.c.seq)
             .limit(limit)
         )
 
@@ -65,25 +69,25 @@ class FairShare:
     name = "fair"
 
     def ranked(self, now_ms: int, limit: int, provisioners: Sequence[str] | None = None) -> Select[int]:
-        active = case((and_(J.c.step.is_not(None), J.c.state.in_(ACTIVE_STATES)), 1), else_=0)
+        active = case((and_(jobs.c.step.is_not(None), jobs.c.state.in_(ACTIVE_STATES)), 1), else_=0)
         usage = (
             select(
-                J.c.project.label("project"),
+                jobs.c.project.label("project"),
                 func.sum(active).label("active"),
-                func.max(J.c.provision_started_ms).label("last_start"),
+                func.max(jobs.c.provision_started_ms).label("last_start"),
             )
-            .group_by(J.c.project)
+            .group_by(jobs.c.project)
             .subquery("usage")
         )
-        position = func.row_number().over(partition_by=J.c.project, order_by=J.c.seq)
+        position = func.row_number().over(partition_by=jobs.c.project, order_by=jobs.c.seq)
         candidates = (
             select(
-                J.c.seq.label("seq"),
+                jobs.c.seq.label("seq"),
                 _STARTING.label("starting"),
                 (func.coalesce(usage.c.active, 0) + position).label("share"),
                 func.coalesce(usage.c.last_start, 0).label("last_start"),
             )
-            .select_from(J.outerjoin(usage, usage.c.project == J.c.project))
+            .select_from(jobs.outerjoin(usage, usage.c.project == jobs.c.project))
             .where(claimable(now_ms, provisioners))
             .subquery("candidates")
         )
@@ -92,6 +96,11 @@ class FairShare:
             .order_by(candidates.c.starting, candidates.c.share, candidates.c.last_start, candidates.c.seq)
             .limit(limit)
         )
+
+
+def one_job(job_id: str, now_ms: int, provisioners: Sequence[str] | None = None) -> Select[int]:
+    """``SELECT seq`` of job ``job_id`` if its step is claimable (an external queue's task runs one job)."""
+    return select(jobs.c.seq).where(jobs.c.id == job_id, claimable(now_ms, provisioners))
 
 
 POLICIES: dict[str, type[Fifo] | type[Priority] | type[FairShare]] = {
@@ -108,4 +117,4 @@ def make_policy(name: str) -> QueuePolicy:
         raise ValueError(f"unknown queue policy {name!r}; one of {', '.join(POLICIES)}") from None
 
 
-__all__ = ["LOOKAHEAD", "POLICIES", "FairShare", "Fifo", "Priority", "QueuePolicy", "make_policy"]
+__all__ = ["LOOKAHEAD", "POLICIES", "FairShare", "Fifo", "Priority", "QueuePolicy", "make_policy", "one_job"]
