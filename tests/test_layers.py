@@ -14,17 +14,7 @@ SERVICES = Path(slotbroker.services.__file__).parent
 # Modules that still build SQL themselves, each to move into store/ by its own step. The list only
 # shrinks: the test fails when a module here no longer imports SQLAlchemy, so strike it off then.
 PENDING = {
-    "calendar_cache.py",
-    "calendar_snapshot.py",
     "claims.py",
-    "demo_data.py",
-    "find_slot.py",
-    "network.py",
-    "planner/allocations.py",
-    "planner/queues.py",
-    "planner/service.py",
-    "planner/steps.py",
-    "planner_distributed.py",
 }
 
 
