@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.domain.errors import ValidationFailed
+from slotbroker.domain.limits import TIME_MAX_S
 from slotbroker.domain.request import SlotRequest, parse_request
 from slotbroker.domain.vlans import VlanSet
 from slotbroker.engine import (
@@ -96,16 +98,18 @@ def test_an_anchor_at_a_site_without_hosts_is_explained_not_raised() -> None:
 
 
 def test_bookings_from_year_1_to_2600_or_9999_hold_the_host_as_far_as_asked() -> None:
+    """Requests end by TIME_MAX_S (domain/limits.py); stored bookings may reach far past it and still
+    hold their host through every time a request can name (the clipping past it: the next test)."""
+    pinned = [{"name": "a", "resources": {"VCPU": 1}, "site": "S0"}]
     for start, end in ((T0, YEAR_2600), (YEAR_1, YEAR_2600), (YEAR_1, EPOCH_END), (T0, 2**62)):
         index = CalendarIndex(two_sites([AllocationSnap(1, "VCPU", 4, start, end)]))
         comp = [{"name": "a", "resources": {"VCPU": 1}}]
         assert {w.placement["a"][0] for w in find_slots(index, request(components=comp)).windows} == {"h1"}
-        pinned = [{"name": "a", "resources": {"VCPU": 1}, "site": "S0"}]
-        if end < EPOCH_END:  # free right after the booking ends, even past the old 2**34 s limit
-            res = find_slots(index, request(end - 3 * H, components=pinned))
-            assert res.windows[0].start == end
-        else:  # held to the end of time
-            assert find_slots(index, request(EPOCH_END - 10 * H, components=pinned)).windows == ()
+        assert find_slots(index, request(TIME_MAX_S - 10 * H, components=pinned)).windows == ()
+    ends_in_range = AllocationSnap(1, "VCPU", 4, YEAR_1, TIME_MAX_S - 5 * H)
+    index = CalendarIndex(two_sites([ends_in_range]))
+    res = find_slots(index, request(TIME_MAX_S - 10 * H, components=pinned))
+    assert res.windows[0].start == TIME_MAX_S - 5 * H
 
 
 def test_step_table_clips_what_it_cannot_hold_the_same_way_when_built_or_added() -> None:
@@ -179,17 +183,10 @@ def test_huge_capacities_sum_exactly_at_a_site() -> None:
         assert sorted(res.windows[0].placement["a"]) == want
 
 
-def test_no_answer_names_a_time_past_year_9999() -> None:
-    """A range may run past 9999-12-31T23:59:59Z (start_within plus a duration); windows and the
-    look-ahead after the range stop there, since no datetime can name a later instant."""
+def test_a_range_past_the_supported_times_is_refused_before_the_engine() -> None:
+    """A range running toward 9999-12-31 (start_within plus a duration) once reached the engine and
+    answered windows ending in year 10000; it is now refused at its own field."""
     free = [{"name": "a", "resources": {"VCPU": 1}}]
-    req = parse_request({"components": free, "start_within": "9999-12-31T20:00:00Z/PT3H", "duration": 7200})
-    assert req.latest_end_s > EPOCH_END
-    windows = find_slots(CalendarIndex(two_sites()), req).windows
-    # 20:00-22:00 only: a window from 22:00 would end in year 10000
-    assert [w.end for w in windows] == [EPOCH_END + 1 - 2 * H]
-    held = [AllocationSnap(i, "VCPU", 4, T0, EPOCH_END) for i in (1, 2)]
-    res = find_slots(CalendarIndex(two_sites(held)), req)
-    assert res.windows == ()
-    assert res.explanation is not None
-    assert res.explanation.earliest_after_range is None
+    with pytest.raises(ValidationFailed) as caught:
+        parse_request({"components": free, "start_within": "9999-12-31T20:00:00Z/PT3H", "duration": 7200})
+    assert [e.detail.split(":")[0] for e in caught.value.errors] == ["start_within"]
