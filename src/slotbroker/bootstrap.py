@@ -9,6 +9,7 @@ here: the API runs them in one lifespan (``api/background.py``), a worker runs i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from slotbroker.config import Settings
 from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
@@ -30,6 +31,9 @@ from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store.db import Database
+
+if TYPE_CHECKING:
+    from slotbroker.services.planner_distributed import Distributed
 
 
 @dataclass
@@ -61,7 +65,7 @@ class Services:
         self.db.dispose()
 
 
-# -- Settings -> each service's settings -----------------------------------------------------------------------
+# -- Settings -> each service's settings ---------------------------------------------------------------------
 
 
 def find_slot_settings(settings: Settings) -> FindSlotSettings:
@@ -107,19 +111,31 @@ def planner_workers(settings: Settings, planner: Planner) -> int:
 # -- the graph -----------------------------------------------------------------------------------------------
 
 
+def _rehost(settings: Settings, db: Database, claims: ClaimService | None) -> LeaseRehoster:
+    return LeaseRehoster(claims or ClaimService(db, policy=booking_policy(settings)))
+
+
 def build_planner(settings: Settings, db: Database, claims: ClaimService | None = None) -> Planner:
     """The planner with the provisioners ``settings`` enable. With ``Settings.planner_procrastinate``
-    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``
-    processes (``build_distributed`` gives the worker's side)."""
-    rehost = LeaseRehoster(claims or ClaimService(db, policy=booking_policy(settings)))
-    if not settings.planner_procrastinate:
-        return Planner(db, settings=planner_settings(settings), rehost=rehost)
-    from slotbroker.services.planner_distributed import distributed_planner  # procrastinate: optional
-
-    return distributed_planner(db, settings=planner_settings(settings), rehost=rehost)[0]
+    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``."""
+    if settings.planner_procrastinate:
+        return build_distributed(settings, db, claims)[0]
+    return Planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))
 
 
-def build_services(settings: Settings, db: Database | None = None, *, planner: Planner | None = None) -> Services:
+def build_distributed(
+    settings: Settings, db: Database, claims: ClaimService | None = None
+) -> tuple[Planner, Distributed]:
+    """A planner whose enqueues are procrastinate defers, and the procrastinate wiring that runs its
+    tasks (``slotbroker worker --procrastinate``)."""
+    from slotbroker.services.planner_distributed import distributed_planner  # procrastinate: PostgreSQL only
+
+    return distributed_planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))
+
+
+def build_services(
+    settings: Settings, db: Database | None = None, *, planner: Planner | None = None
+) -> Services:
     """Every service on ``db`` (default: a new ``Database(settings.database_url)``), configured from
     ``settings``; ``planner`` replaces the one ``build_planner`` would make (tests with fake provisioners)."""
     db = db or Database(settings.database_url)
@@ -170,6 +186,7 @@ def build_services(settings: Settings, db: Database | None = None, *, planner: P
 __all__ = [
     "Services",
     "booking_policy",
+    "build_distributed",
     "build_planner",
     "build_services",
     "find_slot_settings",

@@ -94,4 +94,3 @@ def calendar(
     return CalendarResponse(
         resolution=resolution, bucket_s=view.bucket_s, starts=[ts(s) for s in view.starts], rows=rows
     )
-

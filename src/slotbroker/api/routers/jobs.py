@@ -226,7 +226,6 @@ async def _events(
             return
 
 
-
 __all__ = [
     "CreateJob",
     "JobEvent",

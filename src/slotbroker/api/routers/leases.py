@@ -188,4 +188,3 @@ def put_quota(
 def delete_quota(project: Project, resource_class: ResourceClass, who: Admin, svc: Svc) -> Response:
     svc.quotas.delete(project, resource_class)
     return Response(status_code=204)
-

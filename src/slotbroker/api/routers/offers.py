@@ -64,4 +64,3 @@ def accept_offer(offer_id: Id, who: Reader, svc: Svc) -> AcceptedLease:
 )
 def reject_offer(offer_id: Id, who: Reader, svc: Svc) -> OfferView:
     return svc.offers.reject(offer_id, project=_project(who))
-
