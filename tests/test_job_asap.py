@@ -84,9 +84,18 @@ def test_a_refused_job_gives_its_new_lease_back(db: Database) -> None:
 def test_a_replayed_job_id_makes_no_new_offers(db: Database) -> None:
     svc = services(db, Planner(db, provisioners={"simulated": SimulatedProvisioner()}))
     try:
-        ask = {"provisioner": "simulated", "workload": Workload(command=("true",)), "job_id": "j-1"}
-        first = svc.job_asap.create(offer_set(), **ask, project="alpha", visible="alpha")
-        again = svc.job_asap.create(offer_set(), **ask, project="alpha", visible="alpha")
+
+        def ask() -> JobView:
+            return svc.job_asap.create(
+                offer_set(),
+                provisioner="simulated",
+                workload=Workload(command=("true",)),
+                job_id="j-1",
+                project="alpha",
+                visible="alpha",
+            )
+
+        first, again = ask(), ask()
         assert again.id == first.id == "j-1"
         assert again.lease_id == first.lease_id
         leases = svc.leases.list(project="alpha")
