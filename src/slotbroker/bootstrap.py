@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from slotbroker.config import Settings
+from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.candidates import CandidateService
@@ -23,7 +24,7 @@ from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.job_asap import JobAsap
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
-from slotbroker.services.leases import LeasePolicy, LeaseService
+from slotbroker.services.leases import LeaseService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
@@ -77,8 +78,8 @@ def find_slot_settings(settings: Settings) -> FindSlotSettings:
     )
 
 
-def booking_policy(settings: Settings) -> LeasePolicy:
-    return LeasePolicy(
+def booking_policy(settings: Settings) -> BookingPolicy:
+    return BookingPolicy(
         max_duration_s=settings.max_lease_duration_s,
         extension_window_s=settings.extension_window_s,
         max_hold_s=settings.max_hold_s,
@@ -111,8 +112,13 @@ def planner_workers(settings: Settings, planner: Planner) -> int:
 # -- the graph -----------------------------------------------------------------------------------------------
 
 
+def build_claims(settings: Settings, db: Database) -> ClaimService:
+    """The claim service: the booking policy, and the PostgreSQL two-round-trip executor or not."""
+    return ClaimService(db, round_trips=settings.pg_prepared_claims, policy=booking_policy(settings))
+
+
 def _rehost(settings: Settings, db: Database, claims: ClaimService | None) -> LeaseRehoster:
-    return LeaseRehoster(claims or ClaimService(db, policy=booking_policy(settings)))
+    return LeaseRehoster(claims or build_claims(settings, db))
 
 
 def build_planner(settings: Settings, db: Database, claims: ClaimService | None = None) -> Planner:
@@ -139,9 +145,9 @@ def build_services(
     """Every service on ``db`` (default: a new ``Database(settings.database_url)``), configured from
     ``settings``; ``planner`` replaces the one ``build_planner`` would make (tests with fake provisioners)."""
     db = db or Database(settings.database_url)
-    policy = booking_policy(settings)
+    claims = build_claims(settings, db)
+    policy = claims.policy
     calendar = CalendarCache(db)
-    claims = ClaimService(db, round_trips=settings.pg_prepared_claims, policy=policy)
     uuids = ProviderUuids(db)
     requests = AllocationRequestService(
         db, claims, uuids, ttl_s=settings.allocation_request_ttl_s, hold_ttl_s=settings.offer_ttl_s
@@ -186,6 +192,7 @@ def build_services(
 __all__ = [
     "Services",
     "booking_policy",
+    "build_claims",
     "build_distributed",
     "build_planner",
     "build_services",
