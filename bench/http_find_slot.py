@@ -20,12 +20,13 @@ from typing import Any
 
 import httpx
 
+from slotbroker.bootstrap import build_services
+from slotbroker.config import Settings
 from slotbroker.demo.bookings import BookedAmount, Booking
 from slotbroker.domain.topology import ProviderNode, Topology
 from slotbroker.engine import Snapshot
 from slotbroker.services import demo_data
-from slotbroker.services.tokens import Role, TokenService
-from slotbroker.services.topology import TopologyService
+from slotbroker.services.tokens import Role
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
@@ -103,10 +104,11 @@ def measure_http_p50(
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         db = Database(url)
         migrate.upgrade(db.engine)
-        TopologyService(db).import_(topology_doc(snap))
+        svc = build_services(Settings(database_url=url), db)
+        svc.topology.import_(topology_doc(snap))
         demo_data.load_bookings(db, bookings_of(snap, shift), now_s=now)
-        token = TokenService(db).create(project="bench", role=Role.ADMIN)
-        db.dispose()
+        token = svc.tokens.create(project="bench", role=Role.ADMIN)
+        svc.close()
         port = _free_port()
         env = {
             **os.environ,

@@ -344,9 +344,11 @@ def bench_placement(
 
 
 def load_slotbroker(url: str, hosts: list[tuple[str, str, bool]]) -> str:
+    from slotbroker.bootstrap import build_services
+    from slotbroker.config import Settings
     from slotbroker.domain.providers import ProviderKind
     from slotbroker.domain.resource_classes import device_description
-    from slotbroker.services.tokens import Role, TokenService
+    from slotbroker.services.tokens import Role
     from slotbroker.store import migrate
     from slotbroker.store.db import Database
     from slotbroker.store.models import InventoryRow, ProviderRow
@@ -371,8 +373,9 @@ def load_slotbroker(url: str, hosts: list[tuple[str, str, bool]]) -> str:
                 )
         uow.calendar.bump()
         uow.commit()
-    token = TokenService(db).create(project="bench", role=Role.ADMIN, name="bench")
-    db.dispose()
+    svc = build_services(Settings(database_url=url), db)
+    token = svc.tokens.create(project="bench", role=Role.ADMIN, name="bench")
+    svc.close()
     return token
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from planner_support import fast_settings, make_lease
 from slotbroker.api.app import create_app
-from slotbroker.api.routers import jobs as jobs_router
+from slotbroker.bootstrap import planner_workers
 from slotbroker.config import Settings
 from slotbroker.services.planner import Planner
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
@@ -259,7 +259,7 @@ def test_pool_setting_zero_disables_the_pool(db: Database) -> None:
         database_url=db.url, migrate_on_start=False, event_loop_interval_s=0, planner_workers=0
     )
     app = create_app(settings, db=db, planner=planner)
-    assert jobs_router.planner_workers(settings, planner) == 0
+    assert planner_workers(settings, planner) == 0
     with TestClient(app):
         assert app.state.planner_pool is None
 

@@ -5,7 +5,7 @@
   every event fired exactly once, at the tick that committed it, and every transition happened once;
 * two loops at once never fire an event twice (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite:
   ``BEGIN IMMEDIATE``);
-* the server runs the loop (and ``app.state.periodic`` jobs) in its lifespan.
+* the server runs the loop (and its periodic jobs) in its lifespan.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def test_server_runs_the_loop_and_periodic_jobs(db: Database) -> None:
     )
     app = create_app(settings, db=db)
     ticks: list[int] = []
-    app.state.periodic.append(ticks.append)
+    app.state.services.lease_events.periodic.append(ticks.append)
     site = InventoryService(db).create_provider(cmd.CreateProvider(name="wsite", kind=ProviderKind.SITE))
     host = InventoryService(db).create_provider(
         cmd.CreateProvider(

@@ -376,7 +376,7 @@ def test_the_sweeper_expires_due_offers_exactly_once(bed: Bed) -> None:
 
 
 def test_the_lease_event_loop_runs_the_offer_sweeper_each_tick(bed: Bed) -> None:
-    assert bed.offers.expire_due in bed.app.state.periodic
+    assert bed.offers.expire_due in bed.app.state.services.lease_events.periodic
     body = bed.post_set(bed.tight(), strategies=["earliest"], max_offers=1)
     bed.app.state.services.lease_events.tick(epoch(body["expires"]))
     hold = bed.consumer(body["offers"][0]["id"])

@@ -71,6 +71,10 @@ class Settings:
     # planner (issue 5): steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
     # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
     planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
+    # PostgreSQL: the planner's enqueues defer procrastinate tasks for `slotbroker worker --procrastinate`
+    planner_procrastinate: bool = field(
+        default_factory=lambda: _bool("SLOTBROKER_PLANNER_PROCRASTINATE", False)
+    )
     # provisioners: only these load, whatever is installed; `local` runs commands on this host
     provisioners: tuple[str, ...] = field(default_factory=enabled_from_env)  # SLOTBROKER_PROVISIONERS
     provisioner_roles: dict[str, Role] = field(default_factory=roles_from_env)  # ..._PROVISIONER_ROLES

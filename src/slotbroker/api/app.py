@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import slotbroker
-from slotbroker.api import openapi_links, problems
+from slotbroker.api import background, openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
@@ -28,12 +28,10 @@ from slotbroker.api.routers import (
     providers,
     topology,
 )
-from slotbroker.api.routers.deps import Services
+from slotbroker.bootstrap import build_services
 from slotbroker.config import Settings
 from slotbroker.domain.request import SlotRequest
 from slotbroker.domain.topology import Topology
-from slotbroker.services.find_slot import FindSlotSettings
-from slotbroker.services.leases import LeasePolicy
 from slotbroker.services.planner import Planner
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
@@ -55,35 +53,13 @@ def create_app(
         title="slotbroker",
         version=slotbroker.__version__,
         description=DESCRIPTION,
-        lifespan=offers.lifespan,  # the offers sweeper (OfferService.expire_due)
+        lifespan=background.lifespan,  # lease events + offer sweep, planner pool, find-slot jobs
         dependencies=[Depends(reject_unknown_query)],  # every route: an unknown query parameter is a 422
     )
     app.state.settings = settings
-    app.state.services = Services.build(
-        db,
-        FindSlotSettings(
-            max_range_s=settings.find_slot_max_range_days * 86400,
-            async_cost=settings.find_slot_async_cost,
-            cache_ttl_s=settings.find_slot_cache_ttl_s,
-            job_ttl_s=settings.find_slot_job_ttl_s,
-        ),
-        allocation_request_ttl_s=settings.allocation_request_ttl_s,
-        hold_ttl_s=settings.offer_ttl_s,
-        lease_policy=LeasePolicy(
-            max_duration_s=settings.max_lease_duration_s,
-            extension_window_s=settings.extension_window_s,
-            max_hold_s=settings.max_hold_s,
-            before_end_notice_s=settings.before_end_notice_s,
-        ),
-        event_loop_interval_s=settings.event_loop_interval_s,
-        planner=planner or jobs.default_planner(db, settings),
-        prepared_claims=settings.pg_prepared_claims,
-    )
+    app.state.services = build_services(settings, db, planner=planner)
     app.state.metrics = Metrics()
     problems.install(app)
-    leases.install_event_loop(app)  # lease events + app.state.periodic jobs, each tick
-    jobs.install_worker_pool(app)  # the planner's embedded pool (planner_workers=0: off)
-    find_slot.install_job_shutdown(app)  # find-slot job threads stop with the app
     # Routing order = match order: FastAPI tries routes one by one (twice per request since 0.16x), so the
     # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).
     for router in ROUTING_ORDER:

@@ -1,16 +1,14 @@
 """``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``extend`` and ``cancel``: booking.
 
-Like every command they act on the database directly (docs/decisions/0004), through the same
-``OfferService`` and ``LeaseService`` the API uses, configured from the same ``SLOTBROKER_*`` settings
-(offer TTL, lease policy). ``--project`` says whose offers are made (default ``cli``); elsewhere it
+Like every command they act on the database directly (docs/decisions/0004), through the service graph
+the API uses (``bootstrap.build_services``), configured from the same ``SLOTBROKER_*`` settings (offer
+TTL, lease policy). ``--project`` says whose offers are made (default ``cli``); elsewhere it
 narrows what the command may touch, and without it the command acts as an admin (every project).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -26,17 +24,10 @@ from slotbroker.cli.common import (
     emit_json,
     err_console,
     failing_nicely,
-    open_db,
+    services,
 )
 from slotbroker.cli.find_slot import DEFAULT_URL, ComponentOpt, LinkOpt, build_request
-from slotbroker.config import Settings
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.services.calendar_cache import CalendarCache
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
-from slotbroker.services.leases import LeasePolicy, LeaseService
-from slotbroker.services.offers import OfferService, OfferSettings
-from slotbroker.services.quotas import QuotaService
 from slotbroker.wire.leases import LeaseView, UpdateLease
 from slotbroker.wire.offers import (
     ALL_STRATEGIES,
@@ -53,49 +44,6 @@ ProjectOpt = Annotated[
     str | None,
     typer.Option("--project", "-p", help="Act as this project (default: admin, every project)."),
 ]
-
-
-@dataclass
-class Booking:
-    """The services one booking command needs, on one database."""
-
-    offers: OfferService
-    leases: LeaseService
-    find_slot: FindSlotService
-
-
-@contextmanager
-def booking(url: str) -> Iterator[Booking]:
-    settings = Settings(database_url=url)
-    db = open_db(url)
-    quotas = QuotaService(db)
-    find = FindSlotService(
-        db,
-        CalendarCache(db),
-        FindSlotSettings(
-            max_range_s=settings.find_slot_max_range_days * 86400,
-            cache_ttl_s=settings.find_slot_cache_ttl_s,
-        ),
-    )
-    policy = LeasePolicy(
-        max_duration_s=settings.max_lease_duration_s,
-        extension_window_s=settings.extension_window_s,
-        max_hold_s=settings.max_hold_s,
-        before_end_notice_s=settings.before_end_notice_s,
-    )
-    claims = ClaimService(db, policy=policy)
-    offers = OfferService(
-        db,
-        claims,
-        find,
-        OfferSettings(ttl_s=settings.offer_ttl_s, before_end_notice_s=settings.before_end_notice_s),
-        quotas=quotas,
-    )
-    try:
-        yield Booking(offers, LeaseService(db, claims, quotas, policy=policy), find)
-    finally:
-        find.shutdown()
-        db.dispose()
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -187,7 +135,7 @@ def offer(
     as_json: JsonFlag = False,
 ) -> None:
     """Ask for offers: each holds its capacity until it expires; exit code 1 when nothing fits."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         doc = build_request(file, component or [], link or [], start, end, duration, None, None)
         body = OfferSetRequest(
             request=doc, strategies=strategy or list(ALL_STRATEGIES), max_offers=max_offers
@@ -212,7 +160,7 @@ def accept(
     as_json: JsonFlag = False,
 ) -> None:
     """Accept an offer: its hold becomes a lease and the set's other offers are rejected."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         lease: AcceptedLease = svc.offers.accept(offer_id, project=project)
     if as_json:
         emit_json(lease)
@@ -234,7 +182,7 @@ def reject(
     as_json: JsonFlag = False,
 ) -> None:
     """Reject an offer and free its capacity now (rejecting twice is fine)."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         view: OfferView = svc.offers.reject(offer_id, project=project)
     if as_json:
         emit_json(view)
@@ -254,7 +202,7 @@ def leases(
     as_json: JsonFlag = False,
 ) -> None:
     """List leases in creation order."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         wanted = [s.upper() for s in status or []]
         bad = [s for s in wanted if s not in LEASE_STATUSES]
         if bad:
@@ -316,7 +264,7 @@ def extend(
     as_json: JsonFlag = False,
 ) -> None:
     """Change a lease's end (compare-and-swap on the generation read just before)."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         current = svc.leases.get(lease_id, project=project)
         new_end = _parse_end(end, by, current)
         view = svc.leases.update(
@@ -335,7 +283,7 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a lease; its capacity is released at once (cancelling twice is fine)."""
-    with failing_nicely(), booking(database_url) as svc:
+    with failing_nicely(), services(database_url) as svc:
         view = svc.leases.cancel(lease_id, project=project)
     if as_json:
         emit_json(view)

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from slotbroker.bootstrap import Services, build_services
+from slotbroker.config import Settings
 from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.store.db import Database, database_url
 
@@ -43,6 +45,22 @@ def open_db(url: str, *, migrate_first: bool = True) -> Database:
     if migrate_first:
         migrate.upgrade(db.engine)
     return db
+
+
+def build(url: str, *, migrate_first: bool = True) -> Services:
+    """The server's service graph (``bootstrap``) on ``url``, configured from the same ``SLOTBROKER_*``
+    settings, so a command and a request behave alike."""
+    return build_services(Settings(database_url=url), open_db(url, migrate_first=migrate_first))
+
+
+@contextmanager
+def services(url: str) -> Iterator[Services]:
+    """``build(url)`` for one command; its find-slot threads and connections closed after it."""
+    svc = build(url)
+    try:
+        yield svc
+    finally:
+        svc.close()
 
 
 @contextmanager

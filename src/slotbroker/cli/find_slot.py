@@ -1,7 +1,7 @@
 """``slotbroker find-slot`` and ``slotbroker calendar``: search and inspect the calendar in the database.
 
 Like every command they act on the database directly (docs/decisions/0004), through the same
-``FindSlotService`` the API uses.
+``FindSlotService`` the API uses (``bootstrap.build_services``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from slotbroker.cli.common import (
     emit_json,
     err_console,
     failing_nicely,
-    open_db,
+    services,
 )
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
-from slotbroker.services.calendar_cache import CalendarCache
-from slotbroker.services.find_slot import FindSlotService
 from slotbroker.wire.find_slot import FindSlotResult
 
 DEFAULT_URL = "sqlite:///./var/slotbroker.db"
@@ -42,11 +40,6 @@ ComponentOpt = Annotated[
     ),
 ]
 LinkOpt = Annotated[list[str] | None, typer.Option("--link", "-l", help="A:B:GBPS between components.")]
-
-
-def service(url: str) -> FindSlotService:
-    db = open_db(url)
-    return FindSlotService(db, CalendarCache(db))
 
 
 def parse_component(spec: str, index: int) -> dict[str, Any]:
@@ -199,7 +192,8 @@ def find_slot(
     """Find windows where a request fits; exit code 1 (and why) when nothing does."""
     with failing_nicely():
         doc = build_request(file, component or [], link or [], start, end, duration, limit, policy)
-        result = service(database_url).find(doc)
+        with services(database_url) as svc:
+            result = svc.find_slot.find(doc)
     if as_json:
         emit_json(result)
     elif result.windows:
@@ -225,7 +219,8 @@ def calendar(
     with failing_nicely():
         start_s, end_s = _instant(start, "--start"), _instant(end, "--end")
         kinds = frozenset(kind or ["host", "site", "link", "facility_port"])
-        view = service(database_url).calendar_view(start_s, end_s, resolution, kinds)
+        with services(database_url) as svc:
+            view = svc.find_slot.calendar_view(start_s, end_s, resolution, kinds)
     rows = [
         r
         for r in view.rows

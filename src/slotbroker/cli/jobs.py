@@ -18,8 +18,19 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db, table
+from slotbroker.bootstrap import build_distributed, build_planner
+from slotbroker.cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    build,
+    console,
+    emit_json,
+    failing_nicely,
+    open_db,
+    table,
+)
 from slotbroker.cli.find_slot import DEFAULT_URL
+from slotbroker.config import Settings
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState, Workload
 from slotbroker.services.planner import Planner, WorkerPool
@@ -36,7 +47,7 @@ ProjectOpt = Annotated[
 
 
 def _planner(database_url: str) -> Planner:
-    return Planner(open_db(database_url))
+    return build(database_url).planner
 
 
 def _as_json(job: JobOut) -> dict[str, object]:
@@ -224,11 +235,10 @@ def worker(
 ) -> None:
     """Run the planner's worker until interrupted (SIGINT / SIGTERM stop it cleanly)."""
     with failing_nicely():
+        settings = Settings(database_url=database_url)
         db = open_db(database_url)
         if use_procrastinate:
-            from slotbroker.services.planner.distributed import distributed_planner
-
-            planner, dist = distributed_planner(db)
+            planner, dist = build_distributed(settings, db)
             if apply_schema and not dist.schema_applied(db):
                 dist.apply_schema()
             console.print(
@@ -236,7 +246,7 @@ def worker(
             )
             asyncio.run(_until_signal(lambda stop: dist.run_worker(concurrency=workers or 16, stop=stop)))
             return
-        planner = Planner(db)
+        planner = build_planner(settings, db)
         pool = WorkerPool(planner, workers=workers, exclusive=exclusive)
         console.print(f"planner worker {pool.worker_id} ({pool.workers} at once) on {db.engine.url}")
 

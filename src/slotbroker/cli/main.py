@@ -115,18 +115,15 @@ def demo(
 
     from sqlalchemy import select
 
+    from slotbroker.bootstrap import Services, build_services
+    from slotbroker.config import Settings
     from slotbroker.demo.bookings import synthetic_bookings
     from slotbroker.demo.fabric import fabric_like_topology
     from slotbroker.domain.errors import CapacityConflict, Forbidden, NotFound
     from slotbroker.services import demo_data
-    from slotbroker.services.claims import ClaimService
-    from slotbroker.services.leases import LeaseService
-    from slotbroker.services.planner import JobSpec, Planner, PlannerSettings, Workload
+    from slotbroker.services.planner import JobSpec, Workload
     from slotbroker.services.planner.settings import enabled_from_env
-    from slotbroker.services.quotas import QuotaService
-    from slotbroker.services.tokens import Role, TokenService
-    from slotbroker.services.topology import TopologyService
-    from slotbroker.store.db import Database
+    from slotbroker.services.tokens import Role
     from slotbroker.store.models import ProviderRow
     from slotbroker.store.unit_of_work import UnitOfWork
     from slotbroker.wire.leases import CreateLease, LeaseItemSpec
@@ -138,17 +135,16 @@ def demo(
     )
     enabled = tuple(dict.fromkeys((*enabled_from_env(), "local")))
 
-    def submit_demo_jobs(db: Database, now: int) -> tuple[str | None, list[str]]:
+    def submit_demo_jobs(svc: Services, now: int) -> tuple[str | None, list[str]]:
         """A one-hour lease (1 VCPU) on the first demo host with room, and the demo jobs in it; nothing
         new when the demo jobs exist already (``demo`` may run again on the same database)."""
-        planner = Planner(db, settings=replace(PlannerSettings(), enabled=enabled))
+        planner, leases = svc.planner, svc.leases
         try:
             planner.get(demo_jobs[0][0])
             return None, []
         except NotFound:
             pass
-        leases = LeaseService(db, ClaimService(db), QuotaService(db))
-        with UnitOfWork(db, readonly=True) as uow:
+        with UnitOfWork(svc.db, readonly=True) as uow:
             hosts = uow.session.execute(
                 select(ProviderRow.uuid, ProviderRow.name)
                 .where(ProviderRow.kind == "host")
@@ -181,9 +177,11 @@ def demo(
         return lease_id, ids
 
     with failing_nicely():
-        db = open_db(database_url)
+        settings = replace(Settings(database_url=database_url), provisioners=enabled)
+        svc = build_services(settings, open_db(database_url))
+        db = svc.db
         doc = fabric_like_topology()
-        report = TopologyService(db).import_(doc)
+        report = svc.topology.import_(doc)
         now = int(time.time())
         if demo_data.lease_count(db) == 0:
             start = now - now % 3600 - 7 * 86_400
@@ -191,8 +189,9 @@ def demo(
             loaded = demo_data.load_bookings(db, bookings, now_s=now)
         else:
             loaded = 0
-        token = TokenService(db).create(project="demo", role=Role.ADMIN, name="demo admin")
-        job_lease, job_ids = submit_demo_jobs(db, now)
+        token = svc.tokens.create(project="demo", role=Role.ADMIN, name="demo admin")
+        job_lease, job_ids = submit_demo_jobs(svc, now)
+        svc.close()
     console.print(
         f"[bold]slotbroker demo[/bold]: {report.created} providers created, {report.unchanged} kept; "
         f"{loaded} leases loaded (database {database_url})"

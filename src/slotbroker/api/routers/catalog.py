@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from slotbroker.api.auth import Admin, Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
 

@@ -14,7 +14,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_vali
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import FieldProblem, problem_response, responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.claims import MAX_ITEMS, ClaimItem, ClaimRequest, ConsumerKind
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket

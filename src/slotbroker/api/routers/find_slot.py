@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
@@ -97,19 +96,3 @@ def calendar(
     return CalendarResponse(
         resolution=resolution, bucket_s=view.bucket_s, starts=[to_datetime(s) for s in view.starts], rows=rows
     )
-
-
-def install_job_shutdown(app: FastAPI) -> None:
-    """Stop the find-slot job threads when the app stops (around whatever lifespan it already has):
-    unfinished jobs stay in the database and are reported ``worker_lost`` later, never left hanging."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            app_.state.services.find_slot.shutdown()
-
-    app.router.lifespan_context = lifespan

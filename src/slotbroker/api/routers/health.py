@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from slotbroker.api.problems import problem_response, responses
-from slotbroker.api.routers.deps import Services
+from slotbroker.bootstrap import Services
 from slotbroker.store import migrate
 from slotbroker.wire.health import Health, Ready
 

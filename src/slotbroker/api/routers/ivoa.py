@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from slotbroker.api.auth import Reader
 from slotbroker.api.content import JSON_TYPES, YAML_TYPES, accept_ranks, dump_yaml, media_type, parse_yaml
 from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem, Problem, responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, NotFound
 from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
 from slotbroker.services.tokens import Principal, Role

@@ -9,28 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
-from slotbroker.config import Settings
-from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, ValidationFailed
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
+from slotbroker.domain.errors import NotFound
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
-from slotbroker.services.offers import OfferConflict
-from slotbroker.services.planner import Planner, PlannerSettings, WorkerPool
+from slotbroker.services.planner import Planner
 from slotbroker.services.tokens import Principal, Role
-from slotbroker.store.db import Database
 from slotbroker.wire.jobs import (
     CreateJob,
     JobEvent,
@@ -40,13 +34,11 @@ from slotbroker.wire.jobs import (
     LogLineOut,
     WorkloadBody,
 )
-from slotbroker.wire.offers import OfferSetRequest, OfferSetStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 EVENT_STREAM = "text/event-stream"
-log = logging.getLogger("slotbroker.planner")
 POLL_S = 0.25  # how often the event stream reads the job's transitions
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
@@ -79,60 +71,30 @@ def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> Jo
     planner.admit(body.provisioner, who.role)  # before offers, a lease or a job are written
     workload = body.workload.domain()
     if body.lease_id is not None:
-        lease_id = str(body.lease_id)
+        spec = JobSpec(
+            lease_id=str(body.lease_id),
+            provisioner=body.provisioner,
+            workload=workload,
+            priority=body.priority,
+            job_id=body.id,
+            name=body.name,
+        )
+        job = planner.create(spec, project=project, role=who.role)
     else:
         assert body.offer_set is not None
-        existing = _existing(planner, body.id, project)
-        if existing is not None:  # an idempotent replay: no new offers
-            response.headers["Location"] = f"/v1/jobs/{existing.id}"
-            return existing
-        lease_id = _lease_as_soon_as_possible(svc, body.offer_set, who.project)
-    spec = JobSpec(
-        lease_id=lease_id,
-        provisioner=body.provisioner,
-        workload=workload,
-        priority=body.priority,
-        job_id=body.id,
-        name=body.name,
-    )
-    try:
-        job = planner.create(spec, project=project, role=who.role)
-    except Exception:
-        if body.offer_set is not None:  # do not keep a lease made for a job that was refused
-            svc.leases.cancel(lease_id, project=None)
-        raise
+        job = svc.job_asap.create(
+            body.offer_set,
+            provisioner=body.provisioner,
+            workload=workload,
+            priority=body.priority,
+            job_id=body.id,
+            name=body.name,
+            project=who.project,
+            visible=project,
+            role=who.role,
+        )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
-
-
-def _existing(planner: Planner, job_id: str | None, project: str | None) -> JobOut | None:
-    if job_id is None:
-        return None
-    try:
-        return planner.get(job_id, project=project)
-    except NotFound:
-        return None
-
-
-def _lease_as_soon_as_possible(svc: Services, request: OfferSetRequest, project: str) -> str:
-    """Make offers and accept the first that still holds; the new lease's id."""
-    try:
-        offers = svc.offers.create(request, project=project)
-    except ValidationFailed as exc:  # its pointers are into the offer set, which the body nests
-        moved = [FieldError(f"/offer_set{f.pointer}", f.detail) for f in exc.errors]
-        raise ValidationFailed(exc.detail, moved, exc.code) from None
-    if offers.status == OfferSetStatus.EMPTY or not offers.offers:
-        raise CapacityConflict(
-            "nothing fits the request", [FieldError("/offer_set/request", "no window with capacity")]
-        )
-    last: OfferConflict | None = None
-    for offer in sorted(offers.offers, key=lambda o: o.position):
-        try:
-            return svc.offers.accept(offer.id, project=project).uuid
-        except OfferConflict as exc:  # expired or taken meanwhile: the next one
-            last = exc
-    assert last is not None
-    raise last
 
 
 @router.get("/jobs", response_model=JobList, summary="List jobs, newest first (keyset paging)")
@@ -263,71 +225,6 @@ async def _events(
             return
 
 
-# -- the embedded worker pool in the server ------------------------------------------------------------------
-
-
-def planner_workers(settings: Settings, planner: Planner) -> int:
-    """Steps the server's embedded pool runs at once: ``Settings.planner_workers``, or the planner's
-    default when unset. 0 disables the pool (tests; or a fleet where only ``slotbroker worker``
-    processes run jobs)."""
-    value = settings.planner_workers
-    return int(planner.settings.workers if value is None else value)
-
-
-def planner_settings(settings: Settings) -> PlannerSettings:
-    """The planner's settings, with the server's choice of provisioners (``Settings.provisioners``...)."""
-    return replace(
-        PlannerSettings(),
-        enabled=settings.provisioners,
-        roles=dict(settings.provisioner_roles),
-        local_run_as=settings.local_run_as,
-    )
-
-
-def default_planner(db: Database, settings: Settings | None = None) -> Planner:
-    """The server's planner when the app is not given one, with the provisioners ``settings`` enable.
-    With ``SLOTBROKER_PLANNER_PROCRASTINATE=1`` (PostgreSQL) its enqueues defer procrastinate tasks for
-    ``slotbroker worker --procrastinate`` processes."""
-    configured = planner_settings(settings or Settings(database_url=db.url))
-    if os.environ.get("SLOTBROKER_PLANNER_PROCRASTINATE", "").lower() not in ("1", "true", "yes"):
-        return Planner(db, settings=configured)
-    from slotbroker.services.planner.distributed import distributed_planner
-
-    return distributed_planner(db, settings=configured)[0]
-
-
-def _log_pool_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the planner's embedded pool ended: %r (jobs wait for another worker)", task.exception())
-
-
-def install_worker_pool(app: FastAPI) -> None:
-    """Run the planner's embedded worker pool while the app is up (around the existing lifespan);
-    ``await pool.stop()`` at shutdown finishes running steps and gives the claims back."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        planner: Planner = app_.state.services.planner
-        workers = planner_workers(app_.state.settings, planner)
-        pool = WorkerPool(planner, workers=workers) if workers > 0 else None
-        app_.state.planner_pool = pool
-        if pool is not None:
-            pool.start().add_done_callback(_log_pool_end)
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            if pool is not None:
-                try:
-                    await pool.stop()
-                except Exception:  # the pool already died (e.g. it started before the migration)
-                    log.exception("planner pool stopped with an error")
-            app_.state.planner_pool = None
-
-    app.router.lifespan_context = lifespan
-
-
 __all__ = [
     "CreateJob",
     "JobEvent",
@@ -336,7 +233,5 @@ __all__ = [
     "JobOut",
     "LogLineOut",
     "WorkloadBody",
-    "install_worker_pool",
-    "planner_workers",
     "router",
 ]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AwareDatetime
 
 from slotbroker.api.auth import Admin, Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, Forbidden, ValidationFailed
 from slotbroker.domain.resource_classes import naming_problem
 from slotbroker.domain.time import to_epoch
@@ -194,32 +193,3 @@ def put_quota(
 def delete_quota(project: Project, resource_class: ResourceClass, who: Admin, svc: Svc) -> Response:
     svc.quotas.delete(project, resource_class)
     return Response(status_code=204)
-
-
-# -- the event loop in the server ----------------------------------------------------------------------------
-
-
-def install_event_loop(app: FastAPI) -> None:
-    """Run the lease event loop while the app is up, around whatever lifespan the app already has.
-
-    ``app.state.periodic`` is the loop's list of periodic jobs: append ``callable(now_s)`` (e.g.
-    ``OfferService.expire_due``) and it is called every tick. ``Settings.event_loop_interval_s <= 0``
-    disables the thread (tests then call ``app.state.services.lease_events.tick(now_s)`` themselves).
-    """
-    loop = app.state.services.lease_events
-    app.state.periodic = loop.periodic
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        interval = float(getattr(app_.state.settings, "event_loop_interval_s", 0.0))
-        if interval > 0:
-            loop.interval_s = interval
-            loop.start()
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            loop.stop()
-
-    app.router.lifespan_context = lifespan

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Response
 
 from slotbroker.api.auth import Manager, Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
 

@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from slotbroker.api.auth import Manager, Reader
 from slotbroker.api.problems import TOO_DEEP, responses
-from slotbroker.api.routers.deps import Services, services
+from slotbroker.api.routers.deps import services
+from slotbroker.bootstrap import Services
 from slotbroker.domain.topology import Topology
 from slotbroker.services.topology import check_size
 from slotbroker.wire import providers as views

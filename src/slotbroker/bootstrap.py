@@ -1,0 +1,203 @@
+"""The composition root: ``Settings`` mapped to every service's settings, and the service graph built, here.
+
+Every adapter (the API, the CLI, the planner's workers, the benchmarks) builds its services with
+``build_services``, so a ``SLOTBROKER_*`` setting reaches the same services whichever way a request comes
+in; a second mapping elsewhere is how a setting gets lost on one path. Background loops are not started
+here: the API runs them in one lifespan (``api/background.py``), a worker runs its own pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from slotbroker.config import Settings
+from slotbroker.domain.limits import BookingPolicy
+from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
+from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.candidates import CandidateService
+from slotbroker.services.catalog import CatalogService
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
+from slotbroker.services.inventory import InventoryService
+from slotbroker.services.ivoa import IvoaService
+from slotbroker.services.job_asap import JobAsap
+from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.lease_rehost import LeaseRehoster
+from slotbroker.services.leases import LeaseService
+from slotbroker.services.network import NetworkService
+from slotbroker.services.offers import OfferService, OfferSettings
+from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.quotas import QuotaService
+from slotbroker.services.tokens import TokenService
+from slotbroker.services.topology import TopologyService
+from slotbroker.store.db import Database
+
+if TYPE_CHECKING:
+    from slotbroker.services.planner.distributed import Distributed
+
+
+@dataclass
+class Services:
+    """The service graph of one process on one database."""
+
+    db: Database
+    inventory: InventoryService
+    catalog: CatalogService
+    network: NetworkService
+    topology: TopologyService
+    tokens: TokenService
+    calendar: CalendarCache
+    find_slot: FindSlotService
+    claims: ClaimService
+    allocation_requests: AllocationRequestService
+    candidates: CandidateService
+    quotas: QuotaService
+    leases: LeaseService
+    lease_events: LeaseEventLoop  # its periodic jobs include the offers' expiry sweep
+    offers: OfferService
+    ivoa: IvoaService
+    planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
+    job_asap: JobAsap
+
+    def close(self) -> None:
+        """Stop the find-slot job threads and close the database's connections (CLI commands, benches)."""
+        self.find_slot.shutdown()
+        self.db.dispose()
+
+
+# -- Settings -> each service's settings ---------------------------------------------------------------------
+
+
+def find_slot_settings(settings: Settings) -> FindSlotSettings:
+    return FindSlotSettings(
+        max_range_s=settings.find_slot_max_range_days * 86400,
+        async_cost=settings.find_slot_async_cost,
+        cache_ttl_s=settings.find_slot_cache_ttl_s,
+        job_ttl_s=settings.find_slot_job_ttl_s,
+    )
+
+
+def booking_policy(settings: Settings) -> BookingPolicy:
+    return BookingPolicy(
+        max_duration_s=settings.max_lease_duration_s,
+        extension_window_s=settings.extension_window_s,
+        max_hold_s=settings.max_hold_s,
+        before_end_notice_s=settings.before_end_notice_s,
+    )
+
+
+def offer_settings(settings: Settings) -> OfferSettings:
+    return OfferSettings(ttl_s=settings.offer_ttl_s, before_end_notice_s=settings.before_end_notice_s)
+
+
+def planner_settings(settings: Settings) -> PlannerSettings:
+    """The planner's settings, with this process's choice of provisioners (``Settings.provisioners``...)."""
+    return replace(
+        PlannerSettings(),
+        enabled=settings.provisioners,
+        roles=dict(settings.provisioner_roles),
+        local_run_as=settings.local_run_as,
+    )
+
+
+def planner_workers(settings: Settings, planner: Planner) -> int:
+    """Steps the server's embedded pool runs at once: ``Settings.planner_workers``, or the planner's
+    default when unset. 0 disables the pool (tests; or a fleet where only ``slotbroker worker``
+    processes run jobs)."""
+    value = settings.planner_workers
+    return int(planner.settings.workers if value is None else value)
+
+
+# -- the graph -----------------------------------------------------------------------------------------------
+
+
+def build_claims(settings: Settings, db: Database) -> ClaimService:
+    """The claim service: the booking policy, and the PostgreSQL two-round-trip executor or not."""
+    return ClaimService(db, round_trips=settings.pg_prepared_claims, policy=booking_policy(settings))
+
+
+def _rehost(settings: Settings, db: Database, claims: ClaimService | None) -> LeaseRehoster:
+    return LeaseRehoster(claims or build_claims(settings, db))
+
+
+def build_planner(settings: Settings, db: Database, claims: ClaimService | None = None) -> Planner:
+    """The planner with the provisioners ``settings`` enable. With ``Settings.planner_procrastinate``
+    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``."""
+    if settings.planner_procrastinate:
+        return build_distributed(settings, db, claims)[0]
+    return Planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))
+
+
+def build_distributed(
+    settings: Settings, db: Database, claims: ClaimService | None = None
+) -> tuple[Planner, Distributed]:
+    """A planner whose enqueues are procrastinate defers, and the procrastinate wiring that runs its
+    tasks (``slotbroker worker --procrastinate``)."""
+    from slotbroker.services.planner.distributed import distributed_planner  # procrastinate: PostgreSQL only
+
+    return distributed_planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))
+
+
+def build_services(
+    settings: Settings, db: Database | None = None, *, planner: Planner | None = None
+) -> Services:
+    """Every service on ``db`` (default: a new ``Database(settings.database_url)``), configured from
+    ``settings``; ``planner`` replaces the one ``build_planner`` would make (tests with fake provisioners)."""
+    db = db or Database(settings.database_url)
+    claims = build_claims(settings, db)
+    policy = claims.policy
+    calendar = CalendarCache(db)
+    uuids = ProviderUuids(db)
+    requests = AllocationRequestService(
+        db, claims, uuids, ttl_s=settings.allocation_request_ttl_s, hold_ttl_s=settings.offer_ttl_s
+    )
+    find = FindSlotService(db, calendar, find_slot_settings(settings))
+    find.window_hook = requests.attach
+    quotas = QuotaService(db)
+    lease_hooks = LeaseHooks()
+    leases = LeaseService(db, claims, quotas, policy=policy, hooks=lease_hooks)
+    offers = OfferService(db, claims, find, offer_settings(settings), quotas=quotas)
+    lease_events = LeaseEventLoop(
+        db,
+        claims,
+        lease_hooks,
+        interval_s=settings.event_loop_interval_s,
+        periodic=[offers.expire_due],  # reads expire due offers too; the sweep frees capacity sooner
+    )
+    planner = planner or build_planner(settings, db, claims)
+    planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs
+    return Services(
+        db=db,
+        inventory=InventoryService(db),
+        catalog=CatalogService(db),
+        network=NetworkService(db),
+        topology=TopologyService(db),
+        tokens=TokenService(db),
+        calendar=calendar,
+        find_slot=find,
+        claims=claims,
+        allocation_requests=requests,
+        candidates=CandidateService(calendar, uuids, requests),
+        quotas=quotas,
+        leases=leases,
+        lease_events=lease_events,
+        offers=offers,
+        ivoa=IvoaService(db, offers, leases),
+        planner=planner,
+        job_asap=JobAsap(planner, offers, leases),
+    )
+
+
+__all__ = [
+    "Services",
+    "booking_policy",
+    "build_claims",
+    "build_distributed",
+    "build_planner",
+    "build_services",
+    "find_slot_settings",
+    "offer_settings",
+    "planner_settings",
+    "planner_workers",
+]
