@@ -2,7 +2,8 @@
 
 Layers point inward: ``domain`` (typed data, validation) <- ``engine`` (pure algorithms) <- ``store``
 (SQLAlchemy persistence) <- ``services`` (use cases in transactions) <- adapters (``api``, ``cli``,
-``client``, ``web``). See docs/architecture.md.
+``client``); ``wire`` holds the request/response models the API and the client share, and ``bootstrap``
+builds the service graph for every adapter. See docs/architecture.md.
 """
 
 __version__ = "0.1.0"
