@@ -77,7 +77,7 @@ def create_app(
         ),
         event_loop_interval_s=settings.event_loop_interval_s,
         planner=planner or jobs.default_planner(db, settings),
-        prepared_claims=settings.pg_prepared_claims,
+        pg_two_trips=settings.pg_two_trips,
     )
     app.state.metrics = Metrics()
     problems.install(app)

@@ -12,8 +12,6 @@ event loop, so they cannot deadlock on each other.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar, cast
@@ -37,7 +35,7 @@ from slotbroker.domain.errors import (
 )
 from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable, now_s
+from slotbroker.services.claims import ClaimService, now_s
 from slotbroker.services.lease_events import (
     CANCELLED,
     ERROR,
@@ -62,6 +60,7 @@ from slotbroker.services.lease_views import (
     render_ical,
 )
 from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.services.retry import MAX_ATTEMPTS, retrying
 from slotbroker.store.claims import bump_calendar
 from slotbroker.store.db import Database
 from slotbroker.store.models import (
@@ -472,18 +471,7 @@ class LeaseService:
         return row
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        last: BaseException | None = None
-        for n in range(1, self.max_attempts + 1):
-            try:
-                return attempt()
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                last = exc
-                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-        raise ConcurrentUpdate(
-            f"gave up after {self.max_attempts} attempts lost to concurrent writers; retry later"
-        ) from last
+        return retrying(lambda _n: attempt(), self.max_attempts)
 
 
 # -- module helpers -----------------------------------------------------------------------------------------

@@ -56,10 +56,10 @@ class Services:
         lease_policy: LeasePolicy | None = None,
         event_loop_interval_s: float = 5.0,
         planner: Planner | None = None,
-        prepared_claims: bool = True,
+        pg_two_trips: bool = True,
     ) -> Services:
         calendar = CalendarCache(db)
-        claims = ClaimService(db, round_trips=prepared_claims, policy=lease_policy)
+        claims = ClaimService(db, pg_two_trips=pg_two_trips, policy=lease_policy)
         uuids = ProviderUuids(db)
         requests = AllocationRequestService(
             db, claims, uuids, ttl_s=allocation_request_ttl_s, hold_ttl_s=hold_ttl_s
