@@ -197,10 +197,10 @@ def _request(host: str, amount: int, project: str = PROJECT, hour: int = 0) -> C
     return ClaimRequest(spec, (ClaimItem(host, "VCPU", amount),))
 
 
-@pytest.mark.parametrize("round_trips", [True, False])
-def test_service_claims_check_the_quota_on_every_path(bare: Bare, round_trips: bool) -> None:
+@pytest.mark.parametrize("pg_two_trips", [True, False])
+def test_service_claims_check_the_quota_on_every_path(bare: Bare, pg_two_trips: bool) -> None:
     bare.quotas.put(PROJECT, "VCPU", SetQuota(max_concurrent=8, max_resource_hours=None))
-    claims = ClaimService(bare.db, round_trips=round_trips)
+    claims = ClaimService(bare.db, pg_two_trips=pg_two_trips)
     with pytest.raises(Forbidden) as info:
         claims.claim(_request(bare.host, 9))
     assert info.value.code == "quota_exceeded"

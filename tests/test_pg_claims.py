@@ -1,4 +1,4 @@
-"""The two-round-trip PostgreSQL claim (``store/pg_claims.py``) against the general path it replaces.
+"""The two-round-trip PostgreSQL claim (``store/claims/pg_two_trips.py``) against the general path.
 
 The general path (``ClaimService.claim_in`` in a unit of work) is the reference: a hypothesis property
 runs every generated claim through it inside a transaction that is rolled back, then through the
@@ -27,7 +27,7 @@ from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
-from slotbroker.store import pg_claims
+from slotbroker.store.claims import pg_two_trips
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -66,7 +66,7 @@ def _answer(fn: object) -> tuple[str, object]:
 
 def _general(db: Database, request: ClaimRequest, now: int) -> tuple[str, object]:
     """The reference: the general path's answer, written nowhere (the unit of work is not committed)."""
-    svc = ClaimService(db, round_trips=False)
+    svc = ClaimService(db, pg_two_trips=False)
     with UnitOfWork(db) as uow:
         return _answer(lambda: svc.claim_in(uow, request, now_s=now))
 
@@ -115,7 +115,7 @@ def test_two_round_trips_answer_what_the_general_path_answers(
         "no-such-provider",  # unknown: a validation error on both paths
     ]
     fast = ClaimService(pg)
-    assert fast._pg is not None
+    assert fast._two_trips is not None
     for step, (kind, items, offset, duration, later) in enumerate(script):
         request = _request(
             kind,
@@ -176,7 +176,7 @@ def test_statements_gone_from_the_connection_are_prepared_again(pg: Database) ->
     result = svc.claim(_request(ConsumerKind.LEASE, [ClaimItem(host, "VCPU", 1)], T0, T0 + 9), now_s=NOW)
     assert result.allocations == 1
     assert {"sb_lock_1", "sb_state_1", "sb_write_1"} <= _prepared_on(pg)
-    assert svc._pg is not None  # still on the fast path
+    assert svc._two_trips is not None  # still on the fast path
 
 
 def test_a_refused_claim_writes_nothing_and_keeps_the_statements(pg: Database) -> None:
@@ -234,13 +234,13 @@ def test_expired_holds_in_the_way_are_reaped_by_the_general_path(pg: Database) -
 def test_vlan_claims_take_the_general_path(pg: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """A VLAN tag needs the holders query after the locks, which only the general path runs."""
     calls: list[int] = []
-    real = pg_claims.Session.begin_read
+    real = pg_two_trips.Session.begin_read
 
-    def counting(self: pg_claims.Session, *args: object, **kwargs: object) -> object:
+    def counting(self: pg_two_trips.Session, *args: object, **kwargs: object) -> object:
         calls.append(1)
         return real(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pg_claims.Session, "begin_read", counting)
+    monkeypatch.setattr(pg_two_trips.Session, "begin_read", counting)
     site = _site(pg)
     host = _host(pg, site, {"VCPU": Inventory(total=2)})
     svc = ClaimService(pg)

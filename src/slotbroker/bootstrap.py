@@ -114,7 +114,7 @@ def planner_workers(settings: Settings, planner: Planner) -> int:
 
 def build_claims(settings: Settings, db: Database) -> ClaimService:
     """The claim service: the booking policy, and the PostgreSQL two-round-trip executor or not."""
-    return ClaimService(db, round_trips=settings.pg_prepared_claims, policy=booking_policy(settings))
+    return ClaimService(db, pg_two_trips=settings.pg_two_trips, policy=booking_policy(settings))
 
 
 def _rehost(settings: Settings, db: Database, claims: ClaimService | None) -> LeaseRehoster:

@@ -15,26 +15,32 @@ The database transaction is the only authority on capacity (docs/decisions/0005-
 5. reap expired holds in the way (if any), insert the consumer and allocations, bump the calendar
    generation last and commit.
 
+Steps 3 and 4 are one pure function on the rows read (``domain/claim_rule.py: decide``); the SQL is in
+``store/claims/``. On PostgreSQL a claim without VLAN tags first tries two round trips
+(``store/claims/pg_two_trips.py``, switch ``pg_two_trips``) and falls back to the general path when
+the project has quotas on its classes or expired holds are in the way.
+
 ``claim`` also checks the project's quotas in that transaction (``QuotaService.check_in``, which locks
 the quota rows, before step 2: the order leases and offers use); ``claim_in``'s callers check them
 themselves, some over a different interval (a lease extension counts only the added time).
 
 A deadlock or serialization failure rolls back and retries the whole transaction a bounded number of
-times, then raises ``ConcurrentUpdate``. ``claim_in`` / ``release_in`` run inside a caller's unit of work
-so the offers layer can compose them (accept = lease claim + sibling releases in one transaction).
+times (``services/retry.py``), then raises ``ConcurrentUpdate``. ``claim_in`` / ``release_in`` run
+inside a caller's unit of work so the offers layer can compose them (accept = lease claim + sibling
+releases in one transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
+from slotbroker.domain import claim_rule
+from slotbroker.domain.claim_rule import ReapFirst, Write
 from slotbroker.domain.claims import (
     RELEASE_STATUSES,
     ClaimRequest,
@@ -42,39 +48,17 @@ from slotbroker.domain.claims import (
     ConsumerStatus,
     ReleaseResult,
 )
-from slotbroker.domain.errors import (
-    AlreadyExists,
-    CapacityConflict,
-    ConcurrentUpdate,
-    FieldError,
-    NotFound,
-    ValidationFailed,
-)
+from slotbroker.domain.errors import AlreadyExists, FieldError, NotFound, ValidationFailed
 from slotbroker.domain.limits import BookingPolicy
-from slotbroker.services import claim_checks as checks
 from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.services.retry import MAX_ATTEMPTS, retrying, retrying_async
 from slotbroker.store import claims as sql
-from slotbroker.store import pg_claims
+from slotbroker.store.claims import pg_two_trips as two_trips
 from slotbroker.store.db import Database
+from slotbroker.store.errors import is_retryable, is_uuid_taken
 from slotbroker.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-
-MAX_ATTEMPTS = 5
-# SQLSTATEs worth retrying: serialization_failure, deadlock_detected, lock_not_available.
-RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """A transient concurrency failure: retrying the whole transaction may succeed."""
-    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError):
-        return False
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in RETRY_SQLSTATES:
-        return True
-    # SQLite: busy_timeout (30 s) expired or a lock upgrade was refused.
-    text = str(orig).lower()
-    return "database is locked" in text or "database table is locked" in text
 
 
 def now_s() -> int:
@@ -88,21 +72,22 @@ class ClaimService:
         *,
         clock: Callable[[], int] = now_s,
         max_attempts: int = MAX_ATTEMPTS,
-        round_trips: bool = True,
+        pg_two_trips: bool = True,
         pool_slots: int | None = None,
         policy: BookingPolicy | None = None,
     ) -> None:
-        """``round_trips``: on PostgreSQL, claim in two round trips (``store/pg_claims.py``); off, or on
-        SQLite, every claim takes the general path (``claim_in``). ``pool_slots``: how many claims
-        ``claim_async`` runs at once per event loop (default: what the claims pool keeps)."""
+        """``pg_two_trips``: on PostgreSQL, claim in two round trips (``store/claims/pg_two_trips.py``)
+        when the claim allows; off, or on SQLite, every claim takes the general path (``claim_in``).
+        ``pool_slots``: how many claims ``claim_async`` runs at once per event loop (default: what the
+        claims pool keeps)."""
         self.db = db
         self.clock = clock
         self.policy = policy or BookingPolicy()
         self.quotas = QuotaService(db)
         self.max_attempts = max_attempts
-        self._pg = (
-            pg_claims.Statements(db.engine.dialect)
-            if round_trips and db.engine.dialect.name == "postgresql"
+        self._two_trips = (
+            two_trips.Statements(db.engine.dialect)
+            if pg_two_trips and db.engine.dialect.name == "postgresql"
             else None
         )
         # claim_async's bound, per event loop: below what the claims pool holds, so checking a
@@ -133,25 +118,53 @@ class ClaimService:
         """
         now = self.clock() if now_s is None else now_s
         self.check(request, now)
-
-        fast = self._fast_for(request)
+        fast = self.two_trips_for(request)
 
         def attempt(n: int) -> ClaimResult:
             if fast:
                 for _ in range(2):  # a second go prepares the statements afresh
                     try:
-                        done = self._claim_pg(request, now, n)
-                    except pg_claims.StalePrepared:
+                        done = self._claim_two_trips(request, now, n)
+                    except two_trips.StalePrepared:
                         continue
                     if done is not None:
                         return done
                     break
             return self._claim_once(request, now, n)
 
-        try:
-            return self._retrying(attempt)
-        except IntegrityError as exc:
-            raise _taken(request, exc) from None
+        with _uuid_taken_is_already_exists(request):
+            return retrying(attempt, self.max_attempts)
+
+    async def claim_async(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
+        """``claim`` for callers on an event loop (the API's claim fast path). On PostgreSQL, without
+        VLAN tags, the claim runs on the loop itself (no worker thread), at most ``pool_slots`` at once
+        so that the claims pool never makes the loop wait; anything else runs ``claim`` in a thread."""
+        now = self.clock() if now_s is None else now_s
+        if not self.two_trips_for(request):
+            return await asyncio.to_thread(self.claim, request, now_s=now)
+        self.check(request, now)
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop) or self._slots.setdefault(loop, asyncio.Semaphore(self.pool_slots))
+
+        async def attempt(n: int) -> ClaimResult | None:
+            for _ in range(2):  # a second go prepares the statements afresh
+                try:
+                    return await self._claim_two_trips_async(request, now, n)
+                except two_trips.StalePrepared:
+                    continue
+            return None
+
+        async with slots:
+            with _uuid_taken_is_already_exists(request):
+                done = await retrying_async(attempt, self.max_attempts)
+        if done is not None:
+            return done
+        return await asyncio.to_thread(self._claim_general, request, now)
+
+    def two_trips_for(self, request: ClaimRequest) -> bool:
+        """Whether ``request`` may try the two-round-trip path: it is on, on PostgreSQL, and the claim
+        has no VLAN tags (their holders are read by the general path only)."""
+        return self._two_trips is not None and all(it.vlan_tag is None for it in request.items)
 
     def release(
         self,
@@ -175,7 +188,7 @@ class ClaimService:
                 uow.commit()
                 return result
 
-        return self._retrying(attempt)
+        return retrying(attempt, self.max_attempts)
 
     def expire_holds(self, *, now_s: int | None = None, limit: int = 1000) -> int:
         """Sweeper: mark holds past their expiry EXPIRED and delete their allocations; how many."""
@@ -189,7 +202,7 @@ class ClaimService:
                 uow.commit()
                 return len(ids)
 
-        return self._retrying(attempt)
+        return retrying(attempt, self.max_attempts)
 
     # -- composable steps (inside a caller's unit of work) ----------------------------------------------
     def claim_in(
@@ -200,134 +213,18 @@ class ClaimService:
         every writer's hot row)."""
         self.check(request, now_s)
         session = uow.session
-        spec = request.consumer
-        s, e = spec.start_s, spec.end_s
+        s, e = request.consumer.start_s, request.consumer.end_s
         locked = sql.lock_providers(session, {it.provider_uuid for it in request.items})
-        wanted = checks.wanted_of(request, locked)
+        wanted = claim_rule.wanted_of(request, locked)
         state = sql.pair_states(session, wanted, s, e, now_s)
-        errors = checks.capacity_errors(request, locked, state, wanted)
-        vlan_items = [(i, it) for i, it in enumerate(request.items) if it.vlan_tag is not None]
-        if vlan_items:
-            held = sql.vlan_holders(
-                session,
-                [
-                    (locked[it.provider_uuid].id, it.vlan_tag)
-                    for _, it in vlan_items
-                    if it.vlan_tag is not None
-                ],
-                s,
-                e,
-                now_s,
-            )
-            for i, it in vlan_items:
-                prov = locked[it.provider_uuid]
-                if (prov.id, it.vlan_tag) in held:
-                    errors.append(
-                        FieldError(
-                            f"/items/{i}/vlan_tag",
-                            f"VLAN {it.vlan_tag} on {prov.name} is taken in [{s}, {e})",
-                        )
-                    )
-        if errors:
-            raise CapacityConflict("claim does not fit", sorted(errors, key=checks.item_order))
-
-        dead = [pair for pair, st in state.items() if st.usage.expired_holds]
-        if dead:
-            sql.reap_expired_holds(session, dead, s, e, now_s)
-        values, rows = checks.writes(request, locked)
-        consumer_id = sql.write_claim(session, values, rows, min(p.id for p in locked.values()))
-        return checks.result(request, values, consumer_id, attempts)
-
-    def _claim_pg(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
-        """``claim_in`` plus COMMIT in two round trips (``store/pg_claims.py``): the same checks on the
-        same rows, read under the same locks. None when the general path must do it: the project has a
-        quota on a claimed class (the general path locks the quota rows and checks them), or expired
-        holds to reap first (rare; the general path reaps them in its transaction)."""
-        assert self._pg is not None
-        session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
-        try:
-            found = session.begin_read(_read(request, now_s))
-            if found.quota:
-                return None
-            plan = checks.plan_write(request, found.locked, found.state)
-            if plan is None:
-                return None
-            values, rows, shard = plan
-            consumer_id = session.write_commit(sql.write_params(values, rows, shard), len(rows))
-            return checks.result(request, values, consumer_id, attempts)
-        finally:
-            session.finish()
-
-    async def _claim_pg_async(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
-        """``_claim_pg`` on the event loop: the same steps, waiting on the socket instead of a thread."""
-        assert self._pg is not None
-        session = pg_claims.Session(self.db.claims_engine.raw_connection(), self._pg)
-        try:
-            found = await session.begin_read_async(_read(request, now_s))
-            if found.quota:
-                return None
-            plan = checks.plan_write(request, found.locked, found.state)
-            if plan is None:
-                return None
-            values, rows, shard = plan
-            params = sql.write_params(values, rows, shard)
-            consumer_id = await session.write_commit_async(params, len(rows))
-            return checks.result(request, values, consumer_id, attempts)
-        finally:
-            await session.finish_async()
-
-    async def claim_async(self, request: ClaimRequest, *, now_s: int | None = None) -> ClaimResult:
-        """``claim`` for callers on an event loop (the API's claim fast path). On PostgreSQL, without
-        VLAN tags, the claim runs on the loop itself (no worker thread), at most ``pool_slots`` at once
-        so that the claims pool never makes the loop wait; anything else runs ``claim`` in a thread."""
-        now = self.clock() if now_s is None else now_s
-        if not self._fast_for(request):
-            return await asyncio.to_thread(self.claim, request, now_s=now)
-        self.check(request, now)
-        last: BaseException | None = None
-        loop = asyncio.get_running_loop()
-        slots = self._slots.get(loop) or self._slots.setdefault(loop, asyncio.Semaphore(self.pool_slots))
-        async with slots:
-            for n in range(1, self.max_attempts + 1):
-                try:
-                    for _ in range(2):  # a second go prepares the statements afresh
-                        try:
-                            done = await self._claim_pg_async(request, now, n)
-                        except pg_claims.StalePrepared:
-                            continue
-                        if done is not None:
-                            return done
-                        break
-                    break  # the general path has to do it
-                except IntegrityError as exc:
-                    raise _taken(request, exc) from None
-                except DBAPIError as exc:
-                    if not is_retryable(exc):
-                        raise
-                    last = exc
-                    await asyncio.sleep(backoff_s(n))
-            else:
-                raise ConcurrentUpdate(_GAVE_UP.format(self.max_attempts)) from last
-        return await asyncio.to_thread(self._claim_general, request, now)
-
-    def _fast_for(self, request: ClaimRequest) -> bool:
-        return self._pg is not None and all(it.vlan_tag is None for it in request.items)
-
-    def _claim_general(self, request: ClaimRequest, now: int) -> ClaimResult:
-        try:
-            return self._retrying(lambda n: self._claim_once(request, now, n))
-        except IntegrityError as exc:
-            raise _taken(request, exc) from None
-
-    def _claim_once(self, request: ClaimRequest, now: int, attempts: int) -> ClaimResult:
-        """One attempt of the general path: the project's quotas (their rows locked first, as leases
-        and offers lock them), then ``claim_in``, in a unit of work of its own, committed."""
-        with UnitOfWork(self.db) as uow:
-            c = request.consumer
-            self.quotas.check_in(uow, c.project, quota_items(request), c.start_s, c.end_s, now)
-            result = self.claim_in(uow, request, now_s=now, attempts=attempts)
-            uow.commit()
-            return result
+        tags = claim_rule.vlan_tags(request, locked)
+        taken = sql.vlan_holders(session, tags, s, e, now_s) if tags else set()
+        decision = claim_rule.decide(request, locked, state, taken)
+        if isinstance(decision, ReapFirst):
+            sql.reap_expired_holds(session, decision.pairs, s, e, now_s)
+            decision = decision.then
+        consumer_id = sql.write_claim(session, decision.consumer, decision.rows, decision.shard_key)
+        return decision.result(request, consumer_id, attempts)
 
     def release_in(
         self,
@@ -355,18 +252,60 @@ class ClaimService:
             allocations_ended=done.ended,
         )
 
-    # -- retries ----------------------------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[int], T]) -> T:
-        return retrying(attempt, self.max_attempts)
+    # -- the paths ----------------------------------------------------------------------------------------
+    def _claim_once(self, request: ClaimRequest, now: int, attempts: int) -> ClaimResult:
+        """One attempt of the general path: the project's quotas (their rows locked first, as leases
+        and offers lock them), then ``claim_in``, in a unit of work of its own, committed."""
+        with UnitOfWork(self.db) as uow:
+            c = request.consumer
+            self.quotas.check_in(uow, c.project, quota_items(request), c.start_s, c.end_s, now)
+            result = self.claim_in(uow, request, now_s=now, attempts=attempts)
+            uow.commit()
+            return result
+
+    def _claim_general(self, request: ClaimRequest, now: int) -> ClaimResult:
+        with _uuid_taken_is_already_exists(request):
+            return retrying(lambda n: self._claim_once(request, now, n), self.max_attempts)
+
+    def _claim_two_trips(self, request: ClaimRequest, now_s: int, attempts: int) -> ClaimResult | None:
+        """``claim_in`` plus COMMIT in two round trips (``store/claims/pg_two_trips.py``): the same
+        decision on the same rows, read under the same locks. None when the general path must do it:
+        the project has a quota on a claimed class (the general path locks the quota rows and checks
+        them), or expired holds to reap first (rare; the general path reaps them in its transaction)."""
+        assert self._two_trips is not None
+        session = two_trips.Session(self.db.claims_engine.raw_connection(), self._two_trips)
+        try:
+            found = session.begin_read(_read(request, now_s))
+            write = _write_of(request, found)
+            if write is None:
+                return None
+            return write.result(request, session.write_commit(write), attempts)
+        finally:
+            session.finish()
+
+    async def _claim_two_trips_async(
+        self, request: ClaimRequest, now_s: int, attempts: int
+    ) -> ClaimResult | None:
+        """``_claim_two_trips`` on the event loop: the same steps, waiting on the socket, not a thread."""
+        assert self._two_trips is not None
+        session = two_trips.Session(self.db.claims_engine.raw_connection(), self._two_trips)
+        try:
+            found = await session.begin_read_async(_read(request, now_s))
+            write = _write_of(request, found)
+            if write is None:
+                return None
+            return write.result(request, await session.write_commit_async(write), attempts)
+        finally:
+            await session.finish_async()
 
 
-__all__ = ["ClaimService", "is_retryable"]
+__all__ = ["MAX_ATTEMPTS", "ClaimService", "is_retryable", "now_s", "quota_items", "retrying"]
 
 
-def _read(request: ClaimRequest, now_s: int) -> pg_claims.Read:
+def _read(request: ClaimRequest, now_s: int) -> two_trips.Read:
     """The first round trip's reads, keys in a stable order (so statements and locks repeat)."""
     c, items = request.consumer, request.items
-    return pg_claims.Read(
+    return two_trips.Read(
         uuids=sorted({it.provider_uuid for it in items}),
         pairs=sorted({(it.provider_uuid, it.resource_class) for it in items}),
         start_s=c.start_s,
@@ -378,40 +317,26 @@ def _read(request: ClaimRequest, now_s: int) -> pg_claims.Read:
     )
 
 
+def _write_of(request: ClaimRequest, found: two_trips.Found) -> Write | None:
+    """The decision on the first round trip's rows: the write, or None for the general path."""
+    if found.quota:
+        return None
+    decision = claim_rule.decide(request, found.locked, found.state)
+    return decision if isinstance(decision, Write) else None
+
+
 def quota_items(request: ClaimRequest) -> list[QuotaItem]:
     """The request's items as the quota sees them, each named by its pointer in the request."""
     return [QuotaItem(it.resource_class, it.amount, f"/items/{i}") for i, it in enumerate(request.items)]
 
 
-def _taken(request: ClaimRequest, exc: IntegrityError) -> Exception:
+@contextmanager
+def _uuid_taken_is_already_exists(request: ClaimRequest) -> Iterator[None]:
     """A unique violation on the consumer's uuid is the caller's ``AlreadyExists``; others stay."""
-    if request.consumer.uuid is not None and "uuid" in str(exc.orig).lower():
-        return AlreadyExists(
-            f"consumer {request.consumer.uuid} exists", [FieldError("/consumer/uuid", "taken")]
-        )
-    return exc
-
-
-def backoff_s(n: int) -> float:
-    """Jittered exponential backoff after the n-th lost attempt: 2, 4, 8, ... ms (times 0.5-1.5), so
-    losers spread out."""
-    return float(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-
-
-_GAVE_UP = "gave up after {} attempts lost to concurrent writers; retry later"
-
-
-def retrying(attempt: Callable[[int], T], max_attempts: int) -> T:
-    """Run ``attempt(n)`` (one whole transaction) until it commits, retrying serialisation failures,
-    deadlocks and lock timeouts up to ``max_attempts`` times, then answer ``ConcurrentUpdate``.
-    Capacity conflicts are never retried: they are answers, not accidents."""
-    last: BaseException | None = None
-    for n in range(1, max_attempts + 1):
-        try:
-            return attempt(n)
-        except DBAPIError as exc:
-            if not is_retryable(exc):
-                raise
-            last = exc
-            time.sleep(backoff_s(n))
-    raise ConcurrentUpdate(_GAVE_UP.format(max_attempts)) from last
+    try:
+        yield
+    except Exception as exc:
+        uuid = request.consumer.uuid
+        if uuid is not None and is_uuid_taken(exc):
+            raise AlreadyExists(f"consumer {uuid} exists", [FieldError("/consumer/uuid", "taken")]) from None
+        raise

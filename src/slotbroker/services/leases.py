@@ -12,8 +12,6 @@ event loop, so they cannot deadlock on each other.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,7 +34,7 @@ from slotbroker.domain.time import now_s
 from slotbroker.domain.time import to_datetime as instant
 from slotbroker.domain.time import to_epoch as epoch
 from slotbroker.services.alternates import claim_for_lease, offending_providers, swap_host
-from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService, is_retryable
+from slotbroker.services.claims import ClaimService
 from slotbroker.services.ical import render_ical
 from slotbroker.services.lease_events import (
     CANCELLED,
@@ -50,6 +48,7 @@ from slotbroker.services.lease_events import (
 from slotbroker.services.lease_presenters import lease_views
 from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
 from slotbroker.services.quotas import QuotaItem, QuotaService
+from slotbroker.services.retry import MAX_ATTEMPTS, retrying
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
@@ -396,18 +395,7 @@ class LeaseService:
         return row
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        last: BaseException | None = None
-        for n in range(1, self.max_attempts + 1):
-            try:
-                return attempt()
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                last = exc
-                time.sleep(0.002 * 2 ** (n - 1) * (0.5 + random.random()))
-        raise ConcurrentUpdate(
-            f"gave up after {self.max_attempts} attempts lost to concurrent writers; retry later"
-        ) from last
+        return retrying(lambda _n: attempt(), self.max_attempts)
 
 
 # -- module helpers -----------------------------------------------------------------------------------------

@@ -132,12 +132,12 @@ class Database:
 
     @cached_property
     def claims_engine(self) -> Engine:
-        """PostgreSQL: a pool of its own for the two-round-trip claims (``store/pg_claims.py``).
+        """PostgreSQL: a pool of its own for the two-round-trip claims (``store/claims/pg_two_trips.py``).
 
         Why apart: those claims keep server-side prepared statements on their connections, and the
         driver deallocates every prepared statement of a connection whenever it rolls a transaction
         back, which the general pool does all the time (every read-only unit of work ends so). Here
-        only ``pg_claims`` runs, and it hands connections back idle, so theirs stay prepared. Sized
+        only ``pg_two_trips`` runs, and it hands connections back idle, so theirs stay prepared. Sized
         by ``SLOTBROKER_CLAIM_POOL_SIZE`` (default 16, and half as many again in bursts)."""
         size = self.claim_pool_size
         return make_engine(self.url, pool_size=size, max_overflow=size // 2)

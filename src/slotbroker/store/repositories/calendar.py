@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from slotbroker.store.models import (
     CalendarStateRow,
     calendar_shard,
+)
+from slotbroker.store.tables import calendar_state
+
+# The one bump statement (:shard is a shard's id, ``calendar_shard(key)``): the claim path runs it too,
+# on its own and inside its PostgreSQL write (``store/claims/statements.py``).
+BUMP_CALENDAR = (
+    update(calendar_state)
+    .where(calendar_state.c.id == bindparam("shard", 0, type_=Integer))
+    .values(generation=calendar_state.c.generation + 1)
 )
 
 
@@ -21,8 +30,4 @@ class CalendarRepository:
 
     def bump(self, shard_key: int = 0) -> None:
         """Every committed capacity change bumps this, so cached indexes in any replica notice."""
-        self.session.execute(
-            update(CalendarStateRow)
-            .where(CalendarStateRow.id == calendar_shard(shard_key))
-            .values(generation=CalendarStateRow.generation + 1)
-        )
+        self.session.connection().execute(BUMP_CALENDAR, {"shard": calendar_shard(shard_key)})

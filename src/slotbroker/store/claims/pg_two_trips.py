@@ -2,35 +2,35 @@
 
 Why: through the driver a claim costs five round trips (the driver's own BEGIN, the provider lock, the
 read of inventories and peak usage, the write, COMMIT), each a wake-up of both processes and some
-Python in the driver; on loopback they were about a third of a claim's wall time. PostgreSQL's simple
-query protocol runs several statements sent as one string, in order, each with its own snapshot (READ
+Python in the driver (docs/decisions/0016-claims-in-two-round-trips.md). PostgreSQL's simple query
+protocol runs several statements sent as one string, in order, each with its own snapshot (READ
 COMMITTED), and a ``BEGIN`` inside the string keeps the transaction open after it. So the read still
 runs *after* the lock is granted and sees every claim committed before it, exactly as when it is sent
-on its own (docs/decisions/0005-claims-locking.md), and the checks between the two round trips are the
-same Python as the general path's (``services/claim_checks.py``).
+on its own (docs/decisions/0005-claims-locking.md), and the decision between the two round trips is the
+general path's (``domain/claim_rule.py: decide``).
 
 The first string also asks whether the claim's project has a quota on any claimed class (one indexed
 read of ``project_quotas``, no lock). If it does, the claim rolls back and the caller takes the general
 path, which locks those quota rows before checking them, so concurrent claims of one project cannot
 both pass a limit; projects without quotas never pay more than that read.
 
-The steps speak to libpq through psycopg's public ``pq`` layer (no cursor: its per-result machinery
-was a tenth of a claim's CPU), written once as generators that yield the socket whenever they must
-wait; ``ClaimService.claim`` drives them from a worker thread (``poll``), ``ClaimService.claim_async``
-from the event loop (the loop's reader), so an API claim needs no thread at all.
+The steps speak to libpq through psycopg's public ``pq`` layer (no cursor and its per-result
+machinery), written once as generators that yield the socket whenever they must wait;
+``ClaimService.claim`` drives them from a worker thread (``poll``), ``ClaimService.claim_async`` from
+the event loop (the loop's reader), so an API claim needs no thread at all.
 
-The simple protocol takes no bind parameters, and planning the read costs more than running it (about
-0.5 ms against 0.2 ms), so each statement is a server-side prepared statement and the strings only say
-``EXECUTE name(literals)``. The literals are rendered here: integers as digits, NULL, and strings
-through libpq's ``PQescapeLiteral``. The statements are the general path's own statements compiled for
-PostgreSQL, so the SQL exists once; their PREPAREs go in a string of their own the first time a
-connection needs them. They could vanish: the driver deallocates every prepared statement of a
-connection whenever it rolls one back (its own plan cache may hold plans of dropped objects), so these
-claims have a connection pool of their own (``Database.claims_engine``) where nothing else runs, and
-this module rolls back with a plain ``ROLLBACK`` on the libpq connection, which leaves them in place.
-A pooler in front may still move the session to another server connection: a statement found missing
-answers ``invalid_sql_statement_name``, ``StalePrepared`` tells the caller to start the claim again,
-and the next attempt asks the server what it has before preparing the rest.
+The simple protocol takes no bind parameters, and planning the read costs more than running it, so each
+statement is a server-side prepared statement and the strings only say ``EXECUTE name(literals)``. The
+literals are rendered here: integers as digits, NULL, and strings through libpq's ``PQescapeLiteral``.
+The statements are ``statements.py``'s, compiled by SQLAlchemy for PostgreSQL, so the SQL exists once;
+their PREPAREs go in a string of their own the first time a connection needs them. They could vanish:
+the driver deallocates every prepared statement of a connection whenever it rolls one back (its own
+plan cache may hold plans of dropped objects), so these claims have a connection pool of their own
+(``Database.claims_engine``) where nothing else runs, and this module rolls back with a plain
+``ROLLBACK`` on the libpq connection, which leaves them in place. A pooler in front may still move the
+session to another server connection: a statement found missing answers ``invalid_sql_statement_name``,
+``StalePrepared`` tells the caller to start the claim again, and the next attempt asks the server what
+it has before preparing the rest.
 
 The connection runs in the driver's autocommit mode for the duration (the strings carry their own
 ``BEGIN`` / ``COMMIT``); ``finish`` rolls back whatever is still open and restores the mode before the
@@ -52,7 +52,10 @@ from sqlalchemy import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from slotbroker.store import claims as sql
+from slotbroker.domain.claim_rule import LockedProvider, Pair, PairState, Write
+from slotbroker.store.claims import statements as st
+from slotbroker.store.claims.general import compiled, dbapi_error
+from slotbroker.store.models import calendar_shard, utcnow
 
 PREPARED_KEY = "slotbroker_prepared"  # the connection record's info: names prepared on this connection
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -104,25 +107,25 @@ class Statements:
         key = (kind, n)
         found = self.cache.get(key)
         if found is None:
-            compiled = build(n).compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
-            found = self.cache[key] = _statement(f"sb_{kind}_{n}", compiled.string, dict(compiled.params))
+            comp = compiled(self.dialect, build, n)
+            found = self.cache[key] = _statement(f"sb_{kind}_{n}", comp.string, dict(comp.params))
         return found
 
     def lock(self, n: int) -> Statement:
-        return self._compiled("lock", n, sql.lock_statement)
+        return self._compiled("lock", n, st.lock_statement)
 
     def state(self, n: int) -> Statement:
-        return self._compiled("state", n, lambda k: sql.pair_state_statement(k, by_uuid=True))
+        return self._compiled("state", n, _state_by_uuid)
 
     def quota(self, n: int) -> Statement:
-        return self._compiled("quota", n, sql.quota_probe_statement)
+        return self._compiled("quota", n, st.quota_probe_statement)
 
     def write(self, n: int) -> Statement:
-        key = ("write", n)
-        found = self.cache.get(key)
-        if found is None:  # n <= MAX_ITEMS, so the cache stays small
-            found = self.cache[key] = _statement(f"sb_write_{n}", sql.pg_write_claim_sql(n), {})
-        return found
+        return self._compiled("write", n, st.write_statement)
+
+
+def _state_by_uuid(n: int) -> Any:
+    return st.pair_state_statement(n, by_uuid=True)
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,8 @@ class Read:
 
 @dataclass(frozen=True)
 class Found:
-    locked: dict[str, sql.LockedProvider]
-    state: dict[sql.Pair, sql.PairState]
+    locked: dict[str, LockedProvider]
+    state: dict[Pair, PairState]
     quota: bool  # the project has a quota on one of the classes: the general path must check it
 
 
@@ -159,7 +162,7 @@ class Session:
     The steps are written once, as generators that talk to libpq and yield its socket whenever they
     must wait for the server; ``_sync`` waits with ``poll`` (a worker thread), ``_async`` with the
     event loop's reader (the claim runs on the loop, no thread hop). Rows come back as text, as
-    PostgreSQL sends them; ``sql.locked_of`` and ``sql.states_of`` convert them.
+    PostgreSQL sends them; ``statements.locked_of`` and ``statements.states_of`` convert them.
     """
 
     def __init__(self, raw: PoolProxiedConnection, statements: Statements) -> None:
@@ -179,18 +182,19 @@ class Session:
     def begin_read(self, read: Read) -> Found:
         """BEGIN, lock the providers named by ``read.uuids`` (id order), read the state of each
         (provider uuid, class) in ``read.pairs`` over [s, e) and whether the project has a quota on
-        any of ``read.classes``: ``sql.lock_providers``, ``sql.pair_states`` and the quota probe at once."""
+        any of ``read.classes``: ``general.lock_providers``, ``general.pair_states`` and the quota
+        probe at once."""
         return _sync(self._read(read))  # type: ignore[no-any-return]
 
     async def begin_read_async(self, read: Read) -> Found:
         return await _async(self._read(read))  # type: ignore[no-any-return]
 
-    def write_commit(self, params: dict[str, Any], n: int) -> int:
-        """Write the claim (``sql.write_claim``'s statement and parameters) and COMMIT; the consumer id."""
-        return int(_sync(self._write(params, n)))
+    def write_commit(self, write: Write) -> int:
+        """Write the claim (``statements.write_statement``) and COMMIT; the consumer id."""
+        return int(_sync(self._write(write)))
 
-    async def write_commit_async(self, params: dict[str, Any], n: int) -> int:
-        return int(await _async(self._write(params, n)))
+    async def write_commit_async(self, write: Write) -> int:
+        return int(await _async(self._write(write)))
 
     def finish(self) -> None:
         """Roll back whatever is open, leave autocommit mode and give the connection back."""
@@ -207,15 +211,16 @@ class Session:
 
     # -- the steps ------------------------------------------------------------------------------------
     def _read(self, read: Read) -> Step:
-        st = self.statements
-        lock, state, quota = st.lock(len(read.uuids)), st.state(len(read.pairs)), st.quota(len(read.classes))
-        write = st.write(read.n_items)  # prepared now if need be, so the write is one round trip
-        lock_args = {f"u{i}": u for i, u in enumerate(read.uuids)}
-        state_args: dict[str, Any] = {"s": read.start_s, "e": read.end_s, "now": read.now_s}
-        for i, (u, rc) in enumerate(read.pairs):
-            state_args[f"p{i}"], state_args[f"c{i}"] = u, rc
-        quota_args: dict[str, Any] = {"project": read.project}
-        quota_args.update((f"q{i}", rc) for i, rc in enumerate(read.classes))
+        prep = self.statements
+        lock, state, quota = (
+            prep.lock(len(read.uuids)),
+            prep.state(len(read.pairs)),
+            prep.quota(len(read.classes)),
+        )
+        write = prep.write(read.n_items)  # prepared now if need be, so the write is one round trip
+        lock_args = st.lock_params(read.uuids)
+        state_args = st.pair_params(read.pairs, read.start_s, read.end_s, read.now_s)
+        quota_args = st.quota_probe_params(read.project, read.classes)
         locked_rows, state_rows, quota_rows = yield from self._run(
             [lock, state, quota, write],
             [
@@ -225,34 +230,36 @@ class Session:
                 self._execute(quota, quota_args),
             ],
         )
-        return Found(sql.locked_of(locked_rows), sql.states_of(state_rows), bool(quota_rows))
+        return Found(st.locked_of(locked_rows), st.states_of(state_rows), bool(quota_rows))
 
-    def _write(self, params: dict[str, Any], n: int) -> Step:
-        write = self.statements.write(n)
-        (rows,) = yield from self._run([write], [self._execute(write, params), "COMMIT"])
+    def _write(self, write: Write) -> Step:
+        prepared = self.statements.write(len(write.rows))
+        params = st.write_params(write.consumer, write.rows, calendar_shard(write.shard_key), utcnow())
+        (rows,) = yield from self._run([prepared], [self._execute(prepared, params), "COMMIT"])
         ((consumer_id,),) = rows
         return consumer_id
 
     def _run(self, used: Sequence[Statement], parts: list[str]) -> Step:
         """Send ``parts`` as one string (after the PREPAREs this connection lacks); the rows of each
         statement that returned rows, in order. Errors are raised as SQLAlchemy ``DBAPIError``s, a lost
-        connection invalidated first, as ``sql.run_raw`` does."""
+        connection invalidated first (``general.dbapi_error``)."""
         text = "; ".join(parts)
         try:
-            if any(st.name not in self.prepared for st in used):  # once per statement and connection
+            if any(one.name not in self.prepared for one in used):  # once per statement and connection
                 (names,) = yield from self._exchange("SELECT name FROM pg_prepared_statements")
                 self.prepared.clear()
                 self.prepared.update(str(name) for (name,) in names)
-                missing = [st for st in used if st.name not in self.prepared]
+                missing = [one for one in used if one.name not in self.prepared]
                 if missing:
-                    yield from self._exchange("; ".join(st.prepare for st in missing))
-                    self.prepared.update(st.name for st in missing)
+                    yield from self._exchange("; ".join(one.prepare for one in missing))
+                    self.prepared.update(one.name for one in missing)
             return (yield from self._exchange(text))
         except psycopg.errors.InvalidSqlStatementName as exc:
             self.prepared.clear()
             raise StalePrepared(str(exc)) from exc
         except psycopg.Error as exc:
-            raise wrap(self.statements.dialect, self.raw, exc, text) from exc
+            dialect, raw = self.statements.dialect, self.raw
+            raise dbapi_error(dialect, exc, text, None, raw, raw.dbapi_connection, None) from exc
 
     def _exchange(self, text: str) -> Step:
         """One simple-protocol query: the rows of each result that has rows; the first error raised
@@ -317,10 +324,10 @@ class Session:
         quoted: bytes = self.escaping.escape_literal(text.encode())
         return quoted.decode()
 
-    def _execute(self, st: Statement, args: dict[str, Any]) -> str:
-        literal, fixed = self._literal, st.fixed
-        rendered = [literal(args[p]) if p in args else fixed[p] for p in st.params]
-        return f"EXECUTE {st.name}({', '.join(rendered)})"
+    def _execute(self, stmt: Statement, args: dict[str, Any]) -> str:
+        literal, fixed = self._literal, stmt.fixed
+        rendered = [literal(args[p]) if p in args else fixed[p] for p in stmt.params]
+        return f"EXECUTE {stmt.name}({', '.join(rendered)})"
 
 
 def _rows(result: pq.abc.PGresult) -> Rows:
@@ -388,14 +395,3 @@ async def _async(step: Step) -> Any:
 
 class StalePrepared(Exception):
     """A statement this connection was thought to have prepared is gone; nothing was written."""
-
-
-def wrap(dialect: Dialect, raw: PoolProxiedConnection, exc: psycopg.Error, text: str) -> DBAPIError:
-    lost = bool(dialect.is_disconnect(exc, raw.dbapi_connection, None))  # type: ignore[arg-type]
-    if lost:
-        raw.invalidate(exc)
-    wrapped = DBAPIError.instance(
-        text, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
-    )
-    assert isinstance(wrapped, DBAPIError)
-    return wrapped

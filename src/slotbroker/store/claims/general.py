@@ -1,0 +1,229 @@
+"""The claim path's statements run inside the caller's transaction (a ``Session`` from a ``UnitOfWork``):
+the reference executor, plain SQLAlchemy Core, used on SQLite and by every claim the two-round-trip path
+does not serve (VLAN tags, expired holds to reap, quotas, claims composed into a larger unit of work).
+
+Core rather than ORM objects: a claim is a handful of statements and the ORM's per-row bookkeeping
+would cost more than the database work. The claim's own hot statements (lock, pair state, allocation
+insert, calendar bump, PostgreSQL's one-statement write) go one step further: ``run_compiled`` compiles
+each once per (dialect, list length) and runs the SQL string on the DBAPI cursor, skipping SQLAlchemy's
+per-call cache-key walk, parameter processing and result metadata (measured in
+docs/decisions/0016-claims-in-two-round-trips.md). Errors still surface the SQLAlchemy way
+(``dbapi_error``); statement events (``before_cursor_execute``) do not fire for these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Dialect
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from slotbroker.domain.claim_rule import AllocationItem, LockedProvider, Pair, PairState
+from slotbroker.domain.claims import FREEING_STATUSES
+from slotbroker.store.claims import statements as st
+from slotbroker.store.models import calendar_shard, utcnow
+
+Build = Callable[[int], Any]  # a statement builder of ``statements.py``: list length -> statement
+_COMPILED: dict[tuple[str, Build, int], SQLCompiler] = {}
+
+
+def compiled(dialect: Dialect, build: Build, n: int) -> SQLCompiler:
+    """``build(n)`` compiled for ``dialect``, once (n is at most ``MAX_ITEMS``: the cache stays small);
+    every bind parameter has a placeholder value so that the literal ones can be compiled in."""
+    key = (dialect.name, build, n)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = build(n).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True}
+        )
+    return found
+
+
+def run_compiled(conn: Connection, build: Build, n: int, params: dict[str, Any]) -> list[Any]:
+    """Run ``build(n)`` (int and str parameters only: no bind processors run) on ``conn``'s DBAPI cursor,
+    inside its transaction; the rows as tuples."""
+    comp = compiled(conn.dialect, build, n)
+    values = {**comp.params, **params}
+    if comp.positional:
+        return run_raw(conn, comp.string, tuple(values[k] for k in comp.positiontup or ()))
+    return run_raw(conn, comp.string, values)
+
+
+def run_raw(conn: Connection, sql: str, params: Any) -> list[Any]:
+    """Run ``sql`` on the DBAPI cursor of ``conn`` (inside its transaction); the rows as tuples."""
+    dbapi_conn = conn.connection
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise dbapi_error(conn.dialect, exc, sql, params, conn, dbapi_conn, cursor) from exc
+    finally:
+        cursor.close()
+
+
+def dbapi_error(
+    dialect: Dialect,
+    exc: Exception,
+    sql: str,
+    params: Any,
+    owner: Connection | PoolProxiedConnection,
+    dbapi_conn: Any,
+    cursor: Any,
+) -> DBAPIError:
+    """The driver's ``exc`` as SQLAlchemy would raise it (a ``DBAPIError`` subclass: retries and the
+    API's problem mapping branch on it), ``owner`` invalidated first if the connection was lost, exactly
+    as SQLAlchemy itself would."""
+    lost = bool(dialect.is_disconnect(exc, dbapi_conn, cursor))  # type: ignore[arg-type]
+    if lost:
+        owner.invalidate(exc)
+    wrapped = DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, LockedProvider]:
+    """Lock the providers named by ``uuids`` (PostgreSQL: row locks in id order, held to commit).
+
+    Returns the ones that exist, by uuid. Anything read *after* this call sees every claim that held
+    these locks before us (READ COMMITTED takes a fresh snapshot per statement).
+    """
+    if not uuids:
+        return {}
+    wanted = sorted(set(uuids))
+    return st.locked_of(
+        run_compiled(session.connection(), st.lock_statement, len(wanted), st.lock_params(wanted))
+    )
+
+
+def lock_provider_ids(session: Session, ids: Collection[int]) -> list[int]:
+    """The same lock by provider id, for other writers (e.g. an inventory shrink) that must serialise
+    with claims before they read usage."""
+    if not ids:
+        return []
+    return [int(i) for i in session.connection().scalars(st.LOCK_BY_ID, {"ids": sorted(set(ids))})]
+
+
+def pair_states(
+    session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int
+) -> dict[Pair, PairState]:
+    """Inventory, VLAN ranges and peak live usage over [start_s, end_s) of each (provider, class) in
+    ``pairs``, in one round trip. A pair without inventory is missing from the answer.
+
+    Call it after ``lock_providers``: on PostgreSQL the statement's snapshot is then taken after the
+    lock was granted, so it sees every earlier claim's rows and every committed inventory change.
+    """
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    params = st.pair_params(wanted, start_s, end_s, now_s)
+    return st.states_of(run_compiled(session.connection(), st.pair_state_statement, len(wanted), params))
+
+
+def vlan_holders(
+    session: Session, tags: Iterable[tuple[int, int]], start_s: int, end_s: int, now_s: int
+) -> set[tuple[int, int]]:
+    """Which of the (port provider id, tag) pairs a live allocation holds at some time in [start_s, end_s)."""
+    wanted = sorted(set(tags))
+    if not wanted:
+        return set()
+    rows = session.connection().execute(
+        st.VLAN_HOLDERS, {"tags": wanted, "s": start_s, "e": end_s, "now": now_s}
+    )
+    return {(int(p), int(t)) for p, t in rows}
+
+
+def _expire(session: Session, where: ColumnElement[bool], now_s: int) -> list[int]:
+    """Mark the matching holds EXPIRED (``statements.expire_statement``) and delete their allocations."""
+    conn = session.connection()
+    ids = sorted(int(i) for i in conn.scalars(st.expire_statement(where), {"now": now_s}))
+    if ids:
+        conn.execute(st.delete_allocations_of(ids))
+    return ids
+
+
+def reap_expired_holds(
+    session: Session, pairs: Iterable[Pair], start_s: int, end_s: int, now_s: int
+) -> list[int]:
+    """Expire the holds that have allocations on ``pairs`` overlapping [start_s, end_s)."""
+    return _expire(session, st.holds_on(sorted(set(pairs)), start_s, end_s), now_s)
+
+
+def expire_all_holds(session: Session, now_s: int, limit: int = 1000) -> list[int]:
+    """Expire up to ``limit`` holds whose expiry has passed, anywhere (the periodic sweeper's step)."""
+    return _expire(session, st.holds_due(limit), now_s)
+
+
+def bump_calendar(session: Session, shard_key: int = 0) -> None:
+    """Bump the calendar generation (one of its shards, see ``CALENDAR_SHARDS``). Run it last before
+    COMMIT: its row lock is held until then. Claims pass their lowest provider id, so claims on
+    different providers bump different rows and stop queueing behind one another's commits."""
+    run_compiled(session.connection(), st.bump_statement, 0, {"shard": calendar_shard(shard_key)})
+
+
+def insert_consumer(session: Session, values: dict[str, Any]) -> int:
+    return int(session.connection().execute(st.INSERT_CONSUMER, values).scalar_one())
+
+
+def write_claim(
+    session: Session, consumer: dict[str, Any], items: Sequence[AllocationItem], shard_key: int
+) -> int:
+    """Insert the consumer (``insert_consumer``'s values), one allocation per item (provider id, class,
+    amount, VLAN tag) over the consumer's [start_s, end_s), and bump the calendar shard of
+    ``shard_key``; the new consumer's id. PostgreSQL: one statement (``statements.write_statement``);
+    SQLite (no data-modifying CTEs, and no round trips to save): the three statements. Run it last."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and 0 < len(items) <= st.INSERT_BATCH:
+        params = st.write_params(consumer, items, calendar_shard(shard_key), utcnow())
+        ((consumer_id,),) = run_compiled(conn, st.write_statement, len(items), params)
+        return int(consumer_id)
+    cid = insert_consumer(session, consumer)
+    s, e = consumer["start_s"], consumer["end_s"]
+    for at in range(0, len(items), st.INSERT_BATCH):
+        batch = items[at : at + st.INSERT_BATCH]
+        run_compiled(
+            conn, st.insert_allocations_statement, len(batch), st.allocation_params(cid, s, e, batch)
+        )
+    bump_calendar(session, shard_key)
+    return cid
+
+
+@dataclass(frozen=True)
+class Released:
+    consumer_id: int | None  # None: no such consumer
+    status: str
+    changed: bool
+    deleted: int = 0
+    ended: int = 0
+
+
+def release_consumer(session: Session, uuid: str, status: str, now_s: int) -> Released:
+    """Move the consumer to ``status`` (one of ``RELEASE_STATUSES``) and free its allocations, once.
+
+    A freeing status deletes every allocation of the consumer. ``ENDED`` (a lease stopping, early or on
+    time) deletes what has not started and cuts what is running at ``now``, so the past stays on record
+    and still counts, exactly as the table shows. The guarded UPDATE makes the whole thing happen once:
+    a second (or concurrent) release finds the guard false and changes nothing.
+    """
+    conn = session.connection()
+    row = conn.execute(st.MARK_RELEASED, {"b_uuid": uuid, "new_status": status}).first()
+    if row is None:
+        found = conn.execute(st.FIND_CONSUMER, {"uuid": uuid}).first()
+        if found is None:
+            return Released(None, "", changed=False)
+        return Released(int(found.id), str(found.status), changed=False)
+    cid, status = int(row.id), str(row.status)
+    if status in FREEING_STATUSES:
+        deleted = conn.execute(st.DELETE_ALL, {"cid": cid}).rowcount
+        return Released(cid, status, changed=True, deleted=deleted)
+    deleted = conn.execute(st.DELETE_FUTURE, {"cid": cid, "now": now_s}).rowcount
+    ended = conn.execute(st.CUT_RUNNING, {"cid": cid, "now": now_s}).rowcount
+    return Released(cid, status, changed=True, deleted=deleted, ended=ended)
