@@ -286,11 +286,13 @@ def test_concurrent_async_claims_never_pass_a_quota_together(bare: Bare) -> None
     assert _consumers(bare.db) == (4, 4)
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)  # the two-round-trip path is PostgreSQL's
 def test_only_quota_claims_leave_the_two_round_trip_path(bare: Bare, monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL a project without quota rows for the claimed classes stays on the fast path; one
     with them takes the general path (which locks and checks them)."""
-    if bare.db.engine.dialect.name != "postgresql":
-        pytest.skip("the two-round-trip path is PostgreSQL's")
+    assert bare.db.engine.dialect.name == "postgresql"
     general: list[str] = []
     real = ClaimService._claim_once
 
