@@ -30,8 +30,7 @@ from typing import Any, Protocol, TypeVar
 from slotbroker.domain.claims import ConsumerStatus
 from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.jobs import JobState, Reason, Step, Workload
-from slotbroker.services.claims import MAX_ATTEMPTS, retrying
-from slotbroker.services.lease_rehost import Rehost
+from slotbroker.services.booking.lease_rehost import Rehost
 from slotbroker.services.planner.allocations import (
     LeaseAllocation,
     forget_allocations,
@@ -48,6 +47,7 @@ from slotbroker.services.planner.provisioners.base import (
     RunStatus,
 )
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
+from slotbroker.services.retry import MAX_ATTEMPTS, retrying
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import job_rows
 from slotbroker.store.unit_of_work import UnitOfWork

@@ -35,7 +35,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from slotbroker.domain.jobs import Workload
-from slotbroker.services.tokens import Role
+from slotbroker.services.access.tokens import Role
 
 GROUP = "slotbroker.provisioners"
 
