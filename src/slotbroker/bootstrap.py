@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from slotbroker.config import Settings
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services.access.tokens import TokenService
-from slotbroker.services.booking.allocation_requests import AllocationRequestService, ProviderUuids
+from slotbroker.services.booking.allocation_request_bodies import ProviderUuids
+from slotbroker.services.booking.allocation_requests import AllocationRequestService
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.booking.lease_rehost import LeaseRehoster

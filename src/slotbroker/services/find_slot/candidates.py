@@ -26,12 +26,8 @@ import numpy.typing as npt
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.resource_classes import Standard, naming_problem, unknown_problem
 from slotbroker.engine.topology import Topology
-from slotbroker.services.booking.allocation_requests import (
-    AllocationRequestService,
-    ARBody,
-    Instance,
-    ProviderUuids,
-)
+from slotbroker.services.booking.allocation_request_bodies import ARBody, Instance, ProviderUuids
+from slotbroker.services.booking.allocation_requests import AllocationRequestService
 from slotbroker.services.find_slot.calendar_cache import CalendarCache
 
 B = npt.NDArray[np.bool_]

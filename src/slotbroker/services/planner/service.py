@@ -22,13 +22,8 @@ from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
 from slotbroker.services.planner.settings import PlannerSettings, role_allows
-from slotbroker.services.planner.steps import (
-    LIVE_LEASE,
-    EnqueueHook,
-    StepContext,
-    run_claimed,
-    wall_ms,
-)
+from slotbroker.services.planner.step_context import LIVE_LEASE, EnqueueHook, StepContext, wall_ms
+from slotbroker.services.planner.steps import run_claimed
 from slotbroker.services.planner.views import job_out, log_line_out
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import job_rows
