@@ -15,6 +15,7 @@ from slotbroker.config import Settings
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services.access.tokens import TokenService
 from slotbroker.services.booking.allocation_request_bodies import ProviderUuids
+from slotbroker.services.booking.allocation_request_ids import IdSealer, key_source
 from slotbroker.services.booking.allocation_requests import AllocationRequestService
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
@@ -151,7 +152,12 @@ def build_services(
     calendar = CalendarCache(db)
     uuids = ProviderUuids(db)
     requests = AllocationRequestService(
-        db, claims, uuids, ttl_s=settings.allocation_request_ttl_s, hold_ttl_s=settings.offer_ttl_s
+        db,
+        claims,
+        uuids,
+        sealer=IdSealer(key_source(db, settings.secret_key)),
+        ttl_s=settings.allocation_request_ttl_s,
+        hold_ttl_s=settings.offer_ttl_s,
     )
     find = FindSlotService(db, calendar, find_slot_settings(settings))
     find.window_hook = requests.attach

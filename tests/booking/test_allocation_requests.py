@@ -15,14 +15,16 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
+from slotbroker.services.booking.allocation_request_bodies import ARBody
+from slotbroker.services.booking.allocation_request_ids import IdSealer, key_source
 from slotbroker.services.inventory.network import NetworkService
 from slotbroker.services.inventory.service import InventoryService
 from slotbroker.store.db import Database
-from slotbroker.store.models import AllocationRequestRow, AllocationRow, ConsumerRow, ProviderRow
+from slotbroker.store.models import AllocationRow, Base, ConsumerRow, ProviderRow
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire import providers as cmd
 
@@ -206,16 +208,27 @@ def test_window_id_claims_exactly_the_window(world: World) -> None:
     assert out["uuid"] in again.json()["detail"]
 
 
-def test_all_windows_of_a_search_are_stored_in_one_go(world: World) -> None:
-    result = find(world, request_doc(world, limit=3))
+def table_counts(db: Database) -> dict[str, int]:
+    with UnitOfWork(db, readonly=True) as uow:
+        return {
+            name: int(uow.session.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def test_a_search_writes_nothing_and_its_ids_carry_the_windows(world: World) -> None:
+    find(world, request_doc(world, limit=1))  # the first search may make the signing key, once
+    before = table_counts(world.db)
+    result = find(world, request_doc(world, limit=3, duration="PT90M"))
+    assert table_counts(world.db) == before
     ids = [w["allocation_request"] for w in result["windows"]]
     assert len(ids) == len(set(ids)) == len(result["windows"]) >= 2
-    with UnitOfWork(world.db, readonly=True) as uow:
-        rows = uow.session.scalars(select(AllocationRequestRow).where(AllocationRequestRow.id.in_(ids))).all()
-        assert len(rows) == len(ids)
-        assert len({r.expires_s for r in rows}) == 1
-    # a cached answer carries the same ids (no new rows)
-    again = find(world, request_doc(world, limit=3))
+    ars = world.app.state.services.allocation_requests
+    for win, ar in zip(result["windows"], ids, strict=True):
+        body = ars.load(ar, project="demo")
+        assert [i.host_name for i in body.instances] == [h for hs in win["placement"].values() for h in hs]
+    # a cached answer carries the same ids
+    again = find(world, request_doc(world, limit=3, duration="PT90M"))
     assert again["cached"] is True
     assert [w["allocation_request"] for w in again["windows"]] == ids
 
@@ -298,32 +311,46 @@ def test_unknown_and_expired_ids(world: World) -> None:
     assert r.status_code == 404
     assert r.json()["code"] == "allocation_request_not_found"
     win = find(world, request_doc(world))["windows"][0]
-    with UnitOfWork(world.db) as uow:
-        uow.session.execute(
-            update(AllocationRequestRow)
-            .where(AllocationRequestRow.id == win["allocation_request"])
-            .values(expires_s=int(time.time()) - 1)
-        )
-        uow.commit()
+    ars = world.app.state.services.allocation_requests
+    ars.clock = lambda: time.time() + ars.ttl_s + 1
     r = claim(world, {"allocation_request": win["allocation_request"]})
     assert r.status_code == 410
     assert r.json()["code"] == "allocation_request_expired"
 
 
-def test_expired_rows_are_purged_on_insert(world: World) -> None:
-    ars = world.app.state.services.allocation_requests
-    win = find(world, request_doc(world))["windows"][0]
-    with UnitOfWork(world.db) as uow:
-        uow.session.execute(
-            update(AllocationRequestRow)
-            .where(AllocationRequestRow.id == win["allocation_request"])
-            .values(expires_s=int(time.time()) - 10 * ars.ttl_s)
-        )
-        uow.commit()
-    ars._next_purge = 0.0
-    find(world, request_doc(world, limit=1))
-    with UnitOfWork(world.db, readonly=True) as uow:
-        assert uow.session.get(AllocationRequestRow, win["allocation_request"]) is None
+def test_a_forged_or_altered_id_reads_as_unknown(world: World) -> None:
+    ar = find(world, request_doc(world))["windows"][0]["allocation_request"]
+    prefix, data, tag = ar.split(".")
+    flipped = data[:-1] + ("A" if data[-1] != "A" else "B")
+    other_key = IdSealer(lambda: b"another replica's key").seal("", 2**40, ARBody(0, 1, ()))
+    # other spellings of the same bytes (the decoder skips characters outside its alphabet and the
+    # unused low bits of the last one) must not pass either: a claim's consumer uuid derives from the
+    # id's text, so a second spelling would claim the window twice
+    respelled = f"{prefix}.{data[:5]}!!!!{data[5:]}.{tag}"
+    for bad in (
+        f"{prefix}.{flipped}.{tag}",
+        f"{prefix}.{data}.{tag[::-1]}",
+        respelled,
+        other_key,
+        ar + "x",
+        "ar1..",
+        "ar1.%%%.x",
+    ):
+        r = claim(world, {"allocation_request": bad})
+        assert r.status_code == 404, (bad, r.text)
+        assert r.json()["code"] == "allocation_request_not_found"
+    assert claim(world, {"allocation_request": ar}).status_code == 201
+
+
+def test_replicas_on_one_database_share_the_key(world: World) -> None:
+    """The key is made once and kept in the database: a second service graph on the same database
+    (another replica) opens the first one's ids."""
+    ar = find(world, request_doc(world))["windows"][0]["allocation_request"]
+    replica = IdSealer(key_source(world.db, None))
+    opened = replica.open(ar)
+    assert opened is not None
+    assert opened.project == "demo"
+    assert IdSealer(key_source(world.db, "an operator's key")).open(ar) is None
 
 
 def test_candidate_ids_are_private_to_the_project(world: World, user: dict[str, str]) -> None:

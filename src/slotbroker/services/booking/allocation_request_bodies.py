@@ -4,10 +4,10 @@ with their stable codes, and the provider uuid cache the bodies are written with
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slotbroker.domain.claims import ClaimResult
 from slotbroker.domain.errors import SlotbrokerError
@@ -73,29 +73,25 @@ class ARBody:
     alternates: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # comp -> (uuid, name)
     generation: int = 0
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "start_s": self.start_s,
-                "end_s": self.end_s,
-                "generation": self.generation,
-                "instances": [
-                    [i.component, i.index, i.host_uuid, i.host_name, i.resources, i.minimum]
-                    for i in self.instances
-                ],
-                "items": [
-                    [it.provider_uuid, it.provider_name, it.resource_class, it.amount, it.vlan_tag]
-                    for it in self.items
-                ],
-                "alternates": {c: [list(h) for h in hs] for c, hs in self.alternates.items()},
-            },
-            separators=(",", ":"),
-        )
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "generation": self.generation,
+            "instances": [
+                [i.component, i.index, i.host_uuid, i.host_name, i.resources, i.minimum]
+                for i in self.instances
+            ],
+            "items": [
+                [it.provider_uuid, it.provider_name, it.resource_class, it.amount, it.vlan_tag]
+                for it in self.items
+            ],
+            "alternates": {c: [list(h) for h in hs] for c, hs in self.alternates.items()},
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> ARBody:
-        d = json.loads(text)
+    def from_dict(cls, d: dict[str, Any]) -> ARBody:
         return cls(
             start_s=int(d["start_s"]),
             end_s=int(d["end_s"]),

@@ -1,11 +1,11 @@
 """Allocation requests: a find-slot window (or an allocation candidate) claimable by an opaque id.
 
 The Nova lesson (docs/decisions/0011-allocation-requests.md): the scheduler should hand out an *id*, not
-nested dicts of allocations and alternates. Each window's concrete items are stored in one
-``allocation_requests`` row (``AllocationRequestRow``, JSON body) when the search answers, all windows of
-a search in ONE multi-row INSERT; ``POST /v1/claims {allocation_request: id}`` then claims exactly those
-items, and when a chosen host was taken meanwhile it swaps that instance onto the component's
-alternates, one host at a time, before answering ``capacity_conflict``.
+nested dicts of allocations and alternates. Each window's concrete items are sealed into its id when the
+search answers (``allocation_request_ids``: the id carries its content, signed, so a search writes
+nothing); ``POST /v1/claims {allocation_request: id}`` then claims exactly those items, and when a
+chosen host was taken meanwhile it swaps that instance onto the component's alternates, one host at a
+time, before answering ``capacity_conflict``.
 
 What a body holds (``ARBody``):
 
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ClaimResult, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import AlreadyExists, CapacityConflict, FieldError, item_index
 from slotbroker.domain.request import SlotRequest
-from slotbroker.domain.time import to_epoch
+from slotbroker.domain.time import to_datetime, to_epoch
 from slotbroker.engine.topology import Topology
 from slotbroker.services.booking.allocation_request_bodies import (
     AllocationRequestClaimed,
@@ -42,6 +42,7 @@ from slotbroker.services.booking.allocation_request_bodies import (
     ProviderUuids,
     Swap,
 )
+from slotbroker.services.booking.allocation_request_ids import IdSealer
 from slotbroker.services.booking.alternates import conflicting_owner, next_alternate
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.window_items import WindowItem, grant_of, instance_amounts, shared_items
@@ -50,7 +51,6 @@ from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.find_slot import FindSlotResult, WindowView
 
-PURGE_EVERY_S = 30.0
 # Consumer uuids of id claims: uuid5(namespace, allocation request id) -- one claim per id.
 CLAIM_NAMESPACE = uuidlib.UUID("6f1d3c58-2b7e-4f0a-9d1e-5a4c2b8e7f10")
 
@@ -63,6 +63,7 @@ class AllocationRequestService:
         claims: ClaimService,
         uuids: ProviderUuids,
         *,
+        sealer: IdSealer,
         ttl_s: int = 600,
         hold_ttl_s: int = 300,
         clock: Callable[[], float] = time.time,
@@ -70,11 +71,10 @@ class AllocationRequestService:
         self.db = db
         self.claims = claims
         self.uuids = uuids
+        self.sealer = sealer
         self.ttl_s = ttl_s
         self.hold_ttl_s = hold_ttl_s
         self.clock = clock
-        self._next_purge = 0.0
-        self.purged = 0
 
     # -- creation ---------------------------------------------------------------------------------------
     def attach(
@@ -133,49 +133,34 @@ class AllocationRequestService:
         )
 
     def create(self, bodies: Sequence[ARBody], *, project: str = "", now_s: int | None = None) -> list[str]:
-        """Store ``bodies`` (one multi-row INSERT per 500) and return their ids, in order.
+        """The ids of ``bodies``, in order: each id is its body, sealed (``allocation_request_ids``), so
+        nothing is written.
 
         ``project`` "" means the id is a bearer capability any project may claim (for callers that do
-        not know the project); otherwise only that project sees it. Expired rows are purged at most every
-        30 s per process, in the same transaction. On PostgreSQL the transaction commits with
-        ``synchronous_commit = off``: an allocation request lost to a crash costs a re-search, and the
-        insert then needs no WAL flush.
+        not know the project); otherwise only that project sees it.
         """
-        if not bodies:
-            return []
         now = int(self.clock()) if now_s is None else now_s
-        ids = [str(uuidlib.uuid4()) for _ in bodies]
-        expires = now + self.ttl_s
-        rows = [
-            {"id": i, "project": project, "body": b.to_json(), "expires_s": expires}
-            for i, b in zip(ids, bodies, strict=True)
-        ]
-        with UnitOfWork(self.db) as uow:
-            uow.allocation_requests.commit_without_flush()
-            if time.monotonic() >= self._next_purge:
-                self._next_purge = time.monotonic() + PURGE_EVERY_S
-                # keep rows one TTL past expiry so a late claim still hears "expired", not "unknown"
-                self.purged += uow.allocation_requests.purge_expired_before(now - self.ttl_s)
-            uow.allocation_requests.add(rows)
-            uow.commit()
-        return ids
+        return [self.sealer.seal(project, now + self.ttl_s, b) for b in bodies]
 
     # -- lookup -----------------------------------------------------------------------------------------
     def load(self, ar_id: str, *, project: str | None, now_s: int | None = None) -> ARBody:
         """The body of ``ar_id``; ``project`` None means any (admins)."""
         now = int(self.clock()) if now_s is None else now_s
-        with UnitOfWork(self.db, readonly=True) as uow:
-            row = uow.allocation_requests.get(ar_id)
-        if row is None or (project is not None and row.project not in ("", project)):
+        sealed = self.sealer.open(ar_id)
+        if sealed is None or (project is not None and sealed.project not in ("", project)):
             raise AllocationRequestNotFound(
-                f"no allocation request {ar_id}", [FieldError("/allocation_request", "unknown id")]
+                f"no allocation request {_short(ar_id)}", [FieldError("/allocation_request", "unknown id")]
             )
-        if int(row.expires_s) <= now:
+        if sealed.expires_s <= now:
             raise AllocationRequestExpired(
-                f"allocation request {ar_id} expired; search again",
-                [FieldError("/allocation_request", f"expired at {int(row.expires_s)}")],
+                f"allocation request {_short(ar_id)} expired; search again",
+                [
+                    FieldError(
+                        "/allocation_request", f"expired at {to_datetime(sealed.expires_s).isoformat()}"
+                    )
+                ],
             )
-        return ARBody.from_json(str(row.body))
+        return sealed.body
 
     # -- claims -----------------------------------------------------------------------------------------
     def spec(
@@ -278,7 +263,7 @@ class AllocationRequestService:
 
 def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:
     return AllocationRequestClaimed(
-        f"allocation request {ar_id} was already claimed by consumer {consumer_uuid}",
+        f"allocation request {_short(ar_id)} was already claimed by consumer {consumer_uuid}",
         [FieldError("/allocation_request", f"claimed by {consumer_uuid}")],
     )
 
@@ -315,4 +300,9 @@ def _explicit(request: ClaimRequest, result: ClaimResult) -> ClaimOutcome:
     return ClaimOutcome(result, request.consumer.project, items)
 
 
-__all__ = ["CLAIM_NAMESPACE", "PURGE_EVERY_S", "AllocationRequestService"]
+def _short(ar_id: str) -> str:
+    """An id as error details show it: sealed ids run to hundreds of characters."""
+    return ar_id if len(ar_id) <= 40 else f"{ar_id[:24]}...{ar_id[-8:]}"
+
+
+__all__ = ["CLAIM_NAMESPACE", "AllocationRequestService"]
