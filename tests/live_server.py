@@ -29,11 +29,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends."""
+def serve(app: FastAPI, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends; ``lifespan="on"``
+    also runs what the app runs beside its requests (the planner's pool, lease events)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -71,12 +71,18 @@ async function extensionLimit(lease) {
   const cal = await get("/v1/calendar", {
     start: iso(end), end: iso(horizon), resolution: "hour", kind: ["host", "link", "facility_port"], name: names,
   });
-  let limit = horizon;
+  const need = new Map(); // (provider, class) -> amount, instances on one host added up
   for (const item of lease.items) {
     if (item.vlan_tag) continue; // a tag is one of many: the calendar counts tags, not this one
-    const row = cal.rows.find((r) => r.name === item.provider_name && r.resource_class === item.resource_class);
+    const key = `${item.provider_name}\u0000${item.resource_class}`;
+    need.set(key, (need.get(key) || 0) + item.amount);
+  }
+  let limit = horizon;
+  for (const [key, amount] of need) {
+    const [name, cls] = key.split("\u0000");
+    const row = cal.rows.find((r) => r.name === name && r.resource_class === cls);
     if (!row) continue;
-    const i = row.free.findIndex((f) => f < item.amount);
+    const i = row.free.findIndex((f) => f < amount);
     if (i >= 0) limit = Math.min(limit, Date.parse(cal.starts[i]));
   }
   return { limit, horizon };

@@ -18,6 +18,8 @@ const who = document.getElementById("who");
 let leaving = new AbortController();
 
 function signInPage() {
+  main.dataset.page = "sign-in";
+  main.dataset.ready = "sign-in";
   nav.hidden = true;
   who.hidden = true;
   const token = h("input", { type: "password", name: "token", autocomplete: "current-password", required: true, dataset: { pointer: "#/token" } });
@@ -99,6 +101,7 @@ document.getElementById("sign-out").addEventListener("click", () => {
   route();
 });
 addEventListener("sb-unauthorized", () => {
+  if (main.dataset.page === "sign-in") return; // the sign-in form shows the 401 itself
   session.signOut();
   forget();
   route();
