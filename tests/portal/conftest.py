@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
 
 CHROMIUM = os.environ.get("SLOTBROKER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(
-    os.environ.get("SLOTBROKER_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")
-) / "portal"
+ARTIFACTS = (
+    Path(os.environ.get("SLOTBROKER_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")) / "portal"
+)
 PROJECT = "portal"
 BOOKED_DAYS = 10  # of synthetic bookings, from two days ago
 # The simulated provisioner takes a few seconds per phase, so a job's states are seen to change live.

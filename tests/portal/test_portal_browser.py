@@ -15,7 +15,7 @@ import pytest
 from .conftest import PROJECT, Portal, shot, sign_in
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import FilePayload, Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +24,10 @@ def field_of(page: Page, label: str, within: Locator | None = None) -> Locator:
     """The ``.field`` wrapper of the control labelled ``label`` (where its error message goes)."""
     root = within or page.locator("main")
     return root.locator(".field").filter(has=page.get_by_label(label, exact=True))
+
+
+def payload(name: str, content: bytes) -> FilePayload:
+    return {"name": name, "mimeType": "application/json", "buffer": content}
 
 
 def site_names(portal: Portal) -> list[str]:
@@ -52,7 +56,9 @@ def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
     # every cell carries capacity / peak used / free from /v1/calendar, and hovering shows them
     cell = page.locator("table.heat td.cell").first
     cap, used, free = (int(cell.get_attribute(f"data-{k}") or "-1") for k in ("capacity", "used", "free"))
-    assert cap >= 0 and 0 <= used <= cap and free == cap - used
+    assert cap >= 0
+    assert 0 <= used <= cap
+    assert free == cap - used
     cell.hover()
     assert page.locator("#tip").is_visible()
     assert f"capacity {cap}, peak used {used}, free {free}" in page.locator("#tip").inner_text()
@@ -74,11 +80,13 @@ def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
     panel.get_by_role("heading", name=f"Site {site}").wait_for()
     hosts = portal.api("GET", "/v1/providers", params={"kind": "host", "limit": 1000}).json()["items"]
     site_uuid = next(
-        p["uuid"] for p in portal.api("GET", "/v1/providers", params={"kind": "site", "name": site}).json()["items"]
+        p["uuid"]
+        for p in portal.api("GET", "/v1/providers", params={"kind": "site", "name": site}).json()["items"]
     )
     mine = sorted(h["name"] for h in hosts if h["parent_uuid"] == site_uuid)
     shown = panel.locator("table tbody tr td:first-child").all_inner_texts()
-    assert shown == mine and mine
+    assert shown == mine
+    assert mine
     shot(page, "calendar")
 
     # tablet width: the page itself does not scroll sideways (the heat map scrolls in its box)
@@ -149,7 +157,8 @@ def test_find_offer_accept_extend_cancel(page: Page, portal: Portal) -> None:
     lease_id = accepted.get_attribute("data-lease")
     assert lease_id
     lease = portal.api("GET", f"/v1/leases/{lease_id}").json()
-    assert lease["status"] in ("PENDING", "ACTIVE") and lease["project"] == PROJECT
+    assert lease["status"] in ("PENDING", "ACTIVE")
+    assert lease["project"] == PROJECT
     hours = (lease["end_s"] - lease["start_s"]) // 3600
     gpu_site = next(
         p["name"]
@@ -157,7 +166,9 @@ def test_find_offer_accept_extend_cancel(page: Page, portal: Portal) -> None:
         if p["uuid"] == inv["parent_uuid"]
     )
     vcpu_at_site = sum(
-        i["amount"] for i in lease["items"] if i["resource_class"] == "VCPU" and i["provider_name"] == gpu_host
+        i["amount"]
+        for i in lease["items"]
+        if i["resource_class"] == "VCPU" and i["provider_name"] == gpu_host
     )
 
     # the lease on the calendar: marked on the GPU's site for each of its hours
@@ -174,9 +185,9 @@ def test_find_offer_accept_extend_cancel(page: Page, portal: Portal) -> None:
     new_end = datetime.fromtimestamp(lease["end_s"], UTC) + timedelta(hours=1)
     limit = datetime.fromisoformat(page.locator("#extend-limit").get_attribute("data-limit") or "")
     assert limit >= new_end  # nothing booked after it
-    local_end = page.evaluate(
-        "t => { const d = new Date(t); const p = n => String(n).padStart(2, '0');"
-        " return `${d.getFullYear()}-${p(d.getMonth()+1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`; }",
+    local_end = page.evaluate(  # the datetime-local value: wall-clock time in the browser's zone
+        "t => { const d = new Date(t); d.setMinutes(d.getMinutes() - d.getTimezoneOffset());"
+        " return d.toISOString().slice(0, 16); }",
         new_end.isoformat(),
     )
     page.get_by_label("New end").fill(local_end)
@@ -223,7 +234,10 @@ def test_api_errors_appear_beside_their_fields(page: Page, portal: Portal) -> No
     deep = field_of(page, "Count", workers).locator(".field-error")
     deep.wait_for()
     body = {
-        "components": [{"name": "a", "resources": {"VCPU": 1}}, {"name": "w", "count": 0, "resources": {"VCPU": 1}}],
+        "components": [
+            {"name": "a", "resources": {"VCPU": 1}},
+            {"name": "w", "count": 0, "resources": {"VCPU": 1}},
+        ],
         "earliest_start": datetime.now(UTC).isoformat(),
         "latest_end": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "duration": 3600,
@@ -302,7 +316,7 @@ def test_leases_list_and_inventory_import_with_progress(page: Page, portal: Port
     # re-import the exported topology: progress, then the report (nothing changes)
     doc = portal.api("GET", "/v1/topology").json()
     page.get_by_label("Topology document (JSON or YAML)").set_input_files(
-        files=[{"name": "topology.json", "mimeType": "application/json", "buffer": json.dumps(doc).encode()}]
+        files=[payload("topology.json", json.dumps(doc).encode())]
     )
     page.get_by_role("button", name="Import").click()
     report = page.get_by_text(re.compile(r"^Imported: 0 created, 0 updated, \d+ unchanged, 0 deleted\.$"))
@@ -311,7 +325,7 @@ def test_leases_list_and_inventory_import_with_progress(page: Page, portal: Port
     shot(page, "inventory")
     # a broken document: the API's problem in words beside the file field
     page.get_by_label("Topology document (JSON or YAML)").set_input_files(
-        files=[{"name": "bad.json", "mimeType": "application/json", "buffer": b'{"regions": 5}'}]
+        files=[payload("bad.json", b'{"regions": 5}')]
     )
     page.get_by_role("button", name="Import").click()
     field_of(page, "Topology document (JSON or YAML)").locator(".field-error").wait_for()
