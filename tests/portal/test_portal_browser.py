@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,6 +38,8 @@ def site_names(portal: Portal) -> list[str]:
 
 def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
     page.goto(portal.url + "/")
+    page.get_by_label("API token").wait_for()
+    shot(page, "sign-in")
     # a wrong token: the API's 401 in words beside the token field, and nothing stored
     page.get_by_label("API token").fill("sb_not-a-token")
     page.get_by_role("button", name="Sign in").click()
@@ -247,6 +250,24 @@ def test_api_errors_appear_beside_their_fields(page: Page, portal: Portal) -> No
     assert deep.inner_text() == problem["errors"][0]["detail"]  # the API's own words
     assert page.locator(".field-error").count() == 1
 
+    # nothing fits: the explanation in words, as the API gave it
+    workers.get_by_label("Count").fill("1")
+    workers.get_by_label("Cores").fill("100000")
+    with page.expect_response(lambda r: r.url.endswith("/v1/find-slot")) as response:
+        page.get_by_role("button", name="Find windows").click()
+    answer = response.value.json()
+    explanation = page.locator(".results .explanation")
+    explanation.wait_for()
+    assert page.locator(".field-error").count() == 0
+    assert answer["windows"] == []
+    reasons = [b["detail"] for b in answer["explanation"]["blockers"]]
+    assert reasons
+    text = explanation.inner_text()
+    assert "Nothing fits" in text
+    for reason in reasons:
+        assert reason in text
+    shot(page, "find-nothing-fits")
+
 
 def _lease_now(portal: Portal) -> str:
     """A one-hour lease of one core starting now, on the first host with one free."""
@@ -302,14 +323,26 @@ def test_job_state_moves_live(page: Page, portal: Portal) -> None:
 
 def test_leases_list_and_inventory_import_with_progress(page: Page, portal: Portal) -> None:
     _lease_now(portal)
-    sign_in(page, portal, portal.admin)
+    sign_in(page, portal)
     page.get_by_role("link", name="Leases").click()
     page.wait_for_selector("main[data-ready=leases]")
     shown = page.locator("table.leases tbody tr").evaluate_all("rs => rs.map(r => r.dataset.lease)")
     listed = portal.api("GET", "/v1/leases", params={"status": ["PENDING", "ACTIVE"], "limit": 50}).json()
     assert shown == [x["id"] for x in listed["items"]]  # newest first, the caller's project only
+    assert shown
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download .ics").click()
+    ics = Path(download.value.path()).read_text()
+    assert download.value.suggested_filename == "leases.ics"
+    assert ics.startswith("BEGIN:VCALENDAR")
+    assert all(lease_id in ics for lease_id in shown)
     shot(page, "leases")
 
+    page.get_by_role("link", name="Inventory").click()
+    page.wait_for_selector("main[data-ready=inventory]")
+    assert page.get_by_label("Topology document (JSON or YAML)").count() == 0  # users may not import
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, portal, portal.admin)
     page.get_by_role("link", name="Inventory").click()
     page.wait_for_selector("main[data-ready=inventory]")
     assert page.locator("h3", has_text="Sites (").inner_text() == f"Sites ({len(site_names(portal))})"

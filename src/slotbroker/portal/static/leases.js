@@ -15,9 +15,11 @@ const FILTERS = [
   ["CANCELLED", "cancelled", ["CANCELLED"]],
 ];
 
+// Your pending and active leases as an iCalendar file (fetched with the token, then saved).
 function icsButton() {
   const b = h("button", { type: "button" }, "Download .ics");
-  b.addEventListener("click", () => busy(b, get("/v1/leases.ics", undefined, { accept: "text/calendar" })
+  const query = { status: ["PENDING", "ACTIVE"] };
+  b.addEventListener("click", () => busy(b, get("/v1/leases.ics", query, { accept: "text/calendar" })
     .then((blob) => download(blob, "leases.ics"))));
   return b;
 }
