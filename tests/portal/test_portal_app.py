@@ -4,13 +4,29 @@ no reference to another origin, every module import resolvable; and ``GET /v1/me
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from live_server import make_app, token
 from slotbroker.portal import STATIC_DIR
+from slotbroker.services.tokens import Role
 
 ASSETS = sorted(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """One app for the module: nothing here depends on the database backend."""
+    return make_app(tmp_path_factory.mktemp("portal-app") / "db.sqlite")
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
 
 
 def test_index_is_served_with_a_same_origin_only_policy(client: TestClient) -> None:
@@ -51,9 +67,9 @@ def test_assets_name_no_other_origin_and_their_imports_exist() -> None:
             assert (STATIC_DIR / target).is_file(), f"{name} imports missing {target}"
 
 
-def test_me_names_the_tokens_project_and_role(
-    client: TestClient, user: dict[str, str], operator: dict[str, str]
-) -> None:
+def test_me_names_the_tokens_project_and_role(client: TestClient, app: FastAPI) -> None:
+    user = {"Authorization": f"Bearer {token(app, Role.USER, 'science')}"}
+    operator = {"Authorization": f"Bearer {token(app, Role.OPERATOR)}"}
     assert client.get("/v1/me", headers=user).json() == {
         "project": "science",
         "role": "user",
