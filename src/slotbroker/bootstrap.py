@@ -25,7 +25,9 @@ from slotbroker.services.job_asap import JobAsap
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
 from slotbroker.services.leases import LeaseService
+from slotbroker.services.names import NameResolver
 from slotbroker.services.network import NetworkService
+from slotbroker.services.offer_set_edits import OfferSetEditor
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.quotas import QuotaService
@@ -59,6 +61,8 @@ class Services:
     ivoa: IvoaService
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
+    offer_sets: OfferSetEditor  # rename and renew
+    names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
         """Stop the find-slot job threads and close the database's connections (CLI commands, benches)."""
@@ -186,6 +190,8 @@ def build_services(
         ivoa=IvoaService(db, offers, leases),
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
+        offer_sets=OfferSetEditor(db, offers, policy),
+        names=NameResolver(db),
     )
 
 
