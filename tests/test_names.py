@@ -11,8 +11,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from planner_support import fast_settings
+from slotbroker.api.app import create_app
+from slotbroker.config import Settings
 from slotbroker.services.names import MIN_PREFIX
+from slotbroker.services.planner import Planner
+from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.tokens import Role, TokenService
+from slotbroker.store.db import Database
 
 HOUR = 3600
 TOPOLOGY = {
@@ -168,3 +174,39 @@ def test_offer_sets_take_names_and_the_lease_keeps_the_component_names(
     assert lease["placement"] == offer["placement"]
     held = {i["provider_name"] for i in lease["items"]}
     assert {h for hosts in lease["placement"].values() for h in hosts} <= held
+
+
+def test_jobs_answer_to_a_prefix_and_their_name(db: Database) -> None:
+    sim = SimulatedProvisioner(SimulatedConfig())
+    planner = Planner(db, settings=fast_settings(workers=0), provisioners={"simulated": sim})
+    settings = Settings(
+        database_url=db.url,
+        migrate_on_start=False,
+        rate_per_s=10_000,
+        rate_burst=10_000,
+        event_loop_interval_s=0,
+        planner_workers=0,
+    )
+    app = create_app(settings, db=db, planner=planner)
+    with TestClient(app) as client:
+        admin, user = headers(app, "ops", Role.ADMIN), headers(app, "science")
+        ok(client.post("/v1/topology", json=TOPOLOGY, headers=admin))
+        now = int(time.time())
+        lease = lease_body(client, user, now - now % HOUR + 2 * HOUR, "for-jobs")
+        made = []
+        for i in range(2):
+            body = {
+                "id": f"job-abcdef-{i}",
+                "name": f"train-{i}",
+                "lease_id": lease["id"],
+                "provisioner": "simulated",
+                "workload": {"command": ["true"]},
+            }
+            made.append(ok(client.post("/v1/jobs", json=body, headers=user), 201)["id"])
+        assert ok(client.get("/v1/jobs/train-1", headers=user))["id"] == made[1]
+        assert ok(client.get("/v1/jobs/job-abcdef-0", headers=user))["id"] == made[0]
+        r = client.get("/v1/jobs/job-abcdef", headers=user)  # a prefix of both
+        assert r.status_code == 409, r.text
+        assert sorted(r.json()["candidates"]) == sorted(made)
+        assert ok(client.post("/v1/jobs/train-0/cancel", headers=user))["id"] == made[0]
+        assert client.get("/v1/jobs/train-0", headers=headers(app, "other")).status_code == 404

@@ -56,8 +56,10 @@ class OfferSetEditor:
             code = OFFER_EXPIRED if view.status == OfferSetStatus.EXPIRED else OFFER_NOT_OPEN
             raise OfferConflict(f"offer set {set_id} is {view.status.value}; nothing to renew", code=code)
         until = now + self.offers.settings.ttl_s
-        if self.policy.max_hold_s > 0:
-            until = min(until, to_epoch(view.created) + self.policy.max_hold_s)
+        cap = to_epoch(view.created) + self.policy.max_hold_s if self.policy.max_hold_s > 0 else until
+        if until <= to_epoch(view.expires) < cap:
+            return view  # already held that long: nothing to do
+        until = min(until, cap)
         if until <= to_epoch(view.expires):
             raise OfferConflict(
                 f"offer set {set_id} cannot be kept past {to_datetime(until).isoformat()} "
