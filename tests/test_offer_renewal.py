@@ -51,7 +51,8 @@ def svc(app: FastAPI) -> Services:
 def test_a_renewed_offer_can_be_accepted_after_its_first_expiry(svc: Services) -> None:
     made = svc.offers.create(OfferSetRequest(request=request(), max_offers=1), project="p", now_s=NOW)
     ttl = svc.offers.settings.ttl_s
-    assert made.offers and made.offers[0].expires.timestamp() == NOW + ttl
+    assert made.offers
+    assert made.offers[0].expires.timestamp() == NOW + ttl
     renewed = svc.offer_sets.renew(made.id, project="p", now_s=NOW + ttl - 10)
     assert renewed.expires.timestamp() == NOW + 2 * ttl - 10
     assert renewed.offers[0].expires == renewed.expires
