@@ -31,6 +31,7 @@ from slotbroker.services.offer_set_edits import OfferSetEditor
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.quotas import QuotaService
+from slotbroker.services.site_summaries import SiteSummaries
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store.db import Database
@@ -62,6 +63,7 @@ class Services:
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
+    sites: SiteSummaries
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
@@ -191,6 +193,7 @@ def build_services(
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),
+        sites=SiteSummaries(calendar),
         names=NameResolver(db),
     )
 
