@@ -15,6 +15,7 @@ from slotbroker.config import Settings
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
 from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.calendar_feeds import CalendarFeeds
 from slotbroker.services.candidates import CandidateService
 from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
@@ -64,6 +65,7 @@ class Services:
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
     sites: SiteSummaries
+    feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
@@ -194,6 +196,7 @@ def build_services(
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),
         sites=SiteSummaries(calendar),
+        feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),
     )
 

@@ -15,6 +15,7 @@ from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
 from slotbroker.api.query_check import reject_unknown_query
 from slotbroker.api.routers import (
+    calendar_feeds,
     catalog,
     claims,
     fabric,
@@ -108,6 +109,7 @@ DOC_ORDER = tuple(
         claims,
         offers,
         leases,
+        calendar_feeds,
         jobs,
         ivoa,
     )
@@ -128,6 +130,7 @@ ROUTING_ORDER = tuple(
         network,
         topology,
         sites,
+        calendar_feeds,
         health,
     )
 )

@@ -99,6 +99,7 @@ class LeaseService:
         self.hooks = hooks or LeaseHooks()
         self.clock = clock
         self.max_attempts = max_attempts
+        self.ical_limit = ICAL_LIMIT
 
     def on_event(self, kind: str, callback: Hook) -> None:
         """Register ``callback(uow, LeaseEvent)`` for ``start``, ``before_end``, ``end``, ``cancelled``
@@ -203,13 +204,15 @@ class LeaseService:
     def ical(
         self, *, project: str | None, status: Sequence[str] | None = None, now_s: int | None = None
     ) -> str:
-        """The caller's leases as an iCalendar (RFC 5545) feed, newest ``ICAL_LIMIT``."""
+        """The caller's leases as an iCalendar (RFC 5545) feed: the newest ``ical_limit``, and when there
+        are more, a note in the calendar saying so."""
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = uow.leases.newest(project=project, status=status, limit=ICAL_LIMIT)
+            rows = uow.leases.newest(project=project, status=status, limit=self.ical_limit)
+            total = uow.leases.count(project=project, status=status) if len(rows) >= self.ical_limit else None
             views = lease_views(uow, rows)
         name = f"slotbroker leases ({project})" if project else "slotbroker leases"
-        return render_ical(views, now=instant(now), name=name)
+        return render_ical(views, now=instant(now), name=name, total=total)
 
     def ical_one(self, lease_id: str, *, project: str | None, now_s: int | None = None) -> str:
         """One lease as an iCalendar (RFC 5545) document with a single event."""
