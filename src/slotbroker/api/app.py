@@ -16,6 +16,7 @@ from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
 from slotbroker.api.query_check import reject_unknown_query
 from slotbroker.api.routers import (
+    calendar_feeds,
     catalog,
     claims,
     fabric,
@@ -28,6 +29,7 @@ from slotbroker.api.routers import (
     network,
     offers,
     providers,
+    sites,
     topology,
 )
 from slotbroker.bootstrap import build_services
@@ -105,11 +107,13 @@ DOC_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
         find_slot,
         fabric,
         claims,
         offers,
         leases,
+        calendar_feeds,
         jobs,
         ivoa,
     )
@@ -129,6 +133,8 @@ ROUTING_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
+        calendar_feeds,
         me,
         health,
     )
