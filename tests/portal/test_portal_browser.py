@@ -197,6 +197,11 @@ def test_find_offer_accept_extend_cancel(page: Page, portal: Portal) -> None:
     page.get_by_role("button", name="Extend lease").click()
     page.get_by_text("Extended.").wait_for()
     assert portal.api("GET", f"/v1/leases/{lease_id}").json()["end_s"] == lease["end_s"] + 3600
+    with page.expect_download() as download:
+        page.get_by_role("button", name="This lease as .ics").click()
+    ics = Path(download.value.path()).read_text()
+    assert f"UID:{lease_id}@slotbroker" in ics
+    assert ics.count("BEGIN:VEVENT") == 1
     shot(page, "lease")
 
     # cancel (asks first) frees the calendar: no mark, and the site's free cores back up

@@ -110,7 +110,10 @@ export async function leasePage(main, signal, id) {
     h("h3", {}, "History and events"), history,
   ];
   if (live) parts.push(extendForm(lease, main, signal), cancelForm(lease, main, signal));
-  parts.push(h("p", {}, icsButton(), " ", h("a", { href: "#/leases" }, "All leases")));
+  const one = h("button", { type: "button" }, "This lease as .ics");
+  one.addEventListener("click", () => busy(one, get(`/v1/leases/${lease.id}.ics`, undefined, { accept: "text/calendar" })
+    .then((blob) => download(blob, `lease-${lease.id.slice(0, 8)}.ics`))));
+  parts.push(h("p", { class: "actions" }, one, icsButton(), h("a", { href: "#/leases" }, "All leases")));
   main.replaceChildren(...parts);
 }
 
