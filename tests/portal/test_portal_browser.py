@@ -221,6 +221,10 @@ def test_api_errors_appear_beside_their_fields(page: Page, portal: Portal) -> No
     sign_in(page, portal)
     page.goto(portal.url + "/#/find")
     page.wait_for_selector("main[data-ready=find]")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet: the form wraps, nothing overflows
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    shot(page, "find-tablet")
+    page.set_viewport_size({"width": 1366, "height": 900})
     start = datetime.fromisoformat(page.get_by_label("Earliest start").input_value())
     page.get_by_label("Latest end").fill((start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Find windows").click()

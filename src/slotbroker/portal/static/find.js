@@ -21,7 +21,7 @@ function componentRow(list, inv, gpus, preset = {}) {
   const gpu = select([["", "none"], ...gpus.map((g) => [g, classLabel(g)])], preset.gpu || "", { name: "gpu" });
   const gpuCount = num({ name: "gpu_count", value: preset.gpuCount ?? 1, min: 1 });
   const site = select([["", "any"], ...inv.sites.map((s) => [s.name, s.name])], preset.site || "", { name: "site" });
-  const remove = h("button", { type: "button", class: "small" }, "Remove");
+  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this component" }, "Remove");
   const row = h("fieldset", { class: "component" },
     h("legend", {}, "Component"),
     field("Name", name), field("Count", count), field("Cores", cores), field("Memory (GB)", memory),
@@ -35,7 +35,7 @@ function linkRow(list, names, preset = {}) {
   const a = select(names.map((n) => [n, n]), preset.a, { name: "a" });
   const b = select(names.map((n) => [n, n]), preset.b ?? names[1], { name: "b" });
   const bw = num({ name: "bandwidth", value: preset.bandwidth ?? 10, min: 1 });
-  const remove = h("button", { type: "button", class: "small" }, "Remove");
+  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this link" }, "Remove");
   const row = h("fieldset", { class: "link" }, h("legend", {}, "Link"),
     field("From component", a), field("To component", b), field("Bandwidth (Gbps)", bw), remove);
   remove.addEventListener("click", () => row.remove());
@@ -47,7 +47,7 @@ function portRow(list, inv, names) {
   const comp = select(names.map((n) => [n, n]), names[0], { name: "component" });
   const vlans = num({ name: "vlans", value: 1, min: 1 });
   const bw = num({ name: "bandwidth", value: "", min: 1 });
-  const remove = h("button", { type: "button", class: "small" }, "Remove");
+  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this facility port" }, "Remove");
   const row = h("fieldset", { class: "port" }, h("legend", {}, "Facility port"),
     field("Port", port), field("Attached to", comp), field("VLANs", vlans), field("Bandwidth (Gbps)", bw), remove);
   remove.addEventListener("click", () => row.remove());
