@@ -89,7 +89,8 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     db = Database(settings.database_url)
     migrate.upgrade(db.engine)
     sim = SimulatedProvisioner(SimulatedConfig(ready_after_s=JOB_PHASE_S, run_s=JOB_PHASE_S, logs=("hi",)))
-    planner = Planner(db, settings=PlannerSettings(workers=2), provisioners={"simulated": sim})
+    slow = SimulatedProvisioner(SimulatedConfig(run_s=600.0), name="slow")  # runs until cancelled
+    planner = Planner(db, settings=PlannerSettings(workers=2), provisioners={"simulated": sim, "slow": slow})
     app = create_app(settings, db=db, planner=planner)
     svc = app.state.services
     doc = fabric_like_topology()

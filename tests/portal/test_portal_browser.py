@@ -329,6 +329,16 @@ def test_job_state_moves_live(page: Page, portal: Portal) -> None:
     assert row.inner_text() == "succeeded"
     shot(page, "jobs")
 
+    # cancel from the page: the stream brings the final state
+    job = {"id": "portal-cancel", "lease_id": lease_id, "provisioner": "slow"}
+    assert portal.api("POST", "/v1/jobs", json=job).status_code == 201
+    page.goto(f"{portal.url}/#/jobs/portal-cancel")
+    page.wait_for_selector("main[data-ready=jobs]")
+    page.get_by_role("button", name="Cancel job").click()
+    page.get_by_text("Cancel requested.").wait_for()
+    page.wait_for_selector("#job-state [data-state=canceled]", timeout=60_000)
+    assert portal.api("GET", "/v1/jobs/portal-cancel").json()["state"] == "canceled"
+
 
 def test_leases_list_and_inventory_import_with_progress(page: Page, portal: Portal) -> None:
     _lease_now(portal)
