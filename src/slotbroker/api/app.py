@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import slotbroker
-from slotbroker.api import background, openapi_links, problems
+from slotbroker.api import background, mcp_endpoint, openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
@@ -64,6 +64,7 @@ def create_app(
     # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).
     for router in ROUTING_ORDER:
         app.include_router(router)
+    mcp_endpoint.mount(app)  # /mcp: the MCP server over streamable HTTP (docs/mcp.md)
     # Outermost last: metrics see everything, limits refuse before bodies are read; the claim fast path
     # is innermost, so body limits, YAML, limits and metrics apply to it as to every route.
     if settings.claim_fast_path:
