@@ -46,10 +46,9 @@ def failed(problem: dict[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=problem, is_error=True)
 
 
-def from_api(exc: SlotbrokerAPIError, prefix: str = "") -> CallToolResult:
-    """The API's problem as a tool error. ``prefix`` maps body pointers onto the tool's arguments when the
-    body is one argument of the tool rather than the arguments themselves."""
-    errors = [{"pointer": _under(prefix, e.pointer), "detail": e.detail} for e in exc.errors]
+def from_api(exc: SlotbrokerAPIError) -> CallToolResult:
+    """The API's problem as a tool error, its pointers naming the tool's arguments."""
+    errors = [{"pointer": argument_pointer(e.pointer), "detail": e.detail} for e in exc.errors]
     return failed(problem_dict(exc.status, exc.code, exc.detail, errors, exc.retry_after))
 
 
@@ -65,7 +64,10 @@ def pointer(loc: tuple[int | str, ...]) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
 
 
-def _under(prefix: str, ptr: str) -> str:
-    if not prefix or ptr.startswith("#/query") or ptr.startswith("#/path"):
-        return ptr
-    return prefix + (ptr[1:] if ptr.startswith("#") else ptr)
+def argument_pointer(ptr: str) -> str:
+    """The API names path and query parameters ``#/path/NAME`` and ``#/query/NAME``; a tool takes them
+    as arguments of the same name (and a body's fields as its arguments), so each becomes ``/NAME``."""
+    for prefix in ("#/path/", "#/query/"):
+        if ptr.startswith(prefix):
+            return "/" + ptr[len(prefix) :]
+    return ptr
