@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import pytest
@@ -71,9 +72,13 @@ def make_app(db_path: Path, **settings: Any) -> FastAPI:
     # "batch" is reserved for operators, as SLOTBROKER_PROVISIONER_ROLES=batch=operator would do
     planner_settings = replace(fast_settings(workers=4), roles={"batch": Role.OPERATOR})
     db = Database(url)
-    planner = Planner(db, settings=planner_settings, provisioners={"simulated": quick, "slow": slow, "batch": batch})
+    planner = Planner(
+        db, settings=planner_settings, provisioners={"simulated": quick, "slow": slow, "batch": batch}
+    )
     base = {"rate_per_s": 10_000.0, "rate_burst": 10_000, "planner_workers": 4, "event_loop_interval_s": 0.2}
-    return create_app(Settings(database_url=url, migrate_on_start=True, **{**base, **settings}), db=db, planner=planner)
+    return create_app(
+        Settings(database_url=url, migrate_on_start=True, **{**base, **settings}), db=db, planner=planner
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +94,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def over_http(url: str) -> Connect:
     @asynccontextmanager
     async def connect(tok: str) -> AsyncIterator[McpClient]:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {tok}"}, timeout=60) as http:
-            async with McpClient(streamable_http_client(url + "/mcp", http_client=http)) as client:
-                yield client
+        headers = {"Authorization": f"Bearer {tok}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            McpClient(streamable_http_client(url + "/mcp", http_client=http)) as client,
+        ):
+            yield client
 
     return connect
 
@@ -105,7 +113,9 @@ def over_stdio(url: str) -> Connect:
             "SLOTBROKER_URL": url,
             "SLOTBROKER_TOKEN": tok,
         }
-        params = StdioServerParameters(command=sys.executable, args=["-m", "slotbroker.cli.main", "mcp"], env=env)
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "slotbroker.cli.main", "mcp"], env=env
+        )
         async with McpClient(params, read_timeout_seconds=60) as client:
             yield client
 
@@ -119,9 +129,10 @@ def connect(request: pytest.FixtureRequest, broker: Broker) -> Connect:
 
 def data(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert isinstance(result.content[0], TextContent) and result.content[0].text  # the summary
+    assert isinstance(result.content[0], TextContent)
+    assert result.content[0].text
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def problem(result: CallToolResult) -> dict[str, Any]:
@@ -130,7 +141,7 @@ def problem(result: CallToolResult) -> dict[str, Any]:
     text = result.content[0]
     assert isinstance(text, TextContent)
     assert result.structured_content["code"] in text.text  # models that read only text see it too
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def gpu_request(host: str, hours: int = 2, gpus: int = 1) -> dict[str, Any]:
@@ -144,7 +155,9 @@ def gpu_request(host: str, hours: int = 2, gpus: int = 1) -> dict[str, Any]:
 
 def host_free(broker: Broker, host: str, start: datetime, hours: int) -> list[int]:
     with Client(broker.url, broker.admin) as api:
-        view = api.calendar(start, start + timedelta(hours=hours), resolution="hour", kind=["host"], name=[host])
+        view = api.calendar(
+            start, start + timedelta(hours=hours), resolution="hour", kind=["host"], name=[host]
+        )
     return next(r.free for r in view.rows if r.resource_class == "GPU_A30")
 
 
@@ -155,13 +168,7 @@ async def wait_job(client: McpClient, job_id: str, states: set[str], timeout: fl
         if job["state"] in states:
             return job
         assert time.monotonic() < deadline, job
-        await _sleep(0.1)
-
-
-async def _sleep(seconds: float) -> None:
-    import anyio
-
-    await anyio.sleep(seconds)
+        await anyio.sleep(0.1)
 
 
 def transport_host(connect: Connect) -> str:
@@ -184,17 +191,19 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect: Connect, b
         for name in ("create_offers", "accept_offer", "create_job", "extend_lease"):
             notes = tools[name].annotations
             assert notes is not None
-            assert notes.destructive_hint is True and notes.idempotent_hint is False, name
+            assert (notes.destructive_hint, notes.idempotent_hint) == (True, False), name
             assert notes.read_only_hint is False
         for name in ("list_sites", "find_slot", "list_leases", "get_lease", "get_job", "job_logs"):
             notes = tools[name].annotations
-            assert notes is not None and notes.read_only_hint is True, name
+            assert notes is not None
+            assert notes.read_only_hint is True, name
         assert tools["find_slot"].output_schema is not None
         prompts = (await client.list_prompts()).prompts
         assert [p.name for p in prompts] == ["book_gpus"]
         prompt = await client.get_prompt("book_gpus", {"gpus": "2", "hours": "3"})
         first = prompt.messages[0].content
-        assert isinstance(first, TextContent) and "2 GPU(s) for 3 hour(s)" in first.text
+        assert isinstance(first, TextContent)
+        assert "2 GPU(s) for 3 hour(s)" in first.text
 
 
 @pytest.mark.anyio
@@ -211,18 +220,24 @@ async def test_agent_flow_gives_the_calendar_back(connect: Connect, broker: Brok
         assert found["windows"], found
         assert found["windows"][0]["placement"] == {"gpu": [host]}
 
-        offers = data(await client.call_tool("create_offers", {"request": gpu_request(host), "max_offers": 2}))
-        assert offers["status"] == "OPEN" and offers["project"] == "science"
+        offers = data(
+            await client.call_tool("create_offers", {"request": gpu_request(host), "max_offers": 2})
+        )
+        assert offers["status"] == "OPEN"
+        assert offers["project"] == "science"
         first, *rest = offers["offers"]
         lease = data(await client.call_tool("accept_offer", {"offer_id": first["id"]}))
         assert lease["status"] in ("PENDING", "ACTIVE")  # it starts at the next whole second
         assert host_free(broker, host, window, 3)[0] == before[0] - 1  # booked
         for other in rest:  # the accept released the set's other offers; rejecting again is idempotent
-            assert data(await client.call_tool("reject_offer", {"offer_id": other["id"]}))["state"] == "REJECTED"
+            assert (
+                data(await client.call_tool("reject_offer", {"offer_id": other["id"]}))["state"] == "REJECTED"
+            )
 
         job = data(
             await client.call_tool(
-                "create_job", {"lease_id": lease["uuid"], "provisioner": "simulated", "workload": {"command": ["x"]}}
+                "create_job",
+                {"lease_id": lease["uuid"], "provisioner": "simulated", "workload": {"command": ["x"]}},
             )
         )
         done = await wait_job(client, job["id"], TERMINAL)
@@ -256,7 +271,8 @@ async def test_bad_arguments_are_tool_errors_naming_the_field(connect: Connect, 
         missing = problem(await client.call_tool("accept_offer", {}))
         assert [e["pointer"] for e in missing["errors"]] == ["/offer_id"]
         job = problem(await client.call_tool("create_job", {"lease_id": None, "provisioner": ""}))
-        assert job["status"] == 422 and job["errors"]
+        assert job["status"] == 422
+        assert job["errors"]
 
 
 @pytest.mark.anyio
@@ -267,7 +283,8 @@ async def test_another_projects_lease_is_invisible(connect: Connect, broker: Bro
     try:
         async with connect(broker.user) as client:
             hidden = problem(await client.call_tool("get_lease", {"lease_id": theirs}))
-            assert hidden["code"] == "not_found" and hidden["status"] == 404
+            assert hidden["code"] == "not_found"
+            assert hidden["status"] == 404
             assert problem(await client.call_tool("cancel_lease", {"lease_id": theirs}))["status"] == 404
             page = data(await client.call_tool("list_leases", {}))
             assert theirs not in [x["id"] for x in page["items"]]
@@ -278,7 +295,8 @@ async def test_another_projects_lease_is_invisible(connect: Connect, broker: Bro
             assert theirs not in contents.text
             calendar = await client.read_resource("slotbroker://sites/S1/calendar")
             text = calendar.contents[0]
-            assert isinstance(text, TextResourceContents) and '"name":"g3"' in text.text
+            assert isinstance(text, TextResourceContents)
+            assert '"name":"g3"' in text.text
     finally:
         with Client(broker.url, broker.other) as rival:
             rival.cancel_lease(theirs)
@@ -292,13 +310,16 @@ async def test_user_cannot_use_an_operators_provisioner(connect: Connect, broker
                 "create_job", {"offer_set": {"request": gpu_request("g2")}, "provisioner": "batch"}
             )
         )
-        assert refused["status"] == 403 and refused["code"] == "forbidden"
+        assert refused["status"] == 403
+        assert refused["code"] == "forbidden"
         assert [e["pointer"] for e in refused["errors"]] == ["/provisioner"]
         page = data(await client.call_tool("list_leases", {"status": ["PENDING", "ACTIVE"]}))
         assert page["items"] == []  # nothing was written: no offer set, lease or job
     async with connect(broker.admin) as client:  # an operator's token may (admin is above operator)
         job = data(
-            await client.call_tool("create_job", {"offer_set": {"request": gpu_request("g2")}, "provisioner": "batch"})
+            await client.call_tool(
+                "create_job", {"offer_set": {"request": gpu_request("g2")}, "provisioner": "batch"}
+            )
         )
         done = await wait_job(client, job["id"], TERMINAL)
         data(await client.call_tool("cancel_lease", {"lease_id": done["lease_id"]}))
@@ -322,7 +343,11 @@ async def test_rate_limits_answer_with_retry_after(tmp_path: Path) -> None:
             assert len((await client.list_tools()).tools) == len(TOOLS)
             for _ in range(2):  # each tool call is one API call, charged to the caller's token
                 assert problem(await client.call_tool("get_job", {"job_id": "j"}))["code"] == "not_found"
-            limited = problem(await client.call_tool("get_job", {"job_id": "j"}))
-            assert limited["code"] == "rate_limited" and limited["status"] == 429
-            assert limited["retry_after"] >= 1
-            assert "Retry after" in str(limited) or limited["retry_after"] > 0
+            answer = await client.call_tool("get_job", {"job_id": "j"})
+            limited = problem(answer)
+            assert limited["code"] == "rate_limited"
+            assert limited["status"] == 429
+            assert limited["retry_after"] >= 1  # the API's Retry-After, in seconds
+            summary = answer.content[0]
+            assert isinstance(summary, TextContent)
+            assert f"Retry after {limited['retry_after']:g} s" in summary.text

@@ -45,7 +45,9 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            token = bearer_token({k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]})
+            token = bearer_token(
+                {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            )
             if token is None:
                 raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
             await authenticate(self.app.state.services.tokens, token)

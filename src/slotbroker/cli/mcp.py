@@ -17,7 +17,9 @@ Url = Annotated[
 ]
 Token = Annotated[
     str | None,
-    typer.Option(envvar="SLOTBROKER_TOKEN", help="The API token every tool call is made with.", show_default=False),
+    typer.Option(
+        envvar="SLOTBROKER_TOKEN", help="The API token every tool call is made with.", show_default=False
+    ),
 ]
 
 

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from slotbroker.domain.request import SlotRequest
 from slotbroker.domain.strict import Int
 from slotbroker.wire.jobs import CreateJob
-from slotbroker.wire.leases import LeaseList, UpdateLease
+from slotbroker.wire.leases import UpdateLease
 from slotbroker.wire.offers import OfferSetRequest
 
 Schema = dict[str, Any]
@@ -41,7 +41,9 @@ class JobRef(Arguments):
 
 
 class JobLogsArgs(JobRef):
-    after: Int | None = Field(None, ge=0, description="Only lines after this id (next_after of the last call).")
+    after: Int | None = Field(
+        None, ge=0, description="Only lines after this id (next_after of the last call)."
+    )
     limit: Int | None = Field(None, ge=1, le=1000, description="At most this many lines.")
 
 
@@ -53,7 +55,7 @@ class ExtendLease(LeaseRef):
         description="The generation you read (get_lease); omitted: the lease is read first. A stale one "
         "is refused with concurrent_update.",
     )
-    allow_host_swap: bool = UpdateLease.model_fields["allow_host_swap"]
+    allow_host_swap: bool = Field(True, description=UpdateLease.model_fields["allow_host_swap"].description)
 
 
 class ListLeases(Arguments):
@@ -61,7 +63,7 @@ class ListLeases(Arguments):
     project: str | None = Field(None, description="Admins only: another project's leases.")
     start: AwareDatetime | None = Field(None, description="Only leases overlapping [start, end).")
     end: AwareDatetime | None = None
-    cursor: str | None = LeaseList.model_fields["next_cursor"]
+    cursor: str | None = Field(None, description="The next_cursor of the previous page.")
     limit: Int | None = Field(None, ge=1, le=500)
 
 

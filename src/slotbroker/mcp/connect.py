@@ -51,7 +51,9 @@ class InProcess:
         token = bearer_token(getattr(request, "headers", None))
         if token is None:  # the endpoint refuses such requests before the SDK sees them
             raise AuthenticationError(401, "unauthorized", "missing bearer token")
-        return AsyncClient("http://slotbroker.internal", token, retry=RetryPolicy.none(), http_client=self._http)
+        return AsyncClient(
+            "http://slotbroker.internal", token, retry=RetryPolicy.none(), http_client=self._http
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -83,7 +83,9 @@ BOOK_GPUS = Prompt(
     arguments=[
         PromptArgument(name="gpus", description="How many GPUs (N).", required=True),
         PromptArgument(name="hours", description="For how many hours (H).", required=True),
-        PromptArgument(name="gpu_class", description="The GPU resource class, e.g. GPU_A100.", required=False),
+        PromptArgument(
+            name="gpu_class", description="The GPU resource class, e.g. GPU_A100.", required=False
+        ),
         PromptArgument(name="earliest", description="Not before (ISO 8601); default now.", required=False),
     ],
 )
@@ -94,7 +96,9 @@ def _positive(arguments: dict[str, str], name: str) -> int:
     value = arguments.get(name, "")
     if not value.isdigit() or int(value) < 1:
         raise MCPError(
-            code=INVALID_PARAMS, message=f"{name}: a positive whole number, got {value!r}", data={"argument": name}
+            code=INVALID_PARAMS,
+            message=f"{name}: a positive whole number, got {value!r}",
+            data={"argument": name},
         )
     return int(value)
 

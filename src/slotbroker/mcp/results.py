@@ -43,7 +43,9 @@ def failed(problem: dict[str, Any]) -> CallToolResult:
     if problem.get("retry_after") is not None:
         text += f" Retry after {problem['retry_after']:g} s."
     text += "\n" + json.dumps(problem)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=problem, is_error=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=problem, is_error=True
+    )
 
 
 def from_api(exc: SlotbrokerAPIError) -> CallToolResult:
