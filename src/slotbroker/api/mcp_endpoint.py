@@ -39,8 +39,6 @@ class McpEndpoint:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.connector = InProcess(app)
-        self.server = build_server(self.connector)
         self.manager: StreamableHTTPSessionManager | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,12 +60,15 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        self.manager = StreamableHTTPSessionManager(self.server, stateless=True, json_response=True)
+        connector = InProcess(self.app)
+        manager = StreamableHTTPSessionManager(build_server(connector), stateless=True, json_response=True)
         try:
-            async with self.manager.run():
+            async with manager.run():
+                self.manager = manager
                 yield
         finally:
             self.manager = None
+            await connector.aclose()
 
 
 def mount(app: FastAPI) -> McpEndpoint:
