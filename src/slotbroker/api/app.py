@@ -26,6 +26,7 @@ from slotbroker.api.routers import (
     network,
     offers,
     providers,
+    sites,
     topology,
 )
 from slotbroker.bootstrap import build_services
@@ -102,6 +103,7 @@ DOC_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
         find_slot,
         fabric,
         claims,
@@ -126,6 +128,7 @@ ROUTING_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
         health,
     )
 )
