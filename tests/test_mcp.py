@@ -213,8 +213,12 @@ async def test_agent_flow_gives_the_calendar_back(connect: Connect, broker: Brok
     window = datetime.fromtimestamp((int(time.time()) + 300) // HOUR * HOUR + HOUR, UTC)
     before = host_free(broker, host, window, 3)
     async with connect(broker.user) as client:
-        sites = data(await client.call_tool("list_sites", {"hours": 4}))
-        assert [s["name"] for s in sites["sites"]] == ["S1"]
+        sites = data(await client.call_tool("list_sites", {}))
+        (site,) = sites["items"]
+        assert site["name"] == "S1"
+        gpus = next(c for c in site["classes"] if c["resource_class"] == "GPU_A30")
+        assert gpus["capacity"] == 8
+        assert gpus["largest_free"] == 2
 
         found = data(await client.call_tool("find_slot", gpu_request(host)))
         assert found["windows"], found
@@ -265,9 +269,9 @@ async def test_bad_arguments_are_tool_errors_naming_the_field(connect: Connect, 
         assert "/colour" in [e["pointer"] for e in unknown["errors"]]
         when = problem(await client.call_tool("extend_lease", {"lease_id": "x", "end": "tomorrow-ish"}))
         assert [e["pointer"] for e in when["errors"]] == ["/end"]
-        path = problem(await client.call_tool("get_lease", {"lease_id": "not-a-uuid"}))
-        assert path["code"] == "validation_error"
-        assert [e["pointer"] for e in path["errors"]] == ["/lease_id"]  # the tool's argument, not #/path
+        query = problem(await client.call_tool("list_leases", {"status": ["BOGUS"]}))
+        assert query["code"] == "validation_error"
+        assert [e["pointer"] for e in query["errors"]] == ["/status/0"]  # the tool's argument, not #/query
         missing = problem(await client.call_tool("accept_offer", {}))
         assert [e["pointer"] for e in missing["errors"]] == ["/offer_id"]
         job = problem(await client.call_tool("create_job", {"lease_id": None, "provisioner": ""}))

@@ -67,8 +67,8 @@ class ListLeases(Arguments):
     limit: Int | None = Field(None, ge=1, le=500)
 
 
-class ListSites(Arguments):
-    hours: Int = Field(24, ge=1, le=24 * 90, description="How far ahead to summarise free capacity.")
+class NoArguments(Arguments):
+    pass
 
 
 def schema_of(model: type[BaseModel]) -> Schema:

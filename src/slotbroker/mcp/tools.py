@@ -19,11 +19,12 @@ from slotbroker.client import AsyncClient
 from slotbroker.mcp import arguments as a
 from slotbroker.mcp import summaries as say
 from slotbroker.mcp.results import ok
-from slotbroker.mcp.sites import SitesView, list_sites, sites_summary
+from slotbroker.mcp.sites import sites_summary
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
 from slotbroker.wire.leases import LeaseList, LeaseView, UpdateLease
 from slotbroker.wire.offers import AcceptedLease, OfferSetView, OfferView
+from slotbroker.wire.sites import SiteList
 
 FIND_SLOT_WAIT_S = 60.0
 Handler = Callable[[AsyncClient, dict[str, Any]], Awaitable[CallToolResult]]
@@ -64,7 +65,8 @@ def _args(model: type[a.Arguments], raw: dict[str, Any]) -> Any:
 
 
 async def _list_sites(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
-    view = await list_sites(api, _args(a.ListSites, raw).hours)
+    _args(a.NoArguments, raw)
+    view = await api.list_sites()
     return ok(view, sites_summary(view))
 
 
@@ -147,12 +149,12 @@ TOOLS = (
     ToolSpec(
         "list_sites",
         "List sites",
-        "Sites with, per resource class, the capacity, what is free now and the least free over the next "
-        "`hours`. Start here to see where a request could fit.",
-        output=SitesView,
+        "Sites with, per resource class, the capacity, what is free now and the most one host has free, "
+        "and their hosts, links and ports. Start here to see where a request could fit.",
+        output=SiteList,
         annotations=READ,
         run=_list_sites,
-        **_own(a.ListSites),
+        **_own(a.NoArguments),
     ),
     ToolSpec(
         "find_slot",
