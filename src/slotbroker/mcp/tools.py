@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from slotbroker.client import AsyncClient
 from slotbroker.mcp import arguments as a
 from slotbroker.mcp import summaries as say
-from slotbroker.mcp.results import ok
+from slotbroker.mcp.results import failed, ok, problem_dict
 from slotbroker.mcp.sites import sites_summary
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
@@ -47,7 +47,6 @@ class ToolSpec:
     output: type[BaseModel]
     annotations: ToolAnnotations
     run: Handler
-    arguments: type[a.Arguments] | None = None  # validated here; None: the arguments are an API body
 
     def tool(self) -> Tool:
         return Tool(
@@ -73,10 +72,12 @@ async def _list_sites(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
 async def _find_slot(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
     got = await api.find_slot(raw)
     if isinstance(got, FindSlotJob):  # an expensive search runs as a job on the server
-        got = await api.wait_find_slot(got, timeout=FIND_SLOT_WAIT_S)
-        if got.result is None:
-            raise RuntimeError(f"find-slot job {got.id} failed: {got.error}")
-        got = got.result
+        job = await api.wait_find_slot(got, timeout=FIND_SLOT_WAIT_S)
+        if job.result is None:
+            error = job.error or {}
+            code, detail = str(error.get("code", "find_slot_failed")), str(error.get("detail", job.status))
+            return failed(problem_dict(500, code, f"find-slot job {job.id}: {detail}"))
+        got = job.result
     return ok(got, say.found(got))
 
 
@@ -142,7 +143,8 @@ async def _cancel_job(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
 
 
 def _own(model: type[a.Arguments]) -> dict[str, Any]:
-    return {"input_schema": a.schema_of(model), "arguments": model}
+    """A tool whose arguments it reads itself (rather than sending them on as a body)."""
+    return {"input_schema": a.schema_of(model)}
 
 
 TOOLS = (
