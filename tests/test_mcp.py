@@ -226,6 +226,14 @@ async def test_agent_flow_gives_the_calendar_back(connect: Connect, broker: Brok
         assert gpus["capacity"] == 8
         assert gpus["largest_free"] == 2
 
+        answer = await client.call_tool("find_slot", gpu_request(host, gpus=3))  # a host has 2
+        nothing = data(answer)
+        assert nothing["windows"] == []
+        assert nothing["explanation"]["blockers"]  # why, inside find_slot
+        summary = answer.content[0]
+        assert isinstance(summary, TextContent)
+        assert summary.text.startswith("Nothing fits.")
+
         found = data(await client.call_tool("find_slot", gpu_request(host)))
         assert found["windows"], found
         assert found["windows"][0]["placement"] == {"gpu": [host]}
