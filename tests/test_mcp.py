@@ -128,9 +128,20 @@ def over_stdio(url: str) -> Connect:
     return connect
 
 
+@dataclass(frozen=True)
+class Transport:
+    open: Connect
+    host: str  # the host this transport's agent flow books, so the two never meet
+
+    def __call__(self, tok: str) -> AbstractAsyncContextManager[McpClient]:
+        return self.open(tok)
+
+
 @pytest.fixture(params=["http", "stdio"])
-def connect(request: pytest.FixtureRequest, broker: Broker) -> Connect:
-    return over_http(broker.url) if request.param == "http" else over_stdio(broker.url)
+def connect(request: pytest.FixtureRequest, broker: Broker) -> Transport:
+    if request.param == "http":
+        return Transport(over_http(broker.url), "g0")
+    return Transport(over_stdio(broker.url), "g1")
 
 
 def data(result: CallToolResult) -> dict[str, Any]:
@@ -177,12 +188,8 @@ async def wait_job(client: McpClient, job_id: str, states: set[str], timeout: fl
         await anyio.sleep(0.1)
 
 
-def transport_host(connect: Connect) -> str:
-    return "g0" if "over_http" in connect.__qualname__ else "g1"
-
-
 @pytest.mark.anyio
-async def test_tools_are_listed_with_schemas_and_annotations(connect: Connect, broker: Broker) -> None:
+async def test_tools_are_listed_with_schemas_and_annotations(connect: Transport, broker: Broker) -> None:
     async with connect(broker.user) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {spec.name for spec in TOOLS}
@@ -213,8 +220,8 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect: Connect, b
 
 
 @pytest.mark.anyio
-async def test_agent_flow_gives_the_calendar_back(connect: Connect, broker: Broker) -> None:
-    host = transport_host(connect)
+async def test_agent_flow_gives_the_calendar_back(connect: Transport, broker: Broker) -> None:
+    host = connect.host
     # from the next whole hour (a cancelled lease keeps the minutes it was ACTIVE)
     window = datetime.fromtimestamp((int(time.time()) + 300) // HOUR * HOUR + HOUR, UTC)
     before = host_free(broker, host, window, 3)
@@ -274,7 +281,7 @@ async def test_agent_flow_gives_the_calendar_back(connect: Connect, broker: Brok
 
 
 @pytest.mark.anyio
-async def test_bad_arguments_are_tool_errors_naming_the_field(connect: Connect, broker: Broker) -> None:
+async def test_bad_arguments_are_tool_errors_naming_the_field(connect: Transport, broker: Broker) -> None:
     async with connect(broker.user) as client:
         bad = problem(await client.call_tool("find_slot", {**gpu_request("g2"), "duration": -5}))
         assert bad["code"] == "validation_error"
@@ -294,7 +301,7 @@ async def test_bad_arguments_are_tool_errors_naming_the_field(connect: Connect, 
 
 
 @pytest.mark.anyio
-async def test_another_projects_lease_is_invisible(connect: Connect, broker: Broker) -> None:
+async def test_another_projects_lease_is_invisible(connect: Transport, broker: Broker) -> None:
     with Client(broker.url, broker.other) as rival:
         view = rival.create_offer_set({"request": gpu_request("g3"), "max_offers": 1})
         theirs = rival.accept_offer(view.offers[0].id).uuid
@@ -321,7 +328,7 @@ async def test_another_projects_lease_is_invisible(connect: Connect, broker: Bro
 
 
 @pytest.mark.anyio
-async def test_user_cannot_use_an_operators_provisioner(connect: Connect, broker: Broker) -> None:
+async def test_user_cannot_use_an_operators_provisioner(connect: Transport, broker: Broker) -> None:
     async with connect(broker.user) as client:
         refused = problem(
             await client.call_tool(
