@@ -1,6 +1,6 @@
 """A real slotbroker server for client tests: uvicorn on 127.0.0.1 in a background thread.
 
-Shared by tests/test_client.py and tests/test_client_find_slot.py (import it as ``live_server``).
+Shared by the client tests and tests/test_mcp.py (import it as ``live_server``).
 """
 
 from __future__ import annotations
