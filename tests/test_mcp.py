@@ -25,6 +25,7 @@ from mcp import Client as McpClient
 from mcp import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent, TextResourceContents
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 import slotbroker
 from live_server import serve, token
@@ -224,7 +225,7 @@ async def test_agent_flow_gives_the_calendar_back(connect: Transport, broker: Br
     host = connect.host
     # from the next whole hour (a cancelled lease keeps the minutes it was ACTIVE)
     window = datetime.fromtimestamp((int(time.time()) + 300) // HOUR * HOUR + HOUR, UTC)
-    before = host_free(broker, host, window, 3)
+    before = host_free(broker, host, window, 4)
     async with connect(broker.user) as client:
         sites = data(await client.call_tool("list_sites", {}))
         (site,) = sites["items"]
@@ -253,7 +254,7 @@ async def test_agent_flow_gives_the_calendar_back(connect: Transport, broker: Br
         first, *rest = offers["offers"]
         lease = data(await client.call_tool("accept_offer", {"offer_id": first["id"]}))
         assert lease["status"] in ("PENDING", "ACTIVE")  # it starts at the next whole second
-        assert host_free(broker, host, window, 3)[0] == before[0] - 1  # booked
+        assert host_free(broker, host, window, 4)[0] == before[0] - 1  # booked
         for other in rest:  # the accept released the set's other offers; rejecting again is idempotent
             assert (
                 data(await client.call_tool("reject_offer", {"offer_id": other["id"]}))["state"] == "REJECTED"
@@ -275,9 +276,17 @@ async def test_agent_flow_gives_the_calendar_back(connect: Transport, broker: Br
         data(await client.call_tool("cancel_job", {"job_id": slow["id"]}))
         assert (await wait_job(client, slow["id"], TERMINAL))["state"] == "canceled"
 
+        read = data(await client.call_tool("get_lease", {"lease_id": lease["uuid"]}))
+        later = (datetime.fromisoformat(read["end"]) + timedelta(hours=1)).isoformat()
+        longer = data(await client.call_tool("extend_lease", {"lease_id": lease["uuid"], "end": later}))
+        assert datetime.fromisoformat(longer["end"]) == datetime.fromisoformat(later)
+        assert longer["generation"] > read["generation"]
+        stale = {"lease_id": lease["uuid"], "end": later, "generation": read["generation"]}
+        assert problem(await client.call_tool("extend_lease", stale))["code"] == "concurrent_update"
+
         cancelled = data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"]}))
         assert cancelled["status"] == "CANCELLED"
-    assert host_free(broker, host, window, 3) == before
+    assert host_free(broker, host, window, 4) == before
 
 
 @pytest.mark.anyio
@@ -345,6 +354,20 @@ async def test_user_cannot_use_an_operators_provisioner(connect: Transport, brok
         job = api.create_job({"offer_set": {"request": gpu_request("g2")}, "provisioner": "batch"})
         assert job.provisioner == "batch"
         api.cancel_lease(job.lease_id)
+
+
+@pytest.mark.anyio
+async def test_hosts_on_the_handshake_protocol_connect_too(broker: Broker) -> None:
+    """Agent hosts that still open with ``initialize`` (the 2025 protocol) are served by the same /mcp."""
+    headers = {"Authorization": f"Bearer {broker.user}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        McpClient(streamable_http_client(broker.url + "/mcp", http_client=http), mode="legacy") as client,
+    ):
+        assert client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+        assert len((await client.list_tools()).tools) == len(TOOLS)
+        page = data(await client.call_tool("list_leases", {"limit": 1}))
+        assert all(x["project"] == "science" for x in page["items"])
 
 
 def test_mcp_needs_a_valid_bearer_token(broker: Broker) -> None:
