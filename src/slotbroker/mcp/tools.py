@@ -1,4 +1,5 @@
-"""The tools: one public API call each (``list_sites``: two), described so an agent can act on them.
+"""The tools: one public API call each (``extend_lease`` without a generation: two), described so an
+agent can act on them.
 
 Annotations say what a tool does to the broker: the read-only ones are ``readOnlyHint``; the ones that
 take capacity or run work (``create_offers``, ``accept_offer``, ``extend_lease``, ``create_job``) are
