@@ -6,6 +6,7 @@ One server for the module (its planner pool runs the jobs); each test books host
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import time
@@ -396,3 +397,26 @@ async def test_rate_limits_answer_with_retry_after(tmp_path: Path) -> None:
             summary = answer.content[0]
             assert isinstance(summary, TextContent)
             assert f"Retry after {limited['retry_after']:g} s" in summary.text
+
+
+def test_the_mcp_package_reaches_the_broker_only_through_the_client() -> None:
+    """Decision 0025: tools are API calls with the caller's token; nothing in slotbroker/mcp/ may reach a
+    service, the store or the engine (whose rules it would then hold, or bypass)."""
+    allowed = ("slotbroker.client", "slotbroker.wire", "slotbroker.domain", "slotbroker.mcp")
+    package = SRC / "slotbroker" / "mcp"
+    offenders = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            for name in names:
+                ours = name == "slotbroker" or name.startswith("slotbroker.")
+                if ours and name != "slotbroker" and not name.startswith(allowed):
+                    offenders.append(f"{path.name}: {name}")
+    assert len(list(package.glob("*.py"))) >= 8  # the walk found the package
+    assert not offenders, offenders
