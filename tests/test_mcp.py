@@ -23,7 +23,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from mcp import Client as McpClient
-from mcp import StdioServerParameters
+from mcp import MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -34,7 +34,8 @@ from planner_support import fast_settings
 from slotbroker.api.app import create_app
 from slotbroker.client import Client
 from slotbroker.config import Settings
-from slotbroker.mcp.tools import TOOLS
+from slotbroker.mcp.server import call
+from slotbroker.mcp.tools import BY_NAME, TOOLS
 from slotbroker.services.planner import Planner
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.tokens import Role
@@ -332,6 +333,9 @@ async def test_another_projects_lease_is_invisible(connect: Transport, broker: B
             text = calendar.contents[0]
             assert isinstance(text, TextResourceContents)
             assert '"name":"g3"' in text.text
+            with pytest.raises(MCPError) as unknown:  # a failed read is a JSON-RPC error with the problem
+                await client.read_resource("slotbroker://sites/nowhere/calendar")
+            assert unknown.value.error.data["code"] == "not_found"
     finally:
         with Client(broker.url, broker.other) as rival:
             rival.cancel_lease(theirs)
@@ -420,3 +424,21 @@ def test_the_mcp_package_reaches_the_broker_only_through_the_client() -> None:
                     offenders.append(f"{path.name}: {name}")
     assert len(list(package.glob("*.py"))) >= 8  # the walk found the package
     assert not offenders, offenders
+
+
+class _NoApi:
+    def caller(self, request: Any) -> Any:
+        return None
+
+
+@pytest.mark.anyio
+async def test_a_bug_or_an_unknown_tool_is_a_tool_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(api: Any, raw: dict[str, Any]) -> CallToolResult:
+        raise KeyError("a bug")
+
+    monkeypatch.setitem(BY_NAME, "broken", replace(BY_NAME["get_job"], name="broken", run=broken))
+    bug = problem(await call(_NoApi(), None, "broken", {}))
+    assert (bug["status"], bug["code"]) == (500, "internal_error")
+    assert "a bug" not in str(bug)  # details stay in the server's log
+    unknown = problem(await call(_NoApi(), None, "no_such_tool", {}))
+    assert unknown["code"] == "unknown_tool"

@@ -7,6 +7,7 @@ them first against a schema of its own making and answer in a shape of its own.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -42,6 +43,7 @@ INSTRUCTIONS = """slotbroker books compute capacity over time. Typical flow: lis
 problem `code`, JSON `pointer`s to the arguments to fix and, when rate limited, `retry_after` seconds."""
 
 Ctx = ServerRequestContext[Any, Any]
+log = logging.getLogger("slotbroker.mcp")
 
 
 async def call(connector: Connector, request: Any, name: str, arguments: dict[str, Any]) -> CallToolResult:
@@ -59,6 +61,9 @@ async def call(connector: Connector, request: Any, name: str, arguments: dict[st
         return failed(problem_dict(503, "unreachable", f"the broker did not answer: {type(exc).__name__}"))
     except TimeoutError as exc:
         return failed(problem_dict(504, "timeout", str(exc)))
+    except Exception:  # a bug here: logged, and answered as the API answers one (no details leak)
+        log.exception("MCP tool %s failed", name)
+        return failed(problem_dict(500, "internal_error", "internal error; it has been logged"))
 
 
 def build_server(connector: Connector) -> Server[Any]:
