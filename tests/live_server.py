@@ -1,6 +1,6 @@
 """A real slotbroker server for client tests: uvicorn on 127.0.0.1 in a background thread.
 
-Shared by the client, CLI, API and protocol tests (import it as ``live_server``).
+Shared by the client, CLI, API, MCP, portal and protocol tests (import it as ``live_server``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends; ``lifespan="on"``
-    also runs what the app runs beside its requests (the planner's pool, lease events)."""
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends (``lifespan``
+    "on" runs the app's background work: planner pool, lease events, the /mcp session manager)."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 import slotbroker
 from slotbroker import portal
-from slotbroker.api import background, openapi_links, problems
+from slotbroker.api import background, mcp_endpoint, openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
@@ -69,6 +69,7 @@ def create_app(
     for router in ROUTING_ORDER:
         app.include_router(router)
     portal.mount(app)  # GET / and /portal/static: the web portal, a client of the API above
+    mcp_endpoint.mount(app)  # /mcp: the MCP server over streamable HTTP (docs/mcp.md)
     # Outermost last: metrics see everything, limits refuse before bodies are read; the claim fast path
     # is innermost, so body limits, YAML, limits and metrics apply to it as to every route.
     if settings.claim_fast_path:
