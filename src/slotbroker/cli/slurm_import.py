@@ -74,8 +74,35 @@ def import_slurm(
     typer.echo(text, nl=False)
 
 
+def sync_slurm(
+    slurm_conf: Annotated[
+        str | None, typer.Option(help="slurm.conf of the cluster to ask (default: SLOTBROKER_SLURM_CONF).")
+    ] = None,
+    host_prefix: Annotated[
+        str | None, typer.Option(help="Hosts are <prefix><node> (default: SLOTBROKER_SLURM_HOST_PREFIX).")
+    ] = None,
+    database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
+) -> None:
+    """Record what Slurm holds outside the broker (drained or down nodes, reservations made with
+    scontrol) as booked capacity, and delete sb-* reservations whose lease is over. Run it periodically."""
+    import dataclasses
+
+    from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
+    from slotbroker.services.slurm_drift import SlurmDriftSync
+
+    with failing_nicely():
+        config = SlurmConfig.from_env()
+        if slurm_conf is not None:
+            config = dataclasses.replace(config, conf=slurm_conf)
+        if host_prefix is not None:
+            config = dataclasses.replace(config, host_prefix=host_prefix)
+        report = asyncio.run(SlurmDriftSync(open_db(database_url), config).sync())
+    typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
+
+
 def register(group: typer.Typer) -> None:
     group.command("import-slurm")(import_slurm)
+    group.command("sync-slurm")(sync_slurm)
 
 
-__all__ = ["import_slurm", "register"]
+__all__ = ["import_slurm", "register", "sync_slurm"]

@@ -1,0 +1,191 @@
+"""Slurm drift: what the cluster holds that the broker did not book becomes capacity that is not free.
+
+Why: slotbroker's calendar is only right if it knows what Slurm knows. A node an operator drained, a
+node that is down, or a reservation made with ``scontrol`` outside the broker would otherwise look free
+in find-slot, and the lease booked there would fail at provisioning time (a surprise failure the retry
+path then has to absorb). The sync turns each of them into a **blocker lease** in project
+``slurm-external`` (the whole capacity of each host it covers, every resource class), named after
+what it stands for, so find-slot, the calendar and the claim check all see it as booked:
+
+* outside reservation ``R`` on nodes N from S to E -> lease ``slurm:resv:R`` on N's hosts, [S, E);
+* drained / down / failing node ``n`` -> lease ``slurm:node:n`` from now for ``horizon_s``, renewed by
+  each sync while the node stays out, ended (cut at now) once it is back.
+
+Each sync compares what Slurm says with the blocker leases that exist and changes only the difference
+(idempotent: a second sync with nothing new writes nothing). A blocker that cannot be booked because a
+broker lease already holds that capacity is reported as a ``conflict`` naming it: that lease's
+reservation is refused by Slurm and its job takes the retry path to alternate hosts.
+
+Reconciliation of the broker's own reservations: an ``sb-<lease>`` reservation whose lease is not
+PENDING or ACTIVE any more (a broker crash between the lease's end and the release) is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
+from slotbroker.domain.errors import SlotbrokerError
+from slotbroker.domain.slurm_text import lease_of, parse_records, parse_time
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.inventory import InventoryService
+from slotbroker.services.leases import LeaseService
+from slotbroker.services.planner.provisioners.slurm_cli import SlurmCommands
+from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
+from slotbroker.services.quotas import QuotaService
+from slotbroker.store.db import Database
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.leases import LeaseView
+
+log = logging.getLogger("slotbroker.slurm")
+
+PROJECT = "slurm-external"
+HORIZON_S = 24 * 3600
+OUT_STATES = ("DRAIN", "DOWN", "FAIL", "MAINT", "REBOOT")  # NOT_RESPONDING alone is transient
+LIVE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Capacity Slurm holds outside the broker: on ``hosts`` over [start_s, end_s)."""
+
+    name: str
+    hosts: tuple[str, ...]
+    start_s: int
+    end_s: int
+    renewable: bool = False  # a node that is out: its end moves forward with each sync
+
+
+@dataclass
+class DriftReport:
+    booked: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    orphans_deleted: list[str] = field(default_factory=list)
+
+
+def node_is_out(state: str) -> bool:
+    """``IDLE+DRAIN``, ``DOWN*``, ``DRAINED``, ``MIXED+DRAIN``...: the node takes no new work."""
+    upper = state.upper()
+    return any(word in upper for word in OUT_STATES)
+
+
+class SlurmDriftSync:
+    def __init__(
+        self,
+        db: Database,
+        config: SlurmConfig,
+        commands: SlurmCommands | None = None,
+        *,
+        project: str = PROJECT,
+        horizon_s: int = HORIZON_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.cli = commands or SlurmCommands(config.conf, config.bin_dir)
+        self.project = project
+        self.horizon_s = horizon_s
+        self.clock = clock
+        self.claims = ClaimService(db)
+        self.leases = LeaseService(db, self.claims, QuotaService(db))
+
+    def _host_of(self, node: str) -> str | None:
+        """The host provider that is ``node`` (the inverse of ``SlurmConfig.node_of``)."""
+        for provider, mapped in self.config.nodes.items():
+            if mapped == node:
+                return provider
+        return f"{self.config.host_prefix}{node}"
+
+    async def blockers(self, now: int) -> tuple[list[Blocker], list[str]]:
+        """What Slurm holds outside the broker, and the broker's own reservation names."""
+        out: list[Blocker] = []
+        ours: list[str] = []
+        for res in await self.cli.reservations():
+            name = res["ReservationName"]
+            if lease_of(name) is not None:
+                ours.append(name)
+                continue
+            start, end = parse_time(res.get("StartTime", "")), parse_time(res.get("EndTime", ""))
+            if start is None or end is None or end <= now:
+                continue
+            nodes = await self.cli.hostnames(res.get("Nodes", ""))
+            hosts = tuple(h for h in (self._host_of(n) for n in nodes) if h)
+            out.append(Blocker(f"slurm:resv:{name}", hosts, max(start, now), end))
+        for node in parse_records(await self.cli.show_nodes(), "NodeName"):
+            if node_is_out(node.get("State", "")):
+                host = self._host_of(node["NodeName"])
+                if host:
+                    end = now + self.horizon_s
+                    out.append(Blocker(f"slurm:node:{node['NodeName']}", (host,), now, end, renewable=True))
+        return out, ours
+
+    async def sync(self, now_s: int | None = None) -> DriftReport:
+        now = int(self.clock()) if now_s is None else now_s
+        report = DriftReport()
+        wanted, ours = await self.blockers(now)
+        existing = {
+            lease.name: lease
+            for lease in self.leases.list(project=self.project, status=list(LIVE), limit=1000).items
+        }
+        by_name = {b.name: b for b in wanted}
+        for name, lease in existing.items():
+            blocker = by_name.get(name)
+            if blocker is not None and self._current(lease, blocker, now):
+                report.kept.append(name)
+                continue
+            self.claims.release(lease.id, status=ConsumerStatus.ENDED, now_s=now)
+            report.ended.append(name)
+        for blocker in wanted:
+            if blocker.name in report.kept or not blocker.hosts:
+                continue
+            try:
+                self._book(blocker, now)
+                report.booked.append(blocker.name)
+            except SlotbrokerError as exc:
+                report.conflicts.append(f"{blocker.name}: {exc}")
+                log.warning("Slurm drift %s cannot be booked: %s", blocker.name, exc)
+        for name in ours:
+            lease_id = lease_of(name)
+            with UnitOfWork(self.db, readonly=True) as uow:
+                row = uow.jobs.lease(lease_id or "")
+                gone = row is None or str(row.status) not in LIVE
+            if gone and await self.cli.delete_reservation(name):
+                report.orphans_deleted.append(name)
+        return report
+
+    def _current(self, lease: LeaseView, blocker: Blocker, now: int) -> bool:
+        """Whether the blocker lease still says what Slurm says (then it is left alone)."""
+        if sorted({it.provider_name for it in lease.items}) != sorted(blocker.hosts):
+            return False
+        if blocker.renewable:
+            return lease.end_s >= now + self.horizon_s // 2
+        started = lease.start_s <= now and blocker.start_s <= now
+        return lease.end_s == blocker.end_s and (started or lease.start_s == blocker.start_s)
+
+    def _book(self, blocker: Blocker, now: int) -> None:
+        inventory = InventoryService(self.db)
+        items: list[ClaimItem] = []
+        for host in blocker.hosts:
+            with UnitOfWork(self.db, readonly=True) as uow:
+                row = uow.providers.get_by_name(host)
+                found = None if row is None else str(row.uuid)
+            if found is None:
+                continue  # a node the topology does not have
+            view = inventory.get_provider(UUID(found))
+            whole = view.inventories.items()
+            items += [ClaimItem(view.uuid, rc, inv.capacity) for rc, inv in whole if inv.capacity]
+        if not items:
+            return
+        status = ConsumerStatus.ACTIVE if blocker.start_s <= now else ConsumerStatus.PENDING
+        start, end = blocker.start_s, blocker.end_s
+        spec = ConsumerSpec(ConsumerKind.LEASE, self.project, start, end, name=blocker.name, status=status)
+        self.claims.claim(ClaimRequest(spec, tuple(items)), now_s=now)
+
+
+__all__ = ["HORIZON_S", "PROJECT", "Blocker", "DriftReport", "SlurmDriftSync", "node_is_out"]

@@ -1,0 +1,127 @@
+"""Drift against the real cluster: a drained node and a reservation made with ``scontrol`` become booked
+capacity that find-slot does not offer; the sync is idempotent, follows the cluster back, reports what
+it cannot book, and deletes ``sb-*`` reservations whose lease is over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner_support import book, make_site
+from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.find_slot import FindSlotService
+from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
+from slotbroker.services.slurm_drift import SlurmDriftSync, node_is_out
+from slotbroker.store import migrate
+from slotbroker.store.db import Database
+from slurm_cluster import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def sdb(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path}/slotbroker.db")
+    migrate.upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+def iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def hosts_found(db: Database, count: int, now: int) -> list[str]:
+    """The hosts find-slot offers (placed or as alternates) for ``count`` hosts of 2 VCPU for 20 minutes,
+    in windows starting within ten minutes of ``now``."""
+    doc: dict[str, Any] = {
+        "components": [{"name": "a", "count": count, "resources": {"VCPU": 2}}],
+        "earliest_start": iso(now),
+        "latest_end": iso(now + 3600),
+        "duration": "PT20M",
+        "limit": 5,
+    }
+    result = FindSlotService(db, CalendarCache(db)).find(doc, now_s=now)
+    found: set[str] = set()
+    for w in result.windows:
+        if w.start.timestamp() < now + 600:
+            found.update(w.placement["a"], w.alternates.get("a", []))
+    return sorted(found)
+
+
+def test_drained_nodes_and_outside_reservations_are_not_free(
+    slurm_cluster: SlurmCluster, sdb: Database
+) -> None:
+    cluster = slurm_cluster
+    make_site(sdb, hosts=("n1", "n2", "n3"), vcpu=2)
+    sync = SlurmDriftSync(sdb, SlurmConfig(conf=str(cluster.conf), users="root"))
+    stray = f"sb-{uuid.uuid4()}"  # a broker reservation whose lease this broker does not have
+    cluster.run("scontrol", "update", "nodename=n1", "state=drain", "reason=disk-test")
+    cluster.run(
+        "scontrol", "create", "reservation", "reservationname=maint", "starttime=now",
+        "duration=30", "nodes=n2", "users=root",
+    )  # fmt: skip
+    cluster.run(
+        "scontrol", "create", "reservation", f"reservationname={stray}", "starttime=now+600",
+        "duration=5", "nodes=n3", "users=root",
+    )  # fmt: skip
+    try:
+        now = int(time.time())
+        assert hosts_found(sdb, 1, now) == ["n1", "n2", "n3"]  # before the sync all look free
+
+        report = asyncio.run(sync.sync(now_s=now))
+        assert sorted(report.booked) == ["slurm:node:n1", "slurm:resv:maint"]
+        assert report.orphans_deleted == [stray]
+        assert stray not in cluster.reservations()
+        assert report.conflicts == []
+        assert hosts_found(sdb, 1, now) == ["n3"]
+        assert hosts_found(sdb, 2, now) == []
+
+        again = asyncio.run(sync.sync(now_s=now + 5))
+        assert (again.booked, again.ended) == ([], [])
+        assert sorted(again.kept) == ["slurm:node:n1", "slurm:resv:maint"]
+
+        cluster.run("scontrol", "update", "nodename=n1", "state=resume")
+        cluster.run("scontrol", "delete", "reservationname=maint")
+        back = asyncio.run(sync.sync(now_s=now + 10))
+        assert sorted(back.ended) == ["slurm:node:n1", "slurm:resv:maint"]
+        assert hosts_found(sdb, 1, now + 10) == ["n1", "n2", "n3"]
+    finally:
+        cluster.run("scontrol", "update", "nodename=n1", "state=resume", check=False)
+        cluster.run("scontrol", "delete", "reservationname=maint", check=False)
+        cluster.run("scontrol", "delete", f"reservationname={stray}", check=False)
+        cluster.wait_idle()
+
+
+def test_a_drain_under_a_broker_lease_is_reported_not_overbooked(
+    slurm_cluster: SlurmCluster, sdb: Database
+) -> None:
+    cluster = slurm_cluster
+    hosts = make_site(sdb, hosts=("n1", "n2", "n3"), vcpu=2)
+    now = int(time.time())
+    book(sdb, [hosts["n3"]], vcpu=1, start_s=now, end_s=now + 600)
+    cluster.run("scontrol", "update", "nodename=n3", "state=drain", "reason=fan")
+    try:
+        report = asyncio.run(SlurmDriftSync(sdb, SlurmConfig(conf=str(cluster.conf))).sync(now_s=now))
+        assert report.booked == []
+        assert len(report.conflicts) == 1
+        assert report.conflicts[0].startswith("slurm:node:n3: ")
+    finally:
+        cluster.run("scontrol", "update", "nodename=n3", "state=resume", check=False)
+        cluster.wait_idle()
+
+
+@pytest.mark.parametrize(
+    ("state", "out"),
+    [("IDLE", False), ("MIXED", False), ("IDLE+DRAIN", True), ("DOWN*", True), ("DRAINED", True),
+     ("ALLOCATED+DRAIN", True), ("IDLE+NOT_RESPONDING", False), ("DOWN+NOT_RESPONDING", True)],
+)  # fmt: skip
+def test_which_node_states_are_out(state: str, out: bool) -> None:
+    assert node_is_out(state) is out
