@@ -5,6 +5,7 @@ it cannot book, and deletes ``sb-*`` reservations whose lease is over."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from planner_support import book, make_site
+from slotbroker.cli.main import app
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
@@ -125,3 +128,22 @@ def test_a_drain_under_a_broker_lease_is_reported_not_overbooked(
 )  # fmt: skip
 def test_which_node_states_are_out(state: str, out: bool) -> None:
     assert node_is_out(state) is out
+
+
+def test_sync_slurm_command_prints_its_report(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    make_site(db, hosts=("n1", "n2", "n3"), vcpu=2)
+    slurm_cluster.run(
+        "scontrol", "create", "reservation", "reservationname=cli-maint", "starttime=now+60",
+        "duration=10", "nodes=n3", "users=root",
+    )  # fmt: skip
+    try:
+        args = ["topology", "sync-slurm", "--slurm-conf", str(slurm_cluster.conf), "--database-url", url]
+        out = CliRunner().invoke(app, args)
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)["booked"] == ["slurm:resv:cli-maint"]
+    finally:
+        slurm_cluster.run("scontrol", "delete", "reservationname=cli-maint", check=False)
+        db.dispose()
