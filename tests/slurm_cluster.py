@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-BINARIES = ("munged", "slurmctld", "slurmd", "scontrol", "sbatch", "scancel", "sinfo")
+BINARIES = ("munged", "slurmctld", "slurmd", "scontrol", "sbatch", "squeue", "scancel", "sinfo")
 NODES = ("n1", "n2", "n3")
 CPUS = 2
 MEMORY_MB = 1000

@@ -176,12 +176,9 @@ class SlurmProvisioner(Provisioner):
     async def release(self, provision_id: str) -> None:
         if not SAFE_NAME.match(provision_id):
             return
-        jobs = await self.slurm.jobs()
-        active = [
-            j for j in jobs if j.get("Reservation") == provision_id and j.get("JobState") in BLOCKING_STATES
-        ]
-        if active:  # another job of the lease still uses it; the last release deletes it
-            return
+        jobs = await self.slurm.jobs_in(provision_id)
+        if any(state in BLOCKING_STATES for _id, _name, state in jobs):
+            return  # another job of the lease still uses it; the last release deletes it
         try:
             await self.slurm.delete_reservation(provision_id)
         except SlurmCommandError as exc:
@@ -216,9 +213,9 @@ class SlurmProvisioner(Provisioner):
         if not SAFE_NAME.match(reservation):
             raise ProvisionerError(f"not a Slurm reservation name: {reservation!r}")
         jname = job_name(key)
-        for job in await self.slurm.jobs():  # made by an earlier call with this key (a crash after sbatch)
-            if job.get("JobName") == jname and job.get("Reservation") == reservation:
-                return job["JobId"]
+        for job_id, name, _state in await self.slurm.jobs_in(reservation):
+            if name == jname:  # made by an earlier call with this key (a crash after sbatch)
+                return job_id
         script = self._script(workload)
         nodes = self._node_count(workload, provision)
         options = [

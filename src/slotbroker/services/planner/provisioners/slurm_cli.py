@@ -32,7 +32,7 @@ class SlurmCommandError(Exception):
 
 @dataclass
 class SlurmCommands:
-    """``scontrol``/``sbatch``/``scancel`` against one cluster. ``conf``: its slurm.conf (None: the
+    """``scontrol``/``sbatch``/``squeue``/``scancel`` against one cluster. ``conf``: its slurm.conf (None: the
     tools' default); ``bin_dir``: where the tools are (None: ``PATH``)."""
 
     conf: str | None = None
@@ -130,9 +130,19 @@ class SlurmCommands:
         out = await self.run(["sbatch", "--parsable", *options], stdin=script, env=env)
         return out.strip().split(";")[0]
 
-    async def jobs(self) -> list[dict[str, str]]:
-        """Every job slurmctld still holds (finished ones for ``MinJobAge``)."""
-        return parse_records(await self.run(["scontrol", "show", "job", "-o"]), "JobId")
+    async def jobs_in(self, reservation: str) -> list[tuple[str, str, str]]:
+        """(job id, job name, state) of every job slurmctld still holds in ``reservation`` (finished
+        ones for ``MinJobAge``): one ``squeue`` filtered by slurmctld, not the whole job table."""
+        text = await self.run(
+            ["squeue", "--noheader", f"--reservation={reservation}", "--states=all", "--format=%i|%j|%T"]
+        )
+        out = []
+        for line in text.splitlines():
+            job_id, _, rest = line.strip().partition("|")
+            name, _, state = rest.rpartition("|")
+            if job_id:
+                out.append((job_id, name, state))
+        return out
 
     async def job(self, job_id: str) -> dict[str, str] | None:
         try:
