@@ -57,12 +57,12 @@ def _binary(name: str) -> str:
 def require_slurm() -> None:
     """Skip without the Slurm/munge binaries, fail instead under CI=true (CI never skips them)."""
     missing = missing_binaries()
-    if not missing:
-        return
-    if os.geteuid() != 0:
+    if missing:
+        why = f"missing {', '.join(missing)} (apt-get install slurm-wlm munge)"
+    elif os.geteuid() != 0:
         why = "the Slurm test cluster runs its daemons as root (SlurmUser=root)"
     else:
-        why = f"missing {', '.join(missing)} (apt-get install slurm-wlm munge)"
+        return
     if IN_CI:
         pytest.fail(f"the Slurm tests need real daemons when CI=true: {why}")
     pytest.skip(f"Slurm unavailable: {why}; set CI=true to make this an error")
