@@ -1,6 +1,8 @@
-"""A provisioner that ``follows_lease`` hears of lease changes while its job waits: the planner passes the
-lease's current window to ``follow`` on each poll (the Slurm provisioner moves its reservation's end with
-it). Others are never called, and a ``follow`` that raises does not hurt the job."""
+"""Lease-aware provisioners. One that ``follows_lease`` hears of lease changes while its job waits: the
+planner passes the lease's current window to ``follow`` on each poll (the Slurm provisioner moves its
+reservation's end with it); others are never called, and a ``follow`` that raises does not hurt the job.
+One that ``provisions_ahead`` provisions when the job is created, not at the lease's start (an advance
+reservation)."""
 
 from __future__ import annotations
 
@@ -96,3 +98,35 @@ def test_a_failing_follow_only_logs_and_others_are_never_asked(db: Database) -> 
 
 def spec_for(lease: str) -> JobSpec:
     return spec(lease, provisioner="sim")
+
+
+@dataclass
+class Ahead(SimulatedProvisioner):
+    provisions_ahead: ClassVar[bool] = True
+
+
+def test_a_provisioner_that_provisions_ahead_starts_before_the_lease(db: Database) -> None:
+    leases = LeaseService(db, ClaimService(db), QuotaService(db))
+    host = make_site(db)["host-a"]
+    item = LeaseItemSpec(provider_uuid=uuid.UUID(host), resource_class="VCPU", amount=1)
+    body = CreateLease(start=at(NOW_S + 3600), end=at(NOW_S + 7200), items=[item])
+    lease = str(leases.create(body, project="alpha").id)
+    ahead, plain = Ahead(), SimulatedProvisioner()
+    ahead.gate("run")
+    planner = make_planner(db, {"ahead": ahead, "simulated": plain}, fast_settings())
+    early = planner.create(spec(lease, provisioner="ahead"))
+    waits = planner.create(spec(lease, provisioner="simulated"))
+
+    async def scenario() -> None:
+        pool = WorkerPool(planner)
+        pool.start()
+        await wait_state(planner, early.id, ["running"])
+        await asyncio.sleep(0.2)
+        assert planner.get(waits.id).state == "pending"  # due at the lease start, an hour away
+        ahead.ungate("run")
+        await wait_state(planner, early.id, ["succeeded"])
+        await pool.stop()
+
+    run(scenario())
+    assert plain.calls["provision"] == 0
+    assert ahead.calls["provision"] == 1

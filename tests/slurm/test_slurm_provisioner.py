@@ -99,7 +99,7 @@ def test_lease_becomes_a_reservation_that_follows_it_and_goes_with_it(
     planner = Planner(sdb, settings=settings(), provisioners={"slurm": slurm})
     planner.register(leases)
     now = int(time.time())
-    start, end = now + 4, now + 120
+    start, end = now + 8, now + 120
     lease = create_lease(leases, hosts, ["n1", "n2"], start, end)
     name = f"sb-{lease}"
     script = "#!/bin/sh\necho hello from $SLOTBROKER_LEASE_ID on $SLURM_JOB_NUM_NODES nodes\nsleep 300\n"
@@ -109,11 +109,16 @@ def test_lease_becomes_a_reservation_that_follows_it_and_goes_with_it(
         pool = WorkerPool(planner)
         pool.start()
         try:
-            await wait_state(planner, job.id, ["running"], timeout=60)
+            # made in advance: the reservation exists before the lease starts, the job waits in it
+            queued = await wait_state(planner, job.id, ["submitted", "running"], timeout=60)
             res = cluster.reservations()[name]
+            if time.time() < start - 1:
+                assert queued.state == "submitted"
+                assert res["State"] == "INACTIVE"
             assert sorted(await slurm.slurm.hostnames(res["Nodes"])) == ["n1", "n2"]
             assert parse_time(res["StartTime"]) == start
             assert parse_time(res["EndTime"]) == end
+            await wait_state(planner, job.id, ["running"], timeout=60)
             run_id = planner.get(job.id).run_id
             assert run_id is not None
             assert job_state(cluster, run_id) == "RUNNING"

@@ -212,3 +212,12 @@ def test_unknown_ids_answer_unknown_without_calling_slurm(tmp_path: Path) -> Non
     assert asyncio.run(s.status("not a name")).phase.value == "unknown"
     asyncio.run(s.cancel("$(id)"))
     asyncio.run(s.release("a b"))
+
+
+def test_the_slurm_entry_point_is_declared() -> None:
+    """What ``load("slurm")`` finds once the package is installed from this pyproject (CI reinstalls)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    group = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["slotbroker.provisioners"]
+    assert group["slurm"] == "slotbroker.services.planner.provisioners.slurm:make_provisioner"

@@ -183,6 +183,7 @@ class Planner:
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
         workload = spec.workload.to_json()
+        ahead = self.provisioners[spec.provisioner].provisions_ahead  # e.g. an advance reservation
         now = self.clock_ms()
         created: JobOut | None = None
         with UnitOfWork(self.db) as uow:
@@ -207,7 +208,7 @@ class Planner:
                 "workload": workload,
                 "state": JobState.PENDING.value,
                 "step": Step.PROVISION.value,
-                "due_ms": max(now, int(lease.start_s) * 1000),
+                "due_ms": now if ahead else max(now, int(lease.start_s) * 1000),
                 "version": 0,
                 "cancel_requested": False,
                 "expire_requested": False,

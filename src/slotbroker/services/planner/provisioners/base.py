@@ -117,6 +117,7 @@ class Provisioner(abc.ABC):
     name: str = "?"
     min_role: ClassVar[Role] = Role.OPERATOR
     follows_lease: ClassVar[bool] = False  # True: the planner calls ``follow`` while a job waits
+    provisions_ahead: ClassVar[bool] = False  # True: provision when the job is created, not at lease start
 
     @abc.abstractmethod
     async def provision(self, allocation: Allocation, key: str) -> str: ...

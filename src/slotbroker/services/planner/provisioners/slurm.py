@@ -120,6 +120,7 @@ class SlurmProvisioner(Provisioner):
     name: str = "slurm"
     min_role: ClassVar[Role] = Role.OPERATOR  # a job here runs code on the cluster's nodes
     follows_lease: ClassVar[bool] = True
+    provisions_ahead: ClassVar[bool] = True  # the reservation is made in advance: Slurm plans around it
     _windows: dict[str, tuple[int, int]] = field(default_factory=dict)  # what follow() last saw
 
     def __post_init__(self) -> None:
