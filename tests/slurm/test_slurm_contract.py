@@ -64,10 +64,12 @@ def test_provision_and_submit_are_idempotent_and_follow_moves(
         res = cluster.reservations()[name]
         assert (parse_time(res["StartTime"]), parse_time(res["EndTime"])) == (now + 400, now + 900)
 
-        # a retry that moved the lease to n2: provisioning again moves the reservation's node
-        rehosted = allocation(("n2",), now + 400, now + 900, lease=alloc.lease_id)
+        # a retry that moved the lease to n2 (and a changed end): provisioning again brings both along
+        rehosted = allocation(("n2",), now + 400, now + 950, lease=alloc.lease_id)
         assert await prov.provision(rehosted, "job-1#2") == name
-        assert await prov.slurm.hostnames(cluster.reservations()[name]["Nodes"]) == ["n2"]
+        res = cluster.reservations()[name]
+        assert await prov.slurm.hostnames(res["Nodes"]) == ["n2"]
+        assert parse_time(res["EndTime"]) == now + 950
 
         work = Workload(command=("true",))
         run_id = await prov.submit(work, Provision(name, rehosted), "job-1")

@@ -96,7 +96,7 @@ def map_state(state: str) -> RunPhase:
 
 
 def exit_code(value: str | None) -> tuple[int | None, str]:
-    """``ExitCode=2:0`` -> (2, ""); ``0:9`` -> (128 + 9, "killed by signal 9")."""
+    """``ExitCode=2:0`` -> (2, ""); ``0:9`` (killed by signal 9) -> (128 + 9, "signal 9")."""
     if is_null(value):
         return None, ""
     assert value is not None
@@ -156,7 +156,7 @@ class SlurmProvisioner(Provisioner):
                 if await self.slurm.reservation(name) is None:  # not made by a racing call either
                     why = f"Slurm refused reservation {name} on {','.join(nodes)}: {exc.stderr}"
                     raise ProvisionerError(why) from None
-        else:
+        else:  # reused: bring it to the lease as it is now (a retry moved it, its window changed)
             have = await self.slurm.hostnames(existing.get("Nodes", ""))
             if sorted(have) != sorted(nodes):
                 try:
@@ -164,6 +164,7 @@ class SlurmProvisioner(Provisioner):
                 except SlurmCommandError as exc:
                     where = ",".join(nodes)
                     raise ProvisionerError(f"Slurm refused moving {name} to {where}: {exc.stderr}") from None
+            await self._match_window(name, existing, allocation)
         return name
 
     async def status(self, provision_id: str) -> ProvisionStatus:
@@ -188,12 +189,14 @@ class SlurmProvisioner(Provisioner):
 
     async def follow(self, provision: Provision) -> None:
         name, allocation = provision.provision_id, provision.allocation
-        want = (allocation.start_s, allocation.end_s)
-        if not SAFE_NAME.match(name) or self._windows.get(name) == want:
+        if not SAFE_NAME.match(name) or self._windows.get(name) == (allocation.start_s, allocation.end_s):
             return
         res = await self.slurm.reservation(name)
-        if res is None:
-            return
+        if res is not None:
+            await self._match_window(name, res, allocation)
+
+    async def _match_window(self, name: str, res: dict[str, str], allocation: Allocation) -> None:
+        """Move the reservation's start (while it has not started) and end to the lease's."""
         now = int(self.clock())
         changes: dict[str, str] = {}
         start, end = parse_time(res.get("StartTime", "")), parse_time(res.get("EndTime", ""))
@@ -206,7 +209,7 @@ class SlurmProvisioner(Provisioner):
                 await self.slurm.update_reservation(name, **changes)
             except SlurmCommandError as exc:
                 raise ProvisionerError(f"Slurm refused {name} {changes}: {exc.stderr}") from None
-        self._windows[name] = want
+        self._windows[name] = (allocation.start_s, allocation.end_s)
 
     # -- jobs ------------------------------------------------------------------------------------------
     async def submit(self, workload: Workload, provision: Provision, key: str) -> str:
