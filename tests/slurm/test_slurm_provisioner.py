@@ -112,12 +112,15 @@ def test_lease_becomes_a_reservation_that_follows_it_and_goes_with_it(
             # made in advance: the reservation exists before the lease starts, the job waits in it
             queued = await wait_state(planner, job.id, ["submitted", "running"], timeout=60)
             res = cluster.reservations()[name]
-            if time.time() < start - 1:
+            seen_at = time.time()
+            assert sorted(await slurm.slurm.hostnames(res["Nodes"])) == ["n1", "n2"]
+            assert parse_time(res["EndTime"]) == end
+            if seen_at < start - 1:  # the usual case; a very loaded machine may get here after the start
                 assert queued.state == "submitted"
                 assert res["State"] == "INACTIVE"
-            assert sorted(await slurm.slurm.hostnames(res["Nodes"])) == ["n1", "n2"]
-            assert parse_time(res["StartTime"]) == start
-            assert parse_time(res["EndTime"]) == end
+                assert parse_time(res["StartTime"]) == start
+            else:
+                assert start <= (parse_time(res["StartTime"]) or 0) <= seen_at
             await wait_state(planner, job.id, ["running"], timeout=60)
             run_id = planner.get(job.id).run_id
             assert run_id is not None
@@ -195,17 +198,17 @@ def test_a_broker_restart_midway_finds_the_reservation_and_the_job_again(
     now = int(time.time())
     lease = create_lease(leases, hosts, ["n3"], now, now + 90)
     first = Planner(sdb, settings=settings(), provisioners={"slurm": provisioner(cluster, tmp_path / "s")})
-    job = first.create(_spec(lease, command=("sh", "-c", "echo started; sleep 6; echo finished")))
+    job = first.create(_spec(lease, command=("sh", "-c", "echo started; sleep 8; echo finished")))
 
-    async def before() -> None:
+    async def before() -> str | None:
         pool = WorkerPool(first)
         pool.start()
         try:
-            await wait_state(first, job.id, ["running"], timeout=60)
+            return (await wait_state(first, job.id, ["running"], timeout=60)).run_id
         finally:
             await pool.stop()
 
-    run(before(), timeout=90)
+    run_id = run(before(), timeout=90)
     assert f"sb-{lease}" in cluster.reservations()
 
     second = Planner(sdb, settings=settings(), provisioners={"slurm": provisioner(cluster, tmp_path / "s")})
@@ -222,7 +225,7 @@ def test_a_broker_restart_midway_finds_the_reservation_and_the_job_again(
     done = second.get(job.id)
     lines = [ln.line for ln in second.logs(job.id)]
     assert done.state == "succeeded", (done, lines)
-    assert any("reconciled after restart" in ln for ln in lines), lines
+    assert done.run_id == run_id  # the same Slurm job, found again: nothing submitted twice
     assert [ln for ln in lines if ln in ("started", "finished")] == ["started", "finished"], lines
     assert f"sb-{lease}" not in cluster.reservations()
 
