@@ -29,6 +29,7 @@ from slotbroker.services.network import NetworkService
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.quotas import QuotaService
+from slotbroker.services.slurm_drift import drift_job
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store.db import Database
@@ -167,6 +168,9 @@ def build_services(
     )
     planner = planner or build_planner(settings, db, claims)
     planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs
+    slurm_drift = drift_job(db, planner.provisioners)  # what Slurm holds outside the broker, booked
+    if slurm_drift is not None:
+        lease_events.periodic.append(slurm_drift)
     return Services(
         db=db,
         inventory=InventoryService(db),

@@ -5,6 +5,7 @@ it cannot book, and deletes ``sb-*`` reservations whose lease is over."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -16,12 +17,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from planner_support import book, make_site
+from planner_support import book, fast_settings, make_site
+from slotbroker.bootstrap import build_services
 from slotbroker.cli.main import app
+from slotbroker.config import Settings
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.find_slot import FindSlotService
+from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
-from slotbroker.services.slurm_drift import SlurmDriftSync, node_is_out
+from slotbroker.services.planner.service import Planner
+from slotbroker.services.slurm_drift import PeriodicSync, SlurmDriftSync, drift_job, node_is_out
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slurm_cluster import SlurmCluster
@@ -147,3 +152,29 @@ def test_sync_slurm_command_prints_its_report(slurm_cluster: SlurmCluster, tmp_p
     finally:
         slurm_cluster.run("scontrol", "delete", "reservationname=cli-maint", check=False)
         db.dispose()
+
+
+def test_the_server_syncs_from_its_event_loop(slurm_cluster: SlurmCluster, sdb: Database) -> None:
+    """With ``slurm`` enabled, ``build_services`` adds the sync to the lease event loop's periodic jobs,
+    throttled to ``SYNC_S``; with ``SYNC_S`` 0 it does not."""
+    make_site(sdb, hosts=("n1", "n2", "n3"), vcpu=2)
+    config = SlurmConfig(conf=str(slurm_cluster.conf), users="root", sync_s=30)
+    planner = Planner(sdb, settings=fast_settings(), provisioners={"slurm": SlurmProvisioner(config)})
+    svc = build_services(Settings(database_url=str(sdb.engine.url)), sdb, planner=planner)
+    jobs = [job for job in svc.lease_events.periodic if isinstance(job, PeriodicSync)]
+    assert len(jobs) == 1
+    slurm_cluster.run(
+        "scontrol", "create", "reservation", "reservationname=loop-maint", "starttime=now+60",
+        "duration=10", "nodes=n1", "users=root",
+    )  # fmt: skip
+    try:
+        now = int(time.time())
+        svc.lease_events.tick(now)
+        assert jobs[0].last is not None
+        assert jobs[0].last.booked == ["slurm:resv:loop-maint"]
+        assert jobs[0](now + 10) is None  # within SYNC_S: not again
+        off = SlurmProvisioner(dataclasses.replace(config, sync_s=0))
+        assert drift_job(sdb, {"slurm": off}) is None
+    finally:
+        slurm_cluster.run("scontrol", "delete", "reservationname=loop-maint", check=False)
+        svc.find_slot.shutdown()

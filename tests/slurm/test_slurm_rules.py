@@ -119,6 +119,7 @@ def test_config_from_env_and_its_refusals(tmp_path: Path) -> None:
         "SLOTBROKER_SLURM_SPOOL": str(tmp_path),
         "SLOTBROKER_SLURM_USERS": "broker",
         "SLOTBROKER_SLURM_PARTITION": "batch",
+        "SLOTBROKER_SLURM_SYNC_S": "15",
     }
     config = SlurmConfig.from_env(env)
     assert (config.conf, config.host_prefix, config.spool, config.users) == (
@@ -127,6 +128,10 @@ def test_config_from_env_and_its_refusals(tmp_path: Path) -> None:
         str(tmp_path),
         "broker",
     )
+    assert config.sync_s == 15.0
+    assert SlurmConfig().sync_s == 60.0
+    with pytest.raises(ValueError, match="SYNC_S"):
+        SlurmConfig.from_env({"SLOTBROKER_SLURM_SYNC_S": "often"})
     assert config.node_of("hpc-n7") == "n7"
     assert config.node_of("gpu-box") == "g01"
     assert config.node_of("cern-w2") is None

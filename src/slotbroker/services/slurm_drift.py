@@ -22,9 +22,10 @@ PENDING or ACTIVE any more (a broker crash between the lease's end and the relea
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -34,6 +35,8 @@ from slotbroker.domain.slurm_text import lease_of, parse_records, parse_time
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.leases import LeaseService
+from slotbroker.services.planner.provisioners.base import Provisioner
+from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_cli import SlurmCommands
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
 from slotbroker.services.quotas import QuotaService
@@ -188,4 +191,40 @@ class SlurmDriftSync:
         self.claims.claim(ClaimRequest(spec, tuple(items)), now_s=now)
 
 
-__all__ = ["HORIZON_S", "PROJECT", "Blocker", "DriftReport", "SlurmDriftSync", "node_is_out"]
+class PeriodicSync:
+    """A ``LeaseEventLoop`` periodic job: ``sync`` at most every ``every_s`` seconds (the loop ticks far
+    more often). It runs in the loop's thread, so its tool calls never block a request."""
+
+    def __init__(self, sync: SlurmDriftSync, every_s: float) -> None:
+        self.sync, self.every_s = sync, every_s
+        self.last_s: int | None = None
+        self.last: DriftReport | None = None
+
+    def __call__(self, now_s: int) -> DriftReport | None:
+        if self.last_s is not None and now_s - self.last_s < self.every_s:
+            return None
+        self.last_s = now_s
+        self.last = asyncio.run(self.sync.sync(now_s))
+        if self.last.conflicts or self.last.orphans_deleted:
+            log.info("Slurm drift: %s", self.last)
+        return self.last
+
+
+def drift_job(db: Database, provisioners: Mapping[str, Provisioner]) -> PeriodicSync | None:
+    """The periodic drift sync for an enabled ``slurm`` provisioner (None: not enabled, or ``SYNC_S`` 0)."""
+    slurm = provisioners.get("slurm")
+    if not isinstance(slurm, SlurmProvisioner) or slurm.config.sync_s <= 0:
+        return None
+    return PeriodicSync(SlurmDriftSync(db, slurm.config, slurm.cli), slurm.config.sync_s)
+
+
+__all__ = [
+    "HORIZON_S",
+    "PROJECT",
+    "Blocker",
+    "DriftReport",
+    "PeriodicSync",
+    "SlurmDriftSync",
+    "drift_job",
+    "node_is_out",
+]

@@ -11,6 +11,8 @@
   compute nodes at the same path (a shared filesystem). Default ``<tmp>/slotbroker-slurm``.
 * ``USERS``: the reservation's ``users=`` (the account the broker submits as; default its own).
 * ``PARTITION``: ``sbatch --partition`` (default: the cluster's default partition).
+* ``SYNC_S``: how often the server records Slurm's drift (``services/slurm_drift.py``), seconds; 0: never
+  (run ``slotbroker topology sync-slurm`` instead). Default 60.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class SlurmConfig:
     spool: str = field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "slotbroker-slurm"))
     users: str = field(default_factory=_own_user)
     partition: str | None = None
+    sync_s: float = 60.0
 
     def __post_init__(self) -> None:
         bad = [n for n in self.nodes.values() if not SAFE_NAME.match(n)]
@@ -66,6 +69,12 @@ class SlurmConfig:
             raw = env.get(PREFIX + name.upper(), "").strip()
             if raw:
                 values[name] = raw
+        raw_sync = env.get(PREFIX + "SYNC_S", "").strip()
+        if raw_sync:
+            try:
+                values["sync_s"] = float(raw_sync)
+            except ValueError:
+                raise ValueError(f"{PREFIX}SYNC_S must be a number of seconds, not {raw_sync!r}") from None
         raw_nodes = env.get(PREFIX + "NODES", "").strip()
         if raw_nodes:
             nodes = json.loads(raw_nodes)
