@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from slotbroker.domain.jobs import Workload
+from planner_support import make_lease, make_planner
+from slotbroker.domain.errors import NotFound, ValidationFailed
+from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.domain.slurm_text import (
     format_time,
     job_name,
@@ -36,6 +38,8 @@ from slotbroker.services.planner.provisioners.slurm import (
 )
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig, nodes_of
 from slotbroker.services.tokens import Role
+from slotbroker.store import migrate
+from slotbroker.store.db import Database
 
 NODE_LINE = (
     "NodeName=n1 Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 CPUEfctv=2 CPUTot=2 CPULoad=1.16 "
@@ -226,3 +230,31 @@ def test_the_slurm_entry_point_is_declared() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     group = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["slotbroker.provisioners"]
     assert group["slurm"] == "slotbroker.services.planner.provisioners.slurm:make_provisioner"
+
+
+def test_workload_problems_name_the_field(tmp_path: Path) -> None:
+    s = slurm(tmp_path)
+    assert s.workload_problems(Workload(command=("true",), env={"MODE": "x"}, extra={"nodes": 2})) == []
+    assert s.workload_problems(Workload(extra={"script": "echo hi"})) == []
+    bad = Workload(env={"SBATCH_RESERVATION": "other", "a/b": "x"}, extra={"nodes": 0})
+    assert [p.pointer for p in s.workload_problems(bad)] == [
+        "/workload/command",
+        "/workload/extra/nodes",
+        "/workload/env/SBATCH_RESERVATION",
+        "/workload/env/a~1b",
+    ]
+
+
+def test_a_job_slurm_could_never_run_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A 422-style refusal naming the field, not a job that fails its attempts (and moves its lease)."""
+    db = Database(f"sqlite:///{tmp_path}/x.db")
+    migrate.upgrade(db.engine)
+    planner = make_planner(db, {"slurm": slurm(tmp_path)})
+    lease = make_lease(db)
+    bad = JobSpec(lease, "slurm", Workload(command=("true",), extra={"nodes": "all"}), job_id="j-bad")
+    with pytest.raises(ValidationFailed) as refused:
+        planner.create(bad)
+    assert [e.pointer for e in refused.value.errors] == ["/workload/extra/nodes"]
+    with pytest.raises(NotFound):
+        planner.get("j-bad")
+    db.dispose()

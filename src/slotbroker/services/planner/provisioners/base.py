@@ -36,6 +36,7 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.tokens import Role
 
@@ -136,6 +137,11 @@ class Provisioner(abc.ABC):
 
     @abc.abstractmethod
     async def cancel(self, run_id: str) -> None: ...
+
+    def workload_problems(self, workload: Workload) -> list[FieldError]:
+        """What makes ``workload`` one this provisioner can never run, as problems at ``/workload/...``
+        (checked when a job is created, before anything is written); none by default."""
+        return []
 
     async def follow(self, provision: Provision) -> None:  # noqa: B027 - optional hook
         """The lease behind ``provision`` may have changed (extended, shortened, moved): make what was

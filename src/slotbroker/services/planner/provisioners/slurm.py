@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from slotbroker.domain.errors import FieldError, pointer
 from slotbroker.domain.jobs import Workload
 from slotbroker.domain.slurm_text import (
     JOB_ID,
@@ -216,6 +217,9 @@ class SlurmProvisioner(Provisioner):
         reservation = provision.provision_id
         if not SAFE_NAME.match(reservation):
             raise ProvisionerError(f"not a Slurm reservation name: {reservation!r}")
+        problems = self.workload_problems(workload)  # checked at creation too; this is the last gate
+        if problems:
+            raise ProvisionerError("; ".join(f"{p.pointer}: {p.detail}" for p in problems))
         jname = job_name(key)
         for job_id, name, _state in await self.slurm.jobs_in(reservation):
             if name == jname:  # made by an earlier call with this key (a crash after sbatch)
@@ -239,6 +243,22 @@ class SlurmProvisioner(Provisioner):
         if not JOB_ID.match(job_id):
             raise ProvisionerError(f"sbatch answered {job_id!r}, not a job id")
         return job_id
+
+    def workload_problems(self, workload: Workload) -> list[FieldError]:
+        out: list[FieldError] = []
+        script = workload.extra.get("script")
+        if script is not None and (not isinstance(script, str) or not script.strip()):
+            out.append(FieldError("/workload/extra/script", "a non-empty batch script"))
+        if script is None and not workload.argv:
+            out.append(FieldError("/workload/command", "needed (or extra.script) by the slurm provisioner"))
+        nodes = workload.extra.get("nodes")
+        if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
+            out.append(FieldError("/workload/extra/nodes", "a positive integer"))
+        for k, v in workload.env.items():
+            if not ENV_NAME.match(k) or k.startswith(STEERING_ENV) or "\0" in v:
+                why = "not allowed in a Slurm job (a shell name not starting SLURM_, SBATCH_, SALLOC_, SRUN_)"
+                out.append(FieldError(pointer("workload", "env", k), why))
+        return out
 
     @staticmethod
     def _script(workload: Workload) -> str:

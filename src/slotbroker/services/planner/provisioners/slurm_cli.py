@@ -7,7 +7,8 @@ argument list run without a shell; the values in it are names the provisioner va
 
 The tools get a small environment of their own, never this process's (which holds the database URL):
 ``PATH``, ``LANG``, ``TZ`` (``scontrol`` reads and prints local times), ``SLURM_CONF`` when configured,
-and nothing else; a job submitted with ``sbatch`` inherits exactly that, plus what its script exports.
+and nothing else; a job submitted with ``sbatch`` inherits exactly that plus the workload's checked
+``env`` (the tools' own variables win over it).
 """
 
 from __future__ import annotations
