@@ -68,6 +68,15 @@ def require_slurm() -> None:
     pytest.skip(f"Slurm unavailable: {why}; set CI=true to make this an error")
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a parent that does not reap counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free right now (held open together so they differ)."""
     socks = []
@@ -118,18 +127,21 @@ class SlurmCluster:
         if self._munged_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._munged_pid, signal.SIGTERM)
+            self._wait_pid(self._munged_pid)  # it writes its seed file on the way out
             self._munged_pid = None
 
-    def _wait_gone(self, pidfile: Path, timeout_s: float = 15.0) -> None:
+    def _wait_gone(self, pidfile: Path) -> None:
         try:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             return
+        self._wait_pid(pid)
+
+    @staticmethod
+    def _wait_pid(pid: int, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _alive(pid):
                 return
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):  # it ignored the shutdown; ours, by its pid file
