@@ -21,14 +21,19 @@ from planner_support import book, fast_settings, make_site
 from slotbroker.bootstrap import build_services
 from slotbroker.cli.main import app
 from slotbroker.config import Settings
+from slotbroker.domain.slurm_text import parse_time
 from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService
+from slotbroker.services.leases import LeaseService
 from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
 from slotbroker.services.planner.service import Planner
+from slotbroker.services.quotas import QuotaService
 from slotbroker.services.slurm_drift import PeriodicSync, SlurmDriftSync, drift_job, node_is_out
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
+from slotbroker.wire.leases import CreateLease, LeaseItemSpec, UpdateLease
 from slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
@@ -44,6 +49,10 @@ def sdb(tmp_path: Path) -> Iterator[Database]:
 
 def iso(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def at(epoch_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
 
 
 def hosts_found(db: Database, count: int, now: int) -> list[str]:
@@ -178,3 +187,43 @@ def test_the_server_syncs_from_its_event_loop(slurm_cluster: SlurmCluster, sdb: 
     finally:
         slurm_cluster.run("scontrol", "delete", "reservationname=loop-maint", check=False)
         svc.find_slot.shutdown()
+
+
+def test_a_pending_lease_is_a_reservation_before_any_job(slurm_cluster: SlurmCluster, sdb: Database) -> None:
+    """The other direction: the sync mirrors a PENDING lease on the cluster's nodes as sb-<lease> in
+    advance, follows its move, leaves leases on other hosts alone, and deletes it once it is cancelled."""
+    cluster = slurm_cluster
+    hosts = make_site(sdb, hosts=("n1", "n2", "elsewhere-1"), vcpu=2)
+    leases = LeaseService(sdb, ClaimService(sdb), QuotaService(sdb))
+    now = int(time.time())
+
+    def lease_on(names: list[str]) -> str:
+        items = [
+            LeaseItemSpec(provider_uuid=uuid.UUID(hosts[n]), resource_class="VCPU", amount=1) for n in names
+        ]
+        body = CreateLease(start=at(now + 600), end=at(now + 1200), items=items)
+        return str(leases.create(body, project="alpha").id)
+
+    lease, other = lease_on(["n1", "n2"]), lease_on(["elsewhere-1"])
+    sync = SlurmDriftSync(sdb, SlurmConfig(conf=str(cluster.conf), users="root"))
+    name = f"sb-{lease}"
+    try:
+        report = asyncio.run(sync.sync())
+        assert report.mirrored == [name]
+        assert f"sb-{other}" not in cluster.reservations()
+        res = cluster.reservations()[name]
+        assert (parse_time(res["StartTime"]), parse_time(res["EndTime"])) == (now + 600, now + 1200)
+        assert asyncio.run(sync.sync()).mirrored == []  # already there
+
+        view = leases.get(lease, project=None)
+        moved = UpdateLease(generation=view.generation, start=at(now + 900), end=at(now + 1500))
+        leases.update(lease, moved, project=None)
+        asyncio.run(sync.sync())
+        res = cluster.reservations()[name]
+        assert (parse_time(res["StartTime"]), parse_time(res["EndTime"])) == (now + 900, now + 1500)
+
+        leases.cancel(lease, project=None)
+        assert asyncio.run(sync.sync()).orphans_deleted == [name]
+        assert name not in cluster.reservations()
+    finally:
+        cluster.run("scontrol", "delete", f"reservationname={name}", check=False)

@@ -1,4 +1,5 @@
-"""Slurm drift: what the cluster holds that the broker did not book becomes capacity that is not free.
+"""Slurm drift, both ways: what the cluster holds that the broker did not book becomes capacity that is
+not free, and what the broker booked on the cluster becomes reservations in advance.
 
 Why: slotbroker's calendar is only right if it knows what Slurm knows. A node an operator drained, a
 node that is down, or a reservation made with ``scontrol`` outside the broker would otherwise look free
@@ -16,8 +17,12 @@ Each sync compares what Slurm says with the blocker leases that exist and change
 broker lease already holds that capacity is reported as a ``conflict`` naming it: that lease's
 reservation is refused by Slurm and its job takes the retry path to alternate hosts.
 
-Reconciliation of the broker's own reservations: an ``sb-<lease>`` reservation whose lease is not
-PENDING or ACTIVE any more (a broker crash between the lease's end and the release) is deleted.
+The other direction, the broker's leases as Slurm reservations: every PENDING lease holding nodes of
+this cluster gets its ``sb-<lease>`` reservation in advance, before any job exists (made or brought to
+the lease's nodes and window through the provisioner's own ``provision``, so both paths agree), and an
+ACTIVE lease's existing reservation follows its window (an extension without a waiting job). A lease
+Slurm refuses to mirror is a ``conflict`` too. An ``sb-<lease>`` reservation whose lease is not PENDING
+or ACTIVE any more (cancelled, or a broker crash between the lease's end and the release) is deleted.
 """
 
 from __future__ import annotations
@@ -31,11 +36,17 @@ from uuid import UUID
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import SlotbrokerError
-from slotbroker.domain.slurm_text import lease_of, parse_records, parse_time
+from slotbroker.domain.slurm_text import RESERVATION_PREFIX, lease_of, parse_records, parse_time
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.leases import LeaseService
-from slotbroker.services.planner.provisioners.base import Provisioner
+from slotbroker.services.planner.provisioners.base import (
+    Allocation,
+    AllocationItem,
+    Provision,
+    Provisioner,
+    ProvisionerError,
+)
 from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_cli import SlurmCommands
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
@@ -69,6 +80,7 @@ class DriftReport:
     kept: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    mirrored: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
 
 
@@ -85,6 +97,7 @@ class SlurmDriftSync:
         config: SlurmConfig,
         commands: SlurmCommands | None = None,
         *,
+        provisioner: SlurmProvisioner | None = None,
         project: str = PROJECT,
         horizon_s: int = HORIZON_S,
         clock: Callable[[], float] = time.time,
@@ -95,6 +108,7 @@ class SlurmDriftSync:
         self.project = project
         self.horizon_s = horizon_s
         self.clock = clock
+        self.provisioner = provisioner or SlurmProvisioner(config, self.cli)
         self.claims = ClaimService(db)
         self.leases = LeaseService(db, self.claims, QuotaService(db))
 
@@ -105,8 +119,8 @@ class SlurmDriftSync:
                 return provider
         return f"{self.config.host_prefix}{node}"
 
-    async def blockers(self, now: int) -> tuple[list[Blocker], list[str]]:
-        """What Slurm holds outside the broker, and the broker's own reservation names."""
+    async def blockers(self, now: int) -> tuple[list[Blocker], list[str], set[str]]:
+        """What Slurm holds outside the broker, the broker's own reservation names, the node names."""
         out: list[Blocker] = []
         ours: list[str] = []
         for res in await self.cli.reservations():
@@ -117,21 +131,22 @@ class SlurmDriftSync:
             start, end = parse_time(res.get("StartTime", "")), parse_time(res.get("EndTime", ""))
             if start is None or end is None or end <= now:
                 continue
-            nodes = await self.cli.hostnames(res.get("Nodes", ""))
-            hosts = tuple(h for h in (self._host_of(n) for n in nodes) if h)
+            members = await self.cli.hostnames(res.get("Nodes", ""))
+            hosts = tuple(h for h in (self._host_of(n) for n in members) if h)
             out.append(Blocker(f"slurm:resv:{name}", hosts, max(start, now), end))
-        for node in parse_records(await self.cli.show_nodes(), "NodeName"):
+        records = parse_records(await self.cli.show_nodes(), "NodeName")
+        for node in records:
             if node_is_out(node.get("State", "")):
                 host = self._host_of(node["NodeName"])
                 if host:
                     end = now + self.horizon_s
                     out.append(Blocker(f"slurm:node:{node['NodeName']}", (host,), now, end, renewable=True))
-        return out, ours
+        return out, ours, {n["NodeName"] for n in records}
 
     async def sync(self, now_s: int | None = None) -> DriftReport:
         now = int(self.clock()) if now_s is None else now_s
         report = DriftReport()
-        wanted, ours = await self.blockers(now)
+        wanted, ours, nodes = await self.blockers(now)
         existing = {
             lease.name: lease
             for lease in self.leases.list(project=self.project, status=list(LIVE), limit=1000).items
@@ -153,6 +168,7 @@ class SlurmDriftSync:
             except SlotbrokerError as exc:
                 report.conflicts.append(f"{blocker.name}: {exc}")
                 log.warning("Slurm drift %s cannot be booked: %s", blocker.name, exc)
+        await self._mirror(set(ours), nodes, now, report)
         for name in ours:
             lease_id = lease_of(name)
             with UnitOfWork(self.db, readonly=True) as uow:
@@ -161,6 +177,43 @@ class SlurmDriftSync:
             if gone and await self.cli.delete_reservation(name):
                 report.orphans_deleted.append(name)
         return report
+
+    async def _mirror(self, ours: set[str], nodes: set[str], now: int, report: DriftReport) -> None:
+        """The broker's live leases on this cluster's nodes as reservations (see the module docstring)."""
+        cursor: str | None = None
+        while True:
+            page = self.leases.list(project=None, status=list(LIVE), cursor=cursor, limit=500)
+            for lease in page.items:
+                if lease.project == self.project:
+                    continue
+                name = f"{RESERVATION_PREFIX}{lease.id}"
+                if lease.status == ConsumerStatus.ACTIVE.value and name not in ours:
+                    continue  # started: its jobs made (and release) its reservation
+                allocation = self._allocation(lease, nodes, now)
+                if allocation is None:
+                    continue
+                try:
+                    if name in ours:
+                        await self.provisioner.follow(Provision(name, allocation))
+                    else:
+                        await self.provisioner.provision(allocation, "sync")
+                        report.mirrored.append(name)
+                except ProvisionerError as exc:
+                    report.conflicts.append(f"{name}: {exc}")
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def _allocation(self, lease: LeaseView, nodes: set[str], now: int) -> Allocation | None:
+        """The lease's allocation as the provisioner sees it, limited to this cluster's nodes (None:
+        it holds none of them now)."""
+        live = [it for it in lease.items if it.end.timestamp() > now]
+        hosts = tuple(dict.fromkeys(it.provider_name for it in live))
+        mine = tuple(h for h in hosts if self.config.node_of(h) in nodes)
+        if not mine:
+            return None
+        items = tuple(AllocationItem(it.provider_name, it.resource_class, it.amount) for it in live)
+        return Allocation(lease.id, lease.project, lease.start_s, lease.end_s, items, hosts=mine)
 
     def _current(self, lease: LeaseView, blocker: Blocker, now: int) -> bool:
         """Whether the blocker lease still says what Slurm says (then it is left alone)."""
@@ -215,7 +268,8 @@ def drift_job(db: Database, provisioners: Mapping[str, Provisioner]) -> Periodic
     slurm = provisioners.get("slurm")
     if not isinstance(slurm, SlurmProvisioner) or slurm.config.sync_s <= 0:
         return None
-    return PeriodicSync(SlurmDriftSync(db, slurm.config, slurm.cli), slurm.config.sync_s)
+    sync = SlurmDriftSync(db, slurm.config, slurm.cli, provisioner=slurm)
+    return PeriodicSync(sync, slurm.config.sync_s)
 
 
 __all__ = [
