@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.settings import enabled_from_env, local_run_as_from_env, roles_from_env
-from slotbroker.services.tokens import Role
 from slotbroker.store.db import database_url
 
 

@@ -14,12 +14,12 @@ from typing import ClassVar
 
 from planner_support import NOW_S, fast_settings, make_planner, make_site, run, spec, wait_state, wait_until
 from slotbroker.domain.jobs import JobSpec
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.leases import LeaseService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.quotas import QuotaService
 from slotbroker.services.planner.provisioners.base import Provision
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
 from slotbroker.services.planner.worker import WorkerPool
-from slotbroker.services.quotas import QuotaService
 from slotbroker.store.db import Database
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec, UpdateLease
 

@@ -22,15 +22,15 @@ from slotbroker.bootstrap import build_services
 from slotbroker.cli.main import app
 from slotbroker.config import Settings
 from slotbroker.domain.slurm_text import parse_time
-from slotbroker.services.calendar_cache import CalendarCache
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.find_slot import FindSlotService
-from slotbroker.services.leases import LeaseService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.quotas import QuotaService
+from slotbroker.services.find_slot.calendar_cache import CalendarCache
+from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
 from slotbroker.services.planner.service import Planner
-from slotbroker.services.quotas import QuotaService
-from slotbroker.services.slurm_drift import PeriodicSync, SlurmDriftSync, drift_job, node_is_out
+from slotbroker.services.planner.slurm_drift import PeriodicSync, SlurmDriftSync, drift_job, node_is_out
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec, UpdateLease

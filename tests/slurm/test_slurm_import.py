@@ -13,7 +13,7 @@ from slotbroker.cli.main import app
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.topology import ProviderNode, Topology
 from slotbroker.importers.slurm import feature_trait, gpu_classes, parse_slurm
-from slotbroker.services.topology import TopologyService
+from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slurm_cluster import CPUS, MEMORY_MB, NODES, SlurmCluster

@@ -20,14 +20,14 @@ import pytest
 from planner_support import fast_settings, make_site, run, wait_state
 from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.domain.slurm_text import parse_time
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.leases import LeaseService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.quotas import QuotaService
 from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
 from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.services.planner.worker import WorkerPool
-from slotbroker.services.quotas import QuotaService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec, UpdateLease

@@ -22,6 +22,7 @@ from slotbroker.domain.slurm_text import (
     reservation_name,
     split_list,
 )
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     AllocationItem,
@@ -37,7 +38,6 @@ from slotbroker.services.planner.provisioners.slurm import (
     map_state,
 )
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig, nodes_of
-from slotbroker.services.tokens import Role
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 

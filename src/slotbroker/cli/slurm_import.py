@@ -17,7 +17,7 @@ import yaml
 
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 from slotbroker.importers.slurm import cluster_name, parse_slurm
-from slotbroker.services.topology import TopologyService
+from slotbroker.services.inventory.topology import TopologyService
 
 FileOpt = Annotated[
     Path | None,
@@ -88,7 +88,7 @@ def sync_slurm(
     import dataclasses
 
     from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
-    from slotbroker.services.slurm_drift import SlurmDriftSync
+    from slotbroker.services.planner.slurm_drift import SlurmDriftSync
 
     with failing_nicely():
         config = SlurmConfig.from_env()

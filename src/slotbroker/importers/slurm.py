@@ -20,7 +20,7 @@ name or ``slurm``), one host per node record:
   characters as ``_``), registered in the document's ``traits``.
 
 Node state (down, drained) is not inventory: it changes by the minute, and the drift sync
-(``services/slurm_drift.py``) records it as capacity that is not free instead.
+(``services/planner/slurm_drift.py``) records it as capacity that is not free instead.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.strict import Int
 from slotbroker.domain.time import to_datetime
-from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
-from slotbroker.services.tokens import Principal, Role
+from slotbroker.services.access.tokens import Principal, Role
+from slotbroker.services.booking.allocation_request_bodies import AllocationRequestError, ClaimOutcome
 from slotbroker.wire.claims import Candidates, ClaimedAllocation, ClaimView, HostSwap
 
 router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))

@@ -51,6 +51,7 @@ from slotbroker.domain.slurm_text import (
     parse_time,
     reservation_name,
 )
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     Provision,
@@ -64,7 +65,6 @@ from slotbroker.services.planner.provisioners.base import (
 )
 from slotbroker.services.planner.provisioners.slurm_cli import SlurmCommandError, SlurmCommands
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig, nodes_of
-from slotbroker.services.tokens import Role
 
 QUEUED_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
 DONE_STATES: Mapping[str, RunPhase] = {

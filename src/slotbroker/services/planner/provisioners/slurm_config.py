@@ -11,8 +11,8 @@
   compute nodes at the same path (a shared filesystem). Default ``<tmp>/slotbroker-slurm``.
 * ``USERS``: the reservation's ``users=`` (the account the broker submits as; default its own).
 * ``PARTITION``: ``sbatch --partition`` (default: the cluster's default partition).
-* ``SYNC_S``: how often the server records Slurm's drift (``services/slurm_drift.py``), seconds; 0: never
-  (run ``slotbroker topology sync-slurm`` instead). Default 60.
+* ``SYNC_S``: how often the server syncs with Slurm (``services/planner/slurm_drift.py``), seconds;
+  0: never (run ``slotbroker topology sync-slurm`` instead). Default 60.
 """
 
 from __future__ import annotations
