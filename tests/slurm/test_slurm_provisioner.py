@@ -87,12 +87,12 @@ def job_state(cluster: SlurmCluster, job_id: str) -> str:
 
 
 def test_lease_becomes_a_reservation_that_follows_it_and_goes_with_it(
-    slurm_cluster: SlurmCluster, sdb: Database, tmp_path: Path
+    slurm_cluster: SlurmCluster, db: Database, tmp_path: Path
 ) -> None:
     """Book two nodes -> reservation sb-<lease> on them for the lease's window -> a job runs in it ->
     extending the lease moves the reservation's end -> cancelling the lease cancels the Slurm job,
-    deletes the reservation and keeps the job's output in its log."""
-    cluster = slurm_cluster
+    deletes the reservation and keeps the job's output in its log. SQLite and PostgreSQL."""
+    cluster, sdb = slurm_cluster, db
     hosts = make_site(sdb, hosts=("n1", "n2", "n3"), vcpu=2)
     leases = LeaseService(sdb, ClaimService(sdb), QuotaService(sdb))
     slurm = provisioner(cluster, tmp_path / "spool")
