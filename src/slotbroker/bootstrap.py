@@ -37,6 +37,7 @@ from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.names import NameResolver
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.planner.asap import JobAsap
+from slotbroker.services.planner.slurm_drift import drift_job
 from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
@@ -182,6 +183,9 @@ def build_services(
     )
     planner = planner or build_planner(settings, db, claims)
     planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs
+    slurm_drift = drift_job(db, planner.provisioners)  # what Slurm holds outside the broker, booked
+    if slurm_drift is not None:
+        lease_events.periodic.append(slurm_drift)
     return Services(
         db=db,
         inventory=InventoryService(db),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli import admin, booking, find_slot, jobs, mcp, topology
+from slotbroker.cli import admin, booking, find_slot, jobs, mcp, slurm_import, topology
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.providers_app, name="providers")
 app.add_typer(topology.app, name="topology")
+slurm_import.register(topology.app)
 app.command("find-slot")(find_slot.find_slot)
 app.command("calendar")(find_slot.calendar)
 app.command("offer")(booking.offer)

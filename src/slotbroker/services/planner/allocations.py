@@ -41,7 +41,9 @@ def load_lease(uow: UnitOfWork, lease_uuid: str, now_s: int) -> LeaseAllocation:
     rows = uow.jobs.lease_items(lease.id, now_s)
     items = tuple(AllocationItem(name, rc, amount, tag) for name, rc, amount, tag, _kind in rows)
     hosts = tuple(dict.fromkeys(name for name, _rc, _a, _t, kind in rows if kind == ProviderKind.HOST.value))
-    allocation = Allocation(lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items)
+    allocation = Allocation(
+        lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items, hosts=hosts
+    )
     return LeaseAllocation(str(lease.status), allocation, hosts)
 
 

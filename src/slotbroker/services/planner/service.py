@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
-from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step
+from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
 from slotbroker.services.access.tokens import Role
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_rehost import LeaseRehoster, Rehost
@@ -155,11 +155,13 @@ class Planner:
         configured = self.settings.roles.get(provisioner)
         return configured if configured is not None else self.provisioners[provisioner].min_role
 
-    def admit(self, provisioner: str, role: Role | None = None) -> None:
+    def admit(self, provisioner: str, role: Role | None = None, workload: Workload | None = None) -> None:
         """Refuse a provisioner that is not enabled here (``validation_error``) or, given the caller's
-        ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. It writes
-        nothing, so an adapter calls it before any other work done for the job (offers, a lease).
-        ``role`` None: a caller that acts on the database directly (the CLI), trusted as such."""
+        ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. Given the
+        ``workload``, refuse what that provisioner could never run (``validation_error`` at
+        ``/workload/...``). It writes nothing, so an adapter calls it before any other work done for the
+        job (offers, a lease). ``role`` None: a caller that acts on the database directly (the CLI),
+        trusted as such."""
         if provisioner not in self.provisioners:
             known = ", ".join(sorted(self.provisioners)) or "none"
             raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
@@ -169,15 +171,19 @@ class Planner:
                 f"the {provisioner} provisioner needs the {needed.value} role",
                 [FieldError("/provisioner", f"needs a token of role {needed.value} or higher")],
             )
+        problems = [] if workload is None else self.provisioners[provisioner].workload_problems(workload)
+        if problems:
+            raise ValidationFailed(f"the {provisioner} provisioner cannot run this workload", problems)
 
     def create(self, spec: JobSpec, *, project: str | None = None, role: Role | None = None) -> JobOut:
         """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
         id with a different spec is ``already_exists``). ``role``: the caller's, checked by ``admit``."""
-        self.admit(spec.provisioner, role)
+        self.admit(spec.provisioner, role, spec.workload)
         job_id = spec.job_id or str(uuidlib.uuid4())
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
         workload = spec.workload.to_json()
+        ahead = self.provisioners[spec.provisioner].provisions_ahead  # e.g. an advance reservation
         now = self.clock_ms()
         created: JobOut | None = None
         with UnitOfWork(self.db) as uow:
@@ -202,7 +208,7 @@ class Planner:
                 "workload": workload,
                 "state": JobState.PENDING.value,
                 "step": Step.PROVISION.value,
-                "due_ms": max(now, int(lease.start_s) * 1000),
+                "due_ms": now if ahead else max(now, int(lease.start_s) * 1000),
                 "version": 0,
                 "cancel_requested": False,
                 "expire_requested": False,

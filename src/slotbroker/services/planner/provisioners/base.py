@@ -11,6 +11,8 @@ database transaction open across a call. Rules every implementation follows (doc
 * ``release(provision_id)`` and ``cancel(run_id)`` are idempotent: a second call is a no-op.
 * ``status`` / ``run_status`` of an id the provisioner does not know answer ``UNKNOWN`` (used by
   restart reconciliation), they do not raise.
+* ``follow(provision)`` (optional, for provisioners that set ``follows_lease``, e.g. a Slurm
+  reservation that must end when the lease does) is idempotent.
 * A call that raises means "nothing was created" for ``provision``/``submit``; transient trouble that
   may have created something should be retried inside the call (with the same key) or reported as
   ``PENDING`` and sorted out by ``status``.
@@ -34,6 +36,7 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.access.tokens import Role
 
@@ -58,6 +61,7 @@ class Allocation:
     end_s: int
     items: tuple[AllocationItem, ...]
     label: str = "primary"  # "primary" or the alternate's name, for logs
+    hosts: tuple[str, ...] = ()  # the names of the item providers that are hosts (not links, devices)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Provisioner(abc.ABC):
 
     name: str = "?"
     min_role: ClassVar[Role] = Role.OPERATOR
+    follows_lease: ClassVar[bool] = False  # True: the planner calls ``follow`` while a job waits
+    provisions_ahead: ClassVar[bool] = False  # True: provision when the job is created, not at lease start
 
     @abc.abstractmethod
     async def provision(self, allocation: Allocation, key: str) -> str: ...
@@ -131,6 +137,17 @@ class Provisioner(abc.ABC):
 
     @abc.abstractmethod
     async def cancel(self, run_id: str) -> None: ...
+
+    def workload_problems(self, workload: Workload) -> list[FieldError]:
+        """What makes ``workload`` one this provisioner can never run, as problems at ``/workload/...``
+        (checked when a job is created, before anything is written); none by default."""
+        return []
+
+    async def follow(self, provision: Provision) -> None:  # noqa: B027 - optional hook
+        """The lease behind ``provision`` may have changed (extended, shortened, moved): make what was
+        provisioned follow ``provision.allocation``'s window. Called, for provisioners that set
+        ``follows_lease``, each time the planner polls a job's provision or run; cheap when nothing
+        changed, idempotent; raising only logs a warning (the next poll tries again)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""
