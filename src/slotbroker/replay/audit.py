@@ -79,7 +79,9 @@ def audit(
     for host, rows in sorted(by_host.items()):
         spans = _overbooked(rows, capacity.get(host, 0))
         overbooked += len(spans)
-        examples += [f"host {host}: {lvl} booked of {capacity.get(host, 0)} over [{s}, {e})" for s, e, lvl in spans]
+        examples += [
+            f"host {host}: {lvl} booked of {capacity.get(host, 0)} over [{s}, {e})" for s, e, lvl in spans
+        ]
     early = wrong = 0
     for job, start in zip(jobs, starts, strict=True):
         rows = by_job.get(job.id, [])
@@ -89,6 +91,8 @@ def audit(
         spans = {(b.start, b.end) for b in rows}
         if spans != {(start, start + job.run)} or sum(b.amount for b in rows) != job.procs:
             wrong += 1
-            examples.append(f"job {job.id}: booked {sorted(spans)} x {sum(b.amount for b in rows)}, "
-                            f"ran [{start}, {start + job.run}) x {job.procs}")
+            examples.append(
+                f"job {job.id}: booked {sorted(spans)} x {sum(b.amount for b in rows)}, "
+                f"ran [{start}, {start + job.run}) x {job.procs}"
+            )
     return AuditReport(overbooked, early, wrong, tuple(examples[:20]))

@@ -72,7 +72,7 @@ class Profile:
         self._cover(start)
         i = int(np.searchsorted(self.times, start, side="right")) - 1
         j = int(np.searchsorted(self.times, end, side="left"))
-        return int(self.used[i:max(j, i + 1)].max())
+        return int(self.used[i : max(j, i + 1)].max())
 
     def fits(self, start: int, duration: int, amount: int) -> bool:
         return self.peak(start, start + duration) + amount <= self.capacity

@@ -39,14 +39,18 @@ from slotbroker.wire.leases import CreateLease, LeaseItemSpec
 
 PROJECT = "replay"
 SITE = "machine"
-RANGE_DAYS = 90  # how far ahead find-slot looks for a window (the default SLOTBROKER_FIND_SLOT_MAX_RANGE_DAYS)
+RANGE_DAYS = (
+    90  # how far ahead find-slot looks for a window (the default SLOTBROKER_FIND_SLOT_MAX_RANGE_DAYS)
+)
 
 
 def pool_topology(hosts: int, cores: int = 1) -> Topology:
     """One region, one site, ``hosts`` identical hosts ``h0001``... with ``cores`` VCPU each."""
     width = max(4, len(str(hosts)))
     nodes = [
-        ProviderNode(name=f"h{n:0{width}d}", kind=ProviderKind.HOST, inventories={"VCPU": Inventory(total=cores)})
+        ProviderNode(
+            name=f"h{n:0{width}d}", kind=ProviderKind.HOST, inventories={"VCPU": Inventory(total=cores)}
+        )
         for n in range(1, hosts + 1)
     ]
     site = ProviderNode(name=SITE, kind=ProviderKind.SITE, children=nodes)
@@ -83,7 +87,10 @@ class ServicePolicy:
             raise RuntimeError(f"job {ask.id}: no window within {RANGE_DAYS} days: {result.explanation}")
         window = result.windows[0]
         amounts = Counter(window.placement["job"])
-        items = [LeaseItemSpec(provider_uuid=self.uuids[h], resource_class="VCPU", amount=n) for h, n in amounts.items()]
+        items = [
+            LeaseItemSpec(provider_uuid=self.uuids[h], resource_class="VCPU", amount=n)
+            for h, n in amounts.items()
+        ]
         start = window.start
         end = to_datetime(int(start.timestamp()) + ask.req)
         lease = self.svc.leases.create(
@@ -149,8 +156,9 @@ def replay_services(
         where = directory or Path(tmp)
         svc, uuids = open_services(trace, where, cores=cores)
         try:
-            policy = ServicePolicy(svc, uuids, trace.epoch_s, placement=placement,
-                                   name=f"service_{placement}")
+            policy = ServicePolicy(
+                svc, uuids, trace.epoch_s, placement=placement, name=f"service_{placement}"
+            )
             run = simulate(trace, policy)
             bookings = read_bookings(svc, trace.epoch_s)
         finally:

@@ -32,9 +32,7 @@ def ask_of(job: Job) -> Ask:
     return Ask(job.id, job.submit, job.req, job.procs)
 
 
-def simulate(
-    trace: Trace, policy: Policy | str, *, progress: Callable[[int], None] | None = None
-) -> Run:
+def simulate(trace: Trace, policy: Policy | str, *, progress: Callable[[int], None] | None = None) -> Run:
     """Replay ``trace`` under ``policy`` (a name from ``POLICIES`` or an instance); ``progress(n)`` is
     called with the number of jobs started so far, now and then."""
     t0 = time.perf_counter()
@@ -49,8 +47,15 @@ def simulate(
     nxt = 0
     done = 0
     while nxt < len(jobs) or ends or pol.next_wakeup() is not None:
-        candidates = [t for t in (jobs[nxt].submit if nxt < len(jobs) else None,
-                                  ends[0][0] if ends else None, pol.next_wakeup()) if t is not None]
+        candidates = [
+            t
+            for t in (
+                jobs[nxt].submit if nxt < len(jobs) else None,
+                ends[0][0] if ends else None,
+                pol.next_wakeup(),
+            )
+            if t is not None
+        ]
         now = min(candidates)
         while ends and ends[0][0] == now:
             _, i = heapq.heappop(ends)
