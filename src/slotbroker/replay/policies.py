@@ -75,8 +75,8 @@ class Conservative:
 
     def _compact(self, now: int) -> None:
         for ask_id, (ask, old) in list(self.pending.items()):
-            if old <= now:
-                continue
+            if old <= now or self.profile.trough(now, old) + ask.procs > self.profile.capacity:
+                continue  # due now, or never room for it before its reservation: it cannot move
             self.profile.add(old, old + ask.req, -ask.procs)
             new = self.profile.earliest(now, ask.req, ask.procs)
             self.profile.add(new, new + ask.req, ask.procs)

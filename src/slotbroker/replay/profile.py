@@ -74,6 +74,13 @@ class Profile:
         j = int(np.searchsorted(self.times, end, side="left"))
         return int(self.used[i : max(j, i + 1)].max())
 
+    def trough(self, start: int, end: int) -> int:
+        """Fewest processors taken at any instant of [start, end)."""
+        self._cover(start)
+        i = int(np.searchsorted(self.times, start, side="right")) - 1
+        j = int(np.searchsorted(self.times, end, side="left"))
+        return int(self.used[i : max(j, i + 1)].min())
+
     def fits(self, start: int, duration: int, amount: int) -> bool:
         return self.peak(start, start + duration) + amount <= self.capacity
 
