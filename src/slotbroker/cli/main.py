@@ -29,6 +29,7 @@ app.command("extend")(booking.extend)
 app.command("cancel")(booking.cancel)
 app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
+app.command("replay")(__import__("slotbroker.cli.replay", fromlist=["replay"]).replay)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
