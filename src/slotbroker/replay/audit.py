@@ -88,11 +88,11 @@ def audit(
         if start < job.submit or any(b.start < job.submit for b in rows):
             early += 1
             examples.append(f"job {job.id}: starts at {start}, submitted at {job.submit}")
-        spans = {(b.start, b.end) for b in rows}
-        if spans != {(start, start + job.run)} or sum(b.amount for b in rows) != job.procs:
+        runs = {(b.start, b.end) for b in rows}
+        if runs != {(start, start + job.run)} or sum(b.amount for b in rows) != job.procs:
             wrong += 1
             examples.append(
-                f"job {job.id}: booked {sorted(spans)} x {sum(b.amount for b in rows)}, "
+                f"job {job.id}: booked {sorted(runs)} x {sum(b.amount for b in rows)}, "
                 f"ran [{start}, {start + job.run}) x {job.procs}"
             )
     return AuditReport(overbooked, early, wrong, tuple(examples[:20]))

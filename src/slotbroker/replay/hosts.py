@@ -32,8 +32,8 @@ def assign(run: Run, *, cores: int = 1) -> tuple[list[Booking], dict[str, int]]:
     for i in order:
         job, start = run.jobs[i], run.starts[i]
         while running and running[0][0] <= start:
-            _, _, held = heapq.heappop(running)
-            for h, n in held:
+            _, _, done = heapq.heappop(running)
+            for h, n in done:
                 if free_cores[h] == 0:
                     heapq.heappush(free, h)
                 free_cores[h] += n

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
@@ -48,7 +48,7 @@ def line_chart(
     title: str,
     xlabel: str,
     ylabel: str,
-    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
     log_y: bool = False,
 ) -> str:
@@ -91,7 +91,7 @@ def line_chart(
 
 
 def bar_chart(
-    title: str, xlabel: str, ylabel: str, groups: Sequence[str], series: dict[str, Sequence[float]]
+    title: str, xlabel: str, ylabel: str, groups: Sequence[str], series: Mapping[str, Sequence[float]]
 ) -> str:
     """Grouped bars: one group per label in ``groups``, one bar per series inside each."""
     top = max((v for vals in series.values() for v in vals), default=1.0) or 1.0

@@ -10,9 +10,7 @@ from slotbroker.replay.profile import Profile
 CAP = 4
 HORIZON = 60
 
-bookings = st.lists(
-    st.tuples(st.integers(0, HORIZON), st.integers(1, 20), st.integers(1, CAP)), max_size=8
-)
+bookings = st.lists(st.tuples(st.integers(0, HORIZON), st.integers(1, 20), st.integers(1, CAP)), max_size=8)
 
 
 def reference_earliest(used: list[int], now: int, duration: int, amount: int) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from slotbroker.replay.trace import SwfRecord, parse_swf_lines, published_filter, read_swf
-from tests.replay.support import trace_file
+
+from .support import trace_file
 
 HEADER = "; MaxProcs: 8\n; UnixStartTime: 1000\n"
 
@@ -19,7 +20,13 @@ def swf_line(job: int, submit: int, run: int, alloc: int, req_procs: int, req_ti
 
 def test_the_filter_drops_what_the_published_table_drops() -> None:
     keep = published_filter(SwfRecord(1, 0, 50, 4, 4, 100, 7), 8)
-    assert keep is not None and (keep.submit, keep.run, keep.req, keep.procs) == (0, 50, 100, 4)  # time 0 kept
+    assert keep is not None
+    assert (keep.submit, keep.run, keep.req, keep.procs) == (
+        0,
+        50,
+        100,
+        4,
+    )
     assert published_filter(SwfRecord(2, 5, 50, 9, 9, 100, 7), 8) is None  # more than the machine
     assert published_filter(SwfRecord(3, 5, 0, 4, 4, 100, 7), 8) is None  # runtime not positive
     assert published_filter(SwfRecord(4, 5, 50, 4, 4, -1, 7), 8) is None  # requested time not positive
@@ -31,9 +38,12 @@ def test_one_processor_count_stands_for_both_and_the_runtime_is_capped() -> None
     only_alloc = published_filter(SwfRecord(1, 0, 50, 3, -1, 100, 7), 8)
     only_req = published_filter(SwfRecord(2, 0, 50, -1, 5, 100, 7), 8)
     over = published_filter(SwfRecord(3, 0, 150, 2, 2, 100, 7), 8)
-    assert only_alloc is not None and only_alloc.procs == 3
-    assert only_req is not None and only_req.procs == 5
-    assert over is not None and over.run == 100  # killed at its limit
+    assert only_alloc is not None
+    assert only_alloc.procs == 3
+    assert only_req is not None
+    assert only_req.procs == 5
+    assert over is not None
+    assert over.run == 100
 
 
 def test_read_swf_gzipped_with_header(tmp_path: Path) -> None:
@@ -42,7 +52,9 @@ def test_read_swf_gzipped_with_header(tmp_path: Path) -> None:
     with gzip.open(path, "wt") as fh:
         fh.write(body)
     trace = read_swf(path)
-    assert trace.capacity == 8 and trace.epoch_s == 1000 and trace.dropped == 1
+    assert trace.capacity == 8
+    assert trace.epoch_s == 1000
+    assert trace.dropped == 1
     assert [j.id for j in trace.jobs] == [3, 2]  # by submit time; job 1 (9 procs) dropped
 
 

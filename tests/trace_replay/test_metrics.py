@@ -6,7 +6,8 @@ import pytest
 
 from slotbroker.replay.metrics import summarise
 from slotbroker.replay.simulate import simulate
-from tests.replay.support import EARLY_END, make_trace
+
+from .support import EARLY_END, make_trace
 
 # Capacity 2. A (both, 100 s) starts at 0. B (1 proc, asks 200, runs 50) arrives at 10, C (1, 30) at 20.
 # EASY: B, at the head, gets the reservation t=100 (A's requested end). C cannot start before 100 either

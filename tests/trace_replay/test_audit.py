@@ -8,7 +8,8 @@ from slotbroker.replay.audit import Booking, audit
 from slotbroker.replay.hosts import assign
 from slotbroker.replay.policies import POLICIES
 from slotbroker.replay.simulate import simulate
-from tests.replay.support import EARLY_END, make_trace
+
+from .support import EARLY_END, make_trace
 
 BUSY = make_trace(
     4, (0, 50, 60, 2), (5, 30, 40, 3), (6, 10, 20, 1), (7, 70, 90, 4), (8, 5, 5, 1), (9, 40, 80, 2)
@@ -31,7 +32,8 @@ def test_an_overlap_on_one_host_is_caught() -> None:
     assert audit(run.jobs, run.starts, bookings, capacity).violations == 0
     moved = [replace(b, host="h0001") for b in bookings]  # both jobs on one single-core host at once
     report = audit(run.jobs, run.starts, moved, capacity)
-    assert report.overbooked == 1 and report.violations == 1
+    assert report.overbooked == 1
+    assert report.violations == 1
     assert report.examples[0] == "host h0001: 2 booked of 1 over [0, 10)"
 
 
