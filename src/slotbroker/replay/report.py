@@ -84,7 +84,13 @@ def render_html(doc: dict[str, Any], results: Sequence[PolicyResult], extra: str
     pub = "".join(f"<li>{escape(k)}: {v}</li>" for k, v in published.items())
     charts = [
         line_chart("Utilisation per day", "day", "share of processors", util),
-        line_chart("Wait distribution", "percentile of jobs", "wait (hours, log)", waits, log_y=True),
+        line_chart(
+            "Wait distribution",
+            "percentile of jobs (waits of 0 s are off the log scale)",
+            "wait (hours, log)",
+            waits,
+            log_y=True,
+        ),
         bar_chart(
             "Average bounded slowdown by job size",
             "processors",
