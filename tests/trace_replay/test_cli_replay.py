@@ -51,3 +51,33 @@ def test_a_trace_without_machine_size_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(trace)])
     assert result.exit_code == 2
     assert "MaxProcs" in result.output
+
+
+def test_a_trace_with_no_job_left_is_a_usage_error(tmp_path: Path) -> None:
+    trace = tmp_path / "big.swf"
+    trace.write_text(SWF)
+    result = runner.invoke(app, ["replay", str(trace), "--capacity", "1"])
+    assert result.exit_code == 0  # the two one-processor jobs remain
+    result = runner.invoke(app, ["replay", str(tmp_path / "missing.swf")])
+    assert result.exit_code == 2
+    empty = tmp_path / "empty.swf"
+    empty.write_text("; MaxProcs: 2\n")
+    result = runner.invoke(app, ["replay", str(empty)])
+    assert result.exit_code == 2
+    assert "no job is left" in result.output
+
+
+def test_alibaba_pods_report_placement_per_node_order(tmp_path: Path) -> None:
+    nodes = tmp_path / "alibaba_openb_node_list_all_node.csv"
+    nodes.write_text("sn,cpu_milli,memory_mib,gpu,model\nn-0,8000,1024,1,T4\n")
+    pods = tmp_path / "pods.csv"
+    pods.write_text(
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,"
+        "scheduled_time\np-0,1000,100,1,600,,LS,Running,0,100,0\np-1,1000,100,1,600,,LS,Running,10,20,10\n"
+    )
+    result = runner.invoke(app, ["replay", str(pods), "--json", "-p", "first_fit"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    # p-1 needs 600 thousandths of the only card while p-0 holds 600 of its 1000: not placed
+    assert doc["policies"]["first_fit"]["gpu_pods_placed_fraction"] == 0.5
+    assert doc["all_at_once"]["first_fit"]["violations"] == 0

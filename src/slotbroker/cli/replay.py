@@ -75,6 +75,10 @@ def replay(
         data = read_swf(trace, capacity=capacity)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TRACE") from None
+    if not data.jobs:
+        raise typer.BadParameter(
+            f"no job is left after the filter ({data.dropped} dropped)", param_hint="TRACE"
+        )
     results = _with_progress(data, chosen, replay_trace)
     baseline = baseline_for(data.name, published or trace.with_name(PUBLISHED))
     doc = result_json(data, results, baseline)
