@@ -21,7 +21,20 @@ def test_json_has_the_documented_shape(tmp_path: Path) -> None:
     trace.write_text(SWF)
     html = tmp_path / "report.html"
     result = runner.invoke(
-        app, ["replay", str(trace), "--json", "--html", str(html), "-p", "easy", "-p", "priority"]
+        app,
+        [
+            "replay",
+            str(trace),
+            "--json",
+            "--html",
+            str(html),
+            "--plots",
+            str(tmp_path / "svg"),
+            "-p",
+            "easy",
+            "-p",
+            "priority",
+        ],
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout.strip().splitlines()[-1])
@@ -35,6 +48,11 @@ def test_json_has_the_documented_shape(tmp_path: Path) -> None:
     page = html.read_text()
     assert page.count("<svg") == 3
     assert "Wait distribution" in page
+    assert sorted(p.name for p in (tmp_path / "svg").iterdir()) == [
+        "slowdown_by_size.svg",
+        "utilisation.svg",
+        "waits.svg",
+    ]
 
 
 def test_an_unknown_policy_is_a_usage_error(tmp_path: Path) -> None:

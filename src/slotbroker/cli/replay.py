@@ -33,6 +33,9 @@ def replay(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report with plots here.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Also write the three plots as SVG files here.")
+    ] = None,
     capacity: Annotated[
         int | None, typer.Option(min=1, help="Processors of the machine (default: the SWF header's).")
     ] = None,
@@ -91,6 +94,12 @@ def replay(
         extra = f"<h2>Service path</h2><pre>{json.dumps(doc['service_path'], indent=1)}</pre>"
     if html is not None:
         html.write_text(render_html(doc, results, extra), encoding="utf-8")
+    if plots is not None:
+        from slotbroker.replay.report import charts
+
+        plots.mkdir(parents=True, exist_ok=True)
+        for stem, svg in charts(results).items():
+            (plots / f"{stem}.svg").write_text(svg, encoding="utf-8")
     if as_json:
         print(json.dumps(doc))
         return

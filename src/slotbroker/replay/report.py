@@ -75,30 +75,34 @@ def _table(doc: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_html(doc: dict[str, Any], results: Sequence[PolicyResult], extra: str = "") -> str:
-    """The report page for ``doc`` (``runner.result_json``) and the runs behind it."""
+def charts(results: Sequence[PolicyResult]) -> dict[str, str]:
+    """The three plots as SVG documents, by file stem."""
     util = {r.run.policy: utilisation_by_day(r.run) for r in results}
     waits = {r.run.policy: wait_quantiles(r.run) for r in results}
     sizes = {r.run.policy: slowdown_by_size(r.run) for r in results}
-    published = doc.get("published") or {}
-    pub = "".join(f"<li>{escape(k)}: {v}</li>" for k, v in published.items())
-    charts = [
-        line_chart("Utilisation per day", "day", "share of processors", util),
-        line_chart(
+    return {
+        "utilisation": line_chart("Utilisation per day", "day", "share of processors", util),
+        "waits": line_chart(
             "Wait distribution",
             "percentile of jobs (waits of 0 s are off the log scale)",
             "wait (hours, log)",
             waits,
             log_y=True,
         ),
-        bar_chart(
+        "slowdown_by_size": bar_chart(
             "Average bounded slowdown by job size",
             "processors",
             "avg bounded slowdown",
             [_size_label(lo, hi) for lo, hi in SIZE_BUCKETS],
             sizes,
         ),
-    ]
+    }
+
+
+def render_html(doc: dict[str, Any], results: Sequence[PolicyResult], extra: str = "") -> str:
+    """The report page for ``doc`` (``runner.result_json``) and the runs behind it."""
+    published = doc.get("published") or {}
+    pub = "".join(f"<li>{escape(k)}: {v}</li>" for k, v in published.items())
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>slotbroker replay: {escape(str(doc['trace']))}</title>"
@@ -109,6 +113,6 @@ def render_html(doc: dict[str, Any], results: Sequence[PolicyResult], extra: str
         + _table(doc)
         + (f"<p>Published average bounded slowdown (predictsim):</p><ul>{pub}</ul>" if pub else "")
         + extra
-        + "".join(f"<div>{c}</div>" for c in charts)
+        + "".join(f"<div>{c}</div>" for c in charts(results).values())
         + "</body></html>"
     )
