@@ -63,6 +63,14 @@ def test_an_unknown_policy_is_a_usage_error(tmp_path: Path) -> None:
     assert "unknown policy fifo" in result.output
 
 
+def test_an_unknown_placement_is_a_usage_error(tmp_path: Path) -> None:
+    trace = tmp_path / "tiny.swf"
+    trace.write_text(SWF)
+    result = runner.invoke(app, ["replay", str(trace), "--service-prefix", "2", "--placement", "nearest"])
+    assert result.exit_code == 2
+    assert "unknown placement nearest" in result.output
+
+
 def test_a_trace_without_machine_size_is_a_usage_error(tmp_path: Path) -> None:
     trace = tmp_path / "nosize.swf"
     trace.write_text(SWF.replace("; MaxProcs: 2\n", ""))
@@ -99,3 +107,16 @@ def test_alibaba_pods_report_placement_per_node_order(tmp_path: Path) -> None:
     # p-1 needs 600 thousandths of the only card while p-0 holds 600 of its 1000: not placed
     assert doc["policies"]["first_fit"]["gpu_pods_placed_fraction"] == 0.5
     assert doc["all_at_once"]["first_fit"]["violations"] == 0
+
+
+def test_service_prefix_compares_the_real_services_with_the_fast_path(tmp_path: Path) -> None:
+    trace = tmp_path / "tiny.swf"
+    trace.write_text(SWF)
+    result = runner.invoke(
+        app, ["replay", str(trace), "--json", "-p", "conservative", "--service-prefix", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    service = json.loads(result.stdout)["service_path"]
+    assert service["jobs"] == 3
+    assert service["agree"] == 3  # A at 0, B and C at 100 on both paths
+    assert service["violations"] == 0

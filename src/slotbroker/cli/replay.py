@@ -87,10 +87,22 @@ def replay(
     doc = result_json(data, results, baseline)
     extra = ""
     if service_prefix:
+        from slotbroker.domain.request import Policy
+
+        if placement not in {p.value for p in Policy}:
+            known = ", ".join(p.value for p in Policy)
+            raise typer.BadParameter(
+                f"unknown placement {placement}; known: {known}", param_hint="--placement"
+            )
         from slotbroker.replay.compare import compare_service_path
+        from slotbroker.replay.service_path import NoWindow
 
         err_console.print(f"service path: replaying the first {service_prefix} jobs through the services...")
-        doc["service_path"] = compare_service_path(data, service_prefix, placement=placement)
+        try:
+            doc["service_path"] = compare_service_path(data, service_prefix, placement=placement)
+        except NoWindow as exc:
+            err_console.print(f"service path stopped: {exc}")
+            raise typer.Exit(1) from None
         extra = f"<h2>Service path</h2><pre>{json.dumps(doc['service_path'], indent=1)}</pre>"
     if html is not None:
         html.write_text(render_html(doc, results, extra), encoding="utf-8")

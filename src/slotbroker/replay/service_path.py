@@ -57,6 +57,10 @@ def pool_topology(hosts: int, cores: int = 1) -> Topology:
     return Topology(providers=[ProviderNode(name="replay", kind=ProviderKind.REGION, children=[site])])
 
 
+class NoWindow(RuntimeError):
+    """Find-slot found no window for a job within its range: the replay cannot go on."""
+
+
 @dataclass
 class ServicePolicy:
     """The broker as a scheduling policy: every arrival books the earliest window (see the module)."""
@@ -84,7 +88,7 @@ class ServicePolicy:
         result = self.svc.find_slot.find(doc, now_s=at, project=PROJECT)
         self.found_slots += 1
         if not result.windows:
-            raise RuntimeError(f"job {ask.id}: no window within {RANGE_DAYS} days: {result.explanation}")
+            raise NoWindow(f"job {ask.id}: no window within {RANGE_DAYS} days of its submit time")
         window = result.windows[0]
         amounts = Counter(window.placement["job"])
         items = [
@@ -129,9 +133,12 @@ def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Ser
     url = f"sqlite:///{directory / 'replay.db'}"
     db = Database(url)
     migrate.upgrade(db.engine)
+    longest = max((job.req for job in trace.jobs), default=0)
     settings = Settings(
         database_url=url,
         migrate_on_start=False,
+        # the machine's own limit was the requested time; the broker's lease cap must not cut it shorter
+        max_lease_duration_s=max(Settings().max_lease_duration_s, longest),
         event_loop_interval_s=0,
         planner_workers=0,
         find_slot_max_range_days=RANGE_DAYS,
