@@ -125,7 +125,7 @@ class ServicePolicy:
 class ServiceRun:
     run: Run
     bookings: tuple[Booking, ...]
-    database_url: str
+    database_url: str | None  # kept only when the caller named the directory
 
 
 def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Services, dict[str, str]]:
@@ -147,8 +147,7 @@ def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Ser
     svc = build_services(settings, db)
     if trace.capacity % cores:
         raise ValueError(f"{trace.capacity} processors do not make hosts of {cores} cores")
-    topo = svc.topology.import_(pool_topology(trace.capacity // cores, cores))
-    del topo
+    svc.topology.import_(pool_topology(trace.capacity // cores, cores))
     exported = svc.topology.export()
     uuids = {h.name: str(h.uuid) for h in exported.providers[0].children[0].children}
     return svc, uuids
@@ -170,7 +169,7 @@ def replay_services(
             bookings = read_bookings(svc, trace.epoch_s)
         finally:
             svc.close()
-        return ServiceRun(run, bookings, f"sqlite:///{where / 'replay.db'}")
+        return ServiceRun(run, bookings, f"sqlite:///{where / 'replay.db'}" if directory else None)
 
 
 def read_bookings(svc: Services, epoch_s: int) -> tuple[Booking, ...]:
