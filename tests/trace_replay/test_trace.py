@@ -69,3 +69,19 @@ def test_kth_sp2_after_the_filter_has_the_published_job_count() -> None:
     assert trace.capacity == 100
     assert trace.jobs[0].submit == 0  # jobs submitted at time 0 are kept
     assert all(0 < j.run <= j.req and 0 < j.procs <= 100 for j in trace.jobs)
+
+
+@pytest.mark.slow
+def test_kth_sp2_replays_beside_the_published_table() -> None:
+    """The whole trace (~10 s): our EASY and EASY-SJBF land on the published figures (92.58, 69.41), the
+    priority variant beats both with user estimates only, and the audit finds nothing."""
+    from slotbroker.replay.published import baseline_for
+    from slotbroker.replay.runner import replay_trace
+
+    path = trace_file("KTH-SP2_predictsim_log.swf.gz")
+    published = baseline_for("KTH-SP2", path.with_name("predictsim_easy_metrics.tsv"))
+    results = {r.run.policy: r for r in replay_trace(read_swf(path), ["easy", "easy_sjbf", "priority"])}
+    assert all(r.audit.violations == 0 for r in results.values())
+    assert abs(results["easy"].metrics.avg_bounded_slowdown - published.get("easy", 92.58)) < 0.5
+    assert abs(results["easy_sjbf"].metrics.avg_bounded_slowdown - published.get("easy_sjbf", 69.41)) < 0.5
+    assert results["priority"].metrics.avg_bounded_slowdown < 69.41
