@@ -29,7 +29,12 @@ def replay(
     trace: TraceArg,
     policy: Annotated[
         list[str] | None,
-        typer.Option("--policy", "-p", help="Policy to run (repeatable; default all of them)."),
+        typer.Option(
+            "--policy",
+            "-p",
+            help="Policy to run, repeatable (default all): conservative, conservative_compact, easy, "
+            "easy_sjbf, priority; for Alibaba pods first_fit, best_fit, spread.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report with plots here.")] = None,
@@ -44,7 +49,7 @@ def replay(
         typer.Option(
             min=0,
             help="Also replay the first N jobs through the real booking services and compare (slow: "
-            "~50-100 ms a job).",
+            "~50-200 ms a job).",
         ),
     ] = 0,
     placement: Annotated[
