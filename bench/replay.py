@@ -3,7 +3,8 @@ policy, beside predictsim's published EASY (92.58) and EASY-SJBF (69.41) average
 
 Prints ONE JSON object: ``runner.result_json`` (per policy: avg_bounded_slowdown, mean_wait_s,
 utilization, violations, wall_s, wait percentiles, minus_published) plus ``service_path`` (the first
-``--service-jobs`` jobs through the real services, compared with the fast path) and ``alibaba`` (GPU pods
+``--service-jobs`` jobs through the real services, ``conservative`` and ``easy``, compared with the fast
+path) and ``alibaba`` (GPU pods
 placed and GPU utilisation per node order, with and without deletions).
 
 ``python bench/replay.py [--traces DIR] [--service-jobs N] [--skip-alibaba]``. The traces are read from
@@ -50,7 +51,10 @@ def main() -> int:
     doc["trace"] = "KTH-SP2"
     doc["all_policies_wall_s"] = round(sum(r.wall_s for r in results), 2)
     if args.service_jobs:
-        doc["service_path"] = compare_service_path(trace, args.service_jobs)
+        doc["service_path"] = {
+            policy: compare_service_path(trace, args.service_jobs, policy=policy)
+            for policy in ("conservative", "easy")
+        }
     if not args.skip_alibaba:
         nodes = read_nodes(args.traces / "alibaba_openb_node_list_all_node.csv")
         pods = read_pods(args.traces / "alibaba_openb_pod_list_default.csv.gz")

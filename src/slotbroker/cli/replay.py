@@ -55,6 +55,9 @@ def replay(
     placement: Annotated[
         str, typer.Option(help="The engine's placement policy for --service-prefix (least_gap, earliest...).")
     ] = "least_gap",
+    service_policy: Annotated[
+        str, typer.Option(help="What the services replay with --service-prefix: conservative or easy.")
+    ] = "conservative",
     nodes: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Alibaba node list (default: beside TRACE)."),
@@ -99,12 +102,18 @@ def replay(
             raise typer.BadParameter(
                 f"unknown placement {placement}; known: {known}", param_hint="--placement"
             )
-        from slotbroker.replay.compare import compare_service_path
+        from slotbroker.replay.compare import SERVICE_POLICIES, compare_service_path
         from slotbroker.replay.service_path import NoWindow
+
+        if service_policy not in SERVICE_POLICIES:
+            known = " or ".join(SERVICE_POLICIES)
+            raise typer.BadParameter(f"the services replay {known}", param_hint="--service-policy")
 
         err_console.print(f"service path: replaying the first {service_prefix} jobs through the services...")
         try:
-            doc["service_path"] = compare_service_path(data, service_prefix, placement=placement)
+            doc["service_path"] = compare_service_path(
+                data, service_prefix, placement=placement, policy=service_policy
+            )
         except NoWindow as exc:
             err_console.print(f"service path stopped: {exc}")
             raise typer.Exit(1) from None

@@ -12,22 +12,30 @@ from slotbroker.replay.service_path import replay_services
 from slotbroker.replay.simulate import simulate
 from slotbroker.replay.trace import Trace, prefix
 
+SERVICE_POLICIES = ("conservative", "easy")
 
-def compare_service_path(trace: Trace, jobs: int, *, placement: str = "least_gap") -> dict[str, Any]:
-    """Replay the first ``jobs`` jobs through the services (``placement`` policy) and through the fast
-    path's ``conservative`` policy (the same rule: book the earliest window on arrival); count the jobs
-    whose starts agree, the audit's violations of the service path's bookings (read back from its
-    database) and both average bounded slowdowns."""
+
+def compare_service_path(
+    trace: Trace, jobs: int, *, placement: str = "least_gap", policy: str = "conservative"
+) -> dict[str, Any]:
+    """Replay the first ``jobs`` jobs through the services (``placement``: the engine's placement
+    policy) and through the fast path's ``policy`` (``conservative``: book the earliest window on
+    arrival; ``easy``: the head's reservation is a lease, the others start when a window starts now);
+    count the jobs whose starts agree, the audit's violations of the service path's bookings (read back
+    from its database) and both average bounded slowdowns."""
+    if policy not in SERVICE_POLICIES:
+        raise ValueError(f"the service path replays {' or '.join(SERVICE_POLICIES)}, not {policy!r}")
     part = prefix(trace, jobs)
-    fast = simulate(part, "conservative")
+    fast = simulate(part, policy)
     t0 = time.perf_counter()
-    svc = replay_services(part, placement=placement)
+    svc = replay_services(part, placement=placement, easy=policy == "easy")
     wall = time.perf_counter() - t0
     capacity = dict.fromkeys(host_names(trace.capacity), 1)
     report = audit(svc.run.jobs, svc.run.starts, svc.bookings, capacity)
     pairs = list(zip(fast.starts, svc.run.starts, strict=True))
     return {
         "jobs": len(part.jobs),
+        "policy": policy,
         "placement": placement,
         "agree": sum(a == b for a, b in pairs),
         "later": sum(b > a for a, b in pairs),

@@ -74,13 +74,15 @@ class ServicePolicy:
     waiting: dict[int, Ask] = field(default_factory=dict)
     found_slots: int = 0
 
-    def submit(self, ask: Ask, now: int) -> None:
+    def book(self, ask: Ask, now: int, *, start_now: bool = False) -> tuple[str, int] | None:
+        """Find-slot then lease: the earliest window for ``ask`` from ``now`` (``start_now``: only one
+        starting now, else None). Returns (lease id, start in trace time)."""
         at = self.epoch_s + now
         doc: dict[str, Any] = {
             "components": [{"name": "job", "count": ask.procs, "resources": {"VCPU": 1}}],
             "duration": ask.req,
             "earliest_start": to_datetime(at).isoformat(),
-            "latest_end": to_datetime(at + RANGE_DAYS * 86400).isoformat(),
+            "latest_end": to_datetime(at + (ask.req if start_now else RANGE_DAYS * 86400)).isoformat(),
             "limit": 1,
             "alternates": 0,
             "policy": self.placement,
@@ -88,6 +90,8 @@ class ServicePolicy:
         result = self.svc.find_slot.find(doc, now_s=at, project=PROJECT)
         self.found_slots += 1
         if not result.windows:
+            if start_now:
+                return None
             raise NoWindow(f"job {ask.id}: no window within {RANGE_DAYS} days of its submit time")
         window = result.windows[0]
         amounts = Counter(window.placement["job"])
@@ -100,7 +104,12 @@ class ServicePolicy:
         lease = self.svc.leases.create(
             CreateLease(name=f"job {ask.id}", start=start, end=end, items=items), project=PROJECT, now_s=at
         )
-        self.leases[ask.id] = (lease.id, lease.start_s - self.epoch_s)
+        return lease.id, lease.start_s - self.epoch_s
+
+    def submit(self, ask: Ask, now: int) -> None:
+        booked = self.book(ask, now)
+        assert booked is not None
+        self.leases[ask.id] = booked
         self.waiting[ask.id] = ask
 
     def finish(self, ask: Ask, start: int, now: int) -> None:
@@ -119,6 +128,49 @@ class ServicePolicy:
 
     def next_wakeup(self) -> int | None:
         return min((self.leases[i][1] for i in self.waiting), default=None)
+
+
+class ServiceEasy(ServicePolicy):
+    """EASY backfilling done by the broker: the queue's head holds a reservation (a PENDING lease,
+    cancelled and booked again at every pass, so it moves earlier when capacity frees); every other job
+    starts now if find-slot has a window starting now (which cannot touch the head's lease)."""
+
+    def __init__(
+        self, svc: Services, uuids: dict[str, str], epoch_s: int, placement: str = "earliest"
+    ) -> None:
+        super().__init__(svc, uuids, epoch_s, placement=placement, name=f"service_easy_{placement}")
+        self.queue: list[Ask] = []
+        self.reservation: str | None = None  # the head's PENDING lease
+
+    def submit(self, ask: Ask, now: int) -> None:
+        self.queue.append(ask)
+
+    def schedule(self, now: int) -> list[Ask]:
+        at = self.epoch_s + now
+        self.svc.lease_events.tick(at)
+        if self.reservation is not None:
+            self.svc.leases.cancel(self.reservation, project=PROJECT, now_s=at)
+            self.reservation = None
+        started: list[Ask] = []
+        while self.queue:
+            head = self.queue[0]
+            booked = self.book(head, now)
+            assert booked is not None
+            if booked[1] > now:
+                self.reservation = booked[0]
+                break
+            self.leases[head.id] = booked
+            started.append(self.queue.pop(0))
+        for ask in list(self.queue[1:]):
+            got = self.book(ask, now, start_now=True)
+            if got is not None:
+                self.leases[ask.id] = got
+                self.queue.remove(ask)
+                started.append(ask)
+        return started
+
+    def next_wakeup(self) -> int | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -154,7 +206,12 @@ def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Ser
 
 
 def replay_services(
-    trace: Trace, *, placement: str = "earliest", directory: Path | None = None, cores: int = 1
+    trace: Trace,
+    *,
+    placement: str = "earliest",
+    directory: Path | None = None,
+    cores: int = 1,
+    easy: bool = False,
 ) -> ServiceRun:
     """Replay ``trace`` through the services (see the module docstring); the bookings are read back from
     the database for the audit."""
@@ -162,8 +219,12 @@ def replay_services(
         where = directory or Path(tmp)
         svc, uuids = open_services(trace, where, cores=cores)
         try:
-            policy = ServicePolicy(
-                svc, uuids, trace.epoch_s, placement=placement, name=f"service_{placement}"
+            policy: ServicePolicy = (
+                ServiceEasy(svc, uuids, trace.epoch_s, placement)
+                if easy
+                else ServicePolicy(
+                    svc, uuids, trace.epoch_s, placement=placement, name=f"service_{placement}"
+                )
             )
             run = simulate(trace, policy)
             bookings = read_bookings(svc, trace.epoch_s)
