@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli import admin, booking, find_slot, jobs, mcp, slurm_import, topology
+from slotbroker.cli import admin, booking, find_slot, jobs, mcp, replay, slurm_import, topology
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command("cancel")(booking.cancel)
 app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
 app.command("mcp")(mcp.mcp)
+app.command("replay")(replay.replay)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
