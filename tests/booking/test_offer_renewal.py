@@ -69,10 +69,11 @@ def test_renewal_is_capped_at_max_hold_and_refused_once_expired(svc: Services) -
     editor = OfferSetEditor(svc.db, svc.offers, BookingPolicy(max_hold_s=400))
     ttl = svc.offers.settings.ttl_s
     assert ttl == 300
-    made = svc.offers.create(OfferSetRequest(request=request(), max_offers=1), project="p", now_s=NOW)
+    now = int(time.time())  # not the module's NOW: the offer set's created time is the database clock
+    made = svc.offers.create(OfferSetRequest(request=request(), max_offers=1), project="p", now_s=now)
     created = made.created.timestamp()
-    assert abs(created - NOW) < 30  # the database clock and this test's agree
-    assert editor.renew(made.id, project="p", now_s=NOW + 200).expires.timestamp() == int(created) + 400
+    assert abs(created - now) < 30  # the database clock and this test's agree
+    assert editor.renew(made.id, project="p", now_s=now + 200).expires.timestamp() == int(created) + 400
     with pytest.raises(OfferConflict) as refused:
         editor.renew(made.id, project="p", now_s=int(created) + 300)
     assert refused.value.code == "offer_not_open"
