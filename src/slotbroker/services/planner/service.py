@@ -179,6 +179,9 @@ class Planner:
         """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
         id with a different spec is ``already_exists``). ``role``: the caller's, checked by ``admit``."""
         self.admit(spec.provisioner, role)
+        problems = self.provisioners[spec.provisioner].workload_problems(spec.workload)
+        if problems:
+            raise ValidationFailed(f"the {spec.provisioner} provisioner cannot run this workload", problems)
         job_id = spec.job_id or str(uuidlib.uuid4())
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])

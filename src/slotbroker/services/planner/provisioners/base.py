@@ -34,6 +34,7 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.tokens import Role
 
@@ -49,8 +50,18 @@ class AllocationItem:
 
 
 @dataclass(frozen=True)
+class BookedHost:
+    """A host the allocation holds, with its operator-set attributes from the topology (e.g. ``ssh_host``):
+    what a provisioner that reaches hosts needs, never taken from the job request."""
+
+    name: str
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class Allocation:
-    """What a provisioner may use: one lease's allocation (or one of its alternates)."""
+    """What a provisioner may use: one lease's allocation (or one of its alternates). ``hosts``: its host
+    providers in allocation order, with their attributes."""
 
     lease_id: str
     project: str
@@ -58,6 +69,7 @@ class Allocation:
     end_s: int
     items: tuple[AllocationItem, ...]
     label: str = "primary"  # "primary" or the alternate's name, for logs
+    hosts: tuple[BookedHost, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,11 @@ class Provisioner(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""
 
+    def workload_problems(self, workload: Workload) -> list[FieldError]:
+        """What in ``workload`` this provisioner cannot run, each naming its field (``/workload/...``):
+        checked when the job is created, so bad input is a 4xx then, not a failed attempt later."""
+        return []
+
 
 @dataclass(frozen=True)
 class ProvisionerContext:
@@ -178,6 +195,7 @@ __all__ = [
     "RUN_DONE",
     "Allocation",
     "AllocationItem",
+    "BookedHost",
     "Factory",
     "Provision",
     "ProvisionPhase",
