@@ -17,8 +17,8 @@ from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
 from slotbroker.domain.inventory import Inventory, InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import (
-    TREE_KINDS,
     MAX_ATTRIBUTES,
+    TREE_KINDS,
     AggregateName,
     Attributes,
     Location,
