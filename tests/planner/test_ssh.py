@@ -13,12 +13,17 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from planner_support import book, make_planner, run, spec, wait_state
+from slotbroker.api.app import create_app
+from slotbroker.config import Settings
 from slotbroker.domain.errors import ValidationFailed
 from slotbroker.domain.jobs import Workload
 from slotbroker.domain.topology import Topology
@@ -28,6 +33,7 @@ from slotbroker.services.planner.provisioners.ssh import SshProvisioner, make_pr
 from slotbroker.services.planner.provisioners.ssh_remote import SshSettings
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.services.planner.worker import WorkerPool
+from slotbroker.services.tokens import Role, TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
@@ -35,6 +41,7 @@ from slotbroker.store.unit_of_work import UnitOfWork
 from ssh_server import SshServer, ssh_server
 
 Hosts = dict[str, dict[str, str]]
+WRITES = ("offer_sets", "offers", "consumers", "allocations", "jobs")
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +213,43 @@ def test_bad_environment_names_are_refused_when_the_job_is_created(sqlite: Datab
     ]
     with pytest.raises(ValidationFailed, match="cannot run"):
         planner.create(spec(lease, provisioner="ssh", workload=Workload()))
+
+
+def test_post_jobs_refuses_bad_environment_names_before_anything_is_written(
+    sqlite: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("SLOTBROKER_PROVISIONERS", "simulated,ssh")
+    monkeypatch.setenv("SLOTBROKER_SSH_KEY", str(tmp_path / "f"))
+    monkeypatch.setenv("SLOTBROKER_SSH_KNOWN_HOSTS", str(tmp_path / "f"))
+    settings = Settings(
+        database_url=sqlite.url, migrate_on_start=False, event_loop_interval_s=0, planner_workers=0
+    )
+    site_with(sqlite, {"h": {"ssh_host": "127.0.0.2"}})
+    secret = TokenService(sqlite).create(project="science", role=Role.OPERATOR, name="op")
+    now = datetime.now(UTC)
+    request = {
+        "components": [{"name": "c", "resources": {"VCPU": 1}}],
+        "earliest_start": now.isoformat(),
+        "latest_end": (now + timedelta(hours=6)).isoformat(),
+        "duration": "PT1H",
+    }
+    body = {
+        "provisioner": "ssh",
+        "workload": {"command": ["true"], "env": {"BAD NAME": "x"}},
+        "offer_set": {"request": request, "strategies": ["earliest"], "max_offers": 2},
+    }
+
+    def written() -> list[int]:
+        with sqlite.engine.connect() as conn:
+            return [int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in WRITES]
+
+    before = written()
+    with TestClient(create_app(settings, db=sqlite)) as client:
+        r = client.post("/v1/jobs", json=body, headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 422, r.text
+    assert [e["pointer"] for e in r.json()["errors"]] == ["/workload/env/BAD NAME"]
+    assert written() == before
 
 
 # -- against sshd ------------------------------------------------------------------------------------------

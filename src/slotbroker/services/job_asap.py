@@ -41,7 +41,7 @@ class JobAsap:
         """The job, in a lease made for it from ``offer_set`` on behalf of ``project``. ``visible``: the
         project whose jobs the caller sees (None: every project), for the idempotent replay of
         ``job_id``, which makes no new offers. Pointers of invalid requests are into ``/offer_set``."""
-        self.planner.admit(provisioner, role)  # before offers, a lease or a job are written
+        self.planner.admit(provisioner, role, workload)  # before offers, a lease or a job are written
         existing = self._existing(job_id, visible)
         if existing is not None:
             return existing

@@ -68,8 +68,8 @@ def planner_of(svc: Services) -> Planner:
 def create_job(body: CreateJob, who: Reader, svc: Svc, response: Response) -> JobOut:
     planner = planner_of(svc)
     project = scope(who)
-    planner.admit(body.provisioner, who.role)  # before offers, a lease or a job are written
     workload = body.workload.domain()
+    planner.admit(body.provisioner, who.role, workload)  # before offers, a lease or a job are written
     if body.lease_id is not None:
         spec = JobSpec(
             lease_id=str(body.lease_id),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
-from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step
+from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
@@ -160,11 +160,12 @@ class Planner:
         configured = self.settings.roles.get(provisioner)
         return configured if configured is not None else self.provisioners[provisioner].min_role
 
-    def admit(self, provisioner: str, role: Role | None = None) -> None:
+    def admit(self, provisioner: str, role: Role | None = None, workload: Workload | None = None) -> None:
         """Refuse a provisioner that is not enabled here (``validation_error``) or, given the caller's
-        ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. It writes
-        nothing, so an adapter calls it before any other work done for the job (offers, a lease).
-        ``role`` None: a caller that acts on the database directly (the CLI), trusted as such."""
+        ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. Given the
+        ``workload``, refuse what the provisioner says it cannot run (``validation_error`` naming the
+        fields). It writes nothing, so an adapter calls it before any other work done for the job (offers,
+        a lease). ``role`` None: a caller that acts on the database directly (the CLI), trusted as such."""
         if provisioner not in self.provisioners:
             known = ", ".join(sorted(self.provisioners)) or "none"
             raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
@@ -174,14 +175,14 @@ class Planner:
                 f"the {provisioner} provisioner needs the {needed.value} role",
                 [FieldError("/provisioner", f"needs a token of role {needed.value} or higher")],
             )
+        problems = [] if workload is None else self.provisioners[provisioner].workload_problems(workload)
+        if problems:
+            raise ValidationFailed(f"the {provisioner} provisioner cannot run this workload", problems)
 
     def create(self, spec: JobSpec, *, project: str | None = None, role: Role | None = None) -> JobOut:
         """Create a job (idempotent by ``spec.job_id``: the same id again returns the first job; the same
         id with a different spec is ``already_exists``). ``role``: the caller's, checked by ``admit``."""
-        self.admit(spec.provisioner, role)
-        problems = self.provisioners[spec.provisioner].workload_problems(spec.workload)
-        if problems:
-            raise ValidationFailed(f"the {spec.provisioner} provisioner cannot run this workload", problems)
+        self.admit(spec.provisioner, role, spec.workload)
         job_id = spec.job_id or str(uuidlib.uuid4())
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
