@@ -28,7 +28,7 @@ from slotbroker.domain.errors import ValidationFailed
 from slotbroker.domain.jobs import Workload
 from slotbroker.domain.topology import Topology
 from slotbroker.services.planner.allocations import load_lease
-from slotbroker.services.planner.provisioners.base import Provision, ProvisionerContext
+from slotbroker.services.planner.provisioners.base import Provision, ProvisionerContext, load
 from slotbroker.services.planner.provisioners.ssh import SshProvisioner, make_provisioner
 from slotbroker.services.planner.provisioners.ssh_remote import SshSettings
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
@@ -195,7 +195,8 @@ def test_key_and_known_hosts_are_required(tmp_path: Path, monkeypatch: pytest.Mo
         make_provisioner(ProvisionerContext())
     (tmp_path / "known").write_text("")
     monkeypatch.setenv("SLOTBROKER_SSH_KNOWN_HOSTS", str(tmp_path / "known"))
-    made = make_provisioner(ProvisionerContext(max_log_lines=7))
+    made = load("ssh", ProvisionerContext(max_log_lines=7))  # the entry point
+    assert isinstance(made, SshProvisioner)
     assert (made.settings.key_path, made.max_log_lines, made.min_role.value) == (str(key), 7, "operator")
 
 
@@ -263,20 +264,30 @@ def test_a_two_host_lease_runs_the_job_on_both_hosts(
     lease = book(sqlite, list(uuids.values()))
     ssh = SshProvisioner(settings_for(sshd, tmp_path), max_log_lines=50, max_log_line_bytes=300)
     hostile = 'it\'s $(touch pwned) `touch pwned2`; "quoted" $HOME'
-    script = 'set -- $SSH_CONNECTION; echo "ran on $3 as $SLOTBROKER_HOST"; echo "$GREETING"'
+    script = (
+        'set -- $SSH_CONNECTION; echo "ran on $3 as $SLOTBROKER_HOST"; echo "$GREETING"; '
+        "printf 'not utf-8: \\377\\n'; printf '%0500d\\n' 0"  # and a line longer than the 300-byte bound
+    )
     workload = Workload(command=("sh", "-c", script), env={"GREETING": hostile})
     job_id = run_job(sqlite, ssh, lease, workload, ["succeeded", "failed"])
     planner = make_planner(sqlite, {"ssh": ssh}, planner_settings())
     job = planner.get(job_id)
     lines = [ln.line for ln in planner.logs(job_id) if ln.stream == "run"]
     assert job.state == "succeeded", (job, lines, sshd.log.read_text()[-2000:])
-    assert sorted(lines) == sorted(
-        [
-            "[host-0] ran on 127.0.0.2 as host-0",
-            "[host-1] ran on 127.0.0.3 as host-1",
-            f"[host-0] {hostile}",
-            f"[host-1] {hostile}",
-        ]
+    assert (
+        sorted(lines)
+        == sorted(
+            [
+                "[host-0] ran on 127.0.0.2 as host-0",
+                "[host-1] ran on 127.0.0.3 as host-1",
+                f"[host-0] {hostile}",
+                f"[host-1] {hostile}",
+                "[host-0] not utf-8: \ufffd",
+                "[host-1] not utf-8: \ufffd",
+                ("[host-0] " + "0" * 300)[:300],  # the planner keeps 300 bytes of a line, prefix included
+                ("[host-1] " + "0" * 300)[:300],
+            ]
+        )
     )
     assert list((tmp_path / "runs").iterdir()) == []  # released: the run directories are gone
 

@@ -132,7 +132,10 @@ class SshProvisioner(Provisioner):
         for attempt in (1, 2):
             conn = await self._connect(target)
             try:
-                result = await asyncio.wait_for(conn.run("sh -s", input=script, check=False), limit)
+                # bytes: a run's output need not be UTF-8 (decoded below with replacement characters)
+                result = await asyncio.wait_for(
+                    conn.run("sh -s", input=script.encode(), check=False, encoding=None), limit
+                )
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError) as exc:
                 conn.close()
                 if attempt == 2:
@@ -141,7 +144,8 @@ class SshProvisioner(Provisioner):
             except (OSError, asyncssh.Error, TimeoutError) as exc:
                 raise SshError(f"host {target}: {_reason(exc)}") from exc
             status = result.exit_status if result.exit_status is not None else -1
-            return status, str(result.stdout or "")
+            out = result.stdout or b""
+            return status, out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
         raise AssertionError("unreachable")
 
     # -- provisions ----------------------------------------------------------------------------------------
