@@ -30,7 +30,7 @@ from slotbroker.domain.topology import Topology
 from slotbroker.services.planner.allocations import load_lease
 from slotbroker.services.planner.provisioners.base import Provision, ProvisionerContext, load
 from slotbroker.services.planner.provisioners.ssh import SshProvisioner, make_provisioner
-from slotbroker.services.planner.provisioners.ssh_remote import SshSettings
+from slotbroker.services.planner.provisioners.ssh_remote import SshSettings, target_of
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.services.planner.worker import WorkerPool
 from slotbroker.services.tokens import Role, TokenService
@@ -344,6 +344,9 @@ def test_a_retried_submit_starts_no_second_copy(sshd: SshServer, sqlite: Databas
     async def scenario() -> None:
         first, second = (SshProvisioner(settings_for(sshd, tmp_path)) for _ in range(2))
         try:
+            target = target_of(allocation.hosts[0].name, allocation.hosts[0].attributes, None)
+            opened = await asyncio.gather(*(first._connect(target) for _ in range(5)))
+            assert len({id(c) for c in opened}) == 1  # jobs on one host at once share one connection
             provision = Provision(await first.provision(allocation, "job-1#1"), allocation)
             await first.submit(workload, provision, "job-1")
             # another broker process (a worker that took over the claim) repeats the call with the same key

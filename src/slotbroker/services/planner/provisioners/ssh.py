@@ -89,6 +89,7 @@ class SshProvisioner(Provisioner):
     _provisions: dict[str, tuple[SshTarget, ...]] = field(default_factory=dict)  # provision id -> hosts
     _runs: dict[str, _SshRun] = field(default_factory=dict)  # run id (the job id) -> run
     _connections: dict[tuple[SshTarget, int], asyncssh.SSHClientConnection] = field(default_factory=dict)
+    _locks: dict[tuple[SshTarget, int], asyncio.Lock] = field(default_factory=dict)
 
     # -- reaching hosts ------------------------------------------------------------------------------------
     def _targets(self, allocation: Allocation) -> tuple[SshTarget, ...]:
@@ -102,10 +103,19 @@ class SshProvisioner(Provisioner):
             raise ProvisionerError(str(exc)) from None
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        """The cached connection to ``target`` (one per host and event loop), made once even when many
+        jobs on the host ask at the same time."""
         loop_key = (target, id(asyncio.get_running_loop()))
-        conn = self._connections.get(loop_key)
-        if conn is not None and not conn.is_closed():
+        lock = self._locks.setdefault(loop_key, asyncio.Lock())
+        async with lock:
+            conn = self._connections.get(loop_key)
+            if conn is not None and not conn.is_closed():
+                return conn
+            conn = await self._open(target)
+            self._connections[loop_key] = conn
             return conn
+
+    async def _open(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         try:
             conn = await asyncssh.connect(
                 target.address,
@@ -122,7 +132,6 @@ class SshProvisioner(Provisioner):
             )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise SshError(f"host {target}: cannot connect: {_reason(exc)}") from exc
-        self._connections[loop_key] = conn
         return conn
 
     async def _sh(self, target: SshTarget, script: str, timeout: float | None = None) -> tuple[int, str]:
@@ -281,6 +290,7 @@ class SshProvisioner(Provisioner):
             with contextlib.suppress(Exception):
                 await conn.wait_closed()
         self._connections.clear()
+        self._locks.clear()
         self._runs.clear()
         self._provisions.clear()
 
