@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import time
 import uuid
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from planner_support import book, make_planner, run, spec, wait_state
+from planner_support import book, make_planner, run, spec, wait_state, wait_until
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
 from slotbroker.domain.errors import ValidationFailed
@@ -299,7 +300,7 @@ def test_the_job_fails_when_one_host_fails(sshd: SshServer, sqlite: Database, tm
     script = 'if [ "$SLOTBROKER_RUN_INDEX" = 1 ]; then echo broken; exit 4; fi; echo fine'
     job_id = run_job(sqlite, ssh, lease, Workload(command=("sh", "-c", script)), ["succeeded", "failed"])
     job = make_planner(sqlite, {"ssh": ssh}, planner_settings()).get(job_id)
-    assert (job.state, job.exit_code) == ("failed", 4), job
+    assert (job.state, job.exit_code, job.error) == ("failed", 4, "exit code 4 on host-1"), job
 
 
 @pytest.mark.ssh
@@ -330,6 +331,33 @@ def test_cancel_kills_the_remote_processes(sshd: SshServer, sqlite: Database, tm
     run(scenario(), timeout=120)
     assert processes_with(marker) == []
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.ssh
+def test_a_run_that_vanishes_fails_the_job(sshd: SshServer, sqlite: Database, tmp_path: Path) -> None:
+    lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
+    ssh = SshProvisioner(settings_for(sshd, tmp_path))
+    planner = make_planner(sqlite, {"ssh": ssh}, planner_settings())
+    marker = f"1000.{uuid.uuid4().int % 10**12:012d}"
+    job = planner.create(spec(lease, provisioner="ssh", workload=Workload(command=("sleep", marker))))
+
+    async def scenario() -> None:
+        pool = WorkerPool(planner)
+        pool.start()
+        try:
+            await wait_state(planner, job.id, ["running"], timeout=60)
+            await wait_until(lambda: len(processes_with(marker)) == 4, timeout=20, what="the runs")
+            for pid in processes_with(marker):  # killed behind the broker's back: no exit code recorded
+                os.kill(pid, signal.SIGKILL)
+            await wait_state(planner, job.id, ["failed"], timeout=60)
+        finally:
+            await pool.stop()
+            await ssh.close()
+
+    run(scenario(), timeout=120)
+    error = planner.get(job.id).error or ""
+    assert "is gone" in error, error
+    assert "no exit code" in error, error
 
 
 @pytest.mark.ssh

@@ -180,8 +180,8 @@ def _run_finished(
         reason = Reason.SUCCEED.value
     else:
         reason = Reason.FAIL.value
-        values["error"] = (
-            f"exit code {rs.exit_code}"
+        values["error"] = (  # a provisioner's detail says more than the bare exit code (which host...)
+            (rs.detail or f"exit code {rs.exit_code}")
             if rs.phase is RunPhase.FAILED
             else f"run {rs.phase.value} {rs.detail}"
         ).strip()

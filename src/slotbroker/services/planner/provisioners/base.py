@@ -108,7 +108,8 @@ class ProvisionStatus:
 
 @dataclass(frozen=True)
 class RunStatus:
-    """``logs``: the (bounded) output captured so far, whole lines, oldest first (the tail if cut)."""
+    """``logs``: the (bounded) output captured so far, whole lines, oldest first (the tail if cut).
+    ``detail``: what happened, in words; for a failed run it becomes the job's error (else "exit code N")."""
 
     phase: RunPhase
     exit_code: int | None = None
