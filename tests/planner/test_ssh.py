@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import text
 
+import ssh_server
 from planner_support import book, make_planner, run, spec, wait_state, wait_until
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
@@ -39,7 +40,7 @@ from slotbroker.services.topology import TopologyService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
-from ssh_server import SshServer, ssh_server
+from ssh_server import SshServer
 
 Hosts = dict[str, dict[str, str]]
 WRITES = ("offer_sets", "offers", "consumers", "allocations", "jobs")
@@ -47,7 +48,7 @@ WRITES = ("offer_sets", "offers", "consumers", "allocations", "jobs")
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[SshServer]:
-    with ssh_server() as server:
+    with ssh_server.ssh_server() as server:
         yield server
 
 
@@ -180,6 +181,16 @@ def test_attribute_names_and_values_are_checked() -> None:
         with pytest.raises(ValidationError):
             Topology.model_validate(doc(bad))
     assert Topology.model_validate(doc({"ssh_host": "h"})).providers[0].attributes == {"ssh_host": "h"}
+
+
+def test_without_sshd_the_tests_skip_except_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ssh_server, "find_sshd", lambda: None)
+    monkeypatch.setattr(ssh_server, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        ssh_server.require_sshd()
+    monkeypatch.setattr(ssh_server, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="required when CI=true"):
+        ssh_server.require_sshd()
 
 
 # -- configuration and bad input --------------------------------------------------------------------------
