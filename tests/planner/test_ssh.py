@@ -29,12 +29,15 @@ from slotbroker.config import Settings
 from slotbroker.domain.errors import ValidationFailed
 from slotbroker.domain.jobs import Workload
 from slotbroker.domain.topology import Topology
+from slotbroker.services.claims import ClaimService
+from slotbroker.services.leases import LeaseService
 from slotbroker.services.planner.allocations import load_lease
 from slotbroker.services.planner.provisioners.base import Provision, ProvisionerContext, load
 from slotbroker.services.planner.provisioners.ssh import SshProvisioner, make_provisioner
 from slotbroker.services.planner.provisioners.ssh_remote import SshSettings, target_of
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.services.planner.worker import WorkerPool
+from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import Role, TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store import migrate
@@ -335,6 +338,35 @@ def test_cancel_kills_the_remote_processes(sshd: SshServer, sqlite: Database, tm
             assert len(processes_with(marker)) == 6
             await asyncio.to_thread(planner.cancel, job.id)
             await wait_state(planner, job.id, ["canceled"], timeout=60)
+        finally:
+            await pool.stop()
+            await ssh.close()
+
+    run(scenario(), timeout=120)
+    assert processes_with(marker) == []
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.ssh
+def test_cancelling_the_lease_stops_the_job_on_every_host(
+    sshd: SshServer, sqlite: Database, tmp_path: Path
+) -> None:
+    lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
+    ssh = SshProvisioner(settings_for(sshd, tmp_path))
+    planner = make_planner(sqlite, {"ssh": ssh}, planner_settings())
+    leases = LeaseService(sqlite, ClaimService(sqlite), QuotaService(sqlite))
+    planner.register(leases)
+    marker = f"1000.{uuid.uuid4().int % 10**12:012d}"
+    job = planner.create(spec(lease, provisioner="ssh", workload=Workload(command=("sleep", marker))))
+
+    async def scenario() -> None:
+        pool = WorkerPool(planner)
+        pool.start()
+        try:
+            await wait_state(planner, job.id, ["running"], timeout=60)
+            await wait_until(lambda: len(processes_with(marker)) == 4, timeout=20, what="the runs")
+            await asyncio.to_thread(leases.cancel, lease, project=None)
+            await wait_state(planner, job.id, ["expired"], timeout=60)
         finally:
             await pool.stop()
             await ssh.close()
