@@ -1,7 +1,8 @@
 """The ``ssh`` provisioner against a real OpenSSH server (tests/ssh_server.py) on two loopback "hosts"
 (127.0.0.2 and 127.0.0.3): a lease on both runs the job on both, with each run's output in the job's
-logs; cancel kills the remote processes; a wrong host key is refused; a host that does not answer fails
-the job with its name in the error; a retried submit starts no second copy. Host addresses come from the
+logs; cancelling the job or its lease kills the remote processes; a run killed behind the broker's back
+fails the job; a wrong host key is refused; a host that does not answer fails the job with its name in
+the error; a retried submit starts no second copy. Host addresses come from the
 topology's host attributes, which the first test follows from import to the provisioner's allocation.
 """
 
