@@ -9,6 +9,7 @@ topology's host attributes, which the first test follows from import to the prov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -139,6 +140,18 @@ def processes_with(word: str) -> list[int]:
         if word.encode() in args and state != "Z":
             found.append(int(entry))
     return found
+
+
+@pytest.fixture
+def reap() -> Iterator[list[str]]:
+    """Markers of the processes a test starts on the hosts: whatever the test's outcome, none of them
+    outlives it (the test's own checks run first)."""
+    markers: list[str] = []
+    yield markers
+    for marker in markers:
+        for pid in processes_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def run_job(db: Database, ssh: SshProvisioner, lease: str, workload: Workload, until: list[str]) -> str:
@@ -319,11 +332,14 @@ def test_the_job_fails_when_one_host_fails(sshd: SshServer, sqlite: Database, tm
 
 
 @pytest.mark.ssh
-def test_cancel_kills_the_remote_processes(sshd: SshServer, sqlite: Database, tmp_path: Path) -> None:
+def test_cancel_kills_the_remote_processes(
+    sshd: SshServer, sqlite: Database, tmp_path: Path, reap: list[str]
+) -> None:
     lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
     ssh = SshProvisioner(settings_for(sshd, tmp_path))
     planner = make_planner(sqlite, {"ssh": ssh}, planner_settings())
     marker = f"1000.{uuid.uuid4().int % 10**12:012d}"  # a sleep argument no other process has
+    reap.append(marker)
     workload = Workload(command=("sh", "-c", 'echo started; sleep "$1"; echo never', "sh", marker))
     job = planner.create(spec(lease, provisioner="ssh", workload=workload))
 
@@ -350,7 +366,7 @@ def test_cancel_kills_the_remote_processes(sshd: SshServer, sqlite: Database, tm
 
 @pytest.mark.ssh
 def test_cancelling_the_lease_stops_the_job_on_every_host(
-    sshd: SshServer, sqlite: Database, tmp_path: Path
+    sshd: SshServer, sqlite: Database, tmp_path: Path, reap: list[str]
 ) -> None:
     lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
     ssh = SshProvisioner(settings_for(sshd, tmp_path))
@@ -358,6 +374,7 @@ def test_cancelling_the_lease_stops_the_job_on_every_host(
     leases = LeaseService(sqlite, ClaimService(sqlite), QuotaService(sqlite))
     planner.register(leases)
     marker = f"1000.{uuid.uuid4().int % 10**12:012d}"
+    reap.append(marker)
     job = planner.create(spec(lease, provisioner="ssh", workload=Workload(command=("sleep", marker))))
 
     async def scenario() -> None:
@@ -378,11 +395,57 @@ def test_cancelling_the_lease_stops_the_job_on_every_host(
 
 
 @pytest.mark.ssh
-def test_a_run_that_vanishes_fails_the_job(sshd: SshServer, sqlite: Database, tmp_path: Path) -> None:
+def test_a_broker_restart_in_the_middle_finds_the_runs_again(
+    sshd: SshServer, sqlite: Database, tmp_path: Path, reap: list[str]
+) -> None:
+    lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
+    flag = str(tmp_path / f"go-{uuid.uuid4().hex}")  # the runs wait for it; also their marker argument
+    reap.append(flag)
+    script = 'echo started; while [ ! -f "$1" ]; do sleep 0.1; done; echo finished'
+    workload = Workload(command=("sh", "-c", script, "sh", flag))
+    first = SshProvisioner(settings_for(sshd, tmp_path))
+    before = make_planner(sqlite, {"ssh": first}, planner_settings())
+    job = before.create(spec(lease, provisioner="ssh", workload=workload))
+
+    async def scenario() -> None:
+        pool = WorkerPool(before)
+        pool.start()
+        await wait_state(before, job.id, ["running"], timeout=60)
+        await wait_until(lambda: len(processes_with(flag)) == 4, timeout=20, what="the runs")
+        await pool.stop()
+        await first.close()  # the broker process is gone; its runs go on on the hosts
+        second = SshProvisioner(settings_for(sshd, tmp_path))  # a new process knows nothing
+        after = make_planner(sqlite, {"ssh": second}, planner_settings())
+        pool = WorkerPool(after, exclusive=True)
+        pool.start()
+        try:
+            await asyncio.sleep(1.0)  # reconciled, polling the runs it found again
+            assert after.get(job.id).state == "running"
+            assert len(processes_with(flag)) == 4  # no second copy was started
+            Path(flag).touch()
+            await wait_state(after, job.id, ["succeeded", "failed"], timeout=60)
+        finally:
+            await pool.stop()
+            await second.close()
+
+    run(scenario(), timeout=150)
+    done = before.get(job.id)
+    lines = sorted(ln.line for ln in before.logs(job.id) if ln.stream == "run")
+    assert done.state == "succeeded", (done, lines)
+    assert lines == sorted(f"[host-{i}] {word}" for i in (0, 1) for word in ("started", "finished"))
+    assert any("reconciled after restart" in ln.line for ln in before.logs(job.id))
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+@pytest.mark.ssh
+def test_a_run_that_vanishes_fails_the_job(
+    sshd: SshServer, sqlite: Database, tmp_path: Path, reap: list[str]
+) -> None:
     lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
     ssh = SshProvisioner(settings_for(sshd, tmp_path))
     planner = make_planner(sqlite, {"ssh": ssh}, planner_settings())
     marker = f"1000.{uuid.uuid4().int % 10**12:012d}"
+    reap.append(marker)
     job = planner.create(spec(lease, provisioner="ssh", workload=Workload(command=("sleep", marker))))
 
     async def scenario() -> None:
@@ -405,12 +468,15 @@ def test_a_run_that_vanishes_fails_the_job(sshd: SshServer, sqlite: Database, tm
 
 
 @pytest.mark.ssh
-def test_a_retried_submit_starts_no_second_copy(sshd: SshServer, sqlite: Database, tmp_path: Path) -> None:
+def test_a_retried_submit_starts_no_second_copy(
+    sshd: SshServer, sqlite: Database, tmp_path: Path, reap: list[str]
+) -> None:
     lease = book(sqlite, list(site_with(sqlite, loopback_hosts(sshd)).values()))
     with UnitOfWork(sqlite, readonly=True) as uow:
         allocation = load_lease(uow, lease, int(time.time())).allocation
     assert allocation is not None
     marker = f"1000.{uuid.uuid4().int % 10**12:012d}"
+    reap.append(marker)
     workload = Workload(command=("sleep", marker))
 
     async def scenario() -> None:

@@ -28,7 +28,7 @@ that does not say is treated as able to run code on someone's machines (``operat
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import entry_points
@@ -117,6 +117,9 @@ class RunStatus:
     detail: str = ""
 
 
+AllocationLoader = Callable[[], Awaitable["Allocation | None"]]
+
+
 class ProvisionerError(Exception):
     """A provisioner call failed (nothing was created by it)."""
 
@@ -147,6 +150,15 @@ class Provisioner(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""
+
+    async def recover(  # noqa: B027 - optional hook
+        self, provision_id: str, run_id: str | None, allocation: AllocationLoader
+    ) -> None:
+        """Relearn a provision (and its run) this process may not have made: the planner calls it before
+        each step of a job holding a provision, so a provisioner whose work outlives the process (on
+        remote hosts) can answer for it after a restart or when another worker took the job over.
+        ``allocation()`` reads the lease's allocation (a database read: call it only when the ids are
+        unknown here). Default: nothing (state that dies with the process stays ``unknown``)."""
 
     def workload_problems(self, workload: Workload) -> list[FieldError]:
         """What in ``workload`` this provisioner cannot run, each naming its field (``/workload/...``):
@@ -196,6 +208,7 @@ __all__ = [
     "RUN_DONE",
     "Allocation",
     "AllocationItem",
+    "AllocationLoader",
     "BookedHost",
     "Factory",
     "Provision",

@@ -32,6 +32,7 @@ from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
+    AllocationLoader,
     Provision,
     Provisioner,
     ProvisionerContext,
@@ -192,6 +193,23 @@ class SshProvisioner(Provisioner):
         for part, result in zip(parts, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("could not remove run %s on %s: %s", part.tag, part.target, result)
+
+    async def recover(self, provision_id: str, run_id: str | None, allocation: AllocationLoader) -> None:
+        """After a restart (or a takeover from another worker) the runs are still on the hosts, in
+        directories named from (provision id, job id, host): rebuild the records from the lease's hosts,
+        so status, cancel and release reach them again."""
+        if provision_id in self._provisions and (run_id is None or run_id in self._runs):
+            return
+        found = await allocation()
+        if found is None or not provision_id.startswith("ssh:"):
+            return
+        try:
+            targets = self._provisions.setdefault(provision_id, self._targets(found))
+        except ProvisionerError:
+            return  # the hosts cannot be reached as configured now: the job's ids stay unknown
+        if run_id is not None and run_id not in self._runs:
+            parts = [_Part(t, run_tag(provision_id, run_id, t.name)) for t in targets]
+            self._runs[run_id] = _SshRun(provision_id, parts)
 
     # -- runs ----------------------------------------------------------------------------------------------
     def workload_problems(self, workload: Workload) -> list[FieldError]:
