@@ -11,6 +11,9 @@ database transaction open across a call. Rules every implementation follows (doc
 * ``release(provision_id)`` and ``cancel(run_id)`` are idempotent: a second call is a no-op.
 * ``status`` / ``run_status`` of an id the provisioner does not know answer ``UNKNOWN`` (used by
   restart reconciliation), they do not raise.
+* Optional ``workload_problems(workload)`` names what the provisioner cannot run (checked at create);
+  optional ``recover(provision_id, run_id, allocation)`` relearns a provision/run made by another
+  process (work that outlives the process, e.g. on remote hosts).
 * A call that raises means "nothing was created" for ``provision``/``submit``; transient trouble that
   may have created something should be retried inside the call (with the same key) or reported as
   ``PENDING`` and sorted out by ``status``.

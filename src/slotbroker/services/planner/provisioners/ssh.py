@@ -13,9 +13,9 @@ process, finds the runs and starts nothing new; if some host cannot start, the r
 stopped and removed and the call raises. ``run_status`` reads each run's state and output tail (lines
 prefixed ``[host]``): the job runs while any run runs, fails as soon as one fails or is lost, and succeeds
 when every run exited 0. ``cancel`` kills each run's process group (SIGTERM, then SIGKILL after
-``grace_s``); ``release`` stops what still runs and removes the run directories. Provisions and runs are
-remembered in this process only: after a restart they are ``unknown`` (the runs on the hosts go on to
-their end; docs/planner.md says how to find them).
+``grace_s``); ``release`` stops what still runs and removes the run directories. The runs live on the
+hosts: after a restart, or in a worker that took a job over, ``recover`` rebuilds the records from the
+lease's hosts (the directory names follow from the ids), so nothing is lost or started twice.
 """
 
 from __future__ import annotations
