@@ -526,7 +526,7 @@ def test_a_host_that_does_not_answer_fails_the_job(sshd: SshServer, sqlite: Data
         hosts = loopback_hosts(sshd)
         hosts["host-mute"] = {"ssh_host": "127.0.0.4", "ssh_port": str(silent.getsockname()[1])}
         lease = book(sqlite, list(site_with(sqlite, hosts).values()))
-        settings = settings_for(sshd, tmp_path, connect_timeout_s=1.5, default_user=sshd.user)
+        settings = settings_for(sshd, tmp_path, connect_timeout_s=5.0, default_user=sshd.user)
         ssh = SshProvisioner(settings)
         job_id = run_job(sqlite, ssh, lease, Workload(command=("true",)), ["failed", "succeeded"])
     job = make_planner(sqlite, {"ssh": ssh}, planner_settings()).get(job_id)
