@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,9 @@ HORIZON = 30 * DAY
 LANES = 4
 UTIL = 0.6
 CLASSES = ("VCPU", "MEMORY_MB", "GPU_A30", "BANDWIDTH_GBPS", "VLAN")
+# Provider ids: hosts from 1, links and ports far above any host count the benchmarks build (30,000).
+LINK_ID0 = 10_000_000
+PORT_ID0 = 20_000_000
 
 
 def rss_mb() -> float:
@@ -70,7 +74,7 @@ def topology(
             hosts.append(HostSnap(hid, f"{s.name}-w{j:02d}", s.name, "us", traits, frozenset(), None, inv))
             hid += 1
     links = []
-    lid = 10_000
+    lid = LINK_ID0
     pairs = [(i, (i + 1) % n_sites) for i in range(n_sites)] + [
         (i, (i + 7) % n_sites) for i in range(0, n_sites, 2)
     ]
@@ -80,7 +84,7 @@ def topology(
         )
         lid += 1
     ports = tuple(
-        PortSnap(20_000 + i, sites[i * 4].name, "fp", VlanSet.parse("100-199"), 100) for i in range(10)
+        PortSnap(PORT_ID0 + i, sites[i * 4].name, "fp", VlanSet.parse("100-199"), 100) for i in range(10)
     )
     return tuple(hosts), sites, tuple(links), ports
 
@@ -166,10 +170,11 @@ def headline(start: int) -> SlotRequest:
     )
 
 
-def mix(start: int, i: int) -> SlotRequest:
-    kinds = [
-        lambda: headline(start),
-        lambda: parse_request(
+def kinds(start: int) -> dict[str, Callable[[], SlotRequest]]:
+    """The request kinds of the mix, by name, each starting its 7-day range at ``start``."""
+    return {
+        "headline": lambda: headline(start),
+        "tight_site": lambda: parse_request(
             {  # tight: 6 big instances on one site
                 "components": [{"name": "big", "count": 6, "resources": {"VCPU": 40, "MEMORY_MB": 131072}}],
                 "earliest_start": iso(start),
@@ -178,7 +183,7 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
-        lambda: parse_request(
+        "gpu_anti_affine": lambda: parse_request(
             {  # GPU-heavy, anti-affine
                 "components": [
                     {"name": "g1", "count": 2, "resources": {"VCPU": 8, "GPU_A30": 3}},
@@ -191,7 +196,7 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
-        lambda: parse_request(
+        "facility_port": lambda: parse_request(
             {  # facility port
                 "components": [{"name": "dtn", "resources": {"VCPU": 16, "MEMORY_MB": 65536}}],
                 "facility_ports": [
@@ -209,7 +214,7 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
-        lambda: parse_request(
+        "two_whole_gpu_hosts": lambda: parse_request(
             {  # must usually wait: two whole GPU hosts (4 GPUs each) at one site for 12 h
                 "components": [{"name": "train", "count": 2, "resources": {"VCPU": 8, "GPU_A30": 4}}],
                 "earliest_start": iso(start),
@@ -218,7 +223,7 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
-        lambda: parse_request(
+        "whole_gpu_host_at_site": lambda: parse_request(
             {  # must often wait: a whole GPU host at one given site for 12 h
                 "components": [{"name": "gpu", "site": "site05", "resources": {"VCPU": 8, "GPU_A30": 4}}],
                 "earliest_start": iso(start),
@@ -227,8 +232,13 @@ def mix(start: int, i: int) -> SlotRequest:
                 "limit": 1,
             }
         ),
-    ]
-    return kinds[i % len(kinds)]()
+    }
+
+
+def mix(start: int, i: int) -> SlotRequest:
+    """The ``i``-th request of the mix: the kinds in turn."""
+    ks = list(kinds(start).values())
+    return ks[i % len(ks)]()
 
 
 # -- baseline: FABRIC's hourly stepping ------------------------------------------------------------

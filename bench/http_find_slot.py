@@ -25,8 +25,8 @@ from slotbroker.config import Settings
 from slotbroker.demo.bookings import BookedAmount, Booking
 from slotbroker.domain.topology import ProviderNode, Topology
 from slotbroker.engine import Snapshot
-from slotbroker.services import demo_data
-from slotbroker.services.tokens import Role
+from slotbroker.services.access.tokens import Role
+from slotbroker.services.inventory import demo_data
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 

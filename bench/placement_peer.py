@@ -348,7 +348,7 @@ def load_slotbroker(url: str, hosts: list[tuple[str, str, bool]]) -> str:
     from slotbroker.config import Settings
     from slotbroker.domain.providers import ProviderKind
     from slotbroker.domain.resource_classes import device_description
-    from slotbroker.services.tokens import Role
+    from slotbroker.services.access.tokens import Role
     from slotbroker.store import migrate
     from slotbroker.store.db import Database
     from slotbroker.store.models import InventoryRow, ProviderRow

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
-from slotbroker.services.tokens import Role, TokenService
+from slotbroker.services.access.tokens import Role, TokenService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 

@@ -1,6 +1,6 @@
 """A real slotbroker server for client tests: uvicorn on 127.0.0.1 in a background thread.
 
-Shared by tests/test_client.py and tests/test_client_find_slot.py (import it as ``live_server``).
+Shared by the client, CLI, API and protocol tests (import it as ``live_server``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
-from slotbroker.services.tokens import Role, TokenService
+from slotbroker.services.access.tokens import Role, TokenService
 
 
 def free_port() -> int:

@@ -15,9 +15,9 @@ from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, Cons
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.inventory import InventoryService
-from slotbroker.services.lease_rehost import Rehost
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_rehost import Rehost
+from slotbroker.services.inventory.service import InventoryService
 from slotbroker.services.planner.provisioners.base import Allocation, Provisioner
 from slotbroker.services.planner.provisioners.simulated import SimulatedProvisioner
 from slotbroker.services.planner.service import Planner

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conftest import _token
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.ivoa import (
     CURRENT_BASE,
     SESSION_KIND,
@@ -25,7 +26,6 @@ from slotbroker.services.ivoa import (
     read_request,
     session_phase,
 )
-from slotbroker.services.tokens import Role
 from slotbroker.wire.offers import OfferState
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ivoa-examples"

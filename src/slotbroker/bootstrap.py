@@ -13,24 +13,26 @@ from typing import TYPE_CHECKING
 
 from slotbroker.config import Settings
 from slotbroker.domain.limits import BookingPolicy
-from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
-from slotbroker.services.calendar_cache import CalendarCache
-from slotbroker.services.candidates import CandidateService
-from slotbroker.services.catalog import CatalogService
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
-from slotbroker.services.inventory import InventoryService
+from slotbroker.services.access.tokens import TokenService
+from slotbroker.services.booking.allocation_request_bodies import ProviderUuids
+from slotbroker.services.booking.allocation_request_ids import IdSealer, key_source
+from slotbroker.services.booking.allocation_requests import AllocationRequestService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.booking.lease_rehost import LeaseRehoster
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.offers import OfferService, OfferSettings
+from slotbroker.services.booking.quotas import QuotaService
+from slotbroker.services.find_slot.calendar_cache import CalendarCache
+from slotbroker.services.find_slot.candidates import CandidateService
+from slotbroker.services.find_slot.service import FindSlotService, FindSlotSettings
+from slotbroker.services.inventory.catalog import CatalogService
+from slotbroker.services.inventory.network import NetworkService
+from slotbroker.services.inventory.service import InventoryService
+from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.services.ivoa import IvoaService
-from slotbroker.services.job_asap import JobAsap
-from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
-from slotbroker.services.lease_rehost import LeaseRehoster
-from slotbroker.services.leases import LeaseService
-from slotbroker.services.network import NetworkService
-from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
-from slotbroker.services.quotas import QuotaService
-from slotbroker.services.tokens import TokenService
-from slotbroker.services.topology import TopologyService
+from slotbroker.services.planner.asap import JobAsap
 from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
@@ -150,7 +152,12 @@ def build_services(
     calendar = CalendarCache(db)
     uuids = ProviderUuids(db)
     requests = AllocationRequestService(
-        db, claims, uuids, ttl_s=settings.allocation_request_ttl_s, hold_ttl_s=settings.offer_ttl_s
+        db,
+        claims,
+        uuids,
+        sealer=IdSealer(key_source(db, settings.secret_key)),
+        ttl_s=settings.allocation_request_ttl_s,
+        hold_ttl_s=settings.offer_ttl_s,
     )
     find = FindSlotService(db, calendar, find_slot_settings(settings))
     find.window_hook = requests.attach

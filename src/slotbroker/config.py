@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.settings import enabled_from_env, local_run_as_from_env, roles_from_env
-from slotbroker.services.tokens import Role
 from slotbroker.store.db import database_url
 
 
@@ -60,6 +60,8 @@ class Settings:
     allocation_request_ttl_s: int = field(
         default_factory=lambda: _int("SLOTBROKER_ALLOCATION_REQUEST_TTL_S", 600)
     )
+    # signs allocation request ids (services/booking/allocation_request_ids.py); None: a key kept in the db
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("SLOTBROKER_SECRET_KEY") or None)
     max_lease_duration_s: int = field(
         default_factory=lambda: _int("SLOTBROKER_MAX_LEASE_DURATION_S", 30 * 86400)
     )

@@ -84,7 +84,9 @@ def window_ok(
     routes: list[tuple[str, ...]],
     port_tags: list[tuple[int, ...]],
 ) -> bool:
-    """Everything (hosts, links, ports, VLAN tags) fits at every instant of [s, e)."""
+    """Everything (hosts, links, ports, VLAN tags) fits at every instant of [s, e). A zero amount
+    takes nothing, so it fits even where existing bookings already exceed a capacity (worlds here may be
+    overbooked; the broker's never are)."""
     hosts = {h.name: h for h in snap.hosts}
     links = {lk.name: lk for lk in snap.links}
     load: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -93,19 +95,23 @@ def window_ok(
             if not statically_ok(snap, req, c.name, hn):
                 return False
             for rc, amt in c.minimum().items():
-                load[hn][rc] += amt
+                if amt > 0:
+                    load[hn][rc] += amt
     bw: dict[str, int] = defaultdict(int)
     for lk, path in zip(req.links, routes[: len(req.links)], strict=True):
         for name in path:
-            bw[name] += lk.bandwidth_gbps
+            if lk.bandwidth_gbps > 0:
+                bw[name] += lk.bandwidth_gbps
     for p, path in zip(req.facility_ports, routes[len(req.links) :], strict=True):
         for name in path:
-            bw[name] += p.bandwidth_gbps
+            if p.bandwidth_gbps > 0:
+                bw[name] += p.bandwidth_gbps
     pbw: dict[int, int] = defaultdict(int)
     ptags: dict[int, list[int]] = defaultdict(list)
     for p, tags in zip(req.facility_ports, port_tags, strict=True):
         port = next(x for x in snap.ports if x.site == p.site and x.name == p.port)
-        pbw[port.id] += p.bandwidth_gbps
+        if p.bandwidth_gbps > 0:
+            pbw[port.id] += p.bandwidth_gbps
         ptags[port.id] += list(tags)
         if len(tags) != p.tag_count or any(t not in port.vlans for t in tags):
             return False

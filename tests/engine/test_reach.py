@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slotbroker.engine import CalendarIndex, Snapshot, find_slots
+from slotbroker.engine import CalendarIndex, Snapshot, find_slots, search
 from slotbroker.engine.plan import CompPlan, Plan, compile_plan
 from slotbroker.engine.stages import reach
 from slotbroker.engine.stages.base import NEVER
@@ -107,17 +107,46 @@ def _check_next_possible(data: st.DataObject, snap: Snapshot) -> None:
 
 
 @SETTINGS
-@given(data=st.data(), snap=worlds(), chunk=st.sampled_from([H, 2 * H, 86_400]))
+@given(
+    data=st.data(),
+    snap=worlds(),
+    chunk=st.sampled_from([H, 2 * H, 86_400]),
+    reach_after=st.sampled_from([0, 1, search.REACH_AFTER]),
+)
 def test_search_with_small_reach_chunks_stays_earliest(
-    data: st.DataObject, snap: Snapshot, chunk: int
+    data: st.DataObject, snap: Snapshot, chunk: int, reach_after: int
 ) -> None:
+    """Reaches (each component's, and each site group's joint one) only ever skip infeasible starts:
+    with them consulted from the first rejection on, the search still finds the true earliest start."""
     req = data.draw(requests(snap))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(reach, "MIN_CHUNK_S", chunk)
         mp.setattr(reach, "CHUNK_DURATIONS", 0)
+        mp.setattr(search, "REACH_AFTER", reach_after)
         result = find_slots(CalendarIndex(snap), req, explain=False)
     for w in result.windows:
         assert check_window(snap, req, w), w
     spans = sorted((w.start, w.end) for w in result.windows)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
     assert min((w.start for w in result.windows), default=None) == earliest(snap, req, H)
+
+
+interval_sets = st.lists(st.tuples(st.integers(0, 30), st.integers(1, 8)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sets=st.lists(interval_sets, min_size=1, max_size=4), need=st.integers(1, 4))
+def test_at_least_counts_overlaps_like_brute_force(sets: list[list[tuple[int, int]]], need: int) -> None:
+    """``at_least`` over disjoint-per-source intervals: the instants covered by ``need`` sources."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for s in sets:
+        us, ue = reach.union(np.array([a for a, _ in s], np.int64), np.array([a + d for a, d in s], np.int64))
+        starts += us.tolist()
+        ends += ue.tolist()
+    got_s, got_e = reach.at_least(np.array(starts, np.int64), np.array(ends, np.int64), need)
+    got = {u for a, b in zip(got_s.tolist(), got_e.tolist(), strict=True) for u in range(a, b)}
+    want = {u for u in range(0, 40) if sum(a <= u < b for a, b in zip(starts, ends, strict=True)) >= need}
+    assert got == want
+    assert all(b > a for a, b in zip(got_s.tolist(), got_e.tolist(), strict=True))
+    assert all(b < a2 for b, a2 in zip(got_e.tolist(), got_s.tolist()[1:], strict=False))

@@ -35,16 +35,17 @@ from planner_support import (
 from slotbroker.domain.claims import ClaimItem, ConsumerStatus
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.claims import MAX_ATTEMPTS, ClaimService
-from slotbroker.services.inventory import InventoryService
-from slotbroker.services.lease_rehost import LeaseRehoster, Rehosted
-from slotbroker.services.leases import LeaseService
-from slotbroker.services.network import NetworkService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_rehost import LeaseRehoster, Rehosted
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.quotas import QuotaService
+from slotbroker.services.inventory.network import NetworkService
+from slotbroker.services.inventory.service import InventoryService
 from slotbroker.services.planner.provisioners.base import Allocation, ProvisionerError
 from slotbroker.services.planner.provisioners.simulated import Outcome, SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.service import Planner
 from slotbroker.services.planner.worker import WorkerPool
-from slotbroker.services.quotas import QuotaService
+from slotbroker.services.retry import MAX_ATTEMPTS
 from slotbroker.store.db import Database
 from slotbroker.store.models import ConsumerRow
 from slotbroker.store.unit_of_work import UnitOfWork

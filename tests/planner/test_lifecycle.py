@@ -29,8 +29,8 @@ from planner_support import (
 )
 from slotbroker.domain.errors import AlreadyExists
 from slotbroker.domain.jobs import Workload
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.planner.provisioners.base import Allocation
 from slotbroker.services.planner.provisioners.simulated import SimulatedConfig, SimulatedProvisioner
 from slotbroker.services.planner.worker import WorkerPool

@@ -26,11 +26,11 @@ from slotbroker.api.app import create_app
 from slotbroker.cli.main import app as cli
 from slotbroker.config import Settings
 from slotbroker.domain.jobs import Workload
+from slotbroker.services.access.tokens import Role, TokenService
 from slotbroker.services.planner import Planner, PlannerSettings, WorkerPool
 from slotbroker.services.planner.provisioners.base import Allocation, Provision
 from slotbroker.services.planner.provisioners.local import LocalProvisioner
 from slotbroker.services.planner.settings import format_roles, parse_roles
-from slotbroker.services.tokens import Role, TokenService
 from slotbroker.store.db import Database
 
 TOPOLOGY: dict[str, Any] = {

@@ -31,17 +31,17 @@ from slotbroker.config import Settings
 from slotbroker.domain.errors import ValidationFailed
 from slotbroker.domain.jobs import Workload
 from slotbroker.domain.topology import Topology
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.leases import LeaseService
+from slotbroker.services.access.tokens import Role, TokenService
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.quotas import QuotaService
+from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.services.planner.allocations import load_lease
 from slotbroker.services.planner.provisioners.base import Provision, ProvisionerContext, load
 from slotbroker.services.planner.provisioners.ssh import SshProvisioner, make_provisioner
 from slotbroker.services.planner.provisioners.ssh_remote import SshSettings, target_of
 from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy, RetryPolicy
 from slotbroker.services.planner.worker import WorkerPool
-from slotbroker.services.quotas import QuotaService
-from slotbroker.services.tokens import Role, TokenService
-from slotbroker.services.topology import TopologyService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork

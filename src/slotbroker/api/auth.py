@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from slotbroker.domain.errors import Forbidden, Unauthorized
-from slotbroker.services.tokens import Principal, Role, TokenService
+from slotbroker.services.access.tokens import Principal, Role, TokenService
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `slotbroker token create`.")
 

@@ -8,7 +8,7 @@ cached token directly: JSON body -> ``ClaimIn`` -> ``claim_response_async`` (the
 route's response. Everything else is handed to FastAPI unchanged, with
 the body replayed: a missing or uncached token, a body that does not validate, another media type. So
 the route stays the one definition of the endpoint (OpenAPI, validation and auth problems), and the
-fast path can only ever answer what the route would have answered (tests/test_claim_fast_path.py
+fast path can only ever answer what the route would have answered (tests/api/test_claim_fast_path.py
 checks both against each other on generated bodies).
 
 It sits inside the content, limits and metrics middlewares (body limits, YAML both ways, in-flight and

@@ -8,8 +8,8 @@ import typer
 
 from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db, table
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.inventory import InventoryService
-from slotbroker.services.tokens import Role, TokenService
+from slotbroker.services.access.tokens import Role, TokenService
+from slotbroker.services.inventory.service import InventoryService
 from slotbroker.store import migrate
 
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)

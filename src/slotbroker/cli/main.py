@@ -120,10 +120,10 @@ def demo(
     from slotbroker.demo.bookings import synthetic_bookings
     from slotbroker.demo.fabric import fabric_like_topology
     from slotbroker.domain.errors import CapacityConflict, Forbidden, NotFound
-    from slotbroker.services import demo_data
+    from slotbroker.services.access.tokens import Role
+    from slotbroker.services.inventory import demo_data
     from slotbroker.services.planner import JobSpec, Workload
     from slotbroker.services.planner.settings import enabled_from_env
-    from slotbroker.services.tokens import Role
     from slotbroker.store.models import ProviderRow
     from slotbroker.store.unit_of_work import UnitOfWork
     from slotbroker.wire.leases import CreateLease, LeaseItemSpec

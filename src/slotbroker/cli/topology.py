@@ -11,7 +11,7 @@ import yaml
 
 from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db
 from slotbroker.domain.topology import Topology
-from slotbroker.services.topology import TopologyService
+from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.wire.providers import ImportReport
 
 app = typer.Typer(help="Import and export whole topologies.", no_args_is_help=True)

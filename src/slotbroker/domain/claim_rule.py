@@ -2,7 +2,7 @@
 
 Plain data and one pure function, no database. Every way of claiming (the general path in one unit of
 work, the PostgreSQL two-round-trip path from a thread or the event loop) reads the same facts and hands
-them to ``decide``, so they can only ever answer alike (``tests/test_pg_claims.py`` holds them to it).
+them to ``decide``, so they can only ever answer alike (``tests/booking/test_pg_claims.py`` holds them to it).
 
 The facts are what the locked rows say: the providers that exist (``LockedProvider``), and for each
 touched (provider id, class) its inventory, its facility port's VLAN ranges and the peak *live* usage

@@ -22,7 +22,7 @@ from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
 from slotbroker.engine.stages.rankers import host_order, window_score
-from slotbroker.engine.stages.reach import known_next, next_possible
+from slotbroker.engine.stages.reach import groups_next_possible, known_next, next_possible
 from slotbroker.engine.stages.select import Choice, Selector, prepared
 from slotbroker.engine.stages.site_summary import candidate_sites
 from slotbroker.engine.verify import holds, host_load
@@ -30,6 +30,7 @@ from slotbroker.engine.verify import holds, host_load
 I64 = npt.NDArray[np.int64]
 MAX_CANDIDATES = 20_000
 FEW_HOSTS = 32  # components with at most this many eligible hosts get their reach up front
+REACH_AFTER = 8  # rejected starts after which every component's reach bounds the next candidate
 
 
 @dataclass
@@ -113,6 +114,12 @@ def search_plan(
         if got.component is not None and got.resource_class is not None:
             short[got.component] = got.resource_class
         bound = max(t + 1, got.retry_at or 0)
+        if len(rejections) >= REACH_AFTER and bound <= plan.latest_start:
+            # many starts failed: prove whole ranges empty instead (each component's reach, cached per
+            # chunk; every start before the largest first-possible start is infeasible)
+            bound = max(bound, *(next_possible(index, plan, c, bound) for c in plan.comps))
+            if bound <= plan.latest_start:
+                bound = groups_next_possible(index, plan, bound)
         if bound >= NEVER or bound > plan.latest_start:
             break
         nxt = scan.first_drop_at_or_after(bound)

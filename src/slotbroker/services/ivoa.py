@@ -33,8 +33,8 @@ from slotbroker.domain.errors import (
     ValidationFailed,
 )
 from slotbroker.domain.limits import time_problems
-from slotbroker.services.leases import LeaseService
-from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
+from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.offers import OFFER_EXPIRED, OfferConflict, OfferService
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.offers import (

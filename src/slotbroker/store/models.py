@@ -277,19 +277,15 @@ class FindSlotJobRow(Base):
     runs: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
-class AllocationRequestRow(Base):
-    """A find-slot window claimable by id for a short time (the Nova lesson: pass an id, not a blob).
+class BrokerSecretRow(Base):
+    """A secret the replicas on one database share, made once (e.g. the key that signs allocation
+    request ids, when ``SLOTBROKER_SECRET_KEY`` does not give one)."""
 
-    ``body`` holds the window's items and its alternates, as JSON, exactly as the search produced them.
-    """
+    __tablename__ = "broker_secrets"
 
-    __tablename__ = "allocation_requests"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    body: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    expires_s: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class OfferSetRow(Base):

@@ -9,9 +9,9 @@ from typing import cast
 from sqlalchemy import Table
 
 from slotbroker.store.models import (
-    AllocationRequestRow,
     AllocationRow,
     ApiTokenRow,
+    BrokerSecretRow,
     CalendarStateRow,
     ConsumerRow,
     FacilityPortRow,
@@ -31,7 +31,7 @@ from slotbroker.store.models import (
     ProviderTraitRow,
 )
 
-allocation_requests = cast(Table, AllocationRequestRow.__table__)
+broker_secrets = cast(Table, BrokerSecretRow.__table__)
 allocations = cast(Table, AllocationRow.__table__)
 api_tokens = cast(Table, ApiTokenRow.__table__)
 calendar_state = cast(Table, CalendarStateRow.__table__)

@@ -24,6 +24,7 @@ from slotbroker.store.repositories import (
     OfferRepository,
     ProviderRepository,
     QuotaRepository,
+    SecretRepository,
     SnapshotRepository,
     TokenRepository,
 )
@@ -41,6 +42,7 @@ class UnitOfWork:
     leases: LeaseRepository
     offers: OfferRepository
     allocation_requests: AllocationRequestRepository
+    secrets: SecretRepository
     find_slot_jobs: FindSlotJobRepository
     snapshot: SnapshotRepository
     jobs: JobRepository
@@ -71,6 +73,7 @@ class UnitOfWork:
         self.leases = LeaseRepository(self.session)
         self.offers = OfferRepository(self.session)
         self.allocation_requests = AllocationRequestRepository(self.session)
+        self.secrets = SecretRepository(self.session)
         self.find_slot_jobs = FindSlotJobRepository(self.session)
         self.snapshot = SnapshotRepository(self.session)
         self.jobs = JobRepository(self.session)

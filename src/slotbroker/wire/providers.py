@@ -1,8 +1,8 @@
 """The inventory's wire models: providers, inventories, traits, aggregates, resource classes, links and
 facility ports, as commands the API reads and views it returns (JSON or YAML).
 
-Commands are validated here so every error names its field; ``services/presenters.py`` builds the views
-from rows."""
+Commands are validated here so every error names its field; ``services/inventory/presenters.py``
+builds the views from rows."""
 
 from __future__ import annotations
 

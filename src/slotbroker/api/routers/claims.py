@@ -21,8 +21,9 @@ from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.strict import Int
 from slotbroker.domain.time import to_datetime
-from slotbroker.services.allocation_requests import AllocationRequestError, ClaimOutcome
-from slotbroker.services.tokens import Principal, Role
+from slotbroker.services.access.tokens import Principal, Role
+from slotbroker.services.booking.allocation_request_bodies import AllocationRequestError, ClaimOutcome
+from slotbroker.services.booking.allocation_request_ids import MAX_ID_CHARS
 from slotbroker.wire.claims import Candidates, ClaimedAllocation, ClaimView, HostSwap
 
 router = APIRouter(prefix="/v1", tags=["claims"], responses=responses(400, 401, 413, 415, 422, 429, 503))
@@ -51,7 +52,7 @@ class ClaimIn(BaseModel):
     """Either ``allocation_request`` (an id from find-slot or allocation candidates), or ``items`` with
     ``start`` and ``end``."""
 
-    allocation_request: str | None = Field(None, max_length=36)
+    allocation_request: str | None = Field(None, max_length=MAX_ID_CHARS)
     consumer: ConsumerIn = Field(default_factory=ConsumerIn)
     items: list[ItemIn] | None = Field(None, min_length=1, max_length=MAX_ITEMS)
     start: AwareDatetime | None = None

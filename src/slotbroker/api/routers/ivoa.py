@@ -25,8 +25,8 @@ from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, NotFound
+from slotbroker.services.access.tokens import Principal, Role
 from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
-from slotbroker.services.tokens import Principal, Role
 
 PREFIX = "/ivoa"
 router = APIRouter(prefix=PREFIX, tags=["ivoa"], responses=responses(400, 401, 404, 413, 415, 422, 429, 503))

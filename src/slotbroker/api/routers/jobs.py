@@ -23,8 +23,8 @@ from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import NotFound
 from slotbroker.domain.jobs import TERMINAL, JobSpec, JobState
+from slotbroker.services.access.tokens import Principal, Role
 from slotbroker.services.planner import Planner
-from slotbroker.services.tokens import Principal, Role
 from slotbroker.wire.jobs import (
     CreateJob,
     JobEvent,

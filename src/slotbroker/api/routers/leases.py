@@ -16,7 +16,7 @@ from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, Forbidden, ValidationFailed
 from slotbroker.domain.resource_classes import naming_problem
 from slotbroker.domain.time import to_epoch
-from slotbroker.services.tokens import Principal, Role
+from slotbroker.services.access.tokens import Principal, Role
 from slotbroker.wire.leases import (
     CreateLease,
     LeaseList,

@@ -11,7 +11,7 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
-from slotbroker.services.tokens import Principal, Role
+from slotbroker.services.access.tokens import Principal, Role
 from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=responses(400, 401, 413, 415, 422, 429, 503))

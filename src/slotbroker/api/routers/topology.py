@@ -21,7 +21,7 @@ from slotbroker.api.problems import TOO_DEEP, responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.topology import Topology
-from slotbroker.services.topology import check_size
+from slotbroker.services.inventory.topology import check_size
 from slotbroker.wire import providers as views
 
 router = APIRouter(

@@ -14,6 +14,8 @@ a query runs past the chunk, so a request that fits early never pays for the who
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,7 +69,7 @@ def free_starts(
     b = np.concatenate(bs) if bs else np.zeros(0, np.int64)
     if o.shape[0] == 0:
         return np.arange(n, dtype=np.int64), np.full(n, lo, np.int64), np.full(n, hi, np.int64)
-    order = np.lexsort((a, o))
+    order = np.argsort(o * _SHIFT + (a - lo))  # by row, then start (one int64 key: faster than lexsort)
     o, a, b = o[order], a[order], b[order]
     # covered-until: running max of span ends within each row (keys ordered by row, then end)
     cov = np.maximum.accumulate(o * _SHIFT + (b - lo)) - o * _SHIFT + lo
@@ -93,29 +95,56 @@ def free_starts(
     return fo[ok], fx[ok], y[ok]
 
 
-def coverage(group: I64, weight: I64, need: int, x: I64, y: I64) -> tuple[I64, I64]:
-    """Times at which some group's rows with ``t`` in ``[x, y]`` weigh ``need`` or more in total:
-    disjoint sorted intervals ``[starts, ends)``."""
+def group_coverage(group: I64, weight: I64, need: int, x: I64, y: I64) -> tuple[I64, I64, I64]:
+    """Per group, the times at which its rows with ``t`` in ``[x, y]`` weigh ``need`` or more in total:
+    (group, starts, ends) of half-open intervals, disjoint within a group, ordered by group."""
     if x.shape[0] == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     t = np.concatenate([x, y + 1])
     dl = np.concatenate([weight, -weight])
     g = np.concatenate([group, group])
     order = np.lexsort((dl > 0, t, g))  # per group in time order, removals before additions
-    t, cs = t[order], np.cumsum(dl[order])  # each group's deltas sum to 0: the sum restarts per group
+    t, g, cs = t[order], g[order], np.cumsum(dl[order])  # each group's deltas sum to 0: restarts per group
     good = np.flatnonzero(cs >= need)  # never a group's last event (its sum is back to 0 < need)
-    gs, ge = t[good], t[good + 1]
+    gs, ge, gg = t[good], t[good + 1], g[good]
     keep = gs < ge
-    gs, ge = gs[keep], ge[keep]
-    if gs.shape[0] == 0:
-        return gs, ge
-    order = np.argsort(gs, kind="stable")
-    gs, ge = gs[order], np.maximum.accumulate(ge[order])
+    return gg[keep], gs[keep], ge[keep]
+
+
+def union(starts: I64, ends: I64) -> tuple[I64, I64]:
+    """Half-open intervals merged into disjoint sorted ones."""
+    if starts.shape[0] == 0:
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    gs, ge = starts[order], np.maximum.accumulate(ends[order])
     new = np.flatnonzero(gs[1:] > ge[:-1])
     return gs[np.concatenate([[0], new + 1])], ge[np.concatenate([new, [gs.shape[0] - 1]])]
 
 
-def _build(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> Reach:
+def coverage(group: I64, weight: I64, need: int, x: I64, y: I64) -> tuple[I64, I64]:
+    """Times at which some group's rows with ``t`` in ``[x, y]`` weigh ``need`` or more in total:
+    disjoint sorted intervals ``[starts, ends)``."""
+    _, gs, ge = group_coverage(group, weight, need, x, y)
+    return union(gs, ge)
+
+
+def at_least(starts: I64, ends: I64, need: int) -> tuple[I64, I64]:
+    """Where at least ``need`` of the half-open intervals overlap: disjoint sorted intervals."""
+    if starts.shape[0] < need or need <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    t = np.concatenate([starts, ends])
+    dl = np.concatenate([np.ones(starts.shape[0], np.int64), -np.ones(ends.shape[0], np.int64)])
+    order = np.lexsort((dl, t))  # removals before additions at one instant: half-open intervals
+    t, cs = t[order], np.cumsum(dl[order])
+    good = np.flatnonzero(cs[:-1] >= need)
+    gs, ge = t[good], t[good + 1]
+    keep = gs < ge
+    return union(gs[keep], ge[keep])
+
+
+def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:
+    """(site, starts, ends): per site, the starts in [lo, hi] at which that site's hosts could take all
+    of ``comp``'s instances, each host alone holding its share over the whole window."""
     topo = index.topo
     rows = comp.hosts
     most = np.full(rows.shape[0], comp.count, dtype=np.int64)
@@ -132,29 +161,106 @@ def _build(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -
         rows, most = rows[live], most[live]
         specs = [(tb, thr[live]) for tb, thr in specs]
     if rows.shape[0] == 0:
-        return Reach(lo, hi, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
     o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration)
-    starts, ends = coverage(topo.host_site[rows][o], most[o], comp.count, x, y)
+    return group_coverage(topo.host_site[rows][o], most[o], comp.count, x, y)
+
+
+def _build(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> Reach:
+    _, gs, ge = _site_cover(index, plan, comp, lo, hi)
+    starts, ends = union(gs, ge)
     return Reach(lo, hi, starts, ends)
 
 
-def next_possible(index: CalendarIndex, plan: Plan, comp: CompPlan, t: int) -> int:
-    """The first start >= ``t`` in ``comp``'s reach (``NEVER`` if none up to the latest start). Every
-    start in [t, answer) is infeasible for the request."""
+def _build_group(
+    index: CalendarIndex, plan: Plan, kind: str, members: tuple[int, ...], lo: int, hi: int
+) -> Reach:
+    """A group's joint reach: starts at which its components could be placed on sites together.
+
+    ``different_sites``: the components need distinct sites, so some site must serve each of them and,
+    for every subset of them, the sites serving at least one member must number at least the subset's
+    size (Hall's condition: exactly when distinct sites can be matched to all). ``same_site``: one site
+    must serve every member at once. Both only ever rule starts out that no placement could use."""
+    covers = {c: _site_cover(index, plan, plan.comps[c], lo, hi) for c in members}
+    if kind == "same_site":
+        per_site: list[tuple[I64, I64]] = []
+        sites = set.intersection(*(set(covers[c][0].tolist()) for c in members)) if members else set()
+        for s in sorted(sites):
+            parts = [(gs[g == s], ge[g == s]) for g, gs, ge in (covers[c] for c in members)]
+            st = np.concatenate([p[0] for p in parts])
+            en = np.concatenate([p[1] for p in parts])
+            # the members' own intervals are disjoint per site: all of them overlap where |members| do
+            per_site.append(at_least(st, en, len(members)))
+        if not per_site:
+            return Reach(lo, hi, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        starts, ends = union(
+            np.concatenate([p[0] for p in per_site]), np.concatenate([p[1] for p in per_site])
+        )
+        return Reach(lo, hi, starts, ends)
+    ok_s: list[I64] = []
+    ok_e: list[I64] = []
+    subsets = [sub for k in range(1, len(members) + 1) for sub in itertools.combinations(members, k)]
+    for sub in subsets:
+        g = np.concatenate([covers[c][0] for c in sub])
+        gs = np.concatenate([covers[c][1] for c in sub])
+        ge = np.concatenate([covers[c][2] for c in sub])
+        # per site, the union of the subset's intervals (a site serving several members counts once)
+        site_s: list[I64] = []
+        site_e: list[I64] = []
+        for s in np.unique(g).tolist():
+            us, ue = union(gs[g == s], ge[g == s])
+            site_s.append(us)
+            site_e.append(ue)
+        if not site_s:
+            return Reach(lo, hi, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        a, b = at_least(np.concatenate(site_s), np.concatenate(site_e), len(sub))
+        ok_s.append(a)
+        ok_e.append(b)
+    starts, ends = at_least(np.concatenate(ok_s), np.concatenate(ok_e), len(subsets))
+    return Reach(lo, hi, starts, ends)
+
+
+MAX_HALL_MEMBERS = 6  # different-sites groups up to this size get the joint reach (2^k - 1 subsets)
+
+
+def _next_in_chunks(plan: Plan, key: str, t: int, build: Callable[[int, int], Reach]) -> int:
     latest = plan.latest_start
-    key = f"reach:{comp.idx}"
     while t <= latest:
         r: Reach | None = plan.cache.get(key)
         if r is None or not r.lo <= t <= r.hi:
             prev = 0 if r is None else r.hi - r.lo + 1
             span = max(MIN_CHUNK_S, CHUNK_DURATIONS * plan.min_duration, 2 * prev)
-            r = _build(index, plan, comp, t, min(latest, t + span - 1))
+            r = build(t, min(latest, t + span - 1))
             plan.cache[key] = r
         got = r.next_in(t)
         if got is not None:
             return got
         t = r.hi + 1
     return NEVER
+
+
+def next_possible(index: CalendarIndex, plan: Plan, comp: CompPlan, t: int) -> int:
+    """The first start >= ``t`` in ``comp``'s reach (``NEVER`` if none up to the latest start). Every
+    start in [t, answer) is infeasible for the request."""
+    return _next_in_chunks(plan, f"reach:{comp.idx}", t, lambda lo, hi: _build(index, plan, comp, lo, hi))
+
+
+def groups_next_possible(index: CalendarIndex, plan: Plan, t: int) -> int:
+    """The first start >= ``t`` that every site group's joint reach admits (``t`` when there are no
+    groups); every start in [t, answer) is infeasible for the request."""
+    best = t
+    groups = [("same_site", g) for g in plan.same_site if len(g) > 1]
+    groups += [("different_sites", g) for g in plan.different_sites if 1 < len(g) <= MAX_HALL_MEMBERS]
+    for i, (kind, g) in enumerate(groups):
+        members = tuple(sorted(g))
+
+        def build(lo: int, hi: int, kind: str = kind, members: tuple[int, ...] = members) -> Reach:
+            return _build_group(index, plan, kind, members, lo, hi)
+
+        got = _next_in_chunks(plan, f"group:{kind}:{i}", best, build)
+        best = max(best, got)
+    return best
 
 
 def known_next(plan: Plan, t: int) -> tuple[int, int] | None:

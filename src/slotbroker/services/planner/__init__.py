@@ -7,7 +7,7 @@ Public API for the HTTP / CLI / procrastinate layers:
   back as ``wire.jobs.JobOut`` (``views.job_out`` maps a stored job).
 * ``WorkerPool(planner, workers=...)``: the embedded asyncio pool (``await pool.run()`` /
   ``pool.start()``; ``await pool.stop()``).
-* ``steps.run_claimed`` / ``steps.commit``: the step handlers any worker (procrastinate) can call.
+* ``steps.run_claimed`` / ``step_commit.commit``: the step handlers any worker (procrastinate) can call.
 """
 
 from __future__ import annotations

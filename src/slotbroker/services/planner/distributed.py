@@ -10,7 +10,7 @@ no phantom task for a rolled-back change, no lost step for a committed one.
 
 The task body is ``Planner.run_job``: it claims the row like any worker (``FOR UPDATE SKIP LOCKED``) and
 runs the job's chained steps; a duplicate or stale task finds nothing to claim and ends. The same step
-handlers (``steps.run_claimed`` / ``steps.commit``) serve the embedded pool and this worker.
+handlers (``steps.run_claimed`` / ``step_commit.commit``) serve the embedded pool and this worker.
 
 Three things procrastinate alone would miss, handled here:
 
@@ -37,7 +37,7 @@ import procrastinate
 
 from slotbroker.services.planner.reconcile import reconcile
 from slotbroker.services.planner.service import Planner
-from slotbroker.services.planner.steps import EnqueueHook
+from slotbroker.services.planner.step_context import EnqueueHook
 from slotbroker.store.db import Database
 from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork

@@ -14,7 +14,7 @@ and asks the provisioner where each one is:
   which returns the provision if it was made;
 * jobs already being torn down (cancel, lease end, release) go on with their teardown.
 
-Each decision is committed through the same step boundary as any step (``steps.commit``), so a cancel
+Each decision is committed through the same step boundary as any step (``step_commit.commit``), so a cancel
 that arrived meanwhile still wins.
 """
 
@@ -26,14 +26,9 @@ from dataclasses import dataclass
 
 from slotbroker.domain.jobs import Reason, Step
 from slotbroker.services.planner.provisioners.base import RUN_DONE, ProvisionPhase, RunPhase, RunStatus
-from slotbroker.services.planner.steps import (
-    Change,
-    StepContext,
-    _failed_attempt,
-    _run_finished,
-    commit,
-    recover,
-)
+from slotbroker.services.planner.step_commit import commit
+from slotbroker.services.planner.step_context import Change, StepContext
+from slotbroker.services.planner.steps import _failed_attempt, _run_finished, recover
 from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 

@@ -17,19 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from slotbroker.domain.errors import AlreadyExists, FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.domain.jobs import JobSpec, JobState, Reason, Step, Workload
-from slotbroker.services.claims import ClaimService
-from slotbroker.services.lease_rehost import LeaseRehoster, Rehost
+from slotbroker.services.access.tokens import Role
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_rehost import LeaseRehoster, Rehost
 from slotbroker.services.planner.provisioners.base import Provisioner, ProvisionerContext, load_all
 from slotbroker.services.planner.settings import PlannerSettings, role_allows
-from slotbroker.services.planner.steps import (
-    LIVE_LEASE,
-    EnqueueHook,
-    StepContext,
-    run_claimed,
-    wall_ms,
-)
+from slotbroker.services.planner.step_context import LIVE_LEASE, EnqueueHook, StepContext, wall_ms
+from slotbroker.services.planner.steps import run_claimed
 from slotbroker.services.planner.views import job_out, log_line_out
-from slotbroker.services.tokens import Role
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import job_rows
 from slotbroker.store.repositories.job_queues import one_job
@@ -37,7 +32,7 @@ from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.jobs import JobList, JobOut, LogLineOut
 
 if TYPE_CHECKING:
-    from slotbroker.services.lease_events import LeaseEvent
+    from slotbroker.services.booking.lease_events import LeaseEvent
 
 log = logging.getLogger("slotbroker.planner")
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from slotbroker.services.tokens import Role
+from slotbroker.services.access.tokens import Role
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The step handlers: one function runs a claimed job's current step and commits what it decided.
+"""The step handlers: one function runs a claimed job's current step; ``step_commit.commit`` commits
+what it decided.
 
 Each step is: (claimed by a worker) -> provisioner call(s), outside any transaction -> one commit
 transaction that locks the job, checks the claim is still ours, checks the cancel / expire flags *in that
@@ -22,16 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
-from slotbroker.domain.claims import ConsumerStatus
-from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.jobs import JobState, Reason, Step, Workload
-from slotbroker.services.claims import MAX_ATTEMPTS, retrying
-from slotbroker.services.lease_rehost import Rehost
 from slotbroker.services.planner.allocations import (
     LeaseAllocation,
     forget_allocations,
@@ -48,78 +43,21 @@ from slotbroker.services.planner.provisioners.base import (
     RunPhase,
     RunStatus,
 )
-from slotbroker.services.planner.settings import PlannerSettings, ProvisionerPolicy
-from slotbroker.store.db import Database
+from slotbroker.services.planner.settings import ProvisionerPolicy
+from slotbroker.services.planner.step_commit import commit
+from slotbroker.services.planner.step_context import (
+    LIVE_LEASE,
+    Change,
+    StepContext,
+    key_of,
+    teardown_step,
+)
 from slotbroker.store.repositories import job_rows
 from slotbroker.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("slotbroker.planner")
 
 T = TypeVar("T")
-KEEP = "__keep__"
-LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
-OUTCOME = {
-    Reason.CANCEL.value: JobState.CANCELED,
-    Reason.EXPIRE.value: JobState.EXPIRED,
-    Reason.FAIL.value: JobState.FAILED,
-    Reason.SUCCEED.value: JobState.SUCCEEDED,
-}
-
-
-class DbRunner(Protocol):
-    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
-
-
-async def in_thread(fn: Callable[[], T], /) -> T:
-    return await asyncio.to_thread(fn)
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class StepContext:
-    db: Database
-    provisioners: Mapping[str, Provisioner]
-    settings: PlannerSettings
-    worker: str
-    clock_ms: Callable[[], int] = wall_ms
-    rehost: Rehost | None = None  # moves the lease off failed hosts when a retry commits (None: never)
-    run_db: DbRunner = in_thread
-    chain: bool = True  # keep the claim and go on when the next step is due at once
-    on_enqueue: EnqueueHook | None = None
-
-
-EnqueueHook = Callable[[UnitOfWork, job_rows.JobSnapshot], None]
-"""Called inside the transaction that gives a job its next step (create, each step commit, cancel, lease
-events), with the job as written: an external queue (procrastinate) defers its task here, in the same
-transaction, so the state change and the enqueue commit together or not at all. Not called for steps
-the committing worker keeps and runs at once (``chain``)."""
-
-
-@dataclass
-class Change:
-    """What a step decided; ``commit`` applies it (after the cancel / expire check)."""
-
-    step: Step
-    values: dict[str, Any] = field(default_factory=dict)
-    delay_s: float = 0.0
-    enter: tuple[JobState, ...] = ()
-    reason: str | None = KEEP
-    logs: list[tuple[str, str]] = field(default_factory=list)
-
-
-def key_of(job: job_rows.JobSnapshot) -> str:
-    return f"{job.id}#{job.attempt}"
-
-
-def teardown_step(job: job_rows.JobSnapshot) -> Step:
-    if job.run_id and not job.run_stopped:
-        return Step.CANCEL_RUN
-    if job.provision_id and job.released_attempt < job.attempt:
-        return Step.RELEASE
-    return Step.FINISH
 
 
 # -- the lease's allocation ---------------------------------------------------------------------------------
@@ -372,183 +310,4 @@ async def run_claimed(ctx: StepContext, job: job_rows.JobSnapshot) -> job_rows.J
     return new
 
 
-def commit(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> job_rows.JobSnapshot | None:
-    """The step boundary: one transaction that checks the claim is still ours, checks the cancel / expire
-    flags, and writes the state change with the next step.
-
-    Fast path: one guarded UPDATE (``claim is ours AND no cancel AND no expiry``) planned from the
-    claimed snapshot - nobody else writes a claimed job except to raise those flags. If it matches no row,
-    the slow path locks the row, re-reads it and plans again (a raised flag turns into the teardown).
-
-    A retry that moves the lease (``_moving``) locks the lease, then the job, and moves the lease in the
-    same transaction (no alternate with room: the job fails instead). Lock waits there can end in a
-    deadlock or serialization failure, so that transaction is retried whole; if it keeps losing, the
-    retry is parked (``_parked``) rather than dropped, and no release is ever repeated.
-    """
-    if not _moving(ctx, job, change):
-        return _commit(ctx, job, change, moving=False)
-    try:
-        return retrying(lambda _n: _commit(ctx, job, change, moving=True), MAX_ATTEMPTS)
-    except ConcurrentUpdate:
-        log.warning("job %s: moving lease %s keeps losing to concurrent writers", job.id, job.lease_uuid)
-        return _commit(ctx, job, _parked(ctx, job, change), moving=False)
-
-
-def _commit(
-    ctx: StepContext, job: job_rows.JobSnapshot, change: Change, *, moving: bool
-) -> job_rows.JobSnapshot | None:
-    now = ctx.clock_ms()
-    with UnitOfWork(ctx.db) as uow:
-        new: job_rows.JobSnapshot | None = None
-        if moving:
-            uow.jobs.lock_lease(job.lease_uuid)  # before the job row: the lease writers' order
-        elif not (job.cancel_requested or job.expire_requested):
-            plan = _plan(ctx, job, change, now)
-            new = uow.jobs.write_claimed(job, ctx.worker, plan.values)
-        if new is None:
-            fresh = uow.jobs.lock_for_commit(job.seq, job.version, ctx.worker)
-            if fresh is None:
-                log.info("job %s: claim lost before commit; result of step %s dropped", job.id, job.step)
-                return None
-            plan = _plan(ctx, fresh, change, now)
-            if moving and "attempt" in plan.values:  # still a retry (no cancel / expiry came first)
-                plan = _move(ctx, uow, fresh, change, plan, now)
-            new = uow.jobs.write(fresh, plan.values)
-        uow.jobs.logs.add_transitions(plan.transitions)
-        uow.jobs.logs.add_lines(job.seq, now, plan.logs)
-        if ctx.on_enqueue is not None and new.step is not None and not plan.keep:
-            ctx.on_enqueue(uow, new)
-        uow.commit()
-    return new if plan.keep else None
-
-
-# What only a retry writes (a retry turned into a failure, or parked, leaves these alone).
-_RETRY_ONLY = ("attempt", "provision_id", "run_id", "run_stopped")
-
-
-def _moving(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> bool:
-    """Does committing ``change`` move the lease? Only a retry does, and only if the provisioner's
-    ``retry.alternates`` allows it (else it retries on the same allocation)."""
-    alternates = ctx.settings.policy(job.provisioner).retry.alternates
-    return ctx.rehost is not None and alternates and "attempt" in change.values
-
-
-def _move(
-    ctx: StepContext, uow: UnitOfWork, fresh: job_rows.JobSnapshot, change: Change, plan: _Plan, now: int
-) -> _Plan:
-    """Move the lease off the hosts this attempt used (and never back onto those of earlier attempts),
-    then let the retry go ahead; if some host has no alternate with room the retry becomes a failure.
-    A lease that other jobs use right now is not moved (their work runs on its hosts): the retry stays."""
-    assert ctx.rehost is not None
-    busy = uow.jobs.others_under_way(fresh.lease_uuid, fresh.seq, now)
-    if busy:  # moving would pull the capacity from under them: retry in place
-        plan.logs.append(("planner", f"lease in use by job {', '.join(busy)}: retrying on the same hosts"))
-        return plan
-    tried = job_rows.hosts_of(fresh)
-    moved = ctx.rehost(uow.jobs.connection, fresh.lease_uuid, tried, now // 1000)
-    if moved is None:
-        error = f"{change.values.get('error') or fresh.error}; no alternate host had capacity"
-        values = {k: v for k, v in change.values.items() if k not in _RETRY_ONLY}
-        values["error"] = error
-        line = f"no alternate host had capacity for lease {fresh.lease_uuid}; giving up"
-        failed = Change(Step.FINISH, values, reason=Reason.FAIL.value, logs=[*change.logs, ("planner", line)])
-        return _plan(ctx, fresh, failed, now)
-    if moved.moves:
-        plan.values["tried_hosts"] = job_rows.hosts_json(tried | moved.left)
-        plan.logs.append(("planner", f"lease {fresh.lease_uuid} moved: {moved.describe()}"))
-    else:
-        plan.logs.append(("planner", f"lease not moved ({moved.reason}): retrying on the same hosts"))
-    return plan
-
-
-def _parked(ctx: StepContext, job: job_rows.JobSnapshot, change: Change) -> Change:
-    """A retry whose move could not be committed waits at ``release`` (reason ``retry``) with what it
-    released recorded: the release step has nothing left to release and plans the retry - and the
-    move - again after ``poll_interval_s``."""
-    values = {k: v for k, v in change.values.items() if k not in _RETRY_ONLY}
-    line = ("planner", "moving the lease lost to concurrent writers; the retry waits")
-    delay = ctx.settings.policy(job.provisioner).poll_interval_s
-    return Change(Step.RELEASE, values, delay_s=delay, reason=Reason.RETRY.value, logs=[*change.logs, line])
-
-
-@dataclass
-class _Plan:
-    values: dict[str, Any]
-    transitions: list[tuple[int, str | None, str, int, str]]
-    logs: list[tuple[str, str]]
-    keep: bool
-
-
-def _plan(ctx: StepContext, fresh: job_rows.JobSnapshot, change: Change, now: int) -> _Plan:
-    """The row values, transitions and log lines ``change`` makes of ``fresh`` (a raised cancel / expire
-    flag overrides a forward step with the teardown)."""
-    values = dict(change.values)
-    reason = fresh.reason if change.reason == KEEP else change.reason
-    step, delay, enter, logs = change.step, change.delay_s, change.enter, list(change.logs)
-    if (fresh.cancel_requested or fresh.expire_requested) and reason in (None, Reason.RETRY.value):
-        reason = Reason.CANCEL.value if fresh.cancel_requested else Reason.EXPIRE.value
-        values.pop("attempt", None)  # no new attempt once the job is being torn down
-        step, delay, enter = teardown_step(job_rows.replace(fresh, values)), 0.0, ()
-        what = "cancel" if reason == Reason.CANCEL.value else "lease end"
-        logs.append(("planner", f"{what}: tearing down"))
-    transitions: list[tuple[int, str | None, str, int, str]] = []
-    state = fresh.state
-    for nxt in enter:
-        transitions.append((fresh.seq, state, nxt.value, now, ""))
-        state = nxt.value
-    keep = False
-    if step is Step.FINISH:
-        final = OUTCOME[reason or Reason.FAIL.value].value
-        transitions.append((fresh.seq, state, final, now, values.get("error") or fresh.error or ""))
-        values.update(state=final, step=None, finished_ms=now, claimed_by=None, claimed_until_ms=None)
-    else:
-        keep = ctx.chain and delay <= 0
-        values.update(
-            state=state,
-            step=step.value,
-            due_ms=now + int(delay * 1000),
-            claimed_by=ctx.worker if keep else None,
-            claimed_until_ms=now + int(ctx.settings.claim_ttl_s * 1000) if keep else None,
-        )
-    values.update(reason=reason, updated_ms=now)
-    return _Plan(values, transitions, logs, keep)
-
-
-def unclaim(ctx: StepContext, job: job_rows.JobSnapshot, delay_s: float) -> bool:
-    """Give a step back after an unexpected error (it runs again after ``delay_s``)."""
-    now = ctx.clock_ms()
-    with UnitOfWork(ctx.db) as uow:
-        fresh = uow.jobs.lock_for_commit(job.seq, job.version, ctx.worker)
-        if fresh is None:
-            return False
-        uow.jobs.write(
-            fresh,
-            {
-                "claimed_by": None,
-                "claimed_until_ms": None,
-                "due_ms": now + int(delay_s * 1000),
-                "updated_ms": now,
-            },
-        )
-        uow.commit()
-    return True
-
-
-__all__ = [
-    "HANDLERS",
-    "KEEP",
-    "NEEDS_ALLOCATION",
-    "OUTCOME",
-    "Change",
-    "DbRunner",
-    "EnqueueHook",
-    "StepContext",
-    "commit",
-    "decide",
-    "in_thread",
-    "key_of",
-    "run_claimed",
-    "teardown_step",
-    "unclaim",
-    "wall_ms",
-]
+__all__ = ["HANDLERS", "NEEDS_ALLOCATION", "decide", "run_claimed"]

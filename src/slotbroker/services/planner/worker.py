@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from slotbroker.services.planner import steps
+from slotbroker.services.planner import step_commit, step_context, steps
 from slotbroker.services.planner.allocations import LeaseAllocation, load_lease, remember_allocations
 from slotbroker.services.planner.reconcile import ReconcileReport, reconcile
 from slotbroker.services.planner.service import Planner
@@ -55,7 +55,7 @@ class WorkerPool:
         self.policy = policy or make_policy(self.settings.queue_policy)
         threads = 1 if planner.db.is_sqlite else min(8, max(2, self.workers))
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="planner-db")
-        self.ctx = steps.StepContext(
+        self.ctx = step_context.StepContext(
             planner.db,
             planner.provisioners,
             self.settings,
@@ -231,7 +231,7 @@ class WorkerPool:
 
     async def _unclaim(self, job: JobSnapshot, delay_s: float) -> None:
         with contextlib.suppress(Exception):
-            await self._run_db(lambda: steps.unclaim(self.ctx, job, delay_s))
+            await self._run_db(lambda: step_commit.unclaim(self.ctx, job, delay_s))
 
     async def _heartbeat(self) -> None:
         interval = self.settings.claim_ttl_s / 3

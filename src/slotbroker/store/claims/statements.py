@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import BindParameter
 from slotbroker.domain.claim_rule import InventoryFacts, LockedProvider, Pair, PairState, Usage
 from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.store.repositories.calendar import BUMP_CALENDAR
-from slotbroker.store.repositories.usage import live_consumer
+from slotbroker.store.repositories.usage import live_consumer, stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
@@ -442,15 +442,4 @@ MARK_RELEASED = (
     .returning(consumers.c.id, consumers.c.status)
 )
 DELETE_ALL = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
-DELETE_FUTURE = delete(allocations).where(
-    allocations.c.consumer_id == bindparam("cid"), allocations.c.start_s >= bindparam("now")
-)
-CUT_RUNNING = (
-    update(allocations)
-    .where(
-        allocations.c.consumer_id == bindparam("cid"),
-        allocations.c.start_s < bindparam("now"),
-        allocations.c.end_s > bindparam("now"),
-    )
-    .values(end_s=bindparam("now"))
-)
+DELETE_FUTURE, CUT_RUNNING = stop_rows(allocations.c.consumer_id == bindparam("cid"), bindparam("now"))

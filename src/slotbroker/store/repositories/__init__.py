@@ -11,6 +11,7 @@ from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.offers import OfferRepository
 from slotbroker.store.repositories.providers import ProviderRepository
 from slotbroker.store.repositories.quotas import QuotaRepository
+from slotbroker.store.repositories.secrets import SecretRepository
 from slotbroker.store.repositories.snapshot import SnapshotRepository
 from slotbroker.store.repositories.tokens import TokenRepository
 from slotbroker.store.repositories.usage import AllocationRepository
@@ -27,6 +28,7 @@ __all__ = [
     "OfferRepository",
     "ProviderRepository",
     "QuotaRepository",
+    "SecretRepository",
     "SnapshotRepository",
     "TokenRepository",
 ]

@@ -48,7 +48,7 @@ _LOCK_LEASE = (
     .with_for_update()
 )
 # FOR SHARE (PostgreSQL): a job is created either before a retry of a sibling moves the lease (which
-# then sees it) or after (it reads the moved allocation), never in between (``steps._move``).
+# then sees it) or after (it reads the moved allocation), never in between (``step_commit._move``).
 _LEASE_FOR_NEW_JOB = (
     select(consumers.c.project, consumers.c.status, consumers.c.start_s)
     .where(consumers.c.uuid == bindparam("lease_uuid"), consumers.c.kind == ConsumerKind.LEASE.value)

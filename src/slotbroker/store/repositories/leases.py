@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store.models import LeaseEventRow
+from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
@@ -173,17 +174,10 @@ class LeaseRepository:
         self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
 
     def end_rows_at(self, row_ids: Collection[int], now_s: int) -> None:
-        """Stop rows at ``now_s``: the ones not yet started are deleted, the running ones end at ``now_s``,
-        so the past stays on record (as a release to ``ENDED`` does)."""
-        ids = list(row_ids)
-        self.session.execute(
-            delete(allocations).where(allocations.c.id.in_(ids), allocations.c.start_s >= now_s)
-        )
-        self.session.execute(
-            update(allocations)
-            .where(allocations.c.id.in_(ids), allocations.c.start_s < now_s)
-            .values(end_s=now_s)
-        )
+        """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does)."""
+        drop, cut = stop_rows(allocations.c.id.in_(list(row_ids)), now_s)
+        self.session.execute(drop)
+        self.session.execute(cut)
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
+from sqlalchemy import ColumnElement, Delete, Update, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
@@ -31,6 +31,17 @@ def live_consumer(now: Any) -> ColumnElement[bool]:
             consumers.c.expires_s.is_(None),
             consumers.c.expires_s > now,
         ),
+    )
+
+
+def stop_rows(match: ColumnElement[bool], now: Any) -> tuple[Delete, Update]:
+    """The one definition of stopping allocation rows at ``now`` (an int or a bound parameter): rows
+    not yet started are deleted, running ones end at ``now``, rows already over stay as they are, so the
+    past stays on record and still counts. Used when a lease ends and when rows move off a host."""
+    rows = tables.allocations
+    return (
+        delete(rows).where(match, rows.c.start_s >= now),
+        update(rows).where(match, rows.c.start_s < now, rows.c.end_s > now).values(end_s=now),
     )
 
 

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
-from slotbroker.services.tokens import Role
+from slotbroker.services.access.tokens import Role
 
 GROUP = "slotbroker.provisioners"
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from slotbroker.domain.jobs import Workload
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     Provision,
@@ -42,7 +43,6 @@ from slotbroker.services.planner.provisioners.base import (
     RunPhase,
     RunStatus,
 )
-from slotbroker.services.tokens import Role
 
 SCRATCH_PREFIX = "slotbroker-job-"
 INHERITED = ("PATH", "LANG")  # the only names taken from this process's environment

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from slotbroker.domain.jobs import Workload
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     Provision,
@@ -40,7 +41,6 @@ from slotbroker.services.planner.provisioners.base import (
     RunPhase,
     RunStatus,
 )
-from slotbroker.services.tokens import Role
 
 Outcome = Callable[[Allocation, str], str]
 

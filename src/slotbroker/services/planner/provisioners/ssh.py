@@ -30,6 +30,7 @@ import asyncssh
 
 from slotbroker.domain.errors import FieldError
 from slotbroker.domain.jobs import Workload
+from slotbroker.services.access.tokens import Role
 from slotbroker.services.planner.provisioners.base import (
     Allocation,
     AllocationLoader,
@@ -54,7 +55,6 @@ from slotbroker.services.planner.provisioners.ssh_remote import (
     status_script,
     target_of,
 )
-from slotbroker.services.tokens import Role
 
 log = logging.getLogger("slotbroker.planner.ssh")
 

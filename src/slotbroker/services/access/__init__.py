@@ -1,0 +1,1 @@
+"""Access: API tokens bound to a project and a role."""

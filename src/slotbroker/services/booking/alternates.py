@@ -1,0 +1,101 @@
+"""Moving a booking onto stand-in hosts, written once: what a conflicting claim lets us swap, which
+stand-in comes next, swapping a host in a claim's items, and claiming for an existing lease under a
+temporary consumer whose rows then move onto the lease.
+
+The swap rule every booking path follows (offers, allocation requests, lease updates):
+
+* only a host can be swapped: when any conflict points at a shared item (a link, a facility port),
+  another host of the same site cannot fix it, so the attempt ends there;
+* the first conflicting host is swapped, for the first stand-in that was neither tried nor is already
+  in use by the booking; a host that conflicted is never tried again.
+
+Where the stand-ins come from differs by path and is not part of the rule: a find-slot window carries
+its own (the engine's alternates per component), a lease asks the store (``uow.leases.alternate_hosts``:
+same site, same traits, every class). Whether one has room is for the claim to prove, under its locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Iterable, Sequence
+from typing import TypeVar
+
+from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerSpec
+from slotbroker.domain.errors import CapacityConflict, FieldError, ValidationFailed, item_index
+from slotbroker.services.booking.claims import ClaimService
+from slotbroker.store.repositories.leases import HostRef
+from slotbroker.store.unit_of_work import UnitOfWork
+
+K = TypeVar("K")
+H = TypeVar("H", bound=Hashable)
+
+
+def conflicting_owner(errors: Sequence[FieldError], owners: Sequence[K | None]) -> K | None:
+    """The owner (a host-bound instance) of the first item the claim's errors point at, or None when
+    there is nothing to swap: some error points at an item no host owns (a link, a port) or at none."""
+    first: K | None = None
+    for err in errors:
+        k = item_index(err.pointer)
+        owner = owners[k] if k is not None and k < len(owners) else None
+        if owner is None:
+            return None
+        if first is None:
+            first = owner
+    return first
+
+
+def next_alternate(candidates: Iterable[H], tried: set[H], in_use: Collection[H]) -> H | None:
+    """The first stand-in neither tried nor in use, now marked tried; None when none is left."""
+    for alt in candidates:
+        if alt in tried or alt in in_use:
+            continue
+        tried.add(alt)
+        return alt
+    return None
+
+
+def offending_providers(items: Sequence[ClaimItem], exc: CapacityConflict | ValidationFailed) -> list[str]:
+    """The providers (uuids, first named first) of the items a claim's errors point at (``/items/3...``)."""
+    bad: list[str] = []
+    for err in exc.errors:
+        k = item_index(err.pointer)
+        if k is not None and k < len(items):
+            uuid = items[k].provider_uuid
+            if uuid not in bad:
+                bad.append(uuid)
+    return bad
+
+
+def swap_host(items: Sequence[ClaimItem], old: str, new: str) -> tuple[ClaimItem, ...]:
+    """``items`` with every item on provider ``old`` moved to ``new``."""
+    return tuple(
+        ClaimItem(new, it.resource_class, it.amount, it.vlan_tag) if it.provider_uuid == old else it
+        for it in items
+    )
+
+
+def claim_for_lease(
+    claims: ClaimService,
+    uow: UnitOfWork,
+    lease_id: int,
+    spec: ConsumerSpec,
+    items: Sequence[ClaimItem],
+    now_s: int,
+    *,
+    stretch: tuple[int, int] | None = None,
+) -> None:
+    """Claim ``items`` for the existing lease ``lease_id``: ``claim_in`` under a temporary consumer
+    (``spec``; all of the claim's checks, locks and inserts), whose rows then move onto the lease
+    (``stretch`` (start, end): the lease's rows ending at ``start`` are stretched to ``end`` instead).
+    Raises what ``claim_in`` raises, having written nothing."""
+    result = claims.claim_in(uow, ClaimRequest(spec, tuple(items)), now_s=now_s)
+    uow.leases.adopt(lease_id, result.consumer_id, stretch=stretch)
+
+
+__all__ = [
+    "HostRef",
+    "claim_for_lease",
+    "conflicting_owner",
+    "next_alternate",
+    "offending_providers",
+    "swap_host",
+]

@@ -1,0 +1,284 @@
+"""Find-slot use case: validate against the inventory, search the cached calendar index, cache answers,
+and run long queries as jobs whose results any replica can report.
+
+Requests are clamped to the present: a window cannot start in the past, and allocations that ended
+before now are not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
+from slotbroker.domain.request import SlotRequest, parse_request
+from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
+from slotbroker.services.find_slot.calendar_cache import CachedIndex, CalendarCache, Catalog
+from slotbroker.services.find_slot.present import result_view
+from slotbroker.store.db import Database
+from slotbroker.store.models import FindSlotJobRow
+from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
+
+log = logging.getLogger("slotbroker.find_slot")
+
+RUNNER_TTL_S = 120  # a runner's claim on a job: past it (its process died), a reader takes the job over
+MAX_RUNS = 2  # runs of one job in all; then it is reported failed (worker_lost): it may be what kills them
+# Called on each fresh answer (not on cache hits): gives its windows allocation-request ids.
+WindowHook = Callable[[FindSlotResult, SlotRequest, CachedIndex, str], FindSlotResult]
+
+
+@dataclass(frozen=True)
+class FindSlotSettings:
+    max_range_s: int = 90 * 86400
+    async_cost: float = 200.0  # range days x (instances + links + ports) above which the answer is a job
+    cache_ttl_s: float = 30.0
+    cache_size: int = 256
+    job_ttl_s: int = 3600
+    job_workers: int = 2
+
+
+def estimated_cost(req: SlotRequest) -> float:
+    """Roughly proportional to the work of a search: the range in days times the things to place."""
+    days = (req.latest_end_s - req.range_start_s) / 86400
+    return days * (req.instances + len(req.links) + len(req.facility_ports))
+
+
+def _point_at_field(error: FieldError) -> FieldError:
+    """Request-wide checks report at the document root; point at the field their message names."""
+    name = error.detail.partition(":")[0]
+    if error.pointer == "" and name in SlotRequest.model_fields:
+        return FieldError(f"/{name}", error.detail)
+    return error
+
+
+class FindSlotService:
+    def __init__(self, db: Database, cache: CalendarCache, settings: FindSlotSettings | None = None) -> None:
+        self.db = db
+        self.calendar = cache
+        self.settings = settings or FindSlotSettings()
+        self._answers: OrderedDict[str, tuple[float, int, FindSlotResult]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.window_hook: WindowHook | None = None
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def parse(self, doc: Any, *, now_s: int | None = None) -> SlotRequest:
+        """Validate ``doc`` fully: shape, classes, traits, and that named sites, hosts and ports exist.
+
+        Names are checked against the catalog cached with the calendar index (catalog and topology
+        changes bump the calendar generation), so validation costs no query of its own.
+        """
+        now = int(time.time()) if now_s is None else now_s
+        return self._parse(doc, self.calendar.current(now).catalog, now)
+
+    def _parse(self, doc: Any, catalog: Catalog, now: int) -> SlotRequest:
+        try:
+            req = parse_request(
+                doc,
+                max_range_s=self.settings.max_range_s,
+                custom_classes=catalog.custom_classes,
+                custom_traits=catalog.custom_traits,
+                known_classes=catalog.custom_classes | catalog.stocked_classes,
+            )
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.detail, [_point_at_field(f) for f in exc.errors]) from None
+        problems: list[FieldError] = []
+        for i, comp in enumerate(req.components):
+            if comp.site is not None and comp.site not in catalog.sites:
+                problems.append(FieldError(f"/components/{i}/site", f"unknown site {comp.site!r}"))
+            if comp.host is not None and comp.host not in catalog.hosts:
+                problems.append(FieldError(f"/components/{i}/host", f"unknown host {comp.host!r}"))
+        for i, port in enumerate(req.facility_ports):
+            if (port.site, port.port) not in catalog.ports:
+                problems.append(
+                    FieldError(
+                        f"/facility_ports/{i}/port", f"no facility port {port.port!r} at site {port.site!r}"
+                    )
+                )
+        if problems:
+            raise ValidationFailed(f"the request names {len(problems)} unknown provider(s)", problems)
+        if req.latest_start_s < now:
+            raise ValidationFailed(
+                "the requested range lies in the past",
+                [FieldError("/latest_end", "no start at or after now fits the range")],
+            )
+        return req
+
+    @staticmethod
+    def clamp(doc: dict[str, Any], req: SlotRequest, now_s: int) -> dict[str, Any]:
+        """The same request, starting no earlier than now (rounded up to the minute)."""
+        if req.range_start_s >= now_s:
+            return doc
+        start = datetime.fromtimestamp(-(-now_s // 60) * 60, UTC)
+        out = dict(doc)
+        if out.get("start_within"):
+            _, _, tail = str(out["start_within"]).partition("/")
+            out["start_within"] = f"{start.isoformat()}/{tail}"
+        else:
+            out["earliest_start"] = start.isoformat()
+        return out
+
+    # -- synchronous search --------------------------------------------------------------------------------
+    def find(self, doc: dict[str, Any], *, now_s: int | None = None, project: str = "") -> FindSlotResult:
+        now = int(time.time()) if now_s is None else now_s
+        cached_index = self.calendar.current(now)
+        req = self._parse(doc, cached_index.catalog, now)
+        clamped = self.clamp(doc, req, now)
+        if clamped is not doc:
+            req = self._parse(clamped, cached_index.catalog, now)
+        return self._search(req, clamped, cached_index, project)
+
+    def _search(
+        self, req: SlotRequest, doc: dict[str, Any], cached_index: CachedIndex, project: str = ""
+    ) -> FindSlotResult:
+        key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest() + project
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None and hit[1] == cached_index.generation and hit[0] > time.monotonic():
+                self._answers.move_to_end(key)
+                return hit[2].model_copy(update={"cached": True})
+        result = result_view(find_slots(cached_index.index, req), req.range_start_s, req.latest_end_s)
+        if self.window_hook is not None:
+            result = self.window_hook(result, req, cached_index, project)
+        with self._lock:
+            self._answers[key] = (
+                time.monotonic() + self.settings.cache_ttl_s,
+                cached_index.generation,
+                result,
+            )
+            while len(self._answers) > self.settings.cache_size:
+                self._answers.popitem(last=False)
+        return result
+
+    def should_defer(self, req: SlotRequest) -> bool:
+        return estimated_cost(req) > self.settings.async_cost
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+    def submit(self, doc: dict[str, Any], *, project: str, now_s: int | None = None) -> FindSlotJob:
+        """Validate now (errors answer at once), then search in the background."""
+        now = int(time.time()) if now_s is None else now_s
+        req = self.parse(doc, now_s=now)
+        doc = self.clamp(doc, req, now)
+        job_id = str(uuid.uuid4())
+        with UnitOfWork(self.db) as uow:
+            uow.find_slot_jobs.purge_expired(now)
+            uow.find_slot_jobs.add(
+                FindSlotJobRow(
+                    id=job_id,
+                    project=project,
+                    status="pending",
+                    request=json.dumps(doc),
+                    expires_s=now + self.settings.job_ttl_s,
+                    runner_until_s=now + RUNNER_TTL_S,
+                    runs=1,
+                )
+            )
+            uow.commit()
+        self._start(job_id)
+        return self.job(job_id, project=None)
+
+    def _start(self, job_id: str) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.job_workers, thread_name_prefix="find-slot")
+        self._pool.submit(self._run_job, job_id)
+
+    def _take_over(self, job_id: str, now: int) -> bool:
+        """Claim a job whose runner's claim ran out (its process died), if runs are left: one guarded
+        UPDATE, so of several replicas reading it at once exactly one wins and runs it."""
+        with UnitOfWork(self.db) as uow:
+            taken = uow.find_slot_jobs.take_over(
+                job_id, now_s=now, runner_until_s=now + RUNNER_TTL_S, max_runs=MAX_RUNS
+            )
+            uow.commit()
+        if taken:
+            log.warning("find-slot job %s: its runner stopped; running it again here", job_id)
+            self._start(job_id)
+        return taken
+
+    def _run_job(self, job_id: str) -> None:
+        with UnitOfWork(self.db) as uow:
+            row = uow.find_slot_jobs.get(job_id)
+            if row is None or row.status not in ("pending", "running"):
+                return
+            row.status = "running"
+            row.runner_until_s = int(time.time()) + RUNNER_TTL_S
+            doc, project = json.loads(row.request), row.project
+            uow.commit()
+        status, result, error = "done", None, None
+        try:
+            result = self.find(doc, project=project).model_dump_json()
+        except SlotbrokerError as exc:
+            status = "failed"
+            error = json.dumps(
+                {
+                    "code": exc.code,
+                    "detail": exc.detail,
+                    "errors": [{"pointer": f.pointer, "detail": f.detail} for f in exc.errors],
+                }
+            )
+        except Exception as exc:
+            status, error = "failed", json.dumps({"code": "internal_error", "detail": type(exc).__name__})
+        with UnitOfWork(self.db) as uow:
+            row = uow.find_slot_jobs.get(job_id)
+            if row is not None:
+                row.status, row.result, row.error = status, result, error
+                row.finished_at = datetime.now(UTC)
+                uow.commit()
+
+    def job(self, job_id: str, *, project: str | None, now_s: int | None = None) -> FindSlotJob:
+        """A job's state; ``project`` None means any project (admins). A job whose runner stopped (its
+        process died and its claim ran out) is taken over and run again here, up to ``MAX_RUNS`` runs in
+        all; after that it is reported failed with code ``worker_lost``."""
+        now = int(time.time()) if now_s is None else now_s
+        row = self._read_job(job_id, project, now)
+        if _orphaned(row, now) and self._take_over(job_id, now):
+            row = self._read_job(job_id, project, now)
+        status, error = row.status, json.loads(row.error) if row.error else None
+        if _orphaned(row, now) and row.runs >= MAX_RUNS:
+            status = "failed"
+            error = {"code": "worker_lost", "detail": f"its process stopped {row.runs} times; not run again"}
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        return FindSlotJob(
+            id=row.id,
+            status=status,
+            created_at=created,
+            finished_at=row.finished_at,
+            result=FindSlotResult.model_validate_json(row.result) if row.result else None,
+            error=error,
+        )
+
+    def _read_job(self, job_id: str, project: str | None, now: int) -> FindSlotJobRow:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            row = uow.find_slot_jobs.detached(job_id)
+        if row is None or (project is not None and row.project != project) or row.expires_s < now:
+            raise NotFound(f"no find-slot job {job_id}")
+        return row
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- calendar view -------------------------------------------------------------------------------------
+    def calendar_view(self, start_s: int, end_s: int, bucket: Bucket, kinds: frozenset[str]) -> CalendarView:
+        if end_s <= start_s:
+            raise ValidationFailed("end must be after start", [FieldError("#/query/end", "not after start")])
+        try:
+            return calendar_view(self.calendar.current().index, start_s, end_s, bucket, kinds)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), [FieldError("#/query/resolution", str(exc))]) from exc
+
+
+def _orphaned(row: FindSlotJobRow, now: int) -> bool:
+    """Unfinished, and its runner's claim ran out: the process running it is gone."""
+    return row.status in ("pending", "running") and (row.runner_until_s or 0) < now
