@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +96,10 @@ def bookings_of(snap: Snapshot, shift_s: int) -> list[Booking]:
     return out
 
 
-def measure_http_p50(
-    snap: Snapshot, requests: list[dict[str, Any]], bench_t0: int, *, warmup: int = 5
-) -> float:
-    """p50 in ms of POST /v1/find-slot over ``requests`` (dicts with ISO times relative to ``bench_t0``)."""
+@contextmanager
+def served(snap: Snapshot, bench_t0: int, *, workers: int = 1) -> Iterator[tuple[str, str, int]]:
+    """The bench world in a fresh SQLite database behind a uvicorn process (``workers`` of them):
+    yields (base URL, admin token, shift in seconds from the bench's times to the server's)."""
     now = int(time.time())
     shift = (now - now % 3600 + 3600) - bench_t0
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,54 +117,49 @@ def measure_http_p50(
             "SLOTBROKER_DATABASE_URL": url,
             "SLOTBROKER_RATE_PER_S": "1000000",
             "SLOTBROKER_RATE_BURST": "1000000",
+            "SLOTBROKER_MAX_IN_FLIGHT": "1000",
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "slotbroker.api.app:create_app",
-                "--factory",
-                "--http",
-                "slotbroker.api.server:HttpTools",
-                "--loop",
-                "uvloop",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+        command = [sys.executable, "-m", "uvicorn", "slotbroker.api.app:create_app", "--factory"]
+        command += ["--http", "slotbroker.api.server:HttpTools", "--loop", "uvloop"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        command += ["--workers", str(workers)]
+        server = subprocess.Popen(command, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            with httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as http:
-                for _ in range(300):
+            with httpx.Client(base_url=base, timeout=60) as http:
+                for _ in range(600):
                     try:
                         if http.get("/healthz").status_code == 200:
                             break
                     except httpx.TransportError:
                         time.sleep(0.1)
-                timings = []
-                for i, req in enumerate(_shifted(requests, shift)):
-                    t = time.perf_counter()
-                    r = http.post("/v1/find-slot", json=req)
-                    elapsed = (time.perf_counter() - t) * 1000
-                    if r.status_code != 200:
-                        raise RuntimeError(f"find-slot answered {r.status_code}: {r.text[:300]}")
-                    if i >= warmup:
-                        timings.append(elapsed)
-            return round(statistics.median(timings), 3)
+            yield base, token, shift
         finally:
             server.terminate()
             server.wait(timeout=30)
 
 
-def _shifted(requests: list[dict[str, Any]], shift: int) -> list[dict[str, Any]]:
+def measure_http_p50(
+    snap: Snapshot, requests: list[dict[str, Any]], bench_t0: int, *, warmup: int = 5
+) -> float:
+    """p50 in ms of POST /v1/find-slot over ``requests`` (dicts with ISO times relative to ``bench_t0``)."""
+    with (
+        served(snap, bench_t0) as (base, token, shift),
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+    ):
+        timings = []
+        for i, req in enumerate(shifted(requests, shift)):
+            t = time.perf_counter()
+            r = http.post("/v1/find-slot", json=req)
+            elapsed = (time.perf_counter() - t) * 1000
+            if r.status_code != 200:
+                raise RuntimeError(f"find-slot answered {r.status_code}: {r.text[:300]}")
+            if i >= warmup:
+                timings.append(elapsed)
+        return round(statistics.median(timings), 3)
+
+
+def shifted(requests: list[dict[str, Any]], shift: int) -> list[dict[str, Any]]:
     from datetime import datetime
 
     out = []

@@ -1,6 +1,6 @@
 """A real slotbroker server for client tests: uvicorn on 127.0.0.1 in a background thread.
 
-Shared by the client, CLI, API and protocol tests (import it as ``live_server``).
+Shared by the client, CLI, API, MCP, portal and protocol tests (import it as ``live_server``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import uvicorn
@@ -29,11 +30,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends."""
+def serve(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread until the block ends (``lifespan``
+    "on" runs the app's background work: planner pool, lease events, the /mcp session manager)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

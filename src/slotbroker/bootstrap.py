@@ -17,22 +17,27 @@ from slotbroker.services.access.tokens import TokenService
 from slotbroker.services.booking.allocation_request_bodies import ProviderUuids
 from slotbroker.services.booking.allocation_request_ids import IdSealer, key_source
 from slotbroker.services.booking.allocation_requests import AllocationRequestService
+from slotbroker.services.booking.calendar_feeds import CalendarFeeds
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
 from slotbroker.services.booking.leases import LeaseService
+from slotbroker.services.booking.offer_set_edits import OfferSetEditor
 from slotbroker.services.booking.offers import OfferService, OfferSettings
 from slotbroker.services.booking.quotas import QuotaService
 from slotbroker.services.find_slot.calendar_cache import CalendarCache
 from slotbroker.services.find_slot.candidates import CandidateService
 from slotbroker.services.find_slot.service import FindSlotService, FindSlotSettings
+from slotbroker.services.find_slot.site_summaries import SiteSummaries
 from slotbroker.services.inventory.catalog import CatalogService
 from slotbroker.services.inventory.network import NetworkService
 from slotbroker.services.inventory.service import InventoryService
 from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.services.ivoa import IvoaService
+from slotbroker.services.names import NameResolver
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.planner.asap import JobAsap
+from slotbroker.services.planner.slurm_drift import drift_job
 from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
@@ -61,6 +66,10 @@ class Services:
     ivoa: IvoaService
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
+    offer_sets: OfferSetEditor  # rename and renew
+    sites: SiteSummaries
+    feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
+    names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
         """Stop the find-slot job threads and close the database's connections (CLI commands, benches)."""
@@ -174,6 +183,9 @@ def build_services(
     )
     planner = planner or build_planner(settings, db, claims)
     planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs
+    slurm_drift = drift_job(db, planner.provisioners)  # what Slurm holds outside the broker, booked
+    if slurm_drift is not None:
+        lease_events.periodic.append(slurm_drift)
     return Services(
         db=db,
         inventory=InventoryService(db),
@@ -193,6 +205,10 @@ def build_services(
         ivoa=IvoaService(db, offers, leases),
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
+        offer_sets=OfferSetEditor(db, offers, policy),
+        sites=SiteSummaries(calendar),
+        feeds=CalendarFeeds(db, leases),
+        names=NameResolver(db),
     )
 
 

@@ -268,7 +268,7 @@ def test_every_window_fits_the_loaded_calendar(busy: Broker) -> None:
         assert all(h.startswith("star-") for h in w["placement"]["workers"])
 
 
-@pytest.mark.parametrize("policy", ["first_fit", "best_fit", "spread", "latency"])
+@pytest.mark.parametrize("policy", ["first_fit", "best_fit", "spread", "latency", "least_gap"])
 def test_every_policy_returns_fitting_windows(busy: Broker, policy: str) -> None:
     req = {
         "components": [

@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -124,7 +125,7 @@ def test_list_pages_and_filters(env: Env) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, object] = {"limit": 3, "lease": lease}
+        params: dict[str, str | int] = {"limit": 3, "lease": lease}
         if cursor:
             params["cursor"] = cursor
         page = env.client.get("/v1/jobs", params=params, headers=env.alpha).json()
@@ -268,7 +269,9 @@ def test_client_methods(env: Env) -> None:
     from slotbroker.client import Client, NotFoundError
 
     lease = make_lease(env.db, project="alpha")
-    api = Client("http://testserver", env.alpha["Authorization"].split()[1], http_client=env.client)
+    # TestClient is an httpx2.Client (starlette prefers httpx2, which mcp installs): the same interface
+    http = cast(httpx.Client, env.client)
+    api = Client("http://testserver", env.alpha["Authorization"].split()[1], http_client=http)
     job = api.create_job(body(lease, id="c-1"))
     assert job.id == "c-1"
     events = list(api.job_events("c-1"))

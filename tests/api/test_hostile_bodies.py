@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -52,7 +53,7 @@ def row_counts(db: Database) -> dict[str, int]:
         }
 
 
-def pointers(r: httpx.Response) -> list[str]:
+def pointers(r: httpx.Response | httpx2.Response) -> list[str]:  # httpx2: what TestClient answers with
     return [e["pointer"] for e in r.json()["errors"]]
 
 

@@ -21,6 +21,7 @@ from slotbroker.engine import (
 )
 
 H = 3600
+POLICIES = ["earliest", "first_fit", "best_fit", "spread", "latency", "least_gap"]
 T0 = 1_700_000_000 - (1_700_000_000 % H)
 
 
@@ -100,7 +101,7 @@ def requests(draw: st.DrawFn, snap: Snapshot, fixed: bool = True) -> SlotRequest
     doc: dict[str, Any] = {
         "components": comps,
         "limit": draw(st.integers(1, 3)),
-        "policy": draw(st.sampled_from(["earliest", "first_fit", "best_fit", "spread", "latency"])),
+        "policy": draw(st.sampled_from(POLICIES)),
     }
     if len(comps) == 2:
         g = draw(st.sampled_from([None, "same_site", "different_sites", "spread"]))
@@ -203,7 +204,7 @@ def wild_documents(draw: st.DrawFn, snap: Snapshot) -> dict[str, Any]:
         "components": comps,
         "limit": draw(st.sampled_from([1, 2, 50])),
         "alternates": draw(st.sampled_from([0, 3, 20])),
-        "policy": draw(st.sampled_from(["earliest", "first_fit", "best_fit", "spread", "latency"])),
+        "policy": draw(st.sampled_from(POLICIES)),
     }
     if len(names) >= 2:
         g = draw(st.sampled_from([None, "same_site", "different_sites", "spread"]))

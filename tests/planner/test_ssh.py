@@ -179,7 +179,8 @@ def test_host_attributes_travel_from_the_topology_to_the_allocation(db: Database
     with UnitOfWork(db, readonly=True) as uow:
         found = load_lease(uow, lease, int(time.time()))
     assert found.allocation is not None
-    assert [(h.name, dict(h.attributes)) for h in found.allocation.hosts] == [
+    assert found.allocation.hosts == ("host-a", "host-b")
+    assert [(h, dict(found.allocation.host_attributes[h])) for h in found.allocation.hosts] == [
         ("host-a", {"ssh_host": "10.0.0.5", "ssh_port": "2222"}),
         ("host-b", {}),
     ]
@@ -482,7 +483,8 @@ def test_a_retried_submit_starts_no_second_copy(
     async def scenario() -> None:
         first, second = (SshProvisioner(settings_for(sshd, tmp_path)) for _ in range(2))
         try:
-            target = target_of(allocation.hosts[0].name, allocation.hosts[0].attributes, None)
+            first_host = allocation.hosts[0]
+            target = target_of(first_host, allocation.host_attributes[first_host], None)
             opened = await asyncio.gather(*(first._connect(target) for _ in range(5)))
             assert len({id(c) for c in opened}) == 1  # jobs on one host at once share one connection
             provision = Provision(await first.provision(allocation, "job-1#1"), allocation)

@@ -8,13 +8,15 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import slotbroker
-from slotbroker.api import background, openapi_links, problems
+from slotbroker import portal
+from slotbroker.api import background, mcp_endpoint, openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
 from slotbroker.api.query_check import reject_unknown_query
 from slotbroker.api.routers import (
+    calendar_feeds,
     catalog,
     claims,
     fabric,
@@ -23,9 +25,11 @@ from slotbroker.api.routers import (
     ivoa,
     jobs,
     leases,
+    me,
     network,
     offers,
     providers,
+    sites,
     topology,
 )
 from slotbroker.bootstrap import build_services
@@ -64,6 +68,8 @@ def create_app(
     # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).
     for router in ROUTING_ORDER:
         app.include_router(router)
+    portal.mount(app)  # GET / and /portal/static: the web portal, a client of the API above
+    mcp_endpoint.mount(app)  # /mcp: the MCP server over streamable HTTP (docs/mcp.md)
     # Outermost last: metrics see everything, limits refuse before bodies are read; the claim fast path
     # is innermost, so body limits, YAML, limits and metrics apply to it as to every route.
     if settings.claim_fast_path:
@@ -97,15 +103,18 @@ DOC_ORDER = tuple(
     m.router
     for m in (
         health,
+        me,
         providers,
         catalog,
         network,
         topology,
+        sites,
         find_slot,
         fabric,
         claims,
         offers,
         leases,
+        calendar_feeds,
         jobs,
         ivoa,
     )
@@ -125,6 +134,9 @@ ROUTING_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
+        calendar_feeds,
+        me,
         health,
     )
 )

@@ -24,11 +24,15 @@ async def principal(
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    tokens: TokenService = request.app.state.services.tokens
-    found = tokens.cached(creds.credentials)
+    return await authenticate(request.app.state.services.tokens, creds.credentials)
+
+
+async def authenticate(tokens: TokenService, token: str) -> Principal:
+    """The token's principal (``Unauthorized`` if unknown, revoked or expired); /v1 and /mcp alike."""
+    found = tokens.cached(token)
     if found is not None:
         return found
-    return await run_in_threadpool(tokens.authenticate, creds.credentials)
+    return await run_in_threadpool(tokens.authenticate, token)
 
 
 async def inventory_manager(who: Annotated[Principal, Depends(principal)]) -> Principal:

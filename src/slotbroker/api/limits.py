@@ -21,6 +21,8 @@ from slotbroker.api.content import ASGIApp, Receive, Scope, Send
 from slotbroker.api.problems import problem_response
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
+# Counted in flight but not charged to the token's rate: each API call an MCP tool makes is (same token).
+RATE_FREE = ("/mcp",)
 
 
 @dataclass
@@ -87,7 +89,7 @@ class LimitsMiddleware:
         auth = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), None)
         client = scope.get("client") or ("?", 0)
         key = "t:" + hashlib.sha256(auth).hexdigest()[:32] if auth else f"ip:{client[0]}"
-        wait = self.limiter.check(key)
+        wait = 0.0 if scope["path"] in RATE_FREE else self.limiter.check(key)
         if wait > 0:
             response = problem_response(
                 429,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli import admin, booking, find_slot, jobs, topology
+from slotbroker.cli import admin, booking, find_slot, jobs, mcp, replay, slurm_import, topology
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.providers_app, name="providers")
 app.add_typer(topology.app, name="topology")
+slurm_import.register(topology.app)
 app.command("find-slot")(find_slot.find_slot)
 app.command("calendar")(find_slot.calendar)
 app.command("offer")(booking.offer)
@@ -29,6 +30,8 @@ app.command("extend")(booking.extend)
 app.command("cancel")(booking.cancel)
 app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
+app.command("mcp")(mcp.mcp)
+app.command("replay")(replay.replay)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]

@@ -52,6 +52,7 @@ from slotbroker.wire.leases import (
     UpdateLease,
 )
 from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
+from slotbroker.wire.sites import SiteList
 
 P = ParamSpec("P")
 Item = TypeVar("Item")
@@ -262,6 +263,13 @@ def import_topology(document: Topology | Raw, *, prune: bool = False) -> Call[vi
         json=body(document),
         params=query(prune=prune or None),
     )
+
+
+# -- sites -----------------------------------------------------------------------------------------------
+def list_sites() -> Call[SiteList]:
+    """Each site's capacity per class, what is free now (and the most one host has free), and its hosts,
+    links and ports."""
+    return Call("GET", "/v1/sites", model(SiteList))
 
 
 # -- find-slot and calendar ------------------------------------------------------------------------------
@@ -819,6 +827,8 @@ class Endpoints:
 
     export_topology = endpoint(export_topology)
     import_topology = endpoint(import_topology)
+
+    list_sites = endpoint(list_sites)
 
     find_slot = endpoint(find_slot)
     find_slot_job = endpoint(find_slot_job)

@@ -46,6 +46,7 @@ class Policy(StrEnum):
     BEST_FIT = "best_fit"
     SPREAD = "spread"
     LATENCY = "latency"
+    LEAST_GAP = "least_gap"
 
 
 class GroupKind(StrEnum):

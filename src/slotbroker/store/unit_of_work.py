@@ -15,11 +15,13 @@ from slotbroker.store.db import Database
 from slotbroker.store.repositories import (
     AllocationRepository,
     AllocationRequestRepository,
+    CalendarFeedRepository,
     CalendarRepository,
     CatalogRepository,
     FindSlotJobRepository,
     JobRepository,
     LeaseRepository,
+    NameRepository,
     NetworkRepository,
     OfferRepository,
     ProviderRepository,
@@ -46,6 +48,8 @@ class UnitOfWork:
     find_slot_jobs: FindSlotJobRepository
     snapshot: SnapshotRepository
     jobs: JobRepository
+    names: NameRepository
+    feeds: CalendarFeedRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -77,6 +81,8 @@ class UnitOfWork:
         self.find_slot_jobs = FindSlotJobRepository(self.session)
         self.snapshot = SnapshotRepository(self.session)
         self.jobs = JobRepository(self.session)
+        self.names = NameRepository(self.session)
+        self.feeds = CalendarFeedRepository(self.session)
         return self
 
     def __exit__(

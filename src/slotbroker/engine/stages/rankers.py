@@ -3,7 +3,9 @@ and scores a finished window. They read only what the selector hands them.
 
 * ``earliest`` (default) / ``best_fit``: tightest site and host first, keeping big holes for big
   requests; ``first_fit``: plain name/row order, cheapest; ``spread``: emptiest first;
-  ``latency``: sites closest (by link latency) to the components they link to.
+  ``latency``: sites closest (by link latency) to the components they link to; ``least_gap``:
+  time-aware, hosts whose bookings the window would abut first (least idle time left before and after
+  it, ``idle_gaps``), then tightest, so free time is not cut into pieces too short for later requests.
 """
 
 from __future__ import annotations
@@ -12,21 +14,46 @@ import numpy as np
 import numpy.typing as npt
 
 from slotbroker.domain.request import Policy
+from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.plan import Plan
 from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
-READS = frozenset({"window.host_free", "host.capacity", "site.latency", "selector.assignment"})
+READS = frozenset({"window.host_free", "host.capacity", "host.usage", "site.latency", "selector.assignment"})
+NO_NEIGHBOUR = 2**40  # the idle gap on a side of the window where the host has no booking at all
 
 
-def host_order(policy: Policy, free: I64, cap: I64) -> list[int]:
-    """Preference order of local hosts (rows of ``free``), ties by row for determinism."""
+def host_order(policy: Policy, free: I64, cap: I64, gaps: I64 | None = None) -> list[int]:
+    """Preference order of local hosts (rows of ``free``), ties by row for determinism. ``gaps``
+    (``least_gap`` only): each host's idle time around the window, the first key."""
     n = free.shape[0]
     if policy == Policy.FIRST_FIT or n == 0:
         return list(range(n))
     frac = (free / np.maximum(cap, 1)).sum(axis=1) if free.shape[1] else np.zeros(n)
     key = -frac if policy == Policy.SPREAD else frac
+    if policy == Policy.LEAST_GAP and gaps is not None:
+        return [int(i) for i in np.lexsort((np.arange(n), key, gaps))]
     return [int(i) for i in np.lexsort((np.arange(n), key))]
+
+
+def idle_gaps(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:
+    """Per host row: how long its usage of the request's classes stays unchanged before ``s`` (counted
+    from the range start at most: what ended earlier is gone from the index) plus after ``e``
+    (``NO_NEIGHBOUR`` when nothing follows). 0 + 0 means the window would fill a hole exactly."""
+    out = np.zeros(rows.shape[0], dtype=np.int64)
+    for cls in plan.classes:
+        table = index.host.get(cls)
+        for i, row in enumerate(rows.tolist()):
+            if table is None:
+                out[i] += NO_NEIGHBOUR
+                continue
+            times, _ = table.series(row)
+            k = int(np.searchsorted(times, s, side="right"))
+            before = s - max(int(times[k - 1]) if k else plan.range_start, plan.range_start)
+            j = int(np.searchsorted(times, e, side="left"))
+            after = int(times[j]) - e if j < times.shape[0] else NO_NEIGHBOUR
+            out[i] += max(before, 0) + after
+    return out
 
 
 def site_order(

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from slotbroker.domain.request import Policy
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free, instances_fit
-from slotbroker.engine.stages.rankers import host_order, site_order
+from slotbroker.engine.stages.rankers import host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
 
 I64 = npt.NDArray[np.int64]
@@ -148,7 +149,10 @@ class Selector:
                     Item(c, self.plan.comps[c].count, self.plan.comps[c].demand, elig[c][local])
                     for c in sorted(comps)
                 ]
-            order = host_order(self.plan.policy, self.free[local], self.cap[local])
+            gaps = None
+            if self.plan.policy == Policy.LEAST_GAP:
+                gaps = idle_gaps(self.index, self.plan, self.rows[local], self.s, self.e)
+            order = host_order(self.plan.policy, self.free[local], self.cap[local], gaps)
             got = pack(items, self.free[local], order, self.plan.exact)
             self.packs[key] = None if got is None else {c: [int(local[i]) for i in v] for c, v in got.items()}
         return self.packs[key]

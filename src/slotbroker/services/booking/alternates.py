@@ -16,7 +16,8 @@ same site, same traits, every class). Whether one has room is for the claim to p
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable, Sequence
+import json
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerSpec
@@ -91,11 +92,26 @@ def claim_for_lease(
     uow.leases.adopt(lease_id, result.consumer_id, stretch=stretch)
 
 
+def repoint_placement(uow: UnitOfWork, lease_id: int, moves: Mapping[str, str]) -> None:
+    """After hosts were swapped (old uuid -> new uuid), the lease's component placement names the new
+    hosts, so a view still says which host is which instance."""
+    stored = uow.leases.placement_of(lease_id)
+    moved = {old: new for old, new in moves.items() if old != new}
+    if not stored or not moved:
+        return
+    names = uow.leases.host_names(set(moved) | set(moved.values()))
+    renamed = {names[o]: names[n] for o, n in moved.items() if o in names and n in names}
+    placement: dict[str, list[str]] = json.loads(stored)
+    fixed = {c: [renamed.get(h, h) for h in hosts] for c, hosts in placement.items()}
+    uow.leases.set_placement(lease_id, json.dumps(fixed))
+
+
 __all__ = [
     "HostRef",
     "claim_for_lease",
     "conflicting_owner",
     "next_alternate",
     "offending_providers",
+    "repoint_placement",
     "swap_host",
 ]

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.planner.provisioners.base import Allocation, AllocationItem, BookedHost
+from slotbroker.services.planner.provisioners.base import Allocation, AllocationItem
 from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -41,15 +41,17 @@ def load_lease(uow: UnitOfWork, lease_uuid: str, now_s: int) -> LeaseAllocation:
     rows = uow.jobs.lease_items(lease.id, now_s)
     items = tuple(AllocationItem(name, rc, amount, tag) for name, rc, amount, tag, _kind, _at in rows)
     booked = {name: attrs for name, _rc, _a, _t, kind, attrs in rows if kind == ProviderKind.HOST.value}
+    hosts = tuple(booked)
     allocation = Allocation(
         lease_uuid,
         str(lease.project),
         int(lease.start_s),
         int(lease.end_s),
         items,
-        hosts=tuple(BookedHost(name, attrs) for name, attrs in booked.items()),
+        hosts=hosts,
+        host_attributes=booked,
     )
-    return LeaseAllocation(str(lease.status), allocation, tuple(booked))
+    return LeaseAllocation(str(lease.status), allocation, hosts)
 
 
 _memo: contextvars.ContextVar[dict[str, LeaseAllocation] | None] = contextvars.ContextVar(

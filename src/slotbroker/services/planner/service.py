@@ -158,9 +158,10 @@ class Planner:
     def admit(self, provisioner: str, role: Role | None = None, workload: Workload | None = None) -> None:
         """Refuse a provisioner that is not enabled here (``validation_error``) or, given the caller's
         ``role``, one that needs a higher role (``forbidden``); both name ``/provisioner``. Given the
-        ``workload``, refuse what the provisioner says it cannot run (``validation_error`` naming the
-        fields). It writes nothing, so an adapter calls it before any other work done for the job (offers,
-        a lease). ``role`` None: a caller that acts on the database directly (the CLI), trusted as such."""
+        ``workload``, refuse what that provisioner could never run (``validation_error`` at
+        ``/workload/...``). It writes nothing, so an adapter calls it before any other work done for the
+        job (offers, a lease). ``role`` None: a caller that acts on the database directly (the CLI),
+        trusted as such."""
         if provisioner not in self.provisioners:
             known = ", ".join(sorted(self.provisioners)) or "none"
             raise ValidationFailed("unknown provisioner", [FieldError("/provisioner", f"one of: {known}")])
@@ -182,6 +183,7 @@ class Planner:
         if not job_id or len(job_id) > 64:
             raise ValidationFailed("invalid job id", [FieldError("/id", "1 to 64 characters")])
         workload = spec.workload.to_json()
+        ahead = self.provisioners[spec.provisioner].provisions_ahead  # e.g. an advance reservation
         now = self.clock_ms()
         created: JobOut | None = None
         with UnitOfWork(self.db) as uow:
@@ -206,7 +208,7 @@ class Planner:
                 "workload": workload,
                 "state": JobState.PENDING.value,
                 "step": Step.PROVISION.value,
-                "due_ms": max(now, int(lease.start_s) * 1000),
+                "due_ms": now if ahead else max(now, int(lease.start_s) * 1000),
                 "version": 0,
                 "cancel_requested": False,
                 "expire_requested": False,

@@ -158,9 +158,26 @@ async def _provision(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnaps
     return _failed_attempt(ctx, job, f"provision {st.phase.value} {st.detail}", pid)
 
 
+async def _follow(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> None:
+    """Let a provisioner that ``follows_lease`` bring its provision to the lease's current window (an
+    extended or shortened lease); trouble is logged and tried again at the next poll."""
+    if not prov.follows_lease or not job.provision_id:
+        return
+    found = await _lease(ctx, job)
+    allocation = found.for_job(job)
+    if found.lease_status not in LIVE_LEASE or allocation is None:
+        return
+    try:
+        policy = ctx.settings.policy(job.provisioner)
+        await _call(policy, prov.follow(Provision(job.provision_id, allocation)))
+    except Exception as exc:
+        log.warning("job %s: %s could not follow lease %s: %r", job.id, prov.name, job.lease_uuid, exc)
+
+
 async def _await_provision(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
     pid = job.provision_id or ""
+    await _follow(ctx, prov, job)
     try:
         st = await _call(policy, prov.status(pid))
         phase, detail = st.phase, st.detail
@@ -204,6 +221,7 @@ async def _submit(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot
 
 async def _await_run(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:
     policy = ctx.settings.policy(job.provisioner)
+    await _follow(ctx, prov, job)
     try:
         rs = await _call(policy, prov.run_status(job.run_id or ""))
     except Exception:

@@ -3,10 +3,12 @@ unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggreg
 
 from slotbroker.store.repositories.allocation_requests import AllocationRequestRepository
 from slotbroker.store.repositories.calendar import CalendarRepository
+from slotbroker.store.repositories.calendar_feeds import CalendarFeedRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
 from slotbroker.store.repositories.find_slot_jobs import FindSlotJobRepository
 from slotbroker.store.repositories.jobs import JobRepository
 from slotbroker.store.repositories.leases import LeaseRepository
+from slotbroker.store.repositories.names import NameRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.offers import OfferRepository
 from slotbroker.store.repositories.providers import ProviderRepository
@@ -19,11 +21,13 @@ from slotbroker.store.repositories.usage import AllocationRepository
 __all__ = [
     "AllocationRepository",
     "AllocationRequestRepository",
+    "CalendarFeedRepository",
     "CalendarRepository",
     "CatalogRepository",
     "FindSlotJobRepository",
     "JobRepository",
     "LeaseRepository",
+    "NameRepository",
     "NetworkRepository",
     "OfferRepository",
     "ProviderRepository",

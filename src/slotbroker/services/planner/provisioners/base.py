@@ -11,6 +11,8 @@ database transaction open across a call. Rules every implementation follows (doc
 * ``release(provision_id)`` and ``cancel(run_id)`` are idempotent: a second call is a no-op.
 * ``status`` / ``run_status`` of an id the provisioner does not know answer ``UNKNOWN`` (used by
   restart reconciliation), they do not raise.
+* ``follow(provision)`` (optional, for provisioners that set ``follows_lease``, e.g. a Slurm
+  reservation that must end when the lease does) is idempotent.
 * Optional ``workload_problems(workload)`` names what the provisioner cannot run (checked at create);
   optional ``recover(provision_id, run_id, allocation)`` relearns a provision/run made by another
   process (work that outlives the process, e.g. on remote hosts).
@@ -53,18 +55,10 @@ class AllocationItem:
 
 
 @dataclass(frozen=True)
-class BookedHost:
-    """A host the allocation holds, with its operator-set attributes from the topology (e.g. ``ssh_host``):
-    what a provisioner that reaches hosts needs, never taken from the job request."""
-
-    name: str
-    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-
-@dataclass(frozen=True)
 class Allocation:
-    """What a provisioner may use: one lease's allocation (or one of its alternates). ``hosts``: its host
-    providers in allocation order, with their attributes."""
+    """What a provisioner may use: one lease's allocation (or one of its alternates). ``host_attributes``:
+    each host's operator-set attributes from the topology (e.g. ``ssh_host``), what a provisioner that
+    reaches hosts needs, never taken from the job request."""
 
     lease_id: str
     project: str
@@ -72,7 +66,8 @@ class Allocation:
     end_s: int
     items: tuple[AllocationItem, ...]
     label: str = "primary"  # "primary" or the alternate's name, for logs
-    hosts: tuple[BookedHost, ...] = ()
+    hosts: tuple[str, ...] = ()  # the names of the item providers that are hosts (not links, devices)
+    host_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -132,6 +127,8 @@ class Provisioner(abc.ABC):
 
     name: str = "?"
     min_role: ClassVar[Role] = Role.OPERATOR
+    follows_lease: ClassVar[bool] = False  # True: the planner calls ``follow`` while a job waits
+    provisions_ahead: ClassVar[bool] = False  # True: provision when the job is created, not at lease start
 
     @abc.abstractmethod
     async def provision(self, allocation: Allocation, key: str) -> str: ...
@@ -151,6 +148,17 @@ class Provisioner(abc.ABC):
     @abc.abstractmethod
     async def cancel(self, run_id: str) -> None: ...
 
+    def workload_problems(self, workload: Workload) -> list[FieldError]:
+        """What makes ``workload`` one this provisioner can never run, as problems at ``/workload/...``
+        (checked when a job is created, before anything is written); none by default."""
+        return []
+
+    async def follow(self, provision: Provision) -> None:  # noqa: B027 - optional hook
+        """The lease behind ``provision`` may have changed (extended, shortened, moved): make what was
+        provisioned follow ``provision.allocation``'s window. Called, for provisioners that set
+        ``follows_lease``, each time the planner polls a job's provision or run; cheap when nothing
+        changed, idempotent; raising only logs a warning (the next poll tries again)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""
 
@@ -162,11 +170,6 @@ class Provisioner(abc.ABC):
         remote hosts) can answer for it after a restart or when another worker took the job over.
         ``allocation()`` reads the lease's allocation (a database read: call it only when the ids are
         unknown here). Default: nothing (state that dies with the process stays ``unknown``)."""
-
-    def workload_problems(self, workload: Workload) -> list[FieldError]:
-        """What in ``workload`` this provisioner cannot run, each naming its field (``/workload/...``):
-        checked when the job is created, so bad input is a 4xx then, not a failed attempt later."""
-        return []
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,6 @@ __all__ = [
     "Allocation",
     "AllocationItem",
     "AllocationLoader",
-    "BookedHost",
     "Factory",
     "Provision",
     "ProvisionPhase",

@@ -98,7 +98,8 @@ class SshProvisioner(Provisioner):
             raise ProvisionerError("the ssh provisioner needs a lease that holds hosts")
         try:
             return tuple(
-                target_of(h.name, h.attributes, self.settings.default_user) for h in allocation.hosts
+                target_of(name, allocation.host_attributes.get(name, {}), self.settings.default_user)
+                for name in allocation.hosts
             )
         except ValueError as exc:
             raise ProvisionerError(str(exc)) from None

@@ -1,7 +1,7 @@
 """providers.attributes: operator facts provisioners read (an SSH address, port and user of a host)
 
 Revision ID: h_ssh_0001
-Revises: 0009
+Revises: h_api_0001
 Create Date: 2026-12-06 16:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h_ssh_0001"
-down_revision: str | None = "0009"
+down_revision: str | None = "h_api_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

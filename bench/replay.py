@@ -1,0 +1,71 @@
+"""Trace replay benchmark: KTH-SP2 (28,481 jobs after the published filter, 100 processors) under every
+policy, beside predictsim's published EASY (92.58) and EASY-SJBF (69.41) average bounded slowdowns.
+
+Prints ONE JSON object: ``runner.result_json`` (per policy: avg_bounded_slowdown, mean_wait_s,
+utilization, violations, wall_s, wait percentiles, minus_published) plus ``service_path`` (the first
+``--service-jobs`` jobs through the real services, ``conservative`` and ``easy``, compared with the fast
+path) and ``alibaba`` (GPU pods
+placed and GPU utilisation per node order, with and without deletions).
+
+``python bench/replay.py [--traces DIR] [--service-jobs N] [--skip-alibaba]``. The traces are read from
+``<repo>/../shared/traces`` by default; without them the bench says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from slotbroker.replay.alibaba import POLICIES as POD_POLICIES
+from slotbroker.replay.alibaba import read_nodes, read_pods, replay_pods, summarise_pods
+from slotbroker.replay.compare import compare_service_path
+from slotbroker.replay.policies import POLICIES
+from slotbroker.replay.published import baseline_for
+from slotbroker.replay.runner import replay_trace, result_json
+from slotbroker.replay.trace import read_swf
+
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+KTH = "KTH-SP2_predictsim_log.swf.gz"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=Path, default=TRACES)
+    parser.add_argument("--service-jobs", type=int, default=300)
+    parser.add_argument("--skip-alibaba", action="store_true")
+    args = parser.parse_args()
+    path = args.traces / KTH
+    if not path.exists():
+        print(f"no trace at {path}: the bench needs shared/traces (see docs/replay.md)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    trace = read_swf(path)
+    results = replay_trace(trace, POLICIES)
+    doc: dict[str, Any] = result_json(
+        trace, results, baseline_for(trace.name, args.traces / "predictsim_easy_metrics.tsv")
+    )
+    doc["trace"] = "KTH-SP2"
+    doc["all_policies_wall_s"] = round(sum(r.wall_s for r in results), 2)
+    if args.service_jobs:
+        doc["service_path"] = {
+            policy: compare_service_path(trace, args.service_jobs, policy=policy)
+            for policy in ("conservative", "easy")
+        }
+    if not args.skip_alibaba:
+        nodes = read_nodes(args.traces / "alibaba_openb_node_list_all_node.csv")
+        pods = read_pods(args.traces / "alibaba_openb_pod_list_default.csv.gz")
+        doc["alibaba"] = {
+            mode: {p: summarise_pods(replay_pods(nodes, pods, p, keep_all=keep)) for p in POD_POLICIES}
+            for mode, keep in (("lifetimes", False), ("all_at_once", True))
+        }
+    doc["bench_wall_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

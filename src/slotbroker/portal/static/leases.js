@@ -1,0 +1,167 @@
+// Leases: your list (newest first, filtered by status), and one lease with its placement, events and
+// transitions; extend (with how far the calendar says it can go), cancel, and the .ics feed.
+
+import { api, get, post } from "./api.js";
+import { busy, download, field, fromLocalInput, h, iso, localInput, select, span, status, when } from "./dom.js";
+import { whoAmI } from "./inventory-cache.js";
+import { clearProblems, pointers, showProblem } from "./problems.js";
+
+const FILTERS = [
+  ["current", "pending and active", ["PENDING", "ACTIVE"]],
+  ["all", "all", []],
+  ["PENDING", "pending", ["PENDING"]],
+  ["ACTIVE", "active", ["ACTIVE"]],
+  ["ENDED", "ended", ["ENDED"]],
+  ["CANCELLED", "cancelled", ["CANCELLED"]],
+];
+
+// Your pending and active leases as an iCalendar file (fetched with the token, then saved).
+function icsButton() {
+  const b = h("button", { type: "button" }, "Download .ics");
+  const query = { status: ["PENDING", "ACTIVE"] };
+  b.addEventListener("click", () => busy(b, get("/v1/leases.ics", query, { accept: "text/calendar" })
+    .then((blob) => download(blob, "leases.ics"))));
+  return b;
+}
+
+export async function leasesPage(main, signal, params) {
+  const who = await whoAmI();
+  const filter = params.get("status") || "current";
+  const chooser = select(FILTERS.map(([v, t]) => [v, t]), filter, { name: "status" });
+  const list = h("div", { "aria-live": "polite" });
+  let cursor = null;
+  const more = h("button", { type: "button", hidden: true }, "Older leases");
+  const load = async (reset) => {
+    if (reset) { list.replaceChildren(); cursor = null; }
+    const statuses = FILTERS.find(([v]) => v === chooser.value)[2];
+    const page = await get("/v1/leases", { status: statuses, project: who.project, cursor, limit: 50 }, { signal });
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    if (!page.items.length && reset) list.append(status("No leases."));
+    else {
+      let table = list.querySelector("tbody");
+      if (!table) {
+        list.append(h("table", { class: "list leases" },
+          h("thead", {}, h("tr", {}, ["Lease", "Status", "Start", "End", "Where"].map((x) => h("th", { scope: "col" }, x)))),
+          h("tbody")));
+        table = list.querySelector("tbody");
+      }
+      for (const l of page.items) {
+        const where = [...new Set(l.items.map((i) => i.provider_name))].slice(0, 4).join(", ");
+        table.append(h("tr", { dataset: { lease: l.id } },
+          h("td", {}, h("a", { href: `#/leases/${l.id}` }, l.name || l.id.slice(0, 8))),
+          h("td", {}, h("span", { class: `badge ${l.status.toLowerCase()}` }, l.status)),
+          h("td", {}, when(l.start)), h("td", {}, when(l.end)), h("td", {}, where)));
+      }
+    }
+  };
+  chooser.addEventListener("change", () => {
+    history.replaceState(null, "", `#/leases?status=${chooser.value}`);
+    load(true);
+  });
+  more.addEventListener("click", () => busy(more, load(false)));
+  main.replaceChildren(h("h2", {}, "Leases"),
+    h("div", { class: "controls" }, field("Show", chooser), icsButton()), list, more);
+  await load(true);
+}
+
+// How far each item could run on past the lease's end, from the hourly calendar of its providers.
+async function extensionLimit(lease) {
+  const end = Date.parse(lease.end);
+  const horizon = end + 14 * 86400e3;
+  const names = [...new Set(lease.items.map((i) => i.provider_name))];
+  const cal = await get("/v1/calendar", {
+    start: iso(end), end: iso(horizon), resolution: "hour", kind: ["host", "link", "facility_port"], name: names,
+  });
+  const need = new Map(); // (provider, class) -> amount, instances on one host added up
+  for (const item of lease.items) {
+    if (item.vlan_tag) continue; // a tag is one of many: the calendar counts tags, not this one
+    const key = `${item.provider_name}\u0000${item.resource_class}`;
+    need.set(key, (need.get(key) || 0) + item.amount);
+  }
+  let limit = horizon;
+  for (const [key, amount] of need) {
+    const [name, cls] = key.split("\u0000");
+    const row = cal.rows.find((r) => r.name === name && r.resource_class === cls);
+    if (!row) continue;
+    const i = row.free.findIndex((f) => f < amount);
+    if (i >= 0) limit = Math.min(limit, Date.parse(cal.starts[i]));
+  }
+  return { limit, horizon };
+}
+
+export async function leasePage(main, signal, id) {
+  const lease = await get(`/v1/leases/${id}`, undefined, { signal });
+  const live = ["PENDING", "ACTIVE"].includes(lease.status);
+  const items = h("table", { class: "list" },
+    h("thead", {}, h("tr", {}, ["Provider", "Class", "Amount", "VLAN"].map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, lease.items.map((i) => h("tr", {},
+      h("td", {}, i.provider_name), h("td", {}, i.resource_class), h("td", {}, i.amount), h("td", {}, i.vlan_tag ?? "")))));
+  const history = h("ul", {},
+    lease.transitions.map((t) => h("li", {}, `${when(t.at)}: ${t.status}`)),
+    lease.events.map((e) => h("li", {}, `${e.kind} event due ${when(e.due)}${e.fired_at ? `, fired ${when(e.fired_at)}` : ""}`)),
+    lease.notices.map((n) => h("li", {}, `${when(n.at)}: ${n.detail}`)));
+  const parts = [
+    h("h2", {}, `Lease ${lease.name || lease.id}`),
+    h("p", {}, h("span", { class: `badge ${lease.status.toLowerCase()}`, id: "lease-status" }, lease.status),
+      ` ${when(lease.start)} → ${when(lease.end)} (${span(lease.end_s - lease.start_s)}) · project ${lease.project} · id `,
+      h("code", {}, lease.id)),
+    h("h3", {}, "Placement"), items,
+    h("h3", {}, "History and events"), history,
+  ];
+  if (live) parts.push(extendForm(lease, main, signal), cancelForm(lease, main, signal));
+  const one = h("button", { type: "button" }, "This lease as .ics");
+  one.addEventListener("click", () => busy(one, get(`/v1/leases/${lease.id}.ics`, undefined, { accept: "text/calendar" })
+    .then((blob) => download(blob, `lease-${lease.id.slice(0, 8)}.ics`))));
+  parts.push(h("p", { class: "actions" }, one, icsButton(), h("a", { href: "#/leases" }, "All leases")));
+  main.replaceChildren(...parts);
+}
+
+function extendForm(lease, main, signal) {
+  const end = h("input", { type: "datetime-local", name: "end", value: localInput(Date.parse(lease.end) + 3600e3), dataset: { pointer: "/end" } });
+  const how = h("p", { class: "hint", id: "extend-limit" }, "Checking how far it can go…");
+  const form = h("form", { class: "extend", novalidate: true, "aria-label": "Extend" },
+    h("h3", {}, "Extend"), h("div", { class: "form-error" }),
+    field("New end", end), how, h("button", { type: "submit", class: "primary" }, "Extend lease"));
+  extensionLimit(lease).then(({ limit, horizon }) => {
+    how.textContent = limit >= horizon
+      ? `Free to run on for at least two weeks past its end (hourly calendar).`
+      : `Free to run on until about ${when(limit)} (hourly calendar; the server has the last word).`;
+    how.dataset.limit = new Date(limit).toISOString();
+  }).catch(() => { how.textContent = ""; });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(form.querySelector("button"), (async () => {
+      clearProblems(form);
+      const t = fromLocalInput(end.value);
+      try {
+        await api("PATCH", `/v1/leases/${lease.id}`, { body: { generation: lease.generation, end: t ? iso(t) : end.value } });
+        await leasePage(main, signal, lease.id);
+        main.prepend(status("Extended.", "ok"));
+      } catch (err) {
+        showProblem(form, err, pointers(form, [["/generation", end]]));
+      }
+    })());
+  });
+  return form;
+}
+
+function cancelForm(lease, main, signal) {
+  const ask = h("button", { type: "button", class: "danger" }, "Cancel lease");
+  const sure = h("button", { type: "button", class: "danger", hidden: true }, "Yes, cancel it");
+  const keep = h("button", { type: "button", hidden: true }, "Keep it");
+  const box = h("div", { class: "cancel" }, h("div", { class: "form-error" }), ask, sure, keep);
+  const toggle = (asking) => { ask.hidden = asking; sure.hidden = !asking; keep.hidden = !asking; (asking ? keep : ask).focus(); };
+  ask.addEventListener("click", () => toggle(true));
+  keep.addEventListener("click", () => toggle(false));
+  sure.addEventListener("click", () => busy(sure, (async () => {
+    try {
+      await post(`/v1/leases/${lease.id}/cancel`);
+      await leasePage(main, signal, lease.id);
+      main.prepend(status("Cancelled: its capacity is free again.", "ok"));
+    } catch (err) {
+      showProblem(box, err, new Map());
+    }
+  })()));
+  return box;
+}
