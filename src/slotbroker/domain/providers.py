@@ -62,3 +62,13 @@ class Location(BaseModel):
 
     lat: Number = Field(ge=-90, le=90, description="Latitude in degrees.")
     lon: Number = Field(ge=-180, le=180, description="Longitude in degrees.")
+
+
+# Host attributes: operator-set facts a provisioner needs to reach a provider (an SSH address, a Slurm
+# node name), kept with the inventory so they follow the host through imports, exports and lease moves.
+# They are strings only and never come from a job request (docs/topology-format.md, "attributes").
+ATTRIBUTE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+MAX_ATTRIBUTES = 64
+AttributeName = Annotated[str, StringConstraints(pattern=ATTRIBUTE_NAME_PATTERN)]
+AttributeValue = Annotated[str, StringConstraints(max_length=1024)]
+Attributes = dict[AttributeName, AttributeValue]

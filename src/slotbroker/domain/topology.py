@@ -17,8 +17,10 @@ from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
 from slotbroker.domain.inventory import Inventory, InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import (
+    MAX_ATTRIBUTES,
     TREE_KINDS,
     AggregateName,
+    Attributes,
     Location,
     ProviderKind,
     ProviderName,
@@ -41,6 +43,11 @@ class ProviderNode(BaseModel):
     traits: list[TraitName] = Field(default_factory=list)
     aggregates: list[AggregateName] = Field(default_factory=list)
     inventories: dict[str, InventoryField] = Field(default_factory=dict)
+    attributes: Attributes | None = Field(
+        None,
+        max_length=MAX_ATTRIBUTES,
+        description="Operator facts a provisioner reads (e.g. ssh_host, ssh_port, ssh_user); strings.",
+    )
     children: list[ProviderNode] = Field(default_factory=list)
 
     @field_serializer("inventories")

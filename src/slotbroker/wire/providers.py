@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from slotbroker.domain.inventory import InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
-from slotbroker.domain.providers import AggregateName, Location, ProviderKind, ProviderName, TraitName
+from slotbroker.domain.providers import (
+    MAX_ATTRIBUTES,
+    AggregateName,
+    Attributes,
+    Location,
+    ProviderKind,
+    ProviderName,
+    TraitName,
+)
 from slotbroker.domain.strict import Int, Number
 
 
@@ -39,6 +47,9 @@ class ProviderView(BaseModel):
     traits: list[str]
     aggregates: list[str]
     inventories: dict[str, InventoryView]
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Operator facts provisioners read (e.g. ssh_host); strings."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -122,6 +133,9 @@ class CreateProvider(_Strict):
     traits: list[TraitName] = Field(default_factory=list)
     aggregates: list[AggregateName] = Field(default_factory=list)
     inventories: dict[str, InventoryField] = Field(default_factory=dict)
+    attributes: Attributes | None = Field(
+        None, max_length=MAX_ATTRIBUTES, description="Operator facts provisioners read (e.g. ssh_host)."
+    )
 
 
 class UpdateProvider(_Strict):
@@ -129,6 +143,9 @@ class UpdateProvider(_Strict):
     name: ProviderName | None = None
     parent_uuid: UUID | None = None
     location: Location | None = None
+    attributes: Attributes | None = Field(
+        None, max_length=MAX_ATTRIBUTES, description="Replaces all attributes; null or {} clears them."
+    )
 
 
 class SetInventories(_Strict):

@@ -73,7 +73,7 @@ def get_provider(uuid: UUID, who: Reader, svc: Svc) -> views.ProviderView:
     "/{uuid}",
     response_model=views.ProviderView,
     responses=responses(403, 404, 409),
-    summary="Rename, move or relocate a provider",
+    summary="Rename, move or relocate a provider, or set its attributes",
 )
 def update_provider(uuid: UUID, body: cmd.UpdateProvider, who: Manager, svc: Svc) -> views.ProviderView:
     return svc.inventory.update_provider(uuid, body)

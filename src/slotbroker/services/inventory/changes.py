@@ -168,6 +168,15 @@ def apply_location(row: ProviderRow, location: Location | None) -> bool:
     return True
 
 
+def apply_attributes(row: ProviderRow, attributes: dict[str, str] | None) -> bool:
+    """Set the provider's attributes (None or empty: none); return whether anything changed."""
+    wanted = dict(sorted(attributes.items())) if attributes else None
+    if (row.attributes or None) == wanted:
+        return False
+    row.attributes = wanted
+    return True
+
+
 def ensure_deletable(uow: UnitOfWork, row: ProviderRow) -> None:
     if uow.providers.has_children(row.id):
         raise InUse(f"provider {row.name} has children; delete them first")

@@ -31,6 +31,7 @@ def provider_view(row: ProviderRow, parent_uuid: str | None) -> ProviderView:
         traits=[t.trait for t in row.traits],
         aggregates=[a.aggregate for a in row.aggregates],
         inventories={i.resource_class: inventory_view(i) for i in row.inventories},
+        attributes=dict(row.attributes or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

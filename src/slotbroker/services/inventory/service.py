@@ -124,6 +124,7 @@ class InventoryService:
             )
             ops.apply_traits(uow, row, body.traits, "/traits")
             ops.apply_aggregates(uow, row, body.aggregates)
+            ops.apply_attributes(row, body.attributes)
             if ops.apply_inventories(uow, row, dict(body.inventories), "/inventories"):
                 uow.calendar.bump()
             uow.session.flush()
@@ -154,8 +155,9 @@ class InventoryService:
                     row.parent_id, changed = new_parent_id, True
             if "location" in body.model_fields_set:
                 changed = ops.apply_location(row, body.location) or changed
-            if changed:
-                self._changed(uow, row, body.generation, capacity=True)
+            noted = "attributes" in body.model_fields_set and ops.apply_attributes(row, body.attributes)
+            if changed or noted:  # attributes alone leave the calendar be: placement does not read them
+                self._changed(uow, row, body.generation, capacity=changed)
             view = self._view(uow, row)
             uow.commit()
             return view

@@ -123,6 +123,7 @@ def _upsert_provider(
             at=at,
         )
         ops.apply_traits(uow, row, node.traits, f"{at}/traits")
+        ops.apply_attributes(row, node.attributes)
         ops.apply_aggregates(uow, row, node.aggregates)
         ops.apply_inventories(uow, row, dict(node.inventories), f"{at}/inventories")
         return "created", row
@@ -144,6 +145,7 @@ def _upsert_provider(
     if row.parent_id != parent_id:
         row.parent_id, changed = parent_id, True
     changed = ops.apply_location(row, node.location) or changed
+    changed = ops.apply_attributes(row, node.attributes) or changed
     changed = ops.apply_traits(uow, row, node.traits, f"{at}/traits") or changed
     changed = ops.apply_aggregates(uow, row, node.aggregates) or changed
     changed = ops.apply_inventories(uow, row, dict(node.inventories), f"{at}/inventories") or changed
@@ -182,6 +184,7 @@ def export_from(uow: UnitOfWork) -> Topology:
                 "traits": [t.trait for t in row.traits],
                 "aggregates": [a.aggregate for a in row.aggregates],
                 "inventories": {i.resource_class: ops.inventory_of(i) for i in row.inventories},
+                "attributes": row.attributes or None,
                 "children": [node(c) for c in sorted(by_parent.get(row.id, []), key=lambda r: r.name)],
             }
         )

@@ -39,10 +39,17 @@ def load_lease(uow: UnitOfWork, lease_uuid: str, now_s: int) -> LeaseAllocation:
     if lease is None:
         return LeaseAllocation(None, None)
     rows = uow.jobs.lease_items(lease.id, now_s)
-    items = tuple(AllocationItem(name, rc, amount, tag) for name, rc, amount, tag, _kind in rows)
-    hosts = tuple(dict.fromkeys(name for name, _rc, _a, _t, kind in rows if kind == ProviderKind.HOST.value))
+    items = tuple(AllocationItem(name, rc, amount, tag) for name, rc, amount, tag, _kind, _at in rows)
+    booked = {name: attrs for name, _rc, _a, _t, kind, attrs in rows if kind == ProviderKind.HOST.value}
+    hosts = tuple(booked)
     allocation = Allocation(
-        lease_uuid, str(lease.project), int(lease.start_s), int(lease.end_s), items, hosts=hosts
+        lease_uuid,
+        str(lease.project),
+        int(lease.start_s),
+        int(lease.end_s),
+        items,
+        hosts=hosts,
+        host_attributes=booked,
     )
     return LeaseAllocation(str(lease.status), allocation, hosts)
 

@@ -28,7 +28,7 @@ from slotbroker.domain.jobs import Reason, Step
 from slotbroker.services.planner.provisioners.base import RUN_DONE, ProvisionPhase, RunPhase, RunStatus
 from slotbroker.services.planner.step_commit import commit
 from slotbroker.services.planner.step_context import Change, StepContext
-from slotbroker.services.planner.steps import _failed_attempt, _run_finished
+from slotbroker.services.planner.steps import _failed_attempt, _run_finished, recover
 from slotbroker.store.repositories.job_rows import JobSnapshot
 from slotbroker.store.unit_of_work import UnitOfWork
 
@@ -48,6 +48,7 @@ class ReconcileReport:
 async def inspect(ctx: StepContext, job: JobSnapshot, report: ReconcileReport) -> Change:
     note = ("planner", "reconciled after restart")
     prov = ctx.provisioners.get(job.provisioner)
+    await recover(ctx, job)  # a provisioner whose runs outlive a restart learns them again
     if prov is None or job.step in TEARDOWN or job.reason not in (None, Reason.RETRY.value):
         return Change(Step(job.step or Step.FINISH.value), logs=[note])
     if job.run_id:

@@ -36,6 +36,7 @@ from slotbroker.services.planner.allocations import (
 )
 from slotbroker.services.planner.provisioners.base import (
     RUN_DONE,
+    Allocation,
     Provision,
     Provisioner,
     ProvisionPhase,
@@ -118,8 +119,8 @@ def _run_finished(
         reason = Reason.SUCCEED.value
     else:
         reason = Reason.FAIL.value
-        values["error"] = (
-            f"exit code {rs.exit_code}"
+        values["error"] = (  # a provisioner's detail says more than the bare exit code (which host...)
+            (rs.detail or f"exit code {rs.exit_code}")
             if rs.phase is RunPhase.FAILED
             else f"run {rs.phase.value} {rs.detail}"
         ).strip()
@@ -287,6 +288,22 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+async def recover(ctx: StepContext, job: job_rows.JobSnapshot) -> None:
+    """``Provisioner.recover`` for a job that holds a provision, with a loader of its lease's allocation;
+    a failure is logged and the step goes on (it then sees what the provisioner knows)."""
+    prov = ctx.provisioners.get(job.provisioner)
+    if prov is None or not job.provision_id or job.released_attempt >= job.attempt:
+        return
+
+    async def allocation() -> Allocation | None:
+        return (await _lease(ctx, job)).allocation
+
+    try:
+        await prov.recover(job.provision_id, job.run_id, allocation)
+    except Exception as exc:
+        log.warning("job %s: %s could not recover %s: %r", job.id, job.provisioner, job.provision_id, exc)
+
+
 async def decide(ctx: StepContext, job: job_rows.JobSnapshot) -> Change:
     """What the claimed job's current step does (the provisioner calls happen here)."""
     if job.reason in (None, Reason.RETRY.value) and (job.cancel_requested or job.expire_requested):
@@ -303,6 +320,7 @@ async def decide(ctx: StepContext, job: job_rows.JobSnapshot) -> Change:
 async def run_claimed(ctx: StepContext, job: job_rows.JobSnapshot) -> job_rows.JobSnapshot | None:
     """Run one claimed step and commit it. Returns the job if the worker still holds it and its next
     step is due now (the caller may go on with it), else None."""
+    await recover(ctx, job)
     change = await decide(ctx, job)
     new = await ctx.run_db(lambda: commit(ctx, job, change))
     if new is not None and new.attempt != job.attempt:

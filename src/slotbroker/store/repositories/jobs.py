@@ -57,6 +57,7 @@ _LEASE_FOR_NEW_JOB = (
 _LEASE = select(
     consumers.c.id, consumers.c.project, consumers.c.status, consumers.c.start_s, consumers.c.end_s
 ).where(consumers.c.uuid == bindparam("lease_uuid"), consumers.c.kind == ConsumerKind.LEASE.value)
+LeaseItem = tuple[str, str, int, int | None, str, dict[str, str]]
 _LEASE_ITEMS = (
     select(
         tables.providers.c.name,
@@ -64,6 +65,7 @@ _LEASE_ITEMS = (
         tables.allocations.c.amount,
         tables.allocations.c.vlan_tag,
         tables.providers.c.kind,
+        tables.providers.c.attributes,
     )
     .join(tables.providers, tables.providers.c.id == tables.allocations.c.provider_id)
     .where(
@@ -191,11 +193,11 @@ class JobRepository:
         """(id, project, status, start_s, end_s) of a lease, or None."""
         return self.connection.execute(_LEASE, {"lease_uuid": lease_uuid}).first()
 
-    def lease_items(self, consumer_id: int, now_s: int) -> list[tuple[str, str, int, int | None, str]]:
-        """(provider name, class, amount, VLAN tag, provider kind) of the lease's rows not ended at ``now_s``,
-        in allocation order."""
+    def lease_items(self, consumer_id: int, now_s: int) -> list[LeaseItem]:
+        """(provider name, class, amount, VLAN tag, provider kind, provider attributes) of the lease's rows
+        not ended at ``now_s``, in allocation order."""
         rows = self.connection.execute(_LEASE_ITEMS, {"consumer_id": consumer_id, "now_s": now_s}).all()
-        return [(str(r[0]), str(r[1]), int(r[2]), r[3], str(r[4])) for r in rows]
+        return [(str(r[0]), str(r[1]), int(r[2]), r[3], str(r[4]), dict(r[5] or {})) for r in rows]
 
     def others_under_way(self, lease_uuid: str, seq: int, now_ms: int) -> list[str]:
         """Ids of the lease's other jobs that use its allocation now: claimed by a worker (which may be

@@ -13,6 +13,9 @@ database transaction open across a call. Rules every implementation follows (doc
   restart reconciliation), they do not raise.
 * ``follow(provision)`` (optional, for provisioners that set ``follows_lease``, e.g. a Slurm
   reservation that must end when the lease does) is idempotent.
+* Optional ``workload_problems(workload)`` names what the provisioner cannot run (checked at create);
+  optional ``recover(provision_id, run_id, allocation)`` relearns a provision/run made by another
+  process (work that outlives the process, e.g. on remote hosts).
 * A call that raises means "nothing was created" for ``provision``/``submit``; transient trouble that
   may have created something should be retried inside the call (with the same key) or reported as
   ``PENDING`` and sorted out by ``status``.
@@ -30,7 +33,7 @@ that does not say is treated as able to run code on someone's machines (``operat
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import entry_points
@@ -53,7 +56,9 @@ class AllocationItem:
 
 @dataclass(frozen=True)
 class Allocation:
-    """What a provisioner may use: one lease's allocation (or one of its alternates)."""
+    """What a provisioner may use: one lease's allocation (or one of its alternates). ``host_attributes``:
+    each host's operator-set attributes from the topology (e.g. ``ssh_host``), what a provisioner that
+    reaches hosts needs, never taken from the job request."""
 
     lease_id: str
     project: str
@@ -62,6 +67,7 @@ class Allocation:
     items: tuple[AllocationItem, ...]
     label: str = "primary"  # "primary" or the alternate's name, for logs
     hosts: tuple[str, ...] = ()  # the names of the item providers that are hosts (not links, devices)
+    host_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -100,12 +106,16 @@ class ProvisionStatus:
 
 @dataclass(frozen=True)
 class RunStatus:
-    """``logs``: the (bounded) output captured so far, whole lines, oldest first (the tail if cut)."""
+    """``logs``: the (bounded) output captured so far, whole lines, oldest first (the tail if cut).
+    ``detail``: what happened, in words; for a failed run it becomes the job's error (else "exit code N")."""
 
     phase: RunPhase
     exit_code: int | None = None
     logs: tuple[str, ...] = ()
     detail: str = ""
+
+
+AllocationLoader = Callable[[], Awaitable["Allocation | None"]]
 
 
 class ProvisionerError(Exception):
@@ -152,6 +162,15 @@ class Provisioner(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""
 
+    async def recover(  # noqa: B027 - optional hook
+        self, provision_id: str, run_id: str | None, allocation: AllocationLoader
+    ) -> None:
+        """Relearn a provision (and its run) this process may not have made: the planner calls it before
+        each step of a job holding a provision, so a provisioner whose work outlives the process (on
+        remote hosts) can answer for it after a restart or when another worker took the job over.
+        ``allocation()`` reads the lease's allocation (a database read: call it only when the ids are
+        unknown here). Default: nothing (state that dies with the process stays ``unknown``)."""
+
 
 @dataclass(frozen=True)
 class ProvisionerContext:
@@ -195,6 +214,7 @@ __all__ = [
     "RUN_DONE",
     "Allocation",
     "AllocationItem",
+    "AllocationLoader",
     "Factory",
     "Provision",
     "ProvisionPhase",
