@@ -55,7 +55,7 @@ class Settings:
         default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_CACHE_TTL_S", 30.0)
     )
     find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
-    # booking (issue 4)
+    # booking
     offer_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_OFFER_TTL_S", 300))
     allocation_request_ttl_s: int = field(
         default_factory=lambda: _int("SLOTBROKER_ALLOCATION_REQUEST_TTL_S", 600)
@@ -71,7 +71,7 @@ class Settings:
     event_loop_interval_s: float = field(
         default_factory=lambda: _float("SLOTBROKER_EVENT_LOOP_INTERVAL_S", 5.0)
     )
-    # planner (issue 5): steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
+    # planner: steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
     # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
     planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
     # PostgreSQL: the planner's enqueues defer procrastinate tasks for `slotbroker worker --procrastinate`

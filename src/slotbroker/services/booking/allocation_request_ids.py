@@ -1,11 +1,10 @@
 """Allocation request ids that carry their own content, signed by the server.
 
-Why: a find-slot answer used to store each window's items in a row so that a claim could name it by id;
-that was a database write per answer, and concurrent searches queued on the writer lock (SQLite has one)
-so throughput fell as clients rose. An id that *is* the window (compact JSON, zlib, base64url) plus an
-HMAC-SHA256 tag needs no row: any replica that holds the key can check it, and nothing is written until
-someone claims. The tag is checked before anything is decompressed or parsed, so a forged or altered id
-costs one HMAC and reads as unknown.
+Why: storing each window's items in a row, so that a claim could name it by id, would cost a database
+write per find-slot answer, and concurrent searches would queue on the writer lock (SQLite has one). An
+id that *is* the window (compact JSON, zlib, base64url) plus an HMAC-SHA256 tag needs no row: any
+replica that holds the key can check it, and nothing is written until someone claims. The tag is checked
+before anything is decompressed or parsed, so a forged or altered id costs one HMAC and reads as unknown.
 
 The key: ``SLOTBROKER_SECRET_KEY`` when set (several databases, or a key the operator rotates), else one
 random key made once and kept in the database (``broker_secrets``), so every replica of one database agrees
