@@ -23,6 +23,7 @@ from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.job_asap import JobAsap
+from slotbroker.services.lease_cancel import LeaseCanceller
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
 from slotbroker.services.leases import LeaseService
@@ -64,6 +65,7 @@ class Services:
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
+    lease_cancel: LeaseCanceller  # refuses to stop running jobs unless forced
     sites: SiteSummaries
     feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
@@ -195,6 +197,7 @@ def build_services(
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),
+        lease_cancel=LeaseCanceller(leases, planner),
         sites=SiteSummaries(calendar),
         feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),
