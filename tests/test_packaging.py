@@ -72,7 +72,8 @@ def test_the_client_imports_with_the_core_dependencies_only(tmp_path: Path) -> N
         _link_distribution(name, site)
     (site / "slotbroker-src.pth").write_text(str(ROOT / "src") + "\n")
     code = (
-        "import importlib.util, json, slotbroker.client, slotbroker.wire.sites, slotbroker.wire.calendar_feeds\n"
+        "import importlib.util, json\n"
+        "import slotbroker.client, slotbroker.wire.sites, slotbroker.wire.calendar_feeds\n"
         f"print(json.dumps([m for m in {list(SERVER_ONLY)!r} if importlib.util.find_spec(m)]))\n"
     )
     out = subprocess.run(
