@@ -210,3 +210,28 @@ def test_jobs_answer_to_a_prefix_and_their_name(db: Database) -> None:
         assert sorted(r.json()["candidates"]) == sorted(made)
         assert ok(client.post("/v1/jobs/train-0/cancel", headers=user))["id"] == made[0]
         assert client.get("/v1/jobs/train-0", headers=headers(app, "other")).status_code == 404
+
+
+def test_the_placement_follows_a_host_swap(
+    client: TestClient, admin: dict[str, str], user: dict[str, str], t0: int
+) -> None:
+    req = request(t0)
+    req["components"] = [{"name": "gpu", "resources": {"VCPU": 8}}]
+    made = ok(client.post("/v1/offer-sets", json={"request": req, "max_offers": 1}, headers=user), 201)
+    offer = made["offers"][0]
+    lease = ok(client.post(f"/v1/offers/{offer['id']}/accept", headers=user))
+    first = ok(client.get(f"/v1/leases/{lease['uuid']}", headers=user))
+    (host,) = first["placement"]["gpu"]
+    # fill that host where the lease is about to move
+    uuid = ok(client.get(f"/v1/providers?name={host}", headers=user))["items"][0]["uuid"]
+    body = {
+        "start": iso(t0 + 5 * HOUR),
+        "end": iso(t0 + 6 * HOUR),
+        "items": [{"provider_uuid": uuid, "resource_class": "VCPU", "amount": 8}],
+    }
+    ok(client.post("/v1/leases", json=body, headers=user), 201)
+    patch = {"generation": first["generation"], "start": iso(t0 + 5 * HOUR), "end": iso(t0 + 6 * HOUR)}
+    moved = ok(client.patch(f"/v1/leases/{lease['uuid']}", json=patch, headers=user))
+    (now_on,) = moved["placement"]["gpu"]
+    assert now_on != host
+    assert {i["provider_name"] for i in moved["items"]} == {now_on}
