@@ -83,7 +83,8 @@ def test_a_lease_answers_to_its_id_a_prefix_and_its_name(
     client: TestClient, app: FastAPI, user: dict[str, str], t0: int
 ) -> None:
     lease = lease_body(client, user, t0, "gpu-run")
-    for ref in (lease["id"], lease["id"][:MIN_PREFIX], lease["id"][:13], "gpu-run"):
+    upper, bare = lease["id"].upper(), lease["id"].replace("-", "")
+    for ref in (lease["id"], lease["id"][:MIN_PREFIX], lease["id"][:13], "gpu-run", upper, upper[:8], bare):
         assert ok(client.get(f"/v1/leases/{ref}", headers=user))["id"] == lease["id"], ref
     # too short a prefix is no prefix: it reads like an unused id
     short = client.get(f"/v1/leases/{lease['id'][: MIN_PREFIX - 1]}", headers=user)
