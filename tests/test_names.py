@@ -223,6 +223,7 @@ def test_the_placement_follows_a_host_swap(
     lease = ok(client.post(f"/v1/offers/{offer['id']}/accept", headers=user))
     first = ok(client.get(f"/v1/leases/{lease['uuid']}", headers=user))
     (host,) = first["placement"]["gpu"]
+    assert first["name"] == ""  # an unnamed set gives an unnamed lease (not "offer <uuid>")
     # fill that host where the lease is about to move
     uuid = ok(client.get(f"/v1/providers?name={host}", headers=user))["items"][0]["uuid"]
     body = {
