@@ -64,6 +64,7 @@ def test_a_feed_url_reads_its_projects_leases_without_a_token_until_revoked(
     assert theirs["id"] not in r.text
     # the secret is no API token, and an API token is no feed secret
     secret = feed["url"].removeprefix("/v1/ical/").removesuffix(".ics")
+    assert secret == feed["secret"]
     assert client.get("/v1/leases", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     assert client.get(f"/v1/ical/{user['Authorization'].split()[1]}.ics").status_code == 404
     # listed (without the secret) for the project only, and revocable
