@@ -19,6 +19,7 @@ from slotbroker.services.booking.allocation_request_ids import IdSealer, key_sou
 from slotbroker.services.booking.allocation_requests import AllocationRequestService
 from slotbroker.services.booking.calendar_feeds import CalendarFeeds
 from slotbroker.services.booking.claims import ClaimService
+from slotbroker.services.booking.lease_cancel import LeaseCanceller
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
 from slotbroker.services.booking.leases import LeaseService
@@ -67,6 +68,7 @@ class Services:
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
+    lease_cancel: LeaseCanceller  # refuses to stop running jobs unless forced
     sites: SiteSummaries
     feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
@@ -206,6 +208,7 @@ def build_services(
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),
+        lease_cancel=LeaseCanceller(leases, planner),
         sites=SiteSummaries(calendar),
         feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),

@@ -33,6 +33,7 @@ _LEASE_TARGETS: tuple[Operation, ...] = (
     ("patch", _LEASE),
     ("delete", _LEASE),
     ("post", f"{_LEASE}/cancel"),
+    ("get", f"{_LEASE}.ics"),
 )
 _JOB = "/v1/jobs/{job_id}"
 _JOB_TARGETS: tuple[Operation, ...] = (
@@ -91,7 +92,14 @@ def _table() -> dict[tuple[str, str, str], list[tuple[Operation, dict[str, str]]
             (("delete", "/v1/claims/{consumer_uuid}"), {"consumer_uuid": "$response.body#/uuid"})
         ],
         ("post", "/v1/offer-sets", "201"): [
-            (("get", "/v1/offer-sets/{set_id}"), {"set_id": "$response.body#/id"}),
+            *_each(
+                (
+                    ("get", "/v1/offer-sets/{set_id}"),
+                    ("patch", "/v1/offer-sets/{set_id}"),
+                    ("post", "/v1/offer-sets/{set_id}/renew"),
+                ),
+                {"set_id": "$response.body#/id"},
+            ),
             *_each(_OFFER_TARGETS, {"offer_id": "$response.body#/offers/0/id"}),
         ],
         ("post", "/v1/offers/{offer_id}/accept", "200"): _each(
@@ -105,6 +113,10 @@ def _table() -> dict[tuple[str, str, str], list[tuple[Operation, dict[str, str]]
             (("delete", _QUOTA), _QUOTA_PARAMS),
         ],
         ("post", "/v1/jobs", "201"): _each(_JOB_TARGETS, {"job_id": "$response.body#/id"}),
+        ("post", "/v1/calendar-feeds", "201"): [
+            (("delete", "/v1/calendar-feeds/{feed_id}"), {"feed_id": "$response.body#/id"}),
+            (("get", "/v1/ical/{secret}.ics"), {"secret": "$response.body#/secret"}),
+        ],
         ("post", "/ivoa/requests", "200"): ivoa_set,
         ("post", "/ivoa/offersets", "200"): ivoa_set,
     }

@@ -23,6 +23,7 @@ class FeedView(BaseModel):
 
 
 class CreatedFeed(FeedView):
+    secret: str = Field(description="The feed's secret (the last segment of `url`), shown only now.")
     url: str = Field(
         description="Subscribe to this (path on this server; prepend its address). It carries the feed's "
         "secret, shown only now: whoever has the URL can read the project's leases until it is revoked."

@@ -52,7 +52,7 @@ class CalendarFeeds:
             )
             view = _view(row)
             uow.commit()
-        return CreatedFeed(**view.model_dump(), url=FEED_PATH.format(secret=secret))
+        return CreatedFeed(**view.model_dump(), secret=secret, url=FEED_PATH.format(secret=secret))
 
     def list(self, *, project: str | None) -> list[FeedView]:
         with UnitOfWork(self.db, readonly=True) as uow:

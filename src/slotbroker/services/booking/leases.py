@@ -26,6 +26,7 @@ from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
     FieldError,
+    Forbidden,
     NotFound,
     ValidationFailed,
 )
@@ -51,6 +52,7 @@ from slotbroker.services.booking.lease_events import (
     fire_in,
     record_transition,
 )
+from slotbroker.services.booking.lease_headroom import add_max_end
 from slotbroker.services.booking.lease_presenters import lease_views
 from slotbroker.services.booking.lease_schedule import cancel_lease_events, schedule_lease_events
 from slotbroker.services.booking.quotas import QuotaItem, QuotaService
@@ -240,7 +242,12 @@ class LeaseService:
                 self._update_in(uow, lease_id, body, project, now)
                 uow.commit()
 
-        self._retrying(attempt)
+        try:
+            self._retrying(attempt)
+        except (CapacityConflict, Forbidden) as exc:
+            if body.end is not None and body.start is None:
+                add_max_end(exc, self.db, self.policy, lease_id, epoch(body.end), now)
+            raise
         return self.get(lease_id, project=project)
 
     def _update_in(
