@@ -15,9 +15,7 @@ from slotbroker.domain.humantime import duration_seconds, parse_duration, parse_
 NOW = datetime(2026, 12, 6, 15, 42, 7, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")
 
-parts = st.tuples(
-    st.integers(0, 400), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)
-).filter(any)
+parts = st.tuples(st.integers(0, 400), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)).filter(any)
 
 
 def reference(days: int, hours: int, minutes: int, seconds: int) -> int:

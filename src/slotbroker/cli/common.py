@@ -1,4 +1,8 @@
-"""What every command shares: the database option, output as a Rich table or JSON, error exits."""
+"""What the operator commands (``slotbroker admin ...``, ``demo``, ``serve``) share: the database
+option, opening it (never creating one unless asked), output as a Rich table or JSON, error exits.
+
+Only these commands act on a database directly; user commands talk to a server (cli/remote.py).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,18 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from slotbroker.bootstrap import Services, build_services
-from slotbroker.config import Settings
 from slotbroker.domain.errors import SlotbrokerError
-from slotbroker.store.db import Database, database_url
+
+if TYPE_CHECKING:  # the server's modules load only when an operator command runs
+    from slotbroker.bootstrap import Services
+    from slotbroker.store.db import Database
 
 # soft_wrap: long lines (tokens, curl commands) stay whole, so they can be copied from the terminal
 console = Console(soft_wrap=True)
@@ -35,12 +40,25 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 
 def default_url() -> str:
+    from slotbroker.store.db import database_url
+
     return database_url()
 
 
-def open_db(url: str, *, migrate_first: bool = True) -> Database:
-    from slotbroker.store import migrate
+CreateFlag = Annotated[
+    bool, typer.Option("--create", help="Create the database file if it is not there (SQLite).")
+]
 
+
+def open_db(url: str, *, migrate_first: bool = True, create: bool = False) -> Database:
+    """The database at ``url``, migrated to head; a SQLite file that is not there is an error unless
+    ``create`` (a mistyped path must not leave a new empty database, or a ``./var``, behind)."""
+    from slotbroker.store import migrate
+    from slotbroker.store.db import Database, _sqlite_file
+
+    path = _sqlite_file(url)
+    if not create and path is not None and not path.exists():
+        raise ValueError(f"no database at {path}; pass --create to make one")
     db = Database(url)
     if migrate_first:
         migrate.upgrade(db.engine)
@@ -50,6 +68,9 @@ def open_db(url: str, *, migrate_first: bool = True) -> Database:
 def build(url: str, *, migrate_first: bool = True) -> Services:
     """The server's service graph (``bootstrap``) on ``url``, configured from the same ``SLOTBROKER_*``
     settings, so a command and a request behave alike."""
+    from slotbroker.bootstrap import build_services
+    from slotbroker.config import Settings
+
     return build_services(Settings(database_url=url), open_db(url, migrate_first=migrate_first))
 
 

@@ -1,4 +1,6 @@
-"""``slotbroker topology``: import, export and the real-data importers."""
+"""``slotbroker admin topology``: import, export and the real-data importers, on a database.
+
+Through a server, an admin token does the same with the client (``Client.import_topology``)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,16 @@ from typing import Annotated
 import typer
 import yaml
 
-from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db
+from slotbroker.cli.common import (
+    CreateFlag,
+    DatabaseUrl,
+    JsonFlag,
+    console,
+    emit_json,
+    failing_nicely,
+    open_db,
+)
 from slotbroker.domain.topology import Topology
-from slotbroker.services.topology import TopologyService
 from slotbroker.wire.providers import ImportReport
 
 app = typer.Typer(help="Import and export whole topologies.", no_args_is_help=True)
@@ -28,9 +37,11 @@ def _report(report: ImportReport, as_json: bool) -> None:
         )
 
 
-def _import(doc: Topology, url: str, prune: bool, as_json: bool) -> None:
+def _import(doc: Topology, url: str, prune: bool, as_json: bool, create: bool = False) -> None:
+    from slotbroker.services.topology import TopologyService
+
     with failing_nicely():
-        report = TopologyService(open_db(url)).import_(doc, prune=prune)
+        report = TopologyService(open_db(url, create=create)).import_(doc, prune=prune)
     _report(report, as_json)
 
 
@@ -46,13 +57,14 @@ def import_(
     path: PathArg,
     database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
     prune: Annotated[bool, typer.Option(help="Delete what the document omits.")] = False,
+    create: CreateFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Import a topology document (YAML or JSON), all or nothing."""
     with failing_nicely():
         data = yaml.safe_load(_read_text(path))
         doc = Topology.model_validate(data)
-    _import(doc, database_url, prune, as_json)
+    _import(doc, database_url, prune, as_json, create)
 
 
 @app.command("export")
@@ -64,6 +76,8 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
 ) -> None:
     """Export the whole topology; importing it again changes nothing."""
+    from slotbroker.services.topology import TopologyService
+
     if fmt not in ("yaml", "json"):
         raise typer.BadParameter("yaml or json", param_hint="--format")
     with failing_nicely():

@@ -1,0 +1,127 @@
+"""``slotbroker calendar`` and ``slotbroker sites``: free capacity in the terminal, from the public API.
+
+The heat map has a row per site and a column per time bucket; each cell shades how much of the chosen
+class is free there (the peak use in the bucket counts), and ``@`` marks buckets where one of your
+leases holds something at that site. :func:`render` is pure, so a golden test pins the picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Annotated
+
+import typer
+
+from slotbroker.cli import remote
+from slotbroker.cli.output import Result, emit
+from slotbroker.cli.remote import Output, Remote, console
+from slotbroker.wire.calendar import CalendarResponse
+
+SHADES = (("█", 0.75), ("▓", 0.5), ("▒", 0.25), ("░", 0.0))
+NONE_FREE = "·"
+MINE = "@"
+LEGEND = f"free: █ 75%+  ▓ 50%+  ▒ 25%+  ░ some  {NONE_FREE} none   {MINE} your lease"
+
+
+def shade(free: int, capacity: int) -> str:
+    if capacity <= 0 or free <= 0:
+        return NONE_FREE
+    share = free / capacity
+    return next(glyph for glyph, floor in SHADES if share >= floor)
+
+
+def render(cal: CalendarResponse, resource_class: str, mine: Mapping[str, set[int]], tz: tzinfo) -> list[str]:
+    """The heat map's lines: a header of bucket labels, then one line per site of ``resource_class``."""
+    rows = sorted(
+        (r for r in cal.rows if r.kind == "site" and r.resource_class == resource_class), key=lambda r: r.name
+    )
+    width = max([4, *(len(r.name) for r in rows)])
+    hourly = cal.bucket_s < 86400
+    labels = [s.astimezone(tz) for s in cal.starts]
+    header = [" "] * len(labels)
+    for i, t in enumerate(labels):  # a label where a day (or, hourly, every 6 hours) begins
+        text = t.strftime("%d") if not hourly else (t.strftime("%d") if t.hour == 0 else f"{t.hour:02d}")
+        if (not hourly or t.hour % 6 == 0) and all(c == " " for c in header[i : i + len(text) + 1]):
+            header[i : i + len(text)] = list(text)
+    lines = [f"{'':<{width}} {''.join(header[: len(labels)])}".rstrip()]
+    for r in rows:
+        cells = [
+            MINE if i in mine.get(r.name, set()) else shade(free, r.capacity) for i, free in enumerate(r.free)
+        ]
+        lines.append(f"{r.name:<{width}} {''.join(cells)}  {r.capacity} {resource_class}")
+    return lines
+
+
+def _floor(t: datetime, hourly: bool) -> datetime:
+    t = t.replace(minute=0, second=0, microsecond=0)
+    return t if hourly else t.replace(hour=0)
+
+
+def _my_cells(ctx: Remote, cal: CalendarResponse) -> dict[str, set[int]]:
+    """Site name -> bucket indexes where one of the caller's leases holds something there."""
+    if not cal.starts:
+        return {}
+    start, step = cal.starts[0], timedelta(seconds=cal.bucket_s)
+    end = cal.starts[-1] + step
+    site_of: dict[str, str] = {}
+    marks: dict[str, set[int]] = {}
+    for lease in ctx.client.iter_leases(status=["PENDING", "ACTIVE"], start=start, end=end, page_size=500):
+        for item in lease.items:
+            if item.provider_uuid not in site_of:
+                host = ctx.client.get_provider(item.provider_uuid)
+                parent = ctx.client.get_provider(host.parent_uuid) if host.parent_uuid else host
+                site_of[item.provider_uuid] = parent.name
+            first = max(0, int((item.start - start) / step))
+            last = min(len(cal.starts), -int(-((item.end - start) / step)))
+            marks.setdefault(site_of[item.provider_uuid], set()).update(range(first, last))
+    return marks
+
+
+@remote.command
+def calendar(
+    ctx: Remote,
+    resource_class: Annotated[
+        str, typer.Option("--class", "-r", help="The class to map, e.g. GPU_A30.")
+    ] = "VCPU",
+    start: Annotated[str, typer.Option(help="From (now, tomorrow, 2026-12-07 ...).")] = "now",
+    end: Annotated[str, typer.Option(help="Until (default: 2 days after the start, 7 by day).")] = "",
+    by: Annotated[str, typer.Option("--by", help="hour or day per column.")] = "hour",
+) -> None:
+    """A heat map of free capacity of one class: sites as rows, time as columns, your leases marked."""
+    hourly = by != "day"
+    first = _floor(ctx.instant(start, "--start"), hourly)
+    last = ctx.instant(end, "--end") if end else first + timedelta(days=2 if hourly else 7)
+    cal = ctx.client.calendar(
+        first, last, resolution="hour" if hourly else "day", kind=["site"], resource_class=[resource_class]
+    )
+    if ctx.output is not Output.TABLE:
+        rows = [(r.name, r.resource_class, r.capacity, " ".join(map(str, r.free))) for r in cal.rows]
+        emit(
+            Result(cal, ("site", "class", "capacity", "free per bucket"), rows, [r.name for r in cal.rows]),
+            ctx.output,
+        )
+        return
+    console.print(
+        f"free {resource_class} from {ctx.when(first)}, one column per {'hour' if hourly else 'day'}"
+    )
+    for line in render(cal, resource_class, _my_cells(ctx, cal), ctx.tz):
+        console.print(line)
+    console.print(LEGEND)
+
+
+@remote.command
+def sites(ctx: Remote) -> None:
+    """What each site has, and how much of it is free now (peak over the next hour)."""
+    now = ctx.now().replace(second=0, microsecond=0)
+    cal = ctx.client.calendar(now, now + timedelta(hours=1), resolution="hour", kind=["site"])
+    rows = [
+        (r.name, r.resource_class, r.capacity, r.free[0] if r.free else r.capacity)
+        for r in sorted(cal.rows, key=lambda r: (r.name, r.resource_class))
+        if r.capacity > 0
+    ]
+    data = [{"site": s, "resource_class": c, "capacity": cap, "free_now": free} for s, c, cap, free in rows]
+    emit(
+        Result(data, ("site", "class", "capacity", "free now"), rows, sorted({r[0] for r in rows})),
+        ctx.output,
+    )
