@@ -6,6 +6,7 @@ server resolves (one rule, in one place, for the CLI, the API and the portal ali
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +55,7 @@ def _hosts(lease: LeaseView) -> str:
 
 
 def lease_result(ctx: Remote, leases: list[LeaseView], title: str | None = None) -> Result:
+    """A lease listing; for one lease (``show``, ``extend`` ...) json and yaml print the object itself."""
     rows = [
         (lease.id, lease.name, lease.status, ctx.when(lease.start), ctx.when(lease.end), _hosts(lease))
         for lease in leases
@@ -65,6 +67,11 @@ def lease_result(ctx: Remote, leases: list[LeaseView], title: str | None = None)
         ids=[lease.id for lease in leases],
         title=title,
     )
+
+
+def one(result: Result) -> Result:
+    result.data = result.data[0]
+    return result
 
 
 def offer_set_result(ctx: Remote, view: OfferSetView) -> Result:
@@ -183,8 +190,7 @@ def leases(
 def lease_show(ctx: Remote, lease_id: LeaseArg) -> None:
     """One lease: its hosts, items, status history and notices."""
     lease = ctx.client.get_lease(lease_id)
-    result = lease_result(ctx, [lease], f"lease {lease.id}")
-    result.data = lease
+    result = one(lease_result(ctx, [lease], f"lease {lease.id}"))
     result.notes = [
         *(f"items      {line}" for line in _items(lease).splitlines()),
         *(f"{t.status:<10} {ctx.when(t.at)}" for t in lease.transitions),
@@ -201,7 +207,7 @@ def lease_rename(
     """Give a lease a name any command then takes in place of its id."""
     current = ctx.client.get_lease(lease_id)
     view = ctx.client.update_lease(current.id, {"generation": current.generation, "name": name})
-    emit(lease_result(ctx, [view], f"lease {view.id} is now {view.name!r}"), ctx.output)
+    emit(one(lease_result(ctx, [view], f"lease {view.id} is now {view.name!r}")), ctx.output)
 
 
 @remote.command
@@ -219,18 +225,14 @@ def extend(
         new_end = ctx.instant(end, "--end")
     else:
         assert by is not None
-        new_end = current.end + __import__("datetime").timedelta(
-            seconds=duration_seconds(by, field="--by", signed=True)
-        )
+        new_end = current.end + timedelta(seconds=duration_seconds(by, field="--by", signed=True))
     view = ctx.client.update_lease(current.id, {"generation": current.generation, "end": new_end.isoformat()})
-    emit(
-        lease_result(ctx, [view], f"lease {view.id}: end {ctx.when(current.end)} -> {ctx.when(view.end)}"),
-        ctx.output,
-    )
+    title = f"lease {view.id}: end {ctx.when(current.end)} -> {ctx.when(view.end)}"
+    emit(one(lease_result(ctx, [view], title)), ctx.output)
 
 
 @remote.command
 def cancel(ctx: Remote, lease_id: LeaseArg) -> None:
     """Cancel a lease; its capacity is released at once (cancelling twice is fine)."""
     view = ctx.client.cancel_lease(lease_id)
-    emit(lease_result(ctx, [view], f"lease {view.id}: {view.status}"), ctx.output)
+    emit(one(lease_result(ctx, [view], f"lease {view.id}: {view.status}")), ctx.output)

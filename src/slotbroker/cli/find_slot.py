@@ -31,14 +31,20 @@ ComponentOpt = Annotated[
         help="NAME:COUNT:CLASS=N,CLASS=N[@SITE], e.g. gpu:1:VCPU=8,GPU_A30=1@STAR (repeatable).",
     ),
 ]
-LinkOpt = Annotated[list[str] | None, typer.Option("--link", "-l", metavar="A:B:GBPS", help="A:B:GBPS between components.")]
+LinkOpt = Annotated[
+    list[str] | None, typer.Option("--link", "-l", metavar="A:B:GBPS", help="A:B:GBPS between components.")
+]
 FileOpt = Annotated[
     Path | None,
     typer.Option("--file", "-f", exists=True, dir_okay=False, help="Request document (YAML or JSON)."),
 ]
 StartOpt = Annotated[str | None, typer.Option(metavar="WHEN", help=f"Earliest start: {INSTANT_FORMS}.")]
-EndOpt = Annotated[str | None, typer.Option(metavar="WHEN", help="Latest end (same forms; default start + 7 days).")]
-DurationOpt = Annotated[str | None, typer.Option(metavar="DURATION", help="How long: 8h, 90m, 1d12h, 8:00:00, PT8H.")]
+EndOpt = Annotated[
+    str | None, typer.Option(metavar="WHEN", help="Latest end (same forms; default start + 7 days).")
+]
+DurationOpt = Annotated[
+    str | None, typer.Option(metavar="DURATION", help="How long: 8h, 90m, 1d12h, 8:00:00, PT8H.")
+]
 
 
 def parse_component(spec: str, index: int) -> dict[str, Any]:
