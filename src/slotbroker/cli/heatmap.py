@@ -7,7 +7,7 @@ leases holds something at that site. :func:`render` is pure, so a golden test pi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Annotated
 
@@ -39,18 +39,28 @@ def render(cal: CalendarResponse, resource_class: str, mine: Mapping[str, set[in
     width = max([4, *(len(r.name) for r in rows)])
     hourly = cal.bucket_s < 86400
     labels = [s.astimezone(tz) for s in cal.starts]
-    header = [" "] * len(labels)
-    for i, t in enumerate(labels):  # a label where a day (or, hourly, every 6 hours) begins
-        text = t.strftime("%d") if not hourly else (t.strftime("%d") if t.hour == 0 else f"{t.hour:02d}")
-        if (not hourly or t.hour % 6 == 0) and all(c == " " for c in header[i : i + len(text) + 1]):
-            header[i : i + len(text)] = list(text)
-    lines = [f"{'':<{width}} {''.join(header[: len(labels)])}".rstrip()]
+    days = _marks(labels, lambda i, t: i == 0 or (t.hour == 0 if hourly else i % 7 == 0), "%m-%d")
+    lines = [f"{'':<{width}} {days}".rstrip()]
+    if hourly:
+        hours = _marks(labels, lambda i, t: t.hour % 6 == 0, "%H")
+        lines.append(f"{'':<{width}} {hours}".rstrip())
     for r in rows:
         cells = [
             MINE if i in mine.get(r.name, set()) else shade(free, r.capacity) for i, free in enumerate(r.free)
         ]
         lines.append(f"{r.name:<{width}} {''.join(cells)}  {r.capacity} {resource_class}")
     return lines
+
+
+def _marks(labels: list[datetime], where: Callable[[int, datetime], bool], fmt: str) -> str:
+    """A header line: ``fmt`` of the bucket's start where ``where`` says, when it does not overlap."""
+    line = [" "] * len(labels)
+    for i, t in enumerate(labels):
+        text = t.strftime(fmt)
+        fits = i + len(text) <= len(line)
+        if where(i, t) and fits and all(c == " " for c in line[max(0, i - 1) : i + len(text)]):
+            line[i : i + len(text)] = list(text)
+    return "".join(line)
 
 
 def _floor(t: datetime, hourly: bool) -> datetime:

@@ -195,7 +195,10 @@ def demo(
     else:
         console.print(f"  jobs:        the demo jobs exist already ({', '.join(j[0] for j in demo_jobs)})")
     console.print(f"  CLI:         slotbroker login http://{host}:{port} --token {token}")
-    console.print("  watch them:  slotbroker jobs list   (after the login above)")
+    console.print(
+        f"  watch them:  curl -H 'Authorization: Bearer {token}' http://{host}:{port}/v1/jobs"
+        "  |  slotbroker jobs list  (after the login above)"
+    )
     if load_only:
         console.print(
             "  (--load-only: a server or `slotbroker admin worker` with SLOTBROKER_PROVISIONERS naming local "
