@@ -38,7 +38,12 @@ from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
 from slotbroker.wire.calendar import CalendarResponse
 from slotbroker.wire.claims import Candidates, ClaimView
-from slotbroker.wire.fabric import FabricCalendar, FabricFindSlotRequest, FabricFindSlotResponse
+from slotbroker.wire.fabric import (
+    FabricCalendar,
+    FabricFindSlotRequest,
+    FabricFindSlotResponse,
+    FabricResource,
+)
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 from slotbroker.wire.health import Health, Ready
 from slotbroker.wire.jobs import CreateJob, JobEvent, JobList, JobLogs, JobOut
@@ -329,6 +334,27 @@ def calendar(
 def fabric_find_slot(request: FabricFindSlotRequest | Raw) -> Call[FabricFindSlotResponse]:
     """FABRIC reports API find-slot (``POST /calendar/find-slot``)."""
     return Call("POST", "/calendar/find-slot", model(FabricFindSlotResponse), json=body(request))
+
+
+def find_available_slot(
+    start: Instant,
+    end: Instant,
+    duration: int,
+    resources: Sequence[FabricResource | Raw],
+    max_results: int = 1,
+) -> Call[FabricFindSlotResponse]:
+    """FABlib-style find-slot with FABRIC's argument names: windows of ``duration`` hours between ``start``
+    and ``end`` where every resource fits, e.g. ``resources=[{"type": "compute", "site": "STAR",
+    "cores": 8, "ram": 32, "components": {"GPU_A30": 1}}]``; ``max_results`` windows at most."""
+    return fabric_find_slot(
+        {
+            "start": _instant(start),
+            "end": _instant(end),
+            "duration": duration,
+            "resources": [body(r) for r in resources],
+            "max_results": max_results,
+        }
+    )
 
 
 def fabric_calendar(
@@ -824,6 +850,7 @@ class Endpoints:
     find_slot_job = endpoint(find_slot_job)
     calendar = endpoint(calendar)
     fabric_find_slot = endpoint(fabric_find_slot)
+    find_available_slot = endpoint(find_available_slot)
     fabric_calendar = endpoint(fabric_calendar)
 
     create_offer_set = endpoint(create_offer_set)

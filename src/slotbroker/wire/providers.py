@@ -7,6 +7,7 @@ from rows."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,7 @@ from slotbroker.domain.inventory import InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import AggregateName, Location, ProviderKind, ProviderName, TraitName
 from slotbroker.domain.strict import Int, Number
+from slotbroker.wire.display import Tabular
 
 
 class InventoryView(BaseModel):
@@ -43,9 +45,22 @@ class ProviderView(BaseModel):
     updated_at: datetime
 
 
-class ProviderList(BaseModel):
+class ProviderList(Tabular, BaseModel):
     items: list[ProviderView]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "uuid": p.uuid,
+                "name": p.name,
+                "kind": p.kind.value,
+                "parent": p.parent_uuid,
+                "capacity": ", ".join(f"{rc}={inv.capacity}" for rc, inv in p.inventories.items()),
+                "traits": ", ".join(p.traits),
+            }
+            for p in self.items
+        ]
 
 
 class InventoriesView(BaseModel):
