@@ -195,7 +195,7 @@ def test_leases_paging_ics_and_policies(broker: Broker, api: Client, user_api: C
     assert {m.id for m in made} <= set(ids)
     assert [x.id for x in user_api.iter_leases(page_size=1)] == ids
     window = [x.id for x in api.iter_leases(project="science", start=start, end=start + timedelta(hours=2))]
-    assert window == [made[0].id, made[1].id]
+    assert window == [made[1].id, made[0].id]  # newest first
     assert [x.id for x in api.iter_leases(status=["CANCELLED"], project="science")] == []
 
     ics = user_api.leases_ics()

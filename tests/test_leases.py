@@ -163,16 +163,22 @@ def test_create_get_and_paging_is_stable_while_inserting(w: World) -> None:
     made = [first.id] + [w.create(start=T0 + i * 10, end=T0 + i * 10 + 10, vcpu=1).id for i in range(1, 5)]
     seen: list[str] = []
     cursor: str | None = None
+    later: list[str] = []
     while True:
         page = w.leases.list(project="sci", cursor=cursor, limit=2)
         seen += [v.id for v in page.items]
-        if len(made) < 8:
-            made.append(w.create(start=T0 + 900, end=T0 + 910, vcpu=1).id)
+        if len(later) < 3:
+            later.append(w.create(start=T0 + 900, end=T0 + 910, vcpu=1).id)
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    assert seen == made  # every lease once, in creation order, including those made while paging
-    assert [v.id for v in w.leases.list(project="sci", start_s=T0 + 15, end_s=T0 + 25).items] == made[1:3]
+    # newest first, every lease once; those made while paging are newer than the walk and left for the next
+    assert seen == made[::-1]
+    assert [v.id for v in w.leases.list(project="sci", limit=3).items] == later[::-1]
+    assert [v.id for v in w.leases.list(project="sci", start_s=T0 + 15, end_s=T0 + 25).items] == [
+        made[2],
+        made[1],
+    ]
     assert w.leases.list(project="sci", status=["ACTIVE"]).items == []
 
 

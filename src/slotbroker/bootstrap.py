@@ -25,10 +25,13 @@ from slotbroker.services.job_asap import JobAsap
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
 from slotbroker.services.leases import LeaseService
+from slotbroker.services.names import NameResolver
 from slotbroker.services.network import NetworkService
+from slotbroker.services.offer_set_edits import OfferSetEditor
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.quotas import QuotaService
+from slotbroker.services.site_summaries import SiteSummaries
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService
 from slotbroker.store.db import Database
@@ -59,6 +62,9 @@ class Services:
     ivoa: IvoaService
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
+    offer_sets: OfferSetEditor  # rename and renew
+    sites: SiteSummaries
+    names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
         """Stop the find-slot job threads and close the database's connections (CLI commands, benches)."""
@@ -186,6 +192,9 @@ def build_services(
         ivoa=IvoaService(db, offers, leases),
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
+        offer_sets=OfferSetEditor(db, offers, policy),
+        sites=SiteSummaries(calendar),
+        names=NameResolver(db),
     )
 
 

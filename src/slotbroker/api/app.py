@@ -26,6 +26,7 @@ from slotbroker.api.routers import (
     network,
     offers,
     providers,
+    sites,
     topology,
 )
 from slotbroker.bootstrap import build_services
@@ -101,6 +102,7 @@ DOC_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
         find_slot,
         fabric,
         claims,
@@ -125,6 +127,7 @@ ROUTING_ORDER = tuple(
         catalog,
         network,
         topology,
+        sites,
         health,
     )
 )

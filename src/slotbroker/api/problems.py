@@ -35,6 +35,7 @@ STATUS: dict[type[e.SlotbrokerError], int] = {
     e.ValidationFailed: 422,
     e.NotFound: 404,
     e.AlreadyExists: 409,
+    e.Ambiguous: 409,
     e.ConcurrentUpdate: 409,
     e.InUse: 409,
     e.CapacityConflict: 409,
@@ -92,6 +93,20 @@ class Problem(BaseModel):
     code: str = Field(description="Stable snake_case error code to branch on.")
     instance: str | None = None
     errors: list[FieldProblem] = Field(default_factory=list)
+    candidates: list[str] | None = Field(
+        None, description="code ambiguous: the full ids an id prefix or a name matches."
+    )
+    max_end: str | None = Field(
+        None,
+        description="An extension refused: the furthest end (ISO 8601) the lease can be extended to "
+        "now (its current end when it cannot be extended at all).",
+    )
+    max_expires: str | None = Field(
+        None, description="An offer set that cannot be renewed further: the latest its offers can be held."
+    )
+    running_jobs: list[str] | None = Field(
+        None, description="code jobs_running: the ids of the lease's jobs that are not finished."
+    )
 
 
 def problem_response(
@@ -102,6 +117,7 @@ def problem_response(
     errors: list[FieldProblem] | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
         title=TITLES.get(status, "Error"),
@@ -110,6 +126,7 @@ def problem_response(
         code=code,
         instance=instance,
         errors=errors or [],
+        **(extensions or {}),
     )
     return JSONResponse(
         body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
@@ -162,7 +179,9 @@ def domain_problem(exc: e.SlotbrokerError, path: str) -> JSONResponse:
         status = 400
     errs = [FieldProblem(pointer=f.pointer, detail=f.detail) for f in exc.errors]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem_response(status, exc.code, exc.detail, errors=errs, instance=path, headers=headers)
+    return problem_response(
+        status, exc.code, exc.detail, errors=errs, instance=path, headers=headers, extensions=exc.extensions
+    )
 
 
 def bug_problem(exc: Exception, method: str, path: str) -> JSONResponse:

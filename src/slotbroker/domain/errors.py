@@ -7,6 +7,7 @@ wrong and *which field*, as a JSON pointer, so a client can highlight it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class SlotbrokerError(Exception):
     detail: str
     errors: list[FieldError] = field(default_factory=list)
     code: str = "error"
+    # Extra members of the problem (RFC 9457 extension members): what a client needs to act on the error
+    # without parsing ``detail`` (the candidates of an ambiguous id, the furthest end an extension can reach).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -56,6 +60,13 @@ class NotFound(SlotbrokerError):
 @dataclass
 class AlreadyExists(SlotbrokerError):
     code: str = "already_exists"
+
+
+@dataclass
+class Ambiguous(SlotbrokerError):
+    """An id prefix or a name matches more than one object; ``extensions["candidates"]`` lists their ids."""
+
+    code: str = "ambiguous"
 
 
 @dataclass

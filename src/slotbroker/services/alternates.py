@@ -8,7 +8,8 @@ same traits, every class); whether one has room is for the claim to prove, under
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerSpec
 from slotbroker.domain.errors import CapacityConflict, ValidationFailed, item_index
@@ -55,4 +56,18 @@ def claim_for_lease(
     uow.leases.adopt(lease_id, result.consumer_id, stretch=stretch)
 
 
-__all__ = ["HostRef", "claim_for_lease", "offending_providers", "swap_host"]
+def repoint_placement(uow: UnitOfWork, lease_id: int, moves: Mapping[str, str]) -> None:
+    """After hosts were swapped (old uuid -> new uuid), the lease's component placement names the new
+    hosts, so a view still says which host is which instance."""
+    stored = uow.leases.placement_of(lease_id)
+    moved = {old: new for old, new in moves.items() if old != new}
+    if not stored or not moved:
+        return
+    names = uow.leases.host_names(set(moved) | set(moved.values()))
+    renamed = {names[o]: names[n] for o, n in moved.items() if o in names and n in names}
+    placement: dict[str, list[str]] = json.loads(stored)
+    fixed = {c: [renamed.get(h, h) for h in hosts] for c, hosts in placement.items()}
+    uow.leases.set_placement(lease_id, json.dumps(fixed))
+
+
+__all__ = ["HostRef", "claim_for_lease", "offending_providers", "repoint_placement", "swap_host"]

@@ -3,6 +3,7 @@ notices they fired, for a page of leases in two queries."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,7 @@ def lease_views(uow: UnitOfWork, rows: Sequence[Any]) -> list[LeaseView]:
                 generation=int(r.generation),
                 created_at=created,
                 items=allocs[int(r.id)],
+                placement=json.loads(r.placement) if getattr(r, "placement", None) else {},
                 events=scheduled,
                 transitions=transitions,
                 notices=notices,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from slotbroker.domain.claims import ClaimItem, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import CapacityConflict, ValidationFailed
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.alternates import claim_for_lease, offending_providers
+from slotbroker.services.alternates import claim_for_lease, offending_providers, repoint_placement
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.leases import MAX_SWAPS
 from slotbroker.store.repositories.leases import HostRef
@@ -132,6 +132,7 @@ class LeaseRehoster:
         else:
             uow.leases.end_rows_at(old, now_s)
         uow.leases.bump_generation(lease_id)
+        repoint_placement(uow, lease_id, {h: chosen[h].uuid for h in hosts})
         return Rehosted(tuple((hosts[h], chosen[h]) for h in hosts))
 
     def _claim(

@@ -33,7 +33,12 @@ from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.time import now_s
 from slotbroker.domain.time import to_datetime as instant
 from slotbroker.domain.time import to_epoch as epoch
-from slotbroker.services.alternates import claim_for_lease, offending_providers, swap_host
+from slotbroker.services.alternates import (
+    claim_for_lease,
+    offending_providers,
+    repoint_placement,
+    swap_host,
+)
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.ical import render_ical
 from slotbroker.services.lease_events import (
@@ -174,20 +179,21 @@ class LeaseService:
         cursor: str | None = None,
         limit: int = 100,
     ) -> LeaseList:
-        """Leases in creation order, ``limit`` at a time. The cursor is the last id returned (keyset), so
-        pages stay stable while leases are created: new ones appear at the end, none is skipped or
-        repeated. ``start_s`` / ``end_s``: only leases overlapping [start_s, end_s)."""
-        after = 0
+        """Leases newest first, ``limit`` at a time. The cursor is the last id returned (keyset), so
+        pages stay stable while leases are created: the walk goes on from where it was, none is skipped
+        or repeated (leases created meanwhile are newer than the first page, so a new walk shows them).
+        ``start_s`` / ``end_s``: only leases overlapping [start_s, end_s)."""
+        before: int | None = None
         if cursor:
             try:
-                after = int(cursor)
+                before = int(cursor)
             except ValueError:
                 raise ValidationFailed(
                     "bad cursor", [FieldError("#/query/cursor", "pass next_cursor as given")]
                 ) from None
         with UnitOfWork(self.db, readonly=True) as uow:
             rows = uow.leases.page(
-                project=project, status=status, start_s=start_s, end_s=end_s, after=after, limit=limit + 1
+                project=project, status=status, start_s=start_s, end_s=end_s, before=before, limit=limit + 1
             )
             more = len(rows) > limit
             rows = rows[:limit]
@@ -204,6 +210,12 @@ class LeaseService:
             views = lease_views(uow, rows)
         name = f"slotbroker leases ({project})" if project else "slotbroker leases"
         return render_ical(views, now=instant(now), name=name)
+
+    def ical_one(self, lease_id: str, *, project: str | None, now_s: int | None = None) -> str:
+        """One lease as an iCalendar (RFC 5545) document with a single event."""
+        now = self.clock() if now_s is None else now_s
+        view = self.get(lease_id, project=project)
+        return render_ical([view], now=instant(now), name=f"slotbroker lease {view.name or view.id}")
 
     # -- update ---------------------------------------------------------------------------------------------
     def update(
@@ -236,6 +248,13 @@ class LeaseService:
                 f"lease {lease_id} is at generation {row.generation}, not {body.generation}; re-read it",
                 [FieldError("/generation", f"stale; current {row.generation}")],
             )
+        renamed = body.name is not None and body.name != row.name
+        if renamed:
+            uow.leases.set_name(int(row.id), str(body.name))
+        if body.start is None and body.end is None:  # a rename only: whatever the status
+            if renamed:
+                uow.leases.bump_generation(int(row.id))
+            return
         if row.status not in LIVE_LEASE:
             raise _invalid_state(f"lease {lease_id} is {row.status}; only PENDING or ACTIVE leases change")
         old_start, old_end = int(row.start_s), int(row.end_s)
@@ -255,6 +274,8 @@ class LeaseService:
         if errors:
             raise ValidationFailed("invalid lease update", errors)
         if (start, end) == (old_start, old_end):
+            if renamed:
+                uow.leases.bump_generation(int(row.id))
             return
         self._check_duration(start, end)
         window = self.policy.extension_window_s
@@ -310,6 +331,8 @@ class LeaseService:
             spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=f"lease {consumer_id} update")
             try:
                 claim_for_lease(self.claims, uow, consumer_id, spec, current, now, stretch=stretch)
+                moves = {a.provider_uuid: b.provider_uuid for a, b in zip(items, current, strict=True)}
+                repoint_placement(uow, consumer_id, moves)
                 return
             except (CapacityConflict, ValidationFailed) as exc:
                 if first is None:

@@ -143,6 +143,7 @@ class OfferService:
                 OfferSetStatus.OPEN.value,
                 json.dumps({"request": doc, "strategies": strategies, "max_offers": body.max_offers}),
                 expires,
+                name=body.name,
             )
             uow.commit()
 
@@ -221,6 +222,7 @@ class OfferService:
             why = stored.get("explanation")
             return OfferSetView(
                 id=row.id,
+                name=str(row.name or ""),
                 status=OfferSetStatus(row.status),
                 project=row.project,
                 created=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
@@ -261,6 +263,11 @@ class OfferService:
                     self._expire_in(uow, now, [set_id])
                     uow.commit()
                     return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
+                window = json.loads(offer.window)
+                uow.leases.set_placement(int(lease.id), json.dumps(window["placement"]))
+                set_name = str(uow.offers.get_set(set_id).name or "")
+                if set_name:  # the lease is what the user named the set for; else it keeps "offer <id>"
+                    uow.leases.set_name(int(lease.id), set_name)
                 siblings = uow.offers.accept(offer_id, set_id)
                 freed = self._release(uow, siblings, ConsumerStatus.REJECTED, now)
                 _refresh_sets(uow, [set_id])
@@ -274,7 +281,6 @@ class OfferService:
                 if not freed:
                     uow.calendar.bump()
                 uow.commit()
-                window = json.loads(offer.window)
                 return AcceptedLease(
                     uuid=lease.uuid,
                     status=lease.status,

@@ -186,6 +186,9 @@ class ConsumerRow(Base):
     expires_s: Mapped[int | None] = mapped_column(BigInteger)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # A lease's component -> host names, one per instance (JSON), as the accepted window placed them; NULL
+    # for leases booked from explicit items.
+    placement: Mapped[str | None] = mapped_column(Text)
 
     allocations: Mapped[list[AllocationRow]] = relationship(
         back_populates="consumer", cascade="all, delete-orphan"
@@ -251,6 +254,21 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class CalendarFeedRow(Base):
+    """A read-only calendar feed of one project's leases: calendar apps send its secret in the URL, so it
+    is a token of its own (it reads the feed and nothing else) that can be listed and revoked."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class FindSlotJobRow(Base):
     """A long find-slot query answered asynchronously; any replica can report it (results live here).
 
@@ -295,6 +313,7 @@ class OfferSetRow(Base):
     __tablename__ = "offer_sets"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     project: Mapped[str] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(16))  # OPEN | ACCEPTED | REJECTED | EXPIRED | EMPTY
     request: Mapped[str] = mapped_column(Text)

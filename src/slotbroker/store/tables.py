@@ -12,6 +12,7 @@ from slotbroker.store.models import (
     AllocationRequestRow,
     AllocationRow,
     ApiTokenRow,
+    CalendarFeedRow,
     CalendarStateRow,
     ConsumerRow,
     FacilityPortRow,
@@ -34,6 +35,7 @@ from slotbroker.store.models import (
 allocation_requests = cast(Table, AllocationRequestRow.__table__)
 allocations = cast(Table, AllocationRow.__table__)
 api_tokens = cast(Table, ApiTokenRow.__table__)
+calendar_feeds = cast(Table, CalendarFeedRow.__table__)
 calendar_state = cast(Table, CalendarStateRow.__table__)
 consumers = cast(Table, ConsumerRow.__table__)
 facility_ports = cast(Table, FacilityPortRow.__table__)

@@ -20,6 +20,7 @@ from slotbroker.store.repositories import (
     FindSlotJobRepository,
     JobRepository,
     LeaseRepository,
+    NameRepository,
     NetworkRepository,
     OfferRepository,
     ProviderRepository,
@@ -44,6 +45,7 @@ class UnitOfWork:
     find_slot_jobs: FindSlotJobRepository
     snapshot: SnapshotRepository
     jobs: JobRepository
+    names: NameRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -74,6 +76,7 @@ class UnitOfWork:
         self.find_slot_jobs = FindSlotJobRepository(self.session)
         self.snapshot = SnapshotRepository(self.session)
         self.jobs = JobRepository(self.session)
+        self.names = NameRepository(self.session)
         return self
 
     def __exit__(

@@ -32,7 +32,9 @@ class LeaseItemSpec(_Strict):
 
 
 class CreateLease(_Strict):
-    name: str = Field("", max_length=200)
+    name: str = Field(
+        "", max_length=200, description="Yours to choose; any command that takes the lease's id takes it too."
+    )
     project: str | None = Field(
         None, min_length=1, max_length=200, description="Admins only; default the caller's project."
     )
@@ -42,9 +44,10 @@ class CreateLease(_Strict):
 
 
 class UpdateLease(_Strict):
-    """Extend, shorten or (while PENDING) move a lease. All or nothing."""
+    """Extend, shorten, (while PENDING) move or rename a lease. All or nothing."""
 
     generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    name: str | None = Field(None, max_length=200, description="A new name (any status); absent: unchanged.")
     start: AwareDatetime | None = Field(None, description="PENDING leases only (a move).")
     end: AwareDatetime | None = None
     allow_host_swap: bool = Field(
@@ -107,6 +110,11 @@ class LeaseView(Tabular, BaseModel):
     generation: int = Field(description="Send it back with updates; a stale one is refused with 409.")
     created_at: datetime
     items: list[LeaseItemView]
+    placement: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Component -> host name per instance, as the request named its components (leases "
+        "from offers and find-slot windows; empty for leases booked from explicit items).",
+    )
     events: list[LeaseEventView]
     transitions: list[TransitionView] = Field(description="Each status the lease entered, once, in order.")
     notices: list[NoticeView]

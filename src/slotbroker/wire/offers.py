@@ -59,6 +59,20 @@ class OfferSetRequest(BaseModel):
         description="Strategies taken in turn, one offer each, until max_offers offers are made.",
     )
     max_offers: Int = Field(4, ge=1, le=10)
+    name: str = Field(
+        "",
+        max_length=200,
+        description="Yours to choose: the set answers to it wherever its id is taken, and the lease an "
+        "accepted offer becomes is given it.",
+    )
+
+
+class OfferSetPatch(BaseModel):
+    """``PATCH /v1/offer-sets/{id}``: rename the set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=200)
 
 
 class OfferView(BaseModel):
@@ -85,6 +99,7 @@ class OfferView(BaseModel):
 
 class OfferSetView(Tabular, BaseModel):
     id: str
+    name: str = ""
     status: OfferSetStatus
     project: str
     created: datetime

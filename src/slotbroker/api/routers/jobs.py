@@ -37,7 +37,14 @@ from slotbroker.wire.jobs import (
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="The job's id, a unique prefix of it (6 characters or more) or its name.",
+    ),
+]
 EVENT_STREAM = "text/event-stream"
 POLL_S = 0.25  # how often the event stream reads the job's transitions
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
@@ -48,6 +55,11 @@ TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 def scope(who: Principal) -> str | None:
     """The project whose jobs the caller sees; None: every project (admins)."""
     return None if who.role == Role.ADMIN else who.project
+
+
+def resolve(svc: Services, ref: str, who: Principal) -> str:
+    """The full id of the job ``ref`` names for this caller (``services/names.py``)."""
+    return svc.names.job(ref, project=scope(who))
 
 
 def planner_of(svc: Services) -> Planner:
@@ -125,17 +137,17 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
-    return planner_of(svc).get(job_id, project=scope(who))
+    return planner_of(svc).get(resolve(svc, job_id, who), project=scope(who))
 
 
 @router.post(
     "/jobs/{job_id}/cancel",
     response_model=JobOut,
-    responses=responses(404),
+    responses=responses(404, 409),
     summary="Cancel a job (idempotent): pending at once, otherwise torn down at its next step boundary",
 )
 def cancel_job(job_id: JobId, who: Reader, svc: Svc) -> JobOut:
-    return planner_of(svc).cancel(job_id, project=scope(who))
+    return planner_of(svc).cancel(resolve(svc, job_id, who), project=scope(who))
 
 
 @router.get("/jobs/{job_id}/logs", response_model=JobLogs, responses=responses(404))
@@ -146,7 +158,7 @@ def job_logs(
     after: Annotated[int, Query(ge=0, description="Only lines after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> JobLogs:
-    lines = planner_of(svc).logs(job_id, project=scope(who), after=after, limit=limit)
+    lines = planner_of(svc).logs(resolve(svc, job_id, who), project=scope(who), after=after, limit=limit)
     nxt = lines[-1].id if len(lines) == limit else None
     return JobLogs(items=lines, next_after=nxt)
 
@@ -155,7 +167,7 @@ def job_logs(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
     responses={
-        **responses(404),
+        **responses(404, 409),
         200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}, "description": "SSE stream"},
     },
     summary="The job's state changes as server-sent events, until it is terminal (or timeout)",
@@ -169,7 +181,7 @@ def job_events(
 ) -> StreamingResponse:
     planner = planner_of(svc)
     project = scope(who)
-    first = planner.get(job_id, project=project)  # 404 before the stream starts
+    first = planner.get(resolve(svc, job_id, who), project=project)  # 404 before the stream starts
     start = 0
     if last_event_id is not None and last_event_id.isdigit():
         start = int(last_event_id) + 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AwareDatetime
@@ -28,6 +27,15 @@ from slotbroker.wire.leases import (
 
 router = APIRouter(tags=["leases"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
+LeaseRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="The lease's id, a unique prefix of it (6 characters or more) or its name.",
+        examples=["3fa85f64", "gpu-run"],
+    ),
+]
 RC_PATH = r"^[A-Z][A-Z0-9_]{0,254}$"
 PROJECT_PATH = r"^[^/]{1,200}$"
 ICAL_TYPE = "text/calendar; charset=utf-8"
@@ -65,7 +73,7 @@ def create_lease(body: CreateLease, who: Reader, svc: Svc, response: Response) -
     return view
 
 
-@router.get("/v1/leases", response_model=LeaseList, summary="List leases (keyset paging)")
+@router.get("/v1/leases", response_model=LeaseList, summary="List leases, newest first (keyset paging)")
 def list_leases(
     who: Reader,
     svc: Svc,
@@ -110,19 +118,35 @@ def leases_ical(
     return Response(body.encode(), media_type=ICAL_TYPE)
 
 
-@router.get("/v1/leases/{lease_id}", response_model=LeaseView, responses=responses(404))
-def get_lease(lease_id: UUID, who: Reader, svc: Svc) -> LeaseView:
-    return svc.leases.get(str(lease_id), project=scope(who))
+def resolve(svc: Services, ref: str, who: Principal) -> str:
+    """The full id of the lease ``ref`` names for this caller (``services/names.py``)."""
+    return svc.names.lease(ref, project=scope(who))
+
+
+@router.get(
+    "/v1/leases/{lease_id}.ics",
+    response_class=Response,
+    responses={**responses(404, 409), 200: {"content": {"text/calendar": {"schema": {"type": "string"}}}}},
+    summary="One lease as an iCalendar (RFC 5545) event",
+)
+def lease_ical(lease_id: LeaseRef, who: Reader, svc: Svc) -> Response:
+    body = svc.leases.ical_one(resolve(svc, lease_id, who), project=scope(who))
+    return Response(body.encode(), media_type=ICAL_TYPE)
+
+
+@router.get("/v1/leases/{lease_id}", response_model=LeaseView, responses=responses(404, 409))
+def get_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.get(resolve(svc, lease_id, who), project=scope(who))
 
 
 @router.patch(
     "/v1/leases/{lease_id}",
     response_model=LeaseView,
     responses=responses(403, 404, 409),
-    summary="Extend, shorten or move (PENDING) a lease; compare-and-swap on generation",
+    summary="Extend, shorten, move (PENDING) or rename a lease; compare-and-swap on generation",
 )
-def update_lease(lease_id: UUID, body: UpdateLease, who: Reader, svc: Svc) -> LeaseView:
-    return svc.leases.update(str(lease_id), body, project=scope(who))
+def update_lease(lease_id: LeaseRef, body: UpdateLease, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.update(resolve(svc, lease_id, who), body, project=scope(who))
 
 
 @router.post(
@@ -131,8 +155,8 @@ def update_lease(lease_id: UUID, body: UpdateLease, who: Reader, svc: Svc) -> Le
     responses=responses(404, 409),
     summary="Cancel a lease: its capacity is released at once (idempotent)",
 )
-def cancel_lease(lease_id: UUID, who: Reader, svc: Svc) -> LeaseView:
-    return svc.leases.cancel(str(lease_id), project=scope(who))
+def cancel_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> LeaseView:
+    return svc.leases.cancel(resolve(svc, lease_id, who), project=scope(who))
 
 
 @router.delete(
@@ -141,8 +165,8 @@ def cancel_lease(lease_id: UUID, who: Reader, svc: Svc) -> LeaseView:
     responses=responses(404, 409),
     summary="Cancel a lease (same as POST .../cancel)",
 )
-def delete_lease(lease_id: UUID, who: Reader, svc: Svc) -> Response:
-    svc.leases.cancel(str(lease_id), project=scope(who))
+def delete_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> Response:
+    svc.leases.cancel(resolve(svc, lease_id, who), project=scope(who))
     return Response(status_code=204)
 
 

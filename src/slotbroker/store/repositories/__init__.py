@@ -7,6 +7,7 @@ from slotbroker.store.repositories.catalog import CatalogRepository
 from slotbroker.store.repositories.find_slot_jobs import FindSlotJobRepository
 from slotbroker.store.repositories.jobs import JobRepository
 from slotbroker.store.repositories.leases import LeaseRepository
+from slotbroker.store.repositories.names import NameRepository
 from slotbroker.store.repositories.network import NetworkRepository
 from slotbroker.store.repositories.offers import OfferRepository
 from slotbroker.store.repositories.providers import ProviderRepository
@@ -23,6 +24,7 @@ __all__ = [
     "FindSlotJobRepository",
     "JobRepository",
     "LeaseRepository",
+    "NameRepository",
     "NetworkRepository",
     "OfferRepository",
     "ProviderRepository",

@@ -58,17 +58,20 @@ class LeaseRepository:
         status: Sequence[str] | None,
         start_s: int | None,
         end_s: int | None,
-        after: int,
+        before: int | None,
         limit: int,
     ) -> list[Any]:
-        """Leases with id > ``after`` in id order (at most ``limit``), overlapping [start_s, end_s)."""
-        stmt = select(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value, consumers.c.id > after)
+        """Leases with id < ``before`` (None: any), newest first (at most ``limit``), overlapping
+        [start_s, end_s)."""
+        stmt = select(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value)
+        if before is not None:
+            stmt = stmt.where(consumers.c.id < before)
         stmt = _filtered(stmt, project, status)
         if start_s is not None:
             stmt = stmt.where(consumers.c.end_s > start_s)
         if end_s is not None:
             stmt = stmt.where(consumers.c.start_s < end_s)
-        return list(self.session.execute(stmt.order_by(consumers.c.id).limit(limit)).all())
+        return list(self.session.execute(stmt.order_by(consumers.c.id.desc()).limit(limit)).all())
 
     def newest(self, *, project: str | None, status: Sequence[str] | None, limit: int) -> list[Any]:
         """The newest ``limit`` leases, oldest first."""
@@ -86,6 +89,26 @@ class LeaseRepository:
             .values(start_s=start_s, end_s=end_s, generation=consumers.c.generation + 1)
         )
         return getattr(done, "rowcount", 1) == 1
+
+    def set_name(self, consumer_id: int, name: str) -> None:
+        self.session.execute(update(consumers).where(consumers.c.id == consumer_id).values(name=name))
+
+    def set_placement(self, consumer_id: int, placement: str) -> None:
+        """The lease's component -> host names (JSON), from the window it was booked from."""
+        self.session.execute(
+            update(consumers).where(consumers.c.id == consumer_id).values(placement=placement)
+        )
+
+    def placement_of(self, consumer_id: int) -> str | None:
+        found = self.session.scalar(select(consumers.c.placement).where(consumers.c.id == consumer_id))
+        return None if found is None else str(found)
+
+    def host_names(self, uuids: Collection[str]) -> dict[str, str]:
+        """uuid -> name of these providers."""
+        rows = self.session.execute(
+            select(providers.c.uuid, providers.c.name).where(providers.c.uuid.in_(list(uuids)))
+        )
+        return {str(u): str(n) for u, n in rows}
 
     def set_status(
         self, consumer_id: int, status: ConsumerStatus, *, only_from: ConsumerStatus | None = None

@@ -24,10 +24,55 @@ class OfferRepository:
         self.session = session
 
     # -- sets ---------------------------------------------------------------------------------------------
-    def add_set(self, set_id: str, project: str, status: str, request: str, expires_s: int) -> None:
+    def add_set(
+        self, set_id: str, project: str, status: str, request: str, expires_s: int, name: str = ""
+    ) -> None:
         self.session.add(
-            OfferSetRow(id=set_id, project=project, status=status, request=request, expires_s=expires_s)
+            OfferSetRow(
+                id=set_id, project=project, status=status, request=request, expires_s=expires_s, name=name
+            )
         )
+
+    def rename_set(self, set_id: str, name: str) -> None:
+        self.session.execute(
+            update(offer_sets)
+            .where(offer_sets.c.id == set_id)
+            .values(name=name, generation=offer_sets.c.generation + 1)
+        )
+
+    def renew(self, set_id: str, now_s: int, expires_s: int) -> int:
+        """Keep the set's live offers until ``expires_s``: each OFFERED offer whose hold is still live at
+        ``now_s``, and its hold. The hold's UPDATE is guarded (``kind = 'hold' AND status = 'HELD' AND
+        expires_s > now``) like an accept, so it cannot revive a hold a claim or the reaper has expired.
+        How many offers were renewed."""
+        held = select(offers.c.consumer_id).where(
+            offers.c.offer_set_id == set_id, offers.c.state == OFFERED, offers.c.consumer_id.is_not(None)
+        )
+        extended = self.session.execute(
+            update(consumers)
+            .where(
+                consumers.c.id.in_(held),
+                consumers.c.kind == ConsumerKind.HOLD.value,
+                consumers.c.status == ConsumerStatus.HELD.value,
+                consumers.c.expires_s > now_s,
+            )
+            .values(expires_s=expires_s, generation=consumers.c.generation + 1)
+            .returning(consumers.c.id)
+        ).all()
+        ids = [int(r.id) for r in extended]
+        if not ids:
+            return 0
+        self.session.execute(
+            update(offers)
+            .where(offers.c.consumer_id.in_(ids), offers.c.state == OFFERED)
+            .values(expires_s=expires_s)
+        )
+        self.session.execute(
+            update(offer_sets)
+            .where(offer_sets.c.id == set_id)
+            .values(expires_s=expires_s, generation=offer_sets.c.generation + 1)
+        )
+        return len(ids)
 
     def drop_set(self, set_id: str) -> None:
         self.session.execute(offer_sets.delete().where(offer_sets.c.id == set_id))
