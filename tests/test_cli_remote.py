@@ -47,7 +47,9 @@ def no_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def cli(srv: CliServer, *args: str, token: str | None = None) -> Any:
-    return runner.invoke(app, [*args, "--url", srv.url, "--token", token or srv.user])
+    """Run a command against ``srv``; the server options go before a ``--`` (after it, all is COMMAND)."""
+    cut = args.index("--") if "--" in args else len(args)
+    return runner.invoke(app, [*args[:cut], "--url", srv.url, "--token", token or srv.user, *args[cut:]])
 
 
 def ok(srv: CliServer, *args: str, token: str | None = None) -> str:
@@ -219,9 +221,12 @@ def test_tables_keep_ids_whole_at_80_columns(srv: CliServer) -> None:
 
 
 def test_sites_and_the_heat_map(srv: CliServer) -> None:
-    sites = json.loads(ok(srv, "sites", "-o", "json"))
-    assert {"site", "resource_class", "capacity", "free_now"} <= set(sites[0])
-    assert all(0 <= s["free_now"] <= s["capacity"] for s in sites)
+    sites = json.loads(ok(srv, "sites", "-o", "json"))["items"]
+    assert len(sites) >= 30
+    classes = [c for s in sites for c in s["classes"]]
+    assert all(0 <= c["free"] <= c["capacity"] for c in classes)
+    assert sorted(ok(srv, "sites", "-o", "id").split()) == sorted(s["name"] for s in sites)
+    assert "free (largest on a host" in ok(srv, "sites")
     out = ok(srv, "calendar", "--class", "GPU_A30", "--tz", "UTC")
     assert "free GPU_A30" in out
     assert "your lease" in out
@@ -271,3 +276,62 @@ def test_admin_refuses_to_create_a_database_unless_asked(
     )
     assert made.exit_code == 0, made.output
     assert (tmp_path / "new.db").exists()
+
+
+def test_names_and_prefixes_in_every_id_argument(srv: CliServer) -> None:
+    made = json.loads(
+        ok(
+            srv,
+            "offer",
+            "-c",
+            GPU,
+            "--start",
+            "+3h",
+            "--duration",
+            "2h",
+            "-s",
+            "earliest",
+            "--name",
+            "exp-1",
+            "-o",
+            "json",
+        )
+    )
+    assert made["name"] == "exp-1"
+    assert json.loads(ok(srv, "offer-set", "show", "exp-1", "-o", "json"))["id"] == made["id"]
+    renamed = json.loads(ok(srv, "offer-set", "rename", made["id"][:8], "exp-2", "-o", "json"))
+    assert renamed["name"] == "exp-2"
+    renewed = json.loads(ok(srv, "offer-set", "renew", "exp-2", "-o", "json"))
+    assert renewed["expires"] >= made["expires"]
+
+    lease_id = ok(srv, "accept", made["offers"][0]["id"][:8], "-o", "id").strip()
+    shown = json.loads(ok(srv, "lease", "show", "exp-2", "-o", "json"))  # the lease takes the set's name
+    assert shown["id"] == lease_id
+    assert shown["placement"]["gpu"]  # which host is the gpu component
+    assert json.loads(ok(srv, "lease", "show", lease_id[:8], "-o", "json"))["id"] == lease_id
+    assert (
+        json.loads(ok(srv, "lease", "rename", lease_id[:8], "training", "-o", "json"))["name"] == "training"
+    )
+    assert "BEGIN:VCALENDAR" in ok(srv, "lease", "ics", "training")
+    assert json.loads(ok(srv, "extend", "training", "--by", "30m", "-o", "json"))["id"] == lease_id
+    job = json.loads(
+        ok(
+            srv,
+            "jobs",
+            "submit",
+            "--lease",
+            "training",
+            "--provisioner",
+            "simulated",
+            "-o",
+            "json",
+            "--",
+            "true",
+        )
+    )
+    assert job["lease_id"] == lease_id
+    assert lease_id in ok(srv, "jobs", "list", "--lease", "training", "-o", "csv")
+    assert json.loads(ok(srv, "cancel", "training", "-o", "json"))["status"] == "CANCELLED"
+    unknown = cli(srv, "lease", "show", "no-such-name")
+    assert unknown.exit_code == 1
+    assert "not_found" in unknown.output

@@ -6,6 +6,7 @@ server resolves (one rule, in one place, for the CLI, the API and the portal ali
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -29,10 +30,16 @@ from slotbroker.wire.leases import LeaseView
 from slotbroker.wire.offers import ALL_STRATEGIES, OfferSetView, Strategy
 
 LEASE_STATUSES = ("PENDING", "ACTIVE", "ENDED", "CANCELLED", "ERROR")
-lease_app = typer.Typer(help="One lease: show or rename it.", no_args_is_help=True, rich_markup_mode=None)
+lease_app = typer.Typer(
+    help="One lease: show, rename or export it.", no_args_is_help=True, rich_markup_mode=None
+)
+offer_set_app = typer.Typer(
+    help="One offer set: show, rename or renew it.", no_args_is_help=True, rich_markup_mode=None
+)
 
 LeaseArg = Annotated[str, typer.Argument(help="The lease: its id, a unique prefix of it, or its name.")]
 OfferArg = Annotated[str, typer.Argument(help="The offer: its id or a unique prefix of it.")]
+SetArg = Annotated[str, typer.Argument(help="The offer set: its id, a unique prefix of it, or its name.")]
 
 
 def _placement(placement: dict[str, list[str]]) -> str:
@@ -50,8 +57,7 @@ def _items(lease: LeaseView) -> str:
 
 def _hosts(lease: LeaseView) -> str:
     """Which host is which instance (``gpu: h1``) when the lease came from a request, else its items."""
-    placement: dict[str, list[str]] = getattr(lease, "placement", None) or {}
-    return _placement(placement) if placement else _items(lease)
+    return _placement(lease.placement) if lease.placement else _items(lease)
 
 
 def lease_result(ctx: Remote, leases: list[LeaseView], title: str | None = None) -> Result:
@@ -79,8 +85,8 @@ def offer_set_result(ctx: Remote, view: OfferSetView) -> Result:
         (o.id, o.strategy.value, o.state.value, ctx.when(o.start), ctx.when(o.end), _placement(o.placement))
         for o in view.offers
     ]
-    name = getattr(view, "name", "")
-    expires = ctx.when(view.offers[0].expires) if view.offers else "-"
+    name = view.name
+    expires = ctx.when(view.expires)
     return Result(
         data=view,
         columns=("offer", "strategy", "state", "start", "end", "placement"),
@@ -236,3 +242,33 @@ def cancel(ctx: Remote, lease_id: LeaseArg) -> None:
     """Cancel a lease; its capacity is released at once (cancelling twice is fine)."""
     view = ctx.client.cancel_lease(lease_id)
     emit(one(lease_result(ctx, [view], f"lease {view.id}: {view.status}")), ctx.output)
+
+
+@lease_app.command("ics")
+@remote.command
+def lease_ics(ctx: Remote, lease_id: LeaseArg) -> None:
+    """Print the lease as an iCalendar event (save it as .ics and open it in a calendar app)."""
+    sys.stdout.write(ctx.client.lease_ics(lease_id))
+
+
+@offer_set_app.command("show")
+@remote.command
+def offer_set_show(ctx: Remote, set_id: SetArg) -> None:
+    """An offer set and its offers."""
+    emit(offer_set_result(ctx, ctx.client.get_offer_set(set_id)), ctx.output)
+
+
+@offer_set_app.command("rename")
+@remote.command
+def offer_set_rename(
+    ctx: Remote, set_id: SetArg, name: Annotated[str, typer.Argument(help="The new name.")]
+) -> None:
+    """Give an offer set a name; the lease an accepted offer becomes takes it too."""
+    emit(offer_set_result(ctx, ctx.client.rename_offer_set(set_id, name)), ctx.output)
+
+
+@offer_set_app.command("renew")
+@remote.command
+def offer_set_renew(ctx: Remote, set_id: SetArg) -> None:
+    """Keep the set's open offers (and the capacity they hold) for another offer TTL from now."""
+    emit(offer_set_result(ctx, ctx.client.renew_offer_set(set_id)), ctx.output)

@@ -122,16 +122,21 @@ def calendar(
 
 @remote.command
 def sites(ctx: Remote) -> None:
-    """What each site has, and how much of it is free now (peak over the next hour)."""
-    now = ctx.now().replace(second=0, microsecond=0)
-    cal = ctx.client.calendar(now, now + timedelta(hours=1), resolution="hour", kind=["site"])
+    """What each site has per class and how much of it is free now (GET /v1/sites)."""
+    got = ctx.client.list_sites()
     rows = [
-        (r.name, r.resource_class, r.capacity, r.free[0] if r.free else r.capacity)
-        for r in sorted(cal.rows, key=lambda r: (r.name, r.resource_class))
-        if r.capacity > 0
+        (
+            site.name,
+            site.region or "",
+            site.hosts,
+            "\n".join(
+                f"{c.resource_class} {c.free}/{c.capacity} free (largest on a host {c.largest_free})"
+                for c in site.classes
+            ),
+        )
+        for site in got.items
     ]
-    data = [{"site": s, "resource_class": c, "capacity": cap, "free_now": free} for s, c, cap, free in rows]
     emit(
-        Result(data, ("site", "class", "capacity", "free now"), rows, sorted({r[0] for r in rows})),
+        Result(got, ("site", "region", "hosts", "free now / capacity"), rows, [s.name for s in got.items]),
         ctx.output,
     )

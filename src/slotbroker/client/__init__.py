@@ -73,6 +73,7 @@ from slotbroker.wire.offers import (
     OfferView,
     Strategy,
 )
+from slotbroker.wire.sites import ClassSummary, SiteList, SiteSummary
 
 __all__ = [
     "AcceptedLease",
@@ -87,6 +88,7 @@ __all__ = [
     "CapacityConflictError",
     "ClaimView",
     "ClaimedAllocation",
+    "ClassSummary",
     "Client",
     "ConcurrentUpdateError",
     "ConflictError",
@@ -125,6 +127,8 @@ __all__ = [
     "ResourceUse",
     "RetryPolicy",
     "SetQuota",
+    "SiteList",
+    "SiteSummary",
     "SlotbrokerAPIError",
     "SseEvent",
     "Strategy",

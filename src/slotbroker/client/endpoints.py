@@ -57,6 +57,7 @@ from slotbroker.wire.leases import (
     UpdateLease,
 )
 from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
+from slotbroker.wire.sites import SiteList
 
 P = ParamSpec("P")
 Item = TypeVar("Item")
@@ -392,6 +393,18 @@ def get_offer_set(set_id: Id) -> Call[OfferSetView]:
     return Call("GET", path("/v1/offer-sets/{}", set_id), model(OfferSetView))
 
 
+def rename_offer_set(set_id: Id, name: str) -> Call[OfferSetView]:
+    """Give an offer set a name (its id, a unique prefix or its old name all work as ``set_id``)."""
+    return Call("PATCH", path("/v1/offer-sets/{}", set_id), model(OfferSetView), json={"name": name})
+
+
+def renew_offer_set(set_id: Id) -> Call[OfferSetView]:
+    """Keep the set's open offers, and the capacity they hold, for another offer TTL from now.
+
+    Raises :class:`ConflictError` when the set has no open offer left to renew."""
+    return Call("POST", path("/v1/offer-sets/{}/renew", set_id), model(OfferSetView))
+
+
 def get_offer(offer_id: Id) -> Call[OfferView]:
     return Call("GET", path("/v1/offers/{}", offer_id), model(OfferView))
 
@@ -464,6 +477,16 @@ def leases_ics(*, status: Sequence[str] | None = None) -> Call[str]:
     """The caller's leases as an iCalendar (RFC 5545) feed, as text."""
     params = query(status=list(status) if status is not None else None)
     return Call("GET", "/v1/leases.ics", text, params=params, headers={"Accept": "text/calendar"})
+
+
+def lease_ics(lease_id: Id) -> Call[str]:
+    """One lease as an iCalendar (RFC 5545) event, as text (import it into a calendar app)."""
+    return Call("GET", path("/v1/leases/{}.ics", lease_id), text, headers={"Accept": "text/calendar"})
+
+
+def list_sites() -> Call[SiteList]:
+    """Every site's capacity per class, what is free now and its hosts, links and ports."""
+    return Call("GET", "/v1/sites", model(SiteList))
 
 
 def list_quotas(project: str) -> Call[list[QuotaView]]:
@@ -855,6 +878,8 @@ class Endpoints:
 
     create_offer_set = endpoint(create_offer_set)
     get_offer_set = endpoint(get_offer_set)
+    rename_offer_set = endpoint(rename_offer_set)
+    renew_offer_set = endpoint(renew_offer_set)
     get_offer = endpoint(get_offer)
     accept_offer = endpoint(accept_offer)
     reject_offer = endpoint(reject_offer)
@@ -867,6 +892,8 @@ class Endpoints:
     cancel_lease = endpoint(cancel_lease)
     delete_lease = endpoint(delete_lease)
     leases_ics = endpoint(leases_ics)
+    lease_ics = endpoint(lease_ics)
+    list_sites = endpoint(list_sites)
     list_quotas = endpoint(list_quotas)
     get_quota = endpoint(get_quota)
     put_quota = endpoint(put_quota)
