@@ -172,7 +172,11 @@ def test_calendar_is_a_heat_map_of_one_class_by_site(url: CliServer) -> None:
     table = invoke(url, *args, "--tz", "UTC")
     assert table.exit_code == 0, table.output
     assert f"free GPU_A30 from {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M} +00:00" in table.stdout
-    assert body["rows"][0]["name"] in table.stdout
+    stocked = [r["name"] for r in body["rows"] if r["capacity"] > 0]
+    empty = [r["name"] for r in body["rows"] if r["capacity"] == 0]
+    assert stocked
+    assert all(f"\n{name} " in table.stdout for name in stocked)
+    assert not any(f"\n{name} " in table.stdout for name in empty)  # sites without the class: no row
 
 
 def test_calendar_rejects_bad_input(url: CliServer) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from slotbroker.cli.heatmap import NONE_FREE, render, shade
+from hypothesis import given
+from hypothesis import strategies as st
+
+from slotbroker.cli.heatmap import NONE_FREE, buckets, render, shade
 from slotbroker.wire.calendar import CalendarResponse, CalendarRow
 
 START = datetime(2026, 12, 6, 14, tzinfo=UTC)
@@ -61,3 +64,12 @@ def test_shades_follow_the_free_share() -> None:
     assert [shade(f, 4) for f in (4, 3, 2, 1, 0)] == ["█", "█", "▓", "▒", NONE_FREE]
     assert shade(1, 100) == "░"
     assert shade(5, 0) == NONE_FREE
+
+
+@given(st.integers(-20_000, 200_000), st.integers(1, 50_000), st.integers(1, 48))
+def test_lease_buckets_are_those_it_overlaps(offset: int, length: int, count: int) -> None:
+    step = timedelta(hours=1)
+    begin = START + timedelta(seconds=offset)
+    end = begin + timedelta(seconds=length)
+    expected = [i for i in range(count) if begin < START + (i + 1) * step and START + i * step < end]
+    assert list(buckets(START, step, count, begin, end)) == expected

@@ -194,15 +194,42 @@ def leases(
 @lease_app.command("show")
 @remote.command
 def lease_show(ctx: Remote, lease_id: LeaseArg) -> None:
-    """One lease: its hosts, items, status history and notices."""
+    """One lease: which host is which component, its items, status history and notices."""
     lease = ctx.client.get_lease(lease_id)
-    result = one(lease_result(ctx, [lease], f"lease {lease.id}"))
-    result.notes = [
-        *(f"items      {line}" for line in _items(lease).splitlines()),
-        *(f"{t.status:<10} {ctx.when(t.at)}" for t in lease.transitions),
-        *(f"notice     {ctx.when(n.at)} {n.detail}" for n in lease.notices),
-    ]
-    emit(result, ctx.output)
+    emit(
+        Result(
+            data=lease,
+            columns=(
+                "lease",
+                "name",
+                "project",
+                "status",
+                "start",
+                "end",
+                "hosts",
+                "items",
+                "history",
+                "notices",
+            ),
+            rows=[
+                (
+                    lease.id,
+                    lease.name,
+                    lease.project,
+                    lease.status,
+                    ctx.when(lease.start),
+                    ctx.when(lease.end),
+                    _placement(lease.placement),
+                    _items(lease),
+                    "\n".join(f"{ctx.when(t.at)} {t.status}" for t in lease.transitions),
+                    "\n".join(f"{ctx.when(n.at)} {n.detail}" for n in lease.notices),
+                )
+            ],
+            ids=[lease.id],
+            vertical=True,
+        ),
+        ctx.output,
+    )
 
 
 @lease_app.command("rename")

@@ -7,6 +7,7 @@ leases holds something at that site. :func:`render` is pure, so a golden test pi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Annotated
@@ -16,6 +17,7 @@ import typer
 from slotbroker.cli import remote
 from slotbroker.cli.output import Result, emit
 from slotbroker.cli.remote import Output, Remote, console
+from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.wire.calendar import CalendarResponse
 
 SHADES = (("█", 0.75), ("▓", 0.5), ("▒", 0.25), ("░", 0.0))
@@ -34,7 +36,8 @@ def shade(free: int, capacity: int) -> str:
 def render(cal: CalendarResponse, resource_class: str, mine: Mapping[str, set[int]], tz: tzinfo) -> list[str]:
     """The heat map's lines: a header of bucket labels, then one line per site of ``resource_class``."""
     rows = sorted(
-        (r for r in cal.rows if r.kind == "site" and r.resource_class == resource_class), key=lambda r: r.name
+        (r for r in cal.rows if r.kind == "site" and r.resource_class == resource_class and r.capacity > 0),
+        key=lambda r: r.name,
     )
     width = max([4, *(len(r.name) for r in rows)])
     hourly = cal.bucket_s < 86400
@@ -68,23 +71,42 @@ def _floor(t: datetime, hourly: bool) -> datetime:
     return t if hourly else t.replace(hour=0)
 
 
-def _my_cells(ctx: Remote, cal: CalendarResponse) -> dict[str, set[int]]:
-    """Site name -> bucket indexes where one of the caller's leases holds something there."""
+def buckets(start: datetime, step: timedelta, count: int, begin: datetime, end: datetime) -> range:
+    """The indexes of the ``count`` buckets of ``step`` from ``start`` that ``[begin, end)`` overlaps."""
+    first = max(0, math.floor((begin - start) / step))
+    last = min(count, math.ceil((end - start) / step))
+    return range(first, max(first, last))
+
+
+def _my_cells(
+    ctx: Remote, cal: CalendarResponse, resource_class: str, project: str | None
+) -> dict[str, set[int]]:
+    """Site name -> bucket indexes where one of the caller's leases holds ``resource_class`` there."""
     if not cal.starts:
         return {}
     start, step = cal.starts[0], timedelta(seconds=cal.bucket_s)
     end = cal.starts[-1] + step
-    site_of: dict[str, str] = {}
+    held = [
+        item
+        for lease in ctx.client.iter_leases(
+            status=["PENDING", "ACTIVE"], project=project, start=start, end=end, page_size=500
+        )
+        for item in lease.items
+        if item.resource_class == resource_class
+    ]
+    if not held:
+        return {}
+    site_names = {p.uuid: p.name for p in ctx.client.iter_providers(kind=["site"], page_size=1000)}
+    site_of = {
+        p.uuid: site_names[p.parent_uuid]
+        for p in ctx.client.iter_providers(kind=["host"], page_size=1000)
+        if p.parent_uuid in site_names
+    }
     marks: dict[str, set[int]] = {}
-    for lease in ctx.client.iter_leases(status=["PENDING", "ACTIVE"], start=start, end=end, page_size=500):
-        for item in lease.items:
-            if item.provider_uuid not in site_of:
-                host = ctx.client.get_provider(item.provider_uuid)
-                parent = ctx.client.get_provider(host.parent_uuid) if host.parent_uuid else host
-                site_of[item.provider_uuid] = parent.name
-            first = max(0, int((item.start - start) / step))
-            last = min(len(cal.starts), -int(-((item.end - start) / step)))
-            marks.setdefault(site_of[item.provider_uuid], set()).update(range(first, last))
+    for item in held:
+        if item.provider_uuid in site_of:
+            cells = buckets(start, step, len(cal.starts), item.start, item.end)
+            marks.setdefault(site_of[item.provider_uuid], set()).update(cells)
     return marks
 
 
@@ -97,9 +119,14 @@ def calendar(
     start: Annotated[str, typer.Option(help="From (now, tomorrow, 2026-12-07 ...).")] = "now",
     end: Annotated[str, typer.Option(help="Until (default: 2 days after the start, 7 by day).")] = "",
     by: Annotated[str, typer.Option("--by", help="hour or day per column.")] = "hour",
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Admins: mark this project's leases (default all).")
+    ] = None,
 ) -> None:
     """A heat map of free capacity of one class: sites as rows, time as columns, your leases marked."""
-    hourly = by != "day"
+    if by not in ("hour", "day"):
+        raise ValidationFailed(f"--by: {by!r} is not hour or day", [FieldError("--by", by)])
+    hourly = by == "hour"
     first = _floor(ctx.instant(start, "--start"), hourly)
     last = ctx.instant(end, "--end") if end else first + timedelta(days=2 if hourly else 7)
     cal = ctx.client.calendar(
@@ -115,7 +142,7 @@ def calendar(
     console.print(
         f"free {resource_class} from {ctx.when(first)}, one column per {'hour' if hourly else 'day'}"
     )
-    for line in render(cal, resource_class, _my_cells(ctx, cal), ctx.tz):
+    for line in render(cal, resource_class, _my_cells(ctx, cal, resource_class, project), ctx.tz):
         console.print(line)
     console.print(LEGEND)
 

@@ -40,15 +40,40 @@ def job_result(ctx: Remote, jobs: list[JobOut], title: str | None = None) -> Res
 
 
 def one_job(ctx: Remote, job: JobOut) -> Result:
-    result = job_result(ctx, [job])
-    result.data = job
-    result.notes = [f"command {' '.join([*job.workload.command, *job.workload.args]) or '-'}"]
-    if job.exit_code is not None or job.error:
-        result.notes.append(f"exit code {job.exit_code}  error {job.error or '-'}")
-    result.notes += [
-        f"{ctx.when(t.at)}  {t.from_state or '-'} -> {t.to_state}  {t.detail}" for t in job.transitions
-    ]
-    return result
+    return Result(
+        data=job,
+        columns=(
+            "job",
+            "name",
+            "state",
+            "lease",
+            "provisioner",
+            "attempt",
+            "command",
+            "exit code",
+            "error",
+            "history",
+        ),
+        rows=[
+            (
+                job.id,
+                job.name,
+                job.state,
+                job.lease_id,
+                job.provisioner,
+                job.attempt,
+                " ".join([*job.workload.command, *job.workload.args]),
+                job.exit_code,
+                job.error,
+                "\n".join(
+                    f"{ctx.when(t.at)} {t.from_state or '-'} -> {t.to_state} {t.detail}".rstrip()
+                    for t in job.transitions
+                ),
+            )
+        ],
+        ids=[job.id],
+        vertical=True,
+    )
 
 
 def _env(pairs: list[str]) -> dict[str, str]:
