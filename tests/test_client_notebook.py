@@ -67,6 +67,10 @@ def test_lists_and_calendar_to_pandas(api: Client) -> None:
     long = cal.to_pandas()
     assert len(long) == 3 * len(cal.rows)
     assert (long["free"] <= long["capacity"]).all()
+    grid = cal.heatmap("GPU_A30")._repr_html_()
+    stocked = [r for r in cal.rows if r.capacity > 0]
+    assert grid.count("<td ") == 3 * len(stocked)  # a cell per site and hour
+    assert all(f"<th>{r.name}</th>" in grid for r in stocked)
     sites = api.list_providers(kind=["site"], limit=5).to_pandas()
     assert set(sites["kind"]) == {"site"}
     api.cancel_lease(lease.uuid)
@@ -84,6 +88,14 @@ def test_find_available_slot_takes_fabrics_arguments(api: Client) -> None:
     assert 1 <= len(got.windows) <= 2
     assert all(w.end - w.start == timedelta(hours=4) for w in got.windows)
     assert got.duration_hours == 4
+
+
+def test_heat_map_colours_follow_the_free_share() -> None:
+    from slotbroker.wire.display import HeatMap
+
+    assert HeatMap.colour(0, 4) == "rgb(255,255,255)"
+    assert HeatMap.colour(4, 4) == "rgb(100,255,100)"
+    assert HeatMap.colour(1, 0) == "rgb(255,255,255)"
 
 
 def test_html_escapes_and_caps_rows() -> None:

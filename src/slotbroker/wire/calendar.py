@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from slotbroker.domain.time import Bucket
-from slotbroker.wire.display import Tabular
+from slotbroker.wire.display import HeatMap, Tabular
 
 
 class CalendarRow(BaseModel):
@@ -41,3 +41,12 @@ class CalendarResponse(Tabular, BaseModel):
             for r in self.rows
             for start, used, free in zip(self.starts, r.used, r.free, strict=False)
         ]
+
+    def heatmap(self, resource_class: str, kind: str = "site") -> HeatMap:
+        """Free ``resource_class`` per ``kind`` row and bucket, shown as a coloured grid in a notebook."""
+        rows = [
+            (r.name, r.capacity, r.free)
+            for r in sorted(self.rows, key=lambda r: r.name)
+            if r.resource_class == resource_class and r.kind == kind and r.capacity > 0
+        ]
+        return HeatMap(f"free {resource_class} per {kind}, by {self.resolution.value}", self.starts, rows)

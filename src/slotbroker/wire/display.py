@@ -62,3 +62,34 @@ class Tabular:
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install 'slotbroker[notebook]'") from None
         return pandas.DataFrame.from_records(self.records())
+
+
+class HeatMap:
+    """Free capacity of one class as a coloured grid (rows: providers, columns: buckets) for notebooks;
+    made by ``CalendarResponse.heatmap``. Plain HTML with inline colours: no plotting library needed."""
+
+    def __init__(
+        self, title: str, starts: Sequence[datetime], rows: Sequence[tuple[str, int, Sequence[int]]]
+    ):
+        self.title = title
+        self.starts = list(starts)
+        self.rows = list(rows)  # (name, capacity, free per bucket)
+
+    @staticmethod
+    def colour(free: int, capacity: int) -> str:
+        """White when nothing is free, deepening green as more is."""
+        share = 0.0 if capacity <= 0 else max(0.0, min(1.0, free / capacity))
+        level = int(255 - 155 * share)
+        return f"rgb({level},{255 if share else level},{level})"
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th title='{escape(s.isoformat())}'>{s:%d %H}</th>" for s in self.starts)
+        body = "".join(
+            f"<tr><th>{escape(name)}</th>"
+            + "".join(
+                f"<td style='background:{self.colour(f, cap)}' title='{f}/{cap} free'></td>" for f in free
+            )
+            + "</tr>"
+            for name, cap, free in self.rows
+        )
+        return f"<table><caption>{escape(self.title)}</caption><tr><th></th>{head}</tr>{body}</table>"
