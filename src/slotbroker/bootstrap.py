@@ -15,6 +15,7 @@ from slotbroker.config import Settings
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.services.allocation_requests import AllocationRequestService, ProviderUuids
 from slotbroker.services.calendar_cache import CalendarCache
+from slotbroker.services.calendar_feeds import CalendarFeeds
 from slotbroker.services.candidates import CandidateService
 from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
@@ -22,6 +23,7 @@ from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
 from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.job_asap import JobAsap
+from slotbroker.services.lease_cancel import LeaseCanceller
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
 from slotbroker.services.leases import LeaseService
@@ -63,7 +65,9 @@ class Services:
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
+    lease_cancel: LeaseCanceller  # refuses to stop running jobs unless forced
     sites: SiteSummaries
+    feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
@@ -193,7 +197,9 @@ def build_services(
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),
+        lease_cancel=LeaseCanceller(leases, planner),
         sites=SiteSummaries(calendar),
+        feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),
     )
 

@@ -44,8 +44,12 @@ def _stamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def render_ical(leases: Iterable[LeaseView], *, now: datetime, name: str) -> str:
-    """A VCALENDAR with one VEVENT per lease; CRLF line endings, lines folded at 75 octets."""
+def render_ical(leases: Iterable[LeaseView], *, now: datetime, name: str, total: int | None = None) -> str:
+    """A VCALENDAR with one VEVENT per lease; CRLF line endings, lines folded at 75 octets. ``total``:
+    how many leases there are in all when ``leases`` is only the newest of them - the calendar says so
+    (``X-WR-CALDESC``, which calendar apps show, and ``X-SLOTBROKER-TRUNCATED``) rather than leaving
+    the rest out silently."""
+    leases = list(leases)
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -54,6 +58,9 @@ def render_ical(leases: Iterable[LeaseView], *, now: datetime, name: str) -> str
         "METHOD:PUBLISH",
         f"X-WR-CALNAME:{ical_text(name)}",
     ]
+    if total is not None and total > len(leases):
+        note = f"the newest {len(leases)} of {total} leases; list the others with GET /v1/leases"
+        lines += [f"X-WR-CALDESC:{ical_text(note)}", f"X-SLOTBROKER-TRUNCATED:{len(leases)}/{total}"]
     for lease in leases:
         items = ", ".join(f"{it.amount} {it.resource_class} on {it.provider_name}" for it in lease.items)
         title = lease.name or f"lease {lease.id[:8]}"

@@ -26,6 +26,7 @@ from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
     FieldError,
+    Forbidden,
     NotFound,
     ValidationFailed,
 )
@@ -50,6 +51,7 @@ from slotbroker.services.lease_events import (
     fire_in,
     record_transition,
 )
+from slotbroker.services.lease_headroom import add_max_end
 from slotbroker.services.lease_presenters import lease_views
 from slotbroker.services.lease_schedule import cancel_lease_events, schedule_lease_events
 from slotbroker.services.quotas import QuotaItem, QuotaService
@@ -99,6 +101,7 @@ class LeaseService:
         self.hooks = hooks or LeaseHooks()
         self.clock = clock
         self.max_attempts = max_attempts
+        self.ical_limit = ICAL_LIMIT
 
     def on_event(self, kind: str, callback: Hook) -> None:
         """Register ``callback(uow, LeaseEvent)`` for ``start``, ``before_end``, ``end``, ``cancelled``
@@ -203,13 +206,15 @@ class LeaseService:
     def ical(
         self, *, project: str | None, status: Sequence[str] | None = None, now_s: int | None = None
     ) -> str:
-        """The caller's leases as an iCalendar (RFC 5545) feed, newest ``ICAL_LIMIT``."""
+        """The caller's leases as an iCalendar (RFC 5545) feed: the newest ``ical_limit``, and when there
+        are more, a note in the calendar saying so."""
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
-            rows = uow.leases.newest(project=project, status=status, limit=ICAL_LIMIT)
+            rows = uow.leases.newest(project=project, status=status, limit=self.ical_limit)
+            total = uow.leases.count(project=project, status=status) if len(rows) >= self.ical_limit else None
             views = lease_views(uow, rows)
         name = f"slotbroker leases ({project})" if project else "slotbroker leases"
-        return render_ical(views, now=instant(now), name=name)
+        return render_ical(views, now=instant(now), name=name, total=total)
 
     def ical_one(self, lease_id: str, *, project: str | None, now_s: int | None = None) -> str:
         """One lease as an iCalendar (RFC 5545) document with a single event."""
@@ -236,7 +241,12 @@ class LeaseService:
                 self._update_in(uow, lease_id, body, project, now)
                 uow.commit()
 
-        self._retrying(attempt)
+        try:
+            self._retrying(attempt)
+        except (CapacityConflict, Forbidden) as exc:
+            if body.end is not None and body.start is None:
+                add_max_end(exc, self.db, self.policy, lease_id, epoch(body.end), now)
+            raise
         return self.get(lease_id, project=project)
 
     def _update_in(

@@ -15,6 +15,7 @@ from slotbroker.store.db import Database
 from slotbroker.store.repositories import (
     AllocationRepository,
     AllocationRequestRepository,
+    CalendarFeedRepository,
     CalendarRepository,
     CatalogRepository,
     FindSlotJobRepository,
@@ -46,6 +47,7 @@ class UnitOfWork:
     snapshot: SnapshotRepository
     jobs: JobRepository
     names: NameRepository
+    feeds: CalendarFeedRepository
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -77,6 +79,7 @@ class UnitOfWork:
         self.snapshot = SnapshotRepository(self.session)
         self.jobs = JobRepository(self.session)
         self.names = NameRepository(self.session)
+        self.feeds = CalendarFeedRepository(self.session)
         return self
 
     def __exit__(

@@ -113,7 +113,7 @@ class LeaseView(Tabular, BaseModel):
     placement: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Component -> host name per instance, as the request named its components (leases "
-        "from offers and find-slot windows; empty for leases booked from explicit items).",
+        "from accepted offers, following host swaps; empty for leases booked from explicit items).",
     )
     events: list[LeaseEventView]
     transitions: list[TransitionView] = Field(description="Each status the lease entered, once, in order.")

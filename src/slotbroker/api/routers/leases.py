@@ -36,6 +36,13 @@ LeaseRef = Annotated[
         examples=["3fa85f64", "gpu-run"],
     ),
 ]
+Force = Annotated[
+    bool,
+    Query(
+        description="Cancel even though jobs are still running in the lease (they are stopped); without "
+        "it such a cancel is refused with 409 jobs_running naming them."
+    ),
+]
 RC_PATH = r"^[A-Z][A-Z0-9_]{0,254}$"
 PROJECT_PATH = r"^[^/]{1,200}$"
 ICAL_TYPE = "text/calendar; charset=utf-8"
@@ -153,10 +160,10 @@ def update_lease(lease_id: LeaseRef, body: UpdateLease, who: Reader, svc: Svc) -
     "/v1/leases/{lease_id}/cancel",
     response_model=LeaseView,
     responses=responses(404, 409),
-    summary="Cancel a lease: its capacity is released at once (idempotent)",
+    summary="Cancel a lease: its capacity is released at once (idempotent); force=true if jobs run in it",
 )
-def cancel_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> LeaseView:
-    return svc.leases.cancel(resolve(svc, lease_id, who), project=scope(who))
+def cancel_lease(lease_id: LeaseRef, who: Reader, svc: Svc, force: Force = False) -> LeaseView:
+    return svc.lease_cancel.cancel(resolve(svc, lease_id, who), project=scope(who), force=force)
 
 
 @router.delete(
@@ -165,8 +172,8 @@ def cancel_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> LeaseView:
     responses=responses(404, 409),
     summary="Cancel a lease (same as POST .../cancel)",
 )
-def delete_lease(lease_id: LeaseRef, who: Reader, svc: Svc) -> Response:
-    svc.leases.cancel(resolve(svc, lease_id, who), project=scope(who))
+def delete_lease(lease_id: LeaseRef, who: Reader, svc: Svc, force: Force = False) -> Response:
+    svc.lease_cancel.cancel(resolve(svc, lease_id, who), project=scope(who), force=force)
     return Response(status_code=204)
 
 

@@ -3,6 +3,7 @@ unit of work (``uow.providers``, ``uow.allocations`` ...), one module per aggreg
 
 from slotbroker.store.repositories.allocation_requests import AllocationRequestRepository
 from slotbroker.store.repositories.calendar import CalendarRepository
+from slotbroker.store.repositories.calendar_feeds import CalendarFeedRepository
 from slotbroker.store.repositories.catalog import CatalogRepository
 from slotbroker.store.repositories.find_slot_jobs import FindSlotJobRepository
 from slotbroker.store.repositories.jobs import JobRepository
@@ -19,6 +20,7 @@ from slotbroker.store.repositories.usage import AllocationRepository
 __all__ = [
     "AllocationRepository",
     "AllocationRequestRepository",
+    "CalendarFeedRepository",
     "CalendarRepository",
     "CatalogRepository",
     "FindSlotJobRepository",

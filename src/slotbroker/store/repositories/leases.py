@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
@@ -80,6 +80,14 @@ class LeaseRepository:
         )
         rows = self.session.execute(stmt.order_by(consumers.c.id.desc()).limit(limit)).all()
         return list(reversed(rows))
+
+    def count(self, *, project: str | None, status: Sequence[str] | None) -> int:
+        stmt = _filtered(
+            select(func.count()).select_from(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value),
+            project,
+            status,
+        )
+        return int(self.session.scalar(stmt) or 0)
 
     def set_times(self, consumer_id: int, generation: int, start_s: int, end_s: int) -> bool:
         """Compare-and-swap on ``generation``: the new interval, the next generation."""

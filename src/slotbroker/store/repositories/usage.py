@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
@@ -194,3 +195,39 @@ class AllocationRepository:
         ]
         if filled:
             self.session.execute(insert(AllocationRow), filled)
+
+    def usage_on(
+        self, pairs: Sequence[tuple[str, str]], start_s: int, end_s: int, now_s: int, *, exclude: int
+    ) -> list[tuple[str, str, int, int, int]]:
+        """(provider uuid, class, amount, start_s, end_s) of the live allocations (``live_consumer`` at
+        ``now_s``) on these (provider uuid, class) pairs overlapping [start_s, end_s), but consumer
+        ``exclude``'s."""
+        if not pairs:
+            return []
+        a, c, p = tables.allocations, tables.consumers, tables.providers
+        wanted = or_(*(and_(p.c.uuid == u, a.c.resource_class == rc) for u, rc in pairs))
+        rows = self.session.execute(
+            select(p.c.uuid, a.c.resource_class, a.c.amount, a.c.start_s, a.c.end_s)
+            .select_from(a.join(c, c.c.id == a.c.consumer_id).join(p, p.c.id == a.c.provider_id))
+            .where(
+                wanted,
+                a.c.consumer_id != exclude,
+                a.c.end_s > start_s,
+                a.c.start_s < end_s,
+                live_consumer(now_s),
+            )
+        ).all()
+        return [(str(u), str(rc), int(am), int(s), int(e)) for u, rc, am, s, e in rows]
+
+    def capacities(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(provider uuid, class) -> (total - reserved) x allocation ratio, for the pairs stocked."""
+        if not pairs:
+            return {}
+        inv, p = tables.inventories, tables.providers
+        wanted = or_(*(and_(p.c.uuid == u, inv.c.resource_class == rc) for u, rc in pairs))
+        rows = self.session.execute(
+            select(p.c.uuid, inv.c.resource_class, inv.c.total, inv.c.reserved, inv.c.allocation_ratio)
+            .select_from(inv.join(p, p.c.id == inv.c.provider_id))
+            .where(wanted)
+        ).all()
+        return {(str(u), str(rc)): capacity_of(int(t), int(r), float(ratio)) for u, rc, t, r, ratio in rows}
