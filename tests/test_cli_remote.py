@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -335,3 +336,31 @@ def test_names_and_prefixes_in_every_id_argument(srv: CliServer) -> None:
     unknown = cli(srv, "lease", "show", "no-such-name")
     assert unknown.exit_code == 1
     assert "not_found" in unknown.output
+
+
+def test_refusals_say_what_would_work(srv: CliServer) -> None:
+    offer_id = ok(srv, "offer", "-c", GPU, "--start", "+5h", "--duration", "1h", "-s", "earliest", "-o", "id")
+    lease_id = ok(srv, "accept", offer_id.split()[0], "-o", "id").strip()
+    too_far = cli(srv, "extend", lease_id, "--by", "60d", "--tz", "UTC")
+    assert too_far.exit_code == 1
+    assert "the furthest end possible now: 20" in too_far.output
+    assert "+00:00" in too_far.output
+
+    job = ok(
+        srv, "jobs", "submit", "--lease", lease_id, "--provisioner", "simulated", "-o", "id", "--", "true"
+    )
+    refused = cli(srv, "cancel", lease_id)
+    assert refused.exit_code == 1
+    assert "jobs_running" in refused.output
+    assert job.strip() in refused.output
+    assert "--force" in refused.output
+    assert json.loads(ok(srv, "cancel", lease_id, "--force", "-o", "json"))["status"] == "CANCELLED"
+
+
+def test_calendar_feeds(srv: CliServer) -> None:
+    url = ok(srv, "feed", "create", "phone", "-o", "id").strip()
+    assert url.startswith(srv.url + "/v1/ical/")
+    assert "BEGIN:VCALENDAR" in httpx.get(url, timeout=10).text
+    [feed] = [f for f in json.loads(ok(srv, "feed", "list", "-o", "json")) if f["name"] == "phone"]
+    assert json.loads(ok(srv, "feed", "revoke", str(feed["id"]), "-o", "json"))["revoked_at"]
+    assert httpx.get(url, timeout=10).status_code == 404

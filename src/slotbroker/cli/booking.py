@@ -265,9 +265,14 @@ def extend(
 
 
 @remote.command
-def cancel(ctx: Remote, lease_id: LeaseArg) -> None:
-    """Cancel a lease; its capacity is released at once (cancelling twice is fine)."""
-    view = ctx.client.cancel_lease(lease_id)
+def cancel(
+    ctx: Remote,
+    lease_id: LeaseArg,
+    force: Annotated[bool, typer.Option("--force", help="Cancel even though jobs still run in it.")] = False,
+) -> None:
+    """Cancel a lease; its capacity is released at once (cancelling twice is fine). A lease with
+    unfinished jobs is refused, naming them, unless --force (the jobs are stopped)."""
+    view = ctx.client.cancel_lease(lease_id, force=force)
     emit(one(lease_result(ctx, [view], f"lease {view.id}: {view.status}")), ctx.output)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from slotbroker.cli import admin, booking, find_slot, heatmap, jobs, login, providers, server
+from slotbroker.cli import admin, booking, feeds, find_slot, heatmap, jobs, login, providers, server
 
 app = typer.Typer(
     help="slotbroker: a time-aware resource broker.",
@@ -32,6 +32,7 @@ app.add_typer(booking.lease_app, name="lease")
 app.command("extend")(booking.extend)
 app.command("cancel")(booking.cancel)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(feeds.app, name="feed")
 app.command("login")(login.login)
 app.command("profiles")(login.profiles_)
 app.add_typer(admin.app, name="admin")

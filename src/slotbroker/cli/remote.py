@@ -155,7 +155,7 @@ def command(fn: Callable[..., None]) -> Callable[..., None]:
             output=kwargs.pop("output"),
         )
         try:
-            with failing_nicely():
+            with failing_nicely(ctx):
                 fn(ctx, *args, **kwargs)
         finally:
             ctx.close()
@@ -166,8 +166,22 @@ def command(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _hints(exc: SlotbrokerAPIError, ctx: Remote | None) -> list[str]:
+    """What the problem's extension members tell the user: how far a lease can go, which ids match,
+    which jobs still run."""
+    hints = []
+    if exc.max_end is not None:
+        when = ctx.when(exc.max_end) if ctx is not None else exc.max_end.isoformat()
+        hints.append(f"  the furthest end possible now: {when}")
+    if exc.candidates:
+        hints.append(f"  matches: {', '.join(exc.candidates)}")
+    if exc.running_jobs:
+        hints.append(f"  unfinished jobs: {', '.join(exc.running_jobs)} (--force cancels them too)")
+    return hints
+
+
 @contextmanager
-def failing_nicely() -> Iterator[None]:
+def failing_nicely(ctx: Remote | None = None) -> Iterator[None]:
     """Expected errors become a short message and an exit code, not a traceback: 2 for bad input
     (ours or the server's 400/422), 1 for anything else the server refused or could not do."""
     try:
@@ -176,6 +190,12 @@ def failing_nicely() -> Iterator[None]:
         err_console.print(f"[red]error[/red] ({exc.status} {exc.code}): {escape(exc.detail)}")
         for f in exc.errors[:20]:
             err_console.print(f"  {f.pointer or '(document)'}: {f.detail}", markup=False)
+        try:
+            hints = _hints(exc, ctx)
+        except SlotbrokerError:  # a bad --tz: the hints in UTC ISO form
+            hints = _hints(exc, None)
+        for hint in hints:
+            err_console.print(hint, markup=False)
         raise typer.Exit(2 if exc.status in (400, 422) else 1) from None
     except SlotbrokerError as exc:
         err_console.print(f"[red]error[/red] ({exc.code}): {escape(exc.detail)}")

@@ -14,6 +14,7 @@ from slotbroker.client.errors import (
     AllocationRequestClaimedError,
     AllocationRequestExpiredError,
     AllocationRequestNotFoundError,
+    AmbiguousError,
     AuthenticationError,
     CapacityConflictError,
     ConcurrentUpdateError,
@@ -21,6 +22,7 @@ from slotbroker.client.errors import (
     FieldProblem,
     GoneError,
     InvalidStateError,
+    JobsRunningError,
     LeaseTooLongError,
     NotFoundError,
     OfferConflictError,
@@ -35,6 +37,7 @@ from slotbroker.client.errors import (
     ValidationError,
 )
 from slotbroker.client.retry import RetryPolicy, parse_retry_after
+from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 from slotbroker.wire.claims import (
     CandidateAllocation,
     CandidateRequest,
@@ -80,6 +83,7 @@ __all__ = [
     "AllocationRequestClaimedError",
     "AllocationRequestExpiredError",
     "AllocationRequestNotFoundError",
+    "AmbiguousError",
     "AsyncClient",
     "AuthenticationError",
     "CandidateAllocation",
@@ -92,8 +96,11 @@ __all__ = [
     "Client",
     "ConcurrentUpdateError",
     "ConflictError",
+    "CreateFeed",
     "CreateJob",
     "CreateLease",
+    "CreatedFeed",
+    "FeedView",
     "FieldProblem",
     "GoneError",
     "Health",
@@ -103,6 +110,7 @@ __all__ = [
     "JobList",
     "JobLogs",
     "JobOut",
+    "JobsRunningError",
     "LeaseItemSpec",
     "LeaseList",
     "LeaseTooLongError",

@@ -37,6 +37,7 @@ from slotbroker.domain.topology import Topology
 from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
 from slotbroker.wire.calendar import CalendarResponse
+from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 from slotbroker.wire.claims import Candidates, ClaimView
 from slotbroker.wire.fabric import (
     FabricCalendar,
@@ -463,14 +464,18 @@ def update_lease(lease_id: Id, change: UpdateLease | Raw) -> Call[LeaseView]:
     return Call("PATCH", path("/v1/leases/{}", lease_id), model(LeaseView), json=body(change))
 
 
-def cancel_lease(lease_id: Id) -> Call[LeaseView]:
-    """Cancel a lease, releasing its capacity at once (idempotent); the cancelled lease."""
-    return Call("POST", path("/v1/leases/{}/cancel", lease_id), model(LeaseView))
+def cancel_lease(lease_id: Id, *, force: bool = False) -> Call[LeaseView]:
+    """Cancel a lease, releasing its capacity at once (idempotent); the cancelled lease.
+
+    A lease with unfinished jobs raises :class:`JobsRunningError` naming them, unless ``force``."""
+    params = query(force="true" if force else None)
+    return Call("POST", path("/v1/leases/{}/cancel", lease_id), model(LeaseView), params=params)
 
 
-def delete_lease(lease_id: Id) -> Call[None]:
+def delete_lease(lease_id: Id, *, force: bool = False) -> Call[None]:
     """Cancel a lease (``DELETE``; same as :func:`cancel_lease` without the answer)."""
-    return Call("DELETE", path("/v1/leases/{}", lease_id), no_content)
+    params = query(force="true" if force else None)
+    return Call("DELETE", path("/v1/leases/{}", lease_id), no_content, params=params)
 
 
 def leases_ics(*, status: Sequence[str] | None = None) -> Call[str]:
@@ -482,6 +487,21 @@ def leases_ics(*, status: Sequence[str] | None = None) -> Call[str]:
 def lease_ics(lease_id: Id) -> Call[str]:
     """One lease as an iCalendar (RFC 5545) event, as text (import it into a calendar app)."""
     return Call("GET", path("/v1/leases/{}.ics", lease_id), text, headers={"Accept": "text/calendar"})
+
+
+def create_calendar_feed(feed: CreateFeed | Raw | None = None) -> Call[CreatedFeed]:
+    """A read-only iCalendar URL of your project's leases for calendar apps; its secret is in ``url``,
+    shown only in this answer."""
+    return Call("POST", "/v1/calendar-feeds", model(CreatedFeed), json=body(feed or {}))
+
+
+def list_calendar_feeds() -> Call[list[FeedView]]:
+    return Call("GET", "/v1/calendar-feeds", list_of(FeedView))
+
+
+def revoke_calendar_feed(feed_id: int) -> Call[FeedView]:
+    """Revoke a feed: its URL stops working at once."""
+    return Call("DELETE", path("/v1/calendar-feeds/{}", str(feed_id)), model(FeedView))
 
 
 def list_sites() -> Call[SiteList]:
@@ -894,6 +914,9 @@ class Endpoints:
     leases_ics = endpoint(leases_ics)
     lease_ics = endpoint(lease_ics)
     list_sites = endpoint(list_sites)
+    create_calendar_feed = endpoint(create_calendar_feed)
+    list_calendar_feeds = endpoint(list_calendar_feeds)
+    revoke_calendar_feed = endpoint(revoke_calendar_feed)
     list_quotas = endpoint(list_quotas)
     get_quota = endpoint(get_quota)
     put_quota = endpoint(put_quota)
