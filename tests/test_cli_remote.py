@@ -332,7 +332,7 @@ def test_names_and_prefixes_in_every_id_argument(srv: CliServer) -> None:
     )
     assert job["lease_id"] == lease_id
     assert lease_id in ok(srv, "jobs", "list", "--lease", "training", "-o", "csv")
-    assert json.loads(ok(srv, "cancel", "training", "-o", "json"))["status"] == "CANCELLED"
+    assert json.loads(ok(srv, "cancel", "training", "--force", "-o", "json"))["status"] == "CANCELLED"
     unknown = cli(srv, "lease", "show", "no-such-name")
     assert unknown.exit_code == 1
     assert "not_found" in unknown.output
