@@ -199,7 +199,13 @@ def failing_nicely(ctx: Remote | None = None) -> Iterator[None]:
         raise typer.Exit(2 if exc.status in (400, 422) else 1) from None
     except SlotbrokerError as exc:
         err_console.print(f"[red]error[/red] ({exc.code}): {escape(exc.detail)}")
+        for field_error in exc.errors[:20]:
+            where = field_error.pointer or "(document)"
+            err_console.print(f"  {where}: {field_error.detail}", markup=False)
         raise typer.Exit(2 if exc.code == "validation_error" else 1) from None
     except httpx.TransportError as exc:
         err_console.print(f"[red]error[/red]: cannot reach the server: {escape(str(exc))}")
         raise typer.Exit(1) from None
+    except (ValueError, OSError) as exc:  # an unreadable file, a database that is not there ...
+        err_console.print(f"[red]error[/red]: {escape(str(exc))}")
+        raise typer.Exit(2) from None
