@@ -364,3 +364,18 @@ def test_calendar_feeds(srv: CliServer) -> None:
     [feed] = [f for f in json.loads(ok(srv, "feed", "list", "-o", "json")) if f["name"] == "phone"]
     assert json.loads(ok(srv, "feed", "revoke", str(feed["id"]), "-o", "json"))["revoked_at"]
     assert httpx.get(url, timeout=10).status_code == 404
+
+
+def test_login_asks_for_the_token_when_not_given(srv: CliServer, no_profiles: Path) -> None:
+    result = runner.invoke(app, ["login", srv.url, "--name", "asked"], input=srv.user + "\n")
+    assert result.exit_code == 0, result.output
+    assert srv.user not in result.output  # not echoed
+    saved = (no_profiles / "slotbroker" / "config.toml").read_text()
+    assert srv.user in saved
+    assert 'default = "asked"' in saved
+
+
+def test_a_bad_time_zone_names_the_option(srv: CliServer) -> None:
+    result = cli(srv, "leases", "--tz", "Mars/Olympus")
+    assert result.exit_code == 2
+    assert "--tz" in result.output

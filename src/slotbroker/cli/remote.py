@@ -156,6 +156,7 @@ def command(fn: Callable[..., None]) -> Callable[..., None]:
         )
         try:
             with failing_nicely(ctx):
+                _ = ctx.tz  # a bad --tz is bad input whether or not a time gets shown
                 fn(ctx, *args, **kwargs)
         finally:
             ctx.close()
