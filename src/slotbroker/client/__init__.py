@@ -9,7 +9,6 @@ See docs/client.md for errors and retry semantics.
 """
 
 from slotbroker.client.clients import AsyncClient, Client
-from slotbroker.client.endpoints import SseEvent
 from slotbroker.client.errors import (
     AllocationRequestClaimedError,
     AllocationRequestExpiredError,
@@ -36,6 +35,7 @@ from slotbroker.client.errors import (
     UnavailableError,
     ValidationError,
 )
+from slotbroker.client.jobs_calls import SseEvent
 from slotbroker.client.retry import RetryPolicy, parse_retry_after
 from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 from slotbroker.wire.claims import (
