@@ -36,7 +36,6 @@ from slotbroker.wire.leases import (
     UpdateLease,
 )
 from slotbroker.wire.offers import AcceptedLease, OfferSetRequest, OfferSetView, OfferView
-from slotbroker.wire.sites import SiteList
 
 
 # -- offers ----------------------------------------------------------------------------------------------
@@ -160,11 +159,6 @@ def list_calendar_feeds() -> Call[list[FeedView]]:
 def revoke_calendar_feed(feed_id: int) -> Call[FeedView]:
     """Revoke a feed: its URL stops working at once."""
     return Call("DELETE", path("/v1/calendar-feeds/{}", str(feed_id)), model(FeedView))
-
-
-def list_sites() -> Call[SiteList]:
-    """Every site's capacity per class, what is free now and its hosts, links and ports."""
-    return Call("GET", "/v1/sites", model(SiteList))
 
 
 def list_quotas(project: str) -> Call[list[QuotaView]]:

@@ -1,4 +1,4 @@
-"""The health, inventory, catalog, network and topology endpoints, each described once as a
+"""The health, inventory, catalog, network, topology and site-summary endpoints, each described once as a
 :class:`~slotbroker.client._spec.Call` builder (:mod:`slotbroker.client.endpoints` makes them methods)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from slotbroker.domain.topology import Topology
 from slotbroker.wire import providers as cmd
 from slotbroker.wire import providers as views
 from slotbroker.wire.health import Health, Ready
+from slotbroker.wire.sites import SiteList
 
 
 # -- health ----------------------------------------------------------------------------------------------
@@ -229,3 +230,9 @@ def import_topology(document: Topology | Raw, *, prune: bool = False) -> Call[vi
         json=body(document),
         params=query(prune=prune or None),
     )
+
+
+# -- sites -----------------------------------------------------------------------------------------------
+def list_sites() -> Call[SiteList]:
+    """Every site's capacity per class, what is free now and its hosts, links and ports."""
+    return Call("GET", "/v1/sites", model(SiteList))
