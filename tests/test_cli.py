@@ -39,6 +39,8 @@ def test_db_upgrade_current_downgrade(url: str) -> None:
     head = migrate.head_revision()
     assert f"database at {head}" in run("admin", "db", "upgrade", "--database-url", url)
     assert f"current {head}, head {head}" in run("admin", "db", "current", "--database-url", url)
+    as_json = json.loads(run("admin", "db", "current", "-o", "json", "--database-url", url))
+    assert as_json == {"current": head, "head": head}
     assert "database at 0001" in run("admin", "db", "downgrade", "0001", "--database-url", url)
     assert "database at None" in run("admin", "db", "downgrade", "base", "--database-url", url)
 
@@ -53,13 +55,17 @@ def test_token_create_authenticates(url: str) -> None:
             "p1",
             "--role",
             "operator",
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )
     )
     assert out["token"].startswith("sb_")
     principal = TokenService(Database(url)).authenticate(out["token"])
+    bare = run("admin", "token", "create", "--project", "p1", "--database-url", url)
+    assert bare.startswith("sb_")  # the default: the bare token, for TOKEN=$(...)
+    assert bare.strip() == bare.split()[0]
     assert (principal.project, principal.role.value) == ("p1", "operator")
 
 
@@ -112,16 +118,17 @@ def test_topology_import_export_roundtrip(url: str, tmp_path: Path) -> None:
             }
         )
     )
-    first = json.loads(run("admin", "topology", "import", str(doc), "--json", "--database-url", url))
+    first = json.loads(run("admin", "topology", "import", str(doc), "-o", "json", "--database-url", url))
     assert first["created"] == 6
     exported = tmp_path / "export.yaml"
-    run("admin", "topology", "export", "--output", str(exported), "--database-url", url)
+    run("admin", "topology", "export", "--file", str(exported), "--database-url", url)
     data = yaml.safe_load(exported.read_text())
+    assert json.loads(run("admin", "topology", "export", "-o", "json", "--database-url", url)) == data
     host = data["providers"][0]["children"][0]["children"][0]
     assert host["inventories"]["VCPU"] == 64  # compact form when only the total is set
     assert host["inventories"]["MEMORY_MB"]["reserved"] == 24
     assert data["facility_ports"][0]["vlans"] == "100-200,300-350"
-    again = json.loads(run("admin", "topology", "import", str(exported), "--json", "--database-url", url))
+    again = json.loads(run("admin", "topology", "import", str(exported), "-o", "json", "--database-url", url))
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 6)
     assert again["calendar_generation"] == first["calendar_generation"]
 
@@ -206,7 +213,8 @@ def test_import_alibaba_real_file(url: str) -> None:
             "topology",
             "import-alibaba",
             str(_trace("alibaba_openb_node_list_all_node.csv")),
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )
@@ -226,7 +234,8 @@ def test_import_machines_real_file(url: str) -> None:
             str(_trace("aleang_NGI_CZ.swf.machines")),
             "--region",
             "metacentrum",
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )
@@ -240,7 +249,8 @@ def test_import_machines_real_file(url: str) -> None:
             str(_trace("aleang_NGI_CZ.swf.machines")),
             "--region",
             "metacentrum",
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )

@@ -17,12 +17,12 @@ from slotbroker.cli import server, topology
 from slotbroker.cli.common import (
     CreateFlag,
     DatabaseUrl,
-    JsonFlag,
     console,
-    emit_json,
     failing_nicely,
     open_db,
 )
+from slotbroker.cli.output import Result, emit
+from slotbroker.cli.remote import Output, OutputOpt
 
 app = typer.Typer(
     help="Operator commands on a database (no server needed): db, token, topology, worker, serve, demo.",
@@ -64,13 +64,22 @@ def db_downgrade(
 
 
 @db_app.command("current")
-def db_current(database_url: DatabaseUrl = DEFAULT) -> None:
+def db_current(database_url: DatabaseUrl = DEFAULT, output: OutputOpt = Output.TABLE) -> None:
     """Show the current and head revisions."""
     from slotbroker.store import migrate
 
     with failing_nicely():
         db = open_db(database_url, migrate_first=False)
-    console.print(f"current {migrate.current_revision(db.engine)}, head {migrate.head_revision()}")
+    current, head = migrate.current_revision(db.engine), migrate.head_revision()
+    if output is Output.TABLE:
+        console.print(f"current {current}, head {head}")
+    else:
+        emit(
+            Result(
+                {"current": current, "head": head}, ("current", "head"), [(current, head)], [str(current)]
+            ),
+            output,
+        )
 
 
 @token_app.command("create")
@@ -80,7 +89,9 @@ def token_create(
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
     database_url: DatabaseUrl = DEFAULT,
     create: CreateFlag = False,
-    as_json: JsonFlag = False,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="id (the bare token, default), table, json, yaml or csv.")
+    ] = Output.ID,
 ) -> None:
     """Create an API token and print it (it is shown only once)."""
     from slotbroker.services.tokens import Role, TokenService
@@ -90,10 +101,9 @@ def token_create(
         secret = TokenService(open_db(database_url, create=create)).create(
             project=project, role=chosen, name=name
         )
-    if as_json:
-        emit_json({"token": secret, "project": project, "role": chosen.value})
-    else:
-        typer.echo(secret)
+    row = (secret, project, chosen.value, name)
+    data = {"token": secret, "project": project, "role": chosen.value, "name": name}
+    emit(Result(data, ("token", "project", "role", "name"), [row], [secret]), output)
 
 
 app.add_typer(db_app, name="db")

@@ -1,17 +1,14 @@
 """What the operator commands (``slotbroker admin ...``, ``demo``, ``serve``) share: the database
-option, opening it (never creating one unless asked), output as a Rich table or JSON, error exits.
+option and opening it (never creating one unless asked); errors exit as every command's do.
 
 Only these commands act on a database directly; user commands talk to a server (cli/remote.py).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
 from slotbroker.cli.remote import failing_nicely
@@ -32,7 +29,6 @@ DatabaseUrl = Annotated[
         show_default=True,
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 CreateFlag = Annotated[
@@ -58,18 +54,8 @@ def open_db(url: str, *, migrate_first: bool = True, create: bool = False) -> Da
 __all__ = [
     "CreateFlag",
     "DatabaseUrl",
-    "JsonFlag",
     "console",
-    "emit_json",
     "err_console",
     "failing_nicely",
     "open_db",
 ]
-
-
-def emit_json(data: Any) -> None:
-    if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
-    elif isinstance(data, list) and data and isinstance(data[0], BaseModel):
-        data = [d.model_dump(mode="json") for d in data]
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
