@@ -163,7 +163,12 @@ PROBES: list[tuple[str, str, str, Any]] = [
         "/v1/jobs",
         {"lease_id": "{id}", "provisioner": "simulated", "workload": {"command": ["x"]}},
     ),
+    ("lease", "GET", "/v1/leases/{id}.ics", None),
+    ("lease", "PATCH", "/v1/leases/{id}", {"generation": 0, "name": "mine now"}),
+    ("lease", "POST", "/v1/leases/{id}/cancel?force=true", None),
     ("offer_set", "GET", "/v1/offer-sets/{id}", None),
+    ("offer_set", "PATCH", "/v1/offer-sets/{id}", {"name": "mine now"}),
+    ("offer_set", "POST", "/v1/offer-sets/{id}/renew", None),
     ("offer", "GET", "/v1/offers/{id}", None),
     ("offer", "POST", "/v1/offers/{id}/accept", None),
     ("offer", "POST", "/v1/offers/{id}/reject", None),
@@ -203,6 +208,23 @@ def test_another_projects_ids_read_exactly_like_unused_ones(world: World) -> Non
     # and alpha's things are untouched by beta's attempts
     assert _ok(world.client.get(f"/v1/leases/{ids['lease']}", headers=world.alpha))["status"] != "CANCELLED"
     assert _ok(world.client.get(f"/v1/offers/{ids['offer']}", headers=world.alpha))["state"] == "OFFERED"
+    assert _ok(world.client.get(f"/v1/leases/{ids['lease']}", headers=world.alpha))["name"] != "mine now"
+    assert _ok(world.client.get(f"/v1/offer-sets/{ids['offer_set']}", headers=world.alpha))["name"] == ""
+
+
+def test_another_projects_id_prefixes_read_exactly_like_unused_ones(world: World) -> None:
+    """Ids may be given as prefixes (issue 14): a prefix of another project's id matches nothing."""
+    ids = own_everything(world)
+    for kind, method, path, body in PROBES:
+        if kind not in ("lease", "offer_set", "offer", "job") or "{id}" not in path or body is not None:
+            continue
+        if path.startswith("/v1/claims"):
+            continue
+        prefix = ids[kind][:8]
+        theirs = _seen(world, method, path, body, prefix)
+        nobodys = _seen(world, method, path, body, unused_like(ids[kind])[:8])
+        assert theirs == nobodys, (kind, method, path)
+        assert theirs[0] == 404, (kind, method, path, theirs)
 
 
 def test_a_job_id_taken_by_another_project_reads_like_one_taken_by_your_own(world: World) -> None:

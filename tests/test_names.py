@@ -83,7 +83,8 @@ def test_a_lease_answers_to_its_id_a_prefix_and_its_name(
     client: TestClient, app: FastAPI, user: dict[str, str], t0: int
 ) -> None:
     lease = lease_body(client, user, t0, "gpu-run")
-    for ref in (lease["id"], lease["id"][:MIN_PREFIX], lease["id"][:13], "gpu-run"):
+    upper, bare = lease["id"].upper(), lease["id"].replace("-", "")
+    for ref in (lease["id"], lease["id"][:MIN_PREFIX], lease["id"][:13], "gpu-run", upper, upper[:8], bare):
         assert ok(client.get(f"/v1/leases/{ref}", headers=user))["id"] == lease["id"], ref
     # too short a prefix is no prefix: it reads like an unused id
     short = client.get(f"/v1/leases/{lease['id'][: MIN_PREFIX - 1]}", headers=user)
@@ -210,3 +211,29 @@ def test_jobs_answer_to_a_prefix_and_their_name(db: Database) -> None:
         assert sorted(r.json()["candidates"]) == sorted(made)
         assert ok(client.post("/v1/jobs/train-0/cancel", headers=user))["id"] == made[0]
         assert client.get("/v1/jobs/train-0", headers=headers(app, "other")).status_code == 404
+
+
+def test_the_placement_follows_a_host_swap(
+    client: TestClient, admin: dict[str, str], user: dict[str, str], t0: int
+) -> None:
+    req = request(t0)
+    req["components"] = [{"name": "gpu", "resources": {"VCPU": 8}}]
+    made = ok(client.post("/v1/offer-sets", json={"request": req, "max_offers": 1}, headers=user), 201)
+    offer = made["offers"][0]
+    lease = ok(client.post(f"/v1/offers/{offer['id']}/accept", headers=user))
+    first = ok(client.get(f"/v1/leases/{lease['uuid']}", headers=user))
+    (host,) = first["placement"]["gpu"]
+    assert first["name"] == ""  # an unnamed set gives an unnamed lease (not "offer <uuid>")
+    # fill that host where the lease is about to move
+    uuid = ok(client.get(f"/v1/providers?name={host}", headers=user))["items"][0]["uuid"]
+    body = {
+        "start": iso(t0 + 5 * HOUR),
+        "end": iso(t0 + 6 * HOUR),
+        "items": [{"provider_uuid": uuid, "resource_class": "VCPU", "amount": 8}],
+    }
+    ok(client.post("/v1/leases", json=body, headers=user), 201)
+    patch = {"generation": first["generation"], "start": iso(t0 + 5 * HOUR), "end": iso(t0 + 6 * HOUR)}
+    moved = ok(client.patch(f"/v1/leases/{lease['uuid']}", json=patch, headers=user))
+    (now_on,) = moved["placement"]["gpu"]
+    assert now_on != host
+    assert {i["provider_name"] for i in moved["items"]} == {now_on}

@@ -13,7 +13,6 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +47,6 @@ def _link_distribution(name: str, site: Path) -> None:
             (site / top).symlink_to(source)
 
 
-@pytest.mark.slow
 def test_the_client_imports_with_the_core_dependencies_only(tmp_path: Path) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = project["dependencies"]

@@ -8,10 +8,16 @@ parameters here before calling its service, so the CLI's ``lease show gpu-run`` 
   the answer, none is ``NotFound`` (worded as for an unused id), several are ``Ambiguous`` (409) listing
   the candidates' full ids, so the caller can pick one;
 * matching is scoped to the caller's project (admins: every project), so another project's ids and names
-  read exactly like unused ones.
+  read exactly like unused ones;
+* leases, offer sets and offers have UUIDs: a value that is a whole UUID (any case, with or without
+  hyphens, as the routes took it before) is that id and costs no query here - the service finds it or
+  answers 404 - so names in the form of a UUID are not looked up; id prefixes match case-insensitively.
+  Job ids are chosen by clients: they match exactly.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from slotbroker.domain.errors import Ambiguous, NotFound
 from slotbroker.store.db import Database
@@ -28,12 +34,22 @@ class NameResolver:
 
     def resolve(self, kind: Kind, token: str, *, project: str | None) -> str:
         """The full id ``token`` stands for. Raises ``NotFound`` or ``Ambiguous``."""
+        uuids = kind is not Kind.JOB
+        if uuids:
+            whole = _whole_uuid(token)
+            if whole is not None:
+                return whole
         with UnitOfWork(self.db, readonly=True) as uow:
-            exact = uow.names.exact(kind, token, project)
+            exact = None if uuids else uow.names.exact(kind, token, project)
             if exact is not None:
                 return exact
             found = uow.names.matches(
-                kind, token, project, prefix=len(token) >= MIN_PREFIX, limit=MAX_CANDIDATES + 1
+                kind,
+                token,
+                project,
+                prefix=token.lower() if uuids else token,
+                with_prefix=len(token) >= MIN_PREFIX,
+                limit=MAX_CANDIDATES + 1,
             )
         if not found:
             raise NotFound(f"no {kind.value} {token}")
@@ -57,6 +73,16 @@ class NameResolver:
 
     def job(self, token: str, *, project: str | None) -> str:
         return self.resolve(Kind.JOB, token, project=project)
+
+
+def _whole_uuid(token: str) -> str | None:
+    """The canonical form of ``token`` when it is a whole UUID, else None."""
+    if len(token) < 32:
+        return None
+    try:
+        return str(uuid.UUID(token))
+    except ValueError:
+        return None
 
 
 __all__ = ["MIN_PREFIX", "Kind", "NameResolver"]

@@ -265,9 +265,8 @@ class OfferService:
                     return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
                 window = json.loads(offer.window)
                 uow.leases.set_placement(int(lease.id), json.dumps(window["placement"]))
-                set_name = str(uow.offers.get_set(set_id).name or "")
-                if set_name:  # the lease is what the user named the set for; else it keeps "offer <id>"
-                    uow.leases.set_name(int(lease.id), set_name)
+                # the lease is what the user named the set for ("" when unnamed: "offer <id>" named the hold)
+                uow.leases.set_name(int(lease.id), str(uow.offers.get_set(set_id).name or ""))
                 siblings = uow.offers.accept(offer_id, set_id)
                 freed = self._release(uow, siblings, ConsumerStatus.REJECTED, now)
                 _refresh_sets(uow, [set_id])

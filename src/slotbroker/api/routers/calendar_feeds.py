@@ -19,6 +19,7 @@ from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 router = APIRouter(prefix="/v1", tags=["leases"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
 ICAL_TYPE = "text/calendar; charset=utf-8"
+FeedId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A feed's id (an INTEGER column).")]
 
 
 @router.post(
@@ -42,7 +43,7 @@ def list_feeds(who: Reader, svc: Svc) -> list[FeedView]:
     responses=responses(404),
     summary="Revoke a calendar feed: its URL stops working at once (idempotent)",
 )
-def revoke_feed(feed_id: Annotated[int, Path(ge=1, le=2**53)], who: Reader, svc: Svc) -> FeedView:
+def revoke_feed(feed_id: FeedId, who: Reader, svc: Svc) -> FeedView:
     return svc.feeds.revoke(feed_id, project=None if who.role == Role.ADMIN else who.project)
 
 

@@ -32,15 +32,17 @@ class NameRepository:
         found = self.session.scalar(stmt.where(id_col == token))
         return None if found is None else str(found)
 
-    def matches(self, kind: Kind, token: str, project: str | None, *, prefix: bool, limit: int) -> list[str]:
-        """Full ids of the ``kind`` objects named ``token`` or (``prefix``) whose id starts with it, at
-        most ``limit``, in id order."""
+    def matches(
+        self, kind: Kind, name: str, project: str | None, *, prefix: str, with_prefix: bool, limit: int
+    ) -> list[str]:
+        """Full ids of the ``kind`` objects named ``name`` or (``with_prefix``) whose id starts with
+        ``prefix``, at most ``limit``, in id order."""
         stmt, id_col, name_col = _base(kind, project)
         wanted: list[ColumnElement[bool]] = []
         if name_col is not None:
-            wanted.append(name_col == token)
-        if prefix:
-            wanted.append(id_col.startswith(token, autoescape=True))
+            wanted.append(name_col == name)
+        if with_prefix:
+            wanted.append(id_col.startswith(prefix, autoescape=True))
         if not wanted:
             return []
         rows = self.session.scalars(stmt.where(or_(*wanted)).order_by(id_col).limit(limit))
