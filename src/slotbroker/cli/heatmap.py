@@ -46,7 +46,8 @@ def render(cal: CalendarResponse, resource_class: str, mine: Mapping[str, set[in
     lines = [f"{'':<{width}} {days}".rstrip()]
     if hourly:
         hours = _marks(labels, lambda i, t: t.hour % 6 == 0, "%H")
-        lines.append(f"{'':<{width}} {hours}".rstrip())
+        if hours.strip():  # a short range may have no 6-hour mark to show
+            lines.append(f"{'':<{width}} {hours}".rstrip())
     for r in rows:
         cells = [
             MINE if i in mine.get(r.name, set()) else shade(free, r.capacity) for i, free in enumerate(r.free)
@@ -56,11 +57,12 @@ def render(cal: CalendarResponse, resource_class: str, mine: Mapping[str, set[in
 
 
 def _marks(labels: list[datetime], where: Callable[[int, datetime], bool], fmt: str) -> str:
-    """A header line: ``fmt`` of the bucket's start where ``where`` says, when it does not overlap."""
+    """A header line: ``fmt`` of the bucket's start where ``where`` says, when it does not overlap the
+    previous label; only the first label may run past the last column (a range of a few buckets)."""
     line = [" "] * len(labels)
     for i, t in enumerate(labels):
         text = t.strftime(fmt)
-        fits = i + len(text) <= len(line)
+        fits = i == 0 or i + len(text) <= len(labels)
         if where(i, t) and fits and all(c == " " for c in line[max(0, i - 1) : i + len(text)]):
             line[i : i + len(text)] = list(text)
     return "".join(line)
