@@ -116,7 +116,7 @@ def planner_settings(settings: Settings) -> PlannerSettings:
 
 def planner_workers(settings: Settings, planner: Planner) -> int:
     """Steps the server's embedded pool runs at once: ``Settings.planner_workers``, or the planner's
-    default when unset. 0 disables the pool (tests; or a fleet where only ``slotbroker worker``
+    default when unset. 0 disables the pool (tests; or a fleet where only ``slotbroker admin worker``
     processes run jobs)."""
     value = settings.planner_workers
     return int(planner.settings.workers if value is None else value)
@@ -136,7 +136,7 @@ def _rehost(settings: Settings, db: Database, claims: ClaimService | None) -> Le
 
 def build_planner(settings: Settings, db: Database, claims: ClaimService | None = None) -> Planner:
     """The planner with the provisioners ``settings`` enable. With ``Settings.planner_procrastinate``
-    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker worker --procrastinate``."""
+    (PostgreSQL) its enqueues defer procrastinate tasks for ``slotbroker admin worker --procrastinate``."""
     if settings.planner_procrastinate:
         return build_distributed(settings, db, claims)[0]
     return Planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))
@@ -146,7 +146,7 @@ def build_distributed(
     settings: Settings, db: Database, claims: ClaimService | None = None
 ) -> tuple[Planner, Distributed]:
     """A planner whose enqueues are procrastinate defers, and the procrastinate wiring that runs its
-    tasks (``slotbroker worker --procrastinate``)."""
+    tasks (``slotbroker admin worker --procrastinate``)."""
     from slotbroker.services.planner.distributed import distributed_planner  # procrastinate: PostgreSQL only
 
     return distributed_planner(db, settings=planner_settings(settings), rehost=_rehost(settings, db, claims))

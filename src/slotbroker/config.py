@@ -72,9 +72,10 @@ class Settings:
         default_factory=lambda: _float("SLOTBROKER_EVENT_LOOP_INTERVAL_S", 5.0)
     )
     # planner: steps the embedded worker pool runs at once; 0 turns it off (tests, or a fleet
-    # where only `slotbroker worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
+    # where only `slotbroker admin worker` processes run jobs); None takes SLOTBROKER_PLANNER_WORKERS / 16
     planner_workers: int | None = field(default_factory=lambda: _opt_int("SLOTBROKER_PLANNER_WORKERS"))
-    # PostgreSQL: the planner's enqueues defer procrastinate tasks for `slotbroker worker --procrastinate`
+    # PostgreSQL: the planner's enqueues defer procrastinate tasks for
+    # `slotbroker admin worker --procrastinate`
     planner_procrastinate: bool = field(
         default_factory=lambda: _bool("SLOTBROKER_PLANNER_PROCRASTINATE", False)
     )

@@ -292,45 +292,59 @@ def test_client_methods(env: Env) -> None:
 
 
 def test_cli_submit_list_show_cancel_logs(tmp_path: Path) -> None:
+    """``slotbroker jobs`` through a live server (tests/live_server.py) with a user token of alpha."""
     from typer.testing import CliRunner
 
+    from live_server import make_app, serve, token
     from slotbroker.cli.main import app as cli
-    from slotbroker.store import migrate
+    from slotbroker.services.access.tokens import Role
 
-    url = f"sqlite:///{tmp_path}/cli.db"
-    db = Database(url)
-    migrate.upgrade(db.engine)
-    lease = make_lease(db, project="alpha")
+    path = tmp_path / "cli.db"
+    api = make_app(path)
+    lease = make_lease(api.state.services.db, project="alpha")
     runner = CliRunner()
 
-    def run(*args: str) -> Any:
-        result = runner.invoke(cli, [*args[:2], "--database-url", url, *args[2:]], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return json.loads(result.output) if "--json" in args else result.output
+    with serve(api) as url:
+        alpha = ("--url", url, "--token", token(api, Role.USER, "alpha"))
 
-    job = run(
-        "jobs", "submit", "--lease", lease, "--provisioner", "simulated", "--id", "k1", "--json", "--", "true"
-    )
-    assert job["id"] == "k1"
-    assert job["state"] == "pending"
-    assert job["workload"]["command"] == ["true"]
-    run("jobs", "submit", "--lease", lease, "--provisioner", "simulated", "--id", "k2", "--", "echo", "hi")
-    listed = run("jobs", "list", "--json")
-    assert [j["id"] for j in listed] == ["k2", "k1"]
-    assert [j["id"] for j in run("jobs", "list", "--state", "pending", "--lease", lease, "--json")] == [
-        "k2",
-        "k1",
-    ]
-    assert "k1" in run("jobs", "list")
-    assert run("jobs", "show", "k1", "--json")["lease_id"] == lease
-    assert "pending" in run("jobs", "show", "k1")
-    assert run("jobs", "cancel", "k1", "--json")["state"] == "canceled"
-    assert "canceled by request" in run("jobs", "logs", "k1")
-    missing = runner.invoke(cli, ["jobs", "show", "k1", "--project", "beta", "--database-url", url])
-    assert missing.exit_code == 1
-    assert "not_found" in missing.output
-    bad = runner.invoke(
-        cli, ["jobs", "submit", "--lease", lease, "--provisioner", "nope", "--database-url", url, "x"]
-    )
-    assert bad.exit_code == 2
-    db.dispose()
+        def run(*args: str) -> Any:
+            result = runner.invoke(cli, [*args[:2], *alpha, *args[2:]], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return json.loads(result.output) if "json" in args else result.output
+
+        job = run(
+            "jobs",
+            "submit",
+            "--lease",
+            lease,
+            "--provisioner",
+            "simulated",
+            "--id",
+            "k1",
+            "-o",
+            "json",
+            "--",
+            "true",
+        )
+        assert job["id"] == "k1"
+        assert job["state"] == "pending"
+        assert job["workload"]["command"] == ["true"]
+        run(
+            "jobs", "submit", "--lease", lease, "--provisioner", "simulated", "--id", "k2", "--", "echo", "hi"
+        )
+        listed = run("jobs", "list", "-o", "json")
+        assert [j["id"] for j in listed] == ["k2", "k1"]
+        pending = run("jobs", "list", "--state", "pending", "--lease", lease, "-o", "json")
+        assert [j["id"] for j in pending] == ["k2", "k1"]
+        assert run("jobs", "list", "-o", "id").split() == ["k2", "k1"]
+        assert "k1" in run("jobs", "list")
+        assert run("jobs", "show", "k1", "-o", "json")["lease_id"] == lease
+        assert "pending" in run("jobs", "show", "k1")
+        assert run("jobs", "cancel", "k1", "-o", "json")["state"] == "canceled"
+        assert "canceled by request" in run("jobs", "logs", "k1")
+        beta = ("--url", url, "--token", token(api, Role.USER, "beta"))
+        missing = runner.invoke(cli, ["jobs", "show", "k1", *beta])
+        assert missing.exit_code == 1
+        assert "not_found" in missing.output
+        bad = runner.invoke(cli, ["jobs", "submit", "--lease", lease, "--provisioner", "nope", *alpha, "x"])
+        assert bad.exit_code == 2

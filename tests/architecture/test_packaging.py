@@ -72,6 +72,7 @@ def test_the_client_imports_with_the_core_dependencies_only(tmp_path: Path) -> N
     code = (
         "import importlib.util, json\n"
         "import slotbroker.client, slotbroker.wire.sites, slotbroker.wire.calendar_feeds\n"
+        "import slotbroker.cli.main\n"  # the CLI too: its user commands need only the client
         f"print(json.dumps([m for m in {list(SERVER_ONLY)!r} if importlib.util.find_spec(m)]))\n"
     )
     out = subprocess.run(

@@ -1,4 +1,5 @@
-"""The CLI end to end on a real SQLite file: db, token, topology, importers, providers, demo."""
+"""The operator CLI (``slotbroker admin``) end to end on a real SQLite file: db, token, topology,
+importers, demo; and ``providers`` through a server on the same file."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from live_server import make_app, serve, token
 from slotbroker.cli.main import app
-from slotbroker.services.access.tokens import TokenService
+from slotbroker.services.access.tokens import Role, TokenService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -22,7 +24,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cli.db"
+    db_url = f"sqlite:///{tmp_path}/cli.db"
+    run("admin", "db", "upgrade", "--create", "--database-url", db_url)
+    return db_url
 
 
 def run(*args: str) -> str:
@@ -33,24 +37,41 @@ def run(*args: str) -> str:
 
 def test_db_upgrade_current_downgrade(url: str) -> None:
     head = migrate.head_revision()
-    assert f"database at {head}" in run("db", "upgrade", "--database-url", url)
-    assert f"current {head}, head {head}" in run("db", "current", "--database-url", url)
-    assert "database at 0001" in run("db", "downgrade", "0001", "--database-url", url)
-    assert "database at None" in run("db", "downgrade", "base", "--database-url", url)
+    assert f"database at {head}" in run("admin", "db", "upgrade", "--database-url", url)
+    assert f"current {head}, head {head}" in run("admin", "db", "current", "--database-url", url)
+    as_json = json.loads(run("admin", "db", "current", "-o", "json", "--database-url", url))
+    assert as_json == {"current": head, "head": head}
+    assert "database at 0001" in run("admin", "db", "downgrade", "0001", "--database-url", url)
+    assert "database at None" in run("admin", "db", "downgrade", "base", "--database-url", url)
 
 
 def test_token_create_authenticates(url: str) -> None:
     out = json.loads(
-        run("token", "create", "--project", "p1", "--role", "operator", "--json", "--database-url", url)
+        run(
+            "admin",
+            "token",
+            "create",
+            "--project",
+            "p1",
+            "--role",
+            "operator",
+            "-o",
+            "json",
+            "--database-url",
+            url,
+        )
     )
     assert out["token"].startswith("sb_")
     principal = TokenService(Database(url)).authenticate(out["token"])
+    bare = run("admin", "token", "create", "--project", "p1", "--database-url", url)
+    assert bare.startswith("sb_")  # the default: the bare token, for TOKEN=$(...)
+    assert bare.strip() == bare.split()[0]
     assert (principal.project, principal.role.value) == ("p1", "operator")
 
 
 def test_token_create_rejects_unknown_role(url: str) -> None:
     result = runner.invoke(
-        app, ["token", "create", "--project", "p", "--role", "root", "--database-url", url]
+        app, ["admin", "token", "create", "--project", "p", "--role", "root", "--database-url", url]
     )
     assert result.exit_code == 2
     assert "root" in result.output
@@ -97,16 +118,17 @@ def test_topology_import_export_roundtrip(url: str, tmp_path: Path) -> None:
             }
         )
     )
-    first = json.loads(run("topology", "import", str(doc), "--json", "--database-url", url))
+    first = json.loads(run("admin", "topology", "import", str(doc), "-o", "json", "--database-url", url))
     assert first["created"] == 6
     exported = tmp_path / "export.yaml"
-    run("topology", "export", "--output", str(exported), "--database-url", url)
+    run("admin", "topology", "export", "--file", str(exported), "--database-url", url)
     data = yaml.safe_load(exported.read_text())
+    assert json.loads(run("admin", "topology", "export", "-o", "json", "--database-url", url)) == data
     host = data["providers"][0]["children"][0]["children"][0]
     assert host["inventories"]["VCPU"] == 64  # compact form when only the total is set
     assert host["inventories"]["MEMORY_MB"]["reserved"] == 24
     assert data["facility_ports"][0]["vlans"] == "100-200,300-350"
-    again = json.loads(run("topology", "import", str(exported), "--json", "--database-url", url))
+    again = json.loads(run("admin", "topology", "import", str(exported), "-o", "json", "--database-url", url))
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 6)
     assert again["calendar_generation"] == first["calendar_generation"]
 
@@ -126,12 +148,12 @@ def test_topology_import_reports_pointers_and_writes_nothing(url: str, tmp_path:
             }
         )
     )
-    result = runner.invoke(app, ["topology", "import", str(doc), "--database-url", url])
+    result = runner.invoke(app, ["admin", "topology", "import", str(doc), "--database-url", url])
     assert result.exit_code == 2
     assert "/providers/0/children/0/kind" in result.output
     assert "/providers/0/children/0/inventories/VCPUS" in result.output
-    listed = json.loads(run("providers", "list", "--json", "--database-url", url))
-    assert listed == []
+    with UnitOfWork(Database(url), readonly=True) as uow:
+        assert uow.providers.find() == []
 
 
 def test_providers_list_table_and_filters(url: str, tmp_path: Path) -> None:
@@ -157,14 +179,24 @@ def test_providers_list_table_and_filters(url: str, tmp_path: Path) -> None:
             }
         )
     )
-    run("topology", "import", str(doc), "--database-url", url)
-    table = run("providers", "list", "--kind", "host", "--database-url", url)
-    assert "gpu1" in table
-    assert "GPU_A30=2" in table
-    gpus = json.loads(
-        run("providers", "list", "--trait", "HW_GPU_CUDA", "--kind", "host", "--json", "--database-url", url)
-    )
+    run("admin", "topology", "import", str(doc), "--database-url", url)
+    api = make_app(Path(url.removeprefix("sqlite:///")))
+    with serve(api) as server:
+        remote = ("--url", server, "--token", token(api, Role.USER))
+        table = run("providers", "--kind", "host", *remote)
+        assert "gpu1" in table
+        assert "GPU_A30=2" in table
+        gpus = json.loads(run("providers", "--trait", "HW_GPU_CUDA", "--kind", "host", "-o", "json", *remote))
     assert [p["name"] for p in gpus] == ["gpu1"]
+
+
+def test_operator_commands_refuse_a_missing_database(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path}/typo/nothing.db"
+    for args in (["db", "current"], ["token", "create", "--project", "p"], ["topology", "export"]):
+        result = runner.invoke(app, ["admin", *args, "--database-url", missing])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--create" in result.output
+    assert not (tmp_path / "typo").exists()
 
 
 def _trace(name: str) -> Path:
@@ -177,10 +209,12 @@ def _trace(name: str) -> Path:
 def test_import_alibaba_real_file(url: str) -> None:
     report = json.loads(
         run(
+            "admin",
             "topology",
             "import-alibaba",
             str(_trace("alibaba_openb_node_list_all_node.csv")),
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )
@@ -194,12 +228,14 @@ def test_import_alibaba_real_file(url: str) -> None:
 def test_import_machines_real_file(url: str) -> None:
     report = json.loads(
         run(
+            "admin",
             "topology",
             "import-machines",
             str(_trace("aleang_NGI_CZ.swf.machines")),
             "--region",
             "metacentrum",
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )
@@ -207,12 +243,14 @@ def test_import_machines_real_file(url: str) -> None:
     assert report["created"] == 1 + 47 + 799
     again = json.loads(
         run(
+            "admin",
             "topology",
             "import-machines",
             str(_trace("aleang_NGI_CZ.swf.machines")),
             "--region",
             "metacentrum",
-            "--json",
+            "-o",
+            "json",
             "--database-url",
             url,
         )

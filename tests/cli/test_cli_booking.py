@@ -1,10 +1,11 @@
-"""``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``extend`` and ``cancel`` on a SQLite file
-loaded by ``slotbroker demo --load-only --days 3``."""
+"""``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``extend`` and ``cancel`` against a live
+server loaded by ``slotbroker admin demo --load-only --days 3`` (user tokens of team-a and team-b)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli_server import CliServer, demo_server
 from slotbroker.cli.main import app
 
 runner = CliRunner()
@@ -20,19 +22,17 @@ HOUR = 3600
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db_url = f"sqlite:///{tmp_path_factory.mktemp('cli-booking')}/demo.db"
-    result = runner.invoke(app, ["demo", "--load-only", "--days", "3", "--database-url", db_url])
-    assert result.exit_code == 0, result.output
-    return db_url
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
+    with demo_server(tmp_path_factory.mktemp("cli-booking"), days=3) as server:
+        yield server
 
 
-def invoke(url: str, *args: str) -> Any:
-    return runner.invoke(app, [*args, "--database-url", url], catch_exceptions=False)
+def invoke(srv: CliServer, *args: str, token: str | None = None) -> Any:
+    return runner.invoke(app, [*args, "--url", srv.url, "--token", token or srv.user], catch_exceptions=False)
 
 
-def ok_json(url: str, *args: str) -> Any:
-    result = invoke(url, *args, "--json")
+def ok_json(srv: CliServer, *args: str, token: str | None = None) -> Any:
+    result = invoke(srv, *args, "-o", "json", token=token)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -57,15 +57,13 @@ def request_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_offer_accept_list_extend_cancel(url: str, request_file: Path) -> None:
-    table = invoke(url, "offer", "--file", str(request_file), "--max-offers", "2", "--project", "team-a")
+def test_offer_accept_list_extend_cancel(url: CliServer, request_file: Path) -> None:
+    table = invoke(url, "offer", "--file", str(request_file), "--max-offers", "2")
     assert table.exit_code == 0, table.output
     assert "offer set" in table.output
-    assert "(OPEN, project team-a)" in table.output
+    assert ": OPEN, expires" in table.output
 
-    view = ok_json(
-        url, "offer", "--file", str(request_file), "-s", "earliest", "--max-offers", "1", "-p", "team-a"
-    )
+    view = ok_json(url, "offer", "--file", str(request_file), "-s", "earliest", "--max-offers", "1")
     assert view["project"] == "team-a"
     assert view["status"] == "OPEN"
     assert [o["strategy"] for o in view["offers"]] == ["earliest"]
@@ -80,16 +78,17 @@ def test_offer_accept_list_extend_cancel(url: str, request_file: Path) -> None:
     assert again.exit_code == 1
     assert "offer_not_open" in again.output
 
-    leases = ok_json(url, "leases", "--project", "team-a")
+    leases = ok_json(url, "leases")
     assert [x["project"] for x in leases] == ["team-a"]
     lease = leases[0]
     assert lease["status"] == "PENDING"
     assert (lease["start"], lease["end"]) == (offer["start"], offer["end"])
-    assert lease["id"] in invoke(url, "leases", "--project", "team-a", "--status", "pending").output
-    everyone = ok_json(url, "leases", "--limit", "10000")  # no --project: every project
+    assert lease["id"] in invoke(url, "leases", "--status", "pending").output
+    everyone = ok_json(url, "leases", "--limit", "10000", token=url.admin)  # an admin: every project
     assert lease["id"] in [x["id"] for x in everyone]
     assert len({x["project"] for x in everyone}) > 1
-    assert ok_json(url, "leases", "--project", "nobody") == []
+    assert ok_json(url, "leases", "--project", "nobody", token=url.admin) == []
+    assert ok_json(url, "leases", token=url.other) == []
 
     extended = ok_json(url, "extend", lease["id"], "--by", "PT2H")
     old_end = datetime.fromisoformat(lease["end"])
@@ -103,7 +102,7 @@ def test_offer_accept_list_extend_cancel(url: str, request_file: Path) -> None:
     cancelled = ok_json(url, "cancel", lease["id"])
     assert cancelled["status"] == "CANCELLED"
     assert invoke(url, "cancel", lease["id"]).exit_code == 0  # idempotent
-    listed = ok_json(url, "leases", "--project", "team-a", "--status", "CANCELLED")
+    listed = ok_json(url, "leases", "--status", "CANCELLED")
     assert lease["id"] in [x["id"] for x in listed]
 
     late = invoke(url, "extend", lease["id"], "--by", "PT1H")
@@ -111,9 +110,9 @@ def test_offer_accept_list_extend_cancel(url: str, request_file: Path) -> None:
     assert "invalid_state" in late.output
 
 
-def test_reject_frees_the_offer(url: str, request_file: Path) -> None:
+def test_reject_frees_the_offer(url: CliServer, request_file: Path) -> None:
     view = ok_json(url, "offer", "--file", str(request_file), "--max-offers", "2")
-    assert view["project"] == "cli"  # the default project
+    assert view["project"] == "team-a"  # the token's project
     first = view["offers"][0]["id"]
     rejected = invoke(url, "reject", first)
     assert rejected.exit_code == 0, rejected.output
@@ -123,12 +122,12 @@ def test_reject_frees_the_offer(url: str, request_file: Path) -> None:
     assert refused.exit_code == 1
     assert "offer_not_open" in refused.output
     # another project cannot see this offer at all
-    hidden = invoke(url, "accept", view["offers"][1]["id"], "--project", "someone-else")
+    hidden = invoke(url, "accept", view["offers"][1]["id"], token=url.other)
     assert hidden.exit_code == 1
     assert "not_found" in hidden.output
 
 
-def test_errors_exit_non_zero_with_the_code(url: str, request_file: Path) -> None:
+def test_errors_exit_non_zero_with_the_code(url: CliServer, request_file: Path) -> None:
     missing = invoke(url, "accept", "no-such-offer")
     assert missing.exit_code == 1
     assert "not_found" in missing.output
@@ -138,8 +137,8 @@ def test_errors_exit_non_zero_with_the_code(url: str, request_file: Path) -> Non
     assert "not_found" in gone.output
 
     both = invoke(url, "extend", "00000000-0000-0000-0000-000000000000", "--by", "PT1H", "--end", "x")
-    assert both.exit_code == 1  # the lease is looked up first
-    assert "not_found" in both.output
+    assert both.exit_code == 2  # bad input is refused before anything is sent
+    assert "--end or --by" in both.output
 
     bad_status = invoke(url, "leases", "--status", "SLEEPING")
     assert bad_status.exit_code == 2
@@ -151,7 +150,7 @@ def test_errors_exit_non_zero_with_the_code(url: str, request_file: Path) -> Non
 
     view = ok_json(url, "offer", "--file", str(request_file), "--strategy", "earliest")
     accepted = ok_json(url, "accept", view["offers"][0]["id"])
-    for args in (["--by", "P1M"], ["--end", "tomorrow"], ["--end", "2030-01-01T00:00:00"], []):
+    for args in (["--by", "P1M"], ["--end", "soonish"], ["--by", "1h", "--end", "now"], []):
         result = invoke(url, "extend", accepted["uuid"], *args)
         assert result.exit_code == 2, (args, result.output)
         assert "validation_error" in result.output
@@ -161,7 +160,7 @@ def test_errors_exit_non_zero_with_the_code(url: str, request_file: Path) -> Non
     assert invoke(url, "cancel", accepted["uuid"]).exit_code == 0
 
 
-def test_nothing_fits_exits_one(url: str, tmp_path: Path) -> None:
+def test_nothing_fits_exits_one(url: CliServer, tmp_path: Path) -> None:
     now = int(time.time())
     doc = {
         "components": [{"name": "huge", "resources": {"GPU_A30": 999}}],

@@ -1,9 +1,10 @@
-"""``slotbroker find-slot`` and ``slotbroker calendar`` on a SQLite file loaded by ``slotbroker demo``."""
+"""``slotbroker find-slot`` and ``slotbroker calendar`` against a live server loaded with the demo."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,28 +13,24 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from slotbroker.cli import common
+from cli_server import CliServer, demo_server
+from slotbroker.cli import remote
 from slotbroker.cli.find_slot import parse_component
 from slotbroker.cli.main import app
-from slotbroker.demo.bookings import BookedAmount, Booking
 from slotbroker.domain.errors import ValidationFailed
-from slotbroker.services.inventory.demo_data import load_bookings
-from slotbroker.store.db import Database
 
 runner = CliRunner()
 HOUR = 3600
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db_url = f"sqlite:///{tmp_path_factory.mktemp('cli-find-slot')}/demo.db"
-    result = runner.invoke(app, ["demo", "--load-only", "--days", "2", "--database-url", db_url])
-    assert result.exit_code == 0, result.output
-    return db_url
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
+    with demo_server(tmp_path_factory.mktemp("cli-find-slot")) as server:
+        yield server
 
 
-def invoke(url: str, *args: str) -> Any:
-    return runner.invoke(app, [*args, "--database-url", url], catch_exceptions=False)
+def invoke(srv: CliServer, *args: str) -> Any:
+    return runner.invoke(app, [*args, "--url", srv.url, "--token", srv.user], catch_exceptions=False)
 
 
 def iso(seconds: int) -> str:
@@ -45,7 +42,7 @@ def next_hour(hours: int = 1) -> int:
     return now - now % HOUR + hours * HOUR
 
 
-def test_find_slot_from_flags_as_json(url: str) -> None:
+def test_find_slot_from_flags_as_json(url: CliServer) -> None:
     start = next_hour()
     result = invoke(
         url,
@@ -66,7 +63,8 @@ def test_find_slot_from_flags_as_json(url: str) -> None:
         "3",
         "--policy",
         "first_fit",
-        "--json",
+        "-o",
+        "json",
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -80,9 +78,9 @@ def test_find_slot_from_flags_as_json(url: str) -> None:
 
 
 def test_find_slot_from_a_file_prints_a_table(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    url: CliServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(common.console, "width", 250)  # no wrapping inside cells
+    monkeypatch.setattr(remote.console, "width", 250)  # no wrapping inside cells
     start = next_hour(2)
     req = {
         "components": [
@@ -106,27 +104,29 @@ def test_find_slot_from_a_file_prints_a_table(
         assert "vm @ TACC" in out
         assert "TACC/Chameleon-TACC -> vm: VLAN [32" in out
         # flags override the file's times
-        later = invoke(url, "find-slot", "--file", str(path), "--duration", "PT3H", "--limit", "1", "--json")
+        later = invoke(
+            url, "find-slot", "--file", str(path), "--duration", "PT3H", "--limit", "1", "-o", "json"
+        )
         assert later.exit_code == 0, later.output
         [window] = json.loads(later.stdout)["windows"]
         assert window["duration_s"] == 3 * HOUR
 
 
-def test_nothing_fits_exits_1_with_the_blockers(url: str) -> None:
+def test_nothing_fits_exits_1_with_the_blockers(url: CliServer) -> None:
     start = next_hour()
     args = ["find-slot", "-c", "huge:1:VCPU=8,GPU_A30=9", "--start", iso(start), "--duration", "PT1H"]
     result = invoke(url, *args)
     assert result.exit_code == 1
     assert "nothing fits" in result.output
     assert "huge" in result.output
-    as_json = invoke(url, *args, "--json")
+    as_json = invoke(url, *args, "-o", "json")
     assert as_json.exit_code == 1
     body = json.loads(as_json.stdout)
     assert body["windows"] == []
     assert body["explanation"]["blockers"][0]["component"] == "huge"
 
 
-def test_bad_requests_exit_2_naming_the_field(url: str, tmp_path: Path) -> None:
+def test_bad_requests_exit_2_naming_the_field(url: CliServer, tmp_path: Path) -> None:
     start = next_hour()
     bad = invoke(url, "find-slot", "-c", "vm:1:VCPU=1@ATLANTIS", "--start", iso(start), "--duration", "PT1H")
     assert bad.exit_code == 2
@@ -162,38 +162,25 @@ def test_parse_component() -> None:
             parse_component(bad, 3)
 
 
-def test_calendar_shows_peak_usage(url: str) -> None:
+def test_calendar_is_a_heat_map_of_one_class_by_site(url: CliServer) -> None:
     t = next_hour(3)
-    db = Database(url)
-    back_to_back = [
-        Booking("cli-a", "p", t, t + 1800, (BookedAmount("mass-w1", "VCPU", 3),)),
-        Booking("cli-b", "p", t + 1800, t + HOUR, (BookedAmount("mass-w1", "VCPU", 3),)),
-    ]
-    load_bookings(db, back_to_back, now_s=int(time.time()))
-    db.dispose()
-    args = ["calendar", "--start", iso(t), "--end", iso(t + 2 * HOUR), "--resolution", "hour"]
-    args += ["--kind", "host", "--name", "mass-w1", "--resource-class", "VCPU"]
-    result = invoke(url, *args, "--json")
-    assert result.exit_code == 0, result.output
-    body = json.loads(result.stdout)
-    [row] = body["rows"]
-    assert row["used"] == [3, 0]
-    assert row["free"] == [125, 128]
-    table = invoke(url, *args)
+    args = ["calendar", "--class", "GPU_A30", "--start", iso(t), "--end", iso(t + 6 * HOUR)]
+    body = json.loads(invoke(url, *args, "-o", "json").stdout)
+    assert body["rows"]
+    assert {(r["kind"], r["resource_class"]) for r in body["rows"]} == {("site", "GPU_A30")}
+    assert all(len(r["free"]) == 6 and max(r["free"]) <= r["capacity"] for r in body["rows"])
+    table = invoke(url, *args, "--tz", "UTC")
     assert table.exit_code == 0, table.output
-    assert "3/128" in table.stdout
-    assert "mass-w1" in table.stdout
-    site_rows = invoke(
-        url, "calendar", "--start", iso(t), "--end", iso(t + 86400), "--kind", "site", "--json"
-    )
-    assert {r["kind"] for r in json.loads(site_rows.stdout)["rows"]} == {"site"}
+    assert f"free GPU_A30 from {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M} +00:00" in table.stdout
+    stocked = [r["name"] for r in body["rows"] if r["capacity"] > 0]
+    empty = [r["name"] for r in body["rows"] if r["capacity"] == 0]
+    assert stocked
+    assert all(f"\n{name} " in table.stdout for name in stocked)
+    assert not any(f"\n{name} " in table.stdout for name in empty)  # sites without the class: no row
 
 
-def test_calendar_rejects_bad_input(url: str) -> None:
+def test_calendar_rejects_bad_input(url: CliServer) -> None:
     t = next_hour()
-    assert invoke(url, "calendar", "--start", "soon", "--end", iso(t)).exit_code == 2
+    assert invoke(url, "calendar", "--start", "soon").exit_code == 2
     assert invoke(url, "calendar", "--start", iso(t + HOUR), "--end", iso(t)).exit_code == 2
-    assert (
-        invoke(url, "calendar", "--start", iso(t), "--end", iso(t + HOUR), "--resolution", "month").exit_code
-        == 2
-    )
+    assert invoke(url, "calendar", "--start", iso(t), "--end", "+900d", "--by", "hour").exit_code == 2

@@ -279,7 +279,7 @@ def _served_provisioners(url: str) -> set[str]:
 
 def test_serve_enables_only_simulated_by_default(tmp_path: Path, no_uvicorn: list[dict[str, str]]) -> None:
     url = f"sqlite:///{tmp_path}/serve.db"
-    r = CliRunner().invoke(cli, ["serve", "--database-url", url])
+    r = CliRunner().invoke(cli, ["serve", "--database-url", url, "--create"])
     assert r.exit_code == 0, r.output
     assert len(no_uvicorn) == 1
     assert "local" not in no_uvicorn[0].get("SLOTBROKER_PROVISIONERS", "")
@@ -289,7 +289,9 @@ def test_serve_enables_only_simulated_by_default(tmp_path: Path, no_uvicorn: lis
 
 def test_serve_turns_provisioners_on_when_asked(tmp_path: Path, no_uvicorn: list[dict[str, str]]) -> None:
     url = f"sqlite:///{tmp_path}/serve.db"
-    r = CliRunner().invoke(cli, ["serve", "--database-url", url, "--provisioners", "simulated,local"])
+    r = CliRunner().invoke(
+        cli, ["serve", "--database-url", url, "--create", "--provisioners", "simulated,local"]
+    )
     assert r.exit_code == 0, r.output
     assert no_uvicorn[0]["SLOTBROKER_PROVISIONERS"] == "simulated,local"
     assert _served_provisioners(url) == {"simulated", "local"}

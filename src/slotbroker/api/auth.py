@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from slotbroker.domain.errors import Forbidden, Unauthorized
 from slotbroker.services.access.tokens import Principal, Role, TokenService
 
-bearer = HTTPBearer(auto_error=False, description="An API token from `slotbroker token create`.")
+bearer = HTTPBearer(auto_error=False, description="An API token from `slotbroker admin token create`.")
 
 
 async def principal(

@@ -4,7 +4,7 @@
   and, on each tick, its periodic jobs (the offers' expiry sweep, wired in ``bootstrap``). An interval
   ``<= 0`` leaves it off: tests call ``app.state.services.lease_events.tick(now_s)`` themselves.
 * The planner's embedded worker pool (``bootstrap.planner_workers``; 0 leaves it off, for tests or a fleet
-  where only ``slotbroker worker`` processes run jobs), on ``app.state.planner_pool`` while it runs.
+  where only ``slotbroker admin worker`` processes run jobs), on ``app.state.planner_pool`` while it runs.
 * The find-slot job threads: stopped with the app, so unfinished jobs stay in the database and are
   reported ``worker_lost`` later, never left hanging.
 

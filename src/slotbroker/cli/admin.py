@@ -1,4 +1,11 @@
-"""``slotbroker db``, ``token`` and ``providers``: administration of a database."""
+"""``slotbroker admin``: the operator's commands that act on a database directly.
+
+Migrations, token minting, topology import and export, the planner worker, ``serve`` and ``demo``
+work before any server runs, so they open the database named by ``--database-url`` /
+``SLOTBROKER_DATABASE_URL`` themselves (docs/decisions/0022). A SQLite file that is not there is
+created only with ``--create`` (``demo`` creates its own). The server's modules are imported inside
+each command, so the CLI loads without them.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,24 @@ from typing import Annotated
 
 import typer
 
-from slotbroker.cli.common import DatabaseUrl, JsonFlag, console, emit_json, failing_nicely, open_db, table
-from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.access.tokens import Role, TokenService
-from slotbroker.services.inventory.service import InventoryService
-from slotbroker.store import migrate
+from slotbroker.cli import server, topology
+from slotbroker.cli.common import (
+    CreateFlag,
+    DatabaseUrl,
+    console,
+    failing_nicely,
+    open_db,
+)
+from slotbroker.cli.output import Result, emit
+from slotbroker.cli.remote import Output, OutputOpt
 
+app = typer.Typer(
+    help="Operator commands on a database (no server needed): db, token, topology, worker, serve, demo.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-providers_app = typer.Typer(help="Browse providers.", no_args_is_help=True)
 DEFAULT = "sqlite:///./var/slotbroker.db"
 
 
@@ -22,10 +38,14 @@ DEFAULT = "sqlite:///./var/slotbroker.db"
 def db_upgrade(
     database_url: DatabaseUrl = DEFAULT,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    create: CreateFlag = False,
 ) -> None:
     """Migrate the database schema up (to head by default)."""
-    db = open_db(database_url, migrate_first=False)
-    migrate.upgrade(db.engine, revision)
+    from slotbroker.store import migrate
+
+    with failing_nicely():
+        db = open_db(database_url, migrate_first=False, create=create)
+        migrate.upgrade(db.engine, revision)
     console.print(f"database at {migrate.current_revision(db.engine)}")
 
 
@@ -35,64 +55,60 @@ def db_downgrade(
     database_url: DatabaseUrl = DEFAULT,
 ) -> None:
     """Migrate the database schema down."""
-    db = open_db(database_url, migrate_first=False)
-    migrate.downgrade(db.engine, revision)
+    from slotbroker.store import migrate
+
+    with failing_nicely():
+        db = open_db(database_url, migrate_first=False)
+        migrate.downgrade(db.engine, revision)
     console.print(f"database at {migrate.current_revision(db.engine)}")
 
 
 @db_app.command("current")
-def db_current(database_url: DatabaseUrl = DEFAULT) -> None:
+def db_current(database_url: DatabaseUrl = DEFAULT, output: OutputOpt = Output.TABLE) -> None:
     """Show the current and head revisions."""
-    db = open_db(database_url, migrate_first=False)
-    console.print(f"current {migrate.current_revision(db.engine)}, head {migrate.head_revision()}")
+    from slotbroker.store import migrate
+
+    with failing_nicely():
+        db = open_db(database_url, migrate_first=False)
+    current, head = migrate.current_revision(db.engine), migrate.head_revision()
+    if output is Output.TABLE:
+        console.print(f"current {current}, head {head}")
+    else:
+        emit(
+            Result(
+                {"current": current, "head": head}, ("current", "head"), [(current, head)], [str(current)]
+            ),
+            output,
+        )
 
 
 @token_app.command("create")
 def token_create(
     project: Annotated[str, typer.Option(help="Project the token acts for.")],
-    role: Annotated[Role, typer.Option(help="admin, operator or user.")] = Role.USER,
+    role: Annotated[str, typer.Option(help="admin, operator or user.")] = "user",
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
     database_url: DatabaseUrl = DEFAULT,
-    as_json: JsonFlag = False,
+    create: CreateFlag = False,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="id (the bare token, default), table, json, yaml or csv.")
+    ] = Output.ID,
 ) -> None:
     """Create an API token and print it (it is shown only once)."""
+    from slotbroker.services.access.tokens import Role, TokenService
+
     with failing_nicely():
-        secret = TokenService(open_db(database_url)).create(project=project, role=role, name=name)
-    if as_json:
-        emit_json({"token": secret, "project": project, "role": role.value})
-    else:
-        typer.echo(secret)
+        chosen = Role(role)
+        secret = TokenService(open_db(database_url, create=create)).create(
+            project=project, role=chosen, name=name
+        )
+    row = (secret, project, chosen.value, name)
+    data = {"token": secret, "project": project, "role": chosen.value, "name": name}
+    emit(Result(data, ("token", "project", "role", "name"), [row], [secret]), output)
 
 
-@providers_app.command("list")
-def providers_list(
-    database_url: DatabaseUrl = DEFAULT,
-    kind: Annotated[list[ProviderKind] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
-    trait: Annotated[list[str] | None, typer.Option(help="Has all these traits (repeatable).")] = None,
-    member_of: Annotated[list[str] | None, typer.Option(help="Member of any of these aggregates.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
-    as_json: JsonFlag = False,
-) -> None:
-    """List providers with their capacity per class."""
-    with failing_nicely():
-        page = InventoryService(open_db(database_url)).list_providers(
-            kinds=kind, traits=trait, aggregates=member_of, limit=limit
-        )
-    if as_json:
-        emit_json(page.items)
-        return
-    rows = [
-        (
-            p.name,
-            p.kind.value,
-            ", ".join(f"{rc}={inv.capacity}" for rc, inv in p.inventories.items()),
-            ", ".join(p.traits),
-            p.generation,
-        )
-        for p in page.items
-    ]
-    table(
-        f"providers ({len(rows)}{'+' if page.next_cursor else ''})",
-        ["name", "kind", "capacity", "traits", "gen"],
-        rows,
-    )
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(topology.app, name="topology")
+app.command("worker")(server.worker)
+app.command("serve")(server.serve)
+app.command("demo")(server.demo)

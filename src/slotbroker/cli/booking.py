@@ -1,90 +1,49 @@
-"""``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``extend`` and ``cancel``: booking.
+"""``slotbroker offer``, ``accept``, ``reject``, ``leases``, ``lease show|rename``, ``extend``, ``cancel``.
 
-Like every command they act on the database directly (docs/decisions/0004), through the service graph
-the API uses (``bootstrap.build_services``), configured from the same ``SLOTBROKER_*`` settings (offer
-TTL, lease policy). ``--project`` says whose offers are made (default ``cli``); elsewhere it
-narrows what the command may touch, and without it the command acts as an admin (every project).
+Every id argument is passed to the server as typed: a whole id, a unique prefix or a name, which the
+server resolves (one rule, in one place, for the CLI, the API and the portal alike).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Annotated
+import sys
+from datetime import timedelta
+from typing import Annotated, Any
 
-import isodate
 import typer
-from rich.table import Table
 
-from slotbroker.cli.common import (
-    DatabaseUrl,
-    JsonFlag,
-    console,
-    emit_json,
-    err_console,
-    failing_nicely,
-    services,
+from slotbroker.cli import remote
+from slotbroker.cli.find_slot import (
+    ComponentOpt,
+    DurationOpt,
+    EndOpt,
+    FileOpt,
+    LinkOpt,
+    StartOpt,
+    build_request,
 )
-from slotbroker.cli.find_slot import DEFAULT_URL, ComponentOpt, LinkOpt, build_request
+from slotbroker.cli.output import Result, emit
+from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.wire.leases import LeaseView, UpdateLease
-from slotbroker.wire.offers import (
-    ALL_STRATEGIES,
-    AcceptedLease,
-    OfferSetRequest,
-    OfferSetView,
-    OfferView,
-    Strategy,
-)
+from slotbroker.domain.humantime import duration_seconds
+from slotbroker.wire.leases import LeaseView
+from slotbroker.wire.offers import ALL_STRATEGIES, OfferSetView, Strategy
 
 LEASE_STATUSES = ("PENDING", "ACTIVE", "ENDED", "CANCELLED", "ERROR")
+lease_app = typer.Typer(
+    help="One lease: show, rename or export it.", no_args_is_help=True, rich_markup_mode=None
+)
+offer_set_app = typer.Typer(
+    help="One offer set: show, rename or renew it.", no_args_is_help=True, rich_markup_mode=None
+)
 
-ProjectOpt = Annotated[
-    str | None,
-    typer.Option("--project", "-p", help="Act as this project (default: admin, every project)."),
-]
-
-
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Like ``common.table``, but the first column (an id to copy into the next command) never wraps."""
-    t = Table(title=title)
-    for i, c in enumerate(columns):
-        if i == 0:
-            t.add_column(c, no_wrap=True, min_width=36)
-        else:
-            t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(str(v) if v is not None else "" for v in r))
-    console.print(t)
-
-
-def _when(d: datetime) -> str:
-    return d.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+LeaseArg = Annotated[str, typer.Argument(help="The lease: its id, a unique prefix of it, or its name.")]
+OfferArg = Annotated[str, typer.Argument(help="The offer: its id or a unique prefix of it.")]
+SetArg = Annotated[str, typer.Argument(help="The offer set: its id, a unique prefix of it, or its name.")]
 
 
 def _placement(placement: dict[str, list[str]]) -> str:
     return "\n".join(f"{c}: {', '.join(hosts)}" for c, hosts in placement.items())
-
-
-def print_offer_set(view: OfferSetView) -> None:
-    rows = [
-        (
-            o.id,
-            o.strategy.value,
-            o.state.value,
-            _when(o.start),
-            _when(o.end),
-            _placement(o.placement),
-            _when(o.expires),
-        )
-        for o in view.offers
-    ]
-    table(
-        f"offer set {view.id} ({view.status.value}, project {view.project})",
-        ("offer", "strategy", "state", "start (UTC)", "end (UTC)", "placement", "expires (UTC)"),
-        rows,
-    )
 
 
 def _items(lease: LeaseView) -> str:
@@ -96,196 +55,252 @@ def _items(lease: LeaseView) -> str:
     return "\n".join(f"{name}: {', '.join(parts)}" for name, parts in by.items())
 
 
-def print_leases(title: str, leases: list[LeaseView]) -> None:
+def _hosts(lease: LeaseView) -> str:
+    """Which host is which instance (``gpu: h1``) when the lease came from a request, else its items."""
+    return _placement(lease.placement) if lease.placement else _items(lease)
+
+
+def lease_result(ctx: Remote, leases: list[LeaseView], title: str | None = None) -> Result:
+    """A lease listing; for one lease (``show``, ``extend`` ...) json and yaml print the object itself."""
     rows = [
-        (
-            lease.id,
-            lease.name,
-            lease.project,
-            lease.status,
-            _when(lease.start),
-            _when(lease.end),
-            lease.generation,
-            _items(lease),
-        )
+        (lease.id, lease.name, lease.status, ctx.when(lease.start), ctx.when(lease.end), _hosts(lease))
         for lease in leases
     ]
-    table(title, ("lease", "name", "project", "status", "start (UTC)", "end (UTC)", "gen", "items"), rows)
+    return Result(
+        data=leases,
+        columns=("lease", "name", "status", "start", "end", "hosts"),
+        rows=rows,
+        ids=[lease.id for lease in leases],
+        title=title,
+    )
 
 
+def one(result: Result) -> Result:
+    result.data = result.data[0]
+    return result
+
+
+def offer_set_result(ctx: Remote, view: OfferSetView) -> Result:
+    rows = [
+        (o.id, o.strategy.value, o.state.value, ctx.when(o.start), ctx.when(o.end), _placement(o.placement))
+        for o in view.offers
+    ]
+    name = view.name
+    expires = ctx.when(view.expires)
+    return Result(
+        data=view,
+        columns=("offer", "strategy", "state", "start", "end", "placement"),
+        rows=rows,
+        ids=[o.id for o in view.offers],
+        title=f"offer set {view.id}{f' ({name})' if name else ''}: {view.status.value}, expires {expires}",
+    )
+
+
+@remote.command
 def offer(
-    file: Annotated[
-        Path | None,
-        typer.Option("--file", "-f", exists=True, dir_okay=False, help="Request document (YAML or JSON)."),
-    ] = None,
+    ctx: Remote,
+    file: FileOpt = None,
     component: ComponentOpt = None,
     link: LinkOpt = None,
-    start: Annotated[str | None, typer.Option(help="Earliest start, ISO 8601 with offset.")] = None,
-    end: Annotated[str | None, typer.Option(help="Latest end, ISO 8601 with offset.")] = None,
-    duration: Annotated[str | None, typer.Option(help="ISO 8601 duration (PT4H) or seconds.")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    duration: DurationOpt = None,
     strategy: Annotated[
         list[Strategy] | None,
-        typer.Option(
-            "--strategy", "-s", help="earliest, largest, longest or best_fit (repeatable; default all)."
-        ),
+        typer.Option("--strategy", "-s", help="earliest, largest, longest or best_fit (repeatable)."),
     ] = None,
     max_offers: Annotated[int, typer.Option(min=1, max=10, help="Most offers to make.")] = 4,
-    project: Annotated[str, typer.Option("--project", "-p", help="Whose offers these are.")] = "cli",
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Name the set (and its lease).")] = None,
 ) -> None:
     """Ask for offers: each holds its capacity until it expires; exit code 1 when nothing fits."""
-    with failing_nicely(), services(database_url) as svc:
-        doc = build_request(file, component or [], link or [], start, end, duration, None, None)
-        body = OfferSetRequest(
-            request=doc, strategies=strategy or list(ALL_STRATEGIES), max_offers=max_offers
-        )
-        view = svc.offers.create(body, project=project)
-    if as_json:
-        emit_json(view)
-    elif view.offers:
-        print_offer_set(view)
+    doc = build_request(ctx, file, component or [], link or [], start, end, duration)
+    body: dict[str, Any] = {
+        "request": doc,
+        "strategies": [s.value for s in strategy or ALL_STRATEGIES],
+        "max_offers": max_offers,
+    }
+    if name is not None:
+        body["name"] = name
+    view = ctx.client.create_offer_set(body)
+    if view.offers or ctx.output is not Output.TABLE:
+        emit(offer_set_result(ctx, view), ctx.output)
     if not view.offers:
-        err_console.print(f"[yellow]nothing fits[/yellow]: offer set {view.id} is {view.status.value}")
+        err_console.print(f"nothing fits: offer set {view.id} is {view.status.value}", markup=False)
         if view.explanation is not None:
             for b in view.explanation.blockers:
-                err_console.print(f"  {b.reason}: {b.detail}")
+                err_console.print(f"  {b.reason}: {b.detail}", markup=False)
         raise typer.Exit(1)
 
 
-def accept(
-    offer_id: Annotated[str, typer.Argument(help="The offer to accept.")],
-    project: ProjectOpt = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
-) -> None:
+@remote.command
+def accept(ctx: Remote, offer_id: OfferArg) -> None:
     """Accept an offer: its hold becomes a lease and the set's other offers are rejected."""
-    with failing_nicely(), services(database_url) as svc:
-        lease: AcceptedLease = svc.offers.accept(offer_id, project=project)
-    if as_json:
-        emit_json(lease)
-        return
-    console.print(
-        f"offer {offer_id} accepted: lease {lease.uuid} is {lease.status} (project {lease.project})"
-    )
-    table(
-        f"lease {lease.uuid}",
-        ("lease", "start (UTC)", "end (UTC)", "placement"),
-        [(lease.uuid, _when(lease.start), _when(lease.end), _placement(lease.placement))],
+    got = ctx.client.accept_offer(offer_id)
+    emit(
+        Result(
+            data=got,
+            columns=("lease", "status", "start", "end", "placement"),
+            rows=[(got.uuid, got.status, ctx.when(got.start), ctx.when(got.end), _placement(got.placement))],
+            ids=[got.uuid],
+            title=f"offer {got.offer_id} accepted",
+        ),
+        ctx.output,
     )
 
 
-def reject(
-    offer_id: Annotated[str, typer.Argument(help="The offer to reject.")],
-    project: ProjectOpt = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
-) -> None:
+@remote.command
+def reject(ctx: Remote, offer_id: OfferArg) -> None:
     """Reject an offer and free its capacity now (rejecting twice is fine)."""
-    with failing_nicely(), services(database_url) as svc:
-        view: OfferView = svc.offers.reject(offer_id, project=project)
-    if as_json:
-        emit_json(view)
-        return
-    console.print(f"offer {view.id}: {view.state.value}")
+    view = ctx.client.reject_offer(offer_id)
+    emit(Result(view, ("offer", "state"), [(view.id, view.state.value)], [view.id]), ctx.output)
 
 
+@remote.command
 def leases(
+    ctx: Remote,
     status: Annotated[
         list[str] | None, typer.Option("--status", help=f"Any of {', '.join(LEASE_STATUSES)} (repeatable).")
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Only this project's leases.")
+    start: Annotated[
+        str | None, typer.Option(help="Only leases still running at or after this time.")
     ] = None,
+    end: Annotated[str | None, typer.Option(help="Only leases starting before this time.")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Admins: this project's.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most leases to show.")] = 100,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
 ) -> None:
-    """List leases in creation order."""
-    with failing_nicely(), services(database_url) as svc:
-        wanted = [s.upper() for s in status or []]
-        bad = [s for s in wanted if s not in LEASE_STATUSES]
-        if bad:
-            raise ValidationFailed(
-                f"--status: {', '.join(bad)} is not one of {', '.join(LEASE_STATUSES)}",
-                [FieldError("--status", s) for s in bad],
-            )
-        found: list[LeaseView] = []
-        cursor: str | None = None
-        while len(found) < limit:
-            page = svc.leases.list(
-                project=project, status=wanted or None, cursor=cursor, limit=min(1000, limit - len(found))
-            )
-            found += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-    if as_json:
-        emit_json([lease.model_dump(mode="json") for lease in found])
-        return
-    print_leases(f"{len(found)} lease(s)" + (f" of {project}" if project else ""), found)
-
-
-def _parse_end(end: str | None, by: str | None, lease: LeaseView) -> datetime:
-    if (end is None) == (by is None):
-        raise ValidationFailed("give --end or --by, not both", [FieldError("--end", "or --by")])
-    if end is not None:
-        try:
-            value = datetime.fromisoformat(end.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationFailed(
-                f"--end: {end!r} is not an ISO 8601 date-time", [FieldError("--end", end)]
-            ) from None
-        if value.tzinfo is None:
-            raise ValidationFailed(f"--end: {end!r} needs a UTC offset", [FieldError("--end", end)])
-        return value
-    assert by is not None
-    try:
-        delta = isodate.parse_duration(by)
-    except (isodate.ISO8601Error, ValueError):
+    """List your leases, newest first."""
+    wanted = [s.upper() for s in status or []]
+    bad = [s for s in wanted if s not in LEASE_STATUSES]
+    if bad:
         raise ValidationFailed(
-            f"--by: {by!r} is not an ISO 8601 duration", [FieldError("--by", by)]
-        ) from None
-    if not isinstance(delta, timedelta):  # years or months: no fixed length
-        raise ValidationFailed(
-            f"--by: {by!r} has no fixed length; use days or hours", [FieldError("--by", by)]
+            f"--status: {', '.join(bad)} is not one of {', '.join(LEASE_STATUSES)}",
+            [FieldError("--status", s) for s in bad],
         )
-    return lease.end + delta
+    found: list[LeaseView] = []
+    for lease in ctx.client.iter_leases(
+        status=wanted or None,
+        project=project,
+        start=ctx.instant(start, "--start") if start else None,
+        end=ctx.instant(end, "--end") if end else None,
+        page_size=min(limit, 1000),
+    ):
+        found.append(lease)
+        if len(found) >= limit:
+            break
+    found.sort(key=lambda lease: lease.created_at, reverse=True)
+    emit(lease_result(ctx, found, f"{len(found)} lease(s)"), ctx.output)
 
 
+@lease_app.command("show")
+@remote.command
+def lease_show(ctx: Remote, lease_id: LeaseArg) -> None:
+    """One lease: which host is which component, its items, status history and notices."""
+    lease = ctx.client.get_lease(lease_id)
+    emit(
+        Result(
+            data=lease,
+            columns=(
+                "lease",
+                "name",
+                "project",
+                "status",
+                "start",
+                "end",
+                "hosts",
+                "items",
+                "history",
+                "notices",
+            ),
+            rows=[
+                (
+                    lease.id,
+                    lease.name,
+                    lease.project,
+                    lease.status,
+                    ctx.when(lease.start),
+                    ctx.when(lease.end),
+                    _placement(lease.placement),
+                    _items(lease),
+                    "\n".join(f"{ctx.when(t.at)} {t.status}" for t in lease.transitions),
+                    "\n".join(f"{ctx.when(n.at)} {n.detail}" for n in lease.notices),
+                )
+            ],
+            ids=[lease.id],
+            vertical=True,
+        ),
+        ctx.output,
+    )
+
+
+@lease_app.command("rename")
+@remote.command
+def lease_rename(
+    ctx: Remote, lease_id: LeaseArg, name: Annotated[str, typer.Argument(help="The new name.")]
+) -> None:
+    """Give a lease a name any command then takes in place of its id."""
+    current = ctx.client.get_lease(lease_id)
+    view = ctx.client.update_lease(current.id, {"generation": current.generation, "name": name})
+    emit(one(lease_result(ctx, [view], f"lease {view.id} is now {view.name!r}")), ctx.output)
+
+
+@remote.command
 def extend(
-    lease_id: Annotated[str, typer.Argument(help="The lease to extend (or shorten).")],
-    end: Annotated[str | None, typer.Option(help="The new end, ISO 8601 with offset.")] = None,
-    by: Annotated[
-        str | None, typer.Option(help="Move the end by this ISO 8601 duration (PT2H, -PT1H).")
-    ] = None,
-    project: ProjectOpt = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
+    ctx: Remote,
+    lease_id: LeaseArg,
+    end: Annotated[str | None, typer.Option(help="The new end (now+8h, tomorrow 18:00, ISO ...).")] = None,
+    by: Annotated[str | None, typer.Option(help="Move the end by this much: 2h, -30m, PT2H.")] = None,
 ) -> None:
     """Change a lease's end (compare-and-swap on the generation read just before)."""
-    with failing_nicely(), services(database_url) as svc:
-        current = svc.leases.get(lease_id, project=project)
-        new_end = _parse_end(end, by, current)
-        view = svc.leases.update(
-            lease_id, UpdateLease(generation=current.generation, end=new_end), project=project
-        )
-    if as_json:
-        emit_json(view)
-        return
-    print_leases(f"lease {view.id}: end {_when(current.end)} -> {_when(view.end)}", [view])
+    if (end is None) == (by is None):
+        raise ValidationFailed("give --end or --by, not both", [FieldError("--end", "or --by")])
+    current = ctx.client.get_lease(lease_id)
+    if end is not None:
+        new_end = ctx.instant(end, "--end")
+    else:
+        assert by is not None
+        new_end = current.end + timedelta(seconds=duration_seconds(by, field="--by", signed=True))
+    view = ctx.client.update_lease(current.id, {"generation": current.generation, "end": new_end.isoformat()})
+    title = f"lease {view.id}: end {ctx.when(current.end)} -> {ctx.when(view.end)}"
+    emit(one(lease_result(ctx, [view], title)), ctx.output)
 
 
+@remote.command
 def cancel(
-    lease_id: Annotated[str, typer.Argument(help="The lease to cancel.")],
-    project: ProjectOpt = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
+    ctx: Remote,
+    lease_id: LeaseArg,
+    force: Annotated[bool, typer.Option("--force", help="Cancel even though jobs still run in it.")] = False,
 ) -> None:
-    """Cancel a lease; its capacity is released at once (cancelling twice is fine)."""
-    with failing_nicely(), services(database_url) as svc:
-        view = svc.leases.cancel(lease_id, project=project)
-    if as_json:
-        emit_json(view)
-        return
-    console.print(f"lease {view.id}: {view.status}")
+    """Cancel a lease; its capacity is released at once (cancelling twice is fine). A lease with
+    unfinished jobs is refused, naming them, unless --force (the jobs are stopped)."""
+    view = ctx.client.cancel_lease(lease_id, force=force)
+    emit(one(lease_result(ctx, [view], f"lease {view.id}: {view.status}")), ctx.output)
+
+
+@lease_app.command("ics")
+@remote.command
+def lease_ics(ctx: Remote, lease_id: LeaseArg) -> None:
+    """Print the lease as an iCalendar event (save it as .ics and open it in a calendar app)."""
+    sys.stdout.write(ctx.client.lease_ics(lease_id))
+
+
+@offer_set_app.command("show")
+@remote.command
+def offer_set_show(ctx: Remote, set_id: SetArg) -> None:
+    """An offer set and its offers."""
+    emit(offer_set_result(ctx, ctx.client.get_offer_set(set_id)), ctx.output)
+
+
+@offer_set_app.command("rename")
+@remote.command
+def offer_set_rename(
+    ctx: Remote, set_id: SetArg, name: Annotated[str, typer.Argument(help="The new name.")]
+) -> None:
+    """Give an offer set a name; the lease an accepted offer becomes takes it too."""
+    emit(offer_set_result(ctx, ctx.client.rename_offer_set(set_id, name)), ctx.output)
+
+
+@offer_set_app.command("renew")
+@remote.command
+def offer_set_renew(ctx: Remote, set_id: SetArg) -> None:
+    """Keep the set's open offers (and the capacity they hold) for another offer TTL from now."""
+    emit(offer_set_result(ctx, ctx.client.renew_offer_set(set_id)), ctx.output)

@@ -1,33 +1,25 @@
-"""``slotbroker find-slot`` and ``slotbroker calendar``: search and inspect the calendar in the database.
+"""``slotbroker find-slot``: where and when a request fits, asked of the server.
 
-Like every command they act on the database directly (docs/decisions/0004), through the same
-``FindSlotService`` the API uses (``bootstrap.build_services``).
+The request is a document (``--file``) or made of flags (``-c NAME:COUNT:CLASS=N,...[@SITE]``,
+``-l A:B:GBPS``); times and durations take the human forms of ``domain/humantime.py``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
-from slotbroker.cli.common import (
-    DatabaseUrl,
-    JsonFlag,
-    console,
-    emit_json,
-    err_console,
-    failing_nicely,
-    services,
-)
+from slotbroker.cli import remote
+from slotbroker.cli.output import Result, emit
+from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.domain.time import to_datetime
-from slotbroker.engine import Bucket
-from slotbroker.wire.find_slot import FindSlotResult
+from slotbroker.domain.humantime import INSTANT_FORMS, duration_seconds
+from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
-DEFAULT_URL = "sqlite:///./var/slotbroker.db"
 DEFAULT_RANGE = timedelta(days=7)
 
 ComponentOpt = Annotated[
@@ -35,11 +27,24 @@ ComponentOpt = Annotated[
     typer.Option(
         "--component",
         "-c",
-        help="NAME:COUNT:CLASS=N,CLASS=N[@SITE], e.g. gpu:1:VCPU=8,MEMORY_MB=32768,GPU_A30=1@STAR "
-        "(repeatable).",
+        metavar="SPEC",
+        help="NAME:COUNT:CLASS=N,CLASS=N[@SITE], e.g. gpu:1:VCPU=8,GPU_A30=1@STAR (repeatable).",
     ),
 ]
-LinkOpt = Annotated[list[str] | None, typer.Option("--link", "-l", help="A:B:GBPS between components.")]
+LinkOpt = Annotated[
+    list[str] | None, typer.Option("--link", "-l", metavar="A:B:GBPS", help="A:B:GBPS between components.")
+]
+FileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", exists=True, dir_okay=False, help="Request document (YAML or JSON)."),
+]
+StartOpt = Annotated[str | None, typer.Option(metavar="WHEN", help=f"Earliest start: {INSTANT_FORMS}.")]
+EndOpt = Annotated[
+    str | None, typer.Option(metavar="WHEN", help="Latest end (same forms; default start + 7 days).")
+]
+DurationOpt = Annotated[
+    str | None, typer.Option(metavar="DURATION", help="How long: 8h, 90m, 1d12h, 8:00:00, PT8H.")
+]
 
 
 def parse_component(spec: str, index: int) -> dict[str, Any]:
@@ -78,14 +83,13 @@ def parse_link(spec: str, index: int) -> dict[str, Any]:
 
 
 def build_request(
+    ctx: Remote,
     file: Path | None,
     components: list[str],
     links: list[str],
     start: str | None,
     end: str | None,
     duration: str | None,
-    limit: int | None,
-    policy: str | None,
 ) -> dict[str, Any]:
     """The request document: the file's, or one made of the flags; flags override the file's times."""
     if file is not None and components:
@@ -100,56 +104,53 @@ def build_request(
             )
     elif components:
         doc = {"components": [parse_component(c, i) for i, c in enumerate(components)]}
-        first = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        doc["earliest_start"] = first.isoformat()
-        doc["latest_end"] = (first + DEFAULT_RANGE).isoformat()
+        if start is None:
+            start = "now"
     else:
         raise ValidationFailed(
             "say what to place: --file REQUEST or --component ...", [FieldError("--component", "missing")]
         )
     if links:
         doc["links"] = [*doc.get("links", []), *(parse_link(lk, i) for i, lk in enumerate(links))]
+    first: datetime | None = None
     if start is not None:
+        first = ctx.instant(start, "--start")
         doc.pop("start_within", None)
-        doc["earliest_start"] = start
-        if end is None and "latest_end" not in doc:
-            doc["latest_end"] = (datetime.fromisoformat(start) + DEFAULT_RANGE).isoformat()
+        doc["earliest_start"] = first.isoformat()
     if end is not None:
-        doc["latest_end"] = end
+        doc["latest_end"] = ctx.instant(end, "--end").isoformat()
+    elif first is not None and "latest_end" not in doc:
+        doc["latest_end"] = (first + DEFAULT_RANGE).isoformat()
     if duration is not None:
-        doc["duration"] = int(duration) if duration.isdigit() else duration
+        doc["duration"] = duration_seconds(duration, field="--duration")
         doc.pop("min_duration", None)
         doc.pop("max_duration", None)
-    if limit is not None:
-        doc["limit"] = limit
-    if policy is not None:
-        doc["policy"] = policy
     return dict(doc)
 
 
-def _when(d: datetime) -> str:
-    return d.strftime("%Y-%m-%d %H:%M")
-
-
-def print_result(result: FindSlotResult) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"find-slot: {len(result.windows)} window(s)")
-    for column in ("#", "start (UTC)", "end (UTC)", "placement", "routes", "ports"):
-        t.add_column(column)
+def windows(ctx: Remote, result: FindSlotResult) -> Result:
+    rows = []
     for i, w in enumerate(result.windows, 1):
         placement = "\n".join(f"{c} @ {w.sites[c]}: {', '.join(hosts)}" for c, hosts in w.placement.items())
         routes = "\n".join(
             f"{r.a}-{r.b}: {' > '.join(r.links) or '(same site)'} ({r.latency_ms:.2f} ms)" for r in w.routes
         )
         ports = "\n".join(f"{p.site}/{p.port} -> {p.component}: VLAN {p.vlans}" for p in w.ports)
-        t.add_row(str(i), _when(w.start), _when(w.end), placement, routes, ports)
-    console.print(t)
+        rows.append((i, ctx.when(w.start), ctx.when(w.end), placement, routes, ports))
+    return Result(
+        data=result,
+        columns=("#", "start", "end", "placement", "routes", "ports"),
+        rows=rows,
+        ids=[w.allocation_request for w in result.windows if w.allocation_request],
+        title=f"find-slot: {len(result.windows)} window(s)",
+    )
 
 
-def print_explanation(result: FindSlotResult) -> None:
+def print_explanation(ctx: Remote, result: FindSlotResult) -> None:
+    """Why nothing fits, on stderr (ISO times in the user's zone, never epoch seconds)."""
     err_console.print(
-        f"[yellow]nothing fits[/yellow] between {_when(result.search_start)} and {_when(result.search_end)}"
+        f"nothing fits between {ctx.when(result.search_start)} and {ctx.when(result.search_end)}",
+        markup=False,
     )
     if result.explanation is None:
         return
@@ -164,105 +165,46 @@ def print_explanation(result: FindSlotResult) -> None:
             )
             if v
         )
-        relaxed = f"; earliest if relaxed {_when(b.earliest_if_relaxed)}" if b.earliest_if_relaxed else ""
-        err_console.print(f"  {b.reason}: {b.detail}" + (f" ({what})" if what else "") + relaxed)
+        relaxed = f"; earliest if relaxed {ctx.when(b.earliest_if_relaxed)}" if b.earliest_if_relaxed else ""
+        err_console.print(
+            f"  {b.reason}: {b.detail}" + (f" ({what})" if what else "") + relaxed, markup=False
+        )
     if result.explanation.earliest_after_range is not None:
         err_console.print(
-            f"  earliest start after the range: {_when(result.explanation.earliest_after_range)}"
+            f"  earliest start after the range: {ctx.when(result.explanation.earliest_after_range)}",
+            markup=False,
         )
 
 
+@remote.command
 def find_slot(
-    file: Annotated[
-        Path | None,
-        typer.Option("--file", "-f", exists=True, dir_okay=False, help="Request document (YAML or JSON)."),
-    ] = None,
+    ctx: Remote,
+    file: FileOpt = None,
     component: ComponentOpt = None,
     link: LinkOpt = None,
-    start: Annotated[str | None, typer.Option(help="Earliest start, ISO 8601 with offset.")] = None,
-    end: Annotated[str | None, typer.Option(help="Latest end, ISO 8601 with offset.")] = None,
-    duration: Annotated[str | None, typer.Option(help="ISO 8601 duration (PT4H) or seconds.")] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    duration: DurationOpt = None,
     limit: Annotated[int | None, typer.Option(help="How many windows (1-50).")] = None,
     policy: Annotated[
         str | None, typer.Option(help="earliest, first_fit, best_fit, spread or latency.")
     ] = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a search the server runs later.")] = 120.0,
 ) -> None:
-    """Find windows where a request fits; exit code 1 (and why) when nothing does."""
-    with failing_nicely():
-        doc = build_request(file, component or [], link or [], start, end, duration, limit, policy)
-        with services(database_url) as svc:
-            result = svc.find_slot.find(doc)
-    if as_json:
-        emit_json(result)
-    elif result.windows:
-        print_result(result)
-    if not result.windows:
-        print_explanation(result)
+    """Find windows where a request fits; exit code 1 (and why, on stderr) when nothing does."""
+    doc = build_request(ctx, file, component or [], link or [], start, end, duration)
+    if limit is not None:
+        doc["limit"] = limit
+    if policy is not None:
+        doc["policy"] = policy
+    answer = ctx.client.find_slot(doc)
+    if isinstance(answer, FindSlotJob):
+        answer = ctx.client.wait_find_slot(answer, timeout=wait)
+        if answer.result is None:
+            raise ValidationFailed(f"find-slot job {answer.id} failed: {answer.error}", [])
+        answer = answer.result
+    if answer.windows or ctx.output is not Output.TABLE:
+        emit(windows(ctx, answer), ctx.output)
+    if not answer.windows:
+        print_explanation(ctx, answer)
         raise typer.Exit(1)
-
-
-def calendar(
-    start: Annotated[str, typer.Option(help="ISO 8601 with offset.")],
-    end: Annotated[str, typer.Option(help="ISO 8601 with offset.")],
-    resolution: Annotated[Bucket, typer.Option(help="Bucket size.")] = Bucket.DAY,
-    kind: Annotated[
-        list[str] | None, typer.Option(help="host, site, link or facility_port (repeatable).")
-    ] = None,
-    name: Annotated[list[str] | None, typer.Option(help="Only these providers (repeatable).")] = None,
-    resource_class: Annotated[list[str] | None, typer.Option(help="Only these classes (repeatable).")] = None,
-    database_url: DatabaseUrl = DEFAULT_URL,
-    as_json: JsonFlag = False,
-) -> None:
-    """Capacity and peak usage per provider and class over time."""
-    with failing_nicely():
-        start_s, end_s = _instant(start, "--start"), _instant(end, "--end")
-        kinds = frozenset(kind or ["host", "site", "link", "facility_port"])
-        with services(database_url) as svc:
-            view = svc.find_slot.calendar_view(start_s, end_s, resolution, kinds)
-    rows = [
-        r
-        for r in view.rows
-        if (not name or r.name in name) and (not resource_class or r.resource_class in resource_class)
-    ]
-    if as_json:
-        emit_json(
-            {
-                "resolution": resolution.value,
-                "bucket_s": view.bucket_s,
-                "starts": [to_datetime(s).isoformat() for s in view.starts],
-                "rows": [
-                    {
-                        "kind": r.kind,
-                        "name": r.name,
-                        "resource_class": r.resource_class,
-                        "capacity": r.capacity,
-                        "used": list(r.used),
-                        "free": list(r.free),
-                    }
-                    for r in rows
-                ],
-            }
-        )
-        return
-    from rich.table import Table
-
-    t = Table(title=f"calendar by {resolution.value}: used / capacity (peak per bucket)")
-    for column in ("kind", "name", "class", *(_when(to_datetime(s)) for s in view.starts)):
-        t.add_column(column)
-    for r in rows:
-        t.add_row(r.kind, r.name, r.resource_class, *(f"{u}/{r.capacity}" for u in r.used))
-    console.print(t)
-
-
-def _instant(text: str, option: str) -> int:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(
-            f"{option}: {text!r} is not an ISO 8601 date-time", [FieldError(option, text)]
-        ) from None
-    if value.tzinfo is None:
-        raise ValidationFailed(f"{option}: {text!r} needs a UTC offset", [FieldError(option, text)])
-    return int(value.timestamp())

@@ -17,7 +17,6 @@ import yaml
 
 from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
 from slotbroker.importers.slurm import cluster_name, parse_slurm
-from slotbroker.services.inventory.topology import TopologyService
 
 FileOpt = Annotated[
     Path | None,
@@ -63,6 +62,8 @@ def import_slurm(
             nodes, partitions, name = asyncio.run(_live(slurm_conf))
         doc = parse_slurm(nodes, partitions, region=region, site=site or name, host_prefix=host_prefix)
         if apply:
+            from slotbroker.services.inventory.topology import TopologyService
+
             report = TopologyService(open_db(database_url)).import_(doc)
             console.print(
                 f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}; "

@@ -9,11 +9,11 @@ See docs/client.md for errors and retry semantics.
 """
 
 from slotbroker.client.clients import AsyncClient, Client
-from slotbroker.client.endpoints import SseEvent
 from slotbroker.client.errors import (
     AllocationRequestClaimedError,
     AllocationRequestExpiredError,
     AllocationRequestNotFoundError,
+    AmbiguousError,
     AuthenticationError,
     CapacityConflictError,
     ConcurrentUpdateError,
@@ -21,6 +21,7 @@ from slotbroker.client.errors import (
     FieldProblem,
     GoneError,
     InvalidStateError,
+    JobsRunningError,
     LeaseTooLongError,
     NotFoundError,
     OfferConflictError,
@@ -34,7 +35,9 @@ from slotbroker.client.errors import (
     UnavailableError,
     ValidationError,
 )
+from slotbroker.client.jobs_calls import SseEvent
 from slotbroker.client.retry import RetryPolicy, parse_retry_after
+from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 from slotbroker.wire.claims import (
     CandidateAllocation,
     CandidateRequest,
@@ -73,12 +76,14 @@ from slotbroker.wire.offers import (
     OfferView,
     Strategy,
 )
+from slotbroker.wire.sites import ClassSummary, SiteList, SiteSummary
 
 __all__ = [
     "AcceptedLease",
     "AllocationRequestClaimedError",
     "AllocationRequestExpiredError",
     "AllocationRequestNotFoundError",
+    "AmbiguousError",
     "AsyncClient",
     "AuthenticationError",
     "CandidateAllocation",
@@ -87,11 +92,15 @@ __all__ = [
     "CapacityConflictError",
     "ClaimView",
     "ClaimedAllocation",
+    "ClassSummary",
     "Client",
     "ConcurrentUpdateError",
     "ConflictError",
+    "CreateFeed",
     "CreateJob",
     "CreateLease",
+    "CreatedFeed",
+    "FeedView",
     "FieldProblem",
     "GoneError",
     "Health",
@@ -101,6 +110,7 @@ __all__ = [
     "JobList",
     "JobLogs",
     "JobOut",
+    "JobsRunningError",
     "LeaseItemSpec",
     "LeaseList",
     "LeaseTooLongError",
@@ -125,6 +135,8 @@ __all__ = [
     "ResourceUse",
     "RetryPolicy",
     "SetQuota",
+    "SiteList",
+    "SiteSummary",
     "SlotbrokerAPIError",
     "SseEvent",
     "Strategy",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import quote
 from uuid import UUID
@@ -126,3 +127,12 @@ class endpoint(Generic[P, T]):  # noqa: N801 - used like a decorator
             return run(build(*args, **kwargs))
 
         return method
+
+
+Instant = datetime | str
+"""A point in time: an aware ``datetime`` or an ISO 8601 string with an offset."""
+
+
+def iso(value: Instant) -> str:
+    """An instant as the API takes it (ISO 8601)."""
+    return value.isoformat() if isinstance(value, datetime) else value

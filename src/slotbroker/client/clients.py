@@ -15,7 +15,7 @@ import anyio
 import httpx
 
 import slotbroker
-from slotbroker.client import endpoints as ep
+from slotbroker.client import inventory_calls, search_calls
 from slotbroker.client._spec import AsyncRunner, Call, Id, SyncRunner, finish
 from slotbroker.client.endpoints import Endpoints
 from slotbroker.client.retry import Attempts, RetryPolicy
@@ -70,7 +70,7 @@ class _Config:
 
     @staticmethod
     def _page_call(cursor: str | None, page_size: int, filters: dict[str, Any]) -> Call[views.ProviderList]:
-        return ep.list_providers(cursor=cursor, limit=page_size, **filters)
+        return inventory_calls.list_providers(cursor=cursor, limit=page_size, **filters)
 
 
 class Client(_Config, SyncRunner, Endpoints):
@@ -142,7 +142,7 @@ class Client(_Config, SyncRunner, Endpoints):
         job_id = self._job_id(job)
         deadline = time.monotonic() + timeout
         while True:
-            state, advertised = self._run(ep.poll_find_slot_job(job_id))
+            state, advertised = self._run(search_calls.poll_find_slot_job(job_id))
             if state.status in FINISHED:
                 return state
             self._sleep(self._next_poll(advertised, interval, deadline, job_id))
@@ -229,7 +229,7 @@ class AsyncClient(_Config, AsyncRunner, Endpoints):
         job_id = self._job_id(job)
         deadline = time.monotonic() + timeout
         while True:
-            state, advertised = await self._run(ep.poll_find_slot_job(job_id))
+            state, advertised = await self._run(search_calls.poll_find_slot_job(job_id))
             if state.status in FINISHED:
                 return state
             await self._sleep(self._next_poll(advertised, interval, deadline, job_id))

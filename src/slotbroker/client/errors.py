@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ class SlotbrokerAPIError(Exception):
         instance: str | None = None,
         retry_after: float | None = None,
         attempts: int = 1,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
@@ -50,6 +52,23 @@ class SlotbrokerAPIError(Exception):
         self.instance = instance
         self.retry_after = retry_after
         self.attempts = attempts
+        self.extensions: dict[str, Any] = dict(extensions or {})
+
+    @property
+    def candidates(self) -> list[str]:
+        """``ambiguous``: the full ids an id prefix or a name matches."""
+        return [str(c) for c in self.extensions.get("candidates") or []]
+
+    @property
+    def max_end(self) -> datetime | None:
+        """A refused extension: the furthest end the lease can be extended to now."""
+        value = self.extensions.get("max_end")
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+    @property
+    def running_jobs(self) -> list[str]:
+        """``jobs_running``: the lease's unfinished jobs (cancel again with ``force=True``)."""
+        return [str(j) for j in self.extensions.get("running_jobs") or []]
 
     @property
     def pointers(self) -> list[str]:
@@ -132,6 +151,14 @@ class AllocationRequestExpiredError(GoneError):
     """410 ``allocation_request_expired``: search again (find-slot or allocation candidates)."""
 
 
+class AmbiguousError(ConflictError):
+    """409 ``ambiguous``: an id prefix or a name matches several objects; ``candidates`` lists them."""
+
+
+class JobsRunningError(ConflictError):
+    """409 ``jobs_running``: the lease has unfinished jobs (``running_jobs``); cancel with ``force=True``."""
+
+
 class RateLimitedError(SlotbrokerAPIError):
     """429: too many requests for this token; ``retry_after`` says how long to wait."""
 
@@ -155,7 +182,10 @@ BY_CODE: dict[str, type[SlotbrokerAPIError]] = {
     "lease_too_long": LeaseTooLongError,
     "allocation_request_not_found": AllocationRequestNotFoundError,
     "allocation_request_expired": AllocationRequestExpiredError,
+    "ambiguous": AmbiguousError,
+    "jobs_running": JobsRunningError,
 }
+STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance", "errors"})
 BY_STATUS: dict[int, type[SlotbrokerAPIError]] = {
     400: ValidationError,
     401: AuthenticationError,
@@ -212,4 +242,5 @@ def error_from_response(response: httpx.Response, *, attempts: int = 1) -> Slotb
         instance=instance if isinstance(instance, str) else None,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         attempts=attempts,
+        extensions={k: v for k, v in body.items() if k not in STANDARD_MEMBERS and v is not None},
     )

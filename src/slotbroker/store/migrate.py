@@ -1,4 +1,4 @@
-"""Run Alembic migrations from code (``slotbroker db upgrade``, tests, the demo, ``/readyz``)."""
+"""Run Alembic migrations from code (``slotbroker admin db upgrade``, tests, the demo, ``/readyz``)."""
 
 from __future__ import annotations
 

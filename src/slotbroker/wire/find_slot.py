@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from slotbroker.wire.display import Tabular, hosts
 
 
 class RouteView(BaseModel):
@@ -58,7 +60,7 @@ class ExplanationView(BaseModel):
     )
 
 
-class FindSlotResult(BaseModel):
+class FindSlotResult(Tabular, BaseModel):
     windows: list[WindowView]
     explanation: ExplanationView | None = None
     search_start: datetime
@@ -66,6 +68,19 @@ class FindSlotResult(BaseModel):
     calendar_generation: int
     candidates_tried: int
     cached: bool = False
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "start": w.start,
+                "end": w.end,
+                "duration_s": w.duration_s,
+                "sites": ", ".join(sorted(set(w.sites.values()))),
+                "hosts": hosts(w.placement),
+                "score": w.score,
+            }
+            for w in self.windows
+        ]
 
 
 class FindSlotJob(BaseModel):

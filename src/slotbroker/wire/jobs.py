@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from slotbroker.domain.jobs import JobState, Workload
 from slotbroker.domain.strict import Int
+from slotbroker.wire.display import Tabular
 from slotbroker.wire.offers import OfferSetRequest
 
 
@@ -62,7 +63,7 @@ class TransitionOut(BaseModel):
     detail: str
 
 
-class JobOut(BaseModel):
+class JobOut(Tabular, BaseModel):
     id: str
     name: str
     project: str
@@ -88,10 +89,27 @@ class JobOut(BaseModel):
     )
     href: str
 
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "job": self.id,
+                "name": self.name,
+                "state": self.state,
+                "lease": self.lease_id,
+                "provisioner": self.provisioner,
+                "attempt": self.attempt,
+                "exit_code": self.exit_code,
+                "created_at": self.created_at,
+            }
+        ]
 
-class JobList(BaseModel):
+
+class JobList(Tabular, BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass back as cursor for the next (older) page.")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [row for job in self.items for row in job.records()]
 
 
 class LogLineOut(BaseModel):

@@ -7,12 +7,14 @@ are given too, for programs that prefer them).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from slotbroker.domain.claims import MAX_ITEMS
 from slotbroker.domain.strict import Int
+from slotbroker.wire.display import Tabular
 
 
 class _Strict(BaseModel):
@@ -94,7 +96,7 @@ class NoticeView(BaseModel):
     detail: str
 
 
-class LeaseView(BaseModel):
+class LeaseView(Tabular, BaseModel):
     model_config = ConfigDict(title="Lease")
 
     id: str
@@ -117,10 +119,27 @@ class LeaseView(BaseModel):
     transitions: list[TransitionView] = Field(description="Each status the lease entered, once, in order.")
     notices: list[NoticeView]
 
+    def records(self) -> list[dict[str, Any]]:
+        items = "; ".join(f"{it.provider_name}: {it.amount} {it.resource_class}" for it in self.items)
+        return [
+            {
+                "lease": self.id,
+                "name": self.name,
+                "project": self.project,
+                "status": self.status,
+                "start": self.start,
+                "end": self.end,
+                "items": items,
+            }
+        ]
 
-class LeaseList(BaseModel):
+
+class LeaseList(Tabular, BaseModel):
     items: list[LeaseView]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [row for lease in self.items for row in lease.records()]
 
 
 class QuotaView(BaseModel):

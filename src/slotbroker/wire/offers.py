@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from slotbroker.domain.strict import Int
+from slotbroker.wire.display import Tabular, hosts
 from slotbroker.wire.find_slot import ExplanationView, PortView, RouteView
 
 
@@ -96,7 +97,7 @@ class OfferView(BaseModel):
     href: str
 
 
-class OfferSetView(BaseModel):
+class OfferSetView(Tabular, BaseModel):
     id: str
     name: str = ""
     status: OfferSetStatus
@@ -109,6 +110,20 @@ class OfferSetView(BaseModel):
         None, description="Why nothing fits, when the set is EMPTY and the search could say."
     )
     href: str
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "offer": o.id,
+                "strategy": o.strategy.value,
+                "state": o.state.value,
+                "start": o.start,
+                "end": o.end,
+                "expires": o.expires,
+                "hosts": hosts(o.placement),
+            }
+            for o in self.offers
+        ]
 
 
 class AcceptedLease(BaseModel):

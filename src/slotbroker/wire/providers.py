@@ -7,6 +7,7 @@ builds the views from rows."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ from slotbroker.domain.providers import (
     TraitName,
 )
 from slotbroker.domain.strict import Int, Number
+from slotbroker.wire.display import Tabular
 
 
 class InventoryView(BaseModel):
@@ -54,9 +56,22 @@ class ProviderView(BaseModel):
     updated_at: datetime
 
 
-class ProviderList(BaseModel):
+class ProviderList(Tabular, BaseModel):
     items: list[ProviderView]
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "uuid": p.uuid,
+                "name": p.name,
+                "kind": p.kind.value,
+                "parent": p.parent_uuid,
+                "capacity": ", ".join(f"{rc}={inv.capacity}" for rc, inv in p.inventories.items()),
+                "traits": ", ".join(p.traits),
+            }
+            for p in self.items
+        ]
 
 
 class InventoriesView(BaseModel):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from slotbroker.wire.display import Tabular
 
 
 class ClassSummary(BaseModel):
@@ -26,6 +29,22 @@ class SiteSummary(BaseModel):
     classes: list[ClassSummary]
 
 
-class SiteList(BaseModel):
+class SiteList(Tabular, BaseModel):
     at: datetime = Field(description="The instant `free` describes (now).")
     items: list[SiteSummary]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per site and class."""
+        return [
+            {
+                "site": site.name,
+                "region": site.region,
+                "resource_class": c.resource_class,
+                "capacity": c.capacity,
+                "free": c.free,
+                "largest_free": c.largest_free,
+                "hosts": c.hosts,
+            }
+            for site in self.items
+            for c in site.classes
+        ]
