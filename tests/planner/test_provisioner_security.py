@@ -315,3 +315,27 @@ def test_serve_refuses_a_provisioner_that_is_not_installed(
     assert r.exit_code == 2, r.output
     assert "kubernetes" in r.output
     assert no_uvicorn == []
+
+
+def _on_uvloop(coro: Any) -> Any:
+    """Run ``coro`` on uvloop, the event loop ``slotbroker serve`` runs the planner's pool on."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def test_local_runs_on_the_servers_event_loop() -> None:
+    """uvloop refuses create_subprocess_exec's user/group arguments, even as None: every local job of
+    ``make demo`` failed with "unexpected kwargs" until they were no longer passed."""
+    out = _on_uvloop(_run_once(LocalProvisioner(), ("sh", "-c", "echo ran")))
+    assert out == ["ran"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 and not IN_CI,
+    reason="running as another user needs root (CI runs as root and never skips this)",
+)
+def test_local_runs_as_the_configured_user_on_the_servers_event_loop() -> None:
+    out = _on_uvloop(_run_once(LocalProvisioner(run_as="nobody"), ("sh", "-c", "id -un")))
+    assert out == ["nobody"]

@@ -46,6 +46,7 @@ from slotbroker.services.planner.provisioners.base import (
 
 SCRATCH_PREFIX = "slotbroker-job-"
 INHERITED = ("PATH", "LANG")  # the only names taken from this process's environment
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux: run a program as another user
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def _lookup_account(name: str) -> _Account:
         raise ValueError(f"SLOTBROKER_LOCAL_RUN_AS: no user {name!r} on this host") from None
     if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
         raise ValueError(f"SLOTBROKER_LOCAL_RUN_AS={name}: running as another user needs root")
+    if not os.access(SETPRIV, os.X_OK):
+        raise ValueError(f"SLOTBROKER_LOCAL_RUN_AS={name}: needs setpriv (util-linux) at {SETPRIV}")
     return _Account(entry.pw_uid, entry.pw_gid)
 
 
@@ -126,6 +129,17 @@ class LocalProvisioner(Provisioner):
         try:
             if account is not None:
                 os.chown(scratch, account.uid, account.gid)
+            if account is not None:
+                # setpriv (util-linux) drops to the account before exec, whichever event loop runs us:
+                # uvloop, which the server uses, refuses create_subprocess_exec's user/group arguments
+                argv = [
+                    SETPRIV,
+                    f"--reuid={account.uid}",
+                    f"--regid={account.gid}",
+                    "--clear-groups",
+                    "--",
+                    *argv,
+                ]
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 env=self._environment(workload, provision, key, scratch),
@@ -134,9 +148,6 @@ class LocalProvisioner(Provisioner):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                user=None if account is None else account.uid,
-                group=None if account is None else account.gid,
-                extra_groups=None if account is None else [],
             )
         except OSError as exc:
             shutil.rmtree(scratch, ignore_errors=True)
