@@ -20,12 +20,13 @@ import json
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerSpec
+from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import CapacityConflict, FieldError, ValidationFailed, item_index
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.store.repositories.leases import HostRef
 from slotbroker.store.unit_of_work import UnitOfWork
 
+MAX_SWAPS = 32  # stand-in hosts tried when moving a lease, in all
 K = TypeVar("K")
 H = TypeVar("H", bound=Hashable)
 
@@ -92,6 +93,62 @@ def claim_for_lease(
     uow.leases.adopt(lease_id, result.consumer_id, stretch=stretch)
 
 
+def claim_for_lease_swapping(
+    claims: ClaimService,
+    uow: UnitOfWork,
+    consumer_id: int,
+    project: str,
+    items: tuple[ClaimItem, ...],
+    span: tuple[int, int],
+    now: int,
+    *,
+    swap: bool,
+    merge: bool = False,
+) -> None:
+    """Claim ``items`` over ``span`` (start, end) for the existing lease ``consumer_id``
+    (``claim_for_lease``; ``merge``: its rows ending at start are stretched to end instead). With
+    ``swap``, a conflicting host is swapped for a stand-in of the same site, traits and classes (the
+    swap rule above), at most ``MAX_SWAPS`` times; the first refusal is what is raised when none fits."""
+    start, end = span
+    tried: set[str] = {it.provider_uuid for it in items}
+    current = items
+    first: CapacityConflict | None = None
+    stretch = (start, end) if merge else None
+    for _ in range(MAX_SWAPS + 1):
+        spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=f"lease {consumer_id} update")
+        try:
+            claim_for_lease(claims, uow, consumer_id, spec, current, now, stretch=stretch)
+            moves = {a.provider_uuid: b.provider_uuid for a, b in zip(items, current, strict=True)}
+            repoint_placement(uow, consumer_id, moves)
+            return
+        except (CapacityConflict, ValidationFailed) as exc:
+            if first is None:
+                if isinstance(exc, ValidationFailed) or not swap:
+                    raise
+                first = exc
+            # Swapping: a candidate that breaks unit rules simply does not fit either.
+            swapped = _swap_for_stand_in(uow, current, exc, tried)
+            if swapped is None:
+                raise first from None
+            current = swapped
+    assert first is not None
+    raise first
+
+
+def _swap_for_stand_in(
+    uow: UnitOfWork, items: tuple[ClaimItem, ...], exc: CapacityConflict | ValidationFailed, tried: set[str]
+) -> tuple[ClaimItem, ...] | None:
+    """Replace the first host named by ``exc`` with an untried host of the same site, traits and
+    resource classes; None when an offending provider is not a host or no stand-in is left."""
+    bad = offending_providers(items, exc)
+    if not bad:
+        return None
+    classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
+    stand_ins = (alt.uuid for alt in uow.leases.alternate_hosts(bad[0], classes, tried))
+    alt = next_alternate(stand_ins, tried, {it.provider_uuid for it in items})
+    return None if alt is None else swap_host(items, bad[0], alt)
+
+
 def repoint_placement(uow: UnitOfWork, lease_id: int, moves: Mapping[str, str]) -> None:
     """After hosts were swapped (old uuid -> new uuid), the lease's component placement names the new
     hosts, so a view still says which host is which instance."""
@@ -107,8 +164,10 @@ def repoint_placement(uow: UnitOfWork, lease_id: int, moves: Mapping[str, str]) 
 
 
 __all__ = [
+    "MAX_SWAPS",
     "HostRef",
     "claim_for_lease",
+    "claim_for_lease_swapping",
     "conflicting_owner",
     "next_alternate",
     "offending_providers",

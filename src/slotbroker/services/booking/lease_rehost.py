@@ -38,9 +38,13 @@ from typing import TYPE_CHECKING, Any
 from slotbroker.domain.claims import ClaimItem, ConsumerKind, ConsumerSpec, ConsumerStatus
 from slotbroker.domain.errors import CapacityConflict, ValidationFailed
 from slotbroker.domain.providers import ProviderKind
-from slotbroker.services.booking.alternates import claim_for_lease, offending_providers, repoint_placement
+from slotbroker.services.booking.alternates import (
+    MAX_SWAPS,
+    claim_for_lease,
+    offending_providers,
+    repoint_placement,
+)
 from slotbroker.services.booking.claims import ClaimService
-from slotbroker.services.booking.leases import MAX_SWAPS
 from slotbroker.store.repositories.leases import HostRef
 from slotbroker.store.unit_of_work import UnitOfWork
 

@@ -34,13 +34,7 @@ from slotbroker.domain.limits import BookingPolicy, time_problems
 from slotbroker.domain.time import now_s
 from slotbroker.domain.time import to_datetime as instant
 from slotbroker.domain.time import to_epoch as epoch
-from slotbroker.services.booking.alternates import (
-    claim_for_lease,
-    next_alternate,
-    offending_providers,
-    repoint_placement,
-    swap_host,
-)
+from slotbroker.services.booking.alternates import claim_for_lease_swapping
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.ical import render_ical
 from slotbroker.services.booking.lease_events import (
@@ -68,7 +62,6 @@ from slotbroker.wire.leases import (
 
 T = TypeVar("T")
 
-MAX_SWAPS = 32  # alternate hosts tried when moving a pending lease, in all
 ICAL_LIMIT = 5000
 LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
 
@@ -303,11 +296,22 @@ class LeaseService:
             # Move (or resize) a lease that has not started: free the old interval, claim the new one.
             uow.leases.free_rows(consumer_id)
             self.quotas.check_in(uow, row.project, _quota_items(items), start, end, now)
-            self._claim_as(uow, consumer_id, row.project, items, start, end, now, swap=body.allow_host_swap)
+            claim_for_lease_swapping(
+                self.claims,
+                uow,
+                consumer_id,
+                row.project,
+                items,
+                (start, end),
+                now,
+                swap=body.allow_host_swap,
+            )
         elif end > old_end:
             # Extend an ACTIVE lease: claim only the added time, then stretch its rows over it.
             self.quotas.check_in(uow, row.project, _quota_items(items), old_end, end, now)
-            self._claim_as(uow, consumer_id, row.project, items, old_end, end, now, swap=False, merge=True)
+            claim_for_lease_swapping(
+                self.claims, uow, consumer_id, row.project, items, (old_end, end), now, swap=False, merge=True
+            )
         else:
             # Shorten an ACTIVE lease: only frees capacity, always fits.
             uow.leases.shorten_rows(consumer_id, end)
@@ -317,63 +321,6 @@ class LeaseService:
         ):  # pragma: no cover - the row lock (or BEGIN IMMEDIATE) prevents this
             raise ConcurrentUpdate(f"lease {lease_id} changed concurrently; re-read it")
         schedule_lease_events(uow, consumer_id, start, end, self.policy.before_end_notice_s)
-
-    def _claim_as(
-        self,
-        uow: UnitOfWork,
-        consumer_id: int,
-        project: str,
-        items: tuple[ClaimItem, ...],
-        start: int,
-        end: int,
-        now: int,
-        *,
-        swap: bool,
-        merge: bool = False,
-    ) -> None:
-        """Claim ``items`` over [start, end) for the existing lease ``consumer_id``: ``claim_in`` under a
-        temporary consumer (all of its checks, locks and inserts), whose rows then move to the lease
-        (``merge``: the lease's rows ending at ``start`` are stretched to ``end`` instead)."""
-        tried: set[str] = {it.provider_uuid for it in items}
-        current = items
-        first: CapacityConflict | None = None
-        stretch = (start, end) if merge else None
-        for _ in range(MAX_SWAPS + 1):
-            spec = ConsumerSpec(ConsumerKind.LEASE, project, start, end, name=f"lease {consumer_id} update")
-            try:
-                claim_for_lease(self.claims, uow, consumer_id, spec, current, now, stretch=stretch)
-                moves = {a.provider_uuid: b.provider_uuid for a, b in zip(items, current, strict=True)}
-                repoint_placement(uow, consumer_id, moves)
-                return
-            except (CapacityConflict, ValidationFailed) as exc:
-                if first is None:
-                    if isinstance(exc, ValidationFailed) or not swap:
-                        raise
-                    first = exc
-                # Swapping: a candidate that breaks unit rules simply does not fit either.
-                swapped = self._swap(uow, current, exc, tried)
-                if swapped is None:
-                    raise first from None
-                current = swapped
-        assert first is not None
-        raise first
-
-    def _swap(
-        self,
-        uow: UnitOfWork,
-        items: tuple[ClaimItem, ...],
-        exc: CapacityConflict | ValidationFailed,
-        tried: set[str],
-    ) -> tuple[ClaimItem, ...] | None:
-        """Replace the first host named by ``exc`` with an untried host of the same site, traits and
-        resource classes; None when an offending provider is not a host or no alternate is left."""
-        bad = offending_providers(items, exc)
-        if not bad:
-            return None
-        classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
-        stand_ins = (alt.uuid for alt in uow.leases.alternate_hosts(bad[0], classes, tried))
-        alt = next_alternate(stand_ins, tried, {it.provider_uuid for it in items})
-        return None if alt is None else swap_host(items, bad[0], alt)
 
     # -- cancel / error -------------------------------------------------------------------------------------
     def cancel(self, lease_id: str, *, project: str | None, now_s: int | None = None) -> LeaseView:

@@ -129,17 +129,16 @@ class LocalProvisioner(Provisioner):
         try:
             if account is not None:
                 os.chown(scratch, account.uid, account.gid)
-            if account is not None:
                 # setpriv (util-linux) drops to the account before exec, whichever event loop runs us:
                 # uvloop, which the server uses, refuses create_subprocess_exec's user/group arguments
-                argv = [
+                argv = (
                     SETPRIV,
                     f"--reuid={account.uid}",
                     f"--regid={account.gid}",
                     "--clear-groups",
                     "--",
                     *argv,
-                ]
+                )
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 env=self._environment(workload, provision, key, scratch),
