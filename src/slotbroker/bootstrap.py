@@ -20,7 +20,6 @@ from slotbroker.services.catalog import CatalogService
 from slotbroker.services.claims import ClaimService
 from slotbroker.services.find_slot import FindSlotService, FindSlotSettings
 from slotbroker.services.inventory import InventoryService
-from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.job_asap import JobAsap
 from slotbroker.services.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.lease_rehost import LeaseRehoster
@@ -28,6 +27,7 @@ from slotbroker.services.leases import LeaseService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.protocols.ivoa import IvoaService
 from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import TokenService
 from slotbroker.services.topology import TopologyService

@@ -1,4 +1,4 @@
-"""FABRIC-compatible endpoints: POST /calendar/find-slot and GET /calendar (see services/fabric_compat.py).
+"""FABRIC-compatible endpoints: POST /calendar/find-slot and GET /calendar (services/protocols/fabric/).
 
 Validation errors here answer 400, as FABRIC's reports API does, with the same problem body as elsewhere.
 """
@@ -16,7 +16,7 @@ from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import Bucket
-from slotbroker.services import fabric_compat as fabric
+from slotbroker.services.protocols.fabric import translate as fabric
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.fabric import (
     FabricCalendar,

@@ -25,7 +25,7 @@ from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, NotFound
-from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
+from slotbroker.services.protocols.ivoa import IvoaInvalid, IvoaRefused, message
 from slotbroker.services.tokens import Principal, Role
 
 PREFIX = "/ivoa"

@@ -23,11 +23,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.result import Ok
-
 from test_ivoa import COMPUTE_KIND, NOTEBOOK, TOPOLOGY
 
 SPEC = (
-    Path(__file__).resolve().parents[1].parent
+    Path(__file__).resolve().parents[2].parent
     / "shared"
     / "reference"
     / "ivoa-openapi"

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conftest import _token
-from slotbroker.services.ivoa import (
+from slotbroker.services.protocols.ivoa import (
     CURRENT_BASE,
     SESSION_KIND,
     canonical_kind,
@@ -28,7 +28,7 @@ from slotbroker.services.ivoa import (
 from slotbroker.services.tokens import Role
 from slotbroker.wire.offers import OfferState
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "ivoa-examples"
+EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "ivoa-examples"
 HOUR = 3600
 HOST_CORES = 32
 HOST_GIB = 64
