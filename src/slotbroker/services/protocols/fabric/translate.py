@@ -1,31 +1,44 @@
-"""FABRIC's find-slot and calendar wire formats, translated to and from ours.
+"""FABRIC's request fields read as ours, and our answers written in FABRIC's terms.
 
-FABlib users can point at slotbroker unchanged. FABRIC describes compute in cores, RAM and disk in GB
-and components by model name (``GPU_RTX6000``, ``SmartNIC_ConnectX_6``, ``FPGA_Xilinx_U280``); links by
-their two sites; facility ports by name. Links and ports attach to a site, so when no compute resource
-sits at that site we add an empty *anchor* component pinned there. Unlike FABRIC, unparseable dates are a
-400 naming the field, never a 500.
+FABRIC describes compute in cores, RAM and disk in GB and components by model name: FABlib sends the
+reports database's ``Type-Model`` keys (``GPU-Tesla T4``, ``SmartNIC-ConnectX-6``), people write the
+FABlib names (``GPU_RTX6000``, ``NIC_ConnectX_6``); both map to our classes. Validation follows FABRIC's
+own controller (``reports_api/response_code/calendar_controller.py``): every problem is a 400, but ours
+names the field in FABRIC's document (``/end``, ``/resources/2/vlans``).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Any
+from datetime import datetime, tzinfo
 
 from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.store.unit_of_work import UnitOfWork
-from slotbroker.wire.fabric import FabricFindSlotRequest, FabricFindSlotResponse, FabricWindow
-from slotbroker.wire.find_slot import FindSlotResult
+from slotbroker.domain.limits import time_problems
+from slotbroker.wire.fabric import FabricFindSlotRequest
 
-ANCHOR = "anchor-"  # components standing for "this site" where only a link or port attaches
+MAX_RANGE_DAYS = 30  # FABRIC refuses a longer search range (reports API and FABlib alike)
 MODEL_ALIASES = {
     "GPU_TESLA_T4": "GPU_T4",
+    "GPU_TESLAT4": "GPU_T4",
     "SMARTNIC_CONNECTX_6": "NIC_CONNECTX6",
     "SMARTNIC_CONNECTX_5": "NIC_CONNECTX5",
     "SHAREDNIC_CONNECTX_6": "NIC_CONNECTX6",
+    "NIC_CONNECTX_6": "NIC_CONNECTX6",
+    "NIC_CONNECTX_5": "NIC_CONNECTX5",
     "FPGA_XILINX_U280": "FPGA_U280",
 }
+# Our class -> the reports database's component key, for the calendar (FABRIC's own spelling).
+FABRIC_KEYS = {
+    "GPU_T4": "GPU-Tesla T4",
+    "GPU_RTX6000": "GPU-RTX6000",
+    "GPU_A30": "GPU-A30",
+    "GPU_A40": "GPU-A40",
+    "NIC_CONNECTX6": "SmartNIC-ConnectX-6",
+    "NIC_CONNECTX5": "SmartNIC-ConnectX-5",
+    "FPGA_U280": "FPGA-Xilinx-U280",
+    "NVME_P4510": "NVME-P4510",
+}
+COMPUTE_CLASSES = {"VCPU": "cores", "MEMORY_MB": "ram", "DISK_GB": "disk"}
 
 
 def component_class(model: str) -> str:
@@ -33,116 +46,73 @@ def component_class(model: str) -> str:
     return MODEL_ALIASES.get(norm, norm)
 
 
+def component_key(resource_class: str) -> str:
+    return FABRIC_KEYS.get(resource_class, resource_class)
+
+
 def parse_instant(text: str, field: str, *, where: str | None = None) -> datetime:
-    """An ISO 8601 instant with an offset; ``where`` is the pointer to blame (default ``/field``)."""
+    """An ISO 8601 instant with an offset, as Python's ``fromisoformat`` reads it (FABRIC's parser, so
+    FABlib's ``2026-12-01 10:00:00 +0000`` works); a query's ``+`` decoded to a space is put back."""
     at = where or f"/{field}"
-    try:
-        value = datetime.fromisoformat(text.replace(" ", "+").replace("Z", "+00:00"))
-    except ValueError:
+    value: datetime | None = None
+    for candidate in (text, text.replace(" ", "+")):
+        try:
+            value = datetime.fromisoformat(candidate.replace("Z", "+00:00"))
+            break
+        except ValueError:
+            continue
+    if value is None:
         raise ValidationFailed(
-            f"{field} is not an ISO 8601 date-time", [FieldError(at, f"cannot parse {text!r}")]
-        ) from None
+            f"{field} is not an ISO 8601 date-time", [FieldError(at, f"{field}: cannot parse {text!r}")]
+        )
     if value.tzinfo is None:
         raise ValidationFailed(
-            f"{field} needs a UTC offset", [FieldError(at, "add an offset such as +00:00")]
+            f"{field} needs a UTC offset", [FieldError(at, f"{field}: add an offset such as +00:00")]
+        )
+    try:
+        seconds = int(value.timestamp())
+    except (OverflowError, ValueError):
+        seconds = None
+    if seconds is None or (out := time_problems((at, seconds))):
+        detail = out[0].detail if seconds is not None else "outside the supported range"
+        raise ValidationFailed(
+            f"{field} is outside the supported times", [FieldError(at, f"{field}: {detail}")]
         )
     return value
 
 
-def to_native(req: FabricFindSlotRequest, uow: UnitOfWork) -> dict[str, Any]:
-    """Our find-slot document for a FABRIC request (raises ValidationFailed with pointers)."""
+def fabric_time(seconds: int, zone: tzinfo | None) -> str:
+    """FABRIC's answer format: ``datetime.isoformat()`` in the offset the client used."""
+    return datetime.fromtimestamp(seconds, zone).isoformat()
+
+
+def check_request(req: FabricFindSlotRequest) -> tuple[datetime, datetime]:
+    """FABRIC's find-slot rules (a 400 naming each offending field); the parsed start and end."""
     start, end = parse_instant(req.start, "start"), parse_instant(req.end, "end")
-    components: list[dict[str, Any]] = []
-    links: list[dict[str, Any]] = []
-    ports: list[dict[str, Any]] = []
-    anchors: dict[str, str] = {}
     problems: list[FieldError] = []
-
-    def at_site(site: str) -> str:
-        for comp in components:
-            if comp.get("site") == site and comp["name"].startswith("vm"):
-                return str(comp["name"])
-        if site not in anchors:
-            anchors[site] = f"{ANCHOR}{len(anchors) + 1}"
-            components.append({"name": anchors[site], "site": site, "resources": {}})
-        return anchors[site]
-
-    for i, r in enumerate(req.resources):
-        if r.type != "compute":
-            continue
-        resources = {"VCPU": r.cores or 0, "MEMORY_MB": (r.ram or 0) * 1024, "DISK_GB": r.disk or 0}
-        resources.update({component_class(m): n for m, n in (r.components or {}).items()})
-        comp: dict[str, Any] = {
-            "name": f"vm{i + 1}",
-            "resources": {k: v for k, v in resources.items() if v > 0},
-        }
-        if r.site:
-            comp["site"] = r.site
-        components.append(comp)
-    for i, r in enumerate(req.resources):
-        if r.type == "link":
-            if not r.site_a or not r.site_b:
-                problems.append(FieldError(f"/resources/{i}", "a link needs site_a and site_b"))
-                continue
-            links.append(
-                {"a": at_site(r.site_a), "b": at_site(r.site_b), "bandwidth_gbps": max(1, r.bandwidth or 1)}
+    range_h = (end - start).total_seconds() / 3600
+    if start >= end:
+        problems.append(FieldError("/end", "end: must be after start"))
+    elif range_h > MAX_RANGE_DAYS * 24:
+        problems.append(
+            FieldError(
+                "/end", f"end: the search range must not exceed {MAX_RANGE_DAYS} days, got {range_h / 24:.1f}"
             )
-        elif r.type == "facility_port":
-            if not r.name:
-                problems.append(FieldError(f"/resources/{i}/name", "a facility port needs its name"))
-                continue
-            site = r.site or _port_site(uow, r.name, f"/resources/{i}/name", problems)
-            if site is None:
-                continue
-            port: dict[str, Any] = {
-                "site": site,
-                "port": r.name,
-                "component": at_site(site),
-                "vlan_count": max(1, r.vlans or 1),
-            }
-            if r.bandwidth:
-                port["bandwidth_gbps"] = r.bandwidth
-            ports.append(port)
-    if problems:
-        raise ValidationFailed("the resources are incomplete", problems)
-    return {
-        "components": components,
-        "links": links,
-        "facility_ports": ports,
-        "earliest_start": start.isoformat(),
-        "latest_end": end.isoformat(),
-        "duration": req.duration * 3600,
-        "limit": req.max_results,
-    }
-
-
-def _port_site(uow: UnitOfWork, name: str, at: str, problems: list[FieldError]) -> str | None:
-    sites = sorted({p.site.name for p in uow.network.ports() if p.port_name == name})
-    if len(sites) == 1:
-        return sites[0]
-    problems.append(
-        FieldError(
-            at,
-            f"no facility port named {name!r}"
-            if not sites
-            else f"{name!r} exists at {', '.join(sites)}; give its site",
         )
-    )
-    return None
-
-
-def to_fabric(result: FindSlotResult, duration_hours: int) -> FabricFindSlotResponse:
-    return FabricFindSlotResponse(
-        windows=[
-            FabricWindow(
-                start=w.start,
-                end=w.end,
-                placement={c: h for c, h in w.placement.items() if not c.startswith(ANCHOR)},
-            )
-            for w in result.windows
-        ],
-        total=len(result.windows),
-        search_start=result.search_start,
-        search_end=result.search_end,
-        duration_hours=duration_hours,
-    )
+    elif req.duration > range_h:
+        problems.append(FieldError("/duration", f"duration: {req.duration} h exceeds the search range"))
+    for i, r in enumerate(req.resources):
+        at = f"/resources/{i}"
+        if r.type == "link":
+            for key in ("site_a", "site_b", "bandwidth"):
+                if getattr(r, key) is None or getattr(r, key) == "":
+                    problems.append(FieldError(f"{at}/{key}", f"resources[{i}] (link): {key} is required"))
+        elif r.type == "facility_port":
+            for key in ("name", "vlans"):
+                if getattr(r, key) is None or getattr(r, key) == "":
+                    problems.append(
+                        FieldError(f"{at}/{key}", f"resources[{i}] (facility_port): {key} is required")
+                    )
+    if problems:
+        raise ValidationFailed(problems[0].detail, problems)
+    return start, end

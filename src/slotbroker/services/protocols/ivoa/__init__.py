@@ -8,8 +8,9 @@ docs/ivoa.md for every default and mapping decision.
 from slotbroker.services.protocols.ivoa.errors import IvoaInvalid, IvoaRefused
 from slotbroker.services.protocols.ivoa.iso8601 import parse_start_interval
 from slotbroker.services.protocols.ivoa.phases import read_update, session_phase
+from slotbroker.services.protocols.ivoa.present import message
 from slotbroker.services.protocols.ivoa.request import read_request
-from slotbroker.services.protocols.ivoa.service import IvoaService, message
+from slotbroker.services.protocols.ivoa.service import IvoaService
 from slotbroker.services.protocols.ivoa.vocabulary import (
     CURRENT_BASE,
     LEGACY_BASE,

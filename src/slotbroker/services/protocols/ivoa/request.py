@@ -129,8 +129,10 @@ def read_request(doc: Any, now_s: int) -> Translated:
             "kind": kind_uri("compute", "simple-compute-resource"),
             "meta": {"name": DEFAULT_COMPUTE_NAME},
         }
-        r.notes.append(("INFO", f"no compute given: default {DEFAULT_CORES} core, {DEFAULT_MEMORY_GIB} GiB"))
-        cores_req, mem_req = (DEFAULT_CORES, None), (DEFAULT_MEMORY_GIB * 1024, None)
+        r.notes.append(("INFO", f"compute.cores: none given, default {DEFAULT_CORES} (exactly)"))
+        r.notes.append(("INFO", f"compute.memory: none given, default {DEFAULT_MEMORY_GIB} GiB (exactly)"))
+        cores_req = (DEFAULT_CORES, DEFAULT_CORES)
+        mem_req = (DEFAULT_MEMORY_GIB * 1024, DEFAULT_MEMORY_GIB * 1024)
     else:
         c = r.mapping(body["compute"], "/compute")
         compute = r.component(c, "compute", COMPUTE_FIELDS, "/compute") if c is not None else {}
@@ -257,16 +259,16 @@ def _mounts(
 def _minmax(
     r: Reader, obj: dict[str, Any] | None, where: str, default: int, scale: int, what: str
 ) -> tuple[int, int | None] | None:
-    if obj is None:
-        r.notes.append(("INFO", f"no {what} given: default minimum {default}"))
-        return default * scale, None
+    if obj is None:  # a default we invent is exactly that: no strategy doubles it
+        r.notes.append(("INFO", f"compute.{what}: none given, default {default} (exactly)"))
+        return default * scale, default * scale
     r.fields(obj, MINMAX_FIELDS, where)
     low, high = r.amount(obj, "min", where), r.amount(obj, "max", where)
     if ("min" in obj and low is None) or ("max" in obj and high is None):
         return None
     if low is None:
         low = min(default, high) if high is not None else default
-        r.notes.append(("INFO", f"no {what}.min given: minimum {low}"))
+        r.notes.append(("INFO", f"compute.{what}.min: none given, default {low}"))
     if high is not None and low > high:
         r.refusals.append(f"{what}: min {low} exceeds max {high}")
         high = low
@@ -276,8 +278,8 @@ def _minmax(
 def _memory(r: Reader, obj: dict[str, Any] | None) -> tuple[int, int | None] | None:
     """``compute.memory`` in GiB (the spec), or in ``units`` (an extension: kB ... PiB) -> MiB."""
     if obj is None:
-        r.notes.append(("INFO", f"no memory given: default minimum {DEFAULT_MEMORY_GIB} GiB"))
-        return DEFAULT_MEMORY_GIB * 1024, None
+        r.notes.append(("INFO", f"compute.memory: none given, default {DEFAULT_MEMORY_GIB} GiB (exactly)"))
+        return DEFAULT_MEMORY_GIB * 1024, DEFAULT_MEMORY_GIB * 1024
     r.fields(obj, MEMORY_FIELDS, "/compute/memory")
     units = obj.get("units", "GiB")
     if not member(units, UNITS_MIB):
@@ -313,7 +315,9 @@ def _schedule(r: Reader, value: Any) -> tuple[int, int, int]:
                     duration_value = r.text(req, "duration", "/schedule/requested")
     duration = DEFAULT_DURATION_S
     if duration_value is None:
-        r.notes.append(("INFO", f"no duration given: default {duration_text(DEFAULT_DURATION_S)}"))
+        r.notes.append(
+            ("INFO", f"schedule.requested.duration: none given, default {duration_text(DEFAULT_DURATION_S)}")
+        )
     else:
         try:
             duration = parse_duration(duration_value)
@@ -326,7 +330,11 @@ def _schedule(r: Reader, value: Any) -> tuple[int, int, int]:
     start, latest = r.now, r.now + DEFAULT_START_WINDOW_S
     if start_text is None:
         r.notes.append(
-            ("INFO", f"no start given: any start from now to now + {duration_text(DEFAULT_START_WINDOW_S)}")
+            (
+                "INFO",
+                "schedule.requested.start: none given, default any start from now to now + "
+                f"{duration_text(DEFAULT_START_WINDOW_S)}",
+            )
         )
     else:
         try:

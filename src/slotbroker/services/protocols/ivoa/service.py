@@ -2,49 +2,53 @@
 offer (same uuid), an accepted session is a lease.
 
 What the client sent (names, executable, storage, data, volume mounts) is kept in ``ivoa_offer_sets``
-(one row per offer set: the canonical request document and the messages), see docs/ivoa.md, "Storage".
+(one row per offer set: the canonical request document, the messages and the offers shown), see
+docs/ivoa.md, "Storage".
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.services.leases import LeaseService
 from slotbroker.services.offers import OFFER_EXPIRED, OfferConflict, OfferService
 from slotbroker.services.protocols.ivoa.errors import IvoaRefused
-from slotbroker.services.protocols.ivoa.iso8601 import duration_text, instant
-from slotbroker.services.protocols.ivoa.phases import read_update, session_phase
-from slotbroker.services.protocols.ivoa.request import Translated, read_request
-from slotbroker.services.protocols.ivoa.vocabulary import (
-    COMPONENT,
-    MAX_OFFERS,
-    MESSAGE_KIND,
-    OFFERSET_KIND,
-    SESSION_KIND,
+from slotbroker.services.protocols.ivoa.iso8601 import instant
+from slotbroker.services.protocols.ivoa.phases import allowed_changes, read_update, refusal, session_phase
+from slotbroker.services.protocols.ivoa.present import (
+    Stored,
+    granted,
+    ivoa_words,
+    message,
+    no_answer,
+    nothing_fits,
+    render_offer_set,
+    render_session,
 )
+from slotbroker.services.protocols.ivoa.request import read_request
+from slotbroker.services.protocols.ivoa.vocabulary import MAX_OFFERS
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.offers import OfferSetRequest, OfferSetStatus, OfferSetView, OfferState, OfferView
 
-
-def message(level: str, text: str, now_s: int, **values: str) -> dict[str, Any]:
-    """A spec ``MessageItem``."""
-    item: dict[str, Any] = {"kind": MESSAGE_KIND, "time": instant(now_s), "level": level, "message": text}
-    if values:
-        item["template"] = text
-        item["values"] = values
-    return item
+# Offers searched for, of which the first MAX_OFFERS distinct ones are shown and the rest given back:
+# the strategies often agree on a start, and a set of four identical proposals helps nobody.
+SEARCHED_OFFERS = 10
 
 
-@dataclass
-class Stored:
-    created_s: int
-    echo: dict[str, Any]
-    messages: list[dict[str, Any]]
+def distinct(offers: list[OfferView]) -> tuple[list[OfferView], list[OfferView]]:
+    """(kept, surplus): no two kept offers propose the same start, end and amounts; at most MAX_OFFERS."""
+    kept: list[OfferView] = []
+    seen: set[tuple[int, int, tuple[int, int]]] = set()
+    for offer in sorted(offers, key=lambda o: o.position):
+        key = (int(offer.start.timestamp()), int(offer.end.timestamp()), granted(offer))
+        if key not in seen and len(kept) < MAX_OFFERS:
+            seen.add(key)
+            kept.append(offer)
+    return kept, [o for o in offers if o not in kept]
 
 
 class IvoaService:
@@ -67,25 +71,29 @@ class IvoaService:
         tr = read_request(doc, now)
         notes = [message(level, text, now) for level, text in tr.notes]
         if tr.refusals:
-            return self._no(tr, notes + [message("ERROR", t, now) for t in tr.refusals], now)
+            return no_answer(tr.echo, notes + [message("ERROR", t, now) for t in tr.refusals], now)
         try:
             view = self.offers.create(
-                OfferSetRequest(request=tr.slot, max_offers=MAX_OFFERS), project=project, now_s=now
+                OfferSetRequest(request=tr.slot, max_offers=SEARCHED_OFFERS), project=project, now_s=now
             )
         except ValidationFailed as exc:
-            why = [message("ERROR", _ivoa_words(f.detail), now) for f in exc.errors] or [
-                message("ERROR", _ivoa_words(exc.detail), now)
+            why = [message("ERROR", ivoa_words(f.detail), now) for f in exc.errors] or [
+                message("ERROR", ivoa_words(exc.detail), now)
             ]
-            return self._no(tr, notes + why, now)
+            return no_answer(tr.echo, notes + why, now)
         except Forbidden as exc:  # e.g. the project's quota
-            return self._no(tr, [*notes, message("ERROR", exc.detail, now)], now)
+            return no_answer(tr.echo, [*notes, message("ERROR", exc.detail, now)], now)
+        kept, surplus = distinct(view.offers)
+        for offer in surplus:
+            self.offers.reject(offer.id, project=project)
         if view.status == OfferSetStatus.EMPTY:
-            notes.append(message("ERROR", _nothing_fits(view), now))
-        stored = Stored(now, tr.echo, notes)
+            notes.append(message("ERROR", nothing_fits(view), now))
+        stored = Stored(now, tr.echo, notes, [o.id for o in kept])
+        document = {"echo": tr.echo, "messages": notes, "shown": stored.shown}
         with UnitOfWork(self.db) as uow:
-            uow.offers.add_ivoa_echo(view.id, project, now, json.dumps({"echo": tr.echo, "messages": notes}))
+            uow.offers.add_ivoa_echo(view.id, project, now, json.dumps(document))
             uow.commit()
-        return self._offer_set(view, stored, base_url)
+        return self._offer_set(self.offers.offer_set(view.id, project=project), stored, base_url)
 
     def offer_set(self, set_id: str, *, project: str | None, base_url: str) -> dict[str, Any]:
         stored = self._stored(set_id, project)
@@ -99,103 +107,49 @@ class IvoaService:
         return self._session(offer, stored, base_url)
 
     def update(self, session_id: str, doc: Any, *, project: str | None, base_url: str) -> dict[str, Any]:
-        """POST /sessions/{uuid}: ACCEPTED (accept, siblings rejected), REJECTED, CANCELLED (the lease)."""
+        """POST /sessions/{uuid}: ACCEPTED (accept, siblings rejected), REJECTED, CANCELLED (the lease).
+        A change the session's phase does not allow is a 409 naming the phase and what is allowed."""
         value = read_update(doc)
         offer = self.offers.offer(session_id, project=project)
         stored = self._stored(offer.offer_set_id, project, what=f"no session {session_id}")
-        if value == "ACCEPTED":
-            if offer.state == OfferState.ACCEPTED:
-                return self._session(offer, stored, base_url)  # accepting twice changes nothing
-            try:
+        phase = self._phase(offer)
+        live = offer.state == OfferState.ACCEPTED and bool(allowed_changes(phase))
+        if value == phase or (value == "ACCEPTED" and live):
+            return self._session(offer, stored, base_url)  # asking for what already is changes nothing
+        if value not in allowed_changes(phase):
+            raise self._not_allowed(offer, phase, value, stored, base_url)
+        try:
+            if value == "ACCEPTED":
                 self.offers.accept(session_id, project=project)
-            except OfferConflict as exc:
-                raise self._refused(exc, session_id, project, stored, base_url) from None
-            after = self.offers.offer(session_id, project=project)
-            return self._session(after, stored, base_url, phase="ACCEPTED")
-        if value == "REJECTED":
-            try:
-                after = self.offers.reject(session_id, project=project)
-            except OfferConflict as exc:
-                raise self._refused(exc, session_id, project, stored, base_url) from None
-            return self._session(after, stored, base_url)
-        if offer.state != OfferState.ACCEPTED or offer.lease is None:
-            phase = session_phase(offer.state)
-            raise IvoaRefused(
-                f"session {session_id} is {phase}; only an accepted session can be cancelled "
-                "(reject an offer instead)",
-                [FieldError("/value", "CANCELLED needs an accepted session")],
-                code="session_not_accepted",
-                session=self._session(offer, stored, base_url),
-            )
+                after = self.offers.offer(session_id, project=project)
+                return self._session(after, stored, base_url, phase="ACCEPTED")
+            if value == "REJECTED":
+                return self._session(self.offers.reject(session_id, project=project), stored, base_url)
+        except OfferConflict as exc:
+            raise self._refused(exc, session_id, project, stored, base_url, value) from None
+        assert offer.lease is not None  # CANCELLED is allowed only once accepted
         self.leases.cancel(offer.lease, project=None)  # the offer lookup above already checked the project
         return self._session(self.offers.offer(session_id, project=project), stored, base_url)
 
     # -- rendering ------------------------------------------------------------------------------------------
-    def _no(self, tr: Translated, messages: list[dict[str, Any]], now: int) -> dict[str, Any]:
-        meta: dict[str, Any] = {"created": instant(now), "messages": messages}
-        if "name" in tr.echo:
-            meta["name"] = tr.echo["name"]
-        return {"kind": OFFERSET_KIND, "meta": meta, "result": "NO", "messages": messages, "offers": []}
-
     def _offer_set(self, view: OfferSetView, stored: Stored, base_url: str) -> dict[str, Any]:
-        offers = [self._session(o, stored, base_url) for o in view.offers]
-        result = "YES" if view.offers else "NO"
-        meta: dict[str, Any] = {
-            "uuid": view.id,
-            "name": stored.echo.get("name", f"offerset-{view.id[:8]}"),
-            "url": f"{base_url}/offersets/{view.id}",
-            "created": instant(stored.created_s),
-        }
-        if stored.messages:
-            meta["messages"] = stored.messages
-        out: dict[str, Any] = {"kind": OFFERSET_KIND, "meta": meta, "result": result}
-        if stored.messages:
-            out["messages"] = stored.messages
-        out["offers"] = offers
-        return out
+        shown = [o for o in view.offers if stored.shown is None or o.id in stored.shown]
+        sessions = [self._session(o, stored, base_url) for o in shown]
+        return render_offer_set(view, stored, sessions, base_url)
 
-    def _session(
-        self, offer: OfferView, stored: Stored, base_url: str, *, phase: str | None = None
-    ) -> dict[str, Any]:
+    def _phase(self, offer: OfferView) -> str:
         lease_status = None
         if offer.state == OfferState.ACCEPTED and offer.lease is not None:
             try:
                 lease_status = self.leases.get(offer.lease, project=None).status
             except NotFound:
                 lease_status = None
-        start, end = int(offer.start.timestamp()), int(offer.end.timestamp())
-        echo = stored.echo
-        granted = (offer.resources.get(COMPONENT) or [{}])[0]
-        compute = dict(echo["compute"])
-        cores = int(granted.get("VCPU", 0))
-        gib = int(granted.get("MEMORY_MB", 0)) // 1024
-        compute["cores"] = {"min": cores, "max": cores}
-        compute["memory"] = {"min": gib, "max": gib}
-        if "volumes" in compute:
-            compute["volumes"] = [dict(v) for v in compute["volumes"]]
-        session: dict[str, Any] = {
-            "kind": SESSION_KIND,
-            "meta": {
-                "uuid": offer.id,
-                "name": f"{echo.get('name', 'offer')}-{offer.position}",
-                "url": f"{base_url}/sessions/{offer.id}",
-                "created": instant(stored.created_s),
-            },
-        }
-        if "executable" in echo:
-            session["executable"] = echo["executable"]
-        session["compute"] = compute
-        for key in ("storage", "data"):
-            if key in echo:
-                session[key] = echo[key]
-        session["phase"] = phase or session_phase(offer.state, lease_status)
-        session["expires"] = instant(int(offer.expires.timestamp()))
-        session["schedule"] = {
-            "preparing": {"start": instant(start), "duration": "PT0S"},
-            "available": {"start": f"{instant(start)}/PT0S", "duration": duration_text(end - start)},
-            "releasing": {"start": instant(end), "duration": "PT0S"},
-        }
-        return session
+        return session_phase(offer.state, lease_status)
+
+    def _session(
+        self, offer: OfferView, stored: Stored, base_url: str, *, phase: str | None = None
+    ) -> dict[str, Any]:
+        return render_session(offer, stored, base_url, phase or self._phase(offer))
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _stored(self, set_id: str, project: str | None, *, what: str | None = None) -> Stored:
@@ -204,49 +158,37 @@ class IvoaService:
         if row is None or (project is not None and row.project != project):
             raise NotFound(what or f"no offer set {set_id}")
         doc = json.loads(row.document)
-        return Stored(int(row.created_s), doc["echo"], doc.get("messages", []))
+        return Stored(int(row.created_s), doc["echo"], doc.get("messages", []), doc.get("shown"))
+
+    def _conflict(
+        self, detail: str, code: str, offer: OfferView, stored: Stored, base_url: str
+    ) -> IvoaRefused:
+        return IvoaRefused(
+            detail, [FieldError("/value", detail)], code=code, session=self._session(offer, stored, base_url)
+        )
 
     def _refused(
-        self, exc: OfferConflict, session_id: str, project: str | None, stored: Stored, base_url: str
+        self,
+        exc: OfferConflict,
+        session_id: str,
+        project: str | None,
+        stored: Stored,
+        base_url: str,
+        value: str,
     ) -> IvoaRefused:
+        """The offer changed under us (it expired, or a sibling was accepted): say so in its phase now."""
         now = self.offers.offer(session_id, project=project)
-        expired = exc.code == OFFER_EXPIRED or now.state == OfferState.EXPIRED
-        detail = (
-            f"session {session_id} expired at {instant(int(now.expires.timestamp()))}; "
-            "it can no longer be accepted"
-            if expired
-            else exc.detail
-        )
-        return IvoaRefused(
-            detail,
-            [FieldError("/value", detail)],
-            code=OFFER_EXPIRED if expired else exc.code,
-            session=self._session(now, stored, base_url),
-        )
+        phase = "EXPIRED" if exc.code == OFFER_EXPIRED else self._phase(now)
+        return self._not_allowed(now, phase, value, stored, base_url, code=exc.code)
 
-
-_FIELD_WORDS = (
-    ("start_within", "schedule.requested.start"),
-    ("min_duration", "schedule.requested.duration"),
-    ("duration", "schedule.requested.duration"),
-    ("latest_end", "schedule.requested.start"),
-    ("earliest_start", "schedule.requested.start"),
-    ("resources.VCPU", "compute.cores"),
-    ("resources.MEMORY_MB", "compute.memory"),
-)
-
-
-def _ivoa_words(text: str) -> str:
-    """A find-slot message in the request's own terms."""
-    for ours, theirs in _FIELD_WORDS:
-        if text.startswith(ours):
-            return theirs + text[len(ours) :]
-    return text
-
-
-def _nothing_fits(view: OfferSetView) -> str:
-    why = view.explanation
-    if why is None or not why.blockers:
-        return "nothing fits the request in the requested start interval"
-    reasons = "; ".join(b.detail for b in why.blockers[:5])
-    return f"nothing fits the request in the requested start interval: {reasons}"
+    def _not_allowed(
+        self, offer: OfferView, phase: str, value: str, stored: Stored, base_url: str, *, code: str = ""
+    ) -> IvoaRefused:
+        if phase == "EXPIRED":
+            detail = (
+                f"session {offer.id} expired at {instant(int(offer.expires.timestamp()))}; "
+                f"it can no longer be changed to {value} (no change is allowed now)"
+            )
+            return self._conflict(detail, OFFER_EXPIRED, offer, stored, base_url)
+        detail = refusal(offer.id, phase, value)
+        return self._conflict(detail, code or "phase_change_refused", offer, stored, base_url)
