@@ -27,6 +27,8 @@ from slotbroker.services.leases import LeaseService
 from slotbroker.services.network import NetworkService
 from slotbroker.services.offers import OfferService, OfferSettings
 from slotbroker.services.planner import Planner, PlannerSettings
+from slotbroker.services.protocols.fabric.calendar import FabricCalendarService
+from slotbroker.services.protocols.fabric.search import FabricFindSlot
 from slotbroker.services.protocols.ivoa import IvoaService
 from slotbroker.services.quotas import QuotaService
 from slotbroker.services.tokens import TokenService
@@ -57,6 +59,8 @@ class Services:
     lease_events: LeaseEventLoop  # its periodic jobs include the offers' expiry sweep
     offers: OfferService
     ivoa: IvoaService
+    fabric_find_slot: FabricFindSlot
+    fabric_calendar: FabricCalendarService
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
 
@@ -184,6 +188,8 @@ def build_services(
         lease_events=lease_events,
         offers=offers,
         ivoa=IvoaService(db, offers, leases),
+        fabric_find_slot=FabricFindSlot(find, calendar),
+        fabric_calendar=FabricCalendarService(find, calendar),
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
     )

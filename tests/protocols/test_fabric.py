@@ -9,6 +9,7 @@ port accounting are exercised with nothing to place; the FABRIC-like testbed wit
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -435,3 +436,52 @@ def test_fabric_find_slot_answers_on_the_busy_testbed(busy: Broker) -> None:
         assert busy.model.host_site[host] == "STAR"
         for rc, amount in vm.items():
             assert busy.model.peak(host, rc, start, end) + amount <= busy.model.capacity[(host, rc)]
+
+
+# -- against a brute-force reference -------------------------------------------------------------------------
+
+
+def _peak(spans: list[tuple[int, int, int]], start: int, end: int) -> int:
+    """Highest concurrent amount in [start, end): usage only rises where a span starts."""
+    inside = [(s, e, n) for s, e, n in spans if s < end and start < e]
+    instants = {start} | {s for s, _, _ in inside if s > start}
+    return max((sum(n for s, e, n in inside if s <= t < e) for t in instants), default=0)
+
+
+def test_windows_match_a_brute_force_reference(net: Net) -> None:
+    """Random bookings on the host and the link; every round, FABRIC's search (grid, per-hour checks,
+    the jumps between compute searches) must give exactly the first windows a plain scan of the grid
+    finds: start + h hours where peak usage plus the demand fits for the whole window."""
+    rng = random.Random(13)
+    cpu: list[tuple[int, int, int]] = []
+    bw: list[tuple[int, int, int]] = []
+    blocked = 0  # rounds where some grid hour was refused: the comparison is not trivially "all hours"
+    for round_ in range(6):
+        first, length = rng.randrange(0, 10) * 1800, rng.randrange(1, 6) * 1800  # half-hours: off the grid
+        s, e = net.t0 + first, net.t0 + first + length
+        room_cores, room_gbps = 8 - _peak(cpu, s, e), 100 - _peak(bw, s, e)  # never overbook
+        if room_cores > 0:
+            cores = rng.randrange(1, room_cores + 1)
+            net.book(
+                f"r{round_}", first / HOUR, (first + length) / HOUR, BookedAmount("star-h1", "VCPU", cores)
+            )
+            cpu.append((s, e, cores))
+        if room_gbps > 0:
+            gbps = rng.randrange(1, room_gbps + 1)
+            link = BookedAmount("STAR-RENC", "BANDWIDTH_GBPS", gbps)
+            net.book(f"l{round_}", first / HOUR, (first + length) / HOUR, link)
+            bw.append((s, e, gbps))
+        want_cores, want_gbps, hours = rng.randrange(1, 9), rng.randrange(10, 101, 10), rng.randrange(1, 4)
+        expected = [
+            h
+            for h in range(12 - hours + 1)
+            if _peak(cpu, net.t0 + h * HOUR, net.t0 + (h + hours) * HOUR) + want_cores <= 8
+            and _peak(bw, net.t0 + h * HOUR, net.t0 + (h + hours) * HOUR) + want_gbps <= 100
+        ][:5]
+        resources = [
+            {"type": "compute", "site": "STAR", "cores": want_cores},
+            {"type": "link", "site_a": "RENC", "site_b": "STAR", "bandwidth": want_gbps},
+        ]
+        assert net.starts(resources, hours=hours) == expected, (round_, cpu, bw, want_cores, want_gbps, hours)
+        blocked += expected != list(range(min(5, 12 - hours + 1)))
+    assert blocked >= 2

@@ -14,8 +14,7 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
-from slotbroker.services.protocols.fabric.calendar import FabricCalendarService, Filters
-from slotbroker.services.protocols.fabric.search import FabricFindSlot
+from slotbroker.services.protocols.fabric.calendar import Filters
 from slotbroker.services.protocols.fabric.translate import parse_instant
 from slotbroker.wire.fabric import (
     FabricCalendar,
@@ -36,7 +35,7 @@ Interval = Literal["hour", "day", "week"]
 
 
 def _find(body: FabricFindSlotRequest, svc: Services) -> FabricFindSlotResponse:
-    return FabricFindSlot(svc.find_slot, svc.calendar).find(body)
+    return svc.fabric_find_slot.find(body)
 
 
 def _calendar(
@@ -44,9 +43,7 @@ def _calendar(
 ) -> FabricCalendar:
     s = parse_instant(start, names[0], where=f"#/query/{names[0]}")
     e = parse_instant(end, names[1], where=f"#/query/{names[1]}")
-    return FabricCalendarService(svc.find_slot, svc.calendar).calendar_of(
-        s, e, interval, filters, names=names
-    )
+    return svc.fabric_calendar.calendar_of(s, e, interval, filters, names=names)
 
 
 @router.post(

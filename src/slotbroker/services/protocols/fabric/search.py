@@ -25,7 +25,7 @@ from slotbroker.engine.calendar import BANDWIDTH, VLAN
 from slotbroker.services.calendar_cache import CalendarCache
 from slotbroker.services.find_slot import FindSlotService
 from slotbroker.services.protocols.fabric.translate import check_request, component_class, fabric_time
-from slotbroker.wire.fabric import FabricFindSlotRequest, FabricFindSlotResponse, FabricWindow
+from slotbroker.wire.fabric import FabricFindSlotRequest, FabricFindSlotResponse, FabricResource, FabricWindow
 from slotbroker.wire.find_slot import FindSlotResult
 
 HOUR = 3600
@@ -197,7 +197,7 @@ class FabricFindSlot:
         return needs, unknown
 
 
-def _component(i: int, r: Any) -> dict[str, Any]:
+def _component(i: int, r: FabricResource) -> dict[str, Any]:
     """FABRIC resource ``i`` (compute) as our component ``vm<i+1>``."""
     resources = {"VCPU": r.cores or 0, "MEMORY_MB": (r.ram or 0) * 1024, "DISK_GB": r.disk or 0}
     resources.update({component_class(m): n for m, n in (r.components or {}).items()})
