@@ -30,8 +30,19 @@ from slotbroker.services.protocols.ivoa.phases import PHASES
 from slotbroker.services.tokens import Principal, Role
 
 PREFIX = "/ivoa"
+PROBLEM_YAML = "application/problem+yaml"
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses`` with the YAML form too: /ivoa problems follow the negotiated format."""
+    out = responses(*statuses)
+    for entry in out.values():
+        entry["content"][PROBLEM_YAML] = entry["content"][PROBLEM_JSON]
+    return out
+
+
 router = APIRouter(
-    prefix=PREFIX, tags=["ivoa"], responses=responses(400, 401, 404, 406, 413, 415, 422, 429, 503)
+    prefix=PREFIX, tags=["ivoa"], responses=problems(400, 401, 404, 406, 413, 415, 422, 429, 503)
 )
 Svc = Annotated[Services, Depends(services)]
 
@@ -253,7 +264,7 @@ async def get_session(uuid: str, request: Request, who: Reader, svc: Svc) -> Res
     response_class=Response,
     responses={
         **_ok(SESSION_SCHEMA, "The session after the update."),
-        **responses(409),
+        **problems(409),
     },
     openapi_extra=_UPDATE_BODY,
     summary="Accept, reject or cancel a session (an update of its phase)",
