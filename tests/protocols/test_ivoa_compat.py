@@ -10,6 +10,8 @@ import pytest
 import yaml
 from test_ivoa import COMPUTE_KIND, HOST_CORES, HOUR, NOTEBOOK, Broker, broker, epoch, iso
 
+from slotbroker.services.protocols.ivoa.present import ivoa_words
+
 __all__ = ["broker"]  # a fixture
 
 UPDATE = "uri:enum-value-update"
@@ -37,15 +39,15 @@ def post_raw(b: Broker, body: bytes, **headers: str) -> Any:
     ],
 )
 def test_content_negotiation(broker: Broker, accept: str | None, answer: str | None) -> None:
-    headers = {"Content-Type": "application/json"} | ({"Accept": accept} if accept is not None else {})
-    r = post_raw(broker, yaml.safe_dump({"executable": NOTEBOOK}).encode().replace(b"", b""), **headers)
-    if answer is None:
-        assert r.status_code == 406, r.text
-        assert r.headers["content-type"].startswith("application/problem+json")
-        return
+    headers = {"Accept": accept} if accept is not None else {}
     r = broker.client.post(
         "/ivoa/requests", json={"executable": NOTEBOOK}, headers={**broker.user, **headers}
     )
+    if answer is None:
+        assert r.status_code == 406, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")  # it accepts neither
+        assert r.json()["code"] == "not_acceptable"
+        return
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith(answer), r.headers["content-type"]
     doc = r.json() if answer == "application/json" else yaml.safe_load(r.text)
@@ -212,3 +214,13 @@ def test_offers_in_a_set_never_repeat_a_proposal(broker: Broker) -> None:
     assert len(proposals) == len(set(proposals)) >= 1, proposals
     again = broker.get(f"/ivoa/offersets/{doc['meta']['uuid']}")
     assert [o["meta"]["uuid"] for o in again["offers"]] == [o["meta"]["uuid"] for o in doc["offers"]]
+
+
+def test_find_slot_words_become_the_requests_words() -> None:
+    assert (
+        ivoa_words("resources.VCPU: 40 exceeds the quota of 32")
+        == "compute.cores: 40 exceeds the quota of 32"
+    )
+    assert ivoa_words("MEMORY_MB for component 'compute'") == "compute.memory for the compute resource"
+    assert ivoa_words("latest_end: must be after the earliest start").startswith("schedule.requested.start:")
+    assert ivoa_words("VCPUS stay") == "VCPUS stay"  # whole words only

@@ -109,10 +109,12 @@ _CLASS_WORDS = {
     "VCPU": "compute.cores",
     "MEMORY_MB": "compute.memory",
     f"component {COMPONENT!r}": "the compute resource",
-    "components": "compute",
-    "resources.": "",
+    "resources.VCPU": "compute.cores",
+    "resources.MEMORY_MB": "compute.memory",
 }
-_CLASS_RE = re.compile("|".join(rf"\b{re.escape(k)}" for k in sorted(_CLASS_WORDS, key=len, reverse=True)))
+_CLASS_RE = re.compile(  # whole words: VCPUS is not VCPU
+    "|".join(rf"\b{re.escape(k)}(?!\w)" for k in sorted(_CLASS_WORDS, key=len, reverse=True))
+)
 
 
 def ivoa_words(text: str) -> str:

@@ -82,7 +82,7 @@ class IvoaService:
             ]
             return no_answer(tr.echo, notes + why, now)
         except Forbidden as exc:  # e.g. the project's quota
-            return no_answer(tr.echo, [*notes, message("ERROR", exc.detail, now)], now)
+            return no_answer(tr.echo, [*notes, message("ERROR", ivoa_words(exc.detail), now)], now)
         kept, surplus = distinct(view.offers)
         for offer in surplus:
             self.offers.reject(offer.id, project=project)
