@@ -24,11 +24,10 @@ from slotbroker.wire.fabric import (
     OrchestratorFindSlot,
 )
 
-PREFIX = "/calendar"
-ORCHESTRATOR_PREFIX = "/resources"
 _ERRORS = responses(400, 401, 413, 415, 429, 503)
-router = APIRouter(prefix=PREFIX, tags=["FABRIC compatibility"], responses=_ERRORS)
-orchestrator = APIRouter(prefix=ORCHESTRATOR_PREFIX, tags=["FABRIC compatibility"], responses=_ERRORS)
+# One router without a prefix: the reports API's paths live under /calendar, the orchestrator's under
+# /resources.
+router = APIRouter(tags=["FABRIC compatibility"], responses=_ERRORS)
 Svc = Annotated[Services, Depends(services)]
 Names = Annotated[list[str] | None, Query()]
 Interval = Literal["hour", "day", "week"]
@@ -47,7 +46,7 @@ def _calendar(
 
 
 @router.post(
-    "/find-slot",
+    "/calendar/find-slot",
     response_model=FabricFindSlotResponse,
     response_model_exclude_none=True,
     summary="FABRIC reports API find-slot (resources of type compute, link, facility_port)",
@@ -57,7 +56,7 @@ def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> Fabr
 
 
 @router.get(
-    "",
+    "/calendar",
     response_model=FabricCalendar,
     response_model_exclude_none=True,
     summary="FABRIC reports API calendar (peak usage per interval)",
@@ -77,8 +76,8 @@ def fabric_calendar(
     return _calendar(svc, start_time, end_time, interval, filters, ("start_time", "end_time"))
 
 
-@orchestrator.post(
-    "/find-slot",
+@router.post(
+    "/resources/find-slot",
     response_model=OrchestratorFindSlot,
     response_model_exclude_none=True,
     summary="FABRIC orchestrator find-slot (the reports API's answer in {data, size, type})",
@@ -87,8 +86,8 @@ def orchestrator_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -
     return OrchestratorFindSlot(data=[_find(body, svc)], size=1)
 
 
-@orchestrator.get(
-    "/calendar",
+@router.get(
+    "/resources/calendar",
     response_model=OrchestratorCalendar,
     response_model_exclude_none=True,
     summary="FABRIC orchestrator calendar (the reports API's answer in {data, size, type})",
