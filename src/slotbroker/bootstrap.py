@@ -34,11 +34,13 @@ from slotbroker.services.inventory.catalog import CatalogService
 from slotbroker.services.inventory.network import NetworkService
 from slotbroker.services.inventory.service import InventoryService
 from slotbroker.services.inventory.topology import TopologyService
-from slotbroker.services.ivoa import IvoaService
 from slotbroker.services.names import NameResolver
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.planner.asap import JobAsap
 from slotbroker.services.planner.slurm_drift import drift_job
+from slotbroker.services.protocols.fabric.calendar import FabricCalendarService
+from slotbroker.services.protocols.fabric.search import FabricFindSlot
+from slotbroker.services.protocols.ivoa import IvoaService
 from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ class Services:
     lease_events: LeaseEventLoop  # its periodic jobs include the offers' expiry sweep
     offers: OfferService
     ivoa: IvoaService
+    fabric_find_slot: FabricFindSlot
+    fabric_calendar: FabricCalendarService
     planner: Planner  # jobs (docs/planner.md); its worker pool runs where the adapter says
     job_asap: JobAsap
     offer_sets: OfferSetEditor  # rename and renew
@@ -205,6 +209,8 @@ def build_services(
         lease_events=lease_events,
         offers=offers,
         ivoa=IvoaService(db, offers, leases),
+        fabric_find_slot=FabricFindSlot(find, calendar),
+        fabric_calendar=FabricCalendarService(find, calendar),
         planner=planner,
         job_asap=JobAsap(planner, offers, leases),
         offer_sets=OfferSetEditor(db, offers, policy),

@@ -281,7 +281,8 @@ def problem(r: Any, status: int, pointer: str) -> dict[str, Any]:
 def test_an_unknown_query_parameter_is_refused_naming_it(
     world: World, url: str, status: int, name: str, hint: str | None
 ) -> None:
-    body = problem(world.client.get(url, headers=world.alpha), status, f"#/query/{name}")
+    json_please = {**world.alpha, "Accept": "application/json"}  # /ivoa answers YAML by default
+    body = problem(world.client.get(url, headers=json_please), status, f"#/query/{name}")
     assert body["code"] == "validation_error"
     if hint is not None:
         assert hint in body["detail"], body

@@ -319,9 +319,15 @@ def test_a_find_slot_request_is_accepted_only_when_its_range_ends_in_bounds(end:
 # -- IVOA ----------------------------------------------------------------------------------------------------
 
 
-def ivoa(client: TestClient, user: dict[str, str], start: str, duration: str) -> Any:
-    from test_ivoa import COMPUTE_KIND, NOTEBOOK
+IVOA_KINDS = "https://www.purl.org/ivoa.net/Calycopis-openapi/schema/v1.0/kinds/"
+NOTEBOOK = {
+    "kind": f"{IVOA_KINDS}executable/jupyter-notebook.yaml",
+    "location": "https://example.org/nb.ipynb",
+}
+COMPUTE_KIND = f"{IVOA_KINDS}compute/simple-compute-resource.yaml"
 
+
+def ivoa(client: TestClient, user: dict[str, str], start: str, duration: str) -> Any:
     body = {
         "executable": NOTEBOOK,
         "compute": {"kind": COMPUTE_KIND, "cores": {"min": 1, "max": 1}, "memory": {"min": 1, "max": 1}},

@@ -112,6 +112,37 @@ def prefers_yaml(accept: str) -> bool:
     return best_yaml > 0 and best_yaml > best_json
 
 
+YAML_FIRST_PREFIXES = ("/ivoa",)  # the IVOA ExecutionBroker: YAML unless the client prefers JSON
+
+
+def yaml_first(accept: str) -> bool | None:
+    """The IVOA negotiation: True for YAML, False for JSON, None when neither is acceptable (406).
+
+    No ``Accept``, a wildcard, or JSON and YAML at the same quality give YAML; JSON only when it has the
+    higher quality. An exact type outranks a wildcard for its own quality (RFC 9110, 12.5.1).
+    """
+    if not accept.strip():
+        return True
+    exact: dict[str, float] = {}
+    wild = 0.0
+    for kind, q in accept_ranks(accept):
+        side = (
+            "json"
+            if kind in JSON_TYPES or kind.endswith("+json")
+            else "yaml"
+            if kind in YAML_TYPES or kind.endswith("+yaml")
+            else None
+        )
+        if side is not None:
+            exact[side] = max(exact.get(side, 0.0), q)
+        elif kind in ("*/*", "application/*"):
+            wild = max(wild, q)
+    q_json, q_yaml = exact.get("json", wild), exact.get("yaml", wild)
+    if q_json <= 0 and q_yaml <= 0:
+        return None
+    return q_yaml >= q_json
+
+
 def replayed(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands on ``body`` (already read) as one message, then defers to ``receive``."""
     sent = False
@@ -148,6 +179,22 @@ class ContentMiddleware:
         limit = self.large_paths.get(scope["path"], self.max_body)
         max_items = None if scope["path"] in self.large_paths else self.max_items
         path = scope["path"]
+
+        yaml_out = prefers_yaml(headers.get("accept", ""))
+        problems_too = path.startswith(YAML_FIRST_PREFIXES)
+        if problems_too:
+            negotiated = yaml_first(headers.get("accept", ""))
+            if negotiated is None:
+                await problem_response(
+                    406,
+                    "not_acceptable",
+                    "the IVOA endpoints answer application/yaml or application/json; Accept names neither",
+                    instance=path,
+                )(scope, receive, send)
+                return
+            yaml_out = negotiated
+        if yaml_out:
+            send = _YamlResponder(send, problems=problems_too)
 
         async def reply(status: int, code: str, detail: str, **kw: Any) -> None:
             await problem_response(status, code, detail, instance=path, **kw)(scope, receive, send)
@@ -215,18 +262,16 @@ class ContentMiddleware:
             await refuse(bad)
             return
 
-        replay = replayed(bytes(body), receive)
-        if not prefers_yaml(headers.get("accept", "")):
-            await self.app(scope, replay, send)
-            return
-        await self.app(scope, replay, _YamlResponder(send))
+        await self.app(scope, replayed(bytes(body), receive), send)
 
 
 class _YamlResponder:
-    """Buffers a JSON response and re-sends it as YAML."""
+    """Buffers a JSON response and re-sends it as YAML; with ``problems``, problem documents as well
+    (``application/problem+yaml``)."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, *, problems: bool = False) -> None:
         self.send = send
+        self.problems = problems
         self.start: Message | None = None
         self.chunks = bytearray()
 
@@ -243,9 +288,17 @@ class _YamlResponder:
         start, body = self.start, bytes(self.chunks)
         headers = [(k, v) for k, v in start.get("headers", [])]
         ctype = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
-        if media_type(ctype) in JSON_TYPES and body:
+        kind = media_type(ctype)
+        target = (
+            b"application/problem+yaml"
+            if self.problems and kind == PROBLEM_JSON
+            else b"application/yaml"
+            if kind in JSON_TYPES
+            else None
+        )
+        if target is not None and body:
             body = dump_yaml(json.loads(body))
             headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
-            headers += [(b"content-type", b"application/yaml"), (b"content-length", str(len(body)).encode())]
+            headers += [(b"content-type", target), (b"content-length", str(len(body)).encode())]
         await self.send({**start, "headers": headers})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})

@@ -24,7 +24,7 @@ from slotbroker.services.booking.offers import OfferConflict
 
 PROBLEM_JSON = "application/problem+json"
 # Compatibility endpoints whose originals answer 400 (not 422) to invalid input (FABRIC, IVOA Calycopis).
-BAD_REQUEST_PREFIXES = ("/calendar", "/ivoa")
+BAD_REQUEST_PREFIXES = ("/calendar", "/ivoa", "/resources")
 # The answer to a body nested past what the parsers recurse into, JSON and YAML alike.
 TOO_DEEP = "the request body is nested too deeply"
 # A body of a million wrong items would otherwise cost a million entries (and seconds on the event loop).

@@ -1,11 +1,12 @@
-"""FABRIC-compatible endpoints: POST /calendar/find-slot and GET /calendar (see services/fabric_compat.py).
-
-Validation errors here answer 400, as FABRIC's reports API does, with the same problem body as elsewhere.
+"""FABRIC-compatible endpoints: the reports API's ``POST /calendar/find-slot`` and ``GET /calendar``, and
+the orchestrator's ``POST /resources/find-slot`` and ``GET /resources/calendar`` (the same answers in
+its ``{data, size, type}`` envelope), so FABlib pointed at slotbroker works unchanged. The rules are in
+services/protocols/fabric/; validation errors answer 400, as FABRIC does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -13,117 +14,105 @@ from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
-from slotbroker.domain.errors import FieldError, ValidationFailed
-from slotbroker.domain.time import to_datetime
-from slotbroker.engine import Bucket
-from slotbroker.services import fabric_compat as fabric
-from slotbroker.store.unit_of_work import UnitOfWork
+from slotbroker.services.protocols.fabric.calendar import Filters
+from slotbroker.services.protocols.fabric.translate import parse_instant
 from slotbroker.wire.fabric import (
     FabricCalendar,
     FabricFindSlotRequest,
     FabricFindSlotResponse,
-    FabricInterval,
-    FabricUsage,
+    OrchestratorCalendar,
+    OrchestratorFindSlot,
 )
 
-PREFIX = "/calendar"
-router = APIRouter(
-    prefix=PREFIX, tags=["FABRIC compatibility"], responses=responses(400, 401, 413, 415, 429, 503)
-)
+_ERRORS = responses(400, 401, 413, 415, 429, 503)
+# One router without a prefix: the reports API's paths live under /calendar, the orchestrator's under
+# /resources.
+router = APIRouter(tags=["FABRIC compatibility"], responses=_ERRORS)
 Svc = Annotated[Services, Depends(services)]
+Names = Annotated[list[str] | None, Query()]
+Interval = Literal["hour", "day", "week"]
+
+
+def _find(body: FabricFindSlotRequest, svc: Services) -> FabricFindSlotResponse:
+    return svc.fabric_find_slot.find(body)
+
+
+def _calendar(
+    svc: Services, start: str, end: str, interval: str, filters: Filters, names: tuple[str, str]
+) -> FabricCalendar:
+    s = parse_instant(start, names[0], where=f"#/query/{names[0]}")
+    e = parse_instant(end, names[1], where=f"#/query/{names[1]}")
+    return svc.fabric_calendar.calendar_of(s, e, interval, filters, names=names)
 
 
 @router.post(
-    "/find-slot",
+    "/calendar/find-slot",
     response_model=FabricFindSlotResponse,
+    response_model_exclude_none=True,
     summary="FABRIC reports API find-slot (resources of type compute, link, facility_port)",
 )
 def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> FabricFindSlotResponse:
-    with UnitOfWork(svc.db, readonly=True) as uow:
-        doc = fabric.to_native(body, uow)
-    try:
-        found = svc.find_slot.find(doc)
-    except ValidationFailed as exc:  # point into the FABRIC body, not the native document made from it
-        raise ValidationFailed(
-            exc.detail, [_fabric_pointer(f, body, doc) for f in exc.errors], exc.code
-        ) from None
-    return fabric.to_fabric(found, body.duration)
-
-
-_TIME_FIELDS = {"/earliest_start": "/start", "/latest_end": "/end"}
-
-
-def _fabric_pointer(error: FieldError, body: FabricFindSlotRequest, doc: dict[str, Any]) -> FieldError:
-    """``/components/K/resources/CLASS`` of the native document -> ``/resources/I/components/MODEL``;
-    the native time fields -> FABRIC's ``/start`` and ``/end``."""
-    if error.pointer in _TIME_FIELDS:
-        return FieldError(_TIME_FIELDS[error.pointer], error.detail)
-    parts = error.pointer.split("/")
-    if len(parts) != 5 or parts[1] != "components" or parts[3] != "resources" or not parts[2].isdigit():
-        return error
-    name = str(doc["components"][int(parts[2])]["name"])  # vm<I+1> for the I-th FABRIC resource
-    index = int(name[2:]) - 1 if name.startswith("vm") and name[2:].isdigit() else -1
-    models = (body.resources[index].components or {}) if 0 <= index < len(body.resources) else {}
-    for model in models:
-        if fabric.component_class(model) == parts[4]:
-            return FieldError(f"/resources/{index}/components/{model}", error.detail)
-    return error
+    return _find(body, svc)
 
 
 @router.get(
-    "", response_model=FabricCalendar, summary="FABRIC reports API calendar (peak usage per interval)"
+    "/calendar",
+    response_model=FabricCalendar,
+    response_model_exclude_none=True,
+    summary="FABRIC reports API calendar (peak usage per interval)",
 )
 def fabric_calendar(
     who: Reader,
     svc: Svc,
     start_time: Annotated[str, Query(max_length=64)],
     end_time: Annotated[str, Query(max_length=64)],
-    interval: Literal["hour", "day", "week"] = "day",
-    site: Annotated[list[str] | None, Query()] = None,
-    host: Annotated[list[str] | None, Query()] = None,
-    exclude_site: Annotated[list[str] | None, Query()] = None,
-    exclude_host: Annotated[list[str] | None, Query()] = None,
+    interval: Interval = "day",
+    site: Names = None,
+    host: Names = None,
+    exclude_site: Names = None,
+    exclude_host: Names = None,
 ) -> FabricCalendar:
-    start, end = (
-        fabric.parse_instant(start_time, "start_time", where="#/query/start_time"),
-        fabric.parse_instant(end_time, "end_time", where="#/query/end_time"),
+    filters = Filters(site or (), host or (), exclude_site or (), exclude_host or ())
+    return _calendar(svc, start_time, end_time, interval, filters, ("start_time", "end_time"))
+
+
+@router.post(
+    "/resources/find-slot",
+    response_model=OrchestratorFindSlot,
+    response_model_exclude_none=True,
+    summary="FABRIC orchestrator find-slot (the reports API's answer in {data, size, type})",
+)
+def orchestrator_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> OrchestratorFindSlot:
+    return OrchestratorFindSlot(data=[_find(body, svc)], size=1)
+
+
+@router.get(
+    "/resources/calendar",
+    response_model=OrchestratorCalendar,
+    response_model_exclude_none=True,
+    summary="FABRIC orchestrator calendar (the reports API's answer in {data, size, type})",
+)
+def orchestrator_calendar(
+    who: Reader,
+    svc: Svc,
+    start_date: Annotated[str, Query(max_length=64)],
+    end_date: Annotated[str, Query(max_length=64)],
+    interval: Interval = "day",
+    site: Names = None,
+    host: Names = None,
+    exclude_site: Names = None,
+    exclude_host: Names = None,
+    site_list: Annotated[list[str] | None, Query(alias="site[]")] = None,
+    host_list: Annotated[list[str] | None, Query(alias="host[]")] = None,
+    exclude_site_list: Annotated[list[str] | None, Query(alias="exclude_site[]")] = None,
+    exclude_host_list: Annotated[list[str] | None, Query(alias="exclude_host[]")] = None,
+) -> OrchestratorCalendar:
+    """FABlib's client sends the lists as ``site[]=...``; the orchestrator's OpenAPI names them ``site``."""
+    filters = Filters(
+        [*(site or ()), *(site_list or ())],
+        [*(host or ()), *(host_list or ())],
+        [*(exclude_site or ()), *(exclude_site_list or ())],
+        [*(exclude_host or ()), *(exclude_host_list or ())],
     )
-    if end <= start:
-        raise ValidationFailed(
-            "end_time must be after start_time", [FieldError("#/query/end_time", "not after start")]
-        )
-    view = svc.find_slot.calendar_view(
-        int(start.timestamp()), int(end.timestamp()), Bucket(interval), frozenset({"host", "site"})
-    )
-
-    def keep_site(n: str) -> bool:
-        return (not site or n in site) and n not in (exclude_site or [])
-
-    host_site = svc.calendar.current().catalog.host_site
-
-    def keep_host(n: str) -> bool:
-        return keep_site(host_site.get(n, "")) and (not host or n in host) and n not in (exclude_host or [])
-
-    data = []
-    for b, s in enumerate(view.starts):
-        groups: dict[str, dict[str, FabricUsage]] = {"site": {}, "host": {}}
-        for row in view.rows:
-            if (row.kind == "site" and not keep_site(row.name)) or (
-                row.kind == "host" and not keep_host(row.name)
-            ):
-                continue
-            u = groups[row.kind].setdefault(
-                row.name, FabricUsage(name=row.name, capacity={}, allocated={}, available={})
-            )
-            u.capacity[row.resource_class] = row.capacity
-            u.allocated[row.resource_class] = row.used[b]
-            u.available[row.resource_class] = row.free[b]
-        data.append(
-            FabricInterval(
-                start=to_datetime(s),
-                end=to_datetime(s + view.bucket_s),
-                sites=list(groups["site"].values()),
-                hosts=list(groups["host"].values()),
-            )
-        )
-    return FabricCalendar(start_time=start, end_time=end, interval=interval, data=data)
+    cal = _calendar(svc, start_date, end_date, interval, filters, ("start_date", "end_date"))
+    return OrchestratorCalendar(data=[cal], size=1)

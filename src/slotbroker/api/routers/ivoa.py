@@ -3,10 +3,10 @@
 ``POST /ivoa/requests`` (and ``/ivoa/offersets``, the older path the worked examples use) answers an
 ``OfferSetResponse``; ``GET /ivoa/offersets/{uuid}``, ``GET /ivoa/sessions/{uuid}`` read;
 ``POST /ivoa/sessions/{uuid}`` with ``{kind: uri:enum-value-update, path: phase, value: ACCEPTED |
-REJECTED | CANCELLED}`` accepts, rejects or cancels. Bodies are YAML unless ``Accept`` names JSON
-(the IVOA clients' habit; the rest of the API defaults to JSON). Errors are RFC 9457 problems; a
-refused update (an expired or rejected offer) is 409 with ``result: NO``, ``messages`` and the
-``session`` as it now is. See docs/ivoa.md.
+REJECTED | CANCELLED}`` accepts, rejects or cancels. Answers, problems included, are YAML unless
+``Accept`` ranks JSON higher (``api/content.py: yaml_first``; 406 when it names neither). Errors
+are RFC 9457 problems; a refused update (an expired or rejected offer) is 409 with ``result: NO``,
+``messages`` and the ``session`` as it now is. See docs/ivoa.md.
 """
 
 from __future__ import annotations
@@ -20,22 +20,33 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from slotbroker.api.auth import Reader
-from slotbroker.api.content import JSON_TYPES, YAML_TYPES, accept_ranks, dump_yaml, media_type, parse_yaml
+from slotbroker.api.content import JSON_TYPES, media_type, parse_yaml
 from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem, Problem, responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, NotFound
 from slotbroker.services.access.tokens import Principal, Role
-from slotbroker.services.ivoa import IvoaInvalid, IvoaRefused, message
+from slotbroker.services.protocols.ivoa import IvoaInvalid, IvoaRefused, message
+from slotbroker.services.protocols.ivoa.phases import PHASES
 
 PREFIX = "/ivoa"
-router = APIRouter(prefix=PREFIX, tags=["ivoa"], responses=responses(400, 401, 404, 413, 415, 422, 429, 503))
+PROBLEM_YAML = "application/problem+yaml"
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses`` with the YAML form too: /ivoa problems follow the negotiated format."""
+    out = responses(*statuses)
+    for entry in out.values():
+        entry["content"][PROBLEM_YAML] = entry["content"][PROBLEM_JSON]
+    return out
+
+
+router = APIRouter(
+    prefix=PREFIX, tags=["ivoa"], responses=problems(400, 401, 404, 406, 413, 415, 422, 429, 503)
+)
 Svc = Annotated[Services, Depends(services)]
 
-_PHASES = [
-    "INITIAL", "OFFERED", "ACCEPTED", "REJECTED", "EXPIRED", "WAITING", "PREPARING", "AVAILABLE",
-    "RUNNING", "RELEASING", "COMPLETED", "FAILED", "CANCELLED",
-]  # fmt: skip
+_PHASES = list(PHASES)
 _META = {
     "type": "object",
     "properties": {
@@ -44,6 +55,7 @@ _META = {
         "url": {"type": "string"},
         "created": {"type": "string"},
         "messages": {"type": "array", "items": {"type": "object"}},
+        "options": {"type": "array", "items": {"type": "object"}},
     },
 }
 SESSION_SCHEMA: dict[str, Any] = {
@@ -99,7 +111,7 @@ _UPDATE_BODY = {
                     "required": ["kind", "path", "value"],
                     "properties": {
                         "kind": {"type": "string", "enum": ["uri:enum-value-update"]},
-                        "path": {"type": "string", "enum": ["phase"]},
+                        "path": {"type": "string", "enum": ["phase", "/phase"]},
                         "value": {"type": "string", "enum": ["ACCEPTED", "REJECTED", "CANCELLED"]},
                     },
                 }
@@ -128,25 +140,10 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + PREFIX
 
 
-def wants_json(accept: str) -> bool:
-    """True when ``Accept`` names a JSON type and ranks it at least as high as YAML or a wildcard.
-
-    No ``Accept``, ``*/*``, a YAML type or anything else gets YAML (the ExecutionBroker clients' default).
-    """
-    best_json = best_other = -1.0
-    for kind, q in accept_ranks(accept):
-        if kind in JSON_TYPES or kind.endswith("+json"):
-            best_json = max(best_json, q)
-        elif kind in YAML_TYPES or kind in ("*/*", "application/*"):
-            best_other = max(best_other, q)
-    return best_json > 0 and best_json >= best_other
-
-
 def render(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    if wants_json(request.headers.get("accept", "")):
-        return JSONResponse(data, status_code=status, headers=headers)
-    plain = json.loads(json.dumps(data))  # no shared objects, so no YAML anchors (our reader refuses them)
-    return Response(dump_yaml(plain), status_code=status, media_type="application/yaml", headers=headers)
+    """JSON; the content middleware turns it into YAML unless the client prefers JSON (``yaml_first``)."""
+    del request
+    return JSONResponse(data, status_code=status, headers=headers)
 
 
 async def _body(request: Request) -> Any:
@@ -198,6 +195,9 @@ def _refused(request: Request, exc: IvoaRefused) -> JSONResponse:
     problem["result"] = "NO"
     problem["messages"] = [message("ERROR", exc.detail, now)]
     problem["session"] = exc.session
+    problem["phase"] = exc.session.get("phase")
+    options = exc.session.get("meta", {}).get("options", [])
+    problem["allowed"] = [v for o in options if o.get("path") == "phase" for v in o.get("values", [])]
     return JSONResponse(problem, status_code=409, media_type=PROBLEM_JSON)
 
 
@@ -264,7 +264,7 @@ async def get_session(uuid: str, request: Request, who: Reader, svc: Svc) -> Res
     response_class=Response,
     responses={
         **_ok(SESSION_SCHEMA, "The session after the update."),
-        **responses(409),
+        **problems(409),
     },
     openapi_extra=_UPDATE_BODY,
     summary="Accept, reject or cancel a session (an update of its phase)",

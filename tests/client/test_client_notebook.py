@@ -86,7 +86,9 @@ def test_find_available_slot_takes_fabrics_arguments(api: Client) -> None:
         max_results=2,
     )
     assert 1 <= len(got.windows) <= 2
-    assert all(w.end - w.start == timedelta(hours=4) for w in got.windows)
+    # FABRIC's format: ISO 8601 strings in the offset of the request's start
+    spans = [datetime.fromisoformat(w.end) - datetime.fromisoformat(w.start) for w in got.windows]
+    assert spans == [timedelta(hours=4)] * len(got.windows)
     assert got.duration_hours == 4
 
 

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from cli_server import CliServer, demo_server
 from slotbroker.cli.main import app
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 runner = CliRunner()
 GPU = "gpu:1:VCPU=8,MEMORY_MB=32768,GPU_A30=1"
 

@@ -1,0 +1,1 @@
+"""FABRIC compatibility: the reports API (``/calendar``) and the orchestrator's ``/resources`` paths."""
