@@ -30,7 +30,8 @@ from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.domain.inventory import Inventory
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking.claims import ClaimService
-from slotbroker.services.booking.offers import OfferConflict, OfferService
+from slotbroker.services.booking.offer_states import OfferConflict
+from slotbroker.services.booking.offers import OfferService
 from slotbroker.services.find_slot.calendar_cache import CalendarCache
 from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.inventory.service import InventoryService

@@ -14,7 +14,7 @@ from slotbroker.bootstrap import Services
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.domain.topology import Topology
 from slotbroker.services.booking.offer_set_edits import OfferSetEditor
-from slotbroker.services.booking.offers import OfferConflict
+from slotbroker.services.booking.offer_states import OfferConflict
 from slotbroker.wire.offers import OfferSetRequest
 
 HOUR = 3600

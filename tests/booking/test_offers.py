@@ -22,7 +22,8 @@ from slotbroker.demo.fabric import fabric_like_topology
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
 from slotbroker.domain.topology import ProviderNode
 from slotbroker.services.access.tokens import Role, TokenService
-from slotbroker.services.booking.offers import OfferConflict, OfferService
+from slotbroker.services.booking.offer_states import OfferConflict
+from slotbroker.services.booking.offers import OfferService
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.store.models import AllocationRow, ConsumerRow, LeaseEventRow, OfferRow, ProviderRow

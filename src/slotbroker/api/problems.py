@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from slotbroker.domain import errors as e
 from slotbroker.domain.inventory import rule_field
-from slotbroker.services.booking.offers import OfferConflict
+from slotbroker.services.booking.offer_states import OfferConflict
 
 PROBLEM_JSON = "application/problem+json"
 # Compatibility endpoints whose originals answer 400 (not 422) to invalid input (FABRIC, IVOA Calycopis).

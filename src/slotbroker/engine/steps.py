@@ -11,6 +11,9 @@ needs coarser blocks). A window made of whole blocks is answered for every row b
 only windows with partial edge blocks fall back to the flat arrays, and only for the rows whose edge
 blocks could raise the answer.
 
+One module on purpose: the arrays, the grid and the vectorised queries over them are one data
+structure; every query reads the representation directly, so splitting them apart would only spread it.
+
 Updates (``add``) never rewrite the flat arrays: the touched row is kept as a small *delta* (its own
 event arrays, overriding the flat arrays for that row) and its block-maximum row is recomputed at once
 (O(row events + blocks)). Queries merge the deltas in; the deltas are compacted into the flat arrays

@@ -3,6 +3,9 @@
 Why integers: the calendar engine works on integer seconds, the overlap check in SQL is the same plain
 comparison on SQLite and PostgreSQL, and no time-zone conversion can creep into a capacity check.
 Audit timestamps (``created_at``) are ordinary time-zone-aware datetimes.
+
+One module on purpose: Alembic's autogenerate and ``tests/store/test_store.py`` compare one metadata
+with the migrations, and every table is a few lines; the Core handles live in ``tables.py``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from slotbroker.domain.errors import NotFound
 from slotbroker.domain.limits import BookingPolicy
 from slotbroker.domain.time import now_s, to_datetime, to_epoch
-from slotbroker.services.booking.offers import OFFER_EXPIRED, OFFER_NOT_OPEN, OfferConflict, OfferService
+from slotbroker.services.booking.offer_states import OFFER_EXPIRED, OFFER_NOT_OPEN, OfferConflict
+from slotbroker.services.booking.offers import OfferService
 from slotbroker.services.retry import retrying
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork

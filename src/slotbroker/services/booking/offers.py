@@ -21,7 +21,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from slotbroker.domain.claims import (
     ClaimRequest,
@@ -32,13 +32,19 @@ from slotbroker.domain.claims import (
 from slotbroker.domain.errors import (
     FieldError,
     NotFound,
-    SlotbrokerError,
     ValidationFailed,
 )
 from slotbroker.domain.time import now_s, to_datetime
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_schedule import schedule_lease_events
 from slotbroker.services.booking.offer_search import OfferMaker, Plan
+from slotbroker.services.booking.offer_states import (
+    OFFER_EXPIRED,
+    OfferConflict,
+    not_open,
+    offer_view,
+    set_status,
+)
 from slotbroker.services.booking.quotas import QuotaItem, QuotaService
 from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.retry import retrying
@@ -61,17 +67,8 @@ from slotbroker.wire.offers import (
 
 T = TypeVar("T")
 
-OFFER_EXPIRED = "offer_expired"
-OFFER_NOT_OPEN = "offer_not_open"
 MAX_ATTEMPTS = 5
 SWEEP_LIMIT = 500
-
-
-@dataclass
-class OfferConflict(SlotbrokerError):
-    """The offer cannot be accepted (or rejected): ``offer_expired`` or ``offer_not_open`` (HTTP 409)."""
-
-    code: str = OFFER_NOT_OPEN
 
 
 @dataclass(frozen=True)
@@ -79,18 +76,6 @@ class OfferSettings:
     ttl_s: int = 300  # how long an offer holds its capacity (Settings.offer_ttl_s)
     before_end_notice_s: int = 3600  # the accepted lease's before_end event (Settings.before_end_notice_s)
     max_attempts: int = MAX_ATTEMPTS
-
-
-def set_status(states: Sequence[str]) -> OfferSetStatus:
-    if not states:
-        return OfferSetStatus.EMPTY
-    if OfferState.ACCEPTED in states:
-        return OfferSetStatus.ACCEPTED
-    if OfferState.OFFERED in states:
-        return OfferSetStatus.OPEN
-    if all(s == OfferState.EXPIRED for s in states):
-        return OfferSetStatus.EXPIRED
-    return OfferSetStatus.REJECTED
 
 
 # -- the service -------------------------------------------------------------------------------------------
@@ -229,7 +214,7 @@ class OfferService:
                 created=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
                 expires=to_datetime(row.expires_s),
                 strategies=[Strategy(s) for s in stored.get("strategies", [])],
-                offers=[_offer_view(o) for o in offers],
+                offers=[offer_view(o) for o in offers],
                 explanation=ExplanationView.model_validate(why) if why else None,
                 href=f"/v1/offer-sets/{row.id}",
             )
@@ -242,7 +227,7 @@ class OfferService:
             rows = [o for o in uow.offers.offers_in(set_id) if o.id == offer_id]
             if not rows:
                 raise NotFound(f"no offer {offer_id}")
-            return _offer_view(rows[0])
+            return offer_view(rows[0])
 
     # -- accept / reject --------------------------------------------------------------------------------
     def accept(self, offer_id: str, *, project: str | None, now_s: int | None = None) -> AcceptedLease:
@@ -258,7 +243,7 @@ class OfferService:
                 offer = uow.offers.get_offer(offer_id)
                 if offer.state != OfferState.OFFERED:
                     uow.commit()  # keep any expiry just recorded, though the accept is refused
-                    return _not_open(offer_id, offer.state)
+                    return not_open(offer_id, offer.state)
                 lease = uow.offers.hold_to_lease(offer.consumer_id, now)
                 if lease is None:  # the hold expired or was released under us (the reaper won)
                     self._expire_in(uow, now, [set_id])
@@ -316,7 +301,7 @@ class OfferService:
                 if got is None:
                     state = uow.offers.offer_state(offer_id)
                     if state == OfferState.ACCEPTED:
-                        return _not_open(offer_id, state)
+                        return not_open(offer_id, state)
                 elif got.consumer_id is not None:
                     self._release(uow, [int(got.consumer_id)], ConsumerStatus.REJECTED, now)
                 _refresh_sets(uow, [set_id])
@@ -400,42 +385,4 @@ def _refresh_sets(uow: UnitOfWork, set_ids: Sequence[str], *, request: str | Non
         uow.offers.mark_set(sid, set_status(uow.offers.states_in(sid)).value, request=request)
 
 
-def _not_open(offer_id: str, state: str) -> OfferConflict:
-    if state == OfferState.EXPIRED:
-        return OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
-    return OfferConflict(f"offer {offer_id} is {state}, not OFFERED", code=OFFER_NOT_OPEN)
-
-
-def _offer_view(row: Any) -> OfferView:
-    w = json.loads(row.window)
-    start, end = int(w["start_s"]), int(w["end_s"])
-    accepted = row.state == OfferState.ACCEPTED and row.consumer_kind == ConsumerKind.LEASE
-    return OfferView(
-        id=row.id,
-        offer_set_id=row.offer_set_id,
-        position=row.position,
-        strategy=Strategy(row.strategy),
-        state=OfferState(row.state),
-        expires=to_datetime(int(row.expires_s)),
-        start=to_datetime(start),
-        end=to_datetime(end),
-        duration_s=end - start,
-        placement=w["placement"],
-        sites=w["sites"],
-        resources=w["resources"],
-        routes=[RouteView.model_validate(r) for r in w["routes"]],
-        ports=[PortView.model_validate(p) for p in w["ports"]],
-        score=float(w["score"]),
-        lease=row.consumer_uuid if accepted else None,
-        href=f"/v1/offers/{row.id}",
-    )
-
-
-__all__ = [
-    "OFFER_EXPIRED",
-    "OFFER_NOT_OPEN",
-    "OfferConflict",
-    "OfferService",
-    "OfferSettings",
-    "set_status",
-]
+__all__ = ["OfferService", "OfferSettings"]

@@ -13,7 +13,8 @@ from slotbroker.domain.errors import CapacityConflict, FieldError, NotFound, Val
 from slotbroker.domain.jobs import JobSpec, Workload
 from slotbroker.services.access.tokens import Role
 from slotbroker.services.booking.leases import LeaseService
-from slotbroker.services.booking.offers import OfferConflict, OfferService
+from slotbroker.services.booking.offer_states import OfferConflict
+from slotbroker.services.booking.offers import OfferService
 from slotbroker.services.planner import Planner
 from slotbroker.wire.jobs import JobOut
 from slotbroker.wire.offers import OfferSetRequest, OfferSetStatus

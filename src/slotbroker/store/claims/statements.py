@@ -11,6 +11,9 @@ shape; each builder is cached per n (n is at most ``MAX_ITEMS``, a claim's items
 Usage ("live" allocations) means: rows of consumers that are neither in a freeing status
 (``FREEING_STATUSES``) nor holds whose ``expires_s <= now``. The same SQL runs on SQLite and PostgreSQL;
 ``FOR UPDATE`` is rendered only on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already serialises writers).
+
+One module on purpose: it is the claim path's one SQL source, which both executors compile; a reader
+checking what a claim locks, reads and writes finds all of it here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from typing import Any
 
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.services.booking.leases import LeaseService
-from slotbroker.services.booking.offers import OFFER_EXPIRED, OfferConflict, OfferService
+from slotbroker.services.booking.offer_states import OFFER_EXPIRED, OfferConflict
+from slotbroker.services.booking.offers import OfferService
 from slotbroker.services.protocols.ivoa.errors import IvoaRefused
 from slotbroker.services.protocols.ivoa.iso8601 import instant
 from slotbroker.services.protocols.ivoa.phases import allowed_changes, read_update, refusal, session_phase
