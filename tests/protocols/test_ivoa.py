@@ -502,3 +502,30 @@ def test_translation_to_find_slot() -> None:
     assert tr.slot["start_within"] == "2026-12-01T10:00:00Z/2026-12-01T12:00:00Z"
     assert tr.slot["duration"] == HOUR
     assert not tr.refusals
+
+
+def test_direct_books_the_first_offer_that_holds(broker: Broker) -> None:
+    """POST /direct (DirectExecution): no offer round; the answer is the ACCEPTED session, its lease
+    holds the host, and the set's other offers are gone."""
+    r = broker.post(broker.tight(broker.t0, window="PT2H"), path="/ivoa/direct")
+    assert r.status_code == 200, r.text
+    session = yaml.safe_load(r.text)
+    assert session["phase"] == "ACCEPTED"
+    assert r.headers["Location"] == session["meta"]["url"]
+    uuid = session["meta"]["uuid"]
+    assert broker.get(f"/ivoa/sessions/{uuid}")["phase"] == "WAITING"  # its lease starts tomorrow
+    assert broker.ask(broker.tight(broker.t0))["result"] == "NO"  # the host is leased at t0
+    # and cancelling it gives the host back, as for any accepted session
+    assert broker.update(uuid, "CANCELLED")["phase"] == "CANCELLED"
+    assert broker.ask(broker.tight(broker.t0))["result"] == "YES"
+
+
+def test_direct_that_cannot_be_booked_is_a_failed_session(broker: Broker) -> None:
+    body = broker.tight(broker.t0)
+    body["compute"]["cores"] = {"min": 10 * HOST_CORES}
+    r = broker.post(body, path="/ivoa/direct")
+    assert r.status_code == 400, r.text
+    session = yaml.safe_load(r.text)
+    assert session["phase"] == "FAILED"
+    assert any(m["level"] == "ERROR" for m in session["meta"]["messages"])
+    assert broker.ask(broker.tight(broker.t0))["result"] == "YES"  # nothing was left held

@@ -231,6 +231,28 @@ async def post_offerset(request: Request, who: Reader, svc: Svc) -> Response:
     return await _create(request, who, svc)
 
 
+@router.post(
+    "/direct",
+    response_class=Response,
+    responses={
+        **_ok(SESSION_SCHEMA, "Booked without the offer round: the ACCEPTED session."),
+        400: {
+            "description": "Nothing could be booked: a FAILED session whose messages say why.",
+            "content": {m: {"schema": SESSION_SCHEMA} for m in ("application/json", "application/yaml")},
+        },
+    },
+    openapi_extra=_REQUEST_BODY,
+    summary="Book an execution directly: the first offer that holds, accepted (IVOA DirectExecution)",
+)
+async def post_direct(request: Request, who: Reader, svc: Svc) -> Response:
+    doc = await _body(request)
+    ivoa = svc.ivoa
+    ok, out = await run_in_threadpool(lambda: ivoa.direct(doc, project=who.project, base_url=_base(request)))
+    if not ok:
+        return render(request, out, status=400)
+    return render(request, out, headers={"Location": out["meta"]["url"]})
+
+
 @router.get(
     "/offersets/{uuid}",
     response_class=Response,

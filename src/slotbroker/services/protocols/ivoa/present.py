@@ -39,6 +39,20 @@ def no_answer(echo: dict[str, Any], messages: list[dict[str, Any]], now: int) ->
     return {"kind": OFFERSET_KIND, "meta": meta, "result": "NO", "messages": messages, "offers": []}
 
 
+def failed_session(echo: dict[str, Any], messages: list[dict[str, Any]], now: int) -> dict[str, Any]:
+    """What ``POST /direct`` answers (400) when nothing could be booked: a session that never ran,
+    phase FAILED, with the messages that say why (the spec's "FailedExecutionResponse")."""
+    meta: dict[str, Any] = {"created": instant(now), "messages": messages}
+    if "name" in echo:
+        meta["name"] = echo["name"]
+    out: dict[str, Any] = {"kind": SESSION_KIND, "meta": meta}
+    for key in ("executable", "compute", "storage", "data"):
+        if key in echo:
+            out[key] = echo[key]
+    out["phase"] = "FAILED"
+    return out
+
+
 def render_offer_set(
     view: OfferSetView, stored: Stored, sessions: list[dict[str, Any]], base_url: str
 ) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from slotbroker.services.protocols.ivoa.iso8601 import instant
 from slotbroker.services.protocols.ivoa.phases import allowed_changes, read_update, refusal, session_phase
 from slotbroker.services.protocols.ivoa.present import (
     Stored,
+    failed_session,
     granted,
     ivoa_words,
     message,
@@ -95,6 +96,25 @@ class IvoaService:
             uow.offers.add_ivoa_echo(view.id, project, now, json.dumps(document))
             uow.commit()
         return self._offer_set(self.offers.offer_set(view.id, project=project), stored, base_url)
+
+    def direct(self, doc: Any, *, project: str, base_url: str) -> tuple[bool, dict[str, Any]]:
+        """POST /direct: a request booked without the offer round: the offers are made as for
+        ``/requests`` and the first that still holds is accepted (the others are rejected with it).
+        (True, the ACCEPTED session), or (False, a FAILED session whose messages say why)."""
+        out = self.request(doc, project=project, base_url=base_url)
+        for session in out["offers"]:
+            sid = str(session["meta"]["uuid"])
+            try:
+                self.offers.accept(sid, project=project)
+            except OfferConflict:
+                continue  # expired or taken meanwhile: the next offer may still hold
+            after = self.offers.offer(sid, project=project)
+            stored = self._stored(after.offer_set_id, project, what=f"no session {sid}")
+            return True, self._session(after, stored, base_url, phase="ACCEPTED")
+        now = self.clock()
+        why = out.get("messages") or [message("ERROR", "no offer could be booked", now)]
+        echo = read_request(doc, now).echo
+        return False, failed_session(echo, why, now)
 
     def offer_set(self, set_id: str, *, project: str | None, base_url: str) -> dict[str, Any]:
         stored = self._stored(set_id, project)
