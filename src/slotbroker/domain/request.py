@@ -4,6 +4,9 @@ Validated with pydantic (``extra="forbid"``); every message starts with the offe
 client can show it next to the input. ``parse_request`` turns pydantic's errors into the domain's
 ``ValidationFailed`` with JSON pointers. Times become integer seconds since the epoch here, once, so the
 engine never sees a datetime.
+
+One module on purpose: the request's parts (components, groups, links, ports, times) validate against
+each other, and a reader checks what a request may say in one place.
 """
 
 from __future__ import annotations
