@@ -149,11 +149,11 @@ class AllocationRequestService:
         sealed = self.sealer.open(ar_id)
         if sealed is None or (project is not None and sealed.project not in ("", project)):
             raise AllocationRequestNotFound(
-                f"no allocation request {_short(ar_id)}", [FieldError("/allocation_request", "unknown id")]
+                "no such allocation request", [FieldError("/allocation_request", "unknown id")]
             )
         if sealed.expires_s <= now:
             raise AllocationRequestExpired(
-                f"allocation request {_short(ar_id)} expired; search again",
+                "the allocation request expired; search again",
                 [
                     FieldError(
                         "/allocation_request", f"expired at {to_datetime(sealed.expires_s).isoformat()}"
@@ -263,7 +263,7 @@ class AllocationRequestService:
 
 def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:
     return AllocationRequestClaimed(
-        f"allocation request {_short(ar_id)} was already claimed by consumer {consumer_uuid}",
+        f"the allocation request was already claimed by consumer {consumer_uuid}",
         [FieldError("/allocation_request", f"claimed by {consumer_uuid}")],
     )
 
@@ -298,11 +298,6 @@ def _readdress(exc: CapacityConflict, items: Sequence[Item]) -> CapacityConflict
 def _explicit(request: ClaimRequest, result: ClaimResult) -> ClaimOutcome:
     items = tuple(Item(i.provider_uuid, "", i.resource_class, i.amount, i.vlan_tag) for i in request.items)
     return ClaimOutcome(result, request.consumer.project, items)
-
-
-def _short(ar_id: str) -> str:
-    """An id as error details show it: sealed ids run to hundreds of characters."""
-    return ar_id if len(ar_id) <= 40 else f"{ar_id[:24]}...{ar_id[-8:]}"
 
 
 __all__ = ["CLAIM_NAMESPACE", "AllocationRequestService"]
