@@ -80,7 +80,14 @@ def test_two_worker_processes_finish_every_job_once(pg: Database, tmp_path: Path
     lease = make_lease(pg, project="alpha")
     n = 40
     env = {**os.environ, "SLOTBROKER_DATABASE_URL": PG_URL, "SLOTBROKER_PLANNER_CLAIM_TTL_S": "10"}
-    cmd = [str(Path(sys.executable).parent / "slotbroker"), "worker", "--procrastinate", "--workers", "8"]
+    cmd = [
+        str(Path(sys.executable).parent / "slotbroker"),
+        "admin",
+        "worker",
+        "--procrastinate",
+        "--workers",
+        "8",
+    ]
     procs = [
         subprocess.Popen(
             cmd, env=env, stdout=(tmp_path / f"w{i}.log").open("w"), stderr=subprocess.STDOUT, cwd=tmp_path

@@ -154,7 +154,15 @@ def test_sync_slurm_command_prints_its_report(slurm_cluster: SlurmCluster, tmp_p
         "duration=10", "nodes=n3", "users=root",
     )  # fmt: skip
     try:
-        args = ["topology", "sync-slurm", "--slurm-conf", str(slurm_cluster.conf), "--database-url", url]
+        args = [
+            "admin",
+            "topology",
+            "sync-slurm",
+            "--slurm-conf",
+            str(slurm_cluster.conf),
+            "--database-url",
+            url,
+        ]
         out = CliRunner().invoke(app, args)
         assert out.exit_code == 0, out.output
         assert json.loads(out.output)["booked"] == ["slurm:resv:cli-maint"]

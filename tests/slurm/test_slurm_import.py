@@ -102,7 +102,9 @@ def test_the_document_imports_and_imports_again_unchanged(tmp_path: Path) -> Non
 @pytest.mark.slurm
 def test_import_slurm_reads_the_running_cluster(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     runner = CliRunner()
-    printed = runner.invoke(app, ["topology", "import-slurm", "--slurm-conf", str(slurm_cluster.conf)])
+    printed = runner.invoke(
+        app, ["admin", "topology", "import-slurm", "--slurm-conf", str(slurm_cluster.conf)]
+    )
     assert printed.exit_code == 0, printed.output
     doc = Topology.model_validate(yaml.safe_load(printed.output))
     found = hosts(doc)
@@ -116,8 +118,8 @@ def test_import_slurm_reads_the_running_cluster(slurm_cluster: SlurmCluster, tmp
     assert doc.providers[0].children[0].name == "sbtest"  # the ClusterName
 
     url = f"sqlite:///{tmp_path}/cli.db"
-    args = ["topology", "import-slurm", "--slurm-conf", str(slurm_cluster.conf), "--apply"]
-    args += ["--database-url", url]
+    args = ["admin", "topology", "import-slurm", "--slurm-conf", str(slurm_cluster.conf), "--apply"]
+    args += ["--database-url", url, "--create"]
     applied = runner.invoke(app, args)
     assert applied.exit_code == 0, applied.output
     assert "created 5" in applied.output
@@ -129,7 +131,15 @@ def test_import_slurm_reads_saved_output(tmp_path: Path) -> None:
     nodes, partitions = tmp_path / "nodes.txt", tmp_path / "parts.txt"
     nodes.write_text(NODES_TEXT)
     partitions.write_text(PARTITIONS_TEXT)
-    args = ["topology", "import-slurm", "--nodes-file", str(nodes), "--partitions-file", str(partitions)]
+    args = [
+        "admin",
+        "topology",
+        "import-slurm",
+        "--nodes-file",
+        str(nodes),
+        "--partitions-file",
+        str(partitions),
+    ]
     out = CliRunner().invoke(app, [*args, "--host-prefix", "hpc-", "--format", "json"])
     assert out.exit_code == 0, out.output
     assert sorted(hosts(Topology.model_validate_json(out.output))) == ["hpc-c1", "hpc-g1"]

@@ -1,4 +1,4 @@
-"""``slotbroker topology import-slurm``: a topology document from a running Slurm cluster (or from saved
+"""``slotbroker admin topology import-slurm``: a topology document from a running Slurm cluster (or from saved
 ``scontrol show nodes -o`` / ``scontrol show partitions -o`` output), printed or imported.
 
 It lives apart from ``cli/topology.py`` so the Slurm importer is added to that group with one call
@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from slotbroker.cli.common import DatabaseUrl, console, failing_nicely, open_db
+from slotbroker.cli.common import CreateFlag, DatabaseUrl, console, failing_nicely, open_db
 from slotbroker.importers.slurm import cluster_name, parse_slurm
 
 FileOpt = Annotated[
@@ -47,6 +47,7 @@ def import_slurm(
         bool, typer.Option("--apply", help="Import it into the database instead of printing.")
     ] = False,
     database_url: DatabaseUrl = "sqlite:///./var/slotbroker.db",
+    create: CreateFlag = False,
     fmt: Annotated[str, typer.Option("--format", help="yaml or json (when printing)")] = "yaml",
 ) -> None:
     """Build a topology from `scontrol show nodes/partitions`: nodes as hosts (CPUs, memory, GPUs),
@@ -64,7 +65,7 @@ def import_slurm(
         if apply:
             from slotbroker.services.inventory.topology import TopologyService
 
-            report = TopologyService(open_db(database_url)).import_(doc)
+            report = TopologyService(open_db(database_url, create=create)).import_(doc)
             console.print(
                 f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}; "
                 f"calendar generation {report.calendar_generation}"

@@ -36,6 +36,14 @@ class LeaseRef(Arguments):
     lease_id: str = Field(min_length=1, max_length=64, description="A lease's id (from accept_offer).")
 
 
+class CancelLease(LeaseRef):
+    force: bool = Field(
+        False,
+        description="Cancel even while jobs run in the lease (they are stopped); without it such a lease "
+        "is refused with jobs_running naming them.",
+    )
+
+
 class JobRef(Arguments):
     job_id: str = Field(min_length=1, max_length=64, description="A job's id (from create_job).")
 

@@ -118,7 +118,8 @@ async def _extend_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult
 
 
 async def _cancel_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
-    view = await api.cancel_lease(_args(a.LeaseRef, raw).lease_id)
+    args = _args(a.CancelLease, raw)
+    view = await api.cancel_lease(args.lease_id, force=args.force)
     return ok(view, say.lease(view))
 
 
@@ -230,11 +231,12 @@ TOOLS = (
     ToolSpec(
         "cancel_lease",
         "Cancel a lease",
-        "Cancel a lease and give its capacity back at once (idempotent).",
+        "Cancel a lease and give its capacity back at once (idempotent); a lease whose jobs still run "
+        "needs force=true (they are stopped).",
         output=LeaseView,
         annotations=GIVES_BACK,
         run=_cancel_lease,
-        **_own(a.LeaseRef),
+        **_own(a.CancelLease),
     ),
     ToolSpec(
         "create_job",

@@ -12,7 +12,7 @@
 * ``USERS``: the reservation's ``users=`` (the account the broker submits as; default its own).
 * ``PARTITION``: ``sbatch --partition`` (default: the cluster's default partition).
 * ``SYNC_S``: how often the server syncs with Slurm (``services/planner/slurm_drift.py``), seconds;
-  0: never (run ``slotbroker topology sync-slurm`` instead). Default 60.
+  0: never (run ``slotbroker admin topology sync-slurm`` instead). Default 60.
 """
 
 from __future__ import annotations
