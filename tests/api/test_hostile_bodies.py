@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -302,7 +303,8 @@ def test_every_405_allows_every_method_of_its_path(app: FastAPI, client: TestCli
         allowed = {m.strip() for m in r.headers["allow"].split(",")}
         assert methods <= allowed, (path, r.headers["allow"])
         assert refused not in allowed
-        assert r.json()["code"] == "method_not_allowed"
+        # YAML parses JSON too: /ivoa answers problems in YAML when the request did not ask for JSON
+        assert yaml.safe_load(r.text)["code"] == "method_not_allowed"
         checked += 1
     assert checked >= 20
     assert client.patch("/v1/providers", headers=admin).headers["allow"] == "GET, POST"
