@@ -92,6 +92,7 @@ def find_slot_settings(settings: Settings) -> FindSlotSettings:
         async_cost=settings.find_slot_async_cost,
         cache_ttl_s=settings.find_slot_cache_ttl_s,
         job_ttl_s=settings.find_slot_job_ttl_s,
+        budget_ms=settings.find_slot_budget_ms if settings.find_slot_budget_ms > 0 else None,
     )
 
 

@@ -55,6 +55,10 @@ class Settings:
         default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_CACHE_TTL_S", 30.0)
     )
     find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
+    # wall time one synchronous search may take before it answers what it covered (0: no limit)
+    find_slot_budget_ms: float = field(
+        default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_BUDGET_MS", 2000.0)
+    )
     # booking
     offer_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_OFFER_TTL_S", 300))
     allocation_request_ttl_s: int = field(

@@ -25,7 +25,7 @@ MAX_LOOKAHEAD_S = 90 * 86400
 
 
 def _first_start(index: CalendarIndex, plan: Plan) -> int | None:
-    wins, _, _ = search_plan(index, replace(plan, limit=1, alternates=0), RELAXED_CANDIDATES)
+    wins, _, _, _ = search_plan(index, replace(plan, limit=1, alternates=0), RELAXED_CANDIDATES)
     return wins[0].start if wins else None
 
 

@@ -6,6 +6,8 @@ can import the search without the search importing it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slotbroker.domain.request import SlotRequest
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.explain import explain_failure
@@ -14,9 +16,16 @@ from slotbroker.engine.results import SearchResult
 from slotbroker.engine.search import search_plan
 
 
-def find_slots(index: CalendarIndex, request: SlotRequest, *, explain: bool = True) -> SearchResult:
-    """Windows for ``request`` against ``index`` (deterministic)."""
+def find_slots(
+    index: CalendarIndex,
+    request: SlotRequest,
+    *,
+    explain: bool = True,
+    out_of_time: Callable[[], bool] | None = None,
+) -> SearchResult:
+    """Windows for ``request`` against ``index`` (deterministic unless ``out_of_time`` stops the search
+    early: then ``searched_until`` says where, and nothing is explained, as nothing was proven)."""
     plan = compile_plan(request, index)
-    windows, tried, rejections = search_plan(index, plan)
-    why = explain_failure(index, plan, rejections) if explain and not windows else None
-    return SearchResult(tuple(windows), why, index.generation, tried)
+    windows, tried, rejections, stopped = search_plan(index, plan, out_of_time=out_of_time)
+    why = explain_failure(index, plan, rejections) if explain and not windows and stopped is None else None
+    return SearchResult(tuple(windows), why, index.generation, tried, stopped)

@@ -62,3 +62,4 @@ class SearchResult:
     explanation: Explanation | None
     generation: int
     candidates_tried: int
+    searched_until: int | None = None  # the first start not examined when a time budget ran out

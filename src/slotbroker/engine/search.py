@@ -9,6 +9,7 @@ before ``t``); the next candidate is the first drop at or after that bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,13 +78,19 @@ class Scanner:
 
 
 def search_plan(
-    index: CalendarIndex, plan: Plan, max_candidates: int = MAX_CANDIDATES
-) -> tuple[list[Window], int, list[Rejection]]:
-    """Windows (pairwise disjoint, in policy order), candidates tried, and the rejections seen."""
+    index: CalendarIndex,
+    plan: Plan,
+    max_candidates: int = MAX_CANDIDATES,
+    out_of_time: Callable[[], bool] | None = None,
+) -> tuple[list[Window], int, list[Rejection], int | None]:
+    """Windows (pairwise disjoint, in policy order), candidates tried, the rejections seen, and where
+    the search stopped because ``out_of_time()`` said so (the first start it did not examine; None when
+    it covered the whole range). ``out_of_time`` is asked before each candidate but the first."""
     windows: list[Window] = []
     rejections: list[Rejection] = []
+    stopped: int | None = None
     if any(c.hosts.size == 0 for c in plan.comps):
-        return windows, 0, rejections
+        return windows, 0, rejections, None
     scan = Scanner(index, plan)
     t, tried = plan.range_start, 0
     for c in plan.comps:
@@ -95,6 +102,9 @@ def search_plan(
                 t = plan.latest_start + 1 if nxt is None else nxt
     short: dict[str | None, str | None] = {}  # component -> class named by its last rejection
     while t <= plan.latest_start and len(windows) < plan.limit and tried < max_candidates:
+        if tried and out_of_time is not None and out_of_time():
+            stopped = t
+            break
         tried += 1
         skip = known_next(plan, t)
         if skip is not None:
@@ -128,7 +138,7 @@ def search_plan(
         t = nxt
     if plan.policy in (Policy.BEST_FIT, Policy.SPREAD, Policy.LATENCY):
         windows.sort(key=lambda w: (-w.score, w.start))
-    return windows, tried, rejections
+    return windows, tried, rejections, stopped
 
 
 def _likely_waits(index: CalendarIndex, plan: Plan, c: CompPlan) -> bool:

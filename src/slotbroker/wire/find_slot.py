@@ -68,6 +68,16 @@ class FindSlotResult(Tabular, BaseModel):
     calendar_generation: int
     candidates_tried: int
     cached: bool = False
+    complete: bool = Field(
+        True,
+        description="False when the search's time budget (SLOTBROKER_FIND_SLOT_BUDGET_MS) ran out before "
+        "the whole range was searched: the windows listed are real, but earlier ones may exist no later "
+        "than searched_until and nothing is proven about the rest. Search again from searched_until, or "
+        "ask for a find-slot job (POST /v1/find-slot/jobs), which has no budget.",
+    )
+    searched_until: datetime | None = Field(
+        None, description="With complete false: the first start not yet examined."
+    )
 
     def records(self) -> list[dict[str, Any]]:
         return [

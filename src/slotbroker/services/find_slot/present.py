@@ -67,4 +67,6 @@ def result_view(result: SearchResult, search_start: int, search_end: int) -> Fin
         search_end=to_datetime(search_end),
         calendar_generation=result.generation,
         candidates_tried=result.candidates_tried,
+        complete=result.searched_until is None,
+        searched_until=to_datetime(result.searched_until) if result.searched_until is not None else None,
     )

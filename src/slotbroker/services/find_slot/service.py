@@ -46,6 +46,17 @@ class FindSlotSettings:
     cache_size: int = 256
     job_ttl_s: int = 3600
     job_workers: int = 2
+    budget_ms: float | None = 2000.0  # per synchronous search; None: no limit (find-slot jobs have none)
+
+
+def _deadline(budget_ms: float) -> Callable[[], bool]:
+    """True once ``budget_ms`` of wall time have passed since this call."""
+    end = time.monotonic() + budget_ms / 1000
+
+    def out_of_time() -> bool:
+        return time.monotonic() > end
+
+    return out_of_time
 
 
 def estimated_cost(req: SlotRequest) -> float:
@@ -130,17 +141,26 @@ class FindSlotService:
         return out
 
     # -- synchronous search --------------------------------------------------------------------------------
-    def find(self, doc: dict[str, Any], *, now_s: int | None = None, project: str = "") -> FindSlotResult:
+    def find(
+        self, doc: dict[str, Any], *, now_s: int | None = None, project: str = "", budget: bool = True
+    ) -> FindSlotResult:
+        """One search; ``budget`` False for find-slot jobs, which run to the end of the range."""
         now = int(time.time()) if now_s is None else now_s
         cached_index = self.calendar.current(now)
         req = self._parse(doc, cached_index.catalog, now)
         clamped = self.clamp(doc, req, now)
         if clamped is not doc:
             req = self._parse(clamped, cached_index.catalog, now)
-        return self._search(req, clamped, cached_index, project)
+        return self._search(req, clamped, cached_index, project, budget=budget)
 
     def _search(
-        self, req: SlotRequest, doc: dict[str, Any], cached_index: CachedIndex, project: str = ""
+        self,
+        req: SlotRequest,
+        doc: dict[str, Any],
+        cached_index: CachedIndex,
+        project: str = "",
+        *,
+        budget: bool = True,
     ) -> FindSlotResult:
         key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest() + project
         with self._lock:
@@ -148,9 +168,13 @@ class FindSlotService:
             if hit is not None and hit[1] == cached_index.generation and hit[0] > time.monotonic():
                 self._answers.move_to_end(key)
                 return hit[2].model_copy(update={"cached": True})
-        result = result_view(find_slots(cached_index.index, req), req.range_start_s, req.latest_end_s)
+        limit = self.settings.budget_ms if budget else None
+        found = find_slots(cached_index.index, req, out_of_time=None if limit is None else _deadline(limit))
+        result = result_view(found, req.range_start_s, req.latest_end_s)
         if self.window_hook is not None:
             result = self.window_hook(result, req, cached_index, project)
+        if not result.complete:
+            return result  # not cached: with less load, the same search may finish
         with self._lock:
             self._answers[key] = (
                 time.monotonic() + self.settings.cache_ttl_s,
@@ -217,7 +241,7 @@ class FindSlotService:
             uow.commit()
         status, result, error = "done", None, None
         try:
-            result = self.find(doc, project=project).model_dump_json()
+            result = self.find(doc, project=project, budget=False).model_dump_json()
         except SlotbrokerError as exc:
             status = "failed"
             error = json.dumps(
