@@ -11,6 +11,7 @@ are RFC 9457 problems; a refused update (an expired or rejected offer) is 409 wi
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid as uuidlib
 from typing import Annotated, Any
@@ -231,15 +232,39 @@ async def post_offerset(request: Request, who: Reader, svc: Svc) -> Response:
     return await _create(request, who, svc)
 
 
+def _failed_or_problem() -> dict[str, Any]:
+    """/direct's 400: a FAILED session when nothing could be booked, a problem when the request itself
+    is unreadable (as for every /ivoa operation)."""
+    entry = problems(400)[400]
+    entry.pop("model", None)  # FastAPI would merge the model's schema into ours
+    # one schema for every media type (clients, schemathesis among them, may match YAML types loosely);
+    # a copy each, as FastAPI edits them in place
+    either = {"anyOf": [FAILED_SESSION_SCHEMA, entry["content"][PROBLEM_JSON]["schema"]]}
+    media = (PROBLEM_JSON, PROBLEM_YAML, "application/json", "application/yaml")
+    entry["content"] = {m: {"schema": copy.deepcopy(either)} for m in media}
+    entry["description"] = "Nothing could be booked (a FAILED session saying why), or a bad request."
+    return dict(entry)
+
+
+# The spec's FailedExecutionResponse is an AbstractExecutionSession (only ``kind`` required): a session
+# that never ran has no schedule, expiry or granted compute.
+FAILED_SESSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["kind", "meta", "phase"],
+    "properties": {
+        "kind": {"type": "string"},
+        "meta": {"type": "object"},
+        "phase": {"type": "string", "enum": ["FAILED"]},
+    },
+}
+
+
 @router.post(
     "/direct",
     response_class=Response,
     responses={
         **_ok(SESSION_SCHEMA, "Booked without the offer round: the ACCEPTED session."),
-        400: {
-            "description": "Nothing could be booked: a FAILED session whose messages say why.",
-            "content": {m: {"schema": SESSION_SCHEMA} for m in ("application/json", "application/yaml")},
-        },
+        400: _failed_or_problem(),
     },
     openapi_extra=_REQUEST_BODY,
     summary="Book an execution directly: the first offer that holds, accepted (IVOA DirectExecution)",
