@@ -227,10 +227,10 @@ class AllocationRequestService:
             try:
                 result = self.claims.claim(request, now_s=now)
             except AlreadyExists:
-                raise _claimed(ar_id, consumer_uuid) from None
+                raise _claimed(consumer_uuid) from None
             except CapacityConflict as exc:
                 if not swaps and self.consumer_project(consumer_uuid) is not None:
-                    raise _claimed(ar_id, consumer_uuid) from None
+                    raise _claimed(consumer_uuid) from None
                 # the swap rule (alternates.py): the first conflicting host, for its next stand-in
                 i = conflicting_owner(exc.errors, owner)
                 if i is None:
@@ -261,7 +261,7 @@ class AllocationRequestService:
             return uow.allocation_requests.consumer_project(consumer_uuid)
 
 
-def _claimed(ar_id: str, consumer_uuid: str) -> AllocationRequestClaimed:
+def _claimed(consumer_uuid: str) -> AllocationRequestClaimed:
     return AllocationRequestClaimed(
         f"the allocation request was already claimed by consumer {consumer_uuid}",
         [FieldError("/allocation_request", f"claimed by {consumer_uuid}")],
