@@ -87,7 +87,7 @@ def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
         for p in portal.api("GET", "/v1/providers", params={"kind": "site", "name": site}).json()["items"]
     )
     mine = sorted(h["name"] for h in hosts if h["parent_uuid"] == site_uuid)
-    shown = panel.locator("table tbody tr td:first-child").all_inner_texts()
+    shown = panel.locator("table.hosts tbody tr td:first-child").all_inner_texts()
     assert shown == mine
     assert mine
     shot(page, "calendar")
