@@ -13,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .conftest import PROJECT, Portal, shot, sign_in
+from .conftest import PROJECT, Portal, field_of, shot, sign_in
 
 if TYPE_CHECKING:
-    from playwright.sync_api import FilePayload, Locator, Page
+    from playwright.sync_api import FilePayload, Page
 
 pytestmark = pytest.mark.browser
-
-
-def field_of(page: Page, label: str, within: Locator | None = None) -> Locator:
-    """The ``.field`` wrapper of the control labelled ``label`` (where its error message goes)."""
-    root = within or page.locator("main")
-    return root.locator(".field").filter(has=page.get_by_label(label, exact=True))
 
 
 def payload(name: str, content: bytes) -> FilePayload:

@@ -68,8 +68,10 @@ export async function leasesPage(main, signal, params) {
   let shown = 0;
   const more = h("button", { type: "button", hidden: true }, "Older leases");
   const current = () => ({ status: chooser.value, name: name.value.trim(), site: site.value, from: from.value, to: to.value });
+  let generation = 0; // a newer load (filters changed again) makes an older one's answer moot
   const load = async (reset) => {
     const now = current();
+    const mine = reset ? ++generation : generation;
     if (reset) { list.replaceChildren(); cursor = null; shown = 0; }
     const statuses = FILTERS.find(([v]) => v === now.status)[2];
     const prefix = now.name.toLowerCase();
@@ -84,6 +86,7 @@ export async function leasesPage(main, signal, params) {
     let scanned = 0;
     do {
       const page = await get("/v1/leases", { ...query, cursor }, { signal });
+      if (mine !== generation) return;
       cursor = page.next_cursor;
       scanned += page.items.length;
       found.push(...page.items.filter(matches));
