@@ -23,7 +23,9 @@ def _next_hour(hours: int = 1) -> datetime:
     return now + timedelta(hours=hours)
 
 
-def _lease(portal: Portal, name: str, start: datetime, hours: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _lease(
+    portal: Portal, name: str, start: datetime, hours: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
     body = {"name": name, "start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()}
     r = portal.api("POST", "/v1/leases", json={**body, "items": items})
     assert r.status_code == 201, r.text
@@ -39,7 +41,9 @@ def _rows(page: Page, within: str = "main") -> list[str]:
 
 
 def _cells(page: Page, row: str, within: str = "main") -> list[dict[str, Any]]:
-    cells: list[dict[str, Any]] = page.locator(f'{within} table.heat tr[data-row="{row}"] td.cell').evaluate_all(
+    cells: list[dict[str, Any]] = page.locator(
+        f'{within} table.heat tr[data-row="{row}"] td.cell'
+    ).evaluate_all(
         "cs => cs.map(c => ({start: c.dataset.start, capacity: Number(c.dataset.capacity),"
         " used: Number(c.dataset.used), marks: c.dataset.marks.split(' ')}))"
     )
@@ -93,11 +97,16 @@ def test_calendar_rows_for_facility_ports_and_a_sites_links_and_ports(page: Page
     page.get_by_role("button", name=port["site"], exact=True).click()
     panel = "section.site-panel .site-over-time"
     page.wait_for_selector(f"{panel} table.heat")
-    site = portal.api("GET", "/v1/providers", params={"kind": "site", "name": port["site"]}).json()["items"][0]
+    found = portal.api("GET", "/v1/providers", params={"kind": "site", "name": port["site"]}).json()
+    site = found["items"][0]
     hosts = portal.api("GET", "/v1/providers", params={"kind": "host", "limit": 1000}).json()["items"]
     links = [x for x in portal.api("GET", "/v1/links").json() if port["site"] in x["endpoints"]]
     expected = (
-        [f"host:{x['name']}:VCPU" for x in sorted(hosts, key=lambda x: x["name"]) if x["parent_uuid"] == site["uuid"]]
+        [
+            f"host:{x['name']}:VCPU"
+            for x in sorted(hosts, key=lambda x: x["name"])
+            if x["parent_uuid"] == site["uuid"]
+        ]
         + [f"link:{x['name']}:BANDWIDTH_GBPS" for x in sorted(links, key=lambda x: x["name"])]
         + [
             f"facility_port:{p['site']}/{p['name']}:{cls}"
@@ -157,6 +166,7 @@ def test_find_with_a_facility_port_a_link_and_site_rules(page: Page, portal: Por
     with page.expect_request(lambda r: r.url.endswith("/v1/find-slot")) as sent:
         answer = _find(page)
     body = sent.value.post_data_json
+    assert body is not None
     assert body["groups"] == [{"kind": "different_sites", "components": ["gpu", "workers"]}]
     assert body["links"] == [{"a": "gpu", "b": "workers", "bandwidth_gbps": 10}]
     assert body["facility_ports"] == [
@@ -218,7 +228,9 @@ def test_find_with_a_facility_port_a_link_and_site_rules(page: Page, portal: Por
 def _host_at(portal: Portal, site_index: int) -> dict[str, Any]:
     sites = portal.api("GET", "/v1/providers", params={"kind": "site", "limit": 1000}).json()["items"]
     hosts = portal.api("GET", "/v1/providers", params={"kind": "host", "limit": 1000}).json()["items"]
-    with_hosts = [s for s in sorted(sites, key=lambda s: s["name"]) if any(h["parent_uuid"] == s["uuid"] for h in hosts)]
+    with_hosts = [
+        s for s in sorted(sites, key=lambda s: s["name"]) if any(h["parent_uuid"] == s["uuid"] for h in hosts)
+    ]
     site = with_hosts[site_index]
     host = next(h for h in hosts if h["parent_uuid"] == site["uuid"])
     return {**host, "site": site["name"]}
@@ -238,7 +250,9 @@ def test_leases_filters_live_in_the_url(page: Page, portal: Portal) -> None:
     core = {"resource_class": "VCPU", "amount": 1}
     alpha1 = _lease(portal, "flt-alpha-1", later, 2, [{"provider_uuid": a["uuid"], **core}])["id"]
     beta = _lease(portal, "flt-beta", later, 2, [{"provider_uuid": b["uuid"], **core}])["id"]
-    alpha2 = _lease(portal, "flt-alpha-2", later + timedelta(days=5), 2, [{"provider_uuid": b["uuid"], **core}])["id"]
+    alpha2 = _lease(
+        portal, "flt-alpha-2", later + timedelta(days=5), 2, [{"provider_uuid": b["uuid"], **core}]
+    )["id"]
     sign_in(page, portal)
     page.goto(portal.url + "/#/leases")
     page.wait_for_selector("main[data-ready=leases] table.leases")
@@ -288,4 +302,6 @@ def test_leases_filters_live_in_the_url(page: Page, portal: Portal) -> None:
     page.get_by_role("link", name="Clear filters").click()
     page.wait_for_selector(f'main[data-ready=leases] tr[data-lease="{beta}"]')
     assert page.get_by_label("Name or id starts with").input_value() == ""
-    assert alpha1 not in page.locator("table.leases tbody tr").evaluate_all("rs => rs.map(r => r.dataset.lease)")
+    assert alpha1 not in page.locator("table.leases tbody tr").evaluate_all(
+        "rs => rs.map(r => r.dataset.lease)"
+    )
