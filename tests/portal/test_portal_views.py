@@ -285,6 +285,29 @@ def test_leases_filters_live_in_the_url(page: Page, portal: Portal) -> None:
     assert page.get_by_label("Name or id starts with").input_value() == "FLT-alpha"
     assert page.get_by_label("To", exact=True).input_value() == day
 
+    # another filtered address on the same page (a pasted link) shows its own view
+    page.goto(portal.url + "/#/leases?name=flt-beta")
+    _wait_rows(page, [beta])
+    assert page.get_by_label("Name or id starts with").input_value() == "flt-beta"
+
+    # two changes in a row: only the newer filter's rows, none of the older load's mixed in
+    page.evaluate(
+        """([site, day]) => {
+          const form = document.querySelector('form.filters');
+          form.elements.name.value = 'flt-';
+          form.elements.site.value = site;
+          form.elements.site.dispatchEvent(new Event('change'));
+          form.elements.to.value = day;
+          form.elements.to.dispatchEvent(new Event('change'));
+        }""",
+        [b["site"], day],
+    )
+    _wait_rows(page, [beta])  # flt- at b's site starting by that day; alpha-2 (later) only in the older
+    page.wait_for_timeout(500)
+    _wait_rows(page, [beta])
+
+    page.goto(shared)
+    _wait_rows(page, [alpha1])
     # a range that ends before it starts: said beside To, nothing asked of the server
     page.get_by_label("From", exact=True).fill((later + timedelta(days=1)).strftime("%Y-%m-%d"))
     page.get_by_label("From", exact=True).dispatch_event("change")

@@ -94,11 +94,6 @@ async function route() {
   }
 }
 
-// "Skip to content" moves the focus; following its #main would replace the page's address (the router's).
-document.querySelector("a.skip").addEventListener("click", (e) => {
-  e.preventDefault();
-  main.focus();
-});
 document.getElementById("sign-out").addEventListener("click", () => {
   session.signOut();
   forget();
