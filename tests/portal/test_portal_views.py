@@ -120,6 +120,8 @@ def test_calendar_rows_for_facility_ports_and_a_sites_links_and_ports(page: Page
     assert any(r.startswith("link:") for r in expected)
     marked = [c for c in _cells(page, f"facility_port:{port_row}:VLAN", panel) if lease["id"] in c["marks"]]
     assert len(marked) == 2
+    bandwidth = _cells(page, f"facility_port:{port_row}:BANDWIDTH_GBPS", panel)
+    assert all(lease["id"] not in c["marks"] for c in bandwidth)  # the lease holds a tag, not Gbps
     label = page.locator(f'{panel} tr[data-row="facility_port:{port_row}:VLAN"] th').inner_text()
     assert label == f"port {port_row} (VLANs)"
     shot(page, "calendar-site-panel")
@@ -274,6 +276,9 @@ def test_leases_filters_live_in_the_url(page: Page, portal: Portal) -> None:
     assert f"to={day}" in shared
     assert "site=" not in shared
     shot(page, "leases-filtered")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet: the filters wrap, nothing overflows
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    page.set_viewport_size({"width": 1366, "height": 900})
 
     # the shared address opens the same view: fields filled in, same rows
     page.goto(portal.url + "/#/calendar")

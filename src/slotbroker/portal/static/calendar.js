@@ -40,10 +40,14 @@ async function leaseMarks(inv, start, end, signal) {
   });
   const marks = new Map();
   const byProvider = new Map();
-  const add = (into, key, lease, list) => {
+  const add = (into, key, lease, items) => {
+    const list = items.map((i) => `${i.resource_class} ${i.vlan_tag ? `tag ${i.vlan_tag}` : i.amount}`);
     const label = `your lease ${lease.name || lease.id.slice(0, 8)} (${lease.status}): ${list.join(", ")}`;
     const m = into.get(key) || [];
-    m.push({ start: Date.parse(lease.start), end: Date.parse(lease.end), kind: "mine", label, id: lease.id });
+    m.push({
+      start: Date.parse(lease.start), end: Date.parse(lease.end), kind: "mine", label, id: lease.id,
+      classes: new Set(items.map((i) => i.resource_class)),
+    });
     into.set(key, m);
   };
   for (const lease of leases) {
@@ -51,9 +55,8 @@ async function leaseMarks(inv, start, end, signal) {
     const rows = new Map();
     const providers = new Map();
     for (const item of lease.items) {
-      const what = `${item.resource_class} ${item.vlan_tag ? `tag ${item.vlan_tag}` : item.amount}`;
       for (const [into, key] of [[rows, rowOf(inv, item.provider_name)], [providers, item.provider_name]]) {
-        into.set(key, [...(into.get(key) || []), what]);
+        into.set(key, [...(into.get(key) || []), item]);
       }
     }
     for (const [row, list] of rows) add(marks, row, lease, list);
@@ -153,7 +156,10 @@ async function siteOverTime(target, names, { start, end, resolution, cls, byProv
     name: [...names.hosts, ...names.links, ...names.ports],
   }, { signal });
   const rows = siteRows(cal, names, hostCls);
-  const marks = new Map(rows.map((r) => [rowKey(r), byProvider.get(r.name) || []]));
+  // a host row shows every lease on the host; a link's or port's row only leases of its class (a VLAN
+  // lease holds a port's tag, not its bandwidth)
+  const marks = new Map(rows.map((r) => [rowKey(r),
+    (byProvider.get(r.name) || []).filter((m) => r.kind === "host" || m.classes.has(r.resource_class))]));
   target.replaceChildren(heatmap({
     caption: `Free per host (${classLabel(hostCls)}), link (Gbps) and facility port (VLANs, Gbps), by ${cal.resolution}`,
     starts: cal.starts.map((x) => Date.parse(x)), bucketMs: cal.bucket_s * 1000, resolution: cal.resolution,
