@@ -35,7 +35,7 @@ from slotbroker.store import migrate
 from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Locator, Page, Route
 
 CHROMIUM = os.environ.get("SLOTBROKER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = (
@@ -152,3 +152,9 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def field_of(page: Page, label: str, within: Locator | None = None) -> Locator:
+    """The ``.field`` wrapper of the control labelled ``label`` (where its error message goes)."""
+    root = within or page.locator("main")
+    return root.locator(".field").filter(has=page.get_by_label(label, exact=True))

@@ -13,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .conftest import PROJECT, Portal, shot, sign_in
+from .conftest import PROJECT, Portal, field_of, shot, sign_in
 
 if TYPE_CHECKING:
-    from playwright.sync_api import FilePayload, Locator, Page
+    from playwright.sync_api import FilePayload, Page
 
 pytestmark = pytest.mark.browser
-
-
-def field_of(page: Page, label: str, within: Locator | None = None) -> Locator:
-    """The ``.field`` wrapper of the control labelled ``label`` (where its error message goes)."""
-    root = within or page.locator("main")
-    return root.locator(".field").filter(has=page.get_by_label(label, exact=True))
 
 
 def payload(name: str, content: bytes) -> FilePayload:
@@ -87,7 +81,7 @@ def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
         for p in portal.api("GET", "/v1/providers", params={"kind": "site", "name": site}).json()["items"]
     )
     mine = sorted(h["name"] for h in hosts if h["parent_uuid"] == site_uuid)
-    shown = panel.locator("table tbody tr td:first-child").all_inner_texts()
+    shown = panel.locator("table.hosts tbody tr td:first-child").all_inner_texts()
     assert shown == mine
     assert mine
     shot(page, "calendar")

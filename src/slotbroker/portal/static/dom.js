@@ -90,12 +90,16 @@ export function status(text, kind = "info") {
   return h("p", { class: `status ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
 
+// Disable ``button`` while ``promise`` runs. A disabled button drops the keyboard focus, so a button
+// that had it gets it back (unless the page moved focus somewhere on purpose meanwhile).
 export function busy(button, promise) {
+  const focused = document.activeElement === button;
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
   return promise.finally(() => {
     button.disabled = false;
     button.removeAttribute("aria-busy");
+    if (focused && button.isConnected && (document.activeElement === document.body || !document.activeElement)) button.focus();
   });
 }
 

@@ -21,37 +21,63 @@ function componentRow(list, inv, gpus, preset = {}) {
   const gpu = select([["", "none"], ...gpus.map((g) => [g, classLabel(g)])], preset.gpu || "", { name: "gpu" });
   const gpuCount = num({ name: "gpu_count", value: preset.gpuCount ?? 1, min: 1 });
   const site = select([["", "any"], ...inv.sites.map((s) => [s.name, s.name])], preset.site || "", { name: "site" });
-  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this component" }, "Remove");
+  const remove = h("button", { type: "button", class: "small" }, "Remove");
   const row = h("fieldset", { class: "component" },
     h("legend", {}, "Component"),
     field("Name", name), field("Count", count), field("Cores", cores), field("Memory (GB)", memory),
     field("Disk (GB)", disk), field("GPU model", gpu), field("GPUs each", gpuCount), field("Site", site), remove);
   remove.addEventListener("click", () => { row.remove(); list.dispatchEvent(new Event("change", { bubbles: true })); });
   list.append(row);
+  renumber(list);
   return row;
+}
+
+// Number a list's fieldsets ("Component 2") and name their Remove buttons after them, so each control
+// says which row it belongs to when read alone (screen readers, voice control).
+function renumber(list) {
+  list.querySelectorAll(":scope > fieldset").forEach((row, i) => {
+    const legend = row.querySelector("legend");
+    const what = legend.dataset.what ||= legend.textContent;
+    legend.textContent = `${what} ${i + 1}`;
+    row.querySelector("button").setAttribute("aria-label", `Remove ${what.toLowerCase()} ${i + 1}`);
+  });
+}
+
+// Keep the component choosers of links and ports in step with the components' names.
+function syncNames(form, names) {
+  for (const sel of form.querySelectorAll('fieldset.link select[name="a"], fieldset.link select[name="b"], fieldset.port select[name="component"]')) {
+    const was = sel.value;
+    const index = sel.selectedIndex;
+    sel.replaceChildren(...names.map((n) => h("option", { value: n }, n)));
+    sel.value = names.includes(was) ? was : names[Math.min(Math.max(index, 0), names.length - 1)] ?? "";
+  }
 }
 
 function linkRow(list, names, preset = {}) {
   const a = select(names.map((n) => [n, n]), preset.a, { name: "a" });
   const b = select(names.map((n) => [n, n]), preset.b ?? names[1], { name: "b" });
   const bw = num({ name: "bandwidth", value: preset.bandwidth ?? 10, min: 1 });
-  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this link" }, "Remove");
+  const remove = h("button", { type: "button", class: "small" }, "Remove");
   const row = h("fieldset", { class: "link" }, h("legend", {}, "Link"),
     field("From component", a), field("To component", b), field("Bandwidth (Gbps)", bw), remove);
-  remove.addEventListener("click", () => row.remove());
+  remove.addEventListener("click", () => { row.remove(); renumber(list); });
   list.append(row);
+  renumber(list);
+  return row;
 }
 
 function portRow(list, inv, names) {
-  const port = select(inv.ports.map((p) => [`${p.site}/${p.name}`, `${p.name} at ${p.site}`]), "", { name: "port" });
+  const port = select(inv.ports.map((p) => [`${p.site}/${p.name}`, `${p.name} at ${p.site} (VLANs ${p.vlans})`]), "", { name: "port" });
   const comp = select(names.map((n) => [n, n]), names[0], { name: "component" });
   const vlans = num({ name: "vlans", value: 1, min: 1 });
   const bw = num({ name: "bandwidth", value: "", min: 1 });
-  const remove = h("button", { type: "button", class: "small", "aria-label": "Remove this facility port" }, "Remove");
+  const remove = h("button", { type: "button", class: "small" }, "Remove");
   const row = h("fieldset", { class: "port" }, h("legend", {}, "Facility port"),
     field("Port", port), field("Attached to", comp), field("VLANs", vlans), field("Bandwidth (Gbps)", bw), remove);
-  remove.addEventListener("click", () => row.remove());
+  remove.addEventListener("click", () => { row.remove(); renumber(list); });
   list.append(row);
+  renumber(list);
+  return row;
 }
 
 const n = (el) => (el.value === "" ? undefined : Number(el.value));
@@ -98,10 +124,9 @@ export function buildRequest(form) {
     map.set(`/facility_ports/${i}/vlan_count`, q(row, "vlans"));
     map.set(`/facility_ports/${i}/bandwidth_gbps`, q(row, "bandwidth"));
   });
-  if (form.elements.different_sites.checked && body.components.length > 1) {
-    body.groups = [{ kind: "different_sites", components: body.components.map((c) => c.name) }];
-    map.set("/groups", form.elements.different_sites);
-  }
+  const rule = form.elements.sites.value; // "", same_site or different_sites: one group of all components
+  if (rule && body.components.length > 1) body.groups = [{ kind: rule, components: body.components.map((c) => c.name) }];
+  map.set("/groups", form.elements.sites);
   const start = fromLocalInput(form.elements.earliest_start.value);
   const end = fromLocalInput(form.elements.latest_end.value);
   body.earliest_start = start ? iso(start) : form.elements.earliest_start.value;
@@ -118,7 +143,7 @@ export function buildRequest(form) {
 
 function placement(p) {
   return h("table", { class: "list" },
-    h("thead", {}, h("tr", {}, h("th", {}, "Component"), h("th", {}, "Site"), h("th", {}, "Hosts"))),
+    h("thead", {}, h("tr", {}, ["Component", "Site", "Hosts"].map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, Object.entries(p.placement).map(([c, hosts]) =>
       h("tr", {}, h("td", {}, c), h("td", {}, p.sites[c]), h("td", {}, hosts.join(", "))))),
   );
@@ -205,6 +230,7 @@ function showOffers(target, set, form, map) {
             h("a", { href: `#/calendar?resolution=hour&class=VCPU&from=${new Date(lease.start).toLocaleDateString("en-CA")}` }, "See it on the calendar")),
         );
         accepted.dataset.lease = lease.uuid;
+        accepted.querySelector("a").focus(); // the Accept buttons are disabled now: keep the keyboard here
       } catch (e) {
         showProblem(form, e, map, "/request");
       }
@@ -232,14 +258,14 @@ export async function findPage(main) {
   const form = h("form", { class: "find", novalidate: true, "aria-label": "Find Available Window" },
     h("div", { class: "form-error" }),
     h("h3", {}, "Components"), components,
-    h("button", { type: "button", class: "small", onclick: () => componentRow(components, inv, gpus) }, "Add component"),
-    h("div", { class: "field check" },
-      h("input", { type: "checkbox", id: "different-sites", name: "different_sites" }),
-      h("label", { for: "different-sites" }, "Components at different sites")),
+    h("button", { type: "button", class: "small", onclick: () => componentRow(components, inv, gpus).querySelector("input").focus() }, "Add component"),
+    h("div", { class: "row" },
+      field("Sites", select([["", "any sites"], ["same_site", "all at the same site"], ["different_sites", "each at a different site"]], "", { name: "sites" }),
+        "Where the components go relative to each other (a component's own Site still applies).")),
     h("h3", {}, "Links between components"), links,
-    h("button", { type: "button", class: "small", onclick: () => linkRow(links, names()) }, "Add link"),
+    h("button", { type: "button", class: "small", onclick: () => linkRow(links, names()).querySelector("select").focus() }, "Add link"),
     h("h3", {}, "Facility ports"), ports,
-    h("button", { type: "button", class: "small", disabled: !inv.ports.length, onclick: () => portRow(ports, inv, names()) }, "Add facility port"),
+    h("button", { type: "button", class: "small", disabled: !inv.ports.length, onclick: () => portRow(ports, inv, names()).querySelector("select").focus() }, "Add facility port"),
     h("h3", {}, "When"),
     h("div", { class: "row" },
       field("Earliest start", h("input", { type: "datetime-local", name: "earliest_start", value: localInput(start) })),
@@ -252,6 +278,8 @@ export async function findPage(main) {
       h("button", { type: "button", name: "offers" }, "Get offers")),
   );
   linkRow(links, names(), { a: "gpu", b: "workers", bandwidth: 10 });
+  components.addEventListener("input", (e) => { if (e.target.name === "name") syncNames(form, names()); });
+  components.addEventListener("change", () => { renumber(components); syncNames(form, names()); });
   const results = h("section", { class: "results", "aria-label": "Results", "aria-live": "polite" });
   const offers = h("section", { class: "offers", "aria-label": "Offers" });
   main.replaceChildren(h("h2", {}, "Find Available Window"), form, results, offers);

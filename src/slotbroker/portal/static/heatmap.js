@@ -11,6 +11,7 @@ export function classLabel(cls) {
   if (cls === "MEMORY_MB") return "memory (MEMORY_MB)";
   if (cls === "DISK_GB") return "disk (DISK_GB)";
   if (cls === "BANDWIDTH_GBPS") return "link bandwidth (Gbps)";
+  if (cls === "VLAN") return "facility port VLANs";
   if (cls.startsWith("GPU_")) return `GPU ${cls.slice(4).replaceAll("_", " ")} (${cls})`;
   return cls;
 }
@@ -24,36 +25,44 @@ function columnLabel(t, resolution) {
   return resolution === "hour" ? hour(t) : day(t);
 }
 
-// rows: [{name, capacity, used[], free[]}]; starts: bucket starts (ms); marks: name -> [{start, end,
-// kind, label, id}] (ms); onRow(name) when a row's name is clicked.
-export function heatmap({ caption, starts, bucketMs, resolution, rows, marks = new Map(), onRow }) {
+const CORNER = { site: "Site", host: "Host", link: "Link", facility_port: "Facility port" };
+
+// rows: [{kind, name, resource_class, capacity, used[], free[]}]; starts: bucket starts (ms); marks: row key
+// -> [{start, end, kind, label, id}] (ms); onRow(key) when a row's name is clicked. ``key`` and ``label``
+// name a row (default: its name), so one grid can hold hosts, links and ports of several classes.
+export function heatmap({
+  caption, starts, bucketMs, resolution, rows, marks = new Map(), onRow,
+  key = (row) => row.name, label = (row) => row.name, corner = CORNER[rows[0]?.kind] || "Site",
+}) {
   const tip = document.getElementById("tip");
   const head = h(
     "tr",
     {},
-    h("th", { scope: "col", class: "corner" }, rows[0]?.kind === "link" ? "Link" : "Site"),
+    h("th", { scope: "col", class: "corner" }, corner),
     starts.map((t, i) =>
       h("th", { scope: "col", class: resolution === "hour" && new Date(t).getHours() !== 0 && i ? "" : "edge" },
         h("span", {}, columnLabel(t, resolution))),
     ),
   );
   const body = rows.map((row) => {
-    const mine = marks.get(row.name) || [];
+    const k = key(row);
+    const name = label(row);
+    const mine = marks.get(k) || [];
     return h(
       "tr",
-      { dataset: { row: row.name } },
+      { dataset: { row: k, kind: row.kind, class: row.resource_class } },
       h("th", { scope: "row" },
-        onRow ? h("button", { type: "button", class: "linkish", onclick: () => onRow(row.name) }, row.name) : row.name),
+        onRow ? h("button", { type: "button", class: "linkish", onclick: () => onRow(k) }, name) : name),
       starts.map((t, i) => {
         const end = t + bucketMs;
         const over = mine.filter((m) => m.start < end && m.end > t);
-        const label = `${row.name}, ${when(t)}: capacity ${row.capacity}, peak used ${row.used[i]}, free ${row.free[i]}`
+        const text = `${name}, ${when(t)}: capacity ${row.capacity}, peak used ${row.used[i]}, free ${row.free[i]}`
           + over.map((m) => `; ${m.label}`).join("");
         const kinds = [...new Set(over.map((m) => m.kind))];
         return h("td", {
           class: ["cell", `lvl-${level(row.free[i], row.capacity)}`, ...kinds].join(" "),
           tabindex: "-1",
-          "aria-label": label,
+          "aria-label": text,
           dataset: {
             capacity: row.capacity, used: row.used[i], free: row.free[i], start: new Date(t).toISOString(),
             marks: over.map((m) => m.id).join(" "),

@@ -41,3 +41,14 @@ export function inventory() {
 export function rowOf(inv, providerName) {
   return inv.hostSite.get(providerName) || providerName;
 }
+
+// The sites a lease item's provider is at: a host's site, a facility port's site ("SITE/port"), or both
+// ends of a link.
+export function sitesOf(inv, providerName) {
+  const site = inv.hostSite.get(providerName);
+  if (site) return [site];
+  const link = inv.links.find((l) => l.name === providerName);
+  if (link) return link.endpoints;
+  const port = inv.ports.find((p) => `${p.site}/${p.name}` === providerName);
+  return port ? [port.site] : [];
+}

@@ -1,9 +1,10 @@
-// Leases: your list (newest first, filtered by status), and one lease with its placement, events and
-// transitions; extend (with how far the calendar says it can go), cancel, and the .ics feed.
+// Leases: your list (newest first, filtered by status, name or id prefix, time range and site, all kept in
+// the URL so a filtered view can be shared), and one lease with its placement, events and transitions;
+// extend (with how far the calendar says it can go), cancel, and the .ics feed.
 
 import { api, get, post } from "./api.js";
 import { busy, download, field, fromLocalInput, h, iso, localInput, select, span, status, when } from "./dom.js";
-import { whoAmI } from "./inventory-cache.js";
+import { inventory, sitesOf, whoAmI } from "./inventory-cache.js";
 import { clearProblems, pointers, showProblem } from "./problems.js";
 
 const FILTERS = [
@@ -24,45 +25,116 @@ function icsButton() {
   return b;
 }
 
+const PAGE = 50;
+const SCAN = 1000; // leases read per "show more" when name or site filters in the browser
+
+// The filters a URL names (#/leases?status=&name=&site=&from=&to=), defaults filled in.
+export function filtersOf(params) {
+  return {
+    status: FILTERS.some(([v]) => v === params.get("status")) ? params.get("status") : "current",
+    name: params.get("name") || "",
+    site: params.get("site") || "",
+    from: params.get("from") || "",
+    to: params.get("to") || "",
+  };
+}
+
+function hashOf(f) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v && !(k === "status" && v === "current")) q.set(k, v);
+  const text = q.toString();
+  return `#/leases${text ? `?${text}` : ""}`;
+}
+
+// Status and time range go to the API (GET /v1/leases status, start, end); the name or id prefix and
+// the site are matched here, over the pages the API returns, because the API does not filter on them.
 export async function leasesPage(main, signal, params) {
   const who = await whoAmI();
-  const filter = params.get("status") || "current";
-  const chooser = select(FILTERS.map(([v, t]) => [v, t]), filter, { name: "status" });
+  const inv = await inventory();
+  const f = filtersOf(params);
+  const chooser = select(FILTERS.map(([v, t]) => [v, t]), f.status, { name: "status", dataset: { pointer: "#/query/status" } });
+  const name = h("input", { type: "search", name: "name", value: f.name, autocomplete: "off", spellcheck: "false" });
+  const site = select([["", "any"], ...inv.sites.map((s) => [s.name, s.name])], f.site, { name: "site" });
+  const from = h("input", { type: "date", name: "from", value: f.from, dataset: { pointer: "#/query/start" } });
+  const to = h("input", { type: "date", name: "to", value: f.to, dataset: { pointer: "#/query/end" } });
+  const form = h("form", { class: "controls filters", novalidate: true, "aria-label": "Filter leases" },
+    h("div", { class: "form-error" }),
+    field("Status", chooser), field("Name or id starts with", name), field("Site", site),
+    field("From", from, "Leases still running on this day or later."), field("To", to, "Leases starting on this day or earlier."),
+    h("button", { type: "submit" }, "Apply"), h("a", { href: "#/leases", class: "clear" }, "Clear filters"));
   const list = h("div", { "aria-live": "polite" });
+  const count = h("p", { class: "hint", role: "status" });
   let cursor = null;
+  let shown = 0;
   const more = h("button", { type: "button", hidden: true }, "Older leases");
+  const current = () => ({ status: chooser.value, name: name.value.trim(), site: site.value, from: from.value, to: to.value });
+  let generation = 0; // a newer load (filters changed again) makes an older one's answer moot
   const load = async (reset) => {
-    if (reset) { list.replaceChildren(); cursor = null; }
-    const statuses = FILTERS.find(([v]) => v === chooser.value)[2];
-    const page = await get("/v1/leases", { status: statuses, project: who.project, cursor, limit: 50 }, { signal });
-    cursor = page.next_cursor;
+    const now = current();
+    const mine = reset ? ++generation : generation;
+    if (reset) { list.replaceChildren(); cursor = null; shown = 0; }
+    const statuses = FILTERS.find(([v]) => v === now.status)[2];
+    const prefix = now.name.toLowerCase();
+    const matches = (l) => (!prefix || l.name.toLowerCase().startsWith(prefix) || l.id.startsWith(prefix))
+      && (!now.site || l.items.some((i) => sitesOf(inv, i.provider_name).includes(now.site)));
+    const query = {
+      status: statuses, project: who.project, limit: PAGE,
+      start: now.from ? iso(new Date(`${now.from}T00:00`)) : undefined,
+      end: now.to ? iso(new Date(new Date(`${now.to}T00:00`).getTime() + 86400e3)) : undefined,
+    };
+    const found = [];
+    let scanned = 0;
+    do {
+      const page = await get("/v1/leases", { ...query, cursor }, { signal });
+      if (mine !== generation) return;
+      cursor = page.next_cursor;
+      scanned += page.items.length;
+      found.push(...page.items.filter(matches));
+    } while (cursor && found.length < PAGE && scanned < SCAN && (prefix || now.site));
     more.hidden = !cursor;
-    if (!page.items.length && reset) list.append(status("No leases."));
-    else {
-      let table = list.querySelector("tbody");
-      if (!table) {
-        list.append(h("table", { class: "list leases" },
-          h("thead", {}, h("tr", {}, ["Lease", "Status", "Start", "End", "Where"].map((x) => h("th", { scope: "col" }, x)))),
-          h("tbody")));
-        table = list.querySelector("tbody");
-      }
-      for (const l of page.items) {
-        const where = [...new Set(l.items.map((i) => i.provider_name))].slice(0, 4).join(", ");
-        table.append(h("tr", { dataset: { lease: l.id } },
-          h("td", {}, h("a", { href: `#/leases/${l.id}` }, l.name || l.id.slice(0, 8))),
-          h("td", {}, h("span", { class: `badge ${l.status.toLowerCase()}` }, l.status)),
-          h("td", {}, when(l.start)), h("td", {}, when(l.end)), h("td", {}, where)));
-      }
+    shown += found.length;
+    count.textContent = `${shown} lease${shown === 1 ? "" : "s"} shown${cursor ? "; older ones below" : ""}.`;
+    if (!shown) {
+      list.replaceChildren(status(cursor ? "None matched yet: look further back with Older leases." : "No leases match."));
+      return;
+    }
+    let table = list.querySelector("tbody");
+    if (!table) {
+      list.replaceChildren(h("table", { class: "list leases" },
+        h("caption", { class: "hint" }, "Your leases, newest first"),
+        h("thead", {}, h("tr", {}, ["Lease", "Status", "Start", "End", "Sites", "Where"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody")));
+      table = list.querySelector("tbody");
+    }
+    for (const l of found) {
+      const sites = [...new Set(l.items.flatMap((i) => sitesOf(inv, i.provider_name)))].sort();
+      const where = [...new Set(l.items.map((i) => i.provider_name))].slice(0, 4).join(", ");
+      table.append(h("tr", { dataset: { lease: l.id } },
+        h("th", { scope: "row" }, h("a", { href: `#/leases/${l.id}` }, l.name || l.id.slice(0, 8))),
+        h("td", {}, h("span", { class: `badge ${l.status.toLowerCase()}` }, l.status)),
+        h("td", {}, when(l.start)), h("td", {}, when(l.end)), h("td", {}, sites.join(", ")), h("td", {}, where)));
     }
   };
-  chooser.addEventListener("change", () => {
-    history.replaceState(null, "", `#/leases?status=${chooser.value}`);
-    load(true);
-  });
+  const apply = async () => {
+    clearProblems(form);
+    const now = current();
+    if (now.from && now.to && now.to < now.from) {
+      showProblem(form, { problem: { title: "Bad range", errors: [{ pointer: "#/query/end", detail: "To is before From" }] } });
+      return;
+    }
+    const wanted = hashOf(now);
+    if (location.hash !== wanted) history.replaceState(null, "", wanted);
+    try {
+      await load(true);
+    } catch (err) {
+      if (!signal.aborted) showProblem(form, err);
+    }
+  };
+  for (const el of [chooser, site, from, to]) el.addEventListener("change", apply);
+  form.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
   more.addEventListener("click", () => busy(more, load(false)));
-  main.replaceChildren(h("h2", {}, "Leases"),
-    h("div", { class: "controls" }, field("Show", chooser), icsButton()), list, more);
-  await load(true);
+  main.replaceChildren(h("h2", {}, "Leases"), form, h("p", { class: "actions" }, icsButton()), count, list, more);
+  await apply();
 }
 
 // How far each item could run on past the lease's end, from the hourly calendar of its providers.

@@ -106,11 +106,7 @@ addEventListener("sb-unauthorized", () => {
   forget();
   route();
 });
-let last = null;
-addEventListener("hashchange", () => {
-  const path = location.hash.split("?")[0];
-  if (path !== last) route(); // the calendar rewrites its query in place: no reload for that
-  last = path;
-});
-last = location.hash.split("?")[0];
+// Pages keep their own state in the query with history.replaceState, which fires no hashchange; a
+// hashchange is a new address (a link, a pasted shared view, Back), so the page is drawn anew.
+addEventListener("hashchange", route);
 route();
