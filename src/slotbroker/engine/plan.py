@@ -74,7 +74,7 @@ class Plan:
     alternates: int
     exact: bool = field(default=True)
     # time-free arrays derived once per plan (rows, positions, sites); not copied by ``replace``
-    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    cache: dict[object, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def instances(self) -> int:
