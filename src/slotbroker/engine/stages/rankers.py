@@ -83,10 +83,10 @@ def site_order(
         for lk in plan.links:
             other = lk.b if lk.a == comp else lk.a if lk.b == comp else None
             if other is not None and other in assigned:
-                total += topo.site_latency(site).get(assigned[other], 1e9)
+                total += _finite(float(topo.latency[site, assigned[other]]))
         for p in plan.ports:
             if p.comp == comp and p.site >= 0:
-                total += topo.site_latency(site).get(p.site, 1e9)
+                total += _finite(float(topo.latency[site, p.site]))
         return total
 
     def key(site: int) -> tuple[float, ...]:
@@ -100,6 +100,11 @@ def site_order(
         return (crowd(site), room_of[site], name_rank)
 
     return sorted(room_of, key=key)
+
+
+def _finite(latency_ms: float) -> float:
+    """An unreachable pair ranks last (1e9 ms), not as infinity (which would tie every such site)."""
+    return latency_ms if latency_ms != float("inf") else 1e9
 
 
 def window_score(policy: Policy, plan: Plan, start: int, utilisation: float, latency_ms: float) -> float:

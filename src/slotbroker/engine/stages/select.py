@@ -235,10 +235,10 @@ class Selector:
         if not paths:
             why = (
                 Reason.NO_ROUTE
-                if self.topo.site_latency(src).get(dst) is None
+                if self.topo.latency[src, dst] == np.inf
                 else (
                     Reason.LINK_LATENCY
-                    if max_lat is not None and self.topo.site_latency(src)[dst] > max_lat
+                    if max_lat is not None and self.topo.latency[src, dst] > max_lat
                     else Reason.LINK_BANDWIDTH
                 )
             )
