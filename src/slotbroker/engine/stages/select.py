@@ -268,7 +268,7 @@ class _Prepared:
 
 
 def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
-    got: _Prepared | None = plan.cache.get("select")
+    got: _Prepared | None = plan.static.get("select")
     if got is None:
         topo = index.topo
         rows = plan.rows()
@@ -286,7 +286,7 @@ def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
             order = np.argsort(site_of[p], kind="stable")
             by_site.append((p[order], site_of[p][order]))
         got = _Prepared(cap, by_site)
-        plan.cache["select"] = got
+        plan.static["select"] = got
     return got
 
 
