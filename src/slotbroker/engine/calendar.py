@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from slotbroker.engine.memory import release_free_heap
 from slotbroker.engine.snapshot import NO_VLAN, AllocationSnap, Snapshot
 from slotbroker.engine.steps import StepTable
 from slotbroker.engine.topology import Topology
@@ -60,9 +61,12 @@ class CalendarIndex:
             t.grid()  # dense block maxima, built once here rather than on the first query
         # concrete tags per port: (start, end, tag) rows; -1 tags only count
         self._tags: list[tuple[I64, I64, I64]] = []
+        tagged = m & (al.vlan != NO_VLAN)
         for p in range(len(topo.ports)):
-            mp = m & (row == p) & (al.vlan != NO_VLAN)
+            mp = tagged & (row == p)
             self._tags.append((al.start[mp].copy(), al.end[mp].copy(), al.vlan[mp].copy()))
+        del kind, row, m, mu, al, tagged
+        release_free_heap()  # the build's temporaries were several times the index's size
 
     # -- updates ---------------------------------------------------------------------------------
     def add(self, alloc: AllocationSnap) -> None:

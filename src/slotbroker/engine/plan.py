@@ -17,6 +17,7 @@ from slotbroker.domain.request import Component, GroupKind, Policy, SlotRequest
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.stages.base import Reason
 from slotbroker.engine.stages.static_filter import static_eligibility
+from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
 EXACT_LIMIT = 16  # requests with at most this many instances are packed exactly (backtracking)
@@ -73,8 +74,12 @@ class Plan:
     limit: int
     alternates: int
     exact: bool = field(default=True)
-    # time-free arrays derived once per plan (rows, positions, sites); not copied by ``replace``
-    cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # arrays derived once per plan (reaches, covers); not copied by ``replace``
+    cache: dict[object, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # time-free arrays (rows, positions, masks, capacities), shared by every plan ``compile_plan``
+    # makes with the same classes and components' eligible hosts (``shared_static``); a plan made by
+    # ``replace`` starts with its own
+    static: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def instances(self) -> int:
@@ -82,7 +87,7 @@ class Plan:
 
     def rows(self) -> I64:
         """Every statically eligible host row of any component (sorted, unique)."""
-        got = self.cache.get("rows")
+        got = self.static.get("rows")
         if got is None:
             if not self.comps:
                 got = np.zeros(0, np.int64)
@@ -95,23 +100,23 @@ class Plan:
                 for h in hosts:
                     mask[h] = True
                 got = np.flatnonzero(mask).astype(np.int64)
-            self.cache["rows"] = got
+            self.static["rows"] = got
         return got
 
     def positions(self) -> list[I64]:
         """Per component: positions of its eligible hosts in ``rows()``."""
-        got = self.cache.get("pos")
+        got = self.static.get("pos")
         if got is None:
             rows = self.rows()
             at = np.zeros(int(rows[-1]) + 1 if rows.size else 0, dtype=np.int64)
             at[rows] = np.arange(rows.shape[0], dtype=np.int64)
             got = [at[c.hosts] for c in self.comps]
-            self.cache["pos"] = got
+            self.static["pos"] = got
         return got
 
     def eligible(self) -> list[npt.NDArray[np.bool_]]:
         """Per component: which of ``rows()`` are statically eligible for it (a mask)."""
-        got = self.cache.get("elig")
+        got = self.static.get("elig")
         if got is None:
             n = self.rows().shape[0]
             got = []
@@ -119,7 +124,7 @@ class Plan:
                 m = np.zeros(n, dtype=bool)
                 m[p] = True
                 got.append(m)
-            self.cache["elig"] = got
+            self.static["elig"] = got
         return got
 
 
@@ -155,7 +160,7 @@ def compile_plan(req: SlotRequest, index: CalendarIndex) -> Plan:
                 i, row, site, pos[p.component], tags, p.tag_count, p.bandwidth_gbps, f"{p.site}/{p.port}"
             )
         )
-    return Plan(
+    plan = Plan(
         classes=classes,
         comps=tuple(comps),
         same_site=groups(GroupKind.SAME_SITE),
@@ -173,3 +178,26 @@ def compile_plan(req: SlotRequest, index: CalendarIndex) -> Plan:
         alternates=req.alternates,
         exact=req.instances <= EXACT_LIMIT,
     )
+    object.__setattr__(plan, "static", shared_static(topo, classes, plan.comps))
+    return plan
+
+
+SHARED_PLANS = 256  # distinct request shapes whose static arrays are kept per topology
+
+
+def shared_static(topo: Topology, classes: tuple[str, ...], comps: tuple[CompPlan, ...]) -> dict[str, Any]:
+    """The static-array dict of plans asking for ``classes`` with these components' eligible hosts.
+    The host arrays come from the static filter's own cache (one array per component signature), so
+    their identity names them; the entry keeps them alive and checks them, so an id is never reused
+    while it is a key."""
+    store: dict[tuple[object, ...], tuple[tuple[I64, ...], dict[str, Any]]]
+    store = topo.static_cache.setdefault("plans", {})
+    key = (classes, tuple(id(c.hosts) for c in comps))
+    got = store.get(key)
+    if got is not None and all(a is c.hosts for a, c in zip(got[0], comps, strict=True)):
+        return got[1]
+    if len(store) >= SHARED_PLANS:
+        store.clear()
+    fresh: dict[str, Any] = {}
+    store[key] = (tuple(c.hosts for c in comps), fresh)
+    return fresh

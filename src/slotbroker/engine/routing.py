@@ -14,6 +14,7 @@ from slotbroker.engine.topology import Topology
 MAX_PATHS = 4
 MAX_HOPS = 6
 MAX_EXPLORED = 16
+INF = float("inf")
 
 
 def candidate_paths(
@@ -28,8 +29,8 @@ def candidate_paths(
     every hop, latency within the bound, best first; at most ``MAX_PATHS``."""
     if src == dst:
         return [((), 0.0)]
-    to_dst = topo.site_latency(dst)
-    if src not in to_dst:
+    to_dst = topo.site_latency(dst).tolist()
+    if to_dst[src] == INF:
         return []
     bound = float("inf") if max_latency_ms is None else max_latency_ms
     found: list[tuple[tuple[int, ...], float]] = []
@@ -41,8 +42,8 @@ def candidate_paths(
             return
         for e in topo.adjacency.get(site, []):
             nl = lat + e.latency_ms
-            rest = to_dst.get(e.to_site)
-            if e.to_site in seen or rest is None or nl + rest > bound + 1e-9 or residual(e.link_row) < gbps:
+            rest = to_dst[e.to_site]
+            if e.to_site in seen or rest == INF or nl + rest > bound + 1e-9 or residual(e.link_row) < gbps:
                 continue
             path.append(e.link_row)
             if e.to_site == dst:

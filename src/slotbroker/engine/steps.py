@@ -492,11 +492,16 @@ class StepTable:
             out[uniq] = seg_t[hits[first_hit]]
         return out
 
-    def blocked_spans(self, rows: I64, start: int, end: int, threshold: I64) -> tuple[I64, I64, I64]:
-        """Where each row's usage exceeds ``threshold[i]`` inside [start, end): ``(i, a, b)`` arrays,
-        one entry per step of the row above its threshold, clipped to [start, end) (``i`` indexes
-        ``rows``; spans of one row are in time order, adjacent spans are not merged)."""
+    def blocked_spans(
+        self, rows: I64, start: int | I64, end: int | I64, threshold: I64
+    ) -> tuple[I64, I64, I64]:
+        """Where each row's usage exceeds ``threshold[i]`` inside [start, end) (one window for every row,
+        or one per row; a row may be asked about several times): ``(i, a, b)`` arrays, one entry per
+        step of the row above its threshold, clipped to its window (``i`` indexes ``rows``; spans of
+        one query are in time order, adjacent spans are not merged)."""
         rows, threshold = _i64(rows), _i64(threshold)
+        st = np.broadcast_to(_i64(start), rows.shape)
+        en = np.broadcast_to(_i64(end), rows.shape)
         parts: list[tuple[I64, I64, I64]] = []
         clean = np.ones(rows.shape[0], dtype=bool)
         if self._dirty:
@@ -504,11 +509,12 @@ class StepTable:
             clean &= ~mine
             for i in np.flatnonzero(mine).tolist():
                 ks, ls = self._dirty[int(rows[i])]
-                o, a, b = self._spans_flat(ks, ls, rows[i : i + 1], start, end, threshold[i : i + 1])
+                w = slice(i, i + 1)
+                o, a, b = self._spans_flat(ks, ls, rows[w], st[w], en[w], threshold[w])
                 parts.append((o + i, a, b))
         idx = np.flatnonzero(clean)
         if idx.size:
-            o, a, b = self._spans_flat(self._keys, self._levels, rows[idx], start, end, threshold[idx])
+            o, a, b = self._spans_flat(self._keys, self._levels, rows[idx], st[idx], en[idx], threshold[idx])
             parts.append((idx[o], a, b))
         if not parts:
             return _i64([]), _i64([]), _i64([])
@@ -522,14 +528,29 @@ class StepTable:
 
     @staticmethod
     def _spans_flat(
-        keys: I64, levels: I64, rows: I64, start: int, end: int, threshold: I64
+        keys: I64, levels: I64, rows: I64, start: I64, end: I64, threshold: I64
     ) -> tuple[I64, I64, I64]:
+        live = end > start
+        if not live.all():
+            rows, start, end, threshold = rows[live], start[live], end[live], threshold[live]
+            back = np.flatnonzero(live)
+        else:
+            back = None
         n = rows.shape[0]
-        if n == 0 or end <= start:
+        if n == 0:
             return _i64([]), _i64([]), _i64([])
         if keys.shape[0] == 0:  # level 0 throughout
             hit = np.flatnonzero(threshold < 0)
-            return _i64(hit), np.full(hit.shape[0], start, np.int64), np.full(hit.shape[0], end, np.int64)
+            o, a, b = _i64(hit), start[hit], end[hit]
+        else:
+            o, a, b = StepTable._spans_rows(keys, levels, rows, start, end, threshold)
+        return (o if back is None else _i64(back[o])), _i64(a), _i64(b)
+
+    @staticmethod
+    def _spans_rows(
+        keys: I64, levels: I64, rows: I64, start: I64, end: I64, threshold: I64
+    ) -> tuple[I64, I64, I64]:
+        n = rows.shape[0]
         base = rows * STRIDE
         i = np.searchsorted(keys, base + start, side="right") - 1  # event in effect at start
         j = np.searchsorted(keys, base + end, side="left")  # events before end
@@ -540,7 +561,7 @@ class StepTable:
         total = int(lens.sum())
         if total == 0:
             hit = np.flatnonzero(lead > threshold)
-            return _i64(hit), np.full(hit.shape[0], start, np.int64), np.full(hit.shape[0], end, np.int64)
+            return _i64(hit), start[hit], end[hit]
         seg_n = lens + 1
         offs = np.cumsum(seg_n) - seg_n
         m = offs[-1] + seg_n[-1]
@@ -556,9 +577,30 @@ class StepTable:
         seg_l[ev] = levels[pos]
         seg_e = np.empty(m, dtype=np.int64)
         seg_e[:-1] = seg_t[1:]
-        seg_e[offs + seg_n - 1] = end  # the last step of each row runs to the end of the range
+        seg_e[offs + seg_n - 1] = end  # the last step of each row runs to the end of its window
         hit = np.flatnonzero(seg_l > threshold[owner])
         return owner[hit], seg_t[hit], seg_e[hit]
+
+    def dirty_blocks(
+        self, rows: I64, lo: int, hi: int, threshold: I64
+    ) -> tuple[int, int, npt.NDArray[np.bool_]] | None:
+        """The block grid's view of [lo, hi): ``(t, bs, dirty)`` where ``dirty[b, i]`` says the row's
+        peak over the block ``[t + b * bs, t + (b + 1) * bs)`` exceeds ``threshold[i]`` (a clean block
+        stays at or below it throughout; a dirty one exceeds it somewhere, maybe outside [lo, hi) for
+        the two end blocks). Blocks run from the one holding ``lo`` to the one holding ``hi - 1``.
+        None when [lo, hi) leaves the grid (only there can rows be outside it)."""
+        g = self.grid()
+        b0, b1 = (lo - g.t0) // g.bs, (hi - 1 - g.t0) // g.bs + 1
+        if hi <= lo or b0 < 0 or b1 > g.nb:
+            return None
+        sub = g.bmax[b0:b1]
+        rows = _i64(rows)
+        n = rows.shape[0]
+        if not (
+            n == self.n_rows and n and rows[0] == 0 and rows[-1] == n - 1 and (rows[1:] > rows[:-1]).all()
+        ):
+            sub = sub[:, rows]
+        return g.t0 + b0 * g.bs, g.bs, sub > _i64(threshold)[None, :]
 
     def bucket_peaks(self, rows: I64, edges: I64) -> npt.NDArray[np.int64]:
         """Peak usage of each row in each bucket [edges[b], edges[b+1]): shape (rows, buckets)."""

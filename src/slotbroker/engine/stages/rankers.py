@@ -61,19 +61,19 @@ def site_order(
     plan: Plan,
     topo: Topology,
     comp: int,
-    sites: list[int],
-    room: dict[int, int],
+    sites: I64,
+    room: I64,
     assigned: dict[int, int],
 ) -> list[int]:
-    """Preference order of candidate sites for ``comp``; ``room`` is how many instances each site's
-    hosts could take one by one (a tightness measure)."""
+    """Preference order of candidate ``sites`` (ascending) for ``comp``; ``room[k]`` is how many
+    instances site ``sites[k]``'s hosts could take one by one (a tightness measure)."""
     peers = [g for g in plan.spread if comp in g]
     if not peers and policy != Policy.LATENCY:
         if policy == Policy.FIRST_FIT:
-            return sorted(sites)
-        if policy == Policy.SPREAD:
-            return sorted(sites, key=lambda st: (-room[st], st))
-        return sorted(sites, key=lambda st: (room[st], st))
+            return [int(x) for x in sites.tolist()]
+        tight = -room if policy == Policy.SPREAD else room
+        return [int(x) for x in sites[np.lexsort((sites, tight))].tolist()]
+    room_of: dict[int, int] = dict(zip(sites.tolist(), room.tolist(), strict=True))
 
     def crowd(site: int) -> int:
         return sum(1 for g in peers for o in g if o != comp and assigned.get(o) == site)
@@ -83,10 +83,10 @@ def site_order(
         for lk in plan.links:
             other = lk.b if lk.a == comp else lk.a if lk.b == comp else None
             if other is not None and other in assigned:
-                total += topo.site_latency(site).get(assigned[other], 1e9)
+                total += _finite(float(topo.latency[site, assigned[other]]))
         for p in plan.ports:
             if p.comp == comp and p.site >= 0:
-                total += topo.site_latency(site).get(p.site, 1e9)
+                total += _finite(float(topo.latency[site, p.site]))
         return total
 
     def key(site: int) -> tuple[float, ...]:
@@ -94,12 +94,17 @@ def site_order(
         if policy == Policy.FIRST_FIT:
             return (crowd(site), name_rank)
         if policy == Policy.SPREAD:
-            return (crowd(site), -room[site], name_rank)
+            return (crowd(site), -room_of[site], name_rank)
         if policy == Policy.LATENCY:
-            return (crowd(site), latency(site), room[site], name_rank)
-        return (crowd(site), room[site], name_rank)
+            return (crowd(site), latency(site), room_of[site], name_rank)
+        return (crowd(site), room_of[site], name_rank)
 
-    return sorted(sites, key=key)
+    return sorted(room_of, key=key)
+
+
+def _finite(latency_ms: float) -> float:
+    """An unreachable pair ranks last (1e9 ms), not as infinity (which would tie every such site)."""
+    return latency_ms if latency_ms != float("inf") else 1e9
 
 
 def window_score(policy: Policy, plan: Plan, start: int, utilisation: float, latency_ms: float) -> float:

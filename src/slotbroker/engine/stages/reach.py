@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -50,11 +50,75 @@ class Reach:
         return x if x <= self.hi else None
 
 
+Worth = Callable[[I64, I64, I64], npt.NDArray[np.bool_]]
+
+
 def free_starts(
-    specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
+    specs: list[tuple[StepTable | None, I64]],
+    rows: I64,
+    lo: int,
+    hi: int,
+    d: int,
+    worth: Worth | None = None,
 ) -> tuple[I64, I64, I64]:
     """Per row (``i`` indexes ``rows``), inclusive intervals ``[x, y]`` of starts in [lo, hi] at which
-    every table's row stays at or below its threshold over [t, t + d)."""
+    every table's row stays at or below its threshold over [t, t + d): from the block grids where they
+    can answer (``Coarse``), else from every event (``free_starts_exact``); both give the same
+    intervals (a differential test holds them equal).
+
+    ``worth(o, x, y)``, given a superset of the answer (intervals that contain the exact ones), may
+    say which of them the caller has no use for; those are left out unread. The caller must only
+    drop intervals whose every subset is useless to it."""
+    coarse = Coarse.of(specs, rows, lo, hi, d)
+    if coarse is None:
+        return free_starts_exact(specs, rows, lo, hi, d)
+    if worth is not None:
+        o, x, y = coarse.loose()
+        ok = x <= y
+        use = np.zeros(ok.shape[0], dtype=bool)
+        use[ok] = worth(o[ok], x[ok], y[ok])
+        coarse = coarse.only(use)
+    return coarse.exact()
+
+
+def free_starts_blocks(
+    specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
+) -> tuple[I64, I64, I64] | None:
+    """``free_starts`` from the block grids alone, or None where they cannot answer (for tests)."""
+    coarse = Coarse.of(specs, rows, lo, hi, d)
+    return None if coarse is None else coarse.exact()
+
+
+def _stretches(o: I64, a: I64, b: I64, n: int, lo: int, far: int) -> tuple[I64, I64, I64]:
+    """The free stretches ``[fx, fy)`` of rows 0..n-1 in [lo, far) around the blocked spans
+    ``(o, a, b)`` (any order, may overlap): before each span within its row, after the row's last span,
+    and the whole range for rows without spans. Stretches may be empty (fx == fy)."""
+    order = np.argsort(o * _SHIFT + (a - lo))  # by row, then start (one int64 key: faster than lexsort)
+    o, a, b = o[order], a[order], b[order]
+    # covered-until: running max of span ends within each row (keys ordered by row, then end)
+    cov = np.maximum.accumulate(o * _SHIFT + (b - lo)) - o * _SHIFT + lo
+    first = np.ones(o.shape[0], dtype=bool)
+    first[1:] = o[1:] != o[:-1]
+    prev = np.empty(o.shape[0], dtype=np.int64)
+    if o.shape[0]:
+        prev[0] = lo
+        prev[1:] = cov[:-1]
+        prev[first] = lo
+    last = np.ones(o.shape[0], dtype=bool)
+    last[:-1] = o[1:] != o[:-1]
+    bare = np.ones(n, dtype=bool)
+    bare[o] = False
+    bare_rows = np.flatnonzero(bare)
+    fo = np.concatenate([o, o[last], bare_rows])
+    fx = np.concatenate([prev, cov[last], np.full(bare_rows.shape[0], lo, np.int64)])
+    fy = np.concatenate([a, np.full(int(last.sum()) + bare_rows.shape[0], far, np.int64)])
+    return fo, fx, fy
+
+
+def free_starts_exact(
+    specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
+) -> tuple[I64, I64, I64]:
+    """``free_starts`` from every event of every row in [lo, hi + d)."""
     n = rows.shape[0]
     os, as_, bs = [], [], []
     for table, thr in specs:
@@ -69,30 +133,102 @@ def free_starts(
     b = np.concatenate(bs) if bs else np.zeros(0, np.int64)
     if o.shape[0] == 0:
         return np.arange(n, dtype=np.int64), np.full(n, lo, np.int64), np.full(n, hi, np.int64)
-    order = np.argsort(o * _SHIFT + (a - lo))  # by row, then start (one int64 key: faster than lexsort)
-    o, a, b = o[order], a[order], b[order]
-    # covered-until: running max of span ends within each row (keys ordered by row, then end)
-    cov = np.maximum.accumulate(o * _SHIFT + (b - lo)) - o * _SHIFT + lo
-    first = np.ones(o.shape[0], dtype=bool)
-    first[1:] = o[1:] != o[:-1]
-    prev = np.empty(o.shape[0], dtype=np.int64)
-    prev[0] = lo
-    prev[1:] = cov[:-1]
-    prev[first] = lo
-    last = np.ones(o.shape[0], dtype=bool)
-    last[:-1] = o[1:] != o[:-1]
-    # free stretches [fx, fy): before each span (within its row), after the row's last span, and
-    # the whole range for rows without spans
-    bare = np.ones(n, dtype=bool)
-    bare[o] = False
-    bare_rows = np.flatnonzero(bare)
-    fo = np.concatenate([o, o[last], bare_rows])
-    fx = np.concatenate([prev, cov[last], np.full(bare_rows.shape[0], lo, np.int64)])
-    far = hi + d  # beyond the range: no constraint known, so free
-    fy = np.concatenate([a, np.full(int(last.sum()) + bare_rows.shape[0], far, np.int64)])
+    fo, fx, fy = _stretches(o, a, b, n, lo, hi + d)  # beyond the range: no constraint known, so free
     y = np.minimum(fy - d, hi)
     ok = fx <= y
     return fo[ok], fx[ok], y[ok]
+
+
+@dataclass(frozen=True)
+class Coarse:
+    """Free stretches seen from the block-maximum grids, before any event is read.
+
+    Why the exact answer follows from it: a block whose peak is at or below the threshold is free
+    throughout, so the *dirty* blocks (peak above it) cover every blocked instant. A free stretch of
+    length >= d > 2W (W the largest block) contains whole clean blocks of every grid except at most one
+    partial block per grid at each end, so it contains exactly one stretch free of dirty blocks,
+    ``[cx, cy)``, and equals it extended to the end of the last blocked span in [cx - W, cx) and to the
+    start of the first one in [cy, cy + W): only the events of those windows are read. Dirty blocks
+    at the two ends of the range may be dirty only outside it: no span inside the window then means
+    the stretch reaches ``lo`` (or runs past the range). Without reading them, [cx - W, cy + W) is a
+    superset (``loose``)."""
+
+    live: list[tuple[StepTable, I64]]
+    rows: I64
+    lo: int
+    hi: int
+    d: int
+    w: int
+    fo: I64  # row positions (into rows)
+    cx: I64
+    cy: I64
+
+    @classmethod
+    def of(
+        cls, specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
+    ) -> Coarse | None:
+        """None when a grid cannot answer (the range leaves it, or ``d`` is not longer than two blocks)."""
+        live = [(t, thr) for t, thr in specs if t is not None]
+        end = hi + d
+        n = rows.shape[0]
+        if not live or n == 0:
+            return None
+        views = [t.dirty_blocks(rows, lo, end, thr) for t, thr in live]
+        if any(v is None for v in views):
+            return None
+        w = max(v[1] for v in views if v is not None)
+        if d <= 2 * w:
+            return None
+        os, as_, bs_ = [], [], []
+        for v in views:
+            assert v is not None
+            t0, bs, dirty = v
+            m = dirty.T  # (rows, blocks)
+            pad = np.zeros((n, 1), dtype=bool)
+            step = np.diff(np.concatenate([pad, m, pad], axis=1).astype(np.int8), axis=1)
+            r0, b0 = np.nonzero(step == 1)  # first dirty block of each run
+            _, b1 = np.nonzero(step == -1)  # one past its last (same row order)
+            os.append(r0.astype(np.int64))
+            as_.append(np.maximum(t0 + b0.astype(np.int64) * bs, lo))
+            bs_.append(np.minimum(t0 + b1.astype(np.int64) * bs, end))
+        fo, cx, cy = _stretches(np.concatenate(os), np.concatenate(as_), np.concatenate(bs_), n, lo, end)
+        keep = cy - cx + 2 * w >= d  # can reach d with at most W of events on each side
+        return cls(live, rows, lo, hi, d, w, fo[keep], cx[keep], cy[keep])
+
+    def only(self, mask: npt.NDArray[np.bool_]) -> Coarse:
+        return replace(self, fo=self.fo[mask], cx=self.cx[mask], cy=self.cy[mask])
+
+    def loose(self) -> tuple[I64, I64, I64]:
+        """Per coarse stretch, an interval of starts containing the exact ones (empty where x > y),
+        without reading events."""
+        end = self.hi + self.d
+        x = np.where(self.cx > self.lo, np.maximum(self.cx - self.w, self.lo), self.lo)
+        ey = np.where(self.cy < end, self.cy + self.w, end)
+        return self.fo, x, np.minimum(ey - self.d, self.hi)
+
+    def exact(self) -> tuple[I64, I64, I64]:
+        lo, w, end = self.lo, self.w, self.hi + self.d
+        fo, cx, cy = self.fo, self.cx, self.cy
+        ex, ey = cx.copy(), cy.copy()
+        left = np.flatnonzero(cx > lo)
+        right = np.flatnonzero(cy < end)
+        if left.size:
+            ex[left] = lo  # no blocked span in the window: the dirty block was dirty before lo
+            r = fo[left]
+            for table, thr in self.live:
+                q, _, qb = table.blocked_spans(self.rows[r], np.maximum(cx[left] - w, lo), cx[left], thr[r])
+                np.maximum.at(ex, left[q], qb)
+        if right.size:
+            ey[right] = end  # no blocked span in the window: blocked only past the range
+            r = fo[right]
+            for table, thr in self.live:
+                q, qa, _ = table.blocked_spans(
+                    self.rows[r], cy[right], np.minimum(cy[right] + w, end), thr[r]
+                )
+                np.minimum.at(ey, right[q], qa)
+        y = np.minimum(ey - self.d, self.hi)
+        ok = ex <= y
+        return fo[ok], ex[ok], y[ok]
 
 
 def group_coverage(group: I64, weight: I64, need: int, x: I64, y: I64) -> tuple[I64, I64, I64]:
@@ -163,12 +299,36 @@ def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: i
     if rows.shape[0] == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration)
-    return group_coverage(topo.host_site[rows][o], most[o], comp.count, x, y)
+    site = topo.host_site[rows]
+
+    def worth(o: I64, x: I64, y: I64) -> npt.NDArray[np.bool_]:
+        """Only intervals meeting their site's coverage computed from the supersets: coverage from
+        the exact intervals lies inside it, and an interval that misses it adds to no start there."""
+        gg, gs, ge = group_coverage(site[o], most[o], comp.count, x, y)
+        if gg.shape[0] == 0:
+            return np.zeros(o.shape[0], dtype=bool)
+        key = gg * _SHIFT + (ge - lo)  # ordered by site, then time
+        k = np.searchsorted(key, site[o] * _SHIFT + (x - lo), side="right")  # first cover ending after x
+        kc = np.minimum(k, key.shape[0] - 1)
+        hit: npt.NDArray[np.bool_] = (k < key.shape[0]) & (gg[kc] == site[o]) & (gs[kc] <= y)
+        return hit
+
+    o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration, worth)
+    return group_coverage(site[o], most[o], comp.count, x, y)
+
+
+def _cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:
+    """``_site_cover``, shared by components that ask the same (count, demand, eligible hosts) over the
+    same starts: a group of identical members, or a component and its group asking one chunk."""
+    key = ("cover", comp.count, comp.demand.tobytes(), comp.hosts.tobytes(), lo, hi)
+    got: tuple[I64, I64, I64] | None = plan.cache.get(key)
+    if got is None:
+        got = plan.cache[key] = _site_cover(index, plan, comp, lo, hi)
+    return got
 
 
 def _build(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> Reach:
-    _, gs, ge = _site_cover(index, plan, comp, lo, hi)
+    _, gs, ge = _cover(index, plan, comp, lo, hi)
     starts, ends = union(gs, ge)
     return Reach(lo, hi, starts, ends)
 
@@ -182,7 +342,7 @@ def _build_group(
     for every subset of them, the sites serving at least one member must number at least the subset's
     size (Hall's condition: exactly when distinct sites can be matched to all). ``same_site``: one site
     must serve every member at once. Both only ever rule starts out that no placement could use."""
-    covers = {c: _site_cover(index, plan, plan.comps[c], lo, hi) for c in members}
+    covers = {c: _cover(index, plan, plan.comps[c], lo, hi) for c in members}
     if kind == "same_site":
         per_site: list[tuple[I64, I64]] = []
         sites = set.intersection(*(set(covers[c][0].tolist()) for c in members)) if members else set()

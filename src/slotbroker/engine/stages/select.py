@@ -30,6 +30,29 @@ BUDGET = 20_000
 ROOM_CAP = 2**32  # instances a host is counted for in a site's room: far more than any request places
 
 
+@dataclass(frozen=True)
+class SiteHosts:
+    """One component's candidate sites at one start (ascending) with each site's room (instances its
+    hosts could take one by one) and its hosts' positions: ``hosts[first[k]:stop[k]]`` for
+    ``sites[k]``. Arrays, not a dict of slices: a large inventory has hundreds of candidate sites per
+    component and the search usually looks at one or two of them."""
+
+    sites: I64
+    room: I64
+    hosts: I64
+    first: I64
+    stop: I64
+
+    def __len__(self) -> int:
+        return int(self.sites.shape[0])
+
+    def __getitem__(self, site: int) -> I64:
+        k = int(np.searchsorted(self.sites, site))
+        if k == self.sites.shape[0] or int(self.sites[k]) != site:
+            raise KeyError(site)
+        return self.hosts[int(self.first[k]) : int(self.stop[k])]
+
+
 @dataclass
 class Choice:
     sites: dict[int, int]
@@ -50,9 +73,8 @@ class Selector:
         prep = prepared(index, plan)
         self.cap = prep.cap if plan.classes else self.free
         n_sites = len(topo.sites)
-        # per component: candidate site -> positions (into rows) of its eligible hosts there
-        self.local: dict[int, dict[int, I64]] = {}
-        self.room: dict[int, dict[int, int]] = {}
+        # per component: its candidate sites and, per site, the positions (into rows) of its hosts there
+        self.local: dict[int, SiteHosts] = {}
         for c, (ps, ss) in zip(plan.comps, prep.by_site, strict=True):
             fit = instances_fit(self.free[ps], c)
             # fit is capped so the float sum stays exact (a huge host's room is capacity // demand)
@@ -63,11 +85,13 @@ class Selector:
             keep = good[ss] & (fit > 0)
             kp, ks = ps[keep], ss[keep]  # already in site order
             sites_ok = np.flatnonzero(good)
-            bounds = np.searchsorted(ks, sites_ok).tolist()
-            ends = np.searchsorted(ks, sites_ok, side="right").tolist()
-            ok_list = sites_ok.tolist()
-            self.local[c.idx] = {st: kp[a:b] for st, a, b in zip(ok_list, bounds, ends, strict=True)}
-            self.room[c.idx] = dict(zip(ok_list, room[sites_ok].astype(np.int64).tolist(), strict=True))
+            self.local[c.idx] = SiteHosts(
+                sites_ok,
+                room[sites_ok].astype(np.int64),
+                kp,
+                np.searchsorted(ks, sites_ok),
+                np.searchsorted(ks, sites_ok, side="right"),
+            )
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
         self.sites: dict[int, int] = {}
@@ -165,9 +189,8 @@ class Selector:
             return False
         c = order[k]
         name = self.plan.comps[c].name
-        cands = site_order(
-            self.plan.policy, self.plan, self.topo, c, sorted(self.local[c]), self.room[c], self.sites
-        )
+        here = self.local[c]
+        cands = site_order(self.plan.policy, self.plan, self.topo, c, here.sites, here.room, self.sites)
         for site in cands:
             if not self._group_ok(c, site):
                 self.fails[(Reason.GROUP_CONSTRAINT, name)] += 1
@@ -212,10 +235,10 @@ class Selector:
         if not paths:
             why = (
                 Reason.NO_ROUTE
-                if self.topo.site_latency(src).get(dst) is None
+                if self.topo.latency[src, dst] == np.inf
                 else (
                     Reason.LINK_LATENCY
-                    if max_lat is not None and self.topo.site_latency(src)[dst] > max_lat
+                    if max_lat is not None and self.topo.latency[src, dst] > max_lat
                     else Reason.LINK_BANDWIDTH
                 )
             )
@@ -245,7 +268,7 @@ class _Prepared:
 
 
 def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
-    got: _Prepared | None = plan.cache.get("select")
+    got: _Prepared | None = plan.static.get("select")
     if got is None:
         topo = index.topo
         rows = plan.rows()
@@ -263,7 +286,7 @@ def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
             order = np.argsort(site_of[p], kind="stable")
             by_site.append((p[order], site_of[p][order]))
         got = _Prepared(cap, by_site)
-        plan.cache["select"] = got
+        plan.static["select"] = got
     return got
 
 
