@@ -448,6 +448,29 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
             {"facility_ports": [{"site": "TACC", "port": "Chameleon-StarLight", "component": "vm"}]},
             "/facility_ports/0/port",
         ),
+        (  # a check across a link's fields points at the field it names, not at the link
+            "self-link",
+            {
+                "components": [comp, {**comp, "name": "vm2"}],
+                "links": [{"a": "vm", "b": "vm", "bandwidth_gbps": 1}],
+            },
+            "/links/0/b",
+        ),
+        (
+            "port with both vlan_count and vlans",
+            {
+                "facility_ports": [
+                    {
+                        "site": "STAR",
+                        "port": "Chameleon-StarLight",
+                        "component": "vm",
+                        "vlan_count": 1,
+                        "vlans": [101],
+                    }
+                ]
+            },
+            "/facility_ports/0/vlans",
+        ),
         ("limit 0", {"limit": 0}, "/limit"),
         ("limit 51", {"limit": 51}, "/limit"),
         ("earliest_start not a date", {"earliest_start": "yesterday"}, "/earliest_start"),

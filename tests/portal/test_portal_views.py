@@ -222,8 +222,10 @@ def test_find_with_a_facility_port_a_link_and_site_rules(page: Page, portal: Por
     link.get_by_label("Bandwidth (Gbps)").fill("10")
     link.get_by_label("To component").select_option("gpu")  # a link from a component to itself
     answer = _find(page)
-    assert answer["errors"][0]["pointer"] == "/links/0"
-    link.locator(".field-error").wait_for()  # inside the link's own fieldset
+    assert answer["errors"][0]["pointer"] == "/links/0/b"
+    error = field_of(page, "To component", link).locator(".field-error")
+    error.wait_for()  # beside the end the API names
+    assert error.inner_text() == answer["errors"][0]["detail"]
     assert page.locator(".field-error").count() == 1
 
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from slotbroker.domain.errors import FieldError, NotFound, SlotbrokerError, ValidationFailed
-from slotbroker.domain.request import SlotRequest, parse_request
+from slotbroker.domain.request import Component, LinkRequest, PortRequest, SlotRequest, parse_request
 from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
 from slotbroker.services.find_slot.calendar_cache import CachedIndex, CalendarCache, Catalog
 from slotbroker.services.find_slot.present import result_view
@@ -65,11 +67,24 @@ def estimated_cost(req: SlotRequest) -> float:
     return days * (req.instances + len(req.links) + len(req.facility_ports))
 
 
+# the models whose checks span several of their fields, by where they sit in a request
+_CROSS_FIELD_MODELS: dict[str, type[BaseModel]] = {
+    "": SlotRequest,
+    "components": Component,
+    "links": LinkRequest,
+    "facility_ports": PortRequest,
+}
+
+
 def _point_at_field(error: FieldError) -> FieldError:
-    """Request-wide checks report at the document root; point at the field their message names."""
+    """Checks that span several fields report at their object (the request, or one of its list items);
+    point at the field their message names ("b: a link joins two different components")."""
     name = error.detail.partition(":")[0]
-    if error.pointer == "" and name in SlotRequest.model_fields:
-        return FieldError(f"/{name}", error.detail)
+    parts = error.pointer.split("/")
+    where = "" if error.pointer == "" else parts[1] if len(parts) == 3 and parts[2].isdigit() else None
+    model = _CROSS_FIELD_MODELS.get(where) if where is not None else None
+    if model is not None and name in model.model_fields:
+        return FieldError(f"{error.pointer}/{name}", error.detail)
     return error
 
 
