@@ -570,3 +570,25 @@ def test_direct_whose_offers_all_slip_away_leaves_no_offer_set(
         assert after.get(table, 0) == before.get(table, 0), table
     monkeypatch.undo()
     assert broker.ask(broker.tight(broker.t0))["result"] == "YES"  # every hold made was given back
+
+
+def test_direct_whose_offer_another_request_accepted_keeps_that_lease(
+    broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set's offers are visible under /v1 the moment they are made: when another request accepts one
+    before /direct does, /direct fails, and the set (now holding that lease) stays as it is."""
+    offers = broker.app.state.services.ivoa.offers
+    real_accept = offers.accept
+    won: list[str] = []
+
+    def raced(offer_id: str, **kw: Any) -> Any:
+        if not won:
+            won.append(offer_id)
+            real_accept(offer_id, **kw)  # the other request wins
+        raise OfferConflict(f"offer {offer_id} is not open", code="offer_not_open")
+
+    monkeypatch.setattr(offers, "accept", raced)
+    r = broker.post(broker.tight(broker.t0, window="PT2H"), path="/ivoa/direct")
+    assert r.status_code == 400, r.text
+    monkeypatch.undo()
+    assert broker.get(f"/ivoa/sessions/{won[0]}")["phase"] == "WAITING"  # the other request's lease

@@ -148,9 +148,13 @@ class IvoaService:
     def _forget(self, set_id: str, offer_ids: list[str], project: str) -> None:
         """Drop a set no answer names (with its echo). Its offers give their holds back first (a no-op
         for those that expired or were refused); the released holds stay in the claims log as released
-        consumers, which count against nothing."""
+        consumers, which count against nothing. A set one of whose offers another request accepted
+        meanwhile (through ``/v1/offer-sets``) holds a lease now, and stays."""
         for sid in offer_ids:
-            self.offers.reject(sid, project=project)
+            try:
+                self.offers.reject(sid, project=project)
+            except OfferConflict:
+                return
         with UnitOfWork(self.db) as uow:
             uow.offers.drop_set(set_id)
             uow.commit()
