@@ -37,7 +37,7 @@ from slotbroker.services.inventory.topology import TopologyService
 from slotbroker.services.names import NameResolver
 from slotbroker.services.planner import Planner, PlannerSettings
 from slotbroker.services.planner.asap import JobAsap
-from slotbroker.services.planner.slurm_drift import drift_job
+from slotbroker.services.planner.slurm_drift import SlurmDriftSync, drift_job, drift_sync
 from slotbroker.services.protocols.fabric.calendar import FabricCalendarService
 from slotbroker.services.protocols.fabric.search import FabricFindSlot
 from slotbroker.services.protocols.ivoa import IvoaService
@@ -45,6 +45,7 @@ from slotbroker.store.db import Database
 
 if TYPE_CHECKING:
     from slotbroker.services.planner.distributed import Distributed
+    from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
 
 
 @dataclass
@@ -190,7 +191,8 @@ def build_services(
     )
     planner = planner or build_planner(settings, db, claims)
     planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs
-    slurm_drift = drift_job(db, planner.provisioners)  # what Slurm holds outside the broker, booked
+    # what Slurm holds outside the broker, booked by this graph's claims and leases
+    slurm_drift = drift_job(db, planner.provisioners, claims=claims, leases=leases)
     if slurm_drift is not None:
         lease_events.periodic.append(slurm_drift)
     return Services(
@@ -222,6 +224,16 @@ def build_services(
     )
 
 
+def build_slurm_drift(services: Services, config: SlurmConfig) -> SlurmDriftSync:
+    """A Slurm drift sync with ``config`` on the graph's claims and leases (``slotbroker admin topology
+    sync-slurm``), so it books blockers under the same policy as the server's periodic sync."""
+    sync = drift_sync(
+        services.db, services.planner.provisioners, config, claims=services.claims, leases=services.leases
+    )
+    assert sync is not None  # a config was given
+    return sync
+
+
 __all__ = [
     "Services",
     "booking_policy",
@@ -229,6 +241,7 @@ __all__ = [
     "build_distributed",
     "build_planner",
     "build_services",
+    "build_slurm_drift",
     "find_slot_settings",
     "offer_settings",
     "planner_settings",

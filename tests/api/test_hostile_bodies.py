@@ -309,3 +309,45 @@ def test_every_405_allows_every_method_of_its_path(app: FastAPI, client: TestCli
     assert checked >= 20
     assert client.patch("/v1/providers", headers=admin).headers["allow"] == "GET, POST"
     assert client.post("/v1/leases/x", headers=admin).headers["allow"] == "DELETE, GET, PATCH"
+
+
+# -- a failing IVOA or FABRIC request writes nothing --------------------------------------------------------
+
+IVOA_TOO_BIG = {
+    "executable": {
+        "kind": "https://www.purl.org/ivoa.net/EB/schema/v1.0/types/executable/jupyter-notebook-1.0",
+        "location": "https://example.org/notebook.ipynb",
+    },
+    "compute": {
+        "kind": "https://www.purl.org/ivoa.net/EB/schema/v1.0/types/compute/simple-compute-resource-1.0",
+        "cores": {"min": 9},  # h1 has 8
+        "memory": {"min": 1},
+    },
+    "schedule": {"requested": {"duration": "PT1H"}},
+}
+SESSION = "00000000-0000-4000-8000-000000000000"
+PHASE = {"kind": "uri:enum-value-update", "path": "phase"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/ivoa/direct", IVOA_TOO_BIG, 400),  # nothing fits: a FAILED session, and no offer set behind it
+        ("/ivoa/direct", {"compute": {"cores": "many"}}, 400),
+        ("/ivoa/requests", {"compute": {"cores": "many"}}, 400),
+        ("/ivoa/offersets", {"schedule": {"requested": {"start": "yesterday"}}}, 400),
+        (f"/ivoa/sessions/{SESSION}", {**PHASE, "value": "X"}, 400),
+        (f"/ivoa/sessions/{SESSION}", {**PHASE, "value": "REJECTED"}, 404),
+        ("/calendar/find-slot", {"resources": "all"}, 400),
+        ("/resources/find-slot", {"start": "soon"}, 400),
+    ],
+)
+def test_a_failing_ivoa_or_fabric_request_writes_nothing(
+    client: TestClient, db: Database, user: H, host: str, path: str, body: dict[str, Any], status: int
+) -> None:
+    before = row_counts(db)
+    r = client.post(path, json=body, headers={**user, "Accept": "application/json"})
+    assert r.status_code == status, r.text
+    if r.json().get("phase") != "FAILED":
+        assert r.json()["errors"] or r.json()["code"] == "not_found"
+    assert row_counts(db) == before

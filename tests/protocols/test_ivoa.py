@@ -15,9 +15,11 @@ import pytest
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 
 from conftest import _token
 from slotbroker.services.access.tokens import Role
+from slotbroker.services.booking.offer_states import OFFER_EXPIRED, OfferConflict
 from slotbroker.services.protocols.ivoa import (
     CURRENT_BASE,
     SESSION_KIND,
@@ -26,6 +28,7 @@ from slotbroker.services.protocols.ivoa import (
     read_request,
     session_phase,
 )
+from slotbroker.store.db import Database
 from slotbroker.wire.offers import OfferState
 
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "ivoa-examples"
@@ -53,6 +56,14 @@ NOTEBOOK = {
     "location": "https://example.org/notebook.ipynb",
 }
 COMPUTE_KIND = f"{CURRENT_BASE}compute/simple-compute-resource.yaml"
+
+
+def row_counts(db: Database) -> dict[str, int]:
+    with db.engine.connect() as conn:
+        return {
+            t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()
+            for t in inspect(db.engine).get_table_names()
+        }
 
 
 def example(name: str) -> Path:
@@ -529,3 +540,55 @@ def test_direct_that_cannot_be_booked_is_a_failed_session(broker: Broker) -> Non
     assert session["phase"] == "FAILED"
     assert any(m["level"] == "ERROR" for m in session["meta"]["messages"])
     assert broker.ask(broker.tight(broker.t0))["result"] == "YES"  # nothing was left held
+
+
+def test_direct_that_cannot_be_booked_leaves_no_offer_set(broker: Broker, db: Database) -> None:
+    """A FAILED /direct writes nothing: no offer set, offer or echo is left to read back (the 400 has no
+    Location), whether nothing fitted or every offer made slipped away before it could be accepted."""
+    body = broker.tight(broker.t0)
+    body["compute"]["cores"] = {"min": 10 * HOST_CORES}
+    before = row_counts(db)
+    assert broker.post(body, path="/ivoa/direct").status_code == 400
+    assert row_counts(db) == before
+
+
+def test_direct_whose_offers_all_slip_away_leaves_no_offer_set(
+    broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offers = broker.app.state.services.ivoa.offers
+
+    def taken(offer_id: str, **_: Any) -> None:
+        raise OfferConflict(f"offer {offer_id} expired", code=OFFER_EXPIRED)
+
+    monkeypatch.setattr(offers, "accept", taken)
+    before = row_counts(db)
+    r = broker.post(broker.tight(broker.t0, window="PT2H"), path="/ivoa/direct")
+    assert r.status_code == 400, r.text
+    assert yaml.safe_load(r.text)["phase"] == "FAILED"
+    after = row_counts(db)
+    for table in ("offer_sets", "offers", "ivoa_offer_sets", "leases"):
+        assert after.get(table, 0) == before.get(table, 0), table
+    monkeypatch.undo()
+    assert broker.ask(broker.tight(broker.t0))["result"] == "YES"  # every hold made was given back
+
+
+def test_direct_whose_offer_another_request_accepted_keeps_that_lease(
+    broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The set's offers are visible under /v1 the moment they are made: when another request accepts one
+    before /direct does, /direct fails, and the set (now holding that lease) stays as it is."""
+    offers = broker.app.state.services.ivoa.offers
+    real_accept = offers.accept
+    won: list[str] = []
+
+    def raced(offer_id: str, **kw: Any) -> Any:
+        if not won:
+            won.append(offer_id)
+            real_accept(offer_id, **kw)  # the other request wins
+        raise OfferConflict(f"offer {offer_id} is not open", code="offer_not_open")
+
+    monkeypatch.setattr(offers, "accept", raced)
+    r = broker.post(broker.tight(broker.t0, window="PT2H"), path="/ivoa/direct")
+    assert r.status_code == 400, r.text
+    monkeypatch.undo()
+    assert broker.get(f"/ivoa/sessions/{won[0]}")["phase"] == "WAITING"  # the other request's lease

@@ -4,7 +4,8 @@ The endpoint checks the Bearer token exactly as ``/v1`` does (``auth.authenticat
 otherwise), then hands the request to the SDK's session manager. The manager is **stateless** with JSON
 answers: each POST carries its own token and is served on its own, so any replica can answer it and
 nothing is kept between requests (the tools need no server-to-client requests). Its task group runs in
-the app's lifespan; a new manager per lifespan, as the SDK allows each one to run once.
+the app's lifespan, started by the first ``/mcp`` request (the SDK is imported then, not at app start);
+a new manager per lifespan, as the SDK allows each one to run once.
 
 Tools call the API through the same app in-process (``connect.InProcess``), so every call passes the
 same middleware (limits, body checks, metrics) and routes as a request from outside.
@@ -16,30 +17,53 @@ and a refusal reaches it as a tool error with the ``Retry-After`` figure, not as
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import FastAPI
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.routing import Route
 
 from slotbroker.api.auth import authenticate
 from slotbroker.api.content import Receive, Scope, Send
 from slotbroker.api.problems import domain_problem, problem_response
 from slotbroker.domain.errors import SlotbrokerError, Unauthorized
-from slotbroker.mcp.connect import InProcess, bearer_token
-from slotbroker.mcp.server import build_server
+from slotbroker.mcp.connect import bearer_token
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 PATH = "/mcp"
+log = logging.getLogger(__name__)
+
+
+def _manager(app: FastAPI) -> tuple[StreamableHTTPSessionManager, Any]:
+    """The SDK's session manager over the tools, and the in-process connector it calls the API through.
+    The SDK and the tools are imported here, on first use: most processes never serve ``/mcp``, and
+    importing them costs every app start about half a second (docs/mcp.md)."""
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from slotbroker.mcp.connect import InProcess
+    from slotbroker.mcp.server import build_server
+
+    connector = InProcess(app)
+    manager = StreamableHTTPSessionManager(build_server(connector), stateless=True, json_response=True)
+    return manager, connector
 
 
 class McpEndpoint:
-    """The ASGI app behind ``/mcp``."""
+    """The ASGI app behind ``/mcp``. Its session manager starts on the first authenticated request, in a
+    task the app's lifespan owns (the SDK's task group must be entered and left by one task), and stops
+    with the lifespan."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.manager: StreamableHTTPSessionManager | None = None
+        self._wanted: anyio.Event | None = None  # set by the first request; None outside the lifespan
+        self._settled = anyio.Event()  # the manager runs, or could not start
+        self._stop = anyio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -52,6 +76,9 @@ class McpEndpoint:
         except SlotbrokerError as exc:
             await domain_problem(exc, PATH)(scope, receive, send)
             return
+        if self._wanted is not None:
+            self._wanted.set()
+            await self._settled.wait()
         if self.manager is None:
             response = problem_response(503, "not_ready", "the MCP endpoint is not running", instance=PATH)
             await response(scope, receive, send)
@@ -60,19 +87,44 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        connector = InProcess(self.app)
-        manager = StreamableHTTPSessionManager(build_server(connector), stateless=True, json_response=True)
+        """The lifespan's part: a task that starts the manager when ``/mcp`` is first asked for."""
+        self._wanted, self._settled, self._stop = anyio.Event(), anyio.Event(), anyio.Event()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._serve, self._wanted, self._settled, self._stop)
+                try:
+                    yield
+                finally:
+                    self._stop.set()
+                    self._wanted.set()  # wake the task if /mcp was never asked for
+        finally:
+            self._wanted = None
+
+    async def _serve(self, wanted: anyio.Event, settled: anyio.Event, stop: anyio.Event) -> None:
+        await wanted.wait()
+        if stop.is_set():
+            settled.set()
+            return
+        try:
+            manager, connector = await anyio.to_thread.run_sync(_manager, self.app)  # imports off the loop
+        except Exception:
+            log.exception("the MCP endpoint could not start")
+            settled.set()  # requests answer 503 rather than wait
+            return
         try:
             async with manager.run():
                 self.manager = manager
-                yield
+                settled.set()
+                await stop.wait()
         finally:
             self.manager = None
+            settled.set()
             await connector.aclose()
 
 
 def mount(app: FastAPI) -> McpEndpoint:
-    """Serve ``/mcp`` from ``app`` and run the endpoint's session manager within the app's lifespan."""
+    """Serve ``/mcp`` from ``app``; the endpoint's session manager runs within the app's lifespan, from
+    the first ``/mcp`` request on."""
     endpoint = McpEndpoint(app)
     app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
     inner = app.router.lifespan_context

@@ -20,6 +20,7 @@ from slotbroker.cli.common import (
     console,
     failing_nicely,
     open_db,
+    open_services,
 )
 from slotbroker.cli.output import Result, emit
 from slotbroker.cli.remote import Output, OutputOpt
@@ -94,13 +95,12 @@ def token_create(
     ] = Output.ID,
 ) -> None:
     """Create an API token and print it (it is shown only once)."""
-    from slotbroker.services.access.tokens import Role, TokenService
+    from slotbroker.services.access.tokens import Role
 
     with failing_nicely():
         chosen = Role(role)
-        secret = TokenService(open_db(database_url, create=create)).create(
-            project=project, role=chosen, name=name
-        )
+        with open_services(database_url, create=create) as svc:
+            secret = svc.tokens.create(project=project, role=chosen, name=name)
     row = (secret, project, chosen.value, name)
     data = {"token": secret, "project": project, "role": chosen.value, "name": name}
     emit(Result(data, ("token", "project", "role", "name"), [row], [secret]), output)

@@ -6,6 +6,8 @@ Only these commands act on a database directly; user commands talk to a server (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +16,7 @@ from rich.console import Console
 from slotbroker.cli.remote import failing_nicely
 
 if TYPE_CHECKING:  # the server's modules load only when an operator command runs
+    from slotbroker.bootstrap import Services
     from slotbroker.store.db import Database
 
 # soft_wrap: long lines (tokens, curl commands) stay whole, so they can be copied from the terminal
@@ -51,6 +54,21 @@ def open_db(url: str, *, migrate_first: bool = True, create: bool = False) -> Da
     return db
 
 
+@contextmanager
+def open_services(url: str, *, create: bool = False) -> Iterator[Services]:
+    """The service graph (``bootstrap.build_services``, from ``SLOTBROKER_*`` as the server reads them)
+    on the database at ``url``, opened as ``open_db`` opens it; closed when the command is done. Operator
+    commands take their services from here, never build one themselves (tests/architecture)."""
+    from slotbroker.bootstrap import build_services
+    from slotbroker.config import Settings
+
+    services = build_services(Settings(database_url=url), open_db(url, create=create))
+    try:
+        yield services
+    finally:
+        services.close()
+
+
 __all__ = [
     "CreateFlag",
     "DatabaseUrl",
@@ -58,4 +76,5 @@ __all__ = [
     "err_console",
     "failing_nicely",
     "open_db",
+    "open_services",
 ]

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from slotbroker.cli.common import CreateFlag, DatabaseUrl, console, failing_nicely, open_db
+from slotbroker.cli.common import CreateFlag, DatabaseUrl, console, failing_nicely, open_services
 from slotbroker.importers.slurm import cluster_name, parse_slurm
 
 FileOpt = Annotated[
@@ -63,9 +63,8 @@ def import_slurm(
             nodes, partitions, name = asyncio.run(_live(slurm_conf))
         doc = parse_slurm(nodes, partitions, region=region, site=site or name, host_prefix=host_prefix)
         if apply:
-            from slotbroker.services.inventory.topology import TopologyService
-
-            report = TopologyService(open_db(database_url, create=create)).import_(doc)
+            with open_services(database_url, create=create) as svc:
+                report = svc.topology.import_(doc)
             console.print(
                 f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}; "
                 f"calendar generation {report.calendar_generation}"
@@ -89,8 +88,8 @@ def sync_slurm(
     scontrol) as booked capacity, and delete sb-* reservations whose lease is over. Run it periodically."""
     import dataclasses
 
+    from slotbroker.bootstrap import build_slurm_drift
     from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
-    from slotbroker.services.planner.slurm_drift import SlurmDriftSync
 
     with failing_nicely():
         config = SlurmConfig.from_env()
@@ -98,7 +97,8 @@ def sync_slurm(
             config = dataclasses.replace(config, conf=slurm_conf)
         if host_prefix is not None:
             config = dataclasses.replace(config, host_prefix=host_prefix)
-        report = asyncio.run(SlurmDriftSync(open_db(database_url), config).sync())
+        with open_services(database_url) as svc:
+            report = asyncio.run(build_slurm_drift(svc, config).sync())
     typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
 
 

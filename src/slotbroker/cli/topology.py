@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from slotbroker.cli.common import CreateFlag, DatabaseUrl, console, failing_nicely, open_db
+from slotbroker.cli.common import CreateFlag, DatabaseUrl, console, failing_nicely, open_services
 from slotbroker.cli.output import Result, emit
 from slotbroker.cli.remote import Output, OutputOpt
 from slotbroker.domain.topology import Topology
@@ -35,10 +35,9 @@ def _report(report: ImportReport, output: Output) -> None:
 
 
 def _import(doc: Topology, url: str, prune: bool, output: Output, create: bool = False) -> None:
-    from slotbroker.services.inventory.topology import TopologyService
 
-    with failing_nicely():
-        report = TopologyService(open_db(url, create=create)).import_(doc, prune=prune)
+    with failing_nicely(), open_services(url, create=create) as svc:
+        report = svc.topology.import_(doc, prune=prune)
     _report(report, output)
 
 
@@ -71,12 +70,11 @@ def export(
     output: Annotated[Output, typer.Option("--output", "-o", help="yaml or json.")] = Output.YAML,
 ) -> None:
     """Export the whole topology; importing it again changes nothing."""
-    from slotbroker.services.inventory.topology import TopologyService
 
     if output not in (Output.YAML, Output.JSON):
         raise typer.BadParameter("yaml or json", param_hint="--output")
-    with failing_nicely():
-        doc = TopologyService(open_db(database_url)).export()
+    with failing_nicely(), open_services(database_url) as svc:
+        doc = svc.topology.export()
     data = doc.model_dump(mode="json", exclude_none=True)
     text = (
         json.dumps(data, indent=2) + "\n" if output is Output.JSON else yaml.safe_dump(data, sort_keys=False)

@@ -17,8 +17,10 @@ What a move is (``LeaseRehoster.rehost_in``):
    before) nor already used by the lease, in name order;
 4. ``ClaimService.claim_in`` claims the replacement items over [max(lease start, now), lease end) under a
    temporary consumer: its provider locks and capacity checks prove, in this transaction, that nothing is
-   overbooked (and it bumps the calendar). A candidate that does not fit is replaced by the next one;
-   the claimed rows then move to the lease (``alternates.claim_for_lease``, as lease moves do);
+   overbooked (and it bumps the calendar). A candidate that does not fit gives way as the one swap rule
+   says (``alternates.conflicting_owner``, ``alternates.next_alternate``: the first conflicting host, for
+   its first stand-in neither tried nor in use); the claimed rows then move to the lease
+   (``alternates.claim_for_lease``, as lease moves do);
 5. the old host rows: of a PENDING lease they are deleted (nothing of it has happened, even when its start
    event is late); of an ACTIVE one what has not started is deleted and what is running is cut at
    ``now`` (the past stays on record and keeps counting, as when a lease ends early);
@@ -41,7 +43,8 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking.alternates import (
     MAX_SWAPS,
     claim_for_lease,
-    offending_providers,
+    conflicting_owner,
+    next_alternate,
     repoint_placement,
 )
 from slotbroker.services.booking.claims import ClaimService
@@ -149,22 +152,23 @@ class LeaseRehoster:
         now_s: int,
     ) -> dict[str, HostRef] | None:
         """Claim each old host's items on one alternate of its own (distinct hosts: a lease that held
-        two hosts still holds two) for the lease (``claim_for_lease``); on a conflict the offending
-        candidates give way to their next ones. Returns the choice, or None."""
+        two hosts still holds two) for the lease (``claim_for_lease``). On a conflict the swap rule of
+        ``alternates`` decides: the first conflicting host gives way to its next untried stand-in, and
+        the move ends when a conflict names nothing a stand-in could fix. Returns the choice, or None."""
+        refs = {alt.uuid: alt for queue in queues.values() for alt in queue}
+        slots = [str(r.uuid) for r in host_rows]  # the old host each item stands in for
         chosen: dict[str, HostRef] = {}
-        used: set[str] = set()
+        tried: set[str] = set()
 
-        def advance(host: str) -> bool:
-            queue = queues[host]
-            while queue:
-                alt = queue.pop(0)
-                if alt.uuid not in used:
-                    used.add(alt.uuid)
-                    chosen[host] = alt
-                    return True
-            return False
+        def place(host: str) -> bool:
+            in_use = {alt.uuid for alt in chosen.values()}
+            alt = next_alternate((a.uuid for a in queues[host]), tried, in_use)
+            if alt is None:
+                return False
+            chosen[host] = refs[alt]
+            return True
 
-        if not all(advance(h) for h in queues):
+        if not all(place(h) for h in queues):
             return None
         for _ in range(self.max_swaps + 1):
             items = tuple(
@@ -174,9 +178,8 @@ class LeaseRehoster:
             try:
                 claim_for_lease(self.claims, uow, lease_id, spec, items, now_s)
             except (CapacityConflict, ValidationFailed) as exc:
-                bad = set(offending_providers(items, exc))
-                stuck = [h for h, alt in chosen.items() if alt.uuid in bad]
-                if not stuck or not all(advance(h) for h in stuck):
+                stuck = conflicting_owner(exc.errors, slots)
+                if stuck is None or not place(stuck):
                     return None
                 continue
             return chosen

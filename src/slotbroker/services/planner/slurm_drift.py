@@ -101,6 +101,8 @@ class SlurmDriftSync:
         project: str = PROJECT,
         horizon_s: int = HORIZON_S,
         clock: Callable[[], float] = time.time,
+        claims: ClaimService | None = None,
+        leases: LeaseService | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -109,8 +111,9 @@ class SlurmDriftSync:
         self.horizon_s = horizon_s
         self.clock = clock
         self.provisioner = provisioner or SlurmProvisioner(config, self.cli)
-        self.claims = ClaimService(db)
-        self.leases = LeaseService(db, self.claims, QuotaService(db))
+        # the service graph's (bootstrap.build_slurm_drift), so the booking policy settings reach blockers too
+        self.claims = claims or ClaimService(db)
+        self.leases = leases or LeaseService(db, self.claims, QuotaService(db))
 
     def _host_of(self, node: str) -> str | None:
         """The host provider that is ``node`` (the inverse of ``SlurmConfig.node_of``)."""
@@ -263,13 +266,38 @@ class PeriodicSync:
         return self.last
 
 
-def drift_job(db: Database, provisioners: Mapping[str, Provisioner]) -> PeriodicSync | None:
-    """The periodic drift sync for an enabled ``slurm`` provisioner (None: not enabled, or ``SYNC_S`` 0)."""
+def drift_sync(
+    db: Database,
+    provisioners: Mapping[str, Provisioner],
+    config: SlurmConfig | None = None,
+    *,
+    claims: ClaimService | None = None,
+    leases: LeaseService | None = None,
+) -> SlurmDriftSync | None:
+    """The drift sync with ``config`` (default: the enabled ``slurm`` provisioner's; None when there is
+    neither). An enabled provisioner with that config lends its tools, so both sides ask one cluster."""
     slurm = provisioners.get("slurm")
-    if not isinstance(slurm, SlurmProvisioner) or slurm.config.sync_s <= 0:
+    enabled = slurm if isinstance(slurm, SlurmProvisioner) else None
+    config = config or (enabled.config if enabled is not None else None)
+    if config is None:
         return None
-    sync = SlurmDriftSync(db, slurm.config, slurm.cli, provisioner=slurm)
-    return PeriodicSync(sync, slurm.config.sync_s)
+    if enabled is not None and enabled.config == config:
+        return SlurmDriftSync(db, config, enabled.cli, provisioner=enabled, claims=claims, leases=leases)
+    return SlurmDriftSync(db, config, claims=claims, leases=leases)
+
+
+def drift_job(
+    db: Database,
+    provisioners: Mapping[str, Provisioner],
+    *,
+    claims: ClaimService | None = None,
+    leases: LeaseService | None = None,
+) -> PeriodicSync | None:
+    """The periodic drift sync for an enabled ``slurm`` provisioner (None: not enabled, or ``SYNC_S`` 0)."""
+    sync = drift_sync(db, provisioners, claims=claims, leases=leases)
+    if sync is None or sync.config.sync_s <= 0:
+        return None
+    return PeriodicSync(sync, sync.config.sync_s)
 
 
 __all__ = [
@@ -280,5 +308,6 @@ __all__ = [
     "PeriodicSync",
     "SlurmDriftSync",
     "drift_job",
+    "drift_sync",
     "node_is_out",
 ]

@@ -75,6 +75,9 @@ class OfferRepository:
         return len(ids)
 
     def drop_set(self, set_id: str) -> None:
+        """Forget the set: its offers go with it (cascade), and so does its IVOA echo, which has no
+        foreign key (``ivoa_offer_sets``), so that a dropped set leaves no row behind."""
+        self.session.execute(ivoa_offer_sets.delete().where(ivoa_offer_sets.c.offer_set_id == set_id))
         self.session.execute(offer_sets.delete().where(offer_sets.c.id == set_id))
 
     def get_set(self, set_id: str) -> Any:

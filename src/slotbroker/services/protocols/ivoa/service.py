@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from slotbroker.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
@@ -41,6 +42,17 @@ from slotbroker.wire.offers import OfferSetRequest, OfferSetStatus, OfferSetView
 SEARCHED_OFFERS = 10
 
 
+@dataclass
+class _Proposal:
+    """A request read and its offers made: ``view`` None when it was refused before any offer set."""
+
+    now: int
+    echo: dict[str, Any]
+    notes: list[dict[str, Any]]
+    view: OfferSetView | None = None
+    kept: list[str] = field(default_factory=list)  # the offers to show, by position
+
+
 def distinct(offers: list[OfferView]) -> tuple[list[OfferView], list[OfferView]]:
     """(kept, surplus): no two kept offers propose the same start, end and amounts; at most MAX_OFFERS."""
     kept: list[OfferView] = []
@@ -69,11 +81,43 @@ class IvoaService:
     # -- requests -------------------------------------------------------------------------------------------
     def request(self, doc: Any, *, project: str, base_url: str) -> dict[str, Any]:
         """POST /requests: an OfferSetResponse (``result`` YES with offers, or NO with messages)."""
+        made = self._propose(doc, project)
+        if made.view is None:
+            return no_answer(made.echo, made.notes, made.now)
+        stored = self._keep_echo(made, project)
+        return self._offer_set(self.offers.offer_set(made.view.id, project=project), stored, base_url)
+
+    def direct(self, doc: Any, *, project: str, base_url: str) -> tuple[bool, dict[str, Any]]:
+        """POST /direct: a request booked without the offer round: the offers are made as for
+        ``/requests`` and the first that still holds is accepted (the others are rejected with it).
+        (True, the ACCEPTED session), or (False, a FAILED session whose messages say why).
+
+        A FAILED direct execution leaves no offer set behind: the spec's 400 "FailedExecutionResponse"
+        is a rejection with no Location (execution-broker.yaml, ``DirectExecution``), so there is nothing
+        to read back by id, and nothing a user sends may write behind an error (docs/ivoa.md)."""
+        made = self._propose(doc, project)
+        if made.view is not None and made.kept:
+            stored = self._keep_echo(made, project)
+            for sid in made.kept:
+                try:
+                    self.offers.accept(sid, project=project)
+                except OfferConflict:
+                    continue  # expired or taken meanwhile: the next offer may still hold
+                after = self.offers.offer(sid, project=project)
+                return True, self._session(after, stored, base_url, phase="ACCEPTED")
+        if made.view is not None:
+            self._forget(made.view.id, made.kept, project)
+        why = made.notes or [message("ERROR", "no offer could be booked", made.now)]
+        return False, failed_session(made.echo, why, made.now)
+
+    def _propose(self, doc: Any, project: str) -> _Proposal:
+        """Read the request and make its offers (surplus ones given back). ``view`` None: refused, and
+        nothing was written; the notes say why."""
         now = self.clock()
         tr = read_request(doc, now)
         notes = [message(level, text, now) for level, text in tr.notes]
         if tr.refusals:
-            return no_answer(tr.echo, notes + [message("ERROR", t, now) for t in tr.refusals], now)
+            return _Proposal(now, tr.echo, notes + [message("ERROR", t, now) for t in tr.refusals])
         try:
             view = self.offers.create(
                 OfferSetRequest(request=tr.slot, max_offers=SEARCHED_OFFERS), project=project, now_s=now
@@ -82,39 +126,38 @@ class IvoaService:
             why = [message("ERROR", ivoa_words(f.detail), now) for f in exc.errors] or [
                 message("ERROR", ivoa_words(exc.detail), now)
             ]
-            return no_answer(tr.echo, notes + why, now)
+            return _Proposal(now, tr.echo, notes + why)
         except Forbidden as exc:  # e.g. the project's quota
-            return no_answer(tr.echo, [*notes, message("ERROR", ivoa_words(exc.detail), now)], now)
+            return _Proposal(now, tr.echo, [*notes, message("ERROR", ivoa_words(exc.detail), now)])
         kept, surplus = distinct(view.offers)
         for offer in surplus:
             self.offers.reject(offer.id, project=project)
         if view.status == OfferSetStatus.EMPTY:
             notes.append(message("ERROR", nothing_fits(view), now))
-        stored = Stored(now, tr.echo, notes, [o.id for o in kept])
-        document = {"echo": tr.echo, "messages": notes, "shown": stored.shown}
-        with UnitOfWork(self.db) as uow:
-            uow.offers.add_ivoa_echo(view.id, project, now, json.dumps(document))
-            uow.commit()
-        return self._offer_set(self.offers.offer_set(view.id, project=project), stored, base_url)
+        return _Proposal(now, tr.echo, notes, view, [o.id for o in kept])
 
-    def direct(self, doc: Any, *, project: str, base_url: str) -> tuple[bool, dict[str, Any]]:
-        """POST /direct: a request booked without the offer round: the offers are made as for
-        ``/requests`` and the first that still holds is accepted (the others are rejected with it).
-        (True, the ACCEPTED session), or (False, a FAILED session whose messages say why)."""
-        out = self.request(doc, project=project, base_url=base_url)
-        for session in out["offers"]:
-            sid = str(session["meta"]["uuid"])
+    def _keep_echo(self, made: _Proposal, project: str) -> Stored:
+        assert made.view is not None
+        stored = Stored(made.now, made.echo, made.notes, made.kept)
+        document = {"echo": made.echo, "messages": made.notes, "shown": stored.shown}
+        with UnitOfWork(self.db) as uow:
+            uow.offers.add_ivoa_echo(made.view.id, project, made.now, json.dumps(document))
+            uow.commit()
+        return stored
+
+    def _forget(self, set_id: str, offer_ids: list[str], project: str) -> None:
+        """Drop a set no answer names (with its echo). Its offers give their holds back first (a no-op
+        for those that expired or were refused); the released holds stay in the claims log as released
+        consumers, which count against nothing. A set one of whose offers another request accepted
+        meanwhile (through ``/v1/offer-sets``) holds a lease now, and stays."""
+        for sid in offer_ids:
             try:
-                self.offers.accept(sid, project=project)
+                self.offers.reject(sid, project=project)
             except OfferConflict:
-                continue  # expired or taken meanwhile: the next offer may still hold
-            after = self.offers.offer(sid, project=project)
-            stored = self._stored(after.offer_set_id, project, what=f"no session {sid}")
-            return True, self._session(after, stored, base_url, phase="ACCEPTED")
-        now = self.clock()
-        why = out.get("messages") or [message("ERROR", "no offer could be booked", now)]
-        echo = read_request(doc, now).echo
-        return False, failed_session(echo, why, now)
+                return
+        with UnitOfWork(self.db) as uow:
+            uow.offers.drop_set(set_id)
+            uow.commit()
 
     def offer_set(self, set_id: str, *, project: str | None, base_url: str) -> dict[str, Any]:
         stored = self._stored(set_id, project)
