@@ -247,9 +247,10 @@ def _put(table: StepTable, rows: I64, start: I64, end: I64, amount: I64) -> None
 def _tag_rows(tags: tuple[I64, I64, I64], a: AllocationSnap, sign: int) -> tuple[I64, I64, I64]:
     """One port's concrete-tag rows with ``a`` added (``sign`` 1) or its first copy removed."""
     s, e, t = tags
+    tag = -1 if a.vlan_tag is None else a.vlan_tag
     if sign > 0:
-        return np.append(s, a.start_s), np.append(e, a.end_s), np.append(t, a.vlan_tag)
-    hit = np.nonzero((s == a.start_s) & (e == a.end_s) & (t == a.vlan_tag))[0]
+        return np.append(s, a.start_s), np.append(e, a.end_s), np.append(t, tag)
+    hit = np.nonzero((s == a.start_s) & (e == a.end_s) & (t == tag))[0]
     if hit.size == 0:
         raise KeyError("no such VLAN allocation to remove")
     keep = np.ones(s.shape[0], dtype=bool)
