@@ -4,6 +4,8 @@ about times at or after the last drop point answers as a table built fresh from 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -76,7 +78,7 @@ def _answers(t: StepTable, drop: int) -> list[object]:
 @settings(max_examples=150, deadline=None)
 @given(base=bookings, ops=st.lists(op, max_size=8), with_grid=st.booleans(), compact=st.booleans())
 def test_any_sequence_answers_as_a_fresh_build(
-    base: list[Booking], ops: list[tuple[str, object]], with_grid: bool, compact: bool
+    base: list[Booking], ops: list[tuple[str, Any]], with_grid: bool, compact: bool
 ) -> None:
     t = StepTable.build(N_ROWS, *_arrays(base))
     if with_grid:
@@ -85,27 +87,27 @@ def test_any_sequence_answers_as_a_fresh_build(
     drop = 0
     for name, arg in ops:
         if name == "add":
-            for r, s, e, a in arg:  # type: ignore[attr-defined]
+            for r, s, e, a in arg:
                 t.add(r, s, e, a)
-            live += arg  # type: ignore[arg-type]
+            live += arg
         elif name == "add_many":
-            t.add_many(*_arrays(arg))  # type: ignore[arg-type]
-            live += arg  # type: ignore[arg-type]
+            t.add_many(*_arrays(arg))
+            live += arg
         elif name == "remove_many" and live:
-            picks = sorted({i % len(live) for i in arg})  # type: ignore[attr-defined]
+            picks = sorted({i % len(live) for i in arg})
             gone = [live[i] for i in picks]
             r, s, e, a = _arrays(gone)
             t.add_many(r, s, e, -a)
             live = [b for i, b in enumerate(live) if i not in picks]
         elif name == "shorten" and live:
-            i, cut = arg  # type: ignore[misc]
+            i, cut = arg
             r, s, e, a = live[i % len(live)]
             new_end = max(drop, e - cut)
             t.shorten(r, s, e, a, new_end)
             live[i % len(live)] = (r, s, new_end, a)
             live = [b for b in live if b[2] > b[1]]
         elif name == "drop_past":
-            drop = max(drop, drop + arg)  # type: ignore[operator]
+            drop = max(drop, drop + arg)
             t.drop_past(drop)
             live = [b for b in live if b[2] > drop]  # ended: forgotten
         if compact:
@@ -157,7 +159,7 @@ def test_one_row_paths_equal_the_vectorised_paths(
             else int(NONE_T)
         )
         assert got == want
-        want_peak = int(t._peak_exact(row, np.int64(start), np.int64(start + duration))[0])
+        want_peak = int(t._peak_exact(row, np.array(start), np.array(start + duration))[0])
         assert _peak_one(ks, ls, 0, start, start + duration) == want_peak
 
 
