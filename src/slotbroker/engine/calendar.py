@@ -31,6 +31,7 @@ UNBOUNDED = int(np.iinfo(np.int64).max)  # a site bound that any need passes
 class CalendarIndex:
     def __init__(self, snapshot: Snapshot, generation: int = 0) -> None:
         self.generation = generation
+        self._floor = 0  # the latest ``drop_past``
         self.topo = topo = Topology(snapshot)
         al = snapshot.allocations
         kind, row = topo.lookup(al.provider) if len(al) else (al.provider, al.provider)
@@ -107,6 +108,7 @@ class CalendarIndex:
         and its block grids do not coarsen. Queries about times at or after ``now`` answer exactly as
         before (as an index built from the bookings clipped to start at ``now``); queries before
         ``now`` are no longer answered."""
+        self._floor = max(self._floor, now)
         for t in self._tables():
             t.drop_past(now)
         self._tags = [(s[e > now], e[e > now], t[e > now]) for s, e, t in self._tags]
@@ -142,9 +144,10 @@ class CalendarIndex:
         n_h, n_s = len(self.topo.hosts), len(self.topo.sites)
         for cls, at in hosts.items():
             r, st, en, am = (c[at] for c in cols)
-            table = self.host.setdefault(cls, StepTable(n_h))
+            table = self.host.get(cls) or self.host.setdefault(cls, self._empty(n_h))
             _put(table, r, st, en, am)
-            _put(self.site.setdefault(cls, StepTable(n_s)), self.topo.host_site[r], st, en, am)
+            site = self.site.get(cls) or self.site.setdefault(cls, self._empty(n_s))
+            _put(site, self.topo.host_site[r], st, en, am)
             cap_arr = self.topo.host_cap.get(cls)
             over = self._over.setdefault(cls, set())
             for row in np.unique(r).tolist():
@@ -166,6 +169,12 @@ class CalendarIndex:
         if untagged:
             _put(self.port_untagged, *(c[untagged] for c in cols))
         self._tags = tags
+
+    def _empty(self, n_rows: int) -> StepTable:
+        """A new table for a class first booked now, forgetting the past as the others do."""
+        table = StepTable(n_rows)
+        table.drop_past(self._floor)
+        return table
 
     def _tables(self) -> list[StepTable]:
         return [

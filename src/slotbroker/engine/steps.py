@@ -184,6 +184,7 @@ class StepTable:
         self._dirty_arr: I64 = _i64([])
         self._dec: I64 | None = None  # decrease keys of the flat arrays (dirty rows masked at query)
         self._grid: _Grid | None = None
+        self._floor = 0  # ``drop_past``'s latest ``now``: updates are clipped to start there
 
     @classmethod
     def build(cls, n_rows: int, rows: I64, start: I64, end: I64, amount: I64) -> StepTable:
@@ -207,7 +208,7 @@ class StepTable:
     # -- updates ---------------------------------------------------------------------------------
     def add(self, row: int, start: int, end: int, amount: int) -> None:
         """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
-        start, end = max(0, min(start, HORIZON)), max(0, min(end, HORIZON))
+        start, end = max(self._floor, min(start, HORIZON)), max(0, min(end, HORIZON))
         if end <= start or amount == 0:
             return
         if not 0 <= row < self.n_rows:
@@ -241,6 +242,7 @@ class StepTable:
         many of the batch's allocations it holds."""
         rows, amount = _i64(rows), _i64(amount)
         start, end = clip_times(_i64(start), _i64(end))
+        start = np.maximum(start, self._floor)
         live = (end > start) & (amount != 0)
         rows, start, end, amount = rows[live], start[live], end[live], amount[live]
         if rows.shape[0] == 0:
@@ -279,8 +281,10 @@ class StepTable:
         Every query about times at or after ``now`` (``peak``/``earliest_fits`` from ``now``,
         ``next_decrease(after >= now)``, ``blocked_spans`` from ``now``, ...) answers exactly as before;
         queries before ``now`` are no longer answered (the table reads 0 there). The result is the table
-        of the bookings clipped to start at ``now`` (those ended by ``now`` dropped)."""
+        of the bookings clipped to start at ``now`` (those ended by ``now`` dropped), and it stays so:
+        later updates are clipped the same way (a booking in the forgotten past changes nothing)."""
         now = max(0, min(now, HORIZON))
+        self._floor = max(self._floor, now)
         self.compact()
         k, lv = self._keys, self._levels
         if k.shape[0]:
