@@ -141,35 +141,33 @@ def _peak_one(ks: I64, ls: I64, base: int, start: int, end: int) -> int:
 
 
 def _fit_one(ks: I64, ls: I64, base: int, start: int, duration: int, threshold: int, latest: int) -> int:
-    """``_fits_flat`` for one row's own events: the same segments (the level in force at ``start``,
-    then one per event before ``latest + duration``) and the same rule (a start is ``start`` or the
-    first instant of a stretch at or below ``threshold``, and fits when that stretch lasts
-    ``duration``), without the bookkeeping that spreads many rows over one array."""
+    """``_fits_flat`` for one row's own events (``ks`` holds only that row's keys): the same rule -- a
+    start is ``start`` or the first instant of a stretch at or below ``threshold``, and it fits when
+    that stretch lasts ``duration`` -- over the same events (the level in force at ``start``, then each
+    event before ``latest + duration``), without the bookkeeping that spreads many rows over one array.
+    The common answers (``start`` itself; blocked throughout) come first."""
     if threshold < 0 or start > latest:
         return int(NONE_T)
     i = int(ks.searchsorted(base + start, side="right")) - 1
     hi = int(ks.searchsorted(base + latest + duration, side="left"))
-    lead = int(ls[i]) if i >= 0 else 0
-    if i + 1 >= hi:
-        return start if lead <= threshold else int(NONE_T)
-    seg_t = np.empty(hi - i, dtype=np.int64)
-    seg_t[0] = start
-    np.subtract(ks[i + 1 : hi], base, out=seg_t[1:])
-    blocked = np.empty(hi - i, dtype=bool)
-    blocked[0] = lead > threshold
-    np.greater(ls[i + 1 : hi], threshold, out=blocked[1:])
-    bidx = np.flatnonzero(blocked)
-    if bidx.shape[0] == 0:
+    lead_free = (int(ls[i]) if i >= 0 else 0) <= threshold
+    times = ks[i + 1 : hi]
+    blocked = ls[i + 1 : hi] > threshold
+    b = blocked.nonzero()[0]
+    if lead_free and (b.shape[0] == 0 or int(times[b[0]]) - base - start >= duration):
         return start
-    run = ~blocked
-    run[1:] &= blocked[:-1]  # a free segment right after a blocked one (or the first) opens a stretch
-    rs = np.flatnonzero(run)
-    if rs.shape[0] == 0:
-        return int(NONE_T)
-    k = bidx.searchsorted(rs)  # the blocked segment that ends each stretch, if any
-    t = seg_t[rs]
-    stop = np.where(k < bidx.shape[0], seg_t[bidx[np.minimum(k, bidx.shape[0] - 1)]], NONE_T)
-    ok = np.flatnonzero((t <= latest) & (stop - t >= duration))
+    if b.shape[0] == blocked.shape[0]:
+        return int(NONE_T)  # no free stretch after start's own
+    opens = ~blocked  # a free event right after a blocked one (or a blocked start) opens a stretch
+    opens[0] &= not lead_free
+    opens[1:] &= blocked[:-1]
+    rs = opens.nonzero()[0]
+    t = times[rs] - base
+    if b.shape[0] == 0:
+        return int(t[0]) if int(t[0]) <= latest else int(NONE_T)
+    k = b.searchsorted(rs)  # the blocked event that ends each stretch, if any
+    stop = np.where(k < b.shape[0], times[b[np.minimum(k, b.shape[0] - 1)]] - base, NONE_T)
+    ok = ((t <= latest) & (stop - t >= duration)).nonzero()[0]
     return int(t[ok[0]]) if ok.shape[0] else int(NONE_T)
 
 
@@ -207,7 +205,11 @@ class StepTable:
 
     # -- updates ---------------------------------------------------------------------------------
     def add(self, row: int, start: int, end: int, amount: int) -> None:
-        """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
+        """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation.
+
+        The row is rewritten once: the events before ``start``, an event at ``start`` (when new), the
+        events inside raised by ``amount``, an event at ``end`` (when new) carrying the old level, the
+        events after; then events that no longer change the level are dropped (rows stay minimal)."""
         start, end = max(self._floor, min(start, HORIZON)), max(0, min(end, HORIZON))
         if end <= start or amount == 0:
             return
@@ -215,23 +217,31 @@ class StepTable:
             raise ValueError("row out of range")
         ks, ls = self._row(row)
         base = row * STRIDE
-        for t in (start, end):
-            key = base + t
-            i = int(np.searchsorted(ks, key))
-            if i == ks.shape[0] or ks[i] != key:
-                prev = ls[i - 1] if i > 0 else 0
-                ks, ls = np.insert(ks, i, key), np.insert(ls, i, prev)
-        i0, i1 = np.searchsorted(ks, [base + start, base + end])
-        ls = ls.copy()
-        ls[i0:i1] += amount
-        # drop events that no longer change the level (keeps rows minimal, like a rebuild)
-        keep = np.ones(ks.shape[0], dtype=bool)
-        keep[1:] = ls[1:] != ls[:-1]
-        if ks.shape[0]:
-            keep[0] = ls[0] != 0
-        ks, ls = _i64(ks[keep]), _i64(ls[keep])
+        k0, k1 = base + start, base + end
+        i0, i1 = (int(x) for x in ks.searchsorted((k0, k1)))
+        n = ks.shape[0]
+        parts_k: list[I64 | list[int]] = [ks[:i0]]
+        parts_l: list[I64 | list[int]] = [ls[:i0]]
+        if not (i0 < n and int(ks[i0]) == k0):
+            parts_k.append([k0])
+            parts_l.append([(int(ls[i0 - 1]) if i0 > 0 else 0) + amount])
+        parts_k.append(ks[i0:i1])
+        parts_l.append(ls[i0:i1] + amount)
+        if not (i1 < n and int(ks[i1]) == k1):
+            parts_k.append([k1])
+            parts_l.append([int(ls[i1 - 1]) if i1 > 0 else 0])
+        parts_k.append(ks[i1:])
+        parts_l.append(ls[i1:])
+        ks, ls = _i64(np.concatenate(parts_k)), _i64(np.concatenate(parts_l))
+        keep = np.empty(ks.shape[0], dtype=bool)
+        keep[0] = ls[0] != 0
+        np.not_equal(ls[1:], ls[:-1], out=keep[1:])
+        if not keep.all():
+            ks, ls = ks[keep], ls[keep]
+        fresh = row not in self._dirty
         self._dirty[row] = (ks, ls)
-        self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
+        if fresh:
+            self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
         self._update_grid(row, start, end)
         if len(self._dirty) > COMPACT_ROWS:
             self.compact()
@@ -543,10 +553,9 @@ class StepTable:
 
     def earliest_fit(self, row: int, start: int, duration: int, threshold: int, latest: int) -> int | None:
         """Earliest ``t`` in [start, latest] with peak over [t, t + duration) <= threshold, or None."""
-        got = self.earliest_fits(
-            np.array([row], dtype=np.int64), np.array([start], np.int64), duration, _i64([threshold]), latest
-        )
-        return None if got[0] >= NONE_T else int(got[0])
+        ks, ls = self._row(row)
+        got = _fit_one(ks, ls, row * STRIDE, start, duration, threshold, latest)
+        return None if got >= NONE_T else got
 
     def earliest_fits(self, rows: I64, start: I64, duration: int, threshold: I64, latest: int) -> I64:
         """Per row: earliest ``t`` in [start[i], latest] with peak over [t, t + duration) <=
