@@ -218,21 +218,25 @@ class StepTable:
         ks, ls = self._row(row)
         base = row * STRIDE
         k0, k1 = base + start, base + end
-        i0, i1 = (int(x) for x in ks.searchsorted((k0, k1)))
+        i0, i1 = ks.searchsorted((k0, k1)).tolist()
         n = ks.shape[0]
-        parts_k: list[I64 | list[int]] = [ks[:i0]]
-        parts_l: list[I64 | list[int]] = [ls[:i0]]
-        if not (i0 < n and int(ks[i0]) == k0):
-            parts_k.append([k0])
-            parts_l.append([(int(ls[i0 - 1]) if i0 > 0 else 0) + amount])
-        parts_k.append(ks[i0:i1])
-        parts_l.append(ls[i0:i1] + amount)
-        if not (i1 < n and int(ks[i1]) == k1):
-            parts_k.append([k1])
-            parts_l.append([int(ls[i1 - 1]) if i1 > 0 else 0])
-        parts_k.append(ks[i1:])
-        parts_l.append(ls[i1:])
-        ks, ls = _i64(np.concatenate(parts_k)), _i64(np.concatenate(parts_l))
+        new0 = not (i0 < n and ks[i0] == k0)
+        new1 = not (i1 < n and ks[i1] == k1)
+        out_k = np.empty(n + new0 + new1, dtype=np.int64)
+        out_l = np.empty(n + new0 + new1, dtype=np.int64)
+        out_k[:i0], out_l[:i0] = ks[:i0], ls[:i0]
+        p = i0
+        if new0:
+            out_k[p], out_l[p] = k0, (ls[i0 - 1] if i0 > 0 else 0) + amount
+            p += 1
+        q = p + i1 - i0
+        out_k[p:q] = ks[i0:i1]
+        np.add(ls[i0:i1], amount, out=out_l[p:q])
+        if new1:
+            out_k[q], out_l[q] = k1, ls[i1 - 1] if i1 > 0 else 0
+            q += 1
+        out_k[q:], out_l[q:] = ks[i1:], ls[i1:]
+        ks, ls = out_k, out_l
         keep = np.empty(ks.shape[0], dtype=bool)
         keep[0] = ls[0] != 0
         np.not_equal(ls[1:], ls[:-1], out=keep[1:])
