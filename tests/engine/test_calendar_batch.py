@@ -141,3 +141,12 @@ def test_an_overbooking_in_the_dropped_past_no_longer_loosens_the_site_bound() -
     index.drop_past(10 * M)
     assert index.site_free_bound("VCPU", b, 20 * M, 30 * M).tolist() == [3]
     assert probe(index, 10) == probe(CalendarIndex(snap([later])), 10)
+
+
+def test_removing_an_unbooked_vlan_tag_leaves_the_port_count() -> None:
+    """Regression: the tag check ran after the port's VLAN count had been lowered."""
+    booked = AllocationSnap(20, "VLAN", 1, 0, 600, 100)
+    index = CalendarIndex(snap([booked]))
+    with pytest.raises(KeyError, match="no such VLAN"):
+        index.remove(AllocationSnap(20, "VLAN", 1, 0, 600, 101))
+    assert index.port_vlans.peak(np.zeros(1, np.int64), 0, 600).tolist() == [1]
