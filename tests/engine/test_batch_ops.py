@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slotbroker.engine.steps import NONE_T, StepTable, _fit_one, _peak_one
+from slotbroker.engine.steprow import row_fit, row_peak
+from slotbroker.engine.steps import NONE_T, StepTable
 
 N_ROWS = 3
 END = 120  # bookings lie in [0, END); queries reach past it
@@ -147,7 +148,7 @@ def test_one_row_paths_equal_the_vectorised_paths(
     for r in range(N_ROWS):
         row = np.array([r], dtype=np.int64)
         ks, ls = t.series(r)
-        got = _fit_one(ks, ls, 0, start, duration, threshold, latest)
+        got = row_fit(ks, ls, 0, start, duration, threshold, latest)
         live = threshold >= 0 and start <= latest
         want = (
             int(
@@ -160,7 +161,7 @@ def test_one_row_paths_equal_the_vectorised_paths(
         )
         assert got == want
         want_peak = int(t._peak_exact(row, np.array(start), np.array(start + duration))[0])
-        assert _peak_one(ks, ls, 0, start, start + duration) == want_peak
+        assert row_peak(ks, ls, 0, start, start + duration) == want_peak
 
 
 def test_drop_past_keeps_the_present_and_rebuilds_the_grid() -> None:

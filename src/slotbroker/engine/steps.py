@@ -27,6 +27,9 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
+from slotbroker.engine.steprow import NONE_T as NONE_T  # "no time" inside vectorised searches
+from slotbroker.engine.steprow import merge_row, row_fit, row_peak
+
 I64 = npt.NDArray[np.int64]
 STRIDE = 1 << 38  # row key stride: times lie in [0, STRIDE), i.e. up to year 10680 (past any datetime)
 HORIZON = STRIDE - 1  # latest time the tables hold; bookings are clipped to [0, HORIZON]
@@ -34,7 +37,6 @@ BLOCK_S = 3600  # block of the dense maximum grid (grows when the span needs mor
 MAX_BLOCKS = 2048
 TRIM = 0.005  # share of event times at each end the grid may leave outside (see ``_extent``)
 COMPACT_ROWS = 64  # dirty rows merged into the flat arrays once there are more than this
-NONE_T = np.int64(2**62)  # "no time" inside vectorised searches
 
 
 def _i64(x: object) -> I64:
@@ -106,69 +108,6 @@ def _extent(times: I64) -> tuple[int, int, int]:
     part = np.partition(times, (k, times.shape[0] - 1 - k))
     core = fit(int(part[k]), int(part[times.shape[0] - 1 - k]) + 1)
     return full if full[1] <= 2 * core[1] else core
-
-
-def _merge(ks: I64, ls: I64, keys: I64, deltas: I64) -> tuple[I64, I64]:
-    """One row's events ``(ks, ls)`` plus ``deltas`` at ``keys``, as the minimal step function: the
-    row's levels become deltas, all deltas are summed per key and prefix-summed back into levels, and
-    events that do not change the level are dropped (the form ``add`` keeps)."""
-    old = np.empty_like(ls)
-    if ls.shape[0]:
-        old[0] = ls[0]
-        np.subtract(ls[1:], ls[:-1], out=old[1:])
-    allk = np.concatenate([ks, keys])
-    order = np.argsort(allk, kind="stable")
-    allk = allk[order]
-    level = np.cumsum(np.concatenate([old, deltas])[order])
-    last = np.ones(allk.shape[0], dtype=bool)
-    last[:-1] = allk[1:] != allk[:-1]
-    allk, level = allk[last], level[last]
-    keep = np.ones(allk.shape[0], dtype=bool)
-    keep[1:] = level[1:] != level[:-1]
-    if allk.shape[0]:
-        keep[0] = level[0] != 0
-    return _i64(allk[keep]), _i64(level[keep])
-
-
-def _peak_one(ks: I64, ls: I64, base: int, start: int, end: int) -> int:
-    """``_peak_flat`` for one row's own events (``ks`` holds only that row's keys): the level in force
-    at ``start`` and every level that starts inside [start, end). Four numpy calls instead of twenty:
-    the replay and the single-port queries ask one row at a time."""
-    i = int(ks.searchsorted(base + start, side="right")) - 1
-    j = int(ks.searchsorted(base + end, side="left"))
-    lead = int(ls[i]) if i >= 0 else 0
-    return max(lead, int(ls[i + 1 : j].max())) if j > i + 1 else lead
-
-
-def _fit_one(ks: I64, ls: I64, base: int, start: int, duration: int, threshold: int, latest: int) -> int:
-    """``_fits_flat`` for one row's own events (``ks`` holds only that row's keys): the same rule -- a
-    start is ``start`` or the first instant of a stretch at or below ``threshold``, and it fits when
-    that stretch lasts ``duration`` -- over the same events (the level in force at ``start``, then each
-    event before ``latest + duration``), without the bookkeeping that spreads many rows over one array.
-    The common answers (``start`` itself; blocked throughout) come first."""
-    if threshold < 0 or start > latest:
-        return int(NONE_T)
-    i = int(ks.searchsorted(base + start, side="right")) - 1
-    hi = int(ks.searchsorted(base + latest + duration, side="left"))
-    lead_free = (int(ls[i]) if i >= 0 else 0) <= threshold
-    times = ks[i + 1 : hi]
-    blocked = ls[i + 1 : hi] > threshold
-    b = blocked.nonzero()[0]
-    if lead_free and (b.shape[0] == 0 or int(times[b[0]]) - base - start >= duration):
-        return start
-    if b.shape[0] == blocked.shape[0]:
-        return int(NONE_T)  # no free stretch after start's own
-    opens = ~blocked  # a free event right after a blocked one (or a blocked start) opens a stretch
-    opens[0] &= not lead_free
-    opens[1:] &= blocked[:-1]
-    rs = opens.nonzero()[0]
-    t = times[rs] - base
-    if b.shape[0] == 0:
-        return int(t[0]) if int(t[0]) <= latest else int(NONE_T)
-    k = b.searchsorted(rs)  # the blocked event that ends each stretch, if any
-    stop = np.where(k < b.shape[0], times[b[np.minimum(k, b.shape[0] - 1)]] - base, NONE_T)
-    ok = ((t <= latest) & (stop - t >= duration)).nonzero()[0]
-    return int(t[ok[0]]) if ok.shape[0] else int(NONE_T)
 
 
 class StepTable:
@@ -272,7 +211,7 @@ class StepTable:
             base = row * STRIDE
             ks, ls = self._row(row)
             keys = np.concatenate([base + start[a:b], base + end[a:b]])
-            self._dirty[row] = _merge(ks, ls, keys, np.concatenate([amount[a:b], -amount[a:b]]))
+            self._dirty[row] = merge_row(ks, ls, keys, np.concatenate([amount[a:b], -amount[a:b]]))
             spans.append((row, int(start[a:b].min()), int(end[a:b].max())))
         self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
         for row, lo, hi in spans:  # after every merge: a grid resize re-reads other rows
@@ -423,7 +362,7 @@ class StepTable:
             if rows.shape[0] == 1 and self._grid is None:  # one row, no grid kept: read its events
                 r = int(rows[0])
                 ks, ls = self._row(r)
-                return np.array([_peak_one(ks, ls, r * STRIDE, int(start), int(end))], dtype=np.int64)
+                return np.array([row_peak(ks, ls, r * STRIDE, int(start), int(end))], dtype=np.int64)
             return self._peak_window(rows, int(start), int(end))
         return self._peak_exact(rows, _i64(start), _i64(end))
 
@@ -558,7 +497,7 @@ class StepTable:
     def earliest_fit(self, row: int, start: int, duration: int, threshold: int, latest: int) -> int | None:
         """Earliest ``t`` in [start, latest] with peak over [t, t + duration) <= threshold, or None."""
         ks, ls = self._row(row)
-        got = _fit_one(ks, ls, row * STRIDE, start, duration, threshold, latest)
+        got = row_fit(ks, ls, row * STRIDE, start, duration, threshold, latest)
         return None if got >= NONE_T else got
 
     def earliest_fits(self, rows: I64, start: I64, duration: int, threshold: I64, latest: int) -> I64:
@@ -571,7 +510,7 @@ class StepTable:
         if rows.shape[0] == 1:
             r = int(rows[0])
             ks, ls = self._row(r)
-            got = _fit_one(ks, ls, r * STRIDE, int(start[0]), duration, int(threshold[0]), latest)
+            got = row_fit(ks, ls, r * STRIDE, int(start[0]), duration, int(threshold[0]), latest)
             return np.array([got], dtype=np.int64)
         out = np.full(rows.shape[0], NONE_T, dtype=np.int64)
         live = (threshold >= 0) & (start <= latest)
