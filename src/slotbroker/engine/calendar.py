@@ -1,12 +1,18 @@
 """``CalendarIndex``: committed usage over time for every provider x resource class.
 
 Built once from a ``Snapshot`` (vectorised, one sort per class) and then kept current with ``add`` and
-``remove``. The caller stamps ``generation`` with the database's calendar generation so it can tell a
-stale index; the engine itself never reads it. Site rows hold the *sum* of their hosts' usage, which
-gives the search an upper bound on a site's free capacity (peak of a sum <= sum of peaks).
+``remove`` (one booking), ``add_many``/``remove_many`` (a batch: each touched row rebuilt once),
+``shorten`` (an early end releases a booking's tail) and ``drop_past`` (forget what no query about now
+or later can see, so the index does not grow and coarsen over months). The caller stamps
+``generation`` with the database's calendar generation so it can tell a stale index; the engine
+itself never reads it. Site rows hold the *sum* of their hosts' usage, which gives the search an
+upper bound on a site's free capacity (peak of a sum <= sum of peaks).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +32,7 @@ UNBOUNDED = int(np.iinfo(np.int64).max)  # a site bound that any need passes
 class CalendarIndex:
     def __init__(self, snapshot: Snapshot, generation: int = 0) -> None:
         self.generation = generation
+        self._floor = 0  # the latest ``drop_past``
         self.topo = topo = Topology(snapshot)
         al = snapshot.allocations
         kind, row = topo.lookup(al.provider) if len(al) else (al.provider, al.provider)
@@ -70,58 +77,118 @@ class CalendarIndex:
 
     # -- updates ---------------------------------------------------------------------------------
     def add(self, alloc: AllocationSnap) -> None:
-        self._apply(alloc, 1)
+        self._apply((alloc,), 1)
 
     def remove(self, alloc: AllocationSnap) -> None:
-        self._apply(alloc, -1)
+        self._apply((alloc,), -1)
 
-    def _apply(self, a: AllocationSnap, sign: int) -> None:
-        kinds, rows = self.topo.lookup(np.array([a.provider_id], dtype=np.int64))
-        kind, row = int(kinds[0]), int(rows[0])
-        amount = sign * a.amount
-        if kind == HOST:
-            n_h, n_s = len(self.topo.hosts), len(self.topo.sites)
-            table = self.host.setdefault(a.resource_class, StepTable(n_h))
-            table.add(row, a.start_s, a.end_s, amount)
-            site = int(self.topo.host_site[row])
-            cap_arr = self.topo.host_cap.get(a.resource_class)
-            cap = int(cap_arr[row]) if cap_arr is not None else 0
-            over = self._over.setdefault(a.resource_class, set())
-            if table.row_max(row) > cap:
-                over.add(row)
+    def add_many(self, allocs: Sequence[AllocationSnap]) -> None:
+        """``add`` for a batch: each touched table row is rebuilt once (``StepTable.add_many``). The
+        whole batch is checked first: an unknown provider or a class the provider cannot hold raises
+        before anything changes."""
+        self._apply(allocs, 1)
+
+    def remove_many(self, allocs: Sequence[AllocationSnap]) -> None:
+        """``remove`` for a batch (checked first, like ``add_many``; a concrete VLAN tag that is not
+        booked raises ``KeyError`` before anything changes)."""
+        self._apply(allocs, -1)
+
+    def shorten(self, alloc: AllocationSnap, new_end: int) -> None:
+        """The booking ``alloc`` now ends at ``new_end`` (an early end): its tail [new_end, end) is
+        released; ``new_end <= start`` releases all of it, ``new_end > end`` raises ``ValueError``."""
+        if new_end > alloc.end_s:
+            raise ValueError("shorten cannot lengthen a booking")
+        if alloc.vlan_tag is not None and alloc.resource_class == VLAN:
+            self._apply((alloc,), -1)  # a concrete tag is kept as (start, end, tag): rewrite the row
+            if new_end > alloc.start_s:
+                self._apply((replace(alloc, end_s=new_end),), 1)
+            return
+        if max(new_end, alloc.start_s) < alloc.end_s:
+            self._apply((replace(alloc, start_s=max(new_end, alloc.start_s)),), -1)
+
+    def drop_past(self, now: int) -> None:
+        """Forget bookings that ended at or before ``now`` and the past of the others
+        (``StepTable.drop_past`` on every table), so a long-lived index stays the size of the present
+        and its block grids do not coarsen. Queries about times at or after ``now`` answer exactly as
+        before (as an index built from the bookings clipped to start at ``now``); queries before
+        ``now`` are no longer answered."""
+        self._floor = max(self._floor, now)
+        for t in self._tables():
+            t.drop_past(now)
+        self._tags = [(s[e > now], e[e > now], t[e > now]) for s, e, t in self._tags]
+        for c, table in self.host.items():
+            cap = self.topo.host_cap.get(c, np.zeros(len(self.topo.hosts), np.int64))
+            self._over[c] = table.rows_above(cap)
+            self.unbounded[c] = {int(self.topo.host_site[r]) for r in self._over[c]}
+
+    def _apply(self, allocs: Sequence[AllocationSnap], sign: int) -> None:
+        if not allocs:
+            return
+        kinds, rows = self.topo.lookup(np.array([a.provider_id for a in allocs], dtype=np.int64))
+        hosts: dict[str, list[int]] = {}  # class -> positions in allocs
+        links: list[int] = []
+        ports_bw: list[int] = []
+        ports_vlan: list[int] = []
+        tags = list(self._tags)  # rewritten on a copy: a missing tag raises before anything changes
+        for i, a in enumerate(allocs):
+            kind = int(kinds[i])
+            if kind == HOST:
+                hosts.setdefault(a.resource_class, []).append(i)
+            elif kind == LINK and a.resource_class == BANDWIDTH:
+                links.append(i)
+            elif kind == PORT and a.resource_class == BANDWIDTH:
+                ports_bw.append(i)
+            elif kind == PORT and a.resource_class == VLAN:
+                ports_vlan.append(i)
+                if a.vlan_tag is not None:
+                    tags[int(rows[i])] = _tag_rows(tags[int(rows[i])], a, sign)
             else:
-                over.discard(row)
-            flagged = self.unbounded.setdefault(a.resource_class, set())
-            if any(int(self.topo.host_site[r]) == site for r in over):
-                flagged.add(site)
-            else:
-                flagged.discard(site)
-            self.site.setdefault(a.resource_class, StepTable(n_s)).add(site, a.start_s, a.end_s, amount)
-        elif kind == LINK and a.resource_class == BANDWIDTH:
-            self.link.add(row, a.start_s, a.end_s, amount)
-        elif kind == PORT and a.resource_class == BANDWIDTH:
-            self.port_bw.add(row, a.start_s, a.end_s, amount)
-        elif kind == PORT and a.resource_class == VLAN:
-            self.port_vlans.add(row, a.start_s, a.end_s, amount)
-            if a.vlan_tag is None:
-                self.port_untagged.add(row, a.start_s, a.end_s, amount)
-            else:
-                s, e, t = self._tags[row]
-                if sign > 0:
-                    self._tags[row] = (
-                        np.append(s, a.start_s),
-                        np.append(e, a.end_s),
-                        np.append(t, a.vlan_tag),
-                    )
+                raise ValueError(f"class {a.resource_class} cannot be allocated on provider {a.provider_id}")
+        cols = _columns(allocs, rows, sign)
+        n_h, n_s = len(self.topo.hosts), len(self.topo.sites)
+        for cls, at in hosts.items():
+            r, st, en, am = (c[at] for c in cols)
+            table = self.host.get(cls) or self.host.setdefault(cls, self._empty(n_h))
+            _put(table, r, st, en, am)
+            site = self.site.get(cls) or self.site.setdefault(cls, self._empty(n_s))
+            _put(site, self.topo.host_site[r], st, en, am)
+            cap_arr = self.topo.host_cap.get(cls)
+            over = self._over.setdefault(cls, set())
+            for row in np.unique(r).tolist():
+                if table.row_max(row) > (int(cap_arr[row]) if cap_arr is not None else 0):
+                    over.add(row)
                 else:
-                    hit = np.nonzero((s == a.start_s) & (e == a.end_s) & (t == a.vlan_tag))[0]
-                    if hit.size == 0:
-                        raise KeyError("no such VLAN allocation to remove")
-                    keep = np.ones(s.shape[0], dtype=bool)
-                    keep[hit[0]] = False
-                    self._tags[row] = (s[keep], e[keep], t[keep])
-        else:
-            raise ValueError(f"class {a.resource_class} cannot be allocated on provider {a.provider_id}")
+                    over.discard(row)
+            flagged = self.unbounded.setdefault(cls, set())
+            busy = {int(self.topo.host_site[o]) for o in over}
+            for site in np.unique(self.topo.host_site[r]).tolist():
+                if site in busy:
+                    flagged.add(site)
+                else:
+                    flagged.discard(site)
+        for table, at in ((self.link, links), (self.port_bw, ports_bw), (self.port_vlans, ports_vlan)):
+            if at:
+                _put(table, *(c[at] for c in cols))
+        untagged = [i for i in ports_vlan if allocs[i].vlan_tag is None]
+        if untagged:
+            _put(self.port_untagged, *(c[untagged] for c in cols))
+        self._tags = tags
+
+    def _empty(self, n_rows: int) -> StepTable:
+        """A new table for a class first booked now, forgetting the past as the others do."""
+        table = StepTable(n_rows)
+        table.drop_past(self._floor)
+        return table
+
+    def _tables(self) -> list[StepTable]:
+        return [
+            *self.host.values(),
+            *self.site.values(),
+            self.link,
+            self.port_bw,
+            self.port_vlans,
+            self.port_untagged,
+        ]
 
     # -- queries ---------------------------------------------------------------------------------
     def host_free(self, cls: str, rows: I64, start: int, end: int) -> I64:
@@ -169,12 +236,36 @@ class CalendarIndex:
         return int(e[m].max()) if m.any() else None
 
     def nbytes(self) -> int:
-        tabs = [
-            *self.host.values(),
-            *self.site.values(),
-            self.link,
-            self.port_bw,
-            self.port_vlans,
-            self.port_untagged,
-        ]
-        return sum(t.nbytes for t in tabs) + sum(a.nbytes + b.nbytes + c.nbytes for a, b, c in self._tags)
+        tags = sum(a.nbytes + b.nbytes + c.nbytes for a, b, c in self._tags)
+        return sum(t.nbytes for t in self._tables()) + tags
+
+
+def _columns(allocs: Sequence[AllocationSnap], rows: I64, sign: int) -> tuple[I64, I64, I64, I64]:
+    """The batch as (row, start, end, signed amount) arrays."""
+    start = np.array([a.start_s for a in allocs], dtype=np.int64)
+    end = np.array([a.end_s for a in allocs], dtype=np.int64)
+    amount = np.array([sign * a.amount for a in allocs], dtype=np.int64)
+    return np.asarray(rows, dtype=np.int64), start, end, amount
+
+
+def _put(table: StepTable, rows: I64, start: I64, end: I64, amount: I64) -> None:
+    """One allocation through ``add`` (no batch bookkeeping), more through ``add_many``; a
+    differential test holds the two equal."""
+    if rows.shape[0] == 1:
+        table.add(int(rows[0]), int(start[0]), int(end[0]), int(amount[0]))
+    else:
+        table.add_many(rows, start, end, amount)
+
+
+def _tag_rows(tags: tuple[I64, I64, I64], a: AllocationSnap, sign: int) -> tuple[I64, I64, I64]:
+    """One port's concrete-tag rows with ``a`` added (``sign`` 1) or its first copy removed."""
+    s, e, t = tags
+    tag = -1 if a.vlan_tag is None else a.vlan_tag
+    if sign > 0:
+        return np.append(s, a.start_s), np.append(e, a.end_s), np.append(t, tag)
+    hit = np.nonzero((s == a.start_s) & (e == a.end_s) & (t == tag))[0]
+    if hit.size == 0:
+        raise KeyError("no such VLAN allocation to remove")
+    keep = np.ones(s.shape[0], dtype=bool)
+    keep[hit[0]] = False
+    return s[keep], e[keep], t[keep]

@@ -22,8 +22,13 @@ lazily, once more than ``COMPACT_ROWS`` rows are dirty (amortised O(events / COM
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import numpy.typing as npt
+
+from slotbroker.engine.steprow import NONE_T as NONE_T  # "no time" inside vectorised searches
+from slotbroker.engine.steprow import merge_row, row_fit, row_peak
 
 I64 = npt.NDArray[np.int64]
 STRIDE = 1 << 38  # row key stride: times lie in [0, STRIDE), i.e. up to year 10680 (past any datetime)
@@ -32,7 +37,6 @@ BLOCK_S = 3600  # block of the dense maximum grid (grows when the span needs mor
 MAX_BLOCKS = 2048
 TRIM = 0.005  # share of event times at each end the grid may leave outside (see ``_extent``)
 COMPACT_ROWS = 64  # dirty rows merged into the flat arrays once there are more than this
-NONE_T = np.int64(2**62)  # "no time" inside vectorised searches
 
 
 def _i64(x: object) -> I64:
@@ -117,6 +121,7 @@ class StepTable:
         self._dirty_arr: I64 = _i64([])
         self._dec: I64 | None = None  # decrease keys of the flat arrays (dirty rows masked at query)
         self._grid: _Grid | None = None
+        self._floor = 0  # ``drop_past``'s latest ``now``: updates are clipped to start there
 
     @classmethod
     def build(cls, n_rows: int, rows: I64, start: I64, end: I64, amount: I64) -> StepTable:
@@ -139,34 +144,114 @@ class StepTable:
 
     # -- updates ---------------------------------------------------------------------------------
     def add(self, row: int, start: int, end: int, amount: int) -> None:
-        """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation."""
-        start, end = max(0, min(start, HORIZON)), max(0, min(end, HORIZON))
+        """Add ``amount`` over [start, end) to ``row``; a negative amount removes an allocation.
+
+        The row is rewritten once: the events before ``start``, an event at ``start`` (when new), the
+        events inside raised by ``amount``, an event at ``end`` (when new) carrying the old level, the
+        events after; then events that no longer change the level are dropped (rows stay minimal)."""
+        start, end = max(self._floor, min(start, HORIZON)), max(0, min(end, HORIZON))
         if end <= start or amount == 0:
             return
         if not 0 <= row < self.n_rows:
             raise ValueError("row out of range")
         ks, ls = self._row(row)
         base = row * STRIDE
-        for t in (start, end):
-            key = base + t
-            i = int(np.searchsorted(ks, key))
-            if i == ks.shape[0] or ks[i] != key:
-                prev = ls[i - 1] if i > 0 else 0
-                ks, ls = np.insert(ks, i, key), np.insert(ls, i, prev)
-        i0, i1 = np.searchsorted(ks, [base + start, base + end])
-        ls = ls.copy()
-        ls[i0:i1] += amount
-        # drop events that no longer change the level (keeps rows minimal, like a rebuild)
-        keep = np.ones(ks.shape[0], dtype=bool)
-        keep[1:] = ls[1:] != ls[:-1]
-        if ks.shape[0]:
-            keep[0] = ls[0] != 0
-        ks, ls = _i64(ks[keep]), _i64(ls[keep])
+        k0, k1 = base + start, base + end
+        i0, i1 = ks.searchsorted((k0, k1)).tolist()
+        n = ks.shape[0]
+        new0 = not (i0 < n and ks[i0] == k0)
+        new1 = not (i1 < n and ks[i1] == k1)
+        out_k = np.empty(n + new0 + new1, dtype=np.int64)
+        out_l = np.empty(n + new0 + new1, dtype=np.int64)
+        out_k[:i0], out_l[:i0] = ks[:i0], ls[:i0]
+        p = i0
+        if new0:
+            out_k[p], out_l[p] = k0, (ls[i0 - 1] if i0 > 0 else 0) + amount
+            p += 1
+        q = p + i1 - i0
+        out_k[p:q] = ks[i0:i1]
+        np.add(ls[i0:i1], amount, out=out_l[p:q])
+        if new1:
+            out_k[q], out_l[q] = k1, ls[i1 - 1] if i1 > 0 else 0
+            q += 1
+        out_k[q:], out_l[q:] = ks[i1:], ls[i1:]
+        ks, ls = out_k, out_l
+        keep = np.empty(ks.shape[0], dtype=bool)
+        keep[0] = ls[0] != 0
+        np.not_equal(ls[1:], ls[:-1], out=keep[1:])
+        if not keep.all():
+            ks, ls = ks[keep], ls[keep]
+        fresh = row not in self._dirty
         self._dirty[row] = (ks, ls)
-        self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
+        if fresh:
+            self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
         self._update_grid(row, start, end)
         if len(self._dirty) > COMPACT_ROWS:
             self.compact()
+
+    def add_many(self, rows: I64, start: I64, end: I64, amount: I64) -> None:
+        """``add`` for a batch (one entry per allocation; negative amounts remove). Each touched row is
+        rebuilt once from its events and the batch's (``_merge``), and its block maxima once, however
+        many of the batch's allocations it holds."""
+        rows, amount = _i64(rows), _i64(amount)
+        start, end = clip_times(_i64(start), _i64(end))
+        start = np.maximum(start, self._floor)
+        live = (end > start) & (amount != 0)
+        rows, start, end, amount = rows[live], start[live], end[live], amount[live]
+        if rows.shape[0] == 0:
+            return
+        if int(rows.min()) < 0 or int(rows.max()) >= self.n_rows:
+            raise ValueError("row out of range")
+        order = np.argsort(rows, kind="stable")
+        rows, start, end, amount = rows[order], start[order], end[order], amount[order]
+        cuts = [0, *(np.flatnonzero(rows[1:] != rows[:-1]) + 1).tolist(), rows.shape[0]]
+        spans: list[tuple[int, int, int]] = []
+        for a, b in pairwise(cuts):
+            row = int(rows[a])
+            base = row * STRIDE
+            ks, ls = self._row(row)
+            keys = np.concatenate([base + start[a:b], base + end[a:b]])
+            self._dirty[row] = merge_row(ks, ls, keys, np.concatenate([amount[a:b], -amount[a:b]]))
+            spans.append((row, int(start[a:b].min()), int(end[a:b].max())))
+        self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
+        for row, lo, hi in spans:  # after every merge: a grid resize re-reads other rows
+            self._update_grid(row, lo, hi)
+        if len(self._dirty) > COMPACT_ROWS:
+            self.compact()
+
+    def shorten(self, row: int, start: int, end: int, amount: int, new_end: int) -> None:
+        """Release the tail [new_end, end) of a booking of ``amount`` over [start, end) (an early end);
+        ``new_end <= start`` releases all of it. ``new_end > end`` is no shortening: ``ValueError``."""
+        if new_end > end:
+            raise ValueError("shorten cannot lengthen a booking")
+        self.add(row, max(new_end, start), end, -amount)
+
+    def drop_past(self, now: int) -> None:
+        """Forget what lies before ``now``: per row, the events at or before ``now`` collapse into one
+        event at ``now`` carrying the level in force then (none when it is 0), and the block grid is
+        rebuilt over what is left, so a long-lived table does not coarsen as time moves on.
+
+        Every query about times at or after ``now`` (``peak``/``earliest_fits`` from ``now``,
+        ``next_decrease(after >= now)``, ``blocked_spans`` from ``now``, ...) answers exactly as before;
+        queries before ``now`` are no longer answered (the table reads 0 there). The result is the table
+        of the bookings clipped to start at ``now`` (those ended by ``now`` dropped), and it stays so:
+        later updates are clipped the same way (a booking in the forgotten past changes nothing)."""
+        now = max(0, min(now, HORIZON))
+        self._floor = max(self._floor, now)
+        self.compact()
+        k, lv = self._keys, self._levels
+        if k.shape[0]:
+            rows = k // STRIDE
+            before = (k - rows * STRIDE) <= now
+            last = before.copy()  # the last event at or before now, per row
+            last[:-1] &= ~(before[1:] & (rows[1:] == rows[:-1]))
+            carried = last & (lv != 0)
+            keep = ~before | carried
+            self._keys = _i64(np.where(carried, rows * STRIDE + now, k)[keep])
+            self._levels = _i64(lv[keep])
+        self._dec = None
+        if self._grid is not None:
+            self._grid = self._build_grid()
 
     def _update_grid(self, row: int, start: int, end: int) -> None:
         g = self._grid
@@ -274,6 +359,10 @@ class StepTable:
         if rows.shape[0] == 0:
             return np.zeros(0, dtype=np.int64)
         if isinstance(start, (int, np.integer)) and isinstance(end, (int, np.integer)):
+            if rows.shape[0] == 1 and self._grid is None:  # one row, no grid kept: read its events
+                r = int(rows[0])
+                ks, ls = self._row(r)
+                return np.array([row_peak(ks, ls, r * STRIDE, int(start), int(end))], dtype=np.int64)
             return self._peak_window(rows, int(start), int(end))
         return self._peak_exact(rows, _i64(start), _i64(end))
 
@@ -407,10 +496,9 @@ class StepTable:
 
     def earliest_fit(self, row: int, start: int, duration: int, threshold: int, latest: int) -> int | None:
         """Earliest ``t`` in [start, latest] with peak over [t, t + duration) <= threshold, or None."""
-        got = self.earliest_fits(
-            np.array([row], dtype=np.int64), np.array([start], np.int64), duration, _i64([threshold]), latest
-        )
-        return None if got[0] >= NONE_T else int(got[0])
+        ks, ls = self._row(row)
+        got = row_fit(ks, ls, row * STRIDE, start, duration, threshold, latest)
+        return None if got >= NONE_T else got
 
     def earliest_fits(self, rows: I64, start: I64, duration: int, threshold: I64, latest: int) -> I64:
         """Per row: earliest ``t`` in [start[i], latest] with peak over [t, t + duration) <=
@@ -419,6 +507,11 @@ class StepTable:
         A start can only be the row's ``start`` or the start of a stretch at or below the threshold
         (right after a blocked stretch); it is the answer when that stretch lasts ``duration``."""
         rows, start, threshold = _i64(rows), _i64(start), _i64(threshold)
+        if rows.shape[0] == 1:
+            r = int(rows[0])
+            ks, ls = self._row(r)
+            got = row_fit(ks, ls, r * STRIDE, int(start[0]), duration, int(threshold[0]), latest)
+            return np.array([got], dtype=np.int64)
         out = np.full(rows.shape[0], NONE_T, dtype=np.int64)
         live = (threshold >= 0) & (start <= latest)
         if not live.any():

@@ -69,13 +69,13 @@ class Conservative:
     def finish(self, ask: Ask, start: int, now: int) -> None:
         booked_end = start + ask.req
         if now < booked_end:
-            self.profile.add(now, booked_end, -ask.procs)  # release the tail
+            self.profile.release_tail(start, booked_end, ask.procs, now)
             if self.compact:
                 self._compact(now)
 
     def _compact(self, now: int) -> None:
         for ask_id, (ask, old) in list(self.pending.items()):
-            if old <= now or self.profile.trough(now, old) + ask.procs > self.profile.capacity:
+            if not self.profile.room_before(now, old, ask.procs):
                 continue  # due now, or never room for it before its reservation: it cannot move
             self.profile.add(old, old + ask.req, -ask.procs)
             new = self.profile.earliest(now, ask.req, ask.procs)
@@ -135,7 +135,7 @@ class Easy:
     def finish(self, ask: Ask, start: int, now: int) -> None:
         booked_end = start + ask.req
         if now < booked_end:
-            self.profile.add(now, booked_end, -ask.procs)
+            self.profile.release_tail(start, booked_end, ask.procs, now)
 
     def _start(self, ask: Ask, now: int, started: list[Ask]) -> None:
         self.profile.add(now, now + ask.req, ask.procs)
