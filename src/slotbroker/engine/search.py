@@ -31,7 +31,7 @@ from slotbroker.engine.verify import holds, host_load
 I64 = npt.NDArray[np.int64]
 MAX_CANDIDATES = 20_000
 FEW_HOSTS = 32  # components with at most this many eligible hosts get their reach up front
-REACH_AFTER = 8  # rejected starts after which every component's reach bounds the next candidate
+REACH_AFTER = 3  # rejected starts after which every component's reach bounds the next candidate
 
 
 @dataclass
