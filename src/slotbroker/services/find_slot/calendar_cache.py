@@ -1,22 +1,35 @@
-"""A per-process calendar index, refreshed when the database's calendar generation moves.
+"""A per-process calendar index, kept current when the database's calendar generation moves.
 
-Each API replica keeps its own index. Before answering, it reads the generation (one indexed row) and
-rebuilds when it moved, or when a hold it counted has since expired (so freed capacity shows up without
-any write). The database stays the only authority on capacity: a stale index can only cost a retry at
-claim time, never an overbooking.
+Each API replica keeps its own index. Before answering, it reads the generation (one indexed row). When
+the generation moved by exactly the bumps of this process's own complete commits since the index was
+read, it replays their described changes onto the index (``store/calendar_changes.py``); otherwise -
+another process wrote, a commit was not fully described, or a hold the index counted has expired - it
+rebuilds from the database. The database stays the only authority on capacity: a stale index can only
+cost a retry at claim time, never an overbooking. Decision 0030 gives the argument that replaying is
+exact.
+
+Commits report in any order, by ticket (``committing`` runs before the COMMIT). A rebuild reads the
+database and then notes the next ticket (its *horizon*): a commit with a smaller ticket may or may not be
+in what it read, so its report is dropped (if it was not read, the generation will not match and the
+next answer rebuilds); a commit at or past the horizon started after every read, so it is not in it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from slotbroker.engine import CalendarIndex
+from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
+from slotbroker.store.calendar_changes import CalendarChanges, Holding
 from slotbroker.store.db import Database
 from slotbroker.store.repositories.snapshot import committed_generation
+from slotbroker.store.repositories.usage import holds_capacity
 from slotbroker.store.unit_of_work import UnitOfWork
 
 
@@ -42,16 +55,40 @@ class CachedIndex:
     stale_after_s: int | None  # the first hold expiry after the build: usage drops then
 
     def fresh_at(self, generation: int, now_s: int) -> bool:
-        return self.generation == generation and (self.stale_after_s is None or now_s < self.stale_after_s)
+        return self.generation == generation and self.unexpired_at(now_s)
+
+    def unexpired_at(self, now_s: int) -> bool:
+        return self.stale_after_s is None or now_s < self.stale_after_s
 
 
 class CalendarCache:
+    """``current()`` answers the index; ``committing``/``committed`` are the unit of work's commit
+    listener (``store.unit_of_work.listen``, registered by the composition root)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one refresh at a time; others reuse it
         self._cached: CachedIndex | None = None
+        self._tickets = itertools.count()
+        self._horizon = 0  # reports of tickets below it are in the cached index, or never will be
+        self._reported: dict[int, CalendarChanges] = {}  # complete or not, at or past the horizon
+        self._reports = threading.Lock()
         self.rebuilds = 0
+        self.replays = 0  # refreshes done by replaying this process's own commits
 
+    # -- the commit listener ------------------------------------------------------------------------------
+    def committing(self) -> int:
+        with self._reports:
+            return next(self._tickets)
+
+    def committed(self, ticket: int, changes: CalendarChanges | None) -> None:
+        if changes is None:
+            return  # not committed (or not known to be): the generation decides
+        with self._reports:
+            if ticket >= self._horizon:
+                self._reported[ticket] = changes
+
+    # -- the index ----------------------------------------------------------------------------------------
     def generation(self) -> int:
         """The committed calendar generation: one primary-key read, no ORM session."""
         return committed_generation(self.db.engine)
@@ -59,13 +96,56 @@ class CalendarCache:
     def current(self, now_s: int | None = None) -> CachedIndex:
         now = int(time.time()) if now_s is None else now_s
         cached = self._cached
-        if cached is not None and cached.fresh_at(self.generation(), now):
+        if cached is not None and not self._reported and cached.fresh_at(self.generation(), now):
             return cached
-        with self._lock, UnitOfWork(self.db, readonly=True) as uow:  # one rebuild at a time; others reuse it
-            generation = uow.calendar.generation()
+        with self._lock:
             cached = self._cached
-            if cached is not None and cached.fresh_at(generation, now):
-                return cached
+            if cached is not None and cached.unexpired_at(now):
+                with self._reports:
+                    reports = dict(self._reported)  # taken before the generation is read: all in it
+                generation = self.generation()
+                if cached.generation == generation and not reports:
+                    return cached
+                replayed = self._replay(cached, reports, generation)
+                if replayed is not None and replayed.unexpired_at(now):  # a hold it added may be over
+                    return replayed
+            return self._rebuild(now)
+
+    def _replay(
+        self, cached: CachedIndex, reports: dict[int, CalendarChanges], generation: int
+    ) -> CachedIndex | None:
+        """``cached`` with ``reports`` replayed, when they are exactly what moved the generation; else
+        None (rebuild). All of them or none: add and remove commute, a part of a set would be wrong."""
+        changes = reports.values()
+        if not all(c.complete for c in changes):
+            return None
+        if generation != cached.generation + sum(c.bumps for c in changes):
+            return None
+        since = cached.built_at_s
+        removed = [r for c in changes for r in _counted(c.removed, since)]
+        added = [r for c in changes for r in _counted(c.added, since)]
+        apply_changes(cached.index, added, removed)
+        cached.index.generation = generation
+        expiries = [
+            h.expires_s
+            for c in changes
+            for h in c.added
+            if h.kind == "hold" and h.expires_s is not None and h.expires_s > since
+        ]
+        if cached.stale_after_s is not None:
+            expiries.append(cached.stale_after_s)
+        stale = min(expiries, default=None)
+        fresh = dataclasses.replace(cached, generation=generation, stale_after_s=stale)
+        with self._reports:
+            for ticket in reports:
+                self._reported.pop(ticket, None)
+        self._cached = fresh
+        self.replays += 1
+        return fresh
+
+    def _rebuild(self, now: int) -> CachedIndex:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            generation = uow.calendar.generation()
             snapshot = load_snapshot(uow, now_s=now)
             next_expiry = uow.snapshot.next_hold_expiry(now)
             catalog = Catalog(
@@ -77,17 +157,37 @@ class CalendarCache:
                 ports=frozenset((port.site, port.name) for port in snapshot.ports),
                 host_site={host.name: host.site for host in snapshot.hosts},
             )
-            fresh = CachedIndex(
-                CalendarIndex(snapshot, generation=generation),
-                catalog,
-                generation,
-                now,
-                next_expiry,
-            )
-            self._cached = fresh
-            self.rebuilds += 1
-            return fresh
+        with self._reports:  # every read is done: commits from the next ticket on are not in them
+            self._horizon = next(self._tickets)
+            self._reported = {t: c for t, c in self._reported.items() if t >= self._horizon}
+        fresh = CachedIndex(
+            CalendarIndex(snapshot, generation=generation),
+            catalog,
+            generation,
+            now,
+            next_expiry,
+        )
+        self._cached = fresh
+        self.rebuilds += 1
+        return fresh
 
     def invalidate(self) -> None:
         with self._lock:
             self._cached = None
+
+
+def _counted(holdings: Iterable[Holding], since_s: int) -> Iterable[AllocationSnap]:
+    """The rows of ``holdings`` an index read at ``since_s`` counts (``load_snapshot``'s rule: rows
+    ending after it, of consumers holding capacity then)."""
+    for h in holdings:
+        if holds_capacity(h.status, h.kind, h.expires_s, since_s):
+            yield from (r for r in h.rows if r.end_s > since_s)
+
+
+def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:
+    """The one place the cache changes an index in place. Adds first: a VLAN tag's row must be there to
+    be removed, whatever order the commits came in."""
+    for row in added:
+        index.add(row)
+    for row in removed:
+        index.remove(row)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
+from slotbroker.store import calendar_changes
 from slotbroker.store.models import LeaseEventRow
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
@@ -126,7 +127,8 @@ class LeaseRepository:
         stmt = update(consumers).where(consumers.c.id == consumer_id)
         if only_from is not None:
             stmt = stmt.where(consumers.c.status == only_from.value)
-        self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
+        with calendar_changes.tracking(self.session, [consumer_id]):  # a status may stop holding capacity
+            self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
 
     def bump_generation(self, consumer_id: int) -> None:
         self.session.execute(
@@ -171,20 +173,28 @@ class LeaseRepository:
         )
 
     def free_rows(self, consumer_id: int) -> None:
-        """Delete every row of the lease (a move frees the old interval before claiming the new)."""
-        self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
+        """Delete every row of the lease (a move frees the old interval before claiming the new; the
+        claim bumps the calendar)."""
+        with calendar_changes.tracking(self.session, [consumer_id]):
+            self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
 
     def shorten_rows(self, consumer_id: int, end_s: int) -> None:
-        self.session.execute(
-            update(allocations)
-            .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > end_s)
-            .values(end_s=end_s)
-        )
+        """Cut the lease's rows at ``end_s``; the caller bumps the calendar once for it."""
+        with calendar_changes.tracking(self.session, [consumer_id], bumps=1):
+            self.session.execute(
+                update(allocations)
+                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > end_s)
+                .values(end_s=end_s)
+            )
 
     def adopt(self, consumer_id: int, temp_id: int, *, stretch: tuple[int, int] | None = None) -> None:
         """Give the rows a temporary consumer claimed to the lease, and drop the temporary consumer.
         ``stretch`` (start, end): the claim extended the lease, so its rows ending at ``start`` are
-        stretched to ``end`` and the temporary rows dropped instead."""
+        stretched to ``end`` and the temporary rows dropped instead. The claim bumped the calendar."""
+        with calendar_changes.tracking(self.session, [consumer_id, temp_id]):
+            self._adopt(consumer_id, temp_id, stretch)
+
+    def _adopt(self, consumer_id: int, temp_id: int, stretch: tuple[int, int] | None) -> None:
         if stretch is not None:
             start, end = stretch
             self.session.execute(
@@ -202,13 +212,24 @@ class LeaseRepository:
         self.session.execute(delete(consumers).where(consumers.c.id == temp_id))
 
     def drop_rows(self, row_ids: Collection[int]) -> None:
-        self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
+        """Delete these rows (a rehost moves them; its claim bumps the calendar)."""
+        with calendar_changes.tracking(self.session, self._owners(row_ids)):
+            self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
 
     def end_rows_at(self, row_ids: Collection[int], now_s: int) -> None:
-        """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does)."""
+        """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does; a rehost's claim bumps
+        the calendar)."""
         drop, cut = stop_rows(allocations.c.id.in_(list(row_ids)), now_s)
-        self.session.execute(drop)
-        self.session.execute(cut)
+        with calendar_changes.tracking(self.session, self._owners(row_ids)):
+            self.session.execute(drop)
+            self.session.execute(cut)
+
+    def _owners(self, row_ids: Collection[int]) -> list[int]:
+        """The consumers of these rows, when someone records calendar changes (else no query)."""
+        if calendar_changes.of(self.session) is None or not row_ids:
+            return []
+        q = select(allocations.c.consumer_id).where(allocations.c.id.in_(list(row_ids))).distinct()
+        return [int(c) for c in self.session.scalars(q)]
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
