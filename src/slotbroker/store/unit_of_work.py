@@ -62,7 +62,8 @@ def listen(db: Database, listener: CommitListener) -> None:
         found = _LISTENERS.get(id(db))
         if found is None or found[0]() is not db:
             key = id(db)
-            found = _LISTENERS[key] = (weakref.ref(db, lambda _: _LISTENERS.pop(key, None)), [])
+            table = _LISTENERS  # bound now: the callback may run at interpreter exit, globals gone
+            found = table[key] = (weakref.ref(db, lambda _: table.pop(key, None)), [])
         found[1].append(listener)
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -122,9 +123,10 @@ class CalendarCache:
         if generation != cached.generation + sum(c.bumps for c in changes):
             return None
         since = cached.built_at_s
-        removed = [r for c in changes for r in _counted(c.removed, since)]
-        added = [r for c in changes for r in _counted(c.added, since)]
-        apply_changes(cached.index, added, removed)
+        removed = Counter(r for c in changes for r in _counted(c.removed, since))
+        added = Counter(r for c in changes for r in _counted(c.added, since))
+        # rows a change left as they were (a status change, the past of a lease that ended) cancel out
+        apply_changes(cached.index, list((added - removed).elements()), list((removed - added).elements()))
         cached.index.generation = generation
         expiries = [
             h.expires_s
