@@ -194,7 +194,8 @@ class World:
         item = self.rng.choice(self.items())
         request = ClaimRequest(spec, (ClaimItem(str(item.provider_uuid), item.resource_class, item.amount),))
         self.holds.append(self.svc.claims.claim(request, now_s=self.now).consumer_uuid)
-        return True
+        # PostgreSQL's two-round-trip claims commit outside any unit of work: nobody tells the cache
+        return not self.svc.claims.two_trips_for(request)
 
     def release_hold(self) -> bool:
         if self.holds:
