@@ -285,3 +285,17 @@ def test_another_replicas_write_rebuilds(database_url: str) -> None:
     finally:
         a_db.dispose()
         b_db.dispose()
+
+
+def test_a_replay_leaves_the_index_readers_hold_alone(db: Database) -> None:
+    """A search in another thread may still be reading the index it was handed: a replay changes a
+    copy, never that one."""
+    w = World(db, 3)
+    held = w.svc.calendar.current(w.now)
+    before = fresh_index(db, w.now, held.built_at_s)
+    w.create()
+    now = w.svc.calendar.current(w.now)
+    assert w.svc.calendar.replays == 1
+    assert now.index is not held.index
+    assert_same(held.index, before)
+    assert_same(now.index, fresh_index(db, w.now, now.built_at_s))

@@ -16,6 +16,7 @@ next answer rebuilds); a commit at or past the horizon started after every read,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import threading
@@ -126,8 +127,9 @@ class CalendarCache:
         removed = Counter(r for c in changes for r in _counted(c.removed, since))
         added = Counter(r for c in changes for r in _counted(c.added, since))
         # rows a change left as they were (a status change, the past of a lease that ended) cancel out
-        apply_changes(cached.index, list((added - removed).elements()), list((removed - added).elements()))
-        cached.index.generation = generation
+        index = writable_copy(cached.index)
+        apply_changes(index, list((added - removed).elements()), list((removed - added).elements()))
+        index.generation = generation
         expiries = [
             h.expires_s
             for c in changes
@@ -137,7 +139,7 @@ class CalendarCache:
         if cached.stale_after_s is not None:
             expiries.append(cached.stale_after_s)
         stale = min(expiries, default=None)
-        fresh = dataclasses.replace(cached, generation=generation, stale_after_s=stale)
+        fresh = dataclasses.replace(cached, index=index, generation=generation, stale_after_s=stale)
         with self._reports:
             for ticket in reports:
                 self._reported.pop(ticket, None)
@@ -184,6 +186,13 @@ def _counted(holdings: Iterable[Holding], since_s: int) -> Iterable[AllocationSn
     for h in holdings:
         if holds_capacity(h.status, h.kind, h.expires_s, since_s):
             yield from (r for r in h.rows if r.end_s > since_s)
+
+
+def writable_copy(index: CalendarIndex) -> CalendarIndex:
+    """A copy to change: searches in other threads may still be reading ``index`` (an answer is
+    computed from one ``CachedIndex``, never from one being changed under it). The topology never
+    changes without a rebuild, so it is shared."""
+    return copy.deepcopy(index, {id(index.topo): index.topo})
 
 
 def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:
