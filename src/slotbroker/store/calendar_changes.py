@@ -119,6 +119,14 @@ def holdings(session: Session, consumer_ids: Collection[int]) -> list[Holding]:
     return [Holding(cid, *heads[cid], tuple(rows[cid])) for cid in sorted(heads)]
 
 
+def owners(session: Session, row_ids: Collection[int]) -> list[int]:
+    """The consumers of these allocation rows, when someone records (else no query)."""
+    if of(session) is None or not row_ids:
+        return []
+    a = tables.allocations.c
+    return [int(c) for c in session.scalars(select(a.consumer_id).where(a.id.in_(list(row_ids))).distinct())]
+
+
 @contextmanager
 def tracking(session: Session, consumer_ids: Collection[int], *, bumps: int = 0) -> Iterator[None]:
     """Describe whatever the block does to these consumers: their holdings before and after (two reads,

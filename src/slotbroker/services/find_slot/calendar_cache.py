@@ -127,8 +127,9 @@ class CalendarCache:
         removed = Counter(r for c in changes for r in _counted(c.removed, since))
         added = Counter(r for c in changes for r in _counted(c.added, since))
         # rows a change left as they were (a status change, the past of a lease that ended) cancel out
-        index = writable_copy(cached.index)
-        apply_changes(index, list((added - removed).elements()), list((removed - added).elements()))
+        plus, minus = list((added - removed).elements()), list((removed - added).elements())
+        index = writable_copy(cached.index) if plus or minus else cached.index
+        apply_changes(index, plus, minus)
         index.generation = generation
         expiries = [
             h.expires_s

@@ -213,23 +213,16 @@ class LeaseRepository:
 
     def drop_rows(self, row_ids: Collection[int]) -> None:
         """Delete these rows (a rehost moves them; its claim bumps the calendar)."""
-        with calendar_changes.tracking(self.session, self._owners(row_ids)):
+        with calendar_changes.tracking(self.session, calendar_changes.owners(self.session, row_ids)):
             self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
 
     def end_rows_at(self, row_ids: Collection[int], now_s: int) -> None:
         """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does; a rehost's claim bumps
         the calendar)."""
         drop, cut = stop_rows(allocations.c.id.in_(list(row_ids)), now_s)
-        with calendar_changes.tracking(self.session, self._owners(row_ids)):
+        with calendar_changes.tracking(self.session, calendar_changes.owners(self.session, row_ids)):
             self.session.execute(drop)
             self.session.execute(cut)
-
-    def _owners(self, row_ids: Collection[int]) -> list[int]:
-        """The consumers of these rows, when someone records calendar changes (else no query)."""
-        if calendar_changes.of(self.session) is None or not row_ids:
-            return []
-        q = select(allocations.c.consumer_id).where(allocations.c.id.in_(list(row_ids))).distinct()
-        return [int(c) for c in self.session.scalars(q)]
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
