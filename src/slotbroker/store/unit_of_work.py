@@ -141,9 +141,6 @@ class UnitOfWork:
     def commit(self) -> None:
         changes = self.changes
         told = listeners(self.db) if changes is not None and changes.touched else []
-        if not told:
-            self.session.commit()
-            return
         tickets = [(listener, listener.committing()) for listener in told]
         try:
             self.session.commit()
@@ -151,7 +148,8 @@ class UnitOfWork:
             for listener, ticket in tickets:
                 listener.committed(ticket, None)
             raise
-        self.changes = calendar_changes.start(self.session)  # a unit of work may go on after a commit
+        if changes is not None:  # a unit of work may go on after a commit: record afresh
+            self.changes = calendar_changes.start(self.session)
         for listener, ticket in tickets:
             listener.committed(ticket, changes)
 
