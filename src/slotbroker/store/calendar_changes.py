@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from slotbroker.engine.snapshot import AllocationSnap
@@ -95,22 +95,26 @@ def describe(
         changes.described_bumps += bumps
 
 
+_c, _a = tables.consumers.c, tables.allocations.c
+_HOLDINGS = (
+    select(
+        _c.id, _c.status, _c.kind, _c.expires_s,
+        _a.provider_id, _a.resource_class, _a.amount, _a.start_s, _a.end_s, _a.vlan_tag,
+    )
+    .select_from(tables.consumers.outerjoin(tables.allocations, _a.consumer_id == _c.id))
+    .where(_c.id.in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
+
+
 def holdings(session: Session, consumer_ids: Collection[int]) -> list[Holding]:
     """The consumers (with their rows) as they stand in this transaction; one query."""
     if not consumer_ids:
         return []
-    c, a = tables.consumers.c, tables.allocations.c
-    q = (
-        select(
-            c.id, c.status, c.kind, c.expires_s,
-            a.provider_id, a.resource_class, a.amount, a.start_s, a.end_s, a.vlan_tag,
-        )
-        .select_from(tables.consumers.outerjoin(tables.allocations, a.consumer_id == c.id))
-        .where(c.id.in_(sorted(set(consumer_ids))))
-    )  # fmt: skip
     heads: dict[int, tuple[str, str, int | None]] = {}
     rows: dict[int, list[AllocationSnap]] = {}
-    for cid, status, kind, expires, pid, rc, amount, s, e, vlan in session.execute(q):
+    for cid, status, kind, expires, pid, rc, amount, s, e, vlan in session.execute(
+        _HOLDINGS, {"ids": sorted(set(consumer_ids))}
+    ):
         heads[int(cid)] = (str(status), str(kind), None if expires is None else int(expires))
         found = rows.setdefault(int(cid), [])
         if pid is not None:

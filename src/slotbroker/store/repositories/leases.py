@@ -3,11 +3,12 @@ hosts that may stand in for a lease's host."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
@@ -289,16 +290,7 @@ class LeaseRepository:
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
-        rows = self.session.execute(
-            select(lease_events.c.consumer_id)
-            .where(
-                lease_events.c.fired_at.is_(None),
-                lease_events.c.due_s <= now_s,
-                lease_events.c.kind.in_(kinds),
-            )
-            .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
-            .limit(limit)
-        ).all()
+        rows = self.session.execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
         return list(dict.fromkeys(int(r.consumer_id) for r in rows))
 
     def lock_due_events(
@@ -395,6 +387,21 @@ def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> A
     if status:
         stmt = stmt.where(consumers.c.status.in_(list(status)))
     return stmt
+
+
+@functools.lru_cache(maxsize=8)
+def _events_due(kinds: tuple[str, ...]) -> Any:
+    """The statement of ``events_due``, built once per ``kinds`` (the event loop asks every tick)."""
+    return (
+        select(lease_events.c.consumer_id)
+        .where(
+            lease_events.c.fired_at.is_(None),
+            lease_events.c.due_s <= bindparam("now", type_=BigInteger),
+            lease_events.c.kind.in_(kinds),
+        )
+        .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def _rank(kinds: Sequence[str]) -> Any:
