@@ -25,6 +25,7 @@ from slotbroker.engine import CalendarIndex
 from slotbroker.engine.steps import StepTable
 from slotbroker.services.booking.lease_end import end_now
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
+from slotbroker.services.find_slot import calendar_cache
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -299,3 +300,22 @@ def test_a_replay_leaves_the_index_readers_hold_alone(db: Database) -> None:
     assert now.index is not held.index
     assert_same(held.index, before)
     assert_same(now.index, fresh_index(db, w.now, now.built_at_s))
+
+
+def test_replays_stop_once_they_changed_more_rows_than_were_read(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ended rows stay in a replayed index; after as many replayed rows as the build read, it rebuilds."""
+    monkeypatch.setattr(calendar_cache, "REPLAY_ROWS", 0)
+    w = World(db, 4)
+    cache = w.svc.calendar
+    assert cache.current(w.now).rows == 0
+    w.create()
+    assert cache.current(w.now).replayed > 0  # replayed: nothing had been read, nothing replayed yet
+    rebuilds = cache.rebuilds
+    w.create()
+    cached = cache.current(w.now)
+    assert cache.rebuilds == rebuilds + 1
+    assert cached.replayed == 0
+    assert cached.rows > 0
+    assert_same(cached.index, fresh_index(db, w.now, cached.built_at_s))

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from slotbroker.domain.claims import ConsumerKind
 from slotbroker.engine import CalendarIndex
 from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
@@ -33,6 +34,11 @@ from slotbroker.store.db import Database
 from slotbroker.store.repositories.snapshot import committed_generation
 from slotbroker.store.repositories.usage import holds_capacity
 from slotbroker.store.unit_of_work import UnitOfWork
+
+# A replayed index keeps the rows that have ended since it was read (a rebuild reads only rows ending
+# after now): once replays have changed more rows than the index was built from (and this many), the
+# next refresh rebuilds. That bounds the growth to about twice, at an amortised O(1) rebuild per row.
+REPLAY_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,17 @@ class CachedIndex:
     generation: int
     built_at_s: int
     stale_after_s: int | None  # the first hold expiry after the build: usage drops then
+    rows: int = 0  # allocation rows read at the build
+    replayed: int = 0  # rows added or removed by replays since
 
     def fresh_at(self, generation: int, now_s: int) -> bool:
         return self.generation == generation and self.unexpired_at(now_s)
 
     def unexpired_at(self, now_s: int) -> bool:
         return self.stale_after_s is None or now_s < self.stale_after_s
+
+    def replayable_at(self, now_s: int) -> bool:
+        return self.unexpired_at(now_s) and self.replayed <= max(self.rows, REPLAY_ROWS)
 
 
 class CalendarCache:
@@ -102,7 +113,7 @@ class CalendarCache:
             return cached
         with self._lock:
             cached = self._cached
-            if cached is not None and cached.unexpired_at(now):
+            if cached is not None and cached.replayable_at(now):
                 with self._reports:
                     reports = dict(self._reported)  # taken before the generation is read: all in it
                 generation = self.generation()
@@ -135,12 +146,18 @@ class CalendarCache:
             h.expires_s
             for c in changes
             for h in c.added
-            if h.kind == "hold" and h.expires_s is not None and h.expires_s > since
+            if h.kind == ConsumerKind.HOLD.value and h.expires_s is not None and h.expires_s > since
         ]
         if cached.stale_after_s is not None:
             expiries.append(cached.stale_after_s)
         stale = min(expiries, default=None)
-        fresh = dataclasses.replace(cached, index=index, generation=generation, stale_after_s=stale)
+        fresh = dataclasses.replace(
+            cached,
+            index=index,
+            generation=generation,
+            stale_after_s=stale,
+            replayed=cached.replayed + len(plus) + len(minus),
+        )
         with self._reports:
             for ticket in reports:
                 self._reported.pop(ticket, None)
@@ -171,6 +188,7 @@ class CalendarCache:
             generation,
             now,
             next_expiry,
+            rows=len(snapshot.allocations),
         )
         self._cached = fresh
         self.rebuilds += 1
