@@ -135,7 +135,7 @@ def owners(session: Session, row_ids: Collection[int]) -> list[int]:
 def tracking(session: Session, consumer_ids: Collection[int], *, bumps: int = 0) -> Iterator[None]:
     """Describe whatever the block does to these consumers: their holdings before and after (two reads,
     only when someone records). ``bumps``: the calendar bumps this change accounts for (its caller's)."""
-    if of(session) is None:
+    if of(session) is None or not consumer_ids:
         yield
         return
     before = holdings(session, consumer_ids)

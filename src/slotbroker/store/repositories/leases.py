@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
 from slotbroker.store.models import LeaseEventRow
@@ -128,7 +128,10 @@ class LeaseRepository:
         stmt = update(consumers).where(consumers.c.id == consumer_id)
         if only_from is not None:
             stmt = stmt.where(consumers.c.status == only_from.value)
-        with calendar_changes.tracking(self.session, [consumer_id]):  # a status may stop holding capacity
+        # Only a freeing status changes what the calendar counts: a consumer in one has no rows left
+        # (every path into one deletes them), so leaving one adds nothing back.
+        tracked = [consumer_id] if status.value in FREEING_STATUSES else []
+        with calendar_changes.tracking(self.session, tracked):
             self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
 
     def bump_generation(self, consumer_id: int) -> None:
