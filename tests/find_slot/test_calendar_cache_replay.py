@@ -249,6 +249,7 @@ def test_replayed_index_equals_a_fresh_read(db: Database, seed: int) -> None:
         assert cached.generation == cache.generation()
         assert_same(cached.index, fresh_index(db, w.now, cached.built_at_s))
     assert cache.replays > 0
+    assert cache.replay_failures == 0
     assert replayed > 20
 
 
