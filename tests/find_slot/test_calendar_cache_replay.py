@@ -31,6 +31,7 @@ from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire import providers as cmd
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec, UpdateLease
+from slotbroker.wire.offers import OfferSetRequest
 
 T0 = 1_900_000_000
 _names = itertools.count()
@@ -105,6 +106,7 @@ class World:
         self.hosts = [self.add_host() for _ in range(3)]
         self.leases: list[str] = []
         self.holds: list[str] = []
+        self.offer_sets: list[str] = []
 
     def add_host(self) -> str:
         body = cmd.CreateProvider(
@@ -203,6 +205,42 @@ class World:
             self.svc.claims.release(self.holds.pop(), status=ConsumerStatus.REJECTED, now_s=self.now)
         return True
 
+    def offer(self) -> bool:
+        start = self.now + self.rng.choice([0, 60, 600])
+        request = {
+            "components": [{"name": "c", "resources": {"VCPU": self.rng.randint(1, 4)}}],
+            "earliest_start": at(start).isoformat(),
+            "latest_end": at(start + 86400).isoformat(),
+            "duration": "PT10M",
+        }
+        body = OfferSetRequest(request=request, max_offers=self.rng.randint(1, 3))
+        self.offer_sets.append(self.svc.offers.create(body, project="sci", now_s=self.now).id)
+        return True
+
+    def _offered(self) -> tuple[str, int] | None:
+        """An OFFERED offer of ours and how many other OFFERED offers its set has."""
+        if not self.offer_sets:
+            return None
+        view = self.svc.offers.offer_set(self.rng.choice(self.offer_sets), project=None, now_s=self.now)
+        live = [o.id for o in view.offers if o.state == "OFFERED"]
+        return (self.rng.choice(live), len(live) - 1) if live else None
+
+    def accept(self) -> bool:
+        found = self._offered()
+        if found is None:
+            return True
+        offer_id, siblings = found
+        self.leases.append(self.svc.offers.accept(offer_id, project=None, now_s=self.now).uuid)
+        # a hold becoming a lease changes nothing the calendar counts, but an accept that frees no sibling
+        # bumps the calendar for it with nothing described: that one rebuilds
+        return siblings > 0
+
+    def reject(self) -> bool:
+        found = self._offered()
+        if found is not None:
+            self.svc.offers.reject(found[0], project=None, now_s=self.now)
+        return True
+
     def rehost(self) -> bool:
         found = self._lease("ACTIVE", "PENDING")
         if found is None:
@@ -225,7 +263,8 @@ class World:
 
     OPS = (
         "create", "create", "create", "change_end", "move", "cancel", "end", "error",
-        "hold", "hold", "release_hold", "rehost", "tick", "tick", "inventory",
+        "hold", "hold", "release_hold", "offer", "offer", "accept", "reject", "rehost", "tick", "tick",
+        "inventory",
     )  # fmt: skip
 
 
@@ -267,7 +306,7 @@ def test_another_replicas_write_rebuilds(database_url: str) -> None:
         )
         b.svc = build_services(settings, b_db)
         b.svc.claims.clock = lambda: b.now
-        b.site, b.hosts, b.leases, b.holds = a.site, a.hosts, [], []
+        b.site, b.hosts, b.leases, b.holds, b.offer_sets = a.site, a.hosts, [], [], []
         a.svc.calendar.current(a.now)
         b.svc.calendar.current(b.now)
         a.create()
