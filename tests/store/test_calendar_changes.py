@@ -8,6 +8,7 @@ import itertools
 import uuid
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -139,4 +140,28 @@ def test_a_commit_a_rebuild_may_have_read_is_not_replayed(tmp_path: Path) -> Non
     after = cache.committing()
     cache.committed(after, late)
     assert cache._reported == {after: late}
+    db.dispose()
+
+
+def test_reports_nobody_asks_for_are_dropped_and_the_cache_rebuilds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that only books never asks its cache: the reports stay bounded, and dropping them is
+    sound - the generation no longer matches, so the next answer reads afresh."""
+    from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerSpec
+    from slotbroker.services.find_slot import calendar_cache
+
+    monkeypatch.setattr(calendar_cache, "MAX_REPORTS", 2)
+    db, _, host = _world(tmp_path)
+    cache = CalendarCache(db)
+    listen(db, cache)
+    cache.current(1_999_999_000)
+    claims = ClaimService(db)
+    for i in range(3):
+        spec = ConsumerSpec(ConsumerKind.LEASE, "p", 2_000_000_000 + 100 * i, 2_000_000_100 + 100 * i)
+        claims.claim(ClaimRequest(spec, (ClaimItem(host, "VCPU", 1),)), now_s=1_999_999_000)
+    assert len(cache._reported) == 1  # two dropped at the third
+    rebuilds = cache.rebuilds
+    cache.current(1_999_999_000)
+    assert cache.rebuilds == rebuilds + 1
     db.dispose()

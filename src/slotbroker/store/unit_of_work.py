@@ -51,20 +51,21 @@ class CommitListener(Protocol):
         """The commit of ``ticket`` is durable (``changes``), or failed (None)."""
 
 
-_LISTENERS: dict[int, tuple[weakref.ref[Database], list[CommitListener]]] = {}
+_LISTENERS: dict[int, tuple[weakref.ref[Database], weakref.WeakSet[CommitListener]]] = {}
 _LISTENERS_LOCK = threading.Lock()
 
 
 def listen(db: Database, listener: CommitListener) -> None:
     """Tell ``listener`` about the calendar commits of units of work on ``db`` (this object: another
-    ``Database`` on the same URL is another replica as far as its caches go)."""
+    ``Database`` on the same URL is another replica as far as its caches go). Held weakly: a services
+    graph that is dropped stops listening."""
     with _LISTENERS_LOCK:
         found = _LISTENERS.get(id(db))
         if found is None or found[0]() is not db:
             key = id(db)
             table = _LISTENERS  # bound now: the callback may run at interpreter exit, globals gone
-            found = table[key] = (weakref.ref(db, lambda _: table.pop(key, None)), [])
-        found[1].append(listener)
+            found = table[key] = (weakref.ref(db, lambda _: table.pop(key, None)), weakref.WeakSet())
+        found[1].add(listener)
 
 
 def listeners(db: Database) -> list[CommitListener]:

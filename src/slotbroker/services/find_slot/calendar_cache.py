@@ -39,6 +39,7 @@ from slotbroker.store.unit_of_work import UnitOfWork
 # after now): once replays have changed more rows than the index was built from (and this many), the
 # next refresh rebuilds. That bounds the growth to about twice, at an amortised O(1) rebuild per row.
 REPLAY_ROWS = 10_000
+MAX_REPORTS = 1000  # reports kept for the next answer at most (dropping them only costs a rebuild)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class CalendarCache:
         if changes is None:
             return  # not committed (or not known to be): the generation decides
         with self._reports:
+            if len(self._reported) >= MAX_REPORTS:  # nobody asks (a process that only books): forget
+                self._reported.clear()  # them; the generation will not match, the next answer rebuilds
             if ticket >= self._horizon:
                 self._reported[ticket] = changes
 
