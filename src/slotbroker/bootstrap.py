@@ -42,6 +42,7 @@ from slotbroker.services.protocols.fabric.calendar import FabricCalendarService
 from slotbroker.services.protocols.fabric.search import FabricFindSlot
 from slotbroker.services.protocols.ivoa import IvoaService
 from slotbroker.store.db import Database
+from slotbroker.store.unit_of_work import listen
 
 if TYPE_CHECKING:
     from slotbroker.services.planner.distributed import Distributed
@@ -167,6 +168,7 @@ def build_services(
     claims = build_claims(settings, db)
     policy = claims.policy
     calendar = CalendarCache(db)
+    listen(db, calendar)  # the cache follows this graph's own commits (decision 0030)
     uuids = ProviderUuids(db)
     requests = AllocationRequestService(
         db,

@@ -2,15 +2,24 @@
 
 Use it as a context manager; leaving without ``commit()`` rolls back, so an exception half-way through
 a use case can never leave a partial write behind.
+
+A unit of work of its own (not nested in a caller's connection) records what it does to the calendar
+(``store/calendar_changes.py``) and, when it commits, hands that record to the commit listeners of its
+database (``listen``; the composition root registers the calendar cache). Services never call the cache.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from slotbroker.store import calendar_changes
+from slotbroker.store.calendar_changes import CalendarChanges
 from slotbroker.store.db import Database
 from slotbroker.store.repositories import (
     AllocationRepository,
@@ -32,6 +41,38 @@ from slotbroker.store.repositories import (
 )
 
 
+class CommitListener(Protocol):
+    """Told about every commit that touched the calendar, in two steps around the COMMIT itself."""
+
+    def committing(self) -> int:
+        """The COMMIT is about to run: a ticket (increasing) that names this commit."""
+
+    def committed(self, ticket: int, changes: CalendarChanges | None) -> None:
+        """The commit of ``ticket`` is durable (``changes``), or failed (None)."""
+
+
+_LISTENERS: dict[int, tuple[weakref.ref[Database], weakref.WeakSet[CommitListener]]] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
+def listen(db: Database, listener: CommitListener) -> None:
+    """Tell ``listener`` about the calendar commits of units of work on ``db`` (this object: another
+    ``Database`` on the same URL is another replica as far as its caches go). Held weakly: a services
+    graph that is dropped stops listening."""
+    with _LISTENERS_LOCK:
+        found = _LISTENERS.get(id(db))
+        if found is None or found[0]() is not db:
+            key = id(db)
+            table = _LISTENERS  # bound now: the callback may run at interpreter exit, globals gone
+            found = table[key] = (weakref.ref(db, lambda _: table.pop(key, None)), weakref.WeakSet())
+        found[1].add(listener)
+
+
+def listeners(db: Database) -> list[CommitListener]:
+    found = _LISTENERS.get(id(db))
+    return list(found[1]) if found is not None and found[0]() is db else []
+
+
 class UnitOfWork:
     session: Session
     providers: ProviderRepository
@@ -50,6 +91,7 @@ class UnitOfWork:
     jobs: JobRepository
     names: NameRepository
     feeds: CalendarFeedRepository
+    changes: CalendarChanges | None
 
     def __init__(self, db: Database, *, readonly: bool = False, connection: Connection | None = None) -> None:
         """``connection``: nest in that connection's open transaction, as a SAVEPOINT - ``commit()``
@@ -67,6 +109,9 @@ class UnitOfWork:
                 bind=self.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
             )
         self.session.begin()
+        self.changes = (
+            calendar_changes.start(self.session) if self.connection is None and not self.readonly else None
+        )
         self.providers = ProviderRepository(self.session)
         self.catalog = CatalogRepository(self.session)
         self.network = NetworkRepository(self.session)
@@ -95,7 +140,21 @@ class UnitOfWork:
             self.session.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        changes = self.changes
+        told = listeners(self.db) if changes is not None and changes.touched else []
+        tickets = [(listener, listener.committing()) for listener in told]
+        try:
+            self.session.commit()
+        except BaseException:
+            for listener, ticket in tickets:
+                listener.committed(ticket, None)
+            raise
+        if changes is not None:  # a unit of work may go on after a commit: record afresh
+            self.changes = calendar_changes.start(self.session)
+        for listener, ticket in tickets:
+            listener.committed(ticket, changes)
 
     def rollback(self) -> None:
         self.session.rollback()
+        if self.changes is not None:
+            self.changes = calendar_changes.start(self.session)

@@ -1,23 +1,45 @@
-"""A per-process calendar index, refreshed when the database's calendar generation moves.
+"""A per-process calendar index, kept current when the database's calendar generation moves.
 
-Each API replica keeps its own index. Before answering, it reads the generation (one indexed row) and
-rebuilds when it moved, or when a hold it counted has since expired (so freed capacity shows up without
-any write). The database stays the only authority on capacity: a stale index can only cost a retry at
-claim time, never an overbooking.
+Each API replica keeps its own index. Before answering, it reads the generation (one indexed row). When
+the generation moved by exactly the bumps of this process's own complete commits since the index was
+read, it replays their described changes onto the index (``store/calendar_changes.py``); otherwise -
+another process wrote, a commit was not fully described, or a hold the index counted has expired - it
+rebuilds from the database. The database stays the only authority on capacity: a stale index can only
+cost a retry at claim time, never an overbooking. Decision 0030 gives the argument that replaying is
+exact.
+
+Commits report in any order, by ticket (``committing`` runs before the COMMIT). A rebuild reads the
+database and then notes the next ticket (its *horizon*): a commit with a smaller ticket may or may not be
+in what it read, so its report is dropped (if it was not read, the generation will not match and the
+next answer rebuilds); a commit at or past the horizon started after every read, so it is not in it.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import itertools
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from slotbroker.domain.claims import ConsumerKind
 from slotbroker.engine import CalendarIndex
+from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
+from slotbroker.store.calendar_changes import CalendarChanges, Holding
 from slotbroker.store.db import Database
 from slotbroker.store.repositories.snapshot import committed_generation
+from slotbroker.store.repositories.usage import holds_capacity
 from slotbroker.store.unit_of_work import UnitOfWork
+
+# A replayed index keeps the rows that have ended since it was read (a rebuild reads only rows ending
+# after now): once replays have changed more rows than the index was built from (and this many), the
+# next refresh rebuilds. That bounds the growth to about twice, at an amortised O(1) rebuild per row.
+REPLAY_ROWS = 10_000
+MAX_REPORTS = 1000  # reports kept for the next answer at most (dropping them only costs a rebuild)
 
 
 @dataclass(frozen=True)
@@ -40,18 +62,50 @@ class CachedIndex:
     generation: int
     built_at_s: int
     stale_after_s: int | None  # the first hold expiry after the build: usage drops then
+    rows: int = 0  # allocation rows read at the build
+    replayed: int = 0  # rows added or removed by replays since
 
     def fresh_at(self, generation: int, now_s: int) -> bool:
-        return self.generation == generation and (self.stale_after_s is None or now_s < self.stale_after_s)
+        return self.generation == generation and self.unexpired_at(now_s)
+
+    def unexpired_at(self, now_s: int) -> bool:
+        return self.stale_after_s is None or now_s < self.stale_after_s
+
+    def replayable_at(self, now_s: int) -> bool:
+        return self.unexpired_at(now_s) and self.replayed <= max(self.rows, REPLAY_ROWS)
 
 
 class CalendarCache:
+    """``current()`` answers the index; ``committing``/``committed`` are the unit of work's commit
+    listener (``store.unit_of_work.listen``, registered by the composition root)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one refresh at a time; others reuse it
         self._cached: CachedIndex | None = None
+        self._tickets = itertools.count()
+        self._horizon = 0  # reports of tickets below it are in the cached index, or never will be
+        self._reported: dict[int, CalendarChanges] = {}  # complete or not, at or past the horizon
+        self._reports = threading.Lock()
         self.rebuilds = 0
+        self.replays = 0  # refreshes done by replaying this process's own commits
+        self.replay_failures = 0  # replays the index refused (then rebuilt); the tests hold it at 0
 
+    # -- the commit listener ------------------------------------------------------------------------------
+    def committing(self) -> int:
+        with self._reports:
+            return next(self._tickets)
+
+    def committed(self, ticket: int, changes: CalendarChanges | None) -> None:
+        if changes is None:
+            return  # not committed (or not known to be): the generation decides
+        with self._reports:
+            if len(self._reported) >= MAX_REPORTS:  # nobody asks (a process that only books): forget
+                self._reported.clear()  # them; the generation will not match, the next answer rebuilds
+            if ticket >= self._horizon:
+                self._reported[ticket] = changes
+
+    # -- the index ----------------------------------------------------------------------------------------
     def generation(self) -> int:
         """The committed calendar generation: one primary-key read, no ORM session."""
         return committed_generation(self.db.engine)
@@ -59,13 +113,69 @@ class CalendarCache:
     def current(self, now_s: int | None = None) -> CachedIndex:
         now = int(time.time()) if now_s is None else now_s
         cached = self._cached
-        if cached is not None and cached.fresh_at(self.generation(), now):
+        if cached is not None and not self._reported and cached.fresh_at(self.generation(), now):
             return cached
-        with self._lock, UnitOfWork(self.db, readonly=True) as uow:  # one rebuild at a time; others reuse it
-            generation = uow.calendar.generation()
+        with self._lock:
             cached = self._cached
-            if cached is not None and cached.fresh_at(generation, now):
-                return cached
+            if cached is not None and cached.replayable_at(now):
+                with self._reports:
+                    reports = dict(self._reported)  # taken before the generation is read: all in it
+                generation = self.generation()
+                if cached.generation == generation and not reports:
+                    return cached
+                replayed = self._replay(cached, reports, generation)
+                if replayed is not None and replayed.unexpired_at(now):  # a hold it added may be over
+                    return replayed
+            return self._rebuild(now)
+
+    def _replay(
+        self, cached: CachedIndex, reports: dict[int, CalendarChanges], generation: int
+    ) -> CachedIndex | None:
+        """``cached`` with ``reports`` replayed, when they are exactly what moved the generation; else
+        None (rebuild). All of them or none: add and remove commute, a part of a set would be wrong."""
+        changes = reports.values()
+        if not all(c.complete for c in changes):
+            return None
+        if generation != cached.generation + sum(c.bumps for c in changes):
+            return None
+        since = cached.built_at_s
+        removed = Counter(r for c in changes for r in _counted(c.removed, since))
+        added = Counter(r for c in changes for r in _counted(c.added, since))
+        # rows a change left as they were (a status change, the past of a lease that ended) cancel out
+        plus, minus = list((added - removed).elements()), list((removed - added).elements())
+        index = writable_copy(cached.index) if plus or minus else cached.index
+        try:
+            apply_changes(index, plus, minus)
+        except (KeyError, ValueError):  # a row the index does not hold: never expected; read afresh
+            self.replay_failures += 1
+            return None
+        index.generation = generation
+        expiries = [
+            h.expires_s
+            for c in changes
+            for h in c.added
+            if h.kind == ConsumerKind.HOLD.value and h.expires_s is not None and h.expires_s > since
+        ]
+        if cached.stale_after_s is not None:
+            expiries.append(cached.stale_after_s)
+        stale = min(expiries, default=None)
+        fresh = dataclasses.replace(
+            cached,
+            index=index,
+            generation=generation,
+            stale_after_s=stale,
+            replayed=cached.replayed + len(plus) + len(minus),
+        )
+        with self._reports:
+            for ticket in reports:
+                self._reported.pop(ticket, None)
+        self._cached = fresh
+        self.replays += 1
+        return fresh
+
+    def _rebuild(self, now: int) -> CachedIndex:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            generation = uow.calendar.generation()
             snapshot = load_snapshot(uow, now_s=now)
             next_expiry = uow.snapshot.next_hold_expiry(now)
             catalog = Catalog(
@@ -77,17 +187,45 @@ class CalendarCache:
                 ports=frozenset((port.site, port.name) for port in snapshot.ports),
                 host_site={host.name: host.site for host in snapshot.hosts},
             )
-            fresh = CachedIndex(
-                CalendarIndex(snapshot, generation=generation),
-                catalog,
-                generation,
-                now,
-                next_expiry,
-            )
-            self._cached = fresh
-            self.rebuilds += 1
-            return fresh
+        with self._reports:  # every read is done: commits from the next ticket on are not in them
+            self._horizon = next(self._tickets)
+            self._reported = {t: c for t, c in self._reported.items() if t >= self._horizon}
+        fresh = CachedIndex(
+            CalendarIndex(snapshot, generation=generation),
+            catalog,
+            generation,
+            now,
+            next_expiry,
+            rows=len(snapshot.allocations),
+        )
+        self._cached = fresh
+        self.rebuilds += 1
+        return fresh
 
     def invalidate(self) -> None:
         with self._lock:
             self._cached = None
+
+
+def _counted(holdings: Iterable[Holding], since_s: int) -> Iterable[AllocationSnap]:
+    """The rows of ``holdings`` an index read at ``since_s`` counts (``load_snapshot``'s rule: rows
+    ending after it, of consumers holding capacity then)."""
+    for h in holdings:
+        if holds_capacity(h.status, h.kind, h.expires_s, since_s):
+            yield from (r for r in h.rows if r.end_s > since_s)
+
+
+def writable_copy(index: CalendarIndex) -> CalendarIndex:
+    """A copy to change: searches in other threads may still be reading ``index`` (an answer is
+    computed from one ``CachedIndex``, never from one being changed under it). The topology never
+    changes without a rebuild, so it is shared."""
+    return copy.deepcopy(index, {id(index.topo): index.topo})
+
+
+def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:
+    """The one place the cache changes an index in place. Adds first: a VLAN tag's row must be there to
+    be removed, whatever order the commits came in."""
+    for row in added:
+        index.add(row)
+    for row in removed:
+        index.remove(row)

@@ -26,6 +26,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from slotbroker.domain.claim_rule import AllocationItem, LockedProvider, Pair, PairState
 from slotbroker.domain.claims import FREEING_STATUSES
+from slotbroker.engine.snapshot import AllocationSnap
+from slotbroker.store import calendar_changes
+from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.claims import statements as st
 from slotbroker.store.models import calendar_shard, utcnow
 
@@ -147,6 +150,8 @@ def _expire(session: Session, where: ColumnElement[bool], now_s: int) -> list[in
     ids = sorted(int(i) for i in conn.scalars(st.expire_statement(where), {"now": now_s}))
     if ids:
         conn.execute(st.delete_allocations_of(ids))
+        # Holds past their expiry are already out of a fresh cache, or in one due to rebuild: no delta.
+        calendar_changes.mark_opaque(session)
     return ids
 
 
@@ -167,6 +172,7 @@ def bump_calendar(session: Session, shard_key: int = 0) -> None:
     COMMIT: its row lock is held until then. Claims pass their lowest provider id, so claims on
     different providers bump different rows and stop queueing behind one another's commits."""
     run_compiled(session.connection(), st.bump_statement, 0, {"shard": calendar_shard(shard_key)})
+    calendar_changes.bumped(session)
 
 
 def insert_consumer(session: Session, values: dict[str, Any]) -> int:
@@ -184,16 +190,28 @@ def write_claim(
     if conn.dialect.name == "postgresql" and 0 < len(items) <= st.INSERT_BATCH:
         params = st.write_params(consumer, items, calendar_shard(shard_key), utcnow())
         ((consumer_id,),) = run_compiled(conn, st.write_statement, len(items), params)
-        return int(consumer_id)
-    cid = insert_consumer(session, consumer)
-    s, e = consumer["start_s"], consumer["end_s"]
-    for at in range(0, len(items), st.INSERT_BATCH):
-        batch = items[at : at + st.INSERT_BATCH]
-        run_compiled(
-            conn, st.insert_allocations_statement, len(batch), st.allocation_params(cid, s, e, batch)
-        )
-    bump_calendar(session, shard_key)
+        calendar_changes.bumped(session)
+        cid = int(consumer_id)
+    else:
+        cid = insert_consumer(session, consumer)
+        s, e = consumer["start_s"], consumer["end_s"]
+        for at in range(0, len(items), st.INSERT_BATCH):
+            batch = items[at : at + st.INSERT_BATCH]
+            run_compiled(
+                conn, st.insert_allocations_statement, len(batch), st.allocation_params(cid, s, e, batch)
+            )
+        bump_calendar(session, shard_key)
+    calendar_changes.describe(session, added=[_holding(cid, consumer, items)], bumps=1)
     return cid
+
+
+def _holding(cid: int, consumer: dict[str, Any], items: Sequence[AllocationItem]) -> Holding:
+    """The rows ``write_claim`` wrote, as the calendar sees them (no read needed: they are the items)."""
+    s, e, expires = int(consumer["start_s"]), int(consumer["end_s"]), consumer.get("expires_s")
+    rows = tuple(AllocationSnap(int(p), str(rc), int(a), s, e, vlan) for p, rc, a, vlan in items)
+    return Holding(
+        cid, str(consumer["status"]), str(consumer["kind"]), None if expires is None else int(expires), rows
+    )
 
 
 @dataclass(frozen=True)
@@ -214,13 +232,31 @@ def release_consumer(session: Session, uuid: str, status: str, now_s: int) -> Re
     a second (or concurrent) release finds the guard false and changes nothing.
     """
     conn = session.connection()
+    before = _holdings_by_uuid(session, uuid)
     row = conn.execute(st.MARK_RELEASED, {"b_uuid": uuid, "new_status": status}).first()
     if row is None:
         found = conn.execute(st.FIND_CONSUMER, {"uuid": uuid}).first()
         if found is None:
             return Released(None, "", changed=False)
         return Released(int(found.id), str(found.status), changed=False)
-    cid, status = int(row.id), str(row.status)
+    cid = int(row.id)
+    done = _release_rows(conn, cid, str(row.status), now_s)
+    if before is not None:  # the caller bumps the calendar once for a change (``ClaimService.release_in``)
+        after = calendar_changes.holdings(session, [cid])
+        calendar_changes.describe(session, removed=before, added=after, bumps=1)
+    return done
+
+
+def _holdings_by_uuid(session: Session, uuid: str) -> list[Holding] | None:
+    """The consumer ``uuid`` as ``calendar_changes.holdings`` reads it; None when nobody records."""
+    if calendar_changes.of(session) is None:
+        return None
+    found = session.connection().execute(st.FIND_CONSUMER, {"uuid": uuid}).first()
+    return [] if found is None else calendar_changes.holdings(session, [int(found.id)])
+
+
+def _release_rows(conn: Connection, cid: int, status: str, now_s: int) -> Released:
+    """Free the rows of a consumer just moved to ``status``: all of them, or (``ENDED``) ``stop_rows``."""
     if status in FREEING_STATUSES:
         deleted = conn.execute(st.DELETE_ALL, {"cid": cid}).rowcount
         return Released(cid, status, changed=True, deleted=deleted)

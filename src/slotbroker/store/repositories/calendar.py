@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from slotbroker.store import calendar_changes
 from slotbroker.store.models import (
     CalendarStateRow,
     calendar_shard,
@@ -31,3 +32,4 @@ class CalendarRepository:
     def bump(self, shard_key: int = 0) -> None:
         """Every committed capacity change bumps this, so cached indexes in any replica notice."""
         self.session.connection().execute(BUMP_CALENDAR, {"shard": calendar_shard(shard_key)})
+        calendar_changes.bumped(self.session)

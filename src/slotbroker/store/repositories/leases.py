@@ -3,15 +3,17 @@ hosts that may stand in for a lease's host."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
+from slotbroker.store import calendar_changes
 from slotbroker.store.models import LeaseEventRow
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
@@ -126,7 +128,11 @@ class LeaseRepository:
         stmt = update(consumers).where(consumers.c.id == consumer_id)
         if only_from is not None:
             stmt = stmt.where(consumers.c.status == only_from.value)
-        self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
+        # Only a freeing status changes what the calendar counts: a consumer in one has no rows left
+        # (every path into one deletes them), so leaving one adds nothing back.
+        tracked = [consumer_id] if status.value in FREEING_STATUSES else []
+        with calendar_changes.tracking(self.session, tracked):
+            self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
 
     def bump_generation(self, consumer_id: int) -> None:
         self.session.execute(
@@ -171,20 +177,28 @@ class LeaseRepository:
         )
 
     def free_rows(self, consumer_id: int) -> None:
-        """Delete every row of the lease (a move frees the old interval before claiming the new)."""
-        self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
+        """Delete every row of the lease (a move frees the old interval before claiming the new; the
+        claim bumps the calendar)."""
+        with calendar_changes.tracking(self.session, [consumer_id]):
+            self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
 
     def shorten_rows(self, consumer_id: int, end_s: int) -> None:
-        self.session.execute(
-            update(allocations)
-            .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > end_s)
-            .values(end_s=end_s)
-        )
+        """Cut the lease's rows at ``end_s``; the caller bumps the calendar once for it."""
+        with calendar_changes.tracking(self.session, [consumer_id], bumps=1):
+            self.session.execute(
+                update(allocations)
+                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > end_s)
+                .values(end_s=end_s)
+            )
 
     def adopt(self, consumer_id: int, temp_id: int, *, stretch: tuple[int, int] | None = None) -> None:
         """Give the rows a temporary consumer claimed to the lease, and drop the temporary consumer.
         ``stretch`` (start, end): the claim extended the lease, so its rows ending at ``start`` are
-        stretched to ``end`` and the temporary rows dropped instead."""
+        stretched to ``end`` and the temporary rows dropped instead. The claim bumped the calendar."""
+        with calendar_changes.tracking(self.session, [consumer_id, temp_id]):
+            self._adopt(consumer_id, temp_id, stretch)
+
+    def _adopt(self, consumer_id: int, temp_id: int, stretch: tuple[int, int] | None) -> None:
         if stretch is not None:
             start, end = stretch
             self.session.execute(
@@ -202,13 +216,17 @@ class LeaseRepository:
         self.session.execute(delete(consumers).where(consumers.c.id == temp_id))
 
     def drop_rows(self, row_ids: Collection[int]) -> None:
-        self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
+        """Delete these rows (a rehost moves them; its claim bumps the calendar)."""
+        with calendar_changes.tracking(self.session, calendar_changes.owners(self.session, row_ids)):
+            self.session.execute(delete(allocations).where(allocations.c.id.in_(list(row_ids))))
 
     def end_rows_at(self, row_ids: Collection[int], now_s: int) -> None:
-        """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does)."""
+        """Stop rows at ``now_s`` (``stop_rows``: as a release to ``ENDED`` does; a rehost's claim bumps
+        the calendar)."""
         drop, cut = stop_rows(allocations.c.id.in_(list(row_ids)), now_s)
-        self.session.execute(drop)
-        self.session.execute(cut)
+        with calendar_changes.tracking(self.session, calendar_changes.owners(self.session, row_ids)):
+            self.session.execute(drop)
+            self.session.execute(cut)
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
@@ -275,16 +293,7 @@ class LeaseRepository:
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
-        rows = self.session.execute(
-            select(lease_events.c.consumer_id)
-            .where(
-                lease_events.c.fired_at.is_(None),
-                lease_events.c.due_s <= now_s,
-                lease_events.c.kind.in_(kinds),
-            )
-            .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
-            .limit(limit)
-        ).all()
+        rows = self.session.execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
         return list(dict.fromkeys(int(r.consumer_id) for r in rows))
 
     def lock_due_events(
@@ -381,6 +390,21 @@ def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> A
     if status:
         stmt = stmt.where(consumers.c.status.in_(list(status)))
     return stmt
+
+
+@functools.lru_cache(maxsize=8)
+def _events_due(kinds: tuple[str, ...]) -> Any:
+    """The statement of ``events_due``, built once per ``kinds`` (the event loop asks every tick)."""
+    return (
+        select(lease_events.c.consumer_id)
+        .where(
+            lease_events.c.fired_at.is_(None),
+            lease_events.c.due_s <= bindparam("now", type_=BigInteger),
+            lease_events.c.kind.in_(kinds),
+        )
+        .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
 def _rank(kinds: Sequence[str]) -> Any:

@@ -3,10 +3,11 @@ window into provider uuids."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
@@ -176,24 +177,8 @@ class OfferRepository:
 
     def due(self, now_s: int, *, set_ids: Sequence[str] | None = None, limit: int | None = None) -> list[Any]:
         """(id, offer_set_id, consumer_id) of offered offers past expiry or whose hold is gone."""
-        q = (
-            select(offers.c.id, offers.c.offer_set_id, offers.c.consumer_id)
-            .select_from(offers.outerjoin(consumers, consumers.c.id == offers.c.consumer_id))
-            .where(
-                offers.c.state == OFFERED,
-                or_(
-                    offers.c.expires_s <= now_s,
-                    offers.c.consumer_id.is_(None),
-                    consumers.c.status != ConsumerStatus.HELD.value,
-                ),
-            )
-            .order_by(offers.c.offer_set_id, offers.c.position)
-        )
-        if set_ids is not None:
-            q = q.where(offers.c.offer_set_id.in_(list(set_ids)))
-        if limit is not None:
-            q = q.limit(limit)
-        return list(self.session.execute(q).all())
+        params: dict[str, Any] = {"now": now_s, "set_ids": list(set_ids or ()), "limit": limit}
+        return list(self.session.execute(_due(set_ids is not None, limit is not None), params).all())
 
     def expire(self, offer_ids: Collection[str], now_s: int) -> list[Any]:
         """Mark these offers expired where they still are due (guarded); (id, consumer_id, offer_set_id)."""
@@ -274,3 +259,26 @@ class OfferRepository:
             .where(site.c.name.in_(sorted(sites)))
         )
         return {(str(a), str(b)): str(u) for a, b, u in rows}
+
+
+@functools.lru_cache(maxsize=4)
+def _due(in_sets: bool, limited: bool) -> Any:
+    """The statement of ``OfferRepository.due``, built once (the event loop's sweep asks every tick)."""
+    q = (
+        select(offers.c.id, offers.c.offer_set_id, offers.c.consumer_id)
+        .select_from(offers.outerjoin(consumers, consumers.c.id == offers.c.consumer_id))
+        .where(
+            offers.c.state == OFFERED,
+            or_(
+                offers.c.expires_s <= bindparam("now", type_=BigInteger),
+                offers.c.consumer_id.is_(None),
+                consumers.c.status != ConsumerStatus.HELD.value,
+            ),
+        )
+        .order_by(offers.c.offer_set_id, offers.c.position)
+    )
+    if in_sets:
+        q = q.where(offers.c.offer_set_id.in_(bindparam("set_ids", expanding=True)))
+    if limited:
+        q = q.limit(bindparam("limit", type_=Integer))
+    return q

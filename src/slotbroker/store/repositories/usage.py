@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind
 from slotbroker.domain.inventory import capacity_of
-from slotbroker.store import tables
+from slotbroker.store import calendar_changes, tables
 from slotbroker.store.models import (
     AllocationRow,
     ConsumerRow,
@@ -33,6 +33,14 @@ def live_consumer(now: Any) -> ColumnElement[bool]:
             consumers.c.expires_s > now,
         ),
     )
+
+
+def holds_capacity(status: str, kind: str, expires_s: int | None, now: int) -> bool:
+    """``live_consumer`` for a consumer already in hand (the calendar cache replays this process's own
+    writes with it); ``test_calendar_changes`` holds the two equal."""
+    if status in _FREEING:
+        return False
+    return kind != ConsumerKind.HOLD.value or expires_s is None or expires_s > now
 
 
 def stop_rows(match: ColumnElement[bool], now: Any) -> tuple[Delete, Update]:
@@ -194,6 +202,7 @@ class AllocationRepository:
         per row, so tens of thousands of bookings load quickly. Checks nothing: audit before committing."""
         if not leases:
             return
+        calendar_changes.mark_opaque(self.session)  # bulk loads are not described: caches rebuild
         self.session.execute(insert(ConsumerRow), leases)
         rows = self.session.execute(
             select(ConsumerRow.uuid, ConsumerRow.id).where(ConsumerRow.kind == "lease")
