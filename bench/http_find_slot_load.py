@@ -128,11 +128,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def server(url: str, workers: int, cpus: str | None) -> Iterator[tuple[str, int]]:
-    """``slotbroker serve``'s uvicorn (httptools on uvloop, TCP_NODELAY) on ``url``: yields (base, pid)."""
+def server(url: str, workers: int, cpus: str | None, src: Path | None = None) -> Iterator[tuple[str, int]]:
+    """``slotbroker serve``'s uvicorn (httptools on uvloop, TCP_NODELAY) on ``url``, importing slotbroker
+    from ``src`` if given (another checkout's, for a before/after in one run): yields (base, pid)."""
     port = _free_port()
     env = {
         **os.environ,
+        **({"PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"} if src else {}),
         "SLOTBROKER_DATABASE_URL": url,
         "SLOTBROKER_RATE_PER_S": "1000000",
         "SLOTBROKER_RATE_BURST": "1000000",
@@ -248,6 +250,45 @@ def python_level(
     }
 
 
+def warm(
+    base: str, token: str, docs: list[dict[str, Any]], bodies: Path, workers: int, use_wrk: bool
+) -> None:
+    """Let every worker process build its calendar index before anything is timed. Each worker builds
+    its own on its first request, and which worker a connection lands on is the kernel's choice, so one
+    keep-alive connection would warm one worker only: many connections at once, on bodies (the last
+    ``WARM_BODIES``) that no measured level sends."""
+    first = len(docs) - WARM_BODIES
+    if use_wrk:
+        for _ in range(2):  # a cold worker may take seconds: the second pass meets them all warm
+            wrk_level(base, token, bodies, first, 16 * workers, 4, None)
+        return
+    python_level(base, token, docs[first:], 16 * workers, 8)
+
+
+WARM_BODIES = 20_000
+
+
+def levels(
+    base: str, pid: int, token: str, docs: list[dict[str, Any]], bodies: Path, offset: int, args: Any
+) -> tuple[dict[str, Any], int]:
+    """Every client level against one running server, each on bodies no earlier level sent."""
+    out: dict[str, Any] = {}
+    for clients in map(int, args.clients.split(",")):
+        cpu0 = cpu_seconds(pid)
+        if args.use_wrk:
+            r = wrk_level(base, token, bodies, offset, clients, args.seconds, args.generator_cpus)
+            offset += r["sent"]
+        else:
+            r = python_level(base, token, docs[offset:], clients, args.seconds)
+            offset += r["requests"] + clients
+        r["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 2)
+        out[str(clients)] = r
+    one = out[min(out, key=int)]["per_s"] or 1
+    for v in out.values():
+        v["vs_one_client"] = round(v["per_s"] / one, 2)
+    return out, offset
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=8.0)
@@ -255,26 +296,39 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--bookings", type=int, default=100_000)
-    ap.add_argument("--bodies", type=int, default=200_000, help="distinct request bodies to cycle through")
+    ap.add_argument("--bodies", type=int, default=300_000, help="distinct request bodies to cycle through")
     ap.add_argument("--python-generator", action="store_true", help="use Python threads even with wrk")
+    ap.add_argument(
+        "--base-src",
+        type=Path,
+        help="also serve slotbroker from this src directory (a checkout of the base commit), alternating "
+        "with this tree's on the same database: before and after in one run",
+    )
     args = ap.parse_args()
-    use_wrk = shutil.which("wrk") is not None and not args.python_generator
-    generator_cpus = str(CORES - 1) if CORES > 1 else None
+    args.use_wrk = shutil.which("wrk") is not None and not args.python_generator
+    args.generator_cpus = str(CORES - 1) if CORES > 1 else None
     single_worker_cpus = f"0-{CORES - 2}" if CORES > 1 else None
+    trees: dict[str, Path | None] = {"head": None}
+    if args.base_src:
+        trees = {"base": args.base_src.resolve(), "head": None}
     hosts, sites, links, ports = topology()
     snap = Snapshot(hosts, sites, links, ports, bookings(hosts, links, ports, args.bookings))
     out: dict[str, Any] = {
-        "generator": "wrk -t1 (bench/find_slot_load.lua)" if use_wrk else "python threads (httpx)",
+        "generator": "wrk -t1 (bench/find_slot_load.lua)" if args.use_wrk else "python threads (httpx)",
         "cores": CORES,
-        "generator_cpus": generator_cpus if use_wrk else "shared with the server",
+        "generator_cpus": args.generator_cpus if args.use_wrk else "shared with the server",
         "server_cpus": {"1": single_worker_cpus, "2": "all"},
         "hosts": len(hosts),
         "bookings": args.bookings,
         "seconds_per_level": args.seconds,
+        "trees": {k: str(v or "this checkout") for k, v in trees.items()},
         "backends": {},
     }
     for backend in args.backends.split(","):
-        with tempfile.TemporaryDirectory() as tmpdir, world(backend, snap, Path(tmpdir)) as (url, token, shift):
+        with (
+            tempfile.TemporaryDirectory() as tmpdir,
+            world(backend, snap, Path(tmpdir)) as (url, token, shift),
+        ):
             bodies = Path(tmpdir) / "bodies.jsonl"
             docs = [document(i, shift) for i in range(args.bodies)]
             bodies.write_text("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs))
@@ -282,29 +336,15 @@ def main() -> None:
             per_workers: dict[str, Any] = {}
             for workers in map(int, args.workers.split(",")):
                 cpus = single_worker_cpus if workers == 1 else None
-                with server(url, workers, cpus) as (base, pid):
-                    # Warm every worker's calendar index (each process builds its own) on bodies no level
-                    # uses, then measure each level on bodies no earlier level sent.
-                    warm = range(len(docs) - 64 * workers, len(docs))
-                    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as h:
-                        for i in warm:
-                            h.post("/v1/find-slot", json=docs[i], timeout=120).raise_for_status()
-                    levels: dict[str, Any] = {}
-                    for clients in map(int, args.clients.split(",")):
-                        cpu0 = cpu_seconds(pid)
-                        if use_wrk:
-                            r = wrk_level(base, token, bodies, offset, clients, args.seconds, generator_cpus)
-                            offset += r["sent"]
-                        else:
-                            r = python_level(base, token, docs[offset:], clients, args.seconds)
-                            offset += r["requests"] + clients
-                        r["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 2)
-                        levels[str(clients)] = r
-                one = levels[min(levels, key=int)]["per_s"] or 1
-                for v in levels.values():
-                    v["vs_one_client"] = round(v["per_s"] / one, 2)
-                per_workers[str(workers)] = levels
-            if offset > len(docs) - 64 * 2:
+                for tree, src in trees.items():
+                    with server(url, workers, cpus, src) as (base, pid):
+                        warm(base, token, docs, bodies, workers, args.use_wrk)
+                        result, offset = levels(base, pid, token, docs, bodies, offset, args)
+                    if len(trees) == 1:
+                        per_workers[str(workers)] = result
+                    else:
+                        per_workers.setdefault(str(workers), {})[tree] = result
+            if offset > len(docs) - WARM_BODIES:
                 out.setdefault("warnings", []).append(f"{backend}: bodies repeated; raise --bodies")
             out["backends"][backend] = per_workers
     print(json.dumps(out))

@@ -15,14 +15,17 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES
 from slotbroker.store import tables
+from slotbroker.store.db import READONLY
 
 _GENERATION = text("SELECT COALESCE(SUM(generation), 0) FROM calendar_state")
 
 
 def committed_generation(engine: Engine) -> int:
     """The committed calendar generation: one primary-key read on a plain connection, no ORM session
-    (the cache asks before every answer)."""
-    with engine.connect() as conn:
+    (the cache asks before every answer). Read-only, so on SQLite it opens a deferred ``BEGIN``: a plain
+    connection's ``BEGIN IMMEDIATE`` would take the writer lock, and concurrent searches would queue on
+    it and on each other (busy-waiting in SQLite's back-off sleeps) for a read that needs no lock."""
+    with engine.connect().execution_options(**{READONLY: True}) as conn:
         return int(conn.execute(_GENERATION).scalar() or 0)
 
 
