@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import Connection, event
 
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
@@ -46,3 +47,22 @@ def test_the_generation_read_begins_a_deferred_transaction(tmp_path: Path) -> No
         assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_generation_read_runs_outside_a_transaction_on_postgres(pg: Database) -> None:
+    """Autocommit: the read is one round trip, not BEGIN, SELECT and ROLLBACK; and the pooled
+    connection goes back to transactional mode for whoever takes it next."""
+    autocommit: list[bool] = []
+
+    def seen(conn: Connection, *_: object) -> None:
+        autocommit.append(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
+
+    event.listen(pg.engine, "before_cursor_execute", seen)
+    pg.engine.dispose()  # one pooled connection, reused below
+    assert committed_generation(pg.engine) == 0
+    assert autocommit == [True]
+    event.remove(pg.engine, "before_cursor_execute", seen)
+    with pg.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+        assert conn.exec_driver_sql("SHOW transaction_isolation").scalar_one() == "read committed"
