@@ -316,7 +316,7 @@ def main() -> None:
     out: dict[str, Any] = {
         "generator": "wrk -t1 (bench/find_slot_load.lua)" if args.use_wrk else "python threads (httpx)",
         "cores": CORES,
-        "generator_cpus": args.generator_cpus if args.use_wrk else "shared with the server",
+        "generator_cpus": args.generator_cpus if args.use_wrk else "any (threads of this process)",
         "server_cpus": {"1": single_worker_cpus, "2": "all"},
         "hosts": len(hosts),
         "bookings": args.bookings,
