@@ -7,6 +7,10 @@
   where only ``slotbroker admin worker`` processes run jobs), on ``app.state.planner_pool`` while it runs.
 * The find-slot job threads: stopped with the app, so unfinished jobs stay in the database and are
   reported ``worker_lost`` later, never left hanging.
+* The garbage collector's view of the app: everything built before serving (~250k objects: FastAPI,
+  pydantic, SQLAlchemy, the service graph) is frozen, so a full collection no longer walks it. Walking
+  it took ~100 ms with every thread stopped, the p99 of find-slot even at one client (decision 0031).
+  Unfrozen at shutdown, so a process that builds many apps (the tests) can collect the old ones.
 
 Stopping runs in the reverse order of starting: no new lease event reaches a pool that has stopped.
 """
@@ -14,6 +18,7 @@ Stopping runs in the reverse order of starting: no new lease event reaches a poo
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,8 +51,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.event_loop_interval_s > 0:
             events.interval_s = settings.event_loop_interval_s
             events.start()
+        gc.collect()  # what startup left as garbage goes now, not into the permanent generation
+        gc.freeze()
         yield
     finally:
+        gc.unfreeze()
         events.stop()
         if pool is not None:
             try:

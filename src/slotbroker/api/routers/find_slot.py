@@ -43,14 +43,14 @@ def find_slot(
     body: Annotated[dict[str, Any], Body()],
     prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
 ) -> Response:
-    find = svc.find_slot
-    req = find.parse(body)
-    if (prefer and "respond-async" in prefer.lower()) or find.should_defer(req):
-        job = find.submit(body, project=who.project)
-        headers = {"Location": f"/v1/find-slot/jobs/{job.id}", "Retry-After": "1"}
-        return JSONResponse(job.model_dump(mode="json"), status_code=202, headers=headers)
+    answer = svc.find_slot.answer(
+        body, project=who.project, job=bool(prefer and "respond-async" in prefer.lower())
+    )
+    if isinstance(answer, FindSlotJob):
+        headers = {"Location": f"/v1/find-slot/jobs/{answer.id}", "Retry-After": "1"}
+        return JSONResponse(answer.model_dump(mode="json"), status_code=202, headers=headers)
     # Serialised once here (pydantic, in Rust) instead of re-validated against the response model.
-    return Response(find.find(body, project=who.project).model_dump_json(), media_type="application/json")
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/find-slot/jobs/{job_id}", response_model=FindSlotJob, responses=responses(404))

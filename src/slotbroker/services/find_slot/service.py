@@ -163,6 +163,32 @@ class FindSlotService:
         now = int(time.time()) if now_s is None else now_s
         cached_index = self.calendar.current(now)
         req = self._parse(doc, cached_index.catalog, now)
+        return self._clamped_search(doc, req, cached_index, now, project, budget=budget)
+
+    def answer(
+        self, doc: dict[str, Any], *, project: str, job: bool = False, now_s: int | None = None
+    ) -> FindSlotResult | FindSlotJob:
+        """``POST /v1/find-slot``: a job when the caller asks for one (``job``) or the search looks long,
+        else the answer; invalid requests fail at once either way. One calendar read serves both the
+        validation and the search: each read asks the database for the generation, so a second one was
+        a second round trip (on SQLite, a second transaction) on every answer."""
+        now = int(time.time()) if now_s is None else now_s
+        cached_index = self.calendar.current(now)
+        req = self._parse(doc, cached_index.catalog, now)
+        if job or self.should_defer(req):
+            return self.submit(doc, project=project, now_s=now)
+        return self._clamped_search(doc, req, cached_index, now, project, budget=True)
+
+    def _clamped_search(
+        self,
+        doc: dict[str, Any],
+        req: SlotRequest,
+        cached_index: CachedIndex,
+        now: int,
+        project: str,
+        *,
+        budget: bool,
+    ) -> FindSlotResult:
         clamped = self.clamp(doc, req, now)
         if clamped is not doc:
             req = self._parse(clamped, cached_index.catalog, now)

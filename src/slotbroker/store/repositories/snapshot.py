@@ -15,14 +15,25 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES
 from slotbroker.store import tables
+from slotbroker.store.db import READONLY
 
 _GENERATION = text("SELECT COALESCE(SUM(generation), 0) FROM calendar_state")
 
 
 def committed_generation(engine: Engine) -> int:
     """The committed calendar generation: one primary-key read on a plain connection, no ORM session
-    (the cache asks before every answer)."""
-    with engine.connect() as conn:
+    (the cache asks before every answer), so it is made as cheap as each database allows.
+
+    SQLite: read-only, so it opens a deferred ``BEGIN``; a plain connection's ``BEGIN IMMEDIATE`` would
+    take the writer lock, and concurrent searches would queue on it and on each other (sleeping in
+    SQLite's busy back-off) for a read that needs no lock. PostgreSQL: autocommit, one round trip where
+    a transaction costs three (``BEGIN``, the ``SELECT``, ``ROLLBACK``); a lone statement sees committed
+    rows either way. (Not on SQLite: resetting pysqlite's isolation level on check-in would undo the
+    explicit-``BEGIN`` recipe of store/db.py.)"""
+    options: dict[str, Any] = {READONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    with engine.connect().execution_options(**options) as conn:
         return int(conn.execute(_GENERATION).scalar() or 0)
 
 
