@@ -70,9 +70,11 @@ def site_order(
     peers = [g for g in plan.spread if comp in g]
     if not peers and policy != Policy.LATENCY:
         if policy == Policy.FIRST_FIT:
-            return [int(x) for x in sites.tolist()]
+            order: list[int] = sites.tolist()  # int64 arrays give Python ints
+            return order
         tight = -room if policy == Policy.SPREAD else room
-        return [int(x) for x in sites[np.lexsort((sites, tight))].tolist()]
+        ranked: list[int] = sites[np.lexsort((sites, tight))].tolist()
+        return ranked
     room_of: dict[int, int] = dict(zip(sites.tolist(), room.tolist(), strict=True))
 
     def crowd(site: int) -> int:
