@@ -33,6 +33,11 @@ TOPOLOGY = {
         }
     ]
 }
+SITE_B = {
+    "name": "SITEB",
+    "kind": "site",
+    "children": [{"name": "b-h1", "kind": "host", "inventories": {"VCPU": 8, "MEMORY_MB": 8192}}],
+}
 
 
 def iso(seconds: int) -> str:
@@ -152,6 +157,52 @@ def test_lease_list_is_newest_first_with_filters(client: TestClient, user: dict[
         client.get("/v1/leases", params={"start": iso(t0 + HOUR), "end": iso(t0 + 3 * HOUR)}, headers=user)
     )
     assert [x["id"] for x in window["items"]] == [made[2], made[1]]
+
+
+def test_lease_list_filters_by_name_or_id_prefix_and_by_site(
+    client: TestClient, admin: dict[str, str], user: dict[str, str], t0: int
+) -> None:
+    """``name``: a case-blind prefix of the name or the id, taken literally (``%`` and ``_`` are no
+    wildcards); ``site``: leases holding a host there. Both combine with the other filters and paging."""
+    both = {"providers": [*TOPOLOGY["providers"], SITE_B]}
+    ok(client.post("/v1/topology", json=both, headers=admin))
+    a1 = lease_body(client, user, t0, "Exp-1")["id"]
+    a2 = lease_body(client, user, t0, "exp_2", hour=1)["id"]
+    other = ok(client.get("/v1/providers?name=b-h1", headers=user))["items"][0]["uuid"]
+    b1 = ok(
+        client.post(
+            "/v1/leases",
+            json={
+                "name": "%wild",
+                "start": iso(t0),
+                "end": iso(t0 + HOUR),
+                "items": [{"provider_uuid": other, "resource_class": "VCPU", "amount": 1}],
+            },
+            headers=user,
+        ),
+        201,
+    )["id"]
+
+    def ids(**params: Any) -> list[str]:
+        return [x["id"] for x in ok(client.get("/v1/leases", params=params, headers=user))["items"]]
+
+    assert ids(name="EXP") == [a2, a1]
+    assert ids(name="exp_") == [a2]  # '_' is itself, not any character
+    assert ids(name="exp%") == []  # '%' is itself, not any run
+    assert ids(name="%w") == [b1]
+    assert ids(name=b1[:8].upper()) == [b1]  # the id's prefix, any case
+    assert ids(site="SITEA") == [a2, a1]
+    assert ids(site="SITEB") == [b1]
+    assert ids(site="NOWHERE") == []
+    assert ids(site="SITEA", name="exp-") == [a1]
+    assert ids(site="SITEA", start=iso(t0 + HOUR)) == [a2]
+    first = ok(client.get("/v1/leases", params={"site": "SITEA", "limit": 1}, headers=user))
+    assert [x["id"] for x in first["items"]] == [a2]
+    rest = ids(site="SITEA", cursor=first["next_cursor"])
+    assert rest == [a1]
+    empty = client.get("/v1/leases", params={"name": ""}, headers=user)
+    assert empty.status_code == 422  # as every query parameter the API refuses: a problem naming it
+    assert empty.json()["errors"][0]["pointer"].endswith("name")
 
 
 def test_offer_sets_take_names_and_the_lease_keeps_the_component_names(

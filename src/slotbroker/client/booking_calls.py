@@ -93,10 +93,14 @@ def list_leases(
     end: Instant | None = None,
     cursor: str | None = None,
     limit: int | None = None,
+    name: str | None = None,
+    site: str | None = None,
 ) -> Call[LeaseList]:
     """One page of leases in creation order (keyset); pass ``next_cursor`` back as ``cursor``.
 
-    ``start``/``end``: only leases overlapping that interval; ``project``: admins only."""
+    ``start``/``end``: only leases overlapping that interval; ``project``: admins only; ``name``: whose
+    name or id starts with it (any case); ``site``: holding a host or facility port of that site, or a
+    link ending there."""
     params = query(
         status=list(status) if status is not None else None,
         project=project,
@@ -104,6 +108,8 @@ def list_leases(
         end=iso(end) if end is not None else None,
         cursor=cursor,
         limit=limit,
+        name=name,
+        site=site,
     )
     return Call("GET", "/v1/leases", model(LeaseList), params=params)
 
@@ -263,12 +269,21 @@ def iter_leases(
     start: Instant | None = None,
     end: Instant | None = None,
     page_size: int = 100,
+    name: str | None = None,
+    site: str | None = None,
 ) -> Pages[LeaseView]:
     """Every matching lease (see :func:`list_leases`), ``page_size`` per request."""
 
     def page(cursor: str | None) -> Call[tuple[list[LeaseView], str | None]]:
         call = list_leases(
-            status=status, project=project, start=start, end=end, cursor=cursor, limit=page_size
+            status=status,
+            project=project,
+            start=start,
+            end=end,
+            cursor=cursor,
+            limit=page_size,
+            name=name,
+            site=site,
         )
 
         def decode(response: httpx.Response) -> tuple[list[LeaseView], str | None]:

@@ -73,6 +73,10 @@ class ListLeases(Arguments):
     end: AwareDatetime | None = None
     cursor: str | None = Field(None, description="The next_cursor of the previous page.")
     limit: Int | None = Field(None, ge=1, le=500)
+    name: str | None = Field(
+        None, min_length=1, max_length=200, description="Only leases whose name or id starts with this."
+    )
+    site: str | None = Field(None, min_length=1, max_length=200, description="Only leases holding a host, port or link end at this site.")
 
 
 class NoArguments(Arguments):

@@ -94,6 +94,17 @@ def list_leases(
         str | None, Query(max_length=200, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only leases whose name or id starts with this (any case)",
+        ),
+    ] = None,
+    site: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Only leases holding a host or facility port of this site, or a link ending there")
+    ] = None,
 ) -> LeaseList:
     visible = scope(who)
     if visible is None:
@@ -107,6 +118,8 @@ def list_leases(
         end_s=None if end is None else to_epoch(end),
         cursor=cursor,
         limit=limit,
+        named=name,
+        site=site,
     )
 
 

@@ -175,11 +175,14 @@ class LeaseService:
         end_s: int | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        named: str | None = None,
+        site: str | None = None,
     ) -> LeaseList:
         """Leases newest first, ``limit`` at a time. The cursor is the last id returned (keyset), so
         pages stay stable while leases are created: the walk goes on from where it was, none is skipped
         or repeated (leases created meanwhile are newer than the first page, so a new walk shows them).
-        ``start_s`` / ``end_s``: only leases overlapping [start_s, end_s)."""
+        ``start_s`` / ``end_s``: only leases overlapping [start_s, end_s); ``named``: whose name or id
+        starts with it (any case); ``site``: holding a host, port or link end at that site."""
         before: int | None = None
         if cursor:
             try:
@@ -190,7 +193,14 @@ class LeaseService:
                 ) from None
         with UnitOfWork(self.db, readonly=True) as uow:
             rows = uow.leases.page(
-                project=project, status=status, start_s=start_s, end_s=end_s, before=before, limit=limit + 1
+                project=project,
+                status=status,
+                start_s=start_s,
+                end_s=end_s,
+                before=before,
+                limit=limit + 1,
+                named=named,
+                site=site,
             )
             more = len(rows) > limit
             rows = rows[:limit]

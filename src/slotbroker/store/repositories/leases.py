@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
@@ -19,8 +19,10 @@ from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
+    facility_ports,
     inventories,
     lease_events,
+    links,
     provider_traits,
     providers,
 )
@@ -63,9 +65,12 @@ class LeaseRepository:
         end_s: int | None,
         before: int | None,
         limit: int,
+        named: str | None = None,
+        site: str | None = None,
     ) -> list[Any]:
         """Leases with id < ``before`` (None: any), newest first (at most ``limit``), overlapping
-        [start_s, end_s)."""
+        [start_s, end_s); ``named``: whose name or id starts with it, in any case; ``site``: holding
+        something of that site (by name): a host, a facility port, or a link with an end there."""
         stmt = select(consumers).where(consumers.c.kind == ConsumerKind.LEASE.value)
         if before is not None:
             stmt = stmt.where(consumers.c.id < before)
@@ -74,6 +79,15 @@ class LeaseRepository:
             stmt = stmt.where(consumers.c.end_s > start_s)
         if end_s is not None:
             stmt = stmt.where(consumers.c.start_s < end_s)
+        if named:
+            # compared as text, never as a pattern: no character of ``named`` is a wildcard
+            lowered, n = named.lower(), len(named)
+            stmt = stmt.where(
+                (func.lower(func.substr(consumers.c.name, 1, n)) == lowered)
+                | (func.lower(func.substr(consumers.c.uuid, 1, n)) == lowered)
+            )
+        if site is not None:
+            stmt = stmt.where(_on_site(site).exists())
         return list(self.session.execute(stmt.order_by(consumers.c.id.desc()).limit(limit)).all())
 
     def newest(self, *, project: str | None, status: Sequence[str] | None, limit: int) -> list[Any]:
@@ -382,6 +396,22 @@ class LeaseRepository:
         for pid, rc in rows:
             out.setdefault(int(pid), set()).add(str(rc))
         return {k: frozenset(v) for k, v in out.items()}
+
+
+def _on_site(site: str) -> Any:
+    """The allocations of the outer query's consumer on a host or facility port of ``site`` or a link
+    ending there (a correlated subquery for ``exists``)."""
+    at = select(providers.c.id).where(providers.c.kind == ProviderKind.SITE.value, providers.c.name == site)
+    there = union_all(
+        select(providers.c.id).where(
+            providers.c.kind == ProviderKind.HOST.value, providers.c.parent_id.in_(at)
+        ),
+        select(facility_ports.c.provider_id).where(facility_ports.c.site_id.in_(at)),
+        select(links.c.provider_id).where(links.c.site_a_id.in_(at) | links.c.site_b_id.in_(at)),
+    )
+    return select(allocations.c.consumer_id).where(
+        allocations.c.consumer_id == consumers.c.id, allocations.c.provider_id.in_(there)
+    )
 
 
 def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> Any:
