@@ -76,7 +76,12 @@ class ListLeases(Arguments):
     name: str | None = Field(
         None, min_length=1, max_length=200, description="Only leases whose name or id starts with this."
     )
-    site: str | None = Field(None, min_length=1, max_length=200, description="Only leases holding a host, port or link end at this site.")
+    site: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only leases holding a host, port or link end at this site.",
+    )
 
 
 class NoArguments(Arguments):

@@ -103,7 +103,12 @@ def list_leases(
         ),
     ] = None,
     site: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Only leases holding a host or facility port of this site, or a link ending there")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only leases holding a host or facility port of this site, or a link ending there",
+        ),
     ] = None,
 ) -> LeaseList:
     visible = scope(who)
