@@ -27,6 +27,10 @@ HOST, LINK, PORT = 0, 1, 2
 BANDWIDTH = "BANDWIDTH_GBPS"
 VLAN = "VLAN"
 UNBOUNDED = int(np.iinfo(np.int64).max)  # a site bound that any need passes
+# Builds from at least this many allocation rows give their heap pages back: below it there is little
+# to give, and ``malloc_trim`` walks the whole heap holding the allocator's lock, which stalls every
+# other thread's allocations in a process with a large heap (seconds in a test run of 1,700 tests)
+TRIM_AFTER_ROWS = 100_000
 
 
 class CalendarIndex:
@@ -35,6 +39,7 @@ class CalendarIndex:
         self._floor = 0  # the latest ``drop_past``
         self.topo = topo = Topology(snapshot)
         al = snapshot.allocations
+        n_rows = len(al)
         kind, row = topo.lookup(al.provider) if len(al) else (al.provider, al.provider)
         self.host: dict[str, StepTable] = {}
         self.site: dict[str, StepTable] = {}
@@ -73,7 +78,8 @@ class CalendarIndex:
             mp = tagged & (row == p)
             self._tags.append((al.start[mp].copy(), al.end[mp].copy(), al.vlan[mp].copy()))
         del kind, row, m, mu, al, tagged
-        release_free_heap()  # the build's temporaries were several times the index's size
+        if n_rows >= TRIM_AFTER_ROWS:
+            release_free_heap()  # the build's temporaries were several times the index's size
 
     # -- updates ---------------------------------------------------------------------------------
     def add(self, alloc: AllocationSnap) -> None:
