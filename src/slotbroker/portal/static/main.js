@@ -106,6 +106,12 @@ addEventListener("sb-unauthorized", () => {
   forget();
   route();
 });
+// The skip link moves the focus to the page's content and leaves the address alone: following its
+// "#main" would change the hash, which the router reads as a new (unknown) page.
+document.querySelector("a.skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 // Pages keep their own state in the query with history.replaceState, which fires no hashchange; a
 // hashchange is a new address (a link, a pasted shared view, Back), so the page is drawn anew.
 addEventListener("hashchange", route);
