@@ -137,7 +137,9 @@ async def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str
         await asyncio.sleep(0.01)
 
 
-async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeout: float = 10.0) -> JobOut:
+async def wait_state(planner: Planner, job_id: str, states: Sequence[str], timeout: float = 30.0) -> JobOut:
+    # 30 s: with one worker and FIFO, a job's last step can queue behind a dozen others' on a loaded CI
+    # machine (10 s ran out once in CI with the run already finished); a passing test never waits it out
     deadline = time.monotonic() + timeout
     while True:
         job = await asyncio.to_thread(planner.get, job_id)
