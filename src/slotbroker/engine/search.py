@@ -22,7 +22,7 @@ from slotbroker.engine.results import LinkRoute, PortAssignment, Window
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
-from slotbroker.engine.stages.rankers import host_order, window_score
+from slotbroker.engine.stages.rankers import UTILISATION_POLICIES, host_order, window_score
 from slotbroker.engine.stages.reach import groups_next_possible, known_next, next_possible
 from slotbroker.engine.stages.select import Choice, Selector, prepared
 from slotbroker.engine.stages.site_summary import candidate_sites
@@ -174,12 +174,6 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     free_all = a.free if e == s + plan.min_duration else host_free(index, plan, a.rows, s, e)
     at = np.searchsorted(a.rows, np.array(list(load), dtype=np.int64)).tolist()
     residual = {r: free_all[i] - need for (r, need), i in zip(load.items(), at, strict=True)}
-    caps = {
-        r: np.array(
-            [int(topo.host_cap[c][r]) if c in topo.host_cap else 0 for c in plan.classes], dtype=np.int64
-        )
-        for r in load
-    }
     grants: dict[str, list[dict[str, int]]] = {}
     for c in plan.comps:
         if not c.elastic:
@@ -194,12 +188,7 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
                 g[rc] = lo + extra
             out.append(g)
         grants[c.name] = out
-    util = [
-        float(((caps[r] - residual[r]) / np.maximum(caps[r], 1))[caps[r] > 0].mean())
-        for r in residual
-        if (caps[r] > 0).any()
-    ]
-    score = window_score(plan.policy, plan, s, float(np.mean(util)) if util else 0.0, ch.latency_ms)
+    score = window_score(plan.policy, plan, s, _utilisation(index, plan, residual, at), ch.latency_ms)
     routes = tuple(
         LinkRoute(
             plan.comps[lk.a].name,
@@ -232,6 +221,20 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     )
 
 
+def _utilisation(index: CalendarIndex, plan: Plan, residual: dict[int, I64], at: list[int]) -> float:
+    """Mean used fraction of the chosen hosts after placement (``at``: their positions in
+    ``plan.rows()``, in ``residual``'s order); 0.0 for the policies whose score does not read it."""
+    if plan.policy not in UTILISATION_POLICIES:
+        return 0.0
+    cap = prepared(index, plan).cap
+    util = []
+    for (_, left), i in zip(residual.items(), at, strict=True):
+        c = cap[i]
+        if (c > 0).any():
+            util.append(float(((c - left) / np.maximum(c, 1))[c > 0].mean()))
+    return float(np.mean(util)) if util else 0.0
+
+
 def _alternates(
     index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], rows: I64, free_all: I64
 ) -> dict[str, list[str]]:
@@ -242,14 +245,11 @@ def _alternates(
         return out
     topo = index.topo
     prep = prepared(index, plan)
-    used = np.zeros(rows.shape[0], dtype=bool)
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
         mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
-        used[:] = False
-        used[mine] = True
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        p = p[~used[p]]
+        p = p[~np.isin(p, mine)]
         cand = rows[p]
         free = free_all[p].copy()
         for i, r in enumerate(cand.tolist()):

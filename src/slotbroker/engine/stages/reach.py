@@ -244,6 +244,8 @@ class Coarse:
             a, b = np.maximum(cx[left] - w, lo), cx[left]
             for (table, thr), view in zip(self.live, self.views, strict=True):
                 k = _touches_dirty(view, fo[left], a, b)
+                if k.size == 0:
+                    continue
                 r = fo[left][k]
                 q, _, qb = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
                 np.maximum.at(ex, left[k][q], qb)
@@ -252,6 +254,8 @@ class Coarse:
             a, b = cy[right], np.minimum(cy[right] + w, end)
             for (table, thr), view in zip(self.live, self.views, strict=True):
                 k = _touches_dirty(view, fo[right], a, b)
+                if k.size == 0:
+                    continue
                 r = fo[right][k]
                 q, qa, _ = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
                 np.minimum.at(ey, right[k][q], qa)
