@@ -146,10 +146,16 @@ def _likely_waits(index: CalendarIndex, plan: Plan, c: CompPlan) -> bool:
     some class (any booking of that class blocks it) or has only a few eligible hosts."""
     if c.hosts.size <= FEW_HOSTS:
         return True
-    caps = index.topo.host_cap
+    top: list[list[int | None]] | None = plan.static.get("max_cap")
+    if top is None:  # time-free: per component and class, its eligible hosts' largest capacity
+        caps = index.topo.host_cap
+        top = plan.static["max_cap"] = [
+            [int(caps[cn][k.hosts].max()) if cn in caps and k.hosts.size else None for cn in plan.classes]
+            for k in plan.comps
+        ]
     return any(
-        dem > 0 and cn in caps and dem >= int(caps[cn][c.hosts].max())
-        for dem, cn in zip(c.demand.tolist(), plan.classes, strict=True)
+        dem > 0 and most is not None and dem >= most
+        for dem, most in zip(c.demand.tolist(), top[c.idx], strict=True)
     )
 
 

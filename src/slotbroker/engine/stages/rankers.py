@@ -32,11 +32,8 @@ def host_order(policy: Policy, free: I64, cap: I64, gaps: I64 | None = None) -> 
         return list(range(n))
     frac = (free / np.maximum(cap, 1)).sum(axis=1) if free.shape[1] else np.zeros(n)
     key = -frac if policy == Policy.SPREAD else frac
-    if policy == Policy.LEAST_GAP and gaps is not None:
-        ranked: list[int] = np.lexsort((np.arange(n), key, gaps)).tolist()
-        return ranked
-    ranked = np.lexsort((np.arange(n), key)).tolist()
-    return ranked
+    keys = (np.arange(n), key) if policy != Policy.LEAST_GAP or gaps is None else (np.arange(n), key, gaps)
+    return list(np.lexsort(keys).tolist())
 
 
 def idle_gaps(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:

@@ -33,14 +33,14 @@ def candidate_sites(
         else np.zeros((0, len(topo.sites)), dtype=np.int64)
     )
     out: dict[int, I64] = {}
-    comp_sites: list[I64] | None = plan.cache.get("comp_sites")
-    if comp_sites is None:  # time-free: each component's eligible sites, once per plan
+    comp_sites: list[I64] | None = plan.static.get("comp_sites")
+    if comp_sites is None:  # time-free: each component's eligible sites, once per request shape
         comp_sites = []
         for comp in plan.comps:
             mask = np.zeros(len(topo.sites), dtype=bool)
             mask[topo.host_site[comp.hosts]] = True
             comp_sites.append(np.flatnonzero(mask).astype(np.int64))
-        plan.cache["comp_sites"] = comp_sites
+        plan.static["comp_sites"] = comp_sites
     for comp in plan.comps:
         sites = comp_sites[comp.idx]
         if sites.size == 0:
