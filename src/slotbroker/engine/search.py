@@ -255,7 +255,9 @@ def _alternates(
         mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        p = p[~np.isin(p, mine)]
+        keep = np.ones(p.shape[0], dtype=bool)
+        keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
+        p = p[keep]
         cand = rows[p]
         free = free_all[p].copy()
         for i, r in enumerate(cand.tolist()):
