@@ -23,6 +23,7 @@ from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols
 from slotbroker.engine.stages.rankers import host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
+from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
@@ -68,8 +69,24 @@ class Choice:
 
 
 class Selector:
-    def __init__(self, index: CalendarIndex, plan: Plan, s: int, e: int, comp_sites: dict[int, I64]) -> None:
+    """``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
+    all) is passed over without packing it. The search visits the same sites in the same order and
+    counts the same nodes either way (such a route fails before trying a path, whatever the packing);
+    only the failure counts differ, so a start that fails after a shortcut is searched again without
+    it and reports what the full search reports."""
+
+    def __init__(
+        self,
+        index: CalendarIndex,
+        plan: Plan,
+        s: int,
+        e: int,
+        comp_sites: dict[int, I64],
+        shortcut: bool = True,
+    ) -> None:
         self.index, self.plan, self.s, self.e = index, plan, s, e
+        self.shortcut = shortcut
+        self.cut = False  # the shortcut passed over a site (kept when the search runs again)
         topo = self.topo = index.topo
         rows = plan.rows()
         self.rows = rows
@@ -120,6 +137,9 @@ class Selector:
             (c.idx for c in self.plan.comps), key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i)
         )
         ok = self._assign(order, 0)
+        if not ok and self.cut:
+            self._reset()
+            ok = self._assign(order, 0)
         if ok:
             hosts: dict[int, list[int]] = {}
             for site in set(self.sites.values()):
@@ -138,6 +158,16 @@ class Selector:
             self.fails.most_common(1)[0] if self.fails else ((Reason.GROUP_CONSTRAINT, None), 0)
         )
         return Rejection(reason, component=name, retry_at=None)
+
+    def _reset(self) -> None:
+        """Start the search again without the shortcut (the packings found stay valid)."""
+        self.shortcut = False
+        self.use.clear()
+        self.sites.clear()
+        self.routes.clear()
+        self.port_routes.clear()
+        self.fails.clear()
+        self.nodes = 0
 
     def _short_class(self, comp: int) -> str | None:
         c = self.plan.comps[comp]
@@ -202,9 +232,12 @@ class Selector:
                 self.fails[(Reason.GROUP_CONSTRAINT, name)] += 1
                 continue
             self.sites[c] = site
-            if self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
+            tasks = self._tasks(c, site)
+            if self.shortcut and tasks and out_of_reach(self.topo, tasks[0][2], tasks[0][3], tasks[0][5]):
+                self.cut = True  # ``_route`` would fail at once, whatever the packing
+            elif self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
                 self.fails[(Reason.INSUFFICIENT_CAPACITY, name)] += 1
-            elif self._route(order, k, self._tasks(c, site), 0):
+            elif self._route(order, k, tasks, 0):
                 return True
             del self.sites[c]
             if self.nodes > BUDGET:
@@ -263,6 +296,16 @@ class Selector:
             if self.nodes > BUDGET:
                 return False
         return False
+
+
+def out_of_reach(topo: Topology, src: int, dst: int, max_latency_ms: float | None) -> bool:
+    """No path joins the sites within the bound (``candidate_paths`` finds none, whatever the
+    bandwidth): they are unconnected, or their lowest latency exceeds the bound by more than
+    rounding (``candidate_paths`` sums the same links in another order)."""
+    if src == dst:
+        return False
+    lat = float(topo.latency[src, dst])
+    return lat == np.inf or (max_latency_ms is not None and lat > max_latency_ms + 1e-6)
 
 
 @dataclass(frozen=True)
