@@ -16,7 +16,7 @@ from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.snapshot import AllocationTable
-from slotbroker.engine.stages.host_fit import host_free, instances_fit, instances_fit_cols
+from slotbroker.engine.stages.host_fit import host_free, instances_fit_cols
 from slotbroker.engine.stages.reach import _dirty_runs
 from slotbroker.engine.stages.select import Choice, Selector, out_of_reach
 from slotbroker.engine.stages.site_summary import candidate_sites
@@ -81,7 +81,6 @@ def test_instances_fit_from_columns_equals_per_host(
         min((max(f, 0) // d for f, d in zip(row, demand, strict=True) if d > 0), default=count)
         for row in free
     ]
-    assert instances_fit(m, comp).tolist() == want
     cols = [np.ascontiguousarray(m[:, k]) for k in range(3)]
     assert instances_fit_cols(cols, len(free), comp).tolist() == want
 

@@ -39,8 +39,3 @@ def instances_fit_cols(cols: list[I64], n: int, comp: CompPlan) -> I64:
     if out is None:
         return np.full(n, comp.count, dtype=np.int64)
     return np.asarray(out, dtype=np.int64)
-
-
-def instances_fit(free: I64, comp: CompPlan) -> I64:
-    """How many instances of ``comp`` each host (row of ``free``) could hold by itself."""
-    return instances_fit_cols([free[:, k] for k in range(free.shape[1])], free.shape[0], comp)
