@@ -120,13 +120,17 @@ def _dirty_runs(dirty: npt.NDArray[np.bool_]) -> tuple[I64, I64, I64]:
     ordered by row, then block. From flat positions in a row-major copy: ``nonzero`` on a 2-D array
     costs several times more than on a flat one."""
     nb = dirty.shape[0]
-    m = np.ascontiguousarray(dirty.T)  # (rows, blocks)
-    first = m.copy()
-    first[:, 1:] &= ~m[:, :-1]
-    last = m.copy()
-    last[:, :-1] &= ~m[:, 1:]
-    k0 = np.flatnonzero(first)  # each run's first and last block, in the same (row, block) order
-    k1 = np.flatnonzero(last)
+    m = np.ascontiguousarray(dirty.T).reshape(-1)  # row after row, each ``nb`` blocks
+    before = np.empty_like(m)  # the previous block of the same row is dirty
+    before[0] = False
+    before[1:] = m[:-1]
+    before[::nb] = False
+    after = np.empty_like(m)  # the next block of the same row is dirty
+    after[-1] = False
+    after[:-1] = m[1:]
+    after[nb - 1 :: nb] = False
+    k0 = (m & ~before).nonzero()[0]  # each run's first and last block, in the same (row, block) order
+    k1 = (m & ~after).nonzero()[0]
     return k0 // nb, k0 % nb, k1 % nb + 1
 
 
