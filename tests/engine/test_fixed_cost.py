@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.domain.request import parse_request
-from slotbroker.engine import CalendarIndex, HostSnap, InventorySnap, LinkSnap, SiteSnap, Snapshot
+from slotbroker.engine import (
+    AllocationSnap,
+    CalendarIndex,
+    HostSnap,
+    InventorySnap,
+    LinkSnap,
+    SiteSnap,
+    Snapshot,
+    find_slots,
+)
 from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.routing import candidate_paths
@@ -232,3 +241,29 @@ def test_exact_packing_finds_a_packing_whenever_one_exists(
                 assert it.eligible[h]
                 left[h] -= it.demand
         assert (left >= 0).all()
+
+
+def test_requests_of_one_shape_share_no_count_dependent_cache() -> None:
+    """Plans with the same classes and eligible hosts share their time-free arrays; what depends on a
+    component's count (its reach's per-host instance counts) must not leak from one request to the
+    next: a warm index answers as a fresh one."""
+    inv = {"VCPU": InventorySnap(8)}  # room for two instances of 4 cores each
+    hosts = tuple(HostSnap(i + 1, f"h{i}", "A", inventories=inv) for i in range(3))
+    busy = [AllocationSnap(i + 1, "VCPU", 8, T0, T0 + end * H) for i, end in enumerate((5, 9, 12))]
+    world = Snapshot(hosts, (SiteSnap("A"),), (), (), AllocationTable.from_rows(busy))
+
+    def req(count: int) -> dict[str, object]:
+        return {
+            "components": [{"name": "w", "count": count, "resources": {"VCPU": 4}}],
+            "earliest_start": iso(T0),
+            "latest_end": iso(T0 + 20 * H),
+            "duration": 2 * H,
+        }
+
+    warm = CalendarIndex(world)
+    for count in (1, 3, 2, 3, 1):
+        got = find_slots(warm, parse_request(req(count)), explain=False)
+        want = find_slots(CalendarIndex(world), parse_request(req(count)), explain=False)
+        assert [w.start for w in got.windows] == [w.start for w in want.windows], count
+    # two instances fit on h0 alone once it is free (5 h): no need to wait for a second host
+    assert find_slots(warm, parse_request(req(2)), explain=False).windows[0].start == T0 + 5 * H

@@ -318,25 +318,11 @@ def at_least(starts: I64, ends: I64, need: int) -> tuple[I64, I64]:
 def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:
     """(site, starts, ends): per site, the starts in [lo, hi] at which that site's hosts could take all
     of ``comp``'s instances, each host alone holding its share over the whole window."""
-    topo = index.topo
-    rows = comp.hosts
-    most = np.full(rows.shape[0], comp.count, dtype=np.int64)
-    specs: list[tuple[StepTable | None, I64]] = []
-    for ci, cn in enumerate(plan.classes):
-        dem = int(comp.demand[ci])
-        if dem <= 0:
-            continue
-        cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
-        most = np.minimum(most, cap // dem)
-        specs.append((index.host.get(cn), cap - dem))
-    live = most > 0
-    if not live.all():
-        rows, most = rows[live], most[live]
-        specs = [(tb, thr[live]) for tb, thr in specs]
+    rows, most, site, thresholds = _cover_rows(index, plan, comp)
     if rows.shape[0] == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    site = topo.host_site[rows]
+    specs: list[tuple[StepTable | None, I64]] = [(index.host.get(cn), thr) for cn, thr in thresholds]
 
     def worth(o: I64, x: I64, y: I64) -> npt.NDArray[np.bool_]:
         """Only intervals meeting their site's coverage computed from the supersets: coverage from
@@ -352,6 +338,36 @@ def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: i
 
     o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration, worth)
     return group_coverage(site[o], most[o], comp.count, x, y)
+
+
+def _cover_rows(
+    index: CalendarIndex, plan: Plan, comp: CompPlan
+) -> tuple[I64, I64, I64, list[tuple[str, I64]]]:
+    """The time-free part of a component's cover (once per request shape, in ``Plan.static``): the
+    hosts that can hold an instance at all, how many each could hold (``capacity // demand``), their
+    sites, and per needed class the usage above which a host cannot hold one (``capacity - demand``)."""
+    # plans share ``static`` when their classes and eligible host arrays are the same; count and
+    # demand may still differ, so they are part of the key
+    key = f"cover_rows:{comp.idx}:{comp.count}:{comp.demand.tolist()}"
+    got: tuple[I64, I64, I64, list[tuple[str, I64]]] | None = plan.static.get(key)
+    if got is None:
+        topo = index.topo
+        rows = comp.hosts
+        most = np.full(rows.shape[0], comp.count, dtype=np.int64)
+        thresholds: list[tuple[str, I64]] = []
+        for ci, cn in enumerate(plan.classes):
+            dem = int(comp.demand[ci])
+            if dem <= 0:
+                continue
+            cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
+            most = np.minimum(most, cap // dem)
+            thresholds.append((cn, cap - dem))
+        live = most > 0
+        if not live.all():
+            rows, most = rows[live], most[live]
+            thresholds = [(cn, thr[live]) for cn, thr in thresholds]
+        got = plan.static[key] = (rows, most, topo.host_site[rows], thresholds)
+    return got
 
 
 def _cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:
