@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.domain.vlans import VlanSet
@@ -84,6 +84,8 @@ def probe(index: CalendarIndex, drop: int) -> list[Any]:
 
 @settings(max_examples=80, deadline=None)
 @given(base=allocs_st, ops=st.lists(op, max_size=6))
+# a booking added after the drop point that had already ended there: shortening it is a no-op
+@example(base=[], ops=[("drop_past", 2), ("add", [AllocationSnap(1, "VCPU", 1, 0, 60)]), ("shorten", (0, 0))])
 def test_any_sequence_answers_as_a_fresh_index(
     base: list[AllocationSnap], ops: list[tuple[str, Any]]
 ) -> None:
@@ -105,7 +107,7 @@ def test_any_sequence_answers_as_a_fresh_index(
         elif name == "shorten" and live:
             i, cut = arg
             a = live[i % len(live)]
-            new_end = max(drop * M, a.end_s - cut * M)
+            new_end = min(a.end_s, max(drop * M, a.end_s - cut * M))  # never a lengthening
             index.shorten(a, new_end)
             live[i % len(live)] = replace(a, end_s=new_end)
             live = [x for x in live if x.end_s > x.start_s]
@@ -113,7 +115,7 @@ def test_any_sequence_answers_as_a_fresh_index(
             drop += arg
             index.drop_past(drop * M)
             live = [a for a in live if a.end_s > drop * M]
-    left = [replace(a, start_s=max(a.start_s, drop * M)) for a in live]
+    left = [replace(a, start_s=max(a.start_s, drop * M)) for a in live if a.end_s > drop * M]
     assert probe(index, drop) == probe(CalendarIndex(snap(left)), drop)
 
 

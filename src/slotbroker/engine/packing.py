@@ -97,11 +97,13 @@ def _exact(items: list[Item], res: I64, order: list[int], budget: int) -> dict[i
             return False
         k, it = seq[i]
         floor = pos[chosen[-1]] if i > 0 and seq[i - 1][0] == k else 0
-        tried: set[tuple[object, ...]] = set()
+        # which hosts take this instance now: ``res`` is back to this state after every child
+        fits = (it.eligible & (res >= it.demand).all(axis=1)).tolist()
+        tried: set[tuple[bytes, bytes]] = set()
         for h in order[floor:]:
-            if not it.eligible[h] or (res[h] < it.demand).any():
+            if not fits[h]:
                 continue
-            sig = (tuple(res[h]), tuple(elig[k:, h]))
+            sig = (res[h].tobytes(), elig[k:, h].tobytes())
             if sig in tried:
                 continue
             tried.add(sig)

@@ -22,7 +22,7 @@ from slotbroker.engine.results import LinkRoute, PortAssignment, Window
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
-from slotbroker.engine.stages.rankers import host_order, window_score
+from slotbroker.engine.stages.rankers import UTILISATION_POLICIES, host_order, window_score
 from slotbroker.engine.stages.reach import groups_next_possible, known_next, next_possible
 from slotbroker.engine.stages.select import Choice, Selector, prepared
 from slotbroker.engine.stages.site_summary import candidate_sites
@@ -146,10 +146,16 @@ def _likely_waits(index: CalendarIndex, plan: Plan, c: CompPlan) -> bool:
     some class (any booking of that class blocks it) or has only a few eligible hosts."""
     if c.hosts.size <= FEW_HOSTS:
         return True
-    caps = index.topo.host_cap
+    top: list[list[int | None]] | None = plan.static.get("max_cap")
+    if top is None:  # time-free: per component and class, its eligible hosts' largest capacity
+        caps = index.topo.host_cap
+        top = plan.static["max_cap"] = [
+            [int(caps[cn][k.hosts].max()) if cn in caps and k.hosts.size else None for cn in plan.classes]
+            for k in plan.comps
+        ]
     return any(
-        dem > 0 and cn in caps and dem >= int(caps[cn][c.hosts].max())
-        for dem, cn in zip(c.demand.tolist(), plan.classes, strict=True)
+        dem > 0 and most is not None and dem >= most
+        for dem, most in zip(c.demand.tolist(), top[c.idx], strict=True)
     )
 
 
@@ -174,12 +180,6 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     free_all = a.free if e == s + plan.min_duration else host_free(index, plan, a.rows, s, e)
     at = np.searchsorted(a.rows, np.array(list(load), dtype=np.int64)).tolist()
     residual = {r: free_all[i] - need for (r, need), i in zip(load.items(), at, strict=True)}
-    caps = {
-        r: np.array(
-            [int(topo.host_cap[c][r]) if c in topo.host_cap else 0 for c in plan.classes], dtype=np.int64
-        )
-        for r in load
-    }
     grants: dict[str, list[dict[str, int]]] = {}
     for c in plan.comps:
         if not c.elastic:
@@ -194,12 +194,7 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
                 g[rc] = lo + extra
             out.append(g)
         grants[c.name] = out
-    util = [
-        float(((caps[r] - residual[r]) / np.maximum(caps[r], 1))[caps[r] > 0].mean())
-        for r in residual
-        if (caps[r] > 0).any()
-    ]
-    score = window_score(plan.policy, plan, s, float(np.mean(util)) if util else 0.0, ch.latency_ms)
+    score = window_score(plan.policy, plan, s, _utilisation(index, plan, residual, at), ch.latency_ms)
     routes = tuple(
         LinkRoute(
             plan.comps[lk.a].name,
@@ -232,6 +227,20 @@ def _window(index: CalendarIndex, plan: Plan, s: int, a: Attempt) -> Window:
     )
 
 
+def _utilisation(index: CalendarIndex, plan: Plan, residual: dict[int, I64], at: list[int]) -> float:
+    """Mean used fraction of the chosen hosts after placement (``at``: their positions in
+    ``plan.rows()``, in ``residual``'s order); 0.0 for the policies whose score does not read it."""
+    if plan.policy not in UTILISATION_POLICIES:
+        return 0.0
+    cap = prepared(index, plan).cap
+    util = []
+    for (_, left), i in zip(residual.items(), at, strict=True):
+        c = cap[i]
+        if (c > 0).any():
+            util.append(float(((c - left) / np.maximum(c, 1))[c > 0].mean()))
+    return float(np.mean(util)) if util else 0.0
+
+
 def _alternates(
     index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], rows: I64, free_all: I64
 ) -> dict[str, list[str]]:
@@ -242,14 +251,13 @@ def _alternates(
         return out
     topo = index.topo
     prep = prepared(index, plan)
-    used = np.zeros(rows.shape[0], dtype=bool)
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
         mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
-        used[:] = False
-        used[mine] = True
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        p = p[~used[p]]
+        keep = np.ones(p.shape[0], dtype=bool)
+        keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
+        p = p[keep]
         cand = rows[p]
         free = free_all[p].copy()
         for i, r in enumerate(cand.tolist()):

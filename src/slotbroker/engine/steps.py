@@ -593,8 +593,10 @@ class StepTable:
         step of the row above its threshold, clipped to its window (``i`` indexes ``rows``; spans of
         one query are in time order, adjacent spans are not merged)."""
         rows, threshold = _i64(rows), _i64(threshold)
-        st = np.broadcast_to(_i64(start), rows.shape)
-        en = np.broadcast_to(_i64(end), rows.shape)
+        st = np.full(rows.shape, start, np.int64) if np.ndim(start) == 0 else _i64(start)
+        en = np.full(rows.shape, end, np.int64) if np.ndim(end) == 0 else _i64(end)
+        if not self._dirty:
+            return self._spans_flat(self._keys, self._levels, rows, st, en, threshold)
         parts: list[tuple[I64, I64, I64]] = []
         clean = np.ones(rows.shape[0], dtype=bool)
         if self._dirty:

@@ -14,18 +14,28 @@ I64 = npt.NDArray[np.int64]
 READS = frozenset({"host.usage", "host.capacity"})
 
 
+def host_free_cols(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> list[I64]:
+    """Per class of ``plan.classes``: capacity minus peak usage over [s, e) of each host row."""
+    return [index.host_free(c, rows, s, e) for c in plan.classes]
+
+
 def host_free(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:
     """(len(rows) x len(plan.classes)) capacity minus peak usage over [s, e)."""
     if not plan.classes:
         return np.zeros((rows.shape[0], 0), dtype=np.int64)
-    return np.stack([index.host_free(c, rows, s, e) for c in plan.classes], axis=1)
+    return np.stack(host_free_cols(index, plan, rows, s, e), axis=1)
 
 
-def instances_fit(free: I64, comp: CompPlan) -> I64:
-    """How many instances of ``comp`` each host (row of ``free``) could hold by itself."""
-    need = comp.demand
-    mask = need > 0
-    if not mask.any():
-        return np.full(free.shape[0], comp.count, dtype=np.int64)
-    per = np.maximum(free[:, mask], 0) // need[mask]
-    return np.asarray(per.min(axis=1), dtype=np.int64)
+def instances_fit_cols(cols: list[I64], n: int, comp: CompPlan) -> I64:
+    """How many instances of ``comp`` each of ``n`` hosts could hold by itself, from its free capacity
+    given one array per class (``cols[k]``: the hosts' free amount of ``plan.classes[k]``). One
+    contiguous array per class: a (hosts x classes) matrix would be read with a stride."""
+    out: I64 | None = None
+    for col, need in zip(cols, comp.demand.tolist(), strict=True):
+        if need <= 0:
+            continue
+        per = np.maximum(col, 0) // need
+        out = per if out is None else np.minimum(out, per)
+    if out is None:
+        return np.full(n, comp.count, dtype=np.int64)
+    return np.asarray(out, dtype=np.int64)

@@ -20,6 +20,7 @@ from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "host.capacity", "host.usage", "site.latency", "selector.assignment"})
+UTILISATION_POLICIES = frozenset({Policy.BEST_FIT, Policy.SPREAD})  # the scores that read utilisation
 NO_NEIGHBOUR = 2**40  # the idle gap on a side of the window where the host has no booking at all
 
 
@@ -31,9 +32,8 @@ def host_order(policy: Policy, free: I64, cap: I64, gaps: I64 | None = None) -> 
         return list(range(n))
     frac = (free / np.maximum(cap, 1)).sum(axis=1) if free.shape[1] else np.zeros(n)
     key = -frac if policy == Policy.SPREAD else frac
-    if policy == Policy.LEAST_GAP and gaps is not None:
-        return [int(i) for i in np.lexsort((np.arange(n), key, gaps))]
-    return [int(i) for i in np.lexsort((np.arange(n), key))]
+    keys = (np.arange(n), key) if policy != Policy.LEAST_GAP or gaps is None else (np.arange(n), key, gaps)
+    return list(np.lexsort(keys).tolist())
 
 
 def idle_gaps(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:
@@ -111,7 +111,8 @@ def _finite(latency_ms: float) -> float:
 
 def window_score(policy: Policy, plan: Plan, start: int, utilisation: float, latency_ms: float) -> float:
     """Higher is better, in [0, 1]. ``utilisation``: mean used fraction of the chosen hosts after
-    placement; ``latency_ms``: total latency of the chosen routes."""
+    placement (read only under ``UTILISATION_POLICIES``); ``latency_ms``: total latency of the chosen
+    routes."""
     if policy == Policy.BEST_FIT:
         return round(utilisation, 6)
     if policy == Policy.SPREAD:

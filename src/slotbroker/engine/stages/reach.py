@@ -115,6 +115,38 @@ def _stretches(o: I64, a: I64, b: I64, n: int, lo: int, far: int) -> tuple[I64, 
     return fo, fx, fy
 
 
+def _dirty_runs(dirty: npt.NDArray[np.bool_]) -> tuple[I64, I64, I64]:
+    """Runs of dirty blocks in a (blocks x rows) grid view: (row, first block, one past the last),
+    ordered by row, then block. From flat positions in a row-major copy: ``nonzero`` on a 2-D array
+    costs several times more than on a flat one."""
+    nb = dirty.shape[0]
+    m = np.ascontiguousarray(dirty.T).reshape(-1)  # row after row, each ``nb`` blocks
+    before = np.empty_like(m)  # the previous block of the same row is dirty
+    before[0] = False
+    before[1:] = m[:-1]
+    before[::nb] = False
+    after = np.empty_like(m)  # the next block of the same row is dirty
+    after[-1] = False
+    after[:-1] = m[1:]
+    after[nb - 1 :: nb] = False
+    k0 = (m & ~before).nonzero()[0]  # each run's first and last block, in the same (row, block) order
+    k1 = (m & ~after).nonzero()[0]
+    return k0 // nb, k0 % nb, k1 % nb + 1
+
+
+def _touches_dirty(view: tuple[int, int, npt.NDArray[np.bool_]], pos: I64, a: I64, b: I64) -> I64:
+    """Which windows ``[a[i], b[i])`` (non-empty, inside the view) of row positions ``pos[i]`` meet a
+    dirty block of the view (as indices): only those can hold a blocked span of its table, since a
+    clean block stays at or below the threshold throughout."""
+    t0, bs, dirty = view
+    b0, b1 = (a - t0) // bs, (b - 1 - t0) // bs
+    hit = np.zeros(pos.shape[0], dtype=bool)
+    for k in range(int((b1 - b0).max(initial=-1)) + 1):
+        blk = np.minimum(b0 + k, b1)
+        hit |= dirty[blk, pos]
+    return np.flatnonzero(hit)
+
+
 def free_starts_exact(
     specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
 ) -> tuple[I64, I64, I64]:
@@ -162,6 +194,7 @@ class Coarse:
     fo: I64  # row positions (into rows)
     cx: I64
     cy: I64
+    views: list[tuple[int, int, npt.NDArray[np.bool_]]]  # per live table: ``dirty_blocks`` of [lo, hi + d)
 
     @classmethod
     def of(
@@ -183,17 +216,15 @@ class Coarse:
         for v in views:
             assert v is not None
             t0, bs, dirty = v
-            m = dirty.T  # (rows, blocks)
-            pad = np.zeros((n, 1), dtype=bool)
-            step = np.diff(np.concatenate([pad, m, pad], axis=1).astype(np.int8), axis=1)
-            r0, b0 = np.nonzero(step == 1)  # first dirty block of each run
-            _, b1 = np.nonzero(step == -1)  # one past its last (same row order)
-            os.append(r0.astype(np.int64))
-            as_.append(np.maximum(t0 + b0.astype(np.int64) * bs, lo))
-            bs_.append(np.minimum(t0 + b1.astype(np.int64) * bs, end))
+            r0, b0, b1 = _dirty_runs(dirty)
+            os.append(r0)
+            as_.append(np.maximum(t0 + b0 * bs, lo))
+            bs_.append(np.minimum(t0 + b1 * bs, end))
         fo, cx, cy = _stretches(np.concatenate(os), np.concatenate(as_), np.concatenate(bs_), n, lo, end)
         keep = cy - cx + 2 * w >= d  # can reach d with at most W of events on each side
-        return cls(live, rows, lo, hi, d, w, fo[keep], cx[keep], cy[keep])
+        return cls(
+            live, rows, lo, hi, d, w, fo[keep], cx[keep], cy[keep], [v for v in views if v is not None]
+        )
 
     def only(self, mask: npt.NDArray[np.bool_]) -> Coarse:
         return replace(self, fo=self.fo[mask], cx=self.cx[mask], cy=self.cy[mask])
@@ -214,18 +245,24 @@ class Coarse:
         right = np.flatnonzero(cy < end)
         if left.size:
             ex[left] = lo  # no blocked span in the window: the dirty block was dirty before lo
-            r = fo[left]
-            for table, thr in self.live:
-                q, _, qb = table.blocked_spans(self.rows[r], np.maximum(cx[left] - w, lo), cx[left], thr[r])
-                np.maximum.at(ex, left[q], qb)
+            a, b = np.maximum(cx[left] - w, lo), cx[left]
+            for (table, thr), view in zip(self.live, self.views, strict=True):
+                k = _touches_dirty(view, fo[left], a, b)
+                if k.size == 0:
+                    continue
+                r = fo[left][k]
+                q, _, qb = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
+                np.maximum.at(ex, left[k][q], qb)
         if right.size:
             ey[right] = end  # no blocked span in the window: blocked only past the range
-            r = fo[right]
-            for table, thr in self.live:
-                q, qa, _ = table.blocked_spans(
-                    self.rows[r], cy[right], np.minimum(cy[right] + w, end), thr[r]
-                )
-                np.minimum.at(ey, right[q], qa)
+            a, b = cy[right], np.minimum(cy[right] + w, end)
+            for (table, thr), view in zip(self.live, self.views, strict=True):
+                k = _touches_dirty(view, fo[right], a, b)
+                if k.size == 0:
+                    continue
+                r = fo[right][k]
+                q, qa, _ = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
+                np.minimum.at(ey, right[k][q], qa)
         y = np.minimum(ey - self.d, self.hi)
         ok = ex <= y
         return fo[ok], ex[ok], y[ok]
@@ -281,25 +318,11 @@ def at_least(starts: I64, ends: I64, need: int) -> tuple[I64, I64]:
 def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:
     """(site, starts, ends): per site, the starts in [lo, hi] at which that site's hosts could take all
     of ``comp``'s instances, each host alone holding its share over the whole window."""
-    topo = index.topo
-    rows = comp.hosts
-    most = np.full(rows.shape[0], comp.count, dtype=np.int64)
-    specs: list[tuple[StepTable | None, I64]] = []
-    for ci, cn in enumerate(plan.classes):
-        dem = int(comp.demand[ci])
-        if dem <= 0:
-            continue
-        cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
-        most = np.minimum(most, cap // dem)
-        specs.append((index.host.get(cn), cap - dem))
-    live = most > 0
-    if not live.all():
-        rows, most = rows[live], most[live]
-        specs = [(tb, thr[live]) for tb, thr in specs]
+    rows, most, site, thresholds = _cover_rows(index, plan, comp)
     if rows.shape[0] == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    site = topo.host_site[rows]
+    specs: list[tuple[StepTable | None, I64]] = [(index.host.get(cn), thr) for cn, thr in thresholds]
 
     def worth(o: I64, x: I64, y: I64) -> npt.NDArray[np.bool_]:
         """Only intervals meeting their site's coverage computed from the supersets: coverage from
@@ -315,6 +338,36 @@ def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: i
 
     o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration, worth)
     return group_coverage(site[o], most[o], comp.count, x, y)
+
+
+def _cover_rows(
+    index: CalendarIndex, plan: Plan, comp: CompPlan
+) -> tuple[I64, I64, I64, list[tuple[str, I64]]]:
+    """The time-free part of a component's cover (once per request shape, in ``Plan.static``): the
+    hosts that can hold an instance at all, how many each could hold (``capacity // demand``), their
+    sites, and per needed class the usage above which a host cannot hold one (``capacity - demand``)."""
+    # plans share ``static`` when their classes and eligible host arrays are the same; count and
+    # demand may still differ, so they are part of the key
+    key = f"cover_rows:{comp.idx}:{comp.count}:{comp.demand.tolist()}"
+    got: tuple[I64, I64, I64, list[tuple[str, I64]]] | None = plan.static.get(key)
+    if got is None:
+        topo = index.topo
+        rows = comp.hosts
+        most = np.full(rows.shape[0], comp.count, dtype=np.int64)
+        thresholds: list[tuple[str, I64]] = []
+        for ci, cn in enumerate(plan.classes):
+            dem = int(comp.demand[ci])
+            if dem <= 0:
+                continue
+            cap = topo.host_cap[cn][rows] if cn in topo.host_cap else np.zeros(rows.shape[0], np.int64)
+            most = np.minimum(most, cap // dem)
+            thresholds.append((cn, cap - dem))
+        live = most > 0
+        if not live.all():
+            rows, most = rows[live], most[live]
+            thresholds = [(cn, thr[live]) for cn, thr in thresholds]
+        got = plan.static[key] = (rows, most, topo.host_site[rows], thresholds)
+    return got
 
 
 def _cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: int) -> tuple[I64, I64, I64]:

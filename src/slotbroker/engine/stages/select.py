@@ -20,9 +20,10 @@ from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
-from slotbroker.engine.stages.host_fit import host_free, instances_fit
+from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols
 from slotbroker.engine.stages.rankers import host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
+from slotbroker.engine.topology import Topology
 
 I64 = npt.NDArray[np.int64]
 READS = frozenset({"window.host_free", "link.bandwidth_calendar", "site.graph"})
@@ -33,15 +34,17 @@ ROOM_CAP = 2**32  # instances a host is counted for in a site's room: far more t
 @dataclass(frozen=True)
 class SiteHosts:
     """One component's candidate sites at one start (ascending) with each site's room (instances its
-    hosts could take one by one) and its hosts' positions: ``hosts[first[k]:stop[k]]`` for
-    ``sites[k]``. Arrays, not a dict of slices: a large inventory has hundreds of candidate sites per
-    component and the search usually looks at one or two of them."""
+    hosts could take one by one) and its hosts' positions: those of ``hosts[first[k]:stop[k]]`` with
+    ``fit > 0`` for ``sites[k]``. Arrays, not a dict of slices, filtered only when a site is asked
+    for: a large inventory has hundreds of candidate sites per component and the search usually
+    looks at one or two of them."""
 
     sites: I64
     room: I64
     hosts: I64
     first: I64
     stop: I64
+    fit: I64  # per entry of ``hosts``: instances that host could hold by itself
 
     def __len__(self) -> int:
         return int(self.sites.shape[0])
@@ -50,7 +53,9 @@ class SiteHosts:
         k = int(np.searchsorted(self.sites, site))
         if k == self.sites.shape[0] or int(self.sites[k]) != site:
             raise KeyError(site)
-        return self.hosts[int(self.first[k]) : int(self.stop[k])]
+        a, b = int(self.first[k]), int(self.stop[k])
+        got: I64 = self.hosts[a:b][self.fit[a:b] > 0]
+        return got
 
 
 @dataclass
@@ -64,34 +69,52 @@ class Choice:
 
 
 class Selector:
-    def __init__(self, index: CalendarIndex, plan: Plan, s: int, e: int, comp_sites: dict[int, I64]) -> None:
+    """``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
+    all) is passed over without packing it. The search visits the same sites in the same order and
+    counts the same nodes either way (such a route fails before trying a path, whatever the packing);
+    only the failure counts differ, so a start that fails after a shortcut is searched again without
+    it and reports what the full search reports."""
+
+    def __init__(
+        self,
+        index: CalendarIndex,
+        plan: Plan,
+        s: int,
+        e: int,
+        comp_sites: dict[int, I64],
+        shortcut: bool = True,
+    ) -> None:
         self.index, self.plan, self.s, self.e = index, plan, s, e
+        self.shortcut = shortcut
+        self.cut = False  # the shortcut passed over a site (kept when the search runs again)
         topo = self.topo = index.topo
         rows = plan.rows()
         self.rows = rows
-        self.free = host_free(index, plan, rows, s, e)
+        cols = host_free_cols(index, plan, rows, s, e)
+        self.free = np.stack(cols, axis=1) if cols else np.zeros((rows.shape[0], 0), dtype=np.int64)
         prep = prepared(index, plan)
         self.cap = prep.cap if plan.classes else self.free
         n_sites = len(topo.sites)
         # per component: its candidate sites and, per site, the positions (into rows) of its hosts there
         self.local: dict[int, SiteHosts] = {}
-        for c, (ps, ss) in zip(plan.comps, prep.by_site, strict=True):
-            fit = instances_fit(self.free[ps], c)
-            # fit is capped so the float sum stays exact (a huge host's room is capacity // demand)
-            room = np.bincount(ss, weights=np.minimum(fit, ROOM_CAP), minlength=n_sites)
-            good = np.zeros(n_sites, dtype=bool)
-            good[comp_sites[c.idx]] = True
-            good &= room >= c.count
-            keep = good[ss] & (fit > 0)
-            kp, ks = ps[keep], ss[keep]  # already in site order
-            sites_ok = np.flatnonzero(good)
-            self.local[c.idx] = SiteHosts(
-                sites_ok,
-                room[sites_ok].astype(np.int64),
-                kp,
-                np.searchsorted(ks, sites_ok),
-                np.searchsorted(ks, sites_ok, side="right"),
-            )
+        fits: dict[bytes, I64] = {}  # per demand vector: instances each row could hold (rows order)
+        for c, (ps, _), (su, sb) in zip(plan.comps, prep.by_site, prep.groups, strict=True):
+            if ps.size == 0:
+                self.local[c.idx] = SiteHosts(ps, ps, ps, ps, ps, ps)
+                continue
+            key = c.demand.tobytes() + c.count.to_bytes(8, "little")
+            by_row = fits.get(key)
+            if by_row is None:
+                by_row = fits[key] = instances_fit_cols(cols, rows.shape[0], c)
+            fit = by_row[ps]
+            # room per site of ``su`` (the component's sites; ``ss`` runs through them in order): fit
+            # is capped so the sum stays far from overflow (a huge host's room is capacity // demand)
+            room = np.add.reduceat(np.minimum(fit, ROOM_CAP), sb)
+            passed = np.zeros(n_sites, dtype=bool)
+            passed[comp_sites[c.idx]] = True
+            good = np.flatnonzero(passed[su] & (room >= c.count))
+            stop = np.append(sb[1:], ps.shape[0])
+            self.local[c.idx] = SiteHosts(su[good], room[good], ps, sb[good], stop[good], fit)
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
         self.sites: dict[int, int] = {}
@@ -114,6 +137,9 @@ class Selector:
             (c.idx for c in self.plan.comps), key=lambda i: (len(self.local[i]), -self.plan.comps[i].count, i)
         )
         ok = self._assign(order, 0)
+        if not ok and self.cut:
+            self._reset()
+            ok = self._assign(order, 0)
         if ok:
             hosts: dict[int, list[int]] = {}
             for site in set(self.sites.values()):
@@ -132,6 +158,16 @@ class Selector:
             self.fails.most_common(1)[0] if self.fails else ((Reason.GROUP_CONSTRAINT, None), 0)
         )
         return Rejection(reason, component=name, retry_at=None)
+
+    def _reset(self) -> None:
+        """Start the search again without the shortcut (the packings found stay valid)."""
+        self.shortcut = False
+        self.use.clear()
+        self.sites.clear()
+        self.routes.clear()
+        self.port_routes.clear()
+        self.fails.clear()
+        self.nodes = 0
 
     def _short_class(self, comp: int) -> str | None:
         c = self.plan.comps[comp]
@@ -196,9 +232,12 @@ class Selector:
                 self.fails[(Reason.GROUP_CONSTRAINT, name)] += 1
                 continue
             self.sites[c] = site
-            if self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
+            tasks = self._tasks(c, site)
+            if self.shortcut and tasks and out_of_reach(self.topo, tasks[0][2], tasks[0][3], tasks[0][5]):
+                self.cut = True  # ``_route`` would fail at once, whatever the packing
+            elif self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
                 self.fails[(Reason.INSUFFICIENT_CAPACITY, name)] += 1
-            elif self._route(order, k, self._tasks(c, site), 0):
+            elif self._route(order, k, tasks, 0):
                 return True
             del self.sites[c]
             if self.nodes > BUDGET:
@@ -259,12 +298,23 @@ class Selector:
         return False
 
 
+def out_of_reach(topo: Topology, src: int, dst: int, max_latency_ms: float | None) -> bool:
+    """No path joins the sites within the bound (``candidate_paths`` finds none, whatever the
+    bandwidth): they are unconnected, or their lowest latency exceeds the bound by more than
+    rounding (``candidate_paths`` sums the same links in another order)."""
+    if src == dst:
+        return False
+    lat = float(topo.latency[src, dst])
+    return lat == np.inf or (max_latency_ms is not None and lat > max_latency_ms + 1e-6)
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    """Time-free per-plan arrays the selector needs at every start (cached in ``Plan.cache``)."""
+    """Time-free per-plan arrays the selector needs at every start (cached in ``Plan.static``)."""
 
     cap: I64  # (rows x classes) capacity
     by_site: list[tuple[I64, I64]]  # per component: its positions sorted by site, and their sites
+    groups: list[tuple[I64, I64]]  # per component: its distinct sites, and where each starts in by_site
 
 
 def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
@@ -282,10 +332,14 @@ def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
         )
         site_of = topo.host_site[rows]
         by_site = []
+        groups = []
         for p in plan.positions():
             order = np.argsort(site_of[p], kind="stable")
-            by_site.append((p[order], site_of[p][order]))
-        got = _Prepared(cap, by_site)
+            ss = site_of[p][order]
+            by_site.append((p[order], ss))
+            starts = np.flatnonzero(np.concatenate([[True], ss[1:] != ss[:-1]])) if ss.size else ss
+            groups.append((ss[starts], starts.astype(np.int64)))
+        got = _Prepared(cap, by_site, groups)
         plan.static["select"] = got
     return got
 

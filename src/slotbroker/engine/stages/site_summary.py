@@ -24,33 +24,36 @@ def candidate_sites(
     """Per component, the site rows that pass the bound (ascending), or a rejection with a retry
     time before which no eligible site can pass it."""
     topo = index.topo
-    all_sites = np.arange(len(topo.sites), dtype=np.int64)
-    # (classes x sites); with no classes (components that only anchor a link or port) it has no rows
-    # and every site passes, since nothing is needed
-    bound = (
-        np.stack([index.site_free_bound(c, all_sites, s, e) for c in plan.classes])
-        if plan.classes
-        else np.zeros((0, len(topo.sites)), dtype=np.int64)
-    )
     out: dict[int, I64] = {}
-    comp_sites: list[I64] | None = plan.cache.get("comp_sites")
-    if comp_sites is None:  # time-free: each component's eligible sites, once per plan
+    shape: tuple[list[I64], I64, list[I64]] | None = plan.static.get("comp_sites")
+    if shape is None:  # time-free, once per request shape: each component's eligible sites, all of
+        # them together (the only site rows the bound is read for) and where each component's are
         comp_sites = []
         for comp in plan.comps:
             mask = np.zeros(len(topo.sites), dtype=bool)
             mask[topo.host_site[comp.hosts]] = True
             comp_sites.append(np.flatnonzero(mask).astype(np.int64))
-        plan.cache["comp_sites"] = comp_sites
+        used = np.unique(np.concatenate(comp_sites)) if comp_sites else np.zeros(0, np.int64)
+        shape = plan.static["comp_sites"] = (comp_sites, used, [np.searchsorted(used, x) for x in comp_sites])
+    comp_sites, used, at = shape
+    # (classes x used sites); with no classes (components that only anchor a link or port) it has no
+    # rows and every site passes, since nothing is needed
+    bound = (
+        np.stack([index.site_free_bound(c, used, s, e) for c in plan.classes])
+        if plan.classes
+        else np.zeros((0, used.shape[0]), dtype=np.int64)
+    )
     for comp in plan.comps:
         sites = comp_sites[comp.idx]
         if sites.size == 0:
             return {}, Rejection(Reason.INSUFFICIENT_CAPACITY, component=comp.name, retry_at=NEVER)
         need = comp.demand * comp.count
-        ok = (bound[:, sites] >= need[:, None]).all(axis=0)
+        mine = bound[:, at[comp.idx]]
+        ok = (mine >= need[:, None]).all(axis=0)
         if ok.any():
             out[comp.idx] = sites[ok]
             continue
-        worst = int(np.argmax((bound[:, sites] < need[:, None]).sum(axis=1)))
+        worst = int(np.argmax((mine < need[:, None]).sum(axis=1)))
         retry = NEVER
         for site in sites:
             t = s + 1
