@@ -4,8 +4,11 @@ and sizes, so the answer cache never hits), against one or two uvicorn worker pr
 PostgreSQL, 1k hosts / 100k bookings. Prints ONE JSON object: per backend x workers x clients, requests/s,
 p50/p95/p99 ms, errors (non-2xx and socket errors), and the CPU the server and the load generator took.
 
-The load generator is ``wrk`` (bench/find_slot_load.lua) pinned to the last core with ``taskset``; one
-worker is pinned to the other core(s), two workers get every core (so they share the generator's).
+The load generator is ``wrk`` (bench/find_slot_load.lua). One worker is pinned to every core but the last
+and wrk to the last (``taskset``), so one worker's figure is the server's alone; two workers get every
+core and wrk runs unpinned beside them (it takes 5-11% of a core), so their figure is what two workers make
+of the machine. Each level reports the CPU both took (``server_cpu_ms_per_answer``, ``generator_cpu_pct``).
+The server is bench/uvicorn_server.py's.
 Without ``wrk`` a pure-Python generator (threads in this process) stands in; ``"generator"`` says which
 ran, since Python client threads take much of a core themselves and blur the figures.
 
@@ -21,7 +24,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +36,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from find_slot import DAY, T0, bookings, iso, topology
-from http_find_slot import _free_port, bookings_of, topology_doc
+from http_find_slot import bookings_of, topology_doc
 from slotbroker.bootstrap import build_services
 from slotbroker.config import Settings
 from slotbroker.engine import Snapshot
@@ -42,6 +44,7 @@ from slotbroker.services.access.tokens import Role
 from slotbroker.services.inventory import demo_data
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
+from uvicorn_server import taskset, uvicorn_server
 
 HERE = Path(__file__).resolve().parent
 PG_BASE = os.environ.get("SLOTBROKER_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -107,10 +110,6 @@ def world(backend: str, snap: Snapshot, tmp: Path) -> Iterator[tuple[str, str, i
             admin.dispose()
 
 
-def taskset(cpus: str | None) -> list[str]:
-    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
-
-
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of ``pid`` and its live descendants (uvicorn's worker processes)."""
     total, todo = 0.0, [pid]
@@ -125,39 +124,6 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError):
             continue
     return total
-
-
-@contextmanager
-def server(url: str, workers: int, cpus: str | None, src: Path | None = None) -> Iterator[tuple[str, int]]:
-    """``slotbroker serve``'s uvicorn (httptools on uvloop, TCP_NODELAY) on ``url``, importing slotbroker
-    from ``src`` if given (another checkout's, for a before/after in one run): yields (base, pid)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        **({"PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"} if src else {}),
-        "SLOTBROKER_DATABASE_URL": url,
-        "SLOTBROKER_RATE_PER_S": "1000000",
-        "SLOTBROKER_RATE_BURST": "1000000",
-        "SLOTBROKER_MAX_IN_FLIGHT": "1000",
-    }
-    command = [*taskset(cpus), sys.executable, "-m", "uvicorn", "slotbroker.api.app:create_app", "--factory"]
-    command += ["--http", "slotbroker.api.server:HttpTools", "--loop", "uvloop", "--no-access-log"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    command += ["--workers", str(workers)]
-    proc = subprocess.Popen(command, env=env)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=60) as http:
-            for _ in range(600):
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # -- load generators -------------------------------------------------------------------------------------
@@ -269,19 +235,28 @@ WARM_BODIES = 20_000
 
 
 def levels(
-    base: str, pid: int, token: str, docs: list[dict[str, Any]], bodies: Path, offset: int, args: Any
+    base: str,
+    pid: int,
+    token: str,
+    docs: list[dict[str, Any]],
+    bodies: Path,
+    offset: int,
+    args: Any,
+    generator_cpus: str | None,
 ) -> tuple[dict[str, Any], int]:
     """Every client level against one running server, each on bodies no earlier level sent."""
     out: dict[str, Any] = {}
     for clients in map(int, args.clients.split(",")):
         cpu0 = cpu_seconds(pid)
         if args.use_wrk:
-            r = wrk_level(base, token, bodies, offset, clients, args.seconds, args.generator_cpus)
+            r = wrk_level(base, token, bodies, offset, clients, args.seconds, generator_cpus)
             offset += r["sent"]
         else:
             r = python_level(base, token, docs[offset:], clients, args.seconds)
             offset += r["requests"] + clients
         r["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 2)
+        r["server_cpu_ms_per_answer"] = round(1000 * r["server_cpu_s"] / max(1, r["requests"]), 2)
+        r["generator_cpu_pct"] = round(100 * r["generator_cpu_s"] / max(r["wall_s"], 1e-9), 1)
         out[str(clients)] = r
     one = out[min(out, key=int)]["per_s"] or 1
     for v in out.values():
@@ -306,7 +281,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     args.use_wrk = shutil.which("wrk") is not None and not args.python_generator
-    args.generator_cpus = str(CORES - 1) if CORES > 1 else None
+    # One worker: the server on every core but the last, the generator alone on that one, so the figure is
+    # the server's. More workers: every core for the server and the generator unpinned beside it (wrk took
+    # 5-11% of a core at ~250-500 answers/s), so the figure is what the workers make of the whole machine.
+    generator_cpus = str(CORES - 1) if CORES > 1 else None
     single_worker_cpus = f"0-{CORES - 2}" if CORES > 1 else None
     trees: dict[str, Path | None] = {"head": None}
     if args.base_src:
@@ -316,7 +294,9 @@ def main() -> None:
     out: dict[str, Any] = {
         "generator": "wrk -t1 (bench/find_slot_load.lua)" if args.use_wrk else "python threads (httpx)",
         "cores": CORES,
-        "generator_cpus": args.generator_cpus if args.use_wrk else "any (threads of this process)",
+        "generator_cpus": {"1": generator_cpus, "2": "any (shared with the workers)"}
+        if args.use_wrk
+        else "any (threads of this process)",
         "server_cpus": {"1": single_worker_cpus, "2": "all"},
         "hosts": len(hosts),
         "bookings": args.bookings,
@@ -335,11 +315,11 @@ def main() -> None:
             offset = 0
             per_workers: dict[str, Any] = {}
             for workers in map(int, args.workers.split(",")):
-                cpus = single_worker_cpus if workers == 1 else None
+                cpus, gen_cpus = (single_worker_cpus, generator_cpus) if workers == 1 else (None, None)
                 for tree, src in trees.items():
-                    with server(url, workers, cpus, src) as (base, pid):
+                    with uvicorn_server(url, workers=workers, cpus=cpus, src=src) as (base, pid):
                         warm(base, token, docs, bodies, workers, args.use_wrk)
-                        result, offset = levels(base, pid, token, docs, bodies, offset, args)
+                        result, offset = levels(base, pid, token, docs, bodies, offset, args, gen_cpus)
                     if len(trees) == 1:
                         per_workers[str(workers)] = result
                     else:
