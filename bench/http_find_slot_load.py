@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -110,20 +111,47 @@ def world(backend: str, snap: Snapshot, tmp: Path) -> Iterator[tuple[str, str, i
             admin.dispose()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of ``pid`` and its live descendants (uvicorn's worker processes)."""
-    total, todo = 0.0, [pid]
-    tick = os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (uvicorn's worker processes)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
+        out.append(p)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of ``pid`` and its live descendants."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError):
+            continue
     return total
+
+
+def service_totals(pid: int, split_dir: Path) -> tuple[float, int]:
+    """With ``--split``: CPU seconds spent inside ``FindSlotService.answer`` and answers given, summed over
+    the server's processes (bench/probe/sitecustomize.py writes them on SIGUSR1)."""
+    for f in split_dir.glob("*.json"):
+        f.unlink()
+    pids = process_tree(pid)
+    for p in pids:
+        os.kill(p, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while len(list(split_dir.glob("*.json"))) < len(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.05)  # a file seen may still be being written
+    found = [json.loads(f.read_text()) for f in split_dir.glob("*.json")]
+    return sum(t["service_cpu_s"] for t in found), sum(t["answers"] for t in found)
 
 
 # -- load generators -------------------------------------------------------------------------------------
@@ -247,6 +275,7 @@ def levels(
     """Every client level against one running server, each on bodies no earlier level sent."""
     out: dict[str, Any] = {}
     for clients in map(int, args.clients.split(",")):
+        service0 = service_totals(pid, args.split_dir) if args.split_dir else (0.0, 0)
         cpu0 = cpu_seconds(pid)
         if args.use_wrk:
             r = wrk_level(base, token, bodies, offset, clients, args.seconds, generator_cpus)
@@ -257,6 +286,13 @@ def levels(
         r["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 2)
         r["server_cpu_ms_per_answer"] = round(1000 * r["server_cpu_s"] / max(1, r["requests"]), 2)
         r["generator_cpu_pct"] = round(100 * r["generator_cpu_s"] / max(r["wall_s"], 1e-9), 1)
+        if args.split_dir:
+            service1 = service_totals(pid, args.split_dir)
+            answers = max(1, service1[1] - service0[1])
+            r["service_cpu_ms_per_answer"] = round(1000 * (service1[0] - service0[0]) / answers, 2)
+            r["http_cpu_ms_per_answer"] = round(
+                r["server_cpu_ms_per_answer"] - r["service_cpu_ms_per_answer"], 2
+            )
         out[str(clients)] = r
     one = out[min(out, key=int)]["per_s"] or 1
     for v in out.values():
@@ -273,6 +309,12 @@ def main() -> None:
     ap.add_argument("--bookings", type=int, default=100_000)
     ap.add_argument("--bodies", type=int, default=300_000, help="distinct request bodies to cycle through")
     ap.add_argument("--python-generator", action="store_true", help="use Python threads even with wrk")
+    ap.add_argument(
+        "--split",
+        action="store_true",
+        help="also report the CPU per answer spent inside FindSlotService.answer and outside it (the HTTP "
+        "layer), from a probe on the servers' path (bench/probe/sitecustomize.py)",
+    )
     ap.add_argument(
         "--base-src",
         type=Path,
@@ -314,10 +356,18 @@ def main() -> None:
             bodies.write_text("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs))
             offset = 0
             per_workers: dict[str, Any] = {}
+            args.split_dir = Path(tmpdir) / "split" if args.split else None
+            probe = {}
+            if args.split_dir:
+                args.split_dir.mkdir()
+                probe = {"SLOTBROKER_BENCH_SPLIT_DIR": str(args.split_dir)}
             for workers in map(int, args.workers.split(",")):
                 cpus, gen_cpus = (single_worker_cpus, generator_cpus) if workers == 1 else (None, None)
                 for tree, src in trees.items():
-                    with uvicorn_server(url, workers=workers, cpus=cpus, src=src) as (base, pid):
+                    if args.split_dir:  # the probe first on the path, then the tree served, then ours
+                        path = [HERE / "probe", *([src] if src else []), os.environ.get("PYTHONPATH", "")]
+                        probe["PYTHONPATH"] = os.pathsep.join(map(str, path))
+                    with uvicorn_server(url, workers=workers, cpus=cpus, src=src, env=probe) as (base, pid):
                         warm(base, token, docs, bodies, workers, args.use_wrk)
                         result, offset = levels(base, pid, token, docs, bodies, offset, args, gen_cpus)
                     if len(trees) == 1:
