@@ -2,17 +2,13 @@
 
 The bench's in-memory snapshot becomes a real SQLite database (topology imported through the topology
 service, bookings loaded through the audited loader), shifted so the bench's start maps to the next hour;
-a uvicorn process serves it; POST /v1/find-slot is timed with distinct start times so the answer cache
-never hits. Everything runs on loopback and stops by itself.
+a uvicorn process serves it (bench/uvicorn_server.py); POST /v1/find-slot is timed with distinct start
+times so the answer cache never hits. Everything runs on loopback and stops by itself.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,12 +27,7 @@ from slotbroker.services.access.tokens import Role
 from slotbroker.services.inventory import demo_data
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from uvicorn_server import uvicorn_server
 
 
 def topology_doc(snap: Snapshot) -> Topology:
@@ -111,32 +102,8 @@ def served(snap: Snapshot, bench_t0: int, *, workers: int = 1) -> Iterator[tuple
         demo_data.load_bookings(db, bookings_of(snap, shift), now_s=now)
         token = svc.tokens.create(project="bench", role=Role.ADMIN)
         svc.close()
-        port = _free_port()
-        env = {
-            **os.environ,
-            "SLOTBROKER_DATABASE_URL": url,
-            "SLOTBROKER_RATE_PER_S": "1000000",
-            "SLOTBROKER_RATE_BURST": "1000000",
-            "SLOTBROKER_MAX_IN_FLIGHT": "1000",
-        }
-        command = [sys.executable, "-m", "uvicorn", "slotbroker.api.app:create_app", "--factory"]
-        command += ["--http", "slotbroker.api.server:HttpTools", "--loop", "uvloop"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        command += ["--workers", str(workers)]
-        server = subprocess.Popen(command, env=env)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base, timeout=60) as http:
-                for _ in range(600):
-                    try:
-                        if http.get("/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
+        with uvicorn_server(url, workers=workers) as (base, _):
             yield base, token, shift
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def measure_http_p50(

@@ -4,8 +4,11 @@ and sizes, so the answer cache never hits), against one or two uvicorn worker pr
 PostgreSQL, 1k hosts / 100k bookings. Prints ONE JSON object: per backend x workers x clients, requests/s,
 p50/p95/p99 ms, errors (non-2xx and socket errors), and the CPU the server and the load generator took.
 
-The load generator is ``wrk`` (bench/find_slot_load.lua) pinned to the last core with ``taskset``; one
-worker is pinned to the other core(s), two workers get every core (so they share the generator's).
+The load generator is ``wrk`` (bench/find_slot_load.lua). One worker is pinned to every core but the last
+and wrk to the last (``taskset``), so one worker's figure is the server's alone; two workers get every
+core and wrk runs unpinned beside them (it takes 5-11% of a core), so their figure is what two workers make
+of the machine. Each level reports the CPU both took (``server_cpu_ms_per_answer``, ``generator_cpu_pct``).
+The server is bench/uvicorn_server.py's.
 Without ``wrk`` a pure-Python generator (threads in this process) stands in; ``"generator"`` says which
 ran, since Python client threads take much of a core themselves and blur the figures.
 
@@ -19,9 +22,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +37,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from find_slot import DAY, T0, bookings, iso, topology
-from http_find_slot import _free_port, bookings_of, topology_doc
+from http_find_slot import bookings_of, topology_doc
 from slotbroker.bootstrap import build_services
 from slotbroker.config import Settings
 from slotbroker.engine import Snapshot
@@ -42,6 +45,7 @@ from slotbroker.services.access.tokens import Role
 from slotbroker.services.inventory import demo_data
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
+from uvicorn_server import taskset, uvicorn_server
 
 HERE = Path(__file__).resolve().parent
 PG_BASE = os.environ.get("SLOTBROKER_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -107,57 +111,47 @@ def world(backend: str, snap: Snapshot, tmp: Path) -> Iterator[tuple[str, str, i
             admin.dispose()
 
 
-def taskset(cpus: str | None) -> list[str]:
-    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of ``pid`` and its live descendants (uvicorn's worker processes)."""
-    total, todo = 0.0, [pid]
-    tick = os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (uvicorn's worker processes)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+        out.append(p)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of ``pid`` and its live descendants."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
         except (OSError, ValueError):
             continue
     return total
 
 
-@contextmanager
-def server(url: str, workers: int, cpus: str | None, src: Path | None = None) -> Iterator[tuple[str, int]]:
-    """``slotbroker serve``'s uvicorn (httptools on uvloop, TCP_NODELAY) on ``url``, importing slotbroker
-    from ``src`` if given (another checkout's, for a before/after in one run): yields (base, pid)."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        **({"PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"} if src else {}),
-        "SLOTBROKER_DATABASE_URL": url,
-        "SLOTBROKER_RATE_PER_S": "1000000",
-        "SLOTBROKER_RATE_BURST": "1000000",
-        "SLOTBROKER_MAX_IN_FLIGHT": "1000",
-    }
-    command = [*taskset(cpus), sys.executable, "-m", "uvicorn", "slotbroker.api.app:create_app", "--factory"]
-    command += ["--http", "slotbroker.api.server:HttpTools", "--loop", "uvloop", "--no-access-log"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    command += ["--workers", str(workers)]
-    proc = subprocess.Popen(command, env=env)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=60) as http:
-            for _ in range(600):
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def service_totals(pid: int, split_dir: Path) -> tuple[float, int]:
+    """With ``--split``: CPU seconds spent inside ``FindSlotService.answer`` and answers given, summed over
+    the server's processes (bench/probe/sitecustomize.py writes them on SIGUSR1)."""
+    for f in split_dir.glob("*.json"):
+        f.unlink()
+    pids = process_tree(pid)
+    for p in pids:
+        os.kill(p, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while len(list(split_dir.glob("*.json"))) < len(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.05)  # a file seen may still be being written
+    found = [json.loads(f.read_text()) for f in split_dir.glob("*.json")]
+    return sum(t["service_cpu_s"] for t in found), sum(t["answers"] for t in found)
 
 
 # -- load generators -------------------------------------------------------------------------------------
@@ -269,19 +263,36 @@ WARM_BODIES = 20_000
 
 
 def levels(
-    base: str, pid: int, token: str, docs: list[dict[str, Any]], bodies: Path, offset: int, args: Any
+    base: str,
+    pid: int,
+    token: str,
+    docs: list[dict[str, Any]],
+    bodies: Path,
+    offset: int,
+    args: Any,
+    generator_cpus: str | None,
 ) -> tuple[dict[str, Any], int]:
     """Every client level against one running server, each on bodies no earlier level sent."""
     out: dict[str, Any] = {}
     for clients in map(int, args.clients.split(",")):
+        service0 = service_totals(pid, args.split_dir) if args.split_dir else (0.0, 0)
         cpu0 = cpu_seconds(pid)
         if args.use_wrk:
-            r = wrk_level(base, token, bodies, offset, clients, args.seconds, args.generator_cpus)
+            r = wrk_level(base, token, bodies, offset, clients, args.seconds, generator_cpus)
             offset += r["sent"]
         else:
             r = python_level(base, token, docs[offset:], clients, args.seconds)
             offset += r["requests"] + clients
         r["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 2)
+        r["server_cpu_ms_per_answer"] = round(1000 * r["server_cpu_s"] / max(1, r["requests"]), 2)
+        r["generator_cpu_pct"] = round(100 * r["generator_cpu_s"] / max(r["wall_s"], 1e-9), 1)
+        if args.split_dir:
+            service1 = service_totals(pid, args.split_dir)
+            answers = max(1, service1[1] - service0[1])
+            r["service_cpu_ms_per_answer"] = round(1000 * (service1[0] - service0[0]) / answers, 2)
+            r["http_cpu_ms_per_answer"] = round(
+                r["server_cpu_ms_per_answer"] - r["service_cpu_ms_per_answer"], 2
+            )
         out[str(clients)] = r
     one = out[min(out, key=int)]["per_s"] or 1
     for v in out.values():
@@ -299,6 +310,12 @@ def main() -> None:
     ap.add_argument("--bodies", type=int, default=300_000, help="distinct request bodies to cycle through")
     ap.add_argument("--python-generator", action="store_true", help="use Python threads even with wrk")
     ap.add_argument(
+        "--split",
+        action="store_true",
+        help="also report the CPU per answer spent inside FindSlotService.answer and outside it (the HTTP "
+        "layer), from a probe on the servers' path (bench/probe/sitecustomize.py)",
+    )
+    ap.add_argument(
         "--base-src",
         type=Path,
         help="also serve slotbroker from this src directory (a checkout of the base commit), alternating "
@@ -306,7 +323,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     args.use_wrk = shutil.which("wrk") is not None and not args.python_generator
-    args.generator_cpus = str(CORES - 1) if CORES > 1 else None
+    # One worker: the server on every core but the last, the generator alone on that one, so the figure is
+    # the server's. More workers: every core for the server and the generator unpinned beside it (wrk took
+    # 5-11% of a core at ~250-500 answers/s), so the figure is what the workers make of the whole machine.
+    generator_cpus = str(CORES - 1) if CORES > 1 else None
     single_worker_cpus = f"0-{CORES - 2}" if CORES > 1 else None
     trees: dict[str, Path | None] = {"head": None}
     if args.base_src:
@@ -316,7 +336,9 @@ def main() -> None:
     out: dict[str, Any] = {
         "generator": "wrk -t1 (bench/find_slot_load.lua)" if args.use_wrk else "python threads (httpx)",
         "cores": CORES,
-        "generator_cpus": args.generator_cpus if args.use_wrk else "any (threads of this process)",
+        "generator_cpus": {"1": generator_cpus, "2": "any (shared with the workers)"}
+        if args.use_wrk
+        else "any (threads of this process)",
         "server_cpus": {"1": single_worker_cpus, "2": "all"},
         "hosts": len(hosts),
         "bookings": args.bookings,
@@ -334,12 +356,20 @@ def main() -> None:
             bodies.write_text("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs))
             offset = 0
             per_workers: dict[str, Any] = {}
+            args.split_dir = Path(tmpdir) / "split" if args.split else None
+            probe = {}
+            if args.split_dir:
+                args.split_dir.mkdir()
+                probe = {"SLOTBROKER_BENCH_SPLIT_DIR": str(args.split_dir)}
             for workers in map(int, args.workers.split(",")):
-                cpus = single_worker_cpus if workers == 1 else None
+                cpus, gen_cpus = (single_worker_cpus, generator_cpus) if workers == 1 else (None, None)
                 for tree, src in trees.items():
-                    with server(url, workers, cpus, src) as (base, pid):
+                    if args.split_dir:  # the probe first on the path, then the tree served, then ours
+                        path = [HERE / "probe", *([src] if src else []), os.environ.get("PYTHONPATH", "")]
+                        probe["PYTHONPATH"] = os.pathsep.join(map(str, path))
+                    with uvicorn_server(url, workers=workers, cpus=cpus, src=src, env=probe) as (base, pid):
                         warm(base, token, docs, bodies, workers, args.use_wrk)
-                        result, offset = levels(base, pid, token, docs, bodies, offset, args)
+                        result, offset = levels(base, pid, token, docs, bodies, offset, args, gen_cpus)
                     if len(trees) == 1:
                         per_workers[str(workers)] = result
                     else:

@@ -41,6 +41,7 @@ class Settings:
     max_in_flight: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_IN_FLIGHT", 64))
     max_streams: int = field(default_factory=lambda: _int("SLOTBROKER_MAX_STREAMS", 256))
     claim_fast_path: bool = field(default_factory=lambda: _bool("SLOTBROKER_CLAIM_FAST_PATH", True))
+    find_slot_fast_path: bool = field(default_factory=lambda: _bool("SLOTBROKER_FIND_SLOT_FAST_PATH", True))
     # ClaimService(pg_two_trips=): PostgreSQL claims in two round trips (store/claims/pg_two_trips.py)
     pg_two_trips: bool = field(default_factory=lambda: _bool("SLOTBROKER_PG_PREPARED_CLAIMS", True))
     rate_per_s: float = field(default_factory=lambda: _float("SLOTBROKER_RATE_PER_S", 50.0))

@@ -13,6 +13,7 @@ from slotbroker import portal
 from slotbroker.api import background, mcp_endpoint, openapi_docs, openapi_links, problems
 from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
+from slotbroker.api.find_slot_fast_path import FindSlotFastPath
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
 from slotbroker.api.query_check import reject_unknown_query
@@ -74,9 +75,12 @@ def create_app(
     portal.mount(app)  # GET / and /portal/static: the web portal, a client of the API above
     mcp_endpoint.mount(app)  # /mcp: the MCP server over streamable HTTP (docs/mcp.md)
     # Outermost last: metrics see everything, limits refuse before bodies are read; the claim fast path
-    # is innermost, so body limits, YAML, limits and metrics apply to it as to every route.
+    # and find-slot fast paths are innermost, so body limits, YAML, limits and metrics apply to them as to
+    # every route.
     if settings.claim_fast_path:
         app.add_middleware(ClaimFastPath)
+    if settings.find_slot_fast_path:
+        app.add_middleware(FindSlotFastPath)
     app.add_middleware(
         ContentMiddleware,
         max_body=settings.max_body_bytes,

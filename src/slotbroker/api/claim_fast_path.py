@@ -49,11 +49,39 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-def content_type(scope: Scope) -> str:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first ``name`` header (lower-case bytes), as Starlette's ``Request.headers.get`` reads it."""
     for key, value in scope["headers"]:
-        if key.lower() == b"content-type":
-            return media_type(value.decode("latin-1"))
-    return ""
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def content_type(scope: Scope) -> str:
+    return media_type(header(scope, b"content-type"))
+
+
+async def read_body(receive: Receive) -> bytearray | None:
+    """The whole request body, or None when the client went away before sending it."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+def fast_path_applies(scope: Scope, path: str) -> bool:
+    """A JSON ``POST path`` without query parameters (the router refuses those: api/query_check.py)."""
+    return (
+        scope["type"] == "http"
+        and scope["path"] == path
+        and scope["method"] == "POST"
+        and content_type(scope) == "application/json"
+        and not scope.get("query_string")
+    )
 
 
 class ClaimFastPath:
@@ -61,13 +89,7 @@ class ClaimFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or content_type(scope) != "application/json"
-            or scope.get("query_string")  # the router refuses query parameters (api/query_check.py)
-        ):
+        if not fast_path_applies(scope, PATH):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
@@ -76,14 +98,9 @@ class ClaimFastPath:
         if who is None:  # no token, or not verified yet: the route authenticates (and fills the cache)
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         try:
             request = claims.ClaimIn.model_validate(json.loads(body))
         # the route answers with its own problem (RecursionError: JSON nested past the parser's depth)
@@ -103,4 +120,4 @@ class ClaimFastPath:
         await response(scope, receive, send)
 
 
-__all__ = ["ClaimFastPath", "bearer_token"]
+__all__ = ["ClaimFastPath", "bearer_token", "fast_path_applies", "header", "read_body"]

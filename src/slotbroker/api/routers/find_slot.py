@@ -18,6 +18,7 @@ from slotbroker.engine import Bucket
 from slotbroker.wire.calendar import CalendarResponse, CalendarRow
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
+FIND_SLOT_PATH = "/v1/find-slot"  # the route below, under the router's prefix
 router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
 SLOT_REQUEST_BODY = {
@@ -43,13 +44,20 @@ def find_slot(
     body: Annotated[dict[str, Any], Body()],
     prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
 ) -> Response:
-    answer = svc.find_slot.answer(
-        body, project=who.project, job=bool(prefer and "respond-async" in prefer.lower())
-    )
+    return find_slot_response(svc.find_slot.answer(body, project=who.project, job=wants_job(prefer)))
+
+
+def wants_job(prefer: str | None) -> bool:
+    """``Prefer: respond-async`` (RFC 7240) asks for a job whatever the search would cost."""
+    return bool(prefer and "respond-async" in prefer.lower())
+
+
+def find_slot_response(answer: FindSlotResult | FindSlotJob) -> Response:
+    """The route's response, shared with ``api/find_slot_fast_path.py``: an answer serialised once
+    (pydantic, in Rust) instead of re-validated against the response model, or a job's 202."""
     if isinstance(answer, FindSlotJob):
         headers = {"Location": f"/v1/find-slot/jobs/{answer.id}", "Retry-After": "1"}
         return JSONResponse(answer.model_dump(mode="json"), status_code=202, headers=headers)
-    # Serialised once here (pydantic, in Rust) instead of re-validated against the response model.
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
