@@ -7,6 +7,7 @@ it they are skipped and the summary says how many; with CI=true an unreachable P
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _pg_skipped:
         terminalreporter.write_line(f"PostgreSQL tests skipped: {_pg_skipped} (PostgreSQL unavailable)")
+
+
+@pytest.fixture(autouse=True)
+def _forget_fastapi_endpoints() -> Iterator[None]:
+    """After each test, empty FastAPI's module-level caches keyed by endpoint and dependency callables
+    (``fastapi.dependencies.models``: 4096 entries each). ``create_app`` defines endpoints as closures
+    over its app, so those caches kept the last few dozen apps of the run alive, with their services,
+    calendar indexes and SQLAlchemy metadata: millions of objects that every full collection walks. A
+    server builds one app, for which the caches are meant."""
+    yield
+    models = sys.modules.get("fastapi.dependencies.models")
+    for value in list(vars(models).values()) if models is not None else ():
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -162,6 +162,7 @@ def test_a_reservation_slurm_refuses_fails_over_to_another_node(
         leases = LeaseService(sdb, ClaimService(sdb), QuotaService(sdb))
         slurm = provisioner(cluster, tmp_path / "spool")
         planner = Planner(sdb, settings=settings(), provisioners={"slurm": slurm})
+        planner.register(leases)
         now = int(time.time())
         lease = create_lease(leases, hosts, ["n3"], now, now + 90)
         job = planner.create(_spec(lease, command=("sh", "-c", "echo ran on $SLURMD_NODENAME")))
@@ -181,8 +182,11 @@ def test_a_reservation_slurm_refuses_fails_over_to_another_node(
         assert any("Slurm refused reservation" in ln for ln in lines), lines
         assert any("moved: n3 -> n2" in ln for ln in lines), lines
         assert "ran on n2" in lines, lines
-        assert f"sb-{lease}" not in cluster.reservations()  # released after the success
         assert "outside" in cluster.reservations()  # the operator's own is untouched
+        assert cluster.reservations()[f"sb-{lease}"]["Nodes"] == "n2"  # the lease's, while it lasts
+        leases.cancel(lease, project=None)
+        planner.wait_released()
+        assert f"sb-{lease}" not in cluster.reservations()
     finally:
         cluster.run("scontrol", "delete", "reservationname=outside", check=False)
 
@@ -227,6 +231,10 @@ def test_a_broker_restart_midway_finds_the_reservation_and_the_job_again(
     assert done.state == "succeeded", (done, lines)
     assert done.run_id == run_id  # the same Slurm job, found again: nothing submitted twice
     assert [ln for ln in lines if ln in ("started", "finished")] == ["started", "finished"], lines
+    assert f"sb-{lease}" in cluster.reservations()  # kept while the lease lasts
+    second.register(leases)
+    leases.cancel(lease, project=None)
+    second.wait_released()
     assert f"sb-{lease}" not in cluster.reservations()
 
 

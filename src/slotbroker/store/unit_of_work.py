@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
@@ -100,6 +101,7 @@ class UnitOfWork:
         self.db = db
         self.readonly = readonly
         self.connection = connection
+        self._after_commit: list[Callable[[], object]] = []
 
     def __enter__(self) -> UnitOfWork:
         if self.connection is None:
@@ -153,8 +155,18 @@ class UnitOfWork:
             self.changes = calendar_changes.start(self.session)
         for listener, ticket in tickets:
             listener.committed(ticket, changes)
+        done, self._after_commit = self._after_commit, []
+        for callback in done:
+            callback()
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the next ``commit()`` succeeded (never if the work is rolled back): for
+        effects outside the database that must not happen for a write that did not. Nested in a caller's
+        connection, that commit only releases a savepoint: register with the caller's unit of work."""
+        self._after_commit.append(callback)
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._after_commit = []
         if self.changes is not None:
             self.changes = calendar_changes.start(self.session)

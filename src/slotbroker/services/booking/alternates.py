@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
 from slotbroker.domain.errors import CapacityConflict, FieldError, ValidationFailed, item_index
+from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.store.repositories.leases import HostRef
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -53,18 +54,6 @@ def next_alternate(candidates: Iterable[H], tried: set[H], in_use: Collection[H]
         tried.add(alt)
         return alt
     return None
-
-
-def offending_providers(items: Sequence[ClaimItem], exc: CapacityConflict | ValidationFailed) -> list[str]:
-    """The providers (uuids, first named first) of the items a claim's errors point at (``/items/3...``)."""
-    bad: list[str] = []
-    for err in exc.errors:
-        k = item_index(err.pointer)
-        if k is not None and k < len(items):
-            uuid = items[k].provider_uuid
-            if uuid not in bad:
-                bad.append(uuid)
-    return bad
 
 
 def swap_host(items: Sequence[ClaimItem], old: str, new: str) -> tuple[ClaimItem, ...]:
@@ -111,6 +100,7 @@ def claim_for_lease_swapping(
     swap rule above), at most ``MAX_SWAPS`` times; the first refusal is what is raised when none fits."""
     start, end = span
     tried: set[str] = {it.provider_uuid for it in items}
+    hosts: set[str] | None = None  # which providers are hosts: read at the first conflict only
     current = items
     first: CapacityConflict | None = None
     stretch = (start, end) if merge else None
@@ -127,7 +117,9 @@ def claim_for_lease_swapping(
                     raise
                 first = exc
             # Swapping: a candidate that breaks unit rules simply does not fit either.
-            swapped = _swap_for_stand_in(uow, current, exc, tried)
+            if hosts is None:
+                hosts = _hosts_among(uow, {it.provider_uuid for it in items})
+            swapped = _swap_for_stand_in(uow, current, exc, tried, hosts)
             if swapped is None:
                 raise first from None
             current = swapped
@@ -135,18 +127,35 @@ def claim_for_lease_swapping(
     raise first
 
 
+def _hosts_among(uow: UnitOfWork, uuids: Collection[str]) -> set[str]:
+    """The providers of ``uuids`` that are hosts (the only ones a stand-in can replace)."""
+    rows = ((u, uow.providers.get(u)) for u in uuids)
+    return {u for u, row in rows if row is not None and row.kind == ProviderKind.HOST.value}
+
+
 def _swap_for_stand_in(
-    uow: UnitOfWork, items: tuple[ClaimItem, ...], exc: CapacityConflict | ValidationFailed, tried: set[str]
+    uow: UnitOfWork,
+    items: tuple[ClaimItem, ...],
+    exc: CapacityConflict | ValidationFailed,
+    tried: set[str],
+    hosts: set[str],
 ) -> tuple[ClaimItem, ...] | None:
-    """Replace the first host named by ``exc`` with an untried host of the same site, traits and
-    resource classes; None when an offending provider is not a host or no stand-in is left."""
-    bad = offending_providers(items, exc)
-    if not bad:
+    """Replace the first conflicting host (``conflicting_owner``) with an untried host of the same
+    site, traits and resource classes; None when any conflict points at a provider that is not a host
+    (a link, a facility port: no stand-in fixes that) or no stand-in is left. ``hosts``: the host
+    uuids among the items (a stand-in taken is added)."""
+    bad = conflicting_owner(
+        exc.errors, [it.provider_uuid if it.provider_uuid in hosts else None for it in items]
+    )
+    if bad is None:
         return None
-    classes = {it.resource_class for it in items if it.provider_uuid == bad[0]}
-    stand_ins = (alt.uuid for alt in uow.leases.alternate_hosts(bad[0], classes, tried))
+    classes = {it.resource_class for it in items if it.provider_uuid == bad}
+    stand_ins = (alt.uuid for alt in uow.leases.alternate_hosts(bad, classes, tried))
     alt = next_alternate(stand_ins, tried, {it.provider_uuid for it in items})
-    return None if alt is None else swap_host(items, bad[0], alt)
+    if alt is None:
+        return None
+    hosts.add(alt)
+    return swap_host(items, bad, alt)
 
 
 def repoint_placement(uow: UnitOfWork, lease_id: int, moves: Mapping[str, str]) -> None:
@@ -170,7 +179,6 @@ __all__ = [
     "claim_for_lease_swapping",
     "conflicting_owner",
     "next_alternate",
-    "offending_providers",
     "repoint_placement",
     "swap_host",
 ]

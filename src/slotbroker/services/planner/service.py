@@ -7,6 +7,7 @@ replicas can serve these calls while any number of workers run the steps.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 import threading
@@ -38,6 +39,7 @@ log = logging.getLogger("slotbroker.planner")
 
 MAX_PAGE = 500
 LEASE_ENDINGS = ("end", "cancelled", "error")
+LEASE_OVER = ("end", "cancelled")  # the lease gives its capacity back (an ERROR lease keeps it)
 
 
 BeforeEndCallback = Callable[[str, list[str], int], object]
@@ -82,6 +84,7 @@ class Planner:
         self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
         self._pools: list[Notifiable] = []
+        self._releasing: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -374,6 +377,8 @@ class Planner:
         the ``on_before_end`` callbacks; ``end`` / ``cancelled`` / ``error`` expire the jobs (untouched
         pending jobs at once; others are torn down by a worker: cancel run, release, expired)."""
         now = self.clock_ms()
+        if kind in LEASE_OVER and any(p.lease_scoped for p in self.provisioners.values()):
+            uow.after_commit(lambda: self._release_lease(lease_id))
         jobs = uow.jobs.live_of_lease(lease_id)
         if not jobs:
             return
@@ -392,6 +397,36 @@ class Planner:
                 if not job.expire_requested and not job.cancel_requested:
                     self._request_stop(uow, job, Reason.EXPIRE, now, f"lease {lease_id}: {kind}")
         self._wake()
+
+    def _release_lease(self, lease_id: str) -> None:
+        """After the commit that ended or cancelled the lease: each ``lease_scoped`` provisioner frees
+        what it keeps for the lease, in a thread of its own, so the request or the event loop that
+        ended it waits for no tool. A failure (or a crash before this runs) leaves the provision to
+        its own end or to a sweep (the Slurm drift sync deletes reservations of leases that are over)."""
+        scoped = {name: p for name, p in self.provisioners.items() if p.lease_scoped}
+
+        async def release_all() -> None:
+            for name, prov in scoped.items():
+                try:
+                    await asyncio.wait_for(
+                        prov.release_lease(lease_id), self.settings.policy(name).call_timeout_s
+                    )
+                except Exception as exc:
+                    log.warning("provisioner %s kept lease %s's provision: %r", name, lease_id, exc)
+
+        worker = threading.Thread(
+            target=asyncio.run, args=(release_all(),), name=f"release-{lease_id}", daemon=True
+        )
+        with self._lock:
+            self._releasing = [t for t in self._releasing if t.is_alive()] + [worker]
+        worker.start()
+
+    def wait_released(self, timeout_s: float = 30.0) -> None:
+        """Wait for the ``release_lease`` calls started so far (tests, and a shutdown that wants them)."""
+        with self._lock:
+            started = list(self._releasing)
+        for worker in started:
+            worker.join(timeout_s)
 
 
 __all__ = ["BeforeEndCallback", "Planner", "job_out"]

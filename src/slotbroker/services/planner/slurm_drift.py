@@ -21,8 +21,9 @@ The other direction, the broker's leases as Slurm reservations: every PENDING le
 this cluster gets its ``sb-<lease>`` reservation in advance, before any job exists (made or brought to
 the lease's nodes and window through the provisioner's own ``provision``, so both paths agree), and an
 ACTIVE lease's existing reservation follows its window (an extension without a waiting job). A lease
-Slurm refuses to mirror is a ``conflict`` too. An ``sb-<lease>`` reservation whose lease is not PENDING
-or ACTIVE any more (cancelled, or a broker crash between the lease's end and the release) is deleted.
+Slurm refuses to mirror is a ``conflict`` too. An ``sb-<lease>`` reservation whose lease no longer holds
+its capacity (ended or cancelled, and a broker crash came before the planner's ``release_lease``) is
+deleted; an ERROR lease keeps its capacity, and so its reservation.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from slotbroker.services.planner.provisioners.base import (
 from slotbroker.services.planner.provisioners.slurm import SlurmProvisioner
 from slotbroker.services.planner.provisioners.slurm_cli import SlurmCommands
 from slotbroker.services.planner.provisioners.slurm_config import SlurmConfig
+from slotbroker.services.planner.step_context import HOLDING_LEASE
 from slotbroker.store.db import Database
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import LeaseView
@@ -176,7 +178,7 @@ class SlurmDriftSync:
             lease_id = lease_of(name)
             with UnitOfWork(self.db, readonly=True) as uow:
                 row = uow.jobs.lease(lease_id or "")
-                gone = row is None or str(row.status) not in LIVE
+                gone = row is None or str(row.status) not in HOLDING_LEASE
             if gone and await self.cli.delete_reservation(name):
                 report.orphans_deleted.append(name)
         return report

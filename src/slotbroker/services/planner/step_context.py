@@ -23,6 +23,9 @@ from slotbroker.store.unit_of_work import UnitOfWork
 T = TypeVar("T")
 KEEP = "__keep__"
 LIVE_LEASE = (ConsumerStatus.PENDING.value, ConsumerStatus.ACTIVE.value)
+HOLDING_LEASE = (*LIVE_LEASE, ConsumerStatus.ERROR.value)
+"""A lease that still holds its capacity (an ERROR lease keeps it until it is cancelled or ends): what a
+``lease_scoped`` provision stands for lives while its lease is one of these."""
 OUTCOME = {
     Reason.CANCEL.value: JobState.CANCELED,
     Reason.EXPIRE.value: JobState.EXPIRED,

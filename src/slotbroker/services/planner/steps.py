@@ -46,6 +46,7 @@ from slotbroker.services.planner.provisioners.base import (
 from slotbroker.services.planner.settings import ProvisionerPolicy
 from slotbroker.services.planner.step_commit import commit
 from slotbroker.services.planner.step_context import (
+    HOLDING_LEASE,
     LIVE_LEASE,
     Change,
     StepContext,
@@ -257,19 +258,29 @@ async def _release(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapsho
     values: dict[str, Any] = {}
     logs: list[tuple[str, str]] = []
     if job.provision_id and job.released_attempt < job.attempt:
-        try:
-            await _call(policy, prov.release(job.provision_id))
-        except Exception as exc:
-            msg = f"release of {job.provision_id} failed: {exc!r}; retrying"
-            return Change(Step.RELEASE, delay_s=policy.poll_interval_s, logs=[("planner", msg)])
+        kept = prov.lease_scoped and await ctx.run_db(lambda: _lease_holds(ctx, job.lease_uuid))
+        if not kept:  # a lease-scoped provision outlives the job while its lease lasts (release_lease)
+            try:
+                await _call(policy, prov.release(job.provision_id))
+            except Exception as exc:
+                msg = f"release of {job.provision_id} failed: {exc!r}; retrying"
+                return Change(Step.RELEASE, delay_s=policy.poll_interval_s, logs=[("planner", msg)])
         values = {"released_attempt": job.attempt, "releases": job.releases + 1}
         if job.reason != Reason.SUCCEED.value:  # the usual release after a success goes unlogged
-            logs.append(("planner", f"provision {job.provision_id} released"))
+            done = f"kept for lease {job.lease_uuid} until it ends" if kept else "released"
+            logs.append(("planner", f"provision {job.provision_id} {done}"))
     if job.reason == Reason.RETRY.value:
         values.update(attempt=job.attempt + 1, provision_id=None, run_id=None, run_stopped=False)
         delay = policy.retry.delay_s(job.attempt)
         return Change(Step.PROVISION, values, delay_s=delay, reason=None, logs=logs)
     return Change(Step.FINISH, values, logs=logs)
+
+
+def _lease_holds(ctx: StepContext, lease_uuid: str) -> bool:
+    """Whether the lease still holds its capacity (read now: a cancel may have just committed)."""
+    with UnitOfWork(ctx.db, readonly=True) as uow:
+        row = uow.jobs.lease(lease_uuid)
+    return row is not None and str(row.status) in HOLDING_LEASE
 
 
 async def _finish(ctx: StepContext, prov: Provisioner, job: job_rows.JobSnapshot) -> Change:

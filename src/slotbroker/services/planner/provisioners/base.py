@@ -9,6 +9,11 @@ database transaction open across a call. Rules every implementation follows (doc
   The key is ``<job id>#<attempt>``: the job id, plus the attempt number for retries.
 * ``submit(workload, provision, key)`` is idempotent by ``key`` (the job id) in the same way.
 * ``release(provision_id)`` and ``cancel(run_id)`` are idempotent: a second call is a no-op.
+* A provisioner that sets ``lease_scoped`` makes one provision per lease that every job of the lease
+  shares (a Slurm reservation): it stands for capacity the broker holds, so it lives as long as the
+  lease does. The planner's release step leaves it alone while the lease still holds its capacity
+  (PENDING, ACTIVE, ERROR), and when the lease ends or is cancelled the planner calls
+  ``release_lease(lease_id)`` (idempotent; also for a lease that has no job running then).
 * ``status`` / ``run_status`` of an id the provisioner does not know answer ``UNKNOWN`` (used by
   restart reconciliation), they do not raise.
 * ``follow(provision)`` (optional, for provisioners that set ``follows_lease``, e.g. a Slurm
@@ -129,6 +134,7 @@ class Provisioner(abc.ABC):
     min_role: ClassVar[Role] = Role.OPERATOR
     follows_lease: ClassVar[bool] = False  # True: the planner calls ``follow`` while a job waits
     provisions_ahead: ClassVar[bool] = False  # True: provision when the job is created, not at lease start
+    lease_scoped: ClassVar[bool] = False  # True: one provision per lease, kept until the lease is over
 
     @abc.abstractmethod
     async def provision(self, allocation: Allocation, key: str) -> str: ...
@@ -158,6 +164,11 @@ class Provisioner(abc.ABC):
         provisioned follow ``provision.allocation``'s window. Called, for provisioners that set
         ``follows_lease``, each time the planner polls a job's provision or run; cheap when nothing
         changed, idempotent; raising only logs a warning (the next poll tries again)."""
+
+    async def release_lease(self, lease_id: str) -> None:  # noqa: B027 - optional hook
+        """For ``lease_scoped`` provisioners: lease ``lease_id`` ended or was cancelled, free its
+        provision (a no-op when there is none, or when a job of the lease still runs in it: that job's
+        own release, which comes once it is torn down, frees it then)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the provisioner holds in this process (on pool shutdown)."""

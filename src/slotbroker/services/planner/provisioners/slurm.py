@@ -16,9 +16,12 @@ queues the workload into it, and Slurm decides when it starts and kills it when 
   lease's if a retry moved the lease). A reservation Slurm refuses (a node down or drained, an
   overlapping reservation made outside the broker, nodes busy with other jobs) raises
   ``ProvisionerError``: the planner's retry path, which moves the lease to alternate hosts.
-* One reservation serves every job of its lease. ``release`` deletes it only when no job is pending or
-  running in it any more; Slurm refusing (a cancelled job still completing) raises, and the planner
-  retries the release.
+* One reservation serves every job of its lease and lives as long as the lease (``lease_scoped``): it
+  tells Slurm the broker holds those nodes, so a job that ends early must not give them back to Slurm
+  while the lease still holds them. The planner calls ``release`` only once the lease is over (a job
+  torn down by the lease's end or cancel) and ``release_lease`` when the lease ends or is cancelled.
+  ``release`` deletes it only when no job is pending or running in it any more (the last job's release
+  does); Slurm refusing (a cancelled job still completing) raises, and the planner retries the release.
 * ``follow`` (``follows_lease``): the planner calls it while a job waits, with the lease's current
   window; an extended, shortened or moved lease updates the reservation's times.
 * Workload: ``extra.script`` (a batch script; ``#!/bin/sh`` is added if it has no ``#!`` line) or
@@ -122,6 +125,7 @@ class SlurmProvisioner(Provisioner):
     min_role: ClassVar[Role] = Role.OPERATOR  # a job here runs code on the cluster's nodes
     follows_lease: ClassVar[bool] = True
     provisions_ahead: ClassVar[bool] = True  # the reservation is made in advance: Slurm plans around it
+    lease_scoped: ClassVar[bool] = True  # the reservation is the lease's, not a job's
     _windows: dict[str, tuple[int, int]] = field(default_factory=dict)  # what follow() last saw
 
     def __post_init__(self) -> None:
@@ -187,6 +191,14 @@ class SlurmProvisioner(Provisioner):
         except SlurmCommandError as exc:
             raise ProvisionerError(f"Slurm kept reservation {provision_id}: {exc.stderr}") from None
         self._windows.pop(provision_id, None)
+
+    async def release_lease(self, lease_id: str) -> None:
+        try:
+            name = reservation_name(lease_id)
+        except ValueError:
+            return  # not a name this provisioner could have made
+        if await self.slurm.reservation(name) is not None:  # most leases never had one: one call
+            await self.release(name)
 
     async def follow(self, provision: Provision) -> None:
         name, allocation = provision.provision_id, provision.allocation
