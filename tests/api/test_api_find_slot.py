@@ -231,7 +231,9 @@ def multi_site_request(b: Broker) -> dict[str, Any]:
             {"site": "STAR", "port": "Chameleon-StarLight", "component": "workers", "vlan_count": 2},
             {"site": "WASH", "port": "Cloud-Facility-AWS", "component": "db", "bandwidth_gbps": 2},
         ],
-        "earliest_start": b.at(1),
+        # two hours past the fixture's hour: at(1) is the next top of the hour, which a fixture built in
+        # the last seconds of an hour reaches before its request does (then the answer is clamped to now)
+        "earliest_start": b.at(2),
         "latest_end": b.at(DAYS * 24),
         "duration": "PT4H",
         "limit": 8,
