@@ -86,6 +86,7 @@ class ServicePolicy:
             "limit": 1,
             "alternates": 0,
             "policy": self.placement,
+            "explain": False,  # an empty answer is asked again at the next instant; nobody reads why
         }
         result = self.svc.find_slot.find(doc, now_s=at, project=PROJECT)
         self.found_slots += 1
