@@ -52,13 +52,16 @@ def test_the_service_path_takes_the_fast_paths_decisions(
     assert report.violations == 0, report.examples
 
 
-@pytest.mark.parametrize(("capacity", "sizes", "seed"), [(1, (1,), 4), (3, (3,), 5), (4, (1, 2, 4), 6)])
+@pytest.mark.parametrize("policy", ["easy", "priority"])
+@pytest.mark.parametrize(
+    ("capacity", "sizes", "seed"), [(1, (1,), 4), (3, (3,), 5), (4, (1, 2, 4), 6), (6, (1, 2, 3, 6), 7)]
+)
 def test_easy_through_the_services_takes_the_fast_paths_decisions(
-    capacity: int, sizes: tuple[int, ...], seed: int
+    capacity: int, sizes: tuple[int, ...], seed: int, policy: str
 ) -> None:
-    trace = random_trace(capacity, sizes, 12, seed)
-    fast = simulate(trace, "easy")
-    svc = replay_services(trace, placement="least_gap", easy=True)
+    trace = random_trace(capacity, sizes, 16, seed)
+    fast = simulate(trace, policy)
+    svc = replay_services(trace, placement="least_gap", policy=policy)
     assert svc.run.starts == fast.starts
     report = audit(svc.run.jobs, svc.run.starts, svc.bookings, dict.fromkeys(host_names(capacity), 1))
     assert report.violations == 0, report.examples
@@ -67,7 +70,7 @@ def test_easy_through_the_services_takes_the_fast_paths_decisions(
 def test_easy_through_the_services_on_the_early_end_trace() -> None:
     # EASY (tests/trace_replay/test_metrics.py): J2 starts when J1 ends at 10, J3 after J2 at 60; the
     # head's reservation leases are cancelled and booked again, so only the final bookings remain.
-    svc = replay_services(EARLY_END, easy=True)
+    svc = replay_services(EARLY_END, policy="easy")
     assert svc.run.starts == (0, 10, 60)
     assert sorted((b.job, b.start, b.end) for b in svc.bookings) == [
         (1, 0, 10),

@@ -8,11 +8,9 @@ from typing import Any
 from slotbroker.replay.audit import audit
 from slotbroker.replay.hosts import host_names
 from slotbroker.replay.metrics import summarise
-from slotbroker.replay.service_path import replay_services
+from slotbroker.replay.service_path import SERVICE_POLICIES, replay_services
 from slotbroker.replay.simulate import simulate
 from slotbroker.replay.trace import Trace, prefix
-
-SERVICE_POLICIES = ("conservative", "easy")
 
 
 def compare_service_path(
@@ -20,15 +18,16 @@ def compare_service_path(
 ) -> dict[str, Any]:
     """Replay the first ``jobs`` jobs through the services (``placement``: the engine's placement
     policy) and through the fast path's ``policy`` (``conservative``: book the earliest window on
-    arrival; ``easy``: the head's reservation is a lease, the others start when a window starts now);
+    arrival; ``easy``: the head's reservation is a lease, the others start when a window starts now;
+    ``priority``: ``easy`` on the queue ordered by expansion factor);
     count the jobs whose starts agree, the audit's violations of the service path's bookings (read back
     from its database) and both average bounded slowdowns."""
     if policy not in SERVICE_POLICIES:
-        raise ValueError(f"the service path replays {' or '.join(SERVICE_POLICIES)}, not {policy!r}")
+        raise ValueError(f"the service path replays {', '.join(SERVICE_POLICIES)}, not {policy!r}")
     part = prefix(trace, jobs)
     fast = simulate(part, policy)
     t0 = time.perf_counter()
-    svc = replay_services(part, placement=placement, easy=policy == "easy")
+    svc = replay_services(part, placement=placement, policy=policy)
     wall = time.perf_counter() - t0
     capacity = dict.fromkeys(host_names(trace.capacity), 1)
     report = audit(svc.run.jobs, svc.run.starts, svc.bookings, capacity)

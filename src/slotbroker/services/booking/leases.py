@@ -48,7 +48,11 @@ from slotbroker.services.booking.lease_events import (
 )
 from slotbroker.services.booking.lease_headroom import add_max_end
 from slotbroker.services.booking.lease_presenters import lease_views
-from slotbroker.services.booking.lease_schedule import cancel_lease_events, schedule_lease_events
+from slotbroker.services.booking.lease_schedule import (
+    cancel_lease_events,
+    schedule_lease_events,
+    schedule_new_lease_events,
+)
 from slotbroker.services.booking.quotas import QuotaItem, QuotaService
 from slotbroker.services.retry import MAX_ATTEMPTS, retrying
 from slotbroker.store.db import Database
@@ -133,7 +137,9 @@ class LeaseService:
             with UnitOfWork(self.db) as uow:
                 self.quotas.check_in(uow, project, _quota_items(items), start, end, now)
                 result = self.claims.claim_in(uow, request, now_s=now)
-                schedule_lease_events(uow, result.consumer_id, start, end, self.policy.before_end_notice_s)
+                schedule_new_lease_events(
+                    uow, result.consumer_id, start, end, self.policy.before_end_notice_s
+                )
                 if active:
                     self._fire_due_now(uow, result.consumer_id, result.consumer_uuid, project, now)
                 uow.commit()
