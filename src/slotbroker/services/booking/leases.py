@@ -133,7 +133,7 @@ class LeaseService:
         if problems:
             raise ValidationFailed("invalid lease", problems)
 
-        def attempt() -> str:
+        def attempt() -> LeaseView:
             with UnitOfWork(self.db) as uow:
                 self.quotas.check_in(uow, project, _quota_items(items), start, end, now)
                 result = self.claims.claim_in(uow, request, now_s=now)
@@ -142,11 +142,12 @@ class LeaseService:
                 )
                 if active:
                     self._fire_due_now(uow, result.consumer_id, result.consumer_uuid, project, now)
+                # read in the writing transaction: what it wrote, without a second transaction to read it
+                view = lease_views(uow, [self._find(uow, result.consumer_uuid, None)])[0]
                 uow.commit()
-                return result.consumer_uuid
+                return view
 
-        lease_id = self._retrying(attempt)
-        return self.get(lease_id, project=None)
+        return self._retrying(attempt)
 
     def _fire_due_now(self, uow: UnitOfWork, consumer_id: int, lease_id: str, project: str, now: int) -> None:
         """A lease that starts at once: its start event fires in the creating transaction (so its
