@@ -103,8 +103,8 @@ def replay(
             raise typer.BadParameter(
                 f"unknown placement {placement}; known: {known}", param_hint="--placement"
             )
-        from slotbroker.replay.compare import SERVICE_POLICIES, compare_service_path
-        from slotbroker.replay.service_path import NoWindow
+        from slotbroker.replay.compare import compare_service_path
+        from slotbroker.replay.service_path import SERVICE_POLICIES, NoWindow
 
         if service_policy not in SERVICE_POLICIES:
             known = ", ".join(SERVICE_POLICIES)
