@@ -12,7 +12,13 @@ from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.time import to_datetime
 from slotbroker.replay.audit import audit
 from slotbroker.replay.hosts import host_names
-from slotbroker.replay.service_path import PROJECT, open_services, replay_services
+from slotbroker.replay.service_path import (
+    PROJECT,
+    ServiceEasy,
+    open_services,
+    replay_services,
+    service_policy,
+)
 from slotbroker.replay.simulate import simulate
 from slotbroker.replay.trace import Trace
 from slotbroker.services.booking.lease_end import end_now
@@ -65,6 +71,21 @@ def test_easy_through_the_services_takes_the_fast_paths_decisions(
     assert svc.run.starts == fast.starts
     report = audit(svc.run.jobs, svc.run.starts, svc.bookings, dict.fromkeys(host_names(capacity), 1))
     assert report.violations == 0, report.examples
+
+
+def test_easys_cheap_bounds_skip_questions_without_changing_an_answer(tmp_path: Path) -> None:
+    # a queue long enough that jobs wider than the free processors wait, and early ends that move the
+    # head's reservation: the bounds skip find-slots and re-bookings, the starts stay the fast path's
+    trace = random_trace(6, (1, 2, 3, 6), 30, 8)
+    svc, uuids = open_services(trace, tmp_path)
+    try:
+        policy = service_policy("easy", svc, uuids, trace.epoch_s, "least_gap")
+        run = simulate(trace, policy)
+    finally:
+        svc.close()
+    assert run.starts == simulate(trace, "easy").starts
+    assert isinstance(policy, ServiceEasy)
+    assert policy.skipped > 0
 
 
 def test_easy_through_the_services_on_the_early_end_trace() -> None:
