@@ -174,6 +174,7 @@ class ServiceEasy(ServicePolicy):
         *,
         order: Callable[[Ask, int], float] | None = None,
         name: str | None = None,
+        keep_reservation: bool = True,
     ) -> None:
         super().__init__(svc, uuids, epoch_s, placement=placement, name=name or f"service_easy_{placement}")
         self.queue: list[Ask] = []
@@ -181,6 +182,7 @@ class ServiceEasy(ServicePolicy):
         self.reservation: tuple[int, str, int] | None = None  # the head's PENDING lease: job, lease, start
         self.released = False  # capacity went back to the calendar since the reservation was booked
         self.skipped = 0  # "can it start now?" questions the free-capacity bound answered
+        self.keep_reservation = keep_reservation  # False: book the head again at every pass
 
     def submit(self, ask: Ask, now: int) -> None:
         self.queue.append(ask)
@@ -204,7 +206,8 @@ class ServiceEasy(ServicePolicy):
             self.queue.sort(key=lambda a: (key(a, now), a.submit, a.id))
         kept = self.reservation
         if kept is not None and (
-            self.released or not self.queue or self.queue[0].id != kept[0] or kept[2] < now
+            not self.keep_reservation
+            or self.released or not self.queue or self.queue[0].id != kept[0] or kept[2] < now
         ):
             self.svc.leases.cancel(kept[1], project=PROJECT, now_s=at)
             kept = None
