@@ -152,18 +152,16 @@ class ServicePolicy:
 
 class ServiceEasy(ServicePolicy):
     """EASY backfilling done by a client of the broker: the queue's head holds a reservation (a PENDING
-    lease); every other job starts now if find-slot has a window starting now (which cannot touch the
-    head's lease). ``order`` sorts the queue at each pass (the fast path's own key, e.g.
-    ``policies.expansion_factor`` for ``priority``; None: arrival order).
+    lease, cancelled and booked again at every pass, so it moves earlier when capacity frees); every
+    other job starts now if find-slot has a window starting now (which cannot touch the head's lease).
+    ``order`` sorts the queue at each pass (the fast path's own key, e.g. ``policies.expansion_factor``
+    for ``priority``; None: arrival order).
 
-    Two cheap bounds, both exact, keep the answers those of asking every time:
-
-    * the head's reservation is booked again (cancelled, then the earliest window) only when capacity
-      was released since it was booked (an early end), the head changed, or its start has passed:
-      otherwise the calendar has only gained bookings, every earlier window was already refused, and
-      the earliest start is the reservation's own;
-    * a job asks "can I start now?" only if it needs no more processors than are free now (read from the
-      broker's site summary, ``GET /v1/sites``, once a pass, then lowered by each job started)."""
+    A job asks "can I start now?" only if it needs no more processors than are free now (read from the
+    broker's site summary, ``GET /v1/sites``, once a pass, then lowered by each job started): a wider
+    job's answer is empty, and asking has no effect, so skipping it changes nothing. Keeping the head's
+    reservation between passes was tried and is not exact: its start is the one a new booking would
+    get, but not always its hosts, and a later backfill's fit depends on them (decision 0037)."""
 
     def __init__(
         self,
@@ -174,23 +172,15 @@ class ServiceEasy(ServicePolicy):
         *,
         order: Callable[[Ask, int], float] | None = None,
         name: str | None = None,
-        keep_reservation: bool = True,
     ) -> None:
         super().__init__(svc, uuids, epoch_s, placement=placement, name=name or f"service_easy_{placement}")
         self.queue: list[Ask] = []
         self.order = order
-        self.reservation: tuple[int, str, int] | None = None  # the head's PENDING lease: job, lease, start
-        self.released = False  # capacity went back to the calendar since the reservation was booked
+        self.reservation: str | None = None  # the head's PENDING lease
         self.skipped = 0  # "can it start now?" questions the free-capacity bound answered
-        self.keep_reservation = keep_reservation  # False: book the head again at every pass
 
     def submit(self, ask: Ask, now: int) -> None:
         self.queue.append(ask)
-
-    def finish(self, ask: Ask, start: int, now: int) -> None:
-        if now < start + ask.req:
-            self.released = True
-        super().finish(ask, start, now)
 
     def _free_now(self, at: int) -> int:
         for site in self.svc.sites.list(now_s=at).items:
@@ -204,22 +194,16 @@ class ServiceEasy(ServicePolicy):
         if self.order is not None:
             key = self.order
             self.queue.sort(key=lambda a: (key(a, now), a.submit, a.id))
-        kept = self.reservation
-        if kept is not None and (
-            not self.keep_reservation
-            or self.released or not self.queue or self.queue[0].id != kept[0] or kept[2] < now
-        ):
-            self.svc.leases.cancel(kept[1], project=PROJECT, now_s=at)
-            kept = None
-        self.reservation, self.released = None, False
+        if self.reservation is not None:
+            self.svc.leases.cancel(self.reservation, project=PROJECT, now_s=at)
+            self.reservation = None
         started: list[Ask] = []
         while self.queue:
             head = self.queue[0]
-            booked = (kept[1], kept[2]) if kept is not None else self.book(head, now)
-            kept = None
+            booked = self.book(head, now)
             assert booked is not None
             if booked[1] > now:
-                self.reservation = (head.id, *booked)
+                self.reservation = booked[0]
                 break
             self.leases[head.id] = booked
             started.append(self.queue.pop(0))
