@@ -3,11 +3,12 @@ policy, beside predictsim's published EASY (92.58) and EASY-SJBF (69.41) average
 
 Prints ONE JSON object: ``runner.result_json`` (per policy: avg_bounded_slowdown, mean_wait_s,
 utilization, violations, wall_s, wait percentiles, minus_published) plus ``service_path`` (the first
-``--service-jobs`` jobs through the real services, ``conservative`` and ``easy``, compared with the fast
-path) and ``alibaba`` (GPU pods
+``--service-jobs`` jobs, or ``all``, through the real services, ``conservative``, ``easy`` and
+``priority``, compared with the fast path; ``--service-policies`` picks some) and ``alibaba`` (GPU pods
 placed and GPU utilisation per node order, with and without deletions).
 
-``python bench/replay.py [--traces DIR] [--service-jobs N] [--skip-alibaba]``. The traces are read from
+``python bench/replay.py [--traces DIR] [--service-jobs N|all] [--service-policies P,...] [--skip-alibaba]
+[--skip-fast]``. The traces are read from
 ``<repo>/../shared/traces`` by default; without them the bench says so and exits 2.
 """
 
@@ -26,17 +27,24 @@ from slotbroker.replay.compare import compare_service_path
 from slotbroker.replay.policies import POLICIES
 from slotbroker.replay.published import baseline_for
 from slotbroker.replay.runner import replay_trace, result_json
+from slotbroker.replay.service_path import SERVICE_POLICIES
 from slotbroker.replay.trace import read_swf
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 KTH = "KTH-SP2_predictsim_log.swf.gz"
 
 
+def service_jobs(text: str) -> int | str:
+    return "all" if text == "all" else int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=Path, default=TRACES)
-    parser.add_argument("--service-jobs", type=int, default=300)
+    parser.add_argument("--service-jobs", type=service_jobs, default=300, help="N, or all (0: none)")
+    parser.add_argument("--service-policies", default=",".join(SERVICE_POLICIES))
     parser.add_argument("--skip-alibaba", action="store_true")
+    parser.add_argument("--skip-fast", action="store_true", help="only the service path")
     args = parser.parse_args()
     path = args.traces / KTH
     if not path.exists():
@@ -44,16 +52,18 @@ def main() -> int:
         return 2
     t0 = time.perf_counter()
     trace = read_swf(path)
-    results = replay_trace(trace, POLICIES)
-    doc: dict[str, Any] = result_json(
-        trace, results, baseline_for(trace.name, args.traces / "predictsim_easy_metrics.tsv")
-    )
+    doc: dict[str, Any] = {}
+    if not args.skip_fast:
+        results = replay_trace(trace, POLICIES)
+        published = baseline_for(trace.name, args.traces / "predictsim_easy_metrics.tsv")
+        doc = result_json(trace, results, published)
+        doc["all_policies_wall_s"] = round(sum(r.wall_s for r in results), 2)
     doc["trace"] = "KTH-SP2"
-    doc["all_policies_wall_s"] = round(sum(r.wall_s for r in results), 2)
-    if args.service_jobs:
+    jobs = len(trace.jobs) if args.service_jobs == "all" else int(args.service_jobs)
+    if jobs:
         doc["service_path"] = {
-            policy: compare_service_path(trace, args.service_jobs, policy=policy)
-            for policy in ("conservative", "easy")
+            policy: compare_service_path(trace, jobs, policy=policy)
+            for policy in args.service_policies.split(",")
         }
     if not args.skip_alibaba:
         nodes = read_nodes(args.traces / "alibaba_openb_node_list_all_node.csv")

@@ -411,6 +411,28 @@ def test_nothing_fits_explains_the_blocking_component_and_class(busy: Broker) ->
     assert busy.post(later).json()["windows"]
 
 
+def test_explain_false_answers_nothing_fits_without_an_explanation(busy: Broker) -> None:
+    start = busy.hour + (DAYS + 1) * DAY
+    blocker = Booking("fpga-hold", "p", start, start + DAY, (BookedAmount("star-w1", "FPGA_U280", 1),))
+    load_bookings(busy.app.state.services.db, [blocker], now_s=busy.now)
+    req = {
+        "components": [{"name": "fpga", "resources": {"VCPU": 4, "FPGA_U280": 1}, "host": "star-w1"}],
+        "earliest_start": iso(start),
+        "latest_end": iso(start + DAY),
+        "duration": "PT2H",
+    }
+    quiet = busy.post({**req, "explain": False})
+    assert quiet.status_code == 200, quiet.text
+    assert quiet.json()["windows"] == []
+    assert quiet.json()["explanation"] is None
+    explained = busy.post({**req, "explain": True}).json()  # not the cached quiet answer
+    assert explained["explanation"]["blockers"], explained
+    assert busy.post(req).json()["explanation"] == explained["explanation"]  # the default explains
+    # a window found is the same window either way
+    later = {**req, "earliest_start": iso(start + DAY), "latest_end": iso(start + 2 * DAY)}
+    assert busy.post({**later, "explain": False}).json()["windows"] == busy.post(later).json()["windows"]
+
+
 # -- bad input -------------------------------------------------------------------------------------------
 
 
@@ -473,6 +495,10 @@ def bad_cases(b: Broker) -> list[tuple[str, dict[str, Any], str]]:
             },
             "/facility_ports/0/vlans",
         ),
+        ("explain a string", {"explain": "false"}, "/explain"),
+        ("explain a number", {"explain": 0}, "/explain"),
+        ("explain null", {"explain": None}, "/explain"),
+        ("explain a list", {"explain": [True]}, "/explain"),
         ("limit 0", {"limit": 0}, "/limit"),
         ("limit 51", {"limit": 51}, "/limit"),
         ("earliest_start not a date", {"earliest_start": "yesterday"}, "/earliest_start"),

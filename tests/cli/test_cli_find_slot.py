@@ -126,6 +126,15 @@ def test_nothing_fits_exits_1_with_the_blockers(url: CliServer) -> None:
     assert body["explanation"]["blockers"][0]["component"] == "huge"
 
 
+def test_no_explain_leaves_the_empty_answer_unexplained(url: CliServer) -> None:
+    start = next_hour()
+    args = ["find-slot", "-c", "huge:1:VCPU=8,GPU_A30=9", "--start", iso(start), "--duration", "PT1H"]
+    quiet = invoke(url, *args, "--no-explain", "-o", "json")
+    assert quiet.exit_code == 1
+    assert json.loads(quiet.stdout)["explanation"] is None
+    assert "nothing fits" in invoke(url, *args, "--no-explain").output
+
+
 def test_bad_requests_exit_2_naming_the_field(url: CliServer, tmp_path: Path) -> None:
     start = next_hour()
     bad = invoke(url, "find-slot", "-c", "vm:1:VCPU=1@ATLANTIS", "--start", iso(start), "--duration", "PT1H")

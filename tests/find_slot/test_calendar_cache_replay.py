@@ -9,6 +9,7 @@ write by another replica (another ``build_services`` on the same database) must.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 from datetime import UTC, datetime
@@ -359,3 +360,23 @@ def test_replays_stop_once_they_changed_more_rows_than_were_read(
     assert cached.replayed == 0
     assert cached.rows > 0
     assert_same(cached.index, fresh_index(db, w.now, cached.built_at_s))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_replay_nobody_else_holds_changes_the_index_in_place_and_stays_exact(
+    db: Database, seed: int
+) -> None:
+    """When no reader holds the cached index (the test drops every reference before the next write), a
+    replay changes it in place instead of copying it, and it still equals a fresh read after each step."""
+    w = World(db, 10 + seed)
+    cache = w.svc.calendar
+    cache.current(w.now)
+    for _ in range(60):
+        op = w.rng.choice(World.OPS)
+        with contextlib.suppress(SlotbrokerError):
+            getattr(w, op)()
+        generation, built_at = cache.current(w.now).generation, cache.current(w.now).built_at_s
+        assert generation == cache.generation()
+        assert_same(cache.current(w.now).index, fresh_index(db, w.now, built_at))
+    assert cache.in_place > 10
+    assert cache.replay_failures == 0

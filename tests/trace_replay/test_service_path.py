@@ -12,7 +12,13 @@ from slotbroker.domain.errors import ConcurrentUpdate
 from slotbroker.domain.time import to_datetime
 from slotbroker.replay.audit import audit
 from slotbroker.replay.hosts import host_names
-from slotbroker.replay.service_path import PROJECT, open_services, replay_services
+from slotbroker.replay.service_path import (
+    PROJECT,
+    ServiceEasy,
+    open_services,
+    replay_services,
+    service_policy,
+)
 from slotbroker.replay.simulate import simulate
 from slotbroker.replay.trace import Trace
 from slotbroker.services.booking.lease_end import end_now
@@ -52,22 +58,40 @@ def test_the_service_path_takes_the_fast_paths_decisions(
     assert report.violations == 0, report.examples
 
 
-@pytest.mark.parametrize(("capacity", "sizes", "seed"), [(1, (1,), 4), (3, (3,), 5), (4, (1, 2, 4), 6)])
+@pytest.mark.parametrize("policy", ["easy", "priority"])
+@pytest.mark.parametrize(
+    ("capacity", "sizes", "seed"), [(1, (1,), 4), (3, (3,), 5), (4, (1, 2, 4), 6), (6, (1, 2, 3, 6), 7)]
+)
 def test_easy_through_the_services_takes_the_fast_paths_decisions(
-    capacity: int, sizes: tuple[int, ...], seed: int
+    capacity: int, sizes: tuple[int, ...], seed: int, policy: str
 ) -> None:
-    trace = random_trace(capacity, sizes, 12, seed)
-    fast = simulate(trace, "easy")
-    svc = replay_services(trace, placement="least_gap", easy=True)
+    trace = random_trace(capacity, sizes, 16, seed)
+    fast = simulate(trace, policy)
+    svc = replay_services(trace, placement="least_gap", policy=policy)
     assert svc.run.starts == fast.starts
     report = audit(svc.run.jobs, svc.run.starts, svc.bookings, dict.fromkeys(host_names(capacity), 1))
     assert report.violations == 0, report.examples
 
 
+def test_easys_free_capacity_bound_skips_questions_without_changing_an_answer(tmp_path: Path) -> None:
+    # a queue long enough that jobs wider than the free processors wait: the bound skips their
+    # find-slots, the starts stay the fast path's
+    trace = random_trace(6, (1, 2, 3, 6), 30, 8)
+    svc, uuids = open_services(trace, tmp_path)
+    try:
+        policy = service_policy("easy", svc, uuids, trace.epoch_s, "least_gap")
+        run = simulate(trace, policy)
+    finally:
+        svc.close()
+    assert run.starts == simulate(trace, "easy").starts
+    assert isinstance(policy, ServiceEasy)
+    assert policy.skipped > 0
+
+
 def test_easy_through_the_services_on_the_early_end_trace() -> None:
     # EASY (tests/trace_replay/test_metrics.py): J2 starts when J1 ends at 10, J3 after J2 at 60; the
     # head's reservation leases are cancelled and booked again, so only the final bookings remain.
-    svc = replay_services(EARLY_END, easy=True)
+    svc = replay_services(EARLY_END, policy="easy")
     assert svc.run.starts == (0, 10, 60)
     assert sorted((b.job, b.start, b.end) for b in svc.bookings) == [
         (1, 0, 10),

@@ -190,6 +190,9 @@ def find_slot(
         str | None, typer.Option(help="earliest, first_fit, best_fit, spread or latency.")
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a search the server runs later.")] = 120.0,
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Say why when nothing fits (costs more searches).")
+    ] = True,
 ) -> None:
     """Find windows where a request fits; exit code 1 (and why, on stderr) when nothing does."""
     doc = build_request(ctx, file, component or [], link or [], start, end, duration)
@@ -197,6 +200,8 @@ def find_slot(
         doc["limit"] = limit
     if policy is not None:
         doc["policy"] = policy
+    if not explain:
+        doc["explain"] = False
     answer = ctx.client.find_slot(doc)
     if isinstance(answer, FindSlotJob):
         answer = ctx.client.wait_find_slot(answer, timeout=wait)

@@ -49,14 +49,15 @@ def replay(
         typer.Option(
             min=0,
             help="Also replay the first N jobs through the real booking services and compare (slow: "
-            "~50-200 ms a job).",
+            "~15-70 ms a job).",
         ),
     ] = 0,
     placement: Annotated[
         str, typer.Option(help="The engine's placement policy for --service-prefix (least_gap, earliest...).")
     ] = "least_gap",
     service_policy: Annotated[
-        str, typer.Option(help="What the services replay with --service-prefix: conservative or easy.")
+        str,
+        typer.Option(help="What the services replay with --service-prefix: conservative, easy or priority."),
     ] = "conservative",
     nodes: Annotated[
         Path | None,
@@ -102,11 +103,11 @@ def replay(
             raise typer.BadParameter(
                 f"unknown placement {placement}; known: {known}", param_hint="--placement"
             )
-        from slotbroker.replay.compare import SERVICE_POLICIES, compare_service_path
-        from slotbroker.replay.service_path import NoWindow
+        from slotbroker.replay.compare import compare_service_path
+        from slotbroker.replay.service_path import SERVICE_POLICIES, NoWindow
 
         if service_policy not in SERVICE_POLICIES:
-            known = " or ".join(SERVICE_POLICIES)
+            known = ", ".join(SERVICE_POLICIES)
             raise typer.BadParameter(f"the services replay {known}", param_hint="--service-policy")
 
         err_console.print(f"service path: replaying the first {service_prefix} jobs through the services...")

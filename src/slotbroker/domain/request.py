@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -269,6 +270,11 @@ class SlotRequest(_Model):
     limit: Int = Field(5, ge=1, le=50, description="How many windows to return.")
     policy: Policy = Policy.EARLIEST
     alternates: Int = Field(3, ge=0, le=20, description="Alternate hosts per component and window.")
+    explain: Annotated[bool, Strict()] = Field(
+        True,
+        description="Explain an empty answer (what blocks it, the earliest start if relaxed). False: an "
+        "empty answer carries no explanation and costs none (a client polling 'can this start now?').",
+    )
 
     _range_start: int = PrivateAttr(0)
     _latest_start: int = PrivateAttr(0)

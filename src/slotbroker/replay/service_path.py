@@ -16,8 +16,10 @@ run on a prefix of a trace; ``compare`` reports where its starts differ from the
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,11 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.time import to_datetime
 from slotbroker.domain.topology import ProviderNode, Topology
 from slotbroker.replay.audit import Booking
-from slotbroker.replay.policies import Ask
+from slotbroker.replay.policies import Ask, expansion_factor
 from slotbroker.replay.simulate import Run, simulate
 from slotbroker.replay.trace import Trace
 from slotbroker.services.booking.lease_end import end_now
+from slotbroker.services.booking.lease_schedule import event_times
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec
@@ -73,6 +76,20 @@ class ServicePolicy:
     leases: dict[int, tuple[str, int]] = field(default_factory=dict)  # job id -> (lease id, start)
     waiting: dict[int, Ask] = field(default_factory=dict)
     found_slots: int = 0
+    due: list[int] = field(default_factory=list)  # heap: when the booked leases' events fall due
+    ticks: int = 0
+
+    def tick(self, now: int) -> None:
+        """Tick the lease event loop when one of the leases booked here has an event due: a tick with
+        nothing due fires nothing (this database holds only these leases), so skipping it changes
+        nothing but the cost (each tick is two reads). Stale times (a lease cancelled or ended early)
+        only cost an empty tick."""
+        if not self.due or self.due[0] > now:
+            return
+        while self.due and self.due[0] <= now:
+            heapq.heappop(self.due)
+        self.svc.lease_events.tick(self.epoch_s + now)
+        self.ticks += 1
 
     def book(self, ask: Ask, now: int, *, start_now: bool = False) -> tuple[str, int] | None:
         """Find-slot then lease: the earliest window for ``ask`` from ``now`` (``start_now``: only one
@@ -86,6 +103,7 @@ class ServicePolicy:
             "limit": 1,
             "alternates": 0,
             "policy": self.placement,
+            "explain": False,  # an empty answer is asked again at the next instant; nobody reads why
         }
         result = self.svc.find_slot.find(doc, now_s=at, project=PROJECT)
         self.found_slots += 1
@@ -104,6 +122,10 @@ class ServicePolicy:
         lease = self.svc.leases.create(
             CreateLease(name=f"job {ask.id}", start=start, end=end, items=items), project=PROJECT, now_s=at
         )
+        notice = self.svc.leases.policy.before_end_notice_s
+        for due in event_times(lease.start_s, lease.end_s, notice).values():
+            if due > at:  # what is due now fired in the creating transaction
+                heapq.heappush(self.due, due - self.epoch_s)
         return lease.id, lease.start_s - self.epoch_s
 
     def submit(self, ask: Ask, now: int) -> None:
@@ -114,13 +136,11 @@ class ServicePolicy:
 
     def finish(self, ask: Ask, start: int, now: int) -> None:
         lease_id, _ = self.leases[ask.id]
-        at = self.epoch_s + now
-        self.svc.lease_events.tick(at)  # a lease that runs to its booked end ends here, by its own event
-        if now < start + ask.req:
-            end_now(self.svc.leases, lease_id, now_s=at)
+        if now < start + ask.req:  # else the lease ends at its booked end, by its own event
+            end_now(self.svc.leases, lease_id, now_s=self.epoch_s + now)
 
     def schedule(self, now: int) -> list[Ask]:
-        self.svc.lease_events.tick(self.epoch_s + now)
+        self.tick(now)
         due = [ask for ask_id, ask in self.waiting.items() if self.leases[ask_id][1] <= now]
         for ask in due:
             del self.waiting[ask.id]
@@ -131,23 +151,49 @@ class ServicePolicy:
 
 
 class ServiceEasy(ServicePolicy):
-    """EASY backfilling done by the broker: the queue's head holds a reservation (a PENDING lease,
-    cancelled and booked again at every pass, so it moves earlier when capacity frees); every other job
-    starts now if find-slot has a window starting now (which cannot touch the head's lease)."""
+    """EASY backfilling done by a client of the broker: the queue's head holds a reservation (a PENDING
+    lease, cancelled and booked again at every pass, so it moves earlier when capacity frees); every
+    other job starts now if find-slot has a window starting now (which cannot touch the head's lease).
+    ``order`` sorts the queue at each pass (the fast path's own key, e.g. ``policies.expansion_factor``
+    for ``priority``; None: arrival order).
+
+    A job asks "can I start now?" only if it needs no more processors than are free now (read from the
+    broker's site summary, ``GET /v1/sites``, once a pass, then lowered by each job started): a wider
+    job's answer is empty, and asking has no effect, so skipping it changes nothing. Keeping the head's
+    reservation between passes was tried and is not exact: its start is the one a new booking would
+    get, but not always its hosts, and a later backfill's fit depends on them (decision 0037)."""
 
     def __init__(
-        self, svc: Services, uuids: dict[str, str], epoch_s: int, placement: str = "earliest"
+        self,
+        svc: Services,
+        uuids: dict[str, str],
+        epoch_s: int,
+        placement: str = "earliest",
+        *,
+        order: Callable[[Ask, int], float] | None = None,
+        name: str | None = None,
     ) -> None:
-        super().__init__(svc, uuids, epoch_s, placement=placement, name=f"service_easy_{placement}")
+        super().__init__(svc, uuids, epoch_s, placement=placement, name=name or f"service_easy_{placement}")
         self.queue: list[Ask] = []
+        self.order = order
         self.reservation: str | None = None  # the head's PENDING lease
+        self.skipped = 0  # "can it start now?" questions the free-capacity bound answered
 
     def submit(self, ask: Ask, now: int) -> None:
         self.queue.append(ask)
 
+    def _free_now(self, at: int) -> int:
+        for site in self.svc.sites.list(now_s=at).items:
+            if site.name == SITE:
+                return sum(c.free for c in site.classes if c.resource_class == "VCPU")
+        raise LookupError(f"no site {SITE!r}")
+
     def schedule(self, now: int) -> list[Ask]:
         at = self.epoch_s + now
-        self.svc.lease_events.tick(at)
+        self.tick(now)
+        if self.order is not None:
+            key = self.order
+            self.queue.sort(key=lambda a: (key(a, now), a.submit, a.id))
         if self.reservation is not None:
             self.svc.leases.cancel(self.reservation, project=PROJECT, now_s=at)
             self.reservation = None
@@ -161,12 +207,20 @@ class ServiceEasy(ServicePolicy):
                 break
             self.leases[head.id] = booked
             started.append(self.queue.pop(0))
-        for ask in list(self.queue[1:]):
-            got = self.book(ask, now, start_now=True)
-            if got is not None:
-                self.leases[ask.id] = got
-                self.queue.remove(ask)
-                started.append(ask)
+        if len(self.queue) > 1:
+            free = self._free_now(at)
+            for ask in list(self.queue[1:]):
+                if free == 0:
+                    break
+                if ask.procs > free:
+                    self.skipped += 1
+                    continue
+                got = self.book(ask, now, start_now=True)
+                if got is not None:
+                    self.leases[ask.id] = got
+                    self.queue.remove(ask)
+                    started.append(ask)
+                    free -= ask.procs
         return started
 
     def next_wakeup(self) -> int | None:
@@ -205,28 +259,40 @@ def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Ser
     return svc, uuids
 
 
+SERVICE_POLICIES = ("conservative", "easy", "priority")
+
+
+def service_policy(
+    name: str, svc: Services, uuids: dict[str, str], epoch_s: int, placement: str
+) -> ServicePolicy:
+    """The client-side policy ``name`` (``SERVICE_POLICIES``) on ``svc``; ``priority`` orders EASY's
+    queue by the fast path's own ``expansion_factor``."""
+    if name == "conservative":
+        return ServicePolicy(svc, uuids, epoch_s, placement=placement, name=f"service_{placement}")
+    if name == "easy":
+        return ServiceEasy(svc, uuids, epoch_s, placement)
+    if name == "priority":
+        return ServiceEasy(
+            svc, uuids, epoch_s, placement, order=expansion_factor, name=f"service_priority_{placement}"
+        )
+    raise ValueError(f"the service path replays {', '.join(SERVICE_POLICIES)}, not {name!r}")
+
+
 def replay_services(
     trace: Trace,
     *,
     placement: str = "earliest",
     directory: Path | None = None,
     cores: int = 1,
-    easy: bool = False,
+    policy: str = "conservative",
 ) -> ServiceRun:
-    """Replay ``trace`` through the services (see the module docstring); the bookings are read back from
-    the database for the audit."""
+    """Replay ``trace`` through the services (see the module docstring) under ``policy``
+    (``SERVICE_POLICIES``); the bookings are read back from the database for the audit."""
     with tempfile.TemporaryDirectory(prefix="slotbroker-replay-") as tmp:
         where = directory or Path(tmp)
         svc, uuids = open_services(trace, where, cores=cores)
         try:
-            policy: ServicePolicy = (
-                ServiceEasy(svc, uuids, trace.epoch_s, placement)
-                if easy
-                else ServicePolicy(
-                    svc, uuids, trace.epoch_s, placement=placement, name=f"service_{placement}"
-                )
-            )
-            run = simulate(trace, policy)
+            run = simulate(trace, service_policy(policy, svc, uuids, trace.epoch_s, placement))
             bookings = read_bookings(svc, trace.epoch_s)
         finally:
             svc.close()

@@ -29,6 +29,13 @@ def schedule_lease_events(uow: UnitOfWork, consumer_id: int, start_s: int, end_s
     uow.session.flush()
 
 
+def schedule_new_lease_events(
+    uow: UnitOfWork, consumer_id: int, start_s: int, end_s: int, notice_s: int
+) -> None:
+    """The events of a lease created in this transaction: nothing to read back or keep, one insert."""
+    uow.leases.add_events(consumer_id, event_times(start_s, end_s, notice_s))
+
+
 def cancel_lease_events(uow: UnitOfWork, consumer_id: int) -> None:
     """Drop the events not yet fired (a cancelled lease fires nothing more)."""
     uow.leases.drop_unfired_events(consumer_id)

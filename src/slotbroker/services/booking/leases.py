@@ -48,7 +48,11 @@ from slotbroker.services.booking.lease_events import (
 )
 from slotbroker.services.booking.lease_headroom import add_max_end
 from slotbroker.services.booking.lease_presenters import lease_views
-from slotbroker.services.booking.lease_schedule import cancel_lease_events, schedule_lease_events
+from slotbroker.services.booking.lease_schedule import (
+    cancel_lease_events,
+    schedule_lease_events,
+    schedule_new_lease_events,
+)
 from slotbroker.services.booking.quotas import QuotaItem, QuotaService
 from slotbroker.services.retry import MAX_ATTEMPTS, retrying
 from slotbroker.store.db import Database
@@ -129,18 +133,21 @@ class LeaseService:
         if problems:
             raise ValidationFailed("invalid lease", problems)
 
-        def attempt() -> str:
+        def attempt() -> LeaseView:
             with UnitOfWork(self.db) as uow:
                 self.quotas.check_in(uow, project, _quota_items(items), start, end, now)
                 result = self.claims.claim_in(uow, request, now_s=now)
-                schedule_lease_events(uow, result.consumer_id, start, end, self.policy.before_end_notice_s)
+                schedule_new_lease_events(
+                    uow, result.consumer_id, start, end, self.policy.before_end_notice_s
+                )
                 if active:
                     self._fire_due_now(uow, result.consumer_id, result.consumer_uuid, project, now)
+                # read in the writing transaction: what it wrote, without a second transaction to read it
+                view = lease_views(uow, [self._find(uow, result.consumer_uuid, None)])[0]
                 uow.commit()
-                return result.consumer_uuid
+                return view
 
-        lease_id = self._retrying(attempt)
-        return self.get(lease_id, project=None)
+        return self._retrying(attempt)
 
     def _fire_due_now(self, uow: UnitOfWork, consumer_id: int, lease_id: str, project: str, now: int) -> None:
         """A lease that starts at once: its start event fires in the creating transaction (so its

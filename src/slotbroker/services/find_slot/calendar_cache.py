@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import sys
 import threading
 import time
 from collections import Counter
@@ -90,6 +91,7 @@ class CalendarCache:
         self.rebuilds = 0
         self.replays = 0  # refreshes done by replaying this process's own commits
         self.replay_failures = 0  # replays the index refused (then rebuilt); the tests hold it at 0
+        self.in_place = 0  # replays applied to the cached index itself (nobody else held it)
 
     # -- the commit listener ------------------------------------------------------------------------------
     def committing(self) -> int:
@@ -142,8 +144,13 @@ class CalendarCache:
         removed = Counter(r for c in changes for r in _counted(c.removed, since))
         added = Counter(r for c in changes for r in _counted(c.added, since))
         # rows a change left as they were (a status change, the past of a lease that ended) cancel out
-        plus, minus = list((added - removed).elements()), list((removed - added).elements())
-        index = writable_copy(cached.index) if plus or minus else cached.index
+        plus, minus = cut_to_tails(list((added - removed).elements()), list((removed - added).elements()))
+        index = cached.index
+        if plus or minus:
+            if generation != cached.generation and _unshared(cached):
+                self.in_place += 1
+            else:
+                index = writable_copy(index)
         try:
             apply_changes(index, plus, minus)
         except (KeyError, ValueError):  # a row the index does not hold: never expected; read afresh
@@ -215,11 +222,60 @@ def _counted(holdings: Iterable[Holding], since_s: int) -> Iterable[AllocationSn
             yield from (r for r in h.rows if r.end_s > since_s)
 
 
+# The cache's own references while ``_unshared`` asks: to the entry, ``self._cached``, ``current``'s local,
+# ``_replay``'s and ``_unshared``'s parameters and ``sys.getrefcount``'s argument; to its index, the
+# entry's field, ``_replay``'s local and the argument. A test holds a lone replay at these counts.
+_OWN_ENTRY_REFS = 5
+_OWN_INDEX_REFS = 3
+
+
+def _unshared(cached: CachedIndex) -> bool:
+    """True when nobody but the cache holds ``cached`` or its index, so changing the index in place
+    cannot change what a search sees. Called under the cache's lock with this process's reports still
+    pending: a thread that reads ``_cached`` from now on finds reports (or a generation the entry does
+    not have) and waits for the lock, so no reader can start on the entry while it changes; a reader
+    that already holds it (a search in another thread, any frame keeping the entry or its index)
+    counts in CPython's exact reference counts, and the index is copied as before. Without the GIL
+    (free-threaded builds) the counts are not exact: always copy."""
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return False
+    return sys.getrefcount(cached) <= _OWN_ENTRY_REFS and sys.getrefcount(cached.index) <= _OWN_INDEX_REFS
+
+
 def writable_copy(index: CalendarIndex) -> CalendarIndex:
     """A copy to change: searches in other threads may still be reading ``index`` (an answer is
     computed from one ``CachedIndex``, never from one being changed under it). The topology never
     changes without a rebuild, so it is shared."""
     return copy.deepcopy(index, {id(index.topo): index.topo})
+
+
+def cut_to_tails(
+    added: list[AllocationSnap], removed: list[AllocationSnap]
+) -> tuple[list[AllocationSnap], list[AllocationSnap]]:
+    """A row removed and the same row added back ending earlier (a lease ended early, its end moved
+    sooner) is one early end: only its tail [new end, old end) goes, as ``CalendarIndex.shorten``
+    releases it. Every such pair becomes that tail among the removals, so the batch touches each row
+    once instead of twice (the step functions are equal: -[s, e) + [s, n) = -[n, e)). Concrete VLAN
+    tags are kept as intervals, not counts: their pairs stay as they are."""
+    shorter: dict[tuple[int, str, int, int], list[int]] = {}  # key -> positions in added, unpaired
+    for i, a in enumerate(added):
+        if a.vlan_tag is None:
+            shorter.setdefault((a.provider_id, a.resource_class, a.amount, a.start_s), []).append(i)
+    if not shorter:
+        return added, removed
+    paired: set[int] = set()
+    minus: list[AllocationSnap] = []
+    for r in removed:
+        key = (r.provider_id, r.resource_class, r.amount, r.start_s)
+        free = shorter.get(key, []) if r.vlan_tag is None else []
+        cut = next((i for i in free if added[i].end_s < r.end_s), None)
+        if cut is None:
+            minus.append(r)
+            continue
+        free.remove(cut)
+        paired.add(cut)
+        minus.append(dataclasses.replace(r, start_s=added[cut].end_s))
+    return [a for i, a in enumerate(added) if i not in paired], minus
 
 
 def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:

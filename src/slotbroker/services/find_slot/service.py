@@ -210,7 +210,12 @@ class FindSlotService:
                 self._answers.move_to_end(key)
                 return hit[2].model_copy(update={"cached": True})
         limit = self.settings.budget_ms if budget else None
-        found = find_slots(cached_index.index, req, out_of_time=None if limit is None else _deadline(limit))
+        found = find_slots(
+            cached_index.index,
+            req,
+            out_of_time=None if limit is None else _deadline(limit),
+            explain=req.explain,
+        )
         result = result_view(found, req.range_start_s, req.latest_end_s)
         if self.window_hook is not None:
             result = self.window_hook(result, req, cached_index, project)

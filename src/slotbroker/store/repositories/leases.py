@@ -4,11 +4,11 @@ hosts that may stand in for a lease's host."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, select, union_all, update
+from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
@@ -287,6 +287,11 @@ class LeaseRepository:
     def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
         self.session.add(LeaseEventRow(consumer_id=consumer_id, kind=kind, due_s=due_s, fired_at=fired_at))
         self.session.flush()
+
+    def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
+        """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
+        rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d} for k, d in due.items()]
+        self.session.execute(insert(lease_events), rows)
 
     def drop_unfired_events(self, consumer_id: int) -> None:
         self.session.execute(
