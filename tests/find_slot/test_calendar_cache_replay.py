@@ -380,3 +380,35 @@ def test_a_replay_nobody_else_holds_changes_the_index_in_place_and_stays_exact(
         assert_same(cache.current(w.now).index, fresh_index(db, w.now, built_at))
     assert cache.in_place > 10
     assert cache.replay_failures == 0
+
+
+def test_an_in_place_replay_that_fails_part_way_is_never_served_or_replayed_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay that changed the cached index in place and then failed (its adds applied, its removals
+    refused) leaves nothing cached, even when the rebuild that should follow fails too: the next answer
+    is read afresh, not the half-changed index with the same reports replayed over it once more."""
+    w = World(db, 3)
+    cache = w.svc.calendar
+    cache.current(w.now)
+    real_apply = calendar_cache.apply_changes
+
+    def adds_then_fails(index: CalendarIndex, added: list, removed: list) -> None:  # type: ignore[type-arg]
+        real_apply(index, added, [])
+        raise ValueError("refused part way")
+
+    def rebuild_fails(now: int) -> calendar_cache.CachedIndex:
+        raise RuntimeError("database away")
+
+    while not w.create():  # a write whose report the next answer replays
+        pass
+    monkeypatch.setattr(calendar_cache, "apply_changes", adds_then_fails)
+    monkeypatch.setattr(cache, "_rebuild", rebuild_fails)
+    with pytest.raises(RuntimeError):
+        cache.current(w.now)
+    assert cache.in_place == 1
+    assert cache.replay_failures == 1
+    monkeypatch.undo()
+    current = cache.current(w.now)
+    assert current.generation == cache.generation()
+    assert_same(current.index, fresh_index(db, w.now, current.built_at_s))

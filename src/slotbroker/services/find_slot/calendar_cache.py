@@ -155,6 +155,10 @@ class CalendarCache:
             apply_changes(index, plus, minus)
         except (KeyError, ValueError):  # a row the index does not hold: never expected; read afresh
             self.replay_failures += 1
+            if index is cached.index:
+                # changed in place, perhaps in part: no later answer or replay may start from it, even
+                # when the rebuild that follows fails
+                self._cached = None
             return None
         index.generation = generation
         expiries = [
