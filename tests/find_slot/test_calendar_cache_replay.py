@@ -343,6 +343,23 @@ def test_a_replay_leaves_the_index_readers_hold_alone(db: Database) -> None:
     assert_same(now.index, fresh_index(db, w.now, now.built_at_s))
 
 
+def test_a_replay_leaves_an_index_held_without_its_entry_alone(db: Database) -> None:
+    """A reader may keep only the index (``current(now).index``, as the site summaries and the calendar
+    view do): its reference alone keeps the replay off it (the check counts the index's references as
+    well as the entry's)."""
+    w = World(db, 4)
+    held = w.svc.calendar.current(w.now).index
+    built_at = w.svc.calendar.current(w.now).built_at_s
+    before = fresh_index(db, w.now, built_at)
+    while not w.create():
+        pass
+    now = w.svc.calendar.current(w.now)
+    assert w.svc.calendar.replays == 1
+    assert w.svc.calendar.in_place == 0
+    assert now.index is not held
+    assert_same(held, before)
+
+
 def test_replays_stop_once_they_changed_more_rows_than_were_read(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
