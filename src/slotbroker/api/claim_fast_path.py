@@ -20,6 +20,7 @@ server's error middleware, exactly as from the route. ``SLOTBROKER_CLAIM_FAST_PA
 from __future__ import annotations
 
 import json
+from typing import Generic, TypeVar
 
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
@@ -29,8 +30,11 @@ from starlette.responses import Response
 from slotbroker.api.content import ASGIApp, Receive, Scope, Send, media_type, replayed
 from slotbroker.api.problems import database_problem, domain_problem
 from slotbroker.api.routers import claims
+from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import SlotbrokerError
+from slotbroker.services.access.tokens import Principal
 
+T = TypeVar("T")
 PATH = claims.CLAIMS_PATH
 # What metrics label the request with (``scope["route"].path``), as if the router had matched it.
 ROUTE = next(
@@ -84,12 +88,26 @@ def fast_path_applies(scope: Scope, path: str) -> bool:
     )
 
 
-class ClaimFastPath:
+class BodyFastPath(Generic[T]):
+    """What both fast paths do around their own answer: a JSON ``POST`` to ``path`` with a cached token
+    and a body ``parse`` accepts is answered by ``answer``; anything else goes to the route, with the
+    body replayed; domain errors and lost connections become the exception handlers' problems."""
+
+    path: str
+    route: object  # what metrics label the request with, as if the router had matched it
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    def parse(self, body: bytes) -> T | None:
+        """The request this path answers, or None to hand the body to the route (its own problem)."""
+        raise NotImplementedError
+
+    async def answer(self, request: T, who: Principal, services: Services, scope: Scope) -> Response:
+        raise NotImplementedError
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not fast_path_applies(scope, PATH):
+        if not fast_path_applies(scope, self.path):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
@@ -101,23 +119,38 @@ class ClaimFastPath:
         body = await read_body(receive)
         if body is None:
             return
-        try:
-            request = claims.ClaimIn.model_validate(json.loads(body))
-        # the route answers with its own problem (RecursionError: JSON nested past the parser's depth)
-        except (ValueError, ValidationError, RecursionError):
+        request = self.parse(bytes(body))
+        if request is None:
             await self.app(scope, replayed(bytes(body), receive), send)
             return
-        scope["route"] = ROUTE
+        scope["route"] = self.route
         response: Response
         try:
-            response = await claims.claim_response_async(request, who, services)
+            response = await self.answer(request, who, services, scope)
         except SlotbrokerError as exc:
-            response = domain_problem(exc, PATH)
+            response = domain_problem(exc, self.path)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise  # a bug: the server's error middleware answers (and logs) it, as for the route
-            response = database_problem(exc, "POST", PATH)
+            response = database_problem(exc, "POST", self.path)
         await response(scope, receive, send)
 
 
-__all__ = ["ClaimFastPath", "bearer_token", "fast_path_applies", "header", "read_body"]
+class ClaimFastPath(BodyFastPath[claims.ClaimIn]):
+    path = PATH
+    route = ROUTE
+
+    def parse(self, body: bytes) -> claims.ClaimIn | None:
+        try:
+            return claims.ClaimIn.model_validate(json.loads(body))
+        # the route answers with its own problem (RecursionError: JSON nested past the parser's depth)
+        except (ValueError, ValidationError, RecursionError):
+            return None
+
+    async def answer(
+        self, request: claims.ClaimIn, who: Principal, services: Services, scope: Scope
+    ) -> Response:
+        return await claims.claim_response_async(request, who, services)
+
+
+__all__ = ["BodyFastPath", "ClaimFastPath", "bearer_token", "fast_path_applies", "header", "read_body"]

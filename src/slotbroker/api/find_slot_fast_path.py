@@ -20,16 +20,16 @@ anything unexpected propagates to the server's error middleware, as from the rou
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from slotbroker.api.claim_fast_path import bearer_token, fast_path_applies, header, read_body
-from slotbroker.api.content import ASGIApp, Receive, Scope, Send, replayed
-from slotbroker.api.problems import database_problem, domain_problem
+from slotbroker.api.claim_fast_path import BodyFastPath, header
+from slotbroker.api.content import Scope
 from slotbroker.api.routers import find_slot
-from slotbroker.domain.errors import SlotbrokerError
+from slotbroker.bootstrap import Services
+from slotbroker.services.access.tokens import Principal
 
 PATH = find_slot.FIND_SLOT_PATH
 # What metrics label the request with (``scope["route"].path``), as if the router had matched it.
@@ -40,44 +40,24 @@ ROUTE = next(
 )
 
 
-class FindSlotFastPath:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class FindSlotFastPath(BodyFastPath[dict[str, Any]]):
+    path = PATH
+    route = ROUTE
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not fast_path_applies(scope, PATH):
-            await self.app(scope, receive, send)
-            return
-        token = bearer_token(scope)
-        services = scope["app"].state.services
-        who = services.tokens.cached(token) if token else None
-        if who is None:  # no token, or not verified yet: the route authenticates (and fills the cache)
-            await self.app(scope, receive, send)
-            return
-        body = await read_body(receive)
-        if body is None:
-            return
+    def parse(self, body: bytes) -> dict[str, Any] | None:
         try:
             doc = json.loads(body)
         # the route answers with its own problem (RecursionError: JSON nested past the parser's depth)
         except (ValueError, RecursionError):
-            doc = None
-        if not isinstance(doc, dict):
-            await self.app(scope, replayed(bytes(body), receive), send)
-            return
-        scope["route"] = ROUTE
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    async def answer(
+        self, request: dict[str, Any], who: Principal, services: Services, scope: Scope
+    ) -> Response:
         job = find_slot.wants_job(header(scope, b"prefer"))
-        response: Response
-        try:
-            answer = await run_in_threadpool(services.find_slot.answer, doc, project=who.project, job=job)
-            response = find_slot.find_slot_response(answer)
-        except SlotbrokerError as exc:
-            response = domain_problem(exc, PATH)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise  # a bug: the server's error middleware answers (and logs) it, as for the route
-            response = database_problem(exc, "POST", PATH)
-        await response(scope, receive, send)
+        answer = await run_in_threadpool(services.find_slot.answer, request, project=who.project, job=job)
+        return find_slot.find_slot_response(answer)
 
 
 __all__ = ["FindSlotFastPath"]
