@@ -89,6 +89,11 @@ def _forget_fastapi_endpoints() -> Iterator[None]:
     calendar indexes and SQLAlchemy metadata: millions of objects that every full collection walks. A
     server builds one app, for which the caches are meant."""
     yield
+    forget_fastapi_endpoints()
+
+
+def forget_fastapi_endpoints() -> None:
+    """Empty FastAPI's caches keyed by endpoint and dependency callables (see the fixture above)."""
     models = sys.modules.get("fastapi.dependencies.models")
     for value in list(vars(models).values()) if models is not None else ():
         clear = getattr(value, "cache_clear", None)
