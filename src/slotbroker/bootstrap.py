@@ -80,8 +80,10 @@ class Services:
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
 
     def close(self) -> None:
-        """Stop the find-slot job threads and close the database's connections (CLI commands, benches)."""
+        """Stop the find-slot job threads and the planner's release threads, and close the database's
+        connections (CLI commands, benches)."""
         self.find_slot.shutdown()
+        self.planner.close()
         self.db.dispose()
 
 

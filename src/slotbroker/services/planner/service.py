@@ -13,6 +13,7 @@ import logging
 import threading
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +41,7 @@ log = logging.getLogger("slotbroker.planner")
 MAX_PAGE = 500
 LEASE_ENDINGS = ("end", "cancelled", "error")
 LEASE_OVER = ("end", "cancelled")  # the lease gives its capacity back (an ERROR lease keeps it)
+RELEASE_THREADS = 2  # concurrent release_lease calls (tool processes against the scheduler)
 
 
 BeforeEndCallback = Callable[[str, list[str], int], object]
@@ -84,7 +86,8 @@ class Planner:
         self.on_enqueue = on_enqueue
         self._before_end: list[BeforeEndCallback] = []
         self._pools: list[Notifiable] = []
-        self._releasing: list[threading.Thread] = []
+        self._releasing: list[Future[None]] = []
+        self._releaser: ThreadPoolExecutor | None = None  # made on the first lease-scoped release
         self._lock = threading.Lock()
 
     # -- wiring ------------------------------------------------------------------------------------------
@@ -402,7 +405,9 @@ class Planner:
         """After the commit that ended or cancelled the lease: each ``lease_scoped`` provisioner frees
         what it keeps for the lease, in a thread of its own, so the request or the event loop that
         ended it waits for no tool. A failure (or a crash before this runs) leaves the provision to
-        its own end or to a sweep (the Slurm drift sync deletes reservations of leases that are over)."""
+        its own end or to a sweep (the Slurm drift sync deletes reservations of leases that are over).
+        A small pool runs them: a mass cancel queues its calls rather than starting a thread (and a tool
+        process) per lease against the scheduler at once."""
         scoped = {name: p for name, p in self.provisioners.items() if p.lease_scoped}
 
         async def release_all() -> None:
@@ -414,19 +419,29 @@ class Planner:
                 except Exception as exc:
                     log.warning("provisioner %s kept lease %s's provision: %r", name, lease_id, exc)
 
-        worker = threading.Thread(
-            target=asyncio.run, args=(release_all(),), name=f"release-{lease_id}", daemon=True
-        )
         with self._lock:
-            self._releasing = [t for t in self._releasing if t.is_alive()] + [worker]
-        worker.start()
+            if self._releaser is None:
+                self._releaser = ThreadPoolExecutor(RELEASE_THREADS, thread_name_prefix="lease-release")
+            done = [f for f in self._releasing if f.done()]
+            self._releasing = [f for f in self._releasing if not f.done()]
+            self._releasing.append(self._releaser.submit(asyncio.run, release_all()))
+        for finished in done:
+            if (exc := finished.exception()) is not None:  # release_all logs its own failures
+                log.warning("lease release thread failed: %r", exc)
 
     def wait_released(self, timeout_s: float = 30.0) -> None:
         """Wait for the ``release_lease`` calls started so far (tests, and a shutdown that wants them)."""
         with self._lock:
             started = list(self._releasing)
-        for worker in started:
-            worker.join(timeout_s)
+        wait(started, timeout_s)
+
+    def close(self) -> None:
+        """Stop the release threads once the calls already queued have run (each bounded by its
+        provisioner's call timeout)."""
+        with self._lock:
+            releaser, self._releaser = self._releaser, None
+        if releaser is not None:
+            releaser.shutdown(wait=True)
 
 
 __all__ = ["BeforeEndCallback", "Planner", "job_out"]
