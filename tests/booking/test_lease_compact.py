@@ -23,7 +23,14 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking.lease_end import end_now
 from slotbroker.store.db import Database
 from slotbroker.wire import providers as cmd
-from slotbroker.wire.leases import CompactLease, CompactLeases, CreateLease, LeaseItemSpec, LeaseView
+from slotbroker.wire.leases import (
+    CompactLease,
+    CompactLeases,
+    CreateLease,
+    LeaseCompaction,
+    LeaseItemSpec,
+    LeaseView,
+)
 
 NOW = 1_900_000_000
 _names = itertools.count()
@@ -65,7 +72,9 @@ class World:
         body = CreateLease(name=f"l{next(_names)}", start=at(start), end=at(end), items=items)
         return self.svc.leases.create(body, project=project, now_s=NOW)
 
-    def compact(self, lease: LeaseView, swap: bool = True, now: int = NOW, project: str | None = "p"):  # type: ignore[no-untyped-def]
+    def compact(
+        self, lease: LeaseView, swap: bool = True, now: int = NOW, project: str | None = "p"
+    ) -> LeaseCompaction:
         body = CompactLease(generation=lease.generation, allow_host_swap=swap)
         return self.svc.compaction.compact(lease.id, body, project=project, now_s=now)
 
@@ -90,7 +99,8 @@ def test_moves_earlier_to_where_capacity_freed(w: World) -> None:
     lease = w.lease(h, NOW + 300, NOW + 400)
     w.svc.leases.cancel(blocker.id, project=None, now_s=NOW)
     got = w.compact(lease)
-    assert got.moved and got.reason is None
+    assert got.moved
+    assert got.reason is None
     assert (got.lease.start_s, got.lease.end_s) == (NOW, NOW + 100)
     assert got.previous_start == at(NOW + 300)
     assert got.lease.generation > lease.generation
@@ -102,15 +112,19 @@ def test_no_earlier_window_is_a_no_op(w: World) -> None:
     w.lease(h, NOW, NOW + 300, project="other")
     lease = w.lease(h, NOW + 300, NOW + 400)
     got = w.compact(lease)
-    assert not got.moved and got.reason == "no_earlier_window"
-    assert got.lease.start_s == NOW + 300 and got.lease.generation == lease.generation
+    assert not got.moved
+    assert got.reason == "no_earlier_window"
+    assert got.lease.start_s == NOW + 300
+    assert got.lease.generation == lease.generation
 
 
 def test_never_later_a_lease_due_now_stays(w: World) -> None:
     (h,) = w.site(1)
     lease = w.lease(h, NOW + 10, NOW + 20)
     got = w.compact(lease, now=NOW + 10)
-    assert not got.moved and got.reason == "due_now" and got.lease.start_s == NOW + 10
+    assert not got.moved
+    assert got.reason == "due_now"
+    assert got.lease.start_s == NOW + 10
 
 
 def test_as_if_gone_its_own_rows_do_not_block_it(w: World) -> None:
@@ -129,17 +143,20 @@ def test_without_swap_only_its_own_hosts(w: World) -> None:
     stay = w.compact(lease, swap=False)
     assert not stay.moved
     got = w.compact(stay.lease, swap=True)
-    assert got.moved and got.lease.start_s == NOW and hosts_of(got.lease) == [h2]
+    assert got.moved
+    assert got.lease.start_s == NOW
+    assert hosts_of(got.lease) == [h2]
 
 
 def test_swap_takes_only_hosts_with_the_same_traits(w: World) -> None:
-    h1, h2, h3 = w.site(3, traits=((), ("HW_CPU_X86_AVX512F",), ()))
+    h1, _h2, h3 = w.site(3, traits=((), ("HW_CPU_X86_AVX512F",), ()))
     w.lease(h1, NOW, NOW + 300, project="other")
     w.lease(h3, NOW, NOW + 200, project="other")
     lease = w.lease(h1, NOW + 300, NOW + 400)
     got = w.compact(lease)
     # h2 is free now but has another trait; h3 (same traits) frees first
-    assert got.lease.start_s == NOW + 200 and hosts_of(got.lease) == [h3]
+    assert got.lease.start_s == NOW + 200
+    assert hosts_of(got.lease) == [h3]
 
 
 def test_multi_host_lease_moves_whole(w: World) -> None:
@@ -149,7 +166,8 @@ def test_multi_host_lease_moves_whole(w: World) -> None:
     lease = w.lease(hosts[:2], NOW + 200, NOW + 300)
     got = w.compact(lease)
     # two hosts free together first at NOW + 50 (hosts 0 and 2), before host 1 frees at 80
-    assert got.lease.start_s == NOW + 50 and hosts_of(got.lease) == sorted([hosts[0], hosts[2]])
+    assert got.lease.start_s == NOW + 50
+    assert hosts_of(got.lease) == sorted([hosts[0], hosts[2]])
 
 
 def test_stale_generation_is_refused(w: World) -> None:
@@ -158,7 +176,8 @@ def test_stale_generation_is_refused(w: World) -> None:
     body = CompactLease(generation=lease.generation + 1)
     with pytest.raises(ConcurrentUpdate) as err:
         w.svc.compaction.compact(lease.id, body, project="p", now_s=NOW)
-    assert err.value.code == "concurrent_update" and err.value.errors[0].pointer == "/generation"
+    assert err.value.code == "concurrent_update"
+    assert err.value.errors[0].pointer == "/generation"
 
 
 def test_only_pending_leases_move(w: World) -> None:
@@ -218,7 +237,8 @@ def test_a_move_proves_capacity_against_what_the_cache_missed(w: World) -> None:
         now_s=NOW,
     )
     got = w.compact(lease)
-    assert not got.moved and got.lease.start_s == NOW + 300
+    assert not got.moved
+    assert got.lease.start_s == NOW + 300
 
 
 # -- the property: exact against a brute force, and never overbooked ----------------------------------------
