@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from slotbroker.domain.claims import MAX_ITEMS
 from slotbroker.domain.request import Policy
@@ -72,7 +72,7 @@ class CompactLease(_Strict):
     fits), as if the lease itself were gone from the calendar."""
 
     generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
-    allow_host_swap: bool = Field(True, description=_SWAP)
+    allow_host_swap: StrictBool = Field(True, description=_SWAP)
     policy: Policy = Field(Policy.EARLIEST, description=_POLICY)
 
 
@@ -87,7 +87,7 @@ class CompactLeases(_Strict):
         "project's PENDING leases (admins: every project's), earliest start first.",
     )
     limit: Int = Field(MAX_COMPACT, ge=1, le=MAX_COMPACT, description="Absent `leases`: at most this many.")
-    allow_host_swap: bool = Field(True, description=_SWAP)
+    allow_host_swap: StrictBool = Field(True, description=_SWAP)
     policy: Policy = Field(Policy.EARLIEST, description=_POLICY)
 
     @field_validator("leases")
