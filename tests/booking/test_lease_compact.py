@@ -148,6 +148,19 @@ def test_without_swap_only_its_own_hosts(w: World) -> None:
     assert hosts_of(got.lease) == [h2]
 
 
+def test_its_own_hosts_when_they_fit_as_early(w: World) -> None:
+    """Both hosts free from now: the placement policy alone (earliest: first host by name) would take
+    h1; the lease keeps h2, its own, as it fits there just as early."""
+    h1, h2 = w.site(2)
+    blocker = w.lease(h2, NOW, NOW + 300, project="other")
+    lease = w.lease(h2, NOW + 300, NOW + 400)
+    w.svc.leases.cancel(blocker.id, project=None, now_s=NOW)
+    got = w.compact(lease)
+    assert got.lease.start_s == NOW
+    assert hosts_of(got.lease) == [h2]
+    assert h1 != h2
+
+
 def test_swap_takes_only_hosts_with_the_same_traits(w: World) -> None:
     h1, _h2, h3 = w.site(3, traits=((), ("HW_CPU_X86_AVX512F",), ()))
     w.lease(h1, NOW, NOW + 300, project="other")

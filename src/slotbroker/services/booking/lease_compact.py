@@ -212,13 +212,14 @@ class LeaseCompactor:
             if any(int(r.pid) not in known for r in lease.rows):
                 raise _Stay(NOT_COMPACTABLE, lease)  # a host outside any site: find-slot never sees it
             try:
-                window = self._earliest(lease, cached, now, swap, policy)
+                found = self._earliest(lease, cached, now, swap, policy)
             except ValidationFailed:  # more pinned hosts than a find-slot request may name
                 raise _Stay(NOT_COMPACTABLE, lease) from None
-            if window is None:
+            if found is None:
                 return lease, None
+            window, grouped = found
             try:
-                self._move(lease, cached, window, now, swap)
+                self._move(lease, cached, window, now, grouped, swap)
             except CapacityConflict:
                 continue  # another writer took the room after the calendar was read: ask again
             except ConcurrentUpdate as exc:
@@ -250,11 +251,13 @@ class LeaseCompactor:
 
     def _earliest(
         self, lease: LeaseRead, cached: CachedIndex, now: int, swap: bool, policy: str
-    ) -> Window | None:
+    ) -> tuple[Window, bool] | None:
         """The earliest window for the lease's shape starting in [now, its start), on the calendar
-        without it. First a one-second window before its start on the calendar as it is (the lease's
-        own rows begin at its start, so they cannot block it): any earlier window starts with such a
-        second, so without one there is nothing to look for and nothing is copied."""
+        without it, and whether it is the swapping shape's (else the lease's own hosts). First a
+        one-second window before its start on the calendar as it is (the lease's own rows begin at its
+        start, so they cannot block it): any earlier window starts with such a second, so without one
+        there is nothing to look for and nothing is copied. A window on other hosts is kept only when
+        the lease's own hosts do not fit at that same start: hosts change only to start earlier."""
         topo = cached.index.topo
         components = shape(lease, topo.hosts, topo.host_row, swap)
         if not search(cached.index, cached.catalog, self.find_slot, components, now, lease.start, 1, policy):
@@ -272,16 +275,29 @@ class LeaseCompactor:
         )
         index = cached.without(gone)
         duration = lease.end - lease.start
-        return search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
+        found = search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
+        if found is None or not swap:
+            return None if found is None else (found, swap)
+        try:  # its own hosts at that start, if they fit: one candidate start, a short search
+            pinned = shape(lease, topo.hosts, topo.host_row, False)
+            own = search(
+                index, cached.catalog, self.find_slot, pinned, found.start, found.start + 1, duration, policy
+            )
+        except ValidationFailed:  # more hosts than a request may pin: take the window found
+            own = None
+        return (own, False) if own is not None else (found, True)
 
-    def _move(self, lease: LeaseRead, cached: CachedIndex, window: Window, now: int, swap: bool) -> None:
-        """Book the window: the lease's hosts become the window's (placement repointed first, so a
-        further swap by the claim repoints from there), then ``move_in`` in the same transaction."""
+    def _move(
+        self, lease: LeaseRead, cached: CachedIndex, window: Window, now: int, grouped: bool, swap: bool
+    ) -> None:
+        """Book the window (``grouped``: found for the swapping shape): the lease's hosts become the
+        window's (placement repointed first, so a further swap by the claim repoints from there), then
+        ``move_in`` in the same transaction."""
         topo = cached.index.topo
         vectors = held(lease)
         wanted: list[tuple[int, str, int]] = []  # (host id, class, amount) per instance
         moves: dict[int, int] = {}  # old host id -> new host id
-        for comp, olds in by_component(lease, topo.hosts, topo.host_row, swap).items():
+        for comp, olds in by_component(lease, topo.hosts, topo.host_row, grouped).items():
             news = [topo.hosts[topo.host_row[name]].id for name in window.placement[comp]]
             for pid in news:
                 wanted.extend((pid, rc, n) for rc, n in sorted(vectors[olds[0]].items()))
