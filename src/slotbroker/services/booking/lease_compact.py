@@ -278,6 +278,9 @@ class LeaseCompactor:
         found = search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
         if found is None or not swap:
             return None if found is None else (found, swap)
+        mine = sorted({str(r.name) for r in lease.rows})
+        if sorted(h for hosts in found.placement.values() for h in hosts) == mine:
+            return found, True  # on its own hosts already
         try:  # its own hosts at that start, if they fit: one candidate start, a short search
             pinned = shape(lease, topo.hosts, topo.host_row, False)
             own = search(
