@@ -3,9 +3,10 @@ policy, beside predictsim's published EASY (92.58) and EASY-SJBF (69.41) average
 
 Prints ONE JSON object: ``runner.result_json`` (per policy: avg_bounded_slowdown, mean_wait_s,
 utilization, violations, wall_s, wait percentiles, minus_published) plus ``service_path`` (the first
-``--service-jobs`` jobs, or ``all``, through the real services, ``conservative``, ``easy`` and
-``priority``, compared with the fast path; ``--service-policies`` picks some) and ``alibaba`` (GPU pods
-placed and GPU utilisation per node order, with and without deletions).
+``--service-jobs`` jobs, or ``all``, through the real services, ``conservative``,
+``conservative_compact``, ``easy`` and ``priority``, compared with the fast path; ``--service-policies``
+picks some) and ``alibaba`` (GPU pods placed and GPU utilisation per node order, with and without
+deletions).
 
 ``python bench/replay.py [--traces DIR] [--service-jobs N|all] [--service-policies P,...] [--skip-alibaba]
 [--skip-fast]``. The traces are read from

@@ -20,6 +20,7 @@ from slotbroker.services.booking.allocation_requests import AllocationRequestSer
 from slotbroker.services.booking.calendar_feeds import CalendarFeeds
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_cancel import LeaseCanceller
+from slotbroker.services.booking.lease_compact import LeaseCompactor
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
 from slotbroker.services.booking.leases import LeaseService
@@ -78,6 +79,7 @@ class Services:
     sites: SiteSummaries
     feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
+    compaction: LeaseCompactor  # PENDING leases moved to their earliest start (decision 0039)
 
     def close(self) -> None:
         """Stop the find-slot job threads and the planner's release threads, and close the database's
@@ -225,6 +227,7 @@ def build_services(
         sites=SiteSummaries(calendar),
         feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),
+        compaction=LeaseCompactor(leases, find),
     )
 
 

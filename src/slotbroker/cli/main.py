@@ -14,6 +14,7 @@ import typer
 from slotbroker.cli import (
     admin,
     booking,
+    compact,
     feeds,
     find_slot,
     heatmap,
@@ -45,6 +46,8 @@ app.command("leases")(booking.leases)
 app.add_typer(booking.lease_app, name="lease")
 app.command("extend")(booking.extend)
 app.command("cancel")(booking.cancel)
+app.command("compact")(compact.compact)
+booking.lease_app.command("compact")(compact.lease_compact)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(feeds.app, name="feed")
 app.command("login")(login.login)

@@ -57,7 +57,10 @@ def replay(
     ] = "least_gap",
     service_policy: Annotated[
         str,
-        typer.Option(help="What the services replay with --service-prefix: conservative, easy or priority."),
+        typer.Option(
+            help="What the services replay with --service-prefix: conservative, conservative_compact "
+            "(the broker compacts the waiting leases on every early end), easy or priority."
+        ),
     ] = "conservative",
     nodes: Annotated[
         Path | None,

@@ -27,7 +27,9 @@ from slotbroker.client.paging import Pages
 from slotbroker.wire.calendar_feeds import CreatedFeed, CreateFeed, FeedView
 from slotbroker.wire.claims import Candidates, ClaimView
 from slotbroker.wire.leases import (
+    CompactionReport,
     CreateLease,
+    LeaseCompaction,
     LeaseItemSpec,
     LeaseList,
     LeaseView,
@@ -125,6 +127,37 @@ def update_lease(lease_id: Id, change: UpdateLease | Raw) -> Call[LeaseView]:
     :class:`OutsideExtensionWindowError`, :class:`CapacityConflictError`, :class:`LeaseTooLongError` or
     :class:`QuotaExceededError`."""
     return Call("PATCH", path("/v1/leases/{}", lease_id), model(LeaseView), json=body(change))
+
+
+def compact_lease(
+    lease_id: Id, *, generation: int, allow_host_swap: bool = True, policy: str = "earliest"
+) -> Call[LeaseCompaction]:
+    """Move a PENDING lease to its earliest possible start, as if it were gone from the calendar (never
+    later; ``moved`` false and a ``reason`` when nothing earlier fits). ``allow_host_swap``: other hosts
+    of the same site with the same traits may take it.
+
+    Raises :class:`ConcurrentUpdateError` (stale generation), :class:`InvalidStateError` (not PENDING)
+    or a conflict with code ``not_compactable`` (it holds a link, a facility port or a VLAN tag)."""
+    change = {"generation": generation, "allow_host_swap": allow_host_swap, "policy": policy}
+    return Call("POST", path("/v1/leases/{}/compact", lease_id), model(LeaseCompaction), json=change)
+
+
+def compact_leases(
+    leases: Sequence[str] | None = None,
+    *,
+    allow_host_swap: bool = True,
+    policy: str = "earliest",
+    limit: int | None = None,
+) -> Call[CompactionReport]:
+    """Compact several PENDING leases one after another (each its own transaction): ``leases`` (ids,
+    prefixes or names) in that order, or your project's PENDING leases earliest start first (at most
+    ``limit``). Each outcome says whether it moved, from when to when, or why not."""
+    request: dict[str, Any] = {"allow_host_swap": allow_host_swap, "policy": policy}
+    if leases is not None:
+        request["leases"] = list(leases)
+    if limit is not None:
+        request["limit"] = limit
+    return Call("POST", "/v1/leases/compact", model(CompactionReport), json=request)
 
 
 def cancel_lease(lease_id: Id, *, force: bool = False) -> Call[LeaseView]:

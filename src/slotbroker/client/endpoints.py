@@ -14,6 +14,8 @@ from slotbroker.client.booking_calls import (
     allocation_candidates,
     cancel_lease,
     claim,
+    compact_lease,
+    compact_leases,
     create_calendar_feed,
     create_lease,
     create_offer_set,
@@ -164,6 +166,8 @@ class Endpoints:
     iter_leases = paged(iter_leases)
     get_lease = endpoint(get_lease)
     update_lease = endpoint(update_lease)
+    compact_lease = endpoint(compact_lease)
+    compact_leases = endpoint(compact_leases)
     cancel_lease = endpoint(cancel_lease)
     delete_lease = endpoint(delete_lease)
     leases_ics = endpoint(leases_ics)

@@ -18,7 +18,8 @@ def compare_service_path(
 ) -> dict[str, Any]:
     """Replay the first ``jobs`` jobs through the services (``placement``: the engine's placement
     policy) and through the fast path's ``policy`` (``conservative``: book the earliest window on
-    arrival; ``easy``: the head's reservation is a lease, the others start when a window starts now;
+    arrival; ``conservative_compact``: and the broker compacts the waiting leases on every early end;
+    ``easy``: the head's reservation is a lease, the others start when a window starts now;
     ``priority``: ``easy`` on the queue ordered by expansion factor);
     count the jobs whose starts agree, the audit's violations of the service path's bookings (read back
     from its database) and both average bounded slowdowns."""

@@ -32,6 +32,7 @@ from slotbroker.domain.time import to_datetime
 from slotbroker.domain.topology import ProviderNode, Topology
 from slotbroker.replay.audit import Booking
 from slotbroker.replay.policies import Ask, expansion_factor
+from slotbroker.replay.service_compact import compact_waiting
 from slotbroker.replay.simulate import Run, simulate
 from slotbroker.replay.trace import Trace
 from slotbroker.services.booking.lease_end import end_now
@@ -78,6 +79,8 @@ class ServicePolicy:
     found_slots: int = 0
     due: list[int] = field(default_factory=list)  # heap: when the booked leases' events fall due
     ticks: int = 0
+    compact: bool = False  # on every early end, compact the waiting leases (replay/service_compact.py)
+    moves: int = 0
 
     def tick(self, now: int) -> None:
         """Tick the lease event loop when one of the leases booked here has an event due: a tick with
@@ -138,6 +141,8 @@ class ServicePolicy:
         lease_id, _ = self.leases[ask.id]
         if now < start + ask.req:  # else the lease ends at its booked end, by its own event
             end_now(self.svc.leases, lease_id, now_s=self.epoch_s + now)
+            if self.compact:
+                self.moves += compact_waiting(self, now)
 
     def schedule(self, now: int) -> list[Ask]:
         self.tick(now)
@@ -259,16 +264,19 @@ def open_services(trace: Trace, directory: Path, *, cores: int = 1) -> tuple[Ser
     return svc, uuids
 
 
-SERVICE_POLICIES = ("conservative", "easy", "priority")
+SERVICE_POLICIES = ("conservative", "conservative_compact", "easy", "priority")
 
 
 def service_policy(
     name: str, svc: Services, uuids: dict[str, str], epoch_s: int, placement: str
 ) -> ServicePolicy:
     """The client-side policy ``name`` (``SERVICE_POLICIES``) on ``svc``; ``priority`` orders EASY's
-    queue by the fast path's own ``expansion_factor``."""
+    queue by the fast path's own ``expansion_factor``; ``conservative_compact`` compacts on early ends."""
     if name == "conservative":
         return ServicePolicy(svc, uuids, epoch_s, placement=placement, name=f"service_{placement}")
+    if name == "conservative_compact":
+        name = f"service_compact_{placement}"
+        return ServicePolicy(svc, uuids, epoch_s, placement=placement, name=name, compact=True)
     if name == "easy":
         return ServiceEasy(svc, uuids, epoch_s, placement)
     if name == "priority":

@@ -10,11 +10,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from slotbroker.domain.claims import MAX_ITEMS
+from slotbroker.domain.request import Policy
 from slotbroker.domain.strict import Int
 from slotbroker.wire.display import Tabular
+
+MAX_COMPACT = 1000  # leases one compaction call moves at most
 
 
 class _Strict(BaseModel):
@@ -55,6 +58,45 @@ class UpdateLease(_Strict):
         description="Moving a PENDING lease: a host that no longer fits may be swapped for an alternate "
         "host of the same site with the same traits and resource classes.",
     )
+
+
+_SWAP = (
+    "Hosts may change: the lease may go to other hosts of the same site with exactly the same traits "
+    "(the host-swap rule of a move); false: only its own hosts, earlier."
+)
+_POLICY = "find-slot's placement policy for choosing among the hosts that fit earliest."
+
+
+class CompactLease(_Strict):
+    """Move a PENDING lease to its earliest possible start (never later; unchanged when nothing earlier
+    fits), as if the lease itself were gone from the calendar."""
+
+    generation: Int = Field(ge=0, description="The generation you read; stale -> 409 concurrent_update.")
+    allow_host_swap: StrictBool = Field(True, description=_SWAP)
+    policy: Policy = Field(Policy.EARLIEST, description=_POLICY)
+
+
+class CompactLeases(_Strict):
+    """Compact several PENDING leases, one after another, each in its own transaction."""
+
+    leases: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_COMPACT,
+        description="Lease ids, unique id prefixes or names, compacted in this order; absent: your "
+        "project's PENDING leases (admins: every project's), earliest start first.",
+    )
+    limit: Int = Field(MAX_COMPACT, ge=1, le=MAX_COMPACT, description="Absent `leases`: at most this many.")
+    allow_host_swap: StrictBool = Field(True, description=_SWAP)
+    policy: Policy = Field(Policy.EARLIEST, description=_POLICY)
+
+    @field_validator("leases")
+    @classmethod
+    def _refs(cls, value: list[str] | None) -> list[str] | None:
+        for ref in value or []:
+            if not 1 <= len(ref) <= 200:
+                raise ValueError("leases: each is a lease id, prefix or name of 1-200 characters")
+        return value
 
 
 class SetQuota(_Strict):
@@ -140,6 +182,39 @@ class LeaseList(Tabular, BaseModel):
 
     def records(self) -> list[dict[str, Any]]:
         return [row for lease in self.items for row in lease.records()]
+
+
+class LeaseCompaction(BaseModel):
+    lease: LeaseView
+    moved: bool
+    previous_start: datetime
+    reason: str | None = Field(
+        None, description="Why it stayed: no_earlier_window, or due_now (it starts now, nothing is earlier)."
+    )
+
+
+class CompactionOutcome(Tabular, BaseModel):
+    lease: str = Field(description="As you named it (or its id).")
+    name: str
+    moved: bool
+    previous_start: datetime | None
+    start: datetime | None
+    reason: str | None = Field(
+        None,
+        description="Why it stayed: no_earlier_window, due_now, not_pending, not_compactable (holds a "
+        "link, facility port or VLAN tag), not_found.",
+    )
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.model_dump()]
+
+
+class CompactionReport(Tabular, BaseModel):
+    items: list[CompactionOutcome]
+    moved: int = Field(description="How many leases moved earlier.")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [row for item in self.items for row in item.records()]
 
 
 class QuotaView(BaseModel):

@@ -1,4 +1,4 @@
-"""/v1/leases (create, list, read, change, cancel, iCalendar feed) and /v1/quotas (admin)."""
+"""/v1/leases (create, list, read, change, compact, cancel, iCalendar feed) and /v1/quotas (admin)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from slotbroker.api.auth import Admin, Reader
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
-from slotbroker.domain.errors import FieldError, Forbidden, ValidationFailed
+from slotbroker.domain.errors import Ambiguous, FieldError, Forbidden, NotFound, ValidationFailed
 from slotbroker.domain.resource_classes import naming_problem
 from slotbroker.domain.time import to_epoch
 from slotbroker.services.access.tokens import Principal, Role
 from slotbroker.wire.leases import (
+    CompactionReport,
+    CompactLease,
+    CompactLeases,
     CreateLease,
+    LeaseCompaction,
     LeaseList,
     LeaseView,
     QuotaView,
@@ -193,6 +197,35 @@ def cancel_lease(lease_id: LeaseRef, who: Reader, svc: Svc, force: Force = False
 def delete_lease(lease_id: LeaseRef, who: Reader, svc: Svc, force: Force = False) -> Response:
     svc.lease_cancel.cancel(resolve(svc, lease_id, who), project=scope(who), force=force)
     return Response(status_code=204)
+
+
+@router.post(
+    "/v1/leases/{lease_id}/compact",
+    response_model=LeaseCompaction,
+    responses=responses(403, 404, 409),
+    summary="Move a PENDING lease to its earliest possible start (never later; as if it were gone)",
+)
+def compact_lease(lease_id: LeaseRef, body: CompactLease, who: Reader, svc: Svc) -> LeaseCompaction:
+    return svc.compaction.compact(resolve(svc, lease_id, who), body, project=scope(who))
+
+
+@router.post(
+    "/v1/leases/compact",
+    response_model=CompactionReport,
+    responses=responses(404, 409),
+    summary="Compact several PENDING leases (given, or your project's in start order), each on its own",
+)
+def compact_leases(body: CompactLeases, who: Reader, svc: Svc) -> CompactionReport:
+    if body.leases is not None:
+        ids: list[str] = []
+        for i, ref in enumerate(body.leases):
+            try:
+                ids.append(resolve(svc, ref, who))
+            except (NotFound, Ambiguous) as exc:
+                exc.errors = [FieldError(f"/leases/{i}", exc.detail)]
+                raise
+        body = body.model_copy(update={"leases": ids})
+    return svc.compaction.compact_many(body, project=scope(who))
 
 
 # -- quotas (admin) ------------------------------------------------------------------------------------------

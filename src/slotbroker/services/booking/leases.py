@@ -260,9 +260,26 @@ class LeaseService:
             raise
         return self.get(lease_id, project=project)
 
-    def _update_in(
-        self, uow: UnitOfWork, lease_id: str, body: UpdateLease, project: str | None, now: int
+    def move_in(
+        self, uow: UnitOfWork, lease_id: str, body: UpdateLease, items: tuple[ClaimItem, ...], now: int
     ) -> None:
+        """Move a PENDING lease to ``body``'s times onto ``items`` inside the caller's transaction:
+        ``update``'s checks, quotas, claim (with ``body.allow_host_swap``), generation compare-and-swap
+        and events."""
+        self._update_in(uow, lease_id, body, None, now, items=items)
+
+    def _update_in(
+        self,
+        uow: UnitOfWork,
+        lease_id: str,
+        body: UpdateLease,
+        project: str | None,
+        now: int,
+        *,
+        items: tuple[ClaimItem, ...] | None = None,
+    ) -> None:
+        """``update``'s transaction; ``items``: what a PENDING lease's move claims instead of what it
+        holds (compaction moves a lease onto the hosts find-slot chose, booking/lease_compact.py)."""
         row = self._find(uow, lease_id, project, lock=True)
         if row.generation != body.generation:
             raise ConcurrentUpdate(
@@ -308,7 +325,8 @@ class LeaseService:
                 code="outside_extension_window",
             )
         consumer_id = int(row.id)
-        items = _items_of(uow, consumer_id, old_end)
+        if items is None or not pending:
+            items = _items_of(uow, consumer_id, old_end)
         if pending:
             # Move (or resize) a lease that has not started: free the old interval, claim the new one.
             uow.leases.free_rows(consumer_id)

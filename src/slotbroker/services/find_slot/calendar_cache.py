@@ -75,6 +75,14 @@ class CachedIndex:
     def replayable_at(self, now_s: int) -> bool:
         return self.unexpired_at(now_s) and self.replayed <= max(self.rows, REPLAY_ROWS)
 
+    def without(self, holding: Holding) -> CalendarIndex:
+        """A copy of the index as if ``holding`` (one consumer, as the store describes it) were gone:
+        the rows of it this index counts (``_counted``, the replay's rule) taken out by the engine's
+        own removal, which leaves what a build without them would (decision 0039)."""
+        index = writable_copy(self.index)
+        apply_changes(index, [], list(_counted([holding], self.built_at_s)))
+        return index
+
 
 class CalendarCache:
     """``current()`` answers the index; ``committing``/``committed`` are the unit of work's commit
