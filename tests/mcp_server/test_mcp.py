@@ -198,13 +198,14 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect: Transport,
         assert set(tools) == {spec.name for spec in TOOLS}
         assert set(tools) >= {
             "list_sites", "find_slot", "create_offers", "accept_offer", "reject_offer", "list_leases",
-            "get_lease", "extend_lease", "cancel_lease", "create_job", "get_job", "job_logs", "cancel_job",
+            "get_lease", "extend_lease", "compact_lease", "cancel_lease", "create_job", "get_job", "job_logs",
+            "cancel_job",
         }  # fmt: skip
         # input schemas are the API's models: find_slot takes a find-slot request's fields
         assert "components" in tools["find_slot"].input_schema["properties"]
         assert "provisioner" in tools["create_job"].input_schema["required"]
         assert "components" in tools["create_offers"].input_schema["properties"]["request"]["properties"]
-        for name in ("create_offers", "accept_offer", "create_job", "extend_lease"):
+        for name in ("create_offers", "accept_offer", "create_job", "extend_lease", "compact_lease"):
             notes = tools[name].annotations
             assert notes is not None
             assert (notes.destructive_hint, notes.idempotent_hint) == (True, False), name
@@ -442,3 +443,34 @@ async def test_a_bug_or_an_unknown_tool_is_a_tool_error(monkeypatch: pytest.Monk
     assert "a bug" not in str(bug)  # details stay in the server's log
     unknown = problem(await call(_NoApi(), None, "no_such_tool", {}))
     assert unknown["code"] == "unknown_tool"
+
+
+@pytest.mark.anyio
+async def test_compact_lease_moves_a_later_lease_to_now(connect: Transport, broker: Broker) -> None:
+    later = gpu_request("g2")
+    later["earliest_start"] = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    later["latest_end"] = (datetime.now(UTC) + timedelta(hours=9)).isoformat()
+    async with connect(broker.user) as client:
+        offers = data(await client.call_tool("create_offers", {"request": later, "max_offers": 1}))
+        lease = data(await client.call_tool("accept_offer", {"offer_id": offers["offers"][0]["id"]}))
+        assert lease["status"] == "PENDING"
+        try:
+            moved = await client.call_tool(
+                "compact_lease", {"lease_id": lease["uuid"], "allow_host_swap": False}
+            )
+            got = data(moved)
+            assert got["moved"] is True
+            start = datetime.fromisoformat(got["lease"]["start"])
+            assert start < datetime.fromisoformat(lease["start"]) - timedelta(hours=2)
+            assert got["lease"]["items"][0]["provider_name"] == "g2"
+            text = moved.content[0]
+            assert isinstance(text, TextContent)
+            assert "now starts at" in text.text
+            stale = {"lease_id": lease["uuid"], "generation": got["lease"]["generation"] - 1}
+            assert problem(await client.call_tool("compact_lease", stale))["code"] == "concurrent_update"
+            bad = problem(
+                await client.call_tool("compact_lease", {"lease_id": lease["uuid"], "generation": -1})
+            )
+            assert [e["pointer"] for e in bad["errors"]] == ["/generation"]
+        finally:
+            data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"], "force": True}))

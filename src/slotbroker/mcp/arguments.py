@@ -66,6 +66,16 @@ class ExtendLease(LeaseRef):
     allow_host_swap: bool = Field(True, description=UpdateLease.model_fields["allow_host_swap"].description)
 
 
+class CompactLease(LeaseRef):
+    generation: Int | None = Field(
+        None,
+        ge=0,
+        description="The generation you read (get_lease); omitted: the lease is read first. A stale one "
+        "is refused with concurrent_update.",
+    )
+    allow_host_swap: bool = Field(True, description=UpdateLease.model_fields["allow_host_swap"].description)
+
+
 class ListLeases(Arguments):
     status: list[str] | None = Field(None, description="PENDING, ACTIVE, ENDED, CANCELLED or ERROR.")
     project: str | None = Field(None, description="Admins only: another project's leases.")

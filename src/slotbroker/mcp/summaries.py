@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slotbroker.wire.find_slot import ExplanationView, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
-from slotbroker.wire.leases import LeaseList, LeaseView
+from slotbroker.wire.leases import LeaseCompaction, LeaseList, LeaseView
 from slotbroker.wire.offers import AcceptedLease, OfferSetView, OfferView
 
 
@@ -62,6 +62,16 @@ def lease(view: LeaseView) -> str:
         f"Lease {view.id} ({view.project}) is {view.status}: {view.start.isoformat()} to "
         f"{view.end.isoformat()}, {len(view.items)} item(s), generation {view.generation}."
     )
+
+
+def compaction(moved: LeaseCompaction) -> str:
+    view = moved.lease
+    if moved.moved:
+        return (
+            f"Lease {view.id} now starts at {view.start.isoformat()} "
+            f"(was {moved.previous_start.isoformat()}), generation {view.generation}."
+        )
+    return f"Lease {view.id} stays at {view.start.isoformat()}: {moved.reason or 'nothing earlier fits'}."
 
 
 def leases(page: LeaseList) -> str:

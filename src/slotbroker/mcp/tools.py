@@ -2,7 +2,8 @@
 agent can act on them.
 
 Annotations say what a tool does to the broker: the read-only ones are ``readOnlyHint``; the ones that
-take capacity or run work (``create_offers``, ``accept_offer``, ``extend_lease``, ``create_job``) are
+take capacity or run work (``create_offers``, ``accept_offer``, ``extend_lease``, ``compact_lease``,
+``create_job``) are
 destructive and not idempotent; giving capacity back (``reject_offer``, ``cancel_lease``, ``cancel_job``)
 is destructive and idempotent, as the API answers a second call with the same state.
 """
@@ -23,7 +24,7 @@ from slotbroker.mcp.results import failed, ok, problem_dict
 from slotbroker.mcp.sites import sites_summary
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
-from slotbroker.wire.leases import LeaseList, LeaseView, UpdateLease
+from slotbroker.wire.leases import LeaseCompaction, LeaseList, LeaseView, UpdateLease
 from slotbroker.wire.offers import AcceptedLease, OfferSetView, OfferView
 from slotbroker.wire.sites import SiteList
 
@@ -115,6 +116,17 @@ async def _extend_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult
     change = UpdateLease(generation=generation, end=args.end, allow_host_swap=args.allow_host_swap)
     view = await api.update_lease(args.lease_id, change)
     return ok(view, say.lease(view))
+
+
+async def _compact_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
+    args: a.CompactLease = _args(a.CompactLease, raw)
+    generation = args.generation
+    if generation is None:
+        generation = (await api.get_lease(args.lease_id)).generation
+    moved = await api.compact_lease(
+        args.lease_id, generation=generation, allow_host_swap=args.allow_host_swap
+    )
+    return ok(moved, say.compaction(moved))
 
 
 async def _cancel_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
@@ -227,6 +239,17 @@ TOOLS = (
         annotations=TAKES,
         run=_extend_lease,
         **_own(a.ExtendLease),
+    ),
+    ToolSpec(
+        "compact_lease",
+        "Start a lease earlier",
+        "Move a PENDING lease to its earliest possible start, as if it were gone from the calendar: never "
+        "later, unchanged (moved=false, with a reason) when nothing earlier fits. Other hosts of the same "
+        "site with the same traits may take it unless allow_host_swap=false.",
+        output=LeaseCompaction,
+        annotations=TAKES,
+        run=_compact_lease,
+        **_own(a.CompactLease),
     ),
     ToolSpec(
         "cancel_lease",
