@@ -211,6 +211,32 @@ def test_find_offer_accept_extend_cancel(page: Page, portal: Portal) -> None:
         assert after[cell["start"]]["free"] == cell["free"] + vcpu_at_site
 
 
+def test_a_pending_lease_starts_earlier(page: Page, portal: Portal) -> None:
+    """A lease booked days ahead, moved by the lease page's "Start earlier" to the earliest time it fits
+    (the API's compaction)."""
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(days=9)
+    request = {
+        "components": [{"name": "one", "resources": {"VCPU": 1}}],
+        "earliest_start": ahead.isoformat(),
+        "latest_end": (ahead + timedelta(days=1)).isoformat(),
+        "duration": 3600,
+    }
+    offers = portal.api("POST", "/v1/offer-sets", json={"request": request, "max_offers": 1}).json()
+    lease_id = portal.api("POST", f"/v1/offers/{offers['offers'][0]['id']}/accept").json()["uuid"]
+    before = portal.api("GET", f"/v1/leases/{lease_id}").json()
+    assert before["status"] == "PENDING"
+    sign_in(page, portal)
+    page.goto(f"{portal.url}/#/leases/{lease_id}")
+    page.wait_for_selector("main[data-ready=leases]")
+    page.get_by_role("button", name="Start as early as possible").click()
+    page.get_by_text("Moved: it now starts").wait_for()
+    after = portal.api("GET", f"/v1/leases/{lease_id}").json()
+    assert after["start_s"] < before["start_s"] - 86_400  # days earlier: one core is free long before
+    assert after["end_s"] - after["start_s"] == 3600
+    shot(page, "lease-started-earlier")
+    assert portal.api("POST", f"/v1/leases/{lease_id}/cancel").status_code == 200
+
+
 def test_api_errors_appear_beside_their_fields(page: Page, portal: Portal) -> None:
     sign_in(page, portal)
     page.goto(portal.url + "/#/find")

@@ -1,6 +1,7 @@
 // Leases: your list (newest first, filtered by status, name or id prefix, time range and site, all kept in
 // the URL so a filtered view can be shared), and one lease with its placement, events and transitions;
-// extend (with how far the calendar says it can go), cancel, and the .ics feed.
+// start a pending lease earlier (compaction), extend (with how far the calendar says it can go), cancel,
+// and the .ics feed.
 
 import { api, get, post } from "./api.js";
 import { busy, download, field, fromLocalInput, h, iso, localInput, select, span, status, when } from "./dom.js";
@@ -172,6 +173,7 @@ export async function leasePage(main, signal, id) {
     h("h3", {}, "Placement"), items,
     h("h3", {}, "History and events"), history,
   ];
+  if (lease.status === "PENDING") parts.push(compactForm(lease, main, signal));
   if (live) parts.push(extendForm(lease, main, signal), cancelForm(lease, main, signal));
   const one = h("button", { type: "button" }, "This lease as .ics");
   one.addEventListener("click", () => busy(one, get(`/v1/leases/${lease.id}.ics`, undefined, { accept: "text/calendar" })
@@ -203,6 +205,32 @@ function extendForm(lease, main, signal) {
         main.prepend(status("Extended.", "ok"));
       } catch (err) {
         showProblem(form, err, pointers(form, [["/generation", end]]));
+      }
+    })());
+  });
+  return form;
+}
+
+// Move a pending lease to its earliest start, as if it were gone from the calendar (never later).
+function compactForm(lease, main, signal) {
+  const swap = h("input", { type: "checkbox", name: "allow_host_swap", checked: true, dataset: { pointer: "/allow_host_swap" } });
+  const form = h("form", { class: "compact", novalidate: true, "aria-label": "Start earlier" },
+    h("h3", {}, "Start earlier"), h("div", { class: "form-error" }),
+    h("p", { class: "hint" }, "Moves this lease to the earliest time it fits, if that is earlier; never later."),
+    h("label", {}, swap, " other hosts of the same site and traits may take it"),
+    h("button", { type: "submit", class: "primary" }, "Start as early as possible"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(form.querySelector("button"), (async () => {
+      clearProblems(form);
+      try {
+        const out = await post(`/v1/leases/${lease.id}/compact`, { generation: lease.generation, allow_host_swap: swap.checked });
+        await leasePage(main, signal, lease.id);
+        main.prepend(out.moved
+          ? status(`Moved: it now starts ${when(out.lease.start)} (was ${when(out.previous_start)}).`, "ok")
+          : status(`Nothing earlier fits; it still starts ${when(out.lease.start)}.`, "info"));
+      } catch (err) {
+        showProblem(form, err, pointers(form, [["/generation", swap]]));
       }
     })());
   });
