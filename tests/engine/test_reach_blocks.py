@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slotbroker.engine.stages import reach
+from slotbroker.engine.stages.free_starts import free_starts_blocks, free_starts_exact
 from slotbroker.engine.steps import StepTable
 
 from .strategies import T0
@@ -57,14 +57,14 @@ def test_blocks_path_equals_exact_path(
         (_table(items, late), np.array(thr[i], dtype=np.int64)[r]) for i, (items, late) in enumerate(tables)
     ]
     start, stop, dur = T0 + lo * Q + 7, T0 + (lo + span) * Q + 7, d * Q + 11  # off the block edges
-    got = reach.free_starts_blocks(specs, r, start, stop, dur)
+    got = free_starts_blocks(specs, r, start, stop, dur)
     assert got is not None  # the range lies inside every grid: the blocks path must answer
-    assert _norm(got, r) == _norm(reach.free_starts_exact(specs, r, start, stop, dur), r)
+    assert _norm(got, r) == _norm(free_starts_exact(specs, r, start, stop, dur), r)
 
 
 def test_blocks_path_declines_short_windows_and_ranges_outside_the_grid() -> None:
     t = _table([(0, 10, 4, 2)], [])
     r = np.arange(ROWS, dtype=np.int64)
     thr = np.ones(ROWS, dtype=np.int64)
-    assert reach.free_starts_blocks([(t, thr)], r, T0, T0 + 3600, 2 * 3600) is None  # d <= 2 blocks
-    assert reach.free_starts_blocks([(t, thr)], r, T0 - 30 * 86_400, T0, 4 * 3600) is None  # before the grid
+    assert free_starts_blocks([(t, thr)], r, T0, T0 + 3600, 2 * 3600) is None  # d <= 2 blocks
+    assert free_starts_blocks([(t, thr)], r, T0 - 30 * 86_400, T0, 4 * 3600) is None  # before the grid
