@@ -114,6 +114,31 @@ def _touches_dirty(view: tuple[int, int, npt.NDArray[np.bool_]], pos: I64, a: I6
     return np.flatnonzero(hit)
 
 
+def _clean_runs(t0: int, bs: int, dirty: npt.NDArray[np.bool_], lo: int, end: int) -> tuple[I64, I64, I64]:
+    """The non-empty stretches of [lo, end) free of dirty blocks in one (blocks x rows) view, as
+    ``(row, from, to)``: a run of clean blocks, its ends moved to ``lo`` / ``end`` where it reaches the
+    view's first / last block (those blocks may reach outside [lo, end)). The same stretches as
+    ``_stretches`` over the view's dirty runs, less the empty ones."""
+    r, b0, b1 = _dirty_runs(~dirty)
+    cx = np.where(b0 == 0, lo, t0 + b0 * bs)
+    cy = np.where(b1 == dirty.shape[0], end, t0 + b1 * bs)
+    return r, cx, cy
+
+
+def _stretches_per_table(
+    views: list[tuple[int, int, npt.NDArray[np.bool_]]], n: int, lo: int, end: int
+) -> tuple[I64, I64, I64]:
+    """The stretches free of every view's dirty blocks, for views of different block geometry: each
+    view's dirty runs as spans, merged per row."""
+    os, as_, bs_ = [], [], []
+    for t0, bs, dirty in views:
+        r0, b0, b1 = _dirty_runs(dirty)
+        os.append(r0)
+        as_.append(np.maximum(t0 + b0 * bs, lo))
+        bs_.append(np.minimum(t0 + b1 * bs, end))
+    return _stretches(np.concatenate(os), np.concatenate(as_), np.concatenate(bs_), n, lo, end)
+
+
 def free_starts_exact(
     specs: list[tuple[StepTable | None, I64]], rows: I64, lo: int, hi: int, d: int
 ) -> tuple[I64, I64, I64]:
@@ -179,19 +204,18 @@ class Coarse:
         w = max(v[1] for v in views if v is not None)
         if d <= 2 * w:
             return None
-        os, as_, bs_ = [], [], []
-        for v in views:
-            assert v is not None
-            t0, bs, dirty = v
-            r0, b0, b1 = _dirty_runs(dirty)
-            os.append(r0)
-            as_.append(np.maximum(t0 + b0 * bs, lo))
-            bs_.append(np.minimum(t0 + b1 * bs, end))
-        fo, cx, cy = _stretches(np.concatenate(os), np.concatenate(as_), np.concatenate(bs_), n, lo, end)
+        got = [v for v in views if v is not None]
+        if all(v[0] == got[0][0] and v[1] == got[0][1] for v in got):
+            # one block geometry (the usual case: grids are aligned to multiples of their block size):
+            # a block is dirty for the row when it is dirty in any table, so one pass over one mask
+            dirty = got[0][2]
+            for v in got[1:]:
+                dirty = dirty | v[2]
+            fo, cx, cy = _clean_runs(got[0][0], got[0][1], dirty, lo, end)
+        else:
+            fo, cx, cy = _stretches_per_table(got, n, lo, end)
         keep = cy - cx + 2 * w >= d  # can reach d with at most W of events on each side
-        return cls(
-            live, rows, lo, hi, d, w, fo[keep], cx[keep], cy[keep], [v for v in views if v is not None]
-        )
+        return cls(live, rows, lo, hi, d, w, fo[keep], cx[keep], cy[keep], got)
 
     def only(self, mask: npt.NDArray[np.bool_]) -> Coarse:
         return replace(self, fo=self.fo[mask], cx=self.cx[mask], cy=self.cy[mask])
@@ -210,26 +234,27 @@ class Coarse:
         ex, ey = cx.copy(), cy.copy()
         left = np.flatnonzero(cx > lo)
         right = np.flatnonzero(cy < end)
-        if left.size:
-            ex[left] = lo  # no blocked span in the window: the dirty block was dirty before lo
-            a, b = np.maximum(cx[left] - w, lo), cx[left]
+        # no blocked span in an edge window: the dirty block was dirty only before lo (left) or only
+        # past the range (right); each table's spans in the windows pull the edges back in
+        ex[left] = lo
+        ey[right] = end
+        nl = left.shape[0]
+        if nl + right.shape[0]:
+            # both sides' edge windows at once (one read per table): left ones first, then right ones
+            pos = np.concatenate([fo[left], fo[right]])
+            a = np.concatenate([np.maximum(cx[left] - w, lo), cy[right]])
+            b = np.concatenate([cx[left], np.minimum(cy[right] + w, end)])
             for (table, thr), view in zip(self.live, self.views, strict=True):
-                k = _touches_dirty(view, fo[left], a, b)
+                k = _touches_dirty(view, pos, a, b)
                 if k.size == 0:
                     continue
-                r = fo[left][k]
-                q, _, qb = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
-                np.maximum.at(ex, left[k][q], qb)
-        if right.size:
-            ey[right] = end  # no blocked span in the window: blocked only past the range
-            a, b = cy[right], np.minimum(cy[right] + w, end)
-            for (table, thr), view in zip(self.live, self.views, strict=True):
-                k = _touches_dirty(view, fo[right], a, b)
-                if k.size == 0:
-                    continue
-                r = fo[right][k]
-                q, qa, _ = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
-                np.minimum.at(ey, right[k][q], qa)
+                r = pos[k]
+                q, qa, qb = table.blocked_spans(self.rows[r], a[k], b[k], thr[r])
+                kq = k[q]
+                on_left = kq < nl
+                np.maximum.at(ex, left[kq[on_left]], qb[on_left])
+                on_right = ~on_left
+                np.minimum.at(ey, right[kq[on_right] - nl], qa[on_right])
         y = np.minimum(ey - self.d, self.hi)
         ok = ex <= y
         return fo[ok], ex[ok], y[ok]

@@ -72,7 +72,10 @@ def _site_cover(index: CalendarIndex, plan: Plan, comp: CompPlan, lo: int, hi: i
         hit: npt.NDArray[np.bool_] = (k < key.shape[0]) & (gg[kc] == site[o]) & (gs[kc] <= y)
         return hit
 
-    o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration, worth)
+    # when every host alone can take all instances, each interval is its site's coverage by itself:
+    # ``worth`` would keep every one, so the superset pass is skipped
+    alone = int(most.min()) >= comp.count
+    o, x, y = free_starts(specs, rows, lo, hi, plan.min_duration, None if alone else worth)
     return group_coverage(site[o], most[o], comp.count, x, y)
 
 
