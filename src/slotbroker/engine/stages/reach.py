@@ -228,3 +228,13 @@ def known_next(plan: Plan, t: int) -> tuple[int, int] | None:
         if nxt > t and (best is None or nxt > best[0]):
             best = (nxt, c.idx)
     return best
+
+
+def admitted(plan: Plan, t: int) -> bool:
+    """Every component has a reach computed over ``t`` (no new work) and each admits ``t``: the start
+    is likely to fit, so the search may try its selector before the site summaries."""
+    for c in plan.comps:
+        r: Reach | None = plan.cache.get(f"reach:{c.idx}")
+        if r is None or not r.lo <= t <= r.hi or r.next_in(t) != t:
+            return False
+    return True
