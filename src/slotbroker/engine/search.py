@@ -262,9 +262,6 @@ def _alternates(
         return out
     topo = index.topo
     prep = prepared(index, plan)
-    n_cls = free_all.shape[1]
-    placed = np.fromiter(residual, dtype=np.int64, count=len(residual))  # chosen hosts
-    left = np.array(list(residual.values()), dtype=np.int64).reshape(len(residual), n_cls)
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
         mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
@@ -272,20 +269,13 @@ def _alternates(
         keep = np.ones(p.shape[0], dtype=bool)
         keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
         p = p[keep]
-        if p.shape[0] == 0:
-            out[c.name] = []
-            continue
         cand = rows[p]
-        free = free_all[p]  # a copy (fancy indexing)
-        # hosts other components were placed on: what the placement leaves them
-        at = np.searchsorted(cand, placed)
-        hit = at < cand.shape[0]
-        hit[hit] = cand[at[hit]] == placed[hit]
-        free[at[hit]] = left[hit]
-        ok = np.flatnonzero(((free >= c.demand) | (c.demand == 0)).all(axis=1))
+        free = free_all[p].copy()
+        for i, r in enumerate(cand.tolist()):
+            if r in residual:
+                free[i] = residual[r]
+        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
         caps = prep.cap[p] if plan.classes else free
-        # the order of the hosts that qualify is the order of all of them, filtered (``host_order``
-        # ranks by a per-host key, ties by position)
-        order = host_order(plan.policy, free[ok], caps[ok])[: plan.alternates]
-        out[c.name] = [topo.hosts[int(cand[ok[i]])].name for i in order]
+        order = host_order(plan.policy, free, caps)
+        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
     return out

@@ -1,10 +1,7 @@
-"""Fast paths of the selector's packing and the window's alternates, each held to its plain form:
-one instance at a site without packing (``Selector._one``) against ``pack``; ``first_host`` against
-``host_order``; the vectorised alternates against the per-host loop they replaced."""
+"""The selector's one-instance path held to its plain form: one instance at a site without packing
+(``Selector._one``) against ``pack``, and ``first_host`` against ``host_order``."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,10 +19,9 @@ from slotbroker.engine import (
     Snapshot,
     find_slots,
 )
-from slotbroker.engine import search as search_mod
-from slotbroker.engine.plan import Plan, compile_plan
+from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.stages.rankers import first_host, host_order
-from slotbroker.engine.stages.select import Choice, Selector, prepared
+from slotbroker.engine.stages.select import Selector
 from slotbroker.engine.stages.site_summary import candidate_sites
 
 from .strategies import T0, H, iso, requests, worlds
@@ -69,56 +65,6 @@ def test_one_instance_without_packing_equals_packing(data: st.DataObject, snap: 
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(Selector, "_one", lambda *_a: None)
             assert fast == Selector(index, plan, s, e, sites).run()
-
-
-def _alternates_plain(
-    index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, Any], rows: Any, free_all: Any
-) -> dict[str, list[str]]:
-    """The definition, host by host (the form before the vectorised one)."""
-    out: dict[str, list[str]] = {}
-    if plan.alternates == 0:
-        return out
-    topo = index.topo
-    prep = prepared(index, plan)
-    for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
-        mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
-        lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
-        p = ps[lo:hi]
-        keep = np.ones(p.shape[0], dtype=bool)
-        keep[np.searchsorted(p, mine)] = False
-        p = p[keep]
-        cand = rows[p]
-        free = free_all[p].copy()
-        for i, r in enumerate(cand.tolist()):
-            if r in residual:
-                free[i] = residual[r]
-        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
-        caps = prep.cap[p] if plan.classes else free
-        order = host_order(plan.policy, free, caps)
-        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
-    return out
-
-
-@SETTINGS
-@given(data=st.data(), snap=worlds(), alternates=st.integers(0, 3))
-def test_alternates_equal_the_per_host_definition(
-    data: st.DataObject, snap: Snapshot, alternates: int
-) -> None:
-    req = data.draw(requests(snap)).model_copy(update={"alternates": alternates})
-    index = CalendarIndex(snap)
-    seen: list[int] = []
-    real = search_mod._alternates
-
-    def both(*args: Any) -> dict[str, list[str]]:
-        got = real(*args)
-        assert got == _alternates_plain(*args)
-        seen.append(1)
-        return got
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search_mod, "_alternates", both)
-        res = find_slots(index, req, explain=False)  # (explaining searches relaxed plans as well)
-    assert len(seen) == len(res.windows)
 
 
 @pytest.mark.parametrize(("policy", "host"), [("earliest", "h1"), ("spread", "h0"), ("first_fit", "h0")])
