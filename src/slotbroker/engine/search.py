@@ -31,7 +31,6 @@ from slotbroker.engine.verify import holds, host_load
 I64 = npt.NDArray[np.int64]
 MAX_CANDIDATES = 20_000
 FEW_HOSTS = 32  # components with at most this many eligible hosts get their reach up front
-SHORT_SUM = 8  # numpy adds fewer terms than this one by one, in order (longer sums: pairwise)
 REACH_AFTER = 3  # rejected starts after which every component's reach bounds the next candidate
 
 
@@ -257,49 +256,26 @@ def _alternates(
     index: CalendarIndex, plan: Plan, ch: Choice, residual: dict[int, I64], rows: I64, free_all: I64
 ) -> dict[str, list[str]]:
     """Hosts at the component's chosen site, not used by it, with room for one more instance over
-    the whole window after this placement: a claim can fall back to them if its host is taken.
-
-    In ``host_order``'s order, on Python lists: a site holds tens of hosts, and the numpy calls per
-    component cost more than the loop. The order's key is computed as numpy computes it (each term
-    converted to float, divided, added in order: numpy adds fewer than ``SHORT_SUM`` terms one by
-    one); for longer sums the order itself is asked."""
+    the whole window after this placement: a claim can fall back to them if its host is taken."""
     out: dict[str, list[str]] = {}
     if plan.alternates == 0:
         return out
     topo = index.topo
     prep = prepared(index, plan)
-    left = {r: v.tolist() for r, v in residual.items()}
-    policy = plan.policy
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
-        site = ch.sites[c.idx]
-        lo, hi = np.searchsorted(ss, [site, site + 1]).tolist()
+        mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
+        lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        own = set(ch.hosts[c.idx])
-        dem = c.demand.tolist()
-        frees = free_all[p].tolist()
-        caps = prep.cap[p].tolist() if plan.classes else frees
-        picked: list[tuple[int, list[int], list[int]]] = []  # qualifying hosts: row, free, capacity
-        for r, f, cp in zip(rows[p].tolist(), frees, caps, strict=True):
-            if r in own:
-                continue
-            f = left.get(r, f)
-            if all(x >= d or d == 0 for x, d in zip(f, dem, strict=True)):
-                picked.append((r, f, cp))
-        if len(dem) >= SHORT_SUM:
-            shape = (len(picked), len(dem))
-            order = host_order(
-                policy,
-                np.array([f for _, f, _ in picked], dtype=np.int64).reshape(shape),
-                np.array([cp for _, _, cp in picked], dtype=np.int64).reshape(shape),
-            )
-        elif policy == Policy.FIRST_FIT:
-            order = list(range(len(picked)))
-        else:  # ``host_order``'s key; ties by position
-            sign = -1.0 if policy == Policy.SPREAD else 1.0
-            keys = [
-                sign * sum(float(x) / float(max(k, 1)) for x, k in zip(f, cp, strict=True))
-                for _, f, cp in picked
-            ]
-            order = sorted(range(len(picked)), key=lambda i: (keys[i], i))
-        out[c.name] = [topo.hosts[picked[i][0]].name for i in order[: plan.alternates]]
+        keep = np.ones(p.shape[0], dtype=bool)
+        keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
+        p = p[keep]
+        cand = rows[p]
+        free = free_all[p].copy()
+        for i, r in enumerate(cand.tolist()):
+            if r in residual:
+                free[i] = residual[r]
+        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
+        caps = prep.cap[p] if plan.classes else free
+        order = host_order(plan.policy, free, caps)
+        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
     return out
