@@ -47,9 +47,9 @@ def try_start(index: CalendarIndex, plan: Plan, s: int, likely: bool = False) ->
 
     ``likely`` (the start is in every component's reach): select first, over every eligible site,
     and read the site summaries only if that fails. A site the summaries drop has too little room
-    for the selector too (its hosts' free capacity sums to at most the site's bound), so a found
-    choice is the one the plain order finds; a failed start takes the plain order, whose rejection
-    is the one reported."""
+    for the selector too (its hosts' free capacity sums to at most the site's bound), so the selector
+    searches the same sites either way: a found choice is the plain order's, and after a failure the
+    summaries' rejection is reported if they reject, else the selector's (the same search's)."""
     e = s + plan.min_duration
     tags, rej = check_ports(index, plan, s, e)
     if rej is not None:
@@ -59,6 +59,8 @@ def try_start(index: CalendarIndex, plan: Plan, s: int, likely: bool = False) ->
         got = sel.run()
         if not isinstance(got, Rejection):
             return Attempt(got, tags, sel.rows, sel.free)
+        _, rej = candidate_sites(index, plan, s, e)
+        return got if rej is None else rej
     sites, rej = candidate_sites(index, plan, s, e)
     if rej is not None:
         return rej
