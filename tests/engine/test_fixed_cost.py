@@ -25,8 +25,8 @@ from slotbroker.engine.packing import Item, pack
 from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.snapshot import AllocationTable
+from slotbroker.engine.stages.free_starts import _dirty_runs
 from slotbroker.engine.stages.host_fit import host_free, instances_fit_cols
-from slotbroker.engine.stages.reach import _dirty_runs
 from slotbroker.engine.stages.select import Choice, Selector, out_of_reach
 from slotbroker.engine.stages.site_summary import candidate_sites
 

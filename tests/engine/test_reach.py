@@ -15,6 +15,7 @@ from slotbroker.engine import CalendarIndex, Snapshot, find_slots, search
 from slotbroker.engine.plan import CompPlan, Plan, compile_plan
 from slotbroker.engine.stages import reach
 from slotbroker.engine.stages.base import NEVER
+from slotbroker.engine.stages.intervals import at_least, union
 
 from ._reference import check_window, earliest, instants, usage
 from .strategies import T0, H, requests, worlds
@@ -141,10 +142,10 @@ def test_at_least_counts_overlaps_like_brute_force(sets: list[list[tuple[int, in
     starts: list[int] = []
     ends: list[int] = []
     for s in sets:
-        us, ue = reach.union(np.array([a for a, _ in s], np.int64), np.array([a + d for a, d in s], np.int64))
+        us, ue = union(np.array([a for a, _ in s], np.int64), np.array([a + d for a, d in s], np.int64))
         starts += us.tolist()
         ends += ue.tolist()
-    got_s, got_e = reach.at_least(np.array(starts, np.int64), np.array(ends, np.int64), need)
+    got_s, got_e = at_least(np.array(starts, np.int64), np.array(ends, np.int64), need)
     got = {u for a, b in zip(got_s.tolist(), got_e.tolist(), strict=True) for u in range(a, b)}
     want = {u for u in range(0, 40) if sum(a <= u < b for a, b in zip(starts, ends, strict=True)) >= need}
     assert got == want

@@ -31,6 +31,16 @@ def _size(it: Item, total: I64) -> float:
     return float((it.demand / scale).max(initial=0.0))  # 0 for an item that needs nothing
 
 
+def usable_free(free: I64) -> I64:
+    """What packing counts a host's free capacity as: an overbooked class (negative free) only
+    matters to items that need it, and amounts are capped so sums over the hosts cannot wrap (no
+    item needs that much of one host)."""
+    free = np.maximum(free, 0)
+    if free.shape[0] > 1:
+        free = np.minimum(free, INT64_MAX // free.shape[0])
+    return free
+
+
 def pack(
     items: list[Item], free: I64, order: list[int], exact: bool, budget: int = 20_000
 ) -> dict[int, list[int]] | None:
@@ -38,9 +48,7 @@ def pack(
 
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host
     preference. Returns comp -> host indices (one per instance) or None."""
-    free = np.maximum(free, 0)  # an overbooked class only matters to items that need it
-    if free.shape[0] > 1:  # sums over hosts below cannot wrap; no item needs that much of one host
-        free = np.minimum(free, INT64_MAX // free.shape[0])
+    free = usable_free(free)
     total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
     need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
     if (need > total).any():

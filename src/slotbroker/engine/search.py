@@ -23,9 +23,9 @@ from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
 from slotbroker.engine.stages.rankers import UTILISATION_POLICIES, host_order, window_score
-from slotbroker.engine.stages.reach import groups_next_possible, known_next, next_possible
+from slotbroker.engine.stages.reach import admitted, groups_next_possible, known_next, next_possible
 from slotbroker.engine.stages.select import Choice, Selector, prepared
-from slotbroker.engine.stages.site_summary import candidate_sites
+from slotbroker.engine.stages.site_summary import candidate_sites, eligible_sites
 from slotbroker.engine.verify import holds, host_load
 
 I64 = npt.NDArray[np.int64]
@@ -42,12 +42,25 @@ class Attempt:
     free: I64  # their free capacity over [s, s + min_duration), (rows x classes)
 
 
-def try_start(index: CalendarIndex, plan: Plan, s: int) -> Attempt | Rejection:
-    """Run the stack for one start: ports, site summaries, then host fit + selection."""
+def try_start(index: CalendarIndex, plan: Plan, s: int, likely: bool = False) -> Attempt | Rejection:
+    """Run the stack for one start: ports, site summaries, then host fit + selection.
+
+    ``likely`` (the start is in every component's reach): select first, over every eligible site,
+    and read the site summaries only if that fails. A site the summaries drop has too little room
+    for the selector too (its hosts' free capacity sums to at most the site's bound), so the selector
+    searches the same sites either way: a found choice is the plain order's, and after a failure the
+    summaries' rejection is reported if they reject, else the selector's (the same search's)."""
     e = s + plan.min_duration
     tags, rej = check_ports(index, plan, s, e)
     if rej is not None:
         return rej
+    if likely:
+        sel = Selector(index, plan, s, e, eligible_sites(index, plan))
+        got = sel.run()
+        if not isinstance(got, Rejection):
+            return Attempt(got, tags, sel.rows, sel.free)
+        _, rej = candidate_sites(index, plan, s, e)
+        return got if rej is None else rej
     sites, rej = candidate_sites(index, plan, s, e)
     if rej is not None:
         return rej
@@ -114,7 +127,7 @@ def search_plan(
                 Reason.INSUFFICIENT_CAPACITY, component=name, resource_class=short.get(name), retry_at=skip[0]
             )
         else:
-            got = try_start(index, plan, t)
+            got = try_start(index, plan, t, likely=admitted(plan, t))
         if isinstance(got, Attempt):
             w = _window(index, plan, t, got)
             windows.append(w)

@@ -36,6 +36,16 @@ def host_order(policy: Policy, free: I64, cap: I64, gaps: I64 | None = None) -> 
     return list(np.lexsort(keys).tolist())
 
 
+def first_host(policy: Policy, free: I64, cap: I64) -> int:
+    """``host_order(policy, free, cap)[0]`` for a non-empty ``free``, without ordering the rest (a
+    single instance goes to the first host of the order): the same key, its first minimum."""
+    n = free.shape[0]
+    if policy == Policy.FIRST_FIT or n == 1 or not free.shape[1]:
+        return 0
+    frac = (free / np.maximum(cap, 1)).sum(axis=1)
+    return int(np.argmax(frac) if policy == Policy.SPREAD else np.argmin(frac))
+
+
 def idle_gaps(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:
     """Per host row: how long its usage of the request's classes stays unchanged before ``s`` (counted
     from the range start at most: what ended earlier is gone from the index) plus after ``e``

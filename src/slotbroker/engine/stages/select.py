@@ -16,12 +16,12 @@ import numpy.typing as npt
 
 from slotbroker.domain.request import Policy
 from slotbroker.engine.calendar import CalendarIndex
-from slotbroker.engine.packing import Item, pack
+from slotbroker.engine.packing import Item, pack, usable_free
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols
-from slotbroker.engine.stages.rankers import host_order, idle_gaps, site_order
+from slotbroker.engine.stages.rankers import first_host, host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
 from slotbroker.engine.topology import Topology
 
@@ -192,6 +192,10 @@ class Selector:
             if len(comps) == 1:
                 (only,) = comps
                 local = self.local[only][site]  # ascending positions
+                one = self._one(only, local)
+                if one is not None:
+                    self.packs[key] = one
+                    return one
                 items = [
                     Item(
                         only,
@@ -216,6 +220,19 @@ class Selector:
             got = pack(items, self.free[local], order, self.plan.exact)
             self.packs[key] = None if got is None else {c: [int(local[i]) for i in v] for c, v in got.items()}
         return self.packs[key]
+
+    def _one(self, comp: int, local: I64) -> dict[int, list[int]] | None:
+        """What ``pack`` answers for one instance alone at a site, without packing: every host there
+        takes it (the usual case: ``local`` holds the hosts that fit one), so ``pack`` picks the first
+        host of the policy's order. None (not decided here) otherwise, and under ``least_gap``,
+        whose order reads the hosts' bookings."""
+        c = self.plan.comps[comp]
+        if c.count != 1 or local.shape[0] == 0 or self.plan.policy == Policy.LEAST_GAP:
+            return None
+        free = self.free[local]
+        if not (usable_free(free) >= c.demand).all():
+            return None
+        return {comp: [int(local[first_host(self.plan.policy, free, self.cap[local])])]}
 
     def _assign(self, order: list[int], k: int) -> bool:
         if k == len(order):

@@ -18,16 +18,12 @@ I64 = npt.NDArray[np.int64]
 READS = frozenset({"site.usage_sum", "site.capacity"})
 
 
-def candidate_sites(
-    index: CalendarIndex, plan: Plan, s: int, e: int
-) -> tuple[dict[int, I64], Rejection | None]:
-    """Per component, the site rows that pass the bound (ascending), or a rejection with a retry
-    time before which no eligible site can pass it."""
-    topo = index.topo
-    out: dict[int, I64] = {}
+def _shape(index: CalendarIndex, plan: Plan) -> tuple[list[I64], I64, list[I64]]:
+    """Time-free, once per request shape: each component's eligible sites, all of them together (the
+    only site rows the bound is read for) and where each component's are among those."""
     shape: tuple[list[I64], I64, list[I64]] | None = plan.static.get("comp_sites")
-    if shape is None:  # time-free, once per request shape: each component's eligible sites, all of
-        # them together (the only site rows the bound is read for) and where each component's are
+    if shape is None:
+        topo = index.topo
         comp_sites = []
         for comp in plan.comps:
             mask = np.zeros(len(topo.sites), dtype=bool)
@@ -35,7 +31,22 @@ def candidate_sites(
             comp_sites.append(np.flatnonzero(mask).astype(np.int64))
         used = np.unique(np.concatenate(comp_sites)) if comp_sites else np.zeros(0, np.int64)
         shape = plan.static["comp_sites"] = (comp_sites, used, [np.searchsorted(used, x) for x in comp_sites])
-    comp_sites, used, at = shape
+    return shape
+
+
+def eligible_sites(index: CalendarIndex, plan: Plan) -> dict[int, I64]:
+    """Per component, every site with an eligible host (ascending): no bound read."""
+    return dict(enumerate(_shape(index, plan)[0]))
+
+
+def candidate_sites(
+    index: CalendarIndex, plan: Plan, s: int, e: int
+) -> tuple[dict[int, I64], Rejection | None]:
+    """Per component, the site rows that pass the bound (ascending), or a rejection with a retry
+    time before which no eligible site can pass it."""
+    topo = index.topo
+    out: dict[int, I64] = {}
+    comp_sites, used, at = _shape(index, plan)
     # (classes x used sites); with no classes (components that only anchor a link or port) it has no
     # rows and every site passes, since nothing is needed
     bound = (
