@@ -1,10 +1,11 @@
 """The service-path replay (issue 16) on two source trees, back to back in one run: CPU per job and
 whether the two take the same decisions.
 
-``python bench/service_path_ab.py --base-src /tmp/base/src [--jobs 1000,3000]
+``python bench/service_path_ab.py --base-src /tmp/base/src [--head-src DIR] [--jobs 1000,3000]
 [--policies conservative,easy,priority] [--traces DIR]``
 
-For every (prefix, policy), the base tree then this tree (``src`` beside this file) replay the first
+For every (prefix, policy), the base tree then the head tree (``--head-src``, by default ``src``
+beside this file; pass a copy to keep editing while it runs) replay the first
 ``jobs`` KTH-SP2 jobs through the services (``replay_services``, ``least_gap``) in a fresh interpreter
 each, so neither inherits the other's warm caches. Each reports the process CPU time of the replay, its
 wall time and a digest of the jobs' start times; the lines are JSON, one per replay, then one summary
@@ -58,6 +59,7 @@ def replay(src: Path, trace: Path, jobs: int, policy: str) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-src", type=Path, required=True)
+    parser.add_argument("--head-src", type=Path, default=HERE / "src")
     parser.add_argument("--jobs", default="1000,3000")
     parser.add_argument("--policies", default="conservative,easy,priority")
     parser.add_argument("--traces", type=Path, default=TRACES)
@@ -69,7 +71,7 @@ def main() -> int:
     for jobs in (int(j) for j in args.jobs.split(",")):
         for policy in args.policies.split(","):
             got = {}
-            for name, src in (("base", args.base_src), ("head", HERE / "src")):
+            for name, src in (("base", args.base_src), ("head", args.head_src)):
                 got[name] = replay(src, trace, jobs, policy)
                 line = {"jobs": jobs, "policy": policy, "tree": name, **got[name]}
                 print(json.dumps({**line, "load": os.getloadavg()[0]}), flush=True)
