@@ -364,20 +364,22 @@ class LeaseService:
         changes nothing; an ENDED lease is ``invalid_state`` (409)."""
         now = self.clock() if now_s is None else now_s
 
-        def attempt() -> None:
+        def attempt() -> LeaseView:
             with UnitOfWork(self.db) as uow:
                 row = self._find(uow, lease_id, project, lock=True)
                 if row.status == ConsumerStatus.CANCELLED.value:
-                    return
+                    return lease_views(uow, [row])[0]
                 if row.status == ConsumerStatus.ENDED.value:
                     raise _invalid_state(f"lease {lease_id} has ended; there is nothing to cancel")
                 cancel_lease_events(uow, int(row.id))
                 self.claims.release_in(uow, lease_id, status=ConsumerStatus.CANCELLED, now_s=now)
                 record_transition(uow, self.hooks, int(row.id), lease_id, row.project, CANCELLED, now)
+                # read in the writing transaction, as ``create`` does: no second transaction to read it
+                view = lease_views(uow, [self._find(uow, lease_id, None)])[0]
                 uow.commit()
+                return view
 
-        self._retrying(attempt)
-        return self.get(lease_id, project=project)
+        return self._retrying(attempt)
 
     def mark_error(self, lease_id: str, reason: str = "", *, now_s: int | None = None) -> LeaseView:
         """Put a PENDING or ACTIVE lease into ERROR (for the planner/provisioners). It keeps its capacity

@@ -89,6 +89,15 @@ _WRITE_CLAIMED = (
 )
 
 
+# every lease event's planner hook asks it: built once
+_LIVE_OF_LEASE = (
+    select(jobs)
+    .where(jobs.c.lease_uuid == bindparam("lease_uuid"), jobs.c.step.is_not(None))
+    .order_by(jobs.c.seq)
+)
+_LIVE_OF_LEASE_LOCKED = _LIVE_OF_LEASE.with_for_update()
+
+
 class JobRepository:
     """The jobs table, on the unit of work's connection (``connection`` is taken on first use)."""
 
@@ -226,12 +235,8 @@ class JobRepository:
 
     def live_of_lease(self, lease_uuid: str) -> list[JobSnapshot]:
         """The lease's unfinished jobs, locked (PostgreSQL)."""
-        stmt = (
-            select(jobs).where(jobs.c.lease_uuid == lease_uuid, jobs.c.step.is_not(None)).order_by(jobs.c.seq)
-        )
-        if self._postgres():
-            stmt = stmt.with_for_update()
-        return [JobSnapshot.of(r) for r in self.connection.execute(stmt)]
+        stmt = _LIVE_OF_LEASE_LOCKED if self._postgres() else _LIVE_OF_LEASE
+        return [JobSnapshot.of(r) for r in self.connection.execute(stmt, {"lease_uuid": lease_uuid})]
 
     def make_due(self, lease_uuid: str, now_ms: int) -> None:
         """The lease started: its jobs' steps waiting for a later time are due now."""

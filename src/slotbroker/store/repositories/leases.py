@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, insert, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
@@ -34,27 +35,30 @@ class HostRef(NamedTuple):
 
 
 class LeaseRepository:
+    """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
+    on the session's connection: building a statement and the ORM's execution path cost several times
+    what SQLite spends on such a one-row statement."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def _core(self) -> Connection:
+        """The session's connection, with the session's pending ORM changes flushed first (what
+        ``Session.execute`` would autoflush): a prebuilt statement then sees them as it would."""
+        session = self.session
+        if session.new or session.deleted or session.dirty:
+            session.flush()
+        return session.connection()
 
     # -- the lease row -----------------------------------------------------------------------------------
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
         """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
-        stmt = select(consumers).where(
-            consumers.c.uuid == lease_id, consumers.c.kind == ConsumerKind.LEASE.value
-        )
-        if lock:
-            stmt = stmt.with_for_update()
-        return self.session.execute(stmt).first()
+        return self._core().execute(_FIND_LOCKED if lock else _FIND, {"lease_id": lease_id}).first()
 
     def lock_to_fire(self, consumer_id: int) -> Any:
         """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
         (``SKIP LOCKED``) or it is gone."""
-        return self.session.execute(
-            select(consumers.c.id, consumers.c.uuid, consumers.c.project)
-            .where(consumers.c.id == consumer_id, consumers.c.kind == ConsumerKind.LEASE.value)
-            .with_for_update(skip_locked=True)
-        ).first()
+        return self._core().execute(_LOCK_TO_FIRE, {"cid": consumer_id}).first()
 
     def page(
         self,
@@ -108,10 +112,8 @@ class LeaseRepository:
 
     def set_times(self, consumer_id: int, generation: int, start_s: int, end_s: int) -> bool:
         """Compare-and-swap on ``generation``: the new interval, the next generation."""
-        done = self.session.execute(
-            update(consumers)
-            .where(consumers.c.id == consumer_id, consumers.c.generation == generation)
-            .values(start_s=start_s, end_s=end_s, generation=consumers.c.generation + 1)
+        done = self._core().execute(
+            _SET_TIMES, {"cid": consumer_id, "gen": generation, "new_start": start_s, "new_end": end_s}
         )
         return getattr(done, "rowcount", 1) == 1
 
@@ -139,14 +141,14 @@ class LeaseRepository:
         self, consumer_id: int, status: ConsumerStatus, *, only_from: ConsumerStatus | None = None
     ) -> None:
         """Move to ``status`` (next generation); ``only_from``: only when the lease is in that status."""
-        stmt = update(consumers).where(consumers.c.id == consumer_id)
+        params = {"cid": consumer_id, "new_status": status.value}
         if only_from is not None:
-            stmt = stmt.where(consumers.c.status == only_from.value)
+            params["only_from"] = only_from.value
         # Only a freeing status changes what the calendar counts: a consumer in one has no rows left
         # (every path into one deletes them), so leaving one adds nothing back.
         tracked = [consumer_id] if status.value in FREEING_STATUSES else []
         with calendar_changes.tracking(self.session, tracked):
-            self.session.execute(stmt.values(status=status.value, generation=consumers.c.generation + 1))
+            self._core().execute(_SET_STATUS if only_from is None else _SET_STATUS_FROM, params)
 
     def bump_generation(self, consumer_id: int) -> None:
         self.session.execute(
@@ -244,39 +246,12 @@ class LeaseRepository:
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
-        return list(
-            self.session.execute(
-                select(
-                    allocations.c.consumer_id,
-                    providers.c.uuid,
-                    providers.c.name,
-                    allocations.c.resource_class,
-                    allocations.c.amount,
-                    allocations.c.vlan_tag,
-                    allocations.c.start_s,
-                    allocations.c.end_s,
-                )
-                .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
-                .where(allocations.c.consumer_id.in_(list(consumer_ids)))
-                .order_by(allocations.c.id)
-            )
-        )
+        return list(self._core().execute(_ALLOCATIONS_OF, {"ids": list(consumer_ids)}))
 
     # -- its events ---------------------------------------------------------------------------------------
     def events_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
-        return list(
-            self.session.execute(
-                select(
-                    lease_events.c.consumer_id,
-                    lease_events.c.kind,
-                    lease_events.c.due_s,
-                    lease_events.c.fired_at,
-                )
-                .where(lease_events.c.consumer_id.in_(list(consumer_ids)))
-                .order_by(lease_events.c.due_s, lease_events.c.id)
-            )
-        )
+        return list(self._core().execute(_EVENTS_OF, {"ids": list(consumer_ids)}))
 
     def event_rows(self, consumer_id: int) -> list[LeaseEventRow]:
         """The lease's event rows as ORM objects (rescheduling changes ``due_s`` in place)."""
@@ -285,60 +260,37 @@ class LeaseRepository:
         )
 
     def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
-        self.session.add(LeaseEventRow(consumer_id=consumer_id, kind=kind, due_s=due_s, fired_at=fired_at))
-        self.session.flush()
+        self._core().execute(
+            _ADD_EVENT, {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
+        )
 
     def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
         """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
-        rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d} for k, d in due.items()]
-        self.session.execute(insert(lease_events), rows)
+        rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None} for k, d in due.items()]
+        self._core().execute(_ADD_EVENT, rows)
 
     def drop_unfired_events(self, consumer_id: int) -> None:
-        self.session.execute(
-            delete(lease_events).where(
-                lease_events.c.consumer_id == consumer_id, lease_events.c.fired_at.is_(None)
-            )
-        )
+        self._core().execute(_DROP_UNFIRED, {"cid": consumer_id})
 
     def unfired_event(self, consumer_id: int, kind: str) -> Any:
         """(id, due_s) of the lease's unfired ``kind`` event, or None."""
-        return self.session.execute(
-            select(lease_events.c.id, lease_events.c.due_s).where(
-                lease_events.c.consumer_id == consumer_id,
-                lease_events.c.kind == kind,
-                lease_events.c.fired_at.is_(None),
-            )
-        ).first()
+        return self._core().execute(_UNFIRED_EVENT, {"cid": consumer_id, "kind": kind}).first()
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
-        rows = self.session.execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
+        rows = self._core().execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
         return list(dict.fromkeys(int(r.consumer_id) for r in rows))
 
     def lock_due_events(
         self, consumer_id: int, now_s: int, kinds: Sequence[str]
     ) -> list[tuple[int, str, int]]:
         """(id, kind, due_s) of the lease's unfired events due at ``now_s``, in firing order, locked."""
-        rows = self.session.execute(
-            select(lease_events.c.id, lease_events.c.kind, lease_events.c.due_s)
-            .where(
-                lease_events.c.consumer_id == consumer_id,
-                lease_events.c.fired_at.is_(None),
-                lease_events.c.due_s <= now_s,
-                lease_events.c.kind.in_(kinds),
-            )
-            .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
-            .with_for_update()
-        ).all()
+        rows = self._core().execute(_lock_due(tuple(kinds)), {"cid": consumer_id, "now": now_s}).all()
         return [(int(i), str(k), int(d)) for i, k, d in rows]
 
     def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
         """Guarded: False when the event had fired already."""
-        marked = self.session.connection().execute(
-            update(lease_events)
-            .where(lease_events.c.id == event_id, lease_events.c.fired_at.is_(None))
-            .values(fired_at=fired_at)
-        )
+        marked = self._core().execute(_MARK_FIRED, {"event_id": event_id, "fired": fired_at})
         return marked.rowcount == 1
 
     # -- stand-in hosts -----------------------------------------------------------------------------------
@@ -425,6 +377,79 @@ def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> A
     if status:
         stmt = stmt.where(consumers.c.status.in_(list(status)))
     return stmt
+
+
+_LEASE = consumers.c.kind == ConsumerKind.LEASE.value
+_FIND = select(consumers).where(consumers.c.uuid == bindparam("lease_id"), _LEASE)
+_FIND_LOCKED = _FIND.with_for_update()
+_LOCK_TO_FIRE = (
+    select(consumers.c.id, consumers.c.uuid, consumers.c.project)
+    .where(consumers.c.id == bindparam("cid"), _LEASE)
+    .with_for_update(skip_locked=True)
+)
+_SET_TIMES = (
+    update(consumers)
+    .where(consumers.c.id == bindparam("cid"), consumers.c.generation == bindparam("gen"))
+    .values(start_s=bindparam("new_start"), end_s=bindparam("new_end"), generation=consumers.c.generation + 1)
+)
+_SET_STATUS = (
+    update(consumers)
+    .where(consumers.c.id == bindparam("cid"))
+    .values(status=bindparam("new_status"), generation=consumers.c.generation + 1)
+)
+_SET_STATUS_FROM = _SET_STATUS.where(consumers.c.status == bindparam("only_from"))
+_ALLOCATIONS_OF = (
+    select(
+        allocations.c.consumer_id,
+        providers.c.uuid,
+        providers.c.name,
+        allocations.c.resource_class,
+        allocations.c.amount,
+        allocations.c.vlan_tag,
+        allocations.c.start_s,
+        allocations.c.end_s,
+    )
+    .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+    .where(allocations.c.consumer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(allocations.c.id)
+)
+_EVENTS_OF = (
+    select(lease_events.c.consumer_id, lease_events.c.kind, lease_events.c.due_s, lease_events.c.fired_at)
+    .where(lease_events.c.consumer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(lease_events.c.due_s, lease_events.c.id)
+)
+_ADD_EVENT = insert(lease_events).values(
+    consumer_id=bindparam("consumer_id"),
+    kind=bindparam("kind"),
+    due_s=bindparam("due_s"),
+    fired_at=bindparam("fired_at", type_=lease_events.c.fired_at.type),
+)
+_UNFIRED = lease_events.c.fired_at.is_(None)
+_DROP_UNFIRED = delete(lease_events).where(lease_events.c.consumer_id == bindparam("cid"), _UNFIRED)
+_UNFIRED_EVENT = select(lease_events.c.id, lease_events.c.due_s).where(
+    lease_events.c.consumer_id == bindparam("cid"), lease_events.c.kind == bindparam("kind"), _UNFIRED
+)
+_MARK_FIRED = (
+    update(lease_events)
+    .where(lease_events.c.id == bindparam("event_id"), _UNFIRED)
+    .values(fired_at=bindparam("fired", type_=lease_events.c.fired_at.type))
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _lock_due(kinds: tuple[str, ...]) -> Any:
+    """The statement of ``lock_due_events``, built once per ``kinds``."""
+    return (
+        select(lease_events.c.id, lease_events.c.kind, lease_events.c.due_s)
+        .where(
+            lease_events.c.consumer_id == bindparam("cid"),
+            _UNFIRED,
+            lease_events.c.due_s <= bindparam("now", type_=BigInteger),
+            lease_events.c.kind.in_(kinds),
+        )
+        .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
+        .with_for_update()
+    )
 
 
 @functools.lru_cache(maxsize=8)

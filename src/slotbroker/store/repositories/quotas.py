@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from slotbroker.store import tables
 from slotbroker.store.models import ProjectQuotaRow
 from slotbroker.store.repositories.usage import live_consumer
+
+_q = tables.project_quotas.c
+# every booking runs it (a project without quotas reads no row): built once
+_LOCK_LIMITS = (
+    select(_q.resource_class, _q.max_concurrent, _q.max_resource_hours)
+    .where(_q.project == bindparam("project"), _q.resource_class.in_(bindparam("classes", expanding=True)))
+    .order_by(_q.resource_class)
+    .with_for_update()
+)
 
 
 class QuotaRepository:
@@ -48,13 +57,7 @@ class QuotaRepository:
     def lock_limits(self, project: str, classes: list[str]) -> list[tuple[str, int | None, int | None]]:
         """(class, max_concurrent, max_resource_hours) of the project's quotas on ``classes``, locked
         (``FOR UPDATE``) so two bookings of one project cannot both pass a limit only one fits."""
-        quotas = tables.project_quotas
-        rows = self.session.execute(
-            select(quotas.c.resource_class, quotas.c.max_concurrent, quotas.c.max_resource_hours)
-            .where(quotas.c.project == project, quotas.c.resource_class.in_(sorted(classes)))
-            .order_by(quotas.c.resource_class)
-            .with_for_update()
-        ).all()
+        rows = self.session.execute(_LOCK_LIMITS, {"project": project, "classes": sorted(classes)}).all()
         return [(str(rc), mc, mh) for rc, mc, mh in rows]
 
     def live_spans(
