@@ -54,7 +54,8 @@ async def find_slot(
     body: Annotated[dict[str, Any], Body()],
     prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
 ) -> Response:
-    """The search runs in the app's find-slot lane (``api/find_slot_lane.py``), as the fast path's does."""
+    # in the app's find-slot lane (api/find_slot_lane.py), as the fast path's; a docstring would be
+    # the operation's OpenAPI description
     return find_slot_response(await lane.answer(svc, body, project=who.project, job=wants_job(prefer)))
 
 
