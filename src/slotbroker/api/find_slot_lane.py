@@ -7,7 +7,7 @@ took turns on the GIL in whatever order the threads woke: each release (a databa
 was a chance to fall behind any other, and the order requests finished in had little to do with the
 order they came in. Measured at 16 closed-loop clients on one core (docs/performance.md, "Issue 18:
 find-slot in arrival order"), that made p99 2.1-3.8 times p50; in a FIFO lane of one thread it is
-1.4-1.6 times, at the same throughput. A lane of one also hands the GIL cleanly to the event loop: the
+1.4-1.8 times, at the same throughput. A lane of one also hands the GIL cleanly to the event loop: the
 thread is idle from the moment an answer is handed back until the loop has sent it and passed the
 lane on (anyio's limiter wakes its waiters first come, first served).
 
