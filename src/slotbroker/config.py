@@ -55,6 +55,8 @@ class Settings:
     find_slot_cache_ttl_s: float = field(
         default_factory=lambda: _float("SLOTBROKER_FIND_SLOT_CACHE_TTL_S", 30.0)
     )
+    # threads POST /v1/find-slot searches on, first come, first served (api/find_slot_lane.py)
+    find_slot_threads: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_THREADS", 1))
     find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
     # wall time one synchronous search may take before it answers what it covered (0: no limit)
     find_slot_budget_ms: float = field(

@@ -21,9 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from starlette.concurrency import run_in_threadpool
 
-from slotbroker.api import find_slot_fast_path
 from slotbroker.api.app import create_app
 from slotbroker.api.find_slot_fast_path import FindSlotFastPath
 from slotbroker.config import Settings
@@ -98,16 +96,16 @@ def pair(db: Database) -> Iterator[Pair]:
 
 @pytest.fixture
 def fast_hits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """One entry per request the fast path answered itself: its thread-pool hop is only its own (the
-    route's ``def`` runs through FastAPI's), so an empty list means the route answered."""
+    """One entry per request the fast path answered itself (both paths search in the app's find-slot
+    lane, so the count is taken at the fast path's own ``answer``): an empty list means the route did."""
     hits: list[str] = []
-    real = run_in_threadpool
+    real = FindSlotFastPath.answer
 
-    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+    async def counting(self: FindSlotFastPath, *args: Any, **kwargs: Any) -> Any:
         hits.append("answer")
-        return await real(func, *args, **kwargs)
+        return await real(self, *args, **kwargs)
 
-    monkeypatch.setattr(find_slot_fast_path, "run_in_threadpool", counting)
+    monkeypatch.setattr(FindSlotFastPath, "answer", counting)
     return hits
 
 

@@ -4,12 +4,13 @@ Why: measured in the server under load (issue 18, docs/performance.md), FastAPI'
 find-slot route (route matching over every route, the exception and exit-stack middlewares, solving
 the auth, services and query-check dependencies, the request object, reading the body as a field)
 cost about a quarter of the server's CPU per answer, beside the search itself. This ASGI middleware
-answers a JSON object body with a cached token directly: the body -> ``FindSlotService.answer`` on the
-thread pool (as the route's ``def`` runs) -> ``routers.find_slot.find_slot_response``, the route's own
-response. Everything else goes to the route unchanged, with the body replayed: a missing or uncached
-token, a body that is not a JSON object, another media type, query parameters. So the route stays the
-one definition of the endpoint (OpenAPI, validation and auth problems), and the fast path can only
-answer what the route would have (tests/api/test_find_slot_fast_path.py sends generated bodies to both).
+answers a JSON object body with a cached token directly: the body -> ``FindSlotService.answer`` in the
+app's find-slot lane (``api/find_slot_lane.py``, as the route runs it) ->
+``routers.find_slot.find_slot_response``, the route's own response. Everything else goes to the route
+unchanged, with the body replayed: a missing or uncached token, a body that is not a JSON object,
+another media type, query parameters. So the route stays the one definition of the endpoint (OpenAPI,
+validation and auth problems), and the fast path can only answer what the route would have
+(tests/api/test_find_slot_fast_path.py sends generated bodies to both).
 
 It sits where the claim fast path does, inside the content, limits and metrics middlewares, and maps
 domain and lost-connection errors with the exception handlers' own functions (``api/problems.py``);
@@ -22,11 +23,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from slotbroker.api.claim_fast_path import BodyFastPath, header
 from slotbroker.api.content import Scope
+from slotbroker.api.find_slot_lane import FindSlotLane
 from slotbroker.api.routers import find_slot
 from slotbroker.bootstrap import Services
 from slotbroker.services.access.tokens import Principal
@@ -56,7 +57,8 @@ class FindSlotFastPath(BodyFastPath[dict[str, Any]]):
         self, request: dict[str, Any], who: Principal, services: Services, scope: Scope
     ) -> Response:
         job = find_slot.wants_job(header(scope, b"prefer"))
-        answer = await run_in_threadpool(services.find_slot.answer, request, project=who.project, job=job)
+        lane: FindSlotLane = scope["app"].state.find_slot_lane
+        answer = await lane.answer(services, request, project=who.project, job=job)
         return find_slot.find_slot_response(answer)
 
 

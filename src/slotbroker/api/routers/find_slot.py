@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from slotbroker.api.auth import Reader
+from slotbroker.api.find_slot_lane import FindSlotLane
 from slotbroker.api.problems import responses
 from slotbroker.api.routers.deps import services
 from slotbroker.bootstrap import Services
@@ -21,6 +22,14 @@ from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 FIND_SLOT_PATH = "/v1/find-slot"  # the route below, under the router's prefix
 router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
+
+
+async def find_slot_lane(request: Request) -> FindSlotLane:
+    lane: FindSlotLane = request.app.state.find_slot_lane
+    return lane
+
+
+Lane = Annotated[FindSlotLane, Depends(find_slot_lane)]
 SLOT_REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -38,13 +47,16 @@ SLOT_REQUEST_BODY = {
     },
     summary="Find windows where a multi-component request fits",
 )
-def find_slot(
+async def find_slot(
     who: Reader,
     svc: Svc,
+    lane: Lane,
     body: Annotated[dict[str, Any], Body()],
     prefer: Annotated[str | None, Header(description="`respond-async` forces a job")] = None,
 ) -> Response:
-    return find_slot_response(svc.find_slot.answer(body, project=who.project, job=wants_job(prefer)))
+    # in the app's find-slot lane (api/find_slot_lane.py), as the fast path's; a docstring would be
+    # the operation's OpenAPI description
+    return find_slot_response(await lane.answer(svc, body, project=who.project, job=wants_job(prefer)))
 
 
 def wants_job(prefer: str | None) -> bool:

@@ -30,6 +30,7 @@ from slotbroker.domain.claims import ConsumerKind
 from slotbroker.engine import CalendarIndex
 from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
+from slotbroker.services.find_slot.shared_reads import SharedRead
 from slotbroker.store.calendar_changes import CalendarChanges, Holding
 from slotbroker.store.db import Database
 from slotbroker.store.repositories.snapshot import committed_generation
@@ -100,6 +101,7 @@ class CalendarCache:
         self.replays = 0  # refreshes done by replaying this process's own commits
         self.replay_failures = 0  # replays the index refused (then rebuilt); the tests hold it at 0
         self.in_place = 0  # replays applied to the cached index itself (nobody else held it)
+        self._reads = SharedRead(lambda: committed_generation(self.db.engine))
 
     # -- the commit listener ------------------------------------------------------------------------------
     def committing(self) -> int:
@@ -116,14 +118,16 @@ class CalendarCache:
                 self._reported[ticket] = changes
 
     # -- the index ----------------------------------------------------------------------------------------
-    def generation(self) -> int:
-        """The committed calendar generation: one primary-key read, no ORM session."""
-        return committed_generation(self.db.engine)
+    def generation(self, arrived: float | None = None) -> int:
+        """The committed calendar generation: one primary-key read, no ORM session; with ``arrived``, a
+        read begun since then may serve instead (``shared_reads.py``)."""
+        return self._reads.since(arrived)
 
-    def current(self, now_s: int | None = None) -> CachedIndex:
+    def current(self, now_s: int | None = None, *, arrived: float | None = None) -> CachedIndex:
+        """The index as of a generation read begun after ``arrived`` (``time.monotonic()``; None: now)."""
         now = int(time.time()) if now_s is None else now_s
         cached = self._cached
-        if cached is not None and not self._reported and cached.fresh_at(self.generation(), now):
+        if cached is not None and not self._reported and cached.fresh_at(self.generation(arrived), now):
             return cached
         with self._lock:
             cached = self._cached

@@ -166,14 +166,22 @@ class FindSlotService:
         return self._clamped_search(doc, req, cached_index, now, project, budget=budget)
 
     def answer(
-        self, doc: dict[str, Any], *, project: str, job: bool = False, now_s: int | None = None
+        self,
+        doc: dict[str, Any],
+        *,
+        project: str,
+        job: bool = False,
+        now_s: int | None = None,
+        arrived: float | None = None,
     ) -> FindSlotResult | FindSlotJob:
         """``POST /v1/find-slot``: a job when the caller asks for one (``job``) or the search looks long,
         else the answer; invalid requests fail at once either way. One calendar read serves both the
         validation and the search: each read asks the database for the generation, so a second one was
-        a second round trip (on SQLite, a second transaction) on every answer."""
+        a second round trip (on SQLite, a second transaction) on every answer. ``arrived``
+        (``time.monotonic()`` when the request had arrived) lets a generation read that began since then
+        serve it (``shared_reads.py``): requests queued behind one another share one."""
         now = int(time.time()) if now_s is None else now_s
-        cached_index = self.calendar.current(now)
+        cached_index = self.calendar.current(now, arrived=arrived)
         req = self._parse(doc, cached_index.catalog, now)
         if job or self.should_defer(req):
             return self.submit(doc, project=project, now_s=now)
