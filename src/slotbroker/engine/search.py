@@ -265,19 +265,19 @@ def _alternates(
     topo = index.topo
     prep = prepared(index, plan)
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
-        mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        keep = np.ones(p.shape[0], dtype=bool)
-        keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
-        p = p[keep]
-        cand = rows[p]
-        free = free_all[p].copy()
-        for i, r in enumerate(cand.tolist()):
+        # c's own hosts are among them: ordered with the others and left out of the answer (the
+        # order is by key, then position, so the others' order does not depend on them)
+        mine = set(ch.hosts[c.idx])
+        cand = rows[p].tolist()
+        free = free_all[p]
+        for i, r in enumerate(cand):
             if r in residual:
                 free[i] = residual[r]
-        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
+        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1).tolist()
         caps = prep.cap[p] if plan.classes else free
         order = host_order(plan.policy, free, caps)
-        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
+        names = [topo.hosts[cand[i]].name for i in order if ok[i] and cand[i] not in mine]
+        out[c.name] = names[: plan.alternates]
     return out
