@@ -1,7 +1,7 @@
-"""The headline's fixed cost (issue 18, decision 0043) held to plain forms: exact packing on Python
-lists against the same depth-first search on numpy arrays, the alternates (own hosts left out of
-the answer, not out of the ordering) against the form that drops them first, and the host order by
-a stable sort against a plain sort by (key, row)."""
+"""The headline's fixed cost (issue 18, decision 0043) held to plain forms: packing on Python
+lists (its sums, shares and exact search) against the same steps on numpy arrays, the alternates
+(own hosts left out of the answer, not out of the ordering) against the form that drops them first,
+and the host order by a stable sort against a plain sort by (key, row)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from slotbroker.domain.request import Policy
 from slotbroker.engine import CalendarIndex, Snapshot, find_slots
 from slotbroker.engine import search as search_mod
-from slotbroker.engine.packing import Item, _exact, usable_free
+from slotbroker.engine.packing import Item, _best_fit, _exact, _size, pack, usable_free
 from slotbroker.engine.stages.rankers import host_order
 from slotbroker.engine.stages.select import prepared
 
@@ -174,3 +174,76 @@ def test_exact_backtracks_and_restores_what_is_left() -> None:
     want = {10: [1], 11: [0]}
     assert _exact_arrays(items, free.copy(), [0, 1], 100) == want
     assert _exact(items, free, [0, 1], 100) == want
+
+
+def _pack_arrays(items: list[Item], free: I64, order: list[int], exact: bool) -> dict[int, list[int]] | None:
+    """``pack`` with its sums and shares on numpy arrays (the plain form)."""
+    free = usable_free(free)
+    total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
+    need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
+    if (need > total).any():
+        return None
+    if len(items) == 1 and items[0].count == 1:
+        it = items[0]
+        fits = it.eligible & (free >= it.demand).all(axis=1)
+        return next(({it.comp: [h]} for h in order if fits[h]), None)
+
+    def size(it: Item) -> float:
+        return float((it.demand / np.maximum(total, 1)).max(initial=0.0))
+
+    items = sorted(items, key=lambda it: (-size(it), it.comp))
+    if exact:
+        return _exact_arrays(items, free.copy(), order, 20_000)
+    return _best_fit(items, free.copy(), order)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.data(),
+    n_hosts=st.integers(1, 6),
+    n_cls=st.integers(0, 3),
+    exact=st.booleans(),
+    big=st.booleans(),
+)
+def test_pack_on_lists_equals_pack_on_arrays(
+    data: st.DataObject, n_hosts: int, n_cls: int, exact: bool, big: bool
+) -> None:
+    """Same answer, including which item goes first (shares as floats, ties by component) and amounts
+    past 2**53, where a share computed from Python ints would round differently."""
+    hi = 2**61 if big else 6
+    row = st.lists(st.integers(-2, hi), min_size=n_cls, max_size=n_cls)
+    free = np.array(data.draw(st.lists(row, min_size=n_hosts, max_size=n_hosts)), np.int64)
+    free = free.reshape(n_hosts, n_cls)
+    items = [
+        Item(
+            data.draw(st.integers(0, 3)),  # components may repeat: ties by component, then as given
+            data.draw(st.integers(1, 3)),
+            np.array(
+                data.draw(st.lists(st.integers(0, hi // 8), min_size=n_cls, max_size=n_cls)), np.int64
+            ).reshape(n_cls),
+            np.array(data.draw(st.lists(st.booleans(), min_size=n_hosts, max_size=n_hosts)), dtype=bool),
+        )
+        for _ in range(data.draw(st.integers(1, 3)))
+    ]
+    order = data.draw(st.permutations(list(range(n_hosts))))
+    assert pack(items, free, order, exact) == _pack_arrays(items, free, order, exact)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    demand=st.lists(st.integers(0, 2**62), min_size=0, max_size=3),
+    data=st.data(),
+)
+def test_size_is_the_share_numpy_computes(demand: list[int], data: st.DataObject) -> None:
+    """Past 2**53 a share of Python ints rounds once, numpy's rounds each side first: it must be numpy's."""
+    total = data.draw(st.lists(st.integers(0, 2**62), min_size=len(demand), max_size=len(demand)))
+    want = float((np.array(demand, np.int64) / np.maximum(np.array(total, np.int64), 1)).max(initial=0.0))
+    assert _size(demand, total) == want
+    assert _size([2**53 + 1], [3]) == float(np.int64(2**53 + 1) / np.int64(3))
+
+
+def test_items_of_equal_share_go_in_component_order() -> None:
+    free = np.array([[4], [4]], np.int64)
+    items = [Item(c, 1, np.array([4], np.int64), np.array([True, True])) for c in (1, 0)]
+    assert pack(items, free, [0, 1], exact=True) == {0: [0], 1: [1]}
+    assert _pack_arrays(items, free, [0, 1], exact=True) == {0: [0], 1: [1]}

@@ -26,9 +26,10 @@ class Item:
     eligible: BoolArr  # per local host
 
 
-def _size(it: Item, total: I64) -> float:
-    scale = np.maximum(total, 1)
-    return float((it.demand / scale).max(initial=0.0))  # 0 for an item that needs nothing
+def _size(demand: list[int], total: list[int]) -> float:
+    """An item's largest share of what the hosts have free together (0 for one that needs nothing),
+    in floats as numpy divides int64 arrays (each side to a double first)."""
+    return max([0.0, *(float(d) / float(max(t, 1)) for d, t in zip(demand, total, strict=True))])
 
 
 def usable_free(free: I64) -> I64:
@@ -49,9 +50,11 @@ def pack(
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host
     preference. Returns comp -> host indices (one per instance) or None."""
     free = usable_free(free)
-    total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
-    need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
-    if (need > total).any():
+    # a handful of items and classes: sums and shares in Python, not a numpy call each
+    total: list[int] = free.sum(axis=0).tolist()
+    dem: list[list[int]] = [it.demand.tolist() for it in items]
+    need = [sum(d[j] * it.count for d, it in zip(dem, items, strict=True)) for j in range(len(total))]
+    if any(n > t for n, t in zip(need, total, strict=True)):
         return None
     if len(items) == 1 and items[0].count == 1:  # first host in order that fits (what both paths do)
         it = items[0]
@@ -60,7 +63,8 @@ def pack(
             if fits[h]:
                 return {it.comp: [h]}
         return None
-    items = sorted(items, key=lambda it: (-_size(it, total), it.comp))
+    ranked = sorted(zip(items, dem, strict=True), key=lambda x: (-_size(x[1], total), x[0].comp))
+    items = [it for it, _ in ranked]
     if exact:
         return _exact(items, free, order, budget)
     return _best_fit(items, free.copy(), order)
