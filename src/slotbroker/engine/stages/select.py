@@ -205,7 +205,9 @@ class Selector:
                     )
                 ]
             else:
-                local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
+                # their hosts together, ascending (a few dozen: a set, not np.unique's sort passes)
+                both = {int(i) for c in comps for i in self.local[c][site].tolist()}
+                local = np.array(sorted(both), dtype=np.int64)
                 # eligible = statically eligible: a host outside self.local[c][site] but in ``local``
                 # cannot hold an instance of c (no fit), so packing never puts one there either way
                 elig = self.plan.eligible()
