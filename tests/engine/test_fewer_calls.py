@@ -12,14 +12,22 @@ import numpy.typing as npt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slotbroker.domain.request import Policy
-from slotbroker.engine import CalendarIndex, Snapshot, find_slots
+from slotbroker.domain.request import Policy, parse_request
+from slotbroker.engine import (
+    AllocationTable,
+    CalendarIndex,
+    HostSnap,
+    InventorySnap,
+    SiteSnap,
+    Snapshot,
+    find_slots,
+)
 from slotbroker.engine import search as search_mod
 from slotbroker.engine.packing import Item, _best_fit, _exact, _size, pack, usable_free
 from slotbroker.engine.stages.rankers import host_order
 from slotbroker.engine.stages.select import prepared
 
-from .strategies import requests, worlds
+from .strategies import T0, H, iso, requests, worlds
 
 I64 = npt.NDArray[np.int64]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,3 +255,30 @@ def test_items_of_equal_share_go_in_component_order() -> None:
     items = [Item(c, 1, np.array([4], np.int64), np.array([True, True])) for c in (1, 0)]
     assert pack(items, free, [0, 1], exact=True) == {0: [0], 1: [1]}
     assert _pack_arrays(items, free, [0, 1], exact=True) == {0: [0], 1: [1]}
+
+
+def test_alternates_of_components_at_two_sites_are_each_sites_own() -> None:
+    """Read once per set of hosts, not once per request: a component at another site gets its site's."""
+    inv = {"VCPU": InventorySnap(8)}
+    hosts = tuple(
+        HostSnap(10 * k + i + 1, f"{site.lower()}{i}", site, inventories=inv)
+        for i in range(3)
+        for k, site in enumerate("AB")
+    )
+    world = Snapshot(hosts, (SiteSnap("A"), SiteSnap("B")), (), (), AllocationTable.from_rows([]))
+    req = parse_request(
+        {
+            "components": [{"name": "a", "resources": {"VCPU": 4}}, {"name": "b", "resources": {"VCPU": 4}}],
+            "groups": [{"kind": "different_sites", "components": ["a", "b"]}],
+            "earliest_start": iso(T0),
+            "latest_end": iso(T0 + 10 * H),
+            "duration": 2 * H,
+            "alternates": 3,
+        }
+    )
+    index = CalendarIndex(world)
+    (w,) = find_slots(index, req, explain=False).windows[:1]
+    for comp, placed in w.placement.items():
+        site = w.sites[comp]
+        others = sorted(h.name for h in hosts if h.site == site and h.name not in placed)
+        assert sorted(w.alternates[comp]) == others
