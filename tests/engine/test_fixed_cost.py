@@ -26,7 +26,7 @@ from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.snapshot import AllocationTable
 from slotbroker.engine.stages.free_starts import _dirty_runs
-from slotbroker.engine.stages.host_fit import host_free, instances_fit_cols
+from slotbroker.engine.stages.host_fit import host_free, instances_fit_cols, usable_cols
 from slotbroker.engine.stages.select import Choice, Selector, out_of_reach
 from slotbroker.engine.stages.site_summary import candidate_sites
 
@@ -91,7 +91,7 @@ def test_instances_fit_from_columns_equals_per_host(
         for row in free
     ]
     cols = [np.ascontiguousarray(m[:, k]) for k in range(3)]
-    assert instances_fit_cols(cols, len(free), comp).tolist() == want
+    assert instances_fit_cols(usable_cols(cols), len(free), comp).tolist() == want
 
 
 @settings(max_examples=200, deadline=None)

@@ -26,9 +26,10 @@ class Item:
     eligible: BoolArr  # per local host
 
 
-def _size(it: Item, total: I64) -> float:
-    scale = np.maximum(total, 1)
-    return float((it.demand / scale).max(initial=0.0))  # 0 for an item that needs nothing
+def _size(demand: list[int], total: list[int]) -> float:
+    """An item's largest share of what the hosts have free together (0 for one that needs nothing),
+    in floats as numpy divides int64 arrays (each side to a double first)."""
+    return max([0.0, *(float(d) / float(max(t, 1)) for d, t in zip(demand, total, strict=True))])
 
 
 def usable_free(free: I64) -> I64:
@@ -49,9 +50,11 @@ def pack(
     ``free`` is (hosts x classes) free over the whole window; ``order`` is the policy's host
     preference. Returns comp -> host indices (one per instance) or None."""
     free = usable_free(free)
-    total = free.sum(axis=0) if free.size else np.zeros(free.shape[1], dtype=np.int64)
-    need = sum((it.demand * it.count for it in items), np.zeros(free.shape[1], dtype=np.int64))
-    if (need > total).any():
+    # a handful of items and classes: sums and shares in Python, not a numpy call each
+    total: list[int] = free.sum(axis=0).tolist()
+    dem: list[list[int]] = [it.demand.tolist() for it in items]
+    need = [sum(d[j] * it.count for d, it in zip(dem, items, strict=True)) for j in range(len(total))]
+    if any(n > t for n, t in zip(need, total, strict=True)):
         return None
     if len(items) == 1 and items[0].count == 1:  # first host in order that fits (what both paths do)
         it = items[0]
@@ -60,9 +63,10 @@ def pack(
             if fits[h]:
                 return {it.comp: [h]}
         return None
-    items = sorted(items, key=lambda it: (-_size(it, total), it.comp))
+    ranked = sorted(zip(items, dem, strict=True), key=lambda x: (-_size(x[1], total), x[0].comp))
+    items = [it for it, _ in ranked]
     if exact:
-        return _exact(items, free.copy(), order, budget)
+        return _exact(items, free, order, budget)
     return _best_fit(items, free.copy(), order)
 
 
@@ -86,14 +90,22 @@ def _best_fit(items: list[Item], res: I64, order: list[int]) -> dict[int, list[i
     return out
 
 
-def _exact(items: list[Item], res: I64, order: list[int], budget: int) -> dict[int, list[int]] | None:
-    seq = [(k, it) for k, it in enumerate(items) for _ in range(it.count)]
-    rest = np.zeros((len(seq) + 1, res.shape[1]), dtype=np.int64)
-    for i in range(len(seq) - 1, -1, -1):
-        rest[i] = rest[i + 1] + seq[i][1].demand
+def _exact(items: list[Item], free: I64, order: list[int], budget: int) -> dict[int, list[int]] | None:
+    """Depth-first over instances (items in the given order, each item's instances together), hosts
+    in ``order``. Runs on Python lists: a few instances over one site's hosts take a handful of nodes,
+    and per node numpy would spend more on its calls than on the work. ``free`` is not modified."""
+    seq = [k for k, it in enumerate(items) for _ in range(it.count)]
+    dem = [it.demand.tolist() for it in items]
+    res: list[list[int]] = free.tolist()
+    elig: list[list[bool]] = [it.eligible.tolist() for it in items]
+    # rest[i]: what the instances from i on need together; left: what the hosts have free together
+    rest = [[0] * free.shape[1]]
+    for k in reversed(seq):
+        rest.append([a + b for a, b in zip(rest[-1], dem[k], strict=True)])
+    rest.reverse()
+    left = [sum(col) for col in zip(*res, strict=True)] if res else [0] * free.shape[1]
     chosen: list[int] = []
     pos = {h: i for i, h in enumerate(order)}
-    elig = np.array([it.eligible for it in items]) if items else np.zeros((0, res.shape[0]), dtype=bool)
     nodes = 0
 
     def dfs(i: int) -> bool:
@@ -101,31 +113,34 @@ def _exact(items: list[Item], res: I64, order: list[int], budget: int) -> dict[i
         if i == len(seq):
             return True
         nodes += 1
-        if nodes > budget or (rest[i] > res.sum(axis=0)).any():
+        if nodes > budget or any(r > f for r, f in zip(rest[i], left, strict=True)):
             return False
-        k, it = seq[i]
-        floor = pos[chosen[-1]] if i > 0 and seq[i - 1][0] == k else 0
-        # which hosts take this instance now: ``res`` is back to this state after every child
-        fits = (it.eligible & (res >= it.demand).all(axis=1)).tolist()
-        tried: set[tuple[bytes, bytes]] = set()
+        k = seq[i]
+        d, ok = dem[k], elig[k]
+        floor = pos[chosen[-1]] if i > 0 and seq[i - 1] == k else 0
+        # hosts that look alike now (same residual, same eligibility for what is left) are tried once
+        tried: set[tuple[tuple[int, ...], tuple[bool, ...]]] = set()
         for h in order[floor:]:
-            if not fits[h]:
+            r = res[h]
+            if not ok[h] or any(a < b for a, b in zip(r, d, strict=True)):
                 continue
-            sig = (res[h].tobytes(), elig[k:, h].tobytes())
+            sig = (tuple(r), tuple(e[h] for e in elig[k:]))
             if sig in tried:
                 continue
             tried.add(sig)
-            res[h] -= it.demand
+            res[h] = [a - b for a, b in zip(r, d, strict=True)]
+            left[:] = [a - b for a, b in zip(left, d, strict=True)]
             chosen.append(h)
             if dfs(i + 1):
                 return True
             chosen.pop()
-            res[h] += it.demand
+            res[h] = r
+            left[:] = [a + b for a, b in zip(left, d, strict=True)]
         return False
 
     if not dfs(0):
         return None
     out: dict[int, list[int]] = {}
-    for (_, it), h in zip(seq, chosen, strict=True):
-        out.setdefault(it.comp, []).append(h)
+    for k, h in zip(seq, chosen, strict=True):
+        out.setdefault(items[k].comp, []).append(h)
     return out

@@ -264,20 +264,27 @@ def _alternates(
         return out
     topo = index.topo
     prep = prepared(index, plan)
+    # components at one site usually have the same eligible hosts there: their hosts' free room
+    # after the placement and its order are the same, read once
+    seen: dict[bytes, tuple[list[int], I64, list[int]]] = {}
     for (ps, ss), c in zip(prep.by_site, plan.comps, strict=True):
-        mine = np.searchsorted(rows, np.array(ch.hosts[c.idx], dtype=np.int64))
         lo, hi = np.searchsorted(ss, [ch.sites[c.idx], ch.sites[c.idx] + 1])
         p = ps[lo:hi]  # positions of c's eligible hosts at its site (ascending host row)
-        keep = np.ones(p.shape[0], dtype=bool)
-        keep[np.searchsorted(p, mine)] = False  # c's own hosts are among them
-        p = p[keep]
-        cand = rows[p]
-        free = free_all[p].copy()
-        for i, r in enumerate(cand.tolist()):
-            if r in residual:
-                free[i] = residual[r]
-        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1)
-        caps = prep.cap[p] if plan.classes else free
-        order = host_order(plan.policy, free, caps)
-        out[c.name] = [topo.hosts[int(cand[i])].name for i in order if ok[i]][: plan.alternates]
+        key = p.tobytes()
+        got = seen.get(key)
+        if got is None:
+            cand = rows[p].tolist()
+            free = free_all[p]
+            for i, r in enumerate(cand):
+                if r in residual:
+                    free[i] = residual[r]
+            caps = prep.cap[p] if plan.classes else free
+            got = seen[key] = (cand, free, host_order(plan.policy, free, caps))
+        cand, free, order = got
+        ok = ((free >= c.demand) | (c.demand == 0)).all(axis=1).tolist()
+        # c's own hosts are among them: ordered with the others and left out of the answer (the
+        # order is by key, then position, so the others' order does not depend on them)
+        mine = set(ch.hosts[c.idx])
+        names = [topo.hosts[cand[i]].name for i in order if ok[i] and cand[i] not in mine]
+        out[c.name] = names[: plan.alternates]
     return out

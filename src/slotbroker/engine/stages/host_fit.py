@@ -26,15 +26,22 @@ def host_free(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I6
     return np.stack(host_free_cols(index, plan, rows, s, e), axis=1)
 
 
+def usable_cols(cols: list[I64]) -> list[I64]:
+    """``cols`` with overbooked amounts (negative free) counted as 0: what ``instances_fit_cols``
+    reads, computed once per class and shared by every component."""
+    return [np.maximum(col, 0) for col in cols]
+
+
 def instances_fit_cols(cols: list[I64], n: int, comp: CompPlan) -> I64:
     """How many instances of ``comp`` each of ``n`` hosts could hold by itself, from its free capacity
-    given one array per class (``cols[k]``: the hosts' free amount of ``plan.classes[k]``). One
-    contiguous array per class: a (hosts x classes) matrix would be read with a stride."""
+    given one array per class (``cols[k]``: the hosts' free amount of ``plan.classes[k]``, after
+    ``usable_cols``). One contiguous array per class: a (hosts x classes) matrix would be read with a
+    stride."""
     out: I64 | None = None
     for col, need in zip(cols, comp.demand.tolist(), strict=True):
         if need <= 0:
             continue
-        per = np.maximum(col, 0) // need
+        per = col // need
         out = per if out is None else np.minimum(out, per)
     if out is None:
         return np.full(n, comp.count, dtype=np.int64)

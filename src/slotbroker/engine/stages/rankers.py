@@ -32,8 +32,9 @@ def host_order(policy: Policy, free: I64, cap: I64, gaps: I64 | None = None) -> 
         return list(range(n))
     frac = (free / np.maximum(cap, 1)).sum(axis=1) if free.shape[1] else np.zeros(n)
     key = -frac if policy == Policy.SPREAD else frac
-    keys = (np.arange(n), key) if policy != Policy.LEAST_GAP or gaps is None else (np.arange(n), key, gaps)
-    return list(np.lexsort(keys).tolist())
+    if policy != Policy.LEAST_GAP or gaps is None:
+        return list(np.argsort(key, kind="stable").tolist())  # a stable sort: ties stay in row order
+    return list(np.lexsort((np.arange(n), key, gaps)).tolist())
 
 
 def first_host(policy: Policy, free: I64, cap: I64) -> int:

@@ -20,7 +20,7 @@ from slotbroker.engine.packing import Item, pack, usable_free
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
-from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols
+from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols, usable_cols
 from slotbroker.engine.stages.rankers import first_host, host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
 from slotbroker.engine.topology import Topology
@@ -98,14 +98,15 @@ class Selector:
         # per component: its candidate sites and, per site, the positions (into rows) of its hosts there
         self.local: dict[int, SiteHosts] = {}
         fits: dict[bytes, I64] = {}  # per demand vector: instances each row could hold (rows order)
-        for c, (ps, _), (su, sb) in zip(plan.comps, prep.by_site, prep.groups, strict=True):
+        usable = usable_cols(cols)
+        for c, (ps, _), (su, sb, stop) in zip(plan.comps, prep.by_site, prep.groups, strict=True):
             if ps.size == 0:
                 self.local[c.idx] = SiteHosts(ps, ps, ps, ps, ps, ps)
                 continue
             key = c.demand.tobytes() + c.count.to_bytes(8, "little")
             by_row = fits.get(key)
             if by_row is None:
-                by_row = fits[key] = instances_fit_cols(cols, rows.shape[0], c)
+                by_row = fits[key] = instances_fit_cols(usable, rows.shape[0], c)
             fit = by_row[ps]
             # room per site of ``su`` (the component's sites; ``ss`` runs through them in order): fit
             # is capped so the sum stays far from overflow (a huge host's room is capacity // demand)
@@ -113,7 +114,6 @@ class Selector:
             passed = np.zeros(n_sites, dtype=bool)
             passed[comp_sites[c.idx]] = True
             good = np.flatnonzero(passed[su] & (room >= c.count))
-            stop = np.append(sb[1:], ps.shape[0])
             self.local[c.idx] = SiteHosts(su[good], room[good], ps, sb[good], stop[good], fit)
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
@@ -205,7 +205,9 @@ class Selector:
                     )
                 ]
             else:
-                local = np.unique(np.concatenate([self.local[c][site] for c in comps]))
+                # their hosts together, ascending (a few dozen: a set, not np.unique's sort passes)
+                both = {int(i) for c in comps for i in self.local[c][site].tolist()}
+                local = np.array(sorted(both), dtype=np.int64)
                 # eligible = statically eligible: a host outside self.local[c][site] but in ``local``
                 # cannot hold an instance of c (no fit), so packing never puts one there either way
                 elig = self.plan.eligible()
@@ -331,7 +333,8 @@ class _Prepared:
 
     cap: I64  # (rows x classes) capacity
     by_site: list[tuple[I64, I64]]  # per component: its positions sorted by site, and their sites
-    groups: list[tuple[I64, I64]]  # per component: its distinct sites, and where each starts in by_site
+    # per component: its distinct sites, and where each starts and stops in by_site
+    groups: list[tuple[I64, I64, I64]]
 
 
 def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
@@ -355,7 +358,9 @@ def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
             ss = site_of[p][order]
             by_site.append((p[order], ss))
             starts = np.flatnonzero(np.concatenate([[True], ss[1:] != ss[:-1]])) if ss.size else ss
-            groups.append((ss[starts], starts.astype(np.int64)))
+            starts = starts.astype(np.int64)
+            stops = np.append(starts[1:], ss.shape[0]).astype(np.int64) if ss.size else starts
+            groups.append((ss[starts], starts, stops))
         got = _Prepared(cap, by_site, groups)
         plan.static["select"] = got
     return got
