@@ -92,3 +92,4 @@ def test_replayed_batches_answer_as_a_fresh_index(
         apply_changes(index, added, [live[i] for i in gone])
         live = [a for i, a in enumerate(live) if i not in gone] + added
         assert probe(index) == probe(CalendarIndex(snap(live)))
+        assert all(not table._dirty for table in index._tables())  # nothing left to answer row by row

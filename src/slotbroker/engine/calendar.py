@@ -180,6 +180,14 @@ class CalendarIndex:
             _put(self.port_untagged, *(c[untagged] for c in cols))
         self._tags = tags
 
+    def compact(self) -> None:
+        """Merge the rows changed since the build (``add_many``, ``remove_many``, ``shorten``) into each
+        table's flat arrays (``StepTable.compact``). A table answers a query about its changed ("dirty")
+        rows one row at a time, so a caller that changes a few rows and then searches many times (the
+        calendar cache after a replay) merges once. Answers are the same either way."""
+        for table in self._tables():
+            table.compact()
+
     def _empty(self, n_rows: int) -> StepTable:
         """A new table for a class first booked now, forgetting the past as the others do."""
         table = StepTable(n_rows)

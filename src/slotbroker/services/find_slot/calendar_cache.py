@@ -302,16 +302,5 @@ def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: li
     if removed:
         index.remove_many(removed)
     if added or removed:
-        compact(index)
-
-
-def compact(index: CalendarIndex) -> None:
-    """Merge the rows a replay rewrote into each table's flat arrays (``StepTable.compact``, one
-    concatenation). A table answers a query about its updated ("dirty") rows one row at a time, and
-    keeps up to ``COMPACT_ROWS`` of them: a replay is followed by searches, each paying that per-row
-    cost in every stage, so merging once per replay is the cheaper side. Answers are the same either
-    way (the flat arrays and the dirty rows are one step function)."""
-    for table in (*index.host.values(), *index.site.values()):
-        table.compact()
-    for table in (index.link, index.port_bw, index.port_vlans, index.port_untagged):
-        table.compact()
+        # searches follow a replay, each paying per changed row in every stage: merge them once
+        index.compact()
