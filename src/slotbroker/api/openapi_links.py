@@ -33,6 +33,7 @@ _LEASE_TARGETS: tuple[Operation, ...] = (
     ("patch", _LEASE),
     ("delete", _LEASE),
     ("post", f"{_LEASE}/cancel"),
+    ("post", f"{_LEASE}/compact"),
     ("get", f"{_LEASE}.ics"),
 )
 _JOB = "/v1/jobs/{job_id}"
