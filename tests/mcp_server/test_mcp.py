@@ -198,14 +198,16 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect: Transport,
         assert set(tools) == {spec.name for spec in TOOLS}
         assert set(tools) >= {
             "list_sites", "find_slot", "create_offers", "accept_offer", "reject_offer", "list_leases",
-            "get_lease", "extend_lease", "compact_lease", "cancel_lease", "create_job", "get_job", "job_logs",
+            "get_lease", "extend_lease", "compact_lease", "compact_leases", "cancel_lease", "create_job", "get_job", "job_logs",
             "cancel_job",
         }  # fmt: skip
         # input schemas are the API's models: find_slot takes a find-slot request's fields
         assert "components" in tools["find_slot"].input_schema["properties"]
         assert "provisioner" in tools["create_job"].input_schema["required"]
         assert "components" in tools["create_offers"].input_schema["properties"]["request"]["properties"]
-        for name in ("create_offers", "accept_offer", "create_job", "extend_lease", "compact_lease"):
+        for name in (
+            "create_offers", "accept_offer", "create_job", "extend_lease", "compact_lease", "compact_leases"
+        ):  # fmt: skip
             notes = tools[name].annotations
             assert notes is not None
             assert (notes.destructive_hint, notes.idempotent_hint) == (True, False), name
@@ -472,5 +474,51 @@ async def test_compact_lease_moves_a_later_lease_to_now(connect: Transport, brok
                 await client.call_tool("compact_lease", {"lease_id": lease["uuid"], "generation": -1})
             )
             assert [e["pointer"] for e in bad["errors"]] == ["/generation"]
+        finally:
+            data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"], "force": True}))
+
+
+@pytest.mark.anyio
+async def test_compact_leases_moves_each_named_lease_and_says_why_not(
+    connect: Transport, broker: Broker
+) -> None:
+    later = gpu_request("g2")
+    later["earliest_start"] = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    later["latest_end"] = (datetime.now(UTC) + timedelta(hours=9)).isoformat()
+    async with connect(broker.user) as client:
+        offers = data(await client.call_tool("create_offers", {"request": later, "max_offers": 1}))
+        lease = data(await client.call_tool("accept_offer", {"offer_id": offers["offers"][0]["id"]}))
+        try:
+            # a name that resolves to nothing is refused before any lease moves, named by its place
+            ask = {"leases": [lease["uuid"], "no-such-lease"], "allow_host_swap": False}
+            missing = problem(await client.call_tool("compact_leases", ask))
+            assert missing["code"] == "not_found"
+            assert [e["pointer"] for e in missing["errors"]] == ["/leases/1"]
+            unmoved = data(await client.call_tool("get_lease", {"lease_id": lease["uuid"]}))
+            assert unmoved["start"] == lease["start"]
+
+            done = await client.call_tool(
+                "compact_leases", {"leases": [lease["uuid"]], "allow_host_swap": False}
+            )
+            report = data(done)
+            assert report["moved"] == 1
+            [moved] = report["items"]
+            assert moved["moved"] is True
+            assert datetime.fromisoformat(moved["start"]) < datetime.fromisoformat(
+                lease["start"]
+            ) - timedelta(hours=2)
+            again = data(await client.call_tool("compact_leases", {"leases": [lease["uuid"]]}))
+            assert again["moved"] == 0
+            assert again["items"][0]["reason"] in {"no_earlier_window", "due_now"}
+            text = done.content[0]
+            assert isinstance(text, TextContent)
+            assert text.text.startswith("1 of 1 lease(s) moved earlier: ")
+            # the API's own request model: its limits, named by pointer
+            too_many = problem(await client.call_tool("compact_leases", {"leases": ["x"] * 1001}))
+            assert [e["pointer"] for e in too_many["errors"]] == ["/leases"]
+            empty = problem(await client.call_tool("compact_leases", {"leases": [""]}))
+            assert empty["status"] == 422
+            unknown = problem(await client.call_tool("compact_leases", {"colour": "red"}))
+            assert [e["pointer"] for e in unknown["errors"]] == ["/colour"]
         finally:
             data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"], "force": True}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slotbroker.wire.find_slot import ExplanationView, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
-from slotbroker.wire.leases import LeaseCompaction, LeaseList, LeaseView
+from slotbroker.wire.leases import CompactionReport, LeaseCompaction, LeaseList, LeaseView
 from slotbroker.wire.offers import AcceptedLease, OfferSetView, OfferView
 
 
@@ -72,6 +72,17 @@ def compaction(moved: LeaseCompaction) -> str:
             f"(was {moved.previous_start.isoformat()}), generation {view.generation}."
         )
     return f"Lease {view.id} stays at {view.start.isoformat()}: {moved.reason or 'nothing earlier fits'}."
+
+
+def compactions(report: CompactionReport) -> str:
+    text = f"{report.moved} of {len(report.items)} lease(s) moved earlier" + (": " if report.items else ".")
+    text += "; ".join(
+        f"{o.lease} {o.previous_start.isoformat() if o.previous_start else '?'} -> {o.start.isoformat()}"
+        if o.moved and o.start
+        else f"{o.lease} stays ({o.reason})"
+        for o in report.items
+    )
+    return text
 
 
 def leases(page: LeaseList) -> str:

@@ -3,7 +3,7 @@ agent can act on them.
 
 Annotations say what a tool does to the broker: the read-only ones are ``readOnlyHint``; the ones that
 take capacity or run work (``create_offers``, ``accept_offer``, ``extend_lease``, ``compact_lease``,
-``create_job``) are
+``compact_leases``, ``create_job``) are
 destructive and not idempotent; giving capacity back (``reject_offer``, ``cancel_lease``, ``cancel_job``)
 is destructive and idempotent, as the API answers a second call with the same state.
 """
@@ -24,7 +24,14 @@ from slotbroker.mcp.results import failed, ok, problem_dict
 from slotbroker.mcp.sites import sites_summary
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 from slotbroker.wire.jobs import JobLogs, JobOut
-from slotbroker.wire.leases import LeaseCompaction, LeaseList, LeaseView, UpdateLease
+from slotbroker.wire.leases import (
+    CompactionReport,
+    CompactLeases,
+    LeaseCompaction,
+    LeaseList,
+    LeaseView,
+    UpdateLease,
+)
 from slotbroker.wire.offers import AcceptedLease, OfferSetView, OfferView
 from slotbroker.wire.sites import SiteList
 
@@ -127,6 +134,15 @@ async def _compact_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResul
         args.lease_id, generation=generation, allow_host_swap=args.allow_host_swap
     )
     return ok(moved, say.compaction(moved))
+
+
+async def _compact_leases(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
+    # the API's own request model: the same limits and messages as POST /v1/leases/compact
+    args = CompactLeases.model_validate(raw)
+    report = await api.compact_leases(
+        args.leases, allow_host_swap=args.allow_host_swap, policy=args.policy.value, limit=args.limit
+    )
+    return ok(report, say.compactions(report))
 
 
 async def _cancel_lease(api: AsyncClient, raw: dict[str, Any]) -> CallToolResult:
@@ -250,6 +266,18 @@ TOOLS = (
         annotations=TAKES,
         run=_compact_lease,
         **_own(a.CompactLease),
+    ),
+    ToolSpec(
+        "compact_leases",
+        "Start several leases earlier",
+        "Compact PENDING leases one after another, each on its own: `leases` (ids or names) in that "
+        "order, or your project's PENDING leases earliest start first (at most `limit`). Each outcome "
+        "says whether it moved, from when to when, or why not (no_earlier_window, due_now, not_pending, "
+        "not_compactable, not_found).",
+        a.schema_of(CompactLeases),
+        CompactionReport,
+        TAKES,
+        _compact_leases,
     ),
     ToolSpec(
         "cancel_lease",
