@@ -17,6 +17,7 @@ from cli_server import CliServer, demo_server
 from slotbroker.cli import remote
 from slotbroker.cli.find_slot import parse_component
 from slotbroker.cli.main import app
+from slotbroker.cli.output import host_list
 from slotbroker.domain.errors import ValidationFailed
 
 runner = CliRunner()
@@ -110,6 +111,29 @@ def test_find_slot_from_a_file_prints_a_table(
         assert later.exit_code == 0, later.output
         [window] = json.loads(later.stdout)["windows"]
         assert window["duration_s"] == 3 * HOUR
+
+
+def test_host_list_counts_instances_sharing_a_host_in_first_seen_order() -> None:
+    assert host_list(["b", "a", "b", "b"]) == "b x3, a"
+    assert host_list(["a", "b"]) == "a, b"
+    assert host_list([]) == ""
+
+
+def test_the_table_counts_instances_on_one_host_and_json_keeps_each(
+    url: CliServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote.console, "width", 250)
+    start = next_hour()
+    args = ["find-slot", "-c", "w:3:VCPU=1@STAR", "--start", iso(start), "--duration", "PT1H", "--limit", "1"]
+    as_json = invoke(url, *args, "--policy", "first_fit", "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    [window] = json.loads(as_json.stdout)["windows"]
+    hosts = window["placement"]["w"]
+    assert len(hosts) == 3
+    assert len(set(hosts)) < 3  # first fit packs one-core instances together
+    table = invoke(url, *args, "--policy", "first_fit")
+    assert table.exit_code == 0, table.output
+    assert f"w @ STAR: {host_list(hosts)}" in table.stdout
 
 
 def test_nothing_fits_exits_1_with_the_blockers(url: CliServer) -> None:

@@ -22,7 +22,7 @@ from slotbroker.cli.find_slot import (
     StartOpt,
     build_request,
 )
-from slotbroker.cli.output import Result, emit
+from slotbroker.cli.output import Result, emit, host_list
 from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.humantime import duration_seconds
@@ -43,7 +43,7 @@ SetArg = Annotated[str, typer.Argument(help="The offer set: its id, a unique pre
 
 
 def _placement(placement: dict[str, list[str]]) -> str:
-    return "\n".join(f"{c}: {', '.join(hosts)}" for c, hosts in placement.items())
+    return "\n".join(f"{c}: {host_list(hosts)}" for c, hosts in placement.items())
 
 
 def _items(lease: LeaseView) -> str:

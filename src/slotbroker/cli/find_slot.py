@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from slotbroker.cli import remote
-from slotbroker.cli.output import Result, emit
+from slotbroker.cli.output import Result, emit, host_list
 from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.humantime import INSTANT_FORMS, duration_seconds
@@ -131,7 +131,7 @@ def build_request(
 def windows(ctx: Remote, result: FindSlotResult) -> Result:
     rows = []
     for i, w in enumerate(result.windows, 1):
-        placement = "\n".join(f"{c} @ {w.sites[c]}: {', '.join(hosts)}" for c, hosts in w.placement.items())
+        placement = "\n".join(f"{c} @ {w.sites[c]}: {host_list(hosts)}" for c, hosts in w.placement.items())
         routes = "\n".join(
             f"{r.a}-{r.b}: {' > '.join(r.links) or '(same site)'} ({r.latency_ms:.2f} ms)" for r in w.routes
         )

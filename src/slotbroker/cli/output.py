@@ -53,6 +53,15 @@ class Result:
     vertical: bool = False  # one object (``show``): fields one a line, whatever the width
 
 
+def host_list(hosts: list[str]) -> str:
+    """Hosts of a component's instances for people: ``mich-w2, mich-w3 x3`` (first-seen order). Which
+    instance is on which host stays in the json and yaml output."""
+    counts: dict[str, int] = {}
+    for host in hosts:
+        counts[host] = counts.get(host, 0) + 1
+    return ", ".join(host if n == 1 else f"{host} x{n}" for host, n in counts.items())
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
