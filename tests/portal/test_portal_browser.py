@@ -50,6 +50,16 @@ def test_sign_in_calendar_and_sign_out(page: Page, portal: Portal) -> None:
     rows = page.locator("table.heat tbody tr").evaluate_all("rows => rows.map(r => r.dataset.row)")
     assert rows == site_names(portal)
     assert len(rows) >= 30  # the FABRIC-like demo's sites
+    # every column label lies inside its header cell: none spills over the caption above the grid
+    spilled = page.evaluate(
+        """() => [...document.querySelectorAll('table.heat thead th:not(.corner)')].filter(th => {
+            const text = document.createRange();
+            text.selectNodeContents(th);
+            const t = text.getBoundingClientRect(), box = th.getBoundingClientRect();
+            return t.top < box.top - 1 || t.bottom > box.bottom + 1;
+        }).map(th => th.textContent)"""
+    )
+    assert spilled == []
     # every cell carries capacity / peak used / free from /v1/calendar, and hovering shows them
     cell = page.locator("table.heat td.cell").first
     cap, used, free = (int(cell.get_attribute(f"data-{k}") or "-1") for k in ("capacity", "used", "free"))
