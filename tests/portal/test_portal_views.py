@@ -149,7 +149,10 @@ def test_find_with_a_facility_port_a_link_and_site_rules(page: Page, portal: Por
     page.goto(portal.url + "/#/find")
     page.wait_for_selector("main[data-ready=find]")
     gpu, workers = page.locator("fieldset.component").all()
+    assert gpu.get_by_label("GPUs each").is_enabled()
     gpu.get_by_label("GPU model").select_option("")
+    assert gpu.get_by_label("GPUs each").is_disabled()  # a count without a model means nothing
+    assert workers.get_by_label("GPUs each").is_disabled()
     for c in (gpu, workers):
         c.get_by_label("Count").fill("1")
         c.get_by_label("Cores").fill("2")

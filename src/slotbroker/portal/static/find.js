@@ -27,6 +27,10 @@ function componentRow(list, inv, gpus, preset = {}) {
     field("Name", name), field("Count", count), field("Cores", cores), field("Memory (GB)", memory),
     field("Disk (GB)", disk), field("GPU model", gpu), field("GPUs each", gpuCount), field("Site", site), remove);
   remove.addEventListener("click", () => { row.remove(); list.dispatchEvent(new Event("change", { bubbles: true })); });
+  // "GPUs each" means nothing without a model: greyed out (and not sent) until one is chosen
+  const gpuChosen = () => { gpuCount.disabled = !gpu.value; };
+  gpu.addEventListener("change", gpuChosen);
+  gpuChosen();
   list.append(row);
   renumber(list);
   return row;
