@@ -69,7 +69,10 @@ class Choice:
 
 
 class Selector:
-    """``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
+    """``comp_sites``: per component, the sites it may take (those the site summaries pass), or None
+    for every site with an eligible host (``site_summary.eligible_sites``).
+
+    ``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
     all) is passed over without packing it. The search visits the same sites in the same order and
     counts the same nodes either way (such a route fails before trying a path, whatever the packing);
     only the failure counts differ, so a start that fails after a shortcut is searched again without
@@ -81,7 +84,7 @@ class Selector:
         plan: Plan,
         s: int,
         e: int,
-        comp_sites: dict[int, I64],
+        comp_sites: dict[int, I64] | None,
         shortcut: bool = True,
     ) -> None:
         self.index, self.plan, self.s, self.e = index, plan, s, e
@@ -111,9 +114,15 @@ class Selector:
             # room per site of ``su`` (the component's sites; ``ss`` runs through them in order): fit
             # is capped so the sum stays far from overflow (a huge host's room is capacity // demand)
             room = np.add.reduceat(np.minimum(fit, ROOM_CAP), sb)
-            passed = np.zeros(n_sites, dtype=bool)
-            passed[comp_sites[c.idx]] = True
-            good = np.flatnonzero(passed[su] & (room >= c.count))
+            ok = room >= c.count
+            if comp_sites is not None:
+                passed = np.zeros(n_sites, dtype=bool)
+                passed[comp_sites[c.idx]] = True
+                ok &= passed[su]
+            if ok.all():  # (usual for small components) no gathers
+                self.local[c.idx] = SiteHosts(su, room, ps, sb, stop, fit)
+                continue
+            good = np.flatnonzero(ok)
             self.local[c.idx] = SiteHosts(su[good], room[good], ps, sb[good], stop[good], fit)
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
@@ -125,6 +134,10 @@ class Selector:
         self.uncapped: bool | None = None  # no free amount large enough for ``usable_free`` to cap
         self.fails: Counter[tuple[Reason, str | None]] = Counter()
         self.nodes = 0
+
+    def stuck(self) -> bool:
+        """Some component has no candidate site (``run`` then rejects without searching)."""
+        return any(not self.local[c.idx] for c in self.plan.comps)
 
     def run(self) -> Choice | Rejection:
         stuck = [c for c in self.plan.comps if not self.local[c.idx]]
