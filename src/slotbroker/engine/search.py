@@ -116,14 +116,20 @@ def search_plan(
     stopped: int | None = None
     if any(c.hosts.size == 0 for c in plan.comps):
         return windows, 0, rejections, None
-    scan = Scanner(index, plan)
+    scans: list[Scanner] = []  # made when first asked: a request that fits at its first start never is
+
+    def first_drop_at_or_after(t: int) -> int | None:
+        if not scans:
+            scans.append(Scanner(index, plan))
+        return scans[0].first_drop_at_or_after(t)
+
     t, tried = plan.range_start, 0
     for c in plan.comps:
         if _likely_waits(index, plan, c):
             # jump straight to the first start the component's reach admits (usually the answer)
             bound = next_possible(index, plan, c, t)
             if bound > t:
-                nxt = scan.first_drop_at_or_after(bound) if bound <= plan.latest_start else None
+                nxt = first_drop_at_or_after(bound) if bound <= plan.latest_start else None
                 t = plan.latest_start + 1 if nxt is None else nxt
     short: dict[str | None, str | None] = {}  # component -> class named by its last rejection
     while t <= plan.latest_start and len(windows) < plan.limit and tried < max_candidates:
@@ -157,7 +163,7 @@ def search_plan(
                 bound = groups_next_possible(index, plan, bound)
         if bound >= NEVER or bound > plan.latest_start:
             break
-        nxt = scan.first_drop_at_or_after(bound)
+        nxt = first_drop_at_or_after(bound)
         if nxt is None:
             break
         t = nxt
