@@ -7,8 +7,8 @@ temporary directory as the package ``slotbroker_base``; both build their own ind
 rows. Each start runs both trees in alternating order; their answers (placements, alternates) must
 be equal. Prints ONE JSON object: CPU p50 of the calling thread per tree and head/base.
 
-``python bench/find_slot_pair.py --base-src /tmp/base/src [--kind headline] [--bookings 100000]
-[--reps 12]``
+``python bench/find_slot_pair.py --base-src /tmp/base/src [--kind headline] [--hosts 1000]
+[--bookings 100000] [--reps 12]``
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-src", required=True, type=Path)
     ap.add_argument("--kind", default="headline")
+    ap.add_argument("--hosts", type=int, default=1_000, help="a multiple of 25 (25 hosts a site)")
     ap.add_argument("--bookings", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=12)
     args = ap.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
         sys.path.insert(0, str(tmp))
         base: Any = importlib.import_module("slotbroker_base.engine")
         base_req: Any = importlib.import_module("slotbroker_base.domain.request")
-        hosts, sites, links, ports = topology(n_sites=40, per_site=25)
+        hosts, sites, links, ports = topology(n_sites=args.hosts // 25, per_site=25)
         table = bookings(hosts, links, ports, args.bookings, seed=3)
         snap = head.Snapshot(hosts, sites, links, ports, table)
         # the same rows as the other tree's own types (protocol 0 names classes in plain text)
@@ -90,6 +91,7 @@ def main() -> None:
             json.dumps(
                 {
                     "kind": args.kind,
+                    "hosts": args.hosts,
                     "bookings": args.bookings,
                     "n": len(cpu["head"]),
                     "head_cpu_p50_ms": round(h, 3),

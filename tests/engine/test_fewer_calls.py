@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slotbroker.domain.request import Policy, parse_request
 from slotbroker.engine import (
+    AllocationSnap,
     AllocationTable,
     CalendarIndex,
     HostSnap,
@@ -25,9 +27,10 @@ from slotbroker.engine import (
 from slotbroker.engine import search as search_mod
 from slotbroker.engine.packing import Item, _best_fit, _exact, _size, pack, usable_free
 from slotbroker.engine.stages.rankers import host_order
-from slotbroker.engine.stages.select import prepared
+from slotbroker.engine.stages.select import Selector, prepared
 
 from .strategies import T0, H, iso, requests, worlds
+from .worlds import one_site
 
 I64 = npt.NDArray[np.int64]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -282,3 +285,70 @@ def test_alternates_of_components_at_two_sites_are_each_sites_own() -> None:
         site = w.sites[comp]
         others = sorted(h.name for h in hosts if h.site == site and h.name not in placed)
         assert sorted(w.alternates[comp]) == others
+
+
+# -- a component that needs no resource at all (an anchor pinned to a site) -------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    n_hosts=st.integers(0, 5),
+    n_cls=st.integers(0, 3),
+    exact=st.booleans(),
+    anchor_count=st.integers(1, 3),
+)
+def test_packing_an_item_that_needs_nothing_equals_the_arrays_form(
+    data: st.DataObject, n_hosts: int, n_cls: int, exact: bool, anchor_count: int
+) -> None:
+    """An item whose demand is all zeros (or that has no classes at all) beside others: it fits
+    every eligible host, overbooked ones included, and takes nothing from them; on lists as on
+    arrays, with no hosts at all too."""
+    row = st.lists(st.integers(-2, 6), min_size=n_cls, max_size=n_cls)
+    free = np.array(data.draw(st.lists(row, min_size=n_hosts, max_size=n_hosts)), np.int64)
+    free = free.reshape(n_hosts, n_cls)
+    elig = st.lists(st.booleans(), min_size=n_hosts, max_size=n_hosts)
+    anchor = Item(0, anchor_count, np.zeros(n_cls, np.int64), np.array(data.draw(elig), dtype=bool))
+    others = [
+        Item(
+            1 + k,
+            data.draw(st.integers(1, 2)),
+            np.array(data.draw(st.lists(st.integers(0, 3), min_size=n_cls, max_size=n_cls)), np.int64),
+            np.array(data.draw(elig), dtype=bool),
+        )
+        for k in range(data.draw(st.integers(0, 2)))
+    ]
+    items = data.draw(st.permutations([anchor, *others]))
+    order = data.draw(st.permutations(list(range(n_hosts))))
+    got = pack(items, free, order, exact)
+    assert got == _pack_arrays(items, free, order, exact)
+    usable = usable_free(free)
+    assert _exact(items, usable, order, 40) == _exact_arrays(items, usable.copy(), order, 40)
+    if not others:  # alone it needs only an eligible host
+        assert (got is not None) == bool(anchor.eligible.any())
+    if got is not None:
+        assert all(anchor.eligible[h] for h in got[0])
+
+
+def test_an_anchor_packed_with_a_component_at_its_site_takes_no_capacity() -> None:
+    """An anchor pinned to site A in a same-site group with a 4-core instance: A's hosts are h0 (all
+    4 cores booked) and h1 (free). The joint packing puts the instance on h1 and the anchor on h0
+    (the tightest host first), and the search answers as when every packing is made at once."""
+    inv = {"VCPU": InventorySnap(4)}
+    hosts = (HostSnap(1, "h0", "A", inventories=inv), HostSnap(2, "h1", "A", inventories=inv))
+    index = one_site(hosts, [AllocationSnap(1, "VCPU", 4, T0, T0 + 10 * H)])
+    req = parse_request(
+        {
+            "components": [{"name": "anchor", "site": "A"}, {"name": "x", "resources": {"VCPU": 4}}],
+            "groups": [{"kind": "same_site", "components": ["anchor", "x"]}],
+            "earliest_start": iso(T0),
+            "latest_end": iso(T0 + 4 * H),
+            "duration": H,
+        }
+    )
+    fast = find_slots(index, req)
+    assert fast.windows[0].start == T0
+    assert fast.windows[0].placement == {"anchor": ["h0"], "x": ["h1"]}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Selector, "_uncapped", lambda _self: False)
+        assert fast == find_slots(index, req)

@@ -13,11 +13,8 @@ from hypothesis import strategies as st
 from slotbroker.domain.request import parse_request
 from slotbroker.engine import (
     AllocationSnap,
-    AllocationTable,
-    CalendarIndex,
     HostSnap,
     InventorySnap,
-    SiteSnap,
     Snapshot,
     find_slots,
 )
@@ -29,7 +26,8 @@ from slotbroker.engine.stages.reach import admitted, next_possible
 from slotbroker.engine.stages.select import Selector
 from slotbroker.engine.stages.site_summary import candidate_sites, eligible_sites
 
-from .strategies import T0, H, iso, requests, worlds
+from .strategies import T0, H, iso, worlds
+from .worlds import one_site, planned, windows
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -39,15 +37,17 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 def test_selector_over_every_eligible_site_equals_the_summarised_one(
     data: st.DataObject, snap: Snapshot
 ) -> None:
-    req = data.draw(requests(snap))
-    index = CalendarIndex(snap)
-    plan = compile_plan(req, index)
+    _, index, plan = planned(data, snap)
     every = eligible_sites(index, plan)
-    for s in list(range(plan.range_start, plan.latest_start + 1, H // 2))[:16]:
-        e = s + plan.min_duration
+    for s, e in windows(plan):
         sites, rej = candidate_sites(index, plan, s, e)
         wide = Selector(index, plan, s, e, every)
+        unnamed = Selector(index, plan, s, e, None)  # every eligible site, without naming them
+        assert {c: list(v.sites) for c, v in wide.local.items()} == {
+            c: list(v.sites) for c, v in unnamed.local.items()
+        }
         got = wide.run()
+        assert got == unnamed.run()
         if rej is not None:
             assert isinstance(got, Rejection)
             continue
@@ -61,13 +61,13 @@ def test_selector_over_every_eligible_site_equals_the_summarised_one(
 @SETTINGS
 @given(data=st.data(), snap=worlds())
 def test_search_answers_the_same_with_and_without_likely_starts(data: st.DataObject, snap: Snapshot) -> None:
-    req = data.draw(requests(snap))
-    index = CalendarIndex(snap)
+    req, index, _ = planned(data, snap)
     fast = find_slots(index, req)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search_mod, "admitted", lambda _plan, _t: False)
-        plain = find_slots(index, req)
-    assert fast == plain
+        mp.setattr(search_mod, "admitted", lambda _plan, _t: False)  # likely only at the first start
+        assert fast == find_slots(index, req)
+        mp.setattr(search_mod, "likely_start", lambda _plan, _t, _first: False)  # never
+        assert fast == find_slots(index, req)
 
 
 def test_a_likely_start_the_summaries_reject_reports_their_rejection() -> None:
@@ -76,8 +76,7 @@ def test_a_likely_start_the_summaries_reject_reports_their_rejection() -> None:
     does not (7 cores left of 8 needed). The selector tried first fails, and the rejection reported,
     hence the explanation and the next start, is the summaries' one."""
     hosts = (HostSnap(1, "h0", "A", inventories={"VCPU": InventorySnap(8)}),)
-    booked = AllocationTable.from_rows([AllocationSnap(1, "VCPU", 1, T0, T0 + 2 * H)])
-    index = CalendarIndex(Snapshot(hosts, (SiteSnap("A"),), (), (), booked))
+    index = one_site(hosts, [AllocationSnap(1, "VCPU", 1, T0, T0 + 2 * H)])
     req = parse_request(
         {
             "components": [{"name": "x", "count": 2, "resources": {"VCPU": 4}}],
@@ -96,6 +95,6 @@ def test_a_likely_start_the_summaries_reject_reports_their_rejection() -> None:
     assert got.retry_at == T0 + 2 * H
     fast = find_slots(index, req)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search_mod, "admitted", lambda _plan, _t: False)
+        mp.setattr(search_mod, "likely_start", lambda _plan, _t, _first: False)
         assert fast == find_slots(index, req)
     assert fast.windows[0].start == T0 + 2 * H

@@ -11,20 +11,17 @@ from hypothesis import strategies as st
 from slotbroker.domain.request import Policy, parse_request
 from slotbroker.engine import (
     AllocationSnap,
-    AllocationTable,
-    CalendarIndex,
     HostSnap,
     InventorySnap,
-    SiteSnap,
     Snapshot,
     find_slots,
 )
-from slotbroker.engine.plan import compile_plan
 from slotbroker.engine.stages.rankers import first_host, host_order
 from slotbroker.engine.stages.select import Selector
 from slotbroker.engine.stages.site_summary import candidate_sites
 
-from .strategies import T0, H, iso, requests, worlds
+from .strategies import T0, H, iso, worlds
+from .worlds import one_site, planned, windows
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -53,11 +50,8 @@ def test_first_host_is_the_first_of_host_order(
 @SETTINGS
 @given(data=st.data(), snap=worlds())
 def test_one_instance_without_packing_equals_packing(data: st.DataObject, snap: Snapshot) -> None:
-    req = data.draw(requests(snap))
-    index = CalendarIndex(snap)
-    plan = compile_plan(req, index)
-    for s in list(range(plan.range_start, plan.latest_start + 1, H // 2))[:16]:
-        e = s + plan.min_duration
+    _, index, plan = planned(data, snap)
+    for s, e in windows(plan):
         sites, rej = candidate_sites(index, plan, s, e)
         if rej is not None:
             continue
@@ -73,8 +67,7 @@ def test_one_instance_goes_to_the_first_host_of_the_policy_order(policy: str, ho
     emptiest-first and the plain order h0, with and without packing."""
     inv = {"VCPU": InventorySnap(8)}
     hosts = (HostSnap(1, "h0", "A", inventories=inv), HostSnap(2, "h1", "A", inventories=inv))
-    booked = AllocationTable.from_rows([AllocationSnap(2, "VCPU", 6, T0, T0 + 4 * H)])
-    index = CalendarIndex(Snapshot(hosts, (SiteSnap("A"),), (), (), booked))
+    index = one_site(hosts, [AllocationSnap(2, "VCPU", 6, T0, T0 + 4 * H)])
     doc = {
         "components": [{"name": "x", "resources": {"VCPU": 2}}],
         "earliest_start": iso(T0),

@@ -73,7 +73,7 @@ def pack(
 def _best_fit(items: list[Item], res: I64, order: list[int]) -> dict[int, list[int]] | None:
     rank = np.empty(len(order), dtype=np.int64)
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
-    scale = np.maximum(res.max(axis=0), 1)
+    scale = np.maximum(res.max(axis=0, initial=0), 1)  # (no hosts: nothing fits, no error)
     out: dict[int, list[int]] = {}
     for it in items:
         hosts: list[int] = []

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from slotbroker.domain.request import Policy
 from slotbroker.engine.calendar import CalendarIndex
-from slotbroker.engine.packing import Item, pack, usable_free
+from slotbroker.engine.packing import INT64_MAX, Item, pack, usable_free
 from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
@@ -69,7 +69,10 @@ class Choice:
 
 
 class Selector:
-    """``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
+    """``comp_sites``: per component, the sites it may take (those the site summaries pass), or None
+    for every site with an eligible host (``site_summary.eligible_sites``).
+
+    ``shortcut``: a site whose first route task no path can meet (its latency bound, or no path at
     all) is passed over without packing it. The search visits the same sites in the same order and
     counts the same nodes either way (such a route fails before trying a path, whatever the packing);
     only the failure counts differ, so a start that fails after a shortcut is searched again without
@@ -81,7 +84,7 @@ class Selector:
         plan: Plan,
         s: int,
         e: int,
-        comp_sites: dict[int, I64],
+        comp_sites: dict[int, I64] | None,
         shortcut: bool = True,
     ) -> None:
         self.index, self.plan, self.s, self.e = index, plan, s, e
@@ -111,9 +114,15 @@ class Selector:
             # room per site of ``su`` (the component's sites; ``ss`` runs through them in order): fit
             # is capped so the sum stays far from overflow (a huge host's room is capacity // demand)
             room = np.add.reduceat(np.minimum(fit, ROOM_CAP), sb)
-            passed = np.zeros(n_sites, dtype=bool)
-            passed[comp_sites[c.idx]] = True
-            good = np.flatnonzero(passed[su] & (room >= c.count))
+            ok = room >= c.count
+            if comp_sites is not None:
+                passed = np.zeros(n_sites, dtype=bool)
+                passed[comp_sites[c.idx]] = True
+                ok &= passed[su]
+            if ok.all():  # (usual for small components) no gathers
+                self.local[c.idx] = SiteHosts(su, room, ps, sb, stop, fit)
+                continue
+            good = np.flatnonzero(ok)
             self.local[c.idx] = SiteHosts(su[good], room[good], ps, sb[good], stop[good], fit)
         self.link_free: list[int] | None = None
         self.use: dict[int, int] = defaultdict(int)
@@ -121,8 +130,14 @@ class Selector:
         self.routes: dict[int, tuple[int, ...]] = {}
         self.port_routes: dict[int, tuple[int, ...]] = {}
         self.packs: dict[tuple[int, frozenset[int]], dict[int, list[int]] | None] = {}
+        self.proven: set[tuple[int, frozenset[int]]] = set()  # packings known to exist, not yet made
+        self.uncapped: bool | None = None  # no free amount large enough for ``usable_free`` to cap
         self.fails: Counter[tuple[Reason, str | None]] = Counter()
         self.nodes = 0
+
+    def stuck(self) -> bool:
+        """Some component has no candidate site (``run`` then rejects without searching)."""
+        return any(not self.local[c.idx] for c in self.plan.comps)
 
     def run(self) -> Choice | Rejection:
         stuck = [c for c in self.plan.comps if not self.local[c.idx]]
@@ -144,7 +159,7 @@ class Selector:
             hosts: dict[int, list[int]] = {}
             for site in set(self.sites.values()):
                 at = frozenset(c for c, s in self.sites.items() if s == site)
-                packed = self.packs[(site, at)]
+                packed = self._pack(site, at)
                 assert packed is not None
                 for ci, local in packed.items():
                     hosts[ci] = [int(self.rows[i]) for i in local]
@@ -185,6 +200,29 @@ class Selector:
             if c in g and any(self.sites.get(o) == site for o in g if o != c):
                 return False
         return True
+
+    def _fits(self, site: int, comps: frozenset[int]) -> bool:
+        """Whether the components at ``site`` pack together. A component alone at one of its
+        candidate sites always does: the site's room (instances its hosts take one by one) is at least
+        its count, and one item's packing succeeds exactly then, whatever the host order (each host
+        keeps taking instances while it has room). So it is not packed here, only if the final choice
+        reads it (a lone component that a same-site peer joins later never is). The proof reads the
+        hosts' free amounts as ``usable_free`` does; when that would cap an amount, it packs."""
+        key = (site, comps)
+        if key in self.proven:
+            return True
+        if key not in self.packs and len(comps) == 1 and self._uncapped():
+            self.proven.add(key)
+            return True
+        return self._pack(site, comps) is not None
+
+    def _uncapped(self) -> bool:
+        """``usable_free`` caps no amount of any set of these hosts (every free amount is at most
+        what it caps to over all of them, and fewer hosts cap higher)."""
+        if self.uncapped is None:
+            n = self.rows.shape[0]
+            self.uncapped = self.free.size == 0 or int(self.free.max()) <= INT64_MAX // max(n, 1)
+        return self.uncapped
 
     def _pack(self, site: int, comps: frozenset[int]) -> dict[int, list[int]] | None:
         key = (site, comps)
@@ -254,7 +292,7 @@ class Selector:
             tasks = self._tasks(c, site)
             if self.shortcut and tasks and out_of_reach(self.topo, tasks[0][2], tasks[0][3], tasks[0][5]):
                 self.cut = True  # ``_route`` would fail at once, whatever the packing
-            elif self._pack(site, frozenset(o for o, s in self.sites.items() if s == site)) is None:
+            elif not self._fits(site, frozenset(o for o, s in self.sites.items() if s == site)):
                 self.fails[(Reason.INSUFFICIENT_CAPACITY, name)] += 1
             elif self._route(order, k, tasks, 0):
                 return True
