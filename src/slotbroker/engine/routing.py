@@ -26,7 +26,8 @@ def candidate_paths(
     max_latency_ms: float | None,
 ) -> list[tuple[tuple[int, ...], float]]:
     """Simple paths (link rows, latency) from ``src`` to ``dst`` with ``residual(link) >= gbps`` on
-    every hop, latency within the bound, best first; at most ``MAX_PATHS``."""
+    every hop (any link when ``gbps`` is 0), latency within the bound, best first; at most
+    ``MAX_PATHS``."""
     if src == dst:
         return [((), 0.0)]
     to_dst = topo.site_latency(dst).tolist()
@@ -43,7 +44,9 @@ def candidate_paths(
         for e in topo.adjacency.get(site, []):
             nl = lat + e.latency_ms
             rest = to_dst[e.to_site]
-            if e.to_site in seen or rest == INF or nl + rest > bound + 1e-9 or residual(e.link_row) < gbps:
+            # a zero amount takes nothing: it crosses even a link whose bookings exceed its capacity
+            short = gbps > 0 and residual(e.link_row) < gbps
+            if e.to_site in seen or rest == INF or nl + rest > bound + 1e-9 or short:
                 continue
             path.append(e.link_row)
             if e.to_site == dst:

@@ -32,7 +32,7 @@ def holds(
     if choice.link_use:
         lr = np.array(sorted(choice.link_use), dtype=np.int64)
         need = np.array([choice.link_use[int(r)] for r in lr], dtype=np.int64)
-        if (index.link_free(lr, s, e) < need).any():
+        if ((index.link_free(lr, s, e) < need) & (need > 0)).any():  # as hosts: zero takes nothing
             return False
     bw: dict[int, int] = defaultdict(int)
     for p in plan.ports:
