@@ -28,6 +28,17 @@ def _bool(name: str, default: bool) -> bool:
     return default if value in (None, "") else value.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _gc_threshold() -> tuple[int, int, int] | None:
+    """``SLOTBROKER_GC_THRESHOLD="700,10,10"`` -> (700, 10, 10); unset or empty: Python's own."""
+    value = os.environ.get("SLOTBROKER_GC_THRESHOLD", "").strip()
+    if not value:
+        return None
+    parts = tuple(int(p) for p in value.split(","))
+    if len(parts) != 3 or parts[0] < 1 or min(parts) < 0:
+        raise ValueError(f"SLOTBROKER_GC_THRESHOLD takes three integers, the first at least 1: {value!r}")
+    return (parts[0], parts[1], parts[2])
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=database_url)
@@ -57,6 +68,9 @@ class Settings:
     )
     # threads POST /v1/find-slot searches on, first come, first served (api/find_slot_lane.py)
     find_slot_threads: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_THREADS", 1))
+    # after a search that built a new calendar index: one full collection, then freeze (api/heap.py)
+    gc_freeze: bool = field(default_factory=lambda: _bool("SLOTBROKER_GC_FREEZE", True))
+    gc_threshold: tuple[int, int, int] | None = field(default_factory=_gc_threshold)
     find_slot_job_ttl_s: int = field(default_factory=lambda: _int("SLOTBROKER_FIND_SLOT_JOB_TTL_S", 3600))
     # wall time one synchronous search may take before it answers what it covered (0: no limit)
     find_slot_budget_ms: float = field(

@@ -82,13 +82,20 @@ def test_the_setting_sizes_the_apps_lane(db: Database, monkeypatch: pytest.Monke
 
 
 class CountingLane(FindSlotLane):
+    """Counts find-slot answers and every call run in the lane (``runs``: answers included)."""
+
     def __init__(self) -> None:
         super().__init__(1)
         self.answers = 0
+        self.runs = 0
 
     async def answer(self, *args: Any, **kwargs: Any) -> Any:
         self.answers += 1
         return await super().answer(*args, **kwargs)
+
+    async def run(self, call: Any) -> Any:
+        self.runs += 1
+        return await super().run(call)
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -109,3 +116,24 @@ def test_the_route_and_the_fast_path_search_in_the_lane(db: Database, fast: bool
         answered = client.post("/v1/find-slot", json=body, headers=headers)
     assert answered.status_code == 200, answered.text
     assert lane.answers == 1
+    assert lane.runs == 1
+
+
+def test_after_runs_on_the_lanes_thread_after_each_call_even_a_failed_one() -> None:
+    seen: list[tuple[str, int]] = []
+    lane = FindSlotLane(1, after=lambda: seen.append(("after", threading.get_ident())))
+
+    def call(fail: bool) -> int:
+        seen.append(("call", threading.get_ident()))
+        if fail:
+            raise ValueError("no")
+        return 7
+
+    async def main() -> None:
+        assert await lane.run(functools.partial(call, False)) == 7
+        with pytest.raises(ValueError, match="no"):
+            await lane.run(functools.partial(call, True))
+
+    anyio.run(main)
+    assert [what for what, _ in seen] == ["call", "after", "call", "after"]
+    assert seen[0][1] == seen[1][1] != threading.get_ident()  # the lane's thread, not the loop's

@@ -527,3 +527,24 @@ async def test_compact_leases_moves_each_named_lease_and_says_why_not(
             assert [e["pointer"] for e in unknown["errors"]] == ["/colour"]
         finally:
             data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"], "force": True}))
+
+
+async def test_the_find_slot_tool_searches_in_the_find_slot_lane(broker: Broker) -> None:
+    """The tool calls POST /v1/find-slot in-process, so its search queues with every other one
+    (api/find_slot_lane.py) instead of running on the shared pool."""
+    lane = broker.app.state.find_slot_lane
+    runs: list[Any] = []
+    plain = lane.run
+
+    async def counted(call: Any) -> Any:
+        runs.append(call)
+        return await plain(call)
+
+    lane.run = counted
+    try:
+        async with over_http(broker.url)(broker.user) as client:
+            found = data(await client.call_tool("find_slot", gpu_request("g3")))
+    finally:
+        del lane.run
+    assert found["windows"], found
+    assert len(runs) == 1

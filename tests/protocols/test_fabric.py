@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_api_find_slot import DAY, HOUR, Broker, busy, epoch, iso
+from test_find_slot_lane import CountingLane
 
 from slotbroker.demo.bookings import BookedAmount, Booking
 from slotbroker.services.inventory.demo_data import load_bookings
@@ -99,6 +100,16 @@ def net(app: FastAPI, client: TestClient, admin: dict[str, str]) -> Net:
 
 LINK = {"type": "link", "site_a": "RENC", "site_b": "CLEM", "bandwidth": 25}
 FACILITY = {"type": "facility_port", "name": PORT, "site": "RENC", "vlans": 5}
+
+
+@pytest.mark.parametrize("path", ["/calendar/find-slot", "/resources/find-slot"])
+def test_fabric_searches_run_in_the_find_slot_lane(net: Net, path: str) -> None:
+    """In arrival order with find-slot's own searches (api/find_slot_lane.py), not on the shared pool."""
+    lane = net.app.state.find_slot_lane = CountingLane()
+    body = {"start": net.at(0), "end": net.at(12), "duration": 1, "max_results": 2, "resources": [LINK]}
+    r = net.client.post(path, json=body, headers=net.headers)
+    assert r.status_code == 200, r.text
+    assert lane.runs == 1
 
 
 # -- link-only and facility-port-only ----------------------------------------------------------------------

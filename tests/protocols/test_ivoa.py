@@ -16,6 +16,7 @@ import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
+from test_find_slot_lane import CountingLane
 
 from conftest import _token
 from slotbroker.services.access.tokens import Role
@@ -513,6 +514,15 @@ def test_translation_to_find_slot() -> None:
     assert tr.slot["start_within"] == "2026-12-01T10:00:00Z/2026-12-01T12:00:00Z"
     assert tr.slot["duration"] == HOUR
     assert not tr.refusals
+
+
+@pytest.mark.parametrize("path", ["/ivoa/requests", "/ivoa/offersets", "/ivoa/direct"])
+def test_ivoa_searches_run_in_the_find_slot_lane(broker: Broker, path: str) -> None:
+    """The search and what it makes, in arrival order with find-slot's (api/find_slot_lane.py)."""
+    lane = broker.app.state.find_slot_lane = CountingLane()
+    r = broker.post(broker.tight(broker.t0, window="PT2H"), path=path)
+    assert r.status_code == 200, r.text
+    assert lane.runs == 1
 
 
 def test_direct_books_the_first_offer_that_holds(broker: Broker) -> None:

@@ -15,6 +15,7 @@ from slotbroker.api.claim_fast_path import ClaimFastPath
 from slotbroker.api.content import YAML_TYPES, ContentMiddleware
 from slotbroker.api.find_slot_fast_path import FindSlotFastPath
 from slotbroker.api.find_slot_lane import FindSlotLane
+from slotbroker.api.heap import HeapPolicy
 from slotbroker.api.limits import LimitsMiddleware
 from slotbroker.api.metrics import Metrics, MetricsMiddleware
 from slotbroker.api.query_check import reject_unknown_query
@@ -68,7 +69,12 @@ def create_app(
     app.state.settings = settings
     app.state.services = build_services(settings, db, planner=planner)
     app.state.metrics = Metrics()
-    app.state.find_slot_lane = FindSlotLane(settings.find_slot_threads)  # route and fast path search here
+    calendar = app.state.services.find_slot.calendar
+    app.state.heap = HeapPolicy(
+        lambda: calendar.rebuilds, freeze=settings.gc_freeze, threshold=settings.gc_threshold
+    )
+    # every synchronous search runs here: find-slot (route and fast path), FABRIC's, IVOA's
+    app.state.find_slot_lane = FindSlotLane(settings.find_slot_threads, after=app.state.heap.after_search)
     problems.install(app)
     # Routing order = match order: FastAPI tries routes one by one (twice per request since 0.16x), so the
     # hot booking paths go first; the OpenAPI document keeps DOC_ORDER (_document).

@@ -10,7 +10,8 @@
 * The garbage collector's view of the app: everything built before serving (~250k objects: FastAPI,
   pydantic, SQLAlchemy, the service graph) is frozen, so a full collection no longer walks it. Walking
   it took ~100 ms with every thread stopped, the p99 of find-slot even at one client (decision 0031).
-  Unfrozen at shutdown, so a process that builds many apps (the tests) can collect the old ones.
+  Unfrozen at shutdown, so a process that builds many apps (the tests) can collect the old ones. What
+  is built later (the calendar index above all) is frozen after each index build (``api/heap.py``).
 
 Stopping runs in the reverse order of starting: no new lease event reaches a pool that has stopped.
 """
@@ -55,8 +56,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # test) it cost more than the whole request path; startup's few cyclic leftovers stay frozen
         # until shutdown instead
         gc.freeze()
+        app.state.heap.start()  # the collector's thresholds; later freezes follow index builds (api/heap.py)
         yield
     finally:
+        app.state.heap.stop()
         gc.unfreeze()
         events.stop()
         if pool is not None:

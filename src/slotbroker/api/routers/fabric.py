@@ -6,13 +6,14 @@ services/protocols/fabric/; validation errors answer 400, as FABRIC does.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from slotbroker.api.auth import Reader
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import services
+from slotbroker.api.routers.deps import Lane, services
 from slotbroker.bootstrap import Services
 from slotbroker.services.protocols.fabric.calendar import Filters
 from slotbroker.services.protocols.fabric.translate import parse_instant
@@ -33,8 +34,9 @@ Names = Annotated[list[str] | None, Query()]
 Interval = Literal["hour", "day", "week"]
 
 
-def _find(body: FabricFindSlotRequest, svc: Services) -> FabricFindSlotResponse:
-    return svc.fabric_find_slot.find(body)
+async def _find(body: FabricFindSlotRequest, svc: Services, lane: Lane) -> FabricFindSlotResponse:
+    """A search, run where find-slot's run (``api/find_slot_lane.py``): in arrival order with them."""
+    return await lane.run(functools.partial(svc.fabric_find_slot.find, body))
 
 
 def _calendar(
@@ -51,8 +53,10 @@ def _calendar(
     response_model_exclude_none=True,
     summary="FABRIC reports API find-slot (resources of type compute, link, facility_port)",
 )
-def fabric_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> FabricFindSlotResponse:
-    return _find(body, svc)
+async def fabric_find_slot(
+    body: FabricFindSlotRequest, who: Reader, svc: Svc, lane: Lane
+) -> FabricFindSlotResponse:
+    return await _find(body, svc, lane)
 
 
 @router.get(
@@ -82,8 +86,10 @@ def fabric_calendar(
     response_model_exclude_none=True,
     summary="FABRIC orchestrator find-slot (the reports API's answer in {data, size, type})",
 )
-def orchestrator_find_slot(body: FabricFindSlotRequest, who: Reader, svc: Svc) -> OrchestratorFindSlot:
-    return OrchestratorFindSlot(data=[_find(body, svc)], size=1)
+async def orchestrator_find_slot(
+    body: FabricFindSlotRequest, who: Reader, svc: Svc, lane: Lane
+) -> OrchestratorFindSlot:
+    return OrchestratorFindSlot(data=[await _find(body, svc, lane)], size=1)
 
 
 @router.get(

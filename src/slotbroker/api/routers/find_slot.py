@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from slotbroker.api.auth import Reader
-from slotbroker.api.find_slot_lane import FindSlotLane
 from slotbroker.api.problems import responses
-from slotbroker.api.routers.deps import services
+from slotbroker.api.routers.deps import Lane, services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.limits import check_instant
 from slotbroker.domain.time import to_datetime
@@ -23,13 +22,6 @@ FIND_SLOT_PATH = "/v1/find-slot"  # the route below, under the router's prefix
 router = APIRouter(prefix="/v1", tags=["find-slot"], responses=responses(400, 401, 413, 415, 422, 429, 503))
 Svc = Annotated[Services, Depends(services)]
 
-
-async def find_slot_lane(request: Request) -> FindSlotLane:
-    lane: FindSlotLane = request.app.state.find_slot_lane
-    return lane
-
-
-Lane = Annotated[FindSlotLane, Depends(find_slot_lane)]
 SLOT_REQUEST_BODY = {
     "requestBody": {
         "required": True,

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from slotbroker.api.auth import Reader
 from slotbroker.api.content import JSON_TYPES, media_type, parse_yaml
 from slotbroker.api.problems import PROBLEM_JSON, TITLES, TOO_DEEP, FieldProblem, Problem, responses
-from slotbroker.api.routers.deps import services
+from slotbroker.api.routers.deps import Lane, services
 from slotbroker.bootstrap import Services
 from slotbroker.domain.errors import FieldError, NotFound
 from slotbroker.services.access.tokens import Principal, Role
@@ -202,10 +202,11 @@ def _refused(request: Request, exc: IvoaRefused) -> JSONResponse:
     return JSONResponse(problem, status_code=409, media_type=PROBLEM_JSON)
 
 
-async def _create(request: Request, who: Principal, svc: Services) -> Response:
+async def _create(request: Request, who: Principal, svc: Services, lane: Lane) -> Response:
+    """The search and the offers it makes, in the find-slot lane (``api/find_slot_lane.py``)."""
     doc = await _body(request)
     ivoa = svc.ivoa
-    out = await run_in_threadpool(lambda: ivoa.request(doc, project=who.project, base_url=_base(request)))
+    out = await lane.run(lambda: ivoa.request(doc, project=who.project, base_url=_base(request)))
     headers = {"Location": out["meta"]["url"]} if "url" in out["meta"] else None
     return render(request, out, headers=headers)
 
@@ -217,8 +218,8 @@ async def _create(request: Request, who: Principal, svc: Services) -> Response:
     openapi_extra=_REQUEST_BODY,
     summary="Ask for execution offers (IVOA ExecutionRequest -> OfferSetResponse)",
 )
-async def post_request(request: Request, who: Reader, svc: Svc) -> Response:
-    return await _create(request, who, svc)
+async def post_request(request: Request, who: Reader, svc: Svc, lane: Lane) -> Response:
+    return await _create(request, who, svc, lane)
 
 
 @router.post(
@@ -228,8 +229,8 @@ async def post_request(request: Request, who: Reader, svc: Svc) -> Response:
     openapi_extra=_REQUEST_BODY,
     summary="Ask for execution offers (the older path of POST /ivoa/requests)",
 )
-async def post_offerset(request: Request, who: Reader, svc: Svc) -> Response:
-    return await _create(request, who, svc)
+async def post_offerset(request: Request, who: Reader, svc: Svc, lane: Lane) -> Response:
+    return await _create(request, who, svc, lane)
 
 
 def _failed_or_problem() -> dict[str, Any]:
@@ -269,10 +270,11 @@ FAILED_SESSION_SCHEMA: dict[str, Any] = {
     openapi_extra=_REQUEST_BODY,
     summary="Book an execution directly: the first offer that holds, accepted (IVOA DirectExecution)",
 )
-async def post_direct(request: Request, who: Reader, svc: Svc) -> Response:
+async def post_direct(request: Request, who: Reader, svc: Svc, lane: Lane) -> Response:
     doc = await _body(request)
     ivoa = svc.ivoa
-    ok, out = await run_in_threadpool(lambda: ivoa.direct(doc, project=who.project, base_url=_base(request)))
+    # its search and the booking that follows, in the find-slot lane (api/find_slot_lane.py)
+    ok, out = await lane.run(lambda: ivoa.direct(doc, project=who.project, base_url=_base(request)))
     if not ok:
         return render(request, out, status=400)
     return render(request, out, headers={"Location": out["meta"]["url"]})
