@@ -72,6 +72,27 @@ def test_a_new_build_collects_then_freezes_once(unfrozen: None) -> None:
         policy.stop()
 
 
+def test_garbage_frozen_by_one_freeze_is_collected_at_the_next(unfrozen: None) -> None:
+    """A cycle alive at a freeze (an in-flight request's, say) that dies afterwards is not kept for
+    good: the next build's freeze unfreezes before it collects."""
+    builds = 0
+    policy = HeapPolicy(lambda: builds)
+    policy.start()
+    try:
+        alive = Cycle()
+        policy.after_search()
+        assert gc.is_tracked(alive)
+        dead = weakref.ref(alive)
+        del alive  # now garbage, but frozen: no collection reaches it
+        gc.collect()
+        assert dead() is not None
+        builds += 1
+        policy.after_search()
+        assert dead() is None
+    finally:
+        policy.stop()
+
+
 def test_off_or_not_serving_it_does_nothing(unfrozen: None) -> None:
     off = HeapPolicy(lambda: 1, freeze=False)
     off.start()
@@ -132,11 +153,15 @@ def test_the_apps_first_search_freezes_its_index_and_later_ones_do_not(db: Datab
     app.state.services.topology.import_(Topology.model_validate(TOPOLOGY))
     headers = {"Authorization": f"Bearer {TokenService(db).create(project='p', role=Role.ADMIN)}"}
     with TestClient(app) as client:
-        at_start = gc.get_freeze_count()
         for _ in range(3):
             answered = client.post("/v1/find-slot", json=BODY, headers=headers)
             assert answered.status_code == 200, answered.text
         assert app.state.heap.freezes == 1
-        assert gc.get_freeze_count() > at_start
+        cached = app.state.services.find_slot.calendar._cached
+        assert cached is not None
+        collectable = {id(o) for g in range(3) for o in gc.get_objects(generation=g)}
+        assert gc.is_tracked(cached)
+        assert id(cached) not in collectable  # frozen: no later collection walks the index
+        assert gc.get_freeze_count() > 0
         assert app.state.services.find_slot.calendar.rebuilds == 1
     assert gc.get_freeze_count() == 0  # shutdown unfreezes all

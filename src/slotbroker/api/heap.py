@@ -9,10 +9,12 @@ and what the first requests build lazily are ~50k more objects; measured in the 
 
 So, after each search that built a new index (``CalendarCache.rebuilds`` moved), the lane's thread
 (``api/find_slot_lane.py``) runs one full collection and freezes what survives: the index and the
-warmed-up app stay out of every later collection, and nothing collectable is frozen, so freezing leaks
-no garbage (an index once replaced is freed by reference counting: it holds no cycles, which
-tests/api/test_heap.py holds). The collection costs about what one of those full collections did, once
-per rebuild, which costs far more itself.
+warmed-up app stay out of every later collection, and nothing collectable is frozen. What was alive at
+a freeze and later became cyclic garbage (an in-flight request's frames, say) would never be collected
+while frozen, so each freeze first unfreezes: such garbage lives at most until the next rebuild (an
+index once replaced is freed by reference counting at once: it holds no cycles, which
+tests/api/test_heap.py holds). The collection then walks the whole heap, once per rebuild, which costs
+more itself.
 
 ``SLOTBROKER_GC_FREEZE=0`` turns that off; ``SLOTBROKER_GC_THRESHOLD`` (three integers, as
 ``gc.set_threshold`` takes them) sets the collector's thresholds while the app serves (restored at
@@ -66,6 +68,7 @@ class HeapPolicy:
             if built == self._frozen_at:
                 return
             self._frozen_at = built
+            gc.unfreeze()  # what an earlier freeze kept and has since become garbage is collected too
             gc.collect()
             gc.freeze()
             self.freezes += 1
