@@ -529,6 +529,7 @@ async def test_compact_leases_moves_each_named_lease_and_says_why_not(
             data(await client.call_tool("cancel_lease", {"lease_id": lease["uuid"], "force": True}))
 
 
+@pytest.mark.anyio
 async def test_the_find_slot_tool_searches_in_the_find_slot_lane(broker: Broker) -> None:
     """The tool calls POST /v1/find-slot in-process, so its search queues with every other one
     (api/find_slot_lane.py) instead of running on the shared pool."""
