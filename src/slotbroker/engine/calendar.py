@@ -243,6 +243,25 @@ class CalendarIndex:
         """Peak of VLAN allocations that name no concrete tag: each still uses up some tag."""
         return int(self.port_untagged.peak(np.array([port_row], dtype=np.int64), start, end)[0])
 
+    def next_tag_end(self, port_rows: I64, t: int) -> int | None:
+        """The first time at or after ``t`` when a concrete tag's booking on one of the ports ends.
+        A tag can free while the port's count of VLAN rows stays level (another tag taken at the same
+        instant, or the same tag booked twice), so a request naming tags needs these times as well as
+        the count's decreases."""
+        found = [int(e[e >= t].min()) for e in (self._tags[int(r)][1] for r in port_rows) if (e >= t).any()]
+        return min(found) if found else None
+
+    def tags_blocked_until(self, port_row: int, start: int, end: int) -> dict[int, int]:
+        """Each concrete tag booked on the port at any time in [start, end): the latest end among its
+        bookings that overlap it (``tag_blocked_until`` for every busy tag at once)."""
+        s, e, t = self._tags[port_row]
+        m = (s < end) & (e > start)
+        out: dict[int, int] = {}
+        for tag, until in zip(t[m].tolist(), e[m].tolist(), strict=True):
+            if until > out.get(tag, until - 1):
+                out[tag] = until
+        return out
+
     def tag_blocked_until(self, port_row: int, tag: int, start: int, end: int) -> int | None:
         """Latest end among bookings of ``tag`` overlapping [start, end), or None when it is free."""
         s, e, t = self._tags[port_row]

@@ -98,6 +98,7 @@ class Scanner:
         if self.ports.size:
             got.append(self.index.port_bw.next_decrease(self.ports, t - 1))
             got.append(self.index.port_vlans.next_decrease(self.ports, t - 1))
+            got.append(self.index.next_tag_end(self.ports, t))
         times = [x for x in got if x is not None]
         return min(times) if times else None
 

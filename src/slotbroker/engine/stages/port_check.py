@@ -48,9 +48,8 @@ def check_ports(
         else:
             if len(port.vlans) - len(busy & set(port.vlans)) - untagged < p.count:
                 cap = len(port.vlans) - p.count - len(tags_taken[p.row])
-                lb = index.port_vlans.earliest_fit(p.row, s + 1, d, cap, latest)
                 return {}, Rejection(
-                    Reason.VLAN_UNAVAILABLE, port=p.label, retry_at=NEVER if lb is None else lb
+                    Reason.VLAN_UNAVAILABLE, port=p.label, retry_at=_vlans_free_from(index, p.row, s, e, cap)
                 )
             chosen = []
             for t in port.vlans:
@@ -61,3 +60,19 @@ def check_ports(
         tags_taken[p.row].update(chosen)
         tags_out[p.idx] = chosen
     return tags_out, None
+
+
+def _vlans_free_from(index: CalendarIndex, row: int, s: int, e: int, cap: int) -> int:
+    """A lower bound on the first start after ``s`` where at most ``cap`` of the port's tags are busy.
+
+    A tag booked over [s, e) until ``u`` is busy at every start before ``u`` (that booking began before
+    ``e``, so it overlaps any window starting in [s, u)). So while more than ``cap`` such tags are held
+    past ``t``, nothing fits at ``t``: the bound is the (cap+1)-th latest of those ends. It counts
+    distinct tags of the port's range, so a tag booked twice or one the range no longer holds (an
+    overbooked or edited port) cannot push it past the true answer, as a count of VLAN rows would.
+    Bookings that start later, and untagged ones, only make the true answer later."""
+    if cap < 0:
+        return NEVER
+    vlans = index.topo.ports[row].vlans
+    ends = sorted((u for tag, u in index.tags_blocked_until(row, s, e).items() if tag in vlans), reverse=True)
+    return max(s + 1, ends[cap]) if len(ends) > cap else s + 1
