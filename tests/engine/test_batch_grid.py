@@ -81,3 +81,14 @@ def test_block_peaks_equals_row_blocks_on_every_row(items: list[Booking], t0: in
     for r in range(N_ROWS):
         ks, ls = t.series(r)
         assert got[:, r].tolist() == _row_blocks(ks, ls, t0, H, nb).tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=bookings, dirty=bookings, rows=st.sets(st.integers(0, N_ROWS - 1)))
+def test_rows_max_equals_row_max(items: list[Booking], dirty: list[Booking], rows: set[int]) -> None:
+    """Rows from the flat arrays, dirty rows and rows without events, in one call."""
+    t = StepTable.build(N_ROWS, *_arrays(items))
+    for r, s, e, a in dirty:
+        t.add(r, s, e, a)
+    asked = np.array(sorted(rows), dtype=np.int64)
+    assert t.rows_max(asked).tolist() == [t.row_max(r) for r in sorted(rows)]

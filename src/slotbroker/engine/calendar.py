@@ -170,8 +170,11 @@ class CalendarIndex:
             _put(site, self.topo.host_site[r], st, en, am)
             cap_arr = self.topo.host_cap.get(cls)
             over = self._over.setdefault(cls, set())
-            for row in np.unique(r).tolist():
-                if table.row_max(row) > (int(cap_arr[row]) if cap_arr is not None else 0):
+            touched = np.unique(r)
+            cap = cap_arr[touched] if cap_arr is not None else np.zeros(touched.shape[0], np.int64)
+            above = table.rows_max(touched) > cap
+            for row, is_over in zip(touched.tolist(), above.tolist(), strict=True):
+                if is_over:
                     over.add(row)
                 else:
                     over.discard(row)
