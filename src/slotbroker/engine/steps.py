@@ -269,15 +269,16 @@ class StepTable:
         self, touched: I64, keys: I64, levels: I64, rows: I64, start: I64, end: I64
     ) -> None:
         """The block maxima of the ``touched`` rows (sorted), whose events are now ``keys``/``levels``,
-        after the batch ``rows``/``start``/``end``: one ``_block_peaks`` over them all when the grid
-        covers the batch, else row by row through ``_update_grid`` (which may widen the grid)."""
+        after the batch ``rows``/``start``/``end`` (in the caller's order): one ``_block_peaks`` over
+        them all when the grid covers the batch, else allocation by allocation through ``_update_grid``,
+        in the batch's order, as ``add`` would (the grid may widen, or leave a row outside, and which
+        depends on the order)."""
         g = self._grid
         if g is None:
             return
         if not g.covers(int(start.min()), int(end.max())):
-            for row in touched.tolist():
-                mine = rows == row
-                self._update_grid(row, int(start[mine].min()), int(end[mine].max()))
+            for row, lo, hi in zip(rows.tolist(), start.tolist(), end.tolist(), strict=True):
+                self._update_grid(row, lo, hi)
             return
         rows = keys // STRIDE
         local = np.searchsorted(touched, rows)
