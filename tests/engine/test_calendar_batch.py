@@ -61,6 +61,7 @@ op = st.one_of(
     st.tuples(st.just("add"), allocs_st),
     st.tuples(st.just("add_many"), allocs_st),
     st.tuples(st.just("remove_many"), st.lists(st.integers(0, 99), max_size=4)),
+    st.tuples(st.just("update_many"), st.tuples(allocs_st, st.lists(st.integers(0, 99), max_size=4))),
     st.tuples(st.just("shorten"), st.tuples(st.integers(0, 99), st.integers(0, 60))),
     st.tuples(st.just("drop_past"), st.integers(0, 25)),
 )
@@ -104,6 +105,12 @@ def test_any_sequence_answers_as_a_fresh_index(
             picks = sorted({i % len(live) for i in arg})
             index.remove_many([live[i] for i in picks])
             live = [a for i, a in enumerate(live) if i not in picks]
+        elif name == "update_many":
+            added, picks_at = arg
+            live += added  # what the batch adds it may remove too (a VLAN tag included)
+            picks = sorted({i % len(live) for i in picks_at}) if live else []
+            index.update_many(added, [live[i] for i in picks])
+            live = [a for i, a in enumerate(live) if i not in picks]
         elif name == "shorten" and live:
             i, cut = arg
             a = live[i % len(live)]
@@ -129,7 +136,21 @@ def test_a_bad_batch_changes_nothing() -> None:
         index.add_many([AllocationSnap(2, "VCPU", 1, 0, 60), AllocationSnap(10, "VCPU", 1, 0, 60)])
     with pytest.raises(KeyError, match="no such VLAN"):
         index.remove_many([good, AllocationSnap(20, "VLAN", 1, 0, 60, 100)])
+    with pytest.raises(KeyError, match="no such VLAN"):  # the adds of a failing update stay out too
+        index.update_many([AllocationSnap(2, "VCPU", 1, 0, 60)], [AllocationSnap(20, "VLAN", 1, 0, 60, 101)])
     assert probe(index, 0) == before
+
+
+def test_update_many_equals_add_many_then_remove_many() -> None:
+    """One batch for both, the same step functions, bounds and tags as the two calls in turn."""
+    base = [AllocationSnap(1, "VCPU", 2, 0, 600), AllocationSnap(3, "VCPU", 3, 60, 900)]
+    added = [AllocationSnap(1, "VCPU", 2, 60, 660), AllocationSnap(20, "VLAN", 1, 0, 60, 100)]
+    removed = [base[0], AllocationSnap(20, "VLAN", 1, 0, 60, 100), base[1]]
+    one, two = CalendarIndex(snap(base)), CalendarIndex(snap(base))
+    one.update_many(added, removed)
+    two.add_many(added)
+    two.remove_many(removed)
+    assert probe(one, 0) == probe(two, 0) == probe(CalendarIndex(snap([added[0]])), 0)
 
 
 def test_an_overbooking_in_the_dropped_past_no_longer_loosens_the_site_bound() -> None:

@@ -99,6 +99,13 @@ class CalendarIndex:
         booked raises ``KeyError`` before anything changes)."""
         self._apply(allocs, -1)
 
+    def update_many(self, added: Sequence[AllocationSnap], removed: Sequence[AllocationSnap]) -> None:
+        """``add_many(added)`` then ``remove_many(removed)`` as one batch: a row both add and remove
+        touch (a lease cancelled and booked again on the same hosts) is rebuilt once, not twice. The
+        step functions are sums, so the order does not matter to them; concrete VLAN tags are handled
+        in batch order, adds first, so a tag added here can be removed here. Checked whole first."""
+        self._apply([*added, *removed], 1, len(added))
+
     def shorten(self, alloc: AllocationSnap, new_end: int) -> None:
         """The booking ``alloc`` now ends at ``new_end`` (an early end): its tail [new_end, end) is
         released; ``new_end <= start`` releases all of it, ``new_end > end`` raises ``ValueError``."""
@@ -127,9 +134,12 @@ class CalendarIndex:
             self._over[c] = table.rows_above(cap)
             self.unbounded[c] = {int(self.topo.host_site[r]) for r in self._over[c]}
 
-    def _apply(self, allocs: Sequence[AllocationSnap], sign: int) -> None:
+    def _apply(self, allocs: Sequence[AllocationSnap], sign: int, flip_from: int | None = None) -> None:
+        """Add (``sign`` 1) or remove (-1) ``allocs``; from position ``flip_from`` on, the other way."""
         if not allocs:
             return
+        flip = len(allocs) if flip_from is None else flip_from
+        signs = [sign if i < flip else -sign for i in range(len(allocs))]
         kinds, rows = self.topo.lookup(np.array([a.provider_id for a in allocs], dtype=np.int64))
         hosts: dict[str, list[int]] = {}  # class -> positions in allocs
         links: list[int] = []
@@ -147,10 +157,10 @@ class CalendarIndex:
             elif kind == PORT and a.resource_class == VLAN:
                 ports_vlan.append(i)
                 if a.vlan_tag is not None:
-                    tags[int(rows[i])] = _tag_rows(tags[int(rows[i])], a, sign)
+                    tags[int(rows[i])] = _tag_rows(tags[int(rows[i])], a, signs[i])
             else:
                 raise ValueError(f"class {a.resource_class} cannot be allocated on provider {a.provider_id}")
-        cols = _columns(allocs, rows, sign)
+        cols = _columns(allocs, rows, signs)
         n_h, n_s = len(self.topo.hosts), len(self.topo.sites)
         for cls, at in hosts.items():
             r, st, en, am = (c[at] for c in cols)
@@ -160,8 +170,11 @@ class CalendarIndex:
             _put(site, self.topo.host_site[r], st, en, am)
             cap_arr = self.topo.host_cap.get(cls)
             over = self._over.setdefault(cls, set())
-            for row in np.unique(r).tolist():
-                if table.row_max(row) > (int(cap_arr[row]) if cap_arr is not None else 0):
+            touched = np.unique(r)
+            cap = cap_arr[touched] if cap_arr is not None else np.zeros(touched.shape[0], np.int64)
+            above = table.rows_max(touched) > cap
+            for row, is_over in zip(touched.tolist(), above.tolist(), strict=True):
+                if is_over:
                     over.add(row)
                 else:
                     over.discard(row)
@@ -273,11 +286,11 @@ class CalendarIndex:
         return sum(t.nbytes for t in self._tables()) + tags
 
 
-def _columns(allocs: Sequence[AllocationSnap], rows: I64, sign: int) -> tuple[I64, I64, I64, I64]:
+def _columns(allocs: Sequence[AllocationSnap], rows: I64, signs: Sequence[int]) -> tuple[I64, I64, I64, I64]:
     """The batch as (row, start, end, signed amount) arrays."""
     start = np.array([a.start_s for a in allocs], dtype=np.int64)
     end = np.array([a.end_s for a in allocs], dtype=np.int64)
-    amount = np.array([sign * a.amount for a in allocs], dtype=np.int64)
+    amount = np.array([s * a.amount for s, a in zip(signs, allocs, strict=True)], dtype=np.int64)
     return np.asarray(rows, dtype=np.int64), start, end, amount
 
 

@@ -22,8 +22,6 @@ lazily, once more than ``COMPACT_ROWS`` rows are dirty (amortised O(events / COM
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import numpy as np
 import numpy.typing as npt
 
@@ -87,6 +85,42 @@ def _row_blocks(times: I64, levels: I64, t0: int, bs: int, nb: int) -> I64:
     at_edge = (f < b.shape[0]) & (times[np.minimum(f, b.shape[0] - 1)] == t0 + j * bs)
     carry[at_edge] = 0  # an event exactly at the block start replaces the carried level
     return np.maximum(out, carry)
+
+
+def _block_peaks(rows: I64, times: I64, levels: I64, n: int, t0: int, bs: int, nb: int) -> I64:
+    """``_row_blocks`` for many rows at once: the exact peak of each of ``n`` rows in each of ``nb``
+    blocks from ``t0``, as a block-major ``(nb, n)`` array. ``rows`` (in ``range(n)``), ``times`` and
+    ``levels`` are the rows' events sorted by (row, time), as the flat arrays hold them; events outside
+    the blocks may exist (the last one before ``t0`` sets the level carried in)."""
+    before, after = times < t0, times >= t0 + nb * bs
+    if before.any() or after.any():
+        # per row, the last event before the grid becomes an event at t0 (the level carried in),
+        # unless the row has an event at t0 itself; events after the grid do not matter to it
+        nxt = np.ones(times.shape[0], dtype=bool)
+        nxt[:-1] = ~before[1:] | (rows[1:] != rows[:-1])
+        at_t0 = np.zeros(times.shape[0], dtype=bool)
+        at_t0[:-1] = (rows[1:] == rows[:-1]) & (times[1:] == t0)
+        carried = before & nxt & ~at_t0
+        keep = carried | ~(before | after)
+        times = np.where(carried, t0, times)[keep]
+        rows, levels = rows[keep], levels[keep]
+    if times.shape[0] == 0:
+        return np.zeros((nb, n), dtype=np.int64)
+    cell = rows * nb + (times - t0) // bs  # non-decreasing (events are sorted by row, then time)
+    flat = np.zeros(n * nb, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    flat[cell[starts]] = np.maximum.reduceat(levels, starts)
+    # level carried into each cell from the row's last event before it
+    cells = np.arange(n * nb, dtype=np.int64)
+    f = np.searchsorted(cell, cells, side="left")
+    prev = np.maximum(f - 1, 0)
+    carry = np.where((f > 0) & (rows[prev] == cells // nb), levels[prev], 0)
+    fc = np.minimum(f, cell.shape[0] - 1)
+    block_start = t0 + (cells % nb) * bs
+    at_edge = (f < cell.shape[0]) & (cell[fc] == cells) & (times[fc] == block_start)
+    carry[at_edge] = 0
+    np.maximum(flat, carry, out=flat)
+    return np.ascontiguousarray(flat.reshape(n, nb).T)
 
 
 def _extent(times: I64) -> tuple[int, int, int]:
@@ -190,9 +224,10 @@ class StepTable:
             self.compact()
 
     def add_many(self, rows: I64, start: I64, end: I64, amount: I64) -> None:
-        """``add`` for a batch (one entry per allocation; negative amounts remove). Each touched row is
-        rebuilt once from its events and the batch's (``_merge``), and its block maxima once, however
-        many of the batch's allocations it holds."""
+        """``add`` for a batch (one entry per allocation; negative amounts remove). The touched rows are
+        rebuilt together from their events and the batch's by one ``merge_row``, and their block maxima
+        by one ``_block_peaks``, however many rows and allocations the batch holds (numpy calls per
+        batch, not per row: the calendar cache replays dozens of rows before most searches)."""
         rows, amount = _i64(rows), _i64(amount)
         start, end = clip_times(_i64(start), _i64(end))
         start = np.maximum(start, self._floor)
@@ -202,22 +237,53 @@ class StepTable:
             return
         if int(rows.min()) < 0 or int(rows.max()) >= self.n_rows:
             raise ValueError("row out of range")
-        order = np.argsort(rows, kind="stable")
-        rows, start, end, amount = rows[order], start[order], end[order], amount[order]
-        cuts = [0, *(np.flatnonzero(rows[1:] != rows[:-1]) + 1).tolist(), rows.shape[0]]
-        spans: list[tuple[int, int, int]] = []
-        for a, b in pairwise(cuts):
-            row = int(rows[a])
-            base = row * STRIDE
-            ks, ls = self._row(row)
-            keys = np.concatenate([base + start[a:b], base + end[a:b]])
-            self._dirty[row] = merge_row(ks, ls, keys, np.concatenate([amount[a:b], -amount[a:b]]))
-            spans.append((row, int(start[a:b].min()), int(end[a:b].max())))
+        touched = np.unique(rows)
+        bases = touched * STRIDE
+        lo = np.searchsorted(self._keys, bases).tolist()
+        hi = np.searchsorted(self._keys, bases + STRIDE).tolist()
+        ks_parts: list[I64] = []
+        ls_parts: list[I64] = []
+        for i, row in enumerate(touched.tolist()):
+            ks, ls = self._dirty.get(row) or (self._keys[lo[i] : hi[i]], self._levels[lo[i] : hi[i]])
+            ks_parts.append(ks)
+            ls_parts.append(ls)
+        # every touched row at once: their events in (row, time) order are a table's flat arrays, and
+        # each row ends at level 0, so one merge is the rows' merges side by side (the prefix sum
+        # restarts at 0 on every row, as in ``build``)
+        base = rows * STRIDE
+        mk, ml = merge_row(
+            _i64(np.concatenate(ks_parts)),
+            _i64(np.concatenate(ls_parts)),
+            np.concatenate([base + start, base + end]),
+            np.concatenate([amount, -amount]),
+        )
+        cut = np.searchsorted(mk, np.concatenate([bases, bases[-1:] + STRIDE])).tolist()
+        for i, row in enumerate(touched.tolist()):
+            self._dirty[row] = (mk[cut[i] : cut[i + 1]], ml[cut[i] : cut[i + 1]])
         self._dirty_arr = np.array(sorted(self._dirty), dtype=np.int64)
-        for row, lo, hi in spans:  # after every merge: a grid resize re-reads other rows
-            self._update_grid(row, lo, hi)
+        self._update_grid_rows(touched, mk, ml, rows, start, end)
         if len(self._dirty) > COMPACT_ROWS:
             self.compact()
+
+    def _update_grid_rows(
+        self, touched: I64, keys: I64, levels: I64, rows: I64, start: I64, end: I64
+    ) -> None:
+        """The block maxima of the ``touched`` rows (sorted), whose events are now ``keys``/``levels``,
+        after the batch ``rows``/``start``/``end`` (in the caller's order): one ``_block_peaks`` over
+        them all when the grid covers the batch, else allocation by allocation through ``_update_grid``,
+        in the batch's order, as ``add`` would (the grid may widen, or leave a row outside, and which
+        depends on the order)."""
+        g = self._grid
+        if g is None:
+            return
+        if not g.covers(int(start.min()), int(end.max())):
+            for row, lo, hi in zip(rows.tolist(), start.tolist(), end.tolist(), strict=True):
+                self._update_grid(row, lo, hi)
+            return
+        rows = keys // STRIDE
+        local = np.searchsorted(touched, rows)
+        n = touched.shape[0]
+        g.bmax[:, touched] = _block_peaks(local, keys - rows * STRIDE, levels, n, g.t0, g.bs, g.nb)
 
     def shorten(self, row: int, start: int, end: int, amount: int, new_end: int) -> None:
         """Release the tail [new_end, end) of a booking of ``amount`` over [start, end) (an early end);
@@ -320,37 +386,10 @@ class StepTable:
         times = keys % STRIDE
         t0, bs, nb = _extent(times)
         rows = keys // STRIDE
-        before, after = times < t0, times >= t0 + nb * bs
         outside = _i64([])
-        if before.any() or after.any():
-            outside = _i64(np.unique(rows[before | after]))
-            # per row, the last event before the grid becomes an event at t0 (the level carried in),
-            # unless the row has an event at t0 itself; events after the grid do not matter to it
-            nxt = np.ones(keys.shape[0], dtype=bool)
-            nxt[:-1] = ~before[1:] | (rows[1:] != rows[:-1])
-            at_t0 = np.zeros(keys.shape[0], dtype=bool)
-            at_t0[:-1] = (rows[1:] == rows[:-1]) & (times[1:] == t0)
-            carried = before & nxt & ~at_t0
-            keep = carried | ~(before | after)
-            times = np.where(carried, t0, times)[keep]
-            rows, levels = rows[keep], levels[keep]
-            if times.shape[0] == 0:
-                return _Grid(t0, bs, nb, np.zeros((nb, n), dtype=np.int64), outside)
-        cell = rows * nb + (times - t0) // bs  # non-decreasing (keys are sorted)
-        flat = np.zeros(n * nb, dtype=np.int64)
-        starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
-        flat[cell[starts]] = np.maximum.reduceat(levels, starts)
-        # level carried into each cell from the row's last event before it
-        cells = np.arange(n * nb, dtype=np.int64)
-        f = np.searchsorted(cell, cells, side="left")
-        prev = np.maximum(f - 1, 0)
-        carry = np.where((f > 0) & (rows[prev] == cells // nb), levels[prev], 0)
-        fc = np.minimum(f, cell.shape[0] - 1)
-        block_start = t0 + (cells % nb) * bs
-        at_edge = (f < cell.shape[0]) & (cell[fc] == cells) & (times[fc] == block_start)
-        carry[at_edge] = 0
-        np.maximum(flat, carry, out=flat)
-        return _Grid(t0, bs, nb, np.ascontiguousarray(flat.reshape(n, nb).T), outside)
+        if (times < t0).any() or (times >= t0 + nb * bs).any():
+            outside = _i64(np.unique(rows[(times < t0) | (times >= t0 + nb * bs)]))
+        return _Grid(t0, bs, nb, _block_peaks(rows, times, levels, n, t0, bs, nb), outside)
 
     # -- queries ---------------------------------------------------------------------------------
     def peak(self, rows: I64, start: I64 | int, end: I64 | int) -> I64:
@@ -445,6 +484,24 @@ class StepTable:
         """Highest level a row ever reaches."""
         _, ls = self._row(row)
         return int(ls.max()) if ls.shape[0] else 0
+
+    def rows_max(self, rows: I64) -> I64:
+        """``row_max`` of each of ``rows`` (distinct), with one reduction over all their events."""
+        rows = _i64(rows)
+        bases = rows * STRIDE
+        lo = np.searchsorted(self._keys, bases).tolist()
+        hi = np.searchsorted(self._keys, bases + STRIDE).tolist()
+        parts: list[I64] = []
+        for i, row in enumerate(rows.tolist()):
+            hit = self._dirty.get(row)
+            parts.append(self._levels[lo[i] : hi[i]] if hit is None else hit[1])
+        sizes = np.array([p.shape[0] for p in parts], dtype=np.int64)
+        out = np.zeros(rows.shape[0], dtype=np.int64)
+        some = sizes > 0
+        if some.any():
+            starts = (np.cumsum(sizes) - sizes)[some]  # empty rows add nothing between their neighbours
+            out[some] = np.maximum.reduceat(np.concatenate(parts), starts)
+        return out
 
     def level_at(self, rows: I64, t: int) -> I64:
         return self.peak(rows, t, t + 1)

@@ -295,12 +295,10 @@ def cut_to_tails(
 
 
 def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:
-    """The one place the cache changes an index in place. Adds first: a VLAN tag's row must be there to
-    be removed, whatever order the commits came in."""
-    if added:
-        index.add_many(added)  # each touched table row rebuilt once per batch
-    if removed:
-        index.remove_many(removed)
+    """The one place the cache changes an index in place. One batch, adds first: a VLAN tag's row must
+    be there to be removed, whatever order the commits came in; a row both touch (EASY's head cancelled
+    and booked again on the same hosts) is rebuilt once."""
     if added or removed:
+        index.update_many(added, removed)
         # searches follow a replay, each paying per changed row in every stage: merge them once
         index.compact()
