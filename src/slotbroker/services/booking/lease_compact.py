@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import ConsumerStatus
 from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
@@ -29,12 +29,12 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.time import now_s as wall_now
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine.results import Window
-from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.booking.alternates import repoint_placement
 from slotbroker.services.booking.lease_shape import (
     LeaseRead,
     by_component,
     held,
+    holding,
     merged,
     pair,
     search,
@@ -44,7 +44,6 @@ from slotbroker.services.booking.leases import LeaseService
 from slotbroker.services.find_slot.calendar_cache import CachedIndex
 from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.retry import MAX_ATTEMPTS, retrying
-from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
     CompactionOutcome,
@@ -193,7 +192,9 @@ class LeaseCompactor:
         """(the lease as read, its new start or None when it stays). Raises ``_Stay`` when it cannot
         move at all (not found, not PENDING, not made of host resources)."""
         for _ in range(self.max_attempts):
-            lease = self._read(lease_id, project)
+            lease = self.read(lease_id, project)
+            if lease is None:
+                raise _Stay(GONE, None)
             if generation is not None and lease.generation != generation:
                 raise ConcurrentUpdate(
                     f"lease {lease_id} is at generation {lease.generation}, not {generation}; re-read it",
@@ -229,11 +230,13 @@ class LeaseCompactor:
             return lease, window.start
         raise ConcurrentUpdate(f"lease {lease_id}: the calendar kept changing; try again")
 
-    def _read(self, lease_id: str, project: str | None) -> LeaseRead:
+    def read(self, lease_id: str, project: str | None) -> LeaseRead | None:
+        """The lease, its rows and the calendar generation, in one read transaction; None when there is
+        no such lease in ``project``."""
         with UnitOfWork(self.db, readonly=True) as uow:
             row = uow.leases.find(lease_id)
             if row is None or (project is not None and row.project != project):
-                raise _Stay(GONE, None)
+                return None
             rows = tuple(uow.leases.rows_from(int(row.id), 0))
             generation = uow.calendar.generation()
         return LeaseRead(
@@ -263,17 +266,7 @@ class LeaseCompactor:
         if not search(cached.index, cached.catalog, self.find_slot, components, now, lease.start, 1, policy):
             return None
         self.searches += 1
-        gone = Holding(
-            lease.consumer_id,
-            lease.status,
-            ConsumerKind.LEASE.value,
-            None,
-            tuple(
-                AllocationSnap(int(r.pid), str(r.resource_class), int(r.amount), lease.start, lease.end, None)
-                for r in lease.rows
-            ),
-        )
-        index = cached.without(gone)
+        index = cached.without(holding(lease))
         duration = lease.end - lease.start
         found = search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
         if found is None or not swap:
