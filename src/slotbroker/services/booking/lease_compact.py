@@ -1,9 +1,9 @@
 """Compaction: move a PENDING lease to its earliest possible start, never later than it is.
 
 Where it could go is a find-slot question about the lease's own shape, asked of the calendar *as if the
-lease were gone* (its own rows must not block it): ``CachedIndex.without`` copies the cached index and
-takes the lease's rows out with the engine's own removal, and ``find_slots`` searches the copy with the
-request the lease stands for. The move is ``LeaseService.move_in``: the update's machinery (quotas, the
+lease were gone* (its own rows must not block it): ``CalendarCache.without`` lends the cached index
+with the lease's rows taken out by the engine's own removal (a spare index brought up to date, or a
+copy), and ``find_slots`` searches it with the request the lease stands for. The move is ``LeaseService.move_in``: the update's machinery (quotas, the
 claim's capacity proof, the host-swap rule, the generation compare-and-swap, events) in one transaction.
 Decision 0039 argues why the answer is exact and why a batch moves each lease in its own transaction.
 
@@ -28,6 +28,7 @@ from slotbroker.domain.errors import (
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.time import now_s as wall_now
 from slotbroker.domain.time import to_datetime
+from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.results import Window
 from slotbroker.services.booking.alternates import repoint_placement
 from slotbroker.services.booking.lease_shape import (
@@ -259,14 +260,29 @@ class LeaseCompactor:
         without it, and whether it is the swapping shape's (else the lease's own hosts). First a
         one-second window before its start on the calendar as it is (the lease's own rows begin at its
         start, so they cannot block it): any earlier window starts with such a second, so without one
-        there is nothing to look for and nothing is copied. A window on other hosts is kept only when
+        there is nothing to look for. The calendar without the lease is the cache's spare brought up
+        to date, or a copy (``CalendarCache.without``). A window on other hosts is kept only when
         the lease's own hosts do not fit at that same start: hosts change only to start earlier."""
         topo = cached.index.topo
         components = shape(lease, topo.hosts, topo.host_row, swap)
         if not search(cached.index, cached.catalog, self.find_slot, components, now, lease.start, 1, policy):
             return None
         self.searches += 1
-        index = cached.without(holding(lease))
+        with self.find_slot.calendar.without(cached, holding(lease)) as index:
+            return self._earliest_on(index, lease, cached, components, now, swap, policy)
+
+    def _earliest_on(
+        self,
+        index: CalendarIndex,
+        lease: LeaseRead,
+        cached: CachedIndex,
+        components: list[dict[str, Any]],
+        now: int,
+        swap: bool,
+        policy: str,
+    ) -> tuple[Window, bool] | None:
+        """``_earliest``'s searches on ``index``, the calendar without the lease."""
+        topo = cached.index.topo
         duration = lease.end - lease.start
         found = search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
         if found is None or not swap:

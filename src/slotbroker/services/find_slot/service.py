@@ -169,7 +169,7 @@ class FindSlotService:
     def find_without(
         self, doc: dict[str, Any], holding: Holding, cached_index: CachedIndex, *, now_s: int
     ) -> tuple[SlotRequest, FindSlotResult]:
-        """``find`` on ``cached_index`` as if ``holding`` were gone (``CachedIndex.without``): the answer
+        """``find`` on ``cached_index`` as if ``holding`` were gone (``CalendarCache.without``): the answer
         the same request would get once that consumer were cancelled, with the consumer still holding
         its capacity (a lease re-placed in one move, ``booking/lease_rebook.py``). Never cached (it is
         not the calendar's answer at that generation) and no window hook (no claimable id: the caller
@@ -179,12 +179,10 @@ class FindSlotService:
         if clamped is not doc:
             req = self._parse(clamped, cached_index.catalog, now_s)
         limit = self.settings.budget_ms
-        found = find_slots(
-            cached_index.without(holding),
-            req,
-            out_of_time=None if limit is None else _deadline(limit),
-            explain=req.explain,
-        )
+        with self.calendar.without(cached_index, holding) as index:
+            found = find_slots(
+                index, req, out_of_time=None if limit is None else _deadline(limit), explain=req.explain
+            )
         return req, result_view(found, req.range_start_s, req.latest_end_s)
 
     def answer(
