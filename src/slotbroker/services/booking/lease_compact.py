@@ -3,8 +3,9 @@
 Where it could go is a find-slot question about the lease's own shape, asked of the calendar *as if the
 lease were gone* (its own rows must not block it): ``CalendarCache.without`` lends the cached index
 with the lease's rows taken out by the engine's own removal (a spare index brought up to date, or a
-copy), and ``find_slots`` searches it with the request the lease stands for. The move is ``LeaseService.move_in``: the update's machinery (quotas, the
-claim's capacity proof, the host-swap rule, the generation compare-and-swap, events) in one transaction.
+copy), and ``find_slots`` searches it with the request the lease stands for. The move is
+``LeaseService.move_in``: the update's machinery (quotas, the claim's capacity proof, the host-swap rule,
+the generation compare-and-swap, events) in one transaction.
 Decision 0039 argues why the answer is exact and why a batch moves each lease in its own transaction.
 
 The request a lease stands for is ``lease_shape.py``'s. A lease holding a link, a facility port or a
