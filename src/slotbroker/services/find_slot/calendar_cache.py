@@ -44,6 +44,11 @@ from slotbroker.store.unit_of_work import UnitOfWork
 REPLAY_ROWS = 10_000
 MAX_REPORTS = 1000  # reports kept for the next answer at most (dropping them only costs a rebuild)
 LOG_REPLAYS = 64  # replays ``without``'s spare index can catch up with (beyond, it copies the index)
+# ``without`` catches its spare up when that rewrites at most this many rows beyond the consumer's own,
+# plus one per this many bytes of index (copying a 100-host index costs about what rewriting a few
+# rows does; a copy grows with the index, a row's rewrite much less)
+REUSE_ROWS = 8
+REUSE_BYTES_PER_ROW = 65536
 
 
 @dataclass(frozen=True)
@@ -259,8 +264,9 @@ class CalendarCache:
         added and removed alike cancel: step functions add, so the sums are equal). When the lease is
         the same as last time and nothing else changed, that is nothing at all. Without a spare of
         this index's lineage (none yet, another block holds it, a rebuild since, or more replays than
-        are logged) it is ``cached.without`` (a copy). On leaving, the index becomes the spare: the
-        caller must not keep it."""
+        are logged), or when catching up would rewrite more rows than a copy costs (``REUSE_ROWS``),
+        it is ``cached.without`` (a copy): the same index either way, only the cost differs. On
+        leaving, the index becomes the spare: the caller must not keep it."""
         with self._spare_lock:
             spare, self._spare = self._spare, None
             log = self._chain(spare, cached)
@@ -269,14 +275,17 @@ class CalendarCache:
         if spare is not None and log is not None:
             added = Counter(spare.gone) + Counter(r for step in log for r in step.plus)
             removed = Counter(r for step in log for r in step.minus) + Counter(gone)
-            try:
-                apply_changes(
-                    spare.index, list((added - removed).elements()), list((removed - added).elements())
-                )
-                index = spare.index
-                self.spares_reused += 1
-            except (KeyError, ValueError):  # never expected (the same batches as the cache's): copy
-                index = None
+            plus, minus = list((added - removed).elements()), list((removed - added).elements())
+            # rows a copy would not rewrite (it takes out ``gone``'s too): each costs about as much as
+            # copying a small index, so beyond a few (more in a larger index) the copy is cheaper
+            extra = {r.provider_id for r in (*plus, *minus)} - {r.provider_id for r in gone}
+            if len(extra) <= REUSE_ROWS + spare.index.nbytes() // REUSE_BYTES_PER_ROW:
+                try:
+                    apply_changes(spare.index, plus, minus)
+                    index = spare.index
+                    self.spares_reused += 1
+                except (KeyError, ValueError):  # never expected (the cache's own batches): copy
+                    index = None
         if index is None:
             index = cached.without(holding)
         yield index
