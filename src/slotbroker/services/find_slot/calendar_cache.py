@@ -45,8 +45,7 @@ REPLAY_ROWS = 10_000
 MAX_REPORTS = 1000  # reports kept for the next answer at most (dropping them only costs a rebuild)
 LOG_REPLAYS = 64  # replays ``without``'s spare index can catch up with (beyond, it copies the index)
 # ``without`` catches its spare up when that rewrites at most this many rows beyond the consumer's own,
-# plus one per this many bytes of index (copying a 100-host index costs about what rewriting a few
-# rows does; a copy grows with the index, a row's rewrite much less)
+# plus one per this many bytes of index (a 100-host index copies for about what a few rows' rewrites cost)
 REUSE_ROWS = 8
 REUSE_BYTES_PER_ROW = 65536
 
