@@ -22,6 +22,7 @@ from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_cancel import LeaseCanceller
 from slotbroker.services.booking.lease_compact import LeaseCompactor
 from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.booking.lease_rebook import LeaseRebooker
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
 from slotbroker.services.booking.leases import LeaseService
 from slotbroker.services.booking.offer_set_edits import OfferSetEditor
@@ -80,6 +81,7 @@ class Services:
     feeds: CalendarFeeds  # read-only iCalendar URLs with their own revocable secrets
     names: NameResolver  # what a user typed for an id (full id, unique prefix or name) -> the id
     compaction: LeaseCompactor  # PENDING leases moved to their earliest start (decision 0039)
+    rebooking: LeaseRebooker  # a reservation re-placed by a request as if it were gone (decision 0045)
 
     def close(self) -> None:
         """Stop the find-slot job threads and the planner's release threads, and close the database's
@@ -201,6 +203,7 @@ def build_services(
     slurm_drift = drift_job(db, planner.provisioners, claims=claims, leases=leases)
     if slurm_drift is not None:
         lease_events.periodic.append(slurm_drift)
+    compactor = LeaseCompactor(leases, find)
     return Services(
         db=db,
         inventory=InventoryService(db),
@@ -227,7 +230,8 @@ def build_services(
         sites=SiteSummaries(calendar),
         feeds=CalendarFeeds(db, leases),
         names=NameResolver(db),
-        compaction=LeaseCompactor(leases, find),
+        compaction=compactor,
+        rebooking=LeaseRebooker(compactor),
     )
 
 

@@ -36,6 +36,7 @@ from slotbroker.replay.service_compact import compact_waiting
 from slotbroker.replay.simulate import Run, simulate
 from slotbroker.replay.trace import Trace
 from slotbroker.services.booking.lease_end import end_now
+from slotbroker.services.booking.lease_rebook import MOVED
 from slotbroker.services.booking.lease_schedule import event_times
 from slotbroker.store import migrate
 from slotbroker.store.db import Database
@@ -59,6 +60,21 @@ def pool_topology(hosts: int, cores: int = 1) -> Topology:
     ]
     site = ProviderNode(name=SITE, kind=ProviderKind.SITE, children=nodes)
     return Topology(providers=[ProviderNode(name="replay", kind=ProviderKind.REGION, children=[site])])
+
+
+def request(ask: Ask, at: int, placement: str, *, start_now: bool = False) -> dict[str, Any]:
+    """The find-slot request for ``ask`` at ``at`` (epoch seconds): ``procs`` one-core instances for its
+    requested time, the earliest window within ``RANGE_DAYS`` (``start_now``: only one starting now)."""
+    return {
+        "components": [{"name": "job", "count": ask.procs, "resources": {"VCPU": 1}}],
+        "duration": ask.req,
+        "earliest_start": to_datetime(at).isoformat(),
+        "latest_end": to_datetime(at + (ask.req if start_now else RANGE_DAYS * 86400)).isoformat(),
+        "limit": 1,
+        "alternates": 0,
+        "policy": placement,
+        "explain": False,  # an empty answer is asked again at the next instant; nobody reads why
+    }
 
 
 class NoWindow(RuntimeError):
@@ -98,16 +114,7 @@ class ServicePolicy:
         """Find-slot then lease: the earliest window for ``ask`` from ``now`` (``start_now``: only one
         starting now, else None). Returns (lease id, start in trace time)."""
         at = self.epoch_s + now
-        doc: dict[str, Any] = {
-            "components": [{"name": "job", "count": ask.procs, "resources": {"VCPU": 1}}],
-            "duration": ask.req,
-            "earliest_start": to_datetime(at).isoformat(),
-            "latest_end": to_datetime(at + (ask.req if start_now else RANGE_DAYS * 86400)).isoformat(),
-            "limit": 1,
-            "alternates": 0,
-            "policy": self.placement,
-            "explain": False,  # an empty answer is asked again at the next instant; nobody reads why
-        }
+        doc = request(ask, at, self.placement, start_now=start_now)
         result = self.svc.find_slot.find(doc, now_s=at, project=PROJECT)
         self.found_slots += 1
         if not result.windows:
@@ -157,16 +164,22 @@ class ServicePolicy:
 
 class ServiceEasy(ServicePolicy):
     """EASY backfilling done by a client of the broker: the queue's head holds a reservation (a PENDING
-    lease, cancelled and booked again at every pass, so it moves earlier when capacity frees); every
+    lease), re-placed at every pass as if it were gone, so it moves earlier when capacity frees; every
     other job starts now if find-slot has a window starting now (which cannot touch the head's lease).
     ``order`` sorts the queue at each pass (the fast path's own key, e.g. ``policies.expansion_factor``
     for ``priority``; None: arrival order).
 
+    The re-placing is the broker's ``LeaseRebooker.rebook``: find-slot's answer to the head's request on
+    the calendar without its lease, which is the answer cancelling the lease and booking again would
+    get; the lease is kept when that answer is the lease itself, moved onto it in one transaction when
+    it starts at another time, and only otherwise (the lease started at this instant, or other hosts at
+    the same times, or the head is now another job) cancelled and booked again. Keeping the lease
+    without asking is not exact (its hosts are not always those a booking now would choose, and a
+    later backfill's fit depends on them: decisions 0037, 0040); asking as if it were gone is.
+
     A job asks "can I start now?" only if it needs no more processors than are free now (read from the
     broker's site summary, ``GET /v1/sites``, once a pass, then lowered by each job started): a wider
-    job's answer is empty, and asking has no effect, so skipping it changes nothing. Keeping the head's
-    reservation between passes was tried and is not exact: its start is the one a new booking would
-    get, but not always its hosts, and a later backfill's fit depends on them (decision 0037)."""
+    job's answer is empty, and asking has no effect, so skipping it changes nothing."""
 
     def __init__(
         self,
@@ -181,8 +194,9 @@ class ServiceEasy(ServicePolicy):
         super().__init__(svc, uuids, epoch_s, placement=placement, name=name or f"service_easy_{placement}")
         self.queue: list[Ask] = []
         self.order = order
-        self.reservation: str | None = None  # the head's PENDING lease
+        self.reservation: tuple[str, int] | None = None  # the head's PENDING lease, and the head's job id
         self.skipped = 0  # "can it start now?" questions the free-capacity bound answered
+        self.rebooked: Counter[str] = Counter()  # the reservation at each pass: kept, moved, or why not
 
     def submit(self, ask: Ask, now: int) -> None:
         self.queue.append(ask)
@@ -193,22 +207,46 @@ class ServiceEasy(ServicePolicy):
                 return sum(c.free for c in site.classes if c.resource_class == "VCPU")
         raise LookupError(f"no site {SITE!r}")
 
+    def _rebook(self, head: Ask, now: int) -> tuple[str, int] | None:
+        """The reservation re-placed for ``head`` (lease id, start in trace time), or None once it is
+        cancelled (it was another job's, or the broker could not re-place it in one move)."""
+        assert self.reservation is not None
+        (lease_id, job), self.reservation = self.reservation, None
+        at = self.epoch_s + now
+        if job == head.id:
+            got = self.svc.rebooking.rebook(
+                lease_id, request(head, at, self.placement), project=PROJECT, now_s=at
+            )
+            self.rebooked[got.outcome or got.reason or ""] += 1
+            if got.outcome is not None and got.window is not None:
+                start = int(got.window.start.timestamp())
+                if got.outcome == MOVED:
+                    notice = self.svc.leases.policy.before_end_notice_s
+                    for due in event_times(start, start + head.req, notice).values():
+                        if due >= at:
+                            heapq.heappush(self.due, due - self.epoch_s)
+                    self.tick(now)  # a start due now fires now, as a lease created now starts at once
+                return lease_id, start - self.epoch_s
+        else:
+            self.rebooked["other_head"] += 1
+        self.svc.leases.cancel(lease_id, project=PROJECT, now_s=at)
+        return None
+
     def schedule(self, now: int) -> list[Ask]:
         at = self.epoch_s + now
         self.tick(now)
         if self.order is not None:
             key = self.order
             self.queue.sort(key=lambda a: (key(a, now), a.submit, a.id))
-        if self.reservation is not None:
-            self.svc.leases.cancel(self.reservation, project=PROJECT, now_s=at)
-            self.reservation = None
         started: list[Ask] = []
         while self.queue:
             head = self.queue[0]
-            booked = self.book(head, now)
+            booked = self._rebook(head, now) if self.reservation is not None else None
+            if booked is None:
+                booked = self.book(head, now)
             assert booked is not None
             if booked[1] > now:
-                self.reservation = booked[0]
+                self.reservation = (booked[0], head.id)
                 break
             self.leases[head.id] = booked
             started.append(self.queue.pop(0))

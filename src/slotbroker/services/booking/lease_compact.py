@@ -1,10 +1,11 @@
 """Compaction: move a PENDING lease to its earliest possible start, never later than it is.
 
 Where it could go is a find-slot question about the lease's own shape, asked of the calendar *as if the
-lease were gone* (its own rows must not block it): ``CachedIndex.without`` copies the cached index and
-takes the lease's rows out with the engine's own removal, and ``find_slots`` searches the copy with the
-request the lease stands for. The move is ``LeaseService.move_in``: the update's machinery (quotas, the
-claim's capacity proof, the host-swap rule, the generation compare-and-swap, events) in one transaction.
+lease were gone* (its own rows must not block it): ``CalendarCache.without`` lends the cached index
+with the lease's rows taken out by the engine's own removal (a spare index brought up to date, or a
+copy), and ``find_slots`` searches it with the request the lease stands for. The move is
+``LeaseService.move_in``: the update's machinery (quotas, the claim's capacity proof, the host-swap rule,
+the generation compare-and-swap, events) in one transaction.
 Decision 0039 argues why the answer is exact and why a batch moves each lease in its own transaction.
 
 The request a lease stands for is ``lease_shape.py``'s. A lease holding a link, a facility port or a
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
+from slotbroker.domain.claims import ConsumerStatus
 from slotbroker.domain.errors import (
     CapacityConflict,
     ConcurrentUpdate,
@@ -28,13 +29,14 @@ from slotbroker.domain.errors import (
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.time import now_s as wall_now
 from slotbroker.domain.time import to_datetime
+from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.results import Window
-from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.booking.alternates import repoint_placement
 from slotbroker.services.booking.lease_shape import (
     LeaseRead,
     by_component,
     held,
+    holding,
     merged,
     pair,
     search,
@@ -44,7 +46,6 @@ from slotbroker.services.booking.leases import LeaseService
 from slotbroker.services.find_slot.calendar_cache import CachedIndex
 from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.retry import MAX_ATTEMPTS, retrying
-from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
     CompactionOutcome,
@@ -193,7 +194,9 @@ class LeaseCompactor:
         """(the lease as read, its new start or None when it stays). Raises ``_Stay`` when it cannot
         move at all (not found, not PENDING, not made of host resources)."""
         for _ in range(self.max_attempts):
-            lease = self._read(lease_id, project)
+            lease = self.read(lease_id, project)
+            if lease is None:
+                raise _Stay(GONE, None)
             if generation is not None and lease.generation != generation:
                 raise ConcurrentUpdate(
                     f"lease {lease_id} is at generation {lease.generation}, not {generation}; re-read it",
@@ -229,11 +232,13 @@ class LeaseCompactor:
             return lease, window.start
         raise ConcurrentUpdate(f"lease {lease_id}: the calendar kept changing; try again")
 
-    def _read(self, lease_id: str, project: str | None) -> LeaseRead:
+    def read(self, lease_id: str, project: str | None) -> LeaseRead | None:
+        """The lease, its rows and the calendar generation, in one read transaction; None when there is
+        no such lease in ``project``."""
         with UnitOfWork(self.db, readonly=True) as uow:
             row = uow.leases.find(lease_id)
             if row is None or (project is not None and row.project != project):
-                raise _Stay(GONE, None)
+                return None
             rows = tuple(uow.leases.rows_from(int(row.id), 0))
             generation = uow.calendar.generation()
         return LeaseRead(
@@ -256,24 +261,29 @@ class LeaseCompactor:
         without it, and whether it is the swapping shape's (else the lease's own hosts). First a
         one-second window before its start on the calendar as it is (the lease's own rows begin at its
         start, so they cannot block it): any earlier window starts with such a second, so without one
-        there is nothing to look for and nothing is copied. A window on other hosts is kept only when
+        there is nothing to look for. The calendar without the lease is the cache's spare brought up
+        to date, or a copy (``CalendarCache.without``). A window on other hosts is kept only when
         the lease's own hosts do not fit at that same start: hosts change only to start earlier."""
         topo = cached.index.topo
         components = shape(lease, topo.hosts, topo.host_row, swap)
         if not search(cached.index, cached.catalog, self.find_slot, components, now, lease.start, 1, policy):
             return None
         self.searches += 1
-        gone = Holding(
-            lease.consumer_id,
-            lease.status,
-            ConsumerKind.LEASE.value,
-            None,
-            tuple(
-                AllocationSnap(int(r.pid), str(r.resource_class), int(r.amount), lease.start, lease.end, None)
-                for r in lease.rows
-            ),
-        )
-        index = cached.without(gone)
+        with self.find_slot.calendar.without(cached, holding(lease)) as index:
+            return self._earliest_on(index, lease, cached, components, now, swap, policy)
+
+    def _earliest_on(
+        self,
+        index: CalendarIndex,
+        lease: LeaseRead,
+        cached: CachedIndex,
+        components: list[dict[str, Any]],
+        now: int,
+        swap: bool,
+        policy: str,
+    ) -> tuple[Window, bool] | None:
+        """``_earliest``'s searches on ``index``, the calendar without the lease."""
+        topo = cached.index.topo
         duration = lease.end - lease.start
         found = search(index, cached.catalog, self.find_slot, components, now, lease.start, duration, policy)
         if found is None or not swap:

@@ -14,15 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slotbroker.domain.claims import ClaimItem
+from slotbroker.domain.claims import ClaimItem, ConsumerKind
 from slotbroker.domain.request import parse_request
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import find_slots
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.results import Window
-from slotbroker.engine.snapshot import HostSnap
+from slotbroker.engine.snapshot import AllocationSnap, HostSnap
 from slotbroker.services.find_slot.calendar_cache import Catalog
 from slotbroker.services.find_slot.service import FindSlotService
+from slotbroker.store.calendar_changes import Holding
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,16 @@ class LeaseRead:
     generation: int
     rows: tuple[Any, ...]  # rows_from: (id, resource_class, amount, vlan_tag, pid, uuid, name, kind, ...)
     calendar_generation: int
+
+
+def holding(lease: LeaseRead) -> Holding:
+    """The lease as the calendar counts it: each row over the lease's times (a PENDING lease's rows all
+    span them), for ``CachedIndex.without``."""
+    rows = tuple(
+        AllocationSnap(int(r.pid), str(r.resource_class), int(r.amount), lease.start, lease.end, None)
+        for r in lease.rows
+    )
+    return Holding(lease.consumer_id, lease.status, ConsumerKind.LEASE.value, None, rows)
 
 
 def held(lease: LeaseRead) -> dict[int, dict[str, int]]:

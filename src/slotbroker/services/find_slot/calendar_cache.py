@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from slotbroker.domain.claims import ConsumerKind
@@ -42,6 +43,11 @@ from slotbroker.store.unit_of_work import UnitOfWork
 # next refresh rebuilds. That bounds the growth to about twice, at an amortised O(1) rebuild per row.
 REPLAY_ROWS = 10_000
 MAX_REPORTS = 1000  # reports kept for the next answer at most (dropping them only costs a rebuild)
+LOG_REPLAYS = 64  # replays ``without``'s spare index can catch up with (beyond, it copies the index)
+# ``without`` catches its spare up when that rewrites at most this many rows beyond the consumer's own,
+# plus one per this many bytes of index (a 100-host index copies for about what a few rows' rewrites cost)
+REUSE_ROWS = 8
+REUSE_BYTES_PER_ROW = 65536
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class CachedIndex:
     stale_after_s: int | None  # the first hold expiry after the build: usage drops then
     rows: int = 0  # allocation rows read at the build
     replayed: int = 0  # rows added or removed by replays since
+    seq: int = 0  # the cache's count of entries made: a replay's entry follows its parent's by one
 
     def fresh_at(self, generation: int, now_s: int) -> bool:
         return self.generation == generation and self.unexpired_at(now_s)
@@ -102,6 +109,12 @@ class CalendarCache:
         self.replay_failures = 0  # replays the index refused (then rebuilt); the tests hold it at 0
         self.in_place = 0  # replays applied to the cached index itself (nobody else held it)
         self._reads = SharedRead(lambda: committed_generation(self.db.engine))
+        self._seqs = itertools.count(1)
+        # ``without``'s spare index and the replays since the last rebuild it catches up with
+        self._spare_lock = threading.Lock()
+        self._spare: _Spare | None = None
+        self._log: list[_Replayed] = []
+        self.spares_reused = 0
 
     # -- the commit listener ------------------------------------------------------------------------------
     def committing(self) -> int:
@@ -188,7 +201,11 @@ class CalendarCache:
             generation=generation,
             stale_after_s=stale,
             replayed=cached.replayed + len(plus) + len(minus),
+            seq=next(self._seqs),
         )
+        with self._spare_lock:
+            self._log.append(_Replayed(cached.seq, fresh.seq, plus, minus))
+            del self._log[:-LOG_REPLAYS]
         with self._reports:
             for ticket in reports:
                 self._reported.pop(ticket, None)
@@ -220,7 +237,10 @@ class CalendarCache:
             now,
             next_expiry,
             rows=len(snapshot.allocations),
+            seq=next(self._seqs),
         )
+        with self._spare_lock:  # a spare and the replays it would catch up with are of the old index
+            self._spare, self._log = None, []
         self._cached = fresh
         self.rebuilds += 1
         return fresh
@@ -228,6 +248,80 @@ class CalendarCache:
     def invalidate(self) -> None:
         with self._lock:
             self._cached = None
+            with self._spare_lock:
+                self._spare, self._log = None, []
+
+    # -- the index as if a consumer were gone ----------------------------------------------------------
+    @contextmanager
+    def without(self, cached: CachedIndex, holding: Holding) -> Iterator[CalendarIndex]:
+        """``cached.without(holding)`` lent for the ``with`` block, usually without copying the index.
+
+        The cache keeps one spare index: the one the last block used, an earlier entry of this index
+        without the consumer it was lent for. A block takes the spare (no other block can hold it) and
+        brings it to ``cached`` by the engine's own batch updates: that consumer's rows added back, the
+        replays logged since applied as the cached index got them, ``holding``'s rows taken out (rows
+        added and removed alike cancel: step functions add, so the sums are equal). When the lease is
+        the same as last time and nothing else changed, that is nothing at all. Without a spare of
+        this index's lineage (none yet, another block holds it, a rebuild since, or more replays than
+        are logged), or when catching up would rewrite more rows than a copy costs (``REUSE_ROWS``),
+        it is ``cached.without`` (a copy): the same index either way, only the cost differs. On
+        leaving, the index becomes the spare: the caller must not keep it."""
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+            log = self._chain(spare, cached)
+        gone = list(_counted([holding], cached.built_at_s))
+        index: CalendarIndex | None = None
+        if spare is not None and log is not None:
+            added = Counter(spare.gone) + Counter(r for step in log for r in step.plus)
+            removed = Counter(r for step in log for r in step.minus) + Counter(gone)
+            plus, minus = list((added - removed).elements()), list((removed - added).elements())
+            # rows a copy would not rewrite (it takes out ``gone``'s too): each costs about as much as
+            # copying a small index, so beyond a few (more in a larger index) the copy is cheaper
+            extra = {r.provider_id for r in (*plus, *minus)} - {r.provider_id for r in gone}
+            if len(extra) <= REUSE_ROWS + spare.index.nbytes() // REUSE_BYTES_PER_ROW:
+                try:
+                    apply_changes(spare.index, plus, minus)
+                    index = spare.index
+                    self.spares_reused += 1
+                except (KeyError, ValueError):  # never expected (the cache's own batches): copy
+                    index = None
+        if index is None:
+            index = cached.without(holding)
+        yield index
+        with self._spare_lock:
+            self._spare = _Spare(index, cached.seq, tuple(gone))
+
+    def _chain(self, spare: _Spare | None, cached: CachedIndex) -> list[_Replayed] | None:
+        """The logged replays from the spare's entry to ``cached``, in order; None when they are not all
+        logged (then the spare cannot catch up)."""
+        if spare is None:
+            return None
+        steps = [r for r in self._log if spare.seq <= r.parent and r.child <= cached.seq]
+        at = spare.seq
+        for step in steps:
+            if step.parent != at:
+                return None
+            at = step.child
+        return steps if at == cached.seq else None
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    """One replay: the entry ``parent`` became ``child`` by adding ``plus`` and removing ``minus``."""
+
+    parent: int
+    child: int
+    plus: list[AllocationSnap]
+    minus: list[AllocationSnap]
+
+
+@dataclass(frozen=True)
+class _Spare:
+    """``without``'s spare: the index of entry ``seq`` without the rows ``gone``."""
+
+    index: CalendarIndex
+    seq: int
+    gone: tuple[AllocationSnap, ...]
 
 
 def _counted(holdings: Iterable[Holding], since_s: int) -> Iterable[AllocationSnap]:

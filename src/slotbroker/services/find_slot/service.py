@@ -27,6 +27,7 @@ from slotbroker.domain.request import Component, LinkRequest, PortRequest, SlotR
 from slotbroker.engine import Bucket, CalendarView, calendar_view, find_slots
 from slotbroker.services.find_slot.calendar_cache import CachedIndex, CalendarCache, Catalog
 from slotbroker.services.find_slot.present import result_view
+from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.db import Database
 from slotbroker.store.models import FindSlotJobRow
 from slotbroker.store.unit_of_work import UnitOfWork
@@ -164,6 +165,25 @@ class FindSlotService:
         cached_index = self.calendar.current(now)
         req = self._parse(doc, cached_index.catalog, now)
         return self._clamped_search(doc, req, cached_index, now, project, budget=budget)
+
+    def find_without(
+        self, doc: dict[str, Any], holding: Holding, cached_index: CachedIndex, *, now_s: int
+    ) -> tuple[SlotRequest, FindSlotResult]:
+        """``find`` on ``cached_index`` as if ``holding`` were gone (``CalendarCache.without``): the answer
+        the same request would get once that consumer were cancelled, with the consumer still holding
+        its capacity (a lease re-placed in one move, ``booking/lease_rebook.py``). Never cached (it is
+        not the calendar's answer at that generation) and no window hook (no claimable id: the caller
+        moves its own lease). Returns the request as parsed, and the answer."""
+        req = self._parse(doc, cached_index.catalog, now_s)
+        clamped = self.clamp(doc, req, now_s)
+        if clamped is not doc:
+            req = self._parse(clamped, cached_index.catalog, now_s)
+        limit = self.settings.budget_ms
+        with self.calendar.without(cached_index, holding) as index:
+            found = find_slots(
+                index, req, out_of_time=None if limit is None else _deadline(limit), explain=req.explain
+            )
+        return req, result_view(found, req.range_start_s, req.latest_end_s)
 
     def answer(
         self,
