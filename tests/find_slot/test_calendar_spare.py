@@ -19,6 +19,7 @@ from slotbroker.domain.claims import ConsumerKind
 from slotbroker.domain.errors import SlotbrokerError
 from slotbroker.engine import CalendarIndex
 from slotbroker.engine.snapshot import NO_VLAN, AllocationSnap, AllocationTable
+from slotbroker.services.find_slot import calendar_cache
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
 from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.db import Database
@@ -107,3 +108,22 @@ def test_two_blocks_at_once_never_share_an_index(db: Database) -> None:
         want = built_without(db, w.now, cached.built_at_s, holding.rows)
         assert_same(first, want)
         assert_same(second, want)
+
+
+def test_no_spare_is_kept_for_a_large_index(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spare is a second index for the life of the process: past ``SPARE_MAX_BYTES`` every block
+    copies, and nothing stays behind."""
+    monkeypatch.setattr(calendar_cache, "SPARE_MAX_BYTES", 0)
+    w = World(db, 0)
+    for _ in range(4):
+        with contextlib.suppress(SlotbrokerError):  # full
+            w.create()
+    cache = w.svc.calendar
+    cached = cache.current(w.now)
+    holding = read_holding(db, w.leases[0])
+    assert holding is not None
+    for _ in range(3):
+        with cache.without(cached, holding) as index:
+            assert_same(index, built_without(db, w.now, cached.built_at_s, holding.rows))
+        assert cache._spare is None
+    assert cache.spares_reused == 0

@@ -48,6 +48,9 @@ LOG_REPLAYS = 64  # replays ``without``'s spare index can catch up with (beyond,
 # plus one per this many bytes of index (a 100-host index copies for about what a few rows' rewrites cost)
 REUSE_ROWS = 8
 REUSE_BYTES_PER_ROW = 65536
+# a spare is kept only for an index this small: it is a second copy for the life of the process, and a
+# large index (100s of MB at 10k+ hosts) must not double a server's memory for a cheaper compaction
+SPARE_MAX_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -288,8 +291,9 @@ class CalendarCache:
         if index is None:
             index = cached.without(holding)
         yield index
-        with self._spare_lock:
-            self._spare = _Spare(index, cached.seq, tuple(gone))
+        if index.nbytes() <= SPARE_MAX_BYTES:
+            with self._spare_lock:
+                self._spare = _Spare(index, cached.seq, tuple(gone))
 
     def _chain(self, spare: _Spare | None, cached: CachedIndex) -> list[_Replayed] | None:
         """The logged replays from the spare's entry to ``cached``, in order; None when they are not all
