@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 from test_lease_compact import NOW, World, at
@@ -54,7 +55,7 @@ def book(w: World, doc: dict[str, Any], uuids: dict[str, str], now: int = NOW) -
 
 def names(w: World, hosts: list[str]) -> dict[str, str]:
     """Host name -> uuid."""
-    return {w.svc.inventory.get_provider(h).name: h for h in hosts}
+    return {w.svc.inventory.get_provider(UUID(h)).name: h for h in hosts}
 
 
 def test_kept_when_the_answer_is_the_lease(w: World) -> None:
