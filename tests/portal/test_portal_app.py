@@ -79,3 +79,14 @@ def test_me_names_the_tokens_project_and_role(client: TestClient, app: FastAPI) 
     r = client.get("/v1/me")
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_find_offers_every_placement_policy_the_api_takes(client: TestClient) -> None:
+    """The policy select is written out in find.js (a static module): it must name exactly the API's
+    policies, in the API's order, so a policy added to the API shows up in the portal."""
+    script = client.get("/portal/static/find.js").text
+    listed = re.search(r"const POLICIES = \[([^\]]*)\];", script)
+    assert listed is not None
+    in_portal = re.findall(r'"([a-z_]+)"', listed.group(1))
+    in_api = client.get("/openapi.json").json()["components"]["schemas"]["Policy"]["enum"]
+    assert in_portal == in_api

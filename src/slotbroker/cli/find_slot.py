@@ -18,6 +18,7 @@ from slotbroker.cli.output import Result, emit, host_list
 from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.humantime import INSTANT_FORMS, duration_seconds
+from slotbroker.domain.request import Policy
 from slotbroker.wire.find_slot import FindSlotJob, FindSlotResult
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -186,9 +187,7 @@ def find_slot(
     end: EndOpt = None,
     duration: DurationOpt = None,
     limit: Annotated[int | None, typer.Option(help="How many windows (1-50).")] = None,
-    policy: Annotated[
-        str | None, typer.Option(help="earliest, first_fit, best_fit, spread or latency.")
-    ] = None,
+    policy: Annotated[str | None, typer.Option(help=f"Placement policy: {', '.join(Policy)}.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a search the server runs later.")] = 120.0,
     explain: Annotated[
         bool, typer.Option("--explain/--no-explain", help="Say why when nothing fits (costs more searches).")

@@ -8,7 +8,8 @@ import { classLabel, heatmap } from "./heatmap.js";
 import { inventory } from "./inventory-cache.js";
 import { clearProblems, showProblem } from "./problems.js";
 
-const POLICIES = ["earliest", "first_fit", "best_fit", "spread", "latency"];
+// the API's placement policies (domain/request.py Policy; tests/portal/test_portal_app.py holds them equal)
+const POLICIES = ["earliest", "first_fit", "best_fit", "spread", "latency", "least_gap"];
 const num = (attrs) => h("input", { type: "number", inputmode: "numeric", ...attrs });
 
 function componentRow(list, inv, gpus, preset = {}) {
