@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli_server import CliServer, demo_server
 from slotbroker.cli.main import app
+from slotbroker.cli.output import first
 
 runner = CliRunner()
 HOUR = 3600
@@ -173,3 +174,32 @@ def test_nothing_fits_exits_one(url: CliServer, tmp_path: Path) -> None:
     result = invoke(url, "offer", "--file", str(path))
     assert result.exit_code in (1, 2), result.output
     assert "nothing fits" in result.output or "error" in result.output
+
+
+def test_a_listing_cut_at_its_limit_says_so(url: CliServer) -> None:
+    cut = invoke(url, "leases", "--limit", "3", token=url.admin)  # the demo has hundreds of leases
+    assert cut.exit_code == 0, cut.output
+    assert "3 lease(s)" in cut.output
+    assert "The first 3 leases (newest first) shown; more match." in " ".join(cut.output.split())
+    ids = invoke(url, "leases", "--limit", "3", "-o", "id", token=url.admin)
+    assert len(ids.stdout.split()) == 3  # bare ids stay bare: the note is the table's
+    everything = invoke(url, "leases", "--limit", "10000", token=url.admin)
+    assert everything.exit_code == 0, everything.output
+    assert "more match" not in everything.output
+    sites = invoke(url, "providers", "--kind", "site", "--limit", "1", token=url.admin)
+    assert "The first 1 providers shown; more match." in " ".join(sites.output.split())
+
+
+def test_first_reads_one_more_than_it_keeps() -> None:
+    read: list[int] = []
+
+    def items(n: int) -> Iterator[int]:
+        for i in range(n):
+            read.append(i)
+            yield i
+
+    assert first(items(5), 5) == ([0, 1, 2, 3, 4], False)
+    read.clear()
+    assert first(items(100), 5) == ([0, 1, 2, 3, 4], True)
+    assert read == [0, 1, 2, 3, 4, 5]
+    assert first(items(0), 1) == ([], False)

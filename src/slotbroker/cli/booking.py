@@ -22,7 +22,7 @@ from slotbroker.cli.find_slot import (
     StartOpt,
     build_request,
 )
-from slotbroker.cli.output import Result, emit, host_list
+from slotbroker.cli.output import Result, emit, first, host_list, more_note
 from slotbroker.cli.remote import Output, Remote, err_console
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.humantime import duration_seconds
@@ -176,19 +176,21 @@ def leases(
             f"--status: {', '.join(bad)} is not one of {', '.join(LEASE_STATUSES)}",
             [FieldError("--status", s) for s in bad],
         )
-    found: list[LeaseView] = []
-    for lease in ctx.client.iter_leases(
-        status=wanted or None,
-        project=project,
-        start=ctx.instant(start, "--start") if start else None,
-        end=ctx.instant(end, "--end") if end else None,
-        page_size=min(limit, 1000),
-    ):
-        found.append(lease)
-        if len(found) >= limit:
-            break
+    found, more = first(
+        ctx.client.iter_leases(
+            status=wanted or None,
+            project=project,
+            start=ctx.instant(start, "--start") if start else None,
+            end=ctx.instant(end, "--end") if end else None,
+            page_size=min(limit + 1, 1000),
+        ),
+        limit,
+    )
     found.sort(key=lambda lease: lease.created_at, reverse=True)
-    emit(lease_result(ctx, found, f"{len(found)} lease(s)"), ctx.output)
+    result = lease_result(ctx, found, f"{len(found)} lease(s)")
+    if more:
+        result.notes.append(more_note("leases (newest first)", limit, "--status, --start or --end"))
+    emit(result, ctx.output)
 
 
 @lease_app.command("show")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from slotbroker.cli import remote
-from slotbroker.cli.output import Result, emit
+from slotbroker.cli.output import Result, emit, first, more_note
 from slotbroker.cli.remote import Output, Remote, console
 from slotbroker.domain.errors import FieldError, ValidationFailed
 from slotbroker.domain.humantime import duration_seconds
@@ -141,17 +141,19 @@ def list_(
 ) -> None:
     """List jobs, newest first."""
     lease_id = ctx.client.get_lease(lease).id if lease else None
-    found: list[JobOut] = []
-    for job in ctx.client.iter_jobs(
-        state=[s.lower() for s in state] if state else None,
-        project=project,
-        lease=lease_id,
-        page_size=min(limit, 500),
-    ):
-        found.append(job)
-        if len(found) >= limit:
-            break
-    emit(job_result(ctx, found, f"{len(found)} job(s)"), ctx.output)
+    found, more = first(
+        ctx.client.iter_jobs(
+            state=[s.lower() for s in state] if state else None,
+            project=project,
+            lease=lease_id,
+            page_size=min(limit + 1, 500),
+        ),
+        limit,
+    )
+    result = job_result(ctx, found, f"{len(found)} job(s)")
+    if more:
+        result.notes.append(more_note("jobs (newest first)", limit, "--state or --lease"))
+    emit(result, ctx.output)
 
 
 @app.command()

@@ -14,9 +14,9 @@ import csv
 import json
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel
@@ -51,6 +51,25 @@ class Result:
     title: str | None = None
     notes: list[str] = field(default_factory=list)
     vertical: bool = False  # one object (``show``): fields one a line, whatever the width
+
+
+T = TypeVar("T")
+
+
+def first(items: Iterable[T], limit: int) -> tuple[list[T], bool]:
+    """The first ``limit`` of ``items``, and whether there are more (one more is read to know, so a
+    listing never stops at ``limit`` without saying so)."""
+    found: list[T] = []
+    for item in items:
+        if len(found) == limit:
+            return found, True
+        found.append(item)
+    return found, False
+
+
+def more_note(noun: str, limit: int, narrow: str) -> str:
+    """The note under a listing cut at ``limit``: what was shown and how to see the rest."""
+    return f"The first {limit} {noun} shown; more match. Raise --limit or narrow with {narrow}."
 
 
 def host_list(hosts: list[str]) -> str:

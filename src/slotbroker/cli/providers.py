@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from slotbroker.cli import remote
-from slotbroker.cli.output import Result, emit
+from slotbroker.cli.output import Result, emit, first, more_note
 from slotbroker.cli.remote import Remote
-from slotbroker.wire.providers import ProviderView
 
 
 @remote.command
@@ -21,13 +20,12 @@ def providers(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most providers to show.")] = 1000,
 ) -> None:
     """List providers with their capacity per class."""
-    found: list[ProviderView] = []
-    for p in ctx.client.iter_providers(
-        kind=kind, trait=trait, member_of=member_of, page_size=min(limit, 1000)
-    ):
-        found.append(p)
-        if len(found) >= limit:
-            break
+    found, more = first(
+        ctx.client.iter_providers(
+            kind=kind, trait=trait, member_of=member_of, page_size=min(limit + 1, 1000)
+        ),
+        limit,
+    )
     rows = [
         (
             p.uuid,
@@ -38,7 +36,7 @@ def providers(
         )
         for p in found
     ]
-    emit(
-        Result(found, ("uuid", "name", "kind", "capacity", "traits"), rows, [p.uuid for p in found]),
-        ctx.output,
-    )
+    result = Result(found, ("uuid", "name", "kind", "capacity", "traits"), rows, [p.uuid for p in found])
+    if more:
+        result.notes.append(more_note("providers", limit, "--kind, --trait or --member-of"))
+    emit(result, ctx.output)
