@@ -25,7 +25,7 @@ function signInPage() {
   const token = h("input", { type: "password", name: "token", autocomplete: "current-password", required: true, dataset: { pointer: "#/token" } });
   const form = h("form", { class: "sign-in", novalidate: true, "aria-label": "Sign in" },
     h("div", { class: "form-error" }),
-    field("API token", token, "From `slotbroker token create` or printed by `make demo`. Kept in this browser tab only."),
+    field("API token", token, "From `slotbroker admin token create` or printed by `make demo`. Kept in this browser tab only."),
     h("button", { type: "submit", class: "primary" }, "Sign in"));
   main.replaceChildren(h("h2", {}, "Sign in"), form);
   token.focus();
