@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from slotbroker.api.app import create_app
 from slotbroker.config import Settings
@@ -71,3 +72,17 @@ def make_app(db_path: Path, **limits: float) -> FastAPI:
 
 def token(app: FastAPI, role: Role, project: str = "p") -> str:
     return TokenService(app.state.services.db).create(project=project, role=role)
+
+
+def poll_job(
+    client: TestClient, location: str, headers: dict[str, str], timeout_s: float = 30
+) -> dict[str, Any]:
+    """A find-slot job (``GET location``) once it is done or failed, or as it is after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = client.get(location, headers=headers)
+        assert r.status_code == 200, r.text
+        job: dict[str, Any] = r.json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.02)

@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from live_server import poll_job
 from slotbroker.demo.bookings import BookedAmount, Booking, synthetic_bookings
 from slotbroker.demo.fabric import fabric_like_topology
 from slotbroker.domain.network import facility_port_provider_name
@@ -348,21 +349,10 @@ def test_prefer_respond_async_gives_a_job_with_the_same_windows(busy: Broker) ->
     assert job["status"] in ("pending", "running", "done")
     assert r.headers["Location"] == f"/v1/find-slot/jobs/{job['id']}"
     assert int(r.headers["Retry-After"]) >= 1
-    done = poll(busy.client, r.headers["Location"], busy.headers)
+    done = poll_job(busy.client, r.headers["Location"], busy.headers)
     assert done["status"] == "done", done
     assert placements(done["result"]) == placements(sync)
     assert done["finished_at"] is not None
-
-
-def poll(client: TestClient, location: str, headers: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while True:
-        r = client.get(location, headers=headers)
-        assert r.status_code == 200, r.text
-        job: dict[str, Any] = r.json()
-        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
 
 
 def test_expensive_requests_become_jobs(busy: Broker) -> None:
@@ -370,7 +360,7 @@ def test_expensive_requests_become_jobs(busy: Broker) -> None:
     svc.settings = type(svc.settings)(async_cost=1.0)
     r = busy.post(multi_site_request(busy))
     assert r.status_code == 202
-    assert poll(busy.client, r.headers["Location"], busy.headers)["status"] == "done"
+    assert poll_job(busy.client, r.headers["Location"], busy.headers)["status"] == "done"
 
 
 def test_jobs_are_private_to_their_project(busy: Broker, user: dict[str, str]) -> None:
@@ -382,7 +372,7 @@ def test_jobs_are_private_to_their_project(busy: Broker, user: dict[str, str]) -
         "/v1/find-slot", json=multi_site_request(busy), headers={**user, "Prefer": "respond-async"}
     )
     assert mine.status_code == 202
-    assert poll(busy.client, mine.headers["Location"], user)["status"] == "done"
+    assert poll_job(busy.client, mine.headers["Location"], user)["status"] == "done"
     assert busy.client.get(mine.headers["Location"], headers=busy.headers).status_code == 200  # admin
 
 
@@ -664,7 +654,7 @@ def test_a_job_whose_process_died_is_run_again_by_a_reader(busy: Broker) -> None
     sync = busy.post(req).json()
     job_id = _orphan(busy, req, runs=1)
 
-    done = poll(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)  # this replica takes it over
+    done = poll_job(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)  # this replica takes it over
 
     assert done["status"] == "done", done
     assert placements(done["result"]) == placements(sync)
@@ -689,6 +679,6 @@ def test_of_two_replicas_reading_an_orphaned_job_one_takes_it_over(busy: Broker)
     taken = [here._take_over(job_id, now), there._take_over(job_id, now)]
 
     assert sorted(taken) == [False, True]
-    assert poll(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)["status"] == "done"
+    assert poll_job(busy.client, f"/v1/find-slot/jobs/{job_id}", busy.headers)["status"] == "done"
     here.shutdown()
     there.shutdown()

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from live_server import poll_job
 from slotbroker.api.app import create_app
 from slotbroker.api.find_slot_fast_path import FindSlotFastPath
 from slotbroker.config import Settings
@@ -237,22 +238,11 @@ def test_prefer_respond_async_makes_a_job_on_both_paths(pair: Pair, fast_hits: l
         assert r.headers["retry-after"] == "1"
         assert job["status"] in ("pending", "running", "done")  # the job thread may have started already
         assert (job["finished_at"] is None) == (job["status"] != "done")
-        done = finished(client, r.headers["location"], pair.headers)
+        done = poll_job(client, r.headers["location"], pair.headers)
         assert done["status"] == "done", done
         answers.append({k: v for k, v in done.items() if k not in ("id", "created_at", "finished_at")})
     assert answers[0] == answers[1]  # the same answer, whichever path made the job and however fast it ran
     assert fast_hits == ["answer"]
-
-
-def finished(client: TestClient, location: str, headers: H) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while True:
-        r = client.get(location, headers=headers)
-        assert r.status_code == 200, r.text
-        job: dict[str, Any] = r.json()
-        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.02)
 
 
 def test_a_yaml_request_takes_the_fast_path_and_answers_in_yaml(pair: Pair, fast_hits: list[str]) -> None:
