@@ -45,7 +45,8 @@ def clip_times(start: I64, end: I64) -> tuple[I64, I64]:
     """Bookings clipped to [0, HORIZON]. The store may hold rows from before the epoch or past any
     request (an end in year 2600 or 9999); no request can ask about times outside the clip (requests
     start at or after the epoch and end before year 10000), so the clip never changes an answer."""
-    return np.clip(start, 0, HORIZON), np.clip(end, 0, HORIZON)
+    # ``np.clip``'s dispatch costs several times the two ufuncs on a replay's small batches
+    return np.minimum(np.maximum(start, 0), HORIZON), np.minimum(np.maximum(end, 0), HORIZON)
 
 
 class _Grid:
