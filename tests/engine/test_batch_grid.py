@@ -99,3 +99,20 @@ def test_rows_max_equals_row_max(items: list[Booking], dirty: list[Booking], row
         t.add(r, s, e, a)
     asked = np.array(sorted(rows), dtype=np.int64)
     assert t.rows_max(asked).tolist() == [t.row_max(r) for r in sorted(rows)]
+
+
+def test_a_batch_inside_a_wide_grid_recomputes_its_blocks_only_and_exactly() -> None:
+    """A batch a few hours long in a grid of weeks: the blocks it meets carry the level in from a
+    booking that began long before (the edge blocks half inside it), the others keep their values; the
+    grid equals one computed afresh over every block."""
+    t = StepTable.build(N_ROWS, *_arrays([(1, 0, 500 * H, 2), (3, 10 * H, 400 * H, 1)]))
+    g = t.grid()
+    before = g.bmax.copy()
+    t.add_many(*_arrays([(1, 200 * H + 1800, 203 * H + 7, 3), (3, 300 * H, 301 * H, -1)]))
+    t.compact()
+    rows = t._keys // STRIDE
+    fresh = _block_peaks(rows, t._keys - rows * STRIDE, t._levels, N_ROWS, g.t0, g.bs, g.nb)
+    assert t.grid() is g
+    assert g.bmax.tolist() == fresh.tolist()
+    changed = sorted({int(b) for b in np.flatnonzero((g.bmax != before).any(axis=1))})
+    assert changed == [200 - g.t0 // H, 201 - g.t0 // H, 202 - g.t0 // H, 203 - g.t0 // H, 300 - g.t0 // H]

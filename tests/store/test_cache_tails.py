@@ -1,4 +1,4 @@
-"""``calendar_cache.cut_to_tails``: an early end replayed as its tail alone changes the calendar exactly
+"""``row_changes.cut_to_tails``: an early end replayed as its tail alone changes the calendar exactly
 as removing the row and adding it back shorter (a second-by-second count is the reference)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from slotbroker.engine.snapshot import AllocationSnap
-from slotbroker.services.find_slot.calendar_cache import cut_to_tails
+from slotbroker.services.find_slot.row_changes import cut_to_tails
 
 
 def usage(

@@ -31,6 +31,7 @@ from slotbroker.domain.claims import ConsumerKind
 from slotbroker.engine import CalendarIndex
 from slotbroker.engine.snapshot import AllocationSnap
 from slotbroker.services.find_slot.calendar_snapshot import load_snapshot
+from slotbroker.services.find_slot.row_changes import cut_to_tails, net_rows
 from slotbroker.services.find_slot.shared_reads import SharedRead
 from slotbroker.store.calendar_changes import CalendarChanges, Holding
 from slotbroker.store.db import Database
@@ -169,10 +170,10 @@ class CalendarCache:
         if generation != cached.generation + sum(c.bumps for c in changes):
             return None
         since = cached.built_at_s
-        removed = Counter(r for c in changes for r in _counted(c.removed, since))
-        added = Counter(r for c in changes for r in _counted(c.added, since))
+        removed = [r for c in changes for r in _counted(c.removed, since)]
+        added = [r for c in changes for r in _counted(c.added, since)]
         # rows a change left as they were (a status change, the past of a lease that ended) cancel out
-        plus, minus = cut_to_tails(list((added - removed).elements()), list((removed - added).elements()))
+        plus, minus = cut_to_tails(*net_rows(added, removed))
         index = cached.index
         if plus or minus:
             if generation != cached.generation and _unshared(cached):
@@ -361,35 +362,6 @@ def writable_copy(index: CalendarIndex) -> CalendarIndex:
     computed from one ``CachedIndex``, never from one being changed under it). The topology never
     changes without a rebuild, so it is shared."""
     return copy.deepcopy(index, {id(index.topo): index.topo})
-
-
-def cut_to_tails(
-    added: list[AllocationSnap], removed: list[AllocationSnap]
-) -> tuple[list[AllocationSnap], list[AllocationSnap]]:
-    """A row removed and the same row added back ending earlier (a lease ended early, its end moved
-    sooner) is one early end: only its tail [new end, old end) goes, as ``CalendarIndex.shorten``
-    releases it. Every such pair becomes that tail among the removals, so the batch touches each row
-    once instead of twice (the step functions are equal: -[s, e) + [s, n) = -[n, e)). Concrete VLAN
-    tags are kept as intervals, not counts: their pairs stay as they are."""
-    shorter: dict[tuple[int, str, int, int], list[int]] = {}  # key -> positions in added, unpaired
-    for i, a in enumerate(added):
-        if a.vlan_tag is None:
-            shorter.setdefault((a.provider_id, a.resource_class, a.amount, a.start_s), []).append(i)
-    if not shorter:
-        return added, removed
-    paired: set[int] = set()
-    minus: list[AllocationSnap] = []
-    for r in removed:
-        key = (r.provider_id, r.resource_class, r.amount, r.start_s)
-        free = shorter.get(key, []) if r.vlan_tag is None else []
-        cut = next((i for i in free if added[i].end_s < r.end_s), None)
-        if cut is None:
-            minus.append(r)
-            continue
-        free.remove(cut)
-        paired.add(cut)
-        minus.append(dataclasses.replace(r, start_s=added[cut].end_s))
-    return [a for i, a in enumerate(added) if i not in paired], minus
 
 
 def apply_changes(index: CalendarIndex, added: list[AllocationSnap], removed: list[AllocationSnap]) -> None:
