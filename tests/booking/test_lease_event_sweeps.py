@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from test_leases import T0, World
 
 from slotbroker.services.booking.lease_events import Sweep
@@ -108,7 +108,7 @@ def test_the_due_read_sees_what_a_plain_job_wrote_in_the_same_tick(w: World) -> 
     def plain(now: int) -> None:
         with UnitOfWork(w.db) as uow:
             uow.session.execute(
-                LeaseEventRow.__table__.update()
+                update(LeaseEventRow)
                 .where(LeaseEventRow.consumer_id == consumer_id, LeaseEventRow.kind == "start")
                 .values(due_s=now)
             )
