@@ -8,19 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    union_all,
-    update,
-)
+from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, insert, select, union_all, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -482,7 +470,7 @@ def _events_due(kinds: tuple[str, ...]) -> Any:
 def _of_kinds(kinds: Sequence[str]) -> Any:
     """``kind`` is one of ``kinds``, as plain bound parameters: ``IN`` with a list is an expanding
     parameter, re-rendered at every execution, and these statements run at every tick."""
-    return or_(*(lease_events.c.kind == k for k in kinds))
+    return functools.reduce(lambda a, b: a | b, (lease_events.c.kind == k for k in kinds))
 
 
 def _rank(kinds: Sequence[str]) -> Any:
