@@ -21,7 +21,7 @@ from slotbroker.services.booking.calendar_feeds import CalendarFeeds
 from slotbroker.services.booking.claims import ClaimService
 from slotbroker.services.booking.lease_cancel import LeaseCanceller
 from slotbroker.services.booking.lease_compact import LeaseCompactor
-from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks
+from slotbroker.services.booking.lease_events import LeaseEventLoop, LeaseHooks, Sweep
 from slotbroker.services.booking.lease_rebook import LeaseRebooker
 from slotbroker.services.booking.lease_rehost import LeaseRehoster
 from slotbroker.services.booking.leases import LeaseService
@@ -195,7 +195,9 @@ def build_services(
         claims,
         lease_hooks,
         interval_s=settings.event_loop_interval_s,
-        periodic=[offers.expire_due],  # reads expire due offers too; the sweep frees capacity sooner
+        # reads expire due offers too; the sweep frees capacity sooner. A Sweep: its read joins the
+        # loop's own due read, one read-only transaction a tick (decision 0049)
+        periodic=[Sweep(db, read=offers.due_sets, act=offers.expire_sets)],
     )
     planner = planner or build_planner(settings, db, claims)
     planner.register(lease_hooks)  # lease start / before_end / end / cancel reach the lease's jobs

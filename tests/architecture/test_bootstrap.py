@@ -16,6 +16,7 @@ from slotbroker.api.app import create_app
 from slotbroker.bootstrap import build_services
 from slotbroker.config import Settings
 from slotbroker.services.access.tokens import Role, TokenService
+from slotbroker.services.booking.lease_events import Sweep
 from slotbroker.store.db import Database
 
 HOUR = 3600
@@ -83,7 +84,8 @@ def test_every_service_reads_the_booking_settings_from_one_mapping(db: Database)
         assert svc.offers.settings.ttl_s == configured.offer_ttl_s
         assert svc.leases.policy.before_end_notice_s == NOTICE_S
         assert svc.claims.policy == svc.leases.policy
-        assert svc.offers.expire_due in svc.lease_events.periodic
+        sweeps = [j for j in svc.lease_events.periodic if isinstance(j, Sweep)]
+        assert [(j.read, j.act) for j in sweeps] == [(svc.offers.due_sets, svc.offers.expire_sets)]
         assert svc.planner.settings.enabled == configured.provisioners
     finally:
         svc.find_slot.shutdown()

@@ -22,6 +22,7 @@ from slotbroker.demo.fabric import fabric_like_topology
 from slotbroker.domain.claims import ClaimItem, ClaimRequest, ConsumerKind, ConsumerSpec
 from slotbroker.domain.topology import ProviderNode
 from slotbroker.services.access.tokens import Role, TokenService
+from slotbroker.services.booking.lease_events import Sweep
 from slotbroker.services.booking.offer_states import OfferConflict
 from slotbroker.services.booking.offers import OfferService
 from slotbroker.store import migrate
@@ -377,7 +378,10 @@ def test_the_sweeper_expires_due_offers_exactly_once(bed: Bed) -> None:
 
 
 def test_the_lease_event_loop_runs_the_offer_sweeper_each_tick(bed: Bed) -> None:
-    assert bed.offers.expire_due in bed.app.state.services.lease_events.periodic
+    periodic = bed.app.state.services.lease_events.periodic
+    assert [j.act for j in periodic if isinstance(j, Sweep) and j.read == bed.offers.due_sets] == [
+        bed.offers.expire_sets
+    ]
     body = bed.post_set(bed.tight(), strategies=["earliest"], max_offers=1)
     bed.app.state.services.lease_events.tick(epoch(body["expires"]))
     hold = bed.consumer(body["offers"][0]["id"])

@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from slotbroker.domain.claims import ConsumerStatus
 from slotbroker.domain.time import to_datetime
@@ -111,12 +112,34 @@ def fire_in(
     return True
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A periodic job split into its read and its work, so that the loop can run the reads of its sweeps
+    and its own due-events read in one read-only transaction a tick (a tick with nothing due then costs
+    one read, not one per job). ``read(uow, now_s)``: what is due, without locks (empty: nothing, and
+    ``act`` is not called); ``act(now_s, due)``: the work, in transactions of its own that re-check what
+    it read under their locks. A sweep's work must not change lease events (the loop's due read may be
+    taken before it). Called as a plain job (``sweep(now_s)``), it reads in a transaction of its own."""
+
+    db: Database
+    read: Callable[[UnitOfWork, int], Sequence[Any]]
+    act: Callable[[int, Sequence[Any]], object]
+
+    def __call__(self, now_s: int) -> object:
+        with UnitOfWork(self.db, readonly=True) as uow:
+            due = self.read(uow, now_s)
+        return self.act(now_s, due) if due else 0
+
+
 class LeaseEventLoop:
     """Fires due lease events; ``tick(now_s)`` does one pass (tests call it with an injected clock),
     ``start()`` runs ticks every ``interval_s`` in a daemon thread until ``stop()``.
 
-    ``periodic`` callables (e.g. the offers' expiry sweeper ``OfferService.expire_due``) are called with
-    ``now_s`` at the start of every tick; the list is read live, so jobs may be appended after start.
+    ``periodic`` callables (e.g. the offers' expiry ``Sweep``) are called with ``now_s`` at the start of
+    every tick, in list order; the list is read live, so jobs may be appended after start. The reads of
+    the sweeps that lead the list, and the due-events read when the list holds nothing but sweeps, are
+    one read-only transaction (``_shared_read``); a plain job may write lease events, so the due read
+    follows it as before.
     """
 
     def __init__(
@@ -149,15 +172,27 @@ class LeaseEventLoop:
     def tick(self, now_s: int | None = None) -> int:
         """Run the periodic jobs, then fire every event due at ``now_s``; how many events fired."""
         now = self.clock() if now_s is None else now_s
-        for job in list(self.periodic):
+        jobs = list(self.periodic)
+        sweeps: list[Sweep] = []
+        for job in jobs:
+            if not isinstance(job, Sweep):
+                break
+            sweeps.append(job)
+        found, due = self._shared_read(now, sweeps, with_due=len(sweeps) == len(jobs))
+        for i, job in enumerate(jobs):
             try:
-                job(now)
+                rows = found[i] if i < len(sweeps) else None
+                if rows is None:
+                    job(now)  # a plain job, or a sweep whose read did not run in the shared one
+                elif rows:
+                    sweeps[i].act(now, rows)
             except Exception:
                 self.failures += 1
                 log.exception("periodic job %r failed", job)
         fired = 0
         while True:
-            due = self._due_leases(now)
+            if due is None:
+                due = self._due_leases(now)
             if not due:
                 return fired
             progress = 0
@@ -177,6 +212,26 @@ class LeaseEventLoop:
                 progress += n
             if progress == 0 or len(due) < self.batch:
                 return fired
+            due = None
+
+    def _shared_read(
+        self, now_s: int, sweeps: Sequence[Sweep], *, with_due: bool
+    ) -> tuple[list[Sequence[Any] | None], list[int] | None]:
+        """The sweeps' reads, then (``with_due``) the due leases, in one read-only transaction. A part
+        that is None was not read here (this read failed before it: the database, or a sweep's read
+        raising): the caller runs that sweep whole and reads the due leases apart, as if there were no
+        shared read, so a failing read costs its own job only (that run counts the failure)."""
+        found: list[Sequence[Any] | None] = [None] * len(sweeps)
+        due: list[int] | None = None
+        try:
+            with UnitOfWork(self.db, readonly=True) as uow:
+                for i, sweep in enumerate(sweeps):
+                    found[i] = sweep.read(uow, now_s)
+                if with_due:
+                    due = uow.leases.events_due(now_s, KINDS, self.batch)
+        except Exception:
+            log.info("the tick's shared read failed; its parts run apart", exc_info=True)
+        return found, due
 
     def _due_leases(self, now_s: int) -> list[int]:
         """Consumers with unfired due events, earliest first (a read without locks; the firing
@@ -247,6 +302,7 @@ __all__ = [
     "LeaseEvent",
     "LeaseEventLoop",
     "LeaseHooks",
+    "Sweep",
     "fire_in",
     "record_transition",
 ]

@@ -319,9 +319,20 @@ class OfferService:
         exactly once and update their sets; how many offers expired."""
         now = self.clock() if now_s is None else now_s
         with UnitOfWork(self.db, readonly=True) as uow:
-            sets = sorted({str(r.offer_set_id) for r in uow.offers.due(now, limit=limit)})
+            sets = self.due_sets(uow, now, limit=limit)
+        return self.expire_sets(now, sets)
+
+    def due_sets(self, uow: UnitOfWork, now_s: int, *, limit: int = SWEEP_LIMIT) -> list[str]:
+        """The sweep's read, in the caller's transaction (no locks): the sets with due offers, sorted
+        (the lock order). The lease event loop runs it in the read it does every tick anyway."""
+        return sorted({str(r.offer_set_id) for r in uow.offers.due(now_s, limit=limit)})
+
+    def expire_sets(self, now_s: int, sets: Sequence[str]) -> int:
+        """The sweep's work on what ``due_sets`` read: lock the sets, expire what is still due in them
+        (re-read under the locks), release the holds; how many offers expired."""
         if not sets:
             return 0
+        now = now_s
 
         def attempt(_: int) -> int:
             with UnitOfWork(self.db) as uow:

@@ -445,7 +445,7 @@ def _lock_due(kinds: tuple[str, ...]) -> Any:
             lease_events.c.consumer_id == bindparam("cid"),
             _UNFIRED,
             lease_events.c.due_s <= bindparam("now", type_=BigInteger),
-            lease_events.c.kind.in_(kinds),
+            _of_kinds(kinds),
         )
         .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
         .with_for_update()
@@ -460,11 +460,17 @@ def _events_due(kinds: tuple[str, ...]) -> Any:
         .where(
             lease_events.c.fired_at.is_(None),
             lease_events.c.due_s <= bindparam("now", type_=BigInteger),
-            lease_events.c.kind.in_(kinds),
+            _of_kinds(kinds),
         )
         .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
+
+
+def _of_kinds(kinds: Sequence[str]) -> Any:
+    """``kind`` is one of ``kinds``, as plain bound parameters: ``IN`` with a list is an expanding
+    parameter, re-rendered at every execution, and these statements run at every tick."""
+    return functools.reduce(lambda a, b: a | b, (lease_events.c.kind == k for k in kinds))
 
 
 def _rank(kinds: Sequence[str]) -> Any:

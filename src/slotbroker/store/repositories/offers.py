@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, bindparam, case, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
@@ -21,8 +22,19 @@ EXPIRED = "EXPIRED"
 
 
 class OfferRepository:
+    """``due`` runs on the session's connection: the expiry sweep's read runs every tick of the lease
+    event loop, and the ORM's execution path costs about as much again as SQLite's work on it."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def _core(self) -> Connection:
+        """The session's connection, with its pending ORM changes flushed first (what ``Session.execute``
+        would autoflush), so a Core statement sees them as the ORM's would."""
+        session = self.session
+        if session.new or session.deleted or session.dirty:
+            session.flush()
+        return session.connection()
 
     # -- sets ---------------------------------------------------------------------------------------------
     def add_set(
@@ -178,7 +190,7 @@ class OfferRepository:
     def due(self, now_s: int, *, set_ids: Sequence[str] | None = None, limit: int | None = None) -> list[Any]:
         """(id, offer_set_id, consumer_id) of offered offers past expiry or whose hold is gone."""
         params: dict[str, Any] = {"now": now_s, "set_ids": list(set_ids or ()), "limit": limit}
-        return list(self.session.execute(_due(set_ids is not None, limit is not None), params).all())
+        return list(self._core().execute(_due(set_ids is not None, limit is not None), params).all())
 
     def expire(self, offer_ids: Collection[str], now_s: int) -> list[Any]:
         """Mark these offers expired where they still are due (guarded); (id, consumer_id, offer_set_id)."""
