@@ -26,7 +26,6 @@ from slotbroker.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.time import now_s as wall_now
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine.calendar import CalendarIndex
@@ -37,6 +36,7 @@ from slotbroker.services.booking.lease_shape import (
     by_component,
     held,
     holding,
+    host_maps,
     merged,
     pair,
     search,
@@ -204,15 +204,16 @@ class LeaseCompactor:
                 )
             if lease.status != PENDING:
                 raise _Stay(NOT_PENDING, lease)
-            if any(r.kind != ProviderKind.HOST.value or r.vlan_tag is not None for r in lease.rows):
+            if not lease.hosts_only:
                 raise _Stay(NOT_COMPACTABLE, lease)
             if lease.start <= now:
                 return lease, None
             cached = self.find_slot.calendar.current(now)
             if cached.generation != lease.calendar_generation:
                 continue  # the calendar moved between the two reads: read both again
-            known = {h.id for h in cached.index.topo.hosts}
-            if any(int(r.pid) not in known for r in lease.rows):
+            topo = cached.index.topo
+            known = host_maps(topo.hosts, topo.host_row).ids
+            if any(pid not in known for pid in lease.vectors):
                 raise _Stay(NOT_COMPACTABLE, lease)  # a host outside any site: find-slot never sees it
             try:
                 found = self._earliest(lease, cached, now, swap, policy)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from slotbroker.domain.errors import CapacityConflict, ConcurrentUpdate, NotFound
-from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking.alternates import repoint_placement
 from slotbroker.services.booking.lease_compact import PENDING, LeaseCompactor
 from slotbroker.services.booking.lease_shape import LeaseRead, holding, merged, pair
@@ -74,7 +73,7 @@ class LeaseRebooker:
                 raise NotFound(f"no lease {lease_id}")
             if lease.status != PENDING:  # started (or over): a move cannot place it, nor ``holding`` read it
                 return Rebooked(None, None, NOT_PENDING)
-            if any(r.kind != ProviderKind.HOST.value or r.vlan_tag is not None for r in lease.rows):
+            if not lease.hosts_only:
                 return Rebooked(None, None, NOT_COMPACTABLE)
             cached = self.find_slot.calendar.current(now_s)
             if cached.generation != lease.calendar_generation:

@@ -10,11 +10,13 @@ and ``find_slots``.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from slotbroker.domain.claims import ClaimItem, ConsumerKind
+from slotbroker.domain.providers import ProviderKind
 from slotbroker.domain.request import parse_request
 from slotbroker.domain.time import to_datetime
 from slotbroker.engine import find_slots
@@ -42,6 +44,54 @@ class LeaseRead:
     rows: tuple[Any, ...]  # rows_from: (id, resource_class, amount, vlan_tag, pid, uuid, name, kind, ...)
     calendar_generation: int
 
+    @cached_property
+    def hosts_only(self) -> bool:
+        """Every row is a host's, without a VLAN tag: what compaction and re-placing can ask for."""
+        return all(r.kind == ProviderKind.HOST.value and r.vlan_tag is None for r in self.rows)
+
+    @cached_property
+    def vectors(self) -> dict[int, dict[str, int]]:
+        """``held``'s answer, summed once: a compaction asks it for the shape, the search and the move,
+        and the rows (one per host and class, dozens for a wide job) do not change in a ``LeaseRead``."""
+        out: dict[int, dict[str, int]] = defaultdict(dict)
+        for r in self.rows:
+            cls = str(r.resource_class)
+            out[int(r.pid)][cls] = out[int(r.pid)].get(cls, 0) + int(r.amount)
+        return dict(out)
+
+
+@dataclass(frozen=True)
+class HostMaps:
+    """What the shape reads of a topology, by key instead of by a scan of every host: each host of
+    ``host_row`` by id, the ids of ``hosts``, and per site the traits some host there has."""
+
+    by_id: Mapping[int, HostSnap]
+    ids: frozenset[int]
+    site_traits: Mapping[str, frozenset[str]]
+
+
+_maps: tuple[Sequence[HostSnap], Mapping[str, int], HostMaps] | None = None
+
+
+def host_maps(hosts: Sequence[HostSnap], host_row: Mapping[str, int]) -> HostMaps:
+    """``HostMaps`` of a topology's ``hosts`` and ``host_row``, built once per topology: an index's
+    topology is replaced, never changed, so the last one's maps serve while the same objects are
+    asked (kept by reference, so their identity cannot be reused)."""
+    global _maps
+    last = _maps
+    if last is not None and last[0] is hosts and last[1] is host_row:
+        return last[2]
+    traits: dict[str, set[str]] = defaultdict(set)
+    for x in hosts:
+        traits[x.site].update(x.traits)
+    maps = HostMaps(
+        by_id={hosts[i].id: hosts[i] for i in host_row.values()},
+        ids=frozenset(h.id for h in hosts),
+        site_traits={site: frozenset(ts) for site, ts in traits.items()},
+    )
+    _maps = (hosts, host_row, maps)
+    return maps
+
 
 def holding(lease: LeaseRead) -> Holding:
     """The lease as the calendar counts it: each row over the lease's times (a PENDING lease's rows all
@@ -54,20 +104,17 @@ def holding(lease: LeaseRead) -> Holding:
 
 
 def held(lease: LeaseRead) -> dict[int, dict[str, int]]:
-    """Host id -> class -> amount the lease holds there."""
-    out: dict[int, dict[str, int]] = defaultdict(dict)
-    for r in lease.rows:
-        cls = str(r.resource_class)
-        out[int(r.pid)][cls] = out[int(r.pid)].get(cls, 0) + int(r.amount)
-    return dict(out)
+    """Host id -> class -> amount the lease holds there (a copy: the caller may change it)."""
+    return {pid: dict(v) for pid, v in lease.vectors.items()}
 
 
 def by_component(
     lease: LeaseRead, hosts: Sequence[HostSnap], host_row: dict[str, int], swap: bool
 ) -> dict[str, list[int]]:
     """Component name -> the lease's host ids it stands for (see the module), in a stable order."""
-    vectors = held(lease)
-    snaps = {h.id: h for h in (hosts[i] for i in host_row.values()) if h.id in vectors}
+    vectors = lease.vectors
+    by_id = host_maps(hosts, host_row).by_id
+    snaps = {pid: by_id[pid] for pid in vectors if pid in by_id}
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for pid in sorted(vectors, key=lambda p: snaps[p].name if p in snaps else str(p)):
         if pid not in snaps:
@@ -82,14 +129,14 @@ def shape(
     lease: LeaseRead, hosts: Sequence[HostSnap], host_row: dict[str, int], swap: bool
 ) -> list[dict[str, Any]]:
     """The find-slot components the lease stands for (see the module)."""
-    vectors = held(lease)
-    by_id = {hosts[i].id: hosts[i] for i in host_row.values()}
+    vectors = lease.vectors
+    maps = host_maps(hosts, host_row)
     out: list[dict[str, Any]] = []
     for comp, pids in by_component(lease, hosts, host_row, swap).items():
-        h = by_id[pids[0]]
+        h = maps.by_id[pids[0]]
         doc: dict[str, Any] = {"name": comp, "count": len(pids), "resources": dict(vectors[pids[0]])}
         if swap:
-            others = {t for x in hosts if x.site == h.site for t in x.traits}
+            others = maps.site_traits.get(h.site, frozenset())
             doc.update(
                 site=h.site, required_traits=sorted(h.traits), forbidden_traits=sorted(others - h.traits)
             )
