@@ -446,3 +446,20 @@ MARK_RELEASED = (
 )
 DELETE_ALL = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
 DELETE_FUTURE, CUT_RUNNING = stop_rows(allocations.c.consumer_id == bindparam("cid"), bindparam("now"))
+
+
+# The release's statements as builders (``general.run_compiled``: compiled once, run on the cursor).
+def mark_released_statement(_n: int = 0) -> Any:
+    return MARK_RELEASED
+
+
+def delete_all_statement(_n: int = 0) -> Any:
+    return DELETE_ALL
+
+
+def delete_future_statement(_n: int = 0) -> Any:
+    return DELETE_FUTURE
+
+
+def cut_running_statement(_n: int = 0) -> Any:
+    return CUT_RUNNING

@@ -16,6 +16,7 @@ from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerSta
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
 from slotbroker.store.models import LeaseEventRow
+from slotbroker.store.prebuilt import run_compiled, run_counted, run_many
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
@@ -34,10 +35,27 @@ class HostRef(NamedTuple):
     name: str
 
 
+class LeaseHead(NamedTuple):
+    """What a writer that changes a lease's times or status reads of it, under its lock."""
+
+    id: int
+    project: str
+    status: str
+    start_s: int
+    end_s: int
+    generation: int
+
+
+class DueEvent(NamedTuple):
+    id: int
+    due_s: int
+
+
 class LeaseRepository:
     """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
     on the session's connection: building a statement and the ORM's execution path cost several times
-    what SQLite spends on such a one-row statement."""
+    what SQLite spends on such a one-row statement. Those with int and str parameters and results run
+    compiled once, on the cursor (``store/prebuilt.py``)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -54,6 +72,11 @@ class LeaseRepository:
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
         """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
         return self._core().execute(_FIND_LOCKED if lock else _FIND, {"lease_id": lease_id}).first()
+
+    def lock_head(self, lease_id: str) -> LeaseHead | None:
+        """``find(lease_id, lock=True)``, only the columns a change of times or status needs."""
+        rows = run_compiled(self._core(), _lock_head, 0, {"lease_id": lease_id})
+        return LeaseHead(*rows[0]) if rows else None
 
     def lock_to_fire(self, consumer_id: int) -> Any:
         """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
@@ -112,10 +135,8 @@ class LeaseRepository:
 
     def set_times(self, consumer_id: int, generation: int, start_s: int, end_s: int) -> bool:
         """Compare-and-swap on ``generation``: the new interval, the next generation."""
-        done = self._core().execute(
-            _SET_TIMES, {"cid": consumer_id, "gen": generation, "new_start": start_s, "new_end": end_s}
-        )
-        return getattr(done, "rowcount", 1) == 1
+        params = {"cid": consumer_id, "gen": generation, "new_start": start_s, "new_end": end_s}
+        return run_counted(self._core(), _set_times, params) == 1
 
     def set_name(self, consumer_id: int, name: str) -> None:
         self.session.execute(update(consumers).where(consumers.c.id == consumer_id).values(name=name))
@@ -267,14 +288,15 @@ class LeaseRepository:
     def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
         """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
         rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None} for k, d in due.items()]
-        self._core().execute(_ADD_EVENT, rows)
+        run_many(self._core(), _add_new_event, rows)
 
     def drop_unfired_events(self, consumer_id: int) -> None:
-        self._core().execute(_DROP_UNFIRED, {"cid": consumer_id})
+        run_counted(self._core(), _drop_unfired, {"cid": consumer_id})
 
-    def unfired_event(self, consumer_id: int, kind: str) -> Any:
+    def unfired_event(self, consumer_id: int, kind: str) -> DueEvent | None:
         """(id, due_s) of the lease's unfired ``kind`` event, or None."""
-        return self._core().execute(_UNFIRED_EVENT, {"cid": consumer_id, "kind": kind}).first()
+        rows = run_compiled(self._core(), _unfired_event, 0, {"cid": consumer_id, "kind": kind})
+        return DueEvent(int(rows[0][0]), int(rows[0][1])) if rows else None
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
@@ -382,6 +404,18 @@ def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> A
 _LEASE = consumers.c.kind == ConsumerKind.LEASE.value
 _FIND = select(consumers).where(consumers.c.uuid == bindparam("lease_id"), _LEASE)
 _FIND_LOCKED = _FIND.with_for_update()
+_LOCK_HEAD = (
+    select(
+        consumers.c.id,
+        consumers.c.project,
+        consumers.c.status,
+        consumers.c.start_s,
+        consumers.c.end_s,
+        consumers.c.generation,
+    )
+    .where(consumers.c.uuid == bindparam("lease_id"), _LEASE)
+    .with_for_update()
+)
 _LOCK_TO_FIRE = (
     select(consumers.c.id, consumers.c.uuid, consumers.c.project)
     .where(consumers.c.id == bindparam("cid"), _LEASE)
@@ -434,6 +468,35 @@ _MARK_FIRED = (
     .where(lease_events.c.id == bindparam("event_id"), _UNFIRED)
     .values(fired_at=bindparam("fired", type_=lease_events.c.fired_at.type))
 )
+
+
+_ADD_NEW_EVENT = insert(lease_events).values(
+    consumer_id=bindparam("consumer_id"),
+    kind=bindparam("kind"),
+    due_s=bindparam("due_s"),
+    fired_at=None,
+)
+
+
+# The statements above that run compiled once (``store/prebuilt.py``), as its builders.
+def _lock_head(_n: int) -> Any:
+    return _LOCK_HEAD
+
+
+def _set_times(_n: int) -> Any:
+    return _SET_TIMES
+
+
+def _add_new_event(_n: int) -> Any:
+    return _ADD_NEW_EVENT
+
+
+def _drop_unfired(_n: int) -> Any:
+    return _DROP_UNFIRED
+
+
+def _unfired_event(_n: int) -> Any:
+    return _UNFIRED_EVENT
 
 
 @functools.lru_cache(maxsize=8)
