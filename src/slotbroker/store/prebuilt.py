@@ -31,6 +31,7 @@ class Prebuilt(NamedTuple):
     positiontup: tuple[str, ...]
     params: dict[str, Any]  # every parameter, placeholders where a call must give the value
     required: frozenset[str]  # the parameters every call gives
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]  # the types' bind processors, by name
 
 
 _COMPILED: dict[tuple[str, Build, int], Prebuilt] = {}
@@ -55,8 +56,20 @@ def compiled(dialect: Dialect, build: Build, n: int) -> Prebuilt:
             tuple(state.positiontup or ()),
             dict(state.parameters),
             required,
+            _processors(stmt, dialect),
         )
     return found
+
+
+def _processors(stmt: Any, dialect: Dialect) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """The bind processors of ``stmt``'s parameters that have one on ``dialect`` (a datetime on SQLite)."""
+    out: dict[str, Callable[[Any], Any]] = {}
+    for b in visitors.iterate(stmt):
+        if isinstance(b, BindParameter) and not b.expanding:
+            proc = b.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                out[b.key] = proc
+    return tuple(out.items())
 
 
 def run_compiled(conn: Connection, build: Build, n: int, params: dict[str, Any]) -> list[Any]:
@@ -94,6 +107,9 @@ def _bound(comp: Prebuilt, params: dict[str, Any]) -> Any:
     if not comp.required.issubset(params):
         raise TypeError(f"no value for the required parameters {sorted(comp.required.difference(params))}")
     values = {**comp.params, **params}
+    for name, process in comp.processors:
+        if name in params:
+            values[name] = process(params[name])
     if comp.positional:
         return tuple(values[k] for k in comp.positiontup)
     return values

@@ -124,7 +124,10 @@ def bump_calendar(session: Session, shard_key: int = 0) -> None:
 
 
 def insert_consumer(session: Session, values: dict[str, Any]) -> int:
-    return int(session.connection().execute(st.INSERT_CONSUMER, values).scalar_one())
+    """Insert a new consumer (``values``: the consumer row's, ``claim_rule.Write.consumer``); its id."""
+    params = st.consumer_params(values, utcnow())
+    ((cid,),) = run_compiled(session.connection(), st.insert_consumer_statement, 0, params)
+    return int(cid)
 
 
 def write_claim(

@@ -321,7 +321,6 @@ def delete_allocations_of(ids: Sequence[int]) -> Any:
 
 # -- writes -------------------------------------------------------------------------------------------------
 
-INSERT_CONSUMER = insert(consumers).returning(consumers.c.id)
 INSERT_BATCH = 500  # rows per multi-VALUES INSERT: far below SQLite's 32766 bind parameters
 
 
@@ -361,14 +360,10 @@ def bump_statement(_n: int = 0) -> Any:
     return BUMP_CALENDAR
 
 
-@cache
-def write_statement(n: int) -> Any:
-    """The whole write of a claim as one statement, for PostgreSQL (data-modifying CTEs; SQLite has
-    none): insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created), its
-    n allocation rows (:p0, :rc0, :a0, :vlan0 ...) over [:s, :e), and bump calendar shard :shard; the new
-    consumer's id. The same tables and the same bump as the general path's three statements."""
-    c, a = consumers, allocations
-    consumer = (
+def _consumer_insert() -> Any:
+    """Insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created); its id."""
+    c = consumers
+    return (
         insert(c)
         .values(
             uuid=_str("uuid"),
@@ -383,8 +378,24 @@ def write_statement(n: int) -> Any:
             created_at=bindparam("created", None, type_=c.c.created_at.type),
         )
         .returning(c.c.id)
-        .cte("c")
     )
+
+
+@cache
+def insert_consumer_statement(_n: int = 0) -> Any:
+    """``write_statement``'s consumer INSERT on its own (the general path's first write, where the
+    database has no data-modifying CTEs): parameters by ``consumer_params``."""
+    return _consumer_insert()
+
+
+@cache
+def write_statement(n: int) -> Any:
+    """The whole write of a claim as one statement, for PostgreSQL (data-modifying CTEs; SQLite has
+    none): insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created), its
+    n allocation rows (:p0, :rc0, :a0, :vlan0 ...) over [:s, :e), and bump calendar shard :shard; the new
+    consumer's id. The same tables and the same bump as the general path's three statements."""
+    a = allocations
+    consumer = _consumer_insert().cte("c")
     rows = union_all(
         *(
             select(
@@ -406,9 +417,21 @@ def write_statement(n: int) -> Any:
 
 
 def write_params(consumer: dict[str, Any], items: Sequence[Any], shard: int, created: Any) -> dict[str, Any]:
-    """The parameters of ``write_statement(len(items))``: ``consumer`` as ``INSERT_CONSUMER`` takes it,
+    """The parameters of ``write_statement(len(items))``: ``consumer`` as ``consumer_params`` takes it,
     items as (provider id, class, amount, VLAN tag), the calendar shard's id."""
-    params: dict[str, Any] = {
+    params = consumer_params(consumer, created)
+    params["shard"] = shard
+    for i, (p, rc, amount, vlan) in enumerate(items):
+        params[f"p{i}"], params[f"rc{i}"], params[f"a{i}"], params[f"vlan{i}"] = p, rc, amount, vlan
+    return params
+
+
+def consumer_params(consumer: dict[str, Any], created: Any) -> dict[str, Any]:
+    """The consumer's parameters of ``insert_consumer_statement`` and ``write_statement``, from the
+    consumer row's values (``claim_rule.Write.consumer``); a new consumer is at generation 0."""
+    if consumer.get("generation", 0) != 0:
+        raise ValueError("a new consumer starts at generation 0")
+    return {
         "uuid": consumer["uuid"],
         "kind": consumer["kind"],
         "name": consumer.get("name", ""),
@@ -418,11 +441,7 @@ def write_params(consumer: dict[str, Any], items: Sequence[Any], shard: int, cre
         "e": consumer["end_s"],
         "expires": consumer.get("expires_s"),
         "created": created,
-        "shard": shard,
     }
-    for i, (p, rc, amount, vlan) in enumerate(items):
-        params[f"p{i}"], params[f"rc{i}"], params[f"a{i}"], params[f"vlan{i}"] = p, rc, amount, vlan
-    return params
 
 
 # -- releases -----------------------------------------------------------------------------------------------
