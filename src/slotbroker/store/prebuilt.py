@@ -129,10 +129,17 @@ def run_many(conn: Connection, build: Build, rows: Sequence[dict[str, Any]]) -> 
         _run(conn, comp.string, [_bound(comp, r) for r in rows], many=True)
 
 
+PAD_UP_TO = 256  # keys; beyond, statements are compiled for the exact count
+
+
 def padded(n: int) -> int:
     """The list length a statement over n keys is compiled for: the next power of two, so a claim of
     any size reuses one of a few compiled statements (the keys are padded by repeating the last one:
-    every such statement tests membership, where a repeated key changes nothing)."""
+    every such statement tests membership, where a repeated key changes nothing). Beyond
+    ``PAD_UP_TO`` keys, n itself: padding a long OR chain could push it past SQLite's expression depth
+    (1000) where the exact one fits, and such claims are rare enough to compile for."""
+    if n > PAD_UP_TO:
+        return n
     return 1 << max(n - 1, 0).bit_length()
 
 

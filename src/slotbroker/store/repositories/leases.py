@@ -169,7 +169,7 @@ class LeaseRepository:
         # (every path into one deletes them), so leaving one adds nothing back.
         tracked = [consumer_id] if status.value in FREEING_STATUSES else []
         with calendar_changes.tracking(self.session, tracked):
-            self._core().execute(_SET_STATUS if only_from is None else _SET_STATUS_FROM, params)
+            run_counted(self._core(), _set_status if only_from is None else _set_status_from, params)
 
     def bump_generation(self, consumer_id: int) -> None:
         self.session.execute(
@@ -281,14 +281,13 @@ class LeaseRepository:
         )
 
     def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
-        self._core().execute(
-            _ADD_EVENT, {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
-        )
+        params = {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
+        run_counted(self._core(), _add_event, params)
 
     def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
         """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
         rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None} for k, d in due.items()]
-        run_many(self._core(), _add_new_event, rows)
+        run_many(self._core(), _add_event, rows)
 
     def drop_unfired_events(self, consumer_id: int) -> None:
         run_counted(self._core(), _drop_unfired, {"cid": consumer_id})
@@ -312,8 +311,7 @@ class LeaseRepository:
 
     def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
         """Guarded: False when the event had fired already."""
-        marked = self._core().execute(_MARK_FIRED, {"event_id": event_id, "fired": fired_at})
-        return marked.rowcount == 1
+        return run_counted(self._core(), _mark_fired, {"event_id": event_id, "fired": fired_at}) == 1
 
     # -- stand-in hosts -----------------------------------------------------------------------------------
     def alternate_hosts(
@@ -470,14 +468,6 @@ _MARK_FIRED = (
 )
 
 
-_ADD_NEW_EVENT = insert(lease_events).values(
-    consumer_id=bindparam("consumer_id"),
-    kind=bindparam("kind"),
-    due_s=bindparam("due_s"),
-    fired_at=None,
-)
-
-
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
 def _lock_head(_n: int) -> Any:
     return _LOCK_HEAD
@@ -487,16 +477,28 @@ def _set_times(_n: int) -> Any:
     return _SET_TIMES
 
 
-def _add_new_event(_n: int) -> Any:
-    return _ADD_NEW_EVENT
-
-
 def _drop_unfired(_n: int) -> Any:
     return _DROP_UNFIRED
 
 
 def _unfired_event(_n: int) -> Any:
     return _UNFIRED_EVENT
+
+
+def _set_status(_n: int) -> Any:
+    return _SET_STATUS
+
+
+def _set_status_from(_n: int) -> Any:
+    return _SET_STATUS_FROM
+
+
+def _add_event(_n: int) -> Any:
+    return _ADD_EVENT
+
+
+def _mark_fired(_n: int) -> Any:
+    return _MARK_FIRED
 
 
 @functools.lru_cache(maxsize=8)
