@@ -53,11 +53,14 @@ def test_padding_is_a_power_of_two_up_to_the_cap_and_exact_beyond(n: int) -> Non
     p = padded(n)
     assert p >= n
     if n <= PAD_UP_TO:
-        assert p & (p - 1) == 0 and p < 2 * n
+        assert p & (p - 1) == 0
+        assert p < 2 * n
     else:
         assert p == n
     keys = list(range(n))
-    assert len(pad(keys)) == p and set(pad(keys)) == set(keys) and pad(keys)[:n] == keys
+    assert len(pad(keys)) == p
+    assert set(pad(keys)) == set(keys)
+    assert pad(keys)[:n] == keys
 
 
 def test_the_longest_padded_statements_run(db: Database) -> None:
@@ -71,7 +74,9 @@ def test_the_longest_padded_statements_run(db: Database) -> None:
 
 def _world(db: Database) -> tuple[ClaimService, list[str]]:
     site = make_site(db)[0]
-    hosts = [make_host(db, site, {"VCPU": Inventory(total=8), "GPU_A30": Inventory(total=2)}) for _ in range(3)]
+    hosts = [
+        make_host(db, site, {"VCPU": Inventory(total=8), "GPU_A30": Inventory(total=2)}) for _ in range(3)
+    ]
     svc = ClaimService(db)
     for i, h in enumerate(hosts):
         svc.claim(lease(ClaimItem(h, "VCPU", 1 + i), start=T0 + i, end=T0 + 10 + i), now_s=NOW)
@@ -105,9 +110,8 @@ def test_padded_reads_answer_as_the_exact_ones(db: Database) -> None:
 
 
 def test_a_required_parameter_left_out_is_refused(db: Database) -> None:
-    with UnitOfWork(db) as uow:
-        with pytest.raises(TypeError, match="new_status"):
-            run_compiled(uow.session.connection(), st.mark_released_statement, 0, {"b_uuid": "x"})
+    with UnitOfWork(db) as uow, pytest.raises(TypeError, match="new_status"):
+        run_compiled(uow.session.connection(), st.mark_released_statement, 0, {"b_uuid": "x"})
 
 
 def test_the_consumer_row_is_written_with_its_typed_created_at(db: Database) -> None:
@@ -126,13 +130,22 @@ def test_a_typed_parameter_is_stored_as_sqlalchemy_stores_it(db: Database) -> No
     """Differential: the same consumer values and instant, inserted by the prebuilt statement and by
     SQLAlchemy's own execution, leave the same stored value (read raw, as the driver returns it)."""
     at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    values = {"kind": "lease", "name": "n", "project": "p", "status": "PENDING", "start_s": T0, "end_s": T0 + 1}
+    values = {
+        "kind": "lease",
+        "name": "n",
+        "project": "p",
+        "status": "PENDING",
+        "start_s": T0,
+        "end_s": T0 + 1,
+    }
     with UnitOfWork(db) as uow:
         conn = uow.session.connection()
         params = st.consumer_params({**values, "uuid": "a" * 36, "expires_s": None}, at)
         ((ours,),) = run_compiled(conn, st.insert_consumer_statement, 0, params)
         theirs = conn.execute(
-            insert(consumers).values(**values, uuid="b" * 36, generation=0, created_at=at).returning(consumers.c.id)
+            insert(consumers)
+            .values(**values, uuid="b" * 36, generation=0, created_at=at)
+            .returning(consumers.c.id)
         ).scalar_one()
         raw = dict(run_raw(conn, "SELECT id, created_at FROM consumers", ()))
         assert raw[ours] == raw[theirs]
@@ -155,11 +168,14 @@ def test_a_release_told_the_id_is_the_release_that_looks_it_up(db: Database) -> 
     svc, hosts = _world(db)
     done = svc.claim(lease(ClaimItem(hosts[1], "VCPU", 1), start=T0, end=T0 + 20), now_s=NOW)
     with UnitOfWork(db, readonly=True) as uow:
-        cid = int(uow.session.scalars(select(ConsumerRow.id).where(ConsumerRow.uuid == done.consumer_uuid)).one())
+        cid = int(
+            uow.session.scalars(select(ConsumerRow.id).where(ConsumerRow.uuid == done.consumer_uuid)).one()
+        )
     looked_up = _release(db, done.consumer_uuid, None)
     told = _release(db, done.consumer_uuid, cid)
     assert told == looked_up
-    assert told[0].changed and told[0].ended == 1
+    assert told[0].changed
+    assert told[0].ended == 1
     with pytest.raises(AssertionError):
         _release(db, done.consumer_uuid, cid + 1)
 
@@ -171,11 +187,13 @@ def test_repositories_are_made_on_first_use(db: Database) -> None:
     with uow:
         for name, make in _REPOSITORIES.items():
             repo = getattr(uow, name)
-            assert isinstance(repo, make) and getattr(uow, name) is repo  # type: ignore[arg-type]
-            assert repo.session is uow.session  # type: ignore[attr-defined]
+            assert isinstance(repo, make)  # type: ignore[arg-type]
+            assert getattr(uow, name) is repo
+            assert repo.session is uow.session
         first = uow.leases
         with pytest.raises(AttributeError):
-            _ = uow.no_such_repository  # type: ignore[attr-defined]
+            _ = uow.no_such_repository
     with uow:  # entered again: a fresh session, fresh repositories
-        assert uow.leases is not first and isinstance(uow.leases, LeaseRepository)
+        assert uow.leases is not first
+        assert isinstance(uow.leases, LeaseRepository)
         assert uow.leases.session is uow.session

@@ -23,6 +23,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 
 Build = Callable[[int], Any]  # a statement builder of ``statements.py``: list length -> statement
+
+
 class Prebuilt(NamedTuple):
     """A statement compiled for one dialect: its SQL and how to bind it (the compiler's own names)."""
 

@@ -238,9 +238,7 @@ class ClaimService:
             raise ValidationFailed(
                 f"cannot release into {status}", [FieldError("/status", f"one of {allowed}")]
             )
-        done = sql.release_consumer(
-            uow.session, consumer_uuid, status.value, now_s, consumer_id=consumer_id
-        )
+        done = sql.release_consumer(uow.session, consumer_uuid, status.value, now_s, consumer_id=consumer_id)
         if done.consumer_id is None:
             raise NotFound(f"no consumer {consumer_uuid}")
         if done.changed:

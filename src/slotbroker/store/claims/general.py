@@ -3,17 +3,16 @@ the reference executor, plain SQLAlchemy Core, used on SQLite and by every claim
 does not serve (VLAN tags, expired holds to reap, quotas, claims composed into a larger unit of work).
 
 Core rather than ORM objects: a claim is a handful of statements and the ORM's per-row bookkeeping
-would cost more than the database work. The claim's own hot statements (lock, pair state, allocation
-insert, calendar bump, PostgreSQL's one-statement write) go one step further: ``run_compiled`` compiles
-each once per (dialect, list length) and runs the SQL string on the DBAPI cursor, skipping SQLAlchemy's
-per-call cache-key walk, parameter processing and result metadata (measured in
-docs/decisions/0016-claims-in-two-round-trips.md). Errors still surface the SQLAlchemy way
-(``dbapi_error``); statement events (``before_cursor_execute``) do not fire for these.
+would cost more than the database work. The claim's own hot statements (lock, pair state, consumer and
+allocation inserts, calendar bump, PostgreSQL's one-statement write, the release's) go one step
+further: ``store/prebuilt.py`` compiles each once per (dialect, padded list length) and runs the SQL
+string on the DBAPI cursor (docs/decisions/0016-claims-in-two-round-trips.md,
+0048-lease-writes-prebuilt.md); statement events (``before_cursor_execute``) do not fire for these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,17 +27,8 @@ from slotbroker.store import calendar_changes
 from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.claims import statements as st
 from slotbroker.store.models import calendar_shard, utcnow
-from slotbroker.store.prebuilt import (  # re-exported: the claim path's executors import them from here
-    Build,
-    compiled,
-    dbapi_error,
-    pad,
-    padded,
-    run_compiled,
-    run_counted,
-    run_many,
-    run_raw,
-)
+from slotbroker.store.prebuilt import pad, run_compiled, run_counted, run_many
+
 
 def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, LockedProvider]:
     """Lock the providers named by ``uuids`` (PostgreSQL: row locks in id order, held to commit).

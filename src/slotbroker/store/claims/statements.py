@@ -327,7 +327,7 @@ INSERT_BATCH = 500  # rows per multi-VALUES INSERT: far below SQLite's 32766 bin
 def insert_allocations_statement(n: int) -> Any:
     """n allocation rows in one multi-VALUES INSERT (:consumer_id0, :provider_id0 ...): one round trip,
     no driver-level executemany. SQLAlchemy does not cache multi-VALUES statements: run it compiled once
-    (``general.run_compiled``)."""
+    (``prebuilt.run_compiled``)."""
     return insert(allocations).values(
         [
             {c: (_str if c == "resource_class" else _int)(f"{c}{i}") for c in ALLOCATION_COLUMNS}
@@ -467,7 +467,7 @@ DELETE_ALL = delete(allocations).where(allocations.c.consumer_id == bindparam("c
 DELETE_FUTURE, CUT_RUNNING = stop_rows(allocations.c.consumer_id == bindparam("cid"), bindparam("now"))
 
 
-# The release's statements as builders (``general.run_compiled``: compiled once, run on the cursor).
+# The release's statements as builders (``prebuilt.run_compiled``: compiled once, run on the cursor).
 def mark_released_statement(_n: int = 0) -> Any:
     return MARK_RELEASED
 
