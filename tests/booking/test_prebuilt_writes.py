@@ -197,3 +197,20 @@ def test_repositories_are_made_on_first_use(db: Database) -> None:
         assert uow.leases is not first
         assert isinstance(uow.leases, LeaseRepository)
         assert uow.leases.session is uow.session
+
+
+def test_rescheduling_moves_unfired_events_adds_missing_ones_and_keeps_fired_ones(db: Database) -> None:
+    svc, hosts = _world(db)
+    done = svc.claim(lease(ClaimItem(hosts[2], "VCPU", 1), start=T0, end=T0 + 20), now_s=NOW)
+    fired_at = datetime(2030, 1, 1, tzinfo=UTC)
+    with UnitOfWork(db) as uow:
+        cid = int(uow.leases.find(done.consumer_uuid).id)
+        uow.leases.add_event(cid, "start", T0, fired_at)
+        uow.leases.add_event(cid, "before_end", T0 + 10)
+        uow.leases.reschedule_events(cid, {"start": T0 + 1, "before_end": T0 + 25, "end": T0 + 30})
+        got = {(e.kind, e.due_s, e.fired_at is not None) for e in uow.leases.events_of([cid])}
+        assert got == {("start", T0, True), ("before_end", T0 + 25, False), ("end", T0 + 30, False)}
+        uow.leases.reschedule_events(cid, {"end": T0 + 40})  # only the kinds given move
+        got = {(e.kind, e.due_s) for e in uow.leases.events_of([cid])}
+        assert got == {("start", T0), ("before_end", T0 + 25), ("end", T0 + 40)}
+        uow.commit()

@@ -8,14 +8,26 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, insert, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.models import LeaseEventRow
 from slotbroker.store.prebuilt import run_compiled, run_counted, run_many
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
@@ -217,7 +229,7 @@ class LeaseRepository:
         """Delete every row of the lease (a move frees the old interval before claiming the new; the
         claim bumps the calendar)."""
         with calendar_changes.tracking(self.session, [consumer_id]):
-            self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
+            run_counted(self._core(), _delete_rows_of, {"cid": consumer_id})
 
     def shorten_rows(self, consumer_id: int, end_s: int) -> None:
         """Cut the lease's rows at ``end_s``; the caller bumps the calendar once for it."""
@@ -236,21 +248,14 @@ class LeaseRepository:
             self._adopt(consumer_id, temp_id, stretch)
 
     def _adopt(self, consumer_id: int, temp_id: int, stretch: tuple[int, int] | None) -> None:
+        conn = self._core()
         if stretch is not None:
             start, end = stretch
-            self.session.execute(
-                update(allocations)
-                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s == start)
-                .values(end_s=end)
-            )
-            self.session.execute(delete(allocations).where(allocations.c.consumer_id == temp_id))
+            run_counted(conn, _stretch_rows, {"cid": consumer_id, "old_end": start, "new_end": end})
+            run_counted(conn, _delete_rows_of, {"cid": temp_id})
         else:
-            self.session.execute(
-                update(allocations)
-                .where(allocations.c.consumer_id == temp_id)
-                .values(consumer_id=consumer_id)
-            )
-        self.session.execute(delete(consumers).where(consumers.c.id == temp_id))
+            run_counted(conn, _move_rows, {"cid": consumer_id, "from_cid": temp_id})
+        run_counted(conn, _delete_consumer, {"cid": temp_id})
 
     def drop_rows(self, row_ids: Collection[int]) -> None:
         """Delete these rows (a rehost moves them; its claim bumps the calendar)."""
@@ -274,11 +279,23 @@ class LeaseRepository:
         """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
         return list(self._core().execute(_EVENTS_OF, {"ids": list(consumer_ids)}))
 
-    def event_rows(self, consumer_id: int) -> list[LeaseEventRow]:
-        """The lease's event rows as ORM objects (rescheduling changes ``due_s`` in place)."""
-        return list(
-            self.session.scalars(select(LeaseEventRow).where(LeaseEventRow.consumer_id == consumer_id))
-        )
+    def reschedule_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
+        """(Re)schedule the lease's events (kind -> due): an unfired one moves to its new time, a
+        missing one is added, a fired one stays as it is. Two statements (three when one is missing)."""
+        if not due:
+            return
+        conn = self._core()
+        have = {str(k) for (k,) in run_compiled(conn, _event_kinds, 0, {"cid": consumer_id})}
+        params: dict[str, Any] = {"cid": consumer_id}
+        for i, (kind, due_s) in enumerate(due.items()):
+            params[f"k{i}"], params[f"d{i}"] = kind, due_s
+        run_counted(conn, _reschedule_unfired, params, len(due))
+        missing = [
+            {"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None}
+            for k, d in due.items()
+            if k not in have
+        ]
+        run_many(conn, _add_event, missing)
 
     def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
         params = {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
@@ -468,6 +485,21 @@ _MARK_FIRED = (
 )
 
 
+_EVENT_KINDS = select(lease_events.c.kind).where(lease_events.c.consumer_id == bindparam("cid"))
+_DELETE_ROWS_OF = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
+_STRETCH_ROWS = (
+    update(allocations)
+    .where(allocations.c.consumer_id == bindparam("cid"), allocations.c.end_s == bindparam("old_end"))
+    .values(end_s=bindparam("new_end"))
+)
+_MOVE_ROWS = (
+    update(allocations)
+    .where(allocations.c.consumer_id == bindparam("from_cid"))
+    .values(consumer_id=bindparam("cid"))
+)
+_DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
+
+
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
 def _lock_head(_n: int) -> Any:
     return _LOCK_HEAD
@@ -483,6 +515,40 @@ def _drop_unfired(_n: int) -> Any:
 
 def _unfired_event(_n: int) -> Any:
     return _UNFIRED_EVENT
+
+
+def _event_kinds(_n: int) -> Any:
+    return _EVENT_KINDS
+
+
+@functools.cache
+def _reschedule_unfired(n: int) -> Any:
+    """Move the lease's (:cid) unfired events of n kinds (:k0 ...) to their new times (:d0 ...)."""
+    e = lease_events.c
+    kinds = [bindparam(f"k{i}", type_=String) for i in range(n)]
+    return (
+        update(lease_events)
+        .where(e.consumer_id == bindparam("cid"), _UNFIRED, or_(*(e.kind == k for k in kinds)))
+        .values(
+            due_s=case(*((e.kind == k, bindparam(f"d{i}", type_=BigInteger)) for i, k in enumerate(kinds)))
+        )
+    )
+
+
+def _delete_rows_of(_n: int) -> Any:
+    return _DELETE_ROWS_OF
+
+
+def _stretch_rows(_n: int) -> Any:
+    return _STRETCH_ROWS
+
+
+def _move_rows(_n: int) -> Any:
+    return _MOVE_ROWS
+
+
+def _delete_consumer(_n: int) -> Any:
+    return _DELETE_CONSUMER
 
 
 def _set_status(_n: int) -> Any:
