@@ -25,6 +25,16 @@ from sqlalchemy.sql.elements import BindParameter
 Build = Callable[[int], Any]  # a statement builder of ``statements.py``: list length -> statement
 
 
+def fixed(stmt: Any) -> Build:
+    """A builder of ``stmt`` whatever n (a statement over no list of keys). Make it once, at import:
+    the builder is the cache's key."""
+
+    def build(_n: int) -> Any:
+        return stmt
+
+    return build
+
+
 class Prebuilt(NamedTuple):
     """A statement compiled for one dialect: its SQL and how to bind it (the compiler's own names)."""
 

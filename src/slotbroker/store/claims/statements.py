@@ -45,6 +45,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from slotbroker.domain.claim_rule import InventoryFacts, LockedProvider, Pair, PairState, Usage
 from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
+from slotbroker.store.prebuilt import fixed
 from slotbroker.store.repositories.calendar import BUMP_CALENDAR
 from slotbroker.store.repositories.usage import live_consumer, stop_rows
 from slotbroker.store.tables import (
@@ -468,17 +469,7 @@ DELETE_FUTURE, CUT_RUNNING = stop_rows(allocations.c.consumer_id == bindparam("c
 
 
 # The release's statements as builders (``prebuilt.run_compiled``: compiled once, run on the cursor).
-def mark_released_statement(_n: int = 0) -> Any:
-    return MARK_RELEASED
-
-
-def delete_all_statement(_n: int = 0) -> Any:
-    return DELETE_ALL
-
-
-def delete_future_statement(_n: int = 0) -> Any:
-    return DELETE_FUTURE
-
-
-def cut_running_statement(_n: int = 0) -> Any:
-    return CUT_RUNNING
+mark_released_statement = fixed(MARK_RELEASED)
+delete_all_statement = fixed(DELETE_ALL)
+delete_future_statement = fixed(DELETE_FUTURE)
+cut_running_statement = fixed(CUT_RUNNING)

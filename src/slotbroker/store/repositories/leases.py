@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.prebuilt import run_compiled, run_counted, run_many
+from slotbroker.store.prebuilt import fixed, run_compiled, run_counted, run_many
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
@@ -501,24 +501,19 @@ _DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
 
 
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
-def _lock_head(_n: int) -> Any:
-    return _LOCK_HEAD
-
-
-def _set_times(_n: int) -> Any:
-    return _SET_TIMES
-
-
-def _drop_unfired(_n: int) -> Any:
-    return _DROP_UNFIRED
-
-
-def _unfired_event(_n: int) -> Any:
-    return _UNFIRED_EVENT
-
-
-def _event_kinds(_n: int) -> Any:
-    return _EVENT_KINDS
+_lock_head = fixed(_LOCK_HEAD)
+_set_times = fixed(_SET_TIMES)
+_drop_unfired = fixed(_DROP_UNFIRED)
+_unfired_event = fixed(_UNFIRED_EVENT)
+_event_kinds = fixed(_EVENT_KINDS)
+_delete_rows_of = fixed(_DELETE_ROWS_OF)
+_stretch_rows = fixed(_STRETCH_ROWS)
+_move_rows = fixed(_MOVE_ROWS)
+_delete_consumer = fixed(_DELETE_CONSUMER)
+_set_status = fixed(_SET_STATUS)
+_set_status_from = fixed(_SET_STATUS_FROM)
+_add_event = fixed(_ADD_EVENT)
+_mark_fired = fixed(_MARK_FIRED)
 
 
 @functools.cache
@@ -533,38 +528,6 @@ def _reschedule_unfired(n: int) -> Any:
             due_s=case(*((e.kind == k, bindparam(f"d{i}", type_=BigInteger)) for i, k in enumerate(kinds)))
         )
     )
-
-
-def _delete_rows_of(_n: int) -> Any:
-    return _DELETE_ROWS_OF
-
-
-def _stretch_rows(_n: int) -> Any:
-    return _STRETCH_ROWS
-
-
-def _move_rows(_n: int) -> Any:
-    return _MOVE_ROWS
-
-
-def _delete_consumer(_n: int) -> Any:
-    return _DELETE_CONSUMER
-
-
-def _set_status(_n: int) -> Any:
-    return _SET_STATUS
-
-
-def _set_status_from(_n: int) -> Any:
-    return _SET_STATUS_FROM
-
-
-def _add_event(_n: int) -> Any:
-    return _ADD_EVENT
-
-
-def _mark_fired(_n: int) -> Any:
-    return _MARK_FIRED
 
 
 @functools.lru_cache(maxsize=8)
