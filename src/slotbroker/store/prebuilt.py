@@ -4,9 +4,11 @@ of the claim (``store/claims/general.py``) and of the lease's writes (``store/re
 A one-row statement through SQLAlchemy's execution path (cache-key walk, parameter processing, result
 metadata) costs several times what SQLite spends running it; ``run_compiled`` compiles each statement
 once per (dialect, list length) and hands the SQL string to the driver (measured in
-docs/decisions/0016-claims-in-two-round-trips.md and 0048-lease-writes-prebuilt.md). Only for statements
-with int, str and None parameters and results (no bind or result processors would run). Errors still
-surface the SQLAlchemy way (``dbapi_error``); statement events (``before_cursor_execute``) do not fire.
+docs/decisions/0016-claims-in-two-round-trips.md and 0048-lease-writes-prebuilt.md). The parameters a
+call gives pass their types' bind processors (a datetime is stored as SQLAlchemy stores it); constants
+compiled into the statement and the result rows are not processed, so use it for statements whose
+constants and result columns are ints, strings and NULLs. Errors still surface the SQLAlchemy way
+(``dbapi_error``); statement events (``before_cursor_execute``) do not fire.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def _processors(stmt: Any, dialect: Dialect) -> tuple[tuple[str, Callable[[Any],
 
 
 def run_compiled(conn: Connection, build: Build, n: int, params: dict[str, Any]) -> list[Any]:
-    """Run ``build(n)`` (int and str parameters only: no bind processors run) on ``conn``'s DBAPI cursor,
-    inside its transaction; the rows as tuples."""
+    """Run ``build(n)`` with ``params`` on ``conn``'s DBAPI cursor, inside its transaction; the rows as
+    tuples, unprocessed (ints, strings, NULLs as the driver gives them)."""
     comp = compiled(conn.dialect, build, n)
     return run_raw(conn, comp.string, _bound(comp, params))
 
