@@ -123,11 +123,11 @@ def test_a_connection_lost_in_use_answers_503_then_recovers(pg: Database) -> Non
 
 
 def test_raw_statements_fail_the_sqlalchemy_way(database_url: str) -> None:
-    """``store.claims.general.run_raw`` (the claims' hot statements) raises DBAPIError subclasses,
+    """``store.prebuilt.run_raw`` (the claims' hot statements) raises DBAPIError subclasses,
     on both backends, so retries and the API's problem mapping see what they expect."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    from slotbroker.store.claims.general import run_raw
+    from slotbroker.store.prebuilt import run_raw
 
     db = Database(database_url)
     try:
@@ -144,7 +144,7 @@ def test_raw_statements_fail_the_sqlalchemy_way(database_url: str) -> None:
 
 
 def test_a_raw_statement_on_a_lost_connection_invalidates_it(pg: Database) -> None:
-    from slotbroker.store.claims.general import run_raw
+    from slotbroker.store.prebuilt import run_raw
 
     with pg.engine.connect() as conn:
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())

@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -74,6 +74,26 @@ def listeners(db: Database) -> list[CommitListener]:
     return list(found[1]) if found is not None and found[0]() is db else []
 
 
+_REPOSITORIES: dict[str, Callable[[Session], object]] = {
+    "providers": ProviderRepository,
+    "catalog": CatalogRepository,
+    "network": NetworkRepository,
+    "allocations": AllocationRepository,
+    "calendar": CalendarRepository,
+    "tokens": TokenRepository,
+    "quotas": QuotaRepository,
+    "leases": LeaseRepository,
+    "offers": OfferRepository,
+    "allocation_requests": AllocationRequestRepository,
+    "secrets": SecretRepository,
+    "find_slot_jobs": FindSlotJobRepository,
+    "snapshot": SnapshotRepository,
+    "jobs": JobRepository,
+    "names": NameRepository,
+    "feeds": CalendarFeedRepository,
+}
+
+
 class UnitOfWork:
     session: Session
     providers: ProviderRepository
@@ -114,23 +134,18 @@ class UnitOfWork:
         self.changes = (
             calendar_changes.start(self.session) if self.connection is None and not self.readonly else None
         )
-        self.providers = ProviderRepository(self.session)
-        self.catalog = CatalogRepository(self.session)
-        self.network = NetworkRepository(self.session)
-        self.allocations = AllocationRepository(self.session)
-        self.calendar = CalendarRepository(self.session)
-        self.tokens = TokenRepository(self.session)
-        self.quotas = QuotaRepository(self.session)
-        self.leases = LeaseRepository(self.session)
-        self.offers = OfferRepository(self.session)
-        self.allocation_requests = AllocationRequestRepository(self.session)
-        self.secrets = SecretRepository(self.session)
-        self.find_slot_jobs = FindSlotJobRepository(self.session)
-        self.snapshot = SnapshotRepository(self.session)
-        self.jobs = JobRepository(self.session)
-        self.names = NameRepository(self.session)
-        self.feeds = CalendarFeedRepository(self.session)
+        for name in _REPOSITORIES:  # a unit of work used again starts with fresh repositories
+            self.__dict__.pop(name, None)
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        """A repository is made on first use (``_REPOSITORIES``): most units of work use two or three
+        of the sixteen, and the hot ones run thousands of times a second."""
+        make = _REPOSITORIES.get(name)
+        if make is None or "session" not in self.__dict__:
+            raise AttributeError(name)
+        repo = self.__dict__[name] = make(self.session)
+        return repo
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -229,13 +229,16 @@ class ClaimService:
         *,
         status: ConsumerStatus = ConsumerStatus.RELEASED,
         now_s: int,
+        consumer_id: int | None = None,
     ) -> ReleaseResult:
+        """Release inside ``uow`` (see ``release``); the caller commits. ``consumer_id``: the consumer's
+        id, when the caller has read it (its row locked), which saves a lookup."""
         if status not in RELEASE_STATUSES:
             allowed = ", ".join(sorted(RELEASE_STATUSES))
             raise ValidationFailed(
                 f"cannot release into {status}", [FieldError("/status", f"one of {allowed}")]
             )
-        done = sql.release_consumer(uow.session, consumer_uuid, status.value, now_s)
+        done = sql.release_consumer(uow.session, consumer_uuid, status.value, now_s, consumer_id=consumer_id)
         if done.consumer_id is None:
             raise NotFound(f"no consumer {consumer_uuid}")
         if done.changed:

@@ -25,7 +25,7 @@ def end_now(leases: LeaseService, lease_id: str, *, now_s: int, project: str | N
 
     def attempt() -> None:
         with UnitOfWork(leases.db) as uow:
-            row = uow.leases.find(lease_id, lock=True)
+            row = uow.leases.lock_head(lease_id)
             if row is None or (project is not None and row.project != project):
                 raise NotFound(f"no lease {lease_id}")
             if row.status != ConsumerStatus.ACTIVE.value:
@@ -37,7 +37,9 @@ def end_now(leases: LeaseService, lease_id: str, *, now_s: int, project: str | N
             consumer_id = int(row.id)
             cancel_lease_events(uow, consumer_id)
             uow.leases.set_times(consumer_id, int(row.generation), int(row.start_s), now_s)  # row is locked
-            leases.claims.release_in(uow, lease_id, status=ConsumerStatus.ENDED, now_s=now_s)
+            leases.claims.release_in(
+                uow, lease_id, status=ConsumerStatus.ENDED, now_s=now_s, consumer_id=consumer_id
+            )
             record_transition(uow, leases.hooks, consumer_id, lease_id, row.project, "end", now_s)
             uow.commit()
 

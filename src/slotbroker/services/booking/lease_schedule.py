@@ -18,15 +18,7 @@ def event_times(start_s: int, end_s: int, notice_s: int) -> dict[str, int]:
 
 def schedule_lease_events(uow: UnitOfWork, consumer_id: int, start_s: int, end_s: int, notice_s: int) -> None:
     """(Re)schedule a lease's events; events already fired stay as they are."""
-    due = event_times(start_s, end_s, notice_s)
-    existing = {row.kind: row for row in uow.leases.event_rows(consumer_id)}
-    for kind in KINDS:
-        row = existing.get(kind)
-        if row is None:
-            uow.leases.add_event(consumer_id, kind, due[kind])
-        elif row.fired_at is None:
-            row.due_s = due[kind]
-    uow.session.flush()
+    uow.leases.reschedule_events(consumer_id, event_times(start_s, end_s, notice_s))
 
 
 def schedule_new_lease_events(

@@ -3,26 +3,22 @@ the reference executor, plain SQLAlchemy Core, used on SQLite and by every claim
 does not serve (VLAN tags, expired holds to reap, quotas, claims composed into a larger unit of work).
 
 Core rather than ORM objects: a claim is a handful of statements and the ORM's per-row bookkeeping
-would cost more than the database work. The claim's own hot statements (lock, pair state, allocation
-insert, calendar bump, PostgreSQL's one-statement write) go one step further: ``run_compiled`` compiles
-each once per (dialect, list length) and runs the SQL string on the DBAPI cursor, skipping SQLAlchemy's
-per-call cache-key walk, parameter processing and result metadata (measured in
-docs/decisions/0016-claims-in-two-round-trips.md). Errors still surface the SQLAlchemy way
-(``dbapi_error``); statement events (``before_cursor_execute``) do not fire for these.
+would cost more than the database work. The claim's own hot statements (lock, pair state, consumer and
+allocation inserts, calendar bump, PostgreSQL's one-statement write, the release's) go one step
+further: ``store/prebuilt.py`` compiles each once per (dialect, padded list length) and runs the SQL
+string on the DBAPI cursor (docs/decisions/0016-claims-in-two-round-trips.md,
+0048-lease-writes-prebuilt.md); statement events (``before_cursor_execute``) do not fire for these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Dialect
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from slotbroker.domain.claim_rule import AllocationItem, LockedProvider, Pair, PairState
 from slotbroker.domain.claims import FREEING_STATUSES
@@ -31,66 +27,7 @@ from slotbroker.store import calendar_changes
 from slotbroker.store.calendar_changes import Holding
 from slotbroker.store.claims import statements as st
 from slotbroker.store.models import calendar_shard, utcnow
-
-Build = Callable[[int], Any]  # a statement builder of ``statements.py``: list length -> statement
-_COMPILED: dict[tuple[str, Build, int], SQLCompiler] = {}
-
-
-def compiled(dialect: Dialect, build: Build, n: int) -> SQLCompiler:
-    """``build(n)`` compiled for ``dialect``, once (n is at most ``MAX_ITEMS``: the cache stays small);
-    every bind parameter has a placeholder value so that the literal ones can be compiled in."""
-    key = (dialect.name, build, n)
-    found = _COMPILED.get(key)
-    if found is None:
-        found = _COMPILED[key] = build(n).compile(
-            dialect=dialect, compile_kwargs={"render_postcompile": True}
-        )
-    return found
-
-
-def run_compiled(conn: Connection, build: Build, n: int, params: dict[str, Any]) -> list[Any]:
-    """Run ``build(n)`` (int and str parameters only: no bind processors run) on ``conn``'s DBAPI cursor,
-    inside its transaction; the rows as tuples."""
-    comp = compiled(conn.dialect, build, n)
-    values = {**comp.params, **params}
-    if comp.positional:
-        return run_raw(conn, comp.string, tuple(values[k] for k in comp.positiontup or ()))
-    return run_raw(conn, comp.string, values)
-
-
-def run_raw(conn: Connection, sql: str, params: Any) -> list[Any]:
-    """Run ``sql`` on the DBAPI cursor of ``conn`` (inside its transaction); the rows as tuples."""
-    dbapi_conn = conn.connection
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description is not None else []
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise dbapi_error(conn.dialect, exc, sql, params, conn, dbapi_conn, cursor) from exc
-    finally:
-        cursor.close()
-
-
-def dbapi_error(
-    dialect: Dialect,
-    exc: Exception,
-    sql: str,
-    params: Any,
-    owner: Connection | PoolProxiedConnection,
-    dbapi_conn: Any,
-    cursor: Any,
-) -> DBAPIError:
-    """The driver's ``exc`` as SQLAlchemy would raise it (a ``DBAPIError`` subclass: retries and the
-    API's problem mapping branch on it), ``owner`` invalidated first if the connection was lost, exactly
-    as SQLAlchemy itself would."""
-    lost = bool(dialect.is_disconnect(exc, dbapi_conn, cursor))  # type: ignore[arg-type]
-    if lost:
-        owner.invalidate(exc)
-    wrapped = DBAPIError.instance(
-        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-    )
-    assert isinstance(wrapped, DBAPIError)
-    return wrapped
+from slotbroker.store.prebuilt import pad, run_compiled, run_counted, run_many
 
 
 def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, LockedProvider]:
@@ -101,7 +38,7 @@ def lock_providers(session: Session, uuids: Collection[str]) -> dict[str, Locked
     """
     if not uuids:
         return {}
-    wanted = sorted(set(uuids))
+    wanted = pad(sorted(set(uuids)))
     return st.locked_of(
         run_compiled(session.connection(), st.lock_statement, len(wanted), st.lock_params(wanted))
     )
@@ -127,6 +64,7 @@ def pair_states(
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
+    wanted = pad(wanted)
     params = st.pair_params(wanted, start_s, end_s, now_s)
     return st.states_of(run_compiled(session.connection(), st.pair_state_statement, len(wanted), params))
 
@@ -176,7 +114,10 @@ def bump_calendar(session: Session, shard_key: int = 0) -> None:
 
 
 def insert_consumer(session: Session, values: dict[str, Any]) -> int:
-    return int(session.connection().execute(st.INSERT_CONSUMER, values).scalar_one())
+    """Insert a new consumer (``values``: the consumer row's, ``claim_rule.Write.consumer``); its id."""
+    params = st.consumer_params(values, utcnow())
+    ((cid,),) = run_compiled(session.connection(), st.insert_consumer_statement, 0, params)
+    return int(cid)
 
 
 def write_claim(
@@ -185,7 +126,8 @@ def write_claim(
     """Insert the consumer (``insert_consumer``'s values), one allocation per item (provider id, class,
     amount, VLAN tag) over the consumer's [start_s, end_s), and bump the calendar shard of
     ``shard_key``; the new consumer's id. PostgreSQL: one statement (``statements.write_statement``);
-    SQLite (no data-modifying CTEs, and no round trips to save): the three statements. Run it last."""
+    SQLite (no data-modifying CTEs, and no round trips to save): the consumer, its rows by one
+    executemany of the one-row INSERT (compiled once, whatever the item count), the bump. Run it last."""
     conn = session.connection()
     if conn.dialect.name == "postgresql" and 0 < len(items) <= st.INSERT_BATCH:
         params = st.write_params(consumer, items, calendar_shard(shard_key), utcnow())
@@ -195,11 +137,8 @@ def write_claim(
     else:
         cid = insert_consumer(session, consumer)
         s, e = consumer["start_s"], consumer["end_s"]
-        for at in range(0, len(items), st.INSERT_BATCH):
-            batch = items[at : at + st.INSERT_BATCH]
-            run_compiled(
-                conn, st.insert_allocations_statement, len(batch), st.allocation_params(cid, s, e, batch)
-            )
+        rows = [st.allocation_params(cid, s, e, [item]) for item in items]
+        run_many(conn, st.insert_allocations_statement, rows)
         bump_calendar(session, shard_key)
     calendar_changes.describe(session, added=[_holding(cid, consumer, items)], bumps=1)
     return cid
@@ -223,28 +162,44 @@ class Released:
     ended: int = 0
 
 
-def release_consumer(session: Session, uuid: str, status: str, now_s: int) -> Released:
+def release_consumer(
+    session: Session, uuid: str, status: str, now_s: int, *, consumer_id: int | None = None
+) -> Released:
     """Move the consumer to ``status`` (one of ``RELEASE_STATUSES``) and free its allocations, once.
 
     A freeing status deletes every allocation of the consumer. ``ENDED`` (a lease stopping, early or on
     time) deletes what has not started and cuts what is running at ``now``, so the past stays on record
     and still counts, exactly as the table shows. The guarded UPDATE makes the whole thing happen once:
-    a second (or concurrent) release finds the guard false and changes nothing.
+    a second (or concurrent) release finds the guard false and changes nothing. ``consumer_id``: the
+    id of ``uuid`` when the caller has it (its row locked), which saves looking it up.
     """
     conn = session.connection()
-    before = _holdings_by_uuid(session, uuid)
-    row = conn.execute(st.MARK_RELEASED, {"b_uuid": uuid, "new_status": status}).first()
-    if row is None:
+    before = _holdings_of(session, uuid, consumer_id)
+    marked = run_compiled(conn, st.mark_released_statement, 0, {"b_uuid": uuid, "new_status": status})
+    if not marked:
         found = conn.execute(st.FIND_CONSUMER, {"uuid": uuid}).first()
         if found is None:
             return Released(None, "", changed=False)
         return Released(int(found.id), str(found.status), changed=False)
-    cid = int(row.id)
-    done = _release_rows(conn, cid, str(row.status), now_s)
+    ((cid, new_status),) = marked
+    cid = int(cid)
+    if consumer_id is not None and cid != consumer_id:
+        raise AssertionError(f"consumer {uuid} is {cid}, not {consumer_id}")
+    done = _release_rows(conn, cid, str(new_status), now_s)
     if before is not None:  # the caller bumps the calendar once for a change (``ClaimService.release_in``)
         after = calendar_changes.holdings(session, [cid])
         calendar_changes.describe(session, removed=before, added=after, bumps=1)
     return done
+
+
+def _holdings_of(session: Session, uuid: str, consumer_id: int | None) -> list[Holding] | None:
+    """The consumer ``uuid`` (whose id is ``consumer_id`` when known) as ``calendar_changes.holdings``
+    reads it; None when nobody records."""
+    if calendar_changes.of(session) is None:
+        return None
+    if consumer_id is not None:
+        return calendar_changes.holdings(session, [consumer_id])
+    return _holdings_by_uuid(session, uuid)
 
 
 def _holdings_by_uuid(session: Session, uuid: str) -> list[Holding] | None:
@@ -258,8 +213,8 @@ def _holdings_by_uuid(session: Session, uuid: str) -> list[Holding] | None:
 def _release_rows(conn: Connection, cid: int, status: str, now_s: int) -> Released:
     """Free the rows of a consumer just moved to ``status``: all of them, or (``ENDED``) ``stop_rows``."""
     if status in FREEING_STATUSES:
-        deleted = conn.execute(st.DELETE_ALL, {"cid": cid}).rowcount
+        deleted = run_counted(conn, st.delete_all_statement, {"cid": cid})
         return Released(cid, status, changed=True, deleted=deleted)
-    deleted = conn.execute(st.DELETE_FUTURE, {"cid": cid, "now": now_s}).rowcount
-    ended = conn.execute(st.CUT_RUNNING, {"cid": cid, "now": now_s}).rowcount
+    deleted = run_counted(conn, st.delete_future_statement, {"cid": cid, "now": now_s})
+    ended = run_counted(conn, st.cut_running_statement, {"cid": cid, "now": now_s})
     return Released(cid, status, changed=True, deleted=deleted, ended=ended)

@@ -54,8 +54,8 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from slotbroker.domain.claim_rule import LockedProvider, Pair, PairState, Write
 from slotbroker.store.claims import statements as st
-from slotbroker.store.claims.general import compiled, dbapi_error
 from slotbroker.store.models import calendar_shard, utcnow
+from slotbroker.store.prebuilt import compiled, dbapi_error
 
 PREPARED_KEY = "slotbroker_prepared"  # the connection record's info: names prepared on this connection
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -242,7 +242,7 @@ class Session:
     def _run(self, used: Sequence[Statement], parts: list[str]) -> Step:
         """Send ``parts`` as one string (after the PREPAREs this connection lacks); the rows of each
         statement that returned rows, in order. Errors are raised as SQLAlchemy ``DBAPIError``s, a lost
-        connection invalidated first (``general.dbapi_error``)."""
+        connection invalidated first (``prebuilt.dbapi_error``)."""
         text = "; ".join(parts)
         try:
             if any(one.name not in self.prepared for one in used):  # once per statement and connection

@@ -45,6 +45,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from slotbroker.domain.claim_rule import InventoryFacts, LockedProvider, Pair, PairState, Usage
 from slotbroker.domain.claims import FREEING_STATUSES, RELEASE_STATUSES, ConsumerKind, ConsumerStatus
+from slotbroker.store.prebuilt import fixed
 from slotbroker.store.repositories.calendar import BUMP_CALENDAR
 from slotbroker.store.repositories.usage import live_consumer, stop_rows
 from slotbroker.store.tables import (
@@ -321,14 +322,13 @@ def delete_allocations_of(ids: Sequence[int]) -> Any:
 
 # -- writes -------------------------------------------------------------------------------------------------
 
-INSERT_CONSUMER = insert(consumers).returning(consumers.c.id)
 INSERT_BATCH = 500  # rows per multi-VALUES INSERT: far below SQLite's 32766 bind parameters
 
 
 def insert_allocations_statement(n: int) -> Any:
     """n allocation rows in one multi-VALUES INSERT (:consumer_id0, :provider_id0 ...): one round trip,
     no driver-level executemany. SQLAlchemy does not cache multi-VALUES statements: run it compiled once
-    (``general.run_compiled``)."""
+    (``prebuilt.run_compiled``)."""
     return insert(allocations).values(
         [
             {c: (_str if c == "resource_class" else _int)(f"{c}{i}") for c in ALLOCATION_COLUMNS}
@@ -361,14 +361,10 @@ def bump_statement(_n: int = 0) -> Any:
     return BUMP_CALENDAR
 
 
-@cache
-def write_statement(n: int) -> Any:
-    """The whole write of a claim as one statement, for PostgreSQL (data-modifying CTEs; SQLite has
-    none): insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created), its
-    n allocation rows (:p0, :rc0, :a0, :vlan0 ...) over [:s, :e), and bump calendar shard :shard; the new
-    consumer's id. The same tables and the same bump as the general path's three statements."""
-    c, a = consumers, allocations
-    consumer = (
+def _consumer_insert() -> Any:
+    """Insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created); its id."""
+    c = consumers
+    return (
         insert(c)
         .values(
             uuid=_str("uuid"),
@@ -383,8 +379,24 @@ def write_statement(n: int) -> Any:
             created_at=bindparam("created", None, type_=c.c.created_at.type),
         )
         .returning(c.c.id)
-        .cte("c")
     )
+
+
+@cache
+def insert_consumer_statement(_n: int = 0) -> Any:
+    """``write_statement``'s consumer INSERT on its own (the general path's first write, where the
+    database has no data-modifying CTEs): parameters by ``consumer_params``."""
+    return _consumer_insert()
+
+
+@cache
+def write_statement(n: int) -> Any:
+    """The whole write of a claim as one statement, for PostgreSQL (data-modifying CTEs; SQLite has
+    none): insert the consumer (:uuid, :kind, :name, :project, :status, :s, :e, :expires, :created), its
+    n allocation rows (:p0, :rc0, :a0, :vlan0 ...) over [:s, :e), and bump calendar shard :shard; the new
+    consumer's id. The same tables and the same bump as the general path's three statements."""
+    a = allocations
+    consumer = _consumer_insert().cte("c")
     rows = union_all(
         *(
             select(
@@ -406,9 +418,21 @@ def write_statement(n: int) -> Any:
 
 
 def write_params(consumer: dict[str, Any], items: Sequence[Any], shard: int, created: Any) -> dict[str, Any]:
-    """The parameters of ``write_statement(len(items))``: ``consumer`` as ``INSERT_CONSUMER`` takes it,
+    """The parameters of ``write_statement(len(items))``: ``consumer`` as ``consumer_params`` takes it,
     items as (provider id, class, amount, VLAN tag), the calendar shard's id."""
-    params: dict[str, Any] = {
+    params = consumer_params(consumer, created)
+    params["shard"] = shard
+    for i, (p, rc, amount, vlan) in enumerate(items):
+        params[f"p{i}"], params[f"rc{i}"], params[f"a{i}"], params[f"vlan{i}"] = p, rc, amount, vlan
+    return params
+
+
+def consumer_params(consumer: dict[str, Any], created: Any) -> dict[str, Any]:
+    """The consumer's parameters of ``insert_consumer_statement`` and ``write_statement``, from the
+    consumer row's values (``claim_rule.Write.consumer``); a new consumer is at generation 0."""
+    if consumer.get("generation", 0) != 0:
+        raise ValueError("a new consumer starts at generation 0")
+    return {
         "uuid": consumer["uuid"],
         "kind": consumer["kind"],
         "name": consumer.get("name", ""),
@@ -418,11 +442,7 @@ def write_params(consumer: dict[str, Any], items: Sequence[Any], shard: int, cre
         "e": consumer["end_s"],
         "expires": consumer.get("expires_s"),
         "created": created,
-        "shard": shard,
     }
-    for i, (p, rc, amount, vlan) in enumerate(items):
-        params[f"p{i}"], params[f"rc{i}"], params[f"a{i}"], params[f"vlan{i}"] = p, rc, amount, vlan
-    return params
 
 
 # -- releases -----------------------------------------------------------------------------------------------
@@ -446,3 +466,10 @@ MARK_RELEASED = (
 )
 DELETE_ALL = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
 DELETE_FUTURE, CUT_RUNNING = stop_rows(allocations.c.consumer_id == bindparam("cid"), bindparam("now"))
+
+
+# The release's statements as builders (``prebuilt.run_compiled``: compiled once, run on the cursor).
+mark_released_statement = fixed(MARK_RELEASED)
+delete_all_statement = fixed(DELETE_ALL)
+delete_future_statement = fixed(DELETE_FUTURE)
+cut_running_statement = fixed(CUT_RUNNING)

@@ -8,14 +8,27 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Integer, bindparam, case, delete, func, insert, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.models import LeaseEventRow
+from slotbroker.store.prebuilt import fixed, run_compiled, run_counted, run_many
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
@@ -34,10 +47,27 @@ class HostRef(NamedTuple):
     name: str
 
 
+class LeaseHead(NamedTuple):
+    """What a writer that changes a lease's times or status reads of it, under its lock."""
+
+    id: int
+    project: str
+    status: str
+    start_s: int
+    end_s: int
+    generation: int
+
+
+class DueEvent(NamedTuple):
+    id: int
+    due_s: int
+
+
 class LeaseRepository:
     """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
     on the session's connection: building a statement and the ORM's execution path cost several times
-    what SQLite spends on such a one-row statement."""
+    what SQLite spends on such a one-row statement. Those with int and str parameters and results run
+    compiled once, on the cursor (``store/prebuilt.py``)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -54,6 +84,11 @@ class LeaseRepository:
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
         """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
         return self._core().execute(_FIND_LOCKED if lock else _FIND, {"lease_id": lease_id}).first()
+
+    def lock_head(self, lease_id: str) -> LeaseHead | None:
+        """``find(lease_id, lock=True)``, only the columns a change of times or status needs."""
+        rows = run_compiled(self._core(), _lock_head, 0, {"lease_id": lease_id})
+        return LeaseHead(*rows[0]) if rows else None
 
     def lock_to_fire(self, consumer_id: int) -> Any:
         """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
@@ -112,10 +147,8 @@ class LeaseRepository:
 
     def set_times(self, consumer_id: int, generation: int, start_s: int, end_s: int) -> bool:
         """Compare-and-swap on ``generation``: the new interval, the next generation."""
-        done = self._core().execute(
-            _SET_TIMES, {"cid": consumer_id, "gen": generation, "new_start": start_s, "new_end": end_s}
-        )
-        return getattr(done, "rowcount", 1) == 1
+        params = {"cid": consumer_id, "gen": generation, "new_start": start_s, "new_end": end_s}
+        return run_counted(self._core(), _set_times, params) == 1
 
     def set_name(self, consumer_id: int, name: str) -> None:
         self.session.execute(update(consumers).where(consumers.c.id == consumer_id).values(name=name))
@@ -148,7 +181,7 @@ class LeaseRepository:
         # (every path into one deletes them), so leaving one adds nothing back.
         tracked = [consumer_id] if status.value in FREEING_STATUSES else []
         with calendar_changes.tracking(self.session, tracked):
-            self._core().execute(_SET_STATUS if only_from is None else _SET_STATUS_FROM, params)
+            run_counted(self._core(), _set_status if only_from is None else _set_status_from, params)
 
     def bump_generation(self, consumer_id: int) -> None:
         self.session.execute(
@@ -196,7 +229,7 @@ class LeaseRepository:
         """Delete every row of the lease (a move frees the old interval before claiming the new; the
         claim bumps the calendar)."""
         with calendar_changes.tracking(self.session, [consumer_id]):
-            self.session.execute(delete(allocations).where(allocations.c.consumer_id == consumer_id))
+            run_counted(self._core(), _delete_rows_of, {"cid": consumer_id})
 
     def shorten_rows(self, consumer_id: int, end_s: int) -> None:
         """Cut the lease's rows at ``end_s``; the caller bumps the calendar once for it."""
@@ -215,21 +248,14 @@ class LeaseRepository:
             self._adopt(consumer_id, temp_id, stretch)
 
     def _adopt(self, consumer_id: int, temp_id: int, stretch: tuple[int, int] | None) -> None:
+        conn = self._core()
         if stretch is not None:
             start, end = stretch
-            self.session.execute(
-                update(allocations)
-                .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s == start)
-                .values(end_s=end)
-            )
-            self.session.execute(delete(allocations).where(allocations.c.consumer_id == temp_id))
+            run_counted(conn, _stretch_rows, {"cid": consumer_id, "old_end": start, "new_end": end})
+            run_counted(conn, _delete_rows_of, {"cid": temp_id})
         else:
-            self.session.execute(
-                update(allocations)
-                .where(allocations.c.consumer_id == temp_id)
-                .values(consumer_id=consumer_id)
-            )
-        self.session.execute(delete(consumers).where(consumers.c.id == temp_id))
+            run_counted(conn, _move_rows, {"cid": consumer_id, "from_cid": temp_id})
+        run_counted(conn, _delete_consumer, {"cid": temp_id})
 
     def drop_rows(self, row_ids: Collection[int]) -> None:
         """Delete these rows (a rehost moves them; its claim bumps the calendar)."""
@@ -253,28 +279,40 @@ class LeaseRepository:
         """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
         return list(self._core().execute(_EVENTS_OF, {"ids": list(consumer_ids)}))
 
-    def event_rows(self, consumer_id: int) -> list[LeaseEventRow]:
-        """The lease's event rows as ORM objects (rescheduling changes ``due_s`` in place)."""
-        return list(
-            self.session.scalars(select(LeaseEventRow).where(LeaseEventRow.consumer_id == consumer_id))
-        )
+    def reschedule_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
+        """(Re)schedule the lease's events (kind -> due): an unfired one moves to its new time, a
+        missing one is added, a fired one stays as it is. Two statements (three when one is missing)."""
+        if not due:
+            return
+        conn = self._core()
+        have = {str(k) for (k,) in run_compiled(conn, _event_kinds, 0, {"cid": consumer_id})}
+        params: dict[str, Any] = {"cid": consumer_id}
+        for i, (kind, due_s) in enumerate(due.items()):
+            params[f"k{i}"], params[f"d{i}"] = kind, due_s
+        run_counted(conn, _reschedule_unfired, params, len(due))
+        missing = [
+            {"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None}
+            for k, d in due.items()
+            if k not in have
+        ]
+        run_many(conn, _add_event, missing)
 
     def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
-        self._core().execute(
-            _ADD_EVENT, {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
-        )
+        params = {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
+        run_counted(self._core(), _add_event, params)
 
     def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
         """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
         rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None} for k, d in due.items()]
-        self._core().execute(_ADD_EVENT, rows)
+        run_many(self._core(), _add_event, rows)
 
     def drop_unfired_events(self, consumer_id: int) -> None:
-        self._core().execute(_DROP_UNFIRED, {"cid": consumer_id})
+        run_counted(self._core(), _drop_unfired, {"cid": consumer_id})
 
-    def unfired_event(self, consumer_id: int, kind: str) -> Any:
+    def unfired_event(self, consumer_id: int, kind: str) -> DueEvent | None:
         """(id, due_s) of the lease's unfired ``kind`` event, or None."""
-        return self._core().execute(_UNFIRED_EVENT, {"cid": consumer_id, "kind": kind}).first()
+        rows = run_compiled(self._core(), _unfired_event, 0, {"cid": consumer_id, "kind": kind})
+        return DueEvent(int(rows[0][0]), int(rows[0][1])) if rows else None
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
@@ -290,8 +328,7 @@ class LeaseRepository:
 
     def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
         """Guarded: False when the event had fired already."""
-        marked = self._core().execute(_MARK_FIRED, {"event_id": event_id, "fired": fired_at})
-        return marked.rowcount == 1
+        return run_counted(self._core(), _mark_fired, {"event_id": event_id, "fired": fired_at}) == 1
 
     # -- stand-in hosts -----------------------------------------------------------------------------------
     def alternate_hosts(
@@ -382,6 +419,18 @@ def _filtered(stmt: Any, project: str | None, status: Sequence[str] | None) -> A
 _LEASE = consumers.c.kind == ConsumerKind.LEASE.value
 _FIND = select(consumers).where(consumers.c.uuid == bindparam("lease_id"), _LEASE)
 _FIND_LOCKED = _FIND.with_for_update()
+_LOCK_HEAD = (
+    select(
+        consumers.c.id,
+        consumers.c.project,
+        consumers.c.status,
+        consumers.c.start_s,
+        consumers.c.end_s,
+        consumers.c.generation,
+    )
+    .where(consumers.c.uuid == bindparam("lease_id"), _LEASE)
+    .with_for_update()
+)
 _LOCK_TO_FIRE = (
     select(consumers.c.id, consumers.c.uuid, consumers.c.project)
     .where(consumers.c.id == bindparam("cid"), _LEASE)
@@ -434,6 +483,51 @@ _MARK_FIRED = (
     .where(lease_events.c.id == bindparam("event_id"), _UNFIRED)
     .values(fired_at=bindparam("fired", type_=lease_events.c.fired_at.type))
 )
+
+
+_EVENT_KINDS = select(lease_events.c.kind).where(lease_events.c.consumer_id == bindparam("cid"))
+_DELETE_ROWS_OF = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
+_STRETCH_ROWS = (
+    update(allocations)
+    .where(allocations.c.consumer_id == bindparam("cid"), allocations.c.end_s == bindparam("old_end"))
+    .values(end_s=bindparam("new_end"))
+)
+_MOVE_ROWS = (
+    update(allocations)
+    .where(allocations.c.consumer_id == bindparam("from_cid"))
+    .values(consumer_id=bindparam("cid"))
+)
+_DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
+
+
+# The statements above that run compiled once (``store/prebuilt.py``), as its builders.
+_lock_head = fixed(_LOCK_HEAD)
+_set_times = fixed(_SET_TIMES)
+_drop_unfired = fixed(_DROP_UNFIRED)
+_unfired_event = fixed(_UNFIRED_EVENT)
+_event_kinds = fixed(_EVENT_KINDS)
+_delete_rows_of = fixed(_DELETE_ROWS_OF)
+_stretch_rows = fixed(_STRETCH_ROWS)
+_move_rows = fixed(_MOVE_ROWS)
+_delete_consumer = fixed(_DELETE_CONSUMER)
+_set_status = fixed(_SET_STATUS)
+_set_status_from = fixed(_SET_STATUS_FROM)
+_add_event = fixed(_ADD_EVENT)
+_mark_fired = fixed(_MARK_FIRED)
+
+
+@functools.cache
+def _reschedule_unfired(n: int) -> Any:
+    """Move the lease's (:cid) unfired events of n kinds (:k0 ...) to their new times (:d0 ...)."""
+    e = lease_events.c
+    kinds = [bindparam(f"k{i}", type_=String) for i in range(n)]
+    return (
+        update(lease_events)
+        .where(e.consumer_id == bindparam("cid"), _UNFIRED, or_(*(e.kind == k for k in kinds)))
+        .values(
+            due_s=case(*((e.kind == k, bindparam(f"d{i}", type_=BigInteger)) for i, k in enumerate(kinds)))
+        )
+    )
 
 
 @functools.lru_cache(maxsize=8)

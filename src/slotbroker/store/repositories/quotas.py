@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, select
+import functools
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from slotbroker.store import tables
 from slotbroker.store.models import ProjectQuotaRow
+from slotbroker.store.prebuilt import pad, run_compiled
 from slotbroker.store.repositories.usage import live_consumer
 
 _q = tables.project_quotas.c
-# every booking runs it (a project without quotas reads no row): built once
-_LOCK_LIMITS = (
-    select(_q.resource_class, _q.max_concurrent, _q.max_resource_hours)
-    .where(_q.project == bindparam("project"), _q.resource_class.in_(bindparam("classes", expanding=True)))
-    .order_by(_q.resource_class)
-    .with_for_update()
-)
+
+
+@functools.cache
+def _lock_limits(n: int) -> Any:
+    """The statement of ``lock_limits`` over n classes (:c0 ...). Every booking runs it (a project
+    without quotas reads no row): compiled once per padded n, run on the cursor (``store/prebuilt.py``)."""
+    return (
+        select(_q.resource_class, _q.max_concurrent, _q.max_resource_hours)
+        .where(
+            _q.project == bindparam("project"),
+            or_(*(_q.resource_class == bindparam(f"c{i}") for i in range(n))),
+        )
+        .order_by(_q.resource_class)
+        .with_for_update()
+    )
 
 
 class QuotaRepository:
@@ -57,8 +69,16 @@ class QuotaRepository:
     def lock_limits(self, project: str, classes: list[str]) -> list[tuple[str, int | None, int | None]]:
         """(class, max_concurrent, max_resource_hours) of the project's quotas on ``classes``, locked
         (``FOR UPDATE``) so two bookings of one project cannot both pass a limit only one fits."""
-        rows = self.session.execute(_LOCK_LIMITS, {"project": project, "classes": sorted(classes)}).all()
-        return [(str(rc), mc, mh) for rc, mc, mh in rows]
+        if not classes:
+            return []
+        session = self.session
+        if session.new or session.deleted or session.dirty:
+            session.flush()  # what ``Session.execute`` would autoflush: a quota set in this transaction
+        keys = pad(sorted(set(classes)))
+        params: dict[str, Any] = {"project": project}
+        params.update((f"c{i}", rc) for i, rc in enumerate(keys))
+        rows = run_compiled(session.connection(), _lock_limits, len(keys), params)
+        return [(str(rc), _opt_int(mc), _opt_int(mh)) for rc, mc, mh in rows]
 
     def live_spans(
         self, project: str, resource_class: str, start_s: int, end_s: int, now_s: int
@@ -94,3 +114,7 @@ class QuotaRepository:
             tables.allocations.c.resource_class == resource_class,
             live_consumer(now_s),
         )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
