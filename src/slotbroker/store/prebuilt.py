@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -35,6 +36,14 @@ def fixed(stmt: Any) -> Build:
         return stmt
 
     return build
+
+
+def session_connection(session: Session) -> Connection:
+    """The session's connection, with the session's pending ORM changes flushed first (what
+    ``Session.execute`` would autoflush), so a statement run on it sees them as the ORM's would."""
+    if session.new or session.deleted or session.dirty:
+        session.flush()
+    return session.connection()
 
 
 class Prebuilt(NamedTuple):

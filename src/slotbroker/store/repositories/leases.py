@@ -1,41 +1,32 @@
-"""Leases (consumers of kind ``lease``), their allocation rows and their scheduled events, and the
-hosts that may stand in for a lease's host."""
+"""Leases (consumers of kind ``lease``) and their allocation rows, and the hosts that may stand in for a
+lease's host; their scheduled events are ``lease_event_rows``' (the repository inherits them)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
-    Integer,
-    String,
     bindparam,
-    case,
     delete,
     func,
-    insert,
-    or_,
     select,
     union_all,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.prebuilt import fixed, run_compiled, run_counted, run_many
+from slotbroker.store.prebuilt import fixed, run_compiled, run_counted
+from slotbroker.store.repositories.lease_event_rows import LeaseEventRows
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
     facility_ports,
     inventories,
-    lease_events,
     links,
     provider_traits,
     providers,
@@ -58,12 +49,7 @@ class LeaseHead(NamedTuple):
     generation: int
 
 
-class DueEvent(NamedTuple):
-    id: int
-    due_s: int
-
-
-class LeaseRepository:
+class LeaseRepository(LeaseEventRows):
     """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
     on the session's connection: building a statement and the ORM's execution path cost several times
     what SQLite spends on such a one-row statement. Those with int and str parameters and results run
@@ -71,14 +57,6 @@ class LeaseRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def _core(self) -> Connection:
-        """The session's connection, with the session's pending ORM changes flushed first (what
-        ``Session.execute`` would autoflush): a prebuilt statement then sees them as it would."""
-        session = self.session
-        if session.new or session.deleted or session.dirty:
-            session.flush()
-        return session.connection()
 
     # -- the lease row -----------------------------------------------------------------------------------
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
@@ -274,62 +252,6 @@ class LeaseRepository:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
         return list(self._core().execute(_ALLOCATIONS_OF, {"ids": list(consumer_ids)}))
 
-    # -- its events ---------------------------------------------------------------------------------------
-    def events_of(self, consumer_ids: Collection[int]) -> list[Any]:
-        """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
-        return list(self._core().execute(_EVENTS_OF, {"ids": list(consumer_ids)}))
-
-    def reschedule_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
-        """(Re)schedule the lease's events (kind -> due): an unfired one moves to its new time, a
-        missing one is added, a fired one stays as it is. Two statements (three when one is missing)."""
-        if not due:
-            return
-        conn = self._core()
-        have = {str(k) for (k,) in run_compiled(conn, _event_kinds, 0, {"cid": consumer_id})}
-        params: dict[str, Any] = {"cid": consumer_id}
-        for i, (kind, due_s) in enumerate(due.items()):
-            params[f"k{i}"], params[f"d{i}"] = kind, due_s
-        run_counted(conn, _reschedule_unfired, params, len(due))
-        missing = [
-            {"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None}
-            for k, d in due.items()
-            if k not in have
-        ]
-        run_many(conn, _add_event, missing)
-
-    def add_event(self, consumer_id: int, kind: str, due_s: int, fired_at: datetime | None = None) -> None:
-        params = {"consumer_id": consumer_id, "kind": kind, "due_s": due_s, "fired_at": fired_at}
-        run_counted(self._core(), _add_event, params)
-
-    def add_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
-        """A new lease's events (kind -> due), in one statement; the lease must have none yet."""
-        rows = [{"consumer_id": consumer_id, "kind": k, "due_s": d, "fired_at": None} for k, d in due.items()]
-        run_many(self._core(), _add_event, rows)
-
-    def drop_unfired_events(self, consumer_id: int) -> None:
-        run_counted(self._core(), _drop_unfired, {"cid": consumer_id})
-
-    def unfired_event(self, consumer_id: int, kind: str) -> DueEvent | None:
-        """(id, due_s) of the lease's unfired ``kind`` event, or None."""
-        rows = run_compiled(self._core(), _unfired_event, 0, {"cid": consumer_id, "kind": kind})
-        return DueEvent(int(rows[0][0]), int(rows[0][1])) if rows else None
-
-    def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
-        """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
-        rows = self._core().execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
-        return list(dict.fromkeys(int(r.consumer_id) for r in rows))
-
-    def lock_due_events(
-        self, consumer_id: int, now_s: int, kinds: Sequence[str]
-    ) -> list[tuple[int, str, int]]:
-        """(id, kind, due_s) of the lease's unfired events due at ``now_s``, in firing order, locked."""
-        rows = self._core().execute(_lock_due(tuple(kinds)), {"cid": consumer_id, "now": now_s}).all()
-        return [(int(i), str(k), int(d)) for i, k, d in rows]
-
-    def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
-        """Guarded: False when the event had fired already."""
-        return run_counted(self._core(), _mark_fired, {"event_id": event_id, "fired": fired_at}) == 1
-
     # -- stand-in hosts -----------------------------------------------------------------------------------
     def alternate_hosts(
         self, host_uuid: str, classes: Collection[str], exclude: Collection[str]
@@ -462,30 +384,6 @@ _ALLOCATIONS_OF = (
     .where(allocations.c.consumer_id.in_(bindparam("ids", expanding=True)))
     .order_by(allocations.c.id)
 )
-_EVENTS_OF = (
-    select(lease_events.c.consumer_id, lease_events.c.kind, lease_events.c.due_s, lease_events.c.fired_at)
-    .where(lease_events.c.consumer_id.in_(bindparam("ids", expanding=True)))
-    .order_by(lease_events.c.due_s, lease_events.c.id)
-)
-_ADD_EVENT = insert(lease_events).values(
-    consumer_id=bindparam("consumer_id"),
-    kind=bindparam("kind"),
-    due_s=bindparam("due_s"),
-    fired_at=bindparam("fired_at", type_=lease_events.c.fired_at.type),
-)
-_UNFIRED = lease_events.c.fired_at.is_(None)
-_DROP_UNFIRED = delete(lease_events).where(lease_events.c.consumer_id == bindparam("cid"), _UNFIRED)
-_UNFIRED_EVENT = select(lease_events.c.id, lease_events.c.due_s).where(
-    lease_events.c.consumer_id == bindparam("cid"), lease_events.c.kind == bindparam("kind"), _UNFIRED
-)
-_MARK_FIRED = (
-    update(lease_events)
-    .where(lease_events.c.id == bindparam("event_id"), _UNFIRED)
-    .values(fired_at=bindparam("fired", type_=lease_events.c.fired_at.type))
-)
-
-
-_EVENT_KINDS = select(lease_events.c.kind).where(lease_events.c.consumer_id == bindparam("cid"))
 _DELETE_ROWS_OF = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
 _STRETCH_ROWS = (
     update(allocations)
@@ -503,70 +401,9 @@ _DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
 _lock_head = fixed(_LOCK_HEAD)
 _set_times = fixed(_SET_TIMES)
-_drop_unfired = fixed(_DROP_UNFIRED)
-_unfired_event = fixed(_UNFIRED_EVENT)
-_event_kinds = fixed(_EVENT_KINDS)
 _delete_rows_of = fixed(_DELETE_ROWS_OF)
 _stretch_rows = fixed(_STRETCH_ROWS)
 _move_rows = fixed(_MOVE_ROWS)
 _delete_consumer = fixed(_DELETE_CONSUMER)
 _set_status = fixed(_SET_STATUS)
 _set_status_from = fixed(_SET_STATUS_FROM)
-_add_event = fixed(_ADD_EVENT)
-_mark_fired = fixed(_MARK_FIRED)
-
-
-@functools.cache
-def _reschedule_unfired(n: int) -> Any:
-    """Move the lease's (:cid) unfired events of n kinds (:k0 ...) to their new times (:d0 ...)."""
-    e = lease_events.c
-    kinds = [bindparam(f"k{i}", type_=String) for i in range(n)]
-    return (
-        update(lease_events)
-        .where(e.consumer_id == bindparam("cid"), _UNFIRED, or_(*(e.kind == k for k in kinds)))
-        .values(
-            due_s=case(*((e.kind == k, bindparam(f"d{i}", type_=BigInteger)) for i, k in enumerate(kinds)))
-        )
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _lock_due(kinds: tuple[str, ...]) -> Any:
-    """The statement of ``lock_due_events``, built once per ``kinds``."""
-    return (
-        select(lease_events.c.id, lease_events.c.kind, lease_events.c.due_s)
-        .where(
-            lease_events.c.consumer_id == bindparam("cid"),
-            _UNFIRED,
-            lease_events.c.due_s <= bindparam("now", type_=BigInteger),
-            _of_kinds(kinds),
-        )
-        .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
-        .with_for_update()
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _events_due(kinds: tuple[str, ...]) -> Any:
-    """The statement of ``events_due``, built once per ``kinds`` (the event loop asks every tick)."""
-    return (
-        select(lease_events.c.consumer_id)
-        .where(
-            lease_events.c.fired_at.is_(None),
-            lease_events.c.due_s <= bindparam("now", type_=BigInteger),
-            _of_kinds(kinds),
-        )
-        .order_by(lease_events.c.due_s, _rank(kinds), lease_events.c.id)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
-def _of_kinds(kinds: Sequence[str]) -> Any:
-    """``kind`` is one of ``kinds``, as plain bound parameters: ``IN`` with a list is an expanding
-    parameter, re-rendered at every execution, and these statements run at every tick."""
-    return functools.reduce(lambda a, b: a | b, (lease_events.c.kind == k for k in kinds))
-
-
-def _rank(kinds: Sequence[str]) -> Any:
-    """Events due at the same second fire in the order of ``kinds`` (start before end)."""
-    return case(*((lease_events.c.kind == k, r) for r, k in enumerate(kinds)), else_=len(kinds))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind, ConsumerStatus
 from slotbroker.store.models import OfferSetRow
+from slotbroker.store.prebuilt import session_connection
 from slotbroker.store.tables import consumers, facility_ports, ivoa_offer_sets, offer_sets, offers, providers
 
 OFFERED = "OFFERED"  # the stored values of wire.offers.OfferState
@@ -29,12 +30,7 @@ class OfferRepository:
         self.session = session
 
     def _core(self) -> Connection:
-        """The session's connection, with its pending ORM changes flushed first (what ``Session.execute``
-        would autoflush), so a Core statement sees them as the ORM's would."""
-        session = self.session
-        if session.new or session.deleted or session.dirty:
-            session.flush()
-        return session.connection()
+        return session_connection(self.session)
 
     # -- sets ---------------------------------------------------------------------------------------------
     def add_set(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.store import tables
 from slotbroker.store.models import ProjectQuotaRow
-from slotbroker.store.prebuilt import pad, run_compiled
+from slotbroker.store.prebuilt import pad, run_compiled, session_connection
 from slotbroker.store.repositories.usage import live_consumer
 
 _q = tables.project_quotas.c
@@ -71,13 +71,11 @@ class QuotaRepository:
         (``FOR UPDATE``) so two bookings of one project cannot both pass a limit only one fits."""
         if not classes:
             return []
-        session = self.session
-        if session.new or session.deleted or session.dirty:
-            session.flush()  # what ``Session.execute`` would autoflush: a quota set in this transaction
         keys = pad(sorted(set(classes)))
         params: dict[str, Any] = {"project": project}
         params.update((f"c{i}", rc) for i, rc in enumerate(keys))
-        rows = run_compiled(session.connection(), _lock_limits, len(keys), params)
+        # flushed first: a quota set in this transaction is seen
+        rows = run_compiled(session_connection(self.session), _lock_limits, len(keys), params)
         return [(str(rc), _opt_int(mc), _opt_int(mh)) for rc, mc, mh in rows]
 
     def live_spans(
