@@ -49,7 +49,7 @@ def replay(
         typer.Option(
             min=0,
             help="Also replay the first N jobs through the real booking services and compare (slow: "
-            "~15-70 ms a job).",
+            "~5-25 ms a job).",
         ),
     ] = 0,
     placement: Annotated[
