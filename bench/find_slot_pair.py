@@ -44,10 +44,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-src", required=True, type=Path)
     ap.add_argument("--kind", default="headline")
-    ap.add_argument("--hosts", type=int, default=1_000, help="a multiple of 25 (25 hosts a site)")
+    ap.add_argument(
+        "--hosts", type=int, default=1_000, help="a multiple of 25 (25 hosts a site), at least 1,000"
+    )
     ap.add_argument("--bookings", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=12)
     args = ap.parse_args()
+    if args.hosts < 1_000 or args.hosts % 25:
+        # the world's facility ports sit at every fourth of the first 40 sites, and the kinds name them
+        ap.error(f"--hosts {args.hosts}: a multiple of 25 of at least 1,000 (40 sites of 25 hosts)")
     tmp = Path(tempfile.mkdtemp(prefix="slotbroker-base-"))
     try:
         _renamed(args.base_src, tmp)
