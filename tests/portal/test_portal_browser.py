@@ -395,6 +395,18 @@ def test_leases_list_and_inventory_import_with_progress(page: Page, portal: Port
     page.get_by_role("link", name="Inventory").click()
     page.wait_for_selector("main[data-ready=inventory]")
     assert page.locator("h3", has_text="Sites (").inner_text() == f"Sites ({len(site_names(portal))})"
+    # capacity in words, cores, memory and disk first (the hosts' sums from the API)
+    first = site_names(portal)[0]
+    site = portal.api("GET", "/v1/providers", params={"kind": "site", "name": first}).json()["items"][0]
+    hosts = portal.api("GET", "/v1/providers", params={"parent": site["uuid"], "limit": 1000}).json()["items"]
+    total = {
+        c: sum(h["inventories"].get(c, {}).get("capacity", 0) for h in hosts) for c in ("VCPU", "MEMORY_MB")
+    }
+    row = page.locator("tr", has=page.get_by_role("cell", name=first, exact=True)).first
+    capacity = row.locator("td").nth(2).inner_text()
+    assert capacity.startswith(f"{total['VCPU']:,} cores, {total['MEMORY_MB'] // 1024:,} GB memory"), capacity
+    assert "MEMORY_MB" not in capacity
+    assert "VCPU" not in capacity
     # re-import the exported topology: progress, then the report (nothing changes)
     doc = portal.api("GET", "/v1/topology").json()
     page.get_by_label("Topology document (JSON or YAML)").set_input_files(

@@ -6,7 +6,24 @@ import { busy, download, field, h, status } from "./dom.js";
 import { forget, inventory, whoAmI } from "./inventory-cache.js";
 import { clearProblems, showProblem } from "./problems.js";
 
-const caps = (x) => Object.entries(x.inventories).map(([c, v]) => `${c} ${v.capacity}`).join(", ");
+// Capacity in people's words, the common classes first, then GPUs, then other devices: "512 cores,
+// 2,048 GB memory, 15,360 GB disk, 2 × GPU A30, 8 × NIC CONNECTX6" (the export keeps the class names).
+const FIRST = ["VCPU", "MEMORY_MB", "DISK_GB"];
+const rank = (c) => (FIRST.includes(c) ? `0${FIRST.indexOf(c)}` : c.startsWith("GPU_") ? `1${c}` : `2${c}`);
+const count = (n) => n.toLocaleString("en-US");
+
+function amount(cls, n) {
+  if (cls === "VCPU") return `${count(n)} cores`;
+  if (cls === "MEMORY_MB") return n % 1024 === 0 ? `${count(n / 1024)} GB memory` : `${count(n)} MB memory`;
+  if (cls === "DISK_GB") return `${count(n)} GB disk`;
+  return `${count(n)} × ${cls.replaceAll("_", " ")}`; // devices: GPUs, NICs, FPGAs, custom classes
+}
+
+export function capacityText(byClass) {
+  return Object.entries(byClass).sort(([a], [b]) => (rank(a) < rank(b) ? -1 : 1)).map(([c, n]) => amount(c, n)).join(", ");
+}
+
+const caps = (x) => capacityText(Object.fromEntries(Object.entries(x.inventories).map(([c, v]) => [c, v.capacity])));
 
 function table(head, rows) {
   return h("table", { class: "list" },
@@ -73,7 +90,7 @@ async function showInventory(target, signal) {
       const hosts = hostsOf(s);
       const sum = {};
       for (const x of hosts) for (const [c, v] of Object.entries(x.inventories)) sum[c] = (sum[c] || 0) + v.capacity;
-      return [s.name, String(hosts.length), Object.entries(sum).map(([c, v]) => `${c} ${v}`).join(", ")];
+      return [s.name, String(hosts.length), capacityText(sum)];
     })),
     h("details", {}, h("summary", {}, `Hosts (${inv.hosts.length})`),
       table(["Host", "Site", "Capacity", "Traits"], inv.hosts.map((x) => [x.name, inv.hostSite.get(x.name) || "", caps(x), x.traits.join(", ")]))),
