@@ -4,7 +4,7 @@
 
 import { get, post } from "./api.js";
 import { busy, field, fromLocalInput, h, iso, localInput, select, span, startOfHour, status, when } from "./dom.js";
-import { classLabel, heatmap } from "./heatmap.js";
+import { heatmap } from "./heatmap.js";
 import { inventory } from "./inventory-cache.js";
 import { clearProblems, showProblem } from "./problems.js";
 
@@ -19,7 +19,7 @@ function componentRow(list, inv, gpus, preset = {}) {
   const cores = num({ name: "cores", value: preset.cores ?? 4, min: 0 });
   const memory = num({ name: "memory", value: preset.memory ?? 16, min: 0 });
   const disk = num({ name: "disk", value: preset.disk ?? "", min: 0 });
-  const gpu = select([["", "none"], ...gpus.map((g) => [g, classLabel(g)])], preset.gpu || "", { name: "gpu" });
+  const gpu = select([["", "none"], ...gpus.map((g) => [g, g.replace(/^GPU_/, "").replaceAll("_", " ")])], preset.gpu || "", { name: "gpu" });
   const gpuCount = num({ name: "gpu_count", value: preset.gpuCount ?? 1, min: 1 });
   const site = select([["", "any"], ...inv.sites.map((s) => [s.name, s.name])], preset.site || "", { name: "site" });
   const remove = h("button", { type: "button", class: "small" }, "Remove");
