@@ -352,11 +352,20 @@ def test_job_state_moves_live(page: Page, portal: Portal) -> None:
     assert seen[-1] == "succeeded"
     assert "running" in seen, seen  # a state only a live update could have shown
     assert "hi" in page.locator("pre.logs").inner_text()
+    named = page.get_by_role("link", name="job lease")  # the lease by its name, its id as the title
+    named.wait_for()
+    assert named.get_attribute("title") == lease_id
     shot(page, "job")
     page.get_by_role("link", name="Jobs").click()
     page.wait_for_selector("main[data-ready=jobs]")
     row = page.locator('tr[data-job="portal-live"] .state')
     assert row.inner_text() == "succeeded"
+    lease = page.locator('tr[data-job="portal-live"] td.lease a')
+    page.wait_for_function(  # the lease's name replaces its id's prefix once read
+        "() => document.querySelector('tr[data-job=\"portal-live\"] td.lease a').textContent === 'job lease'"
+    )
+    assert lease.get_attribute("href") == f"#/leases/{lease_id}"
+    assert lease.get_attribute("title") == lease_id
     shot(page, "jobs")
 
     # cancel from the page: the stream brings the final state

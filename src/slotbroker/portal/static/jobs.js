@@ -31,6 +31,15 @@ function follow(jobId, signal, onState) {
   run(0);
 }
 
+// A lease link reads as the lease's name once it is known (its id until then, and as its title): one
+// GET per distinct lease of the page, shared by every row of that lease.
+function leaseLink(leaseId, names, signal) {
+  const link = h("a", { href: `#/leases/${leaseId}`, title: leaseId }, leaseId.slice(0, 8));
+  if (!names.has(leaseId)) names.set(leaseId, get(`/v1/leases/${leaseId}`, undefined, { signal }).then((l) => l.name, () => ""));
+  names.get(leaseId).then((name) => { if (name) link.textContent = name; });
+  return link;
+}
+
 export async function jobsPage(main, signal) {
   const who = await whoAmI();
   const tbody = h("tbody");
@@ -41,6 +50,7 @@ export async function jobsPage(main, signal) {
   main.replaceChildren(h("h2", {}, "Jobs"), note, table);
   const followed = new Set();
   const rows = new Map();
+  const leaseNames = new Map();
   const refresh = async () => {
     const page = await get("/v1/jobs", { project: who.role === "admin" ? who.project : undefined, limit: 50 }, { signal });
     if (!page.items.length && !rows.size) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 5 }, "No jobs yet.")));
@@ -51,7 +61,7 @@ export async function jobsPage(main, signal) {
         row = h("tr", { dataset: { job: job.id } },
           h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.name ? `${job.name} (${job.id})` : job.id)),
           h("td", { class: "state" }, badge(job.state)), h("td", {}, job.provisioner),
-          h("td", {}, h("a", { href: `#/leases/${job.lease_id}` }, job.lease_id.slice(0, 8))),
+          h("td", { class: "lease" }, leaseLink(job.lease_id, leaseNames, signal)),
           h("td", { class: "updated" }, when(job.updated_at)));
         rows.set(job.id, row);
         tbody.prepend(row);
@@ -82,7 +92,7 @@ export async function jobPage(main, signal, id) {
   main.replaceChildren(
     h("h2", {}, `Job ${job.name || job.id}`),
     state,
-    h("p", {}, `Provisioner ${job.provisioner} · lease `, h("a", { href: `#/leases/${job.lease_id}` }, job.lease_id),
+    h("p", {}, `Provisioner ${job.provisioner} · lease `, leaseLink(job.lease_id, new Map(), signal),
       ` · attempt ${job.attempt}${job.exit_code !== null ? ` · exit code ${job.exit_code}` : ""}${job.error ? ` · ${job.error}` : ""}`),
     h("h3", {}, "Transitions"), transitions,
     h("h3", {}, "Logs"), logs, box);
