@@ -52,6 +52,22 @@ class ValidationFailed(SlotbrokerError):
     code: str = "validation_error"
 
 
+def problems_detail(what: str, errors: list[FieldError]) -> str:
+    """A problem's ``detail`` for ``errors`` found in ``what``: the first one spelled out, so a client
+    that prints only ``detail`` (a log line, a CLI without ``errors[]``) still says what to fix."""
+    if not errors:
+        return f"{what} is invalid"
+    first = errors[0]
+    text = (
+        first.detail
+        if first.detail.startswith(first.pointer.lstrip("/").replace("/", "."))
+        else (f"{first.pointer}: {first.detail}" if first.pointer else first.detail)
+    )
+    if len(errors) == 1:
+        return f"{what} has 1 problem: {text}"
+    return f"{what} has {len(errors)} problems; the first: {text}"
+
+
 @dataclass
 class NotFound(SlotbrokerError):
     code: str = "not_found"

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
+from slotbroker.domain.errors import FieldError, ValidationFailed, pointer, problems_detail
 from slotbroker.domain.limits import TIME_MAX, TIME_MAX_S, TIME_MIN_S
 from slotbroker.domain.providers import AggregateName, ProviderName, TraitName
 from slotbroker.domain.resource_classes import CUSTOM_RE, naming_problem, unknown_problem
@@ -421,7 +421,7 @@ def parse_request(
             if loc and not msg.startswith(f"{loc[-1]}:") and ":" not in msg.split(" ")[0]:
                 msg = f"{'.'.join(str(p) for p in loc)}: {msg}"
             errors.append(FieldError(pointer(*loc), msg))
-        raise ValidationFailed(f"the request has {len(errors)} problem(s)", errors) from None
+        raise ValidationFailed(problems_detail("the request", errors), errors) from None
     if known_classes is not None:
         unknown = unknown_classes(req, known_classes)
         if unknown:

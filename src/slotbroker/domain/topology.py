@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from slotbroker.domain.errors import FieldError, ValidationFailed, pointer
+from slotbroker.domain.errors import FieldError, ValidationFailed, pointer, problems_detail
 from slotbroker.domain.inventory import Inventory, InventoryField
 from slotbroker.domain.network import FacilityPortSpec, LinkSpec
 from slotbroker.domain.providers import (
@@ -103,7 +103,7 @@ def validate_topology(doc: Topology, registry: Registry) -> None:
     """Raise ``ValidationFailed`` listing every problem of the document, each with its pointer."""
     problems = topology_problems(doc, registry)
     if problems:
-        raise ValidationFailed(f"the topology document has {len(problems)} problem(s)", problems)
+        raise ValidationFailed(problems_detail("the topology document", problems), problems)
 
 
 def topology_problems(doc: Topology, registry: Registry) -> list[FieldError]:
