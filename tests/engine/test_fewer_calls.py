@@ -26,8 +26,9 @@ from slotbroker.engine import (
 )
 from slotbroker.engine import search as search_mod
 from slotbroker.engine.packing import Item, _best_fit, _exact, _size, pack, usable_free
+from slotbroker.engine.stages.prepared import prepared
 from slotbroker.engine.stages.rankers import host_order
-from slotbroker.engine.stages.select import Selector, prepared
+from slotbroker.engine.stages.select import Selector
 
 from .strategies import T0, H, iso, requests, worlds
 from .worlds import one_site

@@ -22,9 +22,10 @@ from slotbroker.engine.results import LinkRoute, PortAssignment, Window
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free
 from slotbroker.engine.stages.port_check import check_ports
+from slotbroker.engine.stages.prepared import prepared
 from slotbroker.engine.stages.rankers import UTILISATION_POLICIES, host_order, window_score
 from slotbroker.engine.stages.reach import admitted, groups_next_possible, known_next, next_possible
-from slotbroker.engine.stages.select import Choice, Selector, prepared
+from slotbroker.engine.stages.select import Choice, Selector
 from slotbroker.engine.stages.site_summary import candidate_sites
 from slotbroker.engine.verify import holds, host_load
 

@@ -21,6 +21,7 @@ from slotbroker.engine.plan import CompPlan, Plan
 from slotbroker.engine.routing import candidate_paths
 from slotbroker.engine.stages.base import NEVER, Reason, Rejection
 from slotbroker.engine.stages.host_fit import host_free_cols, instances_fit_cols, usable_cols
+from slotbroker.engine.stages.prepared import prepared
 from slotbroker.engine.stages.rankers import first_host, host_order, idle_gaps, site_order
 from slotbroker.engine.stages.reach import next_possible
 from slotbroker.engine.topology import Topology
@@ -363,45 +364,6 @@ def out_of_reach(topo: Topology, src: int, dst: int, max_latency_ms: float | Non
         return False
     lat = float(topo.latency[src, dst])
     return lat == np.inf or (max_latency_ms is not None and lat > max_latency_ms + 1e-6)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """Time-free per-plan arrays the selector needs at every start (cached in ``Plan.static``)."""
-
-    cap: I64  # (rows x classes) capacity
-    by_site: list[tuple[I64, I64]]  # per component: its positions sorted by site, and their sites
-    # per component: its distinct sites, and where each starts and stops in by_site
-    groups: list[tuple[I64, I64, I64]]
-
-
-def prepared(index: CalendarIndex, plan: Plan) -> _Prepared:
-    got: _Prepared | None = plan.static.get("select")
-    if got is None:
-        topo = index.topo
-        rows = plan.rows()
-        cap = (
-            np.stack(
-                [topo.host_cap.get(c, np.zeros(len(topo.hosts), np.int64))[rows] for c in plan.classes],
-                axis=1,
-            )
-            if plan.classes
-            else np.zeros((rows.shape[0], 0), np.int64)
-        )
-        site_of = topo.host_site[rows]
-        by_site = []
-        groups = []
-        for p in plan.positions():
-            order = np.argsort(site_of[p], kind="stable")
-            ss = site_of[p][order]
-            by_site.append((p[order], ss))
-            starts = np.flatnonzero(np.concatenate([[True], ss[1:] != ss[:-1]])) if ss.size else ss
-            starts = starts.astype(np.int64)
-            stops = np.append(starts[1:], ss.shape[0]).astype(np.int64) if ss.size else starts
-            groups.append((ss[starts], starts, stops))
-        got = _Prepared(cap, by_site, groups)
-        plan.static["select"] = got
-    return got
 
 
 def host_level_bound(index: CalendarIndex, plan: Plan, comp: CompPlan, s: int) -> int:
