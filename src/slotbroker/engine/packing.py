@@ -80,21 +80,26 @@ def _best_fit(items: list[Item], res: I64, order: list[int]) -> dict[int, list[i
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
     scale = np.maximum(res.max(axis=0, initial=0), 1)  # (no hosts: nothing fits, no error)
     ranks: list[int] = rank.tolist()
+    rows: list[list[int]] = res.tolist()  # a host's residual changes per instance: lists, not numpy calls
     out: dict[int, list[int]] = {}
     for it in items:
         fits = np.flatnonzero(it.eligible & (res >= it.demand).all(axis=1))
         left: list[float] = _left(res[fits], it.demand, scale).tolist()
         heap = [(v, ranks[h], h) for v, h in zip(left, fits.tolist(), strict=True)]
         heapq.heapify(heap)
+        dem: list[int] = it.demand.tolist()
         hosts: list[int] = []
         for _ in range(it.count):
             if not heap:
                 return None
             _, r, best = heapq.heappop(heap)
-            res[best] -= it.demand
-            if (res[best] >= it.demand).all():  # (it was eligible to be taken)
-                heapq.heappush(heap, (float(_left(res[best : best + 1], it.demand, scale)[0]), r, best))
+            row = rows[best] = [a - b for a, b in zip(rows[best], dem, strict=True)]
+            if all(a >= b for a, b in zip(row, dem, strict=True)):  # (it was eligible to be taken)
+                again = _left(np.array([row], dtype=np.int64), it.demand, scale)
+                heapq.heappush(heap, (float(again[0]), r, best))
             hosts.append(best)
+        if hosts:  # the next item's ranking reads the residuals
+            res[hosts] = [rows[h] for h in hosts]
         out[it.comp] = hosts
     return out
 
