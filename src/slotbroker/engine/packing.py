@@ -8,6 +8,7 @@ residual and same eligibility: Nomad's node classes, but dynamic) only the first
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,22 +72,42 @@ def pack(
 
 
 def _best_fit(items: list[Item], res: I64, order: list[int]) -> dict[int, list[int]] | None:
+    """Each instance on the host it fits that it leaves least room on (``_left``: the residual's
+    shares of the largest free amounts), ties by ``order``. Taking an instance changes only its
+    host's residual, so each item's hosts are ranked once in a heap and only the host taken is
+    ranked again: the same choice as ranking every host for every instance."""
     rank = np.empty(len(order), dtype=np.int64)
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
     scale = np.maximum(res.max(axis=0, initial=0), 1)  # (no hosts: nothing fits, no error)
+    ranks: list[int] = rank.tolist()
+    rows: list[list[int]] = res.tolist()  # a host's residual changes per instance: lists, not numpy calls
     out: dict[int, list[int]] = {}
     for it in items:
+        fits = np.flatnonzero(it.eligible & (res >= it.demand).all(axis=1))
+        left: list[float] = _left(res[fits], it.demand, scale).tolist()
+        heap = [(v, ranks[h], h) for v, h in zip(left, fits.tolist(), strict=True)]
+        heapq.heapify(heap)
+        dem: list[int] = it.demand.tolist()
         hosts: list[int] = []
         for _ in range(it.count):
-            fits = it.eligible & (res >= it.demand).all(axis=1)
-            cand = np.nonzero(fits)[0]
-            if cand.size == 0:
+            if not heap:
                 return None
-            left = ((res[cand] - it.demand) / scale).sum(axis=1)
-            best = cand[np.lexsort((rank[cand], left))[0]]
-            res[best] -= it.demand
-            hosts.append(int(best))
+            _, r, best = heapq.heappop(heap)
+            row = rows[best] = [a - b for a, b in zip(rows[best], dem, strict=True)]
+            if all(a >= b for a, b in zip(row, dem, strict=True)):  # (it was eligible to be taken)
+                again = _left(np.array([row], dtype=np.int64), it.demand, scale)
+                heapq.heappush(heap, (float(again[0]), r, best))
+            hosts.append(best)
+        if hosts:  # the next item's ranking reads the residuals
+            res[hosts] = [rows[h] for h in hosts]
         out[it.comp] = hosts
+    return out
+
+
+def _left(res: I64, demand: I64, scale: I64) -> npt.NDArray[np.float64]:
+    """Per host row of ``res``: the room an instance of ``demand`` would leave, in shares of
+    ``scale`` summed over the classes (row by row, the same sum for a row alone or among others)."""
+    out: npt.NDArray[np.float64] = ((res - demand) / scale).sum(axis=1)
     return out
 
 

@@ -50,20 +50,18 @@ def first_host(policy: Policy, free: I64, cap: I64) -> int:
 def idle_gaps(index: CalendarIndex, plan: Plan, rows: I64, s: int, e: int) -> I64:
     """Per host row: how long its usage of the request's classes stays unchanged before ``s`` (counted
     from the range start at most: what ended earlier is gone from the index) plus after ``e``
-    (``NO_NEIGHBOUR`` when nothing follows). 0 + 0 means the window would fill a hole exactly."""
+    (``NO_NEIGHBOUR`` when nothing follows). 0 + 0 means the window would fill a hole exactly. Every
+    row at once from each table's ``neighbours``: a row's last event at or before ``s`` and first at
+    or after ``e``, which is what the per-row reading (``series`` and two searches) looked up."""
     out = np.zeros(rows.shape[0], dtype=np.int64)
     for cls in plan.classes:
         table = index.host.get(cls)
-        for i, row in enumerate(rows.tolist()):
-            if table is None:
-                out[i] += NO_NEIGHBOUR
-                continue
-            times, _ = table.series(row)
-            k = int(np.searchsorted(times, s, side="right"))
-            before = s - max(int(times[k - 1]) if k else plan.range_start, plan.range_start)
-            j = int(np.searchsorted(times, e, side="left"))
-            after = int(times[j]) - e if j < times.shape[0] else NO_NEIGHBOUR
-            out[i] += max(before, 0) + after
+        if table is None:
+            out += NO_NEIGHBOUR
+            continue
+        prev, nxt = table.neighbours(rows, s, e)
+        before = s - np.maximum(np.where(prev >= 0, prev, plan.range_start), plan.range_start)
+        out += np.maximum(before, 0) + np.where(nxt >= 0, nxt - e, NO_NEIGHBOUR)
     return out
 
 

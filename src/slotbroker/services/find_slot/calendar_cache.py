@@ -22,7 +22,6 @@ import itertools
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -276,9 +275,9 @@ class CalendarCache:
         gone = list(_counted([holding], cached.built_at_s))
         index: CalendarIndex | None = None
         if spare is not None and log is not None:
-            added = Counter(spare.gone) + Counter(r for step in log for r in step.plus)
-            removed = Counter(r for step in log for r in step.minus) + Counter(gone)
-            plus, minus = list((added - removed).elements()), list((removed - added).elements())
+            added = [*spare.gone, *(r for step in log for r in step.plus)]
+            removed = [*(r for step in log for r in step.minus), *gone]
+            plus, minus = net_rows(added, removed)  # the multisets' differences, counted by field tuples
             # rows a copy would not rewrite (it takes out ``gone``'s too): each costs about as much as
             # copying a small index, so beyond a few (more in a larger index) the copy is cheaper
             extra = {r.provider_id for r in (*plus, *minus)} - {r.provider_id for r in gone}
