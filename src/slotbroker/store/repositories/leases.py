@@ -3,6 +3,7 @@ lease's host; their scheduled events are ``lease_event_rows``' (the repository i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.prebuilt import fixed, run_compiled, run_counted
+from slotbroker.store.prebuilt import fixed, pad, run_compiled, run_counted, run_rows
 from slotbroker.store.repositories.lease_event_rows import LeaseEventRows
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
@@ -61,7 +62,8 @@ class LeaseRepository(LeaseEventRows):
     # -- the lease row -----------------------------------------------------------------------------------
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
         """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
-        return self._core().execute(_FIND_LOCKED if lock else _FIND, {"lease_id": lease_id}).first()
+        rows = run_rows(self._core(), _find_locked if lock else _find, 0, {"lease_id": lease_id})
+        return rows[0] if rows else None
 
     def lock_head(self, lease_id: str) -> LeaseHead | None:
         """``find(lease_id, lock=True)``, only the columns a change of times or status needs."""
@@ -71,7 +73,8 @@ class LeaseRepository(LeaseEventRows):
     def lock_to_fire(self, consumer_id: int) -> Any:
         """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
         (``SKIP LOCKED``) or it is gone."""
-        return self._core().execute(_LOCK_TO_FIRE, {"cid": consumer_id}).first()
+        rows = run_rows(self._core(), _lock_to_fire, 0, {"cid": consumer_id})
+        return rows[0] if rows else None
 
     def page(
         self,
@@ -250,7 +253,9 @@ class LeaseRepository(LeaseEventRows):
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
-        return list(self._core().execute(_ALLOCATIONS_OF, {"ids": list(consumer_ids)}))
+        ids = pad(sorted(set(consumer_ids)))
+        params = {f"k{i}": cid for i, cid in enumerate(ids)}
+        return run_rows(self._core(), _allocations_of, len(ids), params) if ids else []
 
     # -- stand-in hosts -----------------------------------------------------------------------------------
     def alternate_hosts(
@@ -369,21 +374,30 @@ _SET_STATUS = (
     .values(status=bindparam("new_status"), generation=consumers.c.generation + 1)
 )
 _SET_STATUS_FROM = _SET_STATUS.where(consumers.c.status == bindparam("only_from"))
-_ALLOCATIONS_OF = (
-    select(
-        allocations.c.consumer_id,
-        providers.c.uuid,
-        providers.c.name,
-        allocations.c.resource_class,
-        allocations.c.amount,
-        allocations.c.vlan_tag,
-        allocations.c.start_s,
-        allocations.c.end_s,
+
+
+@functools.cache
+def _allocations_of(n: int) -> Any:
+    """The rows of the leases :k0 ... :k(n-1) with their provider, by row id (``allocations_of``)."""
+    return (
+        select(
+            allocations.c.consumer_id,
+            providers.c.uuid,
+            providers.c.name,
+            allocations.c.resource_class,
+            allocations.c.amount,
+            allocations.c.vlan_tag,
+            allocations.c.start_s,
+            allocations.c.end_s,
+        )
+        .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+        .where(
+            allocations.c.consumer_id.in_([bindparam(f"k{i}", type_=consumers.c.id.type) for i in range(n)])
+        )
+        .order_by(allocations.c.id)
     )
-    .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
-    .where(allocations.c.consumer_id.in_(bindparam("ids", expanding=True)))
-    .order_by(allocations.c.id)
-)
+
+
 _DELETE_ROWS_OF = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
 _STRETCH_ROWS = (
     update(allocations)
@@ -399,6 +413,9 @@ _DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
 
 
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
+_find = fixed(_FIND)
+_find_locked = fixed(_FIND_LOCKED)
+_lock_to_fire = fixed(_LOCK_TO_FIRE)
 _lock_head = fixed(_LOCK_HEAD)
 _set_times = fixed(_SET_TIMES)
 _delete_rows_of = fixed(_DELETE_ROWS_OF)
