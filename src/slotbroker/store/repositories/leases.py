@@ -1,5 +1,6 @@
-"""Leases (consumers of kind ``lease``) and their allocation rows, and the hosts that may stand in for a
-lease's host; their scheduled events are ``lease_event_rows``' (the repository inherits them)."""
+"""Leases (consumers of kind ``lease``) and their allocation rows; their scheduled events are
+``lease_event_rows``' and the hosts that may stand in for a lease's host ``lease_hosts``' (the repository
+inherits both)."""
 
 from __future__ import annotations
 
@@ -22,21 +23,16 @@ from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
 from slotbroker.store.prebuilt import fixed, pad, run_compiled, run_counted, run_rows
 from slotbroker.store.repositories.lease_event_rows import LeaseEventRows
+from slotbroker.store.repositories.lease_hosts import HostRef as HostRef  # callers import it from here
+from slotbroker.store.repositories.lease_hosts import StandInHosts
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
     facility_ports,
-    inventories,
     links,
-    provider_traits,
     providers,
 )
-
-
-class HostRef(NamedTuple):
-    uuid: str
-    name: str
 
 
 class LeaseHead(NamedTuple):
@@ -50,7 +46,7 @@ class LeaseHead(NamedTuple):
     generation: int
 
 
-class LeaseRepository(LeaseEventRows):
+class LeaseRepository(LeaseEventRows, StandInHosts):
     """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
     on the session's connection: building a statement and the ORM's execution path cost several times
     what SQLite spends on such a one-row statement. Those with int and str parameters and results run
@@ -256,67 +252,6 @@ class LeaseRepository(LeaseEventRows):
         ids = pad(sorted(set(consumer_ids)))
         params = {f"k{i}": cid for i, cid in enumerate(ids)}
         return run_rows(self._core(), _allocations_of, len(ids), params) if ids else []
-
-    # -- stand-in hosts -----------------------------------------------------------------------------------
-    def alternate_hosts(
-        self, host_uuid: str, classes: Collection[str], exclude: Collection[str]
-    ) -> list[HostRef]:
-        """Hosts that can stand in for ``host_uuid``: of the same site (parent), with exactly its traits
-        and an inventory of every class in ``classes``, not in ``exclude`` (uuids), by name. Empty when
-        ``host_uuid`` is not a host of a site. Only the shape is checked here; whether a candidate has
-        room is for the claim to prove, under its locks."""
-        session = self.session
-        host = session.execute(
-            select(providers.c.id, providers.c.kind, providers.c.parent_id).where(
-                providers.c.uuid == host_uuid
-            )
-        ).first()
-        if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
-            return []
-        traits_of = self._traits_by_provider(int(host.parent_id))
-        candidates = session.execute(
-            select(providers.c.id, providers.c.uuid, providers.c.name)
-            .where(
-                providers.c.parent_id == host.parent_id,
-                providers.c.kind == ProviderKind.HOST.value,
-                providers.c.id != host.id,
-            )
-            .order_by(providers.c.name)
-        ).all()
-        inv = self._classes_by_provider([int(c.id) for c in candidates])
-        want_traits = traits_of.get(int(host.id), frozenset())
-        wanted = set(classes)
-        return [
-            HostRef(str(c.uuid), str(c.name))
-            for c in candidates
-            if str(c.uuid) not in exclude
-            and traits_of.get(int(c.id), frozenset()) == want_traits
-            and wanted <= inv.get(int(c.id), frozenset())
-        ]
-
-    def _traits_by_provider(self, parent_id: int) -> dict[int, frozenset[str]]:
-        rows = self.session.execute(
-            select(provider_traits.c.provider_id, provider_traits.c.trait)
-            .select_from(provider_traits.join(providers, providers.c.id == provider_traits.c.provider_id))
-            .where(providers.c.parent_id == parent_id)
-        ).all()
-        out: dict[int, set[str]] = {}
-        for pid, trait in rows:
-            out.setdefault(int(pid), set()).add(str(trait))
-        return {k: frozenset(v) for k, v in out.items()}
-
-    def _classes_by_provider(self, ids: list[int]) -> dict[int, frozenset[str]]:
-        if not ids:
-            return {}
-        rows = self.session.execute(
-            select(inventories.c.provider_id, inventories.c.resource_class).where(
-                inventories.c.provider_id.in_(ids)
-            )
-        ).all()
-        out: dict[int, set[str]] = {}
-        for pid, rc in rows:
-            out.setdefault(int(pid), set()).add(str(rc))
-        return {k: frozenset(v) for k, v in out.items()}
 
 
 def _on_site(site: str) -> Any:
