@@ -1,14 +1,17 @@
 """Statements compiled once and run on the DBAPI cursor, inside the session's transaction: the hot path
-of the claim (``store/claims/general.py``) and of the lease's writes (``store/repositories/leases.py``).
+of the claim (``store/claims/general.py``) and of the lease's writes and hot reads
+(``store/repositories/leases.py``, ``lease_event_rows.py``, ``store/calendar_changes.py``).
 
 A one-row statement through SQLAlchemy's execution path (cache-key walk, parameter processing, result
 metadata) costs several times what SQLite spends running it; ``run_compiled`` compiles each statement
 once per (dialect, list length) and hands the SQL string to the driver (measured in
-docs/decisions/0016-claims-in-two-round-trips.md and 0048-lease-writes-prebuilt.md). The parameters a
-call gives pass their types' bind processors (a datetime is stored as SQLAlchemy stores it); constants
-compiled into the statement and the result rows are not processed, so use it for statements whose
-constants and result columns are ints, strings and NULLs. Errors still surface the SQLAlchemy way
-(``dbapi_error``); statement events (``before_cursor_execute``) do not fire.
+docs/decisions/0016-claims-in-two-round-trips.md, 0048-lease-writes-prebuilt.md and
+0054-lease-reads-prebuilt.md). The parameters a call gives pass their types' bind processors (a datetime
+is stored as SQLAlchemy stores it); constants compiled into the statement are not processed (keep them
+ints, strings and NULLs). ``run_compiled`` answers raw tuples (for int, string and NULL columns);
+``run_rows`` answers named rows through the columns' result processors (datetimes, booleans). Errors
+still surface the SQLAlchemy way (``dbapi_error``); statement events (``before_cursor_execute``) do not
+fire.
 """
 
 from __future__ import annotations
