@@ -1,18 +1,22 @@
 """Statements compiled once and run on the DBAPI cursor, inside the session's transaction: the hot path
-of the claim (``store/claims/general.py``) and of the lease's writes (``store/repositories/leases.py``).
+of the claim (``store/claims/general.py``) and of the lease's writes and hot reads
+(``store/repositories/leases.py``, ``lease_event_rows.py``, ``store/calendar_changes.py``).
 
 A one-row statement through SQLAlchemy's execution path (cache-key walk, parameter processing, result
 metadata) costs several times what SQLite spends running it; ``run_compiled`` compiles each statement
 once per (dialect, list length) and hands the SQL string to the driver (measured in
-docs/decisions/0016-claims-in-two-round-trips.md and 0048-lease-writes-prebuilt.md). The parameters a
-call gives pass their types' bind processors (a datetime is stored as SQLAlchemy stores it); constants
-compiled into the statement and the result rows are not processed, so use it for statements whose
-constants and result columns are ints, strings and NULLs. Errors still surface the SQLAlchemy way
-(``dbapi_error``); statement events (``before_cursor_execute``) do not fire.
+docs/decisions/0016-claims-in-two-round-trips.md, 0048-lease-writes-prebuilt.md and
+0054-lease-reads-prebuilt.md). The parameters a call gives pass their types' bind processors (a datetime
+is stored as SQLAlchemy stores it); constants compiled into the statement are not processed (keep them
+ints, strings and NULLs). ``run_compiled`` answers raw tuples (for int, string and NULL columns);
+``run_rows`` answers named rows through the columns' result processors (datetimes, booleans). Errors
+still surface the SQLAlchemy way (``dbapi_error``); statement events (``before_cursor_execute``) do not
+fire.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -100,6 +104,73 @@ def run_compiled(conn: Connection, build: Build, n: int, params: dict[str, Any])
     tuples, unprocessed (ints, strings, NULLs as the driver gives them)."""
     comp = compiled(conn.dialect, build, n)
     return run_raw(conn, comp.string, _bound(comp, params))
+
+
+Results = tuple[Callable[..., Any], tuple[tuple[int, Callable[[Any], Any]], ...]]
+_RESULTS: dict[tuple[str, Build, int], Results] = {}
+
+
+def run_rows(conn: Connection, build: Build, n: int, params: dict[str, Any]) -> list[Any]:
+    """``run_compiled`` for a SELECT whose rows are read by column name or hold typed values (a
+    datetime): each row a named tuple of the statement's columns, every value passed through its
+    type's result processor, as ``Connection.execute`` would give it. The processors are SQLAlchemy's
+    own, chosen (once per statement) from the driver's column types, as its result does."""
+    comp = compiled(conn.dialect, build, n)
+    key = (conn.dialect.name, build, n)
+    found = _RESULTS.get(key)
+    rows, description = _run_read(conn, comp.string, _bound(comp, params))
+    if found is None:
+        found = _RESULTS[key] = _results(build(n), conn.dialect, description)
+    make, results = found
+    if not results:
+        return [make(*r) for r in rows]
+    out = []
+    for r in rows:
+        values = list(r)
+        for i, process in results:
+            values[i] = process(values[i])
+        out.append(make(*values))
+    return out
+
+
+def _results(stmt: Any, dialect: Dialect, description: Sequence[Any]) -> Results:
+    """A SELECT's row type (its columns' keys) and the result processors its columns' types have on
+    ``dialect`` for the driver's column types (``description``)."""
+    columns = list(stmt.selected_columns)
+    keys = [str(c.key) for c in columns]
+    procs = tuple(
+        (i, proc)
+        for i, (c, d) in enumerate(zip(columns, description, strict=True))
+        if (proc := c.type.dialect_impl(dialect).result_processor(dialect, d[1])) is not None
+    )
+    return _row_type(keys), procs
+
+
+def _row_type(keys: Sequence[str]) -> Callable[..., Any]:
+    """A named tuple of ``keys`` that, like SQLAlchemy's ``Row``, also answers ``_mapping``."""
+    base = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
+
+    class Row(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(self._asdict())
+
+    return Row
+
+
+def _run_read(conn: Connection, sql: str, params: Any) -> tuple[list[Any], Sequence[Any]]:
+    """``run_raw``, with the cursor's description."""
+    dbapi_conn = conn.connection
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()), tuple(cursor.description)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise dbapi_error(conn.dialect, exc, sql, params, conn, dbapi_conn, cursor) from exc
+    finally:
+        cursor.close()
 
 
 def run_raw(conn: Connection, sql: str, params: Any) -> list[Any]:

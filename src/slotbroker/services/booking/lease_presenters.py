@@ -3,13 +3,14 @@ notices they fired, for a page of leases in two queries."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from slotbroker.domain.claims import ConsumerStatus
-from slotbroker.domain.time import to_datetime as instant
+from slotbroker.domain.time import to_datetime
 from slotbroker.services.booking.lease_events import CANCELLED, ERROR
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
@@ -34,6 +35,8 @@ def _utc(value: datetime) -> datetime:
 
 def lease_views(uow: UnitOfWork, rows: Sequence[Any]) -> list[LeaseView]:
     """Lease views of consumer rows, with their allocations and events (two queries for the page)."""
+    # a lease's rows mostly share its start and end: each instant is made once (datetimes are immutable)
+    instant = functools.cache(to_datetime)
     ids = [int(r.id) for r in rows]
     allocs: dict[int, list[LeaseItemView]] = {i: [] for i in ids}
     events: dict[int, list[Any]] = {i: [] for i in ids}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from slotbroker.domain.claims import ConsumerKind
 from slotbroker.store import tables
+from slotbroker.store.prebuilt import fixed, run_rows
 from slotbroker.store.repositories.job_claims import JobClaimRepository
 from slotbroker.store.repositories.job_logs import JobLogRepository
 from slotbroker.store.repositories.job_rows import (
@@ -96,6 +97,8 @@ _LIVE_OF_LEASE = (
     .order_by(jobs.c.seq)
 )
 _LIVE_OF_LEASE_LOCKED = _LIVE_OF_LEASE.with_for_update()
+# every lease event asks (the planner's hook): compiled once, run on the cursor (store/prebuilt.py)
+_live_of_lease, _live_of_lease_locked = fixed(_LIVE_OF_LEASE), fixed(_LIVE_OF_LEASE_LOCKED)
 
 
 class JobRepository:
@@ -235,8 +238,8 @@ class JobRepository:
 
     def live_of_lease(self, lease_uuid: str) -> list[JobSnapshot]:
         """The lease's unfinished jobs, locked (PostgreSQL)."""
-        stmt = _LIVE_OF_LEASE_LOCKED if self._postgres() else _LIVE_OF_LEASE
-        return [JobSnapshot.of(r) for r in self.connection.execute(stmt, {"lease_uuid": lease_uuid})]
+        build = _live_of_lease_locked if self._postgres() else _live_of_lease
+        return [JobSnapshot.of(r) for r in run_rows(self.connection, build, 0, {"lease_uuid": lease_uuid})]
 
     def make_due(self, lease_uuid: str, now_ms: int) -> None:
         """The lease started: its jobs' steps waiting for a later time are due now."""

@@ -14,7 +14,16 @@ from sqlalchemy import BigInteger, Integer, String, bindparam, case, delete, ins
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from slotbroker.store.prebuilt import fixed, run_compiled, run_counted, run_many, session_connection
+from slotbroker.store.prebuilt import (
+    Build,
+    fixed,
+    pad,
+    run_compiled,
+    run_counted,
+    run_many,
+    run_rows,
+    session_connection,
+)
 from slotbroker.store.tables import lease_events
 
 
@@ -31,7 +40,9 @@ class LeaseEventRows:
 
     def events_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, kind, due_s, fired_at) of the leases' events, by due time."""
-        return list(self._core().execute(_EVENTS_OF, {"ids": list(consumer_ids)}))
+        ids = pad(sorted(set(consumer_ids)))
+        params = {f"k{i}": cid for i, cid in enumerate(ids)}
+        return run_rows(self._core(), _events_of, len(ids), params) if ids else []
 
     def reschedule_events(self, consumer_id: int, due: Mapping[str, int]) -> None:
         """(Re)schedule the lease's events (kind -> due): an unfired one moves to its new time, a
@@ -70,14 +81,14 @@ class LeaseEventRows:
 
     def events_due(self, now_s: int, kinds: Sequence[str], limit: int) -> list[int]:
         """Leases with unfired events of ``kinds`` due at ``now_s``, earliest first (no locks)."""
-        rows = self._core().execute(_events_due(tuple(kinds)), {"now": now_s, "limit": limit}).all()
-        return list(dict.fromkeys(int(r.consumer_id) for r in rows))
+        rows = run_compiled(self._core(), _events_due(tuple(kinds)), 0, {"now": now_s, "limit": limit})
+        return list(dict.fromkeys(int(cid) for (cid,) in rows))
 
     def lock_due_events(
         self, consumer_id: int, now_s: int, kinds: Sequence[str]
     ) -> list[tuple[int, str, int]]:
         """(id, kind, due_s) of the lease's unfired events due at ``now_s``, in firing order, locked."""
-        rows = self._core().execute(_lock_due(tuple(kinds)), {"cid": consumer_id, "now": now_s}).all()
+        rows = run_compiled(self._core(), _lock_due(tuple(kinds)), 0, {"cid": consumer_id, "now": now_s})
         return [(int(i), str(k), int(d)) for i, k, d in rows]
 
     def mark_fired(self, event_id: int, fired_at: datetime) -> bool:
@@ -85,11 +96,17 @@ class LeaseEventRows:
         return run_counted(self._core(), _mark_fired, {"event_id": event_id, "fired": fired_at}) == 1
 
 
-_EVENTS_OF = (
-    select(lease_events.c.consumer_id, lease_events.c.kind, lease_events.c.due_s, lease_events.c.fired_at)
-    .where(lease_events.c.consumer_id.in_(bindparam("ids", expanding=True)))
-    .order_by(lease_events.c.due_s, lease_events.c.id)
-)
+@functools.cache
+def _events_of(n: int) -> Any:
+    """The events of the leases :k0 ... :k(n-1), by due time (``events_of``)."""
+    e = lease_events.c
+    return (
+        select(e.consumer_id, e.kind, e.due_s, e.fired_at)
+        .where(e.consumer_id.in_([bindparam(f"k{i}", type_=e.consumer_id.type) for i in range(n)]))
+        .order_by(e.due_s, e.id)
+    )
+
+
 _ADD_EVENT = insert(lease_events).values(
     consumer_id=bindparam("consumer_id"),
     kind=bindparam("kind"),
@@ -134,9 +151,10 @@ def _reschedule_unfired(n: int) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _lock_due(kinds: tuple[str, ...]) -> Any:
-    """The statement of ``lock_due_events``, built once per ``kinds``."""
-    return (
+def _lock_due(kinds: tuple[str, ...]) -> Build:
+    """The builder of ``lock_due_events``' statement, made once per ``kinds`` (the builder is
+    ``prebuilt``'s key: the statement is compiled once per dialect)."""
+    return fixed(
         select(lease_events.c.id, lease_events.c.kind, lease_events.c.due_s)
         .where(
             lease_events.c.consumer_id == bindparam("cid"),
@@ -150,9 +168,10 @@ def _lock_due(kinds: tuple[str, ...]) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _events_due(kinds: tuple[str, ...]) -> Any:
-    """The statement of ``events_due``, built once per ``kinds`` (the event loop asks every tick)."""
-    return (
+def _events_due(kinds: tuple[str, ...]) -> Build:
+    """The builder of ``events_due``' statement, made once per ``kinds`` (the event loop asks every
+    tick; compiled once per dialect)."""
+    return fixed(
         select(lease_events.c.consumer_id)
         .where(
             lease_events.c.fired_at.is_(None),

@@ -1,8 +1,10 @@
-"""Leases (consumers of kind ``lease``) and their allocation rows, and the hosts that may stand in for a
-lease's host; their scheduled events are ``lease_event_rows``' (the repository inherits them)."""
+"""Leases (consumers of kind ``lease``) and their allocation rows; their scheduled events are
+``lease_event_rows``' and the hosts that may stand in for a lease's host ``lease_hosts``' (the repository
+inherits both)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
@@ -19,23 +21,18 @@ from sqlalchemy.orm import Session
 from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerStatus
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
-from slotbroker.store.prebuilt import fixed, run_compiled, run_counted
+from slotbroker.store.prebuilt import fixed, pad, run_compiled, run_counted, run_rows
 from slotbroker.store.repositories.lease_event_rows import LeaseEventRows
+from slotbroker.store.repositories.lease_hosts import HostRef as HostRef  # callers import it from here
+from slotbroker.store.repositories.lease_hosts import StandInHosts
 from slotbroker.store.repositories.usage import stop_rows
 from slotbroker.store.tables import (
     allocations,
     consumers,
     facility_ports,
-    inventories,
     links,
-    provider_traits,
     providers,
 )
-
-
-class HostRef(NamedTuple):
-    uuid: str
-    name: str
 
 
 class LeaseHead(NamedTuple):
@@ -49,7 +46,7 @@ class LeaseHead(NamedTuple):
     generation: int
 
 
-class LeaseRepository(LeaseEventRows):
+class LeaseRepository(LeaseEventRows, StandInHosts):
     """The lease's hot statements (every create, tick and end runs them) are built once, below, and run
     on the session's connection: building a statement and the ORM's execution path cost several times
     what SQLite spends on such a one-row statement. Those with int and str parameters and results run
@@ -61,7 +58,8 @@ class LeaseRepository(LeaseEventRows):
     # -- the lease row -----------------------------------------------------------------------------------
     def find(self, lease_id: str, *, lock: bool = False) -> Any:
         """The consumer row of lease ``lease_id`` (every column), or None; ``lock``: ``FOR UPDATE``."""
-        return self._core().execute(_FIND_LOCKED if lock else _FIND, {"lease_id": lease_id}).first()
+        rows = run_rows(self._core(), _find_locked if lock else _find, 0, {"lease_id": lease_id})
+        return rows[0] if rows else None
 
     def lock_head(self, lease_id: str) -> LeaseHead | None:
         """``find(lease_id, lock=True)``, only the columns a change of times or status needs."""
@@ -71,7 +69,8 @@ class LeaseRepository(LeaseEventRows):
     def lock_to_fire(self, consumer_id: int) -> Any:
         """(id, uuid, project) of lease ``consumer_id``, locked; None when another writer holds it
         (``SKIP LOCKED``) or it is gone."""
-        return self._core().execute(_LOCK_TO_FIRE, {"cid": consumer_id}).first()
+        rows = run_rows(self._core(), _lock_to_fire, 0, {"cid": consumer_id})
+        return rows[0] if rows else None
 
     def page(
         self,
@@ -250,68 +249,9 @@ class LeaseRepository(LeaseEventRows):
 
     def allocations_of(self, consumer_ids: Collection[int]) -> list[Any]:
         """(consumer_id, uuid, name, resource_class, amount, vlan_tag, start_s, end_s) of the leases' rows."""
-        return list(self._core().execute(_ALLOCATIONS_OF, {"ids": list(consumer_ids)}))
-
-    # -- stand-in hosts -----------------------------------------------------------------------------------
-    def alternate_hosts(
-        self, host_uuid: str, classes: Collection[str], exclude: Collection[str]
-    ) -> list[HostRef]:
-        """Hosts that can stand in for ``host_uuid``: of the same site (parent), with exactly its traits
-        and an inventory of every class in ``classes``, not in ``exclude`` (uuids), by name. Empty when
-        ``host_uuid`` is not a host of a site. Only the shape is checked here; whether a candidate has
-        room is for the claim to prove, under its locks."""
-        session = self.session
-        host = session.execute(
-            select(providers.c.id, providers.c.kind, providers.c.parent_id).where(
-                providers.c.uuid == host_uuid
-            )
-        ).first()
-        if host is None or host.kind != ProviderKind.HOST.value or host.parent_id is None:
-            return []
-        traits_of = self._traits_by_provider(int(host.parent_id))
-        candidates = session.execute(
-            select(providers.c.id, providers.c.uuid, providers.c.name)
-            .where(
-                providers.c.parent_id == host.parent_id,
-                providers.c.kind == ProviderKind.HOST.value,
-                providers.c.id != host.id,
-            )
-            .order_by(providers.c.name)
-        ).all()
-        inv = self._classes_by_provider([int(c.id) for c in candidates])
-        want_traits = traits_of.get(int(host.id), frozenset())
-        wanted = set(classes)
-        return [
-            HostRef(str(c.uuid), str(c.name))
-            for c in candidates
-            if str(c.uuid) not in exclude
-            and traits_of.get(int(c.id), frozenset()) == want_traits
-            and wanted <= inv.get(int(c.id), frozenset())
-        ]
-
-    def _traits_by_provider(self, parent_id: int) -> dict[int, frozenset[str]]:
-        rows = self.session.execute(
-            select(provider_traits.c.provider_id, provider_traits.c.trait)
-            .select_from(provider_traits.join(providers, providers.c.id == provider_traits.c.provider_id))
-            .where(providers.c.parent_id == parent_id)
-        ).all()
-        out: dict[int, set[str]] = {}
-        for pid, trait in rows:
-            out.setdefault(int(pid), set()).add(str(trait))
-        return {k: frozenset(v) for k, v in out.items()}
-
-    def _classes_by_provider(self, ids: list[int]) -> dict[int, frozenset[str]]:
-        if not ids:
-            return {}
-        rows = self.session.execute(
-            select(inventories.c.provider_id, inventories.c.resource_class).where(
-                inventories.c.provider_id.in_(ids)
-            )
-        ).all()
-        out: dict[int, set[str]] = {}
-        for pid, rc in rows:
-            out.setdefault(int(pid), set()).add(str(rc))
-        return {k: frozenset(v) for k, v in out.items()}
+        ids = pad(sorted(set(consumer_ids)))
+        params = {f"k{i}": cid for i, cid in enumerate(ids)}
+        return run_rows(self._core(), _allocations_of, len(ids), params) if ids else []
 
 
 def _on_site(site: str) -> Any:
@@ -369,21 +309,30 @@ _SET_STATUS = (
     .values(status=bindparam("new_status"), generation=consumers.c.generation + 1)
 )
 _SET_STATUS_FROM = _SET_STATUS.where(consumers.c.status == bindparam("only_from"))
-_ALLOCATIONS_OF = (
-    select(
-        allocations.c.consumer_id,
-        providers.c.uuid,
-        providers.c.name,
-        allocations.c.resource_class,
-        allocations.c.amount,
-        allocations.c.vlan_tag,
-        allocations.c.start_s,
-        allocations.c.end_s,
+
+
+@functools.cache
+def _allocations_of(n: int) -> Any:
+    """The rows of the leases :k0 ... :k(n-1) with their provider, by row id (``allocations_of``)."""
+    return (
+        select(
+            allocations.c.consumer_id,
+            providers.c.uuid,
+            providers.c.name,
+            allocations.c.resource_class,
+            allocations.c.amount,
+            allocations.c.vlan_tag,
+            allocations.c.start_s,
+            allocations.c.end_s,
+        )
+        .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
+        .where(
+            allocations.c.consumer_id.in_([bindparam(f"k{i}", type_=consumers.c.id.type) for i in range(n)])
+        )
+        .order_by(allocations.c.id)
     )
-    .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
-    .where(allocations.c.consumer_id.in_(bindparam("ids", expanding=True)))
-    .order_by(allocations.c.id)
-)
+
+
 _DELETE_ROWS_OF = delete(allocations).where(allocations.c.consumer_id == bindparam("cid"))
 _STRETCH_ROWS = (
     update(allocations)
@@ -399,6 +348,9 @@ _DELETE_CONSUMER = delete(consumers).where(consumers.c.id == bindparam("cid"))
 
 
 # The statements above that run compiled once (``store/prebuilt.py``), as its builders.
+_find = fixed(_FIND)
+_find_locked = fixed(_FIND_LOCKED)
+_lock_to_fire = fixed(_LOCK_TO_FIRE)
 _lock_head = fixed(_LOCK_HEAD)
 _set_times = fixed(_SET_TIMES)
 _delete_rows_of = fixed(_DELETE_ROWS_OF)
