@@ -91,6 +91,7 @@ class LeaseCompactor:
         self.clock = clock
         self.max_attempts = max_attempts
         self.searches = 0  # full searches on an index without the lease (the cheap pre-check passed)
+        self.batch_reads = True  # a batch reads its leases at once (False: one by one, the plain path)
 
     # -- one lease ------------------------------------------------------------------------------------------
     def compact(
@@ -135,7 +136,7 @@ class LeaseCompactor:
         own transaction and sees the moves before it; one that cannot move is reported with why."""
         now = self.clock() if now_s is None else now_s
         ids = list(body.leases) if body.leases is not None else self._pending(project, body.limit)
-        reads = self._reads(project, ids, batch=True)
+        reads = self._reads(project, ids, batch=self.batch_reads)
         out: list[CompactionOutcome] = []
         for lease_id in ids:
             out.append(self._outcome(reads, lease_id, now, body))
