@@ -125,7 +125,8 @@ def test_the_batch_read_is_the_single_read(w: World) -> None:
             if got is not None and one is not None:
                 assert dataclasses.replace(got, rows=()) == dataclasses.replace(one, rows=())
                 assert [tuple(r)[:9] for r in got.rows] == [tuple(r) for r in one.rows]
-                assert got.vectors == one.vectors and got.hosts_only == one.hosts_only
+                assert got.vectors == one.vectors
+                assert got.hosts_only == one.hosts_only
 
 
 def test_reads_are_kept_across_the_pass_own_moves(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,7 +148,8 @@ def test_reads_are_kept_across_the_pass_own_moves(w: World, monkeypatch: pytest.
     monkeypatch.setattr(lease_compact_reads, "read_pass", counted)
     report = w.compact([a.id, b.id, c.id])
     assert [int(o.start.timestamp()) for o in report.items if o.start] == [NOW, NOW + 100, NOW + 200]
-    assert seen == [] and len(batches) == 1
+    assert seen == []
+    assert len(batches) == 1
 
 
 def test_another_writers_commit_takes_the_reads_again(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,13 +192,18 @@ def test_pass_reads_validity(w: World) -> None:
     b = w.lease(h, NOW + 300, NOW + 400)
     reads = PassReads(w.svc.db, "p", lambda i: w.svc.compaction.read(i, "p"), [a.id, b.id], True)
     ra, rb = reads.get(a.id), reads.get(b.id)
-    assert ra is not None and rb is not None and reads.kept(ra) and reads.kept(rb)
+    assert ra is not None
+    assert rb is not None
+    assert reads.kept(ra)
+    assert reads.kept(rb)
     assert reads.valid(rb, w.svc.calendar.current(NOW).generation)
     w.lease(h, NOW, NOW + 50, project="other")  # somebody else's commit
     assert not reads.valid(rb, w.svc.calendar.current(NOW).generation)
     reads.refresh()
     rb2 = reads.get(b.id)
-    assert rb2 is not None and rb2 is not rb and reads.valid(rb2, w.svc.calendar.current(NOW).generation)
+    assert rb2 is not None
+    assert rb2 is not rb
+    assert reads.valid(rb2, w.svc.calendar.current(NOW).generation)
 
 
 # -- the property: the batch pass is the plain pass --------------------------------------------------------
