@@ -269,3 +269,24 @@ def test_the_batch_pass_is_the_plain_pass(
             ]
         )
     assert outcomes[0] == outcomes[1]
+
+
+def test_one_generation_read_serves_examinations_until_a_move(w: World) -> None:
+    """Leases that cannot move share the pass's first generation read; a move makes the next one read
+    anew (the cache replays the move's report against it)."""
+    (h,) = w.site(1)
+    w.lease(h, NOW, NOW + 500, project="other")
+    stuck = [w.lease(h, NOW + 500 + 100 * i, NOW + 600 + 100 * i) for i in range(3)]
+    w.svc.calendar.current(NOW)
+    reads = w.svc.calendar._reads
+    before = reads.reads
+    report = w.compact([v.id for v in stuck])
+    assert report.moved == 0
+    assert reads.reads - before == 1
+    (g,) = w.site(1)
+    movers = [w.lease(g, NOW + 100, NOW + 200), w.lease(g, NOW + 300, NOW + 400)]
+    w.svc.calendar.current(NOW)
+    before = reads.reads
+    report = w.compact([movers[0].id, stuck[0].id, movers[1].id, stuck[1].id])
+    assert report.moved == 2
+    assert reads.reads - before == 3  # the pass's first, then one after each move

@@ -215,7 +215,7 @@ class LeaseCompactor:
                 raise _Stay(NOT_COMPACTABLE, lease)
             if lease.start <= now:
                 return lease, None
-            cached = self.find_slot.calendar.current(now)
+            cached = self.find_slot.calendar.current(now, arrived=reads.taken_at)
             if not reads.valid(lease, cached.generation):
                 if reads.kept(lease):  # the calendar moved by more than this pass's own moves
                     reads.refresh()

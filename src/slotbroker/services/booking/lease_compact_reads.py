@@ -15,6 +15,14 @@ by more (another writer, or a commit of ours that failed to report), the kept re
 one batch (``refresh``); after ``MAX_REFRESHES`` of those in a pass (a busy calendar), the rest of the
 pass reads each lease alone, as the single-lease path does.
 
+The calendar each examination searches is the cache's as of a generation read begun after the latest of
+these reads (``taken_at``, the ``arrived`` of ``CalendarCache.current``), the contract of every find-slot
+answer: an examination that follows one that did not move reuses that read instead of reading the
+generation again; after a move of the pass the cache has its report and reads the generation anew to
+replay it. A read begun after a lease read sees at least that read's generation, so ``valid`` compares
+like with like; another writer's commit since is seen at the next fresh read, the move's proof in SQL
+guarding in between.
+
 What a read must be exact about is what the calendar counts (rows, status); the rest (name, the lease's
 generation) is what the plain read gives too, re-proven where it matters by the move's compare-and-swap
 on the lease's generation under its lock, with the capacity proven in SQL in that transaction.
@@ -22,6 +30,7 @@ on the lease's generation under its lock, with the capacity proven in SQL in tha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from slotbroker.services.booking.lease_shape import LeaseRead
@@ -77,13 +86,16 @@ class PassReads:
         self.project = project
         self.read_one = read_one
         self._kept: dict[str, LeaseRead | None] = read_pass(db, lease_ids, project) if batch else {}
+        self.taken_at = time.monotonic()  # when the latest read (batch or one lease) was done
         self._own = 0  # bumps of this pass's own commits since the kept reads were taken
         self.refreshes = 0
 
     def get(self, lease_id: str) -> LeaseRead | None:
         if lease_id in self._kept:
             return self._kept[lease_id]
-        return self.read_one(lease_id)
+        read = self.read_one(lease_id)
+        self.taken_at = time.monotonic()
+        return read
 
     def kept(self, lease: LeaseRead) -> bool:
         """Whether ``lease`` is one of the pass's reads (else a plain read, exact at its own generation)."""
@@ -120,4 +132,5 @@ class PassReads:
             return
         self.refreshes += 1
         self._kept = read_pass(self.db, list(self._kept), self.project)
+        self.taken_at = time.monotonic()
         self._own = 0
