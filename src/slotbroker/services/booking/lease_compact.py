@@ -7,6 +7,8 @@ copy), and ``find_slots`` searches it with the request the lease stands for. The
 ``LeaseService.move_in``: the update's machinery (quotas, the claim's capacity proof, the host-swap rule,
 the generation compare-and-swap, events) in one transaction.
 Decision 0039 argues why the answer is exact and why a batch moves each lease in its own transaction.
+A batch reads its leases at once and keeps those reads while only its own moves commit
+(``lease_compact_reads.py``, decision 0052).
 
 The request a lease stands for is ``lease_shape.py``'s. A lease holding a link, a facility port or a
 VLAN tag cannot be asked for that way and is not compacted (``not_compactable``).
