@@ -7,6 +7,8 @@ copy), and ``find_slots`` searches it with the request the lease stands for. The
 ``LeaseService.move_in``: the update's machinery (quotas, the claim's capacity proof, the host-swap rule,
 the generation compare-and-swap, events) in one transaction.
 Decision 0039 argues why the answer is exact and why a batch moves each lease in its own transaction.
+A batch reads its leases at once and keeps those reads while only its own moves commit
+(``lease_compact_reads.py``, decision 0052).
 
 The request a lease stands for is ``lease_shape.py``'s. A lease holding a link, a facility port or a
 VLAN tag cannot be asked for that way and is not compacted (``not_compactable``).
@@ -31,6 +33,7 @@ from slotbroker.domain.time import to_datetime
 from slotbroker.engine.calendar import CalendarIndex
 from slotbroker.engine.results import Window
 from slotbroker.services.booking.alternates import repoint_placement
+from slotbroker.services.booking.lease_compact_reads import PassReads
 from slotbroker.services.booking.lease_shape import (
     LeaseRead,
     by_component,
@@ -46,6 +49,7 @@ from slotbroker.services.booking.leases import LeaseService
 from slotbroker.services.find_slot.calendar_cache import CachedIndex
 from slotbroker.services.find_slot.service import FindSlotService
 from slotbroker.services.retry import MAX_ATTEMPTS, retrying
+from slotbroker.store.calendar_changes import CalendarChanges
 from slotbroker.store.unit_of_work import UnitOfWork
 from slotbroker.wire.leases import (
     CompactionOutcome,
@@ -89,6 +93,7 @@ class LeaseCompactor:
         self.clock = clock
         self.max_attempts = max_attempts
         self.searches = 0  # full searches on an index without the lease (the cheap pre-check passed)
+        self.batch_reads = True  # a batch reads its leases at once (False: one by one, the plain path)
 
     # -- one lease ------------------------------------------------------------------------------------------
     def compact(
@@ -100,8 +105,9 @@ class LeaseCompactor:
         ``not_compactable``), ``Forbidden`` (a quota) like a move would."""
         now = self.clock() if now_s is None else now_s
         try:
+            reads = self._reads(project, [lease_id], batch=False)
             lease, start = self._compact(
-                lease_id, project, now, body.allow_host_swap, body.policy, body.generation
+                reads, lease_id, now, body.allow_host_swap, body.policy, body.generation
             )
         except _Stay as stay:
             if stay.reason == GONE:
@@ -132,16 +138,19 @@ class LeaseCompactor:
         own transaction and sees the moves before it; one that cannot move is reported with why."""
         now = self.clock() if now_s is None else now_s
         ids = list(body.leases) if body.leases is not None else self._pending(project, body.limit)
+        reads = self._reads(project, ids, batch=self.batch_reads)
         out: list[CompactionOutcome] = []
         for lease_id in ids:
-            out.append(self._outcome(lease_id, project, now, body))
+            out.append(self._outcome(reads, lease_id, now, body))
+            reads.drop(lease_id)  # examined: a later mention of it reads it afresh
         return CompactionReport(items=out, moved=sum(o.moved for o in out))
 
-    def _outcome(
-        self, lease_id: str, project: str | None, now: int, body: CompactLeases
-    ) -> CompactionOutcome:
+    def _reads(self, project: str | None, ids: list[str], *, batch: bool) -> PassReads:
+        return PassReads(self.db, project, lambda lease_id: self.read(lease_id, project), ids, batch)
+
+    def _outcome(self, reads: PassReads, lease_id: str, now: int, body: CompactLeases) -> CompactionOutcome:
         try:
-            lease, start = self._compact(lease_id, project, now, body.allow_host_swap, body.policy, None)
+            lease, start = self._compact(reads, lease_id, now, body.allow_host_swap, body.policy, None)
         except _Stay as stay:
             seen = stay.lease
             return CompactionOutcome(
@@ -184,8 +193,8 @@ class LeaseCompactor:
     # -- the use case ---------------------------------------------------------------------------------------
     def _compact(
         self,
+        reads: PassReads,
         lease_id: str,
-        project: str | None,
         now: int,
         swap: bool,
         policy: str,
@@ -194,7 +203,7 @@ class LeaseCompactor:
         """(the lease as read, its new start or None when it stays). Raises ``_Stay`` when it cannot
         move at all (not found, not PENDING, not made of host resources)."""
         for _ in range(self.max_attempts):
-            lease = self.read(lease_id, project)
+            lease = reads.get(lease_id)
             if lease is None:
                 raise _Stay(GONE, None)
             if generation is not None and lease.generation != generation:
@@ -208,9 +217,11 @@ class LeaseCompactor:
                 raise _Stay(NOT_COMPACTABLE, lease)
             if lease.start <= now:
                 return lease, None
-            cached = self.find_slot.calendar.current(now)
-            if cached.generation != lease.calendar_generation:
-                continue  # the calendar moved between the two reads: read both again
+            cached = self.find_slot.calendar.current(now, arrived=reads.taken_at)
+            if not reads.valid(lease, cached.generation):
+                if reads.kept(lease):  # the calendar moved by more than this pass's own moves
+                    reads.refresh()
+                continue  # read both again
             topo = cached.index.topo
             known = host_maps(topo.hosts, topo.host_row).ids
             if any(pid not in known for pid in lease.vectors):
@@ -223,12 +234,14 @@ class LeaseCompactor:
                 return lease, None
             window, grouped = found
             try:
-                self._move(lease, cached, window, now, grouped, swap)
+                reads.moved(self._move(lease, cached, window, now, grouped, swap))
             except CapacityConflict:
+                reads.drop(lease_id)
                 continue  # another writer took the room after the calendar was read: ask again
             except ConcurrentUpdate as exc:
                 if exc.code != "concurrent_update":
                     raise
+                reads.drop(lease_id)
                 continue  # the lease changed since it was read: read it again (a stale caller is refused)
             return lease, window.start
         raise ConcurrentUpdate(f"lease {lease_id}: the calendar kept changing; try again")
@@ -303,10 +316,10 @@ class LeaseCompactor:
 
     def _move(
         self, lease: LeaseRead, cached: CachedIndex, window: Window, now: int, grouped: bool, swap: bool
-    ) -> None:
+    ) -> CalendarChanges | None:
         """Book the window (``grouped``: found for the swapping shape): the lease's hosts become the
         window's (placement repointed first, so a further swap by the claim repoints from there), then
-        ``move_in`` in the same transaction."""
+        ``move_in`` in the same transaction. Returns what the commit did to the calendar."""
         topo = cached.index.topo
         vectors = held(lease)
         wanted: list[tuple[int, str, int]] = []  # (host id, class, amount) per instance
@@ -317,7 +330,7 @@ class LeaseCompactor:
                 wanted.extend((pid, rc, n) for rc, n in sorted(vectors[olds[0]].items()))
             moves.update(pair(olds, news))
 
-        def attempt(_n: int) -> None:
+        def attempt(_n: int) -> CalendarChanges | None:
             with UnitOfWork(self.db) as uow:
                 ids = {*moves, *moves.values(), *(pid for pid, _, _ in wanted)}
                 uuid = {pid: str(r.uuid) for pid, r in uow.providers.by_id(sorted(ids)).items()}
@@ -330,9 +343,11 @@ class LeaseCompactor:
                     allow_host_swap=swap,
                 )
                 self.leases.move_in(uow, lease.id, change, items, now)
+                changes = uow.changes
                 uow.commit()
+                return changes
 
-        retrying(attempt, self.max_attempts)
+        return retrying(attempt, self.max_attempts)
 
 
 def stay_reason(lease: LeaseRead, now: int) -> str:
