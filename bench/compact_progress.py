@@ -21,15 +21,20 @@ from typing import Any
 import slotbroker.replay.service_path as service_path
 from slotbroker.replay.trace import prefix, read_swf
 
+HERE = Path(__file__).resolve().parents[1]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--jobs", default="all")
     parser.add_argument(
-        "--trace", type=Path, default=Path("/work/shared/traces/KTH-SP2_predictsim_log.swf.gz")
+        "--trace", type=Path, default=HERE.parent / "shared" / "traces" / "KTH-SP2_predictsim_log.swf.gz"
     )
     args = parser.parse_args()
+    if not args.trace.exists():
+        print(f"no trace at {args.trace} (../shared/traces beside the repository; --trace)", file=sys.stderr)
+        raise SystemExit(2)
     started = time.process_time()
     passes = 0
     plain = vars(service_path)["compact_waiting"]  # the name the replay calls
