@@ -7,89 +7,34 @@ holds a pass with the batch reads equal to the plain one-lease-at-a-time pass on
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from compact_world import NOW, World, at, world_fixture  # noqa: F401 - the fixture w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slotbroker.bootstrap import Services, build_services
+from slotbroker.bootstrap import build_services
 from slotbroker.config import Settings
 from slotbroker.domain.errors import CapacityConflict
-from slotbroker.domain.inventory import Inventory
-from slotbroker.domain.providers import ProviderKind
 from slotbroker.services.booking import lease_compact_reads
 from slotbroker.services.booking.lease_compact_reads import PassReads, read_pass
-from slotbroker.store.db import Database
-from slotbroker.wire import providers as cmd
 from slotbroker.wire.leases import (
     CompactionReport,
     CompactLeases,
-    CreateLease,
-    LeaseItemSpec,
-    LeaseView,
     UpdateLease,
 )
 
-NOW = 1_900_000_000
-_names = itertools.count()
 
-
-def at(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-class World:
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
-        self.region = svc.inventory.create_provider(
-            cmd.CreateProvider(name="preg", kind=ProviderKind.REGION)
-        ).uuid
-
-    def site(self, hosts: int, vcpu: int = 1) -> list[str]:
-        site = self.svc.inventory.create_provider(
-            cmd.CreateProvider(name=f"PSITE{next(_names)}", kind=ProviderKind.SITE, parent_uuid=self.region)
-        ).uuid
-        return [
-            self.svc.inventory.create_provider(
-                cmd.CreateProvider(
-                    name=f"ph{next(_names):05d}",
-                    kind=ProviderKind.HOST,
-                    parent_uuid=site,
-                    inventories={"VCPU": Inventory(total=vcpu)},
-                )
-            ).uuid
-            for _ in range(hosts)
-        ]
-
-    def lease(
-        self, host: str | list[str], start: int, end: int, amount: int = 1, project: str = "p"
-    ) -> LeaseView:
-        hosts = [host] if isinstance(host, str) else host
-        items = [LeaseItemSpec(provider_uuid=h, resource_class="VCPU", amount=amount) for h in hosts]
-        body = CreateLease(name=f"l{next(_names)}", start=at(start), end=at(end), items=items)
-        return self.svc.leases.create(body, project=project, now_s=NOW)
-
-    def compact(self, ids: list[str], batch: bool = True) -> CompactionReport:
-        compactor = self.svc.compaction
-        compactor.batch_reads = batch
-        try:
-            return compactor.compact_many(CompactLeases(leases=ids), project="p", now_s=NOW)
-        finally:
-            compactor.batch_reads = True
-
-
-@pytest.fixture
-def w(db: Database) -> Iterator[World]:
-    settings = Settings(
-        database_url=db.url, migrate_on_start=False, event_loop_interval_s=0, planner_workers=0
-    )
-    svc = build_services(settings, db)
-    yield World(svc)
-    svc.find_slot.shutdown()
+def compact_pass(w: World, ids: list[str], batch: bool = True) -> CompactionReport:
+    """``compact_many`` of ``ids`` at NOW, with the pass's batch reads on (as served) or off (the plain
+    one-lease-at-a-time reads, the reference)."""
+    compactor = w.svc.compaction
+    compactor.batch_reads = batch
+    try:
+        return compactor.compact_many(CompactLeases(leases=ids), project="p", now_s=NOW)
+    finally:
+        compactor.batch_reads = True
 
 
 def plain_reads(w: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -146,7 +91,7 @@ def test_reads_are_kept_across_the_pass_own_moves(w: World, monkeypatch: pytest.
         return taken(*args)
 
     monkeypatch.setattr(lease_compact_reads, "read_pass", counted)
-    report = w.compact([a.id, b.id, c.id])
+    report = compact_pass(w, [a.id, b.id, c.id])
     assert [int(o.start.timestamp()) for o in report.items if o.start] == [NOW, NOW + 100, NOW + 200]
     assert seen == []
     assert len(batches) == 1
@@ -178,7 +123,7 @@ def test_another_writers_commit_takes_the_reads_again(w: World, monkeypatch: pyt
         return out
 
     monkeypatch.setattr(lease_compact_reads, "read_pass", read_pass_then_move_b)
-    report = w.compact([a.id, b.id])
+    report = compact_pass(w, [a.id, b.id])
     assert len(refreshes) == 2  # the pass's read, then once more after the other writer's commit
     assert [int(o.start.timestamp()) for o in report.items if o.start] == [NOW, NOW]
     assert report.items[1].previous_start == at(NOW + 450)  # as the other writer left it
@@ -255,7 +200,7 @@ def test_the_batch_pass_is_the_plain_pass(
                 w.svc.leases.cancel(live.pop(i % len(live)), project=None, now_s=NOW)
         if not ids:
             return
-        report = w.compact(ids, batch=batch)
+        report = compact_pass(w, ids, batch=batch)
         row = {h: i for i, h in enumerate(hosts)}
         outcomes.append(
             [
@@ -280,13 +225,13 @@ def test_one_generation_read_serves_examinations_until_a_move(w: World) -> None:
     w.svc.calendar.current(NOW)
     reads = w.svc.calendar._reads
     before = reads.reads
-    report = w.compact([v.id for v in stuck])
+    report = compact_pass(w, [v.id for v in stuck])
     assert report.moved == 0
     assert reads.reads - before == 1
     (g,) = w.site(1)
     movers = [w.lease(g, NOW + 100, NOW + 200), w.lease(g, NOW + 300, NOW + 400)]
     w.svc.calendar.current(NOW)
     before = reads.reads
-    report = w.compact([movers[0].id, stuck[0].id, movers[1].id, stuck[1].id])
+    report = compact_pass(w, [movers[0].id, stuck[0].id, movers[1].id, stuck[1].id])
     assert report.moved == 2
     assert reads.reads - before == 3  # the pass's first, then one after each move

@@ -5,29 +5,15 @@ in one transaction otherwise, and the answer is the one cancelling the lease and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import pytest
-from test_lease_compact import NOW, World, at
+from compact_world import NOW, World, at, world_fixture  # noqa: F401 - the fixture w
 
-from slotbroker.bootstrap import build_services
-from slotbroker.config import Settings
 from slotbroker.domain.errors import NotFound
 from slotbroker.services.booking.lease_rebook import KEPT, MOVED, NOT_PENDING
-from slotbroker.store.db import Database
 from slotbroker.wire.leases import CreateLease, LeaseItemSpec, LeaseView
-
-
-@pytest.fixture
-def w(db: Database) -> Iterator[World]:
-    settings = Settings(
-        database_url=db.url, migrate_on_start=False, event_loop_interval_s=0, planner_workers=0
-    )
-    svc = build_services(settings, db)
-    yield World(svc)
-    svc.find_slot.shutdown()
 
 
 def ask(count: int, duration: int, now: int = NOW) -> dict[str, Any]:
