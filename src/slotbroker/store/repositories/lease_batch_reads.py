@@ -35,19 +35,22 @@ _HEADS = select(
     consumers.c.kind == ConsumerKind.LEASE.value,
 )
 
+# A lease's allocation row with its provider, as compaction and rehosting read it (``rows_from`` and
+# ``rows_of`` select these, in this order).
+ROW_WITH_PROVIDER = (
+    allocations.c.id,
+    allocations.c.resource_class,
+    allocations.c.amount,
+    allocations.c.vlan_tag,
+    providers.c.id.label("pid"),
+    providers.c.uuid,
+    providers.c.name,
+    providers.c.kind,
+    providers.c.parent_id,
+)
+
 _ROWS = (
-    select(
-        allocations.c.id,
-        allocations.c.resource_class,
-        allocations.c.amount,
-        allocations.c.vlan_tag,
-        providers.c.id.label("pid"),
-        providers.c.uuid,
-        providers.c.name,
-        providers.c.kind,
-        providers.c.parent_id,
-        allocations.c.consumer_id,  # last: the columns before it are rows_from's, in its order
-    )
+    select(*ROW_WITH_PROVIDER, allocations.c.consumer_id)  # the consumer last: rows_from's columns first
     .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
     .where(allocations.c.consumer_id.in_(bindparam("cids", expanding=True)), allocations.c.end_s > 0)
     .order_by(allocations.c.consumer_id, allocations.c.id)

@@ -22,6 +22,7 @@ from slotbroker.domain.claims import FREEING_STATUSES, ConsumerKind, ConsumerSta
 from slotbroker.domain.providers import ProviderKind
 from slotbroker.store import calendar_changes
 from slotbroker.store.prebuilt import fixed, pad, run_compiled, run_counted, run_rows
+from slotbroker.store.repositories.lease_batch_reads import ROW_WITH_PROVIDER
 from slotbroker.store.repositories.lease_event_rows import LeaseEventRows
 from slotbroker.store.repositories.lease_hosts import HostRef as HostRef  # callers import it from here
 from slotbroker.store.repositories.lease_hosts import StandInHosts
@@ -185,17 +186,7 @@ class LeaseRepository(LeaseEventRows, StandInHosts):
         vlan_tag, pid, uuid, name, kind, parent_id)."""
         return list(
             self.session.execute(
-                select(
-                    allocations.c.id,
-                    allocations.c.resource_class,
-                    allocations.c.amount,
-                    allocations.c.vlan_tag,
-                    providers.c.id.label("pid"),
-                    providers.c.uuid,
-                    providers.c.name,
-                    providers.c.kind,
-                    providers.c.parent_id,
-                )
+                select(*ROW_WITH_PROVIDER)
                 .select_from(allocations.join(providers, providers.c.id == allocations.c.provider_id))
                 .where(allocations.c.consumer_id == consumer_id, allocations.c.end_s > now_s)
                 .order_by(allocations.c.id)
