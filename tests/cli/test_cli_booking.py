@@ -203,3 +203,17 @@ def test_first_reads_one_more_than_it_keeps() -> None:
     assert first(items(100), 5) == ([0, 1, 2, 3, 4], True)
     assert read == [0, 1, 2, 3, 4, 5]
     assert first(items(0), 1) == ([], False)
+
+
+def test_an_error_stays_one_line_when_piped(url: CliServer) -> None:
+    """Piped (as under CliRunner), Rich wrapped error lines at 80 columns, cutting a message in two for
+    grep and logs; each error line is now whole."""
+    name = "CUSTOM_A_CLASS_NAME_LONG_ENOUGH_TO_PASS_EIGHTY_COLUMNS_X"
+    got = invoke(url, "find-slot", "-c", f"w:1:{name}=1", "--duration", "1h")
+    assert got.exit_code == 2, got.output
+    whole = f"unknown resource class '{name}': no inventory has it"
+    lines = got.output.splitlines()
+    assert any(line.startswith("error (422 validation_error)") and whole in line for line in lines), lines
+    assert any(line.startswith(f"  /components/0/resources/{name}") and whole in line for line in lines), (
+        lines
+    )

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the server's modules load only when an operator command run
 
 # soft_wrap: long lines (tokens, curl commands) stay whole, so they can be copied from the terminal
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+# An error stays one line however it is shown (piped, Rich wraps at 80 columns): grep and logs find it.
+err_console = Console(stderr=True, soft_wrap=True)
 
 DatabaseUrl = Annotated[
     str,

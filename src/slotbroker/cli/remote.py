@@ -33,7 +33,8 @@ R = TypeVar("R")
 
 # soft_wrap: long lines (tokens, ids) stay whole so they can be copied from the terminal
 console = Console(soft_wrap=True, emoji=False, markup=False, highlight=False)
-err_console = Console(stderr=True, emoji=False, highlight=False)
+# An error stays one line however it is shown (piped, Rich wraps at 80 columns): grep and logs find it.
+err_console = Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
 
 
 class Output(StrEnum):
