@@ -3,9 +3,10 @@
 ``PYTHONPATH=src python bench/transaction_floor.py [--calls 3000]``
 
 One JSON object, process CPU per call (ms), on a fresh migrated SQLite file as the replay uses
-(decision 0055 reads the 60-second target of issue 16 against these): a read-only unit of work with the
-calendar generation read; a writing one with the same read and its COMMIT; and, for scale, the same
-work on the bare ``sqlite3`` module (BEGIN IMMEDIATE, five inserts, a select, COMMIT).
+(decision 0055 reads the 60-second target of issue 16 against these): a unit of work that only takes its
+connection, read-only and writing (with its COMMIT); a writing one that also reads the calendar
+generation (one compiled statement on the cursor); SQLAlchemy Core's ``engine.begin()`` with one driver
+statement; and, for scale, the bare ``sqlite3`` module (BEGIN IMMEDIATE, five inserts, a select, COMMIT).
 """
 
 from __future__ import annotations
@@ -41,12 +42,21 @@ def main() -> None:
 
         def read() -> None:
             with UnitOfWork(db, readonly=True) as uow:
-                uow.calendar.generation()
+                uow.session.connection()
 
         def write() -> None:
             with UnitOfWork(db) as uow:
+                uow.session.connection()
+                uow.commit()
+
+        def write_generation() -> None:
+            with UnitOfWork(db) as uow:
                 uow.calendar.generation()
                 uow.commit()
+
+        def core() -> None:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("SELECT 1").first()
 
         con = sqlite3.connect(Path(tmp) / "bare.db", isolation_level=None)
         con.execute("PRAGMA journal_mode=WAL")
@@ -64,6 +74,8 @@ def main() -> None:
             "calls": args.calls,
             "unit_of_work_read_ms": per_call_ms(read, args.calls),
             "unit_of_work_write_ms": per_call_ms(write, args.calls),
+            "unit_of_work_write_generation_ms": per_call_ms(write_generation, args.calls),
+            "core_transaction_ms": per_call_ms(core, args.calls),
             "bare_sqlite3_write_ms": per_call_ms(bare, args.calls),
         }
         con.close()
