@@ -255,18 +255,7 @@ class LeaseCompactor:
                 return None
             rows = tuple(uow.leases.rows_from(int(row.id), 0))
             generation = uow.calendar.generation()
-        return LeaseRead(
-            id=lease_id,
-            consumer_id=int(row.id),
-            name=str(row.name),
-            project=str(row.project),
-            status=str(row.status),
-            start=int(row.start_s),
-            end=int(row.end_s),
-            generation=int(row.generation),
-            rows=rows,
-            calendar_generation=generation,
-        )
+        return LeaseRead.of(lease_id, row, rows, generation)
 
     def _earliest(
         self, lease: LeaseRead, cached: CachedIndex, now: int, swap: bool, policy: str

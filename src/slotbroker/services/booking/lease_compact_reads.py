@@ -56,20 +56,7 @@ def read_pass(db: Database, lease_ids: Sequence[str], project: str | None) -> di
     for lease_id in lease_ids:
         head = mine.get(lease_id)
         out[lease_id] = (
-            None
-            if head is None
-            else LeaseRead(
-                id=lease_id,
-                consumer_id=int(head.id),
-                name=str(head.name),
-                project=str(head.project),
-                status=str(head.status),
-                start=int(head.start_s),
-                end=int(head.end_s),
-                generation=int(head.generation),
-                rows=tuple(rows[int(head.id)]),
-                calendar_generation=generation,
-            )
+            None if head is None else LeaseRead.of(lease_id, head, tuple(rows[int(head.id)]), generation)
         )
     return out
 

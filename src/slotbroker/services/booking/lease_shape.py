@@ -44,6 +44,23 @@ class LeaseRead:
     rows: tuple[Any, ...]  # rows_from: (id, resource_class, amount, vlan_tag, pid, uuid, name, kind, ...)
     calendar_generation: int
 
+    @classmethod
+    def of(cls, lease_id: str, head: Any, rows: tuple[Any, ...], calendar_generation: int) -> LeaseRead:
+        """From the lease's consumer row ``head`` (id, name, project, status, start_s, end_s,
+        generation), its rows and the generation read with them."""
+        return cls(
+            id=lease_id,
+            consumer_id=int(head.id),
+            name=str(head.name),
+            project=str(head.project),
+            status=str(head.status),
+            start=int(head.start_s),
+            end=int(head.end_s),
+            generation=int(head.generation),
+            rows=rows,
+            calendar_generation=calendar_generation,
+        )
+
     @cached_property
     def hosts_only(self) -> bool:
         """Every row is a host's, without a VLAN tag: what compaction and re-placing can ask for."""
