@@ -58,11 +58,8 @@ def problems_detail(what: str, errors: list[FieldError]) -> str:
     if not errors:
         return f"{what} is invalid"
     first = errors[0]
-    text = (
-        first.detail
-        if first.detail.startswith(first.pointer.lstrip("/").replace("/", "."))
-        else (f"{first.pointer}: {first.detail}" if first.pointer else first.detail)
-    )
+    named = first.detail.startswith(first.pointer.lstrip("/").replace("/", "."))  # or no pointer at all
+    text = first.detail if named else f"{first.pointer}: {first.detail}"
     if len(errors) == 1:
         return f"{what} has 1 problem: {text}"
     return f"{what} has {len(errors)} problems; the first: {text}"
